@@ -1,0 +1,96 @@
+/* queue.h: the durable job queue inside the store, and the worker pool that runs it.
+ *
+ * A job's life (state kept in the store, one transition per committed transaction):
+ *
+ *   QUEUED --lease (run_at <= now)--> LEASED --handler DONE--> (deleted, with the
+ *      ^                                 |                      handler's commit)
+ *      |                                 +--handler RETRY, attempts left--> QUEUED
+ *      |                                 |     (run_at = now + backoff, or Retry-After)
+ *      +--lease expired (node died)------+
+ *      +--shutdown: lease given back-----+
+ *                                        +--handler FAIL, or attempts used up--> DEAD
+ *
+ * Enqueue happens inside the caller's own write transaction (outbox): the job exists
+ * exactly when the caller's write committed. Ack, retry and dead-letter check the
+ * lease token, so a worker whose lease expired cannot commit over another's.
+ * A handler's `commit` callback runs in the same transaction as the ack or retry, so
+ * "the result and the next jobs" are committed together.
+ */
+#ifndef HERALD_QUEUE_QUEUE_H
+#define HERALD_QUEUE_QUEUE_H
+
+#include "../store/store.h"
+#include "../util/arena.h"
+#include "../util/clock.h"
+#include "../util/rc.h"
+
+#include <stdint.h>
+
+struct queue;
+
+enum job_outcome { JOB_OUT_DONE = 0, JOB_OUT_RETRY = 1, JOB_OUT_FAIL = 2 };
+
+struct job_result {
+    int outcome;          /* enum job_outcome; DONE by default */
+    int64_t retry_at_ms;  /* RETRY: absolute time to run again; 0 = computed backoff */
+    char error[512];      /* RETRY/FAIL: why (kept on the job as last_error) */
+    store_txn_fn commit;  /* optional: runs in the transaction that acks/retries the job */
+    void *commit_arg;
+};
+
+/* A handler runs one job. It may block on I/O (bounded by the lease time). Strings
+ * it keeps past its return live in arena `a`, which lives until after the commit. */
+typedef void (*job_run_fn)(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
+
+struct job_handler {
+    const char *kind;  /* matches job_spec.kind */
+    job_run_fn run;
+    void *ctx;
+};
+
+struct queue_cfg {
+    int workers;                   /* threads; default 4 */
+    int64_t lease_ms;              /* default 60000 */
+    int64_t backoff_base_ms;       /* first retry delay; default 1000 */
+    int64_t backoff_max_ms;        /* cap on one delay; default 3600000 */
+    uint32_t max_attempts;         /* default for jobs that give 0; default 25 */
+    int64_t idle_poll_ms;          /* longest sleep when idle; default 250 */
+    int batch;                     /* jobs leased per round; default 16 */
+};
+
+struct queue_stats {
+    uint64_t done, retried, failed, dead, lost_lease; /* since start */
+};
+
+/* queue_cfg_defaults: fill the defaults above. */
+void queue_cfg_defaults(struct queue_cfg *cfg);
+
+/* queue_new: a queue over store s (not owned) with a handler table (copied; the
+ * kinds and ctx pointers must outlive the queue). Registers itself as the store's
+ * job listener. Caller owns the result; free with queue_free. */
+struct queue *queue_new(struct store *s, struct hclock *clock, const struct queue_cfg *cfg,
+                        const struct job_handler *handlers, size_t nhandlers);
+void queue_free(struct queue *q); /* stops first if running; NULL is a no-op */
+
+/* queue_enqueue: insert a job inside the caller's transaction. The job's run_at
+ * defaults to now (per the store's clock). Returns 0, HR_CONFLICT (dedup_key
+ * already present; *out_id is the existing job) or a store error. */
+int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_id) HR_MUSTCHECK;
+
+/* queue_start: start cfg.workers threads. Returns 0 or HR_IO. */
+int queue_start(struct queue *q) HR_MUSTCHECK;
+/* queue_stop: stop leasing, let running handlers finish (up to timeout_ms), give back
+ * leases of jobs not started, join the threads. Safe to call twice. */
+void queue_stop(struct queue *q, int64_t timeout_ms);
+/* queue_wake: wake idle workers (new jobs exist). Any thread. */
+void queue_wake(struct queue *q);
+/* queue_run_once: lease up to max runnable jobs and run them on the calling thread;
+ * *ran (may be NULL) gets how many ran. For tests and admin commands. */
+int queue_run_once(struct queue *q, size_t max, size_t *ran);
+void queue_get_stats(struct queue *q, struct queue_stats *out);
+
+/* queue_backoff_ms: delay before retry number `attempt` (1-based): exponential from
+ * base, capped at max, with full jitter from r in [0,1). Pure. */
+int64_t queue_backoff_ms(const struct queue_cfg *cfg, uint32_t attempt, double r);
+
+#endif

@@ -1,0 +1,183 @@
+/* store.h: herald's one storage interface. Every backend (SQLite now, PostgreSQL next)
+ * fills a `struct store_ops`; callers use the store_* wrappers below, never ->ops.
+ * Nothing outside src/store/ knows SQL, and nothing here assumes SQLite.
+ *
+ * Writes: store_write(s, fn, arg) runs fn inside a write transaction on the backend's
+ * writer. Concurrent callers are grouped into one transaction (group commit: one
+ * fsync for many requests); each fn runs inside its own savepoint, so a fn that
+ * returns < 0 rolls back only its own changes. store_write returns only after the
+ * group is durable (or failed), with fn's own rc, or the commit's error. Every
+ * write-side operation takes the `struct store_txn *` handed to fn, and may only be
+ * called from inside fn. fn must not block on anything but the store.
+ *
+ * Reads: store_* functions that take `struct store *` run on a reader connection of
+ * the calling thread and see committed data. Any thread may call them.
+ *
+ * Output strings of reads live in the arena passed in (valid until it is reset). */
+#ifndef HERALD_STORE_STORE_H
+#define HERALD_STORE_STORE_H
+
+#include "../util/arena.h"
+#include "../util/clock.h"
+#include "../util/rc.h"
+#include "../util/str.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* The base every backend's transaction embeds as its first member. */
+struct store_txn {
+    struct store *store;  /* the store this transaction writes to */
+    bool jobs_changed;    /* set when jobs became runnable: on_jobs runs after commit */
+};
+
+typedef int (*store_txn_fn)(struct store_txn *t, void *arg);
+
+/* ---- records ---------------------------------------------------------------- */
+
+enum key_kind { KEY_ADMIN = 1, KEY_WRITE = 2 };
+
+struct key_rec {
+    int64_t id;          /* assigned by the store */
+    int kind;            /* enum key_kind */
+    char prefix[16];     /* first characters of the key, shown in listings; unique */
+    char name[64];       /* operator's label */
+    uint8_t hash[32];    /* SHA-256 of the whole key; the key itself is never stored */
+    int64_t created_ms;  /* ms since epoch */
+    int64_t revoked_ms;  /* 0 while active */
+};
+
+/* Job states; see src/queue/queue.h for the state machine. */
+enum job_state { JOB_QUEUED = 0, JOB_LEASED = 1, JOB_DEAD = 2 };
+
+struct job_spec {
+    const char *kind;     /* handler name, <= 31 chars */
+    struct str payload;   /* opaque bytes (JSON by convention), <= 1 MiB */
+    int64_t run_at_ms;    /* 0: now */
+    uint32_t max_attempts;/* 0: default (25) */
+    const char *dedup_key;/* optional: a second insert with the same key is a no-op
+                             that reports HR_CONFLICT and the existing id */
+};
+
+struct job {
+    int64_t id;
+    char kind[32];
+    struct str payload;      /* arena-owned */
+    int state;               /* enum job_state */
+    int64_t run_at_ms;
+    int64_t lease_until_ms;  /* 0 unless leased */
+    int64_t lease_token;     /* proves ownership for ack/retry/dead */
+    uint32_t attempts;       /* leases so far, counting this one */
+    uint32_t max_attempts;
+    int64_t created_ms;
+    struct str last_error;   /* arena-owned, may be empty */
+};
+
+struct job_count {
+    char kind[32];
+    int state;      /* enum job_state */
+    int64_t count;
+};
+
+/* ---- the backend table -------------------------------------------------------- */
+
+struct store_ops {
+    int version;          /* 1 */
+    const char *scheme;   /* "sqlite", "postgres" */
+    size_t impl_size;     /* bytes the core allocates for the backend's struct */
+
+    int (*open)(struct store *s, const char *dsn, struct herr *err);
+    void (*close)(struct store *s); /* must accept a half-opened store */
+    int (*write)(struct store *s, store_txn_fn fn, void *arg, struct herr *err);
+    int (*ping)(struct store *s);
+
+    /* meta (inside txn / read) */
+    int (*meta_set)(struct store_txn *t, const char *key, struct str value);
+    int (*meta_get)(struct store *s, const char *key, struct arena *a, struct str *out);
+
+    /* keys */
+    int (*key_insert)(struct store_txn *t, struct key_rec *k);
+    int (*key_find_by_hash)(struct store *s, const uint8_t hash[32], struct key_rec *out);
+    int (*key_list)(struct store *s, struct arena *a, struct key_rec **out, size_t *n);
+    int (*key_revoke)(struct store_txn *t, const char *prefix, int64_t now_ms);
+    int (*key_count)(struct store *s, int kind, int64_t *out);
+
+    /* jobs */
+    int (*job_insert)(struct store_txn *t, const struct job_spec *js, int64_t now_ms,
+                      int64_t *out_id);
+    int (*job_lease)(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
+                     const char *const *kinds, struct arena *a, struct job **out, size_t *n);
+    int (*job_ack)(struct store_txn *t, int64_t id, int64_t lease_token);
+    int (*job_retry)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms,
+                     struct str error);
+    int (*job_dead)(struct store_txn *t, int64_t id, int64_t lease_token, struct str error);
+    int (*job_release)(struct store_txn *t, int64_t id, int64_t lease_token);
+    int (*job_get)(struct store *s, int64_t id, struct arena *a, struct job *out);
+    int (*job_counts)(struct store *s, struct arena *a, struct job_count **out, size_t *n);
+    int (*job_next_run_at)(struct store *s, int64_t *out_ms);
+};
+
+/* The base every backend embeds as its first member. */
+struct store {
+    const struct store_ops *ops;
+    struct hclock *clock;                      /* not owned */
+    void (*on_jobs)(void *arg);                /* called after a commit that inserted or
+                                                  re-queued jobs (and on remote notify) */
+    void *on_jobs_arg;
+};
+
+/* store_open: pick the backend by the DSN's scheme ("sqlite:PATH", "postgres://...").
+ * On success *out is owned by the caller; release with store_close. */
+int store_open(const char *dsn, struct hclock *clock, struct store **out, struct herr *err)
+    HR_MUSTCHECK;
+void store_close(struct store *s); /* NULL is a no-op */
+/* store_set_job_listener: fn(arg) runs on the committing thread after new jobs exist. */
+void store_set_job_listener(struct store *s, void (*fn)(void *), void *arg);
+static inline struct store *store_txn_store(struct store_txn *t) { return t->store; }
+
+/* ---- wrappers ------------------------------------------------------------------ */
+
+static inline int store_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
+{ return s->ops->write(s, fn, arg, err); }
+static inline int store_ping(struct store *s) { return s->ops->ping(s); }
+static inline int store_meta_set(struct store_txn *t, const char *key, struct str v)
+{ return store_txn_store(t)->ops->meta_set(t, key, v); }
+static inline int store_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
+{ return s->ops->meta_get(s, key, a, out); }
+static inline int store_key_insert(struct store_txn *t, struct key_rec *k)
+{ return store_txn_store(t)->ops->key_insert(t, k); }
+static inline int store_key_find_by_hash(struct store *s, const uint8_t h[32], struct key_rec *out)
+{ return s->ops->key_find_by_hash(s, h, out); }
+static inline int store_key_list(struct store *s, struct arena *a, struct key_rec **out, size_t *n)
+{ return s->ops->key_list(s, a, out, n); }
+static inline int store_key_revoke(struct store_txn *t, const char *prefix, int64_t now_ms)
+{ return store_txn_store(t)->ops->key_revoke(t, prefix, now_ms); }
+static inline int store_key_count(struct store *s, int kind, int64_t *out)
+{ return s->ops->key_count(s, kind, out); }
+static inline int store_job_insert(struct store_txn *t, const struct job_spec *js, int64_t now_ms,
+                                   int64_t *out_id)
+{ return store_txn_store(t)->ops->job_insert(t, js, now_ms, out_id); }
+static inline int store_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
+                                  const char *const *kinds, struct arena *a, struct job **out,
+                                  size_t *n)
+{ return store_txn_store(t)->ops->job_lease(t, now_ms, lease_ms, max, kinds, a, out, n); }
+static inline int store_job_ack(struct store_txn *t, int64_t id, int64_t tok)
+{ return store_txn_store(t)->ops->job_ack(t, id, tok); }
+static inline int store_job_retry(struct store_txn *t, int64_t id, int64_t tok, int64_t run_at,
+                                  struct str e)
+{ return store_txn_store(t)->ops->job_retry(t, id, tok, run_at, e); }
+static inline int store_job_dead(struct store_txn *t, int64_t id, int64_t tok, struct str e)
+{ return store_txn_store(t)->ops->job_dead(t, id, tok, e); }
+static inline int store_job_release(struct store_txn *t, int64_t id, int64_t tok)
+{ return store_txn_store(t)->ops->job_release(t, id, tok); }
+static inline int store_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
+{ return s->ops->job_get(s, id, a, out); }
+static inline int store_job_counts(struct store *s, struct arena *a, struct job_count **out, size_t *n)
+{ return s->ops->job_counts(s, a, out, n); }
+static inline int store_job_next_run_at(struct store *s, int64_t *out_ms)
+{ return s->ops->job_next_run_at(s, out_ms); }
+
+#endif

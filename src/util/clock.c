@@ -1,0 +1,153 @@
+/* clock.c: system and manual clocks, ISO-8601 formatting and parsing. */
+#include "clock.h"
+
+#include "rc.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int64_t time_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t time_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t sys_now(void *ctx)
+{
+    (void)ctx;
+    return time_now_ms();
+}
+
+struct hclock *hclock_system(void)
+{
+    static struct hclock c = {sys_now, NULL};
+    return &c;
+}
+
+static int64_t manual_now(void *ctx)
+{
+    struct hclock_manual *m = ctx;
+    return __atomic_load_n(&m->now, __ATOMIC_SEQ_CST);
+}
+
+void hclock_manual_init(struct hclock_manual *m, int64_t start_ms)
+{
+    m->base.now_ms = manual_now;
+    m->base.ctx = m;
+    m->now = start_ms;
+}
+
+void hclock_manual_advance(struct hclock_manual *m, int64_t ms)
+{
+    __atomic_add_fetch(&m->now, ms, __ATOMIC_SEQ_CST);
+}
+
+void time_fmt_iso(int64_t ms, char *out, unsigned cap)
+{
+    struct tm tm;
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)secs * 1000);
+    gmtime_r(&secs, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+/* days_from_civil: Howard Hinnant's algorithm, days since 1970-01-01. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, unsigned long len, unsigned long *i, int n, int *out)
+{
+    int v = 0;
+    for (int k = 0; k < n; k++) {
+        if (*i >= len || s[*i] < '0' || s[*i] > '9')
+            return -1;
+        v = v * 10 + (s[*i] - '0');
+        (*i)++;
+    }
+    *out = v;
+    return 0;
+}
+
+int time_parse_iso(const char *s, unsigned long len, int64_t *out_ms)
+{
+    unsigned long i = 0;
+    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0, off = 0;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (digits(s, len, &i, 4, &y) || i >= len || s[i++] != '-' || digits(s, len, &i, 2, &mo) ||
+        i >= len || s[i++] != '-' || digits(s, len, &i, 2, &d))
+        return HR_INVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+        return HR_INVAL;
+    if (i < len) {
+        if (s[i] != 'T' && s[i] != 't' && s[i] != ' ')
+            return HR_INVAL;
+        i++;
+        if (digits(s, len, &i, 2, &h) || i >= len || s[i++] != ':' || digits(s, len, &i, 2, &mi))
+            return HR_INVAL;
+        if (i < len && s[i] == ':') {
+            i++;
+            if (digits(s, len, &i, 2, &se))
+                return HR_INVAL;
+            if (i < len && (s[i] == '.' || s[i] == ',')) {
+                int k = 0;
+                i++;
+                if (i >= len || s[i] < '0' || s[i] > '9')
+                    return HR_INVAL;
+                while (i < len && s[i] >= '0' && s[i] <= '9') {
+                    if (k < 3)
+                        ms = ms * 10 + (s[i] - '0');
+                    k++;
+                    i++;
+                }
+                while (k < 3) {
+                    ms *= 10;
+                    k++;
+                }
+            }
+        }
+        if (h > 23 || mi > 59 || se > 60)
+            return HR_INVAL;
+        if (i < len) {
+            if (s[i] == 'Z' || s[i] == 'z') {
+                i++;
+            } else if (s[i] == '+' || s[i] == '-') {
+                int sign = s[i] == '-' ? -1 : 1, oh, om = 0;
+                i++;
+                if (digits(s, len, &i, 2, &oh))
+                    return HR_INVAL;
+                if (i < len && s[i] == ':')
+                    i++;
+                if (i < len && digits(s, len, &i, 2, &om))
+                    return HR_INVAL;
+                if (oh > 23 || om > 59)
+                    return HR_INVAL;
+                off = sign * (oh * 60 + om);
+            } else {
+                return HR_INVAL;
+            }
+        }
+        if (i != len)
+            return HR_INVAL;
+    }
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    *out_ms = ((days * 86400 + h * 3600 + mi * 60 + se) - (int64_t)off * 60) * 1000 + ms;
+    return HR_OK;
+}

@@ -1,0 +1,113 @@
+/* crypto.c: wrappers over OpenSSL libcrypto. */
+#include "crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void crypto_random(void *out, size_t n)
+{
+    if (RAND_bytes(out, (int)n) != 1) {
+        fprintf(stderr, "herald: RAND_bytes failed\n");
+        abort();
+    }
+}
+
+void crypto_sha256(const void *p, size_t n, uint8_t out[32])
+{
+    SHA256(p, n, out);
+}
+
+void crypto_hmac_sha256(struct str key, const void *p, size_t n, uint8_t out[32])
+{
+    unsigned int len = 32;
+    HMAC(EVP_sha256(), key.p ? key.p : "", (int)key.len, p, n, out, &len);
+}
+
+void crypto_hmac_sha1(struct str key, const void *p, size_t n, uint8_t out[20])
+{
+    unsigned int len = 20;
+    HMAC(EVP_sha1(), key.p ? key.p : "", (int)key.len, p, n, out, &len);
+}
+
+bool crypto_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+void crypto_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+size_t crypto_b64_encode(const void *p, size_t n, char *out, size_t cap)
+{
+    size_t need = 4 * ((n + 2) / 3) + 1;
+    if (cap < need) {
+        if (cap)
+            out[0] = '\0';
+        return 0;
+    }
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
+
+static int b64v(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int crypto_b64_decode(struct str in, uint8_t *out, size_t cap, size_t *outlen)
+{
+    size_t n = in.len, o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    while (n > 0 && in.p[n - 1] == '=')
+        n--;
+    if (in.len - n > 2)
+        return HR_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64v((unsigned char)in.p[i]);
+        if (v < 0)
+            return HR_INVAL;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap)
+                return HR_INVAL;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    *outlen = o;
+    return HR_OK;
+}
+
+void crypto_token(char *out, size_t n)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    uint8_t r[64];
+    size_t i = 0;
+    while (i < n) {
+        crypto_random(r, sizeof r);
+        for (size_t k = 0; k < sizeof r && i < n; k++)
+            if (r[k] < 248) /* 248 = 4*62: unbiased */
+                out[i++] = al[r[k] % 62];
+    }
+    out[n] = '\0';
+}

@@ -1,0 +1,37 @@
+/* json.h: bounded JSON input over cJSON, plus small accessors. cJSON does not check
+ * UTF-8 and recurses per nesting level, so every outside document goes through
+ * json_parse_bounded(): one pass validates UTF-8 and the nesting depth, then cJSON
+ * parses. */
+#ifndef HERALD_UTIL_JSON_H
+#define HERALD_UTIL_JSON_H
+
+#include "rc.h"
+#include "str.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JSON_MAX_DEPTH_DEFAULT 64
+
+/* utf8_valid: true when p[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
+bool utf8_valid(const char *p, size_t n);
+
+/* json_parse_bounded: parse p[0..n) as one JSON value. Fails with HR_INVAL and a message
+ * naming the problem (invalid UTF-8, too deep, malformed at offset) in err. On success
+ * *out is owned by the caller (cJSON_Delete). */
+int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, struct herr *err)
+    HR_MUSTCHECK;
+
+/* Accessors: NULL/default when the key is absent or of another type. */
+const char *json_str(const cJSON *obj, const char *key);
+bool json_i64(const cJSON *obj, const char *key, int64_t *out);
+bool json_bool(const cJSON *obj, const char *key, bool dflt);
+cJSON *json_obj(const cJSON *obj, const char *key);
+cJSON *json_arr(const cJSON *obj, const char *key);
+
+/* json_print: compact serialization; caller frees with free(). Never NULL. */
+char *json_print(const cJSON *v);
+
+#endif
