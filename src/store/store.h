@@ -76,6 +76,13 @@ struct job {
     struct str last_error;   /* arena-owned, may be empty */
 };
 
+/* Counters a backend keeps since open; commits < txns shows group commit at work. */
+struct store_stats {
+    uint64_t txns;      /* store_write calls completed (committed or rolled back) */
+    uint64_t commits;   /* physical commits (fsyncs) */
+    uint64_t errors;    /* commits that failed */
+};
+
 struct job_count {
     char kind[32];
     int state;      /* enum job_state */
@@ -93,6 +100,7 @@ struct store_ops {
     void (*close)(struct store *s); /* must accept a half-opened store */
     int (*write)(struct store *s, store_txn_fn fn, void *arg, struct herr *err);
     int (*ping)(struct store *s);
+    void (*stats)(struct store *s, struct store_stats *out);
 
     /* meta (inside txn / read) */
     int (*meta_set)(struct store_txn *t, const char *key, struct str value);
@@ -143,6 +151,7 @@ static inline struct store *store_txn_store(struct store_txn *t) { return t->sto
 static inline int store_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 { return s->ops->write(s, fn, arg, err); }
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
+static inline void store_stats(struct store *s, struct store_stats *out) { s->ops->stats(s, out); }
 static inline int store_meta_set(struct store_txn *t, const char *key, struct str v)
 { return store_txn_store(t)->ops->meta_set(t, key, v); }
 static inline int store_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
