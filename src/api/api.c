@@ -1,0 +1,61 @@
+/* api.c: helpers shared by the resource files: JSON bodies, error mapping. */
+#include "api.h"
+
+#include "../util/json.h"
+
+int api_status_for_rc(int rc)
+{
+    switch (rc) {
+    case HR_OK:
+        return 200;
+    case HR_INVAL:
+        return 400;
+    case HR_PERM:
+        return 401;
+    case HR_NOTFOUND:
+        return 404;
+    case HR_CONFLICT:
+        return 409;
+    case HR_TOOBIG:
+        return 413;
+    case HR_BUSY:
+    case HR_AGAIN:
+    case HR_FULL:
+    case HR_UNAVAIL:
+        return 503;
+    case HR_TIMEOUT:
+        return 504;
+    default:
+        return 500;
+    }
+}
+
+void api_error_rc(struct http_resp *resp, int rc, const struct herr *err)
+{
+    int status = api_status_for_rc(rc);
+    const char *msg = err && err->msg[0] ? err->msg : hr_rc_str(rc);
+    if (status == 503)
+        http_resp_header(resp, "Retry-After", "1");
+    if (rc == HR_FULL)
+        msg = "storage is full; try again later";
+    http_resp_error(resp, status, http_error_type(status), "%s", msg);
+}
+
+int api_parse_json(struct http_req *req, struct http_resp *resp, cJSON **out)
+{
+    struct herr err;
+    int rc;
+    herr_clear(&err);
+    rc = json_parse_bounded(req->body.p, req->body.len, JSON_MAX_DEPTH_DEFAULT, out, &err);
+    if (rc < 0) {
+        http_resp_error(resp, 400, "invalid_request_error", "%s", err.msg);
+        return rc;
+    }
+    if (!cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        http_resp_error(resp, 400, "invalid_request_error", "request body must be a JSON object");
+        return HR_INVAL;
+    }
+    return HR_OK;
+}

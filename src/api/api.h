@@ -1,0 +1,63 @@
+/* api.h: herald's public HTTP resources. One file per resource; this header holds what
+ * they share: the context every handler gets, the route table, the authenticator, and
+ * helpers for JSON bodies and errors. The api layer is the only one that knows both
+ * HTTP (src/http/http.h types) and the layers below it. */
+#ifndef HERALD_API_API_H
+#define HERALD_API_API_H
+
+#include "../http/http.h"
+#include "../queue/queue.h"
+#include "../store/store.h"
+#include "../util/clock.h"
+
+#include <cjson/cJSON.h>
+
+struct api_ctx {
+    struct store *store;  /* not owned */
+    struct queue *queue;  /* not owned; may be NULL in CLI tools */
+    struct hclock *clock; /* not owned */
+};
+
+/* The route table, terminated by a zero entry. */
+extern const struct http_route api_routes[];
+
+/* api_authenticate: the http_auth_fn for api_routes (ctx is a struct api_ctx *).
+ * Admin routes take `Authorization: Bearer <admin key>`; write-key routes take
+ * `Authorization: Basic base64(writeKey[:])` or Bearer. A valid key of the other kind
+ * is HR_CONFLICT (403); a missing or unknown one HR_PERM (401). */
+int api_authenticate(void *ctx, struct http_req *req, char *msg);
+
+/* api_key_check: hash `key`, find it in the store and compare in constant time.
+ * Returns 0 and fills *out, HR_PERM when unknown or revoked, or a store error. */
+int api_key_check(struct store *s, struct str key, struct key_rec *out);
+
+#define API_KEY_MAX 64        /* bytes for a key with its NUL */
+#define API_KEY_PREFIX_LEN 12 /* characters stored in clear to name a key */
+
+/* api_key_create: make a new key of `kind` (enum key_kind) named `name`, store its
+ * hash, and write the key (shown once, never stored) into out (API_KEY_MAX bytes). */
+int api_key_create(struct store *s, int kind, const char *name, int64_t now_ms, char *out,
+                   struct herr *err) HR_MUSTCHECK;
+/* api_bootstrap: on a store's first start, create the workspace with one admin key
+ * and one write key (into admin_key/write_key, API_KEY_MAX bytes each) and set
+ * *created; on later starts do nothing (*created = false). */
+int api_bootstrap(struct store *s, int64_t now_ms, char *admin_key, char *write_key,
+                  bool *created, struct herr *err) HR_MUSTCHECK;
+
+/* api_parse_json: parse the request body as a JSON object (bounded, UTF-8 checked).
+ * On failure answers 400 on resp and returns < 0. *out is owned by the caller. */
+int api_parse_json(struct http_req *req, struct http_resp *resp, cJSON **out);
+
+/* api_status_for_rc: the HTTP status for a herald result code. */
+int api_status_for_rc(int rc);
+/* api_error_rc: answer resp with the status for rc and err's message. */
+void api_error_rc(struct http_resp *resp, int rc, const struct herr *err);
+
+/* Handlers, by resource file. */
+void api_health(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_ready(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_metrics(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_admin_queue(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_admin_ping(void *ctx, struct http_req *req, struct http_resp *resp);
+
+#endif

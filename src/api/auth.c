@@ -1,0 +1,111 @@
+/* auth.c: API keys on requests. Keys are random tokens ("hk_..." admin, "wk_..." write);
+ * the store keeps only their SHA-256. A request's key is hashed, looked up by hash
+ * (the index walk compares hashes, which tells an attacker nothing about any key), and
+ * the stored hash is then compared in constant time before it is trusted. */
+#include "api.h"
+
+#include "../util/crypto.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define KEY_MAX 256
+
+int api_key_check(struct store *s, struct str key, struct key_rec *out)
+{
+    uint8_t h[32];
+    int rc;
+    if (key.len == 0 || key.len > KEY_MAX)
+        return HR_PERM;
+    crypto_sha256(key.p, key.len, h);
+    rc = store_key_find_by_hash(s, h, out);
+    if (rc == HR_NOTFOUND)
+        return HR_PERM;
+    if (rc < 0)
+        return rc;
+    if (!crypto_ct_equal(out->hash, sizeof out->hash, h, sizeof h) || out->revoked_ms != 0)
+        return HR_PERM;
+    return HR_OK;
+}
+
+/* credential: pull the key out of an Authorization header: "Bearer K" or
+ * "Basic base64(K[:password])". Returns 0 with the key in buf, or HR_PERM. */
+static int credential(const char *hdr, char *buf, size_t cap, struct str *key)
+{
+    size_t n;
+    if (!hdr)
+        return HR_PERM;
+    while (*hdr == ' ')
+        hdr++;
+    if (strncasecmp(hdr, "Bearer ", 7) == 0) {
+        const char *k = hdr + 7;
+        while (*k == ' ')
+            k++;
+        n = strlen(k);
+        while (n && k[n - 1] == ' ')
+            n--;
+        if (n == 0 || n >= cap)
+            return HR_PERM;
+        memcpy(buf, k, n);
+        buf[n] = '\0';
+        *key = (struct str){buf, n};
+        return HR_OK;
+    }
+    if (strncasecmp(hdr, "Basic ", 6) == 0) {
+        const char *b = hdr + 6;
+        size_t len, blen;
+        while (*b == ' ')
+            b++;
+        blen = strlen(b);
+        while (blen && b[blen - 1] == ' ')
+            blen--;
+        if (blen == 0 || blen > 4 * (cap / 3))
+            return HR_PERM;
+        if (crypto_b64_decode((struct str){b, blen}, (uint8_t *)buf, cap - 1, &len) < 0)
+            return HR_PERM;
+        buf[len] = '\0';
+        /* the user part is the key; a trailing ":" (empty password) is optional */
+        char *colon = memchr(buf, ':', len);
+        if (colon)
+            len = (size_t)(colon - buf);
+        if (len == 0)
+            return HR_PERM;
+        *key = (struct str){buf, len};
+        return HR_OK;
+    }
+    return HR_PERM;
+}
+
+int api_authenticate(void *vctx, struct http_req *req, char *msg)
+{
+    struct api_ctx *ctx = vctx;
+    char buf[KEY_MAX + 8];
+    struct str key;
+    struct key_rec k;
+    int want = req->route->auth == AUTH_WRITE ? KEY_WRITE : KEY_ADMIN;
+    int rc = credential(http_req_header(req, "Authorization"), buf, sizeof buf, &key);
+    if (rc < 0) {
+        snprintf(msg, 256, "%s", http_req_header(req, "Authorization")
+                                     ? "unsupported Authorization header; use Bearer <api key>"
+                                     : "missing Authorization header; use Bearer <api key>");
+        return HR_PERM;
+    }
+    rc = api_key_check(ctx->store, key, &k);
+    if (rc == HR_PERM) {
+        snprintf(msg, 256, "invalid or revoked API key");
+        return HR_PERM;
+    }
+    if (rc < 0) {
+        snprintf(msg, 256, "could not check the API key: %s", hr_rc_str(rc));
+        return rc;
+    }
+    if (k.kind != want) {
+        snprintf(msg, 256, "this key is a %s key; the route needs a%s key",
+                 k.kind == KEY_WRITE ? "write" : "admin",
+                 want == KEY_WRITE ? " write" : "n admin");
+        return HR_CONFLICT;
+    }
+    req->auth.kind = k.kind;
+    req->auth.key_id = k.id;
+    return HR_OK;
+}

@@ -1,0 +1,100 @@
+/* health.c: liveness, readiness and Prometheus metrics. */
+#include "api.h"
+
+#include "../util/metrics.h"
+
+#include <stdio.h>
+
+static const char *state_name(int st)
+{
+    switch (st) {
+    case JOB_QUEUED:
+        return "queued";
+    case JOB_LEASED:
+        return "leased";
+    case JOB_DEAD:
+        return "dead";
+    }
+    return "unknown";
+}
+
+void api_health(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    http_resp_raw(resp, 200, "application/json", STR_LIT("{\"status\":\"ok\"}"));
+}
+
+void api_ready(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    if (store_ping(ctx->store) < 0) {
+        http_resp_header(resp, "Retry-After", "1");
+        http_resp_error(resp, 503, "api_error", "the store is not reachable");
+        return;
+    }
+    http_resp_raw(resp, 200, "application/json", STR_LIT("{\"status\":\"ready\"}"));
+}
+
+void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct job_count *jc = NULL;
+    struct store_stats st;
+    size_t n = 0;
+    int rc;
+
+    rc = metrics_render(&resp->body);
+    if (rc == HR_OK)
+        rc = buf_append_c(&resp->body,
+                          "# HELP herald_queue_depth Jobs in the queue by kind and state.\n"
+                          "# TYPE herald_queue_depth gauge\n");
+    if (rc == HR_OK && store_job_counts(ctx->store, req->arena, &jc, &n) == HR_OK)
+        for (size_t i = 0; i < n && rc == HR_OK; i++)
+            rc = buf_printf(&resp->body, "herald_queue_depth{kind=\"%s\",state=\"%s\"} %lld\n",
+                            jc[i].kind, state_name(jc[i].state), (long long)jc[i].count);
+    store_stats(ctx->store, &st);
+    if (rc == HR_OK)
+        rc = buf_printf(&resp->body,
+                        "# HELP herald_store_transactions_total Write transactions run.\n"
+                        "# TYPE herald_store_transactions_total counter\n"
+                        "herald_store_transactions_total %llu\n"
+                        "# HELP herald_store_commits_total Physical commits (fsyncs); fewer "
+                        "than transactions when group commit batches them.\n"
+                        "# TYPE herald_store_commits_total counter\n"
+                        "herald_store_commits_total %llu\n"
+                        "# HELP herald_store_commit_errors_total Commits that failed.\n"
+                        "# TYPE herald_store_commit_errors_total counter\n"
+                        "herald_store_commit_errors_total %llu\n",
+                        (unsigned long long)st.txns, (unsigned long long)st.commits,
+                        (unsigned long long)st.errors);
+    if (rc < 0) {
+        buf_reset(&resp->body);
+        http_resp_error(resp, 500, "api_error", "could not render metrics");
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* GET /admin/queue: job counts by kind and state, and the dead letters. */
+void api_admin_queue(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct job_count *jc = NULL;
+    size_t n = 0;
+    cJSON *root = cJSON_CreateObject(), *jobs = cJSON_AddArrayToObject(root, "jobs");
+    int rc = store_job_counts(ctx->store, req->arena, &jc, &n);
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kind", jc[i].kind);
+        cJSON_AddStringToObject(o, "state", state_name(jc[i].state));
+        cJSON_AddNumberToObject(o, "count", (double)jc[i].count);
+        cJSON_AddItemToArray(jobs, o);
+    }
+    http_resp_json(resp, 200, root);
+out:
+    cJSON_Delete(root);
+}

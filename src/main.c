@@ -1,0 +1,374 @@
+/* main.c: the herald process: command line, configuration (flags over environment over
+ * defaults), start-up of store, queue and HTTP server, signal handling and an orderly
+ * stop. Subcommands: serve, keys. */
+#include "api/api.h"
+#include "http/http.h"
+#include "queue/builtin.h"
+#include "queue/queue.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/str.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_USAGE 2
+
+struct config {
+    const char *listen;
+    const char *store;
+    int workers;
+    int http_threads;
+    int64_t max_body;
+    const char *log_level;
+};
+
+static const char usage_main[] =
+    "herald: a self-hosted notification engine that speaks Courier's API.\n"
+    "\n"
+    "usage: herald <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve                 run the server (see herald serve --help)\n"
+    "  keys create --kind admin|write [--name NAME]\n"
+    "                        create an API key and print it (shown once)\n"
+    "  keys list             list keys (prefix, kind, name, created, revoked)\n"
+    "  keys revoke PREFIX    revoke the key whose first 12 characters are PREFIX\n"
+    "\n"
+    "Every command takes --store DSN (env HERALD_STORE; default sqlite:./var/herald.db).\n"
+    "  herald --help         this text\n";
+
+static const char usage_serve[] =
+    "usage: herald serve [options]\n"
+    "\n"
+    "options (each also read from the environment variable shown; flags win):\n"
+    "  --listen ADDR        address to listen on            HERALD_LISTEN       127.0.0.1:8080\n"
+    "  --store DSN          store: sqlite:PATH              HERALD_STORE        sqlite:./var/herald.db\n"
+    "  --workers N          job worker threads              HERALD_WORKERS      4\n"
+    "  --http-threads N     HTTP thread pool size           HERALD_HTTP_THREADS 16\n"
+    "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
+    "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
+    "\n"
+    "On the first start with a new store, herald creates the workspace and prints an\n"
+    "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
+    "HERALD_WRITE_KEY=... lines on stdout. Only their hashes are stored.\n"
+    "SIGTERM or SIGINT stops accepting, finishes requests in flight, gives back job\n"
+    "leases and exits 0.\n";
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && v[0] ? v : dflt;
+}
+
+static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    int64_t v;
+    if (str_to_i64(str_c(s), &v) < 0 || v < lo || v > hi)
+        return HR_INVAL;
+    *out = v;
+    return HR_OK;
+}
+
+static void config_defaults(struct config *c)
+{
+    c->listen = env_or("HERALD_LISTEN", "127.0.0.1:8080");
+    c->store = env_or("HERALD_STORE", "sqlite:./var/herald.db");
+    c->log_level = env_or("HERALD_LOG_LEVEL", "info");
+    c->workers = 4;
+    c->http_threads = 16;
+    c->max_body = 6 * 1024 * 1024;
+}
+
+/* config_numbers: numeric settings from the environment, then validated. */
+static int config_env_numbers(struct config *c)
+{
+    int64_t v;
+    const char *e;
+    if ((e = getenv("HERALD_WORKERS")) && e[0]) {
+        if (parse_int(e, 1, 256, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_WORKERS must be 1..256\n"), HR_INVAL;
+        c->workers = (int)v;
+    }
+    if ((e = getenv("HERALD_HTTP_THREADS")) && e[0]) {
+        if (parse_int(e, 1, 1024, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_HTTP_THREADS must be 1..1024\n"), HR_INVAL;
+        c->http_threads = (int)v;
+    }
+    if ((e = getenv("HERALD_MAX_BODY")) && e[0]) {
+        if (parse_int(e, 1024, 1LL << 30, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_MAX_BODY must be 1024..1073741824\n"),
+                   HR_INVAL;
+        c->max_body = v;
+    }
+    return HR_OK;
+}
+
+/* take_opt: match "--name VALUE" or "--name=VALUE" at argv[*i]; advances *i. */
+static int take_opt(int argc, char **argv, int *i, const char *name, const char **val)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "herald: %s needs a value\n", name);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+static int open_store(const char *dsn, struct store **s)
+{
+    struct herr err;
+    herr_clear(&err);
+    if (store_open(dsn, hclock_system(), s, &err) < 0) {
+        fprintf(stderr, "herald: cannot open store %s: %s\n", dsn, err.msg);
+        return HR_IO;
+    }
+    return HR_OK;
+}
+
+/* ---- serve ------------------------------------------------------------------- */
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct config cfg;
+    struct store *st = NULL;
+    struct queue *q = NULL;
+    struct http_server *srv = NULL;
+    struct api_ctx actx;
+    struct queue_cfg qcfg;
+    struct http_cfg hcfg;
+    struct herr err;
+    enum log_level lvl;
+    sigset_t sigs;
+    int sig = 0, rc = 1;
+    const char *v;
+    int64_t num;
+    char admin_key[API_KEY_MAX], write_key[API_KEY_MAX];
+    bool created = false;
+    static const struct job_handler handlers[] = {
+        {"ping", queue_ping_run, NULL},
+    };
+
+    config_defaults(&cfg);
+    if (config_env_numbers(&cfg) < 0)
+        return EXIT_USAGE;
+    for (int i = 0; i < argc; i++) {
+        int m;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_serve, stdout);
+            return 0;
+        }
+        if ((m = take_opt(argc, argv, &i, "--listen", &cfg.listen)) ||
+            (m = take_opt(argc, argv, &i, "--store", &cfg.store)) ||
+            (m = take_opt(argc, argv, &i, "--log-level", &cfg.log_level))) {
+            if (m < 0)
+                return EXIT_USAGE;
+            continue;
+        }
+        if ((m = take_opt(argc, argv, &i, "--workers", &v))) {
+            if (m < 0 || parse_int(v, 1, 256, &num) < 0)
+                return fprintf(stderr, "herald: --workers must be 1..256\n"), EXIT_USAGE;
+            cfg.workers = (int)num;
+            continue;
+        }
+        if ((m = take_opt(argc, argv, &i, "--http-threads", &v))) {
+            if (m < 0 || parse_int(v, 1, 1024, &num) < 0)
+                return fprintf(stderr, "herald: --http-threads must be 1..1024\n"), EXIT_USAGE;
+            cfg.http_threads = (int)num;
+            continue;
+        }
+        if ((m = take_opt(argc, argv, &i, "--max-body", &v))) {
+            if (m < 0 || parse_int(v, 1024, 1LL << 30, &num) < 0)
+                return fprintf(stderr, "herald: --max-body must be 1024..1073741824\n"),
+                       EXIT_USAGE;
+            cfg.max_body = num;
+            continue;
+        }
+        fprintf(stderr, "herald serve: unknown option %s (see herald serve --help)\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (log_level_parse(cfg.log_level, &lvl) < 0) {
+        fprintf(stderr, "herald: --log-level must be debug, info, warn or error\n");
+        return EXIT_USAGE;
+    }
+    log_set_level(lvl);
+
+    /* Signals are taken by sigwait below; block them before any thread starts so
+     * every thread inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    herr_clear(&err);
+    if (open_store(cfg.store, &st) < 0)
+        goto out;
+    if (api_bootstrap(st, time_now_ms(), admin_key, write_key, &created, &err) < 0) {
+        LOG_E("server.bootstrap_failed", "error=\"%s\"", err.msg);
+        goto out;
+    }
+    if (created) {
+        printf("HERALD_ADMIN_KEY=%s\nHERALD_WRITE_KEY=%s\n", admin_key, write_key);
+        fflush(stdout);
+        LOG_I("server.bootstrap", "msg=\"new workspace: the admin API key and the Segment "
+                                  "write key were printed on stdout, once; keep them\"");
+    }
+    memset(admin_key, 0, sizeof admin_key);
+    memset(write_key, 0, sizeof write_key);
+
+    queue_cfg_defaults(&qcfg);
+    qcfg.workers = cfg.workers;
+    q = queue_new(st, hclock_system(), &qcfg, handlers, sizeof handlers / sizeof handlers[0]);
+    if (queue_start(q) < 0) {
+        LOG_E("server.queue_failed", "msg=\"cannot start workers\"");
+        goto out;
+    }
+
+    actx.store = st;
+    actx.queue = q;
+    actx.clock = hclock_system();
+    memset(&hcfg, 0, sizeof hcfg);
+    hcfg.listen = cfg.listen;
+    hcfg.threads = cfg.http_threads;
+    hcfg.max_body = (size_t)cfg.max_body;
+    hcfg.routes = api_routes;
+    hcfg.handler_ctx = &actx;
+    hcfg.auth = api_authenticate;
+    hcfg.auth_ctx = &actx;
+    if (http_server_start(&hcfg, &srv, &err) < 0) {
+        LOG_E("server.listen_failed", "addr=%s error=\"%s\"", cfg.listen, err.msg);
+        goto out;
+    }
+    LOG_I("server.listening", "addr=%s port=%d store=%.*s workers=%d", cfg.listen,
+          http_server_port(srv), (int)strcspn(cfg.store, ":"), cfg.store, cfg.workers);
+
+    while (sigwait(&sigs, &sig) != 0 && errno == EINTR)
+        ;
+    LOG_I("server.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+out:
+    http_server_stop(srv); /* stop accepting, finish requests in flight */
+    queue_free(q);         /* finish running jobs, give back leases */
+    store_close(st);
+    if (rc == 0)
+        LOG_I("server.stopped", "exit=0");
+    return rc;
+}
+
+/* ---- keys -------------------------------------------------------------------- */
+
+static int revoke_tx(struct store_txn *t, void *prefix)
+{
+    return store_key_revoke(t, prefix, time_now_ms());
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+    const char *dsn = env_or("HERALD_STORE", "sqlite:./var/herald.db");
+    const char *kind = NULL, *name = "", *sub = argc > 0 ? argv[0] : NULL, *arg = NULL;
+    struct store *st = NULL;
+    struct herr err;
+    int rc = EXIT_USAGE;
+
+    herr_clear(&err);
+    log_set_level(LOG_WARN);
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if ((m = take_opt(argc, argv, &i, "--store", &dsn)) ||
+            (m = take_opt(argc, argv, &i, "--kind", &kind)) ||
+            (m = take_opt(argc, argv, &i, "--name", &name))) {
+            if (m < 0)
+                return EXIT_USAGE;
+            continue;
+        }
+        if (argv[i][0] == '-' || arg) {
+            fprintf(stderr, "herald keys: unexpected argument %s\n", argv[i]);
+            return EXIT_USAGE;
+        }
+        arg = argv[i];
+    }
+    if (!sub || (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(sub, "create") == 0 && (!kind || (strcmp(kind, "admin") && strcmp(kind, "write")))) {
+        fprintf(stderr, "herald keys create: --kind admin|write is required\n");
+        return EXIT_USAGE;
+    }
+    if (strcmp(sub, "revoke") == 0 && !arg) {
+        fprintf(stderr, "herald keys revoke: give the key's prefix (its first 12 characters)\n");
+        return EXIT_USAGE;
+    }
+    if (open_store(dsn, &st) < 0)
+        return 1;
+    rc = 1;
+    if (strcmp(sub, "create") == 0) {
+        char key[API_KEY_MAX];
+        if (api_key_create(st, strcmp(kind, "write") == 0 ? KEY_WRITE : KEY_ADMIN, name,
+                           time_now_ms(), key, &err) < 0) {
+            fprintf(stderr, "herald keys create: %s\n", err.msg[0] ? err.msg : "failed");
+            goto out;
+        }
+        printf("%s\n", key);
+    } else if (strcmp(sub, "list") == 0) {
+        struct arena *a = arena_new(4096);
+        struct key_rec *k = NULL;
+        size_t n = 0;
+        if (store_key_list(st, a, &k, &n) < 0) {
+            fprintf(stderr, "herald keys list: cannot read keys\n");
+            arena_free(a);
+            goto out;
+        }
+        printf("%-14s %-6s %-24s %-25s %s\n", "PREFIX", "KIND", "NAME", "CREATED", "REVOKED");
+        for (size_t i = 0; i < n; i++) {
+            char c[32], r[32] = "-";
+            time_fmt_iso(k[i].created_ms, c, sizeof c);
+            if (k[i].revoked_ms)
+                time_fmt_iso(k[i].revoked_ms, r, sizeof r);
+            printf("%-14s %-6s %-24s %-25s %s\n", k[i].prefix,
+                   k[i].kind == KEY_WRITE ? "write" : "admin", k[i].name, c, r);
+        }
+        arena_free(a);
+    } else {
+        if (store_write(st, revoke_tx, (void *)arg, &err) < 0) {
+            fprintf(stderr, "herald keys revoke: no active key with prefix %s\n", arg);
+            goto out;
+        }
+        printf("revoked %s\n", arg);
+    }
+    rc = 0;
+out:
+    store_close(st);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_main, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "keys") == 0)
+        return cmd_keys(argc - 2, argv + 2);
+    fprintf(stderr, "herald: unknown command %s (see herald --help)\n", argv[1]);
+    return EXIT_USAGE;
+}
