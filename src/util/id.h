@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define ID_LEN 36 /* characters, without the NUL */
+#define ID_LEN 35 /* characters, without the NUL */
 
 /* id_new: write a new id for time now_ms into out (ID_LEN + 1 bytes). */
 void id_new(int64_t now_ms, char out[ID_LEN + 1]);

@@ -1,0 +1,153 @@
+/* test_util.c: the leaf helpers: str, buf, arena, clock parsing, crypto, json bounds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../../src/util/arena.h"
+#include "../../../src/util/buf.h"
+#include "../../../src/util/clock.h"
+#include "../../../src/util/crypto.h"
+#include "../../../src/util/id.h"
+#include "../../../src/util/json.h"
+#include "../../../src/util/str.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_str_to_i64(void **state)
+{
+    int64_t v = 0;
+    assert_int_equal(str_to_i64(STR_LIT("42"), &v), HR_OK);
+    assert_int_equal(v, 42);
+    assert_int_equal(str_to_i64(STR_LIT("-9223372036854775808"), &v), HR_OK);
+    assert_true(v == INT64_MIN);
+    assert_int_equal(str_to_i64(STR_LIT("9223372036854775808"), &v), HR_INVAL);
+    assert_int_equal(str_to_i64(STR_LIT("12a"), &v), HR_INVAL);
+    assert_int_equal(str_to_i64(STR_LIT(""), &v), HR_INVAL);
+    assert_int_equal(str_to_i64(STR_LIT("-"), &v), HR_INVAL);
+}
+
+static void test_buf_cap(void **state)
+{
+    struct buf b;
+    buf_init(&b, 8);
+    assert_int_equal(buf_append_c(&b, "12345678"), HR_OK);
+    assert_int_equal(buf_putc(&b, 'x'), HR_TOOBIG);
+    assert_string_equal(buf_cstr(&b), "12345678"); /* unchanged by the failed append */
+    buf_reset(&b);
+    assert_int_equal(buf_printf(&b, "%d-%s", 7, "ab"), HR_OK);
+    assert_string_equal(buf_cstr(&b), "7-ab");
+    assert_int_equal(buf_printf(&b, "%0300d", 1), HR_TOOBIG);
+    buf_cleanup(&b);
+    buf_init(&b, 1 << 20);
+    assert_int_equal(buf_printf(&b, "%0300d", 1), HR_OK); /* the long path of buf_printf */
+    assert_int_equal(b.len, 300);
+    buf_cleanup(&b);
+}
+
+static int cleanups;
+static void count_cleanup(void *p) { cleanups += *(int *)p; }
+
+static void test_arena(void **state)
+{
+    struct arena *a = arena_new(256);
+    int one = 1;
+    char *big;
+    for (int i = 0; i < 1000; i++) {
+        char *p = arena_sprintf(a, "item-%d", i);
+        assert_non_null(p);
+        assert_int_equal(((uintptr_t)p) % 16, 0);
+    }
+    big = arena_alloc(a, 100000);
+    memset(big, 1, 100000);
+    arena_defer(a, count_cleanup, &one);
+    arena_reset(a);
+    assert_int_equal(cleanups, 1);
+    assert_int_equal(arena_used(a), 0);
+    assert_string_equal(arena_strndup(a, "abcdef", 3), "abc");
+    arena_defer(a, count_cleanup, &one);
+    arena_free(a);
+    assert_int_equal(cleanups, 2);
+}
+
+static void test_time_parse(void **state)
+{
+    int64_t ms;
+    char out[32];
+    assert_int_equal(time_parse_iso("2015-12-12T19:11:01.169Z", 24, &ms), HR_OK);
+    time_fmt_iso(ms, out, sizeof out);
+    assert_string_equal(out, "2015-12-12T19:11:01.169Z");
+    assert_int_equal(time_parse_iso("1970-01-01T00:00:00Z", 20, &ms), HR_OK);
+    assert_true(ms == 0);
+    assert_int_equal(time_parse_iso("2024-10-11T06:37:25+07:00", 25, &ms), HR_OK);
+    time_fmt_iso(ms, out, sizeof out);
+    assert_string_equal(out, "2024-10-10T23:37:25.000Z");
+    assert_int_equal(time_parse_iso("2025-01-01", 10, &ms), HR_OK);
+    assert_int_equal(time_parse_iso("2015-2-02T00:30:08.276Z", 23, &ms), HR_INVAL);
+    assert_int_equal(time_parse_iso("2015-02-30T00:00:00Z", 20, &ms), HR_INVAL);
+    assert_int_equal(time_parse_iso("2015-02-02T00:00:00Zjunk", 24, &ms), HR_INVAL);
+}
+
+static void test_crypto(void **state)
+{
+    uint8_t mac[20], out[64];
+    char hex[41];
+    size_t n;
+    /* RFC 2202 test case 2 */
+    crypto_hmac_sha1(STR_LIT("Jefe"), "what do ya want for nothing?", 28, mac);
+    crypto_hex(mac, 20, hex);
+    assert_string_equal(hex, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+    assert_true(crypto_ct_equal("abc", 3, "abc", 3));
+    assert_false(crypto_ct_equal("abc", 3, "abd", 3));
+    assert_false(crypto_ct_equal("abc", 3, "abcd", 4));
+    assert_int_equal(crypto_b64_decode(STR_LIT("d2tfMTIzOg=="), out, sizeof out, &n), HR_OK);
+    assert_int_equal(n, 7);
+    assert_memory_equal(out, "wk_123:", 7);
+    assert_int_equal(crypto_b64_decode(STR_LIT("d2t*"), out, sizeof out, &n), HR_INVAL);
+    char tok[41];
+    crypto_token(tok, 40);
+    assert_int_equal(strlen(tok), 40);
+    char id[ID_LEN + 1];
+    id_new(0x65f240a0LL * 1000, id);
+    assert_int_equal(strlen(id), ID_LEN);
+    assert_memory_equal(id, "1-65f240a0-", 11);
+}
+
+static void test_json_bounded(void **state)
+{
+    cJSON *v = NULL;
+    struct herr err;
+    char *deep;
+    assert_int_equal(json_parse_bounded("{\"a\":[1,2]}", 11, 64, &v, &err), HR_OK);
+    cJSON_Delete(v);
+    assert_int_equal(json_parse_bounded("{\"a\":", 5, 64, &v, &err), HR_INVAL);
+    assert_non_null(strstr(err.msg, "malformed JSON"));
+    assert_int_equal(json_parse_bounded("\"\xc3\x28\"", 4, 64, &v, &err), HR_INVAL);
+    assert_non_null(strstr(err.msg, "UTF-8"));
+    assert_int_equal(json_parse_bounded("{} x", 4, 64, &v, &err), HR_INVAL);
+    deep = malloc(20001);
+    memset(deep, '[', 10000);
+    memset(deep + 10000, ']', 10000);
+    deep[20000] = 0;
+    assert_int_equal(json_parse_bounded(deep, 20000, 64, &v, &err), HR_INVAL);
+    assert_non_null(strstr(err.msg, "deeper"));
+    free(deep);
+    /* brackets inside strings do not count as depth */
+    assert_int_equal(json_parse_bounded("[\"[[[[[[\"]", 10, 2, &v, &err), HR_OK);
+    cJSON_Delete(v);
+    assert_true(utf8_valid("\xe2\x82\xac", 3));
+    assert_false(utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(utf8_valid("\xc0\xaf", 2));     /* overlong */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_str_to_i64), cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_arena),      cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_crypto),     cmocka_unit_test(test_json_bounded),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
