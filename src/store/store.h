@@ -76,6 +76,36 @@ struct job {
     struct str last_error;   /* arena-owned, may be empty */
 };
 
+/* A JSON document in a named collection: profiles, groups, aliases, templates, brands,
+ * providers, automations. The store treats the body as opaque bytes. */
+struct doc_rec {
+    struct str coll;     /* arena-owned */
+    struct str id;       /* arena-owned */
+    struct str body;     /* arena-owned, NUL-terminated */
+    int64_t version;     /* 1 on create, +1 on every put */
+    int64_t created_ms;
+    int64_t updated_ms;
+};
+
+/* One accepted inbound event (Segment or Courier track). */
+struct event_rec {
+    int64_t id;           /* assigned by the store; increases with arrival */
+    int64_t source_id;    /* the key that sent it (dedup scope) */
+    struct str message_id;/* arena-owned */
+    struct str type;      /* "track", "identify", ... */
+    struct str user_id;   /* may be empty */
+    struct str body;      /* the normalised event JSON, arena-owned */
+    int64_t received_ms;
+};
+
+/* One row of the event catalog. */
+struct catalog_rec {
+    struct str name;      /* "track/Order Shipped", "identify", ... arena-owned */
+    int64_t count;
+    int64_t first_seen_ms, last_seen_ms;
+    struct str sample;    /* latest payload JSON, arena-owned */
+};
+
 /* Counters a backend keeps since open; commits < txns shows group commit at work. */
 struct store_stats {
     uint64_t txns;      /* store_write calls completed (committed or rolled back) */
@@ -126,6 +156,30 @@ struct store_ops {
     int (*job_get)(struct store *s, int64_t id, struct arena *a, struct job *out);
     int (*job_counts)(struct store *s, struct arena *a, struct job_count **out, size_t *n);
     int (*job_next_run_at)(struct store *s, int64_t *out_ms);
+    int (*job_list)(struct store *s, int state, size_t limit, struct arena *a, struct job **out,
+                    size_t *n);
+
+    /* documents */
+    int (*doc_get)(struct store *s, const char *coll, struct str id, struct arena *a,
+                   struct doc_rec *out);
+    int (*doc_get_txn)(struct store_txn *t, const char *coll, struct str id, struct arena *a,
+                       struct doc_rec *out);
+    int (*doc_put)(struct store_txn *t, const char *coll, struct str id, struct str body,
+                   int64_t now_ms, int64_t *out_version);
+    int (*doc_delete)(struct store_txn *t, const char *coll, struct str id);
+    int (*doc_list)(struct store *s, const char *coll, struct str id_prefix, struct str after_id,
+                    size_t limit, struct arena *a, struct doc_rec **out, size_t *n);
+
+    /* events */
+    int (*event_insert)(struct store_txn *t, const struct event_rec *e, int64_t dedup_window_ms,
+                        int64_t *out_id);
+    int (*event_get)(struct store *s, int64_t id, struct arena *a, struct event_rec *out);
+
+    /* event catalog */
+    int (*catalog_touch)(struct store_txn *t, struct str name, struct str sample, int64_t seen_ms);
+    int (*catalog_get)(struct store *s, struct str name, struct arena *a, struct catalog_rec *out);
+    int (*catalog_list)(struct store *s, struct str search, struct str after_name, size_t limit,
+                        struct arena *a, struct catalog_rec **out, size_t *n);
 };
 
 /* The base every backend embeds as its first member. */
@@ -188,5 +242,53 @@ static inline int store_job_counts(struct store *s, struct arena *a, struct job_
 { return s->ops->job_counts(s, a, out, n); }
 static inline int store_job_next_run_at(struct store *s, int64_t *out_ms)
 { return s->ops->job_next_run_at(s, out_ms); }
+
+/* job_list: jobs in `state` (enum job_state), newest first, at most limit. */
+static inline int store_job_list(struct store *s, int state, size_t limit, struct arena *a,
+                                 struct job **out, size_t *n)
+{ return s->ops->job_list(s, state, limit, a, out, n); }
+
+/* Documents: get returns HR_NOTFOUND when absent; put creates or replaces (version
+ * counts puts); delete returns HR_NOTFOUND when absent; list walks ids in byte order
+ * after `after_id` (empty: from the start) that start with id_prefix. Bodies <= 1 MiB. */
+static inline int store_doc_get(struct store *s, const char *coll, struct str id, struct arena *a,
+                                struct doc_rec *out)
+{ return s->ops->doc_get(s, coll, id, a, out); }
+static inline int store_doc_get_txn(struct store_txn *t, const char *coll, struct str id,
+                                    struct arena *a, struct doc_rec *out)
+{ return store_txn_store(t)->ops->doc_get_txn(t, coll, id, a, out); }
+static inline int store_doc_put(struct store_txn *t, const char *coll, struct str id,
+                                struct str body, int64_t now_ms, int64_t *out_version)
+{ return store_txn_store(t)->ops->doc_put(t, coll, id, body, now_ms, out_version); }
+static inline int store_doc_delete(struct store_txn *t, const char *coll, struct str id)
+{ return store_txn_store(t)->ops->doc_delete(t, coll, id); }
+static inline int store_doc_list(struct store *s, const char *coll, struct str id_prefix,
+                                 struct str after_id, size_t limit, struct arena *a,
+                                 struct doc_rec **out, size_t *n)
+{ return s->ops->doc_list(s, coll, id_prefix, after_id, limit, a, out, n); }
+
+/* event_insert: store e unless an event with the same (source_id, message_id) arrived
+ * within dedup_window_ms before e->received_ms: then HR_CONFLICT and *out_id is the
+ * earlier event. (An older duplicate is stored as a new event.) */
+static inline int store_event_insert(struct store_txn *t, const struct event_rec *e,
+                                     int64_t window_ms, int64_t *out_id)
+{ return store_txn_store(t)->ops->event_insert(t, e, window_ms, out_id); }
+static inline int store_event_get(struct store *s, int64_t id, struct arena *a,
+                                  struct event_rec *out)
+{ return s->ops->event_get(s, id, a, out); }
+
+/* catalog_touch: count one more event under `name`, keep `sample` as the latest
+ * payload, update first/last seen. catalog_list: by name after `after_name`, names
+ * containing `search` (case-insensitive; empty: all). */
+static inline int store_catalog_touch(struct store_txn *t, struct str name, struct str sample,
+                                      int64_t seen_ms)
+{ return store_txn_store(t)->ops->catalog_touch(t, name, sample, seen_ms); }
+static inline int store_catalog_get(struct store *s, struct str name, struct arena *a,
+                                    struct catalog_rec *out)
+{ return s->ops->catalog_get(s, name, a, out); }
+static inline int store_catalog_list(struct store *s, struct str search, struct str after,
+                                     size_t limit, struct arena *a, struct catalog_rec **out,
+                                     size_t *n)
+{ return s->ops->catalog_list(s, search, after, limit, a, out, n); }
 
 #endif
