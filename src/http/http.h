@@ -51,7 +51,7 @@ struct http_req {
     struct arena *arena;     /* per request; freed after the response is sent */
     int method;              /* enum http_method */
     struct str path;         /* raw path, without the query string */
-    char rid[40];            /* request id (from X-Request-Id when sane, else new) */
+    char rid[65];            /* request id (from X-Request-Id when sane, else new) */
     struct str body;         /* after gzip inflation; NUL-terminated; len 0 if none */
     struct str params[HTTP_MAX_PARAMS]; /* ":name" path segments, percent-decoded */
     int nparams;
@@ -139,7 +139,8 @@ const char *http_error_type(int status);
 /* ---- routing (exposed for unit tests and the generated auth test) ---- */
 /* http_route_match: find the route for method+path. Returns the route and fills
  * params (percent-decoded into arena a); when the path matches only under other
- * methods, returns NULL and sets *allowed to their bitmask (405); else NULL and 0 (404). */
+ * methods, returns NULL and sets *allowed to their bitmask (405); else NULL and 0 (404);
+ * NULL and -1 when the matched route's params hold an invalid %-escape (400). */
 const struct http_route *http_route_match(const struct http_route *routes, int method,
                                           struct str path, struct arena *a,
                                           struct str *params, int *nparams, int *allowed);
