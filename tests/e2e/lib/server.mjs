@@ -1,0 +1,637 @@
+// server.mjs: the e2e harness. Starts the real herald binary (HERALD_BIN) on a free
+// port with a fresh SQLite store in a temp dir, captures its output, and talks to it.
+//
+//   const srv = await startServer({ t });          // t: the node:test context (optional)
+//   const r = await srv.request('GET', '/admin/queue', { auth: 'admin' });
+//   const { code, ms } = await srv.stop();          // SIGTERM; checks sanitizer reports
+//
+// Output of every server goes to arrays (srv.stdout, srv.stderr: lines) and to
+// tests/e2e/artifacts/<test name>.log for debugging. Servers still running when the
+// test process ends are killed (process 'exit', SIGINT, SIGTERM); pass `t` to have
+// srv.stop() run in t.after(), or call stopAll() from an after() hook.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ARTIFACTS = path.resolve(HERE, '..', 'artifacts');
+
+const START_TIMEOUT_MS = 15000;
+const POLL_MS = 50;
+const STOP_TIMEOUT_MS = 15000; // after this, stop() kills with SIGKILL and reports it
+const REQUEST_TIMEOUT_MS = 15000;
+
+/* ---- environment ------------------------------------------------------------------- */
+
+/** The binary under test; throws a clear error when HERALD_BIN is missing. */
+export function heraldBin() {
+  const bin = process.env.HERALD_BIN;
+  if (!bin) throw new Error('HERALD_BIN is not set: point it at the herald binary (scripts/run-e2e.sh does)');
+  try {
+    fs.accessSync(bin, fs.constants.X_OK);
+  } catch {
+    throw new Error(`HERALD_BIN=${bin} is not executable`);
+  }
+  return path.resolve(bin);
+}
+
+/** The environment for a child: ours without HERALD_* (a developer's HERALD_STORE must
+ *  not leak in), sanitizer options set unless already set, plus `extra`. */
+function childEnv(extra = {}) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('HERALD_')) env[k] = v;
+  }
+  // leaks are checked by the unit tests; here a report must abort and fail the test
+  env.ASAN_OPTIONS ??= 'abort_on_error=1:detect_leaks=0';
+  env.UBSAN_OPTIONS ??= 'halt_on_error=1:print_stacktrace=1';
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined || v === null) delete env[k];
+    else env[k] = String(v);
+  }
+  return env;
+}
+
+const SANITIZER_PATTERNS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
+
+/** Throws when text (or a server's stderr) holds an ASan/UBSan report. */
+export function assertNoSanitizerReports(serverOrText, what = 'herald') {
+  const text = typeof serverOrText === 'string' ? serverOrText : serverOrText.stderr.join('\n');
+  for (const p of SANITIZER_PATTERNS) {
+    const i = text.indexOf(p);
+    if (i >= 0) {
+      const from = Math.max(0, text.lastIndexOf('\n', Math.max(0, i - 2000)));
+      throw new Error(`${what}: sanitizer report in stderr ("${p}"):\n${text.slice(from, i + 4000)}`);
+    }
+  }
+}
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll fn (sync or async) every intervalMs until it returns a truthy value; return it.
+ *  On timeout throw, naming `what` and the last value or error seen. */
+export async function waitFor(fn, { timeout = 10000, interval = POLL_MS, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${detail})`);
+    }
+    await sleep(interval);
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Parse Prometheus text into [{name, labels: {k: v}, value}] (comments skipped). */
+export function parseMetrics(text) {
+  const out = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    if (m[3]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+      let lm;
+      while ((lm = re.exec(m[3]))) labels[lm[1]] = lm[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    }
+    const v = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ? -Infinity : Number(m[4]);
+    out.push({ name: m[1], labels, value: v });
+  }
+  return out;
+}
+
+/** The value of the sample `name` whose labels include all of `labels`; undefined if none. */
+export function metricValue(samplesOrText, name, labels = {}) {
+  const samples = typeof samplesOrText === 'string' ? parseMetrics(samplesOrText) : samplesOrText;
+  const s = samples.find(
+    (x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === String(v)),
+  );
+  return s ? s.value : undefined;
+}
+
+function safeName(s) {
+  return String(s).replace(/[^a-zA-Z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 100) || 'server';
+}
+
+/** Splits a stream into lines, calling onLine for each complete line (and the rest at end). */
+function lineSplitter(stream, onLine) {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    partial += chunk;
+    let i;
+    while ((i = partial.indexOf('\n')) >= 0) {
+      onLine(partial.slice(0, i).replace(/\r$/, ''));
+      partial = partial.slice(i + 1);
+    }
+  });
+  stream.on('end', () => {
+    if (partial) onLine(partial);
+    partial = '';
+  });
+}
+
+/* ---- live process registry and cleanup -------------------------------------------- */
+
+const live = new Set(); // Server objects with a running process
+const tempDirs = new Set();
+
+function killAllSync() {
+  for (const s of live) {
+    try {
+      s.proc.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  live.clear();
+}
+
+function removeTempDirsSync() {
+  if (process.env.HERALD_E2E_KEEP) return;
+  for (const d of tempDirs) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+  tempDirs.clear();
+}
+
+process.on('exit', () => {
+  killAllSync();
+  removeTempDirsSync();
+});
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    killAllSync();
+    removeTempDirsSync();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  });
+}
+
+/** Stop every server still running (SIGTERM, then SIGKILL after a timeout).
+ *  For after() hooks; throws the first sanitizer report found. */
+export async function stopAll() {
+  const errors = [];
+  for (const s of [...live]) {
+    try {
+      await s.stop();
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  if (errors.length) throw errors[0];
+}
+
+let serial = 0;
+
+/** Make a fresh temp dir (removed when the test process exits unless HERALD_E2E_KEEP=1). */
+export function makeTempDir(prefix = 'herald-e2e-') {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+function dsnFor(dir) {
+  return `sqlite:${path.join(dir, 'herald.db')}`;
+}
+
+/* ---- the server ------------------------------------------------------------------ */
+
+/**
+ * startServer(opts) -> Promise<Server>
+ *   opts.t          node:test context: names the log file, registers stop() in t.after()
+ *   opts.name       log file name (default: the test's name, or the test file's)
+ *   opts.dir        reuse this store dir instead of a fresh one
+ *   opts.port       listen on this port instead of a free one
+ *   opts.via        'flags' (default): --listen, --store, --log-level as flags;
+ *                   'env': HERALD_LISTEN, HERALD_STORE, HERALD_LOG_LEVEL instead
+ *   opts.logLevel   'info' by default; null: pass none
+ *   opts.args       extra arguments after the defaults
+ *   opts.env        extra environment (a null/undefined value removes a variable)
+ *   opts.expectKeys wait for the two HERALD_*_KEY lines (default: true for a fresh dir)
+ *   opts.timeout    start timeout in ms (default 15000)
+ */
+export async function startServer(opts = {}) {
+  const bin = heraldBin();
+  const dir = opts.dir ?? makeTempDir();
+  const port = opts.port ?? (await freePort());
+  const testName = opts.name ?? opts.t?.name ?? path.basename(process.argv[1] ?? 'e2e', '.test.mjs');
+  serial += 1;
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const logPath = path.join(ARTIFACTS, `${safeName(path.basename(process.argv[1] ?? 'e2e', '.test.mjs'))}--${safeName(testName)}--${serial}.log`);
+  const srv = new Server({ bin, dir, port, opts, logPath });
+  if (opts.t && typeof opts.t.after === 'function') {
+    opts.t.after(() => srv.stop());
+  }
+  await srv._start({ expectKeys: opts.expectKeys ?? opts.dir === undefined, first: true });
+  return srv;
+}
+
+class Server {
+  constructor({ bin, dir, port, opts, logPath }) {
+    this.bin = bin;
+    this.dir = dir;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.opts = opts;
+    this.logPath = logPath;
+    this.stdout = []; // all runs
+    this.stderr = [];
+    this.runs = []; // per start: {stdout, stderr, proc, exited, result}
+    this.adminKey = undefined;
+    this.writeKey = undefined;
+    this.proc = undefined;
+    try {
+      fs.writeFileSync(logPath, '');
+    } catch {
+      /* debugging aid only */
+    }
+  }
+
+  /** The current (last) run: {stdout: [], stderr: [], proc, result}. */
+  get run() {
+    return this.runs[this.runs.length - 1];
+  }
+
+  /** stderr lines (the log) of every run so far. */
+  logs() {
+    return [...this.stderr];
+  }
+
+  /** Everything captured, for assertion messages. */
+  output() {
+    return `--- stdout\n${this.stdout.join('\n')}\n--- stderr\n${this.stderr.join('\n')}`;
+  }
+
+  args() {
+    const o = this.opts;
+    const a = ['serve'];
+    if ((o.via ?? 'flags') === 'flags') {
+      a.push('--listen', `127.0.0.1:${this.port}`, '--store', dsnFor(this.dir));
+      const lvl = o.logLevel === undefined ? 'info' : o.logLevel;
+      if (lvl !== null) a.push('--log-level', lvl);
+    }
+    return a.concat(o.args ?? []);
+  }
+
+  env() {
+    const o = this.opts;
+    const e = {};
+    if (o.via === 'env') {
+      e.HERALD_LISTEN = `127.0.0.1:${this.port}`;
+      e.HERALD_STORE = dsnFor(this.dir);
+      const lvl = o.logLevel === undefined ? 'info' : o.logLevel;
+      if (lvl !== null) e.HERALD_LOG_LEVEL = lvl;
+    }
+    return childEnv({ ...e, ...(o.env ?? {}) });
+  }
+
+  _log(text) {
+    try {
+      fs.appendFileSync(this.logPath, text);
+    } catch {
+      /* debugging aid only */
+    }
+  }
+
+  async _start({ expectKeys, first }) {
+    if (this.run && !this.run.result) throw new Error('herald: already running');
+    const args = this.args();
+    const env = this.env();
+    const run = { stdout: [], stderr: [], proc: undefined, result: undefined, exited: undefined };
+    this.runs.push(run);
+    this._log(`=== ${new Date().toISOString()} start: ${this.bin} ${args.join(' ')}\n`);
+    const proc = spawn(this.bin, args, { cwd: this.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    run.proc = proc;
+    this.proc = proc;
+    live.add(this);
+
+    lineSplitter(proc.stdout, (line) => {
+      run.stdout.push(line);
+      this.stdout.push(line);
+      this._log(`[out] ${line}\n`);
+      if (first) {
+        let m;
+        if ((m = /^HERALD_ADMIN_KEY=(\S+)$/.exec(line)) && !this.adminKey) this.adminKey = m[1];
+        if ((m = /^HERALD_WRITE_KEY=(\S+)$/.exec(line)) && !this.writeKey) this.writeKey = m[1];
+      }
+    });
+    lineSplitter(proc.stderr, (line) => {
+      run.stderr.push(line);
+      this.stderr.push(line);
+      this._log(`[err] ${line}\n`);
+    });
+
+    let spawnError;
+    run.exited = new Promise((resolve) => {
+      let exitAt;
+      proc.on('error', (e) => {
+        spawnError = e;
+        run.result = { code: null, signal: null, ms: 0, error: e };
+        live.delete(this);
+        resolve(run.result);
+      });
+      proc.on('exit', () => {
+        exitAt = Date.now();
+      });
+      // 'close': exited and stdout/stderr drained, so the output is complete
+      proc.on('close', (code, signal) => {
+        if (run.result) return;
+        run.result = { code, signal, at: exitAt ?? Date.now() };
+        live.delete(this);
+        this._log(`=== exit code=${code} signal=${signal}\n`);
+        resolve(run.result);
+      });
+    });
+
+    const timeout = this.opts.timeout ?? START_TIMEOUT_MS;
+    const deadline = Date.now() + timeout;
+    const early = run.exited.then((r) => {
+      throw new Error(
+        `herald exited during start (code=${r.code} signal=${r.signal}${spawnError ? ` error=${spawnError.message}` : ''}):\n${this.output()}`,
+      );
+    });
+    early.catch(() => {}); // handled through the race below
+
+    const ready = (async () => {
+      for (;;) {
+        if (run.result) return early;
+        try {
+          const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+          await r.arrayBuffer();
+          if (r.status === 200) break;
+        } catch {
+          /* not listening yet */
+        }
+        if (Date.now() >= deadline) throw new Error(`herald: /healthz did not answer 200 within ${timeout} ms:\n${this.output()}`);
+        await sleep(POLL_MS);
+      }
+      if (expectKeys) {
+        while (!(this.adminKey && this.writeKey)) {
+          if (run.result) return early;
+          if (Date.now() >= deadline)
+            throw new Error(`herald: the first start did not print HERALD_ADMIN_KEY= and HERALD_WRITE_KEY= on stdout within ${timeout} ms:\n${this.output()}`);
+          await sleep(POLL_MS);
+        }
+      }
+    })();
+
+    try {
+      await Promise.race([ready, early]);
+    } catch (e) {
+      this.kill9Sync();
+      throw e;
+    }
+  }
+
+  kill9Sync() {
+    if (this.run && !this.run.result) {
+      try {
+        this.run.proc.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
+  /** Send `signal`, wait for the exit (SIGKILL after 15 s), check for sanitizer reports.
+   *  Resolves {code, signal, ms} (ms: from the signal to the exit). Idempotent. */
+  async stop(signal = 'SIGTERM') {
+    const run = this.run;
+    if (!run) return { code: null, signal: null, ms: 0 };
+    let ms = 0;
+    if (!run.result) {
+      const t0 = Date.now();
+      run.proc.kill(signal);
+      let timer;
+      const timedOut = await Promise.race([
+        run.exited.then(() => false),
+        new Promise((r) => {
+          timer = setTimeout(() => r(true), STOP_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        run.proc.kill('SIGKILL');
+        await run.exited;
+        run.result.timedOut = true;
+      }
+      ms = run.result.at - t0;
+      run.result.ms = ms;
+    }
+    assertNoSanitizerReports(this);
+    const { code, signal: sig, timedOut } = run.result;
+    return { code, signal: sig, ms: run.result.ms ?? ms, ...(timedOut ? { timedOut } : {}) };
+  }
+
+  /** kill -9 and wait for the exit. */
+  async kill9() {
+    return this.stop('SIGKILL');
+  }
+
+  /** Start again on the same dir and port (stopping first with SIGTERM if running).
+   *  Keys stay those of the first start; a restart is expected to print none. */
+  async restart(extra = {}) {
+    if (this.run && !this.run.result) await this.stop();
+    await this._start({ expectKeys: false, first: false, ...extra });
+    return this;
+  }
+
+  /** auth: 'admin' (Bearer admin key), 'write' (Basic writeKey:), 'none', or a full
+   *  Authorization header value. */
+  authHeader(auth) {
+    if (!auth || auth === 'none') return undefined;
+    if (auth === 'admin') {
+      if (!this.adminKey) throw new Error('no admin key known for this server');
+      return `Bearer ${this.adminKey}`;
+    }
+    if (auth === 'write') {
+      if (!this.writeKey) throw new Error('no write key known for this server');
+      return `Basic ${Buffer.from(`${this.writeKey}:`).toString('base64')}`;
+    }
+    return auth;
+  }
+
+  /** request(method, path, {headers, body, json, auth, timeout}) -> {status, headers, body, json}
+   *  json: sent as the body with Content-Type application/json (unless given).
+   *  The response's json is its parsed body, or undefined if it is not JSON. */
+  async request(method, p, { headers = {}, body, json, auth = 'none', timeout = REQUEST_TIMEOUT_MS } = {}) {
+    const h = { ...headers };
+    const a = this.authHeader(auth);
+    if (a !== undefined) h.Authorization = a;
+    let b = body;
+    if (json !== undefined) {
+      b = JSON.stringify(json);
+      if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['Content-Type'] = 'application/json';
+    }
+    const res = await fetch(this.url + p, { method, headers: h, body: b, signal: AbortSignal.timeout(timeout) });
+    const text = await res.text();
+    let parsed;
+    try {
+      parsed = text.length ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, headers: res.headers, body: text, json: parsed };
+  }
+
+  /** GET /metrics parsed: {text, samples}. */
+  async metrics() {
+    const r = await this.request('GET', '/metrics');
+    if (r.status !== 200) throw new Error(`GET /metrics: ${r.status} ${r.body}`);
+    return { text: r.body, samples: parseMetrics(r.body) };
+  }
+
+  /** Wait for a stderr line matching re (RegExp or predicate); returns the line. */
+  async waitForLog(re, { timeout = 5000 } = {}) {
+    const test = typeof re === 'function' ? re : (l) => re.test(l);
+    return waitFor(() => this.stderr.find(test), { timeout, what: `a log line matching ${re}` });
+  }
+}
+
+/**
+ * rawRequest(port, {method, path, headers, body}) -> Promise<{status, headers, body}>
+ * One HTTP/1.1 request over a plain socket with Connection: close. Like curl, it sends
+ * the headers, then waits up to earlyMs for an early final answer (e.g. 413 from the
+ * Content-Length alone) before sending the body, so a server that answers and closes
+ * is seen answering (fetch would report a reset). A 100 Continue is skipped.
+ */
+export function rawRequest(port, { method = 'GET', path: p = '/', headers = {}, body, timeout = REQUEST_TIMEOUT_MS, earlyMs = 1000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const buf = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body);
+    const h = { Host: `127.0.0.1:${port}`, Connection: 'close', ...headers };
+    if (body !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-length')) h['Content-Length'] = String(buf.length);
+    const head = `${method} ${p} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const chunks = [];
+    let done = false;
+    const sock = net.connect(port, '127.0.0.1');
+    const timer = setTimeout(() => finish(new Error(`rawRequest: no complete response within ${timeout} ms`)), timeout);
+    // the response once complete (all of Content-Length), or at the end of the
+    // connection whatever arrived; null before the status line and headers
+    function parse(final = false) {
+      let all = Buffer.concat(chunks).toString('latin1');
+      // skip interim 1xx responses
+      while (/^HTTP\/1\.[01] 1\d\d/.test(all) && all.includes('\r\n\r\n')) all = all.slice(all.indexOf('\r\n\r\n') + 4);
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) return null;
+      const lines = all.slice(0, end).split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+      if (!m) return null;
+      const hdrs = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) hdrs[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      const rest = all.slice(end + 4);
+      if (!final && hdrs['content-length'] !== undefined && rest.length < Number(hdrs['content-length'])) return null;
+      return { status: Number(m[1]), headers: hdrs, body: Buffer.from(rest, 'latin1').toString('utf8') };
+    }
+    function finish(err) {
+      if (done) return;
+      const r = parse(Boolean(err));
+      if (r) {
+        done = true;
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(r);
+      } else if (err) {
+        done = true;
+        clearTimeout(timer);
+        sock.destroy();
+        reject(err);
+      }
+    }
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('end', () => finish(new Error('rawRequest: connection closed before a response')));
+    sock.on('close', () => finish(new Error('rawRequest: connection closed before a response')));
+    sock.on('error', (e) => {
+      // the server may answer early (413) and reset while we still write
+      setTimeout(() => finish(e), 200);
+    });
+    let bodyStarted = false;
+    let earlyTimer;
+    function startBody() {
+      if (bodyStarted || done) return;
+      bodyStarted = true;
+      clearTimeout(earlyTimer);
+      // write the body in pieces so an early answer is seen, then end our side
+      let off = 0;
+      const step = 64 * 1024;
+      const writeMore = () => {
+        while (off < buf.length && !done && !sock.destroyed) {
+          const ok = sock.write(buf.subarray(off, off + step));
+          off += step;
+          if (!ok) {
+            sock.once('drain', writeMore);
+            return;
+          }
+        }
+      };
+      writeMore();
+    }
+    sock.on('data', () => {
+      // an early final answer ends the exchange; a 100 Continue starts the body
+      const r = parse();
+      if (r && !bodyStarted) finish();
+      else if (!bodyStarted && /^HTTP\/1\.[01] 100/.test(Buffer.concat(chunks).toString('latin1'))) startBody();
+    });
+    sock.on('connect', () => {
+      sock.write(head);
+      if (buf.length === 0) return;
+      earlyTimer = setTimeout(startBody, earlyMs);
+    });
+  });
+}
+
+/**
+ * herald(args, {dir, env, timeout, input}) -> {status, signal, stdout, stderr}
+ * Run a CLI subcommand synchronously. With `dir`, `--store sqlite:DIR/herald.db` is
+ * appended. Throws if the run left a sanitizer report on stderr.
+ */
+export function herald(args, { dir, env = {}, timeout = 30000, input } = {}) {
+  const bin = heraldBin();
+  const a = dir === undefined ? [...args] : [...args, '--store', dsnFor(dir)];
+  const r = spawnSync(bin, a, {
+    cwd: dir ?? os.tmpdir(),
+    env: childEnv(env),
+    encoding: 'utf8',
+    timeout,
+    input,
+    killSignal: 'SIGKILL',
+  });
+  if (r.error && r.error.code !== 'ETIMEDOUT') throw r.error;
+  const out = { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut: r.error?.code === 'ETIMEDOUT' };
+  assertNoSanitizerReports(out.stderr, `herald ${args.join(' ')}`);
+  return out;
+}
