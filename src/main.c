@@ -362,7 +362,10 @@ int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        fputs(usage_main, argc < 2 ? stderr : stdout);
+        FILE *f = argc < 2 ? stderr : stdout;
+        fputs(usage_main, f);
+        fputs("\n", f);
+        fputs(usage_serve, f);
         return argc < 2 ? EXIT_USAGE : 0;
     }
     if (strcmp(argv[1], "serve") == 0)

@@ -10,7 +10,7 @@
 
 static _Atomic int g_level = LOG_INFO;
 static FILE *g_stream;
-static _Thread_local char t_rid[64];
+static _Thread_local char t_rid[72];
 
 int log_level_parse(const char *s, enum log_level *out)
 {
