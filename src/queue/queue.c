@@ -1,0 +1,793 @@
+/* queue.c: the durable job queue (lease, run, commit the result) and the worker pool.
+ *
+ * One code path runs jobs for both the pool and queue_run_once: a `runner` leases a
+ * batch in one store_write, runs each job's handler outside any transaction, then
+ * commits the result (handler's commit callback + ack/retry/dead) in one store_write.
+ *
+ * Locking: q->mu guards the stop/wake state, the stats and each runner's batch
+ * cursor (jobs[next..n) are leased but not started). q->mu is never held while
+ * calling into the store or a handler, so queue_wake (called from the store's
+ * writer thread) can never deadlock against a worker waiting on that writer.
+ *
+ * Outcome accounting (queue_stats and metrics_job_outcome), one per job run:
+ *   done        acked (handler DONE)
+ *   retry       re-queued with backoff or Retry-After (handler RETRY, or its commit failed)
+ *   failed      dead-lettered by the handler's verdict (FAIL)
+ *   dead        dead-lettered by the queue: attempts used up, lease expired too
+ *               often, or no handler for the kind
+ *   lost_lease  the lease expired and another runner took the job; nothing committed
+ *
+ * Threads: queue_wake, queue_get_stats and queue_run_once may be called from any
+ * thread at any time between queue_new and queue_free (run_once competes with the pool
+ * for leases like any other runner; it ignores queue_stop and runs what it leased).
+ * queue_wake takes only q->mu, never the store, so it is safe on the store's writer
+ * thread. queue_enqueue runs inside a store_write fn. queue_backoff_ms and
+ * queue_cfg_defaults are pure. queue_start, queue_stop and queue_free belong to the
+ * owner thread: not concurrently with each other, and not from a handler. */
+#include "queue.h"
+
+#include "../util/crypto.h"
+#include "../util/log.h"
+#include "../util/metrics.h"
+#include "../util/xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STOP_TIMEOUT_FREE_MS 10000 /* queue_free's grace for running handlers */
+#define IDLE_MIN_MS 5              /* shortest idle sleep */
+#define BATCH_ARENA_CHUNK (64 * 1024)
+#define JOB_ARENA_CHUNK (16 * 1024)
+
+enum verdict { V_ACK, V_RETRY, V_DEAD };
+enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST };
+enum failed_step { STEP_NONE, STEP_COMMIT, STEP_STATE };
+
+static const char *const outcome_names[] = {"done", "retry", "failed", "dead", "lost_lease"};
+
+/* A runner: a worker thread of the pool, or queue_run_once's caller. */
+struct runner {
+    struct queue *q;
+    bool pooled;               /* a pool worker: queue_stop collects its unstarted jobs */
+    pthread_t th;
+    bool th_started;
+    struct arena *batch_arena; /* the leased jobs; reset before each lease */
+    struct arena *job_arena;   /* one job's handler arena; reset per job */
+    uint64_t rng;              /* xorshift64* state for backoff jitter */
+    /* guarded by q->mu */
+    struct job *jobs;          /* leased batch; jobs[next..n) not started yet */
+    size_t n, next;
+    bool running;              /* a handler is running jobs[next - 1] */
+    bool exited;               /* the thread left its loop */
+};
+
+struct queue {
+    struct store *s;
+    struct hclock *clock;
+    struct queue_cfg cfg;
+    struct job_handler *handlers;
+    size_t nhandlers;
+    const char **kinds;        /* NULL-terminated, for store_job_lease */
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake_cv;    /* workers idle here; queue_wake and stop broadcast */
+    pthread_cond_t exit_cv;    /* queue_stop waits here for workers to exit */
+    uint64_t wake_seq;         /* bumped by queue_wake; no lost wakeups */
+    bool started, stopping;
+    bool collected;            /* queue_stop took the unstarted jobs; late batches self-release */
+    struct runner *workers;
+    int nworkers;
+    struct queue_stats stats;
+};
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+void queue_cfg_defaults(struct queue_cfg *cfg)
+{
+    cfg->workers = 4;
+    cfg->lease_ms = 60000;
+    cfg->backoff_base_ms = 1000;
+    cfg->backoff_max_ms = 3600000;
+    cfg->max_attempts = 25;
+    cfg->idle_poll_ms = 250;
+    cfg->batch = 16;
+}
+
+/* fill_defaults: zero (or negative) fields of cfg take the defaults. */
+static void fill_defaults(struct queue_cfg *cfg)
+{
+    struct queue_cfg d;
+    queue_cfg_defaults(&d);
+    if (cfg->workers <= 0)
+        cfg->workers = d.workers;
+    if (cfg->lease_ms <= 0)
+        cfg->lease_ms = d.lease_ms;
+    if (cfg->backoff_base_ms <= 0)
+        cfg->backoff_base_ms = d.backoff_base_ms;
+    if (cfg->backoff_max_ms <= 0)
+        cfg->backoff_max_ms = d.backoff_max_ms;
+    if (cfg->max_attempts == 0)
+        cfg->max_attempts = d.max_attempts;
+    if (cfg->idle_poll_ms <= 0)
+        cfg->idle_poll_ms = d.idle_poll_ms;
+    if (cfg->batch <= 0)
+        cfg->batch = d.batch;
+}
+
+static int64_t now_ms(const struct queue *q) { return hclock_now(q->clock); }
+
+/* rand01: uniform in [0, 1) from the runner's own generator (no shared state). */
+static double rand01(struct runner *r)
+{
+    uint64_t x = r->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->rng = x;
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
+
+static const struct job_handler *find_handler(const struct queue *q, const char *kind)
+{
+    for (size_t i = 0; i < q->nhandlers; i++)
+        if (strcmp(q->handlers[i].kind, kind) == 0)
+            return &q->handlers[i];
+    return NULL;
+}
+
+/* abs_deadline: CLOCK_MONOTONIC time `ms` from now, for pthread_cond_timedwait. */
+static struct timespec abs_deadline(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int64_t queue_backoff_ms(const struct queue_cfg *cfg, uint32_t attempt, double r)
+{
+    int64_t base = cfg->backoff_base_ms > 0 ? cfg->backoff_base_ms : 1000;
+    int64_t max = cfg->backoff_max_ms > 0 ? cfg->backoff_max_ms : 3600000;
+    int64_t delay = base < max ? base : max;
+    int64_t half, span, jitter;
+
+    /* doubling stops at the cap, so this runs at most ~63 times and never overflows */
+    for (uint32_t i = 1; i < attempt && delay < max; i++)
+        delay = delay > max / 2 ? max : delay * 2;
+    if (!(r > 0.0)) /* also catches NaN */
+        r = 0.0;
+    if (r > 1.0)
+        r = 1.0;
+    half = delay / 2;
+    span = delay - half;
+    jitter = (int64_t)(r * (double)span);
+    if (jitter > span)
+        jitter = span;
+    return half + jitter;
+}
+
+/* ---- construction --------------------------------------------------------------- */
+
+/* on_jobs: the store's job listener (runs on the committing thread). */
+static void on_jobs(void *arg) { queue_wake(arg); }
+
+struct queue *queue_new(struct store *s, struct hclock *clock, const struct queue_cfg *cfg,
+                        const struct job_handler *handlers, size_t nhandlers)
+{
+    struct queue *q = xcalloc(1, sizeof *q);
+    pthread_condattr_t ca;
+
+    q->s = s;
+    q->clock = clock ? clock : s->clock ? s->clock : hclock_system();
+    if (cfg)
+        q->cfg = *cfg;
+    fill_defaults(&q->cfg);
+
+    q->handlers = xcalloc(nhandlers ? nhandlers : 1, sizeof *q->handlers);
+    q->kinds = xcalloc(nhandlers + 1, sizeof *q->kinds);
+    for (size_t i = 0; i < nhandlers; i++) {
+        if (!handlers[i].kind || !handlers[i].run || find_handler(q, handlers[i].kind))
+            continue; /* incomplete entries are ignored; the first of a kind wins */
+        q->handlers[q->nhandlers] = handlers[i];
+        q->kinds[q->nhandlers] = handlers[i].kind;
+        q->nhandlers++;
+    }
+
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->wake_cv, &ca);
+    pthread_cond_init(&q->exit_cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    store_set_job_listener(s, on_jobs, q);
+    return q;
+}
+
+void queue_free(struct queue *q)
+{
+    if (!q)
+        return;
+    queue_stop(q, STOP_TIMEOUT_FREE_MS);
+    if (q->s->on_jobs_arg == q)
+        store_set_job_listener(q->s, NULL, NULL);
+    pthread_cond_destroy(&q->exit_cv);
+    pthread_cond_destroy(&q->wake_cv);
+    pthread_mutex_destroy(&q->mu);
+    free(q->kinds);
+    free(q->handlers);
+    free(q);
+}
+
+int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_id)
+{
+    struct store *s = store_txn_store(t);
+    struct hclock *c = s->clock ? s->clock : hclock_system();
+    return store_job_insert(t, js, hclock_now(c), out_id);
+}
+
+void queue_wake(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->wake_seq++;
+    pthread_cond_broadcast(&q->wake_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void queue_get_stats(struct queue *q, struct queue_stats *out)
+{
+    pthread_mutex_lock(&q->mu);
+    *out = q->stats;
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- runners -------------------------------------------------------------------- */
+
+static void runner_init(struct runner *r, struct queue *q, bool pooled)
+{
+    memset(r, 0, sizeof *r);
+    r->q = q;
+    r->pooled = pooled;
+    r->batch_arena = arena_new(BATCH_ARENA_CHUNK);
+    r->job_arena = arena_new(JOB_ARENA_CHUNK);
+    crypto_random(&r->rng, sizeof r->rng);
+    if (r->rng == 0)
+        r->rng = 0x9E3779B97F4A7C15ULL;
+}
+
+static void runner_cleanup(struct runner *r)
+{
+    arena_free(r->job_arena);
+    arena_free(r->batch_arena);
+    r->job_arena = r->batch_arena = NULL;
+}
+
+struct lease_ctx {
+    struct queue *q;
+    size_t max;
+    struct arena *a;
+    struct job *jobs;
+    size_t n;
+};
+
+static int lease_fn(struct store_txn *t, void *arg)
+{
+    struct lease_ctx *c = arg;
+    c->jobs = NULL;
+    c->n = 0;
+    return store_job_lease(t, now_ms(c->q), c->q->cfg.lease_ms, c->max, c->q->kinds, c->a,
+                           &c->jobs, &c->n);
+}
+
+struct held {
+    int64_t id, token;
+};
+
+struct release_ctx {
+    const struct held *h;
+    size_t n;
+    size_t released;
+};
+
+/* release_fn: give leases back; a lease already lost is skipped, not an error. */
+static int release_fn(struct store_txn *t, void *arg)
+{
+    struct release_ctx *c = arg;
+    int rc = HR_OK;
+    c->released = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        rc = store_job_release(t, c->h[i].id, c->h[i].token);
+        if (rc == HR_CONFLICT || rc == HR_NOTFOUND) {
+            rc = HR_OK;
+            continue;
+        }
+        if (rc < 0)
+            goto out;
+        c->released++;
+    }
+out:
+    return rc;
+}
+
+/* release_held: give back n leases in one store_write; logs the result. */
+static void release_held(struct queue *q, const struct held *h, size_t n)
+{
+    struct release_ctx c = {h, n, 0};
+    struct herr err = {0};
+    int rc;
+    if (n == 0)
+        return;
+    rc = store_write(q->s, release_fn, &c, &err);
+    if (rc < 0)
+        LOG_E("queue.release_failed", "n=%zu rc=%s", n, hr_rc_str(rc));
+    else
+        LOG_I("queue.released", "n=%zu released=%zu", n, c.released);
+}
+
+/* take_leftovers: under q->mu, move r's unstarted jobs into h (room for r->n - r->next). */
+static size_t take_leftovers(struct runner *r, struct held *h)
+{
+    size_t k = 0;
+    for (size_t i = r->next; i < r->n; i++, k++) {
+        h[k].id = r->jobs[i].id;
+        h[k].token = r->jobs[i].lease_token;
+    }
+    r->n = r->next;
+    return k;
+}
+
+/* next_job: under q->mu, the next job of r's batch to run, or NULL (batch done, or a
+ * pool worker that must stop). */
+static const struct job *next_job(struct queue *q, struct runner *r)
+{
+    const struct job *j = NULL;
+    pthread_mutex_lock(&q->mu);
+    r->running = false;
+    if ((!r->pooled || !q->stopping) && r->next < r->n) {
+        j = &r->jobs[r->next++];
+        r->running = true;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return j;
+}
+
+struct finish {
+    struct queue *q;
+    const struct job *j;
+    store_txn_fn commit; /* the handler's; NULL when no handler ran */
+    void *commit_arg;
+    int verdict;         /* enum verdict */
+    int outcome;         /* enum outcome, for stats and metrics */
+    int64_t run_at_ms;   /* V_RETRY */
+    struct str error;    /* V_RETRY, V_DEAD */
+    int failed_step;     /* enum failed_step: where finish_fn returned < 0 */
+    int fn_rc;
+};
+
+/* finish_fn: the handler's commit, then the job's transition, in one savepoint. Any
+ * rc < 0 undoes both. */
+static int finish_fn(struct store_txn *t, void *arg)
+{
+    struct finish *f = arg;
+    int rc = HR_OK;
+    f->failed_step = STEP_NONE;
+    if (f->commit) {
+        rc = f->commit(t, f->commit_arg);
+        if (rc < 0) {
+            f->failed_step = STEP_COMMIT;
+            goto out;
+        }
+        rc = HR_OK;
+    }
+    switch (f->verdict) {
+    case V_ACK:
+        rc = store_job_ack(t, f->j->id, f->j->lease_token);
+        break;
+    case V_RETRY:
+        rc = store_job_retry(t, f->j->id, f->j->lease_token, f->run_at_ms, f->error);
+        break;
+    default:
+        rc = store_job_dead(t, f->j->id, f->j->lease_token, f->error);
+        break;
+    }
+    if (rc < 0)
+        f->failed_step = STEP_STATE;
+out:
+    f->fn_rc = rc;
+    return rc;
+}
+
+/* set_retry: RETRY, or DEAD when the job has no attempts left. */
+static void set_retry(struct runner *r, struct finish *f, uint32_t max_attempts,
+                      int64_t retry_at_ms)
+{
+    if (f->j->attempts >= max_attempts) {
+        f->verdict = V_DEAD;
+        f->outcome = O_DEAD;
+        return;
+    }
+    f->verdict = V_RETRY;
+    f->outcome = O_RETRY;
+    f->run_at_ms = retry_at_ms
+                       ? retry_at_ms
+                       : now_ms(f->q) + queue_backoff_ms(&f->q->cfg, f->j->attempts, rand01(r));
+}
+
+static void record(struct queue *q, const struct finish *f, const char *label)
+{
+    char kq[80], eq[600];
+    const struct job *j = f->j;
+
+    pthread_mutex_lock(&q->mu);
+    switch (f->outcome) {
+    case O_DONE: q->stats.done++; break;
+    case O_RETRY: q->stats.retried++; break;
+    case O_FAILED: q->stats.failed++; break;
+    case O_DEAD: q->stats.dead++; break;
+    default: q->stats.lost_lease++; break;
+    }
+    pthread_mutex_unlock(&q->mu);
+    metrics_job_outcome(label, outcome_names[f->outcome]);
+
+    log_q(kq, sizeof kq, j->kind);
+    if (f->outcome == O_DONE)
+        LOG_D("queue.job_done", "kind=%s id=%" PRId64 " attempts=%u", kq, j->id, j->attempts);
+    else if (f->outcome == O_LOST)
+        LOG_W("queue.lease_lost", "kind=%s id=%" PRId64 " attempts=%u", kq, j->id, j->attempts);
+    else {
+        char tmp[520];
+        str_copy(tmp, sizeof tmp, f->error);
+        log_q(eq, sizeof eq, tmp);
+        if (f->outcome == O_RETRY)
+            LOG_I("queue.job_retry",
+                  "kind=%s id=%" PRId64 " attempts=%u run_at=%" PRId64 " error=%s", kq, j->id,
+                  j->attempts, f->run_at_ms, eq);
+        else
+            LOG_W(f->outcome == O_FAILED ? "queue.job_failed" : "queue.job_dead",
+                  "kind=%s id=%" PRId64 " attempts=%u max_attempts=%u error=%s", kq, j->id,
+                  j->attempts, j->max_attempts, eq);
+    }
+}
+
+/* run_job: decide (run the handler, or dead-letter without running), then commit the
+ * result. A lost lease commits nothing; a store error leaves the job leased until its
+ * lease expires. */
+static void run_job(struct queue *q, struct runner *r, const struct job *j)
+{
+    const struct job_handler *h = find_handler(q, j->kind);
+    uint32_t max_attempts = j->max_attempts ? j->max_attempts : q->cfg.max_attempts;
+    struct job_result res;
+    struct finish f = {.q = q, .j = j};
+    struct herr err = {0};
+    char msg[sizeof res.error + 64], saved_rid[64], rid[64];
+    const char *label = h ? h->kind : "unknown"; /* metrics labels stay bounded */
+    int rc;
+
+    memset(&res, 0, sizeof res);
+    res.outcome = JOB_OUT_DONE;
+    if (!h) {
+        snprintf(msg, sizeof msg, "no handler for kind %s", j->kind);
+        f.verdict = V_DEAD;
+        f.outcome = O_DEAD;
+        f.error = str_c(msg);
+    } else if (j->attempts > max_attempts) {
+        int elen = (int)(j->last_error.len > 256 ? 256 : j->last_error.len);
+        snprintf(msg, sizeof msg, "lease expired too often (attempts %u > max %u)%s%.*s",
+                 j->attempts, max_attempts, elen ? "; last error: " : "", elen,
+                 elen ? j->last_error.p : "");
+        f.verdict = V_DEAD;
+        f.outcome = O_DEAD;
+        f.error = str_c(msg);
+    } else {
+        snprintf(saved_rid, sizeof saved_rid, "%s", log_get_rid());
+        snprintf(rid, sizeof rid, "job-%" PRId64, j->id);
+        log_set_rid(rid);
+        arena_reset(r->job_arena);
+        h->run(h->ctx, j, r->job_arena, &res);
+        log_set_rid(saved_rid[0] ? saved_rid : NULL);
+        res.error[sizeof res.error - 1] = '\0';
+        f.commit = res.commit;
+        f.commit_arg = res.commit_arg;
+        f.error = str_c(res.error);
+        switch (res.outcome) {
+        case JOB_OUT_DONE:
+            f.verdict = V_ACK;
+            f.outcome = O_DONE;
+            break;
+        case JOB_OUT_RETRY:
+            set_retry(r, &f, max_attempts, res.retry_at_ms);
+            break;
+        case JOB_OUT_FAIL:
+            f.verdict = V_DEAD;
+            f.outcome = O_FAILED;
+            break;
+        default:
+            snprintf(msg, sizeof msg, "handler returned invalid outcome %d", res.outcome);
+            f.error = str_c(msg);
+            f.verdict = V_DEAD;
+            f.outcome = O_FAILED;
+            break;
+        }
+    }
+
+    rc = store_write(q->s, finish_fn, &f, &err);
+    if (rc < 0 && f.failed_step == STEP_COMMIT) {
+        /* the handler's commit failed and was rolled back with the ack: retry the job */
+        snprintf(msg, sizeof msg, "commit failed (%s): %s", hr_rc_str(f.fn_rc), res.error);
+        f.commit = NULL;
+        f.error = str_c(msg);
+        set_retry(r, &f, max_attempts, 0);
+        rc = store_write(q->s, finish_fn, &f, &err);
+    }
+    if (rc < 0 && f.failed_step == STEP_STATE &&
+        (f.fn_rc == HR_CONFLICT || f.fn_rc == HR_NOTFOUND)) {
+        f.outcome = O_LOST;
+        record(q, &f, label);
+    } else if (rc < 0) {
+        char kq[80];
+        LOG_E("queue.commit_failed", "kind=%s id=%" PRId64 " attempts=%u rc=%s",
+              log_q(kq, sizeof kq, j->kind), j->id, j->attempts, hr_rc_str(rc));
+    } else {
+        record(q, &f, label);
+    }
+    arena_reset(r->job_arena); /* after the commit: the handler's strings lived until here */
+}
+
+/* runner_round: lease up to max jobs and run them. *leased gets the batch size, *ran
+ * how many ran. Jobs a pool worker leaves unstarted at stop are given back by
+ * queue_stop (or here, if queue_stop already collected); run_once runs its batch. */
+static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *leased,
+                        size_t *ran)
+{
+    struct lease_ctx lc = {.q = q, .max = max, .a = r->batch_arena};
+    struct herr err = {0};
+    struct held *h = NULL;
+    const struct job *j;
+    size_t k = 0, nh = 0;
+    int rc;
+
+    *leased = 0;
+    arena_reset(r->batch_arena); /* nothing of the previous batch is pending */
+    rc = store_write(q->s, lease_fn, &lc, &err);
+    if (rc < 0) {
+        LOG_E("queue.lease_failed", "rc=%s", hr_rc_str(rc));
+        goto out;
+    }
+    *leased = lc.n;
+    pthread_mutex_lock(&q->mu);
+    r->jobs = lc.jobs;
+    r->n = lc.n;
+    r->next = 0;
+    pthread_mutex_unlock(&q->mu);
+
+    while ((j = next_job(q, r)) != NULL) {
+        if (now_ms(q) >= j->lease_until_ms) {
+            /* earlier jobs of the batch ran past this one's lease: another runner may
+             * have it now, so do not run it twice; give it back if it is still ours */
+            struct held one = {j->id, j->lease_token};
+            char kq[80];
+            LOG_W("queue.lease_expired_unstarted", "kind=%s id=%" PRId64 " attempts=%u",
+                  log_q(kq, sizeof kq, j->kind), j->id, j->attempts);
+            release_held(q, &one, 1);
+            continue;
+        }
+        run_job(q, r, j);
+        k++;
+    }
+
+    pthread_mutex_lock(&q->mu);
+    if (r->next < r->n && (!r->pooled || q->collected)) {
+        h = xcalloc(r->n - r->next, sizeof *h);
+        nh = take_leftovers(r, h);
+    }
+    pthread_mutex_unlock(&q->mu);
+    release_held(q, h, nh);
+    free(h);
+out:
+    if (ran)
+        *ran = k;
+    return rc;
+}
+
+/* idle_wait: sleep until queue_wake, stop, the next due job, or idle_poll_ms. `seq` is
+ * the wake sequence read before the lease that came back empty. After a failed lease
+ * only stop cuts the sleep short, so a failing store is not hammered on every wake. */
+static void idle_wait(struct queue *q, uint64_t seq, bool failed)
+{
+    int64_t wait = q->cfg.idle_poll_ms, next = 0, now;
+    struct timespec dl;
+
+    if (!failed && store_job_next_run_at(q->s, &next) == HR_OK && next > 0) {
+        now = now_ms(q);
+        /* only a job in the future shortens the sleep: one due now that we could not
+         * lease belongs to another runner or to a kind we do not handle */
+        if (next > now && next - now < wait)
+            wait = next - now;
+    }
+    if (wait < IDLE_MIN_MS)
+        wait = IDLE_MIN_MS;
+    dl = abs_deadline(wait);
+    pthread_mutex_lock(&q->mu);
+    while (!q->stopping && (failed || q->wake_seq == seq)) {
+        if (pthread_cond_timedwait(&q->wake_cv, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct runner *r = arg;
+    struct queue *q = r->q;
+    size_t per = (size_t)(q->cfg.batch / q->cfg.workers);
+    size_t leased, ran;
+    uint64_t seq;
+    int rc;
+
+    if (per < 1)
+        per = 1;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        seq = q->wake_seq;
+        if (q->stopping) {
+            pthread_mutex_unlock(&q->mu);
+            break;
+        }
+        pthread_mutex_unlock(&q->mu);
+        rc = runner_round(q, r, per, &leased, &ran);
+        if (rc == HR_OK && leased > 0)
+            continue;
+        idle_wait(q, seq, rc < 0);
+    }
+    pthread_mutex_lock(&q->mu);
+    r->exited = true;
+    pthread_cond_broadcast(&q->exit_cv);
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* ---- pool control ---------------------------------------------------------------- */
+
+static void join_and_free(struct queue *q)
+{
+    for (int i = 0; i < q->nworkers; i++) {
+        if (q->workers[i].th_started)
+            pthread_join(q->workers[i].th, NULL);
+        runner_cleanup(&q->workers[i]);
+    }
+    free(q->workers);
+    pthread_mutex_lock(&q->mu);
+    q->workers = NULL;
+    q->nworkers = 0;
+    q->started = q->stopping = q->collected = false;
+    pthread_mutex_unlock(&q->mu);
+}
+
+int queue_start(struct queue *q)
+{
+    sigset_t all, old;
+    int rc = HR_OK, n = q->cfg.workers;
+
+    pthread_mutex_lock(&q->mu);
+    if (q->started) {
+        pthread_mutex_unlock(&q->mu);
+        goto out;
+    }
+    q->started = true;
+    q->stopping = q->collected = false;
+    q->workers = xcalloc((size_t)n, sizeof *q->workers);
+    q->nworkers = n;
+    for (int i = 0; i < n; i++)
+        runner_init(&q->workers[i], q, true);
+    pthread_mutex_unlock(&q->mu);
+
+    /* workers take no signals: the main thread handles them */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&q->workers[i].th, NULL, worker_main, &q->workers[i]) != 0) {
+            rc = HR_IO;
+            break;
+        }
+        q->workers[i].th_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0) {
+        LOG_E("queue.start_failed", "workers=%d", n);
+        queue_stop(q, 0);
+        goto out;
+    }
+    LOG_I("queue.started", "workers=%d batch=%d lease_ms=%" PRId64, n, q->cfg.batch,
+          q->cfg.lease_ms);
+out:
+    return rc;
+}
+
+void queue_stop(struct queue *q, int64_t timeout_ms)
+{
+    struct held *h = NULL;
+    size_t nh = 0, cap = 0;
+    struct timespec dl;
+    int exited;
+
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    if (!q->started || q->stopping) {
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
+    q->stopping = true;
+    pthread_cond_broadcast(&q->wake_cv);
+    /* take the unstarted jobs now: a worker checks `stopping` under this lock before
+     * starting each job, so none of these can start after this */
+    for (int i = 0; i < q->nworkers; i++)
+        cap += q->workers[i].n - q->workers[i].next;
+    if (cap) {
+        h = xcalloc(cap, sizeof *h);
+        for (int i = 0; i < q->nworkers; i++)
+            nh += take_leftovers(&q->workers[i], h + nh);
+    }
+    q->collected = true;
+    pthread_mutex_unlock(&q->mu);
+
+    release_held(q, h, nh); /* early, so other nodes can take them at once */
+    free(h);
+
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    dl = abs_deadline(timeout_ms);
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        exited = 0;
+        for (int i = 0; i < q->nworkers; i++)
+            exited += q->workers[i].exited || !q->workers[i].th_started;
+        if (exited == q->nworkers)
+            break;
+        if (pthread_cond_timedwait(&q->exit_cv, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    for (int i = 0; i < q->nworkers; i++) {
+        struct runner *r = &q->workers[i];
+        if (r->running) {
+            char kq[80];
+            const struct job *j = &r->jobs[r->next - 1];
+            LOG_W("queue.stop_waiting", "timeout_ms=%" PRId64 " kind=%s id=%" PRId64
+                  " worker=%d msg=\"handler still running; joining\"",
+                  timeout_ms, log_q(kq, sizeof kq, j->kind), j->id, i);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+
+    join_and_free(q);
+    LOG_I("queue.stopped", "released=%zu", nh);
+}
+
+/* queue_run_once: max 0 means cfg.batch. */
+int queue_run_once(struct queue *q, size_t max, size_t *ran)
+{
+    struct runner r;
+    size_t leased, k = 0;
+    int rc;
+
+    if (max == 0)
+        max = (size_t)q->cfg.batch;
+    runner_init(&r, q, false);
+    rc = runner_round(q, &r, max, &leased, &k);
+    runner_cleanup(&r);
+    if (ran)
+        *ran = k;
+    return rc;
+}

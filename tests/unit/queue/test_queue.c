@@ -1,0 +1,976 @@
+/* test_queue.c: the durable queue over a real SQLite store with a manual clock:
+ * backoff, outbox enqueue, the job state machine (done, retry, dead, lost lease,
+ * lease expiry, scheduling), and the worker pool (exactly-once, wake, stop). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../../src/queue/queue.h"
+#include "../../../src/store/store.h"
+#include "../../../src/util/arena.h"
+#include "../../../src/util/buf.h"
+#include "../../../src/util/log.h"
+#include "../../../src/util/metrics.h"
+#include "../../../src/util/str.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 1700000000000LL
+
+/* ---- fixture: a fresh store in a temp dir, on a manual clock ---------------------- */
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct hclock_manual clk;
+    struct store *s;
+    struct arena *a;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char dsn[160];
+    struct herr err = {0};
+    snprintf(f->dir, sizeof f->dir, "/tmp/herald-tq-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/q.db", f->dir);
+    snprintf(dsn, sizeof dsn, "sqlite:%s", f->path);
+    hclock_manual_init(&f->clk, T0);
+    if (store_open(dsn, &f->clk.base, &f->s, &err) < 0) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        return -1;
+    }
+    f->a = arena_new(4096);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[160];
+    store_close(f->s);
+    arena_free(f->a);
+    unlink(f->path);
+    snprintf(p, sizeof p, "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", f->path);
+    unlink(p);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static int64_t now_of(struct fx *f) { return hclock_now(&f->clk.base); }
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+struct enq {
+    struct job_spec js;
+    int64_t id;
+    int fail_after; /* return this (< 0) after enqueueing: the caller's txn fails */
+};
+
+static int enq_fn(struct store_txn *t, void *arg)
+{
+    struct enq *e = arg;
+    int rc = queue_enqueue(t, &e->js, &e->id);
+    if (rc < 0)
+        return rc;
+    return e->fail_after;
+}
+
+static int64_t enqueue(struct fx *f, const char *kind, const char *payload, int64_t run_at,
+                       uint32_t max_attempts)
+{
+    struct enq e = {.js = {.kind = kind, .payload = str_c(payload), .run_at_ms = run_at,
+                           .max_attempts = max_attempts}};
+    struct herr err = {0};
+    assert_int_equal(store_write(f->s, enq_fn, &e, &err), 0);
+    assert_true(e.id > 0);
+    return e.id;
+}
+
+/* get: the job's row; returns the store's rc (HR_NOTFOUND once acked). */
+static int get(struct fx *f, int64_t id, struct job *out)
+{
+    return store_job_get(f->s, id, f->a, out);
+}
+
+static int64_t count_jobs(struct fx *f, int state)
+{
+    struct job_count *c = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    assert_int_equal(store_job_counts(f->s, f->a, &c, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        if (state < 0 || c[i].state == state)
+            total += c[i].count;
+    return total;
+}
+
+struct lease_req {
+    int64_t now, lease_ms;
+    const char *const *kinds;
+    struct arena *a;
+    struct job *jobs;
+    size_t n;
+};
+
+static int lease_fn(struct store_txn *t, void *arg)
+{
+    struct lease_req *l = arg;
+    return store_job_lease(t, l->now, l->lease_ms, 16, l->kinds, l->a, &l->jobs, &l->n);
+}
+
+/* lease_direct: lease like another node would, outside the queue. */
+static size_t lease_direct(struct store *s, int64_t now, int64_t lease_ms, const char *kind,
+                           struct arena *a, struct job **out)
+{
+    const char *kinds[] = {kind, NULL};
+    struct lease_req l = {now, lease_ms, kinds, a, NULL, 0};
+    struct herr err = {0};
+    assert_int_equal(store_write(s, lease_fn, &l, &err), 0);
+    *out = l.jobs;
+    return l.n;
+}
+
+struct ack_req {
+    int64_t id, token;
+};
+
+static int ack_fn(struct store_txn *t, void *arg)
+{
+    struct ack_req *r = arg;
+    return store_job_ack(t, r->id, r->token);
+}
+
+static int meta_fn(struct store_txn *t, void *arg)
+{
+    return store_meta_set(t, (const char *)arg, STR_LIT("yes"));
+}
+
+static int meta_then_fail_fn(struct store_txn *t, void *arg)
+{
+    int rc = store_meta_set(t, (const char *)arg, STR_LIT("yes"));
+    return rc < 0 ? rc : HR_INVAL;
+}
+
+static bool meta_present(struct fx *f, const char *key)
+{
+    struct str v = STR_NULL;
+    int rc = store_meta_get(f->s, key, f->a, &v);
+    return rc == 0 && str_eq_c(v, "yes");
+}
+
+/* metric_has: the Prometheus text contains needle. */
+static bool metric_has(const char *needle)
+{
+    struct buf b;
+    bool ok;
+    buf_init(&b, 1 << 20);
+    ok = metrics_render(&b) == 0 && strstr(buf_cstr(&b), needle) != NULL;
+    buf_cleanup(&b);
+    return ok;
+}
+
+static struct queue_cfg test_cfg(void)
+{
+    struct queue_cfg c;
+    queue_cfg_defaults(&c);
+    c.workers = 1;
+    c.lease_ms = 30000;
+    c.backoff_base_ms = 1000;
+    c.backoff_max_ms = 60000;
+    c.idle_poll_ms = 20;
+    return c;
+}
+
+/* A scriptable handler: the outcome, error, Retry-After and commit callback to give. */
+struct th {
+    struct fx *f;
+    int outcome;
+    int64_t retry_at_ms;
+    store_txn_fn commit;
+    void *commit_arg;
+    bool steal_lease; /* take the lease away mid-run, as an expired lease would */
+    int calls;
+    uint32_t last_attempts;
+};
+
+static void th_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct th *h = ctx;
+    h->calls++;
+    h->last_attempts = j->attempts;
+    assert_non_null(arena_strdup(a, "scratch"));
+    r->outcome = h->outcome;
+    r->retry_at_ms = h->retry_at_ms;
+    snprintf(r->error, sizeof r->error, "boom %d", h->calls);
+    r->commit = h->commit;
+    r->commit_arg = h->commit_arg;
+    if (h->steal_lease) {
+        struct job *jobs;
+        struct arena *la = arena_new(1024);
+        int64_t later = now_of(h->f) + 30000 + 1; /* past the queue's lease */
+        assert_int_equal(lease_direct(h->f->s, later, 30000, j->kind, la, &jobs), 1);
+        assert_int_equal(jobs[0].id, j->id);
+        assert_true(jobs[0].lease_token != j->lease_token);
+        arena_free(la);
+    }
+}
+
+static struct queue *q_with(struct fx *f, struct th *h, const struct queue_cfg *cfg)
+{
+    struct job_handler hs[] = {{"t", th_run, h}};
+    h->f = f;
+    return queue_new(f->s, NULL, cfg, hs, 1);
+}
+
+static size_t run_once(struct queue *q)
+{
+    size_t ran = 99;
+    assert_int_equal(queue_run_once(q, 0, &ran), 0);
+    return ran;
+}
+
+/* ---- backoff --------------------------------------------------------------------- */
+
+static void test_backoff(void **state)
+{
+    struct queue_cfg c;
+    int64_t prev = 0;
+    (void)state;
+    queue_cfg_defaults(&c);
+    c.backoff_base_ms = 1000;
+    c.backoff_max_ms = 60000;
+
+    /* r = 1-: the top of each window; grows by doubling until the cap */
+    for (uint32_t a = 1; a <= 10; a++) {
+        int64_t d = queue_backoff_ms(&c, a, 0.999999);
+        int64_t full = 1000LL << (a - 1);
+        if (full > 60000)
+            full = 60000;
+        assert_true(d >= full / 2 && d <= full);
+        assert_true(d >= prev);
+        prev = d;
+    }
+    /* jitter bounds: [delay/2, delay] for any r, never 0 */
+    assert_int_equal(queue_backoff_ms(&c, 1, 0.0), 500);
+    assert_int_equal(queue_backoff_ms(&c, 3, 0.0), 2000);
+    assert_int_equal(queue_backoff_ms(&c, 3, 0.5), 3000);
+    for (int i = 0; i < 1000; i++) {
+        double r = (double)i / 1000.0;
+        int64_t d = queue_backoff_ms(&c, 4, r);
+        assert_true(d >= 4000 && d <= 8000);
+    }
+    /* the cap holds, and huge attempt numbers do not overflow */
+    assert_int_equal(queue_backoff_ms(&c, 7, 0.0), 30000);
+    assert_true(queue_backoff_ms(&c, 7, 0.99) <= 60000);
+    assert_int_equal(queue_backoff_ms(&c, 64, 0.0), 30000);
+    assert_int_equal(queue_backoff_ms(&c, UINT32_MAX, 0.0), 30000);
+    assert_true(queue_backoff_ms(&c, UINT32_MAX, 0.999) <= 60000);
+    /* a huge cap: still no overflow and no negative delays */
+    c.backoff_max_ms = INT64_MAX;
+    assert_true(queue_backoff_ms(&c, UINT32_MAX, 0.999) > 0);
+    assert_true(queue_backoff_ms(&c, 100, 0.0) > 0);
+    /* attempt 0 is treated like 1; out-of-range r is clamped */
+    c.backoff_max_ms = 60000;
+    assert_int_equal(queue_backoff_ms(&c, 0, 0.0), 500);
+    assert_int_equal(queue_backoff_ms(&c, 1, -3.0), 500);
+    assert_int_equal(queue_backoff_ms(&c, 1, 7.0), 1000);
+    /* max below base: the cap wins */
+    c.backoff_base_ms = 5000;
+    c.backoff_max_ms = 2000;
+    assert_int_equal(queue_backoff_ms(&c, 1, 0.0), 1000);
+}
+
+static void test_cfg_defaults(void **state)
+{
+    struct queue_cfg c;
+    (void)state;
+    memset(&c, 0xff, sizeof c);
+    queue_cfg_defaults(&c);
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(c.lease_ms, 60000);
+    assert_int_equal(c.backoff_base_ms, 1000);
+    assert_int_equal(c.backoff_max_ms, 3600000);
+    assert_int_equal(c.max_attempts, 25);
+    assert_int_equal(c.idle_poll_ms, 250);
+    assert_int_equal(c.batch, 16);
+}
+
+/* ---- enqueue (outbox) ------------------------------------------------------------ */
+
+static void test_enqueue_outbox(void **state)
+{
+    struct fx *f = *state;
+    struct enq e = {.js = {.kind = "t", .payload = STR_LIT("{}")}, .fail_after = HR_INVAL};
+    struct herr err = {0};
+    struct job j;
+
+    /* the caller's transaction fails after enqueueing: no job */
+    assert_int_equal(store_write(f->s, enq_fn, &e, &err), HR_INVAL);
+    assert_int_equal(count_jobs(f, -1), 0);
+
+    /* it commits: exactly one job, run_at = the store's now */
+    e.fail_after = 0;
+    e.id = 0;
+    assert_int_equal(store_write(f->s, enq_fn, &e, &err), 0);
+    assert_int_equal(count_jobs(f, -1), 1);
+    assert_int_equal(get(f, e.id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.run_at_ms, T0);
+    assert_int_equal(j.attempts, 0);
+    assert_string_equal(j.kind, "t");
+}
+
+/* ---- the state machine, one job at a time ---------------------------------------- */
+
+static void test_done_commits_with_ack(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE, .commit = meta_fn, .commit_arg = "done.key"};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0);
+
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(h.last_attempts, 1);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    assert_true(meta_present(f, "done.key"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.retried + st.failed + st.dead + st.lost_lease, 0);
+    assert_int_equal(run_once(q), 0);
+    queue_free(q);
+}
+
+static void test_lost_lease_rolls_back_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE, .commit = meta_fn, .commit_arg = "lost.key",
+                   .steal_lease = true};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0);
+
+    metrics_reset();
+
+    assert_int_equal(run_once(q), 1);
+    /* the ack conflicted: the handler's commit was undone with it */
+    assert_false(meta_present(f, "lost.key"));
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_LEASED);
+    assert_int_equal(j.attempts, 2);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.lost_lease, 1);
+    assert_int_equal(st.done, 0);
+    assert_true(metric_has("herald_jobs_total{kind=\"t\",outcome=\"lost_lease\"} 1"));
+    assert_false(metric_has("outcome=\"done\""));
+    queue_free(q);
+}
+
+static void test_commit_failure_retries(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE, .commit = meta_then_fail_fn,
+                   .commit_arg = "cf.key"};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0);
+
+    assert_int_equal(run_once(q), 1);
+    assert_false(meta_present(f, "cf.key"));
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 1);
+    assert_true(j.run_at_ms >= T0 + 500 && j.run_at_ms <= T0 + 1000);
+    assert_non_null(j.last_error.p);
+    assert_non_null(strstr(j.last_error.p, "commit failed"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.retried, 1);
+    assert_int_equal(st.done, 0);
+    queue_free(q);
+}
+
+static void test_retry_backoff(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_RETRY, .commit = meta_fn, .commit_arg = "retry.key"};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0), run_at;
+
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 1);
+    assert_true(str_eq_c(j.last_error, "boom 1"));
+    /* first retry: backoff within [base/2, base] */
+    run_at = j.run_at_ms;
+    assert_true(run_at >= T0 + 500 && run_at <= T0 + 1000);
+    assert_true(meta_present(f, "retry.key")); /* RETRY commits the handler's writes too */
+    queue_get_stats(q, &st);
+    assert_int_equal(st.retried, 1);
+
+    /* not runnable before run_at, runnable at it */
+    assert_int_equal(run_once(q), 0);
+    hclock_manual_advance(&f->clk, run_at - now_of(f) - 1);
+    assert_int_equal(run_once(q), 0);
+    hclock_manual_advance(&f->clk, 1);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.last_attempts, 2);
+    /* second retry: [base, 2*base] after now */
+    assert_int_equal(get(f, id, &j), 0);
+    assert_true(j.run_at_ms >= now_of(f) + 1000 && j.run_at_ms <= now_of(f) + 2000);
+    queue_free(q);
+}
+
+static void test_retry_at_honoured(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_RETRY, .retry_at_ms = T0 + 123456};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0);
+
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.run_at_ms, T0 + 123456);
+    hclock_manual_advance(&f->clk, 123455);
+    assert_int_equal(run_once(q), 0);
+    hclock_manual_advance(&f->clk, 1);
+    assert_int_equal(run_once(q), 1);
+    queue_free(q);
+}
+
+static void test_attempts_exhausted_dead(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_RETRY};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 3);
+
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run_once(q), 1);
+        hclock_manual_advance(&f->clk, cfg.backoff_max_ms);
+    }
+    assert_int_equal(h.calls, 3);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_DEAD);
+    assert_int_equal(j.attempts, 3);
+    assert_true(str_eq_c(j.last_error, "boom 3"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.retried, 2);
+    assert_int_equal(st.dead, 1);
+    /* dead jobs are never leased again */
+    hclock_manual_advance(&f->clk, 10 * cfg.backoff_max_ms);
+    assert_int_equal(run_once(q), 0);
+    assert_int_equal(count_jobs(f, JOB_DEAD), 1);
+    queue_free(q);
+}
+
+static void test_fail_dead_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_FAIL, .commit = meta_fn, .commit_arg = "fail.key"};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0);
+
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_DEAD);
+    assert_int_equal(j.attempts, 1);
+    assert_true(str_eq_c(j.last_error, "boom 1"));
+    assert_true(meta_present(f, "fail.key"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.dead + st.retried + st.done, 0);
+    queue_free(q);
+}
+
+static void test_lease_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct job *jobs;
+    struct ack_req stale;
+    struct herr err = {0};
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 0);
+
+    /* another node leases it and dies */
+    assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 1);
+    stale.id = jobs[0].id;
+    stale.token = jobs[0].lease_token;
+    assert_int_equal(run_once(q), 0);
+    hclock_manual_advance(&f->clk, cfg.lease_ms - 1);
+    assert_int_equal(run_once(q), 0);
+    hclock_manual_advance(&f->clk, 2);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.last_attempts, 2);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    /* the stale lease cannot commit */
+    assert_int_equal(store_write(f->s, ack_fn, &stale, &err), HR_CONFLICT);
+    queue_free(q);
+}
+
+static void test_lease_expired_too_often(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job *jobs;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 2);
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 1);
+        hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+    }
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.calls, 0); /* attempt 3 of 2: dead without running */
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_DEAD);
+    assert_non_null(j.last_error.p);
+    assert_non_null(strstr(j.last_error.p, "lease expired"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.dead, 1);
+    queue_free(q);
+}
+
+/* slow_run: a handler that takes longer than the lease (on the manual clock). */
+static void slow_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct th *h = ctx;
+    h->calls++;
+    hclock_manual_advance(&h->f->clk, 30000 + 1);
+    r->outcome = JOB_OUT_DONE;
+}
+
+/* a batch whose first job outlasts the lease: the second is not run on a lease that
+ * has run out (another runner may hold it), but given back untouched */
+static void test_batch_skips_expired_lease(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.f = f};
+    struct job_handler hs[] = {{"t", slow_run, &h}};
+    struct queue *q = queue_new(f->s, NULL, &cfg, hs, 1);
+    struct queue_stats st;
+    struct job j;
+    size_t ran = 0;
+    int64_t id1 = enqueue(f, "t", "{}", 0, 0), id2 = enqueue(f, "t", "{}", 0, 0);
+
+    assert_int_equal(queue_run_once(q, 2, &ran), 0);
+    assert_int_equal(ran, 1);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(get(f, id1, &j), HR_NOTFOUND); /* the slow one still acked: no rival */
+    assert_int_equal(get(f, id2, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 0);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q);
+}
+
+static void test_run_at_scheduling(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q = q_with(f, &h, &cfg);
+    int64_t next = 0;
+
+    enqueue(f, "t", "{}", T0 + 5000, 0);
+    assert_int_equal(store_job_next_run_at(f->s, &next), 0);
+    assert_int_equal(next, T0 + 5000);
+    assert_int_equal(run_once(q), 0);
+    hclock_manual_advance(&f->clk, 4999);
+    assert_int_equal(run_once(q), 0);
+    assert_int_equal(h.calls, 0);
+    hclock_manual_advance(&f->clk, 1);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.calls, 1);
+    queue_free(q);
+}
+
+/* A store whose lease ignores the queue's kind filter (as if a job's kind was renamed
+ * under it): the queue must dead-letter what it has no handler for. */
+static const struct store_ops *g_real_ops;
+
+static int lease_any_kind(struct store_txn *t, int64_t now, int64_t lease_ms, size_t max,
+                          const char *const *kinds, struct arena *a, struct job **out, size_t *n)
+{
+    static const char *const all[] = {"t", "mystery", NULL};
+    (void)kinds;
+    return g_real_ops->job_lease(t, now, lease_ms, max, all, a, out, n);
+}
+
+static void test_unknown_kind_dead(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct store_ops wrapped;
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "mystery", "{}", 0, 0);
+
+    /* the queue leases only kinds it has handlers for */
+    assert_int_equal(run_once(q), 0);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+
+    metrics_reset();
+    g_real_ops = f->s->ops;
+    wrapped = *f->s->ops;
+    wrapped.job_lease = lease_any_kind;
+    f->s->ops = &wrapped;
+    assert_int_equal(queue_run_once(q, 0, NULL), 0);
+    f->s->ops = g_real_ops;
+
+    assert_int_equal(h.calls, 0);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_DEAD);
+    assert_true(str_eq_c(j.last_error, "no handler for kind mystery"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.dead, 1);
+    /* the job's kind is not a metrics label: labels stay bounded */
+    assert_true(metric_has("herald_jobs_total{kind=\"unknown\",outcome=\"dead\"} 1"));
+    assert_false(metric_has("mystery"));
+    queue_free(q);
+}
+
+/* ---- the worker pool -------------------------------------------------------------- */
+
+#define POOL_JOBS 500
+
+struct pool_ctx {
+    atomic_int seen[POOL_JOBS];
+    atomic_int total;
+    atomic_int bad;
+};
+
+static void pool_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct pool_ctx *p = ctx;
+    int64_t i = -1;
+    char *copy = arena_strndup(a, j->payload.p, j->payload.len);
+    if (str_to_i64(str_c(copy), &i) < 0 || i < 0 || i >= POOL_JOBS) {
+        atomic_fetch_add(&p->bad, 1);
+        r->outcome = JOB_OUT_FAIL;
+        return;
+    }
+    atomic_fetch_add(&p->seen[i], 1);
+    atomic_fetch_add(&p->total, 1);
+    r->outcome = JOB_OUT_DONE;
+}
+
+struct enq_many {
+    int from, to;
+};
+
+static int enq_many_fn(struct store_txn *t, void *arg)
+{
+    struct enq_many *e = arg;
+    char buf[16];
+    int rc = HR_OK;
+    for (int i = e->from; i < e->to; i++) {
+        struct job_spec js = {.kind = (i % 2) ? "b" : "a"};
+        int64_t id;
+        snprintf(buf, sizeof buf, "%d", i);
+        js.payload = str_c(buf);
+        rc = queue_enqueue(t, &js, &id);
+        if (rc < 0)
+            break;
+    }
+    return rc;
+}
+
+static void wait_stats_done(struct queue *q, uint64_t want, int timeout_ms)
+{
+    struct queue_stats st;
+    for (int waited = 0;; waited += 5) {
+        queue_get_stats(q, &st);
+        if (st.done >= want || waited >= timeout_ms)
+            break;
+        sleep_ms(5);
+    }
+    assert_int_equal(st.done, want);
+}
+
+static void test_pool_exactly_once(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct pool_ctx *p = calloc(1, sizeof *p);
+    struct job_handler hs[] = {{"a", pool_run, p}, {"b", pool_run, p}};
+    struct queue *q;
+    struct queue_stats st;
+    struct herr err = {0};
+
+    cfg.workers = 4;
+    cfg.batch = 16;
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    /* half before start, half while running, in several transactions */
+    for (int i = 0; i < POOL_JOBS / 2; i += 50) {
+        struct enq_many e = {i, i + 50};
+        assert_int_equal(store_write(f->s, enq_many_fn, &e, &err), 0);
+    }
+    assert_int_equal(queue_start(q), 0);
+    assert_int_equal(queue_start(q), 0); /* already running: no-op */
+    for (int i = POOL_JOBS / 2; i < POOL_JOBS; i += 25) {
+        struct enq_many e = {i, i + 25};
+        assert_int_equal(store_write(f->s, enq_many_fn, &e, &err), 0);
+    }
+    wait_stats_done(q, POOL_JOBS, 30000);
+    queue_stop(q, 5000);
+    queue_stop(q, 5000); /* twice is fine */
+
+    assert_int_equal(atomic_load(&p->bad), 0);
+    assert_int_equal(atomic_load(&p->total), POOL_JOBS);
+    for (int i = 0; i < POOL_JOBS; i++)
+        assert_int_equal(atomic_load(&p->seen[i]), 1);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, POOL_JOBS);
+    assert_int_equal(st.retried + st.failed + st.dead + st.lost_lease, 0);
+    queue_free(q);
+    free(p);
+}
+
+/* queue_wake via the store's listener: idle workers wake long before idle_poll_ms. */
+static void test_pool_wakes_on_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct pool_ctx *p = calloc(1, sizeof *p);
+    struct job_handler hs[] = {{"a", pool_run, p}};
+    struct queue *q;
+    int64_t t0;
+
+    cfg.workers = 2;
+    cfg.idle_poll_ms = 60000;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    sleep_ms(100); /* let both workers find nothing and go idle */
+    t0 = time_mono_ms();
+    enqueue(f, "a", "7", 0, 0);
+    wait_stats_done(q, 1, 5000);
+    assert_true(time_mono_ms() - t0 < 5000);
+    assert_int_equal(atomic_load(&p->seen[7]), 1);
+    queue_free(q); /* stops first; must not wait out idle_poll_ms */
+    free(p);
+}
+
+struct blocker {
+    struct fx *f;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, released;
+    atomic_int fast_calls;
+    int64_t fast_ids[5];
+    int release_delay_ms; /* after the leases are back, before the blocker ends */
+};
+
+static void block_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct blocker *b = ctx;
+    pthread_mutex_lock(&b->mu);
+    b->started = true;
+    pthread_cond_broadcast(&b->cv);
+    while (!b->released)
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    r->outcome = JOB_OUT_DONE;
+}
+
+static void fast_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct blocker *b = ctx;
+    atomic_fetch_add(&b->fast_calls, 1);
+    r->outcome = JOB_OUT_DONE;
+}
+
+/* releaser: once queue_stop has given the unstarted leases back, let the blocker end. */
+static void *releaser(void *arg)
+{
+    struct blocker *b = arg;
+    struct arena *a = arena_new(1024);
+    for (int waited = 0; waited < 10000; waited += 5) {
+        int queued = 0;
+        for (int i = 0; i < 5; i++) {
+            struct job j;
+            arena_reset(a);
+            if (store_job_get(b->f->s, b->fast_ids[i], a, &j) == 0 && j.state == JOB_QUEUED)
+                queued++;
+        }
+        if (queued == 5)
+            break;
+        sleep_ms(5);
+    }
+    arena_free(a);
+    sleep_ms(b->release_delay_ms);
+    pthread_mutex_lock(&b->mu);
+    b->released = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+static void stop_gives_back(struct fx *f, int stop_timeout_ms, int release_delay_ms)
+{
+    struct queue_cfg cfg = test_cfg();
+    struct blocker *b = calloc(1, sizeof *b);
+    struct job_handler hs[] = {{"block", block_run, b}, {"fast", fast_run, b}};
+    struct queue *q;
+    struct queue_stats st;
+    pthread_t th;
+    struct job j;
+    int64_t block_id;
+
+    b->f = f;
+    b->release_delay_ms = release_delay_ms;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    cfg.workers = 1;
+    cfg.batch = 8;
+    block_id = enqueue(f, "block", "{}", T0 - 1000, 0); /* first in lease order */
+    for (int i = 0; i < 5; i++)
+        b->fast_ids[i] = enqueue(f, "fast", "{}", 0, 0);
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+
+    pthread_mutex_lock(&b->mu);
+    while (!b->started)
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    /* the one worker holds the whole batch: blocker running, five fast ones waiting */
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(get(f, b->fast_ids[i], &j), 0);
+        assert_int_equal(j.state, JOB_LEASED);
+    }
+
+    assert_int_equal(pthread_create(&th, NULL, releaser, b), 0);
+    queue_stop(q, stop_timeout_ms);
+    pthread_join(th, NULL);
+
+    /* the running job finished and committed; the others are back, attempts unchanged */
+    assert_int_equal(get(f, block_id, &j), HR_NOTFOUND);
+    assert_int_equal(atomic_load(&b->fast_calls), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(get(f, b->fast_ids[i], &j), 0);
+        assert_int_equal(j.state, JOB_QUEUED);
+        assert_int_equal(j.attempts, 0);
+        assert_int_equal(j.lease_until_ms, 0);
+    }
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.lost_lease + st.retried + st.dead + st.failed, 0);
+
+    /* and they run normally afterwards */
+    assert_int_equal(queue_run_once(q, 0, NULL), 0);
+    assert_int_equal(atomic_load(&b->fast_calls), 5);
+    assert_int_equal(count_jobs(f, -1), 0);
+
+    queue_free(q);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static void test_stop_gives_back_leases(void **state) { stop_gives_back(*state, 10000, 0); }
+
+/* a handler outlasting the stop timeout: logged, still joined, still committed */
+static void test_stop_timeout_still_joins(void **state) { stop_gives_back(*state, 50, 200); }
+
+static void test_stop_without_start(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q = q_with(f, &h, &cfg);
+
+    queue_stop(q, 100);
+    queue_stop(q, 100);
+    /* the queue stays usable: start again after a stop */
+    assert_int_equal(queue_start(q), 0);
+    queue_stop(q, 1000);
+    assert_int_equal(queue_start(q), 0);
+    enqueue(f, "t", "{}", 0, 0);
+    for (int waited = 0; waited < 5000 && count_jobs(f, -1) > 0; waited += 5)
+        sleep_ms(5);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q); /* running: free stops first */
+    queue_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_cfg_defaults),
+        cmocka_unit_test_setup_teardown(test_enqueue_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_done_commits_with_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_lease_rolls_back_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_failure_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_at_honoured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attempts_exhausted_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_dead_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expired_too_often, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_at_scheduling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_wakes_on_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_gives_back_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_timeout_still_joins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_without_start, setup, teardown),
+    };
+    log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
