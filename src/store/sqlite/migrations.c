@@ -1,0 +1,166 @@
+/* migrations.c: herald's SQLite schema, one numbered migration per entry.
+ *
+ * Append only: to change the schema, add one line `{N + 1, "SQL..."},` at the end of
+ * `migrations[]`. Never edit or reorder an entry that has shipped; a database records
+ * which versions it has applied and will not run them again. */
+#include "migrations.h"
+
+#include "../../util/log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct migration {
+    int version;     /* 1, 2, 3, ... strictly increasing */
+    const char *sql; /* one or more statements */
+};
+
+static const struct migration migrations[] = {
+    {1, "CREATE TABLE meta("
+        "  key TEXT PRIMARY KEY,"
+        "  value BLOB NOT NULL);"
+        "CREATE TABLE api_keys("
+        "  id INTEGER PRIMARY KEY,"
+        "  kind INTEGER NOT NULL,"
+        "  prefix TEXT NOT NULL UNIQUE,"
+        "  name TEXT NOT NULL,"
+        "  hash BLOB NOT NULL UNIQUE,"
+        "  created_ms INTEGER NOT NULL,"
+        "  revoked_ms INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE jobs("
+        "  id INTEGER PRIMARY KEY,"
+        "  kind TEXT NOT NULL,"
+        "  payload BLOB NOT NULL,"
+        "  state INTEGER NOT NULL,"
+        "  run_at_ms INTEGER NOT NULL,"
+        "  lease_until_ms INTEGER NOT NULL DEFAULT 0,"
+        "  lease_token INTEGER NOT NULL DEFAULT 0,"
+        "  attempts INTEGER NOT NULL DEFAULT 0,"
+        "  max_attempts INTEGER NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  last_error TEXT NOT NULL DEFAULT '',"
+        "  dedup_key TEXT UNIQUE);"
+        "CREATE INDEX jobs_runnable ON jobs(state, run_at_ms);"},
+    /* next: {2, "..."}, */
+};
+
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+int sqlite_schema_latest(void)
+{
+    return migrations[NMIGRATIONS - 1].version;
+}
+
+/* step1: run a one-statement SQL with optional int64 binds; *out (may be NULL) gets the
+ * first column of the first row, or -1 when there is none. Returns an SQLite code. */
+static int step1(sqlite3 *db, const char *sql, int nbind, const int64_t *binds, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK)
+        goto out;
+    for (int i = 0; i < nbind && src == SQLITE_OK; i++)
+        src = sqlite3_bind_int64(st, i + 1, binds[i]);
+    if (src != SQLITE_OK)
+        goto out;
+    if (out)
+        *out = -1;
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        if (out && sqlite3_column_type(st, 0) != SQLITE_NULL)
+            *out = sqlite3_column_int64(st, 0);
+        src = SQLITE_OK;
+    } else if (src == SQLITE_DONE) {
+        src = SQLITE_OK;
+    }
+out:
+    sqlite3_finalize(st);
+    return src;
+}
+
+static int map_src(int src)
+{
+    switch (src & 0xff) {
+    case SQLITE_FULL:
+        return HR_FULL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return HR_BUSY;
+    default:
+        return HR_IO;
+    }
+}
+
+int sqlite_migrate(sqlite3 *db, int64_t now_ms, struct herr *err)
+{
+    int rc = HR_OK, src, current_max = 0;
+    bool in_txn = false;
+    const char *step = "begin";
+    int64_t v = 0;
+
+    for (size_t i = 1; i < NMIGRATIONS; i++)
+        if (migrations[i].version <= migrations[i - 1].version) {
+            rc = herr_set(err, HR_INVAL, "schema migrations are not in increasing order at %d",
+                          migrations[i].version);
+            goto out;
+        }
+    src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        goto fail;
+    in_txn = true;
+    step = "schema_migrations";
+    src = sqlite3_exec(db,
+                       "CREATE TABLE IF NOT EXISTS schema_migrations("
+                       "version INTEGER PRIMARY KEY, applied_ms INTEGER)",
+                       NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        goto fail;
+    src = step1(db, "SELECT max(version) FROM schema_migrations", 0, NULL, &v);
+    if (src != SQLITE_OK)
+        goto fail;
+    current_max = v < 0 ? 0 : (int)v;
+    step = "version_check";
+    if (v > sqlite_schema_latest()) {
+        rc = herr_set(err, HR_INVAL,
+                      "database schema version %lld is newer than this herald (knows up to %d)",
+                      (long long)v, sqlite_schema_latest());
+        goto out;
+    }
+    for (size_t i = 0; i < NMIGRATIONS; i++) {
+        int64_t bind[2] = {migrations[i].version, now_ms};
+        step = "lookup";
+        src = step1(db, "SELECT 1 FROM schema_migrations WHERE version = ?1", 1, bind, &v);
+        if (src != SQLITE_OK)
+            goto fail;
+        if (v == 1)
+            continue;
+        step = "apply";
+        src = sqlite3_exec(db, migrations[i].sql, NULL, NULL, NULL);
+        if (src != SQLITE_OK) {
+            rc = herr_set(err, map_src(src), "schema migration %d failed: %s",
+                          migrations[i].version, sqlite3_errmsg(db));
+            goto out;
+        }
+        step = "record";
+        src = step1(db, "INSERT INTO schema_migrations(version, applied_ms) VALUES(?1, ?2)", 2,
+                    bind, NULL);
+        if (src != SQLITE_OK)
+            goto fail;
+        LOG_I("store.sqlite.migrated", "version=%d from=%d", migrations[i].version, current_max);
+    }
+    step = "commit";
+    src = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        goto fail;
+    in_txn = false;
+    goto out;
+fail:
+    rc = herr_set(err, map_src(src), "schema migration (%s) failed: %s", step, sqlite3_errmsg(db));
+out:
+    if (rc < 0) {
+        LOG_E("store.sqlite.migrate_failed", "step=%s rc=%s", step, hr_rc_str(rc));
+        if (in_txn && !sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}

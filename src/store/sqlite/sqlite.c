@@ -1,0 +1,1517 @@
+/* sqlite.c: the SQLite backend of struct store_ops (contracts in ../store.h).
+ *
+ * Writes: one writer thread per store owns the write connection. store_write queues a
+ * request on the caller's stack and sleeps until the writer marks it done. The writer
+ * takes every pending request (at most GROUP_MAX), opens one BEGIN IMMEDIATE
+ * transaction, runs each request's fn inside its own savepoint (a fn returning < 0 is
+ * rolled back to its savepoint alone), then COMMITs once: one fsync for the group.
+ *
+ * Reads: a bounded pool of reader connections, opened lazily and lent for one call.
+ * WAL mode lets them read the last committed state while the writer writes.
+ *
+ * Every connection caches its prepared statements, keyed by the address of the SQL
+ * text (all SQL in this file is static), so statements are reset and reused.
+ *
+ * Locking: `mu` guards the request queue, `stopping`, each request's result and the
+ * stats; `rmu` guards the reader pool. Neither is held while SQL runs. A connection is
+ * used by one thread at a time (SQLITE_OPEN_NOMUTEX): the writer's by the writer
+ * thread only (by the opening thread before it starts, the closing thread after join),
+ * a reader's by the thread it is lent to. */
+#include "sqlite.h"
+
+#include "migrations.h"
+
+#include "../../util/arena.h"
+#include "../../util/crypto.h"
+#include "../../util/json.h"
+#include "../../util/log.h"
+#include "../../util/str.h"
+#include "../../util/xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define GROUP_MAX 512                /* requests per group commit */
+#define READERS_MAX 16               /* reader connections per store */
+#define STMT_CACHE_MAX 48            /* cached statements per connection */
+#define BUSY_TIMEOUT_MS 5000
+#define PATH_MAX_LEN 4096
+#define KIND_MAX 31                  /* job kind, bytes */
+#define PAYLOAD_MAX (1024 * 1024)    /* job payload and meta value, bytes */
+#define META_KEY_MAX 255
+#define DEDUP_KEY_MAX 255
+#define ERROR_TEXT_MAX 4096          /* last_error is clipped to this */
+#define LEASE_BATCH_MAX 1000         /* jobs per job_lease call */
+#define LEASE_MS_MAX (7LL * 24 * 3600 * 1000)
+#define KINDS_MAX 256                /* entries in a job_lease kinds filter */
+#define LIST_MAX 100000              /* rows returned by key_list / job_counts */
+#define DEFAULT_MAX_ATTEMPTS 25
+
+/* ---- SQL ---------------------------------------------------------------------- */
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT herald_req";
+static const char SQL_RELEASE[] = "RELEASE herald_req";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO herald_req";
+static const char SQL_PING[] = "SELECT 1";
+
+static const char SQL_META_SET[] =
+    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+static const char SQL_META_GET[] = "SELECT value FROM meta WHERE key = ?1";
+
+#define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms"
+static const char SQL_KEY_INSERT[] =
+    "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_KEY_FIND[] =
+    "SELECT " KEY_COLS " FROM api_keys WHERE hash = ?1 AND revoked_ms = 0";
+static const char SQL_KEY_LIST[] =
+    "SELECT " KEY_COLS " FROM api_keys ORDER BY created_ms DESC, id DESC";
+static const char SQL_KEY_REVOKE[] =
+    "UPDATE api_keys SET revoked_ms = ?1 WHERE prefix = ?2 AND revoked_ms = 0";
+static const char SQL_KEY_COUNT[] =
+    "SELECT count(*) FROM api_keys WHERE revoked_ms = 0 AND (?1 = 0 OR kind = ?1)";
+
+#define JOB_COLS                                                                            \
+    "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "         \
+    "max_attempts, created_ms, last_error"
+static const char SQL_JOB_INSERT[] =
+    "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key) "
+    "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6) ON CONFLICT(dedup_key) DO NOTHING";
+static const char SQL_JOB_BY_DEDUP[] = "SELECT id FROM jobs WHERE dedup_key = ?1";
+/* Runnable: queued and due, or leased with the lease run out. Each half walks the
+ * (state, run_at_ms) index in order, so only 2 * limit rows are sorted. ?2 is NULL (all
+ * kinds) or a JSON array of kinds. */
+#define LEASE_KIND_FILTER "(?2 IS NULL OR kind IN (SELECT value FROM json_each(?2)))"
+static const char SQL_JOB_LEASE_PICK[] =
+    "SELECT id FROM ("
+    " SELECT * FROM (SELECT id, run_at_ms FROM jobs"
+    "  WHERE state = 0 AND run_at_ms <= ?1 AND " LEASE_KIND_FILTER
+    "  ORDER BY run_at_ms, id LIMIT ?3)"
+    " UNION ALL"
+    " SELECT * FROM (SELECT id, run_at_ms FROM jobs"
+    "  WHERE state = 1 AND lease_until_ms <= ?1 AND " LEASE_KIND_FILTER
+    "  ORDER BY run_at_ms, id LIMIT ?3))"
+    " ORDER BY run_at_ms, id LIMIT ?3";
+static const char SQL_JOB_LEASE_TAKE[] =
+    "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1 "
+    "WHERE id = ?3 RETURNING " JOB_COLS;
+static const char SQL_JOB_ACK[] =
+    "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+static const char SQL_JOB_RETRY[] =
+    "UPDATE jobs SET state = 0, run_at_ms = ?3, last_error = ?4, lease_until_ms = 0, "
+    "lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+static const char SQL_JOB_DEAD[] =
+    "UPDATE jobs SET state = 2, last_error = ?3, lease_until_ms = 0, lease_token = 0 "
+    "WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+static const char SQL_JOB_RELEASE[] =
+    "UPDATE jobs SET state = 0, attempts = max(attempts - 1, 0), lease_until_ms = 0, "
+    "lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+static const char SQL_JOB_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
+static const char SQL_JOB_COUNTS[] =
+    "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state";
+static const char SQL_JOB_NEXT[] =
+    "SELECT min(t) FROM ("
+    " SELECT * FROM (SELECT run_at_ms AS t FROM jobs WHERE state = 0"
+    "  ORDER BY run_at_ms LIMIT 1)"
+    " UNION ALL SELECT min(lease_until_ms) FROM jobs WHERE state = 1)";
+
+/* ---- types -------------------------------------------------------------------- */
+
+struct stmt_slot {
+    const char *sql; /* cache key: the address of one of the SQL_* strings */
+    sqlite3_stmt *st;
+};
+
+struct conn {
+    sqlite3 *db;
+    struct conn *next; /* reader free list */
+    size_t nstmt;
+    struct stmt_slot stmt[STMT_CACHE_MAX];
+};
+
+/* A store_write call, on the caller's stack until `done`. */
+struct wreq {
+    store_txn_fn fn;
+    void *arg;
+    struct wreq *next;
+    int rc;          /* fn's rc, or the group's error */
+    bool ok;         /* fn succeeded and its savepoint was released */
+    bool done;       /* under mu */
+    struct herr err;
+};
+
+struct sqlite_store {
+    struct store base; /* must be first */
+    char path[PATH_MAX_LEN];
+    bool sync_ok;      /* mutexes and condition variables initialized */
+    /* writer */
+    struct conn *writer;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv; /* writer waits for requests */
+    pthread_cond_t done_cv; /* callers wait for their request */
+    struct wreq *head, *tail;
+    bool stopping;
+    struct store_stats stats;
+    /* readers */
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    struct conn *rfree;
+    size_t nreaders; /* open reader connections, free or lent */
+};
+
+/* The transaction handed to fn. */
+struct sqlite_txn {
+    struct store_txn base; /* must be first */
+    struct conn *c;        /* the write connection */
+    bool active;           /* true only while fn runs */
+};
+
+/* The store whose writer runs on this thread (NULL on every other thread). */
+static _Thread_local struct sqlite_store *t_writer_of;
+
+/* ---- errors ------------------------------------------------------------------- */
+
+static int map_src(int src)
+{
+    switch (src & 0xff) {
+    case SQLITE_FULL:
+        return HR_FULL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return HR_BUSY;
+    case SQLITE_CONSTRAINT:
+        return HR_CONFLICT;
+    default:
+        return HR_IO;
+    }
+}
+
+/* db_fail: log an SQLite failure of operation `what` and return the mapped rc.
+ * Constraint violations are expected outcomes (HR_CONFLICT) and logged at debug. */
+static int db_fail(struct conn *c, int src, const char *what)
+{
+    int rc = map_src(src);
+    char q[256];
+    if (rc == HR_CONFLICT)
+        LOG_D("store.sqlite.constraint", "op=%s msg=%s", what,
+              log_q(q, sizeof q, sqlite3_errmsg(c->db)));
+    else if (rc == HR_BUSY)
+        LOG_W("store.sqlite.busy", "op=%s sqlite_rc=%d msg=%s", what, src,
+              log_q(q, sizeof q, sqlite3_errmsg(c->db)));
+    else
+        LOG_E("store.sqlite.step_failed", "op=%s sqlite_rc=%d msg=%s", what, src,
+              log_q(q, sizeof q, sqlite3_errmsg(c->db)));
+    return rc;
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static void conn_close(struct conn *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nstmt; i++)
+        sqlite3_finalize(c->stmt[i].st);
+    if (c->db && sqlite3_close(c->db) != SQLITE_OK)
+        LOG_E("store.sqlite.close_failed", "msg=%s", sqlite3_errmsg(c->db));
+    free(c);
+}
+
+/* conn_stmt: the cached statement for sql (prepared on first use). Give it back with
+ * stmt_done on every path. */
+static int conn_stmt(struct conn *c, const char *sql, sqlite3_stmt **out)
+{
+    int rc = HR_OK, src;
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    for (size_t i = 0; i < c->nstmt; i++)
+        if (c->stmt[i].sql == sql) {
+            *out = c->stmt[i].st;
+            goto out;
+        }
+    if (c->nstmt == STMT_CACHE_MAX) {
+        LOG_E("store.sqlite.stmt_cache_full", "max=%d", STMT_CACHE_MAX);
+        rc = HR_IO;
+        goto out;
+    }
+    src = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_fail(c, src, "prepare");
+        sqlite3_finalize(st);
+        goto out;
+    }
+    c->stmt[c->nstmt].sql = sql;
+    c->stmt[c->nstmt].st = st;
+    c->nstmt++;
+    *out = st;
+out:
+    return rc;
+}
+
+/* stmt_done: make a cached statement ready for its next use (ends its read). */
+static void stmt_done(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* exec_ctl: run a cached statement that returns no rows; returns the SQLite code. */
+static int exec_ctl(struct conn *c, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int src = SQLITE_ERROR;
+    if (conn_stmt(c, sql, &st) < 0)
+        goto out;
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE || src == SQLITE_ROW)
+        src = SQLITE_OK;
+out:
+    stmt_done(st);
+    return src;
+}
+
+/* pragma: run a PRAGMA on db; when want is set, its one result must equal it. */
+static int pragma(sqlite3 *db, const char *sql, const char *want, struct herr *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = HR_OK, src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK)
+        goto fail;
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        goto fail;
+    if (want) {
+        const char *got = src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (!got || strcmp(got, want) != 0) {
+            rc = herr_set(err, HR_IO, "sqlite: %s gave %s, need %s", sql, got ? got : "nothing",
+                          want);
+            goto out;
+        }
+    }
+    goto out;
+fail:
+    rc = herr_set(err, map_src(src), "sqlite: %s failed: %s", sql, sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* conn_open: open a connection to path with herald's PRAGMAs. The writer creates the
+ * file and sets WAL; readers refuse to write (query_only). */
+static int conn_open(const char *path, bool writer, struct conn **out, struct herr *err)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    int rc = HR_OK;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    int src = sqlite3_open_v2(path, &c->db, flags, NULL);
+    *out = NULL;
+    if (src != SQLITE_OK) {
+        rc = herr_set(err, map_src(src), "cannot open sqlite database %s: %s", path,
+                      c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
+        goto out;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    rc = pragma(c->db, "PRAGMA foreign_keys = ON", NULL, err);
+    if (rc < 0)
+        goto out;
+    if (writer) {
+        rc = pragma(c->db, "PRAGMA journal_mode = WAL", "wal", err);
+        if (rc < 0)
+            goto out;
+        rc = pragma(c->db, "PRAGMA synchronous = FULL", NULL, err);
+    } else {
+        rc = pragma(c->db, "PRAGMA query_only = ON", NULL, err);
+    }
+    if (rc < 0)
+        goto out;
+    *out = c;
+    c = NULL;
+out:
+    conn_close(c);
+    return rc;
+}
+
+/* ---- reader pool ------------------------------------------------------------------ */
+
+/* reader_get: lend a reader connection (waits while READERS_MAX are lent). */
+static int reader_get(struct sqlite_store *ss, struct conn **out)
+{
+    int rc = HR_OK;
+    struct herr err;
+    *out = NULL;
+    pthread_mutex_lock(&ss->rmu);
+    while (!ss->rfree && ss->nreaders >= READERS_MAX)
+        pthread_cond_wait(&ss->rcv, &ss->rmu);
+    if (ss->rfree) {
+        *out = ss->rfree;
+        ss->rfree = ss->rfree->next;
+        (*out)->next = NULL;
+        pthread_mutex_unlock(&ss->rmu);
+        goto out;
+    }
+    ss->nreaders++;
+    pthread_mutex_unlock(&ss->rmu);
+    herr_clear(&err);
+    rc = conn_open(ss->path, false, out, &err);
+    if (rc < 0) {
+        char q[300];
+        LOG_E("store.sqlite.reader_open_failed", "msg=%s", log_q(q, sizeof q, err.msg));
+        pthread_mutex_lock(&ss->rmu);
+        ss->nreaders--;
+        pthread_cond_signal(&ss->rcv);
+        pthread_mutex_unlock(&ss->rmu);
+    }
+out:
+    return rc;
+}
+
+/* reader_put: give a lent connection back (NULL is a no-op). */
+static void reader_put(struct sqlite_store *ss, struct conn *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&ss->rmu);
+    c->next = ss->rfree;
+    ss->rfree = c;
+    pthread_cond_signal(&ss->rcv);
+    pthread_mutex_unlock(&ss->rmu);
+}
+
+/* ---- row helpers -------------------------------------------------------------------- */
+
+/* col_str: column i copied into the arena, NUL-terminated. */
+static struct str col_str(struct arena *a, sqlite3_stmt *st, int i)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    return arena_str(a, (struct str){p, n > 0 ? (size_t)n : 0});
+}
+
+static void col_copy(char *dst, size_t cap, sqlite3_stmt *st, int i)
+{
+    const void *p = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    str_copy(dst, cap, (struct str){p, n > 0 ? (size_t)n : 0});
+}
+
+/* row_job: a row of JOB_COLS into out; strings go to the arena. */
+static void row_job(sqlite3_stmt *st, struct arena *a, struct job *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    col_copy(out->kind, sizeof out->kind, st, 1);
+    out->payload = col_str(a, st, 2);
+    out->state = sqlite3_column_int(st, 3);
+    out->run_at_ms = sqlite3_column_int64(st, 4);
+    out->lease_until_ms = sqlite3_column_int64(st, 5);
+    out->lease_token = sqlite3_column_int64(st, 6);
+    out->attempts = (uint32_t)sqlite3_column_int64(st, 7);
+    out->max_attempts = (uint32_t)sqlite3_column_int64(st, 8);
+    out->created_ms = sqlite3_column_int64(st, 9);
+    out->last_error = col_str(a, st, 10);
+}
+
+/* row_key: a row of KEY_COLS into out; HR_IO when the stored hash is malformed. */
+static int row_key(sqlite3_stmt *st, struct key_rec *out)
+{
+    const void *h;
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    out->kind = sqlite3_column_int(st, 1);
+    col_copy(out->prefix, sizeof out->prefix, st, 2);
+    col_copy(out->name, sizeof out->name, st, 3);
+    h = sqlite3_column_blob(st, 4);
+    if (!h || sqlite3_column_bytes(st, 4) != (int)sizeof out->hash) {
+        LOG_E("store.sqlite.bad_key_row", "id=%lld", (long long)out->id);
+        return HR_IO;
+    }
+    memcpy(out->hash, h, sizeof out->hash);
+    out->created_ms = sqlite3_column_int64(st, 5);
+    out->revoked_ms = sqlite3_column_int64(st, 6);
+    return HR_OK;
+}
+
+/* grow: make room for one more element in an arena array of *cap elements. */
+static void *grow(struct arena *a, void *arr, size_t n, size_t *cap, size_t elem)
+{
+    void *bigger;
+    if (n < *cap)
+        return arr;
+    *cap = *cap ? *cap * 2 : 16;
+    bigger = arena_alloc(a, *cap * elem);
+    if (n)
+        memcpy(bigger, arr, n * elem);
+    return bigger;
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    if (n == 0)
+        return sqlite3_bind_zeroblob(st, i, 0); /* empty, not NULL */
+    return sqlite3_bind_blob64(st, i, p, n, SQLITE_STATIC);
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *p, size_t n)
+{
+    return sqlite3_bind_text64(st, i, n ? p : "", n, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+/* clip_utf8: s's length cut to at most max bytes, not inside a UTF-8 sequence. */
+static size_t clip_utf8(struct str s, size_t max)
+{
+    size_t n = max;
+    if (s.len <= max)
+        return s.len;
+    while (n > 0 && ((unsigned char)s.p[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+static int64_t new_token(void)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8 && v == 0; i++) {
+        crypto_random(&v, sizeof v);
+        v &= (uint64_t)INT64_MAX;
+    }
+    return v ? (int64_t)v : 1;
+}
+
+/* txn_conn: the write connection behind t, if t is live: handed to a fn that is running
+ * now, on this thread, and its group transaction was not aborted by SQLite. */
+static int txn_conn(struct store_txn *t, struct conn **out)
+{
+    struct sqlite_txn *x = (struct sqlite_txn *)t;
+    int rc = HR_OK;
+    *out = NULL;
+    if (!t || !x->active || t_writer_of != (struct sqlite_store *)t->store) {
+        LOG_E("store.sqlite.txn_misuse", "msg=\"write op outside its store_write fn\"");
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (sqlite3_get_autocommit(x->c->db)) {
+        LOG_E("store.sqlite.txn_aborted", "msg=\"transaction was rolled back by sqlite\"");
+        rc = HR_IO;
+        goto out;
+    }
+    *out = x->c;
+out:
+    return rc;
+}
+
+/* ---- writer ------------------------------------------------------------------------ */
+
+/* fail_req: give request r the error rc (it did not commit). */
+static void fail_req(struct wreq *r, int rc, const char *what, int src)
+{
+    r->ok = false;
+    r->rc = rc;
+    herr_set(&r->err, rc, "store write failed: %s (%s)", what, sqlite3_errstr(src));
+}
+
+/* run_one: run request r inside a savepoint of the open group transaction. Returns
+ * false when SQLite aborted the whole group transaction. */
+static bool run_one(struct sqlite_store *ss, struct wreq *r, bool *jobs_changed)
+{
+    struct sqlite_txn txn;
+    int src, frc;
+    bool alive = true;
+
+    src = exec_ctl(ss->writer, SQL_SAVEPOINT);
+    if (src != SQLITE_OK) {
+        fail_req(r, db_fail(ss->writer, src, "savepoint"), "savepoint", src);
+        alive = !sqlite3_get_autocommit(ss->writer->db);
+        goto out;
+    }
+    memset(&txn, 0, sizeof txn);
+    txn.base.store = &ss->base;
+    txn.base.jobs_changed = false;
+    txn.c = ss->writer;
+    txn.active = true;
+    frc = r->fn(&txn.base, r->arg);
+    txn.active = false;
+    if (sqlite3_get_autocommit(ss->writer->db)) {
+        /* a failed statement (disk full, I/O) made SQLite roll back the transaction */
+        r->ok = false;
+        r->rc = frc < 0 ? frc : HR_IO;
+        herr_set(&r->err, r->rc, "store write failed: transaction aborted (%s)",
+                 hr_rc_str(r->rc));
+        alive = false;
+        goto out;
+    }
+    if (frc < 0) {
+        r->ok = false;
+        r->rc = frc;
+        herr_set(&r->err, frc, "store write rolled back (%s)", hr_rc_str(frc));
+        src = exec_ctl(ss->writer, SQL_ROLLBACK_TO);
+        if (src == SQLITE_OK)
+            src = exec_ctl(ss->writer, SQL_RELEASE);
+        if (src != SQLITE_OK) {
+            db_fail(ss->writer, src, "rollback_to");
+            alive = false; /* its changes may still be in the group: abort the group */
+        }
+        goto out;
+    }
+    src = exec_ctl(ss->writer, SQL_RELEASE);
+    if (src != SQLITE_OK) {
+        fail_req(r, db_fail(ss->writer, src, "release"), "release", src);
+        alive = false;
+        goto out;
+    }
+    r->ok = true;
+    r->rc = frc;
+    if (txn.base.jobs_changed)
+        *jobs_changed = true;
+out:
+    return alive;
+}
+
+struct group_result {
+    uint64_t commits, errors;
+    bool notify; /* a committed request changed jobs */
+};
+
+/* run_group: run reqs[0..n) as one transaction (or, if SQLite aborts one, as several:
+ * requests after an abort start a fresh transaction). */
+static void run_group(struct sqlite_store *ss, struct wreq **reqs, size_t n,
+                      struct group_result *gr)
+{
+    struct conn *w = ss->writer;
+    size_t i = 0;
+    while (i < n) {
+        size_t start = i;
+        bool alive = true, any_ok = false, jobs = false;
+        int src = exec_ctl(w, SQL_BEGIN);
+        if (src != SQLITE_OK) {
+            int rc = db_fail(w, src, "begin");
+            for (; i < n; i++)
+                fail_req(reqs[i], rc, "begin", src);
+            gr->errors++;
+            break;
+        }
+        while (i < n && alive) {
+            alive = run_one(ss, reqs[i], &jobs);
+            any_ok = any_ok || reqs[i]->ok;
+            i++;
+        }
+        if (!alive) {
+            for (size_t j = start; j < i; j++)
+                if (reqs[j]->ok)
+                    fail_req(reqs[j], HR_IO, "transaction aborted", SQLITE_ABORT);
+            if (!sqlite3_get_autocommit(w->db))
+                exec_ctl(w, SQL_ROLLBACK);
+            LOG_E("store.sqlite.group_aborted", "requests=%zu", i - start);
+            gr->errors++;
+            continue;
+        }
+        if (!any_ok) { /* nothing to keep */
+            exec_ctl(w, SQL_ROLLBACK);
+            continue;
+        }
+        src = exec_ctl(w, SQL_COMMIT);
+        if (src != SQLITE_OK) {
+            int rc = map_src(src);
+            char q[256];
+            LOG_E("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d msg=%s", i - start, src,
+                  log_q(q, sizeof q, sqlite3_errmsg(w->db)));
+            for (size_t j = start; j < i; j++)
+                if (reqs[j]->ok)
+                    fail_req(reqs[j], rc, "commit failed", src);
+            if (!sqlite3_get_autocommit(w->db))
+                exec_ctl(w, SQL_ROLLBACK);
+            gr->errors++;
+            continue;
+        }
+        gr->commits++;
+        if (jobs)
+            gr->notify = true;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct sqlite_store *ss = arg;
+    struct wreq *group[GROUP_MAX];
+    t_writer_of = ss;
+    pthread_mutex_lock(&ss->mu);
+    for (;;) {
+        size_t n = 0;
+        struct group_result gr = {0, 0, false};
+        while (!ss->head && !ss->stopping)
+            pthread_cond_wait(&ss->work_cv, &ss->mu);
+        if (!ss->head)
+            break; /* stopping and drained */
+        while (ss->head && n < GROUP_MAX) {
+            group[n++] = ss->head;
+            ss->head = ss->head->next;
+        }
+        if (!ss->head)
+            ss->tail = NULL;
+        pthread_mutex_unlock(&ss->mu);
+
+        run_group(ss, group, n, &gr);
+        /* on_jobs is only ever written on this thread (store_set_job_listener does it
+         * through a write), so reading it here needs no lock. It runs before the
+         * callers wake, so "store_write returned" implies "listener has run". */
+        if (gr.notify && ss->base.on_jobs)
+            ss->base.on_jobs(ss->base.on_jobs_arg);
+
+        pthread_mutex_lock(&ss->mu);
+        ss->stats.txns += n;
+        ss->stats.commits += gr.commits;
+        ss->stats.errors += gr.errors;
+        for (size_t i = 0; i < n; i++)
+            group[i]->done = true; /* the caller may return now: no access after this */
+        pthread_cond_broadcast(&ss->done_cv);
+    }
+    pthread_mutex_unlock(&ss->mu);
+    t_writer_of = NULL;
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------------------ */
+
+static int parse_dsn(const char *dsn, char *path, size_t cap, struct herr *err)
+{
+    static const char prefix[] = "sqlite:";
+    int rc = HR_OK;
+    const char *p;
+    size_t len;
+    if (!dsn || strncmp(dsn, prefix, sizeof prefix - 1) != 0) {
+        rc = herr_set(err, HR_INVAL, "store DSN must look like sqlite:PATH");
+        goto out;
+    }
+    p = dsn + sizeof prefix - 1;
+    len = strnlen(p, cap);
+    if (len == 0)
+        rc = herr_set(err, HR_INVAL, "sqlite DSN has no path (expected sqlite:PATH)");
+    else if (len >= cap)
+        rc = herr_set(err, HR_INVAL, "sqlite DSN path is too long (max %zu bytes)", cap - 1);
+    else if (p[0] == ':')
+        rc = herr_set(err, HR_INVAL,
+                      "in-memory sqlite databases are not supported; give a file path");
+    else if (strncmp(p, "//", 2) == 0)
+        rc = herr_set(err, HR_INVAL,
+                      "sqlite DSN takes a plain path, not a URL "
+                      "(e.g. sqlite:/var/lib/herald/herald.db or sqlite:data/herald.db)");
+    else if (p[len - 1] == '/')
+        rc = herr_set(err, HR_INVAL, "sqlite DSN path names a directory, not a file");
+    if (rc < 0)
+        goto out;
+    memcpy(path, p, len + 1);
+out:
+    return rc;
+}
+
+static int mkdir_one(const char *dir, struct herr *err)
+{
+    char eb[128];
+    int rc = HR_OK;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        rc = herr_set(err, errno == EACCES ? HR_PERM : HR_IO, "cannot create directory %s: %s",
+                      dir, strerror_r(errno, eb, sizeof eb));
+    return rc;
+}
+
+/* make_parent_dir: create the missing directories above path, mode 0700. */
+static int make_parent_dir(const char *path, struct herr *err)
+{
+    char dir[PATH_MAX_LEN];
+    char *slash;
+    int rc = HR_OK;
+    str_copy(dir, sizeof dir, str_c(path));
+    slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        goto out; /* current directory or the root */
+    *slash = '\0';
+    for (char *p = dir + 1; *p && rc == HR_OK; p++)
+        if (*p == '/') {
+            *p = '\0';
+            rc = mkdir_one(dir, err);
+            *p = '/';
+        }
+    if (rc == HR_OK)
+        rc = mkdir_one(dir, err);
+out:
+    return rc;
+}
+
+static int sync_init(struct sqlite_store *ss, struct herr *err)
+{
+    int rc = HR_OK;
+    bool mu = pthread_mutex_init(&ss->mu, NULL) == 0;
+    bool wcv = pthread_cond_init(&ss->work_cv, NULL) == 0;
+    bool dcv = pthread_cond_init(&ss->done_cv, NULL) == 0;
+    bool rmu = pthread_mutex_init(&ss->rmu, NULL) == 0;
+    bool rcv = pthread_cond_init(&ss->rcv, NULL) == 0;
+    if (mu && wcv && dcv && rmu && rcv) {
+        ss->sync_ok = true;
+        goto out;
+    }
+    if (rcv)
+        pthread_cond_destroy(&ss->rcv);
+    if (rmu)
+        pthread_mutex_destroy(&ss->rmu);
+    if (dcv)
+        pthread_cond_destroy(&ss->done_cv);
+    if (wcv)
+        pthread_cond_destroy(&ss->work_cv);
+    if (mu)
+        pthread_mutex_destroy(&ss->mu);
+    rc = herr_set(err, HR_IO, "cannot initialize store locks");
+out:
+    return rc;
+}
+
+static int sqlite_open(struct store *s, const char *dsn, struct herr *err)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    int rc = HR_OK;
+    char q[PATH_MAX_LEN + 64];
+
+    if (!sqlite3_threadsafe()) {
+        rc = herr_set(err, HR_IO, "the linked SQLite library was built without thread support");
+        goto out;
+    }
+    rc = parse_dsn(dsn, ss->path, sizeof ss->path, err);
+    if (rc < 0)
+        goto out;
+    rc = sync_init(ss, err);
+    if (rc < 0)
+        goto out;
+    rc = make_parent_dir(ss->path, err);
+    if (rc < 0)
+        goto out;
+    rc = conn_open(ss->path, true, &ss->writer, err);
+    if (rc < 0)
+        goto out;
+    rc = sqlite_migrate(ss->writer->db, hclock_now(s->clock), err);
+    if (rc < 0)
+        goto out;
+    if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0) {
+        rc = herr_set(err, HR_IO, "cannot start the store writer thread");
+        goto out;
+    }
+    ss->thread_started = true;
+    LOG_I("store.sqlite.open", "path=%s schema=%d", log_q(q, sizeof q, ss->path),
+          sqlite_schema_latest());
+out:
+    if (rc < 0)
+        LOG_E("store.sqlite.open_failed", "rc=%s msg=%s", hr_rc_str(rc),
+              log_q(q, sizeof q, err ? err->msg : ""));
+    return rc;
+}
+
+static void sqlite_close(struct store *s)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    size_t closed = 0;
+    if (!ss)
+        return;
+    if (ss->thread_started) {
+        pthread_mutex_lock(&ss->mu);
+        ss->stopping = true;
+        pthread_cond_signal(&ss->work_cv);
+        pthread_mutex_unlock(&ss->mu);
+        pthread_join(ss->thread, NULL); /* the writer drains queued requests first */
+        ss->thread_started = false;
+    }
+    if (ss->sync_ok) {
+        pthread_mutex_lock(&ss->rmu);
+        while (ss->rfree) {
+            struct conn *c = ss->rfree;
+            ss->rfree = c->next;
+            conn_close(c);
+            closed++;
+        }
+        if (closed != ss->nreaders)
+            LOG_E("store.sqlite.readers_leaked", "open=%zu closed=%zu", ss->nreaders, closed);
+        ss->nreaders = 0;
+        pthread_mutex_unlock(&ss->rmu);
+    }
+    conn_close(ss->writer);
+    ss->writer = NULL;
+    if (ss->sync_ok) {
+        pthread_cond_destroy(&ss->rcv);
+        pthread_mutex_destroy(&ss->rmu);
+        pthread_cond_destroy(&ss->done_cv);
+        pthread_cond_destroy(&ss->work_cv);
+        pthread_mutex_destroy(&ss->mu);
+        ss->sync_ok = false;
+    }
+}
+
+/* ---- write / ping / stats -------------------------------------------------------------- */
+
+static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct wreq r;
+    int rc = HR_OK;
+
+    memset(&r, 0, sizeof r);
+    r.fn = fn;
+    r.arg = arg;
+    if (!fn) {
+        rc = herr_set(err, HR_INVAL, "store write without a function");
+        goto out;
+    }
+    if (t_writer_of == ss) {
+        rc = herr_set(err, HR_INVAL,
+                      "store_write called on the store's writer thread (nested write would "
+                      "deadlock)");
+        goto out;
+    }
+    pthread_mutex_lock(&ss->mu);
+    if (ss->stopping || !ss->thread_started) {
+        pthread_mutex_unlock(&ss->mu);
+        rc = herr_set(err, HR_UNAVAIL, "store is closing");
+        goto out;
+    }
+    if (ss->tail)
+        ss->tail->next = &r;
+    else
+        ss->head = &r;
+    ss->tail = &r;
+    pthread_cond_signal(&ss->work_cv);
+    while (!r.done)
+        pthread_cond_wait(&ss->done_cv, &ss->mu);
+    pthread_mutex_unlock(&ss->mu);
+    rc = r.rc;
+    if (rc < 0) {
+        if (err)
+            *err = r.err;
+    } else {
+        herr_clear(err);
+    }
+out:
+    return rc;
+}
+
+static int sqlite_ping(struct store *s)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_PING, &st);
+    if (rc < 0)
+        goto out;
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        LOG_E("store.sqlite.ping_failed", "msg=%s", sqlite3_errmsg(c->db));
+        rc = HR_IO;
+    }
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc < 0 ? HR_IO : HR_OK;
+}
+
+static void sqlite_stats(struct store *s, struct store_stats *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    pthread_mutex_lock(&ss->mu);
+    *out = ss->stats;
+    pthread_mutex_unlock(&ss->mu);
+}
+
+/* ---- meta ------------------------------------------------------------------------------ */
+
+static int check_meta_key(const char *key)
+{
+    size_t n = key ? strnlen(key, META_KEY_MAX + 1) : 0;
+    return n == 0 || n > META_KEY_MAX ? HR_INVAL : HR_OK;
+}
+
+static int sqlite_meta_set(struct store_txn *t, const char *key, struct str value)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = check_meta_key(key);
+    if (rc < 0)
+        goto out;
+    if (value.len > PAYLOAD_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    rc = txn_conn(t, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_META_SET, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bind_text(st, 1, key, strlen(key))) != SQLITE_OK ||
+        (src = bind_blob(st, 2, value.p, value.len)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE)
+        rc = db_fail(c, src, "meta_set");
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = check_meta_key(key);
+    if (rc < 0)
+        goto out;
+    rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_META_GET, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bind_text(st, 1, key, strlen(key))) != SQLITE_OK) {
+        rc = db_fail(c, src, "meta_get");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = HR_NOTFOUND;
+    else if (src != SQLITE_ROW)
+        rc = db_fail(c, src, "meta_get");
+    else
+        *out = col_str(a, st, 0);
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+/* ---- keys -------------------------------------------------------------------------------- */
+
+static int sqlite_key_insert(struct store_txn *t, struct key_rec *k)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = HR_OK;
+    size_t plen, nlen;
+    if (!k || (k->kind != KEY_ADMIN && k->kind != KEY_WRITE)) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    plen = strnlen(k->prefix, sizeof k->prefix);
+    nlen = strnlen(k->name, sizeof k->name);
+    if (plen == 0 || plen == sizeof k->prefix || nlen == sizeof k->name) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    rc = txn_conn(t, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_KEY_INSERT, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_int(st, 1, k->kind)) != SQLITE_OK ||
+        (src = bind_text(st, 2, k->prefix, plen)) != SQLITE_OK ||
+        (src = bind_text(st, 3, k->name, nlen)) != SQLITE_OK ||
+        (src = sqlite3_bind_blob(st, 4, k->hash, sizeof k->hash, SQLITE_STATIC)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 5, k->created_ms)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 6, k->revoked_ms)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "key_insert");
+        goto out;
+    }
+    k->id = sqlite3_last_insert_rowid(c->db);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_key_find_by_hash(struct store *s, const uint8_t hash[32], struct key_rec *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_KEY_FIND, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC)) != SQLITE_OK) {
+        rc = db_fail(c, src, "key_find");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = HR_NOTFOUND;
+    else if (src != SQLITE_ROW)
+        rc = db_fail(c, src, "key_find");
+    else
+        rc = row_key(st, out);
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+static int sqlite_key_list(struct store *s, struct arena *a, struct key_rec **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct key_rec *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc = reader_get(ss, &c);
+    *out = NULL;
+    *n = 0;
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_KEY_LIST, &st);
+    if (rc < 0)
+        goto out;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == LIST_MAX) {
+            rc = HR_TOOBIG;
+            goto out;
+        }
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        rc = row_key(st, &arr[cnt]);
+        if (rc < 0)
+            goto out;
+        cnt++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "key_list");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+static int sqlite_key_revoke(struct store_txn *t, const char *prefix, int64_t now_ms)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = HR_OK;
+    size_t plen = prefix ? strnlen(prefix, 16) : 0;
+    if (plen == 0 || plen == 16 || now_ms <= 0) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    rc = txn_conn(t, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_KEY_REVOKE, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_int64(st, 1, now_ms)) != SQLITE_OK ||
+        (src = bind_text(st, 2, prefix, plen)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "key_revoke");
+        goto out;
+    }
+    if (sqlite3_changes(c->db) == 0)
+        rc = HR_NOTFOUND;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_key_count(struct store *s, int kind, int64_t *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = HR_OK;
+    if (kind < 0) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_KEY_COUNT, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_int(st, 1, kind)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = db_fail(c, src, "key_count");
+        goto out;
+    }
+    *out = sqlite3_column_int64(st, 0);
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+/* ---- jobs ---------------------------------------------------------------------------------- */
+
+static int sqlite_job_insert(struct store_txn *t, const struct job_spec *js, int64_t now_ms,
+                             int64_t *out_id)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = HR_OK;
+    size_t klen, dlen;
+    if (out_id)
+        *out_id = 0;
+    klen = js && js->kind ? strnlen(js->kind, KIND_MAX + 1) : 0;
+    dlen = js && js->dedup_key ? strnlen(js->dedup_key, DEDUP_KEY_MAX + 1) : 0;
+    if (klen == 0 || klen > KIND_MAX || dlen > DEDUP_KEY_MAX ||
+        (js->payload.len && !js->payload.p)) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (js->payload.len > PAYLOAD_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    rc = txn_conn(t, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_JOB_INSERT, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bind_text(st, 1, js->kind, klen)) != SQLITE_OK ||
+        (src = bind_blob(st, 2, js->payload.p, js->payload.len)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 3, js->run_at_ms ? js->run_at_ms : now_ms)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 4, js->max_attempts ? js->max_attempts
+                                                          : DEFAULT_MAX_ATTEMPTS)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 5, now_ms)) != SQLITE_OK ||
+        (src = dlen ? bind_text(st, 6, js->dedup_key, dlen) : sqlite3_bind_null(st, 6)) !=
+            SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "job_insert");
+        goto out;
+    }
+    if (sqlite3_changes(c->db) == 1) {
+        if (out_id)
+            *out_id = sqlite3_last_insert_rowid(c->db);
+        t->jobs_changed = true;
+        goto out;
+    }
+    /* the dedup_key exists: report the job that holds it */
+    stmt_done(st);
+    rc = conn_stmt(c, SQL_JOB_BY_DEDUP, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bind_text(st, 1, js->dedup_key, dlen)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = db_fail(c, src, "job_dedup");
+        goto out;
+    }
+    if (out_id)
+        *out_id = sqlite3_column_int64(st, 0);
+    rc = HR_CONFLICT;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+/* kinds_json: the NULL-terminated kinds list as a JSON array (caller frees), or NULL
+ * for "all kinds". HR_INVAL past KINDS_MAX. */
+static int kinds_json(const char *const *kinds, char **out)
+{
+    cJSON *arr = NULL;
+    int rc = HR_OK;
+    size_t i = 0;
+    *out = NULL;
+    if (!kinds)
+        goto out;
+    arr = cJSON_CreateArray();
+    if (!arr) {
+        rc = HR_NOMEM;
+        goto out;
+    }
+    for (i = 0; kinds[i] && i < KINDS_MAX; i++) {
+        cJSON *k = cJSON_CreateString(kinds[i]);
+        if (!k) {
+            rc = HR_NOMEM;
+            goto out;
+        }
+        cJSON_AddItemToArray(arr, k);
+    }
+    if (kinds[i]) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    *out = json_print(arr);
+out:
+    cJSON_Delete(arr);
+    return rc;
+}
+
+static int sqlite_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
+                            const char *const *kinds, struct arena *a, struct job **out,
+                            size_t *n)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct job *jobs = NULL;
+    char *kj = NULL;
+    size_t cnt = 0, got = 0;
+    int src, rc = HR_OK;
+
+    *out = NULL;
+    *n = 0;
+    if (lease_ms <= 0 || lease_ms > LEASE_MS_MAX || now_ms < 0) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (max == 0)
+        goto out;
+    if (max > LEASE_BATCH_MAX)
+        max = LEASE_BATCH_MAX;
+    rc = kinds_json(kinds, &kj);
+    if (rc < 0)
+        goto out;
+    rc = txn_conn(t, &c);
+    if (rc < 0)
+        goto out;
+    jobs = arena_zalloc(a, max * sizeof *jobs);
+
+    /* pick the ids first, then take each with its own token */
+    rc = conn_stmt(c, SQL_JOB_LEASE_PICK, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_int64(st, 1, now_ms)) != SQLITE_OK ||
+        (src = kj ? bind_text(st, 2, kj, strlen(kj)) : sqlite3_bind_null(st, 2)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 3, (sqlite3_int64)max)) != SQLITE_OK) {
+        rc = db_fail(c, src, "job_lease");
+        goto out;
+    }
+    while (cnt < max && (src = sqlite3_step(st)) == SQLITE_ROW)
+        jobs[cnt++].id = sqlite3_column_int64(st, 0);
+    if (cnt < max && src != SQLITE_DONE) {
+        rc = db_fail(c, src, "job_lease");
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+
+    rc = conn_stmt(c, SQL_JOB_LEASE_TAKE, &st);
+    if (rc < 0)
+        goto out;
+    for (got = 0; got < cnt; got++) {
+        int64_t id = jobs[got].id;
+        if ((src = sqlite3_bind_int64(st, 1, now_ms + lease_ms)) != SQLITE_OK ||
+            (src = sqlite3_bind_int64(st, 2, new_token())) != SQLITE_OK ||
+            (src = sqlite3_bind_int64(st, 3, id)) != SQLITE_OK ||
+            (src = sqlite3_step(st)) != SQLITE_ROW) {
+            rc = db_fail(c, src, "job_lease_take");
+            goto out;
+        }
+        row_job(st, a, &jobs[got]);
+        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+            rc = db_fail(c, src, "job_lease_take");
+            goto out;
+        }
+        sqlite3_reset(st);
+    }
+    *out = jobs;
+    *n = cnt;
+out:
+    stmt_done(st);
+    free(kj);
+    return rc;
+}
+
+/* lease_op: run one of the token-checked updates (ack/retry/dead/release); HR_CONFLICT
+ * when the job is not leased under that token any more. */
+static int lease_op(struct store_txn *t, const char *sql, const char *what, int64_t id,
+                    int64_t token, const int64_t *run_at, const struct str *error)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src = SQLITE_OK, rc = txn_conn(t, &c);
+    int next = 3;
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, sql, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK ||
+        (src = sqlite3_bind_int64(st, 2, token)) != SQLITE_OK)
+        goto fail;
+    if (run_at && (src = sqlite3_bind_int64(st, next++, *run_at)) != SQLITE_OK)
+        goto fail;
+    if (error && (src = bind_text(st, next++, error->p, clip_utf8(*error, ERROR_TEXT_MAX))) !=
+                     SQLITE_OK)
+        goto fail;
+    if ((src = sqlite3_step(st)) != SQLITE_DONE)
+        goto fail;
+    if (sqlite3_changes(c->db) == 0) {
+        LOG_D("store.sqlite.lease_lost", "op=%s job=%lld", what, (long long)id);
+        rc = HR_CONFLICT;
+    }
+    goto out;
+fail:
+    rc = db_fail(c, src, what);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_job_ack(struct store_txn *t, int64_t id, int64_t lease_token)
+{
+    return lease_op(t, SQL_JOB_ACK, "job_ack", id, lease_token, NULL, NULL);
+}
+
+static int sqlite_job_retry(struct store_txn *t, int64_t id, int64_t lease_token,
+                            int64_t run_at_ms, struct str error)
+{
+    int rc = lease_op(t, SQL_JOB_RETRY, "job_retry", id, lease_token, &run_at_ms, &error);
+    if (rc == HR_OK)
+        t->jobs_changed = true;
+    return rc;
+}
+
+static int sqlite_job_dead(struct store_txn *t, int64_t id, int64_t lease_token, struct str error)
+{
+    return lease_op(t, SQL_JOB_DEAD, "job_dead", id, lease_token, NULL, &error);
+}
+
+static int sqlite_job_release(struct store_txn *t, int64_t id, int64_t lease_token)
+{
+    int rc = lease_op(t, SQL_JOB_RELEASE, "job_release", id, lease_token, NULL, NULL);
+    if (rc == HR_OK)
+        t->jobs_changed = true;
+    return rc;
+}
+
+static int sqlite_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_JOB_GET, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_bind_int64(st, 1, id)) != SQLITE_OK) {
+        rc = db_fail(c, src, "job_get");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = HR_NOTFOUND;
+    else if (src != SQLITE_ROW)
+        rc = db_fail(c, src, "job_get");
+    else
+        row_job(st, a, out);
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+static int sqlite_job_counts(struct store *s, struct arena *a, struct job_count **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct job_count *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc = reader_get(ss, &c);
+    *out = NULL;
+    *n = 0;
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_JOB_COUNTS, &st);
+    if (rc < 0)
+        goto out;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == LIST_MAX) {
+            rc = HR_TOOBIG;
+            goto out;
+        }
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        memset(&arr[cnt], 0, sizeof arr[cnt]);
+        col_copy(arr[cnt].kind, sizeof arr[cnt].kind, st, 0);
+        arr[cnt].state = sqlite3_column_int(st, 1);
+        arr[cnt].count = sqlite3_column_int64(st, 2);
+        cnt++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "job_counts");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+static int sqlite_job_next_run_at(struct store *s, int64_t *out_ms)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    rc = conn_stmt(c, SQL_JOB_NEXT, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = db_fail(c, src, "job_next_run_at");
+        goto out;
+    }
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+        rc = HR_NOTFOUND;
+    else
+        *out_ms = sqlite3_column_int64(st, 0);
+out:
+    stmt_done(st);
+    reader_put(ss, c);
+    return rc;
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+
+const struct store_ops sqlite_store_ops = {
+    .version = 1,
+    .scheme = "sqlite",
+    .impl_size = sizeof(struct sqlite_store),
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .write = sqlite_write,
+    .ping = sqlite_ping,
+    .stats = sqlite_stats,
+    .meta_set = sqlite_meta_set,
+    .meta_get = sqlite_meta_get,
+    .key_insert = sqlite_key_insert,
+    .key_find_by_hash = sqlite_key_find_by_hash,
+    .key_list = sqlite_key_list,
+    .key_revoke = sqlite_key_revoke,
+    .key_count = sqlite_key_count,
+    .job_insert = sqlite_job_insert,
+    .job_lease = sqlite_job_lease,
+    .job_ack = sqlite_job_ack,
+    .job_retry = sqlite_job_retry,
+    .job_dead = sqlite_job_dead,
+    .job_release = sqlite_job_release,
+    .job_get = sqlite_job_get,
+    .job_counts = sqlite_job_counts,
+    .job_next_run_at = sqlite_job_next_run_at,
+};

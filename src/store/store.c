@@ -1,0 +1,130 @@
+/* store.c: the backend-independent entry points of the store: pick a backend by the
+ * DSN's scheme, own the backend's allocation, install the job listener. The backends
+ * themselves live in src/store/<name>/. */
+#include "store.h"
+
+#include "sqlite/sqlite.h"
+
+#include "../util/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct backend {
+    const char *prefix; /* the DSN starts with this */
+    const struct store_ops *ops;
+};
+
+/* Add a backend with one line here, e.g. {"postgres://", &pg_store_ops}. */
+static const struct backend backends[] = {
+    {"sqlite:", &sqlite_store_ops},
+};
+
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+/* scheme_name: dsn's scheme (the text before ':') into out, if it is short and plain;
+ * otherwise "?" so that no part of a DSN that may hold a password reaches a message. */
+static void scheme_name(const char *dsn, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; dsn[i] && dsn[i] != ':' && i + 1 < cap; i++) {
+        char ch = dsn[i];
+        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == '.';
+        if (!plain)
+            break;
+        out[i] = ch;
+    }
+    if (dsn[i] != ':' || i == 0)
+        i = str_copy(out, cap, STR_LIT("?"));
+    out[i] = '\0';
+}
+
+int store_open(const char *dsn, struct hclock *clock, struct store **out, struct herr *err)
+{
+    const struct store_ops *ops = NULL;
+    struct store *s = NULL;
+    char scheme[24];
+    int rc = HR_OK;
+
+    herr_clear(err);
+    if (out)
+        *out = NULL;
+    if (!out || !dsn || !dsn[0]) {
+        rc = herr_set(err, HR_INVAL, "no store DSN given (expected sqlite:PATH)");
+        goto out;
+    }
+    for (size_t i = 0; i < NBACKENDS && !ops; i++)
+        if (strncmp(dsn, backends[i].prefix, strlen(backends[i].prefix)) == 0)
+            ops = backends[i].ops;
+    if (!ops) {
+        scheme_name(dsn, scheme, sizeof scheme);
+        rc = herr_set(err, HR_INVAL, "unsupported store DSN scheme \"%s\" (expected sqlite:PATH)",
+                      scheme);
+        goto out;
+    }
+    if (ops->version != 1 || ops->impl_size < sizeof(struct store)) {
+        rc = herr_set(err, HR_INVAL, "store backend %s has an incompatible ops table",
+                      ops->scheme);
+        goto out;
+    }
+    s = xcalloc(1, ops->impl_size);
+    s->ops = ops;
+    s->clock = clock ? clock : hclock_system();
+    rc = ops->open(s, dsn, err);
+    if (rc < 0) {
+        if (err && err->rc == HR_OK)
+            herr_set(err, rc, "cannot open the %s store: %s", ops->scheme, hr_rc_str(rc));
+        goto out;
+    }
+    *out = s;
+    s = NULL;
+out:
+    if (s) {
+        ops->close(s);
+        free(s);
+    }
+    return rc;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    s->ops->close(s);
+    free(s);
+}
+
+struct listener {
+    void (*fn)(void *);
+    void *arg;
+    bool set;
+};
+
+/* set_listener: runs on the backend's writer, the only thread that calls on_jobs. */
+static int set_listener(struct store_txn *t, void *arg)
+{
+    struct listener *l = arg;
+    struct store *s = store_txn_store(t);
+    s->on_jobs = l->fn;
+    s->on_jobs_arg = l->arg;
+    l->set = true;
+    return HR_OK;
+}
+
+/* store_set_job_listener: the fields are swapped inside a write, so the swap is ordered
+ * with the writer's calls: once this returns, the previous listener is not running and
+ * will not be called again (its arg may be freed). Called on the writer thread itself
+ * (from a listener or a write fn) or on a store whose writer is gone, it sets them
+ * directly, which is then race-free too. */
+void store_set_job_listener(struct store *s, void (*fn)(void *), void *arg)
+{
+    struct listener l = {fn, arg, false};
+    struct herr err;
+    if (!s)
+        return;
+    if (store_write(s, set_listener, &l, &err) < 0 && !l.set) {
+        s->on_jobs = fn;
+        s->on_jobs_arg = arg;
+    }
+}
