@@ -3,6 +3,7 @@
  * stop. Subcommands: serve, keys. */
 #include "api/api.h"
 #include "http/http.h"
+#include "ingest/ingest.h"
 #include "queue/builtin.h"
 #include "queue/queue.h"
 #include "store/store.h"
@@ -25,6 +26,7 @@ struct config {
     int workers;
     int http_threads;
     int64_t max_body;
+    int64_t dedup_window_s;
     const char *log_level;
 };
 
@@ -53,6 +55,7 @@ static const char usage_serve[] =
     "  --http-threads N     HTTP thread pool size           HERALD_HTTP_THREADS 16\n"
     "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
+    "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
     "\n"
     "On the first start with a new store, herald creates the workspace and prints an\n"
     "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
@@ -83,6 +86,7 @@ static void config_defaults(struct config *c)
     c->workers = 4;
     c->http_threads = 16;
     c->max_body = 6 * 1024 * 1024;
+    c->dedup_window_s = 86400;
 }
 
 /* config_numbers: numeric settings from the environment, then validated. */
@@ -105,6 +109,12 @@ static int config_env_numbers(struct config *c)
             return fprintf(stderr, "herald: HERALD_MAX_BODY must be 1024..1073741824\n"),
                    HR_INVAL;
         c->max_body = v;
+    }
+    if ((e = getenv("HERALD_DEDUP_WINDOW")) && e[0]) {
+        if (parse_int(e, 0, 366LL * 86400, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_DEDUP_WINDOW must be 0..31622400 seconds\n"),
+                   HR_INVAL;
+        c->dedup_window_s = v;
     }
     return HR_OK;
 }
@@ -150,6 +160,7 @@ static int cmd_serve(int argc, char **argv)
     struct queue *q = NULL;
     struct http_server *srv = NULL;
     struct api_ctx actx;
+    struct ingest ig;
     struct queue_cfg qcfg;
     struct http_cfg hcfg;
     struct herr err;
@@ -160,8 +171,9 @@ static int cmd_serve(int argc, char **argv)
     int64_t num;
     char admin_key[API_KEY_MAX], write_key[API_KEY_MAX];
     bool created = false;
-    static const struct job_handler handlers[] = {
+    struct job_handler handlers[] = {
         {"ping", queue_ping_run, NULL},
+        {INGEST_JOB_KIND, ingest_events_run, &ig},
     };
 
     config_defaults(&cfg);
@@ -199,6 +211,13 @@ static int cmd_serve(int argc, char **argv)
             cfg.max_body = num;
             continue;
         }
+        if ((m = take_opt(argc, argv, &i, "--dedup-window", &v))) {
+            if (m < 0 || parse_int(v, 0, 366LL * 86400, &num) < 0)
+                return fprintf(stderr, "herald: --dedup-window must be 0..31622400 seconds\n"),
+                       EXIT_USAGE;
+            cfg.dedup_window_s = num;
+            continue;
+        }
         fprintf(stderr, "herald serve: unknown option %s (see herald serve --help)\n", argv[i]);
         return EXIT_USAGE;
     }
@@ -232,6 +251,10 @@ static int cmd_serve(int argc, char **argv)
     memset(admin_key, 0, sizeof admin_key);
     memset(write_key, 0, sizeof write_key);
 
+    ig.store = st;
+    ig.clock = hclock_system();
+    ig.dedup_window_ms = cfg.dedup_window_s * 1000;
+
     queue_cfg_defaults(&qcfg);
     qcfg.workers = cfg.workers;
     q = queue_new(st, hclock_system(), &qcfg, handlers, sizeof handlers / sizeof handlers[0]);
@@ -242,6 +265,7 @@ static int cmd_serve(int argc, char **argv)
 
     actx.store = st;
     actx.queue = q;
+    actx.ingest = &ig;
     actx.clock = hclock_system();
     memset(&hcfg, 0, sizeof hcfg);
     hcfg.listen = cfg.listen;

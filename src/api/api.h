@@ -12,8 +12,11 @@
 
 #include <cjson/cJSON.h>
 
+struct ingest;
+
 struct api_ctx {
     struct store *store;  /* not owned */
+    struct ingest *ingest;/* not owned */
     struct queue *queue;  /* not owned; may be NULL in CLI tools */
     struct hclock *clock; /* not owned */
 };
@@ -24,7 +27,10 @@ extern const struct http_route api_routes[];
 /* api_authenticate: the http_auth_fn for api_routes (ctx is a struct api_ctx *).
  * Admin routes take `Authorization: Bearer <admin key>`; write-key routes take
  * `Authorization: Basic base64(writeKey[:])` or Bearer. A valid key of the other kind
- * is HR_CONFLICT (403); a missing or unknown one HR_PERM (401). */
+ * is HR_CONFLICT (403); a missing or unknown one HR_PERM (401).
+ * Write-key routes without an Authorization header pass with req->auth.kind == 0: the
+ * key may be `writeKey` in the body, so their handler must authenticate after parsing
+ * and before storing anything. */
 int api_authenticate(void *ctx, struct http_req *req, char *msg);
 
 /* api_key_check: hash `key`, find it in the store and compare in constant time.
@@ -59,5 +65,17 @@ void api_ready(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_metrics(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_admin_queue(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_admin_ping(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_v1(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_inbound_segment(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_inbound_courier(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_profile_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_profile_merge(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_profile_replace(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_profile_patch(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_profile_delete(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_catalog_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_catalog_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_settings_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_settings_put(void *ctx, struct http_req *req, struct http_resp *resp);
 
 #endif

@@ -75,7 +75,7 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
-/* GET /admin/queue: job counts by kind and state, and the dead letters. */
+/* GET /admin/queue: job counts by kind and state, and the newest 50 dead letters. */
 void api_admin_queue(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
@@ -93,6 +93,25 @@ void api_admin_queue(void *vctx, struct http_req *req, struct http_resp *resp)
         cJSON_AddStringToObject(o, "state", state_name(jc[i].state));
         cJSON_AddNumberToObject(o, "count", (double)jc[i].count);
         cJSON_AddItemToArray(jobs, o);
+    }
+    {
+        struct job *dj = NULL;
+        size_t nd = 0;
+        cJSON *dead = cJSON_AddArrayToObject(root, "dead");
+        rc = store_job_list(ctx->store, JOB_DEAD, 50, req->arena, &dj, &nd);
+        if (rc < 0) {
+            api_error_rc(resp, rc, NULL);
+            goto out;
+        }
+        for (size_t i = 0; i < nd; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "id", (double)dj[i].id);
+            cJSON_AddStringToObject(o, "kind", dj[i].kind);
+            cJSON_AddNumberToObject(o, "attempts", dj[i].attempts);
+            cJSON_AddStringToObject(o, "last_error", dj[i].last_error.p ? dj[i].last_error.p : "");
+            cJSON_AddNumberToObject(o, "created_ms", (double)dj[i].created_ms);
+            cJSON_AddItemToArray(dead, o);
+        }
     }
     http_resp_json(resp, 200, root);
 out:

@@ -41,7 +41,30 @@ static const struct migration migrations[] = {
         "  last_error TEXT NOT NULL DEFAULT '',"
         "  dedup_key TEXT UNIQUE);"
         "CREATE INDEX jobs_runnable ON jobs(state, run_at_ms);"},
-    /* next: {2, "..."}, */
+    {2, "CREATE TABLE docs("
+        "  coll TEXT NOT NULL,"
+        "  id TEXT NOT NULL,"
+        "  body BLOB NOT NULL,"
+        "  version INTEGER NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  updated_ms INTEGER NOT NULL,"
+        "  PRIMARY KEY(coll, id)) WITHOUT ROWID;"
+        "CREATE TABLE events("
+        "  id INTEGER PRIMARY KEY,"
+        "  source_id INTEGER NOT NULL,"
+        "  message_id TEXT NOT NULL,"
+        "  type TEXT NOT NULL,"
+        "  user_id TEXT NOT NULL,"
+        "  body BLOB NOT NULL,"
+        "  received_ms INTEGER NOT NULL);"
+        "CREATE INDEX events_dedup ON events(source_id, message_id, received_ms);"
+        "CREATE TABLE catalog("
+        "  name TEXT PRIMARY KEY,"
+        "  count INTEGER NOT NULL,"
+        "  first_seen_ms INTEGER NOT NULL,"
+        "  last_seen_ms INTEGER NOT NULL,"
+        "  sample BLOB NOT NULL) WITHOUT ROWID;"},
+    /* next: {3, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -29,6 +29,7 @@
 #include "../../util/xalloc.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -39,7 +40,7 @@
 
 #define GROUP_MAX 512                /* requests per group commit */
 #define READERS_MAX 16               /* reader connections per store */
-#define STMT_CACHE_MAX 48            /* cached statements per connection */
+#define STMT_CACHE_MAX 128           /* cached statements per connection */
 #define BUSY_TIMEOUT_MS 5000
 #define PATH_MAX_LEN 4096
 #define KIND_MAX 31                  /* job kind, bytes */
@@ -52,6 +53,8 @@
 #define KINDS_MAX 256                /* entries in a job_lease kinds filter */
 #define LIST_MAX 100000              /* rows returned by key_list / job_counts */
 #define DEFAULT_MAX_ATTEMPTS 25
+#define DOC_ID_MAX 1024              /* document and user ids, bytes */
+#define CATALOG_NAME_MAX 1024        /* event catalog names, bytes */
 
 /* ---- SQL ---------------------------------------------------------------------- */
 
@@ -124,6 +127,41 @@ static const char SQL_JOB_NEXT[] =
     " SELECT * FROM (SELECT run_at_ms AS t FROM jobs WHERE state = 0"
     "  ORDER BY run_at_ms LIMIT 1)"
     " UNION ALL SELECT min(lease_until_ms) FROM jobs WHERE state = 1)";
+
+static const char SQL_JOB_LIST[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
+
+#define DOC_COLS "coll, id, body, version, created_ms, updated_ms"
+static const char SQL_DOC_GET[] = "SELECT " DOC_COLS " FROM docs WHERE coll = ?1 AND id = ?2";
+static const char SQL_DOC_PUT[] =
+    "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+    "VALUES(?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(coll, id) DO UPDATE SET "
+    "body = excluded.body, version = version + 1, updated_ms = excluded.updated_ms "
+    "RETURNING version";
+static const char SQL_DOC_DELETE[] = "DELETE FROM docs WHERE coll = ?1 AND id = ?2";
+static const char SQL_DOC_LIST[] =
+    "SELECT " DOC_COLS " FROM docs WHERE coll = ?1 AND id > ?2 "
+    "AND substr(id, 1, length(?3)) = ?3 ORDER BY id LIMIT ?4";
+
+#define EVENT_COLS "id, source_id, message_id, type, user_id, body, received_ms"
+static const char SQL_EVENT_DUP[] =
+    "SELECT id FROM events WHERE source_id = ?1 AND message_id = ?2 AND received_ms >= ?3 "
+    "ORDER BY received_ms DESC LIMIT 1";
+static const char SQL_EVENT_INSERT[] =
+    "INSERT INTO events(source_id, message_id, type, user_id, body, received_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_EVENT_GET[] = "SELECT " EVENT_COLS " FROM events WHERE id = ?1";
+
+#define CATALOG_COLS "name, count, first_seen_ms, last_seen_ms, sample"
+static const char SQL_CATALOG_TOUCH[] =
+    "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
+    "VALUES(?1, 1, ?2, ?2, ?3) ON CONFLICT(name) DO UPDATE SET count = count + 1, "
+    "first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), "
+    "last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), sample = excluded.sample";
+static const char SQL_CATALOG_GET[] = "SELECT " CATALOG_COLS " FROM catalog WHERE name = ?1";
+static const char SQL_CATALOG_LIST[] =
+    "SELECT " CATALOG_COLS " FROM catalog WHERE name > ?1 "
+    "AND (?2 = '' OR instr(lower(name), lower(?2)) > 0) ORDER BY name LIMIT ?3";
 
 /* ---- types -------------------------------------------------------------------- */
 
@@ -1487,6 +1525,430 @@ out:
     return rc;
 }
 
+/* ---- binding and reading helpers for the document, event and catalog ops ---------- */
+
+/* bindv: bind parameters 1..n from a format: 'i' int64_t, 's' struct str as text,
+ * 'b' struct str as blob, 'c' const char * as text. Returns an SQLite code. */
+static int bindv(sqlite3_stmt *st, const char *fmt, ...)
+{
+    va_list ap;
+    int src = SQLITE_OK, i = 1;
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f && src == SQLITE_OK; f++, i++) {
+        switch (*f) {
+        case 'i':
+            src = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+            break;
+        case 's': {
+            struct str v = va_arg(ap, struct str);
+            src = bind_text(st, i, v.p, v.len);
+            break;
+        }
+        case 'b': {
+            struct str v = va_arg(ap, struct str);
+            src = bind_blob(st, i, v.p, v.len);
+            break;
+        }
+        case 'c': {
+            const char *v = va_arg(ap, const char *);
+            src = bind_text(st, i, v, strlen(v));
+            break;
+        }
+        default:
+            src = SQLITE_MISUSE;
+        }
+    }
+    va_end(ap);
+    return src;
+}
+
+/* write_stmt / read_stmt: the connection and cached statement for a write op (inside
+ * the caller's transaction) or a read op (a lent reader). Release with op_done. */
+static int write_stmt(struct store_txn *t, const char *sql, struct conn **c, sqlite3_stmt **st)
+{
+    int rc = txn_conn(t, c);
+    if (rc == HR_OK)
+        rc = conn_stmt(*c, sql, st);
+    return rc;
+}
+
+static int read_stmt(struct sqlite_store *ss, const char *sql, struct conn **c, sqlite3_stmt **st)
+{
+    int rc = reader_get(ss, c);
+    if (rc == HR_OK)
+        rc = conn_stmt(*c, sql, st);
+    return rc;
+}
+
+static void op_done(struct sqlite_store *ss, struct conn *reader, sqlite3_stmt *st)
+{
+    stmt_done(st);
+    if (reader)
+        reader_put(ss, reader);
+}
+
+static int check_coll_id(const char *coll, struct str id)
+{
+    size_t n = strlen(coll);
+    if (n == 0 || n > 64 || id.len == 0 || id.len > DOC_ID_MAX)
+        return HR_INVAL;
+    return HR_OK;
+}
+
+static void row_doc(sqlite3_stmt *st, struct arena *a, struct doc_rec *out)
+{
+    out->coll = col_str(a, st, 0);
+    out->id = col_str(a, st, 1);
+    out->body = col_str(a, st, 2);
+    out->version = sqlite3_column_int64(st, 3);
+    out->created_ms = sqlite3_column_int64(st, 4);
+    out->updated_ms = sqlite3_column_int64(st, 5);
+}
+
+/* ---- jobs, listing ---------------------------------------------------------------------- */
+
+static int sqlite_job_list(struct store *s, int state, size_t limit, struct arena *a,
+                           struct job **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct job *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > LIST_MAX)
+        return HR_INVAL;
+    rc = read_stmt(ss, SQL_JOB_LIST, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "ii", (int64_t)state, (int64_t)limit)) != SQLITE_OK) {
+        rc = db_fail(c, src, "job_list");
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        row_job(st, a, &arr[cnt++]);
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "job_list");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
+/* ---- documents --------------------------------------------------------------------------- */
+
+/* doc_get_on: one document by (coll, id) through connection c. */
+static int doc_get_on(struct conn *c, sqlite3_stmt *st, const char *coll, struct str id,
+                      struct arena *a, struct doc_rec *out)
+{
+    int src = bindv(st, "cs", coll, id);
+    if (src != SQLITE_OK)
+        return db_fail(c, src, "doc_get");
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        return HR_NOTFOUND;
+    if (src != SQLITE_ROW)
+        return db_fail(c, src, "doc_get");
+    row_doc(st, a, out);
+    return HR_OK;
+}
+
+static int sqlite_doc_get(struct store *s, const char *coll, struct str id, struct arena *a,
+                          struct doc_rec *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    rc = read_stmt(ss, SQL_DOC_GET, &c, &st);
+    if (rc == HR_OK)
+        rc = doc_get_on(c, st, coll, id, a, out);
+    op_done(ss, c, st);
+    return rc;
+}
+
+static int sqlite_doc_get_txn(struct store_txn *t, const char *coll, struct str id,
+                              struct arena *a, struct doc_rec *out)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    rc = write_stmt(t, SQL_DOC_GET, &c, &st);
+    if (rc == HR_OK)
+        rc = doc_get_on(c, st, coll, id, a, out);
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
+                          int64_t now_ms, int64_t *out_version)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    if (body.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    rc = write_stmt(t, SQL_DOC_PUT, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "csbi", coll, id, body, now_ms)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = db_fail(c, src, "doc_put");
+        goto out;
+    }
+    if (out_version)
+        *out_version = sqlite3_column_int64(st, 0);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_doc_delete(struct store_txn *t, const char *coll, struct str id)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    rc = write_stmt(t, SQL_DOC_DELETE, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "cs", coll, id)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "doc_delete");
+        goto out;
+    }
+    if (sqlite3_changes(c->db) == 0)
+        rc = HR_NOTFOUND;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_doc_list(struct store *s, const char *coll, struct str prefix, struct str after,
+                           size_t limit, struct arena *a, struct doc_rec **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct doc_rec *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc;
+    *out = NULL;
+    *n = 0;
+    if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
+        after.len > DOC_ID_MAX)
+        return HR_INVAL;
+    rc = read_stmt(ss, SQL_DOC_LIST, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "cssi", coll, after, prefix, (int64_t)limit)) != SQLITE_OK) {
+        rc = db_fail(c, src, "doc_list");
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        row_doc(st, a, &arr[cnt++]);
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "doc_list");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+/* sqlite_event_insert: the writer serialises every transaction, so "look for a duplicate
+ * in the window, then insert" cannot race with another insert. */
+static int sqlite_event_insert(struct store_txn *t, const struct event_rec *e, int64_t window_ms,
+                               int64_t *out_id)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    if (e->message_id.len == 0 || e->message_id.len > 1024 || e->body.len > PAYLOAD_MAX ||
+        e->type.len == 0 || e->type.len > 32 || e->user_id.len > DOC_ID_MAX)
+        return HR_INVAL;
+    rc = write_stmt(t, SQL_EVENT_DUP, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "isi", e->source_id, e->message_id, e->received_ms - window_ms)) !=
+        SQLITE_OK) {
+        rc = db_fail(c, src, "event_dup");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *out_id = sqlite3_column_int64(st, 0);
+        rc = HR_CONFLICT;
+        goto out;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "event_dup");
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    rc = conn_stmt(c, SQL_EVENT_INSERT, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "isssbi", e->source_id, e->message_id, e->type, e->user_id, e->body,
+                     e->received_ms)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "event_insert");
+        goto out;
+    }
+    *out_id = sqlite3_last_insert_rowid(c->db);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_event_get(struct store *s, int64_t id, struct arena *a, struct event_rec *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = read_stmt(ss, SQL_EVENT_GET, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "i", id)) != SQLITE_OK) {
+        rc = db_fail(c, src, "event_get");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = HR_NOTFOUND;
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
+        rc = db_fail(c, src, "event_get");
+        goto out;
+    }
+    out->id = sqlite3_column_int64(st, 0);
+    out->source_id = sqlite3_column_int64(st, 1);
+    out->message_id = col_str(a, st, 2);
+    out->type = col_str(a, st, 3);
+    out->user_id = col_str(a, st, 4);
+    out->body = col_str(a, st, 5);
+    out->received_ms = sqlite3_column_int64(st, 6);
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
+/* ---- event catalog -------------------------------------------------------------------------- */
+
+static void row_catalog(sqlite3_stmt *st, struct arena *a, struct catalog_rec *out)
+{
+    out->name = col_str(a, st, 0);
+    out->count = sqlite3_column_int64(st, 1);
+    out->first_seen_ms = sqlite3_column_int64(st, 2);
+    out->last_seen_ms = sqlite3_column_int64(st, 3);
+    out->sample = col_str(a, st, 4);
+}
+
+static int sqlite_catalog_touch(struct store_txn *t, struct str name, struct str sample,
+                                int64_t seen_ms)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX)
+        return HR_INVAL;
+    rc = write_stmt(t, SQL_CATALOG_TOUCH, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "sib", name, seen_ms, sample)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE)
+        rc = db_fail(c, src, "catalog_touch");
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_catalog_get(struct store *s, struct str name, struct arena *a,
+                              struct catalog_rec *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX)
+        return HR_NOTFOUND;
+    rc = read_stmt(ss, SQL_CATALOG_GET, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "s", name)) != SQLITE_OK) {
+        rc = db_fail(c, src, "catalog_get");
+        goto out;
+    }
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = HR_NOTFOUND;
+    else if (src != SQLITE_ROW)
+        rc = db_fail(c, src, "catalog_get");
+    else
+        row_catalog(st, a, out);
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
+static int sqlite_catalog_list(struct store *s, struct str search, struct str after, size_t limit,
+                               struct arena *a, struct catalog_rec **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct catalog_rec *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > LIST_MAX || search.len > CATALOG_NAME_MAX ||
+        after.len > CATALOG_NAME_MAX)
+        return HR_INVAL;
+    rc = read_stmt(ss, SQL_CATALOG_LIST, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "ssi", after, search, (int64_t)limit)) != SQLITE_OK) {
+        rc = db_fail(c, src, "catalog_list");
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        row_catalog(st, a, &arr[cnt++]);
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "catalog_list");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
 /* ---- the table ------------------------------------------------------------------------------- */
 
 const struct store_ops sqlite_store_ops = {
@@ -1514,4 +1976,15 @@ const struct store_ops sqlite_store_ops = {
     .job_get = sqlite_job_get,
     .job_counts = sqlite_job_counts,
     .job_next_run_at = sqlite_job_next_run_at,
+    .job_list = sqlite_job_list,
+    .doc_get = sqlite_doc_get,
+    .doc_get_txn = sqlite_doc_get_txn,
+    .doc_put = sqlite_doc_put,
+    .doc_delete = sqlite_doc_delete,
+    .doc_list = sqlite_doc_list,
+    .event_insert = sqlite_event_insert,
+    .event_get = sqlite_event_get,
+    .catalog_touch = sqlite_catalog_touch,
+    .catalog_get = sqlite_catalog_get,
+    .catalog_list = sqlite_catalog_list,
 };

@@ -1,0 +1,319 @@
+/* ingest.c: durable acceptance of events and their processing job. */
+#include "ingest.h"
+
+#include "../util/buf.h"
+#include "../util/json.h"
+#include "../util/jsonpatch.h"
+#include "../util/log.h"
+#include "../util/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COLL_PROFILES "profiles"
+#define COLL_GROUPS "groups"
+#define COLL_GROUP_MEMBERS "group_members"
+#define COLL_ALIASES "aliases"
+
+struct accept_arg {
+    struct ingest *ig;
+    int64_t source_id;
+    const struct seg_result *res;
+    struct ingest_outcome *out;
+    int64_t now_ms;
+};
+
+static int accept_tx(struct store_txn *t, void *varg)
+{
+    struct accept_arg *a = varg;
+    struct buf payload;
+    int rc = HR_OK;
+    int64_t job_id;
+    size_t fresh = 0;
+
+    buf_init(&payload, 64 + a->res->n_events * 24);
+    rc = buf_append_c(&payload, "{\"ids\":[");
+    a->out->accepted = a->out->duplicates = 0;
+    for (size_t i = 0; i < a->res->n_events && rc == HR_OK; i++) {
+        const struct seg_event *ev = &a->res->events[i];
+        struct event_rec rec = {
+            .source_id = a->source_id,
+            .message_id = str_c(ev->message_id),
+            .type = str_c(seg_kind_name(ev->type)),
+            .user_id = str_c(ev->user_id),
+            .body = {ev->serialized, ev->serialized_len},
+            .received_ms = a->now_ms,
+        };
+        int64_t id = 0;
+        rc = store_event_insert(t, &rec, a->ig->dedup_window_ms, &id);
+        a->out->ids[i] = id;
+        if (rc == HR_CONFLICT) {
+            a->out->status[i] = INGEST_DUPLICATE;
+            a->out->duplicates++;
+            rc = HR_OK;
+            continue;
+        }
+        if (rc < 0)
+            break;
+        a->out->status[i] = INGEST_ACCEPTED;
+        a->out->accepted++;
+        rc = buf_printf(&payload, "%s%lld", fresh++ ? "," : "", (long long)id);
+    }
+    if (rc == HR_OK && fresh > 0) {
+        struct job_spec js = {.kind = INGEST_JOB_KIND};
+        rc = buf_append_c(&payload, "]}");
+        js.payload = buf_str(&payload);
+        if (rc == HR_OK)
+            rc = queue_enqueue(t, &js, &job_id);
+    }
+    buf_cleanup(&payload);
+    return rc;
+}
+
+int ingest_accept(struct ingest *ig, int64_t source_id, const struct seg_result *res,
+                  struct ingest_outcome *out, struct herr *err)
+{
+    struct accept_arg a = {ig, source_id, res, out, hclock_now(ig->clock)};
+    if (res->n_events == 0) {
+        out->accepted = out->duplicates = 0;
+        return HR_OK;
+    }
+    return store_write(ig->store, accept_tx, &a, err);
+}
+
+/* ---- applying events ------------------------------------------------------------- */
+
+/* doc_load: the document as a JSON object (new, caller owns), or an empty object when
+ * absent; *existed tells which. */
+static int doc_load(struct store_txn *t, const char *coll, struct str id, cJSON **out,
+                    bool *existed)
+{
+    struct arena *a = arena_new(1024);
+    struct doc_rec d;
+    int rc = store_doc_get_txn(t, coll, id, a, &d);
+    *existed = rc == HR_OK;
+    *out = NULL;
+    if (rc == HR_OK) {
+        *out = cJSON_ParseWithLength(d.body.p, d.body.len);
+        if (!*out || !cJSON_IsObject(*out)) {
+            cJSON_Delete(*out);
+            *out = cJSON_CreateObject(); /* a damaged document is replaced, not fatal */
+        }
+    } else if (rc == HR_NOTFOUND) {
+        *out = cJSON_CreateObject();
+        rc = HR_OK;
+    }
+    arena_free(a);
+    return rc;
+}
+
+static int doc_save(struct store_txn *t, const char *coll, struct str id, const cJSON *v,
+                    int64_t now_ms)
+{
+    char *s = json_print(v);
+    int rc = store_doc_put(t, coll, id, str_c(s), now_ms, NULL);
+    free(s);
+    return rc;
+}
+
+static int apply_identify(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now)
+{
+    cJSON *profile = NULL;
+    bool existed;
+    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(ev, "traits");
+    int rc = doc_load(t, COLL_PROFILES, uid, &profile, &existed);
+    if (rc < 0)
+        goto out;
+    if (cJSON_IsObject(traits))
+        jp_merge(profile, traits, true);
+    rc = doc_save(t, COLL_PROFILES, uid, profile, now);
+out:
+    cJSON_Delete(profile);
+    return rc;
+}
+
+static int ensure_profile(struct store_txn *t, struct str uid, int64_t now)
+{
+    cJSON *profile = NULL;
+    bool existed;
+    int rc = doc_load(t, COLL_PROFILES, uid, &profile, &existed);
+    if (rc == HR_OK && !existed)
+        rc = doc_save(t, COLL_PROFILES, uid, profile, now);
+    cJSON_Delete(profile);
+    return rc;
+}
+
+/* apply_alias: merge the previousId profile into userId's (userId's values win), drop
+ * the old profile and remember the alias. */
+static int apply_alias(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now)
+{
+    const char *prev = json_str(ev, "previousId");
+    cJSON *old = NULL, *cur = NULL, *link = NULL;
+    bool old_existed, cur_existed;
+    int rc = HR_OK;
+    if (!prev || !prev[0] || strcmp(prev, uid.p) == 0)
+        return HR_OK;
+    rc = doc_load(t, COLL_PROFILES, str_c(prev), &old, &old_existed);
+    if (rc < 0)
+        goto out;
+    rc = doc_load(t, COLL_PROFILES, uid, &cur, &cur_existed);
+    if (rc < 0)
+        goto out;
+    jp_merge(old, cur, false); /* old := old + cur, cur wins */
+    rc = doc_save(t, COLL_PROFILES, uid, old, now);
+    if (rc == HR_OK && old_existed)
+        rc = store_doc_delete(t, COLL_PROFILES, str_c(prev));
+    if (rc < 0)
+        goto out;
+    link = cJSON_CreateObject();
+    cJSON_AddStringToObject(link, "userId", uid.p);
+    rc = doc_save(t, COLL_ALIASES, str_c(prev), link, now);
+out:
+    cJSON_Delete(old);
+    cJSON_Delete(cur);
+    cJSON_Delete(link);
+    return rc;
+}
+
+static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now)
+{
+    const char *gid = json_str(ev, "groupId");
+    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(ev, "traits");
+    cJSON *group = NULL, *gtraits, *member = NULL, *key = NULL;
+    bool existed;
+    char *key_s = NULL;
+    int rc;
+    if (!gid || !gid[0])
+        return HR_OK;
+    rc = doc_load(t, COLL_GROUPS, str_c(gid), &group, &existed);
+    if (rc < 0)
+        goto out;
+    gtraits = cJSON_GetObjectItemCaseSensitive(group, "traits");
+    if (!cJSON_IsObject(gtraits)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(group, "traits");
+        gtraits = cJSON_AddObjectToObject(group, "traits");
+    }
+    if (cJSON_IsObject(traits))
+        jp_merge(gtraits, traits, true);
+    rc = doc_save(t, COLL_GROUPS, str_c(gid), group, now);
+    if (rc < 0 || uid.len == 0)
+        goto out;
+    /* membership: the id is the JSON array [groupId, userId], unambiguous for any ids */
+    key = cJSON_CreateArray();
+    cJSON_AddItemToArray(key, cJSON_CreateString(gid));
+    cJSON_AddItemToArray(key, cJSON_CreateString(uid.p));
+    key_s = json_print(key);
+    member = cJSON_CreateObject();
+    cJSON_AddStringToObject(member, "groupId", gid);
+    cJSON_AddStringToObject(member, "userId", uid.p);
+    rc = doc_save(t, COLL_GROUP_MEMBERS, str_c(key_s), member, now);
+out:
+    cJSON_Delete(group);
+    cJSON_Delete(member);
+    cJSON_Delete(key);
+    free(key_s);
+    return rc;
+}
+
+int ingest_apply_event(struct store_txn *t, const cJSON *ev, int64_t received_ms)
+{
+    const char *type = json_str(ev, "type");
+    const char *uid_c = json_str(ev, "userId");
+    struct str uid = str_c(uid_c && uid_c[0] ? uid_c : NULL);
+    char *name = seg_catalog_name(ev), *sample = NULL;
+    int rc = HR_OK;
+
+    if (name) {
+        sample = json_print(ev);
+        rc = store_catalog_touch(t, str_c(name), str_c(sample), received_ms);
+        if (rc < 0)
+            goto out;
+    }
+    if (!type)
+        goto out;
+    if (strcmp(type, "identify") == 0 && uid.len)
+        rc = apply_identify(t, uid, ev, received_ms);
+    else if (strcmp(type, "track") == 0 && uid.len)
+        rc = ensure_profile(t, uid, received_ms);
+    else if (strcmp(type, "alias") == 0 && uid.len)
+        rc = apply_alias(t, uid, ev, received_ms);
+    else if (strcmp(type, "group") == 0)
+        rc = apply_group(t, uid, ev, received_ms);
+out:
+    free(name);
+    free(sample);
+    return rc;
+}
+
+/* ---- the job ---------------------------------------------------------------------- */
+
+struct loaded {
+    cJSON **events;
+    int64_t *received;
+    size_t n;
+};
+
+static int events_commit(struct store_txn *t, void *varg)
+{
+    struct loaded *l = varg;
+    int rc = HR_OK;
+    for (size_t i = 0; i < l->n && rc == HR_OK; i++)
+        rc = ingest_apply_event(t, l->events[i], l->received[i]);
+    return rc;
+}
+
+static void loaded_free(void *p)
+{
+    struct loaded *l = p;
+    for (size_t i = 0; i < l->n; i++)
+        cJSON_Delete(l->events[i]);
+}
+
+void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct ingest *ig = ctx;
+    cJSON *payload = cJSON_ParseWithLength(j->payload.p, j->payload.len), *ids, *it;
+    struct loaded *l = arena_zalloc(a, sizeof *l);
+    size_t cap;
+
+    ids = cJSON_GetObjectItemCaseSensitive(payload, "ids");
+    if (!cJSON_IsArray(ids)) {
+        r->outcome = JOB_OUT_FAIL;
+        snprintf(r->error, sizeof r->error, "events job payload has no ids array");
+        goto out;
+    }
+    cap = (size_t)cJSON_GetArraySize(ids);
+    l->events = arena_zalloc(a, (cap + 1) * sizeof *l->events);
+    l->received = arena_zalloc(a, (cap + 1) * sizeof *l->received);
+    arena_defer(a, loaded_free, l);
+    cJSON_ArrayForEach(it, ids)
+    {
+        struct event_rec e;
+        int rc;
+        if (!cJSON_IsNumber(it))
+            continue;
+        rc = store_event_get(ig->store, (int64_t)it->valuedouble, a, &e);
+        if (rc == HR_NOTFOUND) {
+            LOG_W("ingest.event_missing", "event=%lld", (long long)it->valuedouble);
+            continue;
+        }
+        if (rc < 0) {
+            r->outcome = JOB_OUT_RETRY;
+            snprintf(r->error, sizeof r->error, "cannot load event %lld: %s",
+                     (long long)it->valuedouble, hr_rc_str(rc));
+            goto out;
+        }
+        l->events[l->n] = cJSON_ParseWithLength(e.body.p, e.body.len);
+        if (!l->events[l->n]) {
+            LOG_W("ingest.event_unreadable", "event=%lld", (long long)e.id);
+            continue;
+        }
+        l->received[l->n++] = e.received_ms;
+    }
+    r->outcome = JOB_OUT_DONE;
+    r->commit = events_commit;
+    r->commit_arg = l;
+out:
+    cJSON_Delete(payload);
+}

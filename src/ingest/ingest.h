@@ -1,0 +1,50 @@
+/* ingest.h: events in. ingest_accept() makes parsed Segment events durable (deduplicated
+ * by messageId per source within a window) and enqueues their processing in the same
+ * transaction; the "events" job then applies each event: profiles (identify merges
+ * traits, track creates, alias merges, group keeps the group), and the event catalog.
+ * Nothing here knows HTTP. */
+#ifndef HERALD_INGEST_INGEST_H
+#define HERALD_INGEST_INGEST_H
+
+#include "../queue/queue.h"
+#include "../store/store.h"
+#include "segment.h"
+
+#include <stdint.h>
+
+#define INGEST_JOB_KIND "events"
+#define INGEST_DEDUP_WINDOW_DEFAULT_MS (24LL * 3600 * 1000)
+
+struct ingest {
+    struct store *store;      /* not owned */
+    struct hclock *clock;     /* not owned */
+    int64_t dedup_window_ms;  /* duplicates by messageId within it are not processed again */
+};
+
+enum ingest_status {
+    INGEST_ACCEPTED = 0,  /* stored now; will be processed */
+    INGEST_DUPLICATE = 1, /* seen within the window; acknowledged, not processed again */
+};
+
+struct ingest_outcome {
+    uint8_t *status;   /* per res->events[i]: enum ingest_status; caller's array */
+    int64_t *ids;      /* per event: the stored event id (the earlier one for duplicates) */
+    size_t accepted, duplicates;
+};
+
+/* ingest_accept: in one store_write, store every event of res (source_id scopes the
+ * dedup) and enqueue one INGEST_JOB_KIND job for those newly accepted. Returns 0 once
+ * durable, or the store's error (nothing stored then). out's arrays must hold
+ * res->n_events entries. */
+int ingest_accept(struct ingest *ig, int64_t source_id, const struct seg_result *res,
+                  struct ingest_outcome *out, struct herr *err) HR_MUSTCHECK;
+
+/* ingest_events_run: the job handler for INGEST_JOB_KIND (ctx: struct ingest *). Loads
+ * the events and applies them in one transaction with the job's ack. */
+void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
+
+/* ingest_apply_event: apply one stored event inside t: catalog, profiles, groups,
+ * aliases. Exposed for tests. Returns 0 or a store error. */
+int ingest_apply_event(struct store_txn *t, const cJSON *event, int64_t received_ms);
+
+#endif
