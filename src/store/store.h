@@ -106,6 +106,38 @@ struct catalog_rec {
     struct str sample;    /* latest payload JSON, arena-owned */
 };
 
+/* One message: one recipient of one send. Strings are arena-owned on reads; on writes
+ * they are the caller's. Empty strings mean "none". */
+struct message_rec {
+    struct str id;           /* "1-<hex secs>-<24 hex>" */
+    struct str request_id;   /* the send request; equals id for single-recipient sends */
+    struct str status;       /* Courier's: ENQUEUED, DELAYED, SENT, DELIVERED, ... */
+    struct str recipient;    /* user id, else the address */
+    struct str notification; /* template id */
+    struct str event;        /* metadata.event / template / automation event */
+    struct str trace_id;
+    struct str run_id;       /* automation run that produced it */
+    struct str tags;         /* JSON array of strings */
+    struct str reason;       /* UNDELIVERABLE/UNROUTABLE reason */
+    struct str error;        /* provider's words */
+    struct str spec;         /* JSON: what to send (to, template/content, data, routing...) */
+    struct str state;        /* JSON: the engine's working state (plan, outcomes) */
+    int64_t enqueued_ms, sent_ms, delivered_ms, canceled_ms, updated_ms;
+};
+
+struct message_filter {
+    struct str recipient, status, notification, event, tag, trace_id, run_id; /* empty: any */
+    struct str before_id;    /* cursor: messages strictly older than this id */
+    size_t limit;            /* 1..1000 */
+};
+
+struct history_rec {
+    int64_t seq;             /* order within the message */
+    int64_t ts;              /* ms */
+    struct str type;         /* ENQUEUED, MAPPED, PROFILE_LOADED, RENDERED, ... */
+    struct str body;         /* JSON object with Courier's fields (ts and type included) */
+};
+
 /* Counters a backend keeps since open; commits < txns shows group commit at work. */
 struct store_stats {
     uint64_t txns;      /* store_write calls completed (committed or rolled back) */
@@ -180,6 +212,19 @@ struct store_ops {
     int (*catalog_get)(struct store *s, struct str name, struct arena *a, struct catalog_rec *out);
     int (*catalog_list)(struct store *s, struct str search, struct str after_name, size_t limit,
                         struct arena *a, struct catalog_rec **out, size_t *n);
+
+    /* messages and their history */
+    int (*message_insert)(struct store_txn *t, const struct message_rec *m);
+    int (*message_update)(struct store_txn *t, const struct message_rec *m);
+    int (*message_get)(struct store *s, struct str id, struct arena *a, struct message_rec *out);
+    int (*message_get_txn)(struct store_txn *t, struct str id, struct arena *a,
+                           struct message_rec *out);
+    int (*message_list)(struct store *s, const struct message_filter *f, struct arena *a,
+                        struct message_rec **out, size_t *n);
+    int (*history_append)(struct store_txn *t, struct str message_id, int64_t ts, struct str type,
+                          struct str body);
+    int (*history_list)(struct store *s, struct str message_id, struct str type, struct arena *a,
+                        struct history_rec **out, size_t *n);
 };
 
 /* The base every backend embeds as its first member. */
@@ -290,5 +335,28 @@ static inline int store_catalog_list(struct store *s, struct str search, struct 
                                      size_t limit, struct arena *a, struct catalog_rec **out,
                                      size_t *n)
 { return s->ops->catalog_list(s, search, after, limit, a, out, n); }
+
+/* Messages: insert is HR_CONFLICT when the id exists; update replaces every field of
+ * the row with that id (HR_NOTFOUND when none); list is newest first, filtered (tag
+ * matches one element of tags). History is append-only, in order. */
+static inline int store_message_insert(struct store_txn *t, const struct message_rec *m)
+{ return store_txn_store(t)->ops->message_insert(t, m); }
+static inline int store_message_update(struct store_txn *t, const struct message_rec *m)
+{ return store_txn_store(t)->ops->message_update(t, m); }
+static inline int store_message_get(struct store *s, struct str id, struct arena *a,
+                                    struct message_rec *out)
+{ return s->ops->message_get(s, id, a, out); }
+static inline int store_message_get_txn(struct store_txn *t, struct str id, struct arena *a,
+                                        struct message_rec *out)
+{ return store_txn_store(t)->ops->message_get_txn(t, id, a, out); }
+static inline int store_message_list(struct store *s, const struct message_filter *f,
+                                     struct arena *a, struct message_rec **out, size_t *n)
+{ return s->ops->message_list(s, f, a, out, n); }
+static inline int store_history_append(struct store_txn *t, struct str message_id, int64_t ts,
+                                       struct str type, struct str body)
+{ return store_txn_store(t)->ops->history_append(t, message_id, ts, type, body); }
+static inline int store_history_list(struct store *s, struct str message_id, struct str type,
+                                     struct arena *a, struct history_rec **out, size_t *n)
+{ return s->ops->history_list(s, message_id, type, a, out, n); }
 
 #endif

@@ -64,7 +64,38 @@ static const struct migration migrations[] = {
         "  first_seen_ms INTEGER NOT NULL,"
         "  last_seen_ms INTEGER NOT NULL,"
         "  sample BLOB NOT NULL) WITHOUT ROWID;"},
-    /* next: {3, "..."}, */
+    {3, "CREATE TABLE messages("
+        "  seq INTEGER PRIMARY KEY,"
+        "  id TEXT NOT NULL UNIQUE,"
+        "  request_id TEXT NOT NULL,"
+        "  status TEXT NOT NULL,"
+        "  recipient TEXT NOT NULL,"
+        "  notification TEXT NOT NULL,"
+        "  event TEXT NOT NULL,"
+        "  trace_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  tags TEXT NOT NULL,"
+        "  reason TEXT NOT NULL,"
+        "  error TEXT NOT NULL,"
+        "  spec BLOB NOT NULL,"
+        "  state BLOB NOT NULL,"
+        "  enqueued_ms INTEGER NOT NULL,"
+        "  sent_ms INTEGER NOT NULL,"
+        "  delivered_ms INTEGER NOT NULL,"
+        "  canceled_ms INTEGER NOT NULL,"
+        "  updated_ms INTEGER NOT NULL);"
+        "CREATE INDEX messages_recipient ON messages(recipient, seq);"
+        "CREATE INDEX messages_status ON messages(status, seq);"
+        "CREATE INDEX messages_request ON messages(request_id);"
+        "CREATE INDEX messages_run ON messages(run_id, seq);"
+        "CREATE TABLE message_history("
+        "  seq INTEGER PRIMARY KEY,"
+        "  message_id TEXT NOT NULL,"
+        "  ts INTEGER NOT NULL,"
+        "  type TEXT NOT NULL,"
+        "  body BLOB NOT NULL);"
+        "CREATE INDEX message_history_msg ON message_history(message_id, seq);"},
+    /* next: {4, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

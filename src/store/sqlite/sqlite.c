@@ -163,6 +163,31 @@ static const char SQL_CATALOG_LIST[] =
     "SELECT " CATALOG_COLS " FROM catalog WHERE name > ?1 "
     "AND (?2 = '' OR instr(lower(name), lower(?2)) > 0) ORDER BY name LIMIT ?3";
 
+#define MSG_COLS                                                                             \
+    "id, request_id, status, recipient, notification, event, trace_id, run_id, tags, reason, " \
+    "error, spec, state, enqueued_ms, sent_ms, delivered_ms, canceled_ms, updated_ms"
+static const char SQL_MSG_INSERT[] =
+    "INSERT INTO messages(" MSG_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+    "?13, ?14, ?15, ?16, ?17, ?18)";
+static const char SQL_MSG_UPDATE[] =
+    "UPDATE messages SET request_id = ?2, status = ?3, recipient = ?4, notification = ?5, "
+    "event = ?6, trace_id = ?7, run_id = ?8, tags = ?9, reason = ?10, error = ?11, spec = ?12, "
+    "state = ?13, enqueued_ms = ?14, sent_ms = ?15, delivered_ms = ?16, canceled_ms = ?17, "
+    "updated_ms = ?18 WHERE id = ?1";
+static const char SQL_MSG_GET[] = "SELECT " MSG_COLS " FROM messages WHERE id = ?1";
+static const char SQL_MSG_LIST[] =
+    "SELECT " MSG_COLS " FROM messages WHERE (?1 = '' OR recipient = ?1) "
+    "AND (?2 = '' OR status = ?2) AND (?3 = '' OR notification = ?3) AND (?4 = '' OR event = ?4) "
+    "AND (?5 = '' OR EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = ?5)) "
+    "AND (?6 = '' OR trace_id = ?6) AND (?7 = '' OR run_id = ?7) "
+    "AND (?8 = '' OR seq < (SELECT seq FROM messages WHERE id = ?8)) "
+    "ORDER BY seq DESC LIMIT ?9";
+static const char SQL_HIST_APPEND[] =
+    "INSERT INTO message_history(message_id, ts, type, body) VALUES(?1, ?2, ?3, ?4)";
+static const char SQL_HIST_LIST[] =
+    "SELECT seq, ts, type, body FROM message_history WHERE message_id = ?1 "
+    "AND (?2 = '' OR type = ?2) ORDER BY seq LIMIT 10000";
+
 /* ---- types -------------------------------------------------------------------- */
 
 struct stmt_slot {
@@ -1949,6 +1974,231 @@ out:
     return rc;
 }
 
+/* ---- messages ------------------------------------------------------------------------------ */
+
+#define MSG_TEXT_MAX 4096 /* short fields (ids, status, reason, error...) */
+
+static int check_msg(const struct message_rec *m)
+{
+    const struct str shorts[] = {m->id,      m->request_id, m->status, m->recipient,
+                                 m->notification, m->event, m->trace_id, m->run_id,
+                                 m->reason,  m->error};
+    if (m->id.len == 0 || m->status.len == 0)
+        return HR_INVAL;
+    for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++)
+        if (shorts[i].len > MSG_TEXT_MAX)
+            return HR_INVAL;
+    if (m->spec.len > PAYLOAD_MAX || m->state.len > PAYLOAD_MAX || m->tags.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    return HR_OK;
+}
+
+static int bind_msg(sqlite3_stmt *st, const struct message_rec *m)
+{
+    struct str tags = m->tags.len ? m->tags : STR_LIT("[]");
+    struct str spec = m->spec.len ? m->spec : STR_LIT("{}");
+    struct str state = m->state.len ? m->state : STR_LIT("{}");
+    return bindv(st, "sssssssssssbbiiiii", m->id, m->request_id, m->status, m->recipient,
+                 m->notification, m->event, m->trace_id, m->run_id, tags, m->reason, m->error,
+                 spec, state, m->enqueued_ms, m->sent_ms, m->delivered_ms, m->canceled_ms,
+                 m->updated_ms);
+}
+
+static void row_msg(sqlite3_stmt *st, struct arena *a, struct message_rec *m)
+{
+    m->id = col_str(a, st, 0);
+    m->request_id = col_str(a, st, 1);
+    m->status = col_str(a, st, 2);
+    m->recipient = col_str(a, st, 3);
+    m->notification = col_str(a, st, 4);
+    m->event = col_str(a, st, 5);
+    m->trace_id = col_str(a, st, 6);
+    m->run_id = col_str(a, st, 7);
+    m->tags = col_str(a, st, 8);
+    m->reason = col_str(a, st, 9);
+    m->error = col_str(a, st, 10);
+    m->spec = col_str(a, st, 11);
+    m->state = col_str(a, st, 12);
+    m->enqueued_ms = sqlite3_column_int64(st, 13);
+    m->sent_ms = sqlite3_column_int64(st, 14);
+    m->delivered_ms = sqlite3_column_int64(st, 15);
+    m->canceled_ms = sqlite3_column_int64(st, 16);
+    m->updated_ms = sqlite3_column_int64(st, 17);
+}
+
+static int msg_write(struct store_txn *t, const char *sql, const char *what,
+                     const struct message_rec *m)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = check_msg(m);
+    if (rc < 0)
+        return rc;
+    rc = write_stmt(t, sql, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bind_msg(st, m)) != SQLITE_OK || (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, what);
+        goto out;
+    }
+    if (sqlite3_changes(c->db) == 0)
+        rc = HR_NOTFOUND;
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_message_insert(struct store_txn *t, const struct message_rec *m)
+{
+    return msg_write(t, SQL_MSG_INSERT, "message_insert", m);
+}
+
+static int sqlite_message_update(struct store_txn *t, const struct message_rec *m)
+{
+    return msg_write(t, SQL_MSG_UPDATE, "message_update", m);
+}
+
+static int msg_get_on(struct conn *c, sqlite3_stmt *st, struct str id, struct arena *a,
+                      struct message_rec *out)
+{
+    int src = bindv(st, "s", id);
+    if (src != SQLITE_OK)
+        return db_fail(c, src, "message_get");
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        return HR_NOTFOUND;
+    if (src != SQLITE_ROW)
+        return db_fail(c, src, "message_get");
+    row_msg(st, a, out);
+    return HR_OK;
+}
+
+static int sqlite_message_get(struct store *s, struct str id, struct arena *a,
+                              struct message_rec *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (id.len == 0 || id.len > MSG_TEXT_MAX)
+        return HR_NOTFOUND;
+    rc = read_stmt(ss, SQL_MSG_GET, &c, &st);
+    if (rc == HR_OK)
+        rc = msg_get_on(c, st, id, a, out);
+    op_done(ss, c, st);
+    return rc;
+}
+
+static int sqlite_message_get_txn(struct store_txn *t, struct str id, struct arena *a,
+                                  struct message_rec *out)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (id.len == 0 || id.len > MSG_TEXT_MAX)
+        return HR_NOTFOUND;
+    rc = write_stmt(t, SQL_MSG_GET, &c, &st);
+    if (rc == HR_OK)
+        rc = msg_get_on(c, st, id, a, out);
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_message_list(struct store *s, const struct message_filter *f, struct arena *a,
+                               struct message_rec **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct message_rec *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc;
+    *out = NULL;
+    *n = 0;
+    if (f->limit == 0 || f->limit > 1000)
+        return HR_INVAL;
+    rc = read_stmt(ss, SQL_MSG_LIST, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "ssssssssi", f->recipient, f->status, f->notification, f->event, f->tag,
+                     f->trace_id, f->run_id, f->before_id, (int64_t)f->limit)) != SQLITE_OK) {
+        rc = db_fail(c, src, "message_list");
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        row_msg(st, a, &arr[cnt++]);
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "message_list");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
+static int sqlite_history_append(struct store_txn *t, struct str message_id, int64_t ts,
+                                 struct str type, struct str body)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    if (message_id.len == 0 || message_id.len > MSG_TEXT_MAX || type.len == 0 || type.len > 64 ||
+        body.len > PAYLOAD_MAX)
+        return HR_INVAL;
+    rc = write_stmt(t, SQL_HIST_APPEND, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "sisb", message_id, ts, type, body)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE)
+        rc = db_fail(c, src, "history_append");
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_history_list(struct store *s, struct str message_id, struct str type,
+                               struct arena *a, struct history_rec **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    struct history_rec *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int src, rc;
+    *out = NULL;
+    *n = 0;
+    if (message_id.len > MSG_TEXT_MAX || type.len > 64)
+        return HR_INVAL;
+    rc = read_stmt(ss, SQL_HIST_LIST, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "ss", message_id, type)) != SQLITE_OK) {
+        rc = db_fail(c, src, "history_list");
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        arr = grow(a, arr, cnt, &cap, sizeof *arr);
+        arr[cnt].seq = sqlite3_column_int64(st, 0);
+        arr[cnt].ts = sqlite3_column_int64(st, 1);
+        arr[cnt].type = col_str(a, st, 2);
+        arr[cnt].body = col_str(a, st, 3);
+        cnt++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, "history_list");
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
 /* ---- the table ------------------------------------------------------------------------------- */
 
 const struct store_ops sqlite_store_ops = {
@@ -1987,4 +2237,11 @@ const struct store_ops sqlite_store_ops = {
     .catalog_touch = sqlite_catalog_touch,
     .catalog_get = sqlite_catalog_get,
     .catalog_list = sqlite_catalog_list,
+    .message_insert = sqlite_message_insert,
+    .message_update = sqlite_message_update,
+    .message_get = sqlite_message_get,
+    .message_get_txn = sqlite_message_get_txn,
+    .message_list = sqlite_message_list,
+    .history_append = sqlite_history_append,
+    .history_list = sqlite_history_list,
 };
