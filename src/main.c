@@ -3,7 +3,10 @@
  * stop. Subcommands: serve, keys. */
 #include "api/api.h"
 #include "http/http.h"
+#include "engine/send.h"
 #include "ingest/ingest.h"
+#include "providers/provider.h"
+#include "render/hbs.h"
 #include "queue/builtin.h"
 #include "queue/queue.h"
 #include "store/store.h"
@@ -27,6 +30,7 @@ struct config {
     int http_threads;
     int64_t max_body;
     int64_t dedup_window_s;
+    int64_t retry_base_ms;
     const char *log_level;
 };
 
@@ -56,6 +60,7 @@ static const char usage_serve[] =
     "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
+    "  --retry-base-ms MS   first delivery retry delay      HERALD_RETRY_BASE_MS 5000\n"
     "\n"
     "On the first start with a new store, herald creates the workspace and prints an\n"
     "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
@@ -87,6 +92,7 @@ static void config_defaults(struct config *c)
     c->http_threads = 16;
     c->max_body = 6 * 1024 * 1024;
     c->dedup_window_s = 86400;
+    c->retry_base_ms = 5000;
 }
 
 /* config_numbers: numeric settings from the environment, then validated. */
@@ -109,6 +115,12 @@ static int config_env_numbers(struct config *c)
             return fprintf(stderr, "herald: HERALD_MAX_BODY must be 1024..1073741824\n"),
                    HR_INVAL;
         c->max_body = v;
+    }
+    if ((e = getenv("HERALD_RETRY_BASE_MS")) && e[0]) {
+        if (parse_int(e, 10, 3600000, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_RETRY_BASE_MS must be 10..3600000\n"),
+                   HR_INVAL;
+        c->retry_base_ms = v;
     }
     if ((e = getenv("HERALD_DEDUP_WINDOW")) && e[0]) {
         if (parse_int(e, 0, 366LL * 86400, &v) < 0)
@@ -153,6 +165,17 @@ static int open_store(const char *dsn, struct store **s)
 
 /* ---- serve ------------------------------------------------------------------- */
 
+struct expire_arg {
+    int64_t now, n;
+};
+
+static int expire_tx(struct store_txn *t, void *varg)
+{
+    struct expire_arg *a = varg;
+    int rc = store_job_expire_leases(t, a->now, &a->n);
+    return rc == HR_UNAVAIL ? HR_OK : rc;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
@@ -161,6 +184,8 @@ static int cmd_serve(int argc, char **argv)
     struct http_server *srv = NULL;
     struct api_ctx actx;
     struct ingest ig;
+    struct engine eng;
+    struct hbs_cache *hbs = NULL;
     struct queue_cfg qcfg;
     struct http_cfg hcfg;
     struct herr err;
@@ -174,6 +199,8 @@ static int cmd_serve(int argc, char **argv)
     struct job_handler handlers[] = {
         {"ping", queue_ping_run, NULL},
         {INGEST_JOB_KIND, ingest_events_run, &ig},
+        {SEND_ROUTE_KIND, engine_route_run, &eng},
+        {SEND_DELIVER_KIND, engine_deliver_run, &eng},
     };
 
     config_defaults(&cfg);
@@ -209,6 +236,13 @@ static int cmd_serve(int argc, char **argv)
                 return fprintf(stderr, "herald: --max-body must be 1024..1073741824\n"),
                        EXIT_USAGE;
             cfg.max_body = num;
+            continue;
+        }
+        if ((m = take_opt(argc, argv, &i, "--retry-base-ms", &v))) {
+            if (m < 0 || parse_int(v, 10, 3600000, &num) < 0)
+                return fprintf(stderr, "herald: --retry-base-ms must be 10..3600000\n"),
+                       EXIT_USAGE;
+            cfg.retry_base_ms = num;
             continue;
         }
         if ((m = take_opt(argc, argv, &i, "--dedup-window", &v))) {
@@ -251,9 +285,31 @@ static int cmd_serve(int argc, char **argv)
     memset(admin_key, 0, sizeof admin_key);
     memset(write_key, 0, sizeof write_key);
 
+    if (provider_global_init() < 0) {
+        LOG_E("server.providers_failed", "msg=\"cannot initialise libcurl\"");
+        goto out;
+    }
+    hbs = hbs_cache_new(4096, 64u << 20);
+    memset(&eng, 0, sizeof eng);
+    eng.store = st;
+    eng.clock = hclock_system();
+    eng.hbs = hbs;
+    eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
+    eng.provider_timeout_ms = 10000;
+    eng.backoff_base_ms = cfg.retry_base_ms;
+    eng.backoff_max_ms = 3600000;
+
     ig.store = st;
     ig.clock = hclock_system();
     ig.dedup_window_ms = cfg.dedup_window_s * 1000;
+
+    {
+        struct expire_arg ea = {time_now_ms(), 0};
+        if (store_write(st, expire_tx, &ea, &err) == HR_OK && ea.n > 0)
+            LOG_W("server.orphan_leases", "jobs=%lld msg=\"leases of a stopped process were "
+                                          "ended; those jobs run again now\"",
+                  (long long)ea.n);
+    }
 
     queue_cfg_defaults(&qcfg);
     qcfg.workers = cfg.workers;
@@ -266,6 +322,7 @@ static int cmd_serve(int argc, char **argv)
     actx.store = st;
     actx.queue = q;
     actx.ingest = &ig;
+    actx.engine = &eng;
     actx.clock = hclock_system();
     memset(&hcfg, 0, sizeof hcfg);
     hcfg.listen = cfg.listen;
@@ -275,6 +332,8 @@ static int cmd_serve(int argc, char **argv)
     hcfg.handler_ctx = &actx;
     hcfg.auth = api_authenticate;
     hcfg.auth_ctx = &actx;
+    hcfg.wrap = api_idempotency_wrap;
+    hcfg.wrap_ctx = &actx;
     if (http_server_start(&hcfg, &srv, &err) < 0) {
         LOG_E("server.listen_failed", "addr=%s error=\"%s\"", cfg.listen, err.msg);
         goto out;
@@ -290,6 +349,8 @@ out:
     http_server_stop(srv); /* stop accepting, finish requests in flight */
     queue_free(q);         /* finish running jobs, give back leases */
     store_close(st);
+    hbs_cache_free(hbs);
+    provider_global_cleanup();
     if (rc == 0)
         LOG_I("server.stopped", "exit=0");
     return rc;

@@ -13,10 +13,12 @@
 #include <cjson/cJSON.h>
 
 struct ingest;
+struct engine;
 
 struct api_ctx {
     struct store *store;  /* not owned */
     struct ingest *ingest;/* not owned */
+    struct engine *engine;/* not owned */
     struct queue *queue;  /* not owned; may be NULL in CLI tools */
     struct hclock *clock; /* not owned */
 };
@@ -77,5 +79,19 @@ void api_catalog_list(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_catalog_get(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_settings_get(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_settings_put(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_send(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_messages_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_message_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_message_history(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_message_output(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_message_cancel(void *ctx, struct http_req *req, struct http_resp *resp);
+
+/* api_idempotency_wrap: the http_wrap_fn (wrap_ctx: struct api_ctx *) that gives every
+ * POST Courier's Idempotency-Key semantics. */
+void api_idempotency_wrap(void *ctx, struct http_req *req, struct http_resp *resp,
+                          http_handler_fn next, void *next_ctx);
+/* api_idempotent_id: a Courier-style id derived from the request's Idempotency-Key and
+ * API key into out; HR_NOTFOUND when the request has no key. */
+int api_idempotent_id(struct http_req *req, char *out, size_t cap);
 
 #endif

@@ -1,6 +1,7 @@
 /* routes.c: the declarative table of every public route: method, pattern, handler,
  * who may call it, the metrics label, flags and body cap. One row per route. */
 #include "api.h"
+#include "templates.h"
 
 #define SEGMENT_MAX_BODY (500 * 1024)             /* Segment: 500 KB per request */
 #define DESTINATION_MAX_BODY (4 * 1024 * 1024)    /* Actions batches of up to 4,000 */
@@ -24,6 +25,14 @@ const struct http_route api_routes[] = {
     {HTTP_PATCH, "/profiles/:id", api_profile_patch, AUTH_ADMIN, "profiles.patch", 0, 0},
     {HTTP_DELETE, "/profiles/:id", api_profile_delete, AUTH_ADMIN, "profiles.delete", 0, 0},
 
+    /* Courier's Send and Messages APIs */
+    {HTTP_POST, "/send", api_send, AUTH_ADMIN, "send", 0, 0},
+    {HTTP_GET, "/messages", api_messages_list, AUTH_ADMIN, "messages.list", 0, 0},
+    {HTTP_GET, "/messages/:id", api_message_get, AUTH_ADMIN, "messages.get", 0, 0},
+    {HTTP_GET, "/messages/:id/history", api_message_history, AUTH_ADMIN, "messages.history", 0, 0},
+    {HTTP_GET, "/messages/:id/output", api_message_output, AUTH_ADMIN, "messages.output", 0, 0},
+    {HTTP_POST, "/messages/:id/cancel", api_message_cancel, AUTH_ADMIN, "messages.cancel", 0, 0},
+
     /* herald's own: event catalog, settings, queue */
     {HTTP_GET, "/catalog/events", api_catalog_list, AUTH_ADMIN, "catalog.list", 0, 0},
     {HTTP_GET, "/catalog/events/*", api_catalog_get, AUTH_ADMIN, "catalog.get", 0, 0},
@@ -31,5 +40,30 @@ const struct http_route api_routes[] = {
     {HTTP_PUT, "/settings", api_settings_put, AUTH_ADMIN, "settings.put", 0, 0},
     {HTTP_GET, "/admin/queue", api_admin_queue, AUTH_ADMIN, "admin.queue", 0, 0},
     {HTTP_POST, "/admin/jobs/ping", api_admin_ping, AUTH_ADMIN, "admin.jobs.ping", 0, 0},
+
+    /* Courier's notification templates, brands and provider configurations */
+    {HTTP_POST, "/notifications", api_notification_create, AUTH_ADMIN, "notifications.create", 0,
+     TEMPLATE_BODY_MAX},
+    {HTTP_GET, "/notifications", api_notification_list, AUTH_ADMIN, "notifications.list", 0, 0},
+    {HTTP_GET, "/notifications/:id", api_notification_get, AUTH_ADMIN, "notifications.get", 0, 0},
+    {HTTP_PUT, "/notifications/:id", api_notification_replace, AUTH_ADMIN, "notifications.replace",
+     0, TEMPLATE_BODY_MAX},
+    {HTTP_DELETE, "/notifications/:id", api_notification_archive, AUTH_ADMIN,
+     "notifications.archive", 0, 0},
+    {HTTP_POST, "/notifications/:id/publish", api_notification_publish, AUTH_ADMIN,
+     "notifications.publish", 0, 0},
+    {HTTP_GET, "/notifications/:id/versions", api_notification_versions, AUTH_ADMIN,
+     "notifications.versions", 0, 0},
+    {HTTP_POST, "/brands", api_brand_create, AUTH_ADMIN, "brands.create", 0, TEMPLATE_BODY_MAX},
+    {HTTP_GET, "/brands", api_brand_list, AUTH_ADMIN, "brands.list", 0, 0},
+    {HTTP_GET, "/brands/:id", api_brand_get, AUTH_ADMIN, "brands.get", 0, 0},
+    {HTTP_PUT, "/brands/:id", api_brand_replace, AUTH_ADMIN, "brands.replace", 0, TEMPLATE_BODY_MAX},
+    {HTTP_DELETE, "/brands/:id", api_brand_delete, AUTH_ADMIN, "brands.delete", 0, 0},
+    {HTTP_POST, "/providers", api_provider_create, AUTH_ADMIN, "providers.create", 0, 0},
+    {HTTP_GET, "/providers", api_provider_list, AUTH_ADMIN, "providers.list", 0, 0},
+    {HTTP_GET, "/providers/catalog", api_provider_catalog, AUTH_ADMIN, "providers.catalog", 0, 0},
+    {HTTP_GET, "/providers/:id", api_provider_get, AUTH_ADMIN, "providers.get", 0, 0},
+    {HTTP_PUT, "/providers/:id", api_provider_replace, AUTH_ADMIN, "providers.replace", 0, 0},
+    {HTTP_DELETE, "/providers/:id", api_provider_delete, AUTH_ADMIN, "providers.delete", 0, 0},
     {0},
 };

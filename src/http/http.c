@@ -609,7 +609,10 @@ static enum MHD_Result finish(struct conn *c)
         ret = reply_error(c, 500, "route has no handler");
         goto out;
     }
-    r->fn(srv->cfg.handler_ctx, &c->req, &c->resp);
+    if (srv->cfg.wrap)
+        srv->cfg.wrap(srv->cfg.wrap_ctx, &c->req, &c->resp, r->fn, srv->cfg.handler_ctx);
+    else
+        r->fn(srv->cfg.handler_ctx, &c->req, &c->resp);
     ret = reply(c);
 out:
     return ret;

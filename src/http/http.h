@@ -92,6 +92,12 @@ struct http_route {
  * and the body. `msg` (cap 256) gets the sentence for the error body. */
 typedef int (*http_auth_fn)(void *ctx, struct http_req *req, char *msg);
 
+/* A wrapper around every handler call (after auth): it may answer by itself, or call
+ * next(next_ctx, req, resp) and look at the response afterwards. Used for
+ * Idempotency-Key replay. */
+typedef void (*http_wrap_fn)(void *wrap_ctx, struct http_req *req, struct http_resp *resp,
+                             http_handler_fn next, void *next_ctx);
+
 struct http_cfg {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
     int threads;              /* thread pool size; default 16 */
@@ -102,6 +108,8 @@ struct http_cfg {
     void *handler_ctx;        /* passed to every handler */
     http_auth_fn auth;
     void *auth_ctx;
+    http_wrap_fn wrap;        /* optional */
+    void *wrap_ctx;
 };
 
 struct http_server;

@@ -190,6 +190,9 @@ struct store_ops {
     int (*job_next_run_at)(struct store *s, int64_t *out_ms);
     int (*job_list)(struct store *s, int state, size_t limit, struct arena *a, struct job **out,
                     size_t *n);
+    /* job_expire_leases: end every lease now (NULL for stores shared by several
+     * processes, where a lease may belong to a live node). */
+    int (*job_expire_leases)(struct store_txn *t, int64_t now_ms, int64_t *n);
 
     /* documents */
     int (*doc_get)(struct store *s, const char *coll, struct str id, struct arena *a,
@@ -287,6 +290,14 @@ static inline int store_job_counts(struct store *s, struct arena *a, struct job_
 { return s->ops->job_counts(s, a, out, n); }
 static inline int store_job_next_run_at(struct store *s, int64_t *out_ms)
 { return s->ops->job_next_run_at(s, out_ms); }
+
+/* job_expire_leases: on a store only this process uses, leases found at start belong to
+ * a process that died: make them runnable now. HR_UNAVAIL when the backend is shared. */
+static inline int store_job_expire_leases(struct store_txn *t, int64_t now_ms, int64_t *n)
+{
+    struct store *s = store_txn_store(t);
+    return s->ops->job_expire_leases ? s->ops->job_expire_leases(t, now_ms, n) : HR_UNAVAIL;
+}
 
 /* job_list: jobs in `state` (enum job_state), newest first, at most limit. */
 static inline int store_job_list(struct store *s, int state, size_t limit, struct arena *a,

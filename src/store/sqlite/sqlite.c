@@ -128,6 +128,8 @@ static const char SQL_JOB_NEXT[] =
     "  ORDER BY run_at_ms LIMIT 1)"
     " UNION ALL SELECT min(lease_until_ms) FROM jobs WHERE state = 1)";
 
+static const char SQL_JOB_EXPIRE[] =
+    "UPDATE jobs SET lease_until_ms = ?1 WHERE state = 1 AND lease_until_ms > ?1";
 static const char SQL_JOB_LIST[] =
     "SELECT " JOB_COLS " FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2";
 
@@ -1667,6 +1669,27 @@ out:
     return rc;
 }
 
+/* sqlite_job_expire_leases: an SQLite store has one herald process at a time, so at
+ * start every lease is a dead process's. */
+static int sqlite_job_expire_leases(struct store_txn *t, int64_t now_ms, int64_t *n)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = write_stmt(t, SQL_JOB_EXPIRE, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "i", now_ms)) != SQLITE_OK || (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "job_expire_leases");
+        goto out;
+    }
+    *n = sqlite3_changes(c->db);
+    if (*n > 0)
+        t->jobs_changed = true;
+out:
+    stmt_done(st);
+    return rc;
+}
+
 /* ---- documents --------------------------------------------------------------------------- */
 
 /* doc_get_on: one document by (coll, id) through connection c. */
@@ -2227,6 +2250,7 @@ const struct store_ops sqlite_store_ops = {
     .job_counts = sqlite_job_counts,
     .job_next_run_at = sqlite_job_next_run_at,
     .job_list = sqlite_job_list,
+    .job_expire_leases = sqlite_job_expire_leases,
     .doc_get = sqlite_doc_get,
     .doc_get_txn = sqlite_doc_get_txn,
     .doc_put = sqlite_doc_put,

@@ -1,0 +1,248 @@
+/* messages.c: Courier's Messages API (the message log).
+ *   GET  /messages?recipient&status&notification&event&tag&tags&traceId&runId&cursor&limit
+ *   GET  /messages/:id            MessageDetails with providers
+ *   GET  /messages/:id/history    {results: [history events]} (?type= filter)
+ *   GET  /messages/:id/output     {results: [{channel, channel_id, content}]}
+ *   POST /messages/:id/cancel     200 CANCELED before delivery, 409 after */
+#include "api.h"
+
+#include "../engine/send.h"
+#include "../util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_DEFAULT 20
+#define LIST_MAX 100
+
+static void add_str(cJSON *o, const char *k, struct str v)
+{
+    if (v.len)
+        cJSON_AddStringToObject(o, k, v.p);
+}
+
+static void add_ms(cJSON *o, const char *k, int64_t v)
+{
+    if (v)
+        cJSON_AddNumberToObject(o, k, (double)v);
+}
+
+/* details: Courier's MessageDetails for m (new object). */
+static cJSON *details(const struct message_rec *m, bool with_providers)
+{
+    cJSON *o = cJSON_CreateObject(), *tags, *state, *chs, *c;
+    cJSON_AddStringToObject(o, "id", m->id.p);
+    add_str(o, "requestId", m->request_id);
+    cJSON_AddStringToObject(o, "status", m->status.p);
+    cJSON_AddStringToObject(o, "recipient", m->recipient.len ? m->recipient.p : "");
+    cJSON_AddStringToObject(o, "event", m->event.len ? m->event.p : "");
+    cJSON_AddStringToObject(o, "notification", m->notification.len ? m->notification.p : "");
+    cJSON_AddNumberToObject(o, "enqueued", (double)m->enqueued_ms);
+    add_ms(o, "sent", m->sent_ms);
+    add_ms(o, "delivered", m->delivered_ms);
+    add_ms(o, "canceledAt", m->canceled_ms);
+    add_str(o, "reason", m->reason);
+    add_str(o, "error", m->error);
+    add_str(o, "runId", m->run_id);
+    add_str(o, "traceId", m->trace_id);
+    tags = cJSON_ParseWithLength(m->tags.p, m->tags.len);
+    cJSON_AddItemToObject(o, "tags", cJSON_IsArray(tags) ? tags : (cJSON_Delete(tags), cJSON_CreateArray()));
+    if (!with_providers)
+        return o;
+    state = cJSON_ParseWithLength(m->state.p, m->state.len);
+    chs = json_obj(state, "channels");
+    cJSON *prov = cJSON_AddArrayToObject(o, "providers");
+    cJSON_ArrayForEach(c, chs)
+    {
+        const char *st = json_str(c, "status");
+        cJSON *p = cJSON_CreateObject(), *ch = cJSON_AddObjectToObject(p, "channel"), *ref;
+        int64_t sent = 0;
+        cJSON_AddStringToObject(ch, "key", c->string);
+        cJSON_AddStringToObject(p, "provider", json_str(c, "provider_key") ? json_str(c, "provider_key") : "");
+        cJSON_AddStringToObject(p, "status",
+                                st && !strcmp(st, "sent")     ? "SENT"
+                                : st && !strcmp(st, "failed") ? "UNDELIVERABLE"
+                                                              : "PENDING");
+        if (json_i64(c, "sent", &sent))
+            cJSON_AddNumberToObject(p, "sent", (double)sent);
+        if (json_str(c, "error"))
+            cJSON_AddStringToObject(p, "error", json_str(c, "error"));
+        ref = cJSON_AddObjectToObject(p, "reference");
+        if (json_str(c, "reference") && json_str(c, "reference")[0])
+            cJSON_AddStringToObject(ref, "id", json_str(c, "reference"));
+        cJSON_AddItemToArray(prov, p);
+    }
+    cJSON_Delete(state);
+    return o;
+}
+
+static struct str q(struct http_req *req, const char *name)
+{
+    const char *v = http_req_query(req, name);
+    return str_c(v && strlen(v) <= 1024 ? v : NULL);
+}
+
+void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct message_filter f;
+    struct message_rec *rows = NULL;
+    size_t n = 0;
+    int64_t lim = LIST_DEFAULT;
+    cJSON *out, *res, *pg;
+    const char *ls = http_req_query(req, "limit");
+    int rc;
+
+    memset(&f, 0, sizeof f);
+    if (ls && (str_to_i64(str_c(ls), &lim) < 0 || lim < 1 || lim > LIST_MAX)) {
+        http_resp_error(resp, 400, "invalid_request_error", "limit must be 1 to %d", LIST_MAX);
+        return;
+    }
+    f.recipient = q(req, "recipient");
+    f.status = q(req, "status");
+    f.notification = q(req, "notification");
+    f.event = q(req, "event");
+    f.tag = q(req, "tag");
+    if (!f.tag.len)
+        f.tag = q(req, "tags"); /* one tag; Courier's comma list is any-match */
+    f.trace_id = q(req, "traceId");
+    if (!f.trace_id.len)
+        f.trace_id = q(req, "trace_id");
+    f.run_id = q(req, "runId");
+    f.before_id = q(req, "cursor");
+    f.limit = (size_t)lim + 1;
+    rc = store_message_list(ctx->store, &f, req->arena, &rows, &n);
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
+    out = cJSON_CreateObject();
+    pg = cJSON_AddObjectToObject(out, "paging");
+    res = cJSON_AddArrayToObject(out, "results");
+    for (size_t i = 0; i < n && i < (size_t)lim; i++)
+        cJSON_AddItemToArray(res, details(&rows[i], false));
+    if (n > (size_t)lim)
+        cJSON_AddStringToObject(pg, "cursor", rows[lim - 1].id.p);
+    else
+        cJSON_AddNullToObject(pg, "cursor");
+    cJSON_AddBoolToObject(pg, "more", n > (size_t)lim);
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
+}
+
+/* load: the message named by the path, or answers 404. */
+static int load(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
+                struct message_rec *m)
+{
+    int rc = store_message_get(ctx->store, req->params[0], req->arena, m);
+    if (rc == HR_NOTFOUND)
+        http_resp_error(resp, 404, "invalid_request_error", "Message %.*s not found",
+                        STR_FMT(req->params[0]));
+    else if (rc < 0)
+        api_error_rc(resp, rc, NULL);
+    return rc;
+}
+
+void api_message_get(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct message_rec m;
+    cJSON *o;
+    if (load(vctx, req, resp, &m) < 0)
+        return;
+    o = details(&m, true);
+    http_resp_json(resp, 200, o);
+    cJSON_Delete(o);
+}
+
+void api_message_history(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct message_rec m;
+    struct history_rec *h = NULL;
+    size_t n = 0;
+    struct buf *b = &resp->body;
+    int rc;
+    if (load(vctx, req, resp, &m) < 0)
+        return;
+    rc = store_history_list(ctx->store, m.id, q(req, "type"), req->arena, &h, &n);
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
+    /* stored events are JSON already: splice them */
+    rc = buf_append_c(b, "{\"results\":[");
+    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+        if (i)
+            rc = buf_putc(b, ',');
+        if (rc == HR_OK)
+            rc = buf_append_str(b, h[i].body);
+    }
+    if (rc == HR_OK)
+        rc = buf_append_c(b, "]}");
+    if (rc < 0) {
+        buf_reset(b);
+        http_resp_error(resp, 500, "api_error", "history too large to answer");
+        return;
+    }
+    resp->status = 200;
+}
+
+void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct message_rec m;
+    struct doc_rec d;
+    int rc;
+    if (load(vctx, req, resp, &m) < 0)
+        return;
+    rc = store_doc_get(ctx->store, "outputs", m.id, req->arena, &d);
+    if (rc == HR_NOTFOUND) {
+        http_resp_raw(resp, 200, "application/json", STR_LIT("{\"results\":[]}"));
+        return;
+    }
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
+    http_resp_raw(resp, 200, "application/json", d.body);
+}
+
+struct cancel_arg {
+    struct str id;
+    int64_t now;
+};
+
+static int cancel_tx(struct store_txn *t, void *varg)
+{
+    struct cancel_arg *c = varg;
+    return engine_message_cancel(t, c->id, c->now);
+}
+
+void api_message_cancel(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct cancel_arg c = {req->params[0], hclock_now(ctx->clock)};
+    struct message_rec m;
+    struct herr err;
+    cJSON *o;
+    int rc;
+    herr_clear(&err);
+    rc = store_write(ctx->store, cancel_tx, &c, &err);
+    if (rc == HR_NOTFOUND) {
+        http_resp_error(resp, 404, "invalid_request_error", "Message %.*s not found",
+                        STR_FMT(req->params[0]));
+        return;
+    }
+    if (rc < 0 && rc != HR_CONFLICT) {
+        api_error_rc(resp, rc, &err);
+        return;
+    }
+    if (load(vctx, req, resp, &m) < 0)
+        return;
+    o = details(&m, false);
+    if (rc == HR_CONFLICT)
+        http_resp_header(resp, "x-should-retry", "false");
+    http_resp_json(resp, rc == HR_CONFLICT ? 409 : 200, o);
+    cJSON_Delete(o);
+}

@@ -1,0 +1,78 @@
+/* send.c: POST /send, Courier's Send API. v2 bodies are {"message": {...}}; legacy v1
+ * bodies {event, recipient, profile, data, ...} are mapped to v2. The request is
+ * validated, then one transaction creates a message per recipient with its route job;
+ * the answer is 202 {"requestId"} (v1: {"messageId"}). With an Idempotency-Key the id
+ * derives from the key, so a request re-run after a crash finds its own messages. */
+#include "api.h"
+
+#include "../engine/send.h"
+#include "../util/id.h"
+#include "../util/json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct send_arg {
+    struct engine *engine;
+    const cJSON *message;
+    const char *request_id;
+};
+
+static int send_tx(struct store_txn *t, void *varg)
+{
+    struct send_arg *a = varg;
+    return engine_send_enqueue(a->engine, t, a->message, a->request_id, NULL, NULL);
+}
+
+void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    cJSON *body = NULL, *v2 = NULL, *out = NULL;
+    const cJSON *msg;
+    struct send_arg a;
+    struct herr err;
+    char rid[ID_LEN + 1];
+    bool legacy;
+    int rc;
+
+    herr_clear(&err);
+    if (api_parse_json(req, resp, &body) < 0)
+        goto out;
+    msg = json_obj(body, "message");
+    legacy = !cJSON_GetObjectItemCaseSensitive(body, "message");
+    if (legacy) {
+        if (!json_str(body, "event") || !json_str(body, "recipient")) {
+            http_resp_error(resp, 400, "invalid_request_error",
+                            "body must be {\"message\": {...}} or the legacy {\"event\", "
+                            "\"recipient\", ...}");
+            goto out;
+        }
+        v2 = engine_send_v1_to_v2(body);
+        msg = v2;
+    }
+    if (!msg) {
+        http_resp_error(resp, 400, "invalid_request_error", "message must be an object");
+        goto out;
+    }
+    if (engine_send_validate(msg, &err) < 0) {
+        http_resp_error(resp, 400, "invalid_request_error", "%s", err.msg);
+        goto out;
+    }
+    if (api_idempotent_id(req, rid, sizeof rid) < 0)
+        id_new(hclock_now(ctx->clock), rid);
+    a.engine = ctx->engine;
+    a.message = msg;
+    a.request_id = rid;
+    rc = store_write(ctx->store, send_tx, &a, &err);
+    if (rc < 0 && rc != HR_CONFLICT) { /* CONFLICT: this key's request ran already */
+        api_error_rc(resp, rc, &err);
+        goto out;
+    }
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, legacy ? "messageId" : "requestId", rid);
+    http_resp_json(resp, 202, out);
+out:
+    cJSON_Delete(body);
+    cJSON_Delete(v2);
+    cJSON_Delete(out);
+}

@@ -1,0 +1,322 @@
+/* deliver.c: the "send.deliver" job: one message on one channel. It calls the channel's
+ * providers in priority order (failover on permanent errors), retries the same provider
+ * after transient errors with backoff until the message timeout, and commits each
+ * outcome with the job's ack (see send.h for the whole pipeline). */
+#include "send_int.h"
+
+#include "../providers/provider.h"
+#include "../util/log.h"
+#include "../util/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct deliver_out {
+    struct str id;
+    char channel[32];
+    char provider_id[128];
+    char provider[32];
+    int64_t p, attempt;
+    int64_t started_ms;
+    int outcome;               /* enum delivery_outcome, or -1: nothing attempted */
+    bool timed_out;            /* transient, but the message timeout has passed */
+    int64_t retry_at;
+    struct delivery_result res;
+};
+
+static cJSON *integration(const struct deliver_out *o)
+{
+    cJSON *h = cJSON_CreateObject(), *ch, *in;
+    ch = cJSON_AddObjectToObject(h, "channel");
+    cJSON_AddStringToObject(ch, "id", o->channel);
+    in = cJSON_AddObjectToObject(h, "integration");
+    cJSON_AddStringToObject(in, "id", o->provider_id);
+    cJSON_AddStringToObject(in, "provider", o->provider);
+    return h;
+}
+
+static cJSON *job_payload(const struct deliver_out *o, int64_t p, int64_t attempt)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "id", o->id.p);
+    cJSON_AddStringToObject(j, "channel", o->channel);
+    cJSON_AddNumberToObject(j, "p", (double)p);
+    cJSON_AddNumberToObject(j, "attempt", (double)attempt);
+    return j;
+}
+
+/* channel_failed: this channel has no provider left. For single routing, try the next
+ * alternative (a new route job); when nothing is left, the message is UNDELIVERABLE. */
+static int channel_failed(struct store_txn *t, struct message_rec *m, cJSON *state,
+                          struct deliver_out *o, struct arena *a, int64_t now)
+{
+    cJSON *chs = json_obj(state, "channels"), *cs = json_obj(chs, o->channel), *it;
+    const char *routing = json_str(state, "routing");
+    int64_t alt = 0, alts = 0;
+    bool pending = false, sent = false;
+    int rc;
+    if (cs) {
+        cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("failed"));
+        cJSON_DeleteItemFromObjectCaseSensitive(cs, "error");
+        cJSON_AddStringToObject(cs, "error", o->res.reason);
+    }
+    cJSON_ArrayForEach(it, chs)
+    {
+        const char *st = json_str(it, "status");
+        pending |= st && strcmp(st, "pending") == 0;
+        sent |= st && strcmp(st, "sent") == 0;
+    }
+    m->state = send__json_str(a, state);
+    if (pending || sent) { /* `all` routing: other channels decide */
+        m->updated_ms = now;
+        return store_message_update(t, m);
+    }
+    json_i64(state, "alt", &alt);
+    json_i64(state, "alts", &alts);
+    if ((!routing || strcmp(routing, "single") == 0) && alt + 1 < alts) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "id", m->id.p);
+        cJSON_AddNumberToObject(j, "alt", (double)(alt + 1));
+        m->updated_ms = now;
+        rc = store_message_update(t, m);
+        if (rc == HR_OK)
+            rc = send__enqueue(t, SEND_ROUTE_KIND, j, 0);
+        cJSON_Delete(j);
+        return rc;
+    }
+    return send__final(t, m, a, "UNDELIVERABLE",
+                       o->timed_out ? "FAILED" : "PROVIDER_ERROR", o->res.reason,
+                       NULL, now);
+}
+
+static int deliver_commit(struct store_txn *t, void *arg)
+{
+    struct deliver_out *o = arg;
+    struct arena *a = arena_new(8192);
+    struct message_rec m;
+    cJSON *state = NULL, *h = NULL, *cs;
+    int64_t now = hclock_now(store_txn_store(t)->clock);
+    int rc = store_message_get_txn(t, o->id, a, &m);
+    if (rc == HR_NOTFOUND) {
+        rc = HR_OK;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    state = cJSON_ParseWithLength(m.state.p, m.state.len);
+    cs = json_obj(json_obj(state, "channels"), o->channel);
+    if (!cs)
+        goto out; /* rerouted meanwhile */
+    if (o->outcome < 0) { /* nothing attempted: canceled, or no provider left */
+        if (!str_eq_c(m.status, "CANCELED") && !send__is_final(m.status))
+            rc = channel_failed(t, &m, state, o, a, now);
+        goto out;
+    }
+    h = integration(o);
+    cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
+    rc = send__history(t, m.id, o->started_ms, "DELIVERING", h);
+    if (rc < 0)
+        goto out;
+    if (o->outcome == DELIVERY_SENT) {
+        cJSON *ref = cJSON_CreateObject();
+        if (o->res.reference[0])
+            cJSON_AddStringToObject(ref, "id", o->res.reference);
+        cJSON_AddItemToObject(h, "reference", ref);
+        rc = send__history(t, m.id, now, "SENT", h);
+        if (rc < 0)
+            goto out;
+        cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("sent"));
+        cJSON_AddStringToObject(cs, "provider", o->provider_id);
+        cJSON_AddStringToObject(cs, "provider_key", o->provider);
+        cJSON_AddStringToObject(cs, "reference", o->res.reference);
+        cJSON_AddNumberToObject(cs, "sent", (double)now);
+        m.state = send__json_str(a, state);
+        if (!str_eq_c(m.status, "SENT")) {
+            m.status = STR_LIT("SENT");
+            m.sent_ms = now;
+            m.reason = m.error = STR_NULL;
+        }
+        m.updated_ms = now;
+        rc = store_message_update(t, &m);
+        goto out;
+    }
+    if (o->outcome == DELIVERY_TRANSIENT && !o->timed_out) {
+        cJSON *j = job_payload(o, o->p, o->attempt + 1);
+        cJSON_AddStringToObject(h, "error_message", o->res.reason);
+        cJSON_AddNumberToObject(h, "retry_at", (double)o->retry_at);
+        rc = send__history(t, m.id, now, "RETRYING", h);
+        if (rc == HR_OK)
+            rc = send__enqueue(t, SEND_DELIVER_KIND, j, o->retry_at);
+        cJSON_Delete(j);
+        goto out;
+    }
+    /* permanent (or out of time): this provider is done; fail over */
+    cJSON_AddStringToObject(h, "reason", "PROVIDER_ERROR");
+    cJSON_AddStringToObject(h, "error_message", o->res.reason);
+    rc = send__history(t, m.id, now, "UNDELIVERABLE", h);
+    if (rc < 0)
+        goto out;
+    if (!o->timed_out && o->p + 1 < cJSON_GetArraySize(json_arr(cs, "providers"))) {
+        cJSON *j = job_payload(o, o->p + 1, 1);
+        rc = send__enqueue(t, SEND_DELIVER_KIND, j, 0);
+        cJSON_Delete(j);
+        goto out;
+    }
+    rc = channel_failed(t, &m, state, o, a, now);
+out:
+    cJSON_Delete(state);
+    cJSON_Delete(h);
+    arena_free(a);
+    return rc;
+}
+
+static void content_from_json(const cJSON *c, enum channel ch, struct content *out)
+{
+    const char *v;
+    memset(out, 0, sizeof *out);
+    out->channel = ch;
+#define TAKE(f)                                                                               \
+    if ((v = json_str(c, #f)))                                                                \
+        out->f = strdup(v);
+    TAKE(subject)
+    TAKE(html)
+    TAKE(text)
+    TAKE(title)
+    TAKE(body)
+#undef TAKE
+    if (cJSON_GetObjectItemCaseSensitive(c, "json"))
+        out->json = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c, "json"), 1);
+}
+
+static int64_t backoff(const struct engine *e, int64_t attempt)
+{
+    int64_t base = e->backoff_base_ms > 0 ? e->backoff_base_ms : 5000;
+    int64_t max = e->backoff_max_ms > 0 ? e->backoff_max_ms : 3600000;
+    struct queue_cfg qc = {.backoff_base_ms = base, .backoff_max_ms = max};
+    return queue_backoff_ms(&qc, (uint32_t)(attempt > 0 ? attempt : 1),
+                            (double)rand() / ((double)RAND_MAX + 1.0));
+}
+
+void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct engine *e = vctx;
+    cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len);
+    cJSON *state = NULL, *spec = NULL, *pdoc = NULL, *outputs = NULL;
+    const char *id = json_str(p, "id"), *ch = json_str(p, "channel");
+    struct deliver_out *o = arena_zalloc(a, sizeof *o);
+    struct message_rec m;
+    struct doc_rec d;
+    const cJSON *cs, *pids, *res;
+    const struct provider_ops *ops;
+    struct content content;
+    char idem[512];
+    int rc;
+
+    memset(&content, 0, sizeof content);
+    o->outcome = -1;
+    if (!id || !ch) {
+        r->outcome = JOB_OUT_FAIL;
+        snprintf(r->error, sizeof r->error, "deliver job without id or channel");
+        goto out;
+    }
+    o->id = arena_str(a, str_c(id));
+    snprintf(o->channel, sizeof o->channel, "%s", ch);
+    json_i64(p, "p", &o->p);
+    json_i64(p, "attempt", &o->attempt);
+    r->outcome = JOB_OUT_DONE;
+    r->commit = deliver_commit;
+    r->commit_arg = o;
+
+    rc = store_message_get(e->store, o->id, a, &m);
+    if (rc == HR_NOTFOUND || (rc == HR_OK && str_eq_c(m.status, "CANCELED"))) {
+        r->commit = NULL;
+        goto out;
+    }
+    if (rc < 0)
+        goto retry;
+    state = cJSON_ParseWithLength(m.state.p, m.state.len);
+    spec = cJSON_ParseWithLength(m.spec.p, m.spec.len);
+    cs = json_obj(json_obj(state, "channels"), ch);
+    if (!cs || strcmp(json_str(cs, "status") ? json_str(cs, "status") : "", "pending") != 0) {
+        r->commit = NULL; /* already sent or failed: a duplicate job */
+        goto out;
+    }
+    pids = json_arr(cs, "providers");
+    if (o->p >= cJSON_GetArraySize(pids)) {
+        snprintf(o->res.reason, sizeof o->res.reason, "no provider left for %s", ch);
+        goto out;
+    }
+    snprintf(o->provider_id, sizeof o->provider_id, "%s",
+             cJSON_GetArrayItem(pids, (int)o->p)->valuestring);
+    rc = store_doc_get(e->store, "providers", str_c(o->provider_id), a, &d);
+    if (rc == HR_OK)
+        pdoc = cJSON_ParseWithLength(d.body.p, d.body.len);
+    else if (rc != HR_NOTFOUND)
+        goto retry;
+    ops = provider_find(json_str(pdoc, "provider") ? json_str(pdoc, "provider") : "");
+    snprintf(o->provider, sizeof o->provider, "%s", ops ? ops->name : "unknown");
+    o->started_ms = hclock_now(e->clock);
+    if (!pdoc || !ops || !json_bool(pdoc, "enabled", true)) {
+        o->outcome = DELIVERY_PERMANENT;
+        snprintf(o->res.reason, sizeof o->res.reason, "provider %s was removed or disabled",
+                 o->provider_id);
+        goto out;
+    }
+    rc = store_doc_get(e->store, "outputs", o->id, a, &d);
+    if (rc < 0)
+        goto retry;
+    outputs = cJSON_ParseWithLength(d.body.p, d.body.len);
+    cJSON_ArrayForEach(res, json_arr(outputs, "results")) if (json_str(res, "channel") &&
+                                                              !strcmp(json_str(res, "channel"), ch))
+        content_from_json(json_obj(res, "content"), channel_parse(ch), &content);
+    snprintf(idem, sizeof idem, "%s:%s:%s", id, ch, o->provider_id);
+    {
+        struct delivery dl = {
+            .message_id = id,
+            .idempotency_key = idem,
+            .provider_id = o->provider_id,
+            .content = &content,
+            .profile = json_obj(state, "profile"),
+            .settings = json_obj(pdoc, "settings"),
+            .override = json_obj(json_obj(json_obj(spec, "providers"), ops->name), "override"),
+            .timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000,
+            .now_ms = o->started_ms,
+        };
+        ops->send(&dl, &o->res);
+    }
+    o->outcome = o->res.outcome;
+    metrics_counter_add("herald_deliveries_total", "Provider calls by provider and outcome.",
+                        "outcome",
+                        o->outcome == DELIVERY_SENT        ? "sent"
+                        : o->outcome == DELIVERY_TRANSIENT ? "transient"
+                                                           : "permanent",
+                        1);
+    if (o->outcome == DELIVERY_TRANSIENT) {
+        int64_t now = hclock_now(e->clock);
+        int64_t timeout = e->message_timeout_ms > 0 ? e->message_timeout_ms : SEND_TIMEOUT_DEFAULT_MS;
+        int64_t tm;
+        if (json_i64(json_obj(spec, "timeout"), "message", &tm) && tm > 0)
+            timeout = tm;
+        o->retry_at = now + backoff(e, o->attempt);
+        if (o->res.retry_after_ms > 0 && now + o->res.retry_after_ms > o->retry_at)
+            o->retry_at = now + o->res.retry_after_ms;
+        o->timed_out = o->retry_at > m.enqueued_ms + timeout;
+    }
+    LOG_I("send.attempt", "message=%s channel=%s provider=%s attempt=%lld outcome=%s status=%d",
+          id, ch, o->provider, (long long)o->attempt,
+          o->outcome == DELIVERY_SENT ? "sent" : o->outcome == DELIVERY_TRANSIENT ? "transient" : "permanent",
+          o->res.remote_status);
+    goto out;
+retry:
+    r->outcome = JOB_OUT_RETRY;
+    r->commit = NULL;
+    snprintf(r->error, sizeof r->error, "store unavailable: %s", hr_rc_str(rc));
+out:
+    content_cleanup(&content);
+    cJSON_Delete(p);
+    cJSON_Delete(state);
+    cJSON_Delete(spec);
+    cJSON_Delete(pdoc);
+    cJSON_Delete(outputs);
+}

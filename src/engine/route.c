@@ -1,0 +1,456 @@
+/* route.c: the "send.route" job. Resolves what a message needs before delivery (the
+ * published template, the recipient's profile, the brand, the routing), chooses the
+ * channels, renders them, and hands each to a "send.deliver" job. All decisions are
+ * made outside the store; route_commit then writes them with the job's ack, unless the
+ * message was canceled meanwhile. */
+#include "send_int.h"
+
+#include "../providers/provider.h"
+#include "../render/elemental.h"
+#include "../util/jsonpatch.h"
+#include "../util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const default_channels[] = {"email", "sms", "push", "direct_message",
+                                                "webhook", NULL};
+
+/* keys of a recipient (`to`) that are not profile fields */
+static const char *const not_profile[] = {"user_id", "data", "preferences", "context",
+                                          "tenant_id", "account_id", "list_id", NULL};
+
+struct route_out {
+    struct str id;
+    const char *final_status; /* NULL: routed */
+    const char *reason;
+    char error[512];
+    cJSON *events;            /* [{type, body}] history to append, in order */
+    cJSON *state;             /* the message's new state */
+    cJSON *outputs;           /* {"results": [...]} */
+    cJSON *jobs;              /* deliver payloads */
+};
+
+static void route_out_free(void *p)
+{
+    struct route_out *o = p;
+    cJSON_Delete(o->events);
+    cJSON_Delete(o->state);
+    cJSON_Delete(o->outputs);
+    cJSON_Delete(o->jobs);
+}
+
+static void event(struct route_out *o, const char *type, cJSON *body)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddItemToObject(e, "body", body ? body : cJSON_CreateObject());
+    cJSON_AddItemToArray(o->events, e);
+}
+
+static int route_commit(struct store_txn *t, void *arg)
+{
+    struct route_out *o = arg;
+    struct arena *a = arena_new(8192);
+    struct message_rec m;
+    int64_t now = hclock_now(store_txn_store(t)->clock);
+    const cJSON *e;
+    int rc = store_message_get_txn(t, o->id, a, &m);
+    if (rc == HR_NOTFOUND) {
+        rc = HR_OK; /* deleted: nothing to do */
+        goto out;
+    }
+    if (rc < 0 || send__is_final(m.status))
+        goto out; /* canceled (or done) while we worked: keep it that way */
+    cJSON_ArrayForEach(e, o->events)
+    {
+        rc = send__history(t, m.id, now, json_str(e, "type"), json_obj(e, "body"));
+        if (rc < 0)
+            goto out;
+    }
+    if (o->final_status) {
+        rc = send__final(t, &m, a, o->final_status, o->reason, o->error, NULL, now);
+        goto out;
+    }
+    if (o->outputs) {
+        struct str s = send__json_str(a, o->outputs);
+        rc = store_doc_put(t, "outputs", m.id, s, now, NULL);
+        if (rc < 0)
+            goto out;
+    }
+    m.status = STR_LIT("ROUTED");
+    m.state = send__json_str(a, o->state);
+    m.updated_ms = now;
+    rc = store_message_update(t, &m);
+    cJSON_ArrayForEach(e, o->jobs) if (rc == HR_OK) rc = send__enqueue(t, SEND_DELIVER_KIND, e, 0);
+out:
+    arena_free(a);
+    return rc;
+}
+
+/* merged_profile: the stored profile of to.user_id with the recipient's own fields on
+ * top (this send only). Records PROFILE_LOADED. */
+static cJSON *merged_profile(struct engine *e, const cJSON *to, struct route_out *o)
+{
+    const char *uid = json_str(to, "user_id");
+    cJSON *stored = NULL, *received = cJSON_CreateObject(), *merged, *h, *it;
+    struct arena *a = arena_new(4096);
+    struct doc_rec d;
+    if (uid && store_doc_get(e->store, "profiles", str_c(uid), a, &d) == HR_OK)
+        stored = cJSON_ParseWithLength(d.body.p, d.body.len);
+    arena_free(a);
+    cJSON_ArrayForEach(it, to)
+    {
+        bool skip = false;
+        for (int k = 0; not_profile[k]; k++)
+            skip |= strcmp(it->string, not_profile[k]) == 0;
+        if (!skip)
+            cJSON_AddItemToObject(received, it->string, cJSON_Duplicate(it, 1));
+    }
+    merged = cJSON_IsObject(stored) ? cJSON_Duplicate(stored, 1) : cJSON_CreateObject();
+    jp_merge(merged, received, false);
+    h = cJSON_CreateObject();
+    cJSON_AddItemToObject(h, "received_profile", received);
+    cJSON_AddItemToObject(h, "stored_profile", stored ? stored : cJSON_CreateNull());
+    cJSON_AddItemToObject(h, "merged_profile", cJSON_Duplicate(merged, 1));
+    event(o, "PROFILE_LOADED", h);
+    return merged;
+}
+
+static cJSON *load_brand(struct engine *e, const cJSON *spec, const cJSON *tmpl)
+{
+    const char *id = json_str(spec, "brand_id");
+    struct arena *a = arena_new(4096);
+    struct doc_rec d;
+    struct str v;
+    cJSON *b = NULL;
+    if (!id)
+        id = json_str(json_obj(tmpl, "brand"), "id");
+    if (!id && store_meta_get(e->store, "default_brand_id", a, &v) == HR_OK && v.len)
+        id = v.p;
+    if (id && store_doc_get(e->store, "brands", str_c(id), a, &d) == HR_OK)
+        b = cJSON_ParseWithLength(d.body.p, d.body.len);
+    arena_free(a);
+    return b ? b : cJSON_CreateNull();
+}
+
+/* add_alt_entry: one routing entry (a channel name, or a provider key restricting a
+ * channel to that provider) appended to alt. */
+static void add_alt_entry(cJSON *alt, const char *name)
+{
+    cJSON *ent = cJSON_CreateObject();
+    enum channel ch = channel_parse(name);
+    if (ch == CH_NONE) {
+        const struct provider_ops *p = provider_find(name);
+        if (!p || p->channel == CH_NONE) {
+            cJSON_Delete(ent);
+            return; /* unknown names are skipped, as unroutable entries */
+        }
+        cJSON_AddStringToObject(ent, "channel", channel_name(p->channel));
+        cJSON_AddStringToObject(ent, "only", name);
+    } else {
+        cJSON_AddStringToObject(ent, "channel", channel_name(ch));
+    }
+    cJSON_AddItemToArray(alt, ent);
+}
+
+/* plan_alts: routing -> the alternatives to try in order; each alternative is the list
+ * of channels sent together. single: one alternative per entry; all: one with all. */
+static cJSON *plan_alts(const cJSON *routing)
+{
+    const char *method = json_str(routing, "method");
+    const cJSON *chs = json_arr(routing, "channels"), *c, *cc;
+    bool all = method && strcmp(method, "all") == 0;
+    cJSON *alts = cJSON_CreateArray(), *one = all ? cJSON_CreateArray() : NULL;
+    cJSON_ArrayForEach(c, chs)
+    {
+        cJSON *alt = all ? one : cJSON_CreateArray();
+        if (cJSON_IsString(c)) {
+            add_alt_entry(alt, c->valuestring);
+        } else if (cJSON_IsObject(c)) {
+            const char *sub = json_str(c, "method");
+            bool suball = sub && strcmp(sub, "all") == 0;
+            cJSON_ArrayForEach(cc, json_arr(c, "channels"))
+            {
+                if (!cJSON_IsString(cc))
+                    continue;
+                if (suball || all) {
+                    add_alt_entry(alt, cc->valuestring);
+                } else { /* nested single inside single: each is its own alternative */
+                    cJSON *a2 = cJSON_CreateArray();
+                    add_alt_entry(a2, cc->valuestring);
+                    cJSON_AddItemToArray(alts, a2);
+                }
+            }
+        }
+        if (!all) {
+            if (cJSON_GetArraySize(alt) > 0)
+                cJSON_AddItemToArray(alts, alt);
+            else
+                cJSON_Delete(alt);
+        }
+    }
+    if (all)
+        cJSON_AddItemToArray(alts, one);
+    return alts;
+}
+
+/* usable_providers: ids of the providers that can deliver channel ch to profile,
+ * honouring `only` and message.channels.<ch>.providers. *configured tells whether the
+ * channel has any provider at all. */
+static cJSON *usable_providers(struct engine *e, const char *ch, const char *only,
+                               const cJSON *spec, const cJSON *profile, bool *configured)
+{
+    cJSON *all = NULL, *ids = cJSON_CreateArray(), *p;
+    const cJSON *want = json_arr(json_obj(json_obj(spec, "channels"), ch), "providers");
+    engine_providers_for_channel(e->store, ch, &all);
+    *configured = cJSON_GetArraySize(all) > 0;
+    cJSON_ArrayForEach(p, all)
+    {
+        const char *name = json_str(p, "provider"), *id = json_str(p, "id");
+        const struct provider_ops *ops = provider_find(name ? name : "");
+        const cJSON *w;
+        bool wanted = !want;
+        if (!ops || !id || (only && strcmp(only, name) != 0))
+            continue;
+        cJSON_ArrayForEach(w, want) if (cJSON_IsString(w) &&
+                                        (!strcmp(w->valuestring, name) || !strcmp(w->valuestring, id)))
+            wanted = true;
+        if (!wanted)
+            continue;
+        if (ops->addressable && !ops->addressable(profile, json_obj(p, "settings")))
+            continue;
+        cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+    }
+    cJSON_Delete(all);
+    return ids;
+}
+
+static cJSON *content_json(const struct content *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (c->subject)
+        cJSON_AddStringToObject(o, "subject", c->subject);
+    if (c->title)
+        cJSON_AddStringToObject(o, "title", c->title);
+    if (c->body)
+        cJSON_AddStringToObject(o, "body", c->body);
+    if (c->text)
+        cJSON_AddStringToObject(o, "text", c->text);
+    if (c->html)
+        cJSON_AddStringToObject(o, "html", c->html);
+    if (c->json)
+        cJSON_AddItemToObject(o, "json", cJSON_Duplicate(c->json, 1));
+    return o;
+}
+
+/* route: decide everything for message m into o. */
+static void route(struct engine *e, const struct message_rec *m, int alt_from,
+                  struct route_out *o)
+{
+    cJSON *spec = cJSON_ParseWithLength(m->spec.p, m->spec.len), *tmpl = NULL, *profile = NULL;
+    cJSON *brand = NULL, *alts = NULL, *routing_default = NULL, *ctx = NULL, *data = NULL;
+    const cJSON *to, *content, *routing, *alt = NULL;
+    const char *tid;
+    bool any_addr_no_provider = false;
+    int k = 0, rc;
+
+    if (!spec) {
+        o->final_status = "UNDELIVERABLE";
+        o->reason = "FAILED";
+        snprintf(o->error, sizeof o->error, "stored message is unreadable");
+        goto out;
+    }
+    to = json_obj(spec, "to");
+    tid = json_str(spec, "template");
+    if (tid) {
+        rc = engine_template_published(e->store, str_c(tid), &tmpl);
+        if (rc == HR_NOTFOUND) {
+            o->final_status = "UNMAPPED";
+            o->reason = "UNMAPPED";
+            snprintf(o->error, sizeof o->error, "no template %s", tid);
+            goto out;
+        }
+        if (rc == HR_CONFLICT) {
+            o->final_status = "UNDELIVERABLE";
+            o->reason = "UNPUBLISHED";
+            snprintf(o->error, sizeof o->error, "template %s has no published version", tid);
+            goto out;
+        }
+        if (rc < 0) {
+            o->final_status = "UNDELIVERABLE";
+            o->reason = "FAILED";
+            snprintf(o->error, sizeof o->error, "cannot load template: %s", hr_rc_str(rc));
+            goto out;
+        }
+        {
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddStringToObject(h, "event_id", tid);
+            cJSON_AddStringToObject(h, "notification_id", tid);
+            cJSON_AddStringToObject(h, "version", json_str(tmpl, "version") ? json_str(tmpl, "version") : "");
+            event(o, "MAPPED", h);
+        }
+    }
+    profile = merged_profile(e, to, o);
+    brand = load_brand(e, spec, tmpl);
+    content = tmpl ? json_obj(tmpl, "content") : json_obj(spec, "content");
+    routing = json_obj(spec, "routing");
+    if (!routing && tmpl && json_arr(json_obj(tmpl, "routing"), "channels"))
+        routing = json_obj(tmpl, "routing");
+    if (!routing) {
+        routing_default = cJSON_CreateObject();
+        cJSON_AddStringToObject(routing_default, "method", "single");
+        cJSON_AddItemToObject(routing_default, "channels",
+                              cJSON_CreateStringArray(default_channels, 5));
+        routing = routing_default;
+    }
+    alts = plan_alts(routing);
+
+    /* pick the first alternative (from alt_from) with at least one usable channel */
+    o->state = cJSON_CreateObject();
+    cJSON *chstate = cJSON_CreateObject();
+    for (k = alt_from; k < cJSON_GetArraySize(alts); k++) {
+        const cJSON *ent;
+        alt = cJSON_GetArrayItem(alts, k);
+        cJSON_ArrayForEach(ent, alt)
+        {
+            const char *ch = json_str(ent, "channel");
+            bool configured;
+            cJSON *ids;
+            if (cJSON_GetObjectItemCaseSensitive(chstate, ch))
+                continue;
+            ids = usable_providers(e, ch, json_str(ent, "only"), spec, profile, &configured);
+            if (cJSON_GetArraySize(ids) == 0) {
+                if (!configured)
+                    any_addr_no_provider = true;
+                cJSON_Delete(ids);
+                continue;
+            }
+            cJSON *cs = cJSON_AddObjectToObject(chstate, ch);
+            cJSON_AddItemToObject(cs, "providers", ids);
+            cJSON_AddStringToObject(cs, "status", "pending");
+        }
+        if (cJSON_GetArraySize(chstate) > 0)
+            break;
+    }
+    if (cJSON_GetArraySize(chstate) == 0) {
+        cJSON_Delete(chstate);
+        o->final_status = "UNROUTABLE";
+        o->reason = any_addr_no_provider ? "NO_PROVIDERS" : "NO_CHANNELS";
+        snprintf(o->error, sizeof o->error, "%s",
+                 any_addr_no_provider ? "no provider is configured for the routed channels"
+                                      : "the recipient has no address for any routed channel");
+        goto out;
+    }
+    cJSON_AddStringToObject(o->state, "routing",
+                            json_str(routing, "method") ? json_str(routing, "method") : "single");
+    cJSON_AddNumberToObject(o->state, "alt", k);
+    cJSON_AddNumberToObject(o->state, "alts", cJSON_GetArraySize(alts));
+    cJSON_AddItemToObject(o->state, "profile", cJSON_Duplicate(profile, 1));
+    cJSON_AddItemToObject(o->state, "channels", chstate);
+
+    /* render each chosen channel */
+    data = cJSON_IsObject(json_obj(spec, "data")) ? cJSON_Duplicate(json_obj(spec, "data"), 1)
+                                                   : cJSON_CreateObject();
+    if (json_obj(to, "data"))
+        jp_merge(data, json_obj(to, "data"), false);
+    ctx = cJSON_CreateObject();
+    cJSON_AddItemToObject(ctx, "data", data);
+    cJSON_AddItemToObject(ctx, "profile", cJSON_Duplicate(profile, 1));
+    cJSON_AddItemToObject(ctx, "brand", cJSON_Duplicate(brand, 1));
+    cJSON_AddStringToObject(ctx, "recipient", m->recipient.p ? m->recipient.p : "");
+    cJSON_AddStringToObject(ctx, "messageId", m->id.p);
+    cJSON_AddStringToObject(ctx, "event", m->event.p ? m->event.p : "");
+    cJSON_AddStringToObject(ctx, "template", tid ? tid : "");
+    o->outputs = cJSON_CreateObject();
+    cJSON *results = cJSON_AddArrayToObject(o->outputs, "results");
+    const cJSON *cs;
+    cJSON_ArrayForEach(cs, chstate)
+    {
+        struct content c;
+        struct herr err;
+        cJSON *r, *h, *job;
+        memset(&c, 0, sizeof c);
+        herr_clear(&err);
+        if (!content) {
+            o->final_status = "UNDELIVERABLE";
+            o->reason = "FAILED";
+            snprintf(o->error, sizeof o->error, "the template has no content");
+            goto out;
+        }
+        rc = elemental_render(content, channel_parse(cs->string), ctx, e->hbs, &c, &err);
+        if (rc < 0) {
+            o->final_status = "UNDELIVERABLE";
+            o->reason = "FAILED";
+            snprintf(o->error, sizeof o->error, "rendering %s failed: %s", cs->string, err.msg);
+            content_cleanup(&c);
+            goto out;
+        }
+        r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "channel", cs->string);
+        cJSON_AddStringToObject(r, "channel_id", cs->string);
+        cJSON_AddItemToObject(r, "content", content_json(&c));
+        cJSON_AddItemToArray(results, r);
+        h = cJSON_CreateObject();
+        cJSON *chn = cJSON_AddObjectToObject(h, "channel");
+        cJSON_AddStringToObject(chn, "id", cs->string);
+        cJSON_AddItemToObject(h, "output", content_json(&c));
+        event(o, "RENDERED", h);
+        content_cleanup(&c);
+        job = cJSON_CreateObject();
+        cJSON_AddStringToObject(job, "id", m->id.p);
+        cJSON_AddStringToObject(job, "channel", cs->string);
+        cJSON_AddNumberToObject(job, "p", 0);
+        cJSON_AddNumberToObject(job, "attempt", 1);
+        cJSON_AddItemToArray(o->jobs, job);
+    }
+out:
+    cJSON_Delete(spec);
+    cJSON_Delete(tmpl);
+    cJSON_Delete(profile);
+    cJSON_Delete(brand);
+    cJSON_Delete(alts);
+    cJSON_Delete(routing_default);
+    cJSON_Delete(ctx);
+}
+
+void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct engine *e = vctx;
+    cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len);
+    const char *id = json_str(p, "id");
+    struct route_out *o = arena_zalloc(a, sizeof *o);
+    struct message_rec m;
+    int64_t alt = 0;
+    int rc;
+
+    arena_defer(a, route_out_free, o);
+    o->events = cJSON_CreateArray();
+    o->jobs = cJSON_CreateArray();
+    if (!id) {
+        r->outcome = JOB_OUT_FAIL;
+        snprintf(r->error, sizeof r->error, "route job without a message id");
+        goto out;
+    }
+    json_i64(p, "alt", &alt);
+    o->id = arena_str(a, str_c(id));
+    rc = store_message_get(e->store, o->id, a, &m);
+    if (rc == HR_NOTFOUND || (rc == HR_OK && send__is_final(m.status))) {
+        r->outcome = JOB_OUT_DONE; /* gone or canceled: nothing to route */
+        goto out;
+    }
+    if (rc < 0) {
+        r->outcome = JOB_OUT_RETRY;
+        snprintf(r->error, sizeof r->error, "cannot load message: %s", hr_rc_str(rc));
+        goto out;
+    }
+    route(e, &m, (int)alt, o);
+    if (o->final_status)
+        LOG_I("send.final", "message=%s status=%s reason=%s", id, o->final_status, o->reason);
+    r->outcome = JOB_OUT_DONE;
+    r->commit = route_commit;
+    r->commit_arg = o;
+out:
+    cJSON_Delete(p);
+}

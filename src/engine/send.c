@@ -1,0 +1,370 @@
+/* send.c: accepting sends: validation of Courier's message, the v1 -> v2 mapping, and
+ * the outbox write that creates one message and one route job per recipient. Shared
+ * helpers of the pipeline live here too (send_int.h). */
+#include "send_int.h"
+
+#include "../util/clock.h"
+#include "../util/crypto.h"
+#include "../util/id.h"
+#include "../util/jsonpatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- shared helpers -------------------------------------------------------------- */
+
+int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
+                  const cJSON *body)
+{
+    cJSON *ev = cJSON_CreateObject(), *it;
+    char *s;
+    int rc;
+    cJSON_AddNumberToObject(ev, "ts", (double)ts);
+    cJSON_AddStringToObject(ev, "type", type);
+    if (body)
+        cJSON_ArrayForEach(it, body)
+            if (strcmp(it->string, "ts") && strcmp(it->string, "type"))
+                cJSON_AddItemToObject(ev, it->string, cJSON_Duplicate(it, 1));
+    s = json_print(ev);
+    rc = store_history_append(t, id, ts, str_c(type), str_c(s));
+    free(s);
+    cJSON_Delete(ev);
+    return rc;
+}
+
+struct str send__json_str(struct arena *a, const cJSON *v)
+{
+    char *s = json_print(v);
+    struct str out = arena_str(a, str_c(s));
+    free(s);
+    return out;
+}
+
+int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms)
+{
+    char *s = json_print(v);
+    struct job_spec js = {.kind = kind, .payload = str_c(s), .run_at_ms = run_at_ms};
+    int64_t id;
+    int rc = queue_enqueue(t, &js, &id);
+    free(s);
+    return rc;
+}
+
+bool send__is_final(struct str status)
+{
+    static const char *finals[] = {"SENT",       "DELIVERED", "UNDELIVERABLE", "UNROUTABLE",
+                                   "UNMAPPED",   "CANCELED",  "OPENED",        "CLICKED",
+                                   "FILTERED",   NULL};
+    for (int i = 0; finals[i]; i++)
+        if (str_eq_c(status, finals[i]))
+            return true;
+    return false;
+}
+
+int send__final(struct store_txn *t, struct message_rec *m, struct arena *a, const char *status,
+                const char *reason, const char *error, const cJSON *extra, int64_t now)
+{
+    cJSON *h = extra ? cJSON_Duplicate(extra, 1) : cJSON_CreateObject();
+    int rc;
+    m->status = str_c(status);
+    m->reason = str_c(reason ? arena_strdup(a, reason) : "");
+    m->error = str_c(error ? arena_strdup(a, error) : "");
+    m->updated_ms = now;
+    if (reason)
+        cJSON_AddStringToObject(h, "reason", reason);
+    if (error && error[0])
+        cJSON_AddStringToObject(h, "error_message", error);
+    rc = store_message_update(t, m);
+    if (rc == HR_OK)
+        rc = send__history(t, m->id, now, status, h);
+    cJSON_Delete(h);
+    return rc;
+}
+
+/* ---- validation ------------------------------------------------------------------- */
+
+static int check_recipient(const cJSON *to, int i, struct herr *err)
+{
+    static const char *addr[] = {"user_id", "email", "phone_number", "webhook",
+                                 "firebaseToken", "apn", "slack", NULL};
+    const cJSON *v;
+    if (!cJSON_IsObject(to))
+        return herr_set(err, HR_INVAL, "message.to[%d] must be an object", i);
+    for (int k = 0; addr[k]; k++)
+        if (cJSON_GetObjectItemCaseSensitive(to, addr[k]))
+            goto have_addr;
+    if (cJSON_GetObjectItemCaseSensitive(to, "list_id") ||
+        cJSON_GetObjectItemCaseSensitive(to, "audience_id") ||
+        cJSON_GetObjectItemCaseSensitive(to, "list_pattern"))
+        return herr_set(err, HR_INVAL,
+                        "message.to[%d]: lists and audiences are not supported yet; send to "
+                        "user_id, email or phone_number",
+                        i);
+    return herr_set(err, HR_INVAL,
+                    "message.to[%d] needs user_id, email, phone_number or webhook", i);
+have_addr:
+    for (int k = 0; addr[k]; k++) {
+        v = cJSON_GetObjectItemCaseSensitive(to, addr[k]);
+        if (v && k < 3 && (!cJSON_IsString(v) || !v->valuestring[0] ||
+                           strlen(v->valuestring) > 512))
+            return herr_set(err, HR_INVAL, "message.to[%d].%s must be a non-empty string", i,
+                            addr[k]);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(to, "data");
+    if (v && !cJSON_IsObject(v) && !cJSON_IsNull(v))
+        return herr_set(err, HR_INVAL, "message.to[%d].data must be an object", i);
+    return HR_OK;
+}
+
+static int check_routing(const cJSON *r, const char *where, int depth, struct herr *err)
+{
+    const char *m;
+    const cJSON *chs, *c;
+    if (depth > 4)
+        return herr_set(err, HR_INVAL, "%s: routing nests too deep", where);
+    if (!cJSON_IsObject(r))
+        return herr_set(err, HR_INVAL, "%s must be an object {method, channels}", where);
+    m = json_str(r, "method");
+    if (m && strcmp(m, "single") && strcmp(m, "all"))
+        return herr_set(err, HR_INVAL, "%s.method must be \"single\" or \"all\"", where);
+    chs = cJSON_GetObjectItemCaseSensitive(r, "channels");
+    if (!cJSON_IsArray(chs) || cJSON_GetArraySize(chs) == 0 || cJSON_GetArraySize(chs) > 32)
+        return herr_set(err, HR_INVAL, "%s.channels must be a non-empty array (<= 32)", where);
+    cJSON_ArrayForEach(c, chs)
+    {
+        if (cJSON_IsString(c)) {
+            if (!c->valuestring[0] || strlen(c->valuestring) > 64)
+                return herr_set(err, HR_INVAL, "%s.channels has an empty or long name", where);
+        } else if (check_routing(c, where, depth + 1, err) < 0) {
+            return HR_INVAL;
+        }
+    }
+    return HR_OK;
+}
+
+int engine_send_validate(const cJSON *msg, struct herr *err)
+{
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *v, *it;
+    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(msg, "template");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    int i = 0;
+
+    if (!cJSON_IsObject(msg))
+        return herr_set(err, HR_INVAL, "message must be an object");
+    if (!to)
+        return herr_set(err, HR_INVAL, "message.to is required");
+    if (cJSON_IsArray(to)) {
+        if (cJSON_GetArraySize(to) == 0 || cJSON_GetArraySize(to) > SEND_MAX_RECIPIENTS)
+            return herr_set(err, HR_INVAL, "message.to must list 1 to %d recipients",
+                            SEND_MAX_RECIPIENTS);
+        cJSON_ArrayForEach(it, to) if (check_recipient(it, i++, err) < 0) return HR_INVAL;
+    } else if (check_recipient(to, 0, err) < 0) {
+        return HR_INVAL;
+    }
+    if (tmpl && content)
+        return herr_set(err, HR_INVAL, "give message.template or message.content, not both");
+    if (!tmpl && !content)
+        return herr_set(err, HR_INVAL, "message.template or message.content is required");
+    if (tmpl && (!cJSON_IsString(tmpl) || !tmpl->valuestring[0] ||
+                 strlen(tmpl->valuestring) > 128))
+        return herr_set(err, HR_INVAL, "message.template must be a template id (1-128 chars)");
+    if (content && !cJSON_IsObject(content))
+        return herr_set(err, HR_INVAL, "message.content must be an object");
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "data")) && !cJSON_IsObject(v) &&
+        !cJSON_IsNull(v))
+        return herr_set(err, HR_INVAL, "message.data must be an object");
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "routing")) &&
+        check_routing(v, "message.routing", 0, err) < 0)
+        return HR_INVAL;
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "channels")) && !cJSON_IsObject(v))
+        return herr_set(err, HR_INVAL, "message.channels must be an object");
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "providers")) && !cJSON_IsObject(v))
+        return herr_set(err, HR_INVAL, "message.providers must be an object");
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "brand_id")) && !cJSON_IsString(v))
+        return herr_set(err, HR_INVAL, "message.brand_id must be a string");
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "delay"))) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "duration");
+        const char *until = json_str(v, "until");
+        int64_t ms;
+        if (!cJSON_IsObject(v))
+            return herr_set(err, HR_INVAL, "message.delay must be an object");
+        if (d && (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 31536000000.0))
+            return herr_set(err, HR_INVAL, "message.delay.duration must be ms from 0 to a year");
+        if (cJSON_GetObjectItemCaseSensitive(v, "until") &&
+            (!until || time_parse_iso(until, strlen(until), &ms) < 0))
+            return herr_set(err, HR_INVAL, "message.delay.until must be an ISO-8601 timestamp");
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "metadata"))) {
+        const cJSON *tags = cJSON_GetObjectItemCaseSensitive(v, "tags");
+        if (!cJSON_IsObject(v))
+            return herr_set(err, HR_INVAL, "message.metadata must be an object");
+        if (tags) {
+            if (!cJSON_IsArray(tags) || cJSON_GetArraySize(tags) > 9)
+                return herr_set(err, HR_INVAL, "message.metadata.tags: at most 9 strings");
+            cJSON_ArrayForEach(it, tags) if (!cJSON_IsString(it) || strlen(it->valuestring) > 30)
+                return herr_set(err, HR_INVAL, "message.metadata.tags: strings of <= 30 chars");
+        }
+        if (cJSON_GetObjectItemCaseSensitive(v, "trace_id") && !json_str(v, "trace_id"))
+            return herr_set(err, HR_INVAL, "message.metadata.trace_id must be a string");
+        if (cJSON_GetObjectItemCaseSensitive(v, "event") && !json_str(v, "event"))
+            return herr_set(err, HR_INVAL, "message.metadata.event must be a string");
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "timeout"))) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "message");
+        if (!cJSON_IsObject(v) || (m && (!cJSON_IsNumber(m) || m->valuedouble < 1000)))
+            return herr_set(err, HR_INVAL, "message.timeout.message must be ms >= 1000");
+    }
+    return HR_OK;
+}
+
+cJSON *engine_send_v1_to_v2(const cJSON *body)
+{
+    cJSON *m = cJSON_CreateObject(), *to = cJSON_CreateObject();
+    const cJSON *profile = json_obj(body, "profile"), *it;
+    const char *event = json_str(body, "event"), *recipient = json_str(body, "recipient");
+    const char *brand = json_str(body, "brand");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
+    if (recipient)
+        cJSON_AddStringToObject(to, "user_id", recipient);
+    if (profile)
+        cJSON_ArrayForEach(it, profile) if (!cJSON_GetObjectItemCaseSensitive(to, it->string))
+            cJSON_AddItemToObject(to, it->string, cJSON_Duplicate(it, 1));
+    cJSON_AddItemToObject(m, "to", to);
+    if (event)
+        cJSON_AddStringToObject(m, "template", event);
+    if (data)
+        cJSON_AddItemToObject(m, "data", cJSON_Duplicate(data, 1));
+    if (brand)
+        cJSON_AddStringToObject(m, "brand_id", brand);
+    if (json_obj(body, "override"))
+        cJSON_AddItemToObject(m, "providers",
+                              cJSON_Duplicate(json_obj(body, "override"), 1));
+    if (event) {
+        cJSON *md = cJSON_AddObjectToObject(m, "metadata");
+        cJSON_AddStringToObject(md, "event", event);
+    }
+    return m;
+}
+
+/* ---- enqueue ----------------------------------------------------------------------- */
+
+static const char *recipient_name(const cJSON *to)
+{
+    const char *keys[] = {"user_id", "email", "phone_number"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = json_str(to, keys[i]);
+        if (v && v[0])
+            return v;
+    }
+    return "";
+}
+
+static int64_t run_at(const cJSON *msg, int64_t now)
+{
+    const cJSON *d = json_obj(msg, "delay");
+    const char *until = json_str(d, "until");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(d, "duration");
+    int64_t t = now, u;
+    if (cJSON_IsNumber(dur) && dur->valuedouble > 0)
+        t = now + (int64_t)dur->valuedouble;
+    if (until && time_parse_iso(until, strlen(until), &u) == HR_OK && u > t)
+        t = u;
+    return t;
+}
+
+int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
+                        const char *request_id, const char *run_id, const cJSON *origin)
+{
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *r;
+    const cJSON *md = json_obj(msg, "metadata");
+    int64_t now = hclock_now(e->clock), when = run_at(msg, now);
+    int n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : 1;
+    struct arena *a = arena_new(8192);
+    int rc = HR_OK;
+
+    for (int i = 0; i < n && rc == HR_OK; i++) {
+        char idbuf[ID_LEN + 1];
+        struct message_rec m;
+        cJSON *spec = cJSON_Duplicate(msg, 1), *h = cJSON_CreateObject(), *job;
+        const cJSON *tags = json_arr(md, "tags");
+        const char *tmpl = json_str(msg, "template");
+        r = cJSON_IsArray(to) ? cJSON_GetArrayItem(to, i) : to;
+        cJSON_ReplaceItemInObjectCaseSensitive(spec, "to", cJSON_Duplicate(r, 1));
+        if (n == 1) {
+            snprintf(idbuf, sizeof idbuf, "%s", request_id);
+        } else { /* derived from the request, so a replayed request finds the same ids */
+            char seed[128], hex[65];
+            uint8_t dig[32];
+            int len = snprintf(seed, sizeof seed, "%s:%d", request_id, i);
+            crypto_sha256(seed, (size_t)len, dig);
+            crypto_hex(dig, 32, hex);
+            snprintf(idbuf, sizeof idbuf, "1-%.8s-%.24s", hex, hex + 8);
+        }
+        memset(&m, 0, sizeof m);
+        m.id = arena_str(a, str_c(idbuf));
+        m.request_id = str_c(request_id);
+        m.status = str_c("ENQUEUED");
+        m.recipient = str_c(recipient_name(r));
+        m.notification = str_c(tmpl ? tmpl : "");
+        m.event = str_c(json_str(md, "event") ? json_str(md, "event") : (tmpl ? tmpl : ""));
+        m.trace_id = str_c(json_str(md, "trace_id") ? json_str(md, "trace_id") : "");
+        m.run_id = str_c(run_id ? run_id : "");
+        m.tags = tags ? send__json_str(a, tags) : STR_LIT("[]");
+        m.spec = send__json_str(a, spec);
+        m.state = STR_LIT("{}");
+        m.enqueued_ms = m.updated_ms = now;
+        rc = store_message_insert(t, &m);
+        if (rc < 0)
+            goto next;
+        cJSON_AddStringToObject(h, "event", m.event.p ? m.event.p : "");
+        cJSON_AddStringToObject(h, "recipient", m.recipient.p ? m.recipient.p : "");
+        if (json_obj(msg, "data"))
+            cJSON_AddItemToObject(h, "data", cJSON_Duplicate(json_obj(msg, "data"), 1));
+        if (origin)
+            cJSON_AddItemToObject(h, "origin", cJSON_Duplicate(origin, 1));
+        if (run_id)
+            cJSON_AddStringToObject(h, "runId", run_id);
+        rc = send__history(t, m.id, now, "ENQUEUED", h);
+        if (rc == HR_OK && when > now) {
+            cJSON *dh = cJSON_CreateObject();
+            cJSON_AddNumberToObject(dh, "until", (double)when);
+            rc = send__history(t, m.id, now, "DELAYED", dh);
+            cJSON_Delete(dh);
+        }
+        if (rc == HR_OK) {
+            job = cJSON_CreateObject();
+            cJSON_AddStringToObject(job, "id", idbuf);
+            rc = send__enqueue(t, SEND_ROUTE_KIND, job, when);
+            cJSON_Delete(job);
+        }
+    next:
+        cJSON_Delete(spec);
+        cJSON_Delete(h);
+    }
+    arena_free(a);
+    return rc;
+}
+
+int engine_message_cancel(struct store_txn *t, struct str id, int64_t now)
+{
+    struct arena *a = arena_new(4096);
+    struct message_rec m;
+    int rc = store_message_get_txn(t, id, a, &m);
+    if (rc < 0)
+        goto out;
+    if (str_eq_c(m.status, "CANCELED"))
+        goto out;
+    if (send__is_final(m.status) || m.sent_ms) {
+        rc = HR_CONFLICT;
+        goto out;
+    }
+    m.status = STR_LIT("CANCELED");
+    m.canceled_ms = m.updated_ms = now;
+    rc = store_message_update(t, &m);
+    if (rc == HR_OK)
+        rc = send__history(t, m.id, now, "CANCELED", NULL);
+out:
+    arena_free(a);
+    return rc;
+}

@@ -1,0 +1,78 @@
+/* send.h: the sending pipeline, from an accepted send request to a provider's answer.
+ *
+ *   engine_send_enqueue (inside the caller's transaction: POST /send, an automation step)
+ *     one message per recipient, status ENQUEUED, history ENQUEUED,
+ *     one "send.route" job each (run_at = the delay)
+ *   "send.route" job: template (published only), profile (stored + received), brand,
+ *     routing -> the channels to try; render each (history RENDERED, /output);
+ *     status ROUTED; one "send.deliver" job per channel.  No usable channel:
+ *     UNROUTABLE (NO_CHANNELS / NO_PROVIDERS).
+ *   "send.deliver" job: one channel, providers in priority order:
+ *     SENT -> history DELIVERING + SENT, status SENT;
+ *     permanent error -> next provider (failover), then for `single` routing the next
+ *       channel, then UNDELIVERABLE with the provider's words;
+ *     transient error -> the same provider again after backoff (Retry-After honoured),
+ *       until the message timeout (72 h default), then as permanent.
+ * Each outcome is committed with the job's ack, so a crash repeats at most the one
+ * provider call that was in flight; provider calls carry a stable idempotency key
+ * (message id + channel + provider). */
+#ifndef HERALD_ENGINE_SEND_H
+#define HERALD_ENGINE_SEND_H
+
+#include "../queue/queue.h"
+#include "../render/hbs.h"
+#include "../store/store.h"
+
+#include <cjson/cJSON.h>
+
+#define SEND_ROUTE_KIND "send.route"
+#define SEND_DELIVER_KIND "send.deliver"
+#define SEND_MAX_RECIPIENTS 1000
+#define SEND_TIMEOUT_DEFAULT_MS (72LL * 3600 * 1000)
+
+struct engine {
+    struct store *store;          /* not owned */
+    struct hclock *clock;         /* not owned */
+    struct hbs_cache *hbs;        /* compiled templates; owned by whoever made the engine */
+    int64_t message_timeout_ms;   /* default SEND_TIMEOUT_DEFAULT_MS */
+    int64_t provider_timeout_ms;  /* one provider call; default 10000 */
+    int64_t backoff_base_ms;      /* first retry after a transient error; default 5000 */
+    int64_t backoff_max_ms;       /* default 3600000 */
+};
+
+/* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,
+ * routing, channels, providers, delay, metadata, timeout, brand_id). HR_INVAL with a
+ * message naming the field. */
+int engine_send_validate(const cJSON *message, struct herr *err);
+
+/* engine_send_v1_to_v2: turn a legacy v1 body {event, recipient, profile, data, brand,
+ * override} into a v2 message (new, caller owns). */
+cJSON *engine_send_v1_to_v2(const cJSON *body);
+
+/* engine_send_enqueue: inside transaction t, create one message per recipient of the
+ * (validated) message and their route jobs. request_id names the request (and the single
+ * message when there is one recipient); run_id (may be NULL) ties it to an automation
+ * run; origin (may be NULL) is a JSON object recorded in the ENQUEUED history event
+ * (e.g. {"automation": id, "step": n}). Returns 0, HR_CONFLICT when request_id exists
+ * already (a replay), or a store error. */
+int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *message,
+                        const char *request_id, const char *run_id, const cJSON *origin)
+    HR_MUSTCHECK;
+
+/* engine_message_cancel: inside t, cancel message id when nothing was sent yet. Returns
+ * 0 (canceled now or before), HR_CONFLICT (too late: sent or final), HR_NOTFOUND. */
+int engine_message_cancel(struct store_txn *t, struct str id, int64_t now_ms) HR_MUSTCHECK;
+
+/* Job handlers (ctx: struct engine *). */
+void engine_route_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
+void engine_deliver_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
+
+/* Lookups shared with the API (documents written by the API's resources). */
+/* engine_template_published: latest published snapshot of template id (caller owns).
+ * HR_NOTFOUND: no such template (or archived); HR_CONFLICT: never published. */
+int engine_template_published(struct store *s, struct str id, cJSON **out);
+/* engine_providers_for_channel: enabled provider records for channel (JSON array, caller
+ * owns), by priority then creation. */
+int engine_providers_for_channel(struct store *s, const char *channel, cJSON **out);
+
+#endif

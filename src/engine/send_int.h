@@ -1,0 +1,26 @@
+/* send_int.h: helpers shared by the files of the sending pipeline (send.c, route.c,
+ * deliver.c) and nothing else. */
+#ifndef HERALD_ENGINE_SEND_INT_H
+#define HERALD_ENGINE_SEND_INT_H
+
+#include "send.h"
+
+#include "../util/json.h"
+
+/* send__history: append a history event {ts, type, ...fields of body} to message id;
+ * body (may be NULL) stays the caller's. */
+int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
+                  const cJSON *body);
+/* send__set_json: replace a message_rec string field with the serialization of v; the
+ * bytes live in arena a. */
+struct str send__json_str(struct arena *a, const cJSON *v);
+/* send__enqueue: a job of `kind` with JSON payload v at run_at (0: now). */
+int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms);
+/* send__final: set the message's final status with reason/error and its history event
+ * (UNDELIVERABLE, UNROUTABLE, UNMAPPED), inside t. */
+int send__final(struct store_txn *t, struct message_rec *m, struct arena *a, const char *status,
+                const char *reason, const char *error, const cJSON *extra, int64_t now);
+/* send__is_final: a status after which nothing more happens. */
+bool send__is_final(struct str status);
+
+#endif

@@ -1,0 +1,502 @@
+/* http_client.c: per-thread libcurl handles, bounded HTTP requests and the mapping
+ * from HTTP statuses and transport errors to delivery outcomes. */
+#include "http_client.h"
+
+#include "../util/clock.h"
+#include "../util/json.h"
+#include "../util/xalloc.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- per-thread easy handles ---------------------------------------------------- */
+
+#define EASY_SLOTS 4
+
+struct easy_slot {
+    char *key; /* owned; NULL when the slot is free */
+    CURL *h;
+    uint64_t used; /* tick of the last use, for LRU eviction */
+};
+
+struct easy_cache {
+    struct easy_slot slot[EASY_SLOTS];
+    uint64_t tick;
+};
+
+static pthread_key_t g_easy_key;
+static pthread_once_t g_easy_once = PTHREAD_ONCE_INIT;
+
+static void slot_clear(struct easy_slot *s)
+{
+    if (s->h)
+        curl_easy_cleanup(s->h);
+    free(s->key);
+    memset(s, 0, sizeof *s);
+}
+
+static void cache_free(void *p)
+{
+    struct easy_cache *c = p;
+    if (!c)
+        return;
+    for (int i = 0; i < EASY_SLOTS; i++)
+        slot_clear(&c->slot[i]);
+    free(c);
+}
+
+static void make_key(void)
+{
+    if (pthread_key_create(&g_easy_key, cache_free) != 0) {
+        fprintf(stderr, "herald: pthread_key_create failed\n");
+        abort();
+    }
+}
+
+CURL *http_client_easy(const char *key)
+{
+    struct easy_cache *c;
+    struct easy_slot *victim = NULL;
+    pthread_once(&g_easy_once, make_key);
+    c = pthread_getspecific(g_easy_key);
+    if (!c) {
+        c = xcalloc(1, sizeof *c);
+        pthread_setspecific(g_easy_key, c);
+    }
+    if (!key)
+        key = "";
+    for (int i = 0; i < EASY_SLOTS; i++) {
+        struct easy_slot *s = &c->slot[i];
+        if (s->h && strcmp(s->key, key) == 0) {
+            s->used = ++c->tick;
+            return s->h;
+        }
+        if (!victim || (victim->h && (!s->h || s->used < victim->used)))
+            victim = s;
+    }
+    slot_clear(victim);
+    victim->h = curl_easy_init();
+    if (!victim->h)
+        return NULL;
+    victim->key = xstrdup(key);
+    victim->used = ++c->tick;
+    http_client_easy_release(victim->h);
+    return victim->h;
+}
+
+void http_client_easy_release(CURL *h)
+{
+    if (!h)
+        return;
+    curl_easy_reset(h);
+    /* what still applies when the handle closes its connections later (SMTP QUIT) */
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, 2L);
+}
+
+void http_client_thread_cleanup(void)
+{
+    pthread_once(&g_easy_once, make_key);
+    cache_free(pthread_getspecific(g_easy_key));
+    pthread_setspecific(g_easy_key, NULL);
+}
+
+/* ---- one HTTP request ------------------------------------------------------------- */
+
+void http_client_resp_init(struct http_client_resp *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    buf_init(&resp->body, HTTP_CLIENT_BODY_MAX);
+    buf_init(&resp->headers, HTTP_CLIENT_HEADERS_MAX);
+}
+
+void http_client_resp_cleanup(struct http_client_resp *resp)
+{
+    if (!resp)
+        return;
+    buf_cleanup(&resp->body);
+    buf_cleanup(&resp->headers);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct http_client_resp *resp = ud;
+    size_t len = size * n;
+    size_t room = HTTP_CLIENT_BODY_MAX - resp->body.len;
+    if (len > room) {
+        /* keep what fits and stop reading: the status is what matters */
+        if (buf_append(&resp->body, p, room) < 0)
+            return 0;
+        resp->truncated = true;
+        return 0;
+    }
+    if (buf_append(&resp->body, p, len) < 0)
+        return 0;
+    return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct http_client_resp *resp = ud;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
+        buf_reset(&resp->headers); /* a new response (after 1xx): keep only the last */
+    /* past the cap, further lines are dropped; the transfer goes on */
+    if (buf_append(&resp->headers, p, len) < 0)
+        return len;
+    return len;
+}
+
+int64_t http_client_timeout(int64_t timeout_ms)
+{
+    return timeout_ms > 0 ? timeout_ms : HTTP_CLIENT_TIMEOUT_DEFAULT;
+}
+
+int http_client_perform(const struct http_client_req *req, struct http_client_resp *resp)
+{
+    int rc = HR_OK;
+    CURLcode cc;
+    long status = 0;
+    char ra[128];
+    struct curl_slist *hdrs = NULL;
+    int64_t timeout = http_client_timeout(req->timeout_ms);
+    CURL *h = NULL;
+
+    buf_reset(&resp->body);
+    buf_reset(&resp->headers);
+    resp->status = 0;
+    resp->curl_code = 0;
+    resp->truncated = false;
+    resp->error[0] = '\0';
+    resp->retry_after_ms = 0;
+
+    if (!req->url || !http_client_url_ok(req->url)) {
+        snprintf(resp->error, sizeof resp->error, "not an http(s) URL");
+        rc = HR_INVAL;
+        goto out;
+    }
+    h = http_client_easy(NULL);
+    if (!h) {
+        snprintf(resp->error, sizeof resp->error, "libcurl could not create a handle");
+        rc = HR_IO;
+        goto out;
+    }
+    if (req->content_type)
+        http_client_header_add(&hdrs, "Content-Type: %s", req->content_type);
+    http_client_header_add(&hdrs, "Expect:"); /* no 100-continue round trip */
+    for (const struct curl_slist *l = req->headers; l; l = l->next)
+        http_client_header_add(&hdrs, "%s", l->data);
+
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "herald");
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body.p ? req->body.p : "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
+    if (req->method && strcmp(req->method, "POST") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (req->username) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, req->username);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, req->password ? req->password : "");
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, resp->error);
+
+    cc = curl_easy_perform(h);
+    resp->curl_code = (int)cc;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status <= 599) {
+        /* the server answered; a body cut short (cap or timeout) does not change that */
+        resp->status = (int)status;
+        resp->error[0] = '\0';
+        if (http_client_header(resp, "Retry-After", ra, sizeof ra))
+            resp->retry_after_ms =
+                http_client_retry_after(ra, req->now_ms > 0 ? req->now_ms : time_now_ms());
+    } else {
+        if (!resp->error[0])
+            snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
+        rc = cc == CURLE_OPERATION_TIMEDOUT ? HR_TIMEOUT : HR_IO;
+    }
+
+out:
+    if (h)
+        http_client_easy_release(h);
+    curl_slist_free_all(hdrs);
+    return rc;
+}
+
+bool http_client_header(const struct http_client_resp *resp, const char *name, char *out,
+                        size_t cap)
+{
+    const char *p = buf_cstr(&resp->headers);
+    const char *end = p + resp->headers.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        if ((size_t)(le - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+            const char *v = p + nlen + 1;
+            while (v < le && (*v == ' ' || *v == '\t'))
+                v++;
+            while (le > v && (le[-1] == '\r' || le[-1] == ' ' || le[-1] == '\t'))
+                le--;
+            str_copy(out, cap, (struct str){v, (size_t)(le - v)});
+            return true;
+        }
+        p = eol ? eol + 1 : end;
+    }
+    return false;
+}
+
+cJSON *http_client_resp_json(const struct http_client_resp *resp)
+{
+    cJSON *v = NULL;
+    if (resp->truncated || resp->body.len == 0)
+        return NULL;
+    if (json_parse_bounded(resp->body.p, resp->body.len, 32, &v, NULL) < 0)
+        return NULL;
+    return v;
+}
+
+int64_t http_client_retry_after(const char *value, int64_t now_ms)
+{
+    const int64_t cap = 86400000;
+    int64_t secs;
+    size_t n;
+    time_t t;
+    if (!value)
+        return 0;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    n = strlen(value);
+    while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return 0;
+    if (value[0] >= '0' && value[0] <= '9') {
+        if (n > 12 || str_to_i64((struct str){value, n}, &secs) < 0 || secs <= 0)
+            return 0;
+        return secs * 1000 > cap ? cap : secs * 1000;
+    }
+    t = curl_getdate(value, NULL);
+    if (t == (time_t)-1 || (int64_t)t * 1000 <= now_ms)
+        return 0;
+    return (int64_t)t * 1000 - now_ms > cap ? cap : (int64_t)t * 1000 - now_ms;
+}
+
+void http_client_classify(int rc, const struct http_client_resp *resp, const char *who,
+                          struct delivery_result *r)
+{
+    char text[256];
+    int st = resp->status;
+    r->retry_after_ms = 0;
+    r->remote_status = rc < 0 ? 0 : st;
+    if (rc < 0) {
+        /* no answer: a bad URL will not get better; anything else may */
+        r->outcome = rc == HR_INVAL ? DELIVERY_PERMANENT : DELIVERY_TRANSIENT;
+        http_client_text(text, sizeof text, str_c(resp->error), 200);
+        snprintf(r->reason, sizeof r->reason, "%s: %s", who, text);
+        return;
+    }
+    if (st >= 200 && st < 300) {
+        r->outcome = DELIVERY_SENT;
+        r->reason[0] = '\0';
+        return;
+    }
+    if (st == 408 || st == 429 || st >= 500) {
+        r->outcome = DELIVERY_TRANSIENT;
+        r->retry_after_ms = resp->retry_after_ms;
+    } else {
+        r->outcome = DELIVERY_PERMANENT;
+    }
+    http_client_text(text, sizeof text, buf_str(&resp->body), 200);
+    snprintf(r->reason, sizeof r->reason, "%s %d: %s", who, st, text);
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+void http_client_header_add(struct curl_slist **list, const char *fmt, ...)
+{
+    char small[512];
+    char *line = small;
+    struct curl_slist *n;
+    va_list ap;
+    int len;
+    va_start(ap, fmt);
+    len = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        len = 0, small[0] = '\0';
+    if ((size_t)len >= sizeof small) {
+        line = xmalloc((size_t)len + 1);
+        va_start(ap, fmt);
+        vsnprintf(line, (size_t)len + 1, fmt, ap);
+        va_end(ap);
+    }
+    n = curl_slist_append(*list, line);
+    if (line != small)
+        free(line);
+    if (!n) {
+        fprintf(stderr, "herald: out of memory (curl_slist_append)\n");
+        abort();
+    }
+    *list = n;
+}
+
+static int form_escape(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = HR_OK;
+    for (const unsigned char *p = (const unsigned char *)s; *p && rc == HR_OK; p++) {
+        unsigned c = *p;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            rc = buf_putc(b, (char)c);
+        } else if (c == ' ') {
+            rc = buf_putc(b, '+');
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            rc = buf_append(b, e, 3);
+        }
+    }
+    return rc;
+}
+
+int http_client_form_add(struct buf *b, const char *name, const char *value)
+{
+    int rc = HR_OK;
+    if (b->len)
+        rc = buf_putc(b, '&');
+    if (rc == HR_OK)
+        rc = form_escape(b, name);
+    if (rc == HR_OK)
+        rc = buf_putc(b, '=');
+    if (rc == HR_OK)
+        rc = form_escape(b, value ? value : "");
+    return rc;
+}
+
+bool http_client_header_value_ok(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f || n >= 8192)
+            return false;
+    return true;
+}
+
+bool http_client_url_ok(const char *s)
+{
+    bool ok = false;
+    char *scheme = NULL, *host = NULL;
+    CURLU *u;
+    if (!s || strlen(s) > 2048)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0)
+        return false;
+    u = curl_url();
+    if (!u)
+        return false;
+    if (curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] &&
+        (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0))
+        ok = true;
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+void http_client_text(char *out, size_t cap, struct str s, size_t max)
+{
+    size_t o = 0, i = 0;
+    if (cap == 0)
+        return;
+    if (s.len > max)
+        s.len = max;
+    while (i < s.len && o + 1 < cap) {
+        unsigned char c = (unsigned char)s.p[i];
+        size_t n = 1;
+        if (c >= 0x80) {
+            n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            if (i + n > s.len || o + n >= cap)
+                break; /* a character cut by max or by cap: drop it */
+            if (!utf8_valid(s.p + i, n)) {
+                out[o++] = '?';
+                i++;
+                continue;
+            }
+            memcpy(out + o, s.p + i, n);
+            o += n;
+            i += n;
+            continue;
+        }
+        out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+        i++;
+    }
+    out[o] = '\0';
+}
+
+/* ---- settings checks ---------------------------------------------------------------- */
+
+int http_client_setting_str(const cJSON *obj, const char *path, const char *key, bool required,
+                            const char **out, struct herr *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v)) {
+        if (required)
+            return herr_set(err, HR_INVAL, "%s.%s is required", path, key);
+        return HR_OK;
+    }
+    if (!cJSON_IsString(v))
+        return herr_set(err, HR_INVAL, "%s.%s must be a string", path, key);
+    if (required && !v->valuestring[0])
+        return herr_set(err, HR_INVAL, "%s.%s must not be empty", path, key);
+    *out = v->valuestring;
+    return HR_OK;
+}
+
+int http_client_setting_int(const cJSON *obj, const char *path, const char *key, int64_t min,
+                            int64_t max, int64_t *out, struct herr *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    int64_t n;
+    if (!v || cJSON_IsNull(v))
+        return HR_OK;
+    if (!json_i64(obj, key, &n) || (double)n != v->valuedouble || n < min || n > max)
+        return herr_set(err, HR_INVAL, "%s.%s must be an integer from %lld to %lld", path, key,
+                        (long long)min, (long long)max);
+    *out = n;
+    return HR_OK;
+}
+
+int http_client_setting_bool(const cJSON *obj, const char *path, const char *key, bool *out,
+                             struct herr *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return HR_OK;
+    if (!cJSON_IsBool(v))
+        return herr_set(err, HR_INVAL, "%s.%s must be true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return HR_OK;
+}

@@ -1,0 +1,182 @@
+/* twilio.c: SMS through Twilio's Messages API:
+ *   POST {base_url}/2010-04-01/Accounts/{AccountSid}/Messages.json
+ * with HTTP Basic auth (AccountSid:AuthToken) and a form body To, From (or
+ * MessagingServiceSid for a sender starting with "MG") and Body. Twilio answers 201
+ * with the message "sid"; errors carry {"code", "message"}. */
+#include "../util/json.h"
+#include "../util/log.h"
+#include "http_client.h"
+#include "provider.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define TWILIO_BASE_URL "https://api.twilio.com"
+
+static const char *const twilio_secrets[] = {"auth_token", NULL};
+
+struct twilio_conf {
+    const char *account_sid;
+    const char *auth_token;
+    const char *from;
+    const char *base_url;
+};
+
+static bool sid_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
+static int conf_parse(const cJSON *s, struct twilio_conf *c, struct herr *err)
+{
+    int rc;
+    memset(c, 0, sizeof *c);
+    if (!cJSON_IsObject(s))
+        return herr_set(err, HR_INVAL, "settings must be an object");
+    rc = http_client_setting_str(s, "settings", "account_sid", true, &c->account_sid, err);
+    if (rc == HR_OK && !sid_ok(c->account_sid))
+        rc = herr_set(err, HR_INVAL, "settings.account_sid must be letters and digits");
+    if (rc == HR_OK)
+        rc = http_client_setting_str(s, "settings", "auth_token", true, &c->auth_token, err);
+    if (rc == HR_OK)
+        rc = http_client_setting_str(s, "settings", "from", true, &c->from, err);
+    if (rc == HR_OK && !http_client_header_value_ok(c->from))
+        rc = herr_set(err, HR_INVAL, "settings.from must not contain control characters");
+    if (rc == HR_OK)
+        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
+    if (rc == HR_OK && c->base_url && !http_client_url_ok(c->base_url))
+        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
+    return rc;
+}
+
+static int twilio_validate(const cJSON *settings, struct herr *err)
+{
+    struct twilio_conf c;
+    return conf_parse(settings, &c, err);
+}
+
+/* phone: the profile's phone_number when it is a usable one, else NULL. */
+static const char *phone(const cJSON *profile)
+{
+    const char *p = json_str(profile, "phone_number");
+    if (!p || !p[0] || strlen(p) > 64 || !http_client_header_value_ok(p))
+        return NULL;
+    return p;
+}
+
+static int twilio_addressable(const cJSON *profile, const cJSON *settings)
+{
+    return phone(profile) != NULL;
+}
+
+/* error_reason: Twilio's {"code", "message"} into r->reason, when the answer has them. */
+static void error_reason(const struct http_client_resp *resp, struct delivery_result *r)
+{
+    cJSON *v = http_client_resp_json(resp);
+    const char *msg = json_str(v, "message");
+    int64_t code = 0;
+    char text[256];
+    if (msg) {
+        http_client_text(text, sizeof text, str_c(msg), 200);
+        if (json_i64(v, "code", &code))
+            snprintf(r->reason, sizeof r->reason, "twilio %d: %s (code %lld)", resp->status,
+                     text, (long long)code);
+        else
+            snprintf(r->reason, sizeof r->reason, "twilio %d: %s", resp->status, text);
+    }
+    cJSON_Delete(v);
+}
+
+static void twilio_send(const struct delivery *d, struct delivery_result *r)
+{
+    struct twilio_conf c;
+    struct herr err = {0};
+    struct http_client_resp resp;
+    struct buf form, url;
+    const char *to = phone(d->profile);
+    const char *text = d->content ? d->content->text : NULL;
+    size_t blen;
+    int rc = HR_OK;
+
+    memset(r, 0, sizeof *r);
+    http_client_resp_init(&resp);
+    buf_init(&form, (size_t)1 << 20);
+    buf_init(&url, 4096);
+    r->outcome = DELIVERY_PERMANENT;
+    if (conf_parse(d->settings, &c, &err) < 0) {
+        snprintf(r->reason, sizeof r->reason, "twilio settings: %s", err.msg);
+        goto out;
+    }
+    if (!to) {
+        snprintf(r->reason, sizeof r->reason, "no usable phone_number in the profile");
+        goto out;
+    }
+    if (!text || !text[0]) {
+        snprintf(r->reason, sizeof r->reason, "no text to send");
+        goto out;
+    }
+    blen = strlen(c.base_url ? c.base_url : TWILIO_BASE_URL);
+    while (blen > 0 && (c.base_url ? c.base_url : TWILIO_BASE_URL)[blen - 1] == '/')
+        blen--;
+    rc = buf_printf(&url, "%.*s/2010-04-01/Accounts/%s/Messages.json", (int)blen,
+                    c.base_url ? c.base_url : TWILIO_BASE_URL, c.account_sid);
+    if (rc == HR_OK)
+        rc = http_client_form_add(&form, "To", to);
+    if (rc == HR_OK)
+        rc = http_client_form_add(&form, strncmp(c.from, "MG", 2) == 0 ? "MessagingServiceSid"
+                                                                       : "From",
+                                  c.from);
+    if (rc == HR_OK)
+        rc = http_client_form_add(&form, "Body", text);
+    if (rc < 0) {
+        snprintf(r->reason, sizeof r->reason, "twilio: the message is too large");
+        goto out;
+    }
+    {
+        struct http_client_req req = {
+            .url = buf_cstr(&url),
+            .content_type = "application/x-www-form-urlencoded",
+            .body = buf_str(&form),
+            .username = c.account_sid,
+            .password = c.auth_token,
+            .timeout_ms = d->timeout_ms,
+            .now_ms = d->now_ms,
+        };
+        rc = http_client_perform(&req, &resp);
+    }
+    http_client_classify(rc, &resp, "twilio", r);
+    if (r->outcome == DELIVERY_SENT) {
+        cJSON *v = http_client_resp_json(&resp);
+        const char *sid = json_str(v, "sid");
+        if (sid)
+            http_client_text(r->reference, sizeof r->reference, str_c(sid),
+                             sizeof r->reference - 1);
+        cJSON_Delete(v);
+    } else if (rc == HR_OK) {
+        error_reason(&resp, r);
+    }
+
+out:
+    LOG_D("provider.twilio", "message_id=%s provider=%s outcome=%d status=%d",
+          d->message_id ? d->message_id : "", d->provider_id ? d->provider_id : "",
+          r->outcome, r->remote_status);
+    buf_cleanup(&form);
+    buf_cleanup(&url);
+    http_client_resp_cleanup(&resp);
+}
+
+const struct provider_ops provider_twilio = {
+    .version = 1,
+    .name = "twilio",
+    .channel = CH_SMS,
+    .secret_fields = twilio_secrets,
+    .validate = twilio_validate,
+    .addressable = twilio_addressable,
+    .send = twilio_send,
+};

@@ -1,0 +1,282 @@
+/* markdown.c: CommonMark to HTML (cmark, safe mode) and to plain text (a walk of cmark's
+ * tree with an explicit container stack, so deep nesting costs no C stack). */
+#include "markdown.h"
+
+#include <cmark.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int markdown_to_html(const char *md, size_t len, struct buf *out, struct herr *err)
+{
+    char *html = cmark_markdown_to_html(md ? md : "", md ? len : 0, CMARK_OPT_DEFAULT);
+    int rc = buf_append_c(out, html);
+    free(html);
+    if (rc < 0)
+        return herr_set(err, rc, "markdown output over %zu bytes", out->max);
+    return HR_OK;
+}
+
+/* ------------------------------------------------------------------ plain text */
+
+#define MT_STACK 32 /* containers that get a prefix; deeper ones are flattened */
+#define MT_LINKS 8
+
+struct mt_ctr {
+    char kind; /* 'q' block quote, 'l' list, 'i' list item */
+    bool tight, ordered, marked;
+    char delim;
+    int next;       /* 'l': number of the next ordered item */
+    char mark[16];  /* 'i': "- " or "12. " */
+};
+
+struct mt {
+    struct buf *b;
+    size_t start;
+    int rc;
+    int pending; /* newlines owed before the next output */
+    bool bol;    /* at the beginning of a line: the prefix is owed */
+    unsigned depth;
+    struct mt_ctr st[MT_STACK];
+    size_t link_at[MT_LINKS];
+    unsigned nlink;
+};
+
+static void app(struct mt *m, const char *p, size_t n)
+{
+    if (m->rc == 0 && n)
+        m->rc = buf_append(m->b, p, n);
+}
+
+static void want(struct mt *m, int n)
+{
+    if (m->pending < n)
+        m->pending = n;
+}
+
+static void prefix(struct mt *m)
+{
+    unsigned n = m->depth < MT_STACK ? m->depth : MT_STACK;
+    for (unsigned i = 0; i < n; i++) {
+        struct mt_ctr *c = &m->st[i];
+        if (c->kind == 'q') {
+            app(m, "> ", 2);
+        } else if (c->kind == 'i') {
+            size_t w = strlen(c->mark);
+            if (!c->marked) {
+                app(m, c->mark, w);
+                c->marked = true;
+            } else {
+                app(m, "          ", w < 10 ? w : 10);
+            }
+        }
+    }
+}
+
+/* flush: write owed newlines and the line prefix, as if output were about to start. */
+static void flush(struct mt *m)
+{
+    if (m->pending) {
+        if (m->b->len > m->start)
+            for (int i = 0; i < m->pending; i++)
+                app(m, "\n", 1);
+        m->pending = 0;
+        m->bol = true;
+    }
+    if (m->bol) {
+        prefix(m);
+        m->bol = false;
+    }
+}
+
+static void put(struct mt *m, const char *p, size_t n)
+{
+    while (n && m->rc == 0) {
+        const char *nl;
+        size_t k;
+        flush(m);
+        nl = memchr(p, '\n', n);
+        k = nl ? (size_t)(nl - p) : n;
+        app(m, p, k);
+        if (nl) {
+            app(m, "\n", 1);
+            m->bol = true;
+            k++;
+        }
+        p += k;
+        n -= k;
+    }
+}
+
+static void put_c(struct mt *m, const char *s)
+{
+    if (s)
+        put(m, s, strlen(s));
+}
+
+/* put_literal: a code or HTML block's text without its final newline. */
+static void put_literal(struct mt *m, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    put(m, s, n);
+}
+
+static struct mt_ctr *push(struct mt *m, char kind)
+{
+    struct mt_ctr *c = NULL;
+    if (m->depth < MT_STACK) {
+        c = &m->st[m->depth];
+        memset(c, 0, sizeof *c);
+        c->kind = kind;
+    }
+    m->depth++;
+    return c;
+}
+
+static struct mt_ctr *top(struct mt *m)
+{
+    return m->depth && m->depth <= MT_STACK ? &m->st[m->depth - 1] : NULL;
+}
+
+/* in_tight: node's parent is a list item of a tight list. */
+static bool in_tight(cmark_node *node)
+{
+    cmark_node *item = cmark_node_parent(node);
+    cmark_node *list = item ? cmark_node_parent(item) : NULL;
+    return item && list && cmark_node_get_type(item) == CMARK_NODE_ITEM &&
+           cmark_node_get_list_tight(list);
+}
+
+static void enter(struct mt *m, cmark_node *node)
+{
+    struct mt_ctr *c;
+    switch (cmark_node_get_type(node)) {
+    case CMARK_NODE_BLOCK_QUOTE:
+        want(m, 2);
+        push(m, 'q');
+        break;
+    case CMARK_NODE_LIST:
+        want(m, in_tight(node) ? 1 : 2);
+        c = push(m, 'l');
+        if (c) {
+            c->ordered = cmark_node_get_list_type(node) == CMARK_ORDERED_LIST;
+            c->tight = cmark_node_get_list_tight(node) != 0;
+            c->next = cmark_node_get_list_start(node);
+            c->delim = cmark_node_get_list_delim(node) == CMARK_PAREN_DELIM ? ')' : '.';
+        }
+        break;
+    case CMARK_NODE_ITEM: {
+        struct mt_ctr *l = top(m);
+        bool tight = l ? l->tight : cmark_node_get_list_tight(cmark_node_parent(node)) != 0;
+        want(m, tight ? 1 : 2);
+        c = push(m, 'i');
+        if (c) {
+            if (l && l->kind == 'l' && l->ordered)
+                snprintf(c->mark, sizeof c->mark, "%d%c ", l->next++ % 1000000000, l->delim);
+            else
+                memcpy(c->mark, "- ", 3);
+        }
+        break;
+    }
+    case CMARK_NODE_PARAGRAPH:
+        want(m, in_tight(node) ? 1 : 2);
+        break;
+    case CMARK_NODE_HEADING:
+        want(m, 2);
+        break;
+    case CMARK_NODE_THEMATIC_BREAK:
+        want(m, 2);
+        put_c(m, "---");
+        break;
+    case CMARK_NODE_CODE_BLOCK:
+    case CMARK_NODE_HTML_BLOCK:
+        want(m, 2);
+        put_literal(m, cmark_node_get_literal(node));
+        break;
+    case CMARK_NODE_TEXT:
+    case CMARK_NODE_CODE:
+    case CMARK_NODE_HTML_INLINE:
+        put_c(m, cmark_node_get_literal(node));
+        break;
+    case CMARK_NODE_SOFTBREAK:
+    case CMARK_NODE_LINEBREAK:
+        put(m, "\n", 1);
+        break;
+    case CMARK_NODE_LINK:
+        flush(m);
+        if (m->nlink < MT_LINKS)
+            m->link_at[m->nlink] = m->b->len;
+        m->nlink++;
+        break;
+    case CMARK_NODE_IMAGE:
+        put(m, "[", 1);
+        break;
+    default:
+        break;
+    }
+}
+
+static void leave(struct mt *m, cmark_node *node)
+{
+    switch (cmark_node_get_type(node)) {
+    case CMARK_NODE_BLOCK_QUOTE:
+    case CMARK_NODE_LIST:
+        m->depth--;
+        want(m, 2);
+        break;
+    case CMARK_NODE_ITEM:
+        m->depth--;
+        break;
+    case CMARK_NODE_LINK: {
+        const char *url = cmark_node_get_url(node);
+        size_t ul = url ? strlen(url) : 0;
+        m->nlink--;
+        if (ul && m->nlink < MT_LINKS && m->rc == 0) {
+            size_t at = m->link_at[m->nlink], tl = m->b->len - at;
+            const char *t = m->b->p ? m->b->p + at : "";
+            if (tl == 0)
+                put(m, url, ul);
+            else if (!(tl == ul && memcmp(t, url, ul) == 0) &&
+                     !(ul > 7 && strncmp(url, "mailto:", 7) == 0 && tl == ul - 7 &&
+                       memcmp(t, url + 7, tl) == 0)) {
+                put(m, " (", 2);
+                put(m, url, ul);
+                put(m, ")", 1);
+            }
+        }
+        break;
+    }
+    case CMARK_NODE_IMAGE:
+        put(m, "]", 1);
+        break;
+    default:
+        break;
+    }
+}
+
+int markdown_to_text(const char *md, size_t len, struct buf *out, struct herr *err)
+{
+    struct mt m = {.b = out, .start = out->len, .bol = true};
+    cmark_node *doc = cmark_parse_document(md ? md : "", md ? len : 0, CMARK_OPT_DEFAULT);
+    cmark_iter *it = cmark_iter_new(doc);
+    cmark_event_type ev;
+    while (m.rc == 0 && (ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+        cmark_node *node = cmark_iter_get_node(it);
+        if (ev == CMARK_EVENT_ENTER)
+            enter(&m, node);
+        else if (ev == CMARK_EVENT_EXIT)
+            leave(&m, node);
+    }
+    cmark_iter_free(it);
+    cmark_node_free(doc);
+    if (m.rc < 0) {
+        out->len = m.start;
+        if (out->p)
+            out->p[m.start] = '\0';
+        return herr_set(err, m.rc, "text output over %zu bytes", out->max);
+    }
+    return HR_OK;
+}
