@@ -363,6 +363,8 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     cJSON_AddStringToObject(ctx, "messageId", m->id.p);
     cJSON_AddStringToObject(ctx, "event", m->event.p ? m->event.p : "");
     cJSON_AddStringToObject(ctx, "template", tid ? tid : "");
+    if (json_str(profile, "locale"))
+        cJSON_AddStringToObject(ctx, "locale", json_str(profile, "locale"));
     o->outputs = cJSON_CreateObject();
     cJSON *results = cJSON_AddArrayToObject(o->outputs, "results");
     const cJSON *cs;

@@ -6,6 +6,7 @@
 #include "../util/clock.h"
 #include "../util/crypto.h"
 #include "../util/id.h"
+#include "../render/elemental.h"
 #include "../util/jsonpatch.h"
 
 #include <stdio.h>
@@ -171,6 +172,12 @@ int engine_send_validate(const cJSON *msg, struct herr *err)
         return herr_set(err, HR_INVAL, "message.template must be a template id (1-128 chars)");
     if (content && !cJSON_IsObject(content))
         return herr_set(err, HR_INVAL, "message.content must be an object");
+    if (content) {
+        struct herr cerr;
+        herr_clear(&cerr);
+        if (elemental_validate(content, &cerr) < 0)
+            return herr_set(err, HR_INVAL, "message.content: %s", cerr.msg);
+    }
     if ((v = cJSON_GetObjectItemCaseSensitive(msg, "data")) && !cJSON_IsObject(v) &&
         !cJSON_IsNull(v))
         return herr_set(err, HR_INVAL, "message.data must be an object");

@@ -15,12 +15,15 @@
  * html (content; email only), list (list_type ordered|unordered, elements: list-item with
  * elements or content), group (elements), channel (top level only: channel, elements or
  * raw), comment. Sugar body and text with format "markdown" are CommonMark (safe mode:
- * raw HTML is dropped); other text is escaped by hbs with newlines kept as <br>. An
+ * raw HTML is dropped); other text is escaped by hbs with newlines kept as <br>. `html`
+ * content is trusted author HTML (data in it still escaped by {{x}}) and appears in the
+ * email HTML only, not in any text part. An
  * element's `locales.<ctx.locale>.<field>` replaces `<field>` when present.
  *
  * Control flow on any element, in this order: `channels` (names as channel_parse; render
  * only there), `loop` (a path to an array; the element repeats per item with
- * {{$.item}} and {{$.index}}; not an array: nothing), then `if` per repetition. `ref` is
+ * {{$.item}} and {{$.index}}, an inner loop's `$` hiding the outer one; not an array:
+ * nothing), then `if` per repetition, so it may test $.item. `ref` is
  * ignored. `if` is a small safe subset of JavaScript (full expressions are the engine's
  * business, for step conditions): `path`, `!path` (JS truthiness), `a OP b` with OP one
  * of === !== == != and each side a path or a literal ("s", 's', number, true, false,
