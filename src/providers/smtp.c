@@ -154,7 +154,7 @@ static void classify(CURLcode cc, long code, const struct reply *rep, const char
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
     if (rep->line[0])
         code = (rep->line[0] - '0') * 100 + (rep->line[1] - '0') * 10 + (rep->line[2] - '0');
-    r->remote_status = (int)code;
+    r->remote_status = code >= 400 ? (int)code : 0; /* only an error reply is "the" code */
     if (code >= 500 && code <= 599)
         r->outcome = DELIVERY_PERMANENT;
     else if (code >= 400 && code <= 499)
