@@ -3,6 +3,7 @@
  * stop. Subcommands: serve, keys. */
 #include "api/api.h"
 #include "http/http.h"
+#include "engine/automation.h"
 #include "engine/send.h"
 #include "ingest/ingest.h"
 #include "providers/provider.h"
@@ -201,6 +202,7 @@ static int cmd_serve(int argc, char **argv)
         {INGEST_JOB_KIND, ingest_events_run, &ig},
         {SEND_ROUTE_KIND, engine_route_run, &eng},
         {SEND_DELIVER_KIND, engine_deliver_run, &eng},
+        {AUTOMATION_STEP_KIND, automation_step_run, &eng},
     };
 
     config_defaults(&cfg);
@@ -302,6 +304,8 @@ static int cmd_serve(int argc, char **argv)
     ig.store = st;
     ig.clock = hclock_system();
     ig.dedup_window_ms = cfg.dedup_window_s * 1000;
+    ig.trigger = automation_trigger;
+    ig.trigger_ctx = &eng;
 
     {
         struct expire_arg ea = {time_now_ms(), 0};

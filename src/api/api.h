@@ -85,6 +85,17 @@ void api_message_get(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_message_history(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_message_output(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_message_cancel(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_put(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_delete(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_from_event(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_invoke_adhoc(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_invoke(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_run_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_link_create(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_link_delete(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_link_list(void *ctx, struct http_req *req, struct http_resp *resp);
 
 /* api_idempotency_wrap: the http_wrap_fn (wrap_ctx: struct api_ctx *) that gives every
  * POST Courier's Idempotency-Key semantics. */

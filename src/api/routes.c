@@ -33,6 +33,19 @@ const struct http_route api_routes[] = {
     {HTTP_GET, "/messages/:id/output", api_message_output, AUTH_ADMIN, "messages.output", 0, 0},
     {HTTP_POST, "/messages/:id/cancel", api_message_cancel, AUTH_ADMIN, "messages.cancel", 0, 0},
 
+    /* automations: Courier's invoke and runs, herald's definitions and links */
+    {HTTP_POST, "/automations/invoke", api_automation_invoke_adhoc, AUTH_ADMIN, "automations.invoke_adhoc", 0, 0},
+    {HTTP_POST, "/automations/from-event", api_automation_from_event, AUTH_ADMIN, "automations.from_event", 0, 0},
+    {HTTP_GET, "/automations/runs/:id", api_automation_run_get, AUTH_ADMIN, "automations.run", 0, 0},
+    {HTTP_GET, "/automations", api_automation_list, AUTH_ADMIN, "automations.list", 0, 0},
+    {HTTP_GET, "/automations/:id", api_automation_get, AUTH_ADMIN, "automations.get", 0, 0},
+    {HTTP_PUT, "/automations/:id", api_automation_put, AUTH_ADMIN, "automations.put", 0, 0},
+    {HTTP_DELETE, "/automations/:id", api_automation_delete, AUTH_ADMIN, "automations.delete", 0, 0},
+    {HTTP_POST, "/automations/:id/invoke", api_automation_invoke, AUTH_ADMIN, "automations.invoke", 0, 0},
+    {HTTP_GET, "/links", api_link_list, AUTH_ADMIN, "links.list", 0, 0},
+    {HTTP_POST, "/links", api_link_create, AUTH_ADMIN, "links.create", 0, 0},
+    {HTTP_DELETE, "/links", api_link_delete, AUTH_ADMIN, "links.delete", 0, 0},
+
     /* herald's own: event catalog, settings, queue */
     {HTTP_GET, "/catalog/events", api_catalog_list, AUTH_ADMIN, "catalog.list", 0, 0},
     {HTTP_GET, "/catalog/events/*", api_catalog_get, AUTH_ADMIN, "catalog.get", 0, 0},

@@ -216,7 +216,8 @@ out:
     return rc;
 }
 
-int ingest_apply_event(struct store_txn *t, const cJSON *ev, int64_t received_ms)
+int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
+                       int64_t received_ms)
 {
     const char *type = json_str(ev, "type");
     const char *uid_c = json_str(ev, "userId");
@@ -240,6 +241,11 @@ int ingest_apply_event(struct store_txn *t, const cJSON *ev, int64_t received_ms
         rc = apply_alias(t, uid, ev, received_ms);
     else if (strcmp(type, "group") == 0)
         rc = apply_group(t, uid, ev, received_ms);
+    if (rc == HR_OK && name && ig && ig->trigger) {
+        cJSON *data = seg_run_data_new(ev);
+        rc = ig->trigger(ig->trigger_ctx, t, data, name, event_id);
+        cJSON_Delete(data);
+    }
 out:
     free(name);
     free(sample);
@@ -249,7 +255,9 @@ out:
 /* ---- the job ---------------------------------------------------------------------- */
 
 struct loaded {
+    struct ingest *ig;
     cJSON **events;
+    int64_t *ids;
     int64_t *received;
     size_t n;
 };
@@ -259,7 +267,7 @@ static int events_commit(struct store_txn *t, void *varg)
     struct loaded *l = varg;
     int rc = HR_OK;
     for (size_t i = 0; i < l->n && rc == HR_OK; i++)
-        rc = ingest_apply_event(t, l->events[i], l->received[i]);
+        rc = ingest_apply_event(l->ig, t, l->events[i], l->ids[i], l->received[i]);
     return rc;
 }
 
@@ -286,6 +294,8 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     cap = (size_t)cJSON_GetArraySize(ids);
     l->events = arena_zalloc(a, (cap + 1) * sizeof *l->events);
     l->received = arena_zalloc(a, (cap + 1) * sizeof *l->received);
+    l->ids = arena_zalloc(a, (cap + 1) * sizeof *l->ids);
+    l->ig = ig;
     arena_defer(a, loaded_free, l);
     cJSON_ArrayForEach(it, ids)
     {
@@ -309,6 +319,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
             LOG_W("ingest.event_unreadable", "event=%lld", (long long)e.id);
             continue;
         }
+        l->ids[l->n] = e.id;
         l->received[l->n++] = e.received_ms;
     }
     r->outcome = JOB_OUT_DONE;

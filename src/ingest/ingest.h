@@ -15,10 +15,18 @@
 #define INGEST_JOB_KIND "events"
 #define INGEST_DEDUP_WINDOW_DEFAULT_MS (24LL * 3600 * 1000)
 
+/* A trigger runs inside the events job's transaction for each applied event: data is
+ * the automation run data of the event (properties also at the top level), name its
+ * catalog name. It keeps ingest free of the engine (wired by main). */
+typedef int (*ingest_trigger_fn)(void *ctx, struct store_txn *t, const cJSON *data,
+                                 const char *name, int64_t event_id);
+
 struct ingest {
     struct store *store;      /* not owned */
     struct hclock *clock;     /* not owned */
     int64_t dedup_window_ms;  /* duplicates by messageId within it are not processed again */
+    ingest_trigger_fn trigger;/* optional */
+    void *trigger_ctx;
 };
 
 enum ingest_status {
@@ -43,8 +51,9 @@ int ingest_accept(struct ingest *ig, int64_t source_id, const struct seg_result 
  * the events and applies them in one transaction with the job's ack. */
 void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
 
-/* ingest_apply_event: apply one stored event inside t: catalog, profiles, groups,
- * aliases. Exposed for tests. Returns 0 or a store error. */
-int ingest_apply_event(struct store_txn *t, const cJSON *event, int64_t received_ms);
+/* ingest_apply_event: apply one stored event (id event_id) inside t: catalog, profiles,
+ * groups, aliases, then the trigger. Exposed for tests. Returns 0 or a store error. */
+int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *event,
+                       int64_t event_id, int64_t received_ms);
 
 #endif

@@ -41,7 +41,7 @@ void http_client_thread_cleanup(void);
 /* ---- one HTTP request ------------------------------------------------------------- */
 
 struct http_client_req {
-    const char *method;        /* "POST" (NULL) or "PUT" */
+    const char *method;        /* "POST" (NULL), "GET" (no body), "PUT", "PATCH", "DELETE" */
     const char *url;           /* http:// or https:// only */
     const char *content_type;  /* e.g. "application/json" */
     struct str body;           /* request body (not owned) */

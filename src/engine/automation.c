@@ -1,0 +1,1078 @@
+/* automation.c: automation templates, runs and their steps (see automation.h). */
+#include "automation.h"
+
+#include "expr.h"
+#include "refs.h"
+#include "send_int.h"
+
+#include "../providers/http_client.h"
+#include "../util/crypto.h"
+#include "../util/id.h"
+#include "../util/jsonpatch.h"
+#include "../util/log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define C_AUTOMATIONS "automations"
+#define C_VERSIONS "automation_versions"
+#define C_RUNS "runs"
+#define C_TOKENS "run_tokens"
+#define C_EVENT_LINKS "event_links"
+#define C_AUTO_LINKS "automation_links"
+#define FETCH_TIMEOUT_MS 10000
+
+static const char *const actions[] = {"send", "delay", "cancel", "fetch-data", "update-profile",
+                                      "get-profile", "invoke", NULL};
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+static char *pair_key(const char *a, const char *b)
+{
+    cJSON *k = cJSON_CreateArray();
+    char *s;
+    cJSON_AddItemToArray(k, cJSON_CreateString(a));
+    cJSON_AddItemToArray(k, cJSON_CreateString(b));
+    s = json_print(k);
+    cJSON_Delete(k);
+    return s;
+}
+
+/* pair_prefix: the id prefix of every pair key whose first element is a. */
+static char *pair_prefix(const char *a)
+{
+    char *full = pair_key(a, ""), *end = strrchr(full, ',');
+    if (end)
+        end[1] = '\0';
+    return full;
+}
+
+static int doc_load(struct store_txn *t, struct store *s, const char *coll, struct str id,
+                    cJSON **out)
+{
+    struct arena *a = arena_new(4096);
+    struct doc_rec d;
+    int rc = t ? store_doc_get_txn(t, coll, id, a, &d) : store_doc_get(s, coll, id, a, &d);
+    *out = NULL;
+    if (rc == HR_OK && !(*out = cJSON_ParseWithLength(d.body.p, d.body.len)))
+        rc = HR_IO;
+    arena_free(a);
+    return rc;
+}
+
+static int doc_save(struct store_txn *t, const char *coll, const char *id, const cJSON *v,
+                    int64_t now)
+{
+    char *s = json_print(v);
+    int rc = store_doc_put(t, coll, str_c(id), str_c(s), now, NULL);
+    free(s);
+    return rc;
+}
+
+static void derive_id(const char *seed, char out[ID_LEN + 1])
+{
+    uint8_t h[32];
+    char hex[65];
+    crypto_sha256(seed, strlen(seed), h);
+    crypto_hex(h, 32, hex);
+    snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
+}
+
+/* ---- durations -------------------------------------------------------------------- */
+
+int automation_parse_duration(const char *s, int64_t *out)
+{
+    double total = 0;
+    const char *p = s;
+    if (!s || !*s)
+        return HR_INVAL;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == 'P' || *p == 'p') { /* ISO 8601: PnDTnHnMnS, PnW */
+        bool in_time = false, any = false;
+        p++;
+        while (*p) {
+            char *end;
+            double v;
+            if (*p == 'T' || *p == 't') {
+                in_time = true;
+                p++;
+                continue;
+            }
+            v = strtod(p, &end);
+            if (end == p || v < 0)
+                return HR_INVAL;
+            switch (toupper((unsigned char)*end)) {
+            case 'W': total += v * 604800000.0; break;
+            case 'D': total += v * 86400000.0; break;
+            case 'H': total += v * 3600000.0; break;
+            case 'M': total += in_time ? v * 60000.0 : v * 2592000000.0; break;
+            case 'S': total += v * 1000.0; break;
+            default: return HR_INVAL;
+            }
+            any = true;
+            p = end + 1;
+        }
+        if (!any)
+            return HR_INVAL;
+    } else { /* "5 minutes", "1 hour 30 minutes", "30s", "1500" (ms) */
+        bool any = false;
+        while (*p) {
+            char *end;
+            double v = strtod(p, &end), unit = -1;
+            char word[16];
+            size_t n = 0;
+            if (end == p || v < 0)
+                return HR_INVAL;
+            p = end;
+            while (isspace((unsigned char)*p))
+                p++;
+            while (isalpha((unsigned char)*p) && n + 1 < sizeof word)
+                word[n++] = (char)tolower((unsigned char)*p++);
+            word[n] = '\0';
+            if (n == 0 || !strcmp(word, "ms") || !strncmp(word, "millisecond", 11))
+                unit = 1;
+            else if (!strcmp(word, "s") || !strncmp(word, "sec", 3))
+                unit = 1000;
+            else if (!strcmp(word, "m") || !strncmp(word, "min", 3))
+                unit = 60000;
+            else if (!strcmp(word, "h") || !strncmp(word, "hour", 4) || !strcmp(word, "hr") ||
+                     !strcmp(word, "hrs"))
+                unit = 3600000;
+            else if (!strcmp(word, "d") || !strncmp(word, "day", 3))
+                unit = 86400000;
+            else if (!strcmp(word, "w") || !strncmp(word, "week", 4))
+                unit = 604800000;
+            if (unit < 0)
+                return HR_INVAL;
+            total += v * unit;
+            any = true;
+            while (isspace((unsigned char)*p) || *p == ',')
+                p++;
+            if (!strncmp(p, "and ", 4))
+                p += 4;
+        }
+        if (!any)
+            return HR_INVAL;
+    }
+    if (total > 366.0 * 86400000.0)
+        return HR_INVAL;
+    *out = (int64_t)total;
+    return HR_OK;
+}
+
+/* until_ms: an ISO timestamp, also the compact "20240408T080910.123" form. */
+static int until_ms(const char *s, int64_t *out)
+{
+    char buf[40];
+    size_t n = strlen(s);
+    if (time_parse_iso(s, n, out) == HR_OK)
+        return HR_OK;
+    if (n >= 15 && n < 30 && isdigit((unsigned char)s[0]) && s[8] == 'T') {
+        snprintf(buf, sizeof buf, "%.4s-%.2s-%.2sT%.2s:%.2s:%s", s, s + 4, s + 6, s + 9, s + 11,
+                 s + 13);
+        return time_parse_iso(buf, strlen(buf), out);
+    }
+    return HR_INVAL;
+}
+
+/* ---- validation ------------------------------------------------------------------- */
+
+static int check_merge(const cJSON *st, const char *key, int i, struct herr *err)
+{
+    const char *m = json_str(st, key);
+    if (cJSON_GetObjectItemCaseSensitive(st, key) &&
+        (!m || (strcmp(m, "replace") && strcmp(m, "soft-merge") && strcmp(m, "overwrite") &&
+                strcmp(m, "none"))))
+        return herr_set(err, HR_INVAL,
+                        "steps[%d].%s must be replace, soft-merge, overwrite or none", i, key);
+    return HR_OK;
+}
+
+static int check_step(const cJSON *st, int i, struct herr *err)
+{
+    const char *action = json_str(st, "action"), *cond = json_str(st, "if");
+    struct herr e2;
+    bool known = false;
+    herr_clear(&e2);
+    if (!cJSON_IsObject(st))
+        return herr_set(err, HR_INVAL, "steps[%d] must be an object", i);
+    for (int k = 0; action && actions[k]; k++)
+        known |= strcmp(action, actions[k]) == 0;
+    if (!known)
+        return herr_set(err, HR_INVAL,
+                        "steps[%d].action must be one of send, delay, cancel, fetch-data, "
+                        "update-profile, get-profile, invoke",
+                        i);
+    if (cJSON_GetObjectItemCaseSensitive(st, "if")) {
+        struct expr *x = NULL;
+        if (!cond)
+            return herr_set(err, HR_INVAL, "steps[%d].if must be a string", i);
+        if (expr_compile(cond, strlen(cond), &x, &e2) < 0)
+            return herr_set(err, HR_INVAL, "steps[%d].if: %s", i, e2.msg);
+        expr_unref(x);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(st, "ref") &&
+        (!json_str(st, "ref") || !json_str(st, "ref")[0] || strlen(json_str(st, "ref")) > 64))
+        return herr_set(err, HR_INVAL, "steps[%d].ref must be a name of 1 to 64 characters", i);
+    if (refs_validate(st, &e2) < 0)
+        return herr_set(err, HR_INVAL, "steps[%d]: %s", i, e2.msg);
+    if (!strcmp(action, "send")) {
+        const cJSON *m = json_obj(st, "message");
+        if (m) {
+            if (!cJSON_GetObjectItemCaseSensitive(m, "template") &&
+                !cJSON_GetObjectItemCaseSensitive(m, "content"))
+                return herr_set(err, HR_INVAL, "steps[%d].message needs template or content", i);
+        } else if (!json_str(st, "template")) {
+            return herr_set(err, HR_INVAL, "steps[%d]: send needs template or message", i);
+        }
+    } else if (!strcmp(action, "delay")) {
+        const char *d = json_str(st, "duration"), *u = json_str(st, "until");
+        int64_t ms;
+        if (!d && !u && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(st, "duration")))
+            return herr_set(err, HR_INVAL, "steps[%d]: delay needs duration or until", i);
+        if (d && strncmp(d, "refs.", 5) && !strstr(d, "${") &&
+            automation_parse_duration(d, &ms) < 0)
+            return herr_set(err, HR_INVAL,
+                            "steps[%d].duration \"%.64s\" is not a duration (\"5 minutes\", "
+                            "\"PT5M\")",
+                            i, d);
+        if (u && strncmp(u, "refs.", 5) && !strstr(u, "${") && until_ms(u, &ms) < 0)
+            return herr_set(err, HR_INVAL, "steps[%d].until is not an ISO-8601 time", i);
+    } else if (!strcmp(action, "cancel")) {
+        if (!cJSON_GetObjectItemCaseSensitive(st, "cancelation_token"))
+            return herr_set(err, HR_INVAL, "steps[%d]: cancel needs cancelation_token", i);
+    } else if (!strcmp(action, "fetch-data")) {
+        const cJSON *w = json_obj(st, "webhook");
+        const char *url = json_str(w, "url"), *m = json_str(w, "method");
+        if (!url)
+            return herr_set(err, HR_INVAL, "steps[%d]: fetch-data needs webhook.url", i);
+        if (m && strcmp(m, "GET") && strcmp(m, "POST") && strcmp(m, "PUT") && strcmp(m, "PATCH") &&
+            strcmp(m, "DELETE"))
+            return herr_set(err, HR_INVAL, "steps[%d].webhook.method is not an HTTP method", i);
+        if (check_merge(st, "merge_strategy", i, err) < 0)
+            return HR_INVAL;
+    } else if (!strcmp(action, "update-profile")) {
+        if (!cJSON_GetObjectItemCaseSensitive(st, "profile"))
+            return herr_set(err, HR_INVAL, "steps[%d]: update-profile needs profile", i);
+        if (check_merge(st, "merge", i, err) < 0 || check_merge(st, "merge_strategy", i, err) < 0)
+            return HR_INVAL;
+    } else if (!strcmp(action, "get-profile")) {
+        if (check_merge(st, "merge_strategy", i, err) < 0)
+            return HR_INVAL;
+    } else if (!strcmp(action, "invoke")) {
+        if (!json_str(st, "template"))
+            return herr_set(err, HR_INVAL, "steps[%d]: invoke needs template (an automation id)", i);
+    }
+    return HR_OK;
+}
+
+int automation_validate(const cJSON *def, struct herr *err)
+{
+    const cJSON *steps = json_arr(def, "steps"), *st;
+    int i = 0;
+    if (!cJSON_IsObject(def))
+        return herr_set(err, HR_INVAL, "automation must be an object");
+    if (cJSON_GetObjectItemCaseSensitive(def, "name") &&
+        (!json_str(def, "name") || strlen(json_str(def, "name")) > 256))
+        return herr_set(err, HR_INVAL, "name must be a string of at most 256 characters");
+    if (!steps || cJSON_GetArraySize(steps) == 0 ||
+        cJSON_GetArraySize(steps) > AUTOMATION_MAX_STEPS)
+        return herr_set(err, HR_INVAL, "steps must be an array of 1 to %d steps",
+                        AUTOMATION_MAX_STEPS);
+    cJSON_ArrayForEach(st, steps) if (check_step(st, i++, err) < 0) return HR_INVAL;
+    if (cJSON_GetObjectItemCaseSensitive(def, "cancelation_token") &&
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(def, "cancelation_token")) &&
+        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(def, "cancelation_token")))
+        return herr_set(err, HR_INVAL, "cancelation_token must be a string or an accessor");
+    return HR_OK;
+}
+
+/* ---- templates and links ------------------------------------------------------------ */
+
+int automation_put(struct store_txn *t, struct str id, const cJSON *def, int64_t now,
+                   int64_t *out_version)
+{
+    cJSON *cur = NULL, *doc = cJSON_Duplicate(def, 1);
+    int64_t v = 0, created = now;
+    char vid[300];
+    int rc = doc_load(t, NULL, C_AUTOMATIONS, id, &cur);
+    if (rc == HR_OK) {
+        json_i64(cur, "version", &v);
+        json_i64(cur, "created", &created);
+    } else if (rc != HR_NOTFOUND) {
+        goto out;
+    }
+    v++;
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "id");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "version");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "created");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "updated");
+    cJSON_AddStringToObject(doc, "id", id.p);
+    cJSON_AddNumberToObject(doc, "version", (double)v);
+    cJSON_AddNumberToObject(doc, "created", (double)created);
+    cJSON_AddNumberToObject(doc, "updated", (double)now);
+    rc = doc_save(t, C_AUTOMATIONS, id.p, doc, now);
+    if (rc < 0)
+        goto out;
+    snprintf(vid, sizeof vid, "%.*s@%lld", (int)id.len, id.p, (long long)v);
+    rc = doc_save(t, C_VERSIONS, vid, doc, now);
+    if (out_version)
+        *out_version = v;
+out:
+    cJSON_Delete(cur);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+int automation_link(struct store_txn *t, struct str event, struct str automation, int64_t now)
+{
+    char *k1 = pair_key(event.p, automation.p), *k2 = pair_key(automation.p, event.p);
+    cJSON *v = cJSON_CreateObject();
+    int rc;
+    cJSON_AddStringToObject(v, "event", event.p);
+    cJSON_AddStringToObject(v, "automation_id", automation.p);
+    cJSON_AddNumberToObject(v, "created", (double)now);
+    rc = doc_save(t, C_EVENT_LINKS, k1, v, now);
+    if (rc == HR_OK)
+        rc = doc_save(t, C_AUTO_LINKS, k2, v, now);
+    free(k1);
+    free(k2);
+    cJSON_Delete(v);
+    return rc;
+}
+
+int automation_unlink(struct store_txn *t, struct str event, struct str automation)
+{
+    char *k1 = pair_key(event.p, automation.p), *k2 = pair_key(automation.p, event.p);
+    int rc = store_doc_delete(t, C_EVENT_LINKS, str_c(k1));
+    if (rc == HR_OK) {
+        rc = store_doc_delete(t, C_AUTO_LINKS, str_c(k2));
+        if (rc == HR_NOTFOUND)
+            rc = HR_OK;
+    }
+    free(k1);
+    free(k2);
+    return rc;
+}
+
+int automation_links(struct store *s, struct str key, bool by_event, cJSON **out)
+{
+    struct arena *a = arena_new(8192);
+    struct doc_rec *docs = NULL;
+    size_t n = 0;
+    char *prefix = pair_prefix(key.p);
+    int rc = store_doc_list(s, by_event ? C_EVENT_LINKS : C_AUTO_LINKS, str_c(prefix), STR_NULL,
+                            1000, a, &docs, &n);
+    *out = cJSON_CreateArray();
+    for (size_t i = 0; rc == HR_OK && i < n; i++) {
+        cJSON *v = cJSON_ParseWithLength(docs[i].body.p, docs[i].body.len);
+        if (v)
+            cJSON_AddItemToArray(*out, v);
+    }
+    free(prefix);
+    arena_free(a);
+    return rc;
+}
+
+int automation_delete(struct store_txn *t, struct str id)
+{
+    cJSON *links = NULL, *l;
+    int rc = store_doc_delete(t, C_AUTOMATIONS, id);
+    if (rc < 0)
+        return rc;
+    if (automation_links(store_txn_store(t), id, false, &links) == HR_OK)
+        cJSON_ArrayForEach(l, links) if (rc == HR_OK) rc =
+            automation_unlink(t, str_c(json_str(l, "event")), id);
+    cJSON_Delete(links);
+    return rc == HR_NOTFOUND ? HR_OK : rc;
+}
+
+/* ---- runs ---------------------------------------------------------------------------- */
+
+static cJSON *run_ctx(const cJSON *run)
+{
+    return json_obj(run, "context");
+}
+
+static bool run_final(const cJSON *run)
+{
+    const char *st = json_str(run, "status");
+    return st && (!strcmp(st, "COMPLETED") || !strcmp(st, "CANCELED") || !strcmp(st, "FAILED"));
+}
+
+static int enqueue_step(struct store_txn *t, const char *run_id, int64_t step, int64_t run_at)
+{
+    cJSON *j = cJSON_CreateObject();
+    int rc;
+    cJSON_AddStringToObject(j, "run", run_id);
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    rc = send__enqueue(t, AUTOMATION_STEP_KIND, j, run_at);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
+                     const char *automation_id, int64_t version, const cJSON *context,
+                     const char *run_id, const cJSON *source)
+{
+    cJSON *run = NULL, *ctx, *tok = NULL, *existing = NULL;
+    const cJSON *tdef = cJSON_GetObjectItemCaseSensitive(def, "cancelation_token");
+    int64_t now = hclock_now(e->clock);
+    struct herr err;
+    const char *keys[] = {"data", "profile", "recipient", "brand", "template"};
+    int rc = doc_load(t, NULL, C_RUNS, str_c(run_id), &existing);
+    if (rc == HR_OK) {
+        rc = HR_CONFLICT;
+        goto out;
+    }
+    if (rc != HR_NOTFOUND)
+        goto out;
+    run = cJSON_CreateObject();
+    cJSON_AddStringToObject(run, "id", run_id);
+    cJSON_AddStringToObject(run, "automation_id", automation_id ? automation_id : "");
+    cJSON_AddNumberToObject(run, "version", (double)version);
+    cJSON_AddStringToObject(run, "status", "RUNNING");
+    cJSON_AddItemToObject(run, "steps", cJSON_Duplicate(json_arr(def, "steps"), 1));
+    ctx = cJSON_AddObjectToObject(run, "context");
+    for (int i = 0; i < 5; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(context, keys[i]);
+        cJSON_AddItemToObject(ctx, keys[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+    }
+    if (!cJSON_IsObject(json_obj(ctx, "data")))
+        cJSON_ReplaceItemInObjectCaseSensitive(ctx, "data", cJSON_CreateObject());
+    cJSON_AddObjectToObject(ctx, "refs");
+    herr_clear(&err);
+    if (tdef && refs_resolve(tdef, ctx, &tok, &err) == HR_OK && cJSON_IsString(tok) &&
+        tok->valuestring[0]) {
+        char *k = pair_key(tok->valuestring, run_id);
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(run, "cancelation_token", tok->valuestring);
+        rc = doc_save(t, C_TOKENS, k, v, now);
+        free(k);
+        cJSON_Delete(v);
+        if (rc < 0)
+            goto out;
+    }
+    cJSON_AddNumberToObject(run, "current", 0);
+    cJSON_AddArrayToObject(run, "results");
+    if (source)
+        cJSON_AddItemToObject(run, "source", cJSON_Duplicate(source, 1));
+    cJSON_AddNumberToObject(run, "created", (double)now);
+    cJSON_AddNumberToObject(run, "updated", (double)now);
+    rc = doc_save(t, C_RUNS, run_id, run, now);
+    if (rc == HR_OK)
+        rc = enqueue_step(t, run_id, 0, 0);
+out:
+    cJSON_Delete(run);
+    cJSON_Delete(tok);
+    cJSON_Delete(existing);
+    return rc;
+}
+
+int automation_start_by_id(struct engine *e, struct store_txn *t, struct str automation_id,
+                           const cJSON *context, const char *run_id, const cJSON *source)
+{
+    cJSON *def = NULL;
+    int64_t v = 0;
+    int rc = doc_load(t, NULL, C_AUTOMATIONS, automation_id, &def);
+    if (rc == HR_OK) {
+        json_i64(def, "version", &v);
+        rc = automation_start(e, t, def, automation_id.p, v, context, run_id, source);
+    }
+    cJSON_Delete(def);
+    return rc;
+}
+
+int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
+                       int64_t event_id)
+{
+    struct engine *e = engine;
+    cJSON *links = NULL, *l, *ctx = NULL, *src = NULL;
+    const char *uid = json_str(data, "userId");
+    int rc = automation_links(store_txn_store(t), str_c(name), true, &links);
+    if (rc < 0 || cJSON_GetArraySize(links) == 0)
+        goto out;
+    ctx = cJSON_CreateObject();
+    cJSON_AddItemToObject(ctx, "data", cJSON_Duplicate(data, 1));
+    cJSON_AddItemToObject(ctx, "recipient", uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
+    src = cJSON_CreateObject();
+    cJSON_AddStringToObject(src, "event", name);
+    cJSON_AddNumberToObject(src, "event_id", (double)event_id);
+    if (json_str(data, "messageId"))
+        cJSON_AddStringToObject(src, "messageId", json_str(data, "messageId"));
+    cJSON_ArrayForEach(l, links)
+    {
+        const char *aid = json_str(l, "automation_id");
+        char seed[512], run_id[ID_LEN + 1];
+        if (!aid)
+            continue;
+        /* once per event: the run id is a function of (event, automation) */
+        snprintf(seed, sizeof seed, "event:%lld:%s", (long long)event_id, aid);
+        derive_id(seed, run_id);
+        rc = automation_start_by_id(e, t, str_c(aid), ctx, run_id, src);
+        if (rc == HR_CONFLICT || rc == HR_NOTFOUND)
+            rc = HR_OK; /* already started, or the automation was deleted */
+        if (rc < 0)
+            break;
+        LOG_I("automation.triggered", "automation=%s run=%s event=%lld", aid, run_id,
+              (long long)event_id);
+    }
+out:
+    cJSON_Delete(links);
+    cJSON_Delete(ctx);
+    cJSON_Delete(src);
+    return rc;
+}
+
+/* ---- steps ------------------------------------------------------------------------------ */
+
+struct step_out {
+    char run_id[ID_LEN + 8];
+    int64_t step;
+    int64_t started;
+    const char *status;  /* "done", "skipped", "failed" */
+    char error[512];
+    cJSON *outcome;      /* saved in the run's results and refs.<ref> */
+    cJSON *data;         /* replaces context.data when set */
+    cJSON *profile;      /* replaces context.profile when set */
+    int64_t next_at;     /* the next step's run_at (delay) */
+    cJSON *send;         /* send: the message to enqueue */
+    char msg_id[ID_LEN + 1];
+    char *profile_id;    /* update-profile */
+    cJSON *profile_set;
+    const char *merge;
+    cJSON *cancel_runs;  /* cancel: run ids */
+    cJSON *cancel_msgs;  /* cancel: message ids */
+    char *invoke_id;     /* invoke: automation id */
+    cJSON *invoke_ctx;
+    char invoke_run[ID_LEN + 1];
+    struct engine *e;
+};
+
+static void step_out_free(void *p)
+{
+    struct step_out *o = p;
+    cJSON_Delete(o->outcome);
+    cJSON_Delete(o->data);
+    cJSON_Delete(o->profile);
+    cJSON_Delete(o->send);
+    cJSON_Delete(o->profile_set);
+    cJSON_Delete(o->cancel_runs);
+    cJSON_Delete(o->cancel_msgs);
+    cJSON_Delete(o->invoke_ctx);
+    free(o->profile_id);
+    free(o->invoke_id);
+}
+
+/* merge: target combined with src by Courier's merge strategy (new object). */
+static cJSON *merge(const cJSON *target, const cJSON *src, const char *strategy)
+{
+    bool empty = !cJSON_IsObject(target) || !target->child;
+    cJSON *out;
+    if (!cJSON_IsObject(src))
+        return target ? cJSON_Duplicate(target, 1) : cJSON_CreateObject();
+    if (!strategy || !strcmp(strategy, "replace"))
+        return cJSON_Duplicate(src, 1);
+    if (!strcmp(strategy, "none"))
+        return cJSON_Duplicate(empty ? src : target, 1);
+    out = cJSON_IsObject(target) ? cJSON_Duplicate(target, 1) : cJSON_CreateObject();
+    if (!strcmp(strategy, "overwrite")) {
+        jp_merge(out, src, false);
+    } else { /* soft-merge: only keys not there yet */
+        const cJSON *it;
+        cJSON_ArrayForEach(it, src) if (!cJSON_GetObjectItemCaseSensitive(out, it->string))
+            cJSON_AddItemToObject(out, it->string, cJSON_Duplicate(it, 1));
+    }
+    return out;
+}
+
+static void fail(struct step_out *o, const char *fmt, const char *detail)
+{
+    o->status = "failed";
+    snprintf(o->error, sizeof o->error, fmt, detail ? detail : "");
+}
+
+static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
+{
+    cJSON *msg, *to;
+    const cJSON *m = json_obj(st, "message"), *prof, *it;
+    struct herr err;
+    char seed[128];
+    const char *recipient = json_str(st, "recipient");
+    if (!recipient)
+        recipient = json_str(ctx, "recipient");
+    if (m) {
+        msg = cJSON_Duplicate(m, 1);
+        if (!cJSON_GetObjectItemCaseSensitive(msg, "to")) {
+            if (!recipient) {
+                cJSON_Delete(msg);
+                fail(o, "send: the message has no `to` and the run no recipient%s", NULL);
+                return;
+            }
+            to = cJSON_AddObjectToObject(msg, "to");
+            cJSON_AddStringToObject(to, "user_id", recipient);
+        }
+    } else {
+        if (!recipient) {
+            fail(o, "send: no recipient (set `recipient`, e.g. \"refs.data.userId\")%s", NULL);
+            return;
+        }
+        msg = cJSON_CreateObject();
+        to = cJSON_AddObjectToObject(msg, "to");
+        cJSON_AddStringToObject(to, "user_id", recipient);
+        prof = json_obj(st, "profile");
+        cJSON_ArrayForEach(it, prof) if (!cJSON_IsNull(it) && strcmp(it->string, "user_id"))
+            cJSON_AddItemToObject(to, it->string, cJSON_Duplicate(it, 1));
+        cJSON_AddStringToObject(msg, "template", json_str(st, "template"));
+        if (json_obj(st, "data"))
+            cJSON_AddItemToObject(msg, "data", cJSON_Duplicate(json_obj(st, "data"), 1));
+        if (json_str(st, "brand"))
+            cJSON_AddStringToObject(msg, "brand_id", json_str(st, "brand"));
+        if (json_obj(st, "override"))
+            cJSON_AddItemToObject(msg, "providers", cJSON_Duplicate(json_obj(st, "override"), 1));
+    }
+    /* by default the whole run data goes to the template, the step's own data on top */
+    {
+        cJSON *d = merge(json_obj(ctx, "data"), json_obj(msg, "data"), "overwrite");
+        if (cJSON_GetObjectItemCaseSensitive(msg, "data"))
+            cJSON_ReplaceItemInObjectCaseSensitive(msg, "data", d);
+        else
+            cJSON_AddItemToObject(msg, "data", d);
+    }
+    herr_clear(&err);
+    if (engine_send_validate(msg, &err) < 0) {
+        cJSON_Delete(msg);
+        fail(o, "send: %s", err.msg);
+        return;
+    }
+    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
+    derive_id(seed, o->msg_id);
+    o->send = msg;
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
+    cJSON_AddStringToObject(o->outcome, "messageId", o->msg_id);
+}
+
+static void step_delay(struct step_out *o, const cJSON *st, int64_t now)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(st, "duration");
+    const char *until = json_str(st, "until");
+    int64_t ms = 0, at = 0;
+    if (cJSON_IsNumber(d))
+        ms = (int64_t)d->valuedouble;
+    else if (cJSON_IsString(d) && automation_parse_duration(d->valuestring, &ms) < 0)
+        return fail(o, "delay: cannot read duration \"%.200s\"", d->valuestring);
+    if (until && until_ms(until, &at) < 0)
+        return fail(o, "delay: cannot read until \"%.200s\"", until);
+    o->next_at = at > now + ms ? at : now + ms;
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o->outcome, "until", (double)o->next_at);
+}
+
+static void step_cancel(struct step_out *o, struct engine *e, const cJSON *st)
+{
+    const char *tok = json_str(st, "cancelation_token");
+    struct arena *a = arena_new(8192);
+    struct doc_rec *docs = NULL;
+    size_t n = 0;
+    char *prefix;
+    if (!tok || !tok[0]) {
+        arena_free(a);
+        return fail(o, "cancel: the cancelation_token resolved to nothing%s", NULL);
+    }
+    prefix = pair_prefix(tok);
+    o->cancel_runs = cJSON_CreateArray();
+    o->cancel_msgs = cJSON_CreateArray();
+    if (store_doc_list(e->store, C_TOKENS, str_c(prefix), STR_NULL, 1000, a, &docs, &n) == HR_OK)
+        for (size_t i = 0; i < n; i++) {
+            cJSON *k = cJSON_ParseWithLength(docs[i].id.p, docs[i].id.len);
+            const char *rid = cJSON_IsArray(k) ? cJSON_GetArrayItem(k, 1)->valuestring : NULL;
+            if (rid && strcmp(rid, o->run_id)) {
+                struct message_filter f = {.run_id = str_c(rid), .limit = 1000};
+                struct message_rec *ms = NULL;
+                size_t nm = 0;
+                cJSON_AddItemToArray(o->cancel_runs, cJSON_CreateString(rid));
+                if (store_message_list(e->store, &f, a, &ms, &nm) == HR_OK)
+                    for (size_t j = 0; j < nm; j++)
+                        if (!send__is_final(ms[j].status))
+                            cJSON_AddItemToArray(o->cancel_msgs, cJSON_CreateString(ms[j].id.p));
+            }
+            cJSON_Delete(k);
+        }
+    free(prefix);
+    arena_free(a);
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->outcome, "cancelation_token", tok);
+}
+
+/* step_fetch: returns false when the job should be retried (transient failure). */
+static bool step_fetch(struct step_out *o, const cJSON *st, const cJSON *ctx, struct job_result *r)
+{
+    const cJSON *w = json_obj(st, "webhook"), *it;
+    const char *url = json_str(w, "url"), *method = json_str(w, "method");
+    struct http_client_req req;
+    struct http_client_resp resp;
+    struct curl_slist *hdrs = NULL;
+    struct buf full;
+    char *body = NULL;
+    cJSON *json = NULL;
+    bool ok = true;
+    int rc;
+
+    memset(&req, 0, sizeof req);
+    buf_init(&full, 8192);
+    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
+        fail(o, "fetch-data: webhook.url must be an http(s) URL%s", NULL);
+        goto out;
+    }
+    if (buf_append_c(&full, url) < 0)
+        goto toolong;
+    if (json_obj(w, "params")) {
+        char sep = strchr(url, '?') ? '&' : '?';
+        cJSON_ArrayForEach(it, json_obj(w, "params"))
+        {
+            char *k = curl_easy_escape(NULL, it->string, 0);
+            char *v = curl_easy_escape(NULL, cJSON_IsString(it) ? it->valuestring : "", 0);
+            rc = buf_printf(&full, "%c%s=%s", sep, k ? k : "", v ? v : "");
+            curl_free(k);
+            curl_free(v);
+            sep = '&';
+            if (rc < 0)
+                goto toolong;
+        }
+    }
+    cJSON_ArrayForEach(it, json_obj(w, "headers")) if (cJSON_IsString(it) &&
+                                                      !strpbrk(it->valuestring, "\r\n") &&
+                                                      !strpbrk(it->string, "\r\n:"))
+        http_client_header_add(&hdrs, "%s: %s", it->string, it->valuestring);
+    req.method = method ? method : "GET";
+    req.url = buf_cstr(&full);
+    if (cJSON_GetObjectItemCaseSensitive(w, "body")) {
+        body = json_print(cJSON_GetObjectItemCaseSensitive(w, "body"));
+        req.body = str_c(body);
+        req.content_type = "application/json";
+    }
+    req.headers = hdrs;
+    req.timeout_ms = FETCH_TIMEOUT_MS;
+    http_client_resp_init(&resp);
+    rc = http_client_perform(&req, &resp);
+    if (rc < 0 || resp.status == 429 || resp.status >= 500) {
+        r->outcome = JOB_OUT_RETRY;
+        r->retry_at_ms = resp.retry_after_ms > 0 ? hclock_now(o->e->clock) + resp.retry_after_ms : 0;
+        snprintf(r->error, sizeof r->error, "fetch-data %s: %s", url,
+                 rc < 0 ? resp.error : "server error");
+        ok = false;
+    } else if (resp.status >= 300) {
+        char st_txt[16];
+        snprintf(st_txt, sizeof st_txt, "%d", resp.status);
+        fail(o, "fetch-data: the server answered %s", st_txt);
+    } else if (resp.truncated) {
+        fail(o, "fetch-data: the response is larger than 64 KB%s", NULL);
+    } else {
+        json = http_client_resp_json(&resp);
+        if (resp.body.len && !cJSON_IsObject(json)) {
+            fail(o, "fetch-data: the response is not a JSON object%s", NULL);
+        } else {
+            const char *strategy = json_str(st, "merge_strategy");
+            o->data = merge(json_obj(ctx, "data"), json ? json : cJSON_CreateObject(),
+                            strategy ? strategy : "replace");
+            o->outcome = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o->outcome, "status", resp.status);
+            if (json)
+                cJSON_AddItemToObject(o->outcome, "body", cJSON_Duplicate(json, 1));
+        }
+    }
+    http_client_resp_cleanup(&resp);
+    goto out;
+toolong:
+    fail(o, "fetch-data: the URL is too long%s", NULL);
+out:
+    cJSON_Delete(json);
+    curl_slist_free_all(hdrs);
+    free(body);
+    buf_cleanup(&full);
+    return ok;
+}
+
+static void step_get_profile(struct step_out *o, struct engine *e, const cJSON *st,
+                             const cJSON *ctx)
+{
+    const char *uid = json_str(st, "user_id");
+    const char *strategy = json_str(st, "merge_strategy");
+    cJSON *p = NULL;
+    if (!uid)
+        uid = json_str(ctx, "recipient");
+    if (!uid)
+        return fail(o, "get-profile: no user_id%s", NULL);
+    if (doc_load(NULL, e->store, "profiles", str_c(uid), &p) == HR_NOTFOUND)
+        p = cJSON_CreateObject();
+    if (!p)
+        return fail(o, "get-profile: cannot read the profile%s", NULL);
+    o->profile = merge(json_obj(ctx, "profile"), p, strategy ? strategy : "soft-merge");
+    o->outcome = p;
+}
+
+static int step_commit(struct store_txn *t, void *arg)
+{
+    struct step_out *o = arg;
+    struct engine *e = o->e;
+    cJSON *run = NULL, *ctx, *res, *refs, *it;
+    const cJSON *steps, *st;
+    int64_t now = hclock_now(e->clock), cur = -1;
+    int rc = doc_load(t, NULL, C_RUNS, str_c(o->run_id), &run);
+    if (rc == HR_NOTFOUND) {
+        rc = HR_OK;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    json_i64(run, "current", &cur);
+    if (run_final(run) || cur != o->step)
+        goto out; /* canceled meanwhile, or a duplicate job */
+    steps = json_arr(run, "steps");
+    st = cJSON_GetArrayItem(steps, (int)o->step);
+    ctx = run_ctx(run);
+
+    /* the step's effects */
+    if (!strcmp(o->status, "done")) {
+        if (o->send) {
+            cJSON *origin = cJSON_CreateObject();
+            cJSON_AddStringToObject(origin, "automation", json_str(run, "automation_id"));
+            cJSON_AddNumberToObject(origin, "step", (double)o->step);
+            cJSON_AddStringToObject(origin, "run", o->run_id);
+            rc = engine_send_enqueue(e, t, o->send, o->msg_id, o->run_id, origin);
+            cJSON_Delete(origin);
+            if (rc == HR_CONFLICT)
+                rc = HR_OK; /* sent by an earlier attempt of this step */
+        }
+        if (rc == HR_OK && o->profile_id) {
+            cJSON *p = NULL, *np;
+            rc = doc_load(t, NULL, "profiles", str_c(o->profile_id), &p);
+            if (rc == HR_NOTFOUND)
+                rc = HR_OK;
+            if (rc == HR_OK) {
+                np = merge(p, o->profile_set, o->merge);
+                rc = doc_save(t, "profiles", o->profile_id, np, now);
+                cJSON_Delete(np);
+            }
+            cJSON_Delete(p);
+        }
+        cJSON_ArrayForEach(it, o->cancel_runs)
+        {
+            cJSON *other = NULL;
+            if (rc < 0)
+                break;
+            rc = doc_load(t, NULL, C_RUNS, str_c(it->valuestring), &other);
+            if (rc == HR_NOTFOUND) {
+                rc = HR_OK;
+                continue;
+            }
+            if (rc == HR_OK && !run_final(other)) {
+                cJSON_ReplaceItemInObjectCaseSensitive(other, "status", cJSON_CreateString("CANCELED"));
+                cJSON_DeleteItemFromObjectCaseSensitive(other, "waiting_until");
+                cJSON_DeleteItemFromObjectCaseSensitive(other, "updated");
+                cJSON_AddNumberToObject(other, "updated", (double)now);
+                cJSON_AddNumberToObject(other, "canceled", (double)now);
+                rc = doc_save(t, C_RUNS, it->valuestring, other, now);
+            }
+            cJSON_Delete(other);
+        }
+        cJSON_ArrayForEach(it, o->cancel_msgs) if (rc == HR_OK)
+        {
+            rc = engine_message_cancel(t, str_c(it->valuestring), now);
+            if (rc == HR_CONFLICT || rc == HR_NOTFOUND)
+                rc = HR_OK;
+        }
+        if (rc == HR_OK && o->invoke_id) {
+            cJSON *src = cJSON_CreateObject();
+            cJSON_AddStringToObject(src, "invoked_by", o->run_id);
+            rc = automation_start_by_id(e, t, str_c(o->invoke_id), o->invoke_ctx, o->invoke_run,
+                                        src);
+            cJSON_Delete(src);
+            if (rc == HR_CONFLICT)
+                rc = HR_OK;
+            else if (rc == HR_NOTFOUND) {
+                rc = HR_OK;
+                fail(o, "invoke: no automation %.200s", o->invoke_id);
+            }
+        }
+        if (rc < 0)
+            goto out;
+    }
+
+    /* the run's new state */
+    if (o->data)
+        cJSON_ReplaceItemInObjectCaseSensitive(ctx, "data", cJSON_Duplicate(o->data, 1));
+    if (o->profile)
+        cJSON_ReplaceItemInObjectCaseSensitive(ctx, "profile", cJSON_Duplicate(o->profile, 1));
+    res = cJSON_CreateObject();
+    cJSON_AddNumberToObject(res, "index", (double)o->step);
+    cJSON_AddStringToObject(res, "action", json_str(st, "action") ? json_str(st, "action") : "");
+    cJSON_AddStringToObject(res, "status", o->status);
+    cJSON_AddNumberToObject(res, "started", (double)o->started);
+    cJSON_AddNumberToObject(res, "finished", (double)now);
+    if (o->outcome)
+        cJSON_AddItemToObject(res, "outcome", cJSON_Duplicate(o->outcome, 1));
+    if (o->error[0])
+        cJSON_AddStringToObject(res, "error", o->error);
+    cJSON_AddItemToArray(json_arr(run, "results"), res);
+    if (json_str(st, "ref")) {
+        cJSON *rv = o->outcome ? cJSON_Duplicate(o->outcome, 1) : cJSON_CreateObject();
+        refs = json_obj(ctx, "refs");
+        if (!refs)
+            refs = cJSON_AddObjectToObject(ctx, "refs");
+        if (!cJSON_GetObjectItemCaseSensitive(rv, "status"))
+            cJSON_AddStringToObject(rv, "status", o->status);
+        cJSON_DeleteItemFromObjectCaseSensitive(refs, json_str(st, "ref"));
+        cJSON_AddItemToObject(refs, json_str(st, "ref"), rv);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(run, "waiting_until");
+    cJSON_DeleteItemFromObjectCaseSensitive(run, "current");
+    cJSON_DeleteItemFromObjectCaseSensitive(run, "updated");
+    cJSON_AddNumberToObject(run, "updated", (double)now);
+    if (!strcmp(o->status, "failed")) {
+        cJSON_ReplaceItemInObjectCaseSensitive(run, "status", cJSON_CreateString("FAILED"));
+        cJSON_DeleteItemFromObjectCaseSensitive(run, "error");
+        cJSON_AddStringToObject(run, "error", o->error);
+        cJSON_AddNumberToObject(run, "current", (double)o->step);
+    } else if (o->step + 1 >= cJSON_GetArraySize(steps)) {
+        cJSON_ReplaceItemInObjectCaseSensitive(run, "status", cJSON_CreateString("COMPLETED"));
+        cJSON_AddNumberToObject(run, "current", (double)(o->step + 1));
+    } else {
+        bool wait = o->next_at > now;
+        cJSON_ReplaceItemInObjectCaseSensitive(run, "status",
+                                               cJSON_CreateString(wait ? "WAITING" : "RUNNING"));
+        cJSON_AddNumberToObject(run, "current", (double)(o->step + 1));
+        if (wait)
+            cJSON_AddNumberToObject(run, "waiting_until", (double)o->next_at);
+        rc = enqueue_step(t, o->run_id, o->step + 1, wait ? o->next_at : 0);
+        if (rc < 0)
+            goto out;
+    }
+    rc = doc_save(t, C_RUNS, o->run_id, run, now);
+out:
+    cJSON_Delete(run);
+    return rc;
+}
+
+void automation_step_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct engine *e = vctx;
+    cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len), *run = NULL, *st = NULL;
+    const cJSON *raw, *ctx;
+    const char *rid = json_str(p, "run"), *action, *cond;
+    struct step_out *o = arena_zalloc(a, sizeof *o);
+    struct herr err;
+    int64_t step = -1, cur = -1;
+    int rc;
+
+    arena_defer(a, step_out_free, o);
+    herr_clear(&err);
+    r->outcome = JOB_OUT_DONE;
+    if (!rid || !json_i64(p, "step", &step)) {
+        r->outcome = JOB_OUT_FAIL;
+        snprintf(r->error, sizeof r->error, "automation step job without run or step");
+        goto out;
+    }
+    rc = doc_load(NULL, e->store, C_RUNS, str_c(rid), &run);
+    if (rc == HR_NOTFOUND)
+        goto out;
+    if (rc < 0) {
+        r->outcome = JOB_OUT_RETRY;
+        snprintf(r->error, sizeof r->error, "cannot load run: %s", hr_rc_str(rc));
+        goto out;
+    }
+    json_i64(run, "current", &cur);
+    if (run_final(run) || cur != step)
+        goto out; /* canceled, finished, or a duplicate job */
+    o->e = e;
+    snprintf(o->run_id, sizeof o->run_id, "%s", rid);
+    o->step = step;
+    o->started = hclock_now(e->clock);
+    o->status = "done";
+    ctx = run_ctx(run);
+    raw = cJSON_GetArrayItem(json_arr(run, "steps"), (int)step);
+    action = json_str(raw, "action");
+    cond = json_str(raw, "if");
+    if (cond) {
+        struct expr *x = NULL;
+        if (expr_compile(cond, strlen(cond), &x, &err) < 0) {
+            fail(o, "if: %s", err.msg);
+            goto commit;
+        }
+        if (!expr_truthy(x, ctx)) {
+            o->status = "skipped";
+            expr_unref(x);
+            goto commit;
+        }
+        expr_unref(x);
+    }
+    /* resolve accessors everywhere except the condition (already evaluated) */
+    {
+        cJSON *copy = cJSON_Duplicate(raw, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "if");
+        rc = refs_resolve(copy, ctx, &st, &err);
+        cJSON_Delete(copy);
+        if (rc < 0) {
+            fail(o, "%s", err.msg);
+            goto commit;
+        }
+    }
+    if (!action) {
+        fail(o, "step has no action%s", NULL);
+    } else if (!strcmp(action, "send")) {
+        step_send(o, st, ctx);
+    } else if (!strcmp(action, "delay")) {
+        step_delay(o, st, o->started);
+    } else if (!strcmp(action, "cancel")) {
+        step_cancel(o, e, st);
+    } else if (!strcmp(action, "fetch-data")) {
+        if (!step_fetch(o, st, ctx, r)) {
+            r->commit = NULL;
+            goto out; /* transient: the queue retries this step */
+        }
+    } else if (!strcmp(action, "update-profile")) {
+        const char *uid = json_str(st, "recipient_id");
+        const char *m = json_str(st, "merge") ? json_str(st, "merge") : json_str(st, "merge_strategy");
+        if (!uid)
+            uid = json_str(ctx, "recipient");
+        if (!uid || !json_obj(st, "profile")) {
+            fail(o, "update-profile: needs recipient_id (or a run recipient) and a profile object%s",
+                 NULL);
+        } else {
+            o->profile_id = strdup(uid);
+            o->profile_set = cJSON_Duplicate(json_obj(st, "profile"), 1);
+            o->merge = m && !strcmp(m, "replace")      ? "replace"
+                       : m && !strcmp(m, "soft-merge") ? "soft-merge"
+                       : m && !strcmp(m, "none")       ? "none"
+                                                       : "overwrite";
+        }
+    } else if (!strcmp(action, "get-profile")) {
+        step_get_profile(o, e, st, ctx);
+    } else if (!strcmp(action, "invoke")) {
+        const cJSON *c = json_obj(st, "context");
+        char seed[128];
+        o->invoke_id = strdup(json_str(st, "template"));
+        o->invoke_ctx = c ? cJSON_Duplicate(c, 1) : cJSON_Duplicate(ctx, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(o->invoke_ctx, "refs");
+        snprintf(seed, sizeof seed, "invoke:%s:%lld", rid, (long long)step);
+        derive_id(seed, o->invoke_run);
+        o->outcome = cJSON_CreateObject();
+        cJSON_AddStringToObject(o->outcome, "runId", o->invoke_run);
+    } else {
+        fail(o, "unknown action %.64s", action);
+    }
+commit:
+    if (!strcmp(o->status, "failed"))
+        LOG_W("automation.step_failed", "run=%s step=%lld error=\"%s\"", rid, (long long)step,
+              o->error);
+    r->commit = step_commit;
+    r->commit_arg = o;
+out:
+    cJSON_Delete(p);
+    cJSON_Delete(run);
+    cJSON_Delete(st);
+}

@@ -1,0 +1,76 @@
+/* automation.h: automations as durable state machines.
+ *
+ * An automation template ({name, steps, cancelation_token?}) is stored as a document
+ * with numbered versions; a run keeps the version it started with. A run is a document
+ * (context {data, profile, recipient, brand, template, refs}, the index of the next
+ * step, each finished step's outcome) advanced by one "automation.step" job per step:
+ * the job runs the step, then commits the step's outcome, the run's new state and the
+ * next step's job in one transaction. A crash repeats at most the step in flight, and a
+ * send step's message id derives from (run, step), so a repeated send finds its message
+ * instead of making a second one.
+ *
+ * Steps: send (legacy fields or v2 `message`), delay (duration text / ISO 8601, or
+ * until), cancel (by cancelation token), fetch-data (HTTP, merged into data), update-
+ * profile, get-profile, invoke (start another automation). Every step takes `if` (a
+ * condition over data, profile, refs) and `ref` (its outcome saved as refs.<ref>).
+ *
+ * Documents: automations/<id>, automation_versions/<id>@<n>, runs/<run id>,
+ * run_tokens/[token, run id], event_links/[event, automation], automation_links/
+ * [automation, event]. */
+#ifndef HERALD_ENGINE_AUTOMATION_H
+#define HERALD_ENGINE_AUTOMATION_H
+
+#include "send.h"
+
+#define AUTOMATION_STEP_KIND "automation.step"
+#define AUTOMATION_MAX_STEPS 100
+
+/* automation_validate: check a template {name?, steps, cancelation_token?}; HR_INVAL
+ * with "steps[i]: reason". */
+int automation_validate(const cJSON *def, struct herr *err);
+
+/* automation_put: create or replace automation id with def (validated), making version
+ * n+1; *out_version gets it. Inside t. */
+int automation_put(struct store_txn *t, struct str id, const cJSON *def, int64_t now,
+                   int64_t *out_version) HR_MUSTCHECK;
+/* automation_delete: remove automation id and its links (runs keep their version). */
+int automation_delete(struct store_txn *t, struct str id) HR_MUSTCHECK;
+
+/* automation_start: inside t, start a run. `def` is an automation template (its
+ * steps), `automation_id`/`version` name it (NULL/0 for ad hoc steps), `context` is the
+ * initial {data, profile, recipient, brand, template} (copied), `run_id` the new run's
+ * id (HR_CONFLICT when it exists: the run was started already), `source` (may be NULL)
+ * recorded on the run. */
+int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
+                     const char *automation_id, int64_t version, const cJSON *context,
+                     const char *run_id, const cJSON *source) HR_MUSTCHECK;
+/* automation_start_by_id: the same, loading the latest version of automation_id inside
+ * t. HR_NOTFOUND when there is none. */
+int automation_start_by_id(struct engine *e, struct store_txn *t, struct str automation_id,
+                           const cJSON *context, const char *run_id, const cJSON *source)
+    HR_MUSTCHECK;
+
+/* automation_trigger: the ingest hook. For a stored event named `name` (catalog name)
+ * with id event_id and run data `data` (the event with its properties also at the top
+ * level), start every automation linked to the name, once per event (the run id derives
+ * from the event and the automation). Inside t. */
+int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
+                       int64_t event_id);
+
+/* automation_link / unlink: inside t. unlink returns HR_NOTFOUND when absent. */
+int automation_link(struct store_txn *t, struct str event, struct str automation, int64_t now)
+    HR_MUSTCHECK;
+int automation_unlink(struct store_txn *t, struct str event, struct str automation)
+    HR_MUSTCHECK;
+/* automation_links: links of an event (by_event) or of an automation, as a JSON array of
+ * {event, automation_id, created} (caller owns). */
+int automation_links(struct store *s, struct str key, bool by_event, cJSON **out);
+
+/* automation_parse_duration: "5 minutes", "1 hour", "3 days", "30s", "PT5M", "P1DT2H",
+ * or a number of ms as text -> ms. HR_INVAL when unreadable. */
+int automation_parse_duration(const char *s, int64_t *out_ms);
+
+/* The job handler (ctx: struct engine *). */
+void automation_step_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
+
+#endif
