@@ -18,8 +18,9 @@ int api_status_for_rc(int rc)
         return 409;
     case HR_TOOBIG:
         return 413;
-    case HR_BUSY:
     case HR_AGAIN:
+        return 429;
+    case HR_BUSY:
     case HR_FULL:
     case HR_UNAVAIL:
         return 503;
@@ -34,7 +35,7 @@ void api_error_rc(struct http_resp *resp, int rc, const struct herr *err)
 {
     int status = api_status_for_rc(rc);
     const char *msg = err && err->msg[0] ? err->msg : hr_rc_str(rc);
-    if (status == 503)
+    if (status == 503 || status == 429)
         http_resp_header(resp, "Retry-After", "1");
     if (rc == HR_FULL)
         msg = "storage is full; try again later";

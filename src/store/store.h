@@ -8,7 +8,9 @@
  * returns < 0 rolls back only its own changes. store_write returns only after the
  * group is durable (or failed), with fn's own rc, or the commit's error. Every
  * write-side operation takes the `struct store_txn *` handed to fn, and may only be
- * called from inside fn. fn must not block on anything but the store.
+ * called from inside fn. fn must not block on anything but the store. When too many
+ * writes are already waiting, store_write answers HR_AGAIN at once (back-pressure: the
+ * API turns it into 429 with Retry-After).
  *
  * Reads: store_* functions that take `struct store *` run on a reader connection of
  * the calling thread and see committed data. Any thread may call them.

@@ -39,6 +39,7 @@
 #include <sys/types.h>
 
 #define GROUP_MAX 512                /* requests per group commit */
+#define WRITE_QUEUE_MAX 8192         /* waiting writes before store_write answers HR_AGAIN */
 #define READERS_MAX 16               /* reader connections per store */
 #define STMT_CACHE_MAX 128           /* cached statements per connection */
 #define BUSY_TIMEOUT_MS 5000
@@ -227,6 +228,7 @@ struct sqlite_store {
     pthread_cond_t work_cv; /* writer waits for requests */
     pthread_cond_t done_cv; /* callers wait for their request */
     struct wreq *head, *tail;
+    size_t queued;     /* requests waiting for the writer (not yet taken) */
     bool stopping;
     struct store_stats stats;
     /* readers */
@@ -724,6 +726,7 @@ static void *writer_main(void *arg)
         while (ss->head && n < GROUP_MAX) {
             group[n++] = ss->head;
             ss->head = ss->head->next;
+            ss->queued--;
         }
         if (!ss->head)
             ss->tail = NULL;
@@ -948,6 +951,14 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
         rc = herr_set(err, HR_UNAVAIL, "store is closing");
         goto out;
     }
+    if (ss->queued >= WRITE_QUEUE_MAX) {
+        /* back-pressure: the writer is this far behind; the caller answers 429 */
+        pthread_mutex_unlock(&ss->mu);
+        rc = herr_set(err, HR_AGAIN, "the store is overloaded (%d writes waiting); retry later",
+                      WRITE_QUEUE_MAX);
+        goto out;
+    }
+    ss->queued++;
     if (ss->tail)
         ss->tail->next = &r;
     else
