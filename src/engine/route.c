@@ -196,6 +196,32 @@ static cJSON *plan_alts(const cJSON *routing)
     return alts;
 }
 
+/* has_address: does the profile carry an address for channel ch (regardless of any
+ * provider)? Decides NO_PROVIDERS (reachable, nothing configured) vs NO_CHANNELS. */
+static bool has_address(const char *ch, const cJSON *profile)
+{
+    static const struct {
+        const char *channel;
+        const char *keys[6];
+    } addr[] = {
+        {"email", {"email", NULL}},
+        {"sms", {"phone_number", NULL}},
+        {"push", {"firebaseToken", "apn", "expo", "oneSignalPlayerID", "target_arn", NULL}},
+        {"direct_message", {"slack", "discord", "ms_teams", "intercom", NULL}},
+        {"webhook", {"webhook", NULL}},
+    };
+    for (size_t i = 0; i < sizeof addr / sizeof addr[0]; i++) {
+        if (strcmp(addr[i].channel, ch))
+            continue;
+        for (int k = 0; addr[i].keys[k]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(profile, addr[i].keys[k]);
+            if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* usable_providers: ids of the providers that can deliver channel ch to profile,
  * honouring `only` and message.channels.<ch>.providers. *configured tells whether the
  * channel has any provider at all. */
@@ -322,7 +348,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
                 continue;
             ids = usable_providers(e, ch, json_str(ent, "only"), spec, profile, &configured);
             if (cJSON_GetArraySize(ids) == 0) {
-                if (!configured)
+                if (!configured && has_address(ch, profile))
                     any_addr_no_provider = true;
                 cJSON_Delete(ids);
                 continue;
