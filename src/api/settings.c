@@ -1,7 +1,8 @@
 /* settings.c: workspace settings (herald's own API).
- *   GET /settings  -> {"segment_shared_secret": "set"|null}
- *   PUT /settings  {"segment_shared_secret": "..." | null}
- * The shared secret verifies X-Signature on POST /inbound/segment; it is never returned. */
+ *   GET /settings  -> {"segment_shared_secret": "set"|null, "default_brand_id": id|null}
+ *   PUT /settings  {"segment_shared_secret"?: "..." | null, "default_brand_id"?: id | null}
+ * The shared secret verifies X-Signature on POST /inbound/segment; it is never returned.
+ * The default brand styles emails whose message and template name none. */
 #include "api.h"
 
 #include "../util/json.h"
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #define SECRET_KEY "segment.shared_secret"
+#define BRAND_KEY "default_brand_id"
 #define SECRET_MAX 256
 
 void api_settings_get(void *vctx, struct http_req *req, struct http_resp *resp)
@@ -25,47 +27,76 @@ void api_settings_get(void *vctx, struct http_req *req, struct http_resp *resp)
         cJSON_AddStringToObject(o, "segment_shared_secret", "set");
     else
         cJSON_AddNullToObject(o, "segment_shared_secret");
+    rc = store_meta_get(ctx->store, BRAND_KEY, req->arena, &v);
+    if (rc < 0 && rc != HR_NOTFOUND) {
+        api_error_rc(resp, rc, NULL);
+        goto out;
+    }
+    if (rc == HR_OK && v.len > 0)
+        cJSON_AddStringToObject(o, "default_brand_id", v.p);
+    else
+        cJSON_AddNullToObject(o, "default_brand_id");
     http_resp_json(resp, 200, o);
 out:
     cJSON_Delete(o);
 }
 
-static int put_secret(struct store_txn *t, void *v)
+struct put_arg {
+    bool secret, brand;
+    struct str secret_v, brand_v;
+};
+
+static int put_tx(struct store_txn *t, void *varg)
 {
-    return store_meta_set(t, SECRET_KEY, *(struct str *)v);
+    struct put_arg *a = varg;
+    int rc = HR_OK;
+    if (a->secret)
+        rc = store_meta_set(t, SECRET_KEY, a->secret_v);
+    if (rc == HR_OK && a->brand)
+        rc = store_meta_set(t, BRAND_KEY, a->brand_v);
+    return rc;
+}
+
+/* take: a settings field that is a string of 1..max bytes or null (the empty value). */
+static int take(const cJSON *body, const char *name, size_t max, bool *present, struct str *v,
+                struct http_resp *resp)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, name);
+    *present = s != NULL;
+    *v = STR_NULL;
+    if (!s || cJSON_IsNull(s))
+        return HR_OK;
+    if (cJSON_IsString(s) && s->valuestring[0] && strlen(s->valuestring) <= max) {
+        *v = str_c(s->valuestring);
+        return HR_OK;
+    }
+    http_resp_error(resp, 400, "invalid_request_error", "%s must be a string of 1 to %zu bytes, or null",
+                    name, max);
+    return HR_INVAL;
 }
 
 void api_settings_put(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
     cJSON *body = NULL;
-    const cJSON *s;
-    struct str v = STR_NULL;
+    struct put_arg a;
     struct herr err;
     int rc;
 
     if (api_parse_json(req, resp, &body) < 0)
         return;
-    s = cJSON_GetObjectItemCaseSensitive(body, "segment_shared_secret");
-    if (!s) {
-        http_resp_error(resp, 400, "invalid_request_error",
-                        "nothing to change: known settings are segment_shared_secret");
+    memset(&a, 0, sizeof a);
+    if (take(body, "segment_shared_secret", SECRET_MAX, &a.secret, &a.secret_v, resp) < 0 ||
+        take(body, "default_brand_id", 128, &a.brand, &a.brand_v, resp) < 0)
         goto out;
-    }
-    if (cJSON_IsString(s)) {
-        v = str_c(s->valuestring);
-        if (v.len == 0 || v.len > SECRET_MAX) {
-            http_resp_error(resp, 400, "invalid_request_error",
-                            "segment_shared_secret must be 1 to %d bytes, or null", SECRET_MAX);
-            goto out;
-        }
-    } else if (!cJSON_IsNull(s)) {
+    if (!a.secret && !a.brand) {
         http_resp_error(resp, 400, "invalid_request_error",
-                        "segment_shared_secret must be a string or null");
+                        "nothing to change: known settings are segment_shared_secret and "
+                        "default_brand_id");
         goto out;
     }
     herr_clear(&err);
-    rc = store_write(ctx->store, put_secret, &v, &err);
+    rc = store_write(ctx->store, put_tx, &a, &err);
     if (rc < 0) {
         api_error_rc(resp, rc, &err);
         goto out;

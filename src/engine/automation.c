@@ -157,7 +157,7 @@ int automation_parse_duration(const char *s, int64_t *out)
         if (!any)
             return HR_INVAL;
     }
-    if (total > 366.0 * 86400000.0)
+    if (!(total >= 0 && total <= 366.0 * 86400000.0)) /* also rejects NaN */
         return HR_INVAL;
     *out = (int64_t)total;
     return HR_OK;
@@ -217,8 +217,16 @@ static int check_step(const cJSON *st, int i, struct herr *err)
     if (cJSON_GetObjectItemCaseSensitive(st, "ref") &&
         (!json_str(st, "ref") || !json_str(st, "ref")[0] || strlen(json_str(st, "ref")) > 64))
         return herr_set(err, HR_INVAL, "steps[%d].ref must be a name of 1 to 64 characters", i);
-    if (refs_validate(st, &e2) < 0)
-        return herr_set(err, HR_INVAL, "steps[%d]: %s", i, e2.msg);
+    {
+        /* `if` is an expression, not an accessor: validate everything else */
+        cJSON *copy = cJSON_Duplicate(st, 1);
+        int vrc;
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "if");
+        vrc = refs_validate(copy, &e2);
+        cJSON_Delete(copy);
+        if (vrc < 0)
+            return herr_set(err, HR_INVAL, "steps[%d]: %s", i, e2.msg);
+    }
     if (!strcmp(action, "send")) {
         const cJSON *m = json_obj(st, "message");
         if (m) {
@@ -634,6 +642,12 @@ static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
         if (json_obj(st, "override"))
             cJSON_AddItemToObject(msg, "providers", cJSON_Duplicate(json_obj(st, "override"), 1));
     }
+    /* the run's profile (from invoke, get-profile) fills what the step did not set */
+    to = json_obj(msg, "to");
+    if (to && cJSON_IsObject(json_obj(ctx, "profile")))
+        cJSON_ArrayForEach(it, json_obj(ctx, "profile")) if (
+            !cJSON_IsNull(it) && !cJSON_GetObjectItemCaseSensitive(to, it->string))
+            cJSON_AddItemToObject(to, it->string, cJSON_Duplicate(it, 1));
     /* by default the whole run data goes to the template, the step's own data on top */
     {
         cJSON *d = merge(json_obj(ctx, "data"), json_obj(msg, "data"), "overwrite");
