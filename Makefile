@@ -26,14 +26,18 @@ CFLAGS    += $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS   += $(LDOPT)
 
 B         := build/$(VARIANT)
+GEN       := $(B)/gen
 SRC       := $(shell find src -name '*.c' | sort)
 LIB_SRC   := $(filter-out src/main.c,$(SRC))
-LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o) $(GEN)/embedded.o
+# files compiled into the binary (src/util/embedded.h): the OpenAPI document and,
+# once it exists, every file under web/ (names without spaces)
+EMBED_FILES := docs/openapi.yaml $(shell find web -type f 2>/dev/null | LC_ALL=C sort)
 MAIN_OBJ  := $(B)/src/main.o
 UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
-.PHONY: all run test deps deps-test unit e2e test-rel test-asan clean fmt check-layers bench
+.PHONY: all run test deps deps-test unit e2e test-rel test-asan clean fmt check-layers bench FORCE
 
 all: herald
 
@@ -50,6 +54,20 @@ $(B)/libherald.a: $(LIB_OBJ)
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# embedded files: the list is kept in a file that changes only when the list does, so
+# adding or removing a file regenerates embedded.c as editing one does
+$(GEN)/embedded.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(EMBED_FILES)' | cmp -s - $@ || echo '$(EMBED_FILES)' > $@
+
+FORCE:
+
+$(GEN)/embedded.c: scripts/embed.sh $(EMBED_FILES) $(GEN)/embedded.list
+	scripts/embed.sh -o $@ -i embedded.h $(EMBED_FILES)
+
+$(GEN)/embedded.o: $(GEN)/embedded.c src/util/embedded.h
+	$(CC) $(CFLAGS) -iquote src/util -c -o $@ $<
 
 $(B)/unit/%: tests/unit/%.c $(B)/libherald.a
 	@mkdir -p $(dir $@)

@@ -65,6 +65,7 @@ void api_error_rc(struct http_resp *resp, int rc, const struct herr *err);
 void api_health(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ready(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_metrics(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_openapi(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_admin_queue(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_admin_ping(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_v1(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -11,6 +11,7 @@ const struct http_route api_routes[] = {
     {HTTP_GET, "/healthz", api_health, AUTH_PUBLIC, "health", 0, 0},
     {HTTP_GET, "/readyz", api_ready, AUTH_PUBLIC, "ready", 0, 0},
     {HTTP_GET, "/metrics", api_metrics, AUTH_PUBLIC, "metrics", 0, 0},
+    {HTTP_GET, "/openapi.json", api_openapi, AUTH_PUBLIC, "openapi", 0, 0},
 
     /* Segment tracking API and Courier's inbound routes */
     {HTTP_POST, "/v1/:kind", api_v1, AUTH_WRITE, "segment.v1", SEG_FLAGS, SEGMENT_MAX_BODY},
