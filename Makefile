@@ -42,7 +42,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 all: herald
 
 herald: $(B)/herald
-	@if [ "$(VARIANT)" = rel ]; then cp $(B)/herald herald; fi
+	@if [ "$(VARIANT)" = rel ]; then cp $(B)/herald herald.tmp && mv -f herald.tmp herald; fi
 
 $(B)/herald: $(MAIN_OBJ) $(B)/libherald.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
