@@ -5,7 +5,7 @@
 #                   under ASan+UBSan
 #   make clean
 
-PKGS      := libmicrohttpd libcjson libcurl sqlite3 openssl zlib libcmark
+PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
 CC        ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

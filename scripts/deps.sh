@@ -14,7 +14,7 @@ case "$mode" in run|test) ;; *) usage ;; esac
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev
-      libsqlite3-dev libssl-dev zlib1g-dev libcmark-dev)
+      libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libcmark-dev)
 if [ "$mode" = test ]; then
     pkgs+=(libcmocka-dev)
     if ! command -v node >/dev/null 2>&1; then
