@@ -60,6 +60,10 @@ static int channel_failed(struct store_txn *t, struct message_rec *m, cJSON *sta
         cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("failed"));
         cJSON_DeleteItemFromObjectCaseSensitive(cs, "error");
         cJSON_AddStringToObject(cs, "error", o->res.reason);
+        if (o->provider[0] && !cJSON_GetObjectItemCaseSensitive(cs, "provider_key")) {
+            cJSON_AddStringToObject(cs, "provider", o->provider_id);
+            cJSON_AddStringToObject(cs, "provider_key", o->provider);
+        }
     }
     cJSON_ArrayForEach(it, chs)
     {

@@ -142,9 +142,10 @@ static const char SQL_DOC_PUT[] =
     "body = excluded.body, version = version + 1, updated_ms = excluded.updated_ms "
     "RETURNING version";
 static const char SQL_DOC_DELETE[] = "DELETE FROM docs WHERE coll = ?1 AND id = ?2";
+/* ?3 is the prefix and ?5 the first id past it, so the primary key bounds the walk */
 static const char SQL_DOC_LIST[] =
-    "SELECT " DOC_COLS " FROM docs WHERE coll = ?1 AND id > ?2 "
-    "AND substr(id, 1, length(?3)) = ?3 ORDER BY id LIMIT ?4";
+    "SELECT " DOC_COLS " FROM docs WHERE coll = ?1 AND id > ?2 AND id >= ?3 "
+    "AND (?5 = '' OR id < ?5) AND substr(id, 1, length(?3)) = ?3 ORDER BY id LIMIT ?4";
 
 #define EVENT_COLS "id, source_id, message_id, type, user_id, body, received_ms"
 static const char SQL_EVENT_DUP[] =
@@ -1804,6 +1805,7 @@ static int sqlite_doc_list(struct store *s, const char *coll, struct str prefix,
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
     struct doc_rec *arr = NULL;
+    struct str upper = STR_NULL;
     size_t cnt = 0, cap = 0;
     int src, rc;
     *out = NULL;
@@ -1811,10 +1813,21 @@ static int sqlite_doc_list(struct store *s, const char *coll, struct str prefix,
     if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
         after.len > DOC_ID_MAX)
         return HR_INVAL;
+    /* upper bound: the prefix with its last byte below 0xff incremented */
+    {
+        size_t k = prefix.len;
+        while (k > 0 && (unsigned char)prefix.p[k - 1] == 0xff)
+            k--;
+        if (k > 0) {
+            char *u = arena_strndup(a, prefix.p, k);
+            u[k - 1] = (char)((unsigned char)u[k - 1] + 1);
+            upper = (struct str){u, k};
+        }
+    }
     rc = read_stmt(ss, SQL_DOC_LIST, &c, &st);
     if (rc < 0)
         goto out;
-    if ((src = bindv(st, "cssi", coll, after, prefix, (int64_t)limit)) != SQLITE_OK) {
+    if ((src = bindv(st, "cssis", coll, after, prefix, (int64_t)limit, upper)) != SQLITE_OK) {
         rc = db_fail(c, src, "doc_list");
         goto out;
     }
