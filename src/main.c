@@ -32,6 +32,7 @@ struct config {
     int64_t max_body;
     int64_t dedup_window_s;
     int64_t retry_base_ms;
+    int64_t max_write_queue;
     const char *log_level;
 };
 
@@ -62,6 +63,7 @@ static const char usage_serve[] =
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
     "  --retry-base-ms MS   first delivery retry delay      HERALD_RETRY_BASE_MS 5000\n"
+    "  --max-write-queue N  waiting writes before 429       HERALD_MAX_WRITE_QUEUE 8192\n"
     "\n"
     "On the first start with a new store, herald creates the workspace and prints an\n"
     "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
@@ -94,6 +96,7 @@ static void config_defaults(struct config *c)
     c->max_body = 6 * 1024 * 1024;
     c->dedup_window_s = 86400;
     c->retry_base_ms = 5000;
+    c->max_write_queue = 0;
 }
 
 /* config_numbers: numeric settings from the environment, then validated. */
@@ -116,6 +119,12 @@ static int config_env_numbers(struct config *c)
             return fprintf(stderr, "herald: HERALD_MAX_BODY must be 1024..1073741824\n"),
                    HR_INVAL;
         c->max_body = v;
+    }
+    if ((e = getenv("HERALD_MAX_WRITE_QUEUE")) && e[0]) {
+        if (parse_int(e, 1, 1000000, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_MAX_WRITE_QUEUE must be 1..1000000\n"),
+                   HR_INVAL;
+        c->max_write_queue = v;
     }
     if ((e = getenv("HERALD_RETRY_BASE_MS")) && e[0]) {
         if (parse_int(e, 10, 3600000, &v) < 0)
@@ -240,6 +249,13 @@ static int cmd_serve(int argc, char **argv)
             cfg.max_body = num;
             continue;
         }
+        if ((m = take_opt(argc, argv, &i, "--max-write-queue", &v))) {
+            if (m < 0 || parse_int(v, 1, 1000000, &num) < 0)
+                return fprintf(stderr, "herald: --max-write-queue must be 1..1000000\n"),
+                       EXIT_USAGE;
+            cfg.max_write_queue = num;
+            continue;
+        }
         if ((m = take_opt(argc, argv, &i, "--retry-base-ms", &v))) {
             if (m < 0 || parse_int(v, 10, 3600000, &num) < 0)
                 return fprintf(stderr, "herald: --retry-base-ms must be 10..3600000\n"),
@@ -274,6 +290,7 @@ static int cmd_serve(int argc, char **argv)
     herr_clear(&err);
     if (open_store(cfg.store, &st) < 0)
         goto out;
+    st->write_queue_max = (size_t)cfg.max_write_queue;
     if (api_bootstrap(st, time_now_ms(), admin_key, write_key, &created, &err) < 0) {
         LOG_E("server.bootstrap_failed", "error=\"%s\"", err.msg);
         goto out;

@@ -239,6 +239,10 @@ struct store {
     void (*on_jobs)(void *arg);                /* called after a commit that inserted or
                                                   re-queued jobs (and on remote notify) */
     void *on_jobs_arg;
+    size_t write_queue_max;                    /* waiting writes before store_write answers
+                                                  HR_AGAIN; 0: the backend's default */
+    int64_t write_wait_max_ms;                 /* ... or when the oldest waiting write has
+                                                  waited this long; 0: default (2000) */
 };
 
 /* store_open: pick the backend by the DSN's scheme ("sqlite:PATH", "postgres://...").

@@ -22,6 +22,7 @@
 #include "migrations.h"
 
 #include "../../util/arena.h"
+#include "../../util/clock.h"
 #include "../../util/crypto.h"
 #include "../../util/json.h"
 #include "../../util/log.h"
@@ -40,6 +41,7 @@
 
 #define GROUP_MAX 512                /* requests per group commit */
 #define WRITE_QUEUE_MAX 8192         /* waiting writes before store_write answers HR_AGAIN */
+#define WRITE_WAIT_MAX_MS 2000       /* ... or when the oldest waiting write waited this long */
 #define READERS_MAX 16               /* reader connections per store */
 #define STMT_CACHE_MAX 128           /* cached statements per connection */
 #define BUSY_TIMEOUT_MS 5000
@@ -214,6 +216,7 @@ struct wreq {
     int rc;          /* fn's rc, or the group's error */
     bool ok;         /* fn succeeded and its savepoint was released */
     bool done;       /* under mu */
+    int64_t enq_ms;  /* monotonic time it was queued */
     struct herr err;
 };
 
@@ -952,12 +955,19 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
         rc = herr_set(err, HR_UNAVAIL, "store is closing");
         goto out;
     }
-    if (ss->queued >= WRITE_QUEUE_MAX) {
+    {
         /* back-pressure: the writer is this far behind; the caller answers 429 */
-        pthread_mutex_unlock(&ss->mu);
-        rc = herr_set(err, HR_AGAIN, "the store is overloaded (%d writes waiting); retry later",
-                      WRITE_QUEUE_MAX);
-        goto out;
+        size_t qmax = ss->base.write_queue_max ? ss->base.write_queue_max : WRITE_QUEUE_MAX;
+        int64_t wmax = ss->base.write_wait_max_ms > 0 ? ss->base.write_wait_max_ms : WRITE_WAIT_MAX_MS;
+        int64_t now = time_mono_ms();
+        if (ss->queued >= qmax || (ss->head && now - ss->head->enq_ms > wmax)) {
+            size_t q = ss->queued;
+            pthread_mutex_unlock(&ss->mu);
+            rc = herr_set(err, HR_AGAIN,
+                          "the store is overloaded (%zu writes waiting); retry later", q);
+            goto out;
+        }
+        r.enq_ms = now;
     }
     ss->queued++;
     if (ss->tail)
