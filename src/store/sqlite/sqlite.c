@@ -217,6 +217,7 @@ struct wreq {
     bool ok;         /* fn succeeded and its savepoint was released */
     bool done;       /* under mu */
     int64_t enq_ms;  /* monotonic time it was queued */
+    pthread_cond_t cv; /* signalled (under mu) when done: wakes only this caller */
     struct herr err;
 };
 
@@ -747,9 +748,12 @@ static void *writer_main(void *arg)
         ss->stats.txns += n;
         ss->stats.commits += gr.commits;
         ss->stats.errors += gr.errors;
-        for (size_t i = 0; i < n; i++)
-            group[i]->done = true; /* the caller may return now: no access after this */
-        pthread_cond_broadcast(&ss->done_cv);
+        for (size_t i = 0; i < n; i++) {
+            /* the caller may return once we release mu: no access after this loop. Each
+             * caller waits on its own condition, so only this group's callers wake. */
+            group[i]->done = true;
+            pthread_cond_signal(&group[i]->cv);
+        }
     }
     pthread_mutex_unlock(&ss->mu);
     t_writer_of = NULL;
@@ -939,6 +943,7 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
     memset(&r, 0, sizeof r);
     r.fn = fn;
     r.arg = arg;
+    pthread_cond_init(&r.cv, NULL);
     if (!fn) {
         rc = herr_set(err, HR_INVAL, "store write without a function");
         goto out;
@@ -977,7 +982,7 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
     ss->tail = &r;
     pthread_cond_signal(&ss->work_cv);
     while (!r.done)
-        pthread_cond_wait(&ss->done_cv, &ss->mu);
+        pthread_cond_wait(&r.cv, &ss->mu);
     pthread_mutex_unlock(&ss->mu);
     rc = r.rc;
     if (rc < 0) {
@@ -987,6 +992,7 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
         herr_clear(err);
     }
 out:
+    pthread_cond_destroy(&r.cv);
     return rc;
 }
 
