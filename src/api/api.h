@@ -97,6 +97,10 @@ void api_automation_run_get(void *ctx, struct http_req *req, struct http_resp *r
 void api_link_create(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_link_delete(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_link_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_automation_runs_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_render(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_ui_index(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_ui_file(void *ctx, struct http_req *req, struct http_resp *resp);
 
 /* api_idempotency_wrap: the http_wrap_fn (wrap_ctx: struct api_ctx *) that gives every
  * POST Courier's Idempotency-Key semantics. */

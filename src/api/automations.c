@@ -3,7 +3,7 @@
  *     POST /automations/from-event (create one for a catalog event, linked),
  *     POST/GET/DELETE /links (events <-> automations)
  *   Courier's: POST /automations/invoke (ad hoc steps), POST /automations/:id/invoke,
- *     GET /automations/runs/:id */
+ *     GET /automations/runs/:id; herald's GET /automations/runs?automation_id= (recent) */
 #include "api.h"
 
 #include "../engine/automation.h"
@@ -325,24 +325,12 @@ void api_automation_invoke(void *vctx, struct http_req *req, struct http_resp *r
     cJSON_Delete(body);
 }
 
-void api_automation_run_get(void *vctx, struct http_req *req, struct http_resp *resp)
+/* run_view: a stored run as the API shows it (caller owns). */
+static cJSON *run_view(const cJSON *run)
 {
-    struct api_ctx *ctx = vctx;
-    struct doc_rec d;
-    cJSON *run, *out, *steps, *results, *st, *it;
+    cJSON *out, *steps, *results, *st, *it;
     int64_t cur = 0;
-    int rc = store_doc_get(ctx->store, "runs", req->params[0], req->arena, &d);
     int i = 0;
-    if (rc == HR_NOTFOUND) {
-        http_resp_error(resp, 404, "invalid_request_error", "run %.*s not found",
-                        STR_FMT(req->params[0]));
-        return;
-    }
-    if (rc < 0) {
-        api_error_rc(resp, rc, NULL);
-        return;
-    }
-    run = cJSON_ParseWithLength(d.body.p, d.body.len);
     out = cJSON_CreateObject();
     const char *keys[] = {"id", "automation_id", "version", "status", "cancelation_token",
                           "waiting_until", "error", "created", "updated", "canceled", "source"};
@@ -385,9 +373,81 @@ void api_automation_run_get(void *vctx, struct http_req *req, struct http_resp *
     }
     if (json_obj(run, "context"))
         cJSON_AddItemToObject(out, "context", cJSON_Duplicate(json_obj(run, "context"), 1));
+    return out;
+}
+
+void api_automation_run_get(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    struct doc_rec d;
+    cJSON *run, *out;
+    int rc = store_doc_get(ctx->store, "runs", req->params[0], req->arena, &d);
+    if (rc == HR_NOTFOUND) {
+        http_resp_error(resp, 404, "invalid_request_error", "run %.*s not found",
+                        STR_FMT(req->params[0]));
+        return;
+    }
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
+    run = cJSON_ParseWithLength(d.body.p, d.body.len);
+    out = run_view(run);
     http_resp_json(resp, 200, out);
     cJSON_Delete(out);
     cJSON_Delete(run);
+}
+
+#define RUNS_LIMIT_DEFAULT 20
+#define RUNS_LIMIT_MAX 100
+
+/* GET /automations/runs?automation_id=&limit=: an automation's recent runs, newest
+ * first (from the runs_by_automation index written when runs start). */
+void api_automation_runs_list(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    const char *aid = http_req_query(req, "automation_id"), *ls = http_req_query(req, "limit");
+    long lim = RUNS_LIMIT_DEFAULT;
+    cJSON *ids = NULL, *out, *arr, *it;
+    int rc;
+    if (!aid || !id_ok(str_c(aid))) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "automation_id is required: 1 to %d characters of [A-Za-z0-9_.:-]",
+                        ID_MAX);
+        return;
+    }
+    if (ls) {
+        char *end;
+        lim = strtol(ls, &end, 10);
+        if (*ls == '\0' || *end != '\0' || lim < 1 || lim > RUNS_LIMIT_MAX) {
+            http_resp_error(resp, 400, "invalid_request_error", "limit must be 1 to %d",
+                            RUNS_LIMIT_MAX);
+            return;
+        }
+    }
+    rc = automation_runs_recent(ctx->store, str_c(aid), (size_t)lim, &ids);
+    if (rc < 0) {
+        cJSON_Delete(ids);
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "automation_id", aid);
+    arr = cJSON_AddArrayToObject(out, "runs");
+    cJSON_ArrayForEach(it, ids)
+    {
+        struct doc_rec d;
+        cJSON *run;
+        if (store_doc_get(ctx->store, "runs", str_c(it->valuestring), req->arena, &d) != HR_OK)
+            continue;
+        if ((run = cJSON_ParseWithLength(d.body.p, d.body.len))) {
+            cJSON_AddItemToArray(arr, run_view(run));
+            cJSON_Delete(run);
+        }
+    }
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
+    cJSON_Delete(ids);
 }
 
 /* ---- links -------------------------------------------------------------------------- */

@@ -13,6 +13,11 @@ const struct http_route api_routes[] = {
     {HTTP_GET, "/metrics", api_metrics, AUTH_PUBLIC, "metrics", 0, 0},
     {HTTP_GET, "/openapi.json", api_openapi, AUTH_PUBLIC, "openapi", 0, 0},
 
+    /* the admin web UI (web/, embedded at build time); its API calls carry the key */
+    {HTTP_GET, "/ui", api_ui_index, AUTH_PUBLIC, "ui", 0, 0},
+    {HTTP_GET, "/ui/", api_ui_index, AUTH_PUBLIC, "ui", 0, 0},
+    {HTTP_GET, "/ui/*", api_ui_file, AUTH_PUBLIC, "ui", 0, 0},
+
     /* Segment tracking API and Courier's inbound routes */
     {HTTP_POST, "/v1/:kind", api_v1, AUTH_WRITE, "segment.v1", SEG_FLAGS, SEGMENT_MAX_BODY},
     {HTTP_POST, "/inbound/segment", api_inbound_segment, AUTH_ADMIN, "inbound.segment", SEG_FLAGS,
@@ -37,6 +42,7 @@ const struct http_route api_routes[] = {
     /* automations: Courier's invoke and runs, herald's definitions and links */
     {HTTP_POST, "/automations/invoke", api_automation_invoke_adhoc, AUTH_ADMIN, "automations.invoke_adhoc", 0, 0},
     {HTTP_POST, "/automations/from-event", api_automation_from_event, AUTH_ADMIN, "automations.from_event", 0, 0},
+    {HTTP_GET, "/automations/runs", api_automation_runs_list, AUTH_ADMIN, "automations.runs", 0, 0},
     {HTTP_GET, "/automations/runs/:id", api_automation_run_get, AUTH_ADMIN, "automations.run", 0, 0},
     {HTTP_GET, "/automations", api_automation_list, AUTH_ADMIN, "automations.list", 0, 0},
     {HTTP_GET, "/automations/:id", api_automation_get, AUTH_ADMIN, "automations.get", 0, 0},
@@ -52,6 +58,7 @@ const struct http_route api_routes[] = {
     {HTTP_GET, "/catalog/events/*", api_catalog_get, AUTH_ADMIN, "catalog.get", 0, 0},
     {HTTP_GET, "/settings", api_settings_get, AUTH_ADMIN, "settings.get", 0, 0},
     {HTTP_PUT, "/settings", api_settings_put, AUTH_ADMIN, "settings.put", 0, 0},
+    {HTTP_POST, "/render", api_render, AUTH_ADMIN, "render", 0, TEMPLATE_BODY_MAX},
     {HTTP_GET, "/admin/queue", api_admin_queue, AUTH_ADMIN, "admin.queue", 0, 0},
     {HTTP_POST, "/admin/jobs/ping", api_admin_ping, AUTH_ADMIN, "admin.jobs.ping", 0, 0},
 

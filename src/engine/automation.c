@@ -22,6 +22,8 @@
 #define C_TOKENS "run_tokens"
 #define C_EVENT_LINKS "event_links"
 #define C_AUTO_LINKS "automation_links"
+#define C_RUNS_BY_AUTO "runs_by_automation"
+#define RUN_KEY_MAX_MS 9999999999999999LL /* ids sort newest first: MAX - created */
 #define FETCH_TIMEOUT_MS 10000
 
 static const char *const actions[] = {"send", "delay", "cancel", "fetch-data", "update-profile",
@@ -422,6 +424,57 @@ static int enqueue_step(struct store_txn *t, const char *run_id, int64_t step, i
     return rc;
 }
 
+/* run_index_key: runs_by_automation/[automation, MAX - created (16 digits), run]: the
+ * ids of one automation's runs walk newest first. */
+static char *run_index_key(const char *automation_id, int64_t created, const char *run_id)
+{
+    cJSON *k = cJSON_CreateArray();
+    char inv[32], *s;
+    int64_t c = created < 0 ? 0 : created > RUN_KEY_MAX_MS ? RUN_KEY_MAX_MS : created;
+    snprintf(inv, sizeof inv, "%016lld", (long long)(RUN_KEY_MAX_MS - c));
+    cJSON_AddItemToArray(k, cJSON_CreateString(automation_id));
+    cJSON_AddItemToArray(k, cJSON_CreateString(inv));
+    cJSON_AddItemToArray(k, cJSON_CreateString(run_id));
+    s = json_print(k);
+    cJSON_Delete(k);
+    return s;
+}
+
+static int run_index_add(struct store_txn *t, const char *automation_id, const char *run_id,
+                         int64_t now)
+{
+    char *k = run_index_key(automation_id, now, run_id);
+    cJSON *v = cJSON_CreateObject();
+    int rc;
+    cJSON_AddStringToObject(v, "run_id", run_id);
+    cJSON_AddNumberToObject(v, "created", (double)now);
+    rc = doc_save(t, C_RUNS_BY_AUTO, k, v, now);
+    free(k);
+    cJSON_Delete(v);
+    return rc;
+}
+
+int automation_runs_recent(struct store *s, struct str automation_id, size_t limit,
+                           cJSON **out)
+{
+    struct arena *a = arena_new(8192);
+    struct doc_rec *docs = NULL;
+    size_t n = 0;
+    char *prefix = pair_prefix(automation_id.p);
+    int rc = store_doc_list(s, C_RUNS_BY_AUTO, str_c(prefix), STR_NULL, limit, a, &docs, &n);
+    *out = cJSON_CreateArray();
+    for (size_t i = 0; rc == HR_OK && i < n; i++) {
+        cJSON *v = cJSON_ParseWithLength(docs[i].body.p, docs[i].body.len);
+        const char *rid = json_str(v, "run_id");
+        if (rid)
+            cJSON_AddItemToArray(*out, cJSON_CreateString(rid));
+        cJSON_Delete(v);
+    }
+    free(prefix);
+    arena_free(a);
+    return rc;
+}
+
 int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
                      const char *automation_id, int64_t version, const cJSON *context,
                      const char *run_id, const cJSON *source)
@@ -471,6 +524,8 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
     cJSON_AddNumberToObject(run, "created", (double)now);
     cJSON_AddNumberToObject(run, "updated", (double)now);
     rc = doc_save(t, C_RUNS, run_id, run, now);
+    if (rc == HR_OK && automation_id && automation_id[0])
+        rc = run_index_add(t, automation_id, run_id, now);
     if (rc == HR_OK)
         rc = enqueue_step(t, run_id, 0, 0);
 out:
@@ -938,7 +993,7 @@ static int step_commit(struct store_txn *t, void *arg)
         refs = json_obj(ctx, "refs");
         if (!refs)
             refs = cJSON_AddObjectToObject(ctx, "refs");
-        if (!cJSON_GetObjectItemCaseSensitive(rv, "status"))
+        if (!o->outcome) /* a step with no outcome of its own: its status */
             cJSON_AddStringToObject(rv, "status", o->status);
         cJSON_DeleteItemFromObjectCaseSensitive(refs, json_str(st, "ref"));
         cJSON_AddItemToObject(refs, json_str(st, "ref"), rv);

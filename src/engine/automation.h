@@ -16,7 +16,8 @@
  *
  * Documents: automations/<id>, automation_versions/<id>@<n>, runs/<run id>,
  * run_tokens/[token, run id], event_links/[event, automation], automation_links/
- * [automation, event]. */
+ * [automation, event], runs_by_automation/[automation, MAX - created, run id] (an index
+ * written when a run of a stored automation starts). */
 #ifndef HERALD_ENGINE_AUTOMATION_H
 #define HERALD_ENGINE_AUTOMATION_H
 
@@ -49,6 +50,11 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
 int automation_start_by_id(struct engine *e, struct store_txn *t, struct str automation_id,
                            const cJSON *context, const char *run_id, const cJSON *source)
     HR_MUSTCHECK;
+
+/* automation_runs_recent: the ids of automation_id's runs, newest first, at most limit,
+ * as a JSON array of strings (caller owns). Runs of ad hoc steps are not indexed. */
+int automation_runs_recent(struct store *s, struct str automation_id, size_t limit,
+                           cJSON **out);
 
 /* automation_trigger: the ingest hook. For a stored event named `name` (catalog name)
  * with id event_id and run data `data` (the event with its properties also at the top

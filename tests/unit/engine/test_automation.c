@@ -614,6 +614,62 @@ static void test_trigger_once_per_event(void **state)
     assert_profile(f, "tu", "{\"plan\":\"linked\"}");
 }
 
+/* start_for: start def as run run_id of automation aid (NULL: ad hoc). */
+static void start_for(struct fx *f, const char *run_id, const char *aid)
+{
+    struct start_arg s = {&f->e, cJSON_Parse("{\"steps\":[{\"action\":\"delay\",\"duration\":\"1 day\"}]}"),
+                          cJSON_Parse("{}"), run_id, aid, 1};
+    struct herr err;
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, start_tx, &s, &err), HR_OK);
+    cJSON_Delete(s.def);
+    cJSON_Delete(s.ctx);
+}
+
+/* assert_recent: automation_runs_recent(aid, limit) is exactly want (comma-separated). */
+static void assert_recent(struct fx *f, const char *aid, size_t limit, const char *want)
+{
+    cJSON *ids = NULL, *it;
+    char got[256] = "";
+    assert_int_equal(automation_runs_recent(f->s, str_c(aid), limit, &ids), HR_OK);
+    cJSON_ArrayForEach(it, ids)
+    {
+        if (got[0])
+            strcat(got, ",");
+        strcat(got, it->valuestring);
+    }
+    cJSON_Delete(ids);
+    assert_string_equal(got, want);
+}
+
+static void test_runs_recent(void **state)
+{
+    struct fx *f = *state;
+    start_for(f, "r1", "a1");
+    hclock_manual_advance(&f->clk, 1000);
+    start_for(f, "r0", "a1"); /* ids do not order runs: times do */
+    hclock_manual_advance(&f->clk, 1000);
+    start_for(f, "r9", "a1");
+    start_for(f, "r4", "a10"); /* a longer id sharing the prefix is another automation */
+    start_for(f, "r5", NULL);  /* ad hoc steps are not indexed */
+    assert_recent(f, "a1", 10, "r9,r0,r1");
+    assert_recent(f, "a1", 2, "r9,r0");
+    assert_recent(f, "a10", 10, "r4");
+    assert_recent(f, "a", 10, "");
+    assert_recent(f, "", 10, "");
+    /* a start refused as a replay (HR_CONFLICT) adds no index entry */
+    {
+        struct start_arg s = {&f->e, cJSON_Parse("{\"steps\":[{\"action\":\"delay\",\"duration\":\"1 day\"}]}"),
+                              cJSON_Parse("{}"), "r1", "a1", 1};
+        struct herr err;
+        herr_clear(&err);
+        assert_int_equal(store_write(f->s, start_tx, &s, &err), HR_CONFLICT);
+        cJSON_Delete(s.def);
+        cJSON_Delete(s.ctx);
+    }
+    assert_recent(f, "a1", 10, "r9,r0,r1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +685,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_cancel_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_once_per_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs_recent, setup, teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
