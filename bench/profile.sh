@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# profile.sh: where herald's time goes under one load, with perf (not part of run.sh).
+#
+#   bench/profile.sh track|batch|send [extra herald serve flags...]
+#
+# track / batch: wrk -t2 -c64 for 12 s against /v1/track or /v1/batch; perf samples
+#   herald for 8 s in the middle.
+# send: wrk POSTs /send for 5 s (webhook provider to bench/sink.c), then perf samples
+#   herald for 5 s while it drains the backlog (routing and delivering only).
+# Prints wrk's summary, herald's store transactions and commits, CPU per herald thread
+# (threads are unnamed: the busiest one is the SQLite writer, see docs/PERFORMANCE.md),
+# the busiest thread's states (sampled from /proc every 10 ms, and its schedstat), and
+# perf's top functions by self time and by inclusive time (DWARF call graphs).
+# Needs perf (Debian: linux-perf) and kernel.perf_event_paranoid <= 2 for own processes.
+# shellcheck source=bench/lib.sh disable=SC2154
+source "$(dirname "$0")/lib.sh"
+need wrk curl node perf
+
+mode=${1:?usage: bench/profile.sh track|batch|send [herald flags]}
+shift
+PERF_FREQ=${PERF_FREQ:-299}
+
+thread_ticks() {
+    local t f
+    for t in /proc/"$HERALD_PID"/task/*; do
+        f=$(cat "$t/stat" 2>/dev/null) || continue
+        f=${f##*) }
+        # shellcheck disable=SC2086
+        set -- $f
+        echo "${t##*/} $((${12} + ${13}))"
+    done | sort
+}
+
+start_herald profile "$@"
+tx0=$(metric herald_store_transactions_total)
+c0=$(metric herald_store_commits_total)
+
+case $mode in
+track | batch)
+    (BENCH_MODE=$mode BENCH_AUTH=$WRITE_AUTH BENCH_RUN=p wrk -t2 -c64 -d12s --latency \
+        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/v1/$mode" >"$BENCH_TMP/wrk.out" 2>&1) &
+    wrk_pid=$!
+    sleep 2
+    secs=8
+    ;;
+send)
+    cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c"
+    sink_port=$(free_port)
+    "$BENCH_TMP/sink" "$sink_port" &
+    BENCH_PIDS+=("$!")
+    wait_http "http://127.0.0.1:$sink_port/stats" 10
+    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"http://127.0.0.1:$sink_port/hook\"}}" >/dev/null
+    BENCH_MODE=send BENCH_AUTH=$ADMIN_AUTH BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
+        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/send" >"$BENCH_TMP/wrk.out" 2>&1
+    wrk_pid=""
+    echo "queue before: $(hget /admin/queue)"
+    d0=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
+    secs=5
+    ;;
+*) die "mode: track, batch or send" ;;
+esac
+
+thread_ticks >"$BENCH_TMP/t0"
+m0=$(machine_ticks)
+w0=$(date +%s%N)
+perf record -F "$PERF_FREQ" --call-graph dwarf,16384 -p "$HERALD_PID" -o "$BENCH_TMP/perf.data" \
+    -- sleep "$secs" >/dev/null 2>&1 &
+perf_pid=$!
+# meanwhile: the state of the busiest thread so far (the writer), every 10 ms
+sleep 0.5
+top_tid=$(thread_ticks | sort -k2 -n | tail -1 | cut -d' ' -f1)
+read -r run0 wait0 sw0 <"/proc/$HERALD_PID/task/$top_tid/schedstat"
+st0=$(date +%s%N)
+: >"$BENCH_TMP/states"
+while kill -0 "$perf_pid" 2>/dev/null; do
+    f=$(cat "/proc/$HERALD_PID/task/$top_tid/stat" 2>/dev/null) || break
+    f=${f##*) }
+    echo "${f%% *}" >>"$BENCH_TMP/states"
+    sleep 0.01
+done
+read -r run1 wait1 sw1 <"/proc/$HERALD_PID/task/$top_tid/schedstat"
+st1=$(date +%s%N)
+wait "$perf_pid" || true
+thread_ticks >"$BENCH_TMP/t1"
+m1=$(machine_ticks)
+w1=$(date +%s%N)
+wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+if [ -n "$wrk_pid" ]; then wait "$wrk_pid"; fi
+tx1=$(metric herald_store_transactions_total)
+c1=$(metric herald_store_commits_total)
+
+grep '^WRK ' "$BENCH_TMP/wrk.out" || cat "$BENCH_TMP/wrk.out"
+if [ "$mode" = send ]; then
+    d1=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
+    echo "delivered while sampled: $((d1 - d0)) in ${secs}s; queue after: $(hget /admin/queue)"
+fi
+echo "store: $((tx1 - tx0)) transactions, $((c1 - c0)) commits (whole run)"
+echo "$m0 $m1" | awk -v s="$wall" -v hz="$CLK_TCK" '{printf "machine busy while sampled: %.2f cores\n", ($3-$1)/hz/s}'
+echo "--- herald threads (cores while sampled)"
+join "$BENCH_TMP/t0" "$BENCH_TMP/t1" |
+    awk -v s="$wall" -v hz="$CLK_TCK" '{c=($3-$2)/hz/s; if (c >= 0.01) printf "tid %s %.2f\n", $1, c}' |
+    sort -k3 -rn | head -12
+echo "--- busiest thread (tid $top_tid): state samples (R running/runnable, S asleep, D disk wait)"
+sort "$BENCH_TMP/states" | uniq -c | awk '{printf "%s %d (%.0f%%)\n", $2, $1, 100*$1/n}' n="$(wc -l <"$BENCH_TMP/states")"
+awk -v r="$((run1 - run0))" -v w="$((wait1 - wait0))" -v s="$((sw1 - sw0))" -v t="$((st1 - st0))" \
+    'BEGIN{printf "schedstat: on CPU %.0f%%, runnable waiting for a CPU %.0f%%, %.0f context switches/s\n", 100*r/t, 100*w/t, s/(t/1e9)}'
+echo "--- self time, top 25"
+perf report -i "$BENCH_TMP/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
+    grep -E '^\s+[0-9.]+%' | head -25 || true
+echo "--- inclusive time, top 60 (user-space frames)"
+perf report -i "$BENCH_TMP/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+    grep -E '^\s+[0-9.]+%' | grep -v '\[k\]' | grep -v ' 0x0000' | head -60 || true
+echo "--- inclusive time, kernel: scheduling, futex, fsync"
+perf report -i "$BENCH_TMP/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+    grep -E '^\s+[0-9.]+%' | grep -E 'finish_task_switch|__x64_sys_futex|do_fsync|__x64_sys_sendmsg|__x64_sys_pwrite' || true

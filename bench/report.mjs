@@ -1,0 +1,179 @@
+// report.mjs: turn the key=value results of bench/ingest.sh and bench/send.sh into the
+// markdown tables of docs/PERFORMANCE.md.
+//
+//   node bench/report.mjs RESULTS_FILE [--docs docs/PERFORMANCE.md]
+//
+// Prints the markdown. With --docs, also replaces the text between the markers
+// <!-- bench:results:begin --> and <!-- bench:results:end --> in that file (the prose
+// around them is kept; a missing file or missing markers get a skeleton).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BEGIN = '<!-- bench:results:begin -->';
+const END = '<!-- bench:results:end -->';
+const NOISY = 0.3; // cores used by others during a run that make it a noisy run
+
+const args = process.argv.slice(2);
+const file = args[0];
+if (!file) {
+  console.error('usage: node bench/report.mjs RESULTS_FILE [--docs PATH]');
+  process.exit(2);
+}
+const di = args.indexOf('--docs');
+const docs = di >= 0 ? args[di + 1] : undefined;
+
+const raw = fs.readFileSync(file, 'utf8');
+const R = {};
+for (const line of raw.split('\n')) {
+  const i = line.indexOf('=');
+  if (i > 0) R[line.slice(0, i)] = line.slice(i + 1);
+}
+
+const has = (k) => R[k] !== undefined;
+const num = (k) => Number(R[k]);
+const int = (k) => (has(k) ? Math.round(num(k)).toLocaleString('en-US') : '—');
+const ms = (k) => (has(k) ? `${num(k).toFixed(num(k) >= 100 ? 0 : num(k) >= 10 ? 1 : 2)} ms` : '—');
+const x = (a, b) => (has(a) && has(b) && num(b) > 0 ? (num(a) / num(b)).toFixed(3).replace(/0+$/, '').replace(/\.$/, '') : '—');
+const cores = (k) => (has(k) ? num(k).toFixed(2) : '—');
+
+function sh(cmd, argv, fallback = '?') {
+  try {
+    return execFileSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (e) {
+    return (e.stdout || e.stderr || '').toString().trim() || fallback;
+  }
+}
+
+function machine() {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = (/^model name\s*:\s*(.*)$/m.exec(cpuinfo) || [])[1] || '?';
+  const mhz = (/^cpu MHz\s*:\s*(.*)$/m.exec(cpuinfo) || [])[1];
+  const mem = (/^MemTotal:\s*(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8')) || [])[1];
+  const commit = R['run.commit'] || sh('git', ['rev-parse', '--short', 'HEAD']);
+  const dirty = R['run.dirty'] !== undefined ? Number(R['run.dirty']) > 0
+    : Boolean(sh('git', ['status', '--porcelain', '--untracked-files=no']));
+  const wrk = (sh('wrk', ['-v']).split('\n')[0] || '?').replace(/ \[.*$/, '');
+  const nginx = sh('sh', ['-c', 'nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1']).replace(/^nginx version: /, '');
+  const sqlite = sh('sh', ['-c', 'pkg-config --modversion sqlite3 2>/dev/null || echo ?']);
+  const curl = sh('sh', ['-c', 'curl-config --version 2>/dev/null || echo ?']);
+  return [
+    `- date: ${R['run.date'] || new Date().toISOString()}`,
+    `- commit: \`${commit}\`${dirty ? ' (with uncommitted changes to tracked files)' : ''}`,
+    `- machine: ${sh('nproc', [])} CPUs, ${model}${mhz ? ` (${Number(mhz).toFixed(0)} MHz)` : ''}, ` +
+      `${mem ? (Number(mem) / 1048576).toFixed(1) : '?'} GiB RAM, Linux ${os.release()}; ` +
+      `load average before the run: ${R['run.loadavg'] || '?'}`,
+    `- tools: ${wrk}, nginx ${nginx}, SQLite ${sqlite}, ${curl}; ` +
+      `wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64} -d${R['run.duration'] || 10}s, ` +
+      `send run ${R['run.send_duration'] || 10}s`,
+  ].join('\n');
+}
+
+function check(prefix) {
+  const c = R[`${prefix}.durable_check`];
+  if (!c) return '—';
+  return `${c === 'ok' ? 'ok' : '**MISMATCH**'}: catalog ${int(`${prefix}.catalog_events`)} = ` +
+    `herald 2xx ${int(`${prefix}.herald_2xx_events`)} (wrk saw ${int(`${prefix}.wrk_2xx_events`)})`;
+}
+
+function errs(prefix) {
+  const b = num(`${prefix}.bad_status`) || 0;
+  const s = num(`${prefix}.socket_errors`) || 0;
+  return b || s ? `; **${b} error statuses, ${s} socket errors**` : '';
+}
+
+function tables() {
+  const out = [];
+  out.push('### Ingest (events in)', '');
+  out.push('| what | herald | baseline, same run | ratio | p50 / p99 (herald; baseline) | check |');
+  out.push('| --- | --- | --- | --- | --- | --- |');
+  if (has('herald.track.rps')) {
+    out.push(`| POST /v1/track, 1 event (~700 B) per request | ${int('herald.track.rps')} req/s = ${int('herald.track.eps')} events/s${errs('herald.track')} | nginx fixed 200, same POST bodies: ${int('nginx.track.rps')} req/s | ${x('herald.track.rps', 'nginx.track.rps')} | ${ms('herald.track.p50_ms')} / ${ms('herald.track.p99_ms')}; ${ms('nginx.track.p50_ms')} / ${ms('nginx.track.p99_ms')} | ${check('herald.track')} |`);
+  }
+  if (has('herald.batch.rps')) {
+    out.push(`| POST /v1/batch, 100 events per request | ${int('herald.batch.rps')} req/s = **${int('herald.batch.eps')} events/s**${errs('herald.batch')} | nginx fixed 200, same POST bodies: ${int('nginx.batch.rps')} req/s | ${x('herald.batch.rps', 'nginx.batch.rps')} | ${ms('herald.batch.p50_ms')} / ${ms('herald.batch.p99_ms')}; ${ms('nginx.batch.p50_ms')} / ${ms('nginx.batch.p99_ms')} | ${check('herald.batch')} |`);
+  }
+  if (has('nginx.get.rps')) {
+    out.push(`| (reference) nginx GET / fixed 200 | — | ${int('nginx.get.rps')} req/s | — | ${ms('nginx.get.p50_ms')} / ${ms('nginx.get.p99_ms')} | — |`);
+  }
+  if (has('herald.track.rps') || has('herald.batch.rps')) {
+    out.push('');
+    out.push('Goals: /v1/track within 2x of the nginx baseline (ratio >= 0.5): ' +
+      (has('herald.track.rps') ? `**${x('herald.track.rps', 'nginx.track.rps')}, ${num('herald.track.rps') / num('nginx.track.rps') >= 0.5 ? 'met' : 'not met'}**` : 'not measured') +
+      '; over 100,000 events/s through batches: ' +
+      (has('herald.batch.eps') ? `**${int('herald.batch.eps')}/s, ${num('herald.batch.eps') > 100000 ? 'met' : 'not met'}**` : 'not measured') + '.');
+  }
+  if (has('send.accept.rps')) {
+    out.push('', '### Sending (notifications out, webhook provider to a local sink)', '');
+    out.push('| what | herald | baseline, same run | ratio | latency p50 / p99 (herald; baseline) | check |');
+    out.push('| --- | --- | --- | --- | --- | --- |');
+    out.push(`| POST /send accepted (202), wrk -c64 | ${int('send.accept.rps')} sends/s${errs('send.accept')} | libcurl multi, 16 in flight, to the sink: ${int('curl.sink.rps')} req/s | ${x('send.accept.rps', 'curl.sink.rps')} | answer: ${ms('send.accept.p50_ms')} / ${ms('send.accept.p99_ms')} | — |`);
+    out.push(`| delivered to the sink, saturating run (first send to last delivery) | ${int('send.deliver.delivered_ps')} messages/s | same: ${int('curl.sink.rps')} req/s | ${x('send.deliver.delivered_ps', 'curl.sink.rps')} | send to delivery: ${ms('send.deliver.e2e_p50_ms')} / ${ms('send.deliver.e2e_p99_ms')} (queueing behind the backlog); libcurl ${ms('curl.sink.p50_ms')} / ${ms('curl.sink.p99_ms')} | ${R['send.deliver.delivery_check'] === 'ok' ? 'ok' : '**MISMATCH**'}: ${int('send.deliver.delivered')} delivered = ${int('send.deliver.accepted')} accepted; drained ${R['send.deliver.drain_s']} s after wrk stopped |`);
+    if (has('send.light.rps')) {
+      out.push(`| light paced load (wrk -c4, 20 ms pauses) | ${int('send.light.rps')} sends/s, ${int('send.light.delivered_ps')} delivered/s | — | — | answer: ${ms('send.light.p50_ms')} / ${ms('send.light.p99_ms')}; send to delivery: **${ms('send.light.e2e_p50_ms')} / ${ms('send.light.e2e_p99_ms')}** | ${R['send.light.delivery_check'] === 'ok' ? 'ok' : '**MISMATCH**'}: ${int('send.light.delivered')} = ${int('send.light.accepted')} |`);
+    }
+  }
+  out.push('', '### Where the time goes (same runs)', '');
+  out.push('CPU in cores (CPU-seconds per second of the run; the machine has 2): the server\'s process(es), wrk, the whole machine, and the rest (machine - server - wrk: other tenants, the kernel\'s own threads; in bold above ' + NOISY + ' cores, a noisy neighbour).', '');
+  out.push('| run | server | wrk | machine busy | others | store transactions / commits (per commit) |');
+  out.push('| --- | --- | --- | --- | --- | --- |');
+  const noisy = [];
+  const cpuRow = (label, p, store) => {
+    if (!has(`${p}.cpu_server`)) return;
+    const others = num(`${p}.cpu_machine`) - num(`${p}.cpu_server`) - num(`${p}.cpu_wrk`);
+    if (others > NOISY) noisy.push(label);
+    out.push(`| ${label} | ${cores(`${p}.cpu_server`)} | ${cores(`${p}.cpu_wrk`)} | ${cores(`${p}.cpu_machine`)} | ${others > NOISY ? `**${others.toFixed(2)}**` : others.toFixed(2)} | ${store || '—'} |`);
+  };
+  const st = (p) => (has(`${p}.store_transactions`) ? `${int(`${p}.store_transactions`)} / ${int(`${p}.store_commits`)} (${R[`${p}.tx_per_commit`]})` : '');
+  cpuRow('nginx GET', 'nginx.get');
+  cpuRow('nginx POST track body', 'nginx.track');
+  cpuRow('nginx POST batch body', 'nginx.batch');
+  cpuRow('herald /v1/track', 'herald.track', st('herald.track'));
+  cpuRow('herald /v1/batch', 'herald.batch', st('herald.batch'));
+  cpuRow('herald /send (accept phase)', 'send.accept', has('send.store_transactions') ? `${st('send')}, accept and drain` : '');
+  if (has('send.deliver.cpu_server'))
+    out.push(`| herald /send, accept + drain until delivered | ${cores('send.deliver.cpu_server')} | — | — | — | ${int('send.deliveries_sent')} deliveries |`);
+  cpuRow('herald /send light load', 'send.light');
+  if (noisy.length)
+    out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${noisy.join('; ')}. Those figures understate what herald does alone; rerun before comparing.`);
+  return out.join('\n');
+}
+
+const section = [
+  BEGIN,
+  '',
+  '## Figures (generated by `bench/run.sh --write-docs`)',
+  '',
+  machine(),
+  '',
+  tables(),
+  '',
+  '<details><summary>raw results (key=value)</summary>',
+  '',
+  '```',
+  raw.trim(),
+  '```',
+  '',
+  '</details>',
+  '',
+  END,
+].join('\n');
+
+console.log(section);
+
+if (docs) {
+  const p = path.resolve(docs);
+  let text = fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '';
+  const b = text.indexOf(BEGIN);
+  const e = text.indexOf(END);
+  if (b >= 0 && e > b) {
+    text = text.slice(0, b) + section + text.slice(e + END.length);
+  } else {
+    text = (text || '# Performance\n\nMethod: see bench/README.md.\n') + '\n' + section + '\n';
+  }
+  fs.writeFileSync(p, text);
+  console.error(`report: wrote ${p}`);
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# run.sh: build herald, run every benchmark, print the markdown tables.
+#
+#   bench/run.sh [--write-docs] [--quick] [--only ingest|send] [--no-build] [--rev REV]
+#                [--out FILE]
+#
+#   --write-docs  also rewrite the generated section of docs/PERFORMANCE.md (between the
+#                 <!-- bench:results:begin/end --> markers; the prose around is kept)
+#   --quick       3 s runs instead of 10 s (a smoke test of the scripts, not figures)
+#   --only X      run only bench/X.sh
+#   --no-build    use ./herald (or $HERALD_BIN) as it is (default: `make herald` first)
+#   --rev REV     benchmark commit REV exactly: `git archive REV` into a temp dir and
+#                 build there (the working tree's uncommitted changes are left out)
+#   --out FILE    keep the raw key=value results in FILE (default: a temp file)
+#
+# Takes about 2.5 minutes with the defaults. Needs wrk, nginx, curl, node, cc and
+# libcurl's headers (Debian: apt-get install -y wrk nginx-light libcurl4-openssl-dev).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+write_docs=0 build=1 only="" out="" rev=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --write-docs) write_docs=1 ;;
+    --quick) export BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 ;;
+    --only) only=$2; shift ;;
+    --no-build) build=0 ;;
+    --rev) rev=$2; shift ;;
+    --out) out=$2; shift ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+tmp_out="" rev_dir=""
+trap 'rm -rf ${tmp_out:+"$tmp_out"} ${rev_dir:+"$rev_dir"}' EXIT
+if [ -n "$rev" ]; then
+    rev_dir=$(mktemp -d "${TMPDIR:-/tmp}/herald-bench-rev.XXXXXX")
+    git archive "$rev" | tar -x -C "$rev_dir"
+    make -C "$rev_dir" herald >&2
+    export HERALD_BIN=$rev_dir/herald
+    commit=$(git rev-parse --short "$rev") dirty=0
+else
+    if [ "$build" = 1 ]; then make herald >&2; fi
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+    dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+fi
+
+if [ -z "$out" ]; then
+    tmp_out=$(mktemp "${TMPDIR:-/tmp}/herald-bench-results.XXXXXX")
+    out=$tmp_out
+fi
+: >"$out"
+export BENCH_OUT=$out
+{
+    echo "run.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "run.loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "run.commit=$commit"
+    echo "run.dirty=$dirty"
+    echo "run.threads=${BENCH_THREADS:-2}"
+    echo "run.conns=${BENCH_CONNS:-64}"
+    echo "run.duration=${BENCH_DURATION:-10}"
+    echo "run.send_duration=${SEND_DURATION:-10}"
+} >>"$out"
+
+for b in ingest send; do
+    if [ -z "$only" ] || [ "$only" = "$b" ]; then
+        echo "== bench/$b.sh" >&2
+        bash "bench/$b.sh" >/dev/null
+    fi
+done
+
+if [ "$write_docs" = 1 ]; then
+    node bench/report.mjs "$out" --docs docs/PERFORMANCE.md
+else
+    node bench/report.mjs "$out"
+fi

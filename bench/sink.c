@@ -1,0 +1,311 @@
+/* sink.c: a small, fast HTTP/1.1 sink for the delivery benchmarks. One thread, epoll,
+ * keep-alive. Every request other than GET /stats and POST /reset is answered
+ * 200 {"id":"<n>"} and counted with its arrival time (CLOCK_REALTIME, microseconds).
+ * If the body holds "ts:<digits>" (a send time in microseconds since the epoch, put
+ * there by the load generator), the latency arrival - ts is recorded as well.
+ *
+ *   GET  /stats  -> {"count":N,"with_ts":M,"first_us":..,"last_us":..,"min_send_us":..,
+ *                    "p50_us":..,"p90_us":..,"p99_us":..,"max_us":..}
+ *   POST /reset  -> zero everything
+ *
+ * Build: cc -O2 -o sink bench/sink.c
+ * Run:   ./sink PORT          (listens on 127.0.0.1:PORT; SIGTERM/SIGINT stop it)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LAT (8u << 20) /* latencies kept (8M, 64 MiB) */
+#define BUF_MAX (1u << 20) /* largest request we buffer */
+
+struct conn {
+    int fd;
+    char *buf;
+    size_t len, cap;
+    char *out;
+    size_t out_len, out_off, out_cap;
+};
+
+static volatile sig_atomic_t stop;
+static uint64_t count, with_ts, first_us, last_us, min_send_us;
+static int64_t *lat;
+static size_t n_lat;
+
+static void on_signal(int s)
+{
+    (void)s;
+    stop = 1;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void out_append(struct conn *c, const char *s, size_t n)
+{
+    if (c->out_len + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + n)
+            cap *= 2;
+        c->out = realloc(c->out, cap);
+        if (!c->out)
+            abort();
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, s, n);
+    c->out_len += n;
+}
+
+static void respond(struct conn *c, const char *body)
+{
+    char head[256];
+    size_t bl = strlen(body);
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     bl);
+    out_append(c, head, (size_t)n);
+    out_append(c, body, bl);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void stats(struct conn *c)
+{
+    char body[512];
+    int64_t p50 = 0, p90 = 0, p99 = 0, mx = 0;
+    if (n_lat) {
+        int64_t *s = malloc(n_lat * sizeof *s);
+        if (!s)
+            abort();
+        memcpy(s, lat, n_lat * sizeof *s);
+        qsort(s, n_lat, sizeof *s, cmp_i64);
+        p50 = s[(n_lat - 1) * 50 / 100];
+        p90 = s[(n_lat - 1) * 90 / 100];
+        p99 = s[(n_lat - 1) * 99 / 100];
+        mx = s[n_lat - 1];
+        free(s);
+    }
+    snprintf(body, sizeof body,
+             "{\"count\":%llu,\"with_ts\":%llu,\"first_us\":%llu,\"last_us\":%llu,"
+             "\"min_send_us\":%llu,\"p50_us\":%lld,\"p90_us\":%lld,\"p99_us\":%lld,"
+             "\"max_us\":%lld}\n",
+             (unsigned long long)count, (unsigned long long)with_ts,
+             (unsigned long long)first_us, (unsigned long long)last_us,
+             (unsigned long long)min_send_us, (long long)p50, (long long)p90, (long long)p99,
+             (long long)mx);
+    respond(c, body);
+}
+
+/* header_value: the value of header `name` within head[0..n), or NULL. */
+static const char *header_value(const char *head, size_t n, const char *name, size_t *vlen)
+{
+    size_t nl = strlen(name);
+    const char *p = memchr(head, '\n', n), *end = head + n;
+    while (p && p + 1 < end) {
+        const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > nl + 1 && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            *vlen = (size_t)(eol - v);
+            if (*vlen && v[*vlen - 1] == '\r')
+                (*vlen)--;
+            return v;
+        }
+        p = eol;
+    }
+    return NULL;
+}
+
+/* handle: answer every complete request in c->buf. Returns -1 to close. */
+static int handle(struct conn *c)
+{
+    size_t off = 0;
+    for (;;) {
+        char *base = c->buf + off, *hend;
+        size_t avail = c->len - off, head_len, body_len = 0, vl;
+        const char *v;
+        hend = memmem(base, avail, "\r\n\r\n", 4);
+        if (!hend)
+            break;
+        head_len = (size_t)(hend - base) + 4;
+        if ((v = header_value(base, head_len, "Content-Length", &vl)))
+            body_len = strtoull(v, NULL, 10);
+        if (body_len > BUF_MAX)
+            return -1;
+        if (avail < head_len + body_len) {
+            /* curl may wait for 100 Continue before sending a large body */
+            if ((v = header_value(base, head_len, "Expect", &vl)) && vl >= 3 &&
+                strncasecmp(v, "100", 3) == 0 && avail == head_len)
+                out_append(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            break;
+        }
+        if (strncmp(base, "GET /stats", 10) == 0) {
+            stats(c);
+        } else if (strncmp(base, "POST /reset", 11) == 0) {
+            count = with_ts = first_us = last_us = min_send_us = 0;
+            n_lat = 0;
+            respond(c, "{}\n");
+        } else {
+            uint64_t t = now_us();
+            const char *b = base + head_len, *ts;
+            char idb[48];
+            count++;
+            if (!first_us)
+                first_us = t;
+            last_us = t;
+            ts = body_len ? memmem(b, body_len, "ts:", 3) : NULL;
+            if (ts) {
+                uint64_t s = strtoull(ts + 3, NULL, 10);
+                if (s) {
+                    with_ts++;
+                    if (!min_send_us || s < min_send_us)
+                        min_send_us = s;
+                    if (n_lat < MAX_LAT)
+                        lat[n_lat++] = (int64_t)(t - s);
+                }
+            }
+            snprintf(idb, sizeof idb, "{\"id\":\"%llu\"}", (unsigned long long)count);
+            respond(c, idb);
+        }
+        off += head_len + body_len;
+    }
+    if (off) {
+        memmove(c->buf, c->buf + off, c->len - off);
+        c->len -= off;
+    }
+    return 0;
+}
+
+static int flush_out(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 1;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+static void conn_close(int ep, struct conn *c)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    free(c->buf);
+    free(c->out);
+    free(c);
+}
+
+int main(int argc, char **argv)
+{
+    struct sockaddr_in a;
+    struct epoll_event ev, evs[256];
+    int one = 1, ls, ep;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: sink PORT\n");
+        return 2;
+    }
+    lat = malloc(MAX_LAT * sizeof *lat);
+    if (!lat)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)atoi(argv[1]));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 1024) < 0) {
+        perror("sink: bind/listen");
+        return 1;
+    }
+    ep = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    while (!stop) {
+        int n = epoll_wait(ep, evs, 256, 200);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (!c) {
+                int fd;
+                while ((fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+                    c = calloc(1, sizeof *c);
+                    c->fd = fd;
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+                    ev.data.ptr = c;
+                    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+                }
+                continue;
+            }
+            if (evs[i].events & EPOLLIN) {
+                int closed = 0;
+                for (;;) {
+                    ssize_t r;
+                    if (c->cap - c->len < 16384) {
+                        c->cap = c->cap ? c->cap * 2 : 65536;
+                        if (c->cap > 2 * BUF_MAX + 65536) {
+                            closed = 1;
+                            break;
+                        }
+                        c->buf = realloc(c->buf, c->cap);
+                    }
+                    r = read(c->fd, c->buf + c->len, c->cap - c->len);
+                    if (r > 0) {
+                        c->len += (size_t)r;
+                        continue;
+                    }
+                    if (r == 0)
+                        closed = 1;
+                    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                        closed = 1;
+                    if (r < 0 && errno == EINTR)
+                        continue;
+                    break;
+                }
+                if (!closed && handle(c) < 0)
+                    closed = 1;
+                if (closed) {
+                    conn_close(ep, c);
+                    continue;
+                }
+            }
+            if (c->out_len && flush_out(c) < 0)
+                conn_close(ep, c);
+        }
+    }
+    return 0;
+}
