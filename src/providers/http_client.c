@@ -295,7 +295,11 @@ int64_t http_client_retry_after(const char *value, int64_t now_ms)
         return secs * 1000 > cap ? cap : secs * 1000;
     }
     t = curl_getdate(value, NULL);
-    if (t == (time_t)-1 || (int64_t)t * 1000 <= now_ms)
+    if (t == (time_t)-1 || (int64_t)t < 0)
+        return 0;
+    if ((int64_t)t > INT64_MAX / 1000) /* an absurd year (found by fuzzing): far future */
+        return cap;
+    if ((int64_t)t * 1000 <= now_ms)
         return 0;
     return (int64_t)t * 1000 - now_ms > cap ? cap : (int64_t)t * 1000 - now_ms;
 }

@@ -1,0 +1,57 @@
+/* fuzz_json.c: libFuzzer target for bounded JSON input (json.h): json_parse_bounded at
+ * the default depth and at a small one, utf8_valid, the accessors, and the round trip
+ * herald relies on when it stores a document: what json_print writes must parse again
+ * under the same bounds and print the same again. */
+#include "../../src/util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(c)                                                                          \
+    do {                                                                                  \
+        if (!(c)) {                                                                       \
+            fprintf(stderr, "fuzz_json: invariant failed: %s (line %d)\n", #c, __LINE__); \
+            abort();                                                                      \
+        }                                                                                 \
+    } while (0)
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    const char *p = (const char *)data;
+    cJSON *v = NULL, *small = NULL;
+    struct herr err;
+    bool utf8 = utf8_valid(p, size);
+    int rc;
+
+    herr_clear(&err);
+    rc = json_parse_bounded(p, size, JSON_MAX_DEPTH_DEFAULT, &v, &err);
+    if (rc == 0) {
+        char *text = json_print(v);
+        cJSON *again = NULL;
+        int64_t i;
+        CHECK(utf8);
+        CHECK(utf8_valid(text, strlen(text)));
+        CHECK(json_parse_bounded(text, strlen(text), JSON_MAX_DEPTH_DEFAULT, &again, NULL) == 0);
+        {
+            char *text2 = json_print(again); /* print(parse(print(v))) == print(v) */
+            CHECK(strcmp(text, text2) == 0);
+            free(text2);
+        }
+        cJSON_Delete(again);
+        free(text);
+        (void)json_str(v, "a");
+        (void)json_i64(v, "a", &i);
+        (void)json_bool(v, "a", false);
+        (void)json_obj(v, "a");
+        (void)json_arr(v, "a");
+    } else {
+        CHECK(v == NULL);
+    }
+    herr_clear(&err);
+    if (json_parse_bounded(p, size, 4, &small, &err) == 0)
+        CHECK(rc == 0);
+    cJSON_Delete(small);
+    cJSON_Delete(v);
+    return 0;
+}
