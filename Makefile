@@ -1,8 +1,8 @@
 # herald: a plain Makefile over pkg-config.
 #   make            build ./herald (release, -O2)
 #   make run        install missing packages, build, start `herald serve` on SQLite
-#   make test       install what tests need, build, run unit + e2e suites, plain and
-#                   under ASan+UBSan
+#   make test       install what tests need (PostgreSQL included), build, run unit + e2e
+#                   suites, plain and under ASan+UBSan
 #   make clean
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
@@ -82,9 +82,18 @@ deps-test:
 run: deps herald
 	./herald serve
 
-# unit: build and run every unit test binary of this variant
+# unit: build and run every unit test binary of this variant. The PostgreSQL backend's
+# tests need a server (HERALD_TEST_PG_DSN): unless one is given, a throwaway cluster is
+# started under build/pg for the run (scripts/pg-test.sh) and stopped after it. Without
+# PostgreSQL those tests fail loudly rather than pass.
 unit: $(UNIT_BIN)
-	@scripts/run-unit.sh $(UNIT_BIN)
+	@if [ -n "$$HERALD_TEST_PG_DSN" ]; then \
+	    exec scripts/run-unit.sh $(UNIT_BIN); \
+	fi; \
+	trap 'scripts/pg-test.sh stop $$$$' EXIT; trap 'exit 130' INT TERM; \
+	dsn=$$(scripts/pg-test.sh start $$$$) || \
+	    echo "unit: PostgreSQL could not be started; its tests will fail" >&2; \
+	HERALD_TEST_PG_DSN="$$dsn" scripts/run-unit.sh $(UNIT_BIN)
 
 # e2e: the black-box suites against this variant's binary
 e2e: $(B)/herald
@@ -96,10 +105,18 @@ test-rel:
 test-asan:
 	$(MAKE) VARIANT=asan unit e2e
 
+# test: one throwaway PostgreSQL cluster (scripts/pg-test.sh) serves both variants; it is
+# stopped at the end, also when a suite fails
 test: deps-test
 	@scripts/check-layers.sh
-	$(MAKE) test-rel
-	$(MAKE) test-asan
+	@trap 'scripts/pg-test.sh stop $$$$' EXIT; trap 'exit 130' INT TERM; \
+	dsn=$$(scripts/pg-test.sh start $$$$) || { \
+	    echo "make test: PostgreSQL could not be started (scripts/pg-test.sh start)" >&2; \
+	    exit 1; }; \
+	echo "make test: PostgreSQL at $$dsn"; \
+	export HERALD_TEST_PG_DSN="$$dsn"; \
+	$(MAKE) test-rel && $(MAKE) test-asan
+	$(MAKE) fuzz-replay
 	@echo "make test: all suites passed"
 
 check-layers:
@@ -109,3 +126,66 @@ clean:
 	rm -rf build herald
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (libFuzzer; tests/fuzz) ----------------------------------------------------
+#   make fuzz-build                   clang builds of every target into build/fuzz/
+#   make fuzz [FUZZ_SECONDS=60]       fuzz each target for FUZZ_SECONDS on a copy of its
+#                                     corpus; new crash inputs go to build/fuzz/crashes/
+#   make fuzz-replay                  run each target once over its committed corpus and
+#                                     tests/fuzz/crashes/<target>-* (part of make test)
+# The library is compiled again with clang and sanitizer coverage under build/fuzz/obj.
+FUZZ_CC      := clang
+FUZZ_B       := build/fuzz
+FUZZ_TARGETS := segment courier_track hbs elemental expr refs jsonpatch json router \
+                retry_after duration iso_time
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(PKG_CFLAGS)
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_B)/obj/%.o)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+
+.PHONY: fuzz-build fuzz fuzz-replay
+
+fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_B)/libherald.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/libherald.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< \
+		$(FUZZ_B)/libherald.a $(LIBS)
+
+# fuzz: each target in turn on build/fuzz/corpus/<t> (seeded from tests/fuzz/corpus/<t>);
+# prints the executions of each run and fails at the end if any target crashed
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_B)/crashes $(FUZZ_B)/logs; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_B)/corpus/$$t; cp -n tests/fuzz/corpus/$$t/* $(FUZZ_B)/corpus/$$t/ 2>/dev/null; \
+	    dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+	    $(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/crashes/$$t- $$dict \
+	        $(FUZZ_B)/corpus/$$t > $(FUZZ_B)/logs/$$t.log 2>&1; rc=$$?; \
+	    execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_B)/logs/$$t.log | tail -1); \
+	    if [ $$rc -eq 0 ]; then echo "fuzz $$t: $${execs:-?} executions, no crash"; \
+	    else failed="$$failed $$t"; echo "fuzz $$t: CRASH after $${execs:-?} executions (log $(FUZZ_B)/logs/$$t.log)"; \
+	        grep -m1 -E 'ERROR: |runtime error|invariant failed|deadly signal' $(FUZZ_B)/logs/$$t.log; \
+	        grep -E 'Test unit written to' $(FUZZ_B)/logs/$$t.log; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed"; exit 1; fi
+
+# fuzz-replay: every committed seed once, plus the saved crash inputs (regression seeds)
+fuzz-replay: fuzz-build
+	@mkdir -p $(FUZZ_B)/logs; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	    crashes=$$(ls tests/fuzz/crashes/$$t-* 2>/dev/null); \
+	    if $(FUZZ_B)/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t > $(FUZZ_B)/logs/replay-$$t.log 2>&1 && \
+	       { [ -z "$$crashes" ] || $(FUZZ_B)/fuzz_$$t $$crashes >> $(FUZZ_B)/logs/replay-$$t.log 2>&1; }; then \
+	        echo "fuzz-replay $$t: $$(ls tests/fuzz/corpus/$$t | wc -l) seeds$${crashes:+, $$(echo $$crashes | wc -w) crash inputs}: ok"; \
+	    else failed="$$failed $$t"; echo "fuzz-replay $$t: FAILED"; tail -n 30 $(FUZZ_B)/logs/replay-$$t.log; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz-replay: failures in:$$failed"; exit 1; fi

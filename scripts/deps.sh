@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # deps.sh MODE: install the Debian packages herald needs, only those missing.
 #   run   build and run the server
-#   test  also cmocka, node/npm (only when `node` is not on PATH) and the e2e
-#         suite's npm packages (npm ci in tests/e2e when needed)
+#   test  also cmocka, PostgreSQL's server (postgresql: the PostgreSQL backend's
+#         tests run on a throwaway cluster, scripts/pg-test.sh), clang and its
+#         libFuzzer runtime (make fuzz-replay), node/npm (only when `node` is not on
+#         PATH) and the e2e suite's npm packages (npm ci in tests/e2e when needed)
 # A second run with everything present is quick: no apt call, no npm call.
 set -euo pipefail
 
@@ -16,10 +18,13 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev
       libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libcmark-dev)
 if [ "$mode" = test ]; then
-    pkgs+=(libcmocka-dev)
+    pkgs+=(libcmocka-dev clang libclang-rt-14-dev postgresql)
     if ! command -v node >/dev/null 2>&1; then
         pkgs+=(nodejs npm)
     fi
+    # the admin UI's browser tests (tests/e2e/ui.test.mjs) drive Debian's chromium;
+    # its fonts are only recommended, and screenshots need some
+    pkgs+=(chromium fonts-liberation)
 fi
 
 missing=()

@@ -56,7 +56,7 @@ static const char usage_serve[] =
     "\n"
     "options (each also read from the environment variable shown; flags win):\n"
     "  --listen ADDR        address to listen on            HERALD_LISTEN       127.0.0.1:8080\n"
-    "  --store DSN          store: sqlite:PATH              HERALD_STORE        sqlite:./var/herald.db\n"
+    "  --store DSN          sqlite:PATH or postgres://...   HERALD_STORE        sqlite:./var/herald.db\n"
     "  --workers N          job worker threads              HERALD_WORKERS      4\n"
     "  --http-threads N     HTTP thread pool size           HERALD_HTTP_THREADS 16\n"
     "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
@@ -167,7 +167,9 @@ static int open_store(const char *dsn, struct store **s)
     struct herr err;
     herr_clear(&err);
     if (store_open(dsn, hclock_system(), s, &err) < 0) {
-        fprintf(stderr, "herald: cannot open store %s: %s\n", dsn, err.msg);
+        /* only the scheme: a postgres:// DSN may carry a password */
+        fprintf(stderr, "herald: cannot open the %.*s store: %s\n", (int)strcspn(dsn, ":"), dsn,
+                err.msg);
         return HR_IO;
     }
     return HR_OK;

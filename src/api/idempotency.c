@@ -135,8 +135,10 @@ void api_idempotency_wrap(void *vctx, struct http_req *req, struct http_resp *re
     char *s = NULL;
     int rc;
 
+    store_ingress(true); /* this thread's writes may be refused under overload (429) */
     if (!key) {
         next(next_ctx, req, resp);
+        store_ingress(false);
         return;
     }
     if (!key[0] || strlen(key) > KEY_MAX) {
@@ -193,6 +195,7 @@ void api_idempotency_wrap(void *vctx, struct http_req *req, struct http_resp *re
     if (rc < 0)
         LOG_W("idempotency.save_failed", "rc=%s", hr_rc_str(rc));
 out:
+    store_ingress(false);
     cJSON_Delete(c.found);
     cJSON_Delete(rec);
     free(s);

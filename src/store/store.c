@@ -3,6 +3,7 @@
  * themselves live in src/store/<name>/. */
 #include "store.h"
 
+#include "postgres/pg.h"
 #include "sqlite/sqlite.h"
 
 #include "../util/xalloc.h"
@@ -15,9 +16,11 @@ struct backend {
     const struct store_ops *ops;
 };
 
-/* Add a backend with one line here, e.g. {"postgres://", &pg_store_ops}. */
+/* Add a backend with one line here. */
 static const struct backend backends[] = {
     {"sqlite:", &sqlite_store_ops},
+    {"postgres://", &pg_store_ops},
+    {"postgresql://", &pg_store_ops},
 };
 
 #define NBACKENDS (sizeof backends / sizeof backends[0])
@@ -51,7 +54,8 @@ int store_open(const char *dsn, struct hclock *clock, struct store **out, struct
     if (out)
         *out = NULL;
     if (!out || !dsn || !dsn[0]) {
-        rc = herr_set(err, HR_INVAL, "no store DSN given (expected sqlite:PATH)");
+        rc = herr_set(err, HR_INVAL,
+                      "no store DSN given (expected sqlite:PATH or postgres://...)");
         goto out;
     }
     for (size_t i = 0; i < NBACKENDS && !ops; i++)
@@ -59,7 +63,9 @@ int store_open(const char *dsn, struct hclock *clock, struct store **out, struct
             ops = backends[i].ops;
     if (!ops) {
         scheme_name(dsn, scheme, sizeof scheme);
-        rc = herr_set(err, HR_INVAL, "unsupported store DSN scheme \"%s\" (expected sqlite:PATH)",
+        rc = herr_set(err, HR_INVAL,
+                      "unsupported store DSN scheme \"%s\" (expected sqlite:PATH or "
+                      "postgres://...)",
                       scheme);
         goto out;
     }
@@ -123,8 +129,24 @@ void store_set_job_listener(struct store *s, void (*fn)(void *), void *arg)
     struct herr err;
     if (!s)
         return;
+    if (s->ops == &pg_store_ops) { /* on_jobs runs on many threads there: it has a lock */
+        pg_set_job_listener(s, fn, arg);
+        return;
+    }
     if (store_write(s, set_listener, &l, &err) < 0 && !l.set) {
         s->on_jobs = fn;
         s->on_jobs_arg = arg;
     }
+}
+
+static _Thread_local bool t_ingress;
+
+void store_ingress(bool on)
+{
+    t_ingress = on;
+}
+
+bool store_is_ingress(void)
+{
+    return t_ingress;
 }

@@ -245,6 +245,13 @@ struct store {
                                                   waited this long; 0: default (2000) */
 };
 
+/* store_ingress / store_is_ingress: mark the calling thread as serving outside requests
+ * (the API does it around each handler). Only such writes are refused by back-pressure
+ * (HR_AGAIN); the queue's own writes (leases, job outcomes) always wait their turn, so an
+ * overload never stalls the work that drains it. */
+void store_ingress(bool on);
+bool store_is_ingress(void);
+
 /* store_open: pick the backend by the DSN's scheme ("sqlite:PATH", "postgres://...").
  * On success *out is owned by the caller; release with store_close. */
 int store_open(const char *dsn, struct hclock *clock, struct store **out, struct herr *err)

@@ -965,7 +965,8 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
         size_t qmax = ss->base.write_queue_max ? ss->base.write_queue_max : WRITE_QUEUE_MAX;
         int64_t wmax = ss->base.write_wait_max_ms > 0 ? ss->base.write_wait_max_ms : WRITE_WAIT_MAX_MS;
         int64_t now = time_mono_ms();
-        if (ss->queued >= qmax || (ss->head && now - ss->head->enq_ms > wmax)) {
+        if (store_is_ingress() &&
+            (ss->queued >= qmax || (ss->head && now - ss->head->enq_ms > wmax))) {
             size_t q = ss->queued;
             pthread_mutex_unlock(&ss->mu);
             rc = herr_set(err, HR_AGAIN,

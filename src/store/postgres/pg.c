@@ -1,0 +1,2246 @@
+/* pg.c: the PostgreSQL backend of struct store_ops (contracts in ../store.h), over libpq.
+ *
+ * Several herald nodes may share one database, so everything the SQLite backend gets
+ * from its single writer comes from the database here:
+ *   - store_write runs fn in its own READ COMMITTED transaction on a pooled connection;
+ *     on a serialization failure or a deadlock (40001, 40P01) it rolls back and runs fn
+ *     again (up to WRITE_TRIES times, with a short jittered sleep).
+ *   - read-modify-write: doc_get_txn and message_get_txn read with FOR UPDATE;
+ *     doc_get_txn first takes a transaction advisory lock on (coll, id), so two
+ *     transactions that both find a document absent cannot both create it.
+ *   - dedup is a constraint: jobs.dedup_key is UNIQUE, event_dedup has the primary key
+ *     (source_id, message_id) and is claimed with INSERT ... ON CONFLICT DO UPDATE ...
+ *     WHERE the earlier event is outside the window.
+ *   - jobs are leased with FOR UPDATE SKIP LOCKED; a lease held by a node that died
+ *     simply runs out (job_expire_leases is NULL: a live node may hold it).
+ *   - a commit that made jobs runnable sends NOTIFY herald_jobs inside the transaction;
+ *     one listener thread per store LISTENs and calls on_jobs, so idle nodes wake.
+ *
+ * Connections: a bounded pool (HERALD_PG_POOL, default 8), opened lazily, lent for one
+ * read or one write. A connection found broken is closed and reopened on next use.
+ * Inside a write fn, reads of the same store run on the transaction's connection.
+ * Statements are prepared lazily per connection, named by their index; parameters are
+ * sent as text (integers) or binary (strings, bytes), results come back binary.
+ *
+ * Locking: `mu` guards the pool, the waiter count and the stats; `cb_lock` guards the
+ * on_jobs fields (read-locked while a listener runs). Neither is held while SQL runs. */
+#include "pg.h"
+
+#include "migrations.h"
+
+#include "../../util/arena.h"
+#include "../../util/clock.h"
+#include "../../util/crypto.h"
+#include "../../util/json.h"
+#include "../../util/log.h"
+#include "../../util/str.h"
+#include "../../util/xalloc.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOL_DEFAULT 8
+#define POOL_MAX 256
+#define WAITERS_MAX 8192             /* writers waiting for a connection before HR_AGAIN */
+#define WAIT_MAX_MS 2000             /* ... or when the oldest has waited this long */
+#define WRITE_TRIES 5                /* runs of fn on serialization failure / deadlock */
+#define KIND_MAX 31
+#define PAYLOAD_MAX (1024 * 1024)
+#define META_KEY_MAX 255
+#define DEDUP_KEY_MAX 255
+#define ERROR_TEXT_MAX 4096
+#define LEASE_BATCH_MAX 1000
+#define LEASE_MS_MAX (7LL * 24 * 3600 * 1000)
+#define KINDS_MAX 256
+#define LIST_MAX 100000
+#define DEFAULT_MAX_ATTEMPTS 25
+#define DOC_ID_MAX 1024
+#define CATALOG_NAME_MAX 1024
+#define MSG_TEXT_MAX 4096
+#define NPARAMS_MAX 20
+#define CHANNEL "herald_jobs"
+#define LISTEN_POLL_MS 1000
+
+/* ---- SQL ---------------------------------------------------------------------------- */
+
+#define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms"
+#define JOB_COLS                                                                            \
+    "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "         \
+    "max_attempts, created_ms, last_error"
+#define DOC_COLS "coll, id, body, version, created_ms, updated_ms"
+#define EVENT_COLS "id, source_id, message_id, type, user_id, body, received_ms"
+#define CATALOG_COLS "name, count, first_seen_ms, last_seen_ms, sample"
+#define MSG_COLS                                                                             \
+    "id, request_id, status, recipient, notification, event, trace_id, run_id, tags, reason, " \
+    "error, spec, state, enqueued_ms, sent_ms, delivered_ms, canceled_ms, updated_ms"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+enum stmt_id {
+    S_PING,
+    S_NOTIFY,
+    S_META_SET,
+    S_META_GET,
+    S_KEY_INSERT,
+    S_KEY_FIND,
+    S_KEY_LIST,
+    S_KEY_REVOKE,
+    S_KEY_COUNT,
+    S_JOB_INSERT,
+    S_JOB_BY_DEDUP,
+    S_JOB_LEASE,
+    S_JOB_ACK,
+    S_JOB_RETRY,
+    S_JOB_DEAD,
+    S_JOB_RELEASE,
+    S_JOB_GET,
+    S_JOB_COUNTS,
+    S_JOB_NEXT,
+    S_JOB_LIST,
+    S_DOC_GET,
+    S_DOC_LOCK,
+    S_DOC_GET_FOR_UPDATE,
+    S_DOC_PUT,
+    S_DOC_DELETE,
+    S_DOC_LIST,
+    S_EVENT_CLAIM,
+    S_EVENT_HOLDER,
+    S_EVENT_INSERT,
+    S_EVENT_GET,
+    S_CATALOG_TOUCH,
+    S_CATALOG_GET,
+    S_CATALOG_LIST,
+    S_MSG_INSERT,
+    S_MSG_UPDATE,
+    S_MSG_GET,
+    S_MSG_GET_FOR_UPDATE,
+    S_MSG_LIST,
+    S_HIST_APPEND,
+    S_HIST_LIST,
+    S_COUNT
+};
+
+static const char *const SQL[S_COUNT] = {
+    [S_PING] = "SELECT 1",
+    [S_NOTIFY] = "SELECT pg_notify('" CHANNEL "', $1::text)",
+    [S_META_SET] = "INSERT INTO meta(key, value) VALUES($1::text, $2::bytea) "
+                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = $1::text",
+    [S_KEY_INSERT] = "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms) "
+                     "VALUES($1::bigint, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint) "
+                     "ON CONFLICT DO NOTHING RETURNING id",
+    [S_KEY_FIND] = "SELECT " KEY_COLS " FROM api_keys WHERE hash = $1::bytea AND revoked_ms = 0",
+    [S_KEY_LIST] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_ms DESC, id DESC",
+    [S_KEY_REVOKE] = "UPDATE api_keys SET revoked_ms = $1::bigint "
+                     "WHERE prefix = $2::text AND revoked_ms = 0",
+    [S_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE revoked_ms = 0 "
+                    "AND ($1::bigint = 0 OR kind = $1::bigint)",
+    [S_JOB_INSERT] =
+        "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key) "
+        "VALUES($1::text, $2::bytea, 0, $3::bigint, $4::bigint, $5::bigint, $6::text) "
+        "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
+    [S_JOB_BY_DEDUP] = "SELECT id FROM jobs WHERE dedup_key = $1::text",
+    /* runnable: queued and due, or leased with the lease run out; rows another
+     * transaction is leasing right now are skipped, not waited for. Each row gets its
+     * own token: the caller's random value mixed with the server's. */
+    [S_JOB_LEASE] =
+        "WITH picked AS (SELECT id FROM jobs "
+        " WHERE ((state = 0 AND run_at_ms <= $1::bigint) OR "
+        "        (state = 1 AND lease_until_ms <= $1::bigint)) "
+        " AND ($3::text[] IS NULL OR kind = ANY($3::text[])) "
+        " ORDER BY run_at_ms, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED) "
+        "UPDATE jobs SET state = 1, lease_until_ms = $2::bigint, attempts = attempts + 1, "
+        " lease_token = ((($5::bigint # (random() * 4611686018427387903)::bigint) # jobs.id) "
+        "  & 4611686018427387903) + 1 "
+        "FROM picked WHERE jobs.id = picked.id RETURNING "
+        "jobs.id, jobs.kind, jobs.payload, jobs.state, jobs.run_at_ms, jobs.lease_until_ms, "
+        "jobs.lease_token, jobs.attempts, jobs.max_attempts, jobs.created_ms, jobs.last_error",
+    [S_JOB_ACK] = "DELETE FROM jobs WHERE id = $1::bigint AND state = 1 "
+                  "AND lease_token = $2::bigint",
+    [S_JOB_RETRY] = "UPDATE jobs SET state = 0, run_at_ms = $3::bigint, last_error = $4::text, "
+                    "lease_until_ms = 0, lease_token = 0 "
+                    "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
+    [S_JOB_DEAD] = "UPDATE jobs SET state = 2, last_error = $3::text, lease_until_ms = 0, "
+                   "lease_token = 0 WHERE id = $1::bigint AND state = 1 "
+                   "AND lease_token = $2::bigint",
+    [S_JOB_RELEASE] = "UPDATE jobs SET state = 0, attempts = greatest(attempts - 1, 0), "
+                      "lease_until_ms = 0, lease_token = 0 "
+                      "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
+    [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1::bigint",
+    [S_JOB_COUNTS] = "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state "
+                     "ORDER BY kind, state",
+    [S_JOB_NEXT] = "SELECT least((SELECT min(run_at_ms) FROM jobs WHERE state = 0), "
+                   "(SELECT min(lease_until_ms) FROM jobs WHERE state = 1))",
+    [S_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE state = $1::bigint "
+                   "ORDER BY id DESC LIMIT $2::bigint",
+    [S_DOC_GET] = "SELECT " DOC_COLS " FROM docs WHERE coll = $1::text AND id = $2::text",
+    [S_DOC_LOCK] = "SELECT pg_advisory_xact_lock(" STR(PG_LOCK_DOC_CLASS) ", "
+                   "hashtext($1::text || '/' || $2::text))",
+    [S_DOC_GET_FOR_UPDATE] = "SELECT " DOC_COLS " FROM docs WHERE coll = $1::text "
+                             "AND id = $2::text FOR UPDATE",
+    [S_DOC_PUT] = "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+                  "VALUES($1::text, $2::text, $3::bytea, 1, $4::bigint, $4::bigint) "
+                  "ON CONFLICT(coll, id) DO UPDATE SET body = excluded.body, "
+                  "version = docs.version + 1, updated_ms = excluded.updated_ms "
+                  "RETURNING version",
+    [S_DOC_DELETE] = "DELETE FROM docs WHERE coll = $1::text AND id = $2::text",
+    [S_DOC_LIST] = "SELECT " DOC_COLS " FROM docs WHERE coll = $1::text AND id > $2::text "
+                   "AND starts_with(id, $3::text) ORDER BY id LIMIT $4::bigint",
+    /* claim (source, messageId) for a new event id unless the holder is within the
+     * window; the row lock makes concurrent claims of one key wait for each other */
+    [S_EVENT_CLAIM] =
+        "INSERT INTO event_dedup(source_id, message_id, event_id, received_ms) "
+        "VALUES($1::bigint, $2::text, nextval(pg_get_serial_sequence('events', 'id')), "
+        "$3::bigint) ON CONFLICT(source_id, message_id) DO UPDATE SET "
+        "event_id = excluded.event_id, received_ms = excluded.received_ms "
+        "WHERE event_dedup.received_ms < $4::bigint RETURNING event_id",
+    [S_EVENT_HOLDER] = "SELECT event_id FROM event_dedup WHERE source_id = $1::bigint "
+                       "AND message_id = $2::text",
+    [S_EVENT_INSERT] =
+        "INSERT INTO events(id, source_id, message_id, type, user_id, body, received_ms) "
+        "VALUES($1::bigint, $2::bigint, $3::text, $4::text, $5::text, $6::bytea, $7::bigint)",
+    [S_EVENT_GET] = "SELECT " EVENT_COLS " FROM events WHERE id = $1::bigint",
+    [S_CATALOG_TOUCH] =
+        "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
+        "VALUES($1::text, 1, $2::bigint, $2::bigint, $3::bytea) ON CONFLICT(name) DO UPDATE "
+        "SET count = catalog.count + 1, "
+        "first_seen_ms = least(catalog.first_seen_ms, excluded.first_seen_ms), "
+        "last_seen_ms = greatest(catalog.last_seen_ms, excluded.last_seen_ms), "
+        "sample = excluded.sample",
+    [S_CATALOG_GET] = "SELECT " CATALOG_COLS " FROM catalog WHERE name = $1::text",
+    [S_CATALOG_LIST] = "SELECT " CATALOG_COLS " FROM catalog WHERE name > $1::text "
+                       "AND ($2::text = '' OR strpos(lower(name), lower($2::text)) > 0) "
+                       "ORDER BY name LIMIT $3::bigint",
+    [S_MSG_INSERT] =
+        "INSERT INTO messages(" MSG_COLS ") VALUES($1::text, $2::text, $3::text, $4::text, "
+        "$5::text, $6::text, $7::text, $8::text, $9::text, $10::text, $11::text, $12::bytea, "
+        "$13::bytea, $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint) "
+        "ON CONFLICT(id) DO NOTHING",
+    [S_MSG_UPDATE] =
+        "UPDATE messages SET request_id = $2::text, status = $3::text, recipient = $4::text, "
+        "notification = $5::text, event = $6::text, trace_id = $7::text, run_id = $8::text, "
+        "tags = $9::text, reason = $10::text, error = $11::text, spec = $12::bytea, "
+        "state = $13::bytea, enqueued_ms = $14::bigint, sent_ms = $15::bigint, "
+        "delivered_ms = $16::bigint, canceled_ms = $17::bigint, updated_ms = $18::bigint "
+        "WHERE id = $1::text",
+    [S_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE id = $1::text",
+    [S_MSG_GET_FOR_UPDATE] = "SELECT " MSG_COLS " FROM messages WHERE id = $1::text FOR UPDATE",
+    [S_MSG_LIST] =
+        "SELECT " MSG_COLS " FROM messages WHERE ($1::text = '' OR recipient = $1::text) "
+        "AND ($2::text = '' OR status = $2::text) "
+        "AND ($3::text = '' OR notification = $3::text) "
+        "AND ($4::text = '' OR event = $4::text) "
+        "AND ($5::text = '' OR tags::jsonb ? $5::text) "
+        "AND ($6::text = '' OR trace_id = $6::text) AND ($7::text = '' OR run_id = $7::text) "
+        "AND ($8::text = '' OR seq < (SELECT m2.seq FROM messages m2 WHERE m2.id = $8::text)) "
+        "ORDER BY seq DESC LIMIT $9::bigint",
+    [S_HIST_APPEND] = "INSERT INTO message_history(message_id, ts, type, body) "
+                      "VALUES($1::text, $2::bigint, $3::text, $4::bytea)",
+    [S_HIST_LIST] = "SELECT seq, ts, type, body FROM message_history "
+                    "WHERE message_id = $1::text AND ($2::text = '' OR type = $2::text) "
+                    "ORDER BY seq LIMIT 10000",
+};
+
+/* ---- types -------------------------------------------------------------------------- */
+
+/* A writer waiting for a connection, on its own stack; listed oldest first. */
+struct waiter {
+    int64_t since_ms;            /* time_mono_ms() when it started waiting */
+    struct waiter *prev, *next;
+};
+
+struct pconn {
+    PGconn *pg;
+    struct pconn *next;          /* free list */
+    bool prepared[S_COUNT];
+};
+
+struct pg_store {
+    struct store base;           /* must be first */
+    char *dsn;                   /* owned; may hold a password: never logged */
+    char where[160];             /* host:port/db, for logs */
+    char node[33];               /* this store's NOTIFY payload, to skip our own */
+    bool sync_ok;
+    /* pool */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pconn *free;
+    size_t nopen, pool_max, waiting; /* waiting: writers only */
+    struct waiter *whead, *wtail;
+    bool closing;
+    struct store_stats stats;
+    /* job listener */
+    pthread_rwlock_t cb_lock;
+    pthread_t lthread;
+    bool lthread_started;
+    int wake_fd;
+    atomic_bool lstop;
+};
+
+/* The transaction handed to fn. */
+struct pg_txn {
+    struct store_txn base;       /* must be first */
+    struct pconn *c;
+    bool active;                 /* true only while fn runs */
+    int failed;                  /* < 0: a statement failed, the transaction is aborted */
+    bool retry;                  /* the failure was a serialization failure or deadlock */
+};
+
+/* The transaction whose fn runs on this thread (NULL elsewhere). */
+static _Thread_local struct pg_txn *t_txn;
+/* The store whose on_jobs listener runs on this thread (NULL elsewhere). */
+static _Thread_local struct pg_store *t_cb;
+
+/* ---- parameters --------------------------------------------------------------------- */
+
+struct params {
+    int n;
+    const char *v[NPARAMS_MAX];
+    int len[NPARAMS_MAX];
+    int fmt[NPARAMS_MAX];
+    char ibuf[NPARAMS_MAX][24];
+    char *owned[NPARAMS_MAX];    /* sanitized copies, freed by params_free */
+};
+
+static void params_free(struct params *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->owned[i]);
+    p->n = 0;
+}
+
+static void p_i64(struct params *p, int64_t x)
+{
+    int i = p->n++;
+    snprintf(p->ibuf[i], sizeof p->ibuf[i], "%lld", (long long)x);
+    p->v[i] = p->ibuf[i];
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+    p->owned[i] = NULL;
+}
+
+/* p_bytes: s as a binary parameter (bytea, or text that is known to be clean). */
+static void p_bytes(struct params *p, struct str s)
+{
+    int i = p->n++;
+    p->v[i] = s.len ? s.p : "";
+    p->len[i] = (int)s.len;
+    p->fmt[i] = 1;
+    p->owned[i] = NULL;
+}
+
+/* p_text: s as a text parameter. PostgreSQL refuses NUL bytes and invalid UTF-8 in
+ * text, so such bytes (only ever in text we did not check, e.g. a provider's error
+ * words) are replaced by '?'. */
+static void p_text(struct params *p, struct str s)
+{
+    int i;
+    if ((s.len == 0 || utf8_valid(s.p, s.len)) && (s.len == 0 || !memchr(s.p, 0, s.len))) {
+        p_bytes(p, s);
+        return;
+    }
+    i = p->n++;
+    p->owned[i] = xmalloc(s.len + 1);
+    for (size_t k = 0; k < s.len; k++) {
+        unsigned char ch = (unsigned char)s.p[k];
+        p->owned[i][k] = (ch == 0 || ch >= 0x80) ? '?' : (char)ch;
+    }
+    /* keep the valid multi-byte sequences: copy runs that validate */
+    for (size_t k = 0; k < s.len;) {
+        size_t n = 1;
+        unsigned char ch = (unsigned char)s.p[k];
+        if (ch >= 0xc2 && ch <= 0xdf)
+            n = 2;
+        else if (ch >= 0xe0 && ch <= 0xef)
+            n = 3;
+        else if (ch >= 0xf0 && ch <= 0xf4)
+            n = 4;
+        if (n > 1 && k + n <= s.len && utf8_valid(s.p + k, n)) {
+            memcpy(p->owned[i] + k, s.p + k, n);
+            k += n;
+        } else {
+            k++;
+        }
+    }
+    p->v[i] = p->owned[i];
+    p->len[i] = (int)s.len;
+    p->fmt[i] = 1;
+}
+
+static void p_cstr(struct params *p, const char *s)
+{
+    p_text(p, str_c(s));
+}
+
+static void p_null(struct params *p)
+{
+    int i = p->n++;
+    p->v[i] = NULL;
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+    p->owned[i] = NULL;
+}
+
+/* p_textz: a NUL-terminated value in text format (e.g. an array literal). */
+static void p_textz(struct params *p, const char *s)
+{
+    int i = p->n++;
+    p->v[i] = s;
+    p->len[i] = 0;
+    p->fmt[i] = 0;
+    p->owned[i] = NULL;
+}
+
+/* ---- results ------------------------------------------------------------------------ */
+
+static int64_t g_i64(const PGresult *r, int row, int col)
+{
+    const unsigned char *p;
+    int n;
+    uint64_t v = 0;
+    if (PQgetisnull(r, row, col))
+        return 0;
+    p = (const unsigned char *)PQgetvalue(r, row, col);
+    n = PQgetlength(r, row, col);
+    if (n != 8 && n != 4 && n != 2)
+        return 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    if (n == 4)
+        return (int64_t)(int32_t)(uint32_t)v;
+    if (n == 2)
+        return (int64_t)(int16_t)(uint16_t)v;
+    return (int64_t)v;
+}
+
+static struct str g_str(struct arena *a, const PGresult *r, int row, int col)
+{
+    int n = PQgetlength(r, row, col);
+    return arena_str(a, (struct str){PQgetvalue(r, row, col), n > 0 ? (size_t)n : 0});
+}
+
+static void g_copy(char *dst, size_t cap, const PGresult *r, int row, int col)
+{
+    int n = PQgetlength(r, row, col);
+    str_copy(dst, cap, (struct str){PQgetvalue(r, row, col), n > 0 ? (size_t)n : 0});
+}
+
+/* affected: rows changed by an INSERT/UPDATE/DELETE without RETURNING. */
+static int64_t affected(PGresult *r)
+{
+    const char *s = PQcmdTuples(r);
+    return s && s[0] ? strtoll(s, NULL, 10) : 0;
+}
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+static bool conn_ok(const struct pconn *c)
+{
+    return c && c->pg && PQstatus(c->pg) == CONNECTION_OK;
+}
+
+/* map_err: the rc for a failed statement; *retry when running the transaction again
+ * may succeed (serialization failure, deadlock). */
+static int map_err(const struct pconn *c, const PGresult *r, bool *retry)
+{
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    *retry = false;
+    if (!conn_ok(c) || !st)
+        return HR_UNAVAIL;
+    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0) {
+        *retry = true;
+        return HR_BUSY;
+    }
+    if (strncmp(st, "23", 2) == 0)
+        return HR_CONFLICT;
+    if (strcmp(st, "53100") == 0)
+        return HR_FULL;
+    if (strncmp(st, "53", 2) == 0 || strcmp(st, "55P03") == 0 || strcmp(st, "57014") == 0)
+        return HR_BUSY;
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0)
+        return HR_UNAVAIL;
+    if (strncmp(st, "22", 2) == 0)
+        return HR_INVAL;
+    if (strcmp(st, "54000") == 0)
+        return HR_TOOBIG;
+    return HR_IO;
+}
+
+static int db_fail(const struct pconn *c, const PGresult *r, const char *what, bool *retry)
+{
+    bool rt = false;
+    int rc = map_err(c, r, &rt);
+    char q[300];
+    const char *msg = r ? PQresultErrorMessage(r) : (c && c->pg ? PQerrorMessage(c->pg) : "");
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (retry)
+        *retry = rt;
+    if (rc == HR_CONFLICT || rt)
+        LOG_D("store.pg.conflict", "op=%s sqlstate=%s msg=%s", what, st ? st : "-",
+              log_q(q, sizeof q, msg));
+    else
+        LOG_E("store.pg.query_failed", "op=%s sqlstate=%s rc=%s msg=%s", what, st ? st : "-",
+              hr_rc_str(rc), log_q(q, sizeof q, msg));
+    return rc;
+}
+
+/* ---- connections -------------------------------------------------------------------- */
+
+static void pconn_close(struct pconn *c)
+{
+    if (!c)
+        return;
+    if (c->pg)
+        PQfinish(c->pg);
+    free(c);
+}
+
+/* one_line: libpq's message (which spans lines) as one line in out, for err->msg. */
+static const char *one_line(const char *msg, char *out, size_t cap)
+{
+    size_t n = 0;
+    bool space = false;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < cap; p++) {
+        if ((unsigned char)*p < 0x20) {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < cap)
+            out[n++] = ' ';
+        space = false;
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* quiet_notice: libpq prints server notices (and a terminated connection's FATAL) on
+ * stderr by default; herald logs them as debug lines instead. */
+static void quiet_notice(void *arg, const char *msg)
+{
+    char q[300], line[300];
+    (void)arg;
+    LOG_D("store.pg.notice", "msg=%s", log_q(q, sizeof q, one_line(msg, line, sizeof line)));
+}
+
+/* pconn_open: a new connection to ps's database (client encoding UTF-8). */
+static int pconn_open(struct pg_store *ps, struct pconn **out, struct herr *err)
+{
+    struct pconn *c = xcalloc(1, sizeof *c);
+    int rc = HR_OK;
+    char q[300];
+    *out = NULL;
+    c->pg = PQconnectdb(ps->dsn);
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        const char *m = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+        rc = herr_set(err, HR_UNAVAIL, "cannot connect to PostgreSQL at %s: %s", ps->where,
+                      one_line(m, q, sizeof q));
+        goto out;
+    }
+    PQsetNoticeProcessor(c->pg, quiet_notice, NULL);
+    if (PQsetClientEncoding(c->pg, "UTF8") != 0) {
+        rc = herr_set(err, HR_IO, "PostgreSQL at %s: cannot set client encoding UTF8",
+                      ps->where);
+        goto out;
+    }
+    *out = c;
+    c = NULL;
+out:
+    pconn_close(c);
+    return rc;
+}
+
+/* pool_get: lend a connection (waits while pool_max are lent; HR_UNAVAIL when closing
+ * or the database is down). A writer (back-pressure) is refused with HR_AGAIN instead
+ * of waiting when write_queue_max writers already wait (default WAITERS_MAX) or the
+ * oldest of them has waited write_wait_max_ms (default WAIT_MAX_MS). */
+static int pool_get(struct pg_store *ps, bool writer, struct pconn **out, struct herr *err)
+{
+    int rc = HR_OK;
+    *out = NULL;
+    pthread_mutex_lock(&ps->mu);
+    if (!ps->free && ps->nopen >= ps->pool_max && !ps->closing) {
+        struct waiter w = {0, NULL, NULL};
+        if (writer) {
+            size_t qmax = ps->base.write_queue_max ? ps->base.write_queue_max : WAITERS_MAX;
+            int64_t wmax = ps->base.write_wait_max_ms > 0 ? ps->base.write_wait_max_ms
+                                                          : WAIT_MAX_MS;
+            int64_t now_ms = time_mono_ms();
+            if (store_is_ingress() &&
+                (ps->waiting >= qmax || (ps->whead && now_ms - ps->whead->since_ms > wmax))) {
+                size_t n = ps->waiting;
+                pthread_mutex_unlock(&ps->mu);
+                rc = herr_set(err, HR_AGAIN,
+                              "the store is overloaded (%zu writes waiting); retry later", n);
+                goto out;
+            }
+            w.since_ms = now_ms;
+            w.prev = ps->wtail;
+            if (ps->wtail)
+                ps->wtail->next = &w;
+            else
+                ps->whead = &w;
+            ps->wtail = &w;
+            ps->waiting++;
+        }
+        while (!ps->free && ps->nopen >= ps->pool_max && !ps->closing)
+            pthread_cond_wait(&ps->cv, &ps->mu);
+        if (writer) {
+            if (w.prev)
+                w.prev->next = w.next;
+            else
+                ps->whead = w.next;
+            if (w.next)
+                w.next->prev = w.prev;
+            else
+                ps->wtail = w.prev;
+            ps->waiting--;
+        }
+    }
+    if (ps->closing) {
+        pthread_mutex_unlock(&ps->mu);
+        rc = herr_set(err, HR_UNAVAIL, "store is closing");
+        goto out;
+    }
+    if (ps->free) {
+        *out = ps->free;
+        ps->free = (*out)->next;
+        (*out)->next = NULL;
+        pthread_mutex_unlock(&ps->mu);
+        goto out;
+    }
+    ps->nopen++;
+    pthread_mutex_unlock(&ps->mu);
+    rc = pconn_open(ps, out, err);
+    if (rc < 0) {
+        char q[300];
+        LOG_E("store.pg.connect_failed", "where=%s msg=%s", ps->where,
+              log_q(q, sizeof q, err ? err->msg : ""));
+        pthread_mutex_lock(&ps->mu);
+        ps->nopen--;
+        pthread_cond_signal(&ps->cv);
+        pthread_mutex_unlock(&ps->mu);
+    }
+out:
+    return rc;
+}
+
+/* pool_put: give a lent connection back; a broken one (or one left inside a
+ * transaction) is closed, to be reopened on a later pool_get. When one was broken
+ * (the server restarted, a failover), the idle ones are closed too: they most likely
+ * are broken as well. NULL is a no-op. */
+static void pool_put(struct pg_store *ps, struct pconn *c)
+{
+    if (!c)
+        return;
+    if (conn_ok(c) && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        PQclear(PQexec(c->pg, "ROLLBACK"));
+    if (!conn_ok(c) || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        struct pconn *idle;
+        size_t n = 1;
+        pthread_mutex_lock(&ps->mu);
+        idle = ps->free;
+        ps->free = NULL;
+        for (struct pconn *i = idle; i; i = i->next)
+            n++;
+        ps->nopen -= n;
+        pthread_cond_broadcast(&ps->cv);
+        pthread_mutex_unlock(&ps->mu);
+        LOG_W("store.pg.conn_reset", "where=%s closed=%zu", ps->where, n);
+        pconn_close(c);
+        while (idle) {
+            struct pconn *next = idle->next;
+            pconn_close(idle);
+            idle = next;
+        }
+        return;
+    }
+    pthread_mutex_lock(&ps->mu);
+    c->next = ps->free;
+    ps->free = c;
+    pthread_cond_signal(&ps->cv);
+    pthread_mutex_unlock(&ps->mu);
+}
+
+/* q: run statement id on c (preparing it on first use); binary results. On success
+ * *out is the result (caller clears); on failure the mapped rc, *retry set. */
+static int q(struct pconn *c, enum stmt_id id, struct params *p, PGresult **out,
+             const char *what, bool *retry)
+{
+    char name[16];
+    PGresult *r = NULL;
+    ExecStatusType st;
+    int rc = HR_OK;
+    *out = NULL;
+    *retry = false;
+    snprintf(name, sizeof name, "h%d", (int)id);
+    if (!c->prepared[id]) {
+        r = PQprepare(c->pg, name, SQL[id], 0, NULL);
+        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = db_fail(c, r, what, retry);
+            goto out;
+        }
+        PQclear(r);
+        c->prepared[id] = true;
+    }
+    r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                       p ? p->fmt : NULL, 1);
+    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        rc = db_fail(c, r, what, retry);
+        goto out;
+    }
+    *out = r;
+    r = NULL;
+out:
+    PQclear(r);
+    return rc;
+}
+
+/* ---- transactions and reads ---------------------------------------------------------- */
+
+/* tx_q: run a statement inside t (which must be live on this thread). After a failure
+ * the transaction is aborted: later statements fail at once with the same rc. */
+static int tx_q(struct store_txn *t, enum stmt_id id, struct params *p, PGresult **out,
+                const char *what)
+{
+    struct pg_txn *x = (struct pg_txn *)t;
+    bool retry = false;
+    int rc;
+    *out = NULL;
+    if (!t || t_txn != x || !x->active) {
+        LOG_E("store.pg.txn_misuse", "msg=\"write op outside its store_write fn\"");
+        return HR_INVAL;
+    }
+    if (x->failed < 0)
+        return x->failed;
+    rc = q(x->c, id, p, out, what, &retry);
+    if (rc < 0) {
+        x->failed = rc;
+        x->retry = retry;
+    }
+    return rc;
+}
+
+/* rd_q: run a read statement: on the transaction's connection when a write fn of this
+ * store runs on this thread, else on a lent connection (given back before returning;
+ * a connection found broken is replaced once). */
+static int rd_q(struct pg_store *ps, enum stmt_id id, struct params *p, PGresult **out,
+                const char *what)
+{
+    struct pconn *c = NULL;
+    struct herr err;
+    bool retry = false;
+    int rc = HR_OK;
+    *out = NULL;
+    if (t_txn && t_txn->active && t_txn->base.store == &ps->base)
+        return tx_q(&t_txn->base, id, p, out, what);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = pool_get(ps, false, &c, &err);
+        if (rc < 0)
+            break;
+        rc = q(c, id, p, out, what, &retry);
+        if (rc == HR_UNAVAIL && !conn_ok(c) && attempt == 0) {
+            pool_put(ps, c); /* closes it */
+            c = NULL;
+            continue;
+        }
+        break;
+    }
+    pool_put(ps, c);
+    return rc;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int exec_ctl(struct pconn *c, const char *sql, const char *what, bool *retry)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    int rc = HR_OK;
+    *retry = false;
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = db_fail(c, r, what, retry);
+    PQclear(r);
+    return rc;
+}
+
+/* dispatch: call the job listener (if any) on this thread. */
+static void dispatch(struct pg_store *ps)
+{
+    struct pg_store *prev = t_cb;
+    pthread_rwlock_rdlock(&ps->cb_lock);
+    if (ps->base.on_jobs) {
+        t_cb = ps;
+        ps->base.on_jobs(ps->base.on_jobs_arg);
+        t_cb = prev;
+    }
+    pthread_rwlock_unlock(&ps->cb_lock);
+}
+
+void pg_set_job_listener(struct store *s, void (*fn)(void *), void *arg)
+{
+    struct pg_store *ps = (struct pg_store *)s;
+    if (!s)
+        return;
+    if (t_cb == ps) { /* from inside the listener: we hold the read lock */
+        s->on_jobs = fn;
+        s->on_jobs_arg = arg;
+        return;
+    }
+    pthread_rwlock_wrlock(&ps->cb_lock);
+    s->on_jobs = fn;
+    s->on_jobs_arg = arg;
+    pthread_rwlock_unlock(&ps->cb_lock);
+}
+
+static void count_txn(struct pg_store *ps, bool committed, bool commit_failed)
+{
+    pthread_mutex_lock(&ps->mu);
+    ps->stats.txns++;
+    if (committed)
+        ps->stats.commits++;
+    if (commit_failed)
+        ps->stats.errors++;
+    pthread_mutex_unlock(&ps->mu);
+}
+
+static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
+{
+    struct pg_store *ps = (struct pg_store *)s;
+    struct pg_txn txn, *prev;
+    struct pconn *c = NULL;
+    bool retry = false, committed = false, commit_failed = false, jobs = false;
+    int rc = HR_OK;
+
+    herr_clear(err);
+    if (!fn) {
+        rc = herr_set(err, HR_INVAL, "store write without a function");
+        goto out;
+    }
+    if ((t_txn && t_txn->base.store == s) || t_cb == ps) {
+        rc = herr_set(err, HR_INVAL,
+                      "store_write called from inside a write or job listener of the same "
+                      "store (nested write would deadlock)");
+        goto out;
+    }
+    for (int attempt = 1;; attempt++) {
+        int frc;
+        rc = pool_get(ps, true, &c, err);
+        if (rc < 0)
+            goto out;
+        rc = exec_ctl(c, "BEGIN", "begin", &retry);
+        if (rc < 0) {
+            pool_put(ps, c);
+            c = NULL;
+            if (rc == HR_UNAVAIL && attempt < WRITE_TRIES)
+                continue; /* a stale pooled connection: try a fresh one */
+            herr_set(err, rc, "store write failed: cannot begin a transaction (%s)",
+                     hr_rc_str(rc));
+            goto out;
+        }
+        memset(&txn, 0, sizeof txn);
+        txn.base.store = s;
+        txn.c = c;
+        txn.active = true;
+        prev = t_txn; /* a write of another store may be running on this thread */
+        t_txn = &txn;
+        frc = fn(&txn.base, arg);
+        t_txn = prev;
+        txn.active = false;
+        if (txn.failed < 0 && txn.retry && attempt < WRITE_TRIES) {
+            unsigned r = 0;
+            crypto_random(&r, sizeof r);
+            LOG_D("store.pg.retry", "attempt=%d", attempt);
+            exec_ctl(c, "ROLLBACK", "rollback", &retry);
+            pool_put(ps, c);
+            c = NULL;
+            sleep_ms(2 + (long)(r % (5u << attempt)));
+            continue;
+        }
+        if (frc < 0 || txn.failed < 0) {
+            rc = frc < 0 ? frc : txn.failed;
+            if (frc >= 0)
+                herr_set(err, rc, "store write failed: a statement failed (%s)", hr_rc_str(rc));
+            else
+                herr_set(err, rc, "store write rolled back (%s)", hr_rc_str(rc));
+            if (conn_ok(c))
+                exec_ctl(c, "ROLLBACK", "rollback", &retry);
+            goto done;
+        }
+        if (txn.base.jobs_changed) {
+            struct params p = {0};
+            PGresult *r = NULL;
+            p_cstr(&p, ps->node);
+            rc = q(c, S_NOTIFY, &p, &r, "notify", &retry);
+            PQclear(r);
+            params_free(&p);
+            if (rc < 0) {
+                herr_set(err, rc, "store write failed: notify (%s)", hr_rc_str(rc));
+                exec_ctl(c, "ROLLBACK", "rollback", &retry);
+                commit_failed = true;
+                goto done;
+            }
+        }
+        rc = exec_ctl(c, "COMMIT", "commit", &retry);
+        if (rc < 0) {
+            if (retry && attempt < WRITE_TRIES) {
+                pool_put(ps, c);
+                c = NULL;
+                continue;
+            }
+            commit_failed = true;
+            herr_set(err, rc, "store write failed: commit (%s)", hr_rc_str(rc));
+            goto done;
+        }
+        committed = true;
+        jobs = txn.base.jobs_changed;
+        rc = frc;
+        goto done;
+    }
+done:
+    count_txn(ps, committed, commit_failed);
+    pool_put(ps, c);
+    c = NULL;
+    if (committed && jobs)
+        dispatch(ps);
+out:
+    return rc;
+}
+
+static int pg_ping(struct store *s)
+{
+    PGresult *r = NULL;
+    int rc = rd_q((struct pg_store *)s, S_PING, NULL, &r, "ping");
+    PQclear(r);
+    return rc < 0 ? HR_IO : HR_OK;
+}
+
+static void pg_stats(struct store *s, struct store_stats *out)
+{
+    struct pg_store *ps = (struct pg_store *)s;
+    pthread_mutex_lock(&ps->mu);
+    *out = ps->stats;
+    pthread_mutex_unlock(&ps->mu);
+}
+
+/* ---- listener ----------------------------------------------------------------------- */
+
+static bool wait_wake(struct pg_store *ps, int fd, int timeout_ms)
+{
+    struct pollfd pf[2] = {{ps->wake_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+    int n = poll(pf, fd >= 0 ? 2 : 1, timeout_ms);
+    (void)n;
+    return !atomic_load(&ps->lstop);
+}
+
+/* listen_main: hold one connection that LISTENs on CHANNEL; call on_jobs for every
+ * notification from another store (node). Reconnects with a back-off; after a
+ * reconnect it calls on_jobs once, since notifications may have been missed. */
+static void *listen_main(void *arg)
+{
+    struct pg_store *ps = arg;
+    PGconn *lc = NULL;
+    long backoff = 100;
+    bool had = false;
+    char q2[300];
+    while (!atomic_load(&ps->lstop)) {
+        if (!lc || PQstatus(lc) != CONNECTION_OK) {
+            PGresult *r;
+            if (lc) {
+                LOG_W("store.pg.listen_lost", "where=%s", ps->where);
+                PQfinish(lc);
+                lc = NULL;
+            }
+            lc = PQconnectdb(ps->dsn);
+            if (lc)
+                PQsetNoticeProcessor(lc, quiet_notice, NULL);
+            r = lc && PQstatus(lc) == CONNECTION_OK ? PQexec(lc, "LISTEN " CHANNEL) : NULL;
+            if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+                LOG_W("store.pg.listen_failed", "where=%s msg=%s", ps->where,
+                      log_q(q2, sizeof q2, lc ? PQerrorMessage(lc) : "out of memory"));
+                PQclear(r);
+                if (lc)
+                    PQfinish(lc);
+                lc = NULL;
+                wait_wake(ps, -1, (int)backoff);
+                backoff = backoff < 5000 ? backoff * 2 : 5000;
+                continue;
+            }
+            PQclear(r);
+            backoff = 100;
+            if (had)
+                dispatch(ps);
+            had = true;
+        }
+        if (!wait_wake(ps, PQsocket(lc), LISTEN_POLL_MS))
+            break;
+        if (!PQconsumeInput(lc))
+            continue; /* broken: reconnect above */
+        bool any = false;
+        PGnotify *n;
+        while ((n = PQnotifies(lc)) != NULL) {
+            if (!n->extra || strcmp(n->extra, ps->node) != 0)
+                any = true;
+            PQfreemem(n);
+        }
+        if (any)
+            dispatch(ps);
+    }
+    if (lc)
+        PQfinish(lc);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+/* describe: "host:port/db" of dsn for logs and messages (never the password); HR_INVAL
+ * when libpq cannot parse it. */
+static int describe(const char *dsn, char *out, size_t cap)
+{
+    char *emsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &emsg);
+    const char *host = NULL, *port = NULL, *db = NULL;
+    if (!opts) {
+        PQfreemem(emsg);
+        return HR_INVAL;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !o->val[0])
+            continue;
+        if (strcmp(o->keyword, "host") == 0 || (!host && strcmp(o->keyword, "hostaddr") == 0))
+            host = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            db = o->val;
+    }
+    snprintf(out, cap, "%s:%s/%s", host ? host : "localhost", port ? port : "5432",
+             db ? db : "-");
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' || *p == ' ')
+            *p = '_';
+    PQconninfoFree(opts);
+    return HR_OK;
+}
+
+static int sync_init(struct pg_store *ps, struct herr *err)
+{
+    pthread_rwlockattr_t ra;
+    bool mu = pthread_mutex_init(&ps->mu, NULL) == 0;
+    bool cv = pthread_cond_init(&ps->cv, NULL) == 0;
+    bool rw = false;
+    if (pthread_rwlockattr_init(&ra) == 0) {
+        pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        rw = pthread_rwlock_init(&ps->cb_lock, &ra) == 0;
+        pthread_rwlockattr_destroy(&ra);
+    }
+    if (mu && cv && rw) {
+        ps->sync_ok = true;
+        return HR_OK;
+    }
+    if (rw)
+        pthread_rwlock_destroy(&ps->cb_lock);
+    if (cv)
+        pthread_cond_destroy(&ps->cv);
+    if (mu)
+        pthread_mutex_destroy(&ps->mu);
+    return herr_set(err, HR_IO, "cannot initialize store locks");
+}
+
+static int pg_open(struct store *s, const char *dsn, struct herr *err)
+{
+    struct pg_store *ps = (struct pg_store *)s;
+    struct pconn *c = NULL;
+    const char *env = getenv("HERALD_PG_POOL");
+    uint8_t rnd[16];
+    int rc = HR_OK;
+    char q2[300];
+
+    ps->wake_fd = -1;
+    if (!PQisthreadsafe()) {
+        rc = herr_set(err, HR_IO, "the linked libpq was built without thread support");
+        goto out;
+    }
+    if (describe(dsn, ps->where, sizeof ps->where) < 0) {
+        rc = herr_set(err, HR_INVAL,
+                      "invalid PostgreSQL DSN (expected postgres://USER[:PASSWORD]@HOST"
+                      "[:PORT]/DB[?PARAM=VALUE...])");
+        goto out;
+    }
+    ps->dsn = xstrdup(dsn);
+    ps->pool_max = POOL_DEFAULT;
+    if (env && env[0]) {
+        int64_t v = 0;
+        if (str_to_i64(str_c(env), &v) < 0 || v < 1 || v > POOL_MAX) {
+            rc = herr_set(err, HR_INVAL, "HERALD_PG_POOL must be 1..%d", POOL_MAX);
+            goto out;
+        }
+        ps->pool_max = (size_t)v;
+    }
+    crypto_random(rnd, sizeof rnd);
+    crypto_hex(rnd, sizeof rnd, ps->node);
+    rc = sync_init(ps, err);
+    if (rc < 0)
+        goto out;
+    ps->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ps->wake_fd < 0) {
+        rc = herr_set(err, HR_IO, "cannot create an eventfd");
+        goto out;
+    }
+    rc = pool_get(ps, false, &c, err);
+    if (rc < 0)
+        goto out;
+    rc = pg_migrate(c->pg, hclock_now(s->clock), err);
+    pool_put(ps, c);
+    c = NULL;
+    if (rc < 0)
+        goto out;
+    if (pthread_create(&ps->lthread, NULL, listen_main, ps) != 0) {
+        rc = herr_set(err, HR_IO, "cannot start the store listener thread");
+        goto out;
+    }
+    ps->lthread_started = true;
+    LOG_I("store.pg.open", "where=%s schema=%d pool=%zu", ps->where, pg_schema_latest(),
+          ps->pool_max);
+out:
+    if (rc < 0)
+        LOG_E("store.pg.open_failed", "where=%s rc=%s msg=%s", ps->where[0] ? ps->where : "-",
+              hr_rc_str(rc), log_q(q2, sizeof q2, err ? err->msg : ""));
+    return rc;
+}
+
+static void pg_close(struct store *s)
+{
+    struct pg_store *ps = (struct pg_store *)s;
+    size_t closed = 0;
+    if (!ps)
+        return;
+    if (ps->lthread_started) {
+        uint64_t one = 1;
+        atomic_store(&ps->lstop, true);
+        if (write(ps->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+            LOG_W("store.pg.wake_failed", "errno=%d", errno);
+        pthread_join(ps->lthread, NULL);
+        ps->lthread_started = false;
+    }
+    if (ps->sync_ok) {
+        pthread_mutex_lock(&ps->mu);
+        ps->closing = true;
+        pthread_cond_broadcast(&ps->cv);
+        while (ps->free) {
+            struct pconn *c = ps->free;
+            ps->free = c->next;
+            pconn_close(c);
+            closed++;
+        }
+        if (closed != ps->nopen)
+            LOG_E("store.pg.conns_leaked", "open=%zu closed=%zu", ps->nopen, closed);
+        ps->nopen = 0;
+        pthread_mutex_unlock(&ps->mu);
+        pthread_rwlock_destroy(&ps->cb_lock);
+        pthread_cond_destroy(&ps->cv);
+        pthread_mutex_destroy(&ps->mu);
+        ps->sync_ok = false;
+    }
+    if (ps->wake_fd >= 0)
+        close(ps->wake_fd);
+    ps->wake_fd = -1;
+    free(ps->dsn);
+    ps->dsn = NULL;
+}
+
+/* ---- helpers shared by the ops ------------------------------------------------------- */
+
+/* clip_utf8: s's length cut to at most max bytes, not inside a UTF-8 sequence. */
+static struct str clip_utf8(struct str s, size_t max)
+{
+    size_t n = max;
+    if (s.len <= max)
+        return s;
+    while (n > 0 && ((unsigned char)s.p[n] & 0xC0) == 0x80)
+        n--;
+    return (struct str){s.p, n};
+}
+
+static int64_t new_token(void)
+{
+    uint64_t v = 0;
+    crypto_random(&v, sizeof v);
+    return (int64_t)(v & (uint64_t)INT64_MAX);
+}
+
+/* ---- meta --------------------------------------------------------------------------- */
+
+static int check_meta_key(const char *key)
+{
+    size_t n = key ? strnlen(key, META_KEY_MAX + 1) : 0;
+    return n == 0 || n > META_KEY_MAX ? HR_INVAL : HR_OK;
+}
+
+static int pg_meta_set(struct store_txn *t, const char *key, struct str value)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_meta_key(key);
+    if (rc < 0)
+        goto out;
+    if (value.len > PAYLOAD_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    p_cstr(&p, key);
+    p_bytes(&p, value);
+    rc = tx_q(t, S_META_SET, &p, &r, "meta_set");
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_meta_key(key);
+    if (rc < 0)
+        goto out;
+    p_cstr(&p, key);
+    rc = rd_q((struct pg_store *)s, S_META_GET, &p, &r, "meta_get");
+    if (rc < 0)
+        goto out;
+    if (PQntuples(r) == 0)
+        rc = HR_NOTFOUND;
+    else
+        *out = g_str(a, r, 0, 0);
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- keys --------------------------------------------------------------------------- */
+
+static int row_key(const PGresult *r, int i, struct key_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = g_i64(r, i, 0);
+    out->kind = (int)g_i64(r, i, 1);
+    g_copy(out->prefix, sizeof out->prefix, r, i, 2);
+    g_copy(out->name, sizeof out->name, r, i, 3);
+    if (PQgetlength(r, i, 4) != (int)sizeof out->hash) {
+        LOG_E("store.pg.bad_key_row", "id=%lld", (long long)out->id);
+        return HR_IO;
+    }
+    memcpy(out->hash, PQgetvalue(r, i, 4), sizeof out->hash);
+    out->created_ms = g_i64(r, i, 5);
+    out->revoked_ms = g_i64(r, i, 6);
+    return HR_OK;
+}
+
+static int pg_key_insert(struct store_txn *t, struct key_rec *k)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = HR_OK;
+    size_t plen, nlen;
+    if (!k || (k->kind != KEY_ADMIN && k->kind != KEY_WRITE)) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    plen = strnlen(k->prefix, sizeof k->prefix);
+    nlen = strnlen(k->name, sizeof k->name);
+    if (plen == 0 || plen == sizeof k->prefix || nlen == sizeof k->name) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    p_i64(&p, k->kind);
+    p_text(&p, (struct str){k->prefix, plen});
+    p_text(&p, (struct str){k->name, nlen});
+    p_bytes(&p, (struct str){(const char *)k->hash, sizeof k->hash});
+    p_i64(&p, k->created_ms);
+    p_i64(&p, k->revoked_ms);
+    rc = tx_q(t, S_KEY_INSERT, &p, &r, "key_insert");
+    if (rc < 0)
+        goto out;
+    if (PQntuples(r) == 0) {
+        rc = HR_CONFLICT; /* the prefix or the hash exists */
+        goto out;
+    }
+    k->id = g_i64(r, 0, 0);
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_key_find_by_hash(struct store *s, const uint8_t hash[32], struct key_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    p_bytes(&p, (struct str){(const char *)hash, 32});
+    rc = rd_q((struct pg_store *)s, S_KEY_FIND, &p, &r, "key_find");
+    if (rc == HR_OK)
+        rc = PQntuples(r) == 0 ? HR_NOTFOUND : row_key(r, 0, out);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_key_list(struct store *s, struct arena *a, struct key_rec **out, size_t *n)
+{
+    PGresult *r = NULL;
+    struct key_rec *arr = NULL;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    rc = rd_q((struct pg_store *)s, S_KEY_LIST, NULL, &r, "key_list");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    if (rows > LIST_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++) {
+        rc = row_key(r, i, &arr[i]);
+        if (rc < 0)
+            goto out;
+    }
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    return rc;
+}
+
+static int pg_key_revoke(struct store_txn *t, const char *prefix, int64_t now_ms)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = HR_OK;
+    size_t plen = prefix ? strnlen(prefix, 16) : 0;
+    if (plen == 0 || plen == 16 || now_ms <= 0) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    p_i64(&p, now_ms);
+    p_text(&p, (struct str){prefix, plen});
+    rc = tx_q(t, S_KEY_REVOKE, &p, &r, "key_revoke");
+    if (rc == HR_OK && affected(r) == 0)
+        rc = HR_NOTFOUND;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_key_count(struct store *s, int kind, int64_t *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (kind < 0)
+        return HR_INVAL;
+    p_i64(&p, kind);
+    rc = rd_q((struct pg_store *)s, S_KEY_COUNT, &p, &r, "key_count");
+    if (rc == HR_OK)
+        *out = g_i64(r, 0, 0);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+static void row_job(const PGresult *r, int i, struct arena *a, struct job *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = g_i64(r, i, 0);
+    g_copy(out->kind, sizeof out->kind, r, i, 1);
+    out->payload = g_str(a, r, i, 2);
+    out->state = (int)g_i64(r, i, 3);
+    out->run_at_ms = g_i64(r, i, 4);
+    out->lease_until_ms = g_i64(r, i, 5);
+    out->lease_token = g_i64(r, i, 6);
+    out->attempts = (uint32_t)g_i64(r, i, 7);
+    out->max_attempts = (uint32_t)g_i64(r, i, 8);
+    out->created_ms = g_i64(r, i, 9);
+    out->last_error = g_str(a, r, i, 10);
+}
+
+static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t now_ms,
+                         int64_t *out_id)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = HR_OK;
+    size_t klen, dlen;
+    if (out_id)
+        *out_id = 0;
+    klen = js && js->kind ? strnlen(js->kind, KIND_MAX + 1) : 0;
+    dlen = js && js->dedup_key ? strnlen(js->dedup_key, DEDUP_KEY_MAX + 1) : 0;
+    if (klen == 0 || klen > KIND_MAX || dlen > DEDUP_KEY_MAX ||
+        (js->payload.len && !js->payload.p)) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (js->payload.len > PAYLOAD_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    /* a dedup insert that finds the key, but whose holder is gone by the time we look
+     * it up (acked in between), tries again */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        p_text(&p, (struct str){js->kind, klen});
+        p_bytes(&p, js->payload);
+        p_i64(&p, js->run_at_ms ? js->run_at_ms : now_ms);
+        p_i64(&p, js->max_attempts ? js->max_attempts : DEFAULT_MAX_ATTEMPTS);
+        p_i64(&p, now_ms);
+        if (dlen)
+            p_text(&p, (struct str){js->dedup_key, dlen});
+        else
+            p_null(&p);
+        rc = tx_q(t, S_JOB_INSERT, &p, &r, "job_insert");
+        params_free(&p);
+        if (rc < 0)
+            goto out;
+        if (PQntuples(r) == 1) {
+            if (out_id)
+                *out_id = g_i64(r, 0, 0);
+            t->jobs_changed = true;
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+        p_text(&p, (struct str){js->dedup_key, dlen});
+        rc = tx_q(t, S_JOB_BY_DEDUP, &p, &r, "job_dedup");
+        params_free(&p);
+        if (rc < 0)
+            goto out;
+        if (PQntuples(r) == 1) {
+            if (out_id)
+                *out_id = g_i64(r, 0, 0);
+            rc = HR_CONFLICT;
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+    rc = HR_BUSY;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* kinds_array: the NULL-terminated kinds list as a PostgreSQL array literal (caller
+ * frees), or NULL for "all kinds". HR_INVAL past KINDS_MAX or for a kind that is too
+ * long. */
+static int kinds_array(const char *const *kinds, char **out)
+{
+    size_t i, cap = 3, len = 0;
+    char *s;
+    *out = NULL;
+    if (!kinds)
+        return HR_OK;
+    for (i = 0; kinds[i]; i++) {
+        size_t n = strnlen(kinds[i], KIND_MAX + 1);
+        if (i >= KINDS_MAX || n > KIND_MAX)
+            return HR_INVAL;
+        cap += 2 * n + 3;
+    }
+    s = xmalloc(cap);
+    s[len++] = '{';
+    for (i = 0; kinds[i]; i++) {
+        if (i)
+            s[len++] = ',';
+        s[len++] = '"';
+        for (const char *k = kinds[i]; *k; k++) {
+            if (*k == '"' || *k == '\\')
+                s[len++] = '\\';
+            s[len++] = *k;
+        }
+        s[len++] = '"';
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    *out = s;
+    return HR_OK;
+}
+
+static int job_cmp(const void *a, const void *b)
+{
+    const struct job *x = a, *y = b;
+    if (x->run_at_ms != y->run_at_ms)
+        return x->run_at_ms < y->run_at_ms ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int pg_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
+                        const char *const *kinds, struct arena *a, struct job **out, size_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct job *jobs = NULL;
+    char *ka = NULL;
+    int rc = HR_OK, rows;
+
+    *out = NULL;
+    *n = 0;
+    if (lease_ms <= 0 || lease_ms > LEASE_MS_MAX || now_ms < 0) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (max == 0)
+        goto out;
+    if (max > LEASE_BATCH_MAX)
+        max = LEASE_BATCH_MAX;
+    rc = kinds_array(kinds, &ka);
+    if (rc < 0)
+        goto out;
+    p_i64(&p, now_ms);
+    p_i64(&p, now_ms + lease_ms);
+    if (ka)
+        p_textz(&p, ka);
+    else
+        p_null(&p);
+    p_i64(&p, (int64_t)max);
+    p_i64(&p, new_token());
+    rc = tx_q(t, S_JOB_LEASE, &p, &r, "job_lease");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    jobs = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *jobs);
+    for (int i = 0; i < rows; i++)
+        row_job(r, i, a, &jobs[i]);
+    qsort(jobs, (size_t)rows, sizeof *jobs, job_cmp);
+    *out = jobs;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    free(ka);
+    return rc;
+}
+
+/* lease_op: one of the token-checked updates; HR_CONFLICT when the job is not leased
+ * under that token any more. */
+static int lease_op(struct store_txn *t, enum stmt_id id_stmt, const char *what, int64_t id,
+                    int64_t token, const int64_t *run_at, const struct str *error)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    p_i64(&p, id);
+    p_i64(&p, token);
+    if (run_at)
+        p_i64(&p, *run_at);
+    if (error)
+        p_text(&p, clip_utf8(*error, ERROR_TEXT_MAX));
+    rc = tx_q(t, id_stmt, &p, &r, what);
+    if (rc == HR_OK && affected(r) == 0) {
+        LOG_D("store.pg.lease_lost", "op=%s job=%lld", what, (long long)id);
+        rc = HR_CONFLICT;
+    }
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_job_ack(struct store_txn *t, int64_t id, int64_t lease_token)
+{
+    return lease_op(t, S_JOB_ACK, "job_ack", id, lease_token, NULL, NULL);
+}
+
+static int pg_job_retry(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms,
+                        struct str error)
+{
+    int rc = lease_op(t, S_JOB_RETRY, "job_retry", id, lease_token, &run_at_ms, &error);
+    if (rc == HR_OK)
+        t->jobs_changed = true;
+    return rc;
+}
+
+static int pg_job_dead(struct store_txn *t, int64_t id, int64_t lease_token, struct str error)
+{
+    return lease_op(t, S_JOB_DEAD, "job_dead", id, lease_token, NULL, &error);
+}
+
+static int pg_job_release(struct store_txn *t, int64_t id, int64_t lease_token)
+{
+    int rc = lease_op(t, S_JOB_RELEASE, "job_release", id, lease_token, NULL, NULL);
+    if (rc == HR_OK)
+        t->jobs_changed = true;
+    return rc;
+}
+
+static int pg_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    p_i64(&p, id);
+    rc = rd_q((struct pg_store *)s, S_JOB_GET, &p, &r, "job_get");
+    if (rc == HR_OK) {
+        if (PQntuples(r) == 0)
+            rc = HR_NOTFOUND;
+        else
+            row_job(r, 0, a, out);
+    }
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_job_counts(struct store *s, struct arena *a, struct job_count **out, size_t *n)
+{
+    PGresult *r = NULL;
+    struct job_count *arr;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    rc = rd_q((struct pg_store *)s, S_JOB_COUNTS, NULL, &r, "job_counts");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    if (rows > LIST_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++) {
+        g_copy(arr[i].kind, sizeof arr[i].kind, r, i, 0);
+        arr[i].state = (int)g_i64(r, i, 1);
+        arr[i].count = g_i64(r, i, 2);
+    }
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    return rc;
+}
+
+static int pg_job_next_run_at(struct store *s, int64_t *out_ms)
+{
+    PGresult *r = NULL;
+    int rc = rd_q((struct pg_store *)s, S_JOB_NEXT, NULL, &r, "job_next_run_at");
+    if (rc == HR_OK) {
+        if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0))
+            rc = HR_NOTFOUND;
+        else
+            *out_ms = g_i64(r, 0, 0);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_job_list(struct store *s, int state, size_t limit, struct arena *a,
+                       struct job **out, size_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct job *arr;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > LIST_MAX)
+        return HR_INVAL;
+    p_i64(&p, state);
+    p_i64(&p, (int64_t)limit);
+    rc = rd_q((struct pg_store *)s, S_JOB_LIST, &p, &r, "job_list");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++)
+        row_job(r, i, a, &arr[i]);
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- documents ------------------------------------------------------------------------ */
+
+static int check_coll_id(const char *coll, struct str id)
+{
+    size_t n = strlen(coll);
+    if (n == 0 || n > 64 || id.len == 0 || id.len > DOC_ID_MAX)
+        return HR_INVAL;
+    return HR_OK;
+}
+
+static void row_doc(const PGresult *r, int i, struct arena *a, struct doc_rec *out)
+{
+    out->coll = g_str(a, r, i, 0);
+    out->id = g_str(a, r, i, 1);
+    out->body = g_str(a, r, i, 2);
+    out->version = g_i64(r, i, 3);
+    out->created_ms = g_i64(r, i, 4);
+    out->updated_ms = g_i64(r, i, 5);
+}
+
+static int doc_result(int rc, PGresult *r, struct arena *a, struct doc_rec *out)
+{
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        return HR_NOTFOUND;
+    row_doc(r, 0, a, out);
+    return HR_OK;
+}
+
+static int pg_doc_get(struct store *s, const char *coll, struct str id, struct arena *a,
+                      struct doc_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    p_cstr(&p, coll);
+    p_text(&p, id);
+    rc = rd_q((struct pg_store *)s, S_DOC_GET, &p, &r, "doc_get");
+    rc = doc_result(rc, r, a, out);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* pg_doc_get_txn: lock (coll, id) for the rest of the transaction, present or not, then
+ * read it: a read-modify-write (or a create-if-absent) of one document cannot
+ * interleave with another node's. */
+static int pg_doc_get_txn(struct store_txn *t, const char *coll, struct str id, struct arena *a,
+                          struct doc_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    p_cstr(&p, coll);
+    p_text(&p, id);
+    rc = tx_q(t, S_DOC_LOCK, &p, &r, "doc_lock");
+    PQclear(r);
+    r = NULL;
+    if (rc == HR_OK)
+        rc = tx_q(t, S_DOC_GET_FOR_UPDATE, &p, &r, "doc_get_txn");
+    rc = doc_result(rc, r, a, out);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
+                      int64_t now_ms, int64_t *out_version)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    if (body.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    p_cstr(&p, coll);
+    p_text(&p, id);
+    p_bytes(&p, body);
+    p_i64(&p, now_ms);
+    rc = tx_q(t, S_DOC_PUT, &p, &r, "doc_put");
+    if (rc == HR_OK && out_version)
+        *out_version = g_i64(r, 0, 0);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_doc_delete(struct store_txn *t, const char *coll, struct str id)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    p_cstr(&p, coll);
+    p_text(&p, id);
+    rc = tx_q(t, S_DOC_DELETE, &p, &r, "doc_delete");
+    if (rc == HR_OK && affected(r) == 0)
+        rc = HR_NOTFOUND;
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_doc_list(struct store *s, const char *coll, struct str prefix, struct str after,
+                       size_t limit, struct arena *a, struct doc_rec **out, size_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct doc_rec *arr;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
+        after.len > DOC_ID_MAX)
+        return HR_INVAL;
+    p_cstr(&p, coll);
+    p_text(&p, after);
+    p_text(&p, prefix);
+    p_i64(&p, (int64_t)limit);
+    rc = rd_q((struct pg_store *)s, S_DOC_LIST, &p, &r, "doc_list");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++)
+        row_doc(r, i, a, &arr[i]);
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- events ------------------------------------------------------------------------- */
+
+/* pg_event_insert: claim (source, messageId) in event_dedup; the claim succeeds for a
+ * new key or when the holder arrived before the window, and then the event is stored
+ * under the claimed id. Concurrent claims of one key wait on its row lock, so across
+ * nodes only one wins within the window. */
+static int pg_event_insert(struct store_txn *t, const struct event_rec *e, int64_t window_ms,
+                           int64_t *out_id)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int64_t id;
+    int rc;
+    if (e->message_id.len == 0 || e->message_id.len > 1024 || e->body.len > PAYLOAD_MAX ||
+        e->type.len == 0 || e->type.len > 32 || e->user_id.len > DOC_ID_MAX)
+        return HR_INVAL;
+    p_i64(&p, e->source_id);
+    p_text(&p, e->message_id);
+    p_i64(&p, e->received_ms);
+    p_i64(&p, e->received_ms - window_ms);
+    rc = tx_q(t, S_EVENT_CLAIM, &p, &r, "event_claim");
+    params_free(&p);
+    if (rc < 0)
+        goto out;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        r = NULL;
+        p_i64(&p, e->source_id);
+        p_text(&p, e->message_id);
+        rc = tx_q(t, S_EVENT_HOLDER, &p, &r, "event_holder");
+        if (rc < 0)
+            goto out;
+        if (PQntuples(r) == 1)
+            *out_id = g_i64(r, 0, 0);
+        rc = HR_CONFLICT;
+        goto out;
+    }
+    id = g_i64(r, 0, 0);
+    PQclear(r);
+    r = NULL;
+    p_i64(&p, id);
+    p_i64(&p, e->source_id);
+    p_text(&p, e->message_id);
+    p_text(&p, e->type);
+    p_text(&p, e->user_id);
+    p_bytes(&p, e->body);
+    p_i64(&p, e->received_ms);
+    rc = tx_q(t, S_EVENT_INSERT, &p, &r, "event_insert");
+    if (rc == HR_OK)
+        *out_id = id;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_event_get(struct store *s, int64_t id, struct arena *a, struct event_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    p_i64(&p, id);
+    rc = rd_q((struct pg_store *)s, S_EVENT_GET, &p, &r, "event_get");
+    if (rc == HR_OK && PQntuples(r) == 0)
+        rc = HR_NOTFOUND;
+    if (rc == HR_OK) {
+        out->id = g_i64(r, 0, 0);
+        out->source_id = g_i64(r, 0, 1);
+        out->message_id = g_str(a, r, 0, 2);
+        out->type = g_str(a, r, 0, 3);
+        out->user_id = g_str(a, r, 0, 4);
+        out->body = g_str(a, r, 0, 5);
+        out->received_ms = g_i64(r, 0, 6);
+    }
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- event catalog ---------------------------------------------------------------------- */
+
+static void row_catalog(const PGresult *r, int i, struct arena *a, struct catalog_rec *out)
+{
+    out->name = g_str(a, r, i, 0);
+    out->count = g_i64(r, i, 1);
+    out->first_seen_ms = g_i64(r, i, 2);
+    out->last_seen_ms = g_i64(r, i, 3);
+    out->sample = g_str(a, r, i, 4);
+}
+
+static int pg_catalog_touch(struct store_txn *t, struct str name, struct str sample,
+                            int64_t seen_ms)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX)
+        return HR_INVAL;
+    p_text(&p, name);
+    p_i64(&p, seen_ms);
+    p_bytes(&p, sample);
+    rc = tx_q(t, S_CATALOG_TOUCH, &p, &r, "catalog_touch");
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_catalog_get(struct store *s, struct str name, struct arena *a,
+                          struct catalog_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX)
+        return HR_NOTFOUND;
+    p_text(&p, name);
+    rc = rd_q((struct pg_store *)s, S_CATALOG_GET, &p, &r, "catalog_get");
+    if (rc == HR_OK) {
+        if (PQntuples(r) == 0)
+            rc = HR_NOTFOUND;
+        else
+            row_catalog(r, 0, a, out);
+    }
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_catalog_list(struct store *s, struct str search, struct str after, size_t limit,
+                           struct arena *a, struct catalog_rec **out, size_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct catalog_rec *arr;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > LIST_MAX || search.len > CATALOG_NAME_MAX ||
+        after.len > CATALOG_NAME_MAX)
+        return HR_INVAL;
+    p_text(&p, after);
+    p_text(&p, search);
+    p_i64(&p, (int64_t)limit);
+    rc = rd_q((struct pg_store *)s, S_CATALOG_LIST, &p, &r, "catalog_list");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++)
+        row_catalog(r, i, a, &arr[i]);
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- messages ------------------------------------------------------------------------- */
+
+static int check_msg(const struct message_rec *m)
+{
+    const struct str shorts[] = {m->id,      m->request_id, m->status, m->recipient,
+                                 m->notification, m->event, m->trace_id, m->run_id,
+                                 m->reason,  m->error};
+    if (m->id.len == 0 || m->status.len == 0)
+        return HR_INVAL;
+    for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++)
+        if (shorts[i].len > MSG_TEXT_MAX)
+            return HR_INVAL;
+    if (m->spec.len > PAYLOAD_MAX || m->state.len > PAYLOAD_MAX || m->tags.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    return HR_OK;
+}
+
+static void bind_msg(struct params *p, const struct message_rec *m)
+{
+    p_text(p, m->id);
+    p_text(p, m->request_id);
+    p_text(p, m->status);
+    p_text(p, m->recipient);
+    p_text(p, m->notification);
+    p_text(p, m->event);
+    p_text(p, m->trace_id);
+    p_text(p, m->run_id);
+    p_text(p, m->tags.len ? m->tags : STR_LIT("[]"));
+    p_text(p, m->reason);
+    p_text(p, m->error);
+    p_bytes(p, m->spec.len ? m->spec : STR_LIT("{}"));
+    p_bytes(p, m->state.len ? m->state : STR_LIT("{}"));
+    p_i64(p, m->enqueued_ms);
+    p_i64(p, m->sent_ms);
+    p_i64(p, m->delivered_ms);
+    p_i64(p, m->canceled_ms);
+    p_i64(p, m->updated_ms);
+}
+
+static void row_msg(const PGresult *r, int i, struct arena *a, struct message_rec *m)
+{
+    m->id = g_str(a, r, i, 0);
+    m->request_id = g_str(a, r, i, 1);
+    m->status = g_str(a, r, i, 2);
+    m->recipient = g_str(a, r, i, 3);
+    m->notification = g_str(a, r, i, 4);
+    m->event = g_str(a, r, i, 5);
+    m->trace_id = g_str(a, r, i, 6);
+    m->run_id = g_str(a, r, i, 7);
+    m->tags = g_str(a, r, i, 8);
+    m->reason = g_str(a, r, i, 9);
+    m->error = g_str(a, r, i, 10);
+    m->spec = g_str(a, r, i, 11);
+    m->state = g_str(a, r, i, 12);
+    m->enqueued_ms = g_i64(r, i, 13);
+    m->sent_ms = g_i64(r, i, 14);
+    m->delivered_ms = g_i64(r, i, 15);
+    m->canceled_ms = g_i64(r, i, 16);
+    m->updated_ms = g_i64(r, i, 17);
+}
+
+static int msg_write(struct store_txn *t, enum stmt_id id, const char *what,
+                     const struct message_rec *m, int none_rc)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_msg(m);
+    if (rc < 0)
+        return rc;
+    bind_msg(&p, m);
+    rc = tx_q(t, id, &p, &r, what);
+    if (rc == HR_OK && affected(r) == 0)
+        rc = none_rc;
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_message_insert(struct store_txn *t, const struct message_rec *m)
+{
+    return msg_write(t, S_MSG_INSERT, "message_insert", m, HR_CONFLICT);
+}
+
+static int pg_message_update(struct store_txn *t, const struct message_rec *m)
+{
+    return msg_write(t, S_MSG_UPDATE, "message_update", m, HR_NOTFOUND);
+}
+
+static int msg_result(int rc, PGresult *r, struct arena *a, struct message_rec *out)
+{
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        return HR_NOTFOUND;
+    row_msg(r, 0, a, out);
+    return HR_OK;
+}
+
+static int pg_message_get(struct store *s, struct str id, struct arena *a,
+                          struct message_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (id.len == 0 || id.len > MSG_TEXT_MAX)
+        return HR_NOTFOUND;
+    p_text(&p, id);
+    rc = rd_q((struct pg_store *)s, S_MSG_GET, &p, &r, "message_get");
+    rc = msg_result(rc, r, a, out);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* pg_message_get_txn: the row stays locked until the transaction ends, so the caller's
+ * update is not lost to (nor loses) another node's. */
+static int pg_message_get_txn(struct store_txn *t, struct str id, struct arena *a,
+                              struct message_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (id.len == 0 || id.len > MSG_TEXT_MAX)
+        return HR_NOTFOUND;
+    p_text(&p, id);
+    rc = tx_q(t, S_MSG_GET_FOR_UPDATE, &p, &r, "message_get_txn");
+    rc = msg_result(rc, r, a, out);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_message_list(struct store *s, const struct message_filter *f, struct arena *a,
+                           struct message_rec **out, size_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct message_rec *arr;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    if (f->limit == 0 || f->limit > 1000)
+        return HR_INVAL;
+    p_text(&p, f->recipient);
+    p_text(&p, f->status);
+    p_text(&p, f->notification);
+    p_text(&p, f->event);
+    p_text(&p, f->tag);
+    p_text(&p, f->trace_id);
+    p_text(&p, f->run_id);
+    p_text(&p, f->before_id);
+    p_i64(&p, (int64_t)f->limit);
+    rc = rd_q((struct pg_store *)s, S_MSG_LIST, &p, &r, "message_list");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++)
+        row_msg(r, i, a, &arr[i]);
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_history_append(struct store_txn *t, struct str message_id, int64_t ts,
+                             struct str type, struct str body)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (message_id.len == 0 || message_id.len > MSG_TEXT_MAX || type.len == 0 || type.len > 64 ||
+        body.len > PAYLOAD_MAX)
+        return HR_INVAL;
+    p_text(&p, message_id);
+    p_i64(&p, ts);
+    p_text(&p, type);
+    p_bytes(&p, body);
+    rc = tx_q(t, S_HIST_APPEND, &p, &r, "history_append");
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_history_list(struct store *s, struct str message_id, struct str type,
+                           struct arena *a, struct history_rec **out, size_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct history_rec *arr;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    if (message_id.len > MSG_TEXT_MAX || type.len > 64)
+        return HR_INVAL;
+    p_text(&p, message_id);
+    p_text(&p, type);
+    rc = rd_q((struct pg_store *)s, S_HIST_LIST, &p, &r, "history_list");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
+    for (int i = 0; i < rows; i++) {
+        arr[i].seq = g_i64(r, i, 0);
+        arr[i].ts = g_i64(r, i, 1);
+        arr[i].type = g_str(a, r, i, 2);
+        arr[i].body = g_str(a, r, i, 3);
+    }
+    *out = arr;
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+const struct store_ops pg_store_ops = {
+    .version = 1,
+    .scheme = "postgres",
+    .impl_size = sizeof(struct pg_store),
+    .open = pg_open,
+    .close = pg_close,
+    .write = pg_write,
+    .ping = pg_ping,
+    .stats = pg_stats,
+    .meta_set = pg_meta_set,
+    .meta_get = pg_meta_get,
+    .key_insert = pg_key_insert,
+    .key_find_by_hash = pg_key_find_by_hash,
+    .key_list = pg_key_list,
+    .key_revoke = pg_key_revoke,
+    .key_count = pg_key_count,
+    .job_insert = pg_job_insert,
+    .job_lease = pg_job_lease,
+    .job_ack = pg_job_ack,
+    .job_retry = pg_job_retry,
+    .job_dead = pg_job_dead,
+    .job_release = pg_job_release,
+    .job_get = pg_job_get,
+    .job_counts = pg_job_counts,
+    .job_next_run_at = pg_job_next_run_at,
+    .job_list = pg_job_list,
+    .job_expire_leases = NULL, /* shared store: a live node may hold a lease */
+    .doc_get = pg_doc_get,
+    .doc_get_txn = pg_doc_get_txn,
+    .doc_put = pg_doc_put,
+    .doc_delete = pg_doc_delete,
+    .doc_list = pg_doc_list,
+    .event_insert = pg_event_insert,
+    .event_get = pg_event_get,
+    .catalog_touch = pg_catalog_touch,
+    .catalog_get = pg_catalog_get,
+    .catalog_list = pg_catalog_list,
+    .message_insert = pg_message_insert,
+    .message_update = pg_message_update,
+    .message_get = pg_message_get,
+    .message_get_txn = pg_message_get_txn,
+    .message_list = pg_message_list,
+    .history_append = pg_history_append,
+    .history_list = pg_history_list,
+};
