@@ -60,3 +60,34 @@ int api_parse_json(struct http_req *req, struct http_resp *resp, cJSON **out)
     }
     return HR_OK;
 }
+
+struct doc_delete_arg {
+    const char *coll;
+    struct str id;
+};
+
+static int doc_delete_tx(struct store_txn *t, void *varg)
+{
+    struct doc_delete_arg *a = varg;
+    return store_doc_delete(t, a->coll, a->id);
+}
+
+void api_doc_delete(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
+                    const char *coll, const char *noun)
+{
+    struct doc_delete_arg a = {coll, req->params[0]};
+    struct herr err;
+    int rc;
+    herr_clear(&err);
+    rc = store_write(ctx->store, doc_delete_tx, &a, &err);
+    if (rc == HR_NOTFOUND) {
+        http_resp_error(resp, 404, "invalid_request_error", "%s %.*s not found", noun,
+                        STR_FMT(req->params[0]));
+        return;
+    }
+    if (rc < 0) {
+        api_error_rc(resp, rc, &err);
+        return;
+    }
+    resp->status = 204;
+}

@@ -56,6 +56,11 @@ int api_bootstrap(struct store *s, int64_t now_ms, char *admin_key, char *write_
  * On failure answers 400 on resp and returns < 0. *out is owned by the caller. */
 int api_parse_json(struct http_req *req, struct http_resp *resp, cJSON **out);
 
+/* api_doc_delete: DELETE of the document named by the path's first parameter in coll:
+ * 204, or 404 naming the `noun` ("brand", "profile"...). */
+void api_doc_delete(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
+                    const char *coll, const char *noun);
+
 /* api_status_for_rc: the HTTP status for a herald result code. */
 int api_status_for_rc(int rc);
 /* api_error_rc: answer resp with the status for rc and err's message. */

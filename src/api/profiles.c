@@ -162,28 +162,8 @@ void api_profile_get(void *vctx, struct http_req *req, struct http_resp *resp)
     resp->status = 200;
 }
 
-static int delete_tx(struct store_txn *t, void *id)
-{
-    return store_doc_delete(t, COLL_PROFILES, *(struct str *)id);
-}
-
 void api_profile_delete(void *vctx, struct http_req *req, struct http_resp *resp)
 {
-    struct api_ctx *ctx = vctx;
-    struct herr err;
-    int rc;
-    if (!id_ok(req, resp))
-        return;
-    herr_clear(&err);
-    rc = store_write(ctx->store, delete_tx, &req->params[0], &err);
-    if (rc == HR_NOTFOUND) {
-        http_resp_error(resp, 404, "invalid_request_error", "profile %.*s not found",
-                        STR_FMT(req->params[0]));
-        return;
-    }
-    if (rc < 0) {
-        api_error_rc(resp, rc, &err);
-        return;
-    }
-    resp->status = 204;
+    if (id_ok(req, resp))
+        api_doc_delete(vctx, req, resp, COLL_PROFILES, "profile");
 }
