@@ -172,9 +172,12 @@ hpost() {
 # inside the braces, e.g. 'route="send",status="202"'); 0 when absent.
 metric() {
     local name=$1 labels=${2:-}
-    curl -fsS --max-time 10 "$HERALD_URL/metrics" | awk -v n="$name" -v l="$labels" '
+    local page
+    # read the whole page first: an awk that exits early would make curl fail (exit 23)
+    page=$(curl -fsS --max-time 10 "$HERALD_URL/metrics") || page=""
+    printf '%s\n' "$page" | awk -v n="$name" -v l="$labels" '
         { key = (l == "" ? n : n "{" l "}") }
-        $1 == key { print $2; found = 1; exit }
+        $1 == key && !found { print $2; found = 1 }
         END { if (!found) print 0 }'
 }
 

@@ -1,5 +1,5 @@
-// report.mjs: turn the key=value results of bench/ingest.sh and bench/send.sh into the
-// markdown tables of docs/PERFORMANCE.md.
+// report.mjs: turn the key=value results of bench/ingest.sh, bench/send.sh and
+// bench/flow.sh into the markdown tables of docs/PERFORMANCE.md.
 //
 //   node bench/report.mjs RESULTS_FILE [--docs docs/PERFORMANCE.md]
 //
@@ -68,7 +68,8 @@ function machine() {
       `load average before the run: ${R['run.loadavg'] || '?'}`,
     `- tools: ${wrk}, nginx ${nginx}, SQLite ${sqlite}, ${curl}; ` +
       `wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64} -d${R['run.duration'] || 10}s, ` +
-      `send run ${R['run.send_duration'] || 10}s`,
+      `send run ${R['run.send_duration'] || 10}s` +
+      (has('flow.sat.rps') ? `, flow runs ${R['run.flow_duration'] || 10}s saturating + ${R['run.flow_light_duration'] || 10}s light` : ''),
   ].join('\n');
 }
 
@@ -116,6 +117,17 @@ function tables() {
       out.push(`| light paced load (wrk -c4, 20 ms pauses) | ${int('send.light.rps')} sends/s, ${int('send.light.delivered_ps')} delivered/s | — | — | answer: ${ms('send.light.p50_ms')} / ${ms('send.light.p99_ms')}; send to delivery: **${ms('send.light.e2e_p50_ms')} / ${ms('send.light.e2e_p99_ms')}** | ${R['send.light.delivery_check'] === 'ok' ? 'ok' : '**MISMATCH**'}: ${int('send.light.delivered')} = ${int('send.light.accepted')} |`);
     }
   }
+  if (has('flow.sat.rps')) {
+    const fcheck = (p) => `${R[`${p}.delivery_check`] === 'ok' ? 'ok' : '**MISMATCH**'}: ${int(`${p}.delivered`)} delivered = 2 x ${int(`${p}.accepted`)} events answered 200 (herald counts ${int(`${p}.herald_sent`)} sent)`;
+    out.push('', '### Flow (Segment track events in, two linked automations each, webhooks out to the sink)', '');
+    out.push('| what | herald | baseline, same run | ratio | latency p50 / p99 (herald; baseline) | check |');
+    out.push('| --- | --- | --- | --- | --- | --- |');
+    out.push(`| POST /v1/track "Flow Event" accepted (200), wrk -c64 | ${int('flow.sat.rps')} events/s${errs('flow.sat')} | nginx fixed 200, same POST bodies: ${int('nginx.flow.rps')} req/s | ${x('flow.sat.rps', 'nginx.flow.rps')} | answer: ${ms('flow.sat.p50_ms')} / ${ms('flow.sat.p99_ms')}; ${ms('nginx.flow.p50_ms')} / ${ms('nginx.flow.p99_ms')} | — |`);
+    out.push(`| processed end to end, saturating run (first send to last delivery, ${Number(R['flow.sat.span_s']).toFixed(0)} s) | **${int('flow.sat.events_ps')} events/s** = ${int('flow.sat.deliveries_ps')} deliveries/s | libcurl multi, 16 in flight, to the sink: ${int('flow.curl.sink.rps')} req/s | deliveries ${x('flow.sat.deliveries_ps', 'flow.curl.sink.rps')}; events ${x('flow.sat.events_ps', 'flow.curl.sink.rps')} | event to delivery: ${ms('flow.sat.e2e_p50_ms')} / ${ms('flow.sat.e2e_p99_ms')} (queueing behind the backlog); libcurl ${ms('flow.curl.sink.p50_ms')} / ${ms('flow.curl.sink.p99_ms')} | ${fcheck('flow.sat')}; drained ${R['flow.sat.drain_s']} s after wrk stopped |`);
+    if (has('flow.light.rps')) {
+      out.push(`| light paced load (wrk -c2, 40 ms pauses) | ${int('flow.light.rps')} events/s, ${int('flow.light.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.light.p50_ms')} / ${ms('flow.light.p99_ms')}; event to delivery: **${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}** | ${fcheck('flow.light')} |`);
+    }
+  }
   out.push('', '### Where the time goes (same runs)', '');
   out.push('CPU in cores (CPU-seconds per second of the run; the machine has 2): the server\'s process(es), wrk, the whole machine, and the rest (machine - server - wrk: other tenants, the kernel\'s own threads; in bold above ' + NOISY + ' cores, a noisy neighbour).', '');
   out.push('| run | server | wrk | machine busy | others | store transactions / commits (per commit) |');
@@ -137,6 +149,14 @@ function tables() {
   if (has('send.deliver.cpu_server'))
     out.push(`| herald /send, accept + drain until delivered | ${cores('send.deliver.cpu_server')} | — | — | — | ${int('send.deliveries_sent')} deliveries |`);
   cpuRow('herald /send light load', 'send.light');
+  cpuRow('nginx POST flow body', 'nginx.flow');
+  cpuRow('herald flow (accept phase)', 'flow.sat', has('flow.store_transactions') ? `${st('flow')}, accept and drain` : '');
+  if (has('flow.sat.drain_cpu_server')) {
+    const others = num('flow.sat.drain_cpu_machine') - num('flow.sat.drain_cpu_server');
+    if (others > NOISY) noisy.push('herald flow, accept + drain');
+    out.push(`| herald flow, accept + drain until delivered (${R['flow.sat.drain_wall_s']} s) | ${cores('flow.sat.drain_cpu_server')} | (first ${R['run.flow_duration'] || 10} s only) | ${cores('flow.sat.drain_cpu_machine')} | ${others > NOISY ? `**${others.toFixed(2)}**` : others.toFixed(2)} (incl. wrk, sink) | ${int('flow.sat.herald_sent')} deliveries |`);
+  }
+  cpuRow('herald flow light load', 'flow.light');
   if (noisy.length)
     out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${noisy.join('; ')}. Those figures understate what herald does alone; rerun before comparing.`);
   return out.join('\n');

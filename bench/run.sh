@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: build herald, run every benchmark, print the markdown tables.
 #
-#   bench/run.sh [--write-docs] [--quick] [--only ingest|send] [--no-build] [--rev REV]
+#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow] [--no-build] [--rev REV]
 #                [--out FILE]
 #
 #   --write-docs  also rewrite the generated section of docs/PERFORMANCE.md (between the
@@ -13,7 +13,8 @@
 #                 build there (the working tree's uncommitted changes are left out)
 #   --out FILE    keep the raw key=value results in FILE (default: a temp file)
 #
-# Takes about 2.5 minutes with the defaults. Needs wrk, nginx, curl, node, cc and
+# Takes about 7 minutes with the defaults (flow: ~4.5, most of it herald draining the
+# saturating run's backlog). Needs wrk, nginx, curl, node, cc and
 # libcurl's headers (Debian: apt-get install -y wrk nginx-light libcurl4-openssl-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +23,12 @@ write_docs=0 build=1 only="" out="" rev=""
 while [ $# -gt 0 ]; do
     case $1 in
     --write-docs) write_docs=1 ;;
-    --quick) export BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 ;;
+    --quick) export BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 FLOW_DURATION=2 FLOW_LIGHT_DURATION=3 ;;
     --only) only=$2; shift ;;
     --no-build) build=0 ;;
     --rev) rev=$2; shift ;;
     --out) out=$2; shift ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -62,9 +63,11 @@ export BENCH_OUT=$out
     echo "run.conns=${BENCH_CONNS:-64}"
     echo "run.duration=${BENCH_DURATION:-10}"
     echo "run.send_duration=${SEND_DURATION:-10}"
+    echo "run.flow_duration=${FLOW_DURATION:-10}"
+    echo "run.flow_light_duration=${FLOW_LIGHT_DURATION:-10}"
 } >>"$out"
 
-for b in ingest send; do
+for b in ingest send flow; do
     if [ -z "$only" ] || [ "$only" = "$b" ]; then
         echo "== bench/$b.sh" >&2
         bash "bench/$b.sh" >/dev/null

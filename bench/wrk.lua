@@ -1,15 +1,19 @@
 -- wrk.lua: the request generator for every wrk run of the benchmarks (wrk 4 with LuaJIT).
 -- Settings come from the environment:
---   BENCH_MODE   get | track | batch | send
+--   BENCH_MODE   get | track | batch | send | flow
 --   BENCH_AUTH   the Authorization header value (Basic ... for track/batch, Bearer ... for send)
 --   BENCH_BATCH  events per /v1/batch body (default 100)
 --   BENCH_RUN    a prefix making messageIds unique across runs (default "r")
---   BENCH_PATH   the request path (defaults: / for get, /v1/track, /v1/batch, /send)
+--   BENCH_PATH   the request path (defaults: / for get, /v1/track, /v1/batch, /send,
+--                /v1/track for flow)
 --   BENCH_DELAY_MS  if > 0, each connection waits this long between requests (paced load)
 -- track/batch: a ~700-byte Segment track event per event, with a messageId unique per
 -- event (run prefix, wrk thread number, counter). send: a Courier v2 message with inline
 -- content whose body is "ts:<send time in microseconds>" (CLOCK_REALTIME), so the sink
--- can compute request-to-delivery latency.
+-- can compute request-to-delivery latency. flow: the track event of track, named
+-- "Flow Event", with properties.ts = the send time in microseconds (a string of digits:
+-- a 16-digit number would not survive cJSON's %1.15g), which bench/flow.sh's template
+-- renders into the delivered body as "ts:<digits>" for the sink.
 -- done() prints one machine-readable line starting with "WRK " (see bench/lib.sh).
 
 local ffi = require("ffi")
@@ -28,7 +32,8 @@ local auth = os.getenv("BENCH_AUTH")
 local batch_n = tonumber(os.getenv("BENCH_BATCH") or "100")
 local run = os.getenv("BENCH_RUN") or "r"
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-local default_paths = { get = "/", track = "/v1/track", batch = "/v1/batch", send = "/send" }
+local default_paths = { get = "/", track = "/v1/track", batch = "/v1/batch", send = "/send",
+  flow = "/v1/track" }
 local path = os.getenv("BENCH_PATH") or default_paths[mode]
 
 local threads = {}
@@ -50,6 +55,11 @@ local event_tmpl = '{"type":"track","event":"Bench %s","userId":"%s","anonymousI
   '"properties":{"order_id":"ord_%s","revenue":49.99,"currency":"USD","plan":"pro",' ..
   '"items":[{"sku":"sku-1001","name":"Widget","price":19.99,"quantity":1},' ..
   '{"sku":"sku-1002","name":"Gadget","price":29.99,"quantity":1}]}}'
+
+-- The flow event: the same shape and size, event "Flow Event", properties.ts first.
+-- %s are the userId, the messageId, the send time and the order id.
+local flow_tmpl = event_tmpl:gsub('"event":"Bench %%s","userId":"%%s"', '"event":"Flow Event","userId":"%%s"', 1)
+  :gsub('"properties":{', '"properties":{"ts":"%%s",', 1)
 
 local headers = {}
 
@@ -80,6 +90,10 @@ function request()
     local parts = {}
     for i = 1, batch_n do parts[i] = event("Batch") end
     return wrk.format("POST", path, headers, '{"batch":[' .. table.concat(parts, ",") .. ']}')
+  elseif mode == "flow" then
+    local id = next_id()
+    return wrk.format("POST", path, headers,
+      string.format(flow_tmpl, "u" .. tostring(counter % 10000), id, string.format("%d", now_us()), id))
   elseif mode == "send" then
     local id = next_id()
     local body = string.format(

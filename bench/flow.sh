@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# flow.sh: Segment events in -> webhooks out, end to end. herald with a webhook provider
+# pointed at the sink (bench/sink.c), a published template whose body is
+# "ts:{{data.properties.ts}}", and two automations of one send step each (that template,
+# recipient refs.data.userId) linked to track/Flow Event. wrk POSTs /v1/track (BENCH_MODE
+# flow: the ~700 B track event named "Flow Event", unique messageIds, properties.ts =
+# send time in us, CLOCK_REALTIME as the sink uses); every event must come out as exactly
+# two deliveries at the sink.
+#
+#   nginx.flow       the same POST bodies to nginx (fixed 200)               (baseline)
+#   flow.curl.sink   requests/s libcurl gets from the sink (16 in flight)    (baseline)
+#   flow.sat         saturating load (wrk -t2 -c64, FLOW_DURATION s): events accepted/s,
+#                    then after the queue drains: deliveries/s and events processed end to
+#                    end per second (both over first send -> last delivery), event-to-
+#                    delivery p50/p90/p99 (mostly the backlog draining)
+#   flow.light       light paced load (wrk -t1 -c2, 40 ms between requests per connection:
+#                    at most ~50 events/s, FLOW_LIGHT_DURATION s): latency without a backlog
+#
+# Check per run: deliveries at the sink = 2 x events herald answered 200 for, each with a
+# timestamp, and herald's own sent-deliveries count agrees.
+#
+# Usage: bench/flow.sh   (settings: see bench/lib.sh; FLOW_DURATION (default 10),
+#        FLOW_LIGHT_DURATION (10), FLOW_DRAIN_MAX (seconds to wait for the backlog, 900);
+#        HERALD_ARGS: extra `herald serve` flags)
+# shellcheck source=bench/lib.sh disable=SC2154
+source "$(dirname "$0")/lib.sh"
+need wrk curl node cc
+
+# lib.sh's metric pipes curl into an awk that exits at the first match: with the
+# larger /metrics of this run curl then fails writing (23) and, under pipefail, so does
+# the script. Read the whole page first.
+metric() {
+    local name=$1 labels=${2:-} page
+    page=$(curl -fsS --max-time 10 "$HERALD_URL/metrics")
+    awk -v n="$name" -v l="$labels" '
+        { key = (l == "" ? n : n "{" l "}") }
+        $1 == key { print $2; found = 1; exit }
+        END { if (!found) print 0 }' <<<"$page"
+}
+
+FLOW_DURATION=${FLOW_DURATION:-10}
+FLOW_LIGHT_DURATION=${FLOW_LIGHT_DURATION:-10}
+FLOW_DRAIN_MAX=${FLOW_DRAIN_MAX:-900}
+EVENT="track/Flow Event"
+
+# ---- baselines: nginx with the same bodies, libcurl to the sink ---------------------------
+start_nginx
+mapfile -t NPIDS < <(nginx_pids)
+WRK_DURATION=$FLOW_DURATION run_wrk nginx-flow "$NGINX_URL/v1/track" flow "Basic dGVzdDo=" "${NPIDS[@]}"
+record_wrk nginx.flow 1
+NGINX_RPS=$W_rps
+stop_pid "$NGINX_PID"
+
+cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c" || die "cannot build bench/sink.c"
+cc -O2 -o "$BENCH_TMP/curl_baseline" "$BENCH_HOME/curl_baseline.c" -lcurl ||
+    die "cannot build bench/curl_baseline.c (apt-get install -y libcurl4-openssl-dev)"
+SINK_PORT=$(free_port)
+"$BENCH_TMP/sink" "$SINK_PORT" &
+SINK_PID=$!
+BENCH_PIDS+=("$SINK_PID")
+SINK_URL=http://127.0.0.1:$SINK_PORT
+wait_http "$SINK_URL/stats" 10
+log "sink: pid $SINK_PID at $SINK_URL"
+sink_stats() { curl -fsS --max-time 30 "$SINK_URL/stats"; }
+sink_reset() { curl -fsS --max-time 10 -X POST "$SINK_URL/reset" >/dev/null; }
+
+log "curl baseline: 5 s, 16 in flight"
+line=$("$BENCH_TMP/curl_baseline" "$SINK_URL/hook" 5 16) || die "curl_baseline failed: $line"
+CURL_RPS=$(echo "$line" | sed -n 's/.* rps=\([0-9]*\).*/\1/p')
+result flow.curl.sink.rps "$CURL_RPS"
+result flow.curl.sink.p50_ms "$(sink_stats | json - '(j.p50_us/1000).toFixed(2)')"
+result flow.curl.sink.p99_ms "$(sink_stats | json - '(j.p99_us/1000).toFixed(2)')"
+sink_reset
+
+# ---- herald: provider, template, two automations linked to the event -----------------------
+# shellcheck disable=SC2086
+start_herald herald-flow ${HERALD_ARGS:-}
+hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
+TPL=$(hpost /notifications '{"notification":{"name":"Flow","content":{"title":"Flow event","body":"ts:{{data.properties.ts}}"}}}' |
+    json - j.id)
+hpost "/notifications/$TPL/publish" '{}' >/dev/null
+for a in flow-a flow-b; do
+    curl -fsS --max-time 30 -X PUT -H "Authorization: $ADMIN_AUTH" -H 'Content-Type: application/json' \
+        "$HERALD_URL/automations/$a" \
+        -d "{\"name\":\"$a\",\"steps\":[{\"action\":\"send\",\"template\":\"$TPL\",\"recipient\":\"refs.data.userId\"}]}" >/dev/null
+    hpost /links "{\"event\":\"$EVENT\",\"automation_id\":\"$a\"}" >/dev/null
+done
+log "template $TPL, automations flow-a and flow-b linked to $EVENT"
+
+# flow_phase PREFIX ACCEPTED_BEFORE SENT_BEFORE: wait for the queue to drain, then record
+# the end-to-end figures for the events since the last sink reset. Sets FLOW_EPS, FLOW_DPS.
+flow_phase() {
+    local p=$1 before=$2 sent0=$3 waited accepted st delivered with_ts sent span
+    waited=$(wait_queue_empty "$FLOW_DRAIN_MAX")
+    result "$p.drain_s" "$waited"
+    accepted=$(($(metric herald_http_requests_total 'route="segment.v1",status="200"') - before))
+    sent=$(($(metric herald_deliveries_total 'outcome="sent"') - sent0))
+    st=$(sink_stats)
+    delivered=$(echo "$st" | json - j.count)
+    with_ts=$(echo "$st" | json - j.with_ts)
+    span=$(echo "$st" | json - '((j.last_us - j.min_send_us) / 1e6).toFixed(2)')
+    FLOW_EPS=$(awk -v n="$accepted" -v s="$span" 'BEGIN{printf "%.0f", (s > 0 ? n/s : 0)}')
+    FLOW_DPS=$(awk -v n="$delivered" -v s="$span" 'BEGIN{printf "%.0f", (s > 0 ? n/s : 0)}')
+    result "$p.accepted" "$accepted"
+    result "$p.delivered" "$delivered"
+    result "$p.herald_sent" "$sent"
+    result "$p.span_s" "$span"
+    result "$p.events_ps" "$FLOW_EPS"
+    result "$p.deliveries_ps" "$FLOW_DPS"
+    result "$p.e2e_p50_ms" "$(echo "$st" | json - '(j.p50_us/1000).toFixed(1)')"
+    result "$p.e2e_p90_ms" "$(echo "$st" | json - '(j.p90_us/1000).toFixed(1)')"
+    result "$p.e2e_p99_ms" "$(echo "$st" | json - '(j.p99_us/1000).toFixed(1)')"
+    if [ "$delivered" = "$((2 * accepted))" ] && [ "$with_ts" = "$delivered" ] && [ "$sent" = "$delivered" ]; then
+        result "$p.delivery_check" ok
+    else
+        result "$p.delivery_check" MISMATCH
+    fi
+}
+
+# saturating run: events in as fast as herald takes them, the automations follow
+tx0=$(metric herald_store_transactions_total)
+c0=$(metric herald_store_commits_total)
+h0=$(proc_ticks "$HERALD_PID")
+m0=$(machine_ticks)
+t0=$(date +%s.%N)
+WRK_DURATION=$FLOW_DURATION BENCH_RUN=sat run_wrk flow-sat "$HERALD_URL/v1/track" flow "$WRITE_AUTH" "$HERALD_PID"
+record_wrk flow.sat 1
+result flow.sat.ratio_rps "$(awk -v a="$W_rps" -v b="$NGINX_RPS" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.3f", a/b }')"
+flow_phase flow.sat 0 0
+h1=$(proc_ticks "$HERALD_PID")
+m1=$(machine_ticks)
+t1=$(date +%s.%N)
+tx1=$(metric herald_store_transactions_total)
+c1=$(metric herald_store_commits_total)
+ratio4() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.4f", a/b }'; }
+result flow.sat.events_ratio_to_curl "$(ratio4 "$FLOW_EPS" "$CURL_RPS")"
+result flow.sat.deliveries_ratio_to_curl "$(ratio4 "$FLOW_DPS" "$CURL_RPS")"
+# CPU over accept + drain (wrk ran only the first FLOW_DURATION seconds of it)
+result flow.sat.drain_cpu_server "$(awk -v a="$h0" -v b="$h1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)}')"
+result flow.sat.drain_cpu_machine "$(echo "$m0 $m1" | awk -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '{printf "%.2f", ($3-$1)/hz/(t1-t0)}')"
+result flow.sat.drain_wall_s "$(awk -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.1f", t1-t0}')"
+result flow.store_transactions "$((tx1 - tx0))"
+result flow.store_commits "$((c1 - c0))"
+result flow.tx_per_commit "$(ratio $((tx1 - tx0)) $((c1 - c0)))"
+
+# light, paced run: latency without a backlog
+sink_reset
+before=$(metric herald_http_requests_total 'route="segment.v1",status="200"')
+sent0=$(metric herald_deliveries_total 'outcome="sent"')
+WRK_THREADS=1 WRK_CONNS=2 WRK_DURATION=$FLOW_LIGHT_DURATION BENCH_DELAY_MS=40 BENCH_RUN=light \
+    run_wrk flow-light "$HERALD_URL/v1/track" flow "$WRITE_AUTH" "$HERALD_PID"
+record_wrk flow.light 1
+flow_phase flow.light "$before" "$sent0"
+stop_pid "$HERALD_PID"
