@@ -2,7 +2,7 @@
 #   make            build ./herald (release, -O2)
 #   make run        install missing packages, build, start `herald serve` on SQLite
 #   make test       install what tests need (PostgreSQL included), build, run unit + e2e
-#                   suites, plain and under ASan+UBSan
+#                   suites (e2e on SQLite and on PostgreSQL), plain and under ASan+UBSan
 #   make clean
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
@@ -95,9 +95,18 @@ unit: $(UNIT_BIN)
 	    echo "unit: PostgreSQL could not be started; its tests will fail" >&2; \
 	HERALD_TEST_PG_DSN="$$dsn" scripts/run-unit.sh $(UNIT_BIN)
 
-# e2e: the black-box suites against this variant's binary
+# e2e: the black-box suites against this variant's binary, once on SQLite and once on
+# PostgreSQL (HERALD_TEST_PG_DSN; unless given, a throwaway cluster is started as for
+# unit). Without PostgreSQL, scripts/run-e2e.sh says so and fails, unless
+# HERALD_E2E_SQLITE_ONLY=1 is set.
 e2e: $(B)/herald
-	@HERALD_BIN=$(CURDIR)/$(B)/herald scripts/run-e2e.sh
+	@if [ -n "$$HERALD_TEST_PG_DSN" ]; then \
+	    HERALD_BIN=$(CURDIR)/$(B)/herald exec scripts/run-e2e.sh; \
+	fi; \
+	trap 'scripts/pg-test.sh stop $$$$' EXIT; trap 'exit 130' INT TERM; \
+	dsn=$$(scripts/pg-test.sh start $$$$) || \
+	    echo "e2e: PostgreSQL could not be started (scripts/pg-test.sh start)" >&2; \
+	HERALD_TEST_PG_DSN="$$dsn" HERALD_BIN=$(CURDIR)/$(B)/herald scripts/run-e2e.sh
 
 test-rel:
 	$(MAKE) VARIANT=rel herald unit e2e

@@ -33,6 +33,7 @@ struct config {
     int64_t dedup_window_s;
     int64_t retry_base_ms;
     int64_t max_write_queue;
+    int64_t lease_ms;
     const char *log_level;
 };
 
@@ -64,6 +65,8 @@ static const char usage_serve[] =
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
     "  --retry-base-ms MS   first delivery retry delay      HERALD_RETRY_BASE_MS 5000\n"
     "  --max-write-queue N  waiting writes before 429       HERALD_MAX_WRITE_QUEUE 8192\n"
+    "  --lease-ms MS        job lease length (1000..3600000) HERALD_LEASE_MS    60000\n"
+    "                       a job whose node dies runs again once its lease ends\n"
     "\n"
     "On the first start with a new store, herald creates the workspace and prints an\n"
     "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
@@ -97,6 +100,7 @@ static void config_defaults(struct config *c)
     c->dedup_window_s = 86400;
     c->retry_base_ms = 5000;
     c->max_write_queue = 0;
+    c->lease_ms = 60000;
 }
 
 /* config_numbers: numeric settings from the environment, then validated. */
@@ -131,6 +135,11 @@ static int config_env_numbers(struct config *c)
             return fprintf(stderr, "herald: HERALD_RETRY_BASE_MS must be 10..3600000\n"),
                    HR_INVAL;
         c->retry_base_ms = v;
+    }
+    if ((e = getenv("HERALD_LEASE_MS")) && e[0]) {
+        if (parse_int(e, 1000, 3600000, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_LEASE_MS must be 1000..3600000\n"), HR_INVAL;
+        c->lease_ms = v;
     }
     if ((e = getenv("HERALD_DEDUP_WINDOW")) && e[0]) {
         if (parse_int(e, 0, 366LL * 86400, &v) < 0)
@@ -265,6 +274,12 @@ static int cmd_serve(int argc, char **argv)
             cfg.retry_base_ms = num;
             continue;
         }
+        if ((m = take_opt(argc, argv, &i, "--lease-ms", &v))) {
+            if (m < 0 || parse_int(v, 1000, 3600000, &num) < 0)
+                return fprintf(stderr, "herald: --lease-ms must be 1000..3600000\n"), EXIT_USAGE;
+            cfg.lease_ms = num;
+            continue;
+        }
         if ((m = take_opt(argc, argv, &i, "--dedup-window", &v))) {
             if (m < 0 || parse_int(v, 0, 366LL * 86400, &num) < 0)
                 return fprintf(stderr, "herald: --dedup-window must be 0..31622400 seconds\n"),
@@ -336,6 +351,7 @@ static int cmd_serve(int argc, char **argv)
 
     queue_cfg_defaults(&qcfg);
     qcfg.workers = cfg.workers;
+    qcfg.lease_ms = cfg.lease_ms;
     q = queue_new(st, hclock_system(), &qcfg, handlers, sizeof handlers / sizeof handlers[0]);
     if (queue_start(q) < 0) {
         LOG_E("server.queue_failed", "msg=\"cannot start workers\"");

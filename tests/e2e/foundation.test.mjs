@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { freePort, herald, makeTempDir, metricValue, rawRequest, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { freePort, herald, isPostgres, makeTempDir, metricValue, rawRequest, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
 
 after(stopAll);
 
@@ -92,7 +92,8 @@ describe('CLI', () => {
 describe('configuration', () => {
   test('HERALD_LISTEN, HERALD_STORE and HERALD_LOG_LEVEL configure serve', T, async (t) => {
     const srv = await startServer({ t, via: 'env', logLevel: 'info' });
-    assert.ok(fs.existsSync(path.join(srv.dir, 'herald.db')), 'the store is where HERALD_STORE says');
+    if (isPostgres) assert.ok(!fs.existsSync(path.join(srv.dir, 'herald.db')), 'no SQLite file: HERALD_STORE names the database');
+    else assert.ok(fs.existsSync(path.join(srv.dir, 'herald.db')), 'the store is where HERALD_STORE says');
     const r = await srv.request('GET', '/healthz');
     assert.equal(r.status, 200);
     await srv.waitForLog((l) => l.includes('event=http.request'));

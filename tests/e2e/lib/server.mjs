@@ -1,5 +1,7 @@
 // server.mjs: the e2e harness. Starts the real herald binary (HERALD_BIN) on a free
 // port with a fresh SQLite store in a temp dir, captures its output, and talks to it.
+// With HERALD_TEST_STORE=postgres (HERALD_TEST_PG_DSN required), each store dir is
+// paired with a fresh PostgreSQL database instead (see dsnFor), dropped at exit.
 //
 //   const srv = await startServer({ t });          // t: the node:test context (optional)
 //   const r = await srv.request('GET', '/admin/queue', { auth: 'admin' });
@@ -190,11 +192,13 @@ function removeTempDirsSync() {
 process.on('exit', () => {
   killAllSync();
   removeTempDirsSync();
+  dropPgDatabasesSync();
 });
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => {
     killAllSync();
     removeTempDirsSync();
+    dropPgDatabasesSync();
     process.exit(sig === 'SIGINT' ? 130 : 143);
   });
 }
@@ -222,8 +226,74 @@ export function makeTempDir(prefix = 'herald-e2e-') {
   return d;
 }
 
-function dsnFor(dir) {
-  return `sqlite:${path.join(dir, 'herald.db')}`;
+/* ---- the store: SQLite (default) or PostgreSQL ---------------------------------------- */
+
+/** 'sqlite' or 'postgres' (HERALD_TEST_STORE). */
+export const STORE = (() => {
+  const v = process.env.HERALD_TEST_STORE || 'sqlite';
+  if (v !== 'sqlite' && v !== 'postgres') throw new Error(`HERALD_TEST_STORE=${v}: must be sqlite or postgres`);
+  return v;
+})();
+export const isPostgres = STORE === 'postgres';
+
+/** In PostgreSQL mode, a killed node's leases are not ended when a node starts (another
+ *  node may own them), so its in-flight jobs wait for the lease to end. Servers here get
+ *  3 s leases instead of 60 s: provider calls are bounded by a 10 s timeout, but in the
+ *  tests the sinks answer at once, so no job holds its lease anywhere near 3 s. */
+export const PG_LEASE_MS = 3000;
+
+function pgAdminDsn() {
+  const dsn = process.env.HERALD_TEST_PG_DSN;
+  if (!dsn)
+    throw new Error(
+      'HERALD_TEST_STORE=postgres but HERALD_TEST_PG_DSN is not set: start a cluster ' +
+        '(HERALD_TEST_PG_DSN=$(scripts/pg-test.sh start)) or run `make test`',
+    );
+  return dsn;
+}
+
+/** dsn with its database replaced by db. */
+export function pgDsnWithDb(dsn, db) {
+  const m = /^(postgres(?:ql)?:\/\/[^/?]*)(?:\/[^?]*)?(\?.*)?$/.exec(dsn);
+  if (!m) throw new Error(`HERALD_TEST_PG_DSN=${dsn}: expected postgres://USER@HOST:PORT/DB`);
+  return `${m[1]}/${db}${m[2] ?? ''}`;
+}
+
+/** Run SQL statements with psql against the admin DSN; throws with psql's output. */
+export function psql(statements, { dsn = pgAdminDsn(), tuples = false } = {}) {
+  const a = [dsn, '-v', 'ON_ERROR_STOP=1', '-X', '-q'];
+  if (tuples) a.push('-tA');
+  for (const st of [].concat(statements)) a.push('-c', st);
+  const r = spawnSync('psql', a, { encoding: 'utf8', timeout: 30000 });
+  if (r.error) throw new Error(`psql: ${r.error.message} (is the postgresql-client package installed?)`);
+  if (r.status !== 0) throw new Error(`psql ${[].concat(statements).join('; ')}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const pgDatabases = new Map(); // store dir -> database name
+
+function dropPgDatabasesSync() {
+  if (!pgDatabases.size || process.env.HERALD_E2E_KEEP) return;
+  try {
+    psql([...new Set(pgDatabases.values())].map((db) => `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`));
+  } catch (e) {
+    process.stderr.write(`e2e: dropping the test databases failed (best effort): ${e.message}\n`);
+  }
+  pgDatabases.clear();
+}
+
+/** The store DSN of a store dir: sqlite:DIR/herald.db, or in PostgreSQL mode the DSN of
+ *  the database paired with DIR (created on first use, so a new dir is a new database
+ *  and restarts, reuse of the dir and the CLI helper see the same one). */
+export function dsnFor(dir) {
+  if (!isPostgres) return `sqlite:${path.join(dir, 'herald.db')}`;
+  let db = pgDatabases.get(dir);
+  if (!db) {
+    db = `herald_e2e_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+    psql(`CREATE DATABASE ${db}`);
+    pgDatabases.set(dir, db);
+  }
+  return pgDsnWithDb(pgAdminDsn(), db);
 }
 
 /* ---- the server ------------------------------------------------------------------ */
@@ -301,6 +371,7 @@ class Server {
       a.push('--listen', `127.0.0.1:${this.port}`, '--store', dsnFor(this.dir));
       const lvl = o.logLevel === undefined ? 'info' : o.logLevel;
       if (lvl !== null) a.push('--log-level', lvl);
+      if (isPostgres) a.push('--lease-ms', String(PG_LEASE_MS));
     }
     return a.concat(o.args ?? []);
   }
@@ -313,6 +384,7 @@ class Server {
       e.HERALD_STORE = dsnFor(this.dir);
       const lvl = o.logLevel === undefined ? 'info' : o.logLevel;
       if (lvl !== null) e.HERALD_LOG_LEVEL = lvl;
+      if (isPostgres) e.HERALD_LEASE_MS = PG_LEASE_MS;
     }
     return childEnv({ ...e, ...(o.env ?? {}) });
   }
@@ -616,8 +688,8 @@ export function rawRequest(port, { method = 'GET', path: p = '/', headers = {}, 
 
 /**
  * herald(args, {dir, env, timeout, input}) -> {status, signal, stdout, stderr}
- * Run a CLI subcommand synchronously. With `dir`, `--store sqlite:DIR/herald.db` is
- * appended. Throws if the run left a sanitizer report on stderr.
+ * Run a CLI subcommand synchronously. With `dir`, `--store DSN` is appended: DIR's
+ * SQLite file, or in PostgreSQL mode DIR's database (dsnFor). Throws if the run left a sanitizer report on stderr.
  */
 export function herald(args, { dir, env = {}, timeout = 30000, input } = {}) {
   const bin = heraldBin();
