@@ -3,6 +3,7 @@
 #include "mime.h"
 
 #include "../util/crypto.h"
+#include "http_client.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -362,5 +363,20 @@ int mime_build(const struct mime_msg *m, struct buf *out, struct herr *err)
 out:
     if (rc == HR_TOOBIG)
         herr_set(err, rc, "the email is larger than %zu bytes", out->max);
+    return rc;
+}
+
+int mime_sender_parse(const cJSON *s, const char **from, const char **from_name,
+                      const char **reply_to, struct herr *err)
+{
+    int rc = http_client_setting_str(s, "settings", "from", true, from, err);
+    if (rc == HR_OK && !mime_addr_valid(*from))
+        rc = herr_set(err, HR_INVAL, "settings.from must be an email address");
+    if (rc == HR_OK)
+        rc = http_client_setting_str(s, "settings", "from_name", false, from_name, err);
+    if (rc == HR_OK)
+        rc = http_client_setting_str(s, "settings", "reply_to", false, reply_to, err);
+    if (rc == HR_OK && *reply_to && !mime_addr_valid(*reply_to))
+        rc = herr_set(err, HR_INVAL, "settings.reply_to must be an email address");
     return rc;
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #define MIME_MSGID_MAX 128 /* bytes for mime_message_id's output */
 
 struct mime_msg {
@@ -58,5 +60,11 @@ int mime_qp_encode(struct str in, struct buf *out) HR_MUSTCHECK;
  * 75 characters split on character boundaries, one per folded line. Control characters
  * become spaces. Ends with CRLF. */
 int mime_header_text(struct buf *out, const char *name, const char *value) HR_MUSTCHECK;
+
+/* mime_sender_parse: the sender settings every email provider shares: `from` (required
+ * address), `from_name` and `reply_to` (an address) from provider settings s. Strings
+ * point into s. Returns 0 or HR_INVAL with a message naming the field. */
+int mime_sender_parse(const cJSON *s, const char **from, const char **from_name,
+                      const char **reply_to, struct herr *err);
 
 #endif

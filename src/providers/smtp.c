@@ -83,15 +83,7 @@ static int conf_parse(const cJSON *s, struct smtp_conf *c, struct herr *err)
     if (rc == HR_OK && c->password && !c->username)
         rc = herr_set(err, HR_INVAL, "settings.username is required with settings.password");
     if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "from", true, &c->from, err);
-    if (rc == HR_OK && !mime_addr_valid(c->from))
-        rc = herr_set(err, HR_INVAL, "settings.from must be an email address");
-    if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "from_name", false, &c->from_name, err);
-    if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "reply_to", false, &c->reply_to, err);
-    if (rc == HR_OK && c->reply_to && !mime_addr_valid(c->reply_to))
-        rc = herr_set(err, HR_INVAL, "settings.reply_to must be an email address");
+        rc = mime_sender_parse(s, &c->from, &c->from_name, &c->reply_to, err);
     if (rc == HR_OK)
         rc = http_client_setting_bool(s, "settings", "tls_verify", &c->tls_verify, err);
     if (rc == HR_OK)
