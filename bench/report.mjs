@@ -1,5 +1,5 @@
-// report.mjs: turn the key=value results of bench/ingest.sh, bench/send.sh and
-// bench/flow.sh into the markdown tables of docs/PERFORMANCE.md.
+// report.mjs: turn the key=value results of bench/ingest.sh, bench/send.sh,
+// bench/flow.sh and bench/pg.sh into the markdown tables of docs/PERFORMANCE.md.
 //
 //   node bench/report.mjs RESULTS_FILE [--docs docs/PERFORMANCE.md]
 //
@@ -127,6 +127,40 @@ function tables() {
     if (has('flow.light.rps')) {
       out.push(`| light paced load (wrk -c2, 40 ms pauses) | ${int('flow.light.rps')} events/s, ${int('flow.light.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.light.p50_ms')} / ${ms('flow.light.p99_ms')}; event to delivery: **${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}** | ${fcheck('flow.light')} |`);
     }
+  }
+  if (has('pg.skipped')) {
+    out.push('', '### PostgreSQL', '', '**Skipped**: no PostgreSQL server binaries on this machine (bench/pg.sh).');
+  } else if (has('pg.nginx.track.rps')) {
+    const d = R['pg.duration'] || 6, sd = R['pg.send_duration'] || 4;
+    const stores = [['sqlite', 'SQLite, 1 node'], ['n1', 'PostgreSQL, 1 node'], ['n2', 'PostgreSQL, 2 nodes'], ['n3', 'PostgreSQL, 3 nodes']].filter(([k]) => has(`pg.${k}.track.rps`) || has(`pg.${k}.send.rps`));
+    const chk = (p) => (R[`${p}.check`] === undefined ? '—' : R[`${p}.check`] === 'ok' ? 'ok' : '**MISMATCH**');
+    const pgNoisy = [];
+    const oth = (p) => {
+      const o = num(`${p}.cpu_machine`) - num(`${p}.cpu_server`) - num(`${p}.cpu_pg`) - num(`${p}.cpu_wrk`);
+      return o;
+    };
+    out.push('', `### PostgreSQL (bench/pg.sh: N herald nodes on one database, N wrk -t1 -c${Math.round((Number(R['run.conns']) || 64))}/N at once, ${d} s runs; send ${sd} s then drain)`, '');
+    out.push(`PostgreSQL ${R['pg.version'] || '?'}, throwaway cluster (scripts/pg-test.sh: fsync=off, synchronous_commit=off, full_page_writes=off). Baselines from the same run: nginx fixed 200 with the same bodies and the same wrk shape: track ${int('pg.nginx.track.rps')} req/s, batch ${int('pg.nginx.batch.rps')} req/s; libcurl multi to the sink ${int('pg.curl.sink.rps')} req/s. Ratios: to SQLite 1 node / to the baseline.`, '');
+    out.push('| store | /v1/track events/s (x SQLite; x nginx) | /v1/batch events/s (x SQLite; x nginx) | /send accepted/s | delivered/s (x SQLite; x libcurl) | checks track / batch / send |');
+    out.push('| --- | --- | --- | --- | --- | --- |');
+    for (const [k, label] of stores) {
+      const p = `pg.${k}`;
+      out.push(`| ${label} | ${int(`${p}.track.eps`)}${errs(`${p}.track`)} (${x(`${p}.track.eps`, 'pg.sqlite.track.eps')}; ${x(`${p}.track.rps`, 'pg.nginx.track.rps')}) | ${int(`${p}.batch.eps`)}${errs(`${p}.batch`)} (${x(`${p}.batch.eps`, 'pg.sqlite.batch.eps')}; ${x(`${p}.batch.rps`, 'pg.nginx.batch.rps')}) | ${int(`${p}.send.rps`)}${errs(`${p}.send`)} | ${int(`${p}.send.delivered_ps`)} (${x(`${p}.send.delivered_ps`, 'pg.sqlite.send.delivered_ps')}; ${x(`${p}.send.delivered_ps`, 'pg.curl.sink.rps')}) | ${chk(`${p}.track`)} ${int(`${p}.track.catalog_events`)} / ${chk(`${p}.batch`)} ${int(`${p}.batch.catalog_events`)} / ${chk(`${p}.send`)} ${int(`${p}.send.delivered`)} of ${int(`${p}.send.accepted`)} |`);
+    }
+    out.push('', 'CPU in cores during each run (herald: all nodes; postgres: the run database\'s backends and the cluster\'s background processes; others = machine - herald - postgres - wrk, bold above ' + NOISY + ': noisy; the sink counts as others in the send runs), PostgreSQL commits/s of the run\'s database (pg_stat_database.xact_commit) and the wait events of its active backends (pg_stat_activity every 0.5 s; CPU = no wait event).', '');
+    out.push('| run | herald | postgres | wrk | machine | others | commits/s | wait events (share of samples) | p50 / p99 |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const [k, label] of stores) {
+      for (const c of ['track', 'batch', 'send']) {
+        const p = `pg.${k}.${c}`;
+        if (!has(`${p}.cpu_server`)) continue;
+        const o = oth(p);
+        if (o > NOISY) pgNoisy.push(`${label} ${c}`);
+        out.push(`| ${label}, ${c} | ${cores(`${p}.cpu_server`)} | ${k === 'sqlite' ? '—' : cores(`${p}.cpu_pg`)} | ${cores(`${p}.cpu_wrk`)} | ${cores(`${p}.cpu_machine`)} | ${o > NOISY ? `**${o.toFixed(2)}**` : o.toFixed(2)} | ${k === 'sqlite' ? '—' : int(`${p}.pg_commits_ps`)} | ${k === 'sqlite' ? '—' : (R[`${p}.pg_waits`] || '').replace(/"/g, '')} | ${ms(`${p}.p50_ms`)} / ${ms(`${p}.p99_ms`)} |`);
+      }
+    }
+    if (pgNoisy.length)
+      out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${pgNoisy.join('; ')}. Rerun before comparing those.`);
   }
   out.push('', '### Where the time goes (same runs)', '');
   out.push('CPU in cores (CPU-seconds per second of the run; the machine has 2): the server\'s process(es), wrk, the whole machine, and the rest (machine - server - wrk: other tenants, the kernel\'s own threads; in bold above ' + NOISY + ' cores, a noisy neighbour).', '');

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # run.sh: build herald, run every benchmark, print the markdown tables.
 #
-#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow] [--no-build] [--rev REV]
+#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|pg] [--no-build] [--rev REV]
 #                [--out FILE]
 #
 #   --write-docs  also rewrite the generated section of docs/PERFORMANCE.md (between the
 #                 <!-- bench:results:begin/end --> markers; the prose around is kept)
 #   --quick       3 s runs instead of 10 s (a smoke test of the scripts, not figures)
 #   --only X      run only bench/X.sh
+#   (pg.sh: 1-3 herald nodes on a throwaway PostgreSQL cluster, ~6 minutes; in the default
+#   set when /usr/lib/postgresql/*/bin/pg_ctl exists, else skipped with a loud line)
 #   --no-build    use ./herald (or $HERALD_BIN) as it is (default: `make herald` first)
 #   --rev REV     benchmark commit REV exactly: `git archive REV` into a temp dir and
 #                 build there (the working tree's uncommitted changes are left out)
 #   --out FILE    keep the raw key=value results in FILE (default: a temp file)
 #
-# Takes about 7 minutes with the defaults (flow: ~4.5, most of it herald draining the
+# Takes about 13 minutes with the defaults (pg: ~6; flow: ~4.5, most of it herald draining the
 # saturating run's backlog). Needs wrk, nginx, curl, node, cc and
 # libcurl's headers (Debian: apt-get install -y wrk nginx-light libcurl4-openssl-dev).
 set -euo pipefail
@@ -23,12 +25,12 @@ write_docs=0 build=1 only="" out="" rev=""
 while [ $# -gt 0 ]; do
     case $1 in
     --write-docs) write_docs=1 ;;
-    --quick) export BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 FLOW_DURATION=2 FLOW_LIGHT_DURATION=3 ;;
+    --quick) export PG_DURATION=3 SEND_PG_DURATION=2 BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 FLOW_DURATION=2 FLOW_LIGHT_DURATION=3 ;;
     --only) only=$2; shift ;;
     --no-build) build=0 ;;
     --rev) rev=$2; shift ;;
     --out) out=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -67,8 +69,15 @@ export BENCH_OUT=$out
     echo "run.flow_light_duration=${FLOW_LIGHT_DURATION:-10}"
 } >>"$out"
 
-for b in ingest send flow; do
+pg_here=0
+if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then pg_here=1; fi
+for b in ingest send flow pg; do
     if [ -z "$only" ] || [ "$only" = "$b" ]; then
+        if [ "$b" = pg ] && [ "$pg_here" = 0 ]; then
+            echo "########## bench/pg.sh SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl); scripts/deps.sh test installs them ##########" >&2
+            echo "pg.skipped=1" >>"$out"
+            continue
+        fi
         echo "== bench/$b.sh" >&2
         bash "bench/$b.sh" >/dev/null
     fi
