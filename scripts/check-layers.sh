@@ -10,6 +10,7 @@
 #       api        -> ingest, engine, queue, store, render, route, providers,
 #                     and from http only http/http.h (request/response types)
 #       http       -> anything but api, store, queue, ingest, engine
+#       admin      -> store
 #       src/main.c -> anything
 #     A layer is the first folder under src/ (src/store/sqlite/ is store).
 #     A new folder under src/ must be added to the table below before use.
@@ -37,6 +38,7 @@ if [ -n "$files" ]; then
         allow["engine"]    = " queue store render route providers util "
         allow["api"]       = " ingest engine queue store render route providers util "
         allow["http"]      = " util render route providers "
+        allow["admin"]     = " store util "
         bad = 0
     }
     # normalize a/b/../c/./d -> a/c/d

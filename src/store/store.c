@@ -150,3 +150,50 @@ bool store_is_ingress(void)
 {
     return t_ingress;
 }
+
+/* ---- bulk copy: the tables ------------------------------------------------------------ */
+
+static const struct copy_table ct_meta = {
+    "meta", "key, value", "key, value", "tb", NULL, "key", "key NOT LIKE 'migrate.%'"};
+static const struct copy_table ct_keys = {
+    "api_keys", "id, kind, prefix, name, hash, created_ms, revoked_ms",
+    "id, kind, prefix, name, hash, created_ms, revoked_ms", "iittbii", "id", NULL, NULL};
+static const struct copy_table ct_docs = {
+    "docs", "coll, id, body, version, created_ms, updated_ms",
+    "coll, id, body, version, created_ms, updated_ms", "ttbiii", NULL, "coll, id", NULL};
+static const struct copy_table ct_events = {
+    "events", "id, source_id, message_id, type, user_id, body, received_ms",
+    "id, source_id, message_id, type, user_id, body, received_ms", "iitttbi", "id", NULL, NULL};
+static const struct copy_table ct_catalog = {
+    "catalog", "name, count, first_seen_ms, last_seen_ms, sample",
+    "name, count, first_seen_ms, last_seen_ms, sample", "tiiib", NULL, "name", NULL};
+#define CT_MSG_COLS                                                                           \
+    "seq, id, request_id, status, recipient, notification, event, trace_id, run_id, tags, " \
+    "reason, error, spec, state, enqueued_ms, sent_ms, delivered_ms, canceled_ms, updated_ms"
+static const struct copy_table ct_messages = {
+    "messages", CT_MSG_COLS, CT_MSG_COLS, "itttttttttttbbiiiii", "seq", NULL, NULL};
+static const struct copy_table ct_history = {
+    "message_history", "seq, message_id, ts, type, body", "seq, message_id, ts, type, body",
+    "ititb", "seq", NULL, NULL};
+/* a leased job belongs to a process of the old installation: it arrives queued */
+static const struct copy_table ct_jobs = {
+    "jobs",
+    "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "
+    "max_attempts, created_ms, last_error, dedup_key",
+    "id, kind, payload, CASE WHEN state = 1 THEN 0 ELSE state END, run_at_ms, "
+    "CASE WHEN state = 1 THEN 0 ELSE lease_until_ms END, "
+    "CASE WHEN state = 1 THEN 0 ELSE lease_token END, attempts, max_attempts, created_ms, "
+    "last_error, dedup_key",
+    "itbiiiiiiitn", "id", NULL, NULL};
+
+const struct copy_table *const store_copy_tables[] = {
+    &ct_meta, &ct_keys, &ct_docs, &ct_events, &ct_catalog, &ct_messages, &ct_history, &ct_jobs,
+    NULL};
+
+const struct copy_table *store_copy_table(const char *name)
+{
+    for (size_t i = 0; name && store_copy_tables[i]; i++)
+        if (strcmp(store_copy_tables[i]->name, name) == 0)
+            return store_copy_tables[i];
+    return NULL;
+}

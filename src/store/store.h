@@ -153,6 +153,41 @@ struct job_count {
     int64_t count;
 };
 
+/* ---- bulk copy (herald migrate-store) ------------------------------------------------ */
+
+/* The tables a copy walks, in this order (store_copy_tables), and what each holds. */
+#define COPY_COLS_MAX 20
+enum copy_type { COPY_NULL = 0, COPY_INT = 1, COPY_TEXT = 2, COPY_BLOB = 3 };
+
+struct copy_val {
+    int type;            /* enum copy_type */
+    int64_t i;           /* COPY_INT */
+    struct str s;        /* COPY_TEXT / COPY_BLOB: arena-owned on reads */
+};
+
+/* One row of a table, every column in the table's column order. */
+struct copy_row {
+    int64_t seq;         /* resume point: the row's integer key, or its ordinal (1-based)
+                            in key order for tables keyed by text (meta, docs, catalog) */
+    size_t ncols;
+    struct copy_val v[COPY_COLS_MAX];
+};
+
+/* A table's shape for copy_*: SQL fragments the backends put together. */
+struct copy_table {
+    const char *name;    /* "jobs" */
+    const char *cols;    /* insert column list */
+    const char *sel;     /* select expressions, same order (may rewrite values) */
+    const char *types;   /* one letter per column: i(nt), t(ext), b(lob), n(ullable text) */
+    const char *seq_col; /* integer key to walk by; NULL: walk `order` by offset */
+    const char *order;   /* ORDER BY when seq_col is NULL */
+    const char *where;   /* rows to copy and count; NULL: all */
+};
+
+/* store_copy_tables: NULL-terminated, in copy order. store_copy_table: by name, or NULL. */
+extern const struct copy_table *const store_copy_tables[];
+const struct copy_table *store_copy_table(const char *name);
+
 /* ---- the backend table -------------------------------------------------------- */
 
 struct store_ops {
@@ -230,6 +265,13 @@ struct store_ops {
                           struct str body);
     int (*history_list)(struct store *s, struct str message_id, struct str type, struct arena *a,
                         struct history_rec **out, size_t *n);
+
+    /* bulk copy (appended; see store_copy_* below) */
+    int (*copy_rows)(struct store *s, const char *table, int64_t after_seq, size_t limit,
+                     struct arena *a, struct copy_row **out, size_t *n);
+    int (*copy_insert)(struct store_txn *t, const char *table, const struct copy_row *rows,
+                       size_t n);
+    int (*copy_count)(struct store *s, const char *table, int64_t *n);
 };
 
 /* The base every backend embeds as its first member. */
@@ -382,5 +424,21 @@ static inline int store_history_append(struct store_txn *t, struct str message_i
 static inline int store_history_list(struct store *s, struct str message_id, struct str type,
                                      struct arena *a, struct history_rec **out, size_t *n)
 { return s->ops->history_list(s, message_id, type, a, out, n); }
+
+/* Bulk copy, for moving an installation between backends. copy_rows: up to limit rows
+ * (1..10000) of `table` after after_seq (0: from the start), in order, every value
+ * faithful (ids included; leased jobs come back queued with their lease ended); rows
+ * live in a (the array and its strings). copy_insert (inside a write): insert rows,
+ * skipping those already present (a resumed copy), and keep id sequences past the
+ * copied ids. copy_count: rows copy_rows would walk. HR_INVAL for an unknown table. */
+static inline int store_copy_rows(struct store *s, const char *table, int64_t after_seq,
+                                  size_t limit, struct arena *a, struct copy_row **out,
+                                  size_t *n)
+{ return s->ops->copy_rows(s, table, after_seq, limit, a, out, n); }
+static inline int store_copy_insert(struct store_txn *t, const char *table,
+                                    const struct copy_row *rows, size_t n)
+{ return store_txn_store(t)->ops->copy_insert(t, table, rows, n); }
+static inline int store_copy_count(struct store *s, const char *table, int64_t *n)
+{ return s->ops->copy_count(s, table, n); }
 
 #endif

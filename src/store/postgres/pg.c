@@ -2197,6 +2197,200 @@ out:
     return rc;
 }
 
+/* ---- bulk copy ------------------------------------------------------------------------ */
+
+#define COPY_LIMIT_MAX 10000
+#define COPY_SQL_MAX 1024
+
+/* q_sql: as q, for a statement built at run time (not prepared). */
+static int q_sql(struct pconn *c, const char *sql, struct params *p, PGresult **out,
+                 const char *what, bool *retry)
+{
+    PGresult *r;
+    ExecStatusType st;
+    *out = NULL;
+    *retry = false;
+    r = PQexecParams(c->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
+                     p ? p->fmt : NULL, 1);
+    st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        int rc = db_fail(c, r, what, retry);
+        PQclear(r);
+        return rc;
+    }
+    *out = r;
+    return HR_OK;
+}
+
+static int tx_sql(struct store_txn *t, const char *sql, struct params *p, PGresult **out,
+                  const char *what)
+{
+    struct pg_txn *x = (struct pg_txn *)t;
+    bool retry = false;
+    int rc;
+    *out = NULL;
+    if (!t || t_txn != x || !x->active)
+        return HR_INVAL;
+    if (x->failed < 0)
+        return x->failed;
+    rc = q_sql(x->c, sql, p, out, what, &retry);
+    if (rc < 0) {
+        x->failed = rc;
+        x->retry = retry;
+    }
+    return rc;
+}
+
+static int rd_sql(struct pg_store *ps, const char *sql, struct params *p, PGresult **out,
+                  const char *what)
+{
+    struct pconn *c = NULL;
+    struct herr err;
+    bool retry = false;
+    int rc = pool_get(ps, false, &c, &err);
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    rc = q_sql(c, sql, p, out, what, &retry);
+    pool_put(ps, c);
+    return rc;
+}
+
+static int pg_copy_rows(struct store *s, const char *table, int64_t after_seq, size_t limit,
+                        struct arena *a, struct copy_row **out, size_t *n)
+{
+    const struct copy_table *ct = store_copy_table(table);
+    char sql[COPY_SQL_MAX];
+    struct params p = {0};
+    PGresult *r = NULL;
+    size_t ncols;
+    int rc, rows;
+    *out = NULL;
+    *n = 0;
+    if (!ct || limit == 0 || limit > COPY_LIMIT_MAX || after_seq < 0)
+        return HR_INVAL;
+    ncols = strlen(ct->types);
+    if (ct->seq_col)
+        snprintf(sql, sizeof sql,
+                 "SELECT %s FROM %s WHERE %s > $1::bigint%s%s ORDER BY %s LIMIT $2::bigint",
+                 ct->sel, ct->name, ct->seq_col, ct->where ? " AND " : "",
+                 ct->where ? ct->where : "", ct->seq_col);
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT %s FROM %s%s%s ORDER BY %s LIMIT $2::bigint OFFSET $1::bigint", ct->sel,
+                 ct->name, ct->where ? " WHERE " : "", ct->where ? ct->where : "", ct->order);
+    p_i64(&p, after_seq);
+    p_i64(&p, (int64_t)limit);
+    rc = rd_sql((struct pg_store *)s, sql, &p, &r, "copy_rows");
+    if (rc < 0)
+        goto out;
+    rows = PQntuples(r);
+    *out = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        struct copy_row *row = &(*out)[i];
+        row->ncols = ncols;
+        for (size_t k = 0; k < ncols; k++) {
+            char ty = ct->types[k];
+            if (PQgetisnull(r, i, (int)k))
+                row->v[k].type = COPY_NULL;
+            else if (ty == 'i') {
+                row->v[k].type = COPY_INT;
+                row->v[k].i = g_i64(r, i, (int)k);
+            } else {
+                row->v[k].type = ty == 'b' ? COPY_BLOB : COPY_TEXT;
+                row->v[k].s = g_str(a, r, i, (int)k);
+            }
+        }
+        row->seq = ct->seq_col ? row->v[0].i : after_seq + i + 1;
+    }
+    *n = (size_t)rows;
+out:
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_copy_insert(struct store_txn *t, const char *table, const struct copy_row *rows,
+                          size_t n)
+{
+    const struct copy_table *ct = store_copy_table(table);
+    char sql[COPY_SQL_MAX], ph[8 * COPY_COLS_MAX + 1];
+    struct params p = {0};
+    PGresult *r = NULL;
+    size_t ncols = ct ? strlen(ct->types) : 0, at = 0;
+    bool events = ct && strcmp(ct->name, "events") == 0;
+    int rc = HR_OK;
+    if (!ct)
+        return HR_INVAL;
+    for (size_t k = 0; k < ncols; k++)
+        at += (size_t)snprintf(ph + at, sizeof ph - at, "%s$%zu", k ? ", " : "", k + 1);
+    snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES(%s) ON CONFLICT DO NOTHING", ct->name,
+             ct->cols, ph);
+    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+        if (rows[i].ncols != ncols)
+            return HR_INVAL;
+        for (size_t k = 0; k < ncols; k++) {
+            const struct copy_val *v = &rows[i].v[k];
+            if (v->type == COPY_INT)
+                p_i64(&p, v->i);
+            else if (v->type == COPY_TEXT)
+                p_text(&p, v->s);
+            else if (v->type == COPY_BLOB)
+                p_bytes(&p, v->s);
+            else
+                p_null(&p);
+        }
+        rc = tx_sql(t, sql, &p, &r, "copy_insert");
+        PQclear(r);
+        r = NULL;
+        params_free(&p);
+        if (rc == HR_OK && events) {
+            /* the dedup claim the event would have made: the latest per (source, id) */
+            p_i64(&p, rows[i].v[1].i);
+            p_text(&p, rows[i].v[2].s);
+            p_i64(&p, rows[i].v[0].i);
+            p_i64(&p, rows[i].v[6].i);
+            rc = tx_sql(t,
+                        "INSERT INTO event_dedup(source_id, message_id, event_id, received_ms) "
+                        "VALUES($1, $2, $3, $4) ON CONFLICT (source_id, message_id) DO UPDATE "
+                        "SET event_id = EXCLUDED.event_id, received_ms = EXCLUDED.received_ms "
+                        "WHERE event_dedup.received_ms <= EXCLUDED.received_ms",
+                        &p, &r, "copy_insert");
+            PQclear(r);
+            r = NULL;
+            params_free(&p);
+        }
+    }
+    if (rc == HR_OK && ct->seq_col && n > 0) {
+        /* ids taken from the source: the sequence continues after the largest */
+        snprintf(sql, sizeof sql,
+                 "SELECT setval(pg_get_serial_sequence('%s', '%s'), "
+                 "(SELECT COALESCE(max(%s), 0) + 1 FROM %s), false)",
+                 ct->name, ct->seq_col, ct->seq_col, ct->name);
+        rc = tx_sql(t, sql, NULL, &r, "copy_insert");
+        PQclear(r);
+    }
+    return rc;
+}
+
+static int pg_copy_count(struct store *s, const char *table, int64_t *n)
+{
+    const struct copy_table *ct = store_copy_table(table);
+    char sql[COPY_SQL_MAX];
+    PGresult *r = NULL;
+    int rc;
+    *n = 0;
+    if (!ct)
+        return HR_INVAL;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s%s", ct->name,
+             ct->where ? " WHERE " : "", ct->where ? ct->where : "");
+    rc = rd_sql((struct pg_store *)s, sql, NULL, &r, "copy_count");
+    if (rc == HR_OK)
+        *n = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
+    PQclear(r);
+    return rc;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 const struct store_ops pg_store_ops = {
@@ -2243,4 +2437,7 @@ const struct store_ops pg_store_ops = {
     .message_list = pg_message_list,
     .history_append = pg_history_append,
     .history_list = pg_history_list,
+    .copy_rows = pg_copy_rows,
+    .copy_insert = pg_copy_insert,
+    .copy_count = pg_copy_count,
 };

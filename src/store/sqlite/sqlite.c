@@ -2265,6 +2265,166 @@ out:
 
 /* ---- the table ------------------------------------------------------------------------------- */
 
+/* ---- bulk copy ------------------------------------------------------------------------- */
+
+#define COPY_LIMIT_MAX 10000
+#define COPY_SQL_MAX 1024
+
+/* copy_rows_on: read one batch of table ct on c into *out (arena a). */
+static int copy_rows_on(struct conn *c, const struct copy_table *ct, int64_t after_seq,
+                        size_t limit, struct arena *a, struct copy_row **out, size_t *n)
+{
+    char sql[COPY_SQL_MAX];
+    sqlite3_stmt *st = NULL;
+    size_t ncols = strlen(ct->types), got = 0;
+    int src, rc = HR_OK;
+    if (ct->seq_col)
+        snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE %s > ?1%s%s ORDER BY %s LIMIT ?2",
+                 ct->sel, ct->name, ct->seq_col, ct->where ? " AND " : "",
+                 ct->where ? ct->where : "", ct->seq_col);
+    else
+        snprintf(sql, sizeof sql, "SELECT %s FROM %s%s%s ORDER BY %s LIMIT ?2 OFFSET ?1",
+                 ct->sel, ct->name, ct->where ? " WHERE " : "", ct->where ? ct->where : "",
+                 ct->order);
+    src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_fail(c, src, "copy_rows");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    *out = arena_alloc(a, limit * sizeof **out);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct copy_row *r = &(*out)[got];
+        memset(r, 0, sizeof *r);
+        r->ncols = ncols;
+        for (size_t k = 0; k < ncols; k++) {
+            char ty = ct->types[k];
+            if (sqlite3_column_type(st, (int)k) == SQLITE_NULL)
+                r->v[k].type = COPY_NULL;
+            else if (ty == 'i') {
+                r->v[k].type = COPY_INT;
+                r->v[k].i = sqlite3_column_int64(st, (int)k);
+            } else {
+                r->v[k].type = ty == 'b' ? COPY_BLOB : COPY_TEXT;
+                r->v[k].s = col_str(a, st, (int)k);
+            }
+        }
+        r->seq = ct->seq_col ? r->v[0].i : after_seq + (int64_t)got + 1;
+        got++;
+    }
+    if (src != SQLITE_DONE)
+        rc = db_fail(c, src, "copy_rows");
+out:
+    *n = rc < 0 ? 0 : got;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sqlite_copy_rows(struct store *s, const char *table, int64_t after_seq, size_t limit,
+                            struct arena *a, struct copy_row **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    const struct copy_table *ct = store_copy_table(table);
+    struct conn *c = NULL;
+    int rc;
+    *out = NULL;
+    *n = 0;
+    if (!ct || limit == 0 || limit > COPY_LIMIT_MAX || after_seq < 0)
+        return HR_INVAL;
+    rc = reader_get(ss, &c);
+    if (rc < 0)
+        return rc;
+    rc = copy_rows_on(c, ct, after_seq, limit, a, out, n);
+    reader_put(ss, c);
+    return rc;
+}
+
+static int sqlite_copy_insert(struct store_txn *t, const char *table, const struct copy_row *rows,
+                              size_t n)
+{
+    const struct copy_table *ct = store_copy_table(table);
+    char sql[COPY_SQL_MAX], ph[4 * COPY_COLS_MAX + 1];
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t ncols = ct ? strlen(ct->types) : 0, at = 0;
+    int src, rc = HR_OK;
+    if (!ct) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    rc = txn_conn(t, &c);
+    if (rc < 0)
+        goto out;
+    for (size_t k = 0; k < ncols; k++)
+        at += (size_t)snprintf(ph + at, sizeof ph - at, "%s?", k ? ", " : "");
+    snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES(%s) ON CONFLICT DO NOTHING", ct->name,
+             ct->cols, ph);
+    src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_fail(c, src, "copy_insert");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].ncols != ncols) {
+            rc = HR_INVAL;
+            goto out;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        for (size_t k = 0; k < ncols; k++) {
+            const struct copy_val *v = &rows[i].v[k];
+            int idx = (int)k + 1;
+            if (v->type == COPY_INT)
+                src = sqlite3_bind_int64(st, idx, v->i);
+            else if (v->type == COPY_TEXT)
+                src = bind_text(st, idx, v->s.p, v->s.len);
+            else if (v->type == COPY_BLOB)
+                src = bind_blob(st, idx, v->s.p, v->s.len);
+            else
+                src = sqlite3_bind_null(st, idx);
+            if (src != SQLITE_OK) {
+                rc = db_fail(c, src, "copy_insert");
+                goto out;
+            }
+        }
+        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+            rc = db_fail(c, src, "copy_insert");
+            goto out;
+        }
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sqlite_copy_count(struct store *s, const char *table, int64_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    const struct copy_table *ct = store_copy_table(table);
+    char sql[COPY_SQL_MAX];
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = HR_OK;
+    *n = 0;
+    if (!ct)
+        return HR_INVAL;
+    rc = reader_get(ss, &c);
+    if (rc < 0)
+        goto out;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s%s", ct->name,
+             ct->where ? " WHERE " : "", ct->where ? ct->where : "");
+    src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        rc = db_fail(c, src, "copy_count");
+out:
+    sqlite3_finalize(st);
+    reader_put(ss, c);
+    return rc;
+}
+
 const struct store_ops sqlite_store_ops = {
     .version = 1,
     .scheme = "sqlite",
@@ -2309,4 +2469,7 @@ const struct store_ops sqlite_store_ops = {
     .message_list = sqlite_message_list,
     .history_append = sqlite_history_append,
     .history_list = sqlite_history_list,
+    .copy_rows = sqlite_copy_rows,
+    .copy_insert = sqlite_copy_insert,
+    .copy_count = sqlite_copy_count,
 };

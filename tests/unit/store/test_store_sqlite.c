@@ -884,6 +884,88 @@ static void on_jobs(void *arg)
     arena_free(a);
 }
 
+/* bulk copy: every job row comes back faithfully (a leased one queued, its lease ended),
+ * in batches by id; inserting into another store twice keeps one copy, the ids, and the
+ * id sequence after them */
+struct copy_arg {
+    const struct copy_row *rows;
+    size_t n;
+};
+
+static int copy_tx(struct store_txn *t, void *varg)
+{
+    struct copy_arg *c = varg;
+    return store_copy_insert(t, "jobs", c->rows, c->n);
+}
+
+static void test_copy_jobs(void **state)
+{
+    struct fx *f = *state;
+    struct job *js, j;
+    struct copy_row *rows = NULL, *all;
+    struct store *dst = NULL;
+    struct herr err;
+    char dsn[224];
+    size_t n = 0, total = 0;
+    int64_t a, b, c, seq = 0, cnt = -1, id_new;
+    struct copy_arg arg;
+
+    assert_int_equal(w_insert(f, "email", 0, "dk-1", &a), 0);
+    assert_int_equal(w_insert(f, "email", T0 + 5000, NULL, &b), 0);
+    assert_int_equal(w_insert(f, "sms", 0, NULL, &c), 0);
+    assert_int_equal(w_lease(f, 30000, 1, NULL, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, a);
+
+    all = calloc(8, sizeof *all);
+    assert_non_null(all);
+    for (;;) {
+        assert_int_equal(store_copy_rows(f->s, "jobs", seq, 2, f->a, &rows, &n), 0);
+        if (n == 0)
+            break;
+        memcpy(all + total, rows, n * sizeof *rows);
+        total += n;
+        seq = rows[n - 1].seq;
+    }
+    assert_int_equal(total, 3);
+    assert_int_equal(all[0].seq, a);
+    assert_int_equal(all[0].ncols, 12);
+    assert_int_equal(all[0].v[3].i, JOB_QUEUED);    /* was leased */
+    assert_int_equal(all[0].v[5].i, 0);             /* lease_until_ms */
+    assert_int_equal(all[0].v[6].i, 0);             /* lease_token */
+    assert_int_equal(all[0].v[7].i, 1);             /* attempts kept */
+    assert_int_equal(all[0].v[11].type, COPY_TEXT);
+    assert_true(str_eq_c(all[0].v[11].s, "dk-1"));
+    assert_int_equal(all[1].v[11].type, COPY_NULL); /* no dedup key */
+    assert_int_equal(all[1].v[4].i, T0 + 5000);
+    assert_int_equal(store_copy_rows(f->s, "nope", 0, 2, f->a, &rows, &n), HR_INVAL);
+    assert_int_equal(store_copy_count(f->s, "jobs", &cnt), 0);
+    assert_int_equal(cnt, 3);
+
+    snprintf(dsn, sizeof dsn, "sqlite:%s/copy.db", f->dir);
+    assert_int_equal(store_open(dsn, &f->clock.base, &dst, &err), 0);
+    arg = (struct copy_arg){all, total};
+    assert_int_equal(store_write(dst, copy_tx, &arg, &err), 0);
+    assert_int_equal(store_write(dst, copy_tx, &arg, &err), 0); /* resumed: no-op */
+    assert_int_equal(store_copy_count(dst, "jobs", &cnt), 0);
+    assert_int_equal(cnt, 3);
+    assert_int_equal(store_job_get(dst, a, f->a, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(store_job_get(dst, b, f->a, &j), 0);
+    assert_int_equal(j.run_at_ms, T0 + 5000);
+    {
+        struct op o = {.kind = OP_JOB_INSERT, .now = T0};
+        o.spec.kind = "email";
+        o.spec.payload = STR_LIT("{}");
+        assert_int_equal(do_op(dst, &o), 0);
+        id_new = o.out_id;
+    }
+    assert_true(id_new > c);
+    store_close(dst);
+    free(all);
+}
+
 static void test_on_jobs_listener(void **state)
 {
     struct fx *f = *state;
@@ -945,6 +1027,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_lease_order_and_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
     };
     log_set_level(LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
