@@ -18,6 +18,7 @@ struct deliver_out {
     char provider_id[128];
     char provider[32];
     int64_t p, attempt;
+    uint32_t lease_attempt;    /* the queue's lease count: > 1 after a node died mid-call */
     int64_t started_ms;
     int outcome;               /* enum delivery_outcome, or -1: nothing attempted */
     bool timed_out;            /* transient, but the message timeout has passed */
@@ -119,6 +120,12 @@ static int deliver_commit(struct store_txn *t, void *arg)
     }
     h = integration(o);
     cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
+    if (o->lease_attempt > 1) {
+        /* the job was taken over after its lease ran out (a node stopped mid-attempt):
+         * the provider may have had the earlier call too; the idempotency key is the same */
+        cJSON_AddNumberToObject(h, "lease_attempt", (double)o->lease_attempt);
+        cJSON_AddBoolToObject(h, "retaken", 1);
+    }
     rc = send__history(t, m.id, o->started_ms, "DELIVERING", h);
     if (rc < 0)
         goto out;
@@ -228,6 +235,7 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     snprintf(o->channel, sizeof o->channel, "%s", ch);
     json_i64(p, "p", &o->p);
     json_i64(p, "attempt", &o->attempt);
+    o->lease_attempt = j->attempts;
     r->outcome = JOB_OUT_DONE;
     r->commit = deliver_commit;
     r->commit_arg = o;

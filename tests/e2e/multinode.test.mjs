@@ -205,5 +205,15 @@ test('three nodes on one database, one killed with kill -9 under load: nothing l
       `${sink.keys.length} deliveries at the sink, ${repeated.length} key(s) repeated (${extra} extra request(s))`,
   );
   assert.ok(repeated.every((n) => n === 2), `a key is repeated at most once: ${JSON.stringify(repeated)}`);
+  // each repeat is visible in its message's history: the delivery was retaken after the
+  // killed node's lease ran out
+  for (const [k, n] of perKey) {
+    if (n < 2) continue;
+    const id = k.split(':')[0];
+    const h = await b.request('GET', `/messages/${encodeURIComponent(id)}/history`, { auth: 'admin' });
+    assert.equal(h.status, 200);
+    const retaken = h.json.results.filter((e) => e.type === 'DELIVERING' && e.retaken === true && e.lease_attempt >= 2);
+    assert.ok(retaken.length >= 1, `message ${id} delivered twice shows the retaken attempt in its history: ${h.body}`);
+  }
   assert.ok(repeated.length <= WORKERS, `at most one repeat per worker of the killed node (${repeated.length} > ${WORKERS})`);
 });
