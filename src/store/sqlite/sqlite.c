@@ -1585,11 +1585,9 @@ out:
 
 /* bindv: bind parameters 1..n from a format: 'i' int64_t, 's' struct str as text,
  * 'b' struct str as blob, 'c' const char * as text. Returns an SQLite code. */
-static int bindv(sqlite3_stmt *st, const char *fmt, ...)
+static int vbindv(sqlite3_stmt *st, const char *fmt, va_list ap)
 {
-    va_list ap;
     int src = SQLITE_OK, i = 1;
-    va_start(ap, fmt);
     for (const char *f = fmt; *f && src == SQLITE_OK; f++, i++) {
         switch (*f) {
         case 'i':
@@ -1614,9 +1612,19 @@ static int bindv(sqlite3_stmt *st, const char *fmt, ...)
             src = SQLITE_MISUSE;
         }
     }
+    return src;
+}
+
+static int bindv(sqlite3_stmt *st, const char *fmt, ...)
+{
+    va_list ap;
+    int src;
+    va_start(ap, fmt);
+    src = vbindv(st, fmt, ap);
     va_end(ap);
     return src;
 }
+
 
 /* write_stmt / read_stmt: the connection and cached statement for a write op (inside
  * the caller's transaction) or a read op (a lent reader). Release with op_done. */
@@ -1643,6 +1651,54 @@ static void op_done(struct sqlite_store *ss, struct conn *reader, sqlite3_stmt *
         reader_put(ss, reader);
 }
 
+typedef void (*row_fn)(sqlite3_stmt *st, struct arena *a, void *out);
+
+/* read_list: run the cached read statement sql with parameters bound from fmt (as
+ * bindv) and collect every row into an arena array of elem-byte records, each zeroed
+ * and then filled by row. *out and *n get the array (NULL/0 when empty). Returns 0,
+ * HR_TOOBIG past LIST_MAX rows, or the mapped SQLite error. */
+static int read_list(struct sqlite_store *ss, const char *sql, const char *what, struct arena *a,
+                     size_t elem, row_fn row, void **out, size_t *n, const char *fmt, ...)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    char *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    va_list ap;
+    int src, rc;
+    *out = NULL;
+    *n = 0;
+    rc = read_stmt(ss, sql, &c, &st);
+    if (rc < 0)
+        goto out;
+    va_start(ap, fmt);
+    src = vbindv(st, fmt, ap);
+    va_end(ap);
+    if (src != SQLITE_OK) {
+        rc = db_fail(c, src, what);
+        goto out;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == LIST_MAX) {
+            rc = HR_TOOBIG;
+            goto out;
+        }
+        arr = grow(a, arr, cnt, &cap, elem);
+        memset(arr + cnt * elem, 0, elem);
+        row(st, a, arr + cnt * elem);
+        cnt++;
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_fail(c, src, what);
+        goto out;
+    }
+    *out = arr;
+    *n = cnt;
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
 static int check_coll_id(const char *coll, struct str id)
 {
     size_t n = strlen(coll);
@@ -1663,39 +1719,18 @@ static void row_doc(sqlite3_stmt *st, struct arena *a, struct doc_rec *out)
 
 /* ---- jobs, listing ---------------------------------------------------------------------- */
 
+static void row_job_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    row_job(st, a, out);
+}
+
 static int sqlite_job_list(struct store *s, int state, size_t limit, struct arena *a,
                            struct job **out, size_t *n)
 {
-    struct sqlite_store *ss = (struct sqlite_store *)s;
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    struct job *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int src, rc;
-    *out = NULL;
-    *n = 0;
     if (limit == 0 || limit > LIST_MAX)
         return HR_INVAL;
-    rc = read_stmt(ss, SQL_JOB_LIST, &c, &st);
-    if (rc < 0)
-        goto out;
-    if ((src = bindv(st, "ii", (int64_t)state, (int64_t)limit)) != SQLITE_OK) {
-        rc = db_fail(c, src, "job_list");
-        goto out;
-    }
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        arr = grow(a, arr, cnt, &cap, sizeof *arr);
-        row_job(st, a, &arr[cnt++]);
-    }
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, "job_list");
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-out:
-    op_done(ss, c, st);
-    return rc;
+    return read_list((struct sqlite_store *)s, SQL_JOB_LIST, "job_list", a, sizeof **out,
+                     row_job_v, (void **)out, n, "ii", (int64_t)state, (int64_t)limit);
 }
 
 /* sqlite_job_expire_leases: an SQLite store has one herald process at a time, so at
@@ -1815,52 +1850,32 @@ out:
     return rc;
 }
 
+static void row_doc_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    row_doc(st, a, out);
+}
+
 static int sqlite_doc_list(struct store *s, const char *coll, struct str prefix, struct str after,
                            size_t limit, struct arena *a, struct doc_rec **out, size_t *n)
 {
-    struct sqlite_store *ss = (struct sqlite_store *)s;
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    struct doc_rec *arr = NULL;
     struct str upper = STR_NULL;
-    size_t cnt = 0, cap = 0;
-    int src, rc;
+    size_t k = prefix.len;
     *out = NULL;
     *n = 0;
     if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
         after.len > DOC_ID_MAX)
         return HR_INVAL;
     /* upper bound: the prefix with its last byte below 0xff incremented */
-    {
-        size_t k = prefix.len;
-        while (k > 0 && (unsigned char)prefix.p[k - 1] == 0xff)
-            k--;
-        if (k > 0) {
-            char *u = arena_strndup(a, prefix.p, k);
-            u[k - 1] = (char)((unsigned char)u[k - 1] + 1);
-            upper = (struct str){u, k};
-        }
+    while (k > 0 && (unsigned char)prefix.p[k - 1] == 0xff)
+        k--;
+    if (k > 0) {
+        char *u = arena_strndup(a, prefix.p, k);
+        u[k - 1] = (char)((unsigned char)u[k - 1] + 1);
+        upper = (struct str){u, k};
     }
-    rc = read_stmt(ss, SQL_DOC_LIST, &c, &st);
-    if (rc < 0)
-        goto out;
-    if ((src = bindv(st, "cssis", coll, after, prefix, (int64_t)limit, upper)) != SQLITE_OK) {
-        rc = db_fail(c, src, "doc_list");
-        goto out;
-    }
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        arr = grow(a, arr, cnt, &cap, sizeof *arr);
-        row_doc(st, a, &arr[cnt++]);
-    }
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, "doc_list");
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-out:
-    op_done(ss, c, st);
-    return rc;
+    return read_list((struct sqlite_store *)s, SQL_DOC_LIST, "doc_list", a, sizeof **out,
+                     row_doc_v, (void **)out, n, "cssis", coll, after, prefix, (int64_t)limit,
+                     upper);
 }
 
 /* ---- events ------------------------------------------------------------------------------- */
@@ -2002,40 +2017,22 @@ out:
     return rc;
 }
 
+static void row_catalog_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    row_catalog(st, a, out);
+}
+
 static int sqlite_catalog_list(struct store *s, struct str search, struct str after, size_t limit,
                                struct arena *a, struct catalog_rec **out, size_t *n)
 {
-    struct sqlite_store *ss = (struct sqlite_store *)s;
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    struct catalog_rec *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int src, rc;
     *out = NULL;
     *n = 0;
     if (limit == 0 || limit > LIST_MAX || search.len > CATALOG_NAME_MAX ||
         after.len > CATALOG_NAME_MAX)
         return HR_INVAL;
-    rc = read_stmt(ss, SQL_CATALOG_LIST, &c, &st);
-    if (rc < 0)
-        goto out;
-    if ((src = bindv(st, "ssi", after, search, (int64_t)limit)) != SQLITE_OK) {
-        rc = db_fail(c, src, "catalog_list");
-        goto out;
-    }
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        arr = grow(a, arr, cnt, &cap, sizeof *arr);
-        row_catalog(st, a, &arr[cnt++]);
-    }
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, "catalog_list");
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-out:
-    op_done(ss, c, st);
-    return rc;
+    return read_list((struct sqlite_store *)s, SQL_CATALOG_LIST, "catalog_list", a,
+                     sizeof **out, row_catalog_v, (void **)out, n, "ssi", after, search,
+                     (int64_t)limit);
 }
 
 /* ---- messages ------------------------------------------------------------------------------ */
@@ -2168,40 +2165,22 @@ static int sqlite_message_get_txn(struct store_txn *t, struct str id, struct are
     return rc;
 }
 
+static void row_msg_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    row_msg(st, a, out);
+}
+
 static int sqlite_message_list(struct store *s, const struct message_filter *f, struct arena *a,
                                struct message_rec **out, size_t *n)
 {
-    struct sqlite_store *ss = (struct sqlite_store *)s;
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    struct message_rec *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int src, rc;
     *out = NULL;
     *n = 0;
     if (f->limit == 0 || f->limit > 1000)
         return HR_INVAL;
-    rc = read_stmt(ss, SQL_MSG_LIST, &c, &st);
-    if (rc < 0)
-        goto out;
-    if ((src = bindv(st, "ssssssssi", f->recipient, f->status, f->notification, f->event, f->tag,
-                     f->trace_id, f->run_id, f->before_id, (int64_t)f->limit)) != SQLITE_OK) {
-        rc = db_fail(c, src, "message_list");
-        goto out;
-    }
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        arr = grow(a, arr, cnt, &cap, sizeof *arr);
-        row_msg(st, a, &arr[cnt++]);
-    }
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, "message_list");
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-out:
-    op_done(ss, c, st);
-    return rc;
+    return read_list((struct sqlite_store *)s, SQL_MSG_LIST, "message_list", a, sizeof **out,
+                     row_msg_v, (void **)out, n, "ssssssssi", f->recipient, f->status,
+                     f->notification, f->event, f->tag, f->trace_id, f->run_id, f->before_id,
+                     (int64_t)f->limit);
 }
 
 static int sqlite_history_append(struct store_txn *t, struct str message_id, int64_t ts,
@@ -2224,43 +2203,24 @@ out:
     return rc;
 }
 
+static void row_history_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    struct history_rec *h = out;
+    h->seq = sqlite3_column_int64(st, 0);
+    h->ts = sqlite3_column_int64(st, 1);
+    h->type = col_str(a, st, 2);
+    h->body = col_str(a, st, 3);
+}
+
 static int sqlite_history_list(struct store *s, struct str message_id, struct str type,
                                struct arena *a, struct history_rec **out, size_t *n)
 {
-    struct sqlite_store *ss = (struct sqlite_store *)s;
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    struct history_rec *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int src, rc;
     *out = NULL;
     *n = 0;
     if (message_id.len > MSG_TEXT_MAX || type.len > 64)
         return HR_INVAL;
-    rc = read_stmt(ss, SQL_HIST_LIST, &c, &st);
-    if (rc < 0)
-        goto out;
-    if ((src = bindv(st, "ss", message_id, type)) != SQLITE_OK) {
-        rc = db_fail(c, src, "history_list");
-        goto out;
-    }
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        arr = grow(a, arr, cnt, &cap, sizeof *arr);
-        arr[cnt].seq = sqlite3_column_int64(st, 0);
-        arr[cnt].ts = sqlite3_column_int64(st, 1);
-        arr[cnt].type = col_str(a, st, 2);
-        arr[cnt].body = col_str(a, st, 3);
-        cnt++;
-    }
-    if (src != SQLITE_DONE) {
-        rc = db_fail(c, src, "history_list");
-        goto out;
-    }
-    *out = arr;
-    *n = cnt;
-out:
-    op_done(ss, c, st);
-    return rc;
+    return read_list((struct sqlite_store *)s, SQL_HIST_LIST, "history_list", a, sizeof **out,
+                     row_history_v, (void **)out, n, "ss", message_id, type);
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
