@@ -140,7 +140,7 @@ start_herald() {
     mkdir -p "$dir"
     port=$(free_port)
     (cd "$dir" && exec "$HERALD_BIN" serve --listen "127.0.0.1:$port" --store "sqlite:$dir/herald.db" \
-        --log-level warn "$@" >"$dir/stdout" 2>"$dir/stderr") &
+        --log-level warn --egress-allow 127.0.0.0/8 "$@" >"$dir/stdout" 2>"$dir/stderr") &
     HERALD_PID=$!
     BENCH_PIDS+=("$HERALD_PID")
     HERALD_URL=http://127.0.0.1:$port

@@ -75,7 +75,7 @@ start_nodes() {
         mkdir -p "$dir"
         port=$(free_port)
         (cd "$dir" && exec "$HERALD_BIN" serve --listen "127.0.0.1:$port" --store "$store" \
-            --log-level warn >"$dir/stdout" 2>"$dir/stderr") &
+            --log-level warn --egress-allow 127.0.0.0/8 >"$dir/stdout" 2>"$dir/stderr") &
         pid=$!
         BENCH_PIDS+=("$pid")
         NODE_PIDS+=("$pid")

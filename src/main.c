@@ -7,6 +7,7 @@
 #include "engine/automation.h"
 #include "engine/send.h"
 #include "ingest/ingest.h"
+#include "providers/http_client.h"
 #include "providers/provider.h"
 #include "render/hbs.h"
 #include "queue/builtin.h"
@@ -14,6 +15,7 @@
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/netaddr.h"
 #include "util/str.h"
 
 #include <errno.h>
@@ -37,6 +39,7 @@ struct config {
     int64_t max_write_queue;
     int64_t lease_ms;
     const char *log_level;
+    const char *egress_allow; /* CIDR list, may be "" */
 };
 
 static const char usage_main[] =
@@ -77,6 +80,11 @@ static const char usage_serve[] =
     "  --max-write-queue N  waiting writes before 429       HERALD_MAX_WRITE_QUEUE 8192\n"
     "  --lease-ms MS        job lease length (1000..3600000) HERALD_LEASE_MS    60000\n"
     "                       a job whose node dies runs again once its lease ends\n"
+    "  --egress-allow CIDRS comma-separated blocks that webhook and fetch-data targets\n"
+    "                       may reach although not public   HERALD_EGRESS_ALLOW (none)\n"
+    "                       e.g. 127.0.0.0/8,::1/128 or 10.20.0.0/16; without it, those\n"
+    "                       targets are refused on loopback, private, link-local, CGNAT,\n"
+    "                       multicast and reserved addresses\n"
     "\n"
     "On the first start with a new store, herald creates the workspace and prints an\n"
     "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
@@ -104,6 +112,7 @@ static void config_defaults(struct config *c)
     c->listen = env_or("HERALD_LISTEN", "127.0.0.1:8080");
     c->store = env_or("HERALD_STORE", "sqlite:./var/herald.db");
     c->log_level = env_or("HERALD_LOG_LEVEL", "info");
+    c->egress_allow = env_or("HERALD_EGRESS_ALLOW", "");
     c->workers = 4;
     c->http_threads = 16;
     c->max_body = 6 * 1024 * 1024;
@@ -227,6 +236,7 @@ static int cmd_serve(int argc, char **argv)
     int64_t num;
     char admin_key[API_KEY_MAX], write_key[API_KEY_MAX];
     bool created = false;
+    struct netaddr_allow egress;
     struct job_handler handlers[] = {
         {"ping", queue_ping_run, NULL},
         {INGEST_JOB_KIND, ingest_events_run, &ig},
@@ -246,7 +256,8 @@ static int cmd_serve(int argc, char **argv)
         }
         if ((m = take_opt(argc, argv, &i, "--listen", &cfg.listen)) ||
             (m = take_opt(argc, argv, &i, "--store", &cfg.store)) ||
-            (m = take_opt(argc, argv, &i, "--log-level", &cfg.log_level))) {
+            (m = take_opt(argc, argv, &i, "--log-level", &cfg.log_level)) ||
+            (m = take_opt(argc, argv, &i, "--egress-allow", &cfg.egress_allow))) {
             if (m < 0)
                 return EXIT_USAGE;
             continue;
@@ -305,6 +316,11 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_set_level(lvl);
+    herr_clear(&err);
+    if (netaddr_allow_parse(cfg.egress_allow, &egress, &err) < 0) {
+        fprintf(stderr, "herald: --egress-allow (HERALD_EGRESS_ALLOW): %s\n", err.msg);
+        return EXIT_USAGE;
+    }
 
     /* Signals are taken by sigwait below; block them before any thread starts so
      * every thread inherits the mask. */
@@ -335,6 +351,10 @@ static int cmd_serve(int argc, char **argv)
         LOG_E("server.providers_failed", "msg=\"cannot initialise libcurl\"");
         goto out;
     }
+    http_client_egress_allow(&egress);
+    LOG_I("server.egress", "allow=\"%s\" blocks=%zu msg=\"webhook and fetch-data targets "
+                           "on non-public addresses are refused unless listed\"",
+          cfg.egress_allow, egress.n);
     hbs = hbs_cache_new(4096, 64u << 20);
     memset(&eng, 0, sizeof eng);
     eng.store = st;

@@ -826,12 +826,21 @@ static bool step_fetch(struct step_out *o, const cJSON *st, const cJSON *ctx, st
     }
     req.headers = hdrs;
     req.timeout_ms = FETCH_TIMEOUT_MS;
+    req.guard = "fetch-data";
     http_client_resp_init(&resp);
     rc = http_client_perform(&req, &resp);
-    if (rc < 0 || resp.status == 429 || resp.status >= 500) {
+    if (rc == HR_PERM || rc == HR_INVAL) {
+        /* refused by the egress guard (or unusable): the same next time, no retry */
+        char why[CURL_ERROR_SIZE + 16];
+        snprintf(why, sizeof why, "%s%s", rc == HR_PERM ? "" : ": ", resp.error);
+        fail(o, rc == HR_PERM ? "fetch-data %s" : "fetch-data%s", why);
+    } else if (rc < 0 || resp.status == 429 || resp.status >= 500) {
+        char shown[200];
         r->outcome = JOB_OUT_RETRY;
         r->retry_at_ms = resp.retry_after_ms > 0 ? hclock_now(o->e->clock) + resp.retry_after_ms : 0;
-        snprintf(r->error, sizeof r->error, "fetch-data %s: %s", url,
+        /* the URL without credentials or query (either may hold a secret) */
+        http_client_url_redacted(url, shown, sizeof shown);
+        snprintf(r->error, sizeof r->error, "fetch-data %.200s: %.256s", shown,
                  rc < 0 ? resp.error : "server error");
         ok = false;
     } else if (resp.status >= 300) {

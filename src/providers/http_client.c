@@ -3,10 +3,12 @@
 #include "http_client.h"
 
 #include "../util/clock.h"
+#include "../util/crypto.h"
 #include "../util/json.h"
 #include "../util/xalloc.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,8 +158,157 @@ int64_t http_client_timeout(int64_t timeout_ms)
     return timeout_ms > 0 ? timeout_ms : HTTP_CLIENT_TIMEOUT_DEFAULT;
 }
 
+/* ---- secrets in answers ---------------------------------------------------------------- */
+
+/* scrub_mem: replace each occurrence of needle in p[0..*len) by stars, in place; *len
+ * shrinks. p[*len] stays a NUL when it was one. */
+static void scrub_mem(char *p, size_t *len, const char *needle, size_t nlen)
+{
+    size_t stars = nlen < 4 ? nlen : 4, i = 0;
+    if (!p || nlen == 0)
+        return;
+    while (i + nlen <= *len) {
+        char *hit = memmem(p + i, *len - i, needle, nlen);
+        size_t at, tail;
+        if (!hit)
+            break;
+        at = (size_t)(hit - p);
+        tail = *len - at - nlen; /* bytes after the match */
+        memset(hit, '*', stars);
+        memmove(hit + stars, hit + nlen, tail);
+        *len -= nlen - stars;
+        p[*len] = '\0';
+        i = at + stars;
+    }
+}
+
+void http_client_scrub(char *text, const char *secret)
+{
+    size_t len;
+    if (!text || !secret || !secret[0])
+        return;
+    len = strlen(text);
+    scrub_mem(text, &len, secret, strlen(secret));
+}
+
+/* scrub_forms: call fn(ud, form) for the secret forms of user/password: the password,
+ * base64 "user:password", base64 "\0user\0password" (SMTP AUTH PLAIN), base64 password
+ * (AUTH LOGIN). */
+static void scrub_forms(const char *user, const char *password,
+                        void (*fn)(void *ud, const char *form), void *ud)
+{
+    char raw[1024], b64[1400];
+    int n;
+    if (!password || !password[0])
+        return;
+    fn(ud, password);
+    if (strlen(password) < sizeof raw / 2) {
+        crypto_b64_encode(password, strlen(password), b64, sizeof b64);
+        fn(ud, b64);
+    }
+    if (!user)
+        user = "";
+    n = snprintf(raw, sizeof raw, "%s:%s", user, password);
+    if (n > 0 && (size_t)n < sizeof raw) {
+        crypto_b64_encode(raw, (size_t)n, b64, sizeof b64);
+        fn(ud, b64);
+    }
+    n = snprintf(raw, sizeof raw, "%c%s%c%s", 0, user, 0, password);
+    if (n > 0 && (size_t)n < sizeof raw) {
+        crypto_b64_encode(raw, (size_t)n, b64, sizeof b64);
+        fn(ud, b64);
+    }
+}
+
+static void scrub_text_cb(void *ud, const char *form)
+{
+    http_client_scrub(ud, form);
+}
+
+void http_client_scrub_basic(char *text, const char *user, const char *password)
+{
+    if (text)
+        scrub_forms(user, password, scrub_text_cb, text);
+}
+
+static void scrub_resp_cb(void *ud, const char *form)
+{
+    struct http_client_resp *resp = ud;
+    size_t n = strlen(form);
+    scrub_mem(resp->body.p, &resp->body.len, form, n);
+    scrub_mem(resp->headers.p, &resp->headers.len, form, n);
+    http_client_scrub(resp->error, form);
+}
+
+/* scrub_resp: every secret of req out of resp (see http_client.h). */
+static void scrub_resp(const struct http_client_req *req, struct http_client_resp *resp)
+{
+    char *user = NULL, *pass = NULL;
+    CURLU *u;
+    for (size_t i = 0; req->secrets && req->secrets[i]; i++)
+        if (req->secrets[i][0])
+            scrub_resp_cb(resp, req->secrets[i]);
+    scrub_forms(req->username, req->password, scrub_resp_cb, resp);
+    u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
+        scrub_forms(user, pass, scrub_resp_cb, resp);
+    }
+    curl_free(user);
+    curl_free(pass);
+    curl_url_cleanup(u);
+}
+
+/* ---- the egress guard ---------------------------------------------------------------- */
+
+static struct netaddr_allow g_egress_allow; /* written once before threads start */
+
+void http_client_egress_allow(const struct netaddr_allow *allow)
+{
+    if (allow)
+        g_egress_allow = *allow;
+    else
+        memset(&g_egress_allow, 0, sizeof g_egress_allow);
+}
+
+struct guard {
+    char refused[160]; /* the first refusal of this transfer; "" when none */
+};
+
+/* open_guarded: libcurl's CURLOPT_OPENSOCKETFUNCTION for guarded requests: called with
+ * the resolved address of every connection (happy eyeballs tries each family). */
+static curl_socket_t open_guarded(void *clientp, curlsocktype purpose,
+                                  struct curl_sockaddr *a)
+{
+    struct guard *g = clientp;
+    struct netaddr na;
+    enum netaddr_class c;
+    char text[NETADDR_TEXT_MAX];
+    int fd;
+    if (purpose != CURLSOCKTYPE_IPCXN ||
+        netaddr_from_sockaddr(&a->addr, a->addrlen, &na) < 0) {
+        if (!g->refused[0])
+            snprintf(g->refused, sizeof g->refused, "target is not an IP address; refused");
+        return CURL_SOCKET_BAD;
+    }
+    c = netaddr_classify(&na);
+    if (c != NETADDR_PUBLIC && !netaddr_allow_match(&g_egress_allow, &na)) {
+        if (!g->refused[0]) {
+            netaddr_format(&na, text, sizeof text);
+            snprintf(g->refused, sizeof g->refused,
+                     "target %s is %s; refused (allow it with --egress-allow)", text,
+                     netaddr_class_text(c));
+        }
+        return CURL_SOCKET_BAD;
+    }
+    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : (curl_socket_t)fd;
+}
+
 int http_client_perform(const struct http_client_req *req, struct http_client_resp *resp)
 {
+    struct guard guard = {{0}};
     int rc = HR_OK;
     CURLcode cc;
     long status = 0;
@@ -179,7 +330,8 @@ int http_client_perform(const struct http_client_req *req, struct http_client_re
         rc = HR_INVAL;
         goto out;
     }
-    h = http_client_easy(NULL);
+    /* guarded requests keep their own connections: see http_client.h */
+    h = http_client_easy(req->guard ? "egress" : NULL);
     if (!h) {
         snprintf(resp->error, sizeof resp->error, "libcurl could not create a handle");
         rc = HR_IO;
@@ -197,6 +349,12 @@ int http_client_perform(const struct http_client_req *req, struct http_client_re
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "herald");
+    if (req->guard) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_guarded);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &guard);
+        curl_easy_setopt(h, CURLOPT_PROXY, ""); /* no proxy from the environment */
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    }
     if (req->method && strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
@@ -228,11 +386,15 @@ int http_client_perform(const struct http_client_req *req, struct http_client_re
         if (http_client_header(resp, "Retry-After", ra, sizeof ra))
             resp->retry_after_ms =
                 http_client_retry_after(ra, req->now_ms > 0 ? req->now_ms : time_now_ms());
+    } else if (guard.refused[0] && cc == CURLE_COULDNT_CONNECT) {
+        snprintf(resp->error, sizeof resp->error, "%s", guard.refused);
+        rc = HR_PERM;
     } else {
         if (!resp->error[0])
             snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
         rc = cc == CURLE_OPERATION_TIMEDOUT ? HR_TIMEOUT : HR_IO;
     }
+    scrub_resp(req, resp);
 
 out:
     if (h)
@@ -311,6 +473,13 @@ void http_client_classify(int rc, const struct http_client_resp *resp, const cha
     int st = resp->status;
     r->retry_after_ms = 0;
     r->remote_status = rc < 0 ? 0 : st;
+    if (rc == HR_PERM) {
+        /* the egress guard: the same address will be refused next time */
+        r->outcome = DELIVERY_PERMANENT;
+        http_client_text(text, sizeof text, str_c(resp->error), 200);
+        snprintf(r->reason, sizeof r->reason, "%s %s", who, text);
+        return;
+    }
     if (rc < 0) {
         /* no answer: a bad URL will not get better; anything else may */
         r->outcome = rc == HR_INVAL ? DELIVERY_PERMANENT : DELIVERY_TRANSIENT;
@@ -431,6 +600,50 @@ bool http_client_url_ok(const char *s)
     curl_free(host);
     curl_url_cleanup(u);
     return ok;
+}
+
+bool http_client_url_mask_password(const char *url, char *out, size_t cap)
+{
+    bool done = false;
+    char *pass = NULL, *masked = NULL;
+    CURLU *u = curl_url();
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_PASSWORD, "****", 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &masked, 0) == CURLUE_OK && strlen(masked) < cap) {
+        snprintf(out, cap, "%s", masked);
+        done = true;
+    }
+    curl_free(pass);
+    curl_free(masked);
+    curl_url_cleanup(u);
+    return done;
+}
+
+void http_client_url_redacted(const char *url, char *out, size_t cap)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    CURLU *u = curl_url();
+    if (cap == 0)
+        return;
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_PORT, &port, 0);
+        curl_url_get(u, CURLUPART_PATH, &path, 0);
+        snprintf(out, cap, "%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
+                 path ? path : "");
+        for (char *p = out; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = ' ';
+    } else {
+        snprintf(out, cap, "(an unparsable URL)");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_url_cleanup(u);
 }
 
 void http_client_text(char *out, size_t cap, struct str s, size_t max)

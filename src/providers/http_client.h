@@ -10,6 +10,7 @@
 #define HERALD_PROVIDERS_HTTP_CLIENT_H
 
 #include "../util/buf.h"
+#include "../util/netaddr.h"
 #include "../util/rc.h"
 #include "../util/str.h"
 #include "provider.h"
@@ -50,6 +51,10 @@ struct http_client_req {
     const char *password;
     int64_t timeout_ms;        /* whole request; <= 0 means the default */
     int64_t now_ms;            /* for Retry-After dates; 0 means the wall clock */
+    const char *guard;         /* non-NULL: a user-controlled target (webhook, fetch-data),
+                                  named so in a refusal ("webhook"); see the egress guard */
+    const char *const *secrets; /* NULL-ended values the answer must not echo back (API
+                                  keys, tokens, header values), or NULL; see below */
 };
 
 struct http_client_resp {
@@ -65,9 +70,32 @@ struct http_client_resp {
 void http_client_resp_init(struct http_client_resp *resp);
 void http_client_resp_cleanup(struct http_client_resp *resp); /* NULL is a no-op */
 
+/* ---- the egress guard --------------------------------------------------------------
+ * A request with req->guard set goes to a target a user chose (a webhook URL, a profile's
+ * webhook, a fetch-data step). Every connection it opens is checked after DNS, on the
+ * address actually connected to (so DNS rebinding and odd literals like 2130706433 are
+ * caught): a non-public address (netaddr_classify) is refused unless the operator's
+ * allowlist holds it. Such requests never use a proxy from the environment (http_proxy,
+ * HTTPS_PROXY...: the check would see the proxy, not the target), never follow
+ * redirects, and use their own easy handle, so a connection opened unchecked for an
+ * operator-configured provider (Twilio, SendGrid, SMTP: not guarded) is never reused. */
+
+/* http_client_egress_allow: set the allowlist (copied). Call once at start-up, before
+ * any worker thread runs; NULL or an empty list allows public addresses only. */
+void http_client_egress_allow(const struct netaddr_allow *allow);
+
+/* Secrets in answers: a server may quote the request back in an error ("bad key: Bearer
+ * SG.xyz"), and reasons built from the answer reach the message history. So
+ * http_client_perform replaces, in the response body, headers and error text, every
+ * occurrence of each req->secrets value, of req->password and of the password in the
+ * URL (user:pass@), and of the base64 "user:password" a Basic header carries, with
+ * "****" (values under 4 bytes: as many '*'). */
+
 /* http_client_perform: send req on the thread's shared handle. Returns HR_OK when a
  * response status arrived (whatever it is), HR_TIMEOUT or HR_IO (resp->error says why)
- * when none did, HR_INVAL for a bad request (e.g. an URL that is not http/https).
+ * when none did, HR_INVAL for a bad request (e.g. an URL that is not http/https), HR_PERM
+ * when the egress guard refused every address of the target (resp->error: "target
+ * 127.0.0.1 is a loopback address; refused (allow it with --egress-allow)").
  * resp must have been initialised; it is overwritten. */
 int http_client_perform(const struct http_client_req *req, struct http_client_resp *resp);
 
@@ -85,7 +113,8 @@ cJSON *http_client_resp_json(const struct http_client_resp *resp);
 int64_t http_client_retry_after(const char *value, int64_t now_ms);
 
 /* http_client_classify: fill r from a finished request: 2xx SENT; 408, 429, 5xx and
- * transport errors TRANSIENT (with retry_after_ms); everything else PERMANENT with
+ * transport errors TRANSIENT (with retry_after_ms); a refusal of the egress guard
+ * PERMANENT with "<who> <resp->error>"; everything else PERMANENT with
  * "<who> <status>: <first 200 bytes of the body>" as reason. `rc` is what
  * http_client_perform returned. Leaves r->reference alone. */
 void http_client_classify(int rc, const struct http_client_resp *resp, const char *who,
@@ -104,6 +133,20 @@ bool http_client_header_value_ok(const char *s);
 /* http_client_url_ok: true when s is an absolute http:// or https:// URL with a host
  * and no control characters or spaces. */
 bool http_client_url_ok(const char *s);
+/* http_client_scrub: replace every occurrence of secret (NULL or "" does nothing) in
+ * the NUL-terminated text, in place, by "****" (a shorter secret by as many '*'). */
+void http_client_scrub(char *text, const char *secret);
+/* http_client_scrub_basic: http_client_scrub of password and of the base64 forms of
+ * "user:password" (HTTP Basic, SMTP AUTH LOGIN/PLAIN carry these). */
+void http_client_scrub_basic(char *text, const char *user, const char *password);
+/* http_client_url_mask_password: when url carries a password (user:pass@host), url with
+ * that password replaced by "****" into out (cap; the URL as libcurl writes it back) and
+ * true; false otherwise (out untouched). */
+bool http_client_url_mask_password(const char *url, char *out, size_t cap);
+/* http_client_url_redacted: url as "scheme://host[:port]/path" into out (cap), without
+ * user, password, query or fragment, for messages and logs; "(an unparsable URL)" when
+ * url is not one. */
+void http_client_url_redacted(const char *url, char *out, size_t cap);
 /* http_client_text: copy at most max bytes of s into out (cap) as a one-line text
  * safe for reasons and logs: control characters become spaces, a UTF-8 character is
  * never cut in half. */

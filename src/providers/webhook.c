@@ -19,9 +19,10 @@
 
 #define WEBHOOK_HEADERS_MAX 50
 
-/* dotted names are keys inside an object setting ("authentication": {"token": ...}) */
+/* dotted names are keys inside an object setting ("authentication": {"token": ...});
+ * "headers.*" is every value of the headers object (they often carry API keys) */
 static const char *const webhook_secrets[] = {"secret", "authentication.password",
-                                              "authentication.token", NULL};
+                                              "authentication.token", "headers.*", NULL};
 
 enum webhook_auth { AUTH_NONE = 0, AUTH_BASIC, AUTH_BEARER };
 
@@ -279,7 +280,22 @@ static void webhook_send(const struct delivery *d, struct delivery_result *r)
         http_client_header_add(&hdrs, "Authorization: Bearer %s", c.token);
 
     {
+        /* what an answer must not quote back: credentials and configured header values */
+        const char *secrets[WEBHOOK_HEADERS_MAX + 4];
+        size_t ns = 0;
+        secrets[ns++] = c.secret;
+        secrets[ns++] = c.token;
+        cJSON_ArrayForEach(h, c.headers)
+        {
+            if (ns < WEBHOOK_HEADERS_MAX + 2 && cJSON_IsString(h))
+                secrets[ns++] = h->valuestring;
+        }
+        secrets[ns] = NULL;
+        for (size_t i = 0; i < ns; i++) /* NULLs (no secret, no token) would end the list */
+            if (!secrets[i])
+                secrets[i] = "";
         struct http_client_req req = {
+            .secrets = secrets,
             .method = c.method,
             .url = c.url,
             .content_type = "application/json",
@@ -289,6 +305,7 @@ static void webhook_send(const struct delivery *d, struct delivery_result *r)
             .password = c.auth == AUTH_BASIC ? c.password : NULL,
             .timeout_ms = d->timeout_ms,
             .now_ms = d->now_ms,
+            .guard = "webhook",
         };
         rc = http_client_perform(&req, &resp);
     }

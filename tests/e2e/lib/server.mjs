@@ -298,6 +298,9 @@ export function dsnFor(dir) {
 
 /* ---- the server ------------------------------------------------------------------ */
 
+/** The allowlist servers get by default: the loopback blocks the test sinks listen on. */
+export const LOOPBACK_ALLOW = '127.0.0.0/8,::1/128';
+
 /**
  * startServer(opts) -> Promise<Server>
  *   opts.t          node:test context: names the log file, registers stop() in t.after()
@@ -309,6 +312,9 @@ export function dsnFor(dir) {
  *   opts.logLevel   'info' by default; null: pass none
  *   opts.args       extra arguments after the defaults
  *   opts.env        extra environment (a null/undefined value removes a variable)
+ *   opts.egressAllow the egress allowlist (--egress-allow / HERALD_EGRESS_ALLOW); by
+ *                   default LOOPBACK_ALLOW, since the tests' sinks listen on loopback;
+ *                   null: none (webhooks and fetch-data to loopback are refused)
  *   opts.expectKeys wait for the two HERALD_*_KEY lines (default: true for a fresh dir)
  *   opts.timeout    start timeout in ms (default 15000)
  */
@@ -372,6 +378,8 @@ class Server {
       const lvl = o.logLevel === undefined ? 'info' : o.logLevel;
       if (lvl !== null) a.push('--log-level', lvl);
       if (isPostgres) a.push('--lease-ms', String(PG_LEASE_MS));
+      const allow = o.egressAllow === undefined ? LOOPBACK_ALLOW : o.egressAllow;
+      if (allow !== null) a.push('--egress-allow', allow);
     }
     return a.concat(o.args ?? []);
   }
@@ -385,6 +393,8 @@ class Server {
       const lvl = o.logLevel === undefined ? 'info' : o.logLevel;
       if (lvl !== null) e.HERALD_LOG_LEVEL = lvl;
       if (isPostgres) e.HERALD_LEASE_MS = PG_LEASE_MS;
+      const allow = o.egressAllow === undefined ? LOOPBACK_ALLOW : o.egressAllow;
+      if (allow !== null) e.HERALD_EGRESS_ALLOW = allow;
     }
     return childEnv({ ...e, ...(o.env ?? {}) });
   }

@@ -10,12 +10,14 @@
 // responses: answered in order, one per request; once used up, `fallback` (default
 // {status: 200, json: {id: 'sink-<n>'}}). A response is {status, headers, body|json}
 // or a function (req) -> that. port: listen there (e.g. a port that was refused before).
+// host: the loopback address to listen on (default 127.0.0.1; '::1' for IPv6, in the
+// url as [::1]).
 
 import http from 'node:http';
 
 import { waitFor } from './server.mjs';
 
-export async function startHttpSink({ port = 0, responses = [], fallback, path = '/hook' } = {}) {
+export async function startHttpSink({ port = 0, host = '127.0.0.1', responses = [], fallback, path = '/hook' } = {}) {
   const requests = [];
   const queue = [...responses];
   const sockets = new Set();
@@ -52,7 +54,7 @@ export async function startHttpSink({ port = 0, responses = [], fallback, path =
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -60,7 +62,7 @@ export async function startHttpSink({ port = 0, responses = [], fallback, path =
   const actualPort = server.address().port;
   return {
     port: actualPort,
-    url: `http://127.0.0.1:${actualPort}${path}`,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}${path}`,
     requests,
     /** Wait until at least count requests arrived; returns the list. */
     waitForRequests(count = 1, { timeout = 10000 } = {}) {
