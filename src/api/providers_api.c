@@ -11,6 +11,7 @@
  * (engine_providers_for_channel in src/engine/lookup.c). */
 #include "templates.h"
 
+#include "../providers/http_client.h"
 #include "../providers/provider.h"
 #include "../util/buf.h"
 #include "../util/json.h"
@@ -168,15 +169,56 @@ static cJSON *slot(const cJSON *settings, const char *name, char *key, size_t ca
 void providers_mask_settings(cJSON *settings, const char *const *secret_fields)
 {
     char m[PROVIDERS_MASK_MAX], key[64];
+    cJSON *u;
     if (!cJSON_IsObject(settings) || !secret_fields)
         return;
     for (size_t i = 0; secret_fields[i]; i++) {
         cJSON *o = slot(settings, secret_fields[i], key, sizeof key);
         cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+        if (o && strcmp(key, "*") == 0) {
+            /* "headers.*": every value of that object */
+            cJSON_ArrayForEach(v, o)
+            {
+                if (cJSON_IsString(v)) {
+                    providers_mask(v, m);
+                    cJSON_SetValuestring(v, m);
+                }
+            }
+            continue;
+        }
         if (!o || !v || cJSON_IsNull(v))
             continue;
         providers_mask(v, m);
         cJSON_ReplaceItemInObjectCaseSensitive(o, key, cJSON_CreateString(m));
+    }
+    /* a password inside a URL setting (https://user:pass@host) */
+    cJSON_ArrayForEach(u, settings)
+    {
+        char url[2100];
+        if (cJSON_IsString(u) && strchr(u->valuestring, '@') &&
+            http_client_url_mask_password(u->valuestring, url, sizeof url))
+            cJSON_SetValuestring(u, url);
+    }
+}
+
+/* keep_masked: for each string in object no that equals the mask of the same key's
+ * string in oo (urls: the URL with its password masked; otherwise the value's mask),
+ * put oo's value back. */
+static void keep_masked(cJSON *no, const cJSON *oo, bool urls)
+{
+    char m[2100];
+    cJSON *nv;
+    cJSON_ArrayForEach(nv, no)
+    {
+        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(oo, nv->string);
+        if (!cJSON_IsString(nv) || !cJSON_IsString(ov))
+            continue;
+        if (!urls)
+            providers_mask(ov, m);
+        else if (!http_client_url_mask_password(ov->valuestring, m, sizeof m))
+            continue;
+        if (strcmp(nv->valuestring, m) == 0)
+            cJSON_SetValuestring(nv, ov->valuestring);
     }
 }
 
@@ -191,12 +233,17 @@ void providers_keep_secrets(cJSON *new_settings, const cJSON *old_settings,
         const cJSON *oo = slot(old_settings, secret_fields[i], key, sizeof key);
         const cJSON *nv = cJSON_GetObjectItemCaseSensitive(no, key);
         const cJSON *ov = cJSON_GetObjectItemCaseSensitive(oo, key);
+        if (no && oo && strcmp(key, "*") == 0) {
+            keep_masked(no, oo, false);
+            continue;
+        }
         if (!no || !oo || !cJSON_IsString(nv) || !ov || cJSON_IsNull(ov))
             continue;
         providers_mask(ov, m);
         if (strcmp(nv->valuestring, m) == 0)
             cJSON_ReplaceItemInObjectCaseSensitive(no, key, cJSON_Duplicate(ov, 1));
     }
+    keep_masked(new_settings, old_settings, true);
 }
 
 /* masked: a copy of a stored record fit to answer; for a provider herald no longer

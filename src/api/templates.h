@@ -72,11 +72,13 @@ int brands_check(const cJSON *body, bool creating, struct herr *err);
 void providers_mask(const cJSON *secret, char out[PROVIDERS_MASK_MAX]);
 /* providers_mask_settings: replace every secret_fields member of settings (in place)
  * by its mask. secret_fields is NULL-ended and may be NULL; a dotted name
- * ("authentication.password") names a key inside an object setting. */
+ * ("authentication.password") names a key inside an object setting, and "name.*" every
+ * string in that object. A top-level string setting that is a URL with a password
+ * (https://user:pass@host) shows "****" in place of the password. */
 void providers_mask_settings(cJSON *settings, const char *const *secret_fields);
-/* providers_keep_secrets: in new_settings (changed in place), a secret member whose
- * value equals the mask of old_settings' value takes back the stored value, so a
- * client may GET, edit and PUT. */
+/* providers_keep_secrets: in new_settings (changed in place), a secret member (or URL
+ * setting) whose value equals the mask of old_settings' value takes back the stored
+ * value, so a client may GET, edit and PUT. */
 void providers_keep_secrets(cJSON *new_settings, const cJSON *old_settings,
                             const char *const *secret_fields);
 /* providers_cmp: order of two provider records: channel (enum order), priority

@@ -89,6 +89,18 @@ out:
     return rc;
 }
 
+/* mask_webhook_auth: profile.webhook.authentication password and token as "****" (in
+ * place; profile may be NULL), for copies shown in the message history. */
+static void mask_webhook_auth(cJSON *profile)
+{
+    static const char *const keys[] = {"password", "token", NULL};
+    cJSON *w = cJSON_GetObjectItemCaseSensitive(profile, "webhook");
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(w, "authentication");
+    for (int i = 0; keys[i]; i++)
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, keys[i])))
+            cJSON_ReplaceItemInObjectCaseSensitive(a, keys[i], cJSON_CreateString("****"));
+}
+
 /* merged_profile: the stored profile of to.user_id with the recipient's own fields on
  * top (this send only). Records PROFILE_LOADED. */
 static cJSON *merged_profile(struct engine *e, const cJSON *to, struct route_out *o)
@@ -114,6 +126,10 @@ static cJSON *merged_profile(struct engine *e, const cJSON *to, struct route_out
     cJSON_AddItemToObject(h, "received_profile", received);
     cJSON_AddItemToObject(h, "stored_profile", stored ? stored : cJSON_CreateNull());
     cJSON_AddItemToObject(h, "merged_profile", cJSON_Duplicate(merged, 1));
+    /* the history shows who was addressed, never a recipient webhook's credentials */
+    mask_webhook_auth(received);
+    mask_webhook_auth(stored);
+    mask_webhook_auth(cJSON_GetObjectItemCaseSensitive(h, "merged_profile"));
     event(o, "PROFILE_LOADED", h);
     return merged;
 }

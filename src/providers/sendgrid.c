@@ -160,6 +160,7 @@ static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
     body = mail_json(&c, to, d);
     http_client_header_add(&hdrs, "Authorization: Bearer %s", c.api_key);
     {
+        const char *secrets[] = {c.api_key, NULL};
         struct http_client_req req = {
             .url = buf_cstr(&url),
             .content_type = "application/json",
@@ -167,6 +168,7 @@ static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
             .headers = hdrs,
             .timeout_ms = d->timeout_ms,
             .now_ms = d->now_ms,
+            .secrets = secrets,
         };
         rc = http_client_perform(&req, &resp);
     }

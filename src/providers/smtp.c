@@ -141,7 +141,7 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 
 /* classify: the transfer's result -> r. */
 static void classify(CURLcode cc, long code, const struct reply *rep, const char *errbuf,
-                     struct delivery_result *r)
+                     const struct smtp_conf *c, struct delivery_result *r)
 {
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
     if (rep->line[0])
@@ -160,6 +160,8 @@ static void classify(CURLcode cc, long code, const struct reply *rep, const char
         snprintf(r->reason, sizeof r->reason, "smtp %.255s (%.200s)", rep->line, why);
     else
         snprintf(r->reason, sizeof r->reason, "smtp: %.200s", why);
+    /* a server may quote the login back (AUTH PLAIN/LOGIN are base64 of it) */
+    http_client_scrub_basic(r->reason, c->username, c->password);
 }
 
 static void smtp_send(const struct delivery *d, struct delivery_result *r)
@@ -269,7 +271,7 @@ static void smtp_send(const struct delivery *d, struct delivery_result *r)
         r->remote_status = (int)code;
         snprintf(r->reference, sizeof r->reference, "%s", msgid);
     } else {
-        classify(cc, code, &rep, errbuf, r);
+        classify(cc, code, &rep, errbuf, &c, r);
     }
 
 out:
