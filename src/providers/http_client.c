@@ -164,9 +164,10 @@ int64_t http_client_timeout(int64_t timeout_ms)
  * shrinks. p[*len] stays a NUL when it was one. */
 static void scrub_mem(char *p, size_t *len, const char *needle, size_t nlen)
 {
-    size_t stars = nlen < 4 ? nlen : 4, i = 0;
-    if (!p || nlen == 0)
-        return;
+    const size_t stars = 4;
+    size_t i = 0;
+    if (!p || nlen < HTTP_CLIENT_SCRUB_MIN)
+        return; /* "t" would turn every t of the text into a star */
     while (i + nlen <= *len) {
         char *hit = memmem(p + i, *len - i, needle, nlen);
         size_t at, tail;

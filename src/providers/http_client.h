@@ -89,7 +89,9 @@ void http_client_egress_allow(const struct netaddr_allow *allow);
  * http_client_perform replaces, in the response body, headers and error text, every
  * occurrence of each req->secrets value, of req->password and of the password in the
  * URL (user:pass@), and of the base64 "user:password" a Basic header carries, with
- * "****" (values under 4 bytes: as many '*'). */
+ * "****". Values shorter than HTTP_CLIENT_SCRUB_MIN bytes are left alone (replacing
+ * every "t" of a text helps nobody; such a secret is no secret). */
+#define HTTP_CLIENT_SCRUB_MIN 4
 
 /* http_client_perform: send req on the thread's shared handle. Returns HR_OK when a
  * response status arrived (whatever it is), HR_TIMEOUT or HR_IO (resp->error says why)
@@ -133,8 +135,8 @@ bool http_client_header_value_ok(const char *s);
 /* http_client_url_ok: true when s is an absolute http:// or https:// URL with a host
  * and no control characters or spaces. */
 bool http_client_url_ok(const char *s);
-/* http_client_scrub: replace every occurrence of secret (NULL or "" does nothing) in
- * the NUL-terminated text, in place, by "****" (a shorter secret by as many '*'). */
+/* http_client_scrub: replace every occurrence of secret (NULL or shorter than
+ * HTTP_CLIENT_SCRUB_MIN does nothing) in the NUL-terminated text, in place, by "****". */
 void http_client_scrub(char *text, const char *secret);
 /* http_client_scrub_basic: http_client_scrub of password and of the base64 forms of
  * "user:password" (HTTP Basic, SMTP AUTH LOGIN/PLAIN carry these). */

@@ -1395,9 +1395,68 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(http_client_retry_after("99999999", now), 86400000); /* capped */
 }
 
+/* the egress guard and secrets: a loopback target is refused without the allowlist;
+ * echoed credentials are scrubbed; URL passwords are masked */
+static void test_egress_and_scrub(void **state)
+{
+    struct fixture f;
+    struct netaddr_allow none, loop;
+    struct herr err = {0};
+    struct http_srv *h = http_start();
+    char *url = url_of(h, "/hook");
+    char *settings = fmt("{\"url\":\"%s\",\"headers\":{\"X-Key\":\"hdr-value-123\"},"
+                         "\"authentication\":{\"mode\":\"bearer\",\"token\":\"tok-secret-9\"}}",
+                         url);
+    char text[256], masked[256];
+    assert_int_equal(netaddr_allow_parse("", &none, &err), HR_OK);
+    assert_int_equal(netaddr_allow_parse("127.0.0.0/8,::1/128", &loop, &err), HR_OK);
+
+    http_client_egress_allow(&none);
+    fx_init(&f, settings, "{}");
+    f.content.json = cJSON_Parse("{}");
+    send_with("webhook", &f);
+    assert_int_equal(f.r.outcome, DELIVERY_PERMANENT);
+    assert_string_equal(f.r.reason, "webhook target 127.0.0.1 is a loopback address; refused "
+                                    "(allow it with --egress-allow)");
+    assert_int_equal(h->nreq, 0);
+
+    /* allowed: a 401 quoting the credentials back keeps the status, not the secrets */
+    http_client_egress_allow(&loop);
+    http_script(h, 401, NULL, "who? Bearer tok-secret-9 X-Key=hdr-value-123 end");
+    send_with("webhook", &f);
+    assert_int_equal(f.r.outcome, DELIVERY_PERMANENT);
+    assert_int_equal(h->nreq, 1);
+    assert_string_equal(f.r.reason, "webhook 401: who? Bearer **** X-Key=**** end");
+
+    snprintf(text, sizeof text, "a pw-12345 b cHc=c pw-12345pw-12345 %s", "dXNlcjpwdy0xMjM0NQ==");
+    http_client_scrub_basic(text, "user", "pw-12345");
+    assert_string_equal(text, "a **** b cHc=c ******** ****");
+    snprintf(text, sizeof text, "a t b");
+    http_client_scrub(text, "t"); /* too short to scrub */
+    assert_string_equal(text, "a t b");
+    assert_true(http_client_url_mask_password("https://u:p4ss@example.com/x?y=1", masked,
+                                              sizeof masked));
+    assert_string_equal(masked, "https://u:****@example.com/x?y=1");
+    assert_false(http_client_url_mask_password("https://u@example.com/x", masked, sizeof masked));
+    http_client_url_redacted("https://u:p4ss@example.com:8443/x/y?token=abc#f", masked,
+                             sizeof masked);
+    assert_string_equal(masked, "https://example.com:8443/x/y");
+
+    fx_cleanup(&f);
+    free(settings);
+    free(url);
+    http_free(h);
+}
+
 static int group_setup(void **state)
 {
+    struct netaddr_allow loop;
+    struct herr err = {0};
     log_set_level(LOG_WARN);
+    /* the tests' servers listen on loopback */
+    if (netaddr_allow_parse("127.0.0.0/8,::1/128", &loop, &err) < 0)
+        return -1;
+    http_client_egress_allow(&loop);
     return provider_global_init() == HR_OK ? 0 : -1;
 }
 
@@ -1414,6 +1473,7 @@ int main(void)
         cmocka_unit_test(test_webhook_sent_signed),
         cmocka_unit_test(test_webhook_default_body_profile_override),
         cmocka_unit_test(test_webhook_statuses),
+        cmocka_unit_test(test_egress_and_scrub),
         cmocka_unit_test(test_webhook_refused_and_timeout),
         cmocka_unit_test(test_webhook_validate),
         cmocka_unit_test(test_twilio),
