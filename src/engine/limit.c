@@ -8,13 +8,14 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SPREAD_MAX_MS 60000 /* no waiter is sent further ahead than this */
-#define STEP_MIN_MS 20      /* shortest gap between two waiters' retry times */
-#define STEP_MAX_MS 1000    /* longest gap between waiters of a concurrency cap */
+#define SPREAD_MAX_MS 60000 /* no rate waiter is sent further ahead than this */
+#define WAIT_MIN_MS 5       /* shortest wait for a concurrency slot */
+#define WAIT_MAX_MS 1000    /* longest wait for a concurrency slot (before jitter) */
 
 struct entry {
     bool used;
@@ -31,6 +32,7 @@ struct entry {
 
 struct limit_table {
     pthread_mutex_t mu;
+    uint64_t rng;         /* xorshift64 state for jitter, under mu */
     size_t cap;
     struct entry *e;
 };
@@ -100,6 +102,7 @@ struct limit_table *limit_table_new(size_t cap)
     struct limit_table *t = xcalloc(1, sizeof *t);
     t->cap = cap ? cap : LIMIT_TABLE_CAP_DEFAULT;
     t->e = xcalloc(t->cap, sizeof *t->e);
+    t->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)t;
     pthread_mutex_init(&t->mu, NULL);
     return t;
 }
@@ -171,6 +174,17 @@ static void refill(struct entry *e, const struct limit_cfg *cfg, int64_t now_ms)
         e->tokens = burst;
 }
 
+/* jitter: uniform in [0, n] from t's generator (under t->mu). */
+static int64_t jitter(struct limit_table *t, int64_t n)
+{
+    uint64_t x = t->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    t->rng = x;
+    return n > 0 ? (int64_t)(x % (uint64_t)(n + 1)) : 0;
+}
+
 /* call_estimate: how long a call takes, from finished calls and those in flight. */
 static double call_estimate(const struct entry *e, int64_t now_ms)
 {
@@ -204,13 +218,17 @@ int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg
     if (cfg->per_second > 0)
         refill(e, cfg, now_ms);
     if (cfg->concurrency > 0 && e->in_flight >= cfg->concurrency) {
-        step = (int64_t)(call_estimate(e, now_ms) / cfg->concurrency);
-        if (step < STEP_MIN_MS)
-            step = STEP_MIN_MS;
-        if (step > STEP_MAX_MS)
-            step = STEP_MAX_MS;
-        wait = step;
+        /* a slot frees about every call_time / concurrency; come back after one such
+         * gap plus jitter. Not spread like rate waiters: when calls are quick, a queue
+         * of waiters paced by a guessed gap would run far below the real capacity */
+        wait = (int64_t)(call_estimate(e, now_ms) / cfg->concurrency);
+        if (wait < WAIT_MIN_MS)
+            wait = WAIT_MIN_MS;
+        if (wait > WAIT_MAX_MS)
+            wait = WAIT_MAX_MS;
+        *retry_at_ms = now_ms + wait + jitter(t, wait);
         rc = HR_AGAIN;
+        goto out;
     } else if (cfg->per_second > 0 && e->tokens < 1.0) {
         step = (int64_t)ceil(1000.0 / cfg->per_second);
         wait = (int64_t)ceil((1.0 - e->tokens) * 1000.0 / cfg->per_second);
@@ -228,7 +246,8 @@ int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg
         *held = true;
         goto out;
     }
-    /* spread the waiters: each gets a time one step after the last one handed out */
+    /* tokens come at known times: spread the waiters, each one token after the last
+     * time handed out, so they do not all come back for the same token */
     at = now_ms + wait;
     if (e->spread_ms + step > at)
         at = e->spread_ms + step;

@@ -50,11 +50,12 @@ void limit_table_free(struct limit_table *t);
 /* limit_acquire: start one call for `key` under cfg at now_ms. Returns 0: the call may
  * start; *held tells whether it was counted, and then the caller must call
  * limit_release exactly once when it ended. Or HR_AGAIN: the key is at its concurrency
- * or rate limit, and *retry_at_ms (absolute) is when a slot or token is expected.
- * Waiters are spread out: each HR_AGAIN hands out a time one step (the expected gap
- * between two free slots) after the one before, at most 60 s ahead. A cfg without
- * limits, or a full table whose every entry has calls in flight, allows the call
- * uncounted (*held false). Any thread. */
+ * or rate limit, and *retry_at_ms (absolute) is when a slot or token is expected:
+ * at the concurrency cap, after about one gap between two freed slots (call time /
+ * concurrency, 5 ms to 1 s) plus up to as much jitter; at the rate limit, waiters are
+ * spread one token apart after the last time handed out, at most 60 s ahead. Waiting
+ * is not first come, first served. A cfg without limits, or a full table whose every
+ * entry has calls in flight, allows the call uncounted (*held false). Any thread. */
 int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg *cfg,
                   int64_t now_ms, bool *held, int64_t *retry_at_ms);
 
