@@ -56,8 +56,8 @@ enum verdict { V_ACK, V_RETRY, V_DEAD, V_DEFER };
 enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST, O_DEFERRED };
 enum failed_step { STEP_NONE, STEP_COMMIT, STEP_STATE };
 
-static const char *const outcome_names[] = {"done",       "retry",   "failed",
-                                            "dead",       "lost_lease", "deferred"};
+static const char *const outcome_names[] = {"done", "retry",      "failed",
+                                            "dead", "lost_lease", "deferred"};
 
 /* A runner: a worker thread of the pool, or queue_run_once's caller. */
 struct runner {
