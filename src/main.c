@@ -38,6 +38,9 @@ struct config {
     int64_t retry_base_ms;
     int64_t max_write_queue;
     int64_t lease_ms;
+    int64_t retry_max_ms;
+    int64_t provider_timeout_ms;
+    int64_t provider_concurrency; /* 0: half the workers */
     const char *log_level;
     const char *egress_allow; /* CIDR list, may be "" */
 };
@@ -77,6 +80,12 @@ static const char usage_serve[] =
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
     "  --retry-base-ms MS   first delivery retry delay      HERALD_RETRY_BASE_MS 5000\n"
+    "  --retry-max-ms MS    longest delivery retry delay    HERALD_RETRY_MAX_MS 3600000\n"
+    "  --provider-timeout-ms MS  one provider call (1000..600000)\n"
+    "                                                       HERALD_PROVIDER_TIMEOUT_MS 10000\n"
+    "  --provider-concurrency N  calls in flight per provider on this node when the\n"
+    "                       provider sets no limits.concurrency (1..1000)\n"
+    "                                                       HERALD_PROVIDER_CONCURRENCY workers/2\n"
     "  --max-write-queue N  waiting writes before 429       HERALD_MAX_WRITE_QUEUE 8192\n"
     "  --lease-ms MS        job lease length (1000..3600000) HERALD_LEASE_MS    60000\n"
     "                       a job whose node dies runs again once its lease ends\n"
@@ -120,6 +129,9 @@ static void config_defaults(struct config *c)
     c->retry_base_ms = 5000;
     c->max_write_queue = 0;
     c->lease_ms = 60000;
+    c->retry_max_ms = 3600000;
+    c->provider_timeout_ms = 10000;
+    c->provider_concurrency = 0;
 }
 
 /* config_numbers: numeric settings from the environment, then validated. */
@@ -154,6 +166,25 @@ static int config_env_numbers(struct config *c)
             return fprintf(stderr, "herald: HERALD_RETRY_BASE_MS must be 10..3600000\n"),
                    HR_INVAL;
         c->retry_base_ms = v;
+    }
+    if ((e = getenv("HERALD_RETRY_MAX_MS")) && e[0]) {
+        if (parse_int(e, 10, 86400000, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_RETRY_MAX_MS must be 10..86400000\n"),
+                   HR_INVAL;
+        c->retry_max_ms = v;
+    }
+    if ((e = getenv("HERALD_PROVIDER_TIMEOUT_MS")) && e[0]) {
+        if (parse_int(e, 1000, 600000, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_PROVIDER_TIMEOUT_MS must be 1000..600000\n"),
+                   HR_INVAL;
+        c->provider_timeout_ms = v;
+    }
+    if ((e = getenv("HERALD_PROVIDER_CONCURRENCY")) && e[0]) {
+        if (parse_int(e, 1, LIMIT_CONCURRENCY_MAX, &v) < 0)
+            return fprintf(stderr, "herald: HERALD_PROVIDER_CONCURRENCY must be 1..%d\n",
+                           LIMIT_CONCURRENCY_MAX),
+                   HR_INVAL;
+        c->provider_concurrency = v;
     }
     if ((e = getenv("HERALD_LEASE_MS")) && e[0]) {
         if (parse_int(e, 1000, 3600000, &v) < 0)
@@ -226,6 +257,7 @@ static int cmd_serve(int argc, char **argv)
     struct ingest ig;
     struct engine eng;
     struct hbs_cache *hbs = NULL;
+    struct limit_table *limits = NULL;
     struct queue_cfg qcfg;
     struct http_cfg hcfg;
     struct herr err;
@@ -295,6 +327,28 @@ static int cmd_serve(int argc, char **argv)
             cfg.retry_base_ms = num;
             continue;
         }
+        if ((m = take_opt(argc, argv, &i, "--retry-max-ms", &v))) {
+            if (m < 0 || parse_int(v, 10, 86400000, &num) < 0)
+                return fprintf(stderr, "herald: --retry-max-ms must be 10..86400000\n"),
+                       EXIT_USAGE;
+            cfg.retry_max_ms = num;
+            continue;
+        }
+        if ((m = take_opt(argc, argv, &i, "--provider-timeout-ms", &v))) {
+            if (m < 0 || parse_int(v, 1000, 600000, &num) < 0)
+                return fprintf(stderr, "herald: --provider-timeout-ms must be 1000..600000\n"),
+                       EXIT_USAGE;
+            cfg.provider_timeout_ms = num;
+            continue;
+        }
+        if ((m = take_opt(argc, argv, &i, "--provider-concurrency", &v))) {
+            if (m < 0 || parse_int(v, 1, LIMIT_CONCURRENCY_MAX, &num) < 0)
+                return fprintf(stderr, "herald: --provider-concurrency must be 1..%d\n",
+                               LIMIT_CONCURRENCY_MAX),
+                       EXIT_USAGE;
+            cfg.provider_concurrency = num;
+            continue;
+        }
         if ((m = take_opt(argc, argv, &i, "--lease-ms", &v))) {
             if (m < 0 || parse_int(v, 1000, 3600000, &num) < 0)
                 return fprintf(stderr, "herald: --lease-ms must be 1000..3600000\n"), EXIT_USAGE;
@@ -361,9 +415,21 @@ static int cmd_serve(int argc, char **argv)
     eng.clock = hclock_system();
     eng.hbs = hbs;
     eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
-    eng.provider_timeout_ms = 10000;
+    eng.provider_timeout_ms = cfg.provider_timeout_ms;
     eng.backoff_base_ms = cfg.retry_base_ms;
-    eng.backoff_max_ms = 3600000;
+    eng.backoff_max_ms = cfg.retry_max_ms > cfg.retry_base_ms ? cfg.retry_max_ms : cfg.retry_base_ms;
+    /* one provider never takes every worker by default: a slow one leaves the rest free */
+    eng.limits = limits = limit_table_new(0);
+    eng.provider_concurrency = cfg.provider_concurrency > 0 ? (int)cfg.provider_concurrency
+                               : cfg.workers / 2 > 0        ? cfg.workers / 2
+                                                            : 1;
+
+    if (cfg.provider_timeout_ms >= cfg.lease_ms)
+        LOG_W("server.provider_timeout_exceeds_lease",
+              "provider_timeout_ms=%lld lease_ms=%lld msg=\"a provider call may outlive its "
+              "job's lease; the job then runs again and the provider sees the call twice "
+              "(same idempotency key)\"",
+              (long long)cfg.provider_timeout_ms, (long long)cfg.lease_ms);
 
     ig.store = st;
     ig.clock = hclock_system();
@@ -407,8 +473,9 @@ static int cmd_serve(int argc, char **argv)
         LOG_E("server.listen_failed", "addr=%s error=\"%s\"", cfg.listen, err.msg);
         goto out;
     }
-    LOG_I("server.listening", "addr=%s port=%d store=%.*s workers=%d", cfg.listen,
-          http_server_port(srv), (int)strcspn(cfg.store, ":"), cfg.store, cfg.workers);
+    LOG_I("server.listening", "addr=%s port=%d store=%.*s workers=%d provider_concurrency=%d",
+          cfg.listen, http_server_port(srv), (int)strcspn(cfg.store, ":"), cfg.store, cfg.workers,
+          eng.provider_concurrency);
 
     while (sigwait(&sigs, &sig) != 0 && errno == EINTR)
         ;
@@ -419,6 +486,7 @@ out:
     queue_free(q);         /* finish running jobs, give back leases */
     store_close(st);
     hbs_cache_free(hbs);
+    limit_table_free(limits);
     provider_global_cleanup();
     if (rc == 0)
         LOG_I("server.stopped", "exit=0");

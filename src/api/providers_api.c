@@ -1,5 +1,6 @@
 /* providers_api.c: Courier's provider configurations over the "providers" collection.
- *   POST   /providers {provider, settings, alias?, title?, priority?, enabled?, channel?}
+ *   POST   /providers {provider, settings, alias?, title?, priority?, enabled?, channel?,
+ *                      limits?: {concurrency?, per_second?, burst?}}
  *   GET    /providers                 -> {paging, results} by channel, then priority
  *   GET    /providers/catalog         -> {results:[{provider, name, channel, settings}]}
  *   GET    /providers/:id
@@ -7,10 +8,11 @@
  *   DELETE /providers/:id             -> 204
  * Settings are checked by the provider's own validate(). Secrets (the provider's
  * secret_fields) are stored in full and never answered: every response shows
- * "****" + their last 4 characters. The engine reads the same documents
+ * "****" + their last 4 characters. `limits` are per node (src/engine/limit.h). The engine reads the same documents
  * (engine_providers_for_channel in src/engine/lookup.c). */
 #include "templates.h"
 
+#include "../engine/limit.h"
 #include "../providers/http_client.h"
 #include "../providers/provider.h"
 #include "../util/buf.h"
@@ -385,6 +387,8 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
     const cJSON *settings_in = cJSON_GetObjectItemCaseSensitive(body, "settings");
     const cJSON *prio = cJSON_GetObjectItemCaseSensitive(body, "priority");
     const cJSON *enabled = cJSON_GetObjectItemCaseSensitive(body, "enabled");
+    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
+    struct limit_cfg lc;
     const char *old_name = json_str(old, "provider");
     cJSON *rec = NULL, *settings = NULL;
     char idb[RESOURCE_ID_MAX + 1];
@@ -439,6 +443,9 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
         rc = herr_set(err, HR_INVAL, "enabled must be true or false");
         goto out;
     }
+    rc = limit_cfg_parse(limits, &lc, err);
+    if (rc < 0)
+        goto out;
     str_copy(idb, sizeof idb, id);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "id", idb);
@@ -450,6 +457,15 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
     settings = NULL;
     cJSON_AddNumberToObject(rec, "priority", pv);
     cJSON_AddBoolToObject(rec, "enabled", !cJSON_IsFalse(enabled));
+    if (limits && !cJSON_IsNull(limits)) { /* only the limits given, as numbers */
+        cJSON *l = cJSON_AddObjectToObject(rec, "limits");
+        if (lc.concurrency > 0)
+            cJSON_AddNumberToObject(l, "concurrency", lc.concurrency);
+        if (lc.per_second > 0)
+            cJSON_AddNumberToObject(l, "per_second", lc.per_second);
+        if (lc.burst > 0)
+            cJSON_AddNumberToObject(l, "burst", lc.burst);
+    }
     cJSON_AddNumberToObject(rec, "created", (double)(old ? num_or(old, "created", now_ms) : now_ms));
     cJSON_AddNumberToObject(rec, "updated", (double)now_ms);
     *out = rec;

@@ -1,7 +1,8 @@
 /* deliver.c: the "send.deliver" job: one message on one channel. It calls the channel's
  * providers in priority order (failover on permanent errors), retries the same provider
  * after transient errors with backoff until the message timeout, and commits each
- * outcome with the job's ack (see send.h for the whole pipeline). */
+ * outcome with the job's ack (see send.h for the whole pipeline). A provider at its
+ * per-node limit (limit.h) defers the job instead of calling. */
 #include "send_int.h"
 
 #include "../providers/provider.h"
@@ -222,6 +223,7 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     const struct provider_ops *ops;
     struct content content;
     char idem[512];
+    bool held = false; /* a slot of the provider's limits is ours until released */
     int rc;
 
     memset(&content, 0, sizeof content);
@@ -283,6 +285,32 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
                                                               !strcmp(json_str(res, "channel"), ch))
         content_from_json(json_obj(res, "content"), channel_parse(ch), &content);
     snprintf(idem, sizeof idem, "%s:%s:%s", id, ch, o->provider_id);
+    if (e->limits) {
+        struct limit_cfg lc;
+        int64_t at = 0;
+        if (limit_cfg_parse(json_obj(pdoc, "limits"), &lc, NULL) < 0)
+            memset(&lc, 0, sizeof lc); /* stored before validation existed: no limits */
+        if (lc.concurrency == 0)
+            lc.concurrency = e->provider_concurrency;
+        o->started_ms = hclock_now(e->clock);
+        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &held, &at) ==
+            HR_AGAIN) {
+            /* not started: no attempt, no history; run again when a slot is expected */
+            r->outcome = JOB_OUT_DEFER;
+            r->retry_at_ms = at;
+            r->commit = NULL;
+            metrics_counter_add("herald_provider_deferred_total",
+                                "Deliveries put off because the provider was at its limit.",
+                                "limit",
+                                lc.concurrency > 0 &&
+                                        limit_in_flight(e->limits, o->provider_id) >=
+                                            lc.concurrency
+                                    ? "concurrency"
+                                    : "rate",
+                                1);
+            goto out;
+        }
+    }
     {
         struct delivery dl = {
             .message_id = id,
@@ -297,6 +325,8 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
         };
         ops->send(&dl, &o->res);
     }
+    if (held)
+        limit_release(e->limits, o->provider_id, o->started_ms, hclock_now(e->clock));
     o->outcome = o->res.outcome;
     metrics_counter_add("herald_deliveries_total", "Provider calls by provider and outcome.",
                         "outcome",

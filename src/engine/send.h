@@ -13,6 +13,9 @@
  *       channel, then UNDELIVERABLE with the provider's words;
  *     transient error -> the same provider again after backoff (Retry-After honoured),
  *       until the message timeout (72 h default), then as permanent.
+ *     provider at its limit (limit.h: concurrency, per_second; checked on this node
+ *       before the call) -> the job is deferred (JOB_OUT_DEFER) to when a slot or
+ *       token is expected: no call, no attempt counted, no history.
  * Each outcome is committed with the job's ack, so a crash repeats at most the one
  * provider call that was in flight; provider calls carry a stable idempotency key
  * (message id + channel + provider). */
@@ -22,6 +25,7 @@
 #include "../queue/queue.h"
 #include "../render/hbs.h"
 #include "../store/store.h"
+#include "limit.h"
 
 #include <cjson/cJSON.h>
 
@@ -38,6 +42,10 @@ struct engine {
     int64_t provider_timeout_ms;  /* one provider call; default 10000 */
     int64_t backoff_base_ms;      /* first retry after a transient error; default 5000 */
     int64_t backoff_max_ms;       /* default 3600000 */
+    struct limit_table *limits;   /* per-provider limits of this node; NULL: none applied.
+                                     Owned by whoever made the engine */
+    int provider_concurrency;     /* a provider's concurrency cap when its document sets
+                                     none (main: half the queue workers); 0: no cap */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

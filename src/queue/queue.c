@@ -4,6 +4,11 @@
  * batch in one store_write, runs each job's handler outside any transaction, then
  * commits the result (handler's commit callback + ack/retry/dead) in one store_write.
  *
+ * A pool worker that finished its batch first takes unstarted jobs from the tail of
+ * another worker's batch (copied into its own batch arena), then leases from the store:
+ * a job never waits behind a slow one in the same batch (a 10 s provider call) while a
+ * worker is idle, and cannot outlive its lease there.
+ *
  * Locking: q->mu guards the stop/wake state, the stats and each runner's batch
  * cursor (jobs[next..n) are leased but not started). q->mu is never held while
  * calling into the store or a handler, so queue_wake (called from the store's
@@ -16,6 +21,7 @@
  *   dead        dead-lettered by the queue: attempts used up, lease expired too
  *               often, or no handler for the kind
  *   lost_lease  the lease expired and another runner took the job; nothing committed
+ *   deferred    given back for later without counting the attempt (handler DEFER)
  *
  * Threads: queue_wake, queue_get_stats and queue_run_once may be called from any
  * thread at any time between queue_new and queue_free (run_once competes with the pool
@@ -46,11 +52,12 @@
 #define BATCH_ARENA_CHUNK (64 * 1024)
 #define JOB_ARENA_CHUNK (16 * 1024)
 
-enum verdict { V_ACK, V_RETRY, V_DEAD };
-enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST };
+enum verdict { V_ACK, V_RETRY, V_DEAD, V_DEFER };
+enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST, O_DEFERRED };
 enum failed_step { STEP_NONE, STEP_COMMIT, STEP_STATE };
 
-static const char *const outcome_names[] = {"done", "retry", "failed", "dead", "lost_lease"};
+static const char *const outcome_names[] = {"done", "retry",      "failed",
+                                            "dead", "lost_lease", "deferred"};
 
 /* A runner: a worker thread of the pool, or queue_run_once's caller. */
 struct runner {
@@ -348,6 +355,40 @@ static size_t take_leftovers(struct runner *r, struct held *h)
     return k;
 }
 
+/* job_copy: a copy of j whose strings live in arena a. */
+static void job_copy(struct job *dst, const struct job *j, struct arena *a)
+{
+    *dst = *j;
+    dst->payload = arena_str(a, j->payload);
+    dst->last_error = arena_str(a, j->last_error);
+}
+
+/* take_from_others: under q->mu, move up to max unstarted jobs from the tails of other
+ * pool workers' batches into r's (copied into r->batch_arena, just reset). Returns how
+ * many. A victim's cursor stays valid: only jobs[n-1] is ever taken, and n shrinks. */
+static size_t take_from_others(struct queue *q, struct runner *r, size_t max)
+{
+    size_t k = 0;
+    if (!r->pooled || q->stopping || q->collected)
+        return 0;
+    for (int i = 0; i < q->nworkers && k < max; i++) {
+        struct runner *o = &q->workers[i];
+        if (o == r)
+            continue;
+        while (k < max && o->next < o->n) {
+            if (k == 0)
+                r->jobs = arena_alloc(r->batch_arena, max * sizeof *r->jobs);
+            job_copy(&r->jobs[k++], &o->jobs[--o->n], r->batch_arena);
+        }
+    }
+    if (k) {
+        r->n = k;
+        r->next = 0;
+        q->stats.taken += k;
+    }
+    return k;
+}
+
 /* next_job: under q->mu, the next job of r's batch to run, or NULL (batch done, or a
  * pool worker that must stop). */
 static const struct job *next_job(struct queue *q, struct runner *r)
@@ -398,6 +439,9 @@ static int finish_fn(struct store_txn *t, void *arg)
     case V_RETRY:
         rc = store_job_retry(t, f->j->id, f->j->lease_token, f->run_at_ms, f->error);
         break;
+    case V_DEFER:
+        rc = store_job_defer(t, f->j->id, f->j->lease_token, f->run_at_ms);
+        break;
     default:
         rc = store_job_dead(t, f->j->id, f->j->lease_token, f->error);
         break;
@@ -436,6 +480,7 @@ static void record(struct queue *q, const struct finish *f, const char *label)
     case O_RETRY: q->stats.retried++; break;
     case O_FAILED: q->stats.failed++; break;
     case O_DEAD: q->stats.dead++; break;
+    case O_DEFERRED: q->stats.deferred++; break;
     default: q->stats.lost_lease++; break;
     }
     pthread_mutex_unlock(&q->mu);
@@ -444,6 +489,9 @@ static void record(struct queue *q, const struct finish *f, const char *label)
     log_q(kq, sizeof kq, j->kind);
     if (f->outcome == O_DONE)
         LOG_D("queue.job_done", "kind=%s id=%" PRId64 " attempts=%u", kq, j->id, j->attempts);
+    else if (f->outcome == O_DEFERRED)
+        LOG_D("queue.job_deferred", "kind=%s id=%" PRId64 " run_at=%" PRId64, kq, j->id,
+              f->run_at_ms);
     else if (f->outcome == O_LOST)
         LOG_W("queue.lease_lost", "kind=%s id=%" PRId64 " attempts=%u", kq, j->id, j->attempts);
     else {
@@ -513,6 +561,11 @@ static void run_job(struct queue *q, struct runner *r, const struct job *j)
             f.verdict = V_DEAD;
             f.outcome = O_FAILED;
             break;
+        case JOB_OUT_DEFER:
+            f.verdict = V_DEFER;
+            f.outcome = O_DEFERRED;
+            f.run_at_ms = res.retry_at_ms > 0 ? res.retry_at_ms : now_ms(q) + q->cfg.idle_poll_ms;
+            break;
         default:
             snprintf(msg, sizeof msg, "handler returned invalid outcome %d", res.outcome);
             f.error = str_c(msg);
@@ -556,21 +609,28 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     struct held *h = NULL;
     const struct job *j;
     size_t k = 0, nh = 0;
-    int rc;
+    int rc = HR_OK;
 
     *leased = 0;
     arena_reset(r->batch_arena); /* nothing of the previous batch is pending */
-    rc = store_write(q->s, lease_fn, &lc, &err);
-    if (rc < 0) {
-        LOG_E("queue.lease_failed", "rc=%s", hr_rc_str(rc));
-        goto out;
-    }
-    *leased = lc.n;
     pthread_mutex_lock(&q->mu);
-    r->jobs = lc.jobs;
-    r->n = lc.n;
-    r->next = 0;
+    r->jobs = NULL;
+    r->n = r->next = 0;
+    *leased = take_from_others(q, r, max);
     pthread_mutex_unlock(&q->mu);
+    if (*leased == 0) {
+        rc = store_write(q->s, lease_fn, &lc, &err);
+        if (rc < 0) {
+            LOG_E("queue.lease_failed", "rc=%s", hr_rc_str(rc));
+            goto out;
+        }
+        *leased = lc.n;
+        pthread_mutex_lock(&q->mu);
+        r->jobs = lc.jobs;
+        r->n = lc.n;
+        r->next = 0;
+        pthread_mutex_unlock(&q->mu);
+    }
 
     while ((j = next_job(q, r)) != NULL) {
         if (now_ms(q) >= j->lease_until_ms) {

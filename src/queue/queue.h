@@ -6,6 +6,8 @@
  *      ^                                 |                      handler's commit)
  *      |                                 +--handler RETRY, attempts left--> QUEUED
  *      |                                 |     (run_at = now + backoff, or Retry-After)
+ *      +--handler DEFER (could not start: a limit was reached; attempt not counted)
+ *      |                                 |     (run_at = when the handler says)
  *      +--lease expired (node died)------+
  *      +--shutdown: lease given back-----+
  *                                        +--handler FAIL, or attempts used up--> DEAD
@@ -28,11 +30,15 @@
 
 struct queue;
 
-enum job_outcome { JOB_OUT_DONE = 0, JOB_OUT_RETRY = 1, JOB_OUT_FAIL = 2 };
+/* DEFER: the handler did not start the work (e.g. its provider is at its concurrency or
+ * rate limit). The job goes back to QUEUED at retry_at_ms without counting an attempt
+ * and without touching last_error, so it can be deferred any number of times. */
+enum job_outcome { JOB_OUT_DONE = 0, JOB_OUT_RETRY = 1, JOB_OUT_FAIL = 2, JOB_OUT_DEFER = 3 };
 
 struct job_result {
     int outcome;          /* enum job_outcome; DONE by default */
-    int64_t retry_at_ms;  /* RETRY: absolute time to run again; 0 = computed backoff */
+    int64_t retry_at_ms;  /* RETRY: absolute time to run again; 0 = computed backoff.
+                             DEFER: absolute time to run again; 0 = in idle_poll_ms */
     char error[512];      /* RETRY/FAIL: why (kept on the job as last_error) */
     store_txn_fn commit;  /* optional: runs in the transaction that acks/retries the job */
     void *commit_arg;
@@ -55,11 +61,17 @@ struct queue_cfg {
     int64_t backoff_max_ms;        /* cap on one delay; default 3600000 */
     uint32_t max_attempts;         /* default for jobs that give 0; default 25 */
     int64_t idle_poll_ms;          /* longest sleep when idle; default 250 */
-    int batch;                     /* jobs leased per round; default 16 */
+    int batch;                     /* jobs leased per round, over all workers (each worker
+                                      leases batch/workers); default 16. An idle worker
+                                      takes unstarted jobs from a busy one's batch before
+                                      leasing, so no job waits behind a slow one */
 };
 
 struct queue_stats {
     uint64_t done, retried, failed, dead, lost_lease; /* since start */
+    uint64_t deferred;                                /* DEFER outcomes, since start */
+    uint64_t taken;                                   /* jobs one worker took from another's
+                                                         batch, since start */
 };
 
 /* queue_cfg_defaults: fill the defaults above. */

@@ -222,6 +222,10 @@ struct store_ops {
                      struct str error);
     int (*job_dead)(struct store_txn *t, int64_t id, int64_t lease_token, struct str error);
     int (*job_release)(struct store_txn *t, int64_t id, int64_t lease_token);
+    /* job_defer: give a leased job back to run at run_at_ms, as if never leased: the
+     * attempt is not counted and last_error is kept (a handler that could not start,
+     * e.g. its provider was at its limit). HR_CONFLICT when the lease is not ours. */
+    int (*job_defer)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms);
     int (*job_get)(struct store *s, int64_t id, struct arena *a, struct job *out);
     int (*job_counts)(struct store *s, struct arena *a, struct job_count **out, size_t *n);
     int (*job_next_run_at)(struct store *s, int64_t *out_ms);
@@ -339,6 +343,8 @@ static inline int store_job_dead(struct store_txn *t, int64_t id, int64_t tok, s
 { return store_txn_store(t)->ops->job_dead(t, id, tok, e); }
 static inline int store_job_release(struct store_txn *t, int64_t id, int64_t tok)
 { return store_txn_store(t)->ops->job_release(t, id, tok); }
+static inline int store_job_defer(struct store_txn *t, int64_t id, int64_t tok, int64_t run_at)
+{ return store_txn_store(t)->ops->job_defer(t, id, tok, run_at); }
 static inline int store_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
 { return s->ops->job_get(s, id, a, out); }
 static inline int store_job_counts(struct store *s, struct arena *a, struct job_count **out, size_t *n)

@@ -10,7 +10,7 @@
 /* metrics_http_observe: one request: route name (or "unmatched"), status, duration. */
 void metrics_http_observe(const char *route, int status, double seconds);
 /* metrics_job_outcome: one job outcome: kind, outcome ("done","retry","failed","dead",
- * "lost_lease"). */
+ * "lost_lease","deferred"). */
 void metrics_job_outcome(const char *kind, const char *outcome);
 /* metrics_counter_add: a free-form counter "name{label=\"value\"}" += n; name and label
  * must be static strings; value is copied (<= 63 chars). */

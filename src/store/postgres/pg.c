@@ -104,6 +104,7 @@ enum stmt_id {
     S_JOB_RETRY,
     S_JOB_DEAD,
     S_JOB_RELEASE,
+    S_JOB_DEFER,
     S_JOB_GET,
     S_JOB_COUNTS,
     S_JOB_NEXT,
@@ -177,6 +178,9 @@ static const char *const SQL[S_COUNT] = {
     [S_JOB_RELEASE] = "UPDATE jobs SET state = 0, attempts = greatest(attempts - 1, 0), "
                       "lease_until_ms = 0, lease_token = 0 "
                       "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
+    [S_JOB_DEFER] = "UPDATE jobs SET state = 0, attempts = greatest(attempts - 1, 0), "
+                    "run_at_ms = $3::bigint, lease_until_ms = 0, lease_token = 0 "
+                    "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
     [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1::bigint",
     [S_JOB_COUNTS] = "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state "
                      "ORDER BY kind, state",
@@ -1592,6 +1596,14 @@ static int pg_job_release(struct store_txn *t, int64_t id, int64_t lease_token)
     return rc;
 }
 
+static int pg_job_defer(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms)
+{
+    int rc = lease_op(t, S_JOB_DEFER, "job_defer", id, lease_token, &run_at_ms, NULL);
+    if (rc == HR_OK)
+        t->jobs_changed = true;
+    return rc;
+}
+
 static int pg_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
 {
     struct params p = {0};
@@ -2415,6 +2427,7 @@ const struct store_ops pg_store_ops = {
     .job_retry = pg_job_retry,
     .job_dead = pg_job_dead,
     .job_release = pg_job_release,
+    .job_defer = pg_job_defer,
     .job_get = pg_job_get,
     .job_counts = pg_job_counts,
     .job_next_run_at = pg_job_next_run_at,

@@ -122,6 +122,9 @@ static const char SQL_JOB_DEAD[] =
 static const char SQL_JOB_RELEASE[] =
     "UPDATE jobs SET state = 0, attempts = max(attempts - 1, 0), lease_until_ms = 0, "
     "lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+static const char SQL_JOB_DEFER[] =
+    "UPDATE jobs SET state = 0, attempts = max(attempts - 1, 0), run_at_ms = ?3, "
+    "lease_until_ms = 0, lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 static const char SQL_JOB_COUNTS[] =
     "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state";
@@ -1489,6 +1492,15 @@ static int sqlite_job_release(struct store_txn *t, int64_t id, int64_t lease_tok
     return rc;
 }
 
+static int sqlite_job_defer(struct store_txn *t, int64_t id, int64_t lease_token,
+                            int64_t run_at_ms)
+{
+    int rc = lease_op(t, SQL_JOB_DEFER, "job_defer", id, lease_token, &run_at_ms, NULL);
+    if (rc == HR_OK)
+        t->jobs_changed = true;
+    return rc;
+}
+
 static int sqlite_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
 {
     struct sqlite_store *ss = (struct sqlite_store *)s;
@@ -2407,6 +2419,7 @@ const struct store_ops sqlite_store_ops = {
     .job_retry = sqlite_job_retry,
     .job_dead = sqlite_job_dead,
     .job_release = sqlite_job_release,
+    .job_defer = sqlite_job_defer,
     .job_get = sqlite_job_get,
     .job_counts = sqlite_job_counts,
     .job_next_run_at = sqlite_job_next_run_at,

@@ -1,6 +1,7 @@
 /* test_queue.c: the durable queue over a real SQLite store with a manual clock:
- * backoff, outbox enqueue, the job state machine (done, retry, dead, lost lease,
- * lease expiry, scheduling), and the worker pool (exactly-once, wake, stop). */
+ * backoff, outbox enqueue, the job state machine (done, retry, defer, dead, lost lease,
+ * lease expiry, scheduling), and the worker pool (exactly-once, wake, stop, a slow job
+ * does not hold the rest of its batch). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -472,6 +473,50 @@ static void test_retry_at_honoured(void **state)
     queue_free(q);
 }
 
+/* DEFER: back to queued at the handler's time, no attempt counted, last_error untouched,
+ * however often (more times than max_attempts). */
+static void test_defer_not_an_attempt(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DEFER};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 2);
+
+    metrics_reset();
+    for (int i = 0; i < 5; i++) {
+        h.retry_at_ms = now_of(f) + 700;
+        assert_int_equal(run_once(q), 1);
+        assert_int_equal(h.last_attempts, 1); /* each run is the first attempt */
+        assert_int_equal(get(f, id, &j), 0);
+        assert_int_equal(j.state, JOB_QUEUED);
+        assert_int_equal(j.attempts, 0);
+        assert_int_equal(j.run_at_ms, now_of(f) + 700);
+        assert_int_equal(j.last_error.len, 0);
+        assert_int_equal(run_once(q), 0); /* not before its time */
+        hclock_manual_advance(&f->clk, 700);
+    }
+    queue_get_stats(q, &st);
+    assert_int_equal(st.deferred, 5);
+    assert_int_equal(st.retried + st.dead + st.failed, 0);
+    assert_true(metric_has("herald_jobs_total{kind=\"t\",outcome=\"deferred\"} 5"));
+
+    /* retry_at 0: soon (idle_poll_ms), not at once */
+    h.retry_at_ms = 0;
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.run_at_ms, now_of(f) + cfg.idle_poll_ms);
+    hclock_manual_advance(&f->clk, cfg.idle_poll_ms);
+
+    h.outcome = JOB_OUT_DONE;
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.last_attempts, 1);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    queue_free(q);
+}
+
 static void test_attempts_exhausted_dead(void **state)
 {
     struct fx *f = *state;
@@ -781,6 +826,74 @@ static void test_pool_exactly_once(void **state)
     free(p);
 }
 
+/* A slow job does not hold the rest of its batch: the other worker takes the unstarted
+ * jobs and runs them while the slow one still runs. */
+struct held_ctx {
+    atomic_int fast_done;
+    atomic_int slow_started, slow_release, slow_done;
+    atomic_int fast_done_when_slow_ended;
+};
+
+static void held_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct held_ctx *c = ctx;
+    if (str_eq_c(j->payload, "slow")) {
+        atomic_store(&c->slow_started, 1);
+        for (int waited = 0; !atomic_load(&c->slow_release) && waited < 20000; waited += 5)
+            sleep_ms(5);
+        atomic_store(&c->fast_done_when_slow_ended, atomic_load(&c->fast_done));
+        atomic_store(&c->slow_done, 1);
+    } else {
+        atomic_fetch_add(&c->fast_done, 1);
+    }
+    r->outcome = JOB_OUT_DONE;
+}
+
+static int enq_slow_first_fn(struct store_txn *t, void *arg)
+{
+    int rc = HR_OK;
+    int64_t id;
+    (void)arg;
+    for (int i = 0; i < 8 && rc == HR_OK; i++) {
+        struct job_spec js = {.kind = "s", .payload = i == 0 ? STR_LIT("slow") : STR_LIT("fast")};
+        rc = queue_enqueue(t, &js, &id);
+    }
+    return rc;
+}
+
+static void test_pool_slow_job_does_not_hold_batch(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct held_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"s", held_run, c}};
+    struct queue *q;
+    struct queue_stats st;
+    struct herr err = {0};
+
+    cfg.workers = 2;
+    cfg.batch = 16; /* 8 per worker: one lease takes all eight jobs */
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(store_write(f->s, enq_slow_first_fn, NULL, &err), 0);
+    assert_int_equal(queue_start(q), 0);
+    for (int waited = 0; atomic_load(&c->fast_done) < 7 && waited < 10000; waited += 5)
+        sleep_ms(5);
+    /* every fast job ran while the slow one was still running */
+    assert_int_equal(atomic_load(&c->fast_done), 7);
+    assert_int_equal(atomic_load(&c->slow_started), 1);
+    assert_int_equal(atomic_load(&c->slow_done), 0);
+    atomic_store(&c->slow_release, 1);
+    wait_stats_done(q, 8, 10000);
+    assert_int_equal(atomic_load(&c->fast_done_when_slow_ended), 7);
+    queue_get_stats(q, &st);
+    assert_true(st.taken >= 1);
+    assert_int_equal(st.retried + st.failed + st.dead + st.lost_lease, 0);
+    queue_stop(q, 5000);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q);
+    free(c);
+}
+
 /* queue_wake via the store's listener: idle workers wake long before idle_poll_ms. */
 static void test_pool_wakes_on_commit(void **state)
 {
@@ -958,6 +1071,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_failure_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_at_honoured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defer_not_an_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attempts_exhausted_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_dead_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
@@ -967,6 +1081,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_wakes_on_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_slow_job_does_not_hold_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_gives_back_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_timeout_still_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_start, setup, teardown),

@@ -110,6 +110,7 @@ enum op_kind {
     OP_JOB_RETRY,
     OP_JOB_DEAD,
     OP_JOB_RELEASE,
+    OP_JOB_DEFER,
 };
 
 struct op {
@@ -164,6 +165,9 @@ static int run_op(struct store_txn *t, void *arg)
         break;
     case OP_JOB_RELEASE:
         o->op_rc = store_job_release(t, o->id, o->token);
+        break;
+    case OP_JOB_DEFER:
+        o->op_rc = store_job_defer(t, o->id, o->token, o->run_at);
         break;
     }
     return o->fail_with ? o->fail_with : o->op_rc;
@@ -760,6 +764,30 @@ static void test_job_lifecycle(void **state)
     assert_int_equal(j.state, JOB_QUEUED);
     assert_int_equal(j.attempts, 2);
     assert_int_equal(j.lease_token, 0);
+    assert_int_equal(w_lease(f, lease, 10, NULL, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].attempts, 3);
+
+    /* defer: back to queued for later, the attempt not counted, last_error kept; a
+     * stale token changes nothing */
+    assert_int_equal(w_lease_tok(f, OP_JOB_DEFER, now_id, js[0].lease_token + 1, now(f) + 3000,
+                                 NULL),
+                     HR_CONFLICT);
+    assert_int_equal(w_lease_tok(f, OP_JOB_DEFER, now_id, js[0].lease_token, now(f) + 3000, NULL),
+                     0);
+    assert_int_equal(store_job_get(f->s, now_id, f->a, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 2);
+    assert_int_equal(j.run_at_ms, now(f) + 3000);
+    assert_int_equal(j.lease_token, 0);
+    assert_int_equal(j.lease_until_ms, 0);
+    assert_int_equal(j.last_error.len, 8);
+    assert_memory_equal(j.last_error.p, "smtp 451", 8);
+    assert_int_equal(w_lease_tok(f, OP_JOB_DEFER, now_id, js[0].lease_token, now(f), NULL),
+                     HR_CONFLICT);
+    assert_int_equal(w_lease(f, lease, 10, NULL, &js, &n), 0);
+    assert_int_equal(n, 0);
+    hclock_manual_advance(&f->clock, 3000);
     assert_int_equal(w_lease(f, lease, 10, NULL, &js, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(js[0].attempts, 3);
