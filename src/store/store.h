@@ -145,6 +145,8 @@ struct store_stats {
     uint64_t txns;      /* store_write calls completed (committed or rolled back) */
     uint64_t commits;   /* physical commits (fsyncs) */
     uint64_t errors;    /* commits that failed */
+    uint64_t retries;   /* transactions run again after a deadlock or serialization
+                           failure (PostgreSQL; 0 on SQLite, whose one writer has none) */
 };
 
 struct job_count {

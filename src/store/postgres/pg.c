@@ -820,6 +820,13 @@ static void count_txn(struct pg_store *ps, bool committed, bool commit_failed)
     pthread_mutex_unlock(&ps->mu);
 }
 
+static void count_retry(struct pg_store *ps)
+{
+    pthread_mutex_lock(&ps->mu);
+    ps->stats.retries++;
+    pthread_mutex_unlock(&ps->mu);
+}
+
 static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 {
     struct pg_store *ps = (struct pg_store *)s;
@@ -867,6 +874,7 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
             unsigned r = 0;
             crypto_random(&r, sizeof r);
             LOG_D("store.pg.retry", "attempt=%d", attempt);
+            count_retry(ps);
             exec_ctl(c, "ROLLBACK", "rollback", &retry);
             pool_put(ps, c);
             c = NULL;
@@ -900,6 +908,7 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
         rc = exec_ctl(c, "COMMIT", "commit", &retry);
         if (rc < 0) {
             if (retry && attempt < WRITE_TRIES) {
+                count_retry(ps);
                 pool_put(ps, c);
                 c = NULL;
                 continue;
