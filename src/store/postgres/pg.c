@@ -2406,6 +2406,7 @@ const struct store_ops pg_store_ops = {
     .version = 1,
     .scheme = "postgres",
     .impl_size = sizeof(struct pg_store),
+    .exclusive = false, /* nodes share it: a pending request may belong to a live node */
     .open = pg_open,
     .close = pg_close,
     .write = pg_write,
