@@ -91,7 +91,9 @@ static int claim_tx(struct store_txn *t, void *varg)
     struct doc_rec d;
     char body[160];
     int64_t exp = 0, created = 0;
-    int rc = store_doc_get_txn(t, COLL, str_c(c->id), a, &d);
+    int rc;
+    c->busy = c->orphan = false; /* fn may run again (PostgreSQL retries) */
+    rc = store_doc_get_txn(t, COLL, str_c(c->id), a, &d);
     if (rc == HR_OK) {
         cJSON *rec = cJSON_ParseWithLength(d.body.p, d.body.len);
         const char *st = json_str(rec, "state");
