@@ -63,9 +63,13 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
                         "herald_store_commits_total %llu\n"
                         "# HELP herald_store_commit_errors_total Commits that failed.\n"
                         "# TYPE herald_store_commit_errors_total counter\n"
-                        "herald_store_commit_errors_total %llu\n",
+                        "herald_store_commit_errors_total %llu\n"
+                        "# HELP herald_store_retries_total Transactions run again after a "
+                        "deadlock or serialization failure (PostgreSQL).\n"
+                        "# TYPE herald_store_retries_total counter\n"
+                        "herald_store_retries_total %llu\n",
                         (unsigned long long)st.txns, (unsigned long long)st.commits,
-                        (unsigned long long)st.errors);
+                        (unsigned long long)st.errors, (unsigned long long)st.retries);
     if (rc < 0) {
         buf_reset(&resp->body);
         http_resp_error(resp, 500, "api_error", "could not render metrics");

@@ -7,13 +7,17 @@
  * A crash between a handler's commit and the saving of its response leaves a pending
  * record; after PENDING_STALE_MS it is taken over by the next request, and handlers that
  * create things derive their ids from the key (api_idempotent_id) so the re-run finds
- * its own earlier work instead of doing it twice. */
+ * its own earlier work instead of doing it twice. A pending record names the process
+ * that wrote it (a random id per process): on a store only one process uses (SQLite),
+ * one written by another process was left by a process that died, so the next request
+ * takes it over at once instead of getting 409 for a minute after a restart. */
 #include "api.h"
 
 #include "../util/crypto.h"
 #include "../util/json.h"
 #include "../util/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,17 @@
 #define YEAR_MS (366LL * DAY_MS)
 #define PENDING_STALE_MS 60000
 #define STORED_BODY_MAX (256 * 1024)
+
+/* this process's id, written into its pending records */
+static char boot_id[17];
+static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+
+static void boot_init(void)
+{
+    uint8_t r[8];
+    crypto_random(r, sizeof r);
+    crypto_hex(r, sizeof r, boot_id);
+}
 
 /* scope_id: hex SHA-256 of (api key id, Idempotency-Key). */
 static void scope_id(const struct http_req *req, const char *key, char out[65])
@@ -63,8 +78,10 @@ static int64_t expiry(struct http_req *req, int64_t now)
 struct claim_arg {
     const char *id;
     int64_t now, expires;
-    cJSON *found; /* a finished record to replay (caller frees) */
-    bool busy;    /* a fresh pending record: 409 */
+    bool exclusive; /* store_is_exclusive: another process's pending record is orphaned */
+    cJSON *found;   /* a finished record to replay (caller frees) */
+    bool busy;      /* a fresh pending record of a live request: 409 */
+    bool orphan;    /* a pending record of a process that died was taken over */
 };
 
 static int claim_tx(struct store_txn *t, void *varg)
@@ -74,7 +91,9 @@ static int claim_tx(struct store_txn *t, void *varg)
     struct doc_rec d;
     char body[160];
     int64_t exp = 0, created = 0;
-    int rc = store_doc_get_txn(t, COLL, str_c(c->id), a, &d);
+    int rc;
+    c->busy = c->orphan = false; /* fn may run again (PostgreSQL retries) */
+    rc = store_doc_get_txn(t, COLL, str_c(c->id), a, &d);
     if (rc == HR_OK) {
         cJSON *rec = cJSON_ParseWithLength(d.body.p, d.body.len);
         const char *st = json_str(rec, "state");
@@ -86,7 +105,9 @@ static int claim_tx(struct store_txn *t, void *varg)
                 rc = HR_OK;
                 goto out;
             }
-            if (created > c->now - PENDING_STALE_MS) {
+            const char *boot = json_str(rec, "boot");
+            c->orphan = c->exclusive && boot && strcmp(boot, boot_id) != 0;
+            if (created > c->now - PENDING_STALE_MS && !c->orphan) {
                 c->busy = true;
                 cJSON_Delete(rec);
                 rc = HR_OK;
@@ -97,8 +118,9 @@ static int claim_tx(struct store_txn *t, void *varg)
     } else if (rc != HR_NOTFOUND) {
         goto out;
     }
-    snprintf(body, sizeof body, "{\"state\":\"pending\",\"created\":%lld,\"expires\":%lld}",
-             (long long)c->now, (long long)c->expires);
+    snprintf(body, sizeof body,
+             "{\"state\":\"pending\",\"created\":%lld,\"expires\":%lld,\"boot\":\"%s\"}",
+             (long long)c->now, (long long)c->expires, boot_id);
     rc = store_doc_put(t, COLL, str_c(c->id), str_c(body), c->now, NULL);
 out:
     arena_free(a);
@@ -146,11 +168,13 @@ void api_idempotency_wrap(void *vctx, struct http_req *req, struct http_resp *re
                         "Idempotency-Key must be 1 to %d characters", KEY_MAX);
         return;
     }
+    pthread_once(&boot_once, boot_init);
     scope_id(req, key, id);
     memset(&c, 0, sizeof c);
     c.id = id;
     c.now = hclock_now(ctx->clock);
     c.expires = expiry(req, c.now);
+    c.exclusive = store_is_exclusive(ctx->store);
     herr_clear(&err);
     rc = store_write(ctx->store, claim_tx, &c, &err);
     if (rc < 0) {
@@ -165,6 +189,8 @@ void api_idempotency_wrap(void *vctx, struct http_req *req, struct http_resp *re
         http_resp_header(resp, "Idempotent-Replayed", "true");
         goto out;
     }
+    if (c.orphan)
+        LOG_I("idempotency.orphan_taken_over", "id=%.12s", id); /* its process died */
     if (c.busy) {
         http_resp_header(resp, "x-should-retry", "true");
         http_resp_error(resp, 409, "invalid_request_error",

@@ -540,7 +540,10 @@ int automation_start_by_id(struct engine *e, struct store_txn *t, struct str aut
 {
     cJSON *def = NULL;
     int64_t v = 0;
-    int rc = doc_load(t, NULL, C_AUTOMATIONS, automation_id, &def);
+    /* a plain read, no lock: the run keeps the version it read, and an events job that
+     * starts runs for several automations must not lock their definitions in event
+     * order (two such jobs would deadlock on a shared store; see ingest.c) */
+    int rc = doc_load(NULL, store_txn_store(t), C_AUTOMATIONS, automation_id, &def);
     if (rc == HR_OK) {
         json_i64(def, "version", &v);
         rc = automation_start(e, t, def, automation_id.p, v, context, run_id, source);

@@ -45,8 +45,8 @@ int automation_delete(struct store_txn *t, struct str id) HR_MUSTCHECK;
 int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
                      const char *automation_id, int64_t version, const cJSON *context,
                      const char *run_id, const cJSON *source) HR_MUSTCHECK;
-/* automation_start_by_id: the same, loading the latest version of automation_id inside
- * t. HR_NOTFOUND when there is none. */
+/* automation_start_by_id: the same, with the latest committed version of automation_id
+ * (read without locking it). HR_NOTFOUND when there is none. */
 int automation_start_by_id(struct engine *e, struct store_txn *t, struct str automation_id,
                            const cJSON *context, const char *run_id, const cJSON *source)
     HR_MUSTCHECK;

@@ -216,8 +216,10 @@ out:
     return rc;
 }
 
-int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
-                       int64_t received_ms)
+/* apply: one event's effects inside t: its catalog entry when touch_catalog, then
+ * profiles, groups, aliases, then the trigger. */
+static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
+                 int64_t received_ms, bool touch_catalog)
 {
     const char *type = json_str(ev, "type");
     const char *uid_c = json_str(ev, "userId");
@@ -225,7 +227,7 @@ int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, 
     char *name = seg_catalog_name(ev), *sample = NULL;
     int rc = HR_OK;
 
-    if (name) {
+    if (name && touch_catalog) {
         sample = json_print(ev);
         rc = store_catalog_touch(t, str_c(name), str_c(sample), received_ms);
         if (rc < 0)
@@ -252,6 +254,12 @@ out:
     return rc;
 }
 
+int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
+                       int64_t received_ms)
+{
+    return apply(ig, t, ev, event_id, received_ms, true);
+}
+
 /* ---- the job ---------------------------------------------------------------------- */
 
 struct loaded {
@@ -262,12 +270,148 @@ struct loaded {
     size_t n;
 };
 
+/* ---- lock order ----------------------------------------------------------------------
+ * On a store shared by several connections (PostgreSQL) an events job's transaction
+ * locks the documents its events touch (store_doc_get_txn) and the catalog rows it
+ * counts. Taken in event order, two jobs deadlock as soon as their events cross: job A
+ * has identify(u1) then track(u2), job B track(u2) then identify(u1); or A counts
+ * "identify" then "track/X" and B the reverse. The database breaks each cycle only
+ * after its deadlock timeout (1 s), retries pile up, and with mixed batches the queue
+ * crawls while leases run out. So every job takes its locks in one global order: first
+ * the documents, sorted by (collection, id), then applies the events in their own order
+ * (re-locking what it holds already is free), and counts the catalog last, sorted by
+ * name. Whatever else the events lock is new and unique to this job (runs, messages,
+ * jobs) or read without a lock (automation definitions). */
+
+struct lock_key {
+    const char *coll;
+    char *id;     /* heap */
+};
+
+struct touch {
+    char *name;   /* heap */
+    size_t i;     /* the event's index: keeps event order within a name */
+};
+
+static int lock_key_cmp(const void *a, const void *b)
+{
+    const struct lock_key *x = a, *y = b;
+    int c = strcmp(x->coll, y->coll);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+static int touch_cmp(const void *a, const void *b)
+{
+    const struct touch *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static void add_key(struct lock_key *keys, size_t *n, const char *coll, const char *id)
+{
+    if (!id || !id[0])
+        return;
+    keys[*n].coll = coll;
+    keys[*n].id = xstrdup(id);
+    (*n)++;
+}
+
+/* collect_keys: the documents apply() will lock for ev (at most LOCKS_PER_EVENT). */
+#define LOCKS_PER_EVENT 4
+static void collect_keys(const cJSON *ev, struct lock_key *keys, size_t *n)
+{
+    const char *type = json_str(ev, "type"), *uid = json_str(ev, "userId");
+    if (!type)
+        return;
+    if (uid && !uid[0])
+        uid = NULL;
+    if ((!strcmp(type, "identify") || !strcmp(type, "track")) && uid) {
+        add_key(keys, n, COLL_PROFILES, uid);
+    } else if (!strcmp(type, "alias") && uid) {
+        const char *prev = json_str(ev, "previousId");
+        if (prev && prev[0] && strcmp(prev, uid)) {
+            add_key(keys, n, COLL_PROFILES, uid);
+            add_key(keys, n, COLL_PROFILES, prev);
+            add_key(keys, n, COLL_ALIASES, prev);
+        }
+    } else if (!strcmp(type, "group")) {
+        const char *gid = json_str(ev, "groupId");
+        if (gid && gid[0]) {
+            add_key(keys, n, COLL_GROUPS, gid);
+            if (uid) {
+                cJSON *key = cJSON_CreateArray();
+                char *key_s;
+                cJSON_AddItemToArray(key, cJSON_CreateString(gid));
+                cJSON_AddItemToArray(key, cJSON_CreateString(uid));
+                key_s = json_print(key);
+                add_key(keys, n, COLL_GROUP_MEMBERS, key_s);
+                free(key_s);
+                cJSON_Delete(key);
+            }
+        }
+    }
+}
+
+/* lock_docs: take the documents' locks in (collection, id) order. */
+static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n)
+{
+    struct arena *a = arena_new(4096);
+    struct doc_rec d;
+    int rc = HR_OK;
+    qsort(keys, n, sizeof *keys, lock_key_cmp);
+    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+        if (i > 0 && lock_key_cmp(&keys[i - 1], &keys[i]) == 0)
+            continue;
+        rc = store_doc_get_txn(t, keys[i].coll, str_c(keys[i].id), a, &d);
+        if (rc == HR_NOTFOUND)
+            rc = HR_OK;
+        arena_reset(a);
+    }
+    arena_free(a);
+    return rc;
+}
+
+/* touch_catalog: count each event under its catalog name, names in sorted order. */
+static int touch_catalog(struct store_txn *t, struct loaded *l)
+{
+    struct touch *tc = xcalloc(l->n + 1, sizeof *tc);
+    size_t n = 0;
+    int rc = HR_OK;
+    for (size_t i = 0; i < l->n; i++) {
+        char *name = seg_catalog_name(l->events[i]);
+        if (name) {
+            tc[n].name = name;
+            tc[n++].i = i;
+        }
+    }
+    qsort(tc, n, sizeof *tc, touch_cmp);
+    for (size_t k = 0; k < n && rc == HR_OK; k++) {
+        char *sample = json_print(l->events[tc[k].i]);
+        rc = store_catalog_touch(t, str_c(tc[k].name), str_c(sample), l->received[tc[k].i]);
+        free(sample);
+    }
+    for (size_t k = 0; k < n; k++)
+        free(tc[k].name);
+    free(tc);
+    return rc;
+}
+
 static int events_commit(struct store_txn *t, void *varg)
 {
     struct loaded *l = varg;
-    int rc = HR_OK;
+    struct lock_key *keys = xcalloc(l->n * LOCKS_PER_EVENT + 1, sizeof *keys);
+    size_t nk = 0;
+    int rc;
+    for (size_t i = 0; i < l->n; i++)
+        collect_keys(l->events[i], keys, &nk);
+    rc = lock_docs(t, keys, nk);
     for (size_t i = 0; i < l->n && rc == HR_OK; i++)
-        rc = ingest_apply_event(l->ig, t, l->events[i], l->ids[i], l->received[i]);
+        rc = apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false);
+    if (rc == HR_OK)
+        rc = touch_catalog(t, l);
+    for (size_t k = 0; k < nk; k++)
+        free(keys[k].id);
+    free(keys);
     return rc;
 }
 

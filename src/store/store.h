@@ -145,6 +145,8 @@ struct store_stats {
     uint64_t txns;      /* store_write calls completed (committed or rolled back) */
     uint64_t commits;   /* physical commits (fsyncs) */
     uint64_t errors;    /* commits that failed */
+    uint64_t retries;   /* transactions run again after a deadlock or serialization
+                           failure (PostgreSQL; 0 on SQLite, whose one writer has none) */
 };
 
 struct job_count {
@@ -194,6 +196,8 @@ struct store_ops {
     int version;          /* 1 */
     const char *scheme;   /* "sqlite", "postgres" */
     size_t impl_size;     /* bytes the core allocates for the backend's struct */
+    bool exclusive;       /* one herald process at a time (SQLite): what an earlier
+                             process left in flight (leases, pending requests) died */
 
     int (*open)(struct store *s, const char *dsn, struct herr *err);
     void (*close)(struct store *s); /* must accept a half-opened store */
@@ -351,6 +355,10 @@ static inline int store_job_counts(struct store *s, struct arena *a, struct job_
 { return s->ops->job_counts(s, a, out, n); }
 static inline int store_job_next_run_at(struct store *s, int64_t *out_ms)
 { return s->ops->job_next_run_at(s, out_ms); }
+
+/* store_is_exclusive: true when only this process uses the store (SQLite), so work an
+ * earlier process left unfinished is known dead; false when several nodes share it. */
+static inline bool store_is_exclusive(const struct store *s) { return s->ops->exclusive; }
 
 /* job_expire_leases: on a store only this process uses, leases found at start belong to
  * a process that died: make them runnable now. HR_UNAVAIL when the backend is shared. */

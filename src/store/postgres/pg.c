@@ -824,6 +824,13 @@ static void count_txn(struct pg_store *ps, bool committed, bool commit_failed)
     pthread_mutex_unlock(&ps->mu);
 }
 
+static void count_retry(struct pg_store *ps)
+{
+    pthread_mutex_lock(&ps->mu);
+    ps->stats.retries++;
+    pthread_mutex_unlock(&ps->mu);
+}
+
 static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 {
     struct pg_store *ps = (struct pg_store *)s;
@@ -871,6 +878,7 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
             unsigned r = 0;
             crypto_random(&r, sizeof r);
             LOG_D("store.pg.retry", "attempt=%d", attempt);
+            count_retry(ps);
             exec_ctl(c, "ROLLBACK", "rollback", &retry);
             pool_put(ps, c);
             c = NULL;
@@ -904,6 +912,7 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
         rc = exec_ctl(c, "COMMIT", "commit", &retry);
         if (rc < 0) {
             if (retry && attempt < WRITE_TRIES) {
+                count_retry(ps);
                 pool_put(ps, c);
                 c = NULL;
                 continue;
@@ -2409,6 +2418,7 @@ const struct store_ops pg_store_ops = {
     .version = 1,
     .scheme = "postgres",
     .impl_size = sizeof(struct pg_store),
+    .exclusive = false, /* nodes share it: a pending request may belong to a live node */
     .open = pg_open,
     .close = pg_close,
     .write = pg_write,

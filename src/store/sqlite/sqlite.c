@@ -2401,6 +2401,7 @@ const struct store_ops sqlite_store_ops = {
     .version = 1,
     .scheme = "sqlite",
     .impl_size = sizeof(struct sqlite_store),
+    .exclusive = true,
     .open = sqlite_open,
     .close = sqlite_close,
     .write = sqlite_write,
