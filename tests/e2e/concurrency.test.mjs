@@ -1,7 +1,8 @@
 // concurrency.test.mjs: many clients at once. Parallel lanes, each request on a
 // connection of its own half of the time (so every thread of the HTTP pool serves),
-// mix ingest, sends to a webhook and an SMTP sink, profile writes, settings and provider
-// edits, renders, reads and scrapes while the queue workers deliver; then a graceful stop
+// mix ingest, sends (inline content and one shared template) to a webhook and an SMTP
+// sink, ad hoc automation runs, profile writes, settings and provider edits, renders,
+// reads and scrapes while the queue workers deliver; then a graceful stop
 // while sends still arrive, and a restart that finishes what was accepted. The
 // assertions are counts: every accepted message is delivered exactly once, nothing
 // accepted is lost, the server exits 0. Under ThreadSanitizer (make VARIANT=tsan e2e)
@@ -115,6 +116,23 @@ async function allFinal(srv, ids, what) {
   return done;
 }
 
+/** Wait until every automation run is COMPLETED (any other final status fails). */
+async function allCompleted(srv, runIds) {
+  const pending = new Set(runIds);
+  await waitFor(
+    async () => {
+      for (const id of [...pending]) {
+        const r = await srv.request('GET', `/automations/runs/${id}`, { auth: 'admin' });
+        if (r.status !== 200) continue;
+        if (r.json.status === 'COMPLETED') pending.delete(id);
+        else if (['CANCELED', 'FAILED'].includes(r.json.status)) throw new Error(`run ${id} ended ${r.json.status}: ${r.body}`);
+      }
+      return pending.size === 0;
+    },
+    { timeout: 30000, interval: 200, what: `${pending.size} of ${runIds.length} automation run(s) to complete` },
+  );
+}
+
 /** The marks (mark=<tag>) seen at the sinks, with how often each arrived. */
 function marks(hook, smtp) {
   const seen = new Map();
@@ -132,8 +150,11 @@ describe('many clients at once', () => {
     const { hook, smtp } = await sinks();
     const srv = await startServer({ t, name: 'concurrency-mixed', args: ['--retry-base-ms', '200'] });
     const { wid, webhook } = await providers(srv, hook, smtp);
+    const tpl = { notification: { name: 'Shared', content: { title: 'Shared {{data.tag}}', body: 'mark={{data.tag}}' } }, state: 'PUBLISHED' };
+    const tplId = expect(await call(srv, 'POST', '/notifications', { json: tpl }), 200, 'template').id;
     const sent = [];
     const tags = [];
+    const runs = [];
 
     const lane = async (l) => {
       for (let i = 0; i < ROUNDS; i++) {
@@ -147,6 +168,16 @@ describe('many clients at once', () => {
           async () => {
             sent.push(expect(await call(srv, 'POST', '/send', { json: emailSend(`e-${tag}`), fresh }), 202, 'send email').requestId);
             tags.push(`e-${tag}`);
+          },
+          async () => {
+            const body = { message: { to: { user_id: `cu-t-${tag}` }, template: tplId, data: { tag: `t-${tag}` }, routing: { method: 'single', channels: ['webhook'] } } };
+            sent.push(expect(await call(srv, 'POST', '/send', { json: body, fresh }), 202, 'send template').requestId);
+            tags.push(`t-${tag}`);
+          },
+          async () => {
+            const body = { automation: { steps: [{ action: 'send', template: tplId }] }, recipient: `cu-a-${tag}`, data: { tag: `a-${tag}` } };
+            runs.push(expect(await call(srv, 'POST', '/automations/invoke', { json: body, fresh }), 200, 'automation invoke').runId);
+            tags.push(`a-${tag}`);
           },
           async () => {
             // one new event per lane and round, and one messageId every lane sends at once
@@ -184,8 +215,17 @@ describe('many clients at once', () => {
     };
     await Promise.all(Array.from({ length: LANES }, (_, l) => lane(l)));
 
-    assert.equal(sent.length, LANES * ROUNDS * 2);
+    assert.equal(sent.length, LANES * ROUNDS * 3);
     await allFinal(srv, sent, 'mixed load');
+    await allCompleted(srv, runs);
+    // a run completes once its send is accepted: wait for those messages at the sinks too
+    await waitFor(
+      () => {
+        const m = marks(hook, smtp);
+        return tags.every((x) => m.has(x));
+      },
+      { timeout: 15000, what: 'every tag at a sink' },
+    );
     const seen = marks(hook, smtp);
     for (const tag of tags) assert.equal(seen.get(tag), 1, `${tag} delivered once (seen ${seen.get(tag) ?? 0} times)`);
     await expectCatalog(srv, { 'track/Concurrent': LANES * ROUNDS + ROUNDS }, { timeout: 15000, what: 'the catalog (duplicates counted once)' });
