@@ -2,7 +2,9 @@
 #   make            build ./herald (release, -O2)
 #   make run        install missing packages, build, start `herald serve` on SQLite
 #   make test       install what tests need (PostgreSQL included), build, run unit + e2e
-#                   suites (e2e on SQLite and on PostgreSQL), plain and under ASan+UBSan
+#                   suites (e2e on SQLite and on PostgreSQL), plain, under ASan+UBSan and
+#                   under ThreadSanitizer (test-rel, test-asan, test-tsan)
+#   make VARIANT=asan|tsan unit|e2e    one suite against one sanitizer build
 #   make clean
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
@@ -13,14 +15,25 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-proto
 CSTD      := -std=c11 -D_GNU_SOURCE
 LIBS      := $(PKG_LIBS) -lpthread -lm
 
-# build variants: rel (default) and asan (ASan + UBSan, abort on first report)
+# build variants: rel (default), asan (ASan + UBSan, abort on first report) and tsan
+# (ThreadSanitizer; the e2e harness and unit runs set TSAN_OPTIONS, see tests/tsan.supp)
 VARIANT   ?= rel
 ifeq ($(VARIANT),asan)
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
   LDOPT   := -fsanitize=address,undefined
+else ifeq ($(VARIANT),tsan)
+  OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+  LDOPT   := -fsanitize=thread
 else
   OPT     := -O2 -g
   LDOPT   :=
+endif
+# a TSan build is 5-15x slower: the e2e harness multiplies its time limits by this
+# (tests/e2e/lib/server.mjs); a HERALD_E2E_TIME_SCALE already set wins
+ifeq ($(VARIANT),tsan)
+  E2E_ENV := HERALD_E2E_TIME_SCALE=$${HERALD_E2E_TIME_SCALE:-8}
+else
+  E2E_ENV :=
 endif
 CFLAGS    += $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS   += $(LDOPT)
@@ -37,7 +50,7 @@ MAIN_OBJ  := $(B)/src/main.o
 UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
-.PHONY: all run test deps deps-test unit e2e test-rel test-asan clean fmt check-layers bench FORCE
+.PHONY: all run test deps deps-test unit e2e test-rel test-asan test-tsan clean fmt check-layers bench FORCE
 
 all: herald
 
@@ -101,12 +114,12 @@ unit: $(UNIT_BIN)
 # HERALD_E2E_SQLITE_ONLY=1 is set.
 e2e: $(B)/herald
 	@if [ -n "$$HERALD_TEST_PG_DSN" ]; then \
-	    HERALD_BIN=$(CURDIR)/$(B)/herald exec scripts/run-e2e.sh; \
+	    $(E2E_ENV) HERALD_BIN=$(CURDIR)/$(B)/herald exec scripts/run-e2e.sh; \
 	fi; \
 	trap 'scripts/pg-test.sh stop $$$$' EXIT; trap 'exit 130' INT TERM; \
 	dsn=$$(scripts/pg-test.sh start $$$$) || \
 	    echo "e2e: PostgreSQL could not be started (scripts/pg-test.sh start)" >&2; \
-	HERALD_TEST_PG_DSN="$$dsn" HERALD_BIN=$(CURDIR)/$(B)/herald scripts/run-e2e.sh
+	$(E2E_ENV) HERALD_TEST_PG_DSN="$$dsn" HERALD_BIN=$(CURDIR)/$(B)/herald scripts/run-e2e.sh
 
 test-rel:
 	$(MAKE) VARIANT=rel herald unit e2e
@@ -114,7 +127,14 @@ test-rel:
 test-asan:
 	$(MAKE) VARIANT=asan unit e2e
 
-# test: one throwaway PostgreSQL cluster (scripts/pg-test.sh) serves both variants; it is
+# test-tsan: ThreadSanitizer over the unit tests (most start threads: the store writer,
+# queue workers, the HTTP pool) and the e2e suites on both stores. A report fails the
+# binary (exit 66) or the e2e test. tests/tsan.supp: suppressions for third-party
+# libraries only (none needed so far).
+test-tsan:
+	$(MAKE) VARIANT=tsan unit e2e
+
+# test: one throwaway PostgreSQL cluster (scripts/pg-test.sh) serves all variants; it is
 # stopped at the end, also when a suite fails
 test: deps-test
 	@scripts/check-layers.sh
@@ -124,7 +144,7 @@ test: deps-test
 	    exit 1; }; \
 	echo "make test: PostgreSQL at $$dsn"; \
 	export HERALD_TEST_PG_DSN="$$dsn"; \
-	$(MAKE) test-rel && $(MAKE) test-asan
+	$(MAKE) test-rel && $(MAKE) test-asan && $(MAKE) test-tsan
 	$(MAKE) fuzz-replay
 	@echo "make test: all suites passed"
 

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # run-unit.sh BIN...: run each unit test binary (cmocka prints its own per-test
 # lines), then one summary line `unit: N passed, M failed` (N, M count binaries).
-# Exits 1 if any binary failed.
+# Exits 1 if any binary failed. For a ThreadSanitizer build, TSAN_OPTIONS (unless set)
+# reports every race, makes the binary exit 66 if there was one, and reads the
+# suppressions in tests/tsan.supp; other builds ignore it.
 set -euo pipefail
+
+supp="$(cd "$(dirname "$0")/.." && pwd)/tests/tsan.supp"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:suppressions=$supp}"
 
 passed=0
 failed=0

@@ -6,6 +6,7 @@
 #include "send_int.h"
 
 #include "../providers/provider.h"
+#include "../util/crypto.h"
 #include "../util/log.h"
 #include "../util/metrics.h"
 
@@ -206,8 +207,10 @@ static int64_t backoff(const struct engine *e, int64_t attempt)
     int64_t base = e->backoff_base_ms > 0 ? e->backoff_base_ms : 5000;
     int64_t max = e->backoff_max_ms > 0 ? e->backoff_max_ms : 3600000;
     struct queue_cfg qc = {.backoff_base_ms = base, .backoff_max_ms = max};
+    uint32_t r; /* not rand(): workers call this at once, and each node needs its own jitter */
+    crypto_random(&r, sizeof r);
     return queue_backoff_ms(&qc, (uint32_t)(attempt > 0 ? attempt : 1),
-                            (double)rand() / ((double)RAND_MAX + 1.0));
+                            (double)r / 4294967296.0);
 }
 
 void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)

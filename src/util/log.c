@@ -1,6 +1,7 @@
 /* log.c: key=value line logger. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -9,7 +10,9 @@
 #include <unistd.h>
 
 static _Atomic int g_level = LOG_INFO;
+/* g_stream under g_stream_lock: each line holds it shared, log_set_stream exclusive */
 static FILE *g_stream;
+static pthread_rwlock_t g_stream_lock = PTHREAD_RWLOCK_INITIALIZER;
 static _Thread_local char t_rid[72];
 
 int log_level_parse(const char *s, enum log_level *out)
@@ -25,7 +28,12 @@ int log_level_parse(const char *s, enum log_level *out)
 
 void log_set_level(enum log_level lvl) { atomic_store(&g_level, (int)lvl); }
 enum log_level log_get_level(void) { return (enum log_level)atomic_load(&g_level); }
-void log_set_stream(FILE *f) { g_stream = f; }
+void log_set_stream(FILE *f)
+{
+    pthread_rwlock_wrlock(&g_stream_lock);
+    g_stream = f;
+    pthread_rwlock_unlock(&g_stream_lock);
+}
 
 void log_set_rid(const char *rid)
 {
@@ -71,7 +79,7 @@ void log_emit(enum log_level lvl, const char *event, const char *fmt, ...)
     size_t n;
     int k;
     va_list ap;
-    FILE *f = g_stream ? g_stream : stderr;
+    FILE *f;
 
     if ((int)lvl < atomic_load(&g_level))
         return;
@@ -95,8 +103,11 @@ void log_emit(enum log_level lvl, const char *event, const char *fmt, ...)
     if (n > sizeof line - 2)
         n = sizeof line - 2;
     line[n++] = '\n';
+    pthread_rwlock_rdlock(&g_stream_lock);
+    f = g_stream ? g_stream : stderr;
     fflush(f);
     if (write(fileno(f), line, n) < 0) {
         /* nowhere left to report it */
     }
+    pthread_rwlock_unlock(&g_stream_lock);
 }

@@ -15,7 +15,10 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3, LOG_O
 int log_level_parse(const char *s, enum log_level *out);
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
-void log_set_stream(FILE *f); /* default stderr */
+/* log_set_stream: where lines go (NULL: stderr, the default); the caller keeps owning
+ * f. Waits for lines being written to the previous stream, so once it returns the
+ * previous stream may be closed. Any thread. */
+void log_set_stream(FILE *f);
 /* log_set_rid: request id for this thread's lines (copied; NULL clears). */
 void log_set_rid(const char *rid);
 const char *log_get_rid(void);

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 
-import { sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const require = createRequire(import.meta.url);
 const { Analytics: SegmentAnalytics } = require('@segment/analytics-node');
 
-const T = { timeout: 30000 };
+const T = { timeout: scaled(30000) };
 const ARGS = ['--retry-base-ms', '200'];
 const SETTLE_MS = 800; // how long "nothing more arrives" is watched
 const FINAL = new Set(['COMPLETED', 'CANCELED', 'FAILED']);

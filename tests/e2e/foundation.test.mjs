@@ -7,11 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { freePort, herald, isPostgres, makeTempDir, metricValue, rawRequest, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { freePort, herald, isPostgres, makeTempDir, metricValue, rawRequest, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 
 after(stopAll);
 
-const T = { timeout: 60000 };
+const T = { timeout: scaled(60000) };
 
 const SERVE_FLAGS = ['--listen', '--store', '--workers', '--log-level'];
 const SERVE_ENV = ['HERALD_LISTEN', 'HERALD_STORE', 'HERALD_WORKERS', 'HERALD_LOG_LEVEL'];

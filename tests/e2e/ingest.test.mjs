@@ -25,7 +25,7 @@ import {
   segmentSignature,
 } from './lib/ingest.mjs';
 import { SAMPLES } from './lib/segment-samples.mjs';
-import { herald, metricValue, rawRequest, sleep, startServer, stopAll } from './lib/server.mjs';
+import { herald, metricValue, rawRequest, sleep, startServer, stopAll, scaled } from './lib/server.mjs';
 
 const require = createRequire(import.meta.url);
 const { Analytics: SegmentAnalytics } = require('@segment/analytics-node');
@@ -33,7 +33,7 @@ const RudderAnalytics = require('@rudderstack/rudder-sdk-node');
 
 after(stopAll);
 
-const T = { timeout: 30000 };
+const T = { timeout: scaled(30000) };
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /* ---- helpers ------------------------------------------------------------------------ */

@@ -15,13 +15,13 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { after, describe, test } from 'node:test';
 
-import { heraldBin, herald, isPostgres, metricValue, pgDsnWithDb, psql, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { heraldBin, herald, isPostgres, metricValue, pgDsnWithDb, psql, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const require = createRequire(import.meta.url);
 const { Analytics: SegmentAnalytics } = require('@segment/analytics-node');
 
-const T = { timeout: 120000 };
+const T = { timeout: scaled(120000) };
 const PG = process.env.HERALD_TEST_PG_DSN;
 const skip = !PG
   ? 'HERALD_TEST_PG_DSN is not set (start one with scripts/pg-test.sh start, or run make test)'

@@ -13,7 +13,7 @@ import http from 'node:http';
 import { after, test } from 'node:test';
 
 import { catalogCounts } from './lib/ingest.mjs';
-import { isPostgres, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { isPostgres, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 
 const WORKERS = 4; // per node (--workers)
 const SENDS = 450;
@@ -74,7 +74,7 @@ async function pool(thunks, n) {
 const skip = isPostgres ? false : 'PostgreSQL mode only (HERALD_TEST_STORE=postgres): several nodes need a shared store';
 if (skip) console.log(`multinode: skipped: ${skip}`);
 
-test('three nodes on one database, one killed with kill -9 under load: nothing lost, duplicates only from the dead node', { timeout: 150000, skip }, async (t) => {
+test('three nodes on one database, one killed with kill -9 under load: nothing lost, duplicates only from the dead node', { timeout: scaled(150000), skip }, async (t) => {
   const args = ['--workers', String(WORKERS), '--retry-base-ms', '200'];
   const a = await startServer({ t, name: 'node-a', args });
   const b = await startServer({ t, name: 'node-b', args, dir: a.dir, expectKeys: false });

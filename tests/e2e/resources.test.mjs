@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { rawRequest, startServer, stopAll } from './lib/server.mjs';
+import { rawRequest, startServer, stopAll, scaled } from './lib/server.mjs';
 
 after(stopAll);
 
-const T = { timeout: 60000 };
+const T = { timeout: scaled(60000) };
 
 let srv;
 before(async () => {

@@ -11,11 +11,11 @@ import { after, before, describe, test } from 'node:test';
 
 import Courier from '@trycourier/courier';
 
-import { freePort, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { freePort, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
-const T = { timeout: 30000 };
+const T = { timeout: scaled(30000) };
 const RETRY_ARGS = ['--retry-base-ms', '200'];
 const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
 

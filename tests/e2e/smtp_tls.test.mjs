@@ -12,10 +12,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startServer, stopAll, waitFor } from './lib/server.mjs';
+import { startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { BAD_LOGIN, makeSelfSignedCert, startTlsSmtpServer } from './lib/tls.mjs';
 
-const T = { timeout: 20000 };
+const T = { timeout: scaled(20000) };
 const RETRY_ARGS = ['--retry-base-ms', '200'];
 const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
 const USER = 'herald-e2e';

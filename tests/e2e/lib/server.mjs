@@ -11,6 +11,12 @@
 // tests/e2e/artifacts/<test name>.log for debugging. Servers still running when the
 // test process ends are killed (process 'exit', SIGINT, SIGTERM); pass `t` to have
 // srv.stop() run in t.after(), or call stopAll() from an after() hook.
+//
+// Sanitizers: an ASan, UBSan or ThreadSanitizer report in a server's (or a CLI run's)
+// stderr fails the test at stop(); a report from a server that was never stopped fails
+// the test file at exit. HERALD_E2E_TIME_SCALE (a number, default 1; `make
+// VARIANT=tsan e2e` sets it) multiplies the harness's time limits and those the tests
+// take through scaled() and waitFor(), for slow builds such as TSan.
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,11 +27,26 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS = path.resolve(HERE, '..', 'artifacts');
+/** tests/tsan.supp: the ThreadSanitizer suppressions (third-party libraries only). */
+export const TSAN_SUPPRESSIONS = path.resolve(HERE, '..', '..', 'tsan.supp');
 
-const START_TIMEOUT_MS = 15000;
+/** HERALD_E2E_TIME_SCALE: how much slower than a release build the binary is (TSan:
+ *  5-15x). Time limits (not the sleeps that let something happen) are multiplied. */
+export const TIME_SCALE = (() => {
+  const v = process.env.HERALD_E2E_TIME_SCALE;
+  if (v === undefined || v === '') return 1;
+  const n = Number(v);
+  if (!(n >= 1 && n <= 100)) throw new Error(`HERALD_E2E_TIME_SCALE=${v}: must be a number from 1 to 100`);
+  return n;
+})();
+
+/** A time limit in ms, scaled by HERALD_E2E_TIME_SCALE. */
+export const scaled = (ms) => Math.round(ms * TIME_SCALE);
+
+const START_TIMEOUT_MS = scaled(15000);
 const POLL_MS = 50;
-const STOP_TIMEOUT_MS = 15000; // after this, stop() kills with SIGKILL and reports it
-const REQUEST_TIMEOUT_MS = 15000;
+const STOP_TIMEOUT_MS = scaled(15000); // after this, stop() kills with SIGKILL and reports it
+const REQUEST_TIMEOUT_MS = scaled(15000);
 
 /* ---- environment ------------------------------------------------------------------- */
 
@@ -51,6 +72,10 @@ function childEnv(extra = {}) {
   // leaks are checked by the unit tests; here a report must abort and fail the test
   env.ASAN_OPTIONS ??= 'abort_on_error=1:detect_leaks=0';
   env.UBSAN_OPTIONS ??= 'halt_on_error=1:print_stacktrace=1';
+  // TSan: every race is reported (not only the first) and the test fails at stop() on
+  // the stderr text; exit code 66 also marks the exit. A longer history keeps the stack
+  // of the earlier access; the suppressions cover third-party libraries only.
+  env.TSAN_OPTIONS ??= `halt_on_error=0:exitcode=66:second_deadlock_stack=1:history_size=4:suppressions=${TSAN_SUPPRESSIONS}`;
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined || v === null) delete env[k];
     else env[k] = String(v);
@@ -58,9 +83,9 @@ function childEnv(extra = {}) {
   return env;
 }
 
-const SANITIZER_PATTERNS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
+const SANITIZER_PATTERNS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:', 'WARNING: ThreadSanitizer', 'ThreadSanitizer:'];
 
-/** Throws when text (or a server's stderr) holds an ASan/UBSan report. */
+/** Throws when text (or a server's stderr) holds an ASan/UBSan/TSan report. */
 export function assertNoSanitizerReports(serverOrText, what = 'herald') {
   const text = typeof serverOrText === 'string' ? serverOrText : serverOrText.stderr.join('\n');
   for (const p of SANITIZER_PATTERNS) {
@@ -78,7 +103,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll fn (sync or async) every intervalMs until it returns a truthy value; return it.
  *  On timeout throw, naming `what` and the last value or error seen. */
-export async function waitFor(fn, { timeout = 10000, interval = POLL_MS, what = 'condition' } = {}) {
+export async function waitFor(fn, { timeout: limit = 10000, interval = POLL_MS, what = 'condition' } = {}) {
+  const timeout = scaled(limit);
   const deadline = Date.now() + timeout;
   let last;
   for (;;) {
@@ -164,7 +190,21 @@ function lineSplitter(stream, onLine) {
 /* ---- live process registry and cleanup -------------------------------------------- */
 
 const live = new Set(); // Server objects with a running process
+const unchecked = new Set(); // Server objects whose stderr stop() has not checked yet
 const tempDirs = new Set();
+
+/** At exit: a sanitizer report from a server that no stop() checked fails the file. */
+function checkUncheckedSync() {
+  for (const s of unchecked) {
+    try {
+      assertNoSanitizerReports(s, `herald (${path.basename(s.logPath)}, never stopped)`);
+    } catch (e) {
+      process.stderr.write(`e2e: ${e.message}\n`);
+      process.exitCode = 1;
+    }
+  }
+  unchecked.clear();
+}
 
 function killAllSync() {
   for (const s of live) {
@@ -190,6 +230,7 @@ function removeTempDirsSync() {
 }
 
 process.on('exit', () => {
+  checkUncheckedSync();
   killAllSync();
   removeTempDirsSync();
   dropPgDatabasesSync();
@@ -418,6 +459,7 @@ class Server {
     run.proc = proc;
     this.proc = proc;
     live.add(this);
+    unchecked.add(this);
 
     lineSplitter(proc.stdout, (line) => {
       run.stdout.push(line);
@@ -457,7 +499,7 @@ class Server {
       });
     });
 
-    const timeout = this.opts.timeout ?? START_TIMEOUT_MS;
+    const timeout = this.opts.timeout === undefined ? START_TIMEOUT_MS : scaled(this.opts.timeout);
     const deadline = Date.now() + timeout;
     const early = run.exited.then((r) => {
       throw new Error(
@@ -470,7 +512,7 @@ class Server {
       for (;;) {
         if (run.result) return early;
         try {
-          const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+          const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(scaled(2000)) });
           await r.arrayBuffer();
           if (r.status === 200) break;
         } catch {
@@ -532,6 +574,7 @@ class Server {
       ms = run.result.at - t0;
       run.result.ms = ms;
     }
+    unchecked.delete(this);
     assertNoSanitizerReports(this);
     const { code, signal: sig, timedOut } = run.result;
     return { code, signal: sig, ms: run.result.ms ?? ms, ...(timedOut ? { timedOut } : {}) };
@@ -568,7 +611,8 @@ class Server {
   /** request(method, path, {headers, body, json, auth, timeout}) -> {status, headers, body, json}
    *  json: sent as the body with Content-Type application/json (unless given).
    *  The response's json is its parsed body, or undefined if it is not JSON. */
-  async request(method, p, { headers = {}, body, json, auth = 'none', timeout = REQUEST_TIMEOUT_MS } = {}) {
+  async request(method, p, { headers = {}, body, json, auth = 'none', timeout: limit } = {}) {
+    const timeout = limit === undefined ? REQUEST_TIMEOUT_MS : scaled(limit);
     const h = { ...headers };
     const a = this.authHeader(auth);
     if (a !== undefined) h.Authorization = a;
@@ -609,7 +653,8 @@ class Server {
  * Content-Length alone) before sending the body, so a server that answers and closes
  * is seen answering (fetch would report a reset). A 100 Continue is skipped.
  */
-export function rawRequest(port, { method = 'GET', path: p = '/', headers = {}, body, timeout = REQUEST_TIMEOUT_MS, earlyMs = 1000 } = {}) {
+export function rawRequest(port, { method = 'GET', path: p = '/', headers = {}, body, timeout: limit, earlyMs = 1000 } = {}) {
+  const timeout = limit === undefined ? REQUEST_TIMEOUT_MS : scaled(limit);
   return new Promise((resolve, reject) => {
     const buf = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body);
     const h = { Host: `127.0.0.1:${port}`, Connection: 'close', ...headers };
@@ -708,7 +753,7 @@ export function herald(args, { dir, env = {}, timeout = 30000, input } = {}) {
     cwd: dir ?? os.tmpdir(),
     env: childEnv(env),
     encoding: 'utf8',
-    timeout,
+    timeout: scaled(timeout),
     input,
     killSignal: 'SIGKILL',
   });
