@@ -24,7 +24,7 @@ import http from 'node:http';
 import { after, test } from 'node:test';
 
 import { catalogCounts } from './lib/ingest.mjs';
-import { STORE, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { STORE, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const KILLS = Number(process.env.HERALD_CRASH_KILLS ?? 20);
@@ -84,7 +84,7 @@ async function startSink() {
   return { url: `http://127.0.0.1:${server.address().port}/hook`, got };
 }
 
-test(`kill -9 at random moments under load (${KILLS} kills): nothing acknowledged is lost, nothing stuck, duplicates only from attempts in flight`, { timeout: 420000 }, async (t) => {
+test(`kill -9 at random moments under load (${KILLS} kills): nothing acknowledged is lost, nothing stuck, duplicates only from attempts in flight`, { timeout: scaled(420000) }, async (t) => {
   const srv = await startServer({ t, name: 'crash', args: ['--workers', String(WORKERS), '--retry-base-ms', '200'] });
   const admin = (method, p, json) => srv.request(method, p, { auth: 'admin', json });
   const ok = (r, status = 200) => {

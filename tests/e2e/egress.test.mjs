@@ -10,10 +10,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { herald as heraldCli, LOOPBACK_ALLOW, makeTempDir, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { herald as heraldCli, LOOPBACK_ALLOW, makeTempDir, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 
-const T = { timeout: 60000 };
+const T = { timeout: scaled(60000) };
 const RETRY_ARGS = ['--retry-base-ms', '200'];
 const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
 const FINAL_RUN = new Set(['COMPLETED', 'CANCELED', 'FAILED']);

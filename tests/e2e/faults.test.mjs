@@ -26,7 +26,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, test } from 'node:test';
 
-import { freePort, isPostgres, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { freePort, isPostgres, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 
 const OUTAGE_MS = 60000;
 const ERR500_MS = 20000;
@@ -130,7 +130,7 @@ function maxPerSecond(times) {
 
 /* ---- the test ------------------------------------------------------------------------- */
 
-test('provider faults under load: outage, 500s, a slow provider, 429 + Retry-After, limits', { timeout: 150000 }, async () => {
+test('provider faults under load: outage, 500s, a slow provider, 429 + Retry-After, limits', { timeout: scaled(150000) }, async () => {
   const srv = await startServer({ name: 'faults', args: ARGS });
   let t0 = 0;
 
@@ -275,7 +275,7 @@ test('provider faults under load: outage, 500s, a slow provider, 429 + Retry-Aft
     `healthy max/s ${perSec}, max in flight slow ${slow.maxInFlight} healthy ${healthy.maxInFlight}`);
 });
 
-test('provider limits: validated, stored as given, removed by a PUT without them', { timeout: 30000 }, async () => {
+test('provider limits: validated, stored as given, removed by a PUT without them', { timeout: scaled(30000) }, async () => {
   const srv = await startServer({ name: 'faults-limits', args: ARGS });
   const base = { provider: 'webhook', settings: { url: 'http://127.0.0.1:9/hook' } };
   for (const [limits, field] of [

@@ -13,10 +13,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, describe, test } from 'node:test';
 
-import { sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { makeSelfSignedCert, startTlsSmtpServer } from './lib/tls.mjs';
 
-const T = { timeout: 60000 };
+const T = { timeout: scaled(60000) };
 const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
 
 const S = {
