@@ -3,6 +3,8 @@
 #   make run        install missing packages, build, start `herald serve` on SQLite
 #   make test       install what tests need (PostgreSQL included), build, run unit + e2e
 #                   suites (e2e on SQLite and on PostgreSQL), plain and under ASan+UBSan
+#   make soak       30 minutes (SOAK_SECONDS) of steady load at half the measured capacity
+#                   on the release build; fails if anything is lost, memory or latency grows
 #   make clean
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
@@ -37,7 +39,7 @@ MAIN_OBJ  := $(B)/src/main.o
 UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
-.PHONY: all run test deps deps-test unit e2e test-rel test-asan clean fmt check-layers bench FORCE
+.PHONY: all run test deps deps-test unit e2e test-rel test-asan clean fmt check-layers bench soak FORCE
 
 all: herald
 
@@ -130,6 +132,16 @@ test: deps-test
 
 check-layers:
 	@scripts/check-layers.sh
+
+# soak: tests/soak/soak.mjs against the release build on a fresh SQLite store
+# (HERALD_TEST_STORE=postgres HERALD_TEST_PG_DSN=... for PostgreSQL): capacity measured
+# first (or SOAK_CAPACITY, units/s), then SOAK_SECONDS (1800) at SOAK_FRACTION (0.5) of it,
+# one line every SOAK_WINDOW_SECONDS (10); the summary goes to build/soak/report.json.
+# `make test` runs a 40-second version (tests/e2e/soak.test.mjs).
+SOAK_SECONDS ?= 1800
+soak:
+	$(MAKE) VARIANT=rel herald
+	HERALD_BIN=$(CURDIR)/build/rel/herald SOAK_SECONDS=$(SOAK_SECONDS) node tests/soak/soak.mjs
 
 clean:
 	rm -rf build herald
