@@ -45,6 +45,7 @@
 #define READERS_MAX 16               /* reader connections per store */
 #define STMT_CACHE_MAX 128           /* cached statements per connection */
 #define BUSY_TIMEOUT_MS 5000
+#define FULL_HOLD_MS 5000            /* "full" lasts this long past the last full-disk error */
 #define PATH_MAX_LEN 4096
 #define KIND_MAX 31                  /* job kind, bytes */
 #define PAYLOAD_MAX (1024 * 1024)    /* job payload and meta value, bytes */
@@ -235,7 +236,8 @@ struct sqlite_store {
     struct wreq *head, *tail;
     size_t queued;     /* requests waiting for the writer (not yet taken) */
     bool stopping;
-    bool full;         /* the last write that failed or wrote failed for a full disk */
+    int64_t full_ms;   /* monotonic time of the last write that failed for a full disk;
+                          0 once a later write succeeded FULL_HOLD_MS after it */
     struct store_stats stats;
     /* readers */
     pthread_mutex_t rmu;
@@ -789,16 +791,22 @@ static void *writer_main(void *arg)
         ss->stats.txns += n;
         ss->stats.commits += gr.commits;
         ss->stats.errors += gr.errors;
-        if (gr.full && !ss->full)
-            LOG_E("store.sqlite.disk_full", "msg=\"writes fail: the disk is full; they are "
-                  "answered 503 until space returns\"");
-        else if (!gr.full && gr.wrote && ss->full)
-            LOG_I("store.sqlite.disk_writable", "msg=\"writes succeed again\"");
-        if (gr.full)
-            ss->full = true;
-        else if (gr.wrote)
-            ss->full = false;
-        ss->stats.full = ss->full;
+        /* on a full disk some writes still fit (WAL pages SQLite reuses, pages freed
+         * inside the file), so "full" ends only when a write that changed rows
+         * succeeds FULL_HOLD_MS after the last one that failed */
+        {
+            int64_t now = time_mono_ms();
+            if (gr.full) {
+                if (!ss->full_ms)
+                    LOG_E("store.sqlite.disk_full", "msg=\"writes fail: the disk is full; they "
+                          "are answered 503 until space returns\"");
+                ss->full_ms = now ? now : 1;
+            } else if (gr.wrote && ss->full_ms && now - ss->full_ms >= FULL_HOLD_MS) {
+                LOG_I("store.sqlite.disk_writable", "msg=\"writes succeed again\"");
+                ss->full_ms = 0;
+            }
+        }
+        ss->stats.full = ss->full_ms != 0;
         for (size_t i = 0; i < n; i++) {
             /* the caller may return once we release mu: no access after this loop. Each
              * caller waits on its own condition, so only this group's callers wake. */
@@ -1055,26 +1063,32 @@ static int probe_tx(struct store_txn *t, void *arg)
     return store_meta_set(t, "store.write_probe", (struct str){v, (size_t)n});
 }
 
-/* probe_full: while the last writes failed for a full disk, try one small write (it
- * clears the flag when it succeeds). HR_FULL while the disk stays full. */
+/* probe_full: HR_FULL while a write failed for a full disk less than FULL_HOLD_MS ago;
+ * after that, while still marked full, one small write decides (and clears the mark
+ * when it succeeds). HR_OK when not marked. */
 static int probe_full(struct sqlite_store *ss)
 {
     struct herr err;
-    bool full;
+    int64_t since;
     int rc = HR_OK;
     pthread_mutex_lock(&ss->mu);
-    full = ss->full;
+    since = ss->full_ms;
     pthread_mutex_unlock(&ss->mu);
-    if (!full)
+    if (!since)
         goto out;
+    if (time_mono_ms() - since < FULL_HOLD_MS) {
+        rc = HR_FULL;
+        goto out;
+    }
     herr_clear(&err);
     rc = sqlite_write(&ss->base, probe_tx, NULL, &err);
-    if (rc < 0 && rc != HR_FULL) {
-        pthread_mutex_lock(&ss->mu);
-        full = ss->full; /* an error other than a full disk: still full as far as known */
-        pthread_mutex_unlock(&ss->mu);
-        rc = full ? HR_FULL : rc;
+    if (rc < 0) {
+        rc = HR_FULL; /* still marked full (another error says nothing about space) */
+        goto out;
     }
+    pthread_mutex_lock(&ss->mu);
+    rc = ss->full_ms ? HR_FULL : HR_OK;
+    pthread_mutex_unlock(&ss->mu);
 out:
     return rc;
 }
