@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #define GROUP_MAX 512                /* requests per group commit */
@@ -45,6 +46,7 @@
 #define READERS_MAX 16               /* reader connections per store */
 #define STMT_CACHE_MAX 128           /* cached statements per connection */
 #define BUSY_TIMEOUT_MS 5000
+#define FS_FULL_BYTES (1024 * 1024) /* fs_full: less than this left counts as full */
 #define FULL_HOLD_MS 5000            /* "full" lasts this long past the last full-disk error */
 #define PATH_MAX_LEN 4096
 #define KIND_MAX 31                  /* job kind, bytes */
@@ -276,15 +278,29 @@ static int map_src(int src)
     }
 }
 
-/* map_err: map_src, plus: an I/O error whose system errno says the disk or the file
- * size limit is reached (ENOSPC, EDQUOT, EFBIG; e.g. SQLITE_IOERR_SHMSIZE or
- * SQLITE_IOERR_WRITE) is HR_FULL too. db may be NULL. */
+/* fs_full: the filesystem of db's main file has less than FS_FULL_BYTES left for an
+ * unprivileged writer, or no inode. (SQLite does not always keep the errno of an I/O
+ * error: by the time it is read, the rollback's own calls may have replaced it.) */
+static bool fs_full(sqlite3 *db)
+{
+    const char *path = sqlite3_db_filename(db, "main");
+    struct statvfs v;
+    if (!path || !path[0] || statvfs(path, &v) != 0)
+        return false;
+    return (unsigned long long)v.f_bavail * v.f_frsize < FS_FULL_BYTES ||
+           (v.f_files > 0 && v.f_favail == 0);
+}
+
+/* map_err: map_src, plus: an I/O error is HR_FULL too when its system errno says the
+ * disk or the file size limit is reached (ENOSPC, EDQUOT, EFBIG), or the filesystem is
+ * (nearly) full (fs_full): e.g. SQLITE_IOERR_SHMSIZE or SQLITE_IOERR_WRITE. db may be
+ * NULL. */
 static int map_err(sqlite3 *db, int src)
 {
     int rc = map_src(src);
     if (rc == HR_IO && db && (src & 0xff) == SQLITE_IOERR) {
         int e = sqlite3_system_errno(db);
-        if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+        if (e == ENOSPC || e == EDQUOT || e == EFBIG || fs_full(db))
             rc = HR_FULL;
     }
     return rc;
@@ -739,8 +755,9 @@ static void run_group(struct sqlite_store *ss, struct wreq **reqs, size_t n,
                 LOG_D("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d msg=%s",
                       i - start, src, log_q(q, sizeof q, sqlite3_errmsg(w->db)));
             } else {
-                LOG_E("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d msg=%s",
-                      i - start, src, log_q(q, sizeof q, sqlite3_errmsg(w->db)));
+                LOG_E("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d errno=%d msg=%s",
+                      i - start, src, sqlite3_system_errno(w->db),
+                      log_q(q, sizeof q, sqlite3_errmsg(w->db)));
             }
             for (size_t j = start; j < i; j++)
                 if (reqs[j]->ok)
