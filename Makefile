@@ -5,6 +5,8 @@
 #                   suites (e2e on SQLite and on PostgreSQL), plain, under ASan+UBSan and
 #                   under ThreadSanitizer (test-rel, test-asan, test-tsan)
 #   make VARIANT=asan|tsan unit|e2e    one suite against one sanitizer build
+#   make soak       30 minutes (SOAK_SECONDS) of steady load at half the measured capacity
+#                   on the release build; fails if anything is lost, memory or latency grows
 #   make clean
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
@@ -50,7 +52,7 @@ MAIN_OBJ  := $(B)/src/main.o
 UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
-.PHONY: all run test deps deps-test unit e2e test-rel test-asan test-tsan clean fmt check-layers bench FORCE
+.PHONY: all run test deps deps-test unit e2e test-rel test-asan test-tsan clean fmt check-layers bench soak FORCE
 
 all: herald
 
@@ -150,6 +152,16 @@ test: deps-test
 
 check-layers:
 	@scripts/check-layers.sh
+
+# soak: tests/soak/soak.mjs against the release build on a fresh SQLite store
+# (HERALD_TEST_STORE=postgres HERALD_TEST_PG_DSN=... for PostgreSQL): capacity measured
+# first (or SOAK_CAPACITY, units/s), then SOAK_SECONDS (1800) at SOAK_FRACTION (0.5) of it,
+# one line every SOAK_WINDOW_SECONDS (10); the summary goes to build/soak/report.json.
+# `make test` runs a 40-second version (tests/e2e/soak.test.mjs).
+SOAK_SECONDS ?= 1800
+soak:
+	$(MAKE) VARIANT=rel herald
+	HERALD_BIN=$(CURDIR)/build/rel/herald SOAK_SECONDS=$(SOAK_SECONDS) node tests/soak/soak.mjs
 
 clean:
 	rm -rf build herald

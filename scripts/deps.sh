@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh MODE: install the Debian packages herald needs, only those missing.
 #   run   build and run the server
-#   test  also cmocka, PostgreSQL's server (postgresql: the PostgreSQL backend's
+#   test  also cmocka, the sqlite3 CLI, PostgreSQL's server (postgresql: the PostgreSQL backend's
 #         tests run on a throwaway cluster, scripts/pg-test.sh), clang and its
 #         libFuzzer runtime (make fuzz-replay), node/npm (only when `node` is not on
 #         PATH) and the e2e suite's npm packages (npm ci in tests/e2e when needed)
@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev
       libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libcmark-dev)
 if [ "$mode" = test ]; then
-    pkgs+=(libcmocka-dev clang libclang-rt-14-dev postgresql)
+    # sqlite3: the CLI checks a database file after a test (tests/e2e/diskfull.test.mjs)
+    pkgs+=(libcmocka-dev clang libclang-rt-14-dev postgresql sqlite3)
     if ! command -v node >/dev/null 2>&1; then
         pkgs+=(nodejs npm)
     fi

@@ -35,11 +35,24 @@ void api_error_rc(struct http_resp *resp, int rc, const struct herr *err)
 {
     int status = api_status_for_rc(rc);
     const char *msg = err && err->msg[0] ? err->msg : hr_rc_str(rc);
+    if (rc == HR_FULL) {
+        api_error_store_full(resp);
+        return;
+    }
     if (status == 503 || status == 429)
         http_resp_header(resp, "Retry-After", "1");
-    if (rc == HR_FULL)
-        msg = "storage is full; try again later";
     http_resp_error(resp, status, http_error_type(status), "%s", msg);
+}
+
+void api_error_store_full(struct http_resp *resp)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "message", API_STORE_FULL_MSG);
+    cJSON_AddStringToObject(o, "type", "api_error");
+    cJSON_AddStringToObject(o, "code", "store_full");
+    http_resp_header(resp, "Retry-After", API_STORE_FULL_RETRY_S);
+    http_resp_json(resp, 503, o);
+    cJSON_Delete(o);
 }
 
 int api_parse_json(struct http_req *req, struct http_resp *resp, cJSON **out)

@@ -63,8 +63,16 @@ void api_doc_delete(struct api_ctx *ctx, struct http_req *req, struct http_resp 
 
 /* api_status_for_rc: the HTTP status for a herald result code. */
 int api_status_for_rc(int rc);
-/* api_error_rc: answer resp with the status for rc and err's message. */
+/* api_error_rc: answer resp with the status for rc and err's message (429 and 503 with
+ * Retry-After; HR_FULL as api_error_store_full). */
 void api_error_rc(struct http_resp *resp, int rc, const struct herr *err);
+/* api_error_store_full: 503 {"message", "type": "api_error", "code": "store_full"} with
+ * Retry-After: the store cannot write because its disk is full; reads still work and
+ * writes succeed again once space returns. */
+#define API_STORE_FULL_MSG \
+    "the store's disk is full: nothing was written; retry after space is freed"
+#define API_STORE_FULL_RETRY_S "5"
+void api_error_store_full(struct http_resp *resp);
 
 /* Handlers, by resource file. */
 void api_health(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -26,7 +26,12 @@ void api_health(void *vctx, struct http_req *req, struct http_resp *resp)
 void api_ready(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
-    if (store_ping(ctx->store) < 0) {
+    int rc = store_ping(ctx->store);
+    if (rc == HR_FULL) { /* reads work, writes do not: not ready for traffic */
+        api_error_store_full(resp);
+        return;
+    }
+    if (rc < 0) {
         http_resp_header(resp, "Retry-After", "1");
         http_resp_error(resp, 503, "api_error", "the store is not reachable");
         return;
@@ -67,9 +72,13 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
                         "# HELP herald_store_retries_total Transactions run again after a "
                         "deadlock or serialization failure (PostgreSQL).\n"
                         "# TYPE herald_store_retries_total counter\n"
-                        "herald_store_retries_total %llu\n",
+                        "herald_store_retries_total %llu\n"
+                        "# HELP herald_store_full 1 while writes fail because the disk is "
+                        "full.\n"
+                        "# TYPE herald_store_full gauge\n"
+                        "herald_store_full %d\n",
                         (unsigned long long)st.txns, (unsigned long long)st.commits,
-                        (unsigned long long)st.errors, (unsigned long long)st.retries);
+                        (unsigned long long)st.errors, (unsigned long long)st.retries, st.full ? 1 : 0);
     if (rc < 0) {
         buf_reset(&resp->body);
         http_resp_error(resp, 500, "api_error", "could not render metrics");

@@ -2,7 +2,8 @@
  * (status and body) is stored and replayed for the key's lifetime (24 h by default;
  * `x-idempotency-expiration` as epoch ms or an ISO date, clamped to 24 h .. 1 year). A
  * request whose key is still being processed gets 409. Requests that fail validation
- * (4xx) are not saved, so they can be retried. Keys are scoped per API key.
+ * (4xx) or are refused for now (503: disk full, store busy) are not saved, so they can
+ * be retried. Keys are scoped per API key.
  *
  * A crash between a handler's commit and the saving of its response leaves a pending
  * record; after PENDING_STALE_MS it is taken over by the next request, and handlers that
@@ -202,8 +203,10 @@ void api_idempotency_wrap(void *vctx, struct http_req *req, struct http_resp *re
     memset(&f, 0, sizeof f);
     f.id = id;
     f.now = hclock_now(ctx->clock);
-    if (resp->status >= 400 && resp->status < 500) {
-        f.body = STR_NULL; /* a rejected request is not saved: it may be retried */
+    if ((resp->status >= 400 && resp->status < 500) || resp->status == 503) {
+        /* a rejected request is not saved: it may be retried; nor is a 503 (disk full,
+         * store busy), which did nothing and asks for the retry */
+        f.body = STR_NULL;
     } else {
         rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "state", "done");

@@ -51,6 +51,9 @@
 #define IDLE_MIN_MS 5              /* shortest idle sleep */
 #define BATCH_ARENA_CHUNK (64 * 1024)
 #define JOB_ARENA_CHUNK (16 * 1024)
+#define FULL_PAUSE_MIN_MS 100       /* commit_when_space: first pause, doubling ... */
+#define FULL_PAUSE_MAX_MS 3200      /* ... up to this */
+#define FULL_LEASE_MARGIN_MS 5000   /* stop retrying this long before the lease ends */
 
 enum verdict { V_ACK, V_RETRY, V_DEAD, V_DEFER };
 enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST, O_DEFERRED };
@@ -509,9 +512,52 @@ static void record(struct queue *q, const struct finish *f, const char *label)
     }
 }
 
+/* full_pause: sleep ms (real time) or until stop; false when the queue is stopping. */
+static bool full_pause(struct queue *q, int64_t ms)
+{
+    struct timespec dl = abs_deadline(ms);
+    bool go;
+    pthread_mutex_lock(&q->mu);
+    while (!q->stopping && pthread_cond_timedwait(&q->wake_cv, &q->mu, &dl) != ETIMEDOUT)
+        ;
+    go = !q->stopping;
+    pthread_mutex_unlock(&q->mu);
+    return go;
+}
+
+/* commit_when_space: the store answered HR_FULL (its disk is full). Try the same commit
+ * again, with growing pauses, while the lease has more than FULL_LEASE_MARGIN_MS left:
+ * once space returns, the handler's work (a provider call, say) is committed as it is,
+ * neither repeated nor counted as a failed attempt. Returns the last store_write rc. */
+static int commit_when_space(struct queue *q, const struct job *j, struct finish *f,
+                             struct herr *err)
+{
+    int64_t left = j->lease_until_ms - now_ms(q) - FULL_LEASE_MARGIN_MS;
+    int64_t give_up = time_mono_ms() + left, pause = FULL_PAUSE_MIN_MS;
+    uint32_t tries = 0;
+    char kq[80];
+    int rc = HR_FULL;
+
+    log_q(kq, sizeof kq, j->kind);
+    while (rc == HR_FULL && time_mono_ms() + pause < give_up && full_pause(q, pause)) {
+        rc = store_write(q->s, finish_fn, f, err);
+        tries++;
+        if (pause < FULL_PAUSE_MAX_MS)
+            pause *= 2;
+    }
+    if (rc == HR_FULL)
+        LOG_W("queue.commit_disk_full", "kind=%s id=%" PRId64 " tries=%u msg=\"left leased; "
+              "it runs again when its lease ends\"", kq, j->id, tries);
+    else if (tries)
+        LOG_I("queue.commit_after_full", "kind=%s id=%" PRId64 " tries=%u rc=%s", kq, j->id,
+              tries, hr_rc_str(rc));
+    return rc;
+}
+
 /* run_job: decide (run the handler, or dead-letter without running), then commit the
- * result. A lost lease commits nothing; a store error leaves the job leased until its
- * lease expires. */
+ * result. A lost lease commits nothing. A full disk is waited out (commit_when_space)
+ * while the lease lasts; it never turns into a retry or a dead letter. Another store
+ * error leaves the job leased until its lease expires. */
 static void run_job(struct queue *q, struct runner *r, const struct job *j)
 {
     const struct job_handler *h = find_handler(q, j->kind);
@@ -576,7 +622,9 @@ static void run_job(struct queue *q, struct runner *r, const struct job *j)
     }
 
     rc = store_write(q->s, finish_fn, &f, &err);
-    if (rc < 0 && f.failed_step == STEP_COMMIT) {
+    if (rc == HR_FULL)
+        rc = commit_when_space(q, j, &f, &err);
+    if (rc < 0 && rc != HR_FULL && f.failed_step == STEP_COMMIT) {
         /* the handler's commit failed and was rolled back with the ack: retry the job */
         snprintf(msg, sizeof msg, "commit failed (%s): %s", hr_rc_str(f.fn_rc), res.error);
         f.commit = NULL;
@@ -620,6 +668,10 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     pthread_mutex_unlock(&q->mu);
     if (*leased == 0) {
         rc = store_write(q->s, lease_fn, &lc, &err);
+        if (rc == HR_FULL) { /* the store logged it once; the next round tries again */
+            LOG_D("queue.lease_failed", "rc=%s", hr_rc_str(rc));
+            goto out;
+        }
         if (rc < 0) {
             LOG_E("queue.lease_failed", "rc=%s", hr_rc_str(rc));
             goto out;

@@ -147,6 +147,8 @@ struct store_stats {
     uint64_t errors;    /* commits that failed */
     uint64_t retries;   /* transactions run again after a deadlock or serialization
                            failure (PostgreSQL; 0 on SQLite, whose one writer has none) */
+    bool full;          /* writes are failing because the disk is full (SQLite: set by a
+                           write that failed so, cleared by the next one that wrote) */
 };
 
 struct job_count {
@@ -315,6 +317,9 @@ static inline struct store *store_txn_store(struct store_txn *t) { return t->sto
 
 static inline int store_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 { return s->ops->write(s, fn, arg, err); }
+/* store_ping: HR_OK when the store answers a read and, after writes failed for a full
+ * disk, a probe write succeeds again; HR_FULL while the disk stays full; another rc < 0
+ * when the store is unreachable. Any thread but the store's writer. */
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
 static inline void store_stats(struct store *s, struct store_stats *out) { s->ops->stats(s, out); }
 static inline int store_meta_set(struct store_txn *t, const char *key, struct str v)

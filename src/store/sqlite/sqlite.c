@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #define GROUP_MAX 512                /* requests per group commit */
@@ -45,6 +46,8 @@
 #define READERS_MAX 16               /* reader connections per store */
 #define STMT_CACHE_MAX 128           /* cached statements per connection */
 #define BUSY_TIMEOUT_MS 5000
+#define FS_FULL_BYTES (1024 * 1024) /* fs_full: less than this left counts as full */
+#define FULL_HOLD_MS 5000            /* "full" lasts this long past the last full-disk error */
 #define PATH_MAX_LEN 4096
 #define KIND_MAX 31                  /* job kind, bytes */
 #define PAYLOAD_MAX (1024 * 1024)    /* job payload and meta value, bytes */
@@ -238,6 +241,8 @@ struct sqlite_store {
     struct wreq *head, *tail;
     size_t queued;     /* requests waiting for the writer (not yet taken) */
     bool stopping;
+    int64_t full_ms;   /* monotonic time of the last write that failed for a full disk;
+                          0 once a later write succeeded FULL_HOLD_MS after it */
     struct store_stats stats;
     /* readers */
     pthread_mutex_t rmu;
@@ -258,6 +263,9 @@ static _Thread_local struct sqlite_store *t_writer_of;
 
 /* ---- errors ------------------------------------------------------------------- */
 
+/* map_src: herald's rc for an SQLite result code. A full disk shows as SQLITE_FULL
+ * (os_unix turns ENOSPC and short writes into it); map_err also catches the I/O errors
+ * a full disk or a file size limit produce elsewhere. */
 static int map_src(int src)
 {
     switch (src & 0xff) {
@@ -273,11 +281,39 @@ static int map_src(int src)
     }
 }
 
+/* fs_full: the filesystem of db's main file has less than FS_FULL_BYTES left for an
+ * unprivileged writer, or no inode. (SQLite does not always keep the errno of an I/O
+ * error: by the time it is read, the rollback's own calls may have replaced it.) */
+static bool fs_full(sqlite3 *db)
+{
+    const char *path = sqlite3_db_filename(db, "main");
+    struct statvfs v;
+    if (!path || !path[0] || statvfs(path, &v) != 0)
+        return false;
+    return (unsigned long long)v.f_bavail * v.f_frsize < FS_FULL_BYTES ||
+           (v.f_files > 0 && v.f_favail == 0);
+}
+
+/* map_err: map_src, plus: an I/O error is HR_FULL too when its system errno says the
+ * disk or the file size limit is reached (ENOSPC, EDQUOT, EFBIG), or the filesystem is
+ * (nearly) full (fs_full): e.g. SQLITE_IOERR_SHMSIZE or SQLITE_IOERR_WRITE. db may be
+ * NULL. */
+static int map_err(sqlite3 *db, int src)
+{
+    int rc = map_src(src);
+    if (rc == HR_IO && db && (src & 0xff) == SQLITE_IOERR) {
+        int e = sqlite3_system_errno(db);
+        if (e == ENOSPC || e == EDQUOT || e == EFBIG || fs_full(db))
+            rc = HR_FULL;
+    }
+    return rc;
+}
+
 /* db_fail: log an SQLite failure of operation `what` and return the mapped rc.
  * Constraint violations are expected outcomes (HR_CONFLICT) and logged at debug. */
 static int db_fail(struct conn *c, int src, const char *what)
 {
-    int rc = map_src(src);
+    int rc = map_err(c->db, src);
     char q[256];
     if (rc == HR_CONFLICT)
         LOG_D("store.sqlite.constraint", "op=%s msg=%s", what,
@@ -285,6 +321,9 @@ static int db_fail(struct conn *c, int src, const char *what)
     else if (rc == HR_BUSY)
         LOG_W("store.sqlite.busy", "op=%s sqlite_rc=%d msg=%s", what, src,
               log_q(q, sizeof q, sqlite3_errmsg(c->db)));
+    else if (rc == HR_FULL) /* the writer logs the first one (store.sqlite.disk_full) */
+        LOG_D("store.sqlite.full", "op=%s sqlite_rc=%d errno=%d msg=%s", what, src,
+              sqlite3_system_errno(c->db), log_q(q, sizeof q, sqlite3_errmsg(c->db)));
     else
         LOG_E("store.sqlite.step_failed", "op=%s sqlite_rc=%d msg=%s", what, src,
               log_q(q, sizeof q, sqlite3_errmsg(c->db)));
@@ -379,7 +418,7 @@ static int pragma(sqlite3 *db, const char *sql, const char *want, struct herr *e
     }
     goto out;
 fail:
-    rc = herr_set(err, map_src(src), "sqlite: %s failed: %s", sql, sqlite3_errmsg(db));
+    rc = herr_set(err, map_err(db, src), "sqlite: %s failed: %s", sql, sqlite3_errmsg(db));
 out:
     sqlite3_finalize(st);
     return rc;
@@ -395,7 +434,7 @@ static int conn_open(const char *path, bool writer, struct conn **out, struct he
     int src = sqlite3_open_v2(path, &c->db, flags, NULL);
     *out = NULL;
     if (src != SQLITE_OK) {
-        rc = herr_set(err, map_src(src), "cannot open sqlite database %s: %s", path,
+        rc = herr_set(err, map_err(c->db, src), "cannot open sqlite database %s: %s", path,
                       c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
         goto out;
     }
@@ -658,7 +697,9 @@ out:
 
 struct group_result {
     uint64_t commits, errors;
-    bool notify; /* a committed request changed jobs */
+    bool notify;  /* a committed request changed jobs */
+    bool full;    /* a request or a commit failed because the disk is full */
+    bool wrote;   /* a commit that changed rows succeeded */
 };
 
 /* run_group: run reqs[0..n) as one transaction (or, if SQLite aborts one, as several:
@@ -671,6 +712,7 @@ static void run_group(struct sqlite_store *ss, struct wreq **reqs, size_t n,
     while (i < n) {
         size_t start = i;
         bool alive = true, any_ok = false, jobs = false;
+        sqlite3_int64 changes;
         int src = exec_ctl(w, SQL_BEGIN);
         if (src != SQLITE_OK) {
             int rc = db_fail(w, src, "begin");
@@ -679,18 +721,27 @@ static void run_group(struct sqlite_store *ss, struct wreq **reqs, size_t n,
             gr->errors++;
             break;
         }
+        changes = sqlite3_total_changes64(w->db);
         while (i < n && alive) {
             alive = run_one(ss, reqs[i], &jobs);
             any_ok = any_ok || reqs[i]->ok;
+            if (reqs[i]->rc == HR_FULL)
+                gr->full = true;
             i++;
         }
         if (!alive) {
+            /* the others of the group lose their work through no fault of their own:
+             * a full disk is retryable for them too, anything else is an I/O error */
+            int cause = reqs[i - 1]->rc == HR_FULL ? HR_FULL : HR_IO;
             for (size_t j = start; j < i; j++)
                 if (reqs[j]->ok)
-                    fail_req(reqs[j], HR_IO, "transaction aborted", SQLITE_ABORT);
+                    fail_req(reqs[j], cause, "transaction aborted", SQLITE_ABORT);
             if (!sqlite3_get_autocommit(w->db))
                 exec_ctl(w, SQL_ROLLBACK);
-            LOG_E("store.sqlite.group_aborted", "requests=%zu", i - start);
+            if (cause == HR_FULL)
+                LOG_D("store.sqlite.group_aborted", "requests=%zu cause=full", i - start);
+            else
+                LOG_E("store.sqlite.group_aborted", "requests=%zu", i - start);
             gr->errors++;
             continue;
         }
@@ -700,10 +751,17 @@ static void run_group(struct sqlite_store *ss, struct wreq **reqs, size_t n,
         }
         src = exec_ctl(w, SQL_COMMIT);
         if (src != SQLITE_OK) {
-            int rc = map_src(src);
+            int rc = map_err(w->db, src);
             char q[256];
-            LOG_E("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d msg=%s", i - start, src,
-                  log_q(q, sizeof q, sqlite3_errmsg(w->db)));
+            if (rc == HR_FULL) {
+                gr->full = true;
+                LOG_D("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d msg=%s",
+                      i - start, src, log_q(q, sizeof q, sqlite3_errmsg(w->db)));
+            } else {
+                LOG_E("store.sqlite.commit_failed", "requests=%zu sqlite_rc=%d errno=%d msg=%s",
+                      i - start, src, sqlite3_system_errno(w->db),
+                      log_q(q, sizeof q, sqlite3_errmsg(w->db)));
+            }
             for (size_t j = start; j < i; j++)
                 if (reqs[j]->ok)
                     fail_req(reqs[j], rc, "commit failed", src);
@@ -713,6 +771,8 @@ static void run_group(struct sqlite_store *ss, struct wreq **reqs, size_t n,
             continue;
         }
         gr->commits++;
+        if (sqlite3_total_changes64(w->db) != changes)
+            gr->wrote = true;
         if (jobs)
             gr->notify = true;
     }
@@ -726,7 +786,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&ss->mu);
     for (;;) {
         size_t n = 0;
-        struct group_result gr = {0, 0, false};
+        struct group_result gr = {0, 0, false, false, false};
         while (!ss->head && !ss->stopping)
             pthread_cond_wait(&ss->work_cv, &ss->mu);
         if (!ss->head)
@@ -751,6 +811,22 @@ static void *writer_main(void *arg)
         ss->stats.txns += n;
         ss->stats.commits += gr.commits;
         ss->stats.errors += gr.errors;
+        /* on a full disk some writes still fit (WAL pages SQLite reuses, pages freed
+         * inside the file), so "full" ends only when a write that changed rows
+         * succeeds FULL_HOLD_MS after the last one that failed */
+        {
+            int64_t now = time_mono_ms();
+            if (gr.full) {
+                if (!ss->full_ms)
+                    LOG_E("store.sqlite.disk_full", "msg=\"writes fail: the disk is full; they "
+                          "are answered 503 until space returns\"");
+                ss->full_ms = now ? now : 1;
+            } else if (gr.wrote && ss->full_ms && now - ss->full_ms >= FULL_HOLD_MS) {
+                LOG_I("store.sqlite.disk_writable", "msg=\"writes succeed again\"");
+                ss->full_ms = 0;
+            }
+        }
+        ss->stats.full = ss->full_ms != 0;
         for (size_t i = 0; i < n; i++) {
             /* the caller may return once we release mu: no access after this loop. Each
              * caller waits on its own condition, so only this group's callers wake. */
@@ -1000,6 +1076,43 @@ out:
     return rc;
 }
 
+static int probe_tx(struct store_txn *t, void *arg)
+{
+    char v[32];
+    int n = snprintf(v, sizeof v, "%lld", (long long)time_mono_ms());
+    return store_meta_set(t, "store.write_probe", (struct str){v, (size_t)n});
+}
+
+/* probe_full: HR_FULL while a write failed for a full disk less than FULL_HOLD_MS ago;
+ * after that, while still marked full, one small write decides (and clears the mark
+ * when it succeeds). HR_OK when not marked. */
+static int probe_full(struct sqlite_store *ss)
+{
+    struct herr err;
+    int64_t since;
+    int rc = HR_OK;
+    pthread_mutex_lock(&ss->mu);
+    since = ss->full_ms;
+    pthread_mutex_unlock(&ss->mu);
+    if (!since)
+        goto out;
+    if (time_mono_ms() - since < FULL_HOLD_MS) {
+        rc = HR_FULL;
+        goto out;
+    }
+    herr_clear(&err);
+    rc = sqlite_write(&ss->base, probe_tx, NULL, &err);
+    if (rc < 0) {
+        rc = HR_FULL; /* still marked full (another error says nothing about space) */
+        goto out;
+    }
+    pthread_mutex_lock(&ss->mu);
+    rc = ss->full_ms ? HR_FULL : HR_OK;
+    pthread_mutex_unlock(&ss->mu);
+out:
+    return rc;
+}
+
 static int sqlite_ping(struct store *s)
 {
     struct sqlite_store *ss = (struct sqlite_store *)s;
@@ -1015,10 +1128,16 @@ static int sqlite_ping(struct store *s)
         LOG_E("store.sqlite.ping_failed", "msg=%s", sqlite3_errmsg(c->db));
         rc = HR_IO;
     }
+    stmt_done(st);
+    st = NULL;
+    reader_put(ss, c);
+    c = NULL;
+    if (rc == HR_OK)
+        rc = probe_full(ss);
 out:
     stmt_done(st);
     reader_put(ss, c);
-    return rc < 0 ? HR_IO : HR_OK;
+    return rc < 0 && rc != HR_FULL ? HR_IO : rc;
 }
 
 static void sqlite_stats(struct store *s, struct store_stats *out)

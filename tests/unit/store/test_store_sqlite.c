@@ -1,6 +1,7 @@
 /* test_store_sqlite.c: unit tests of the store entry points (store.c) and the SQLite
  * backend: DSNs, migrations, meta, keys, group commit and savepoints, the job queue's
- * storage (insert, lease, ack, retry, dead, release, counts) and the job listener.
+ * storage (insert, lease, ack, retry, dead, release, counts), the job listener, and a
+ * full disk (a small tmpfs; skipped where mount(2) is not permitted).
  * Each test gets a fresh database under a mkdtemp() directory in /tmp. */
 #include "../../../src/store/sqlite/migrations.h"
 #include "../../../src/store/store.h"
@@ -23,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -180,6 +184,12 @@ static int do_op(struct store *s, struct op *o)
     if (rc < 0)
         assert_int_equal(err.rc, rc);
     return rc;
+}
+
+static int w_meta_set_s(struct store *s, const char *key, struct str v)
+{
+    struct op o = {.kind = OP_META_SET, .key = key, .value = v};
+    return do_op(s, &o);
 }
 
 static int w_meta_set(struct fx *f, const char *key, struct str v)
@@ -1039,6 +1049,93 @@ static void test_on_jobs_listener(void **state)
     assert_int_equal(l.calls, 4);
 }
 
+/* ---- a full disk ------------------------------------------------------------------- */
+
+static char full_dir[64]; /* the tmpfs while mounted: teardown_full unmounts it */
+
+static int teardown_full(void **state)
+{
+    (void)state;
+    if (full_dir[0]) {
+        umount2(full_dir, MNT_DETACH);
+        rmdir(full_dir);
+        full_dir[0] = '\0';
+    }
+    return 0;
+}
+
+/* A store on a 2 MiB tmpfs (mount(2); skipped when not permitted) that a ballast file
+ * fills to the last byte: writes answer HR_FULL (SQLITE_FULL from ENOSPC, or an I/O
+ * error on a full filesystem), never another error; reads go on; store_stats and
+ * store_ping say full; once the ballast is gone the same store writes again, and the
+ * database is intact. */
+static void test_full_disk(void **state)
+{
+    char dir[64], path[160], dsn[192], ballast[160], key[32];
+    static char big[64 * 1024];
+    struct hclock_manual clock;
+    struct store *s = NULL;
+    struct store_stats st;
+    struct herr err;
+    struct arena *a = arena_new(4096);
+    struct str v = STR_NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int rc = HR_OK, fd, i;
+    (void)state;
+
+    snprintf(dir, sizeof dir, "/tmp/herald-full-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=2m,mode=0700") != 0) {
+        fprintf(stderr, "test_full_disk: cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+        rmdir(dir);
+        arena_free(a);
+        skip();
+    }
+    str_copy(full_dir, sizeof full_dir, str_c(dir));
+    snprintf(path, sizeof path, "%s/herald.db", dir);
+    snprintf(dsn, sizeof dsn, "sqlite:%s", path);
+    snprintf(ballast, sizeof ballast, "%s/ballast", dir);
+    hclock_manual_init(&clock, T0);
+    assert_int_equal(store_open(dsn, &clock.base, &s, &err), 0);
+    assert_int_equal(w_meta_set_s(s, "before", STR_LIT("kept")), 0);
+
+    memset(big, 'x', sizeof big);
+    fd = open(ballast, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    for (size_t chunk = sizeof big; chunk >= 512; chunk /= 4)
+        while (write(fd, big, chunk) > 0)
+            ;
+    close(fd);
+    for (i = 0; i < 64 && rc == HR_OK; i++) {
+        snprintf(key, sizeof key, "big%d", i);
+        rc = w_meta_set_s(s, key, (struct str){big, sizeof big});
+    }
+    assert_int_equal(rc, HR_FULL);
+    store_stats(s, &st);
+    assert_true(st.full);
+    assert_int_equal(store_ping(s), HR_FULL); /* reads work, writes do not */
+    assert_int_equal(store_meta_get(s, "before", a, &v), 0);
+    assert_memory_equal(v.p, "kept", 4);
+    assert_int_equal(w_meta_set_s(s, "during", (struct str){big, sizeof big}), HR_FULL);
+
+    assert_int_equal(unlink(ballast), 0);
+    assert_int_equal(w_meta_set_s(s, "after", (struct str){big, sizeof big}), 0);
+    assert_int_equal(store_meta_get(s, "after", a, &v), 0);
+    assert_int_equal(v.len, sizeof big);
+    assert_int_equal(store_meta_get(s, "during", a, &v), HR_NOTFOUND);
+    store_close(s);
+    s = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1056,6 +1153,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
+        cmocka_unit_test_teardown(test_full_disk, teardown_full),
     };
     log_set_level(LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,357 @@
+// soak.mjs: steady load at a fraction of measured capacity, watched window by window.
+// Used by tests/soak/soak.mjs (`make soak`, 30 minutes) and tests/e2e/soak.test.mjs (the
+// short run inside `make test`).
+//
+// The server: the real binary through the e2e harness (fresh store; SQLite, or
+// PostgreSQL with HERALD_TEST_STORE=postgres), a webhook provider pointed at a counting
+// sink of our own (it keeps per-tag counts, not bodies, so a long run stays small), a
+// published template "tag:{{data.tag}}" and one automation (a send step to
+// refs.data.userId) linked to track/Soak Event.
+//
+// The load, one "unit" = one delivery expected at the sink:
+//   events  POST /v1/batch with BATCH track events (write key): each event runs the
+//           automation, which sends one message
+//   sends   POST /send (admin key) of that template to one user
+// Half of the units are events, half sends.
+//
+// 1. capacity: unless given, a saturating phase of capSeconds measures the end-to-end
+//    rate: CAP_CONC clients issue requests as fast as answered, but only while fewer
+//    than CAP_BACKLOG acknowledged units wait for delivery (otherwise ingest alone would
+//    run far ahead of the pipeline); capacity = deliveries per second over the second
+//    half of the phase. Then the backlog drains.
+// 2. soak: units at fraction x capacity per second, open loop (requests are issued on
+//    schedule whether or not earlier ones have been answered, up to MAX_IN_FLIGHT).
+//    Every windowSeconds one line: RSS (VmRSS of the server), p50/p99 of the
+//    acknowledgements and of send-to-delivery in that window, queue depth, counts.
+// 3. drain and verdicts:
+//    lost      every acknowledged unit (2xx) reached the sink exactly once; none arrived
+//              that was refused; a request that failed in transport is reported (and
+//              counts as an error), its unit may or may not arrive
+//    memory    windows after the warm-up (the first max(warmupSeconds, 20 %) of the
+//              run) are split in thirds: max RSS of the last third <= max RSS of the
+//              first third x 1.10 + 8 MiB. Skipped under ASan and TSan (quarantine, shadow
+//              memory and race history grow with allocations, not with live data)
+//    latency   the median of the windows' p99 in the last third <= LAT_FACTOR x the
+//              same median in the first third + LAT_SLACK_MS, for acknowledgements and
+//              for deliveries (a median of windows, so that a few windows disturbed by a
+//              neighbour on a shared machine do not decide; a real trend moves them all).
+//              The p99 over all samples of each third is printed beside it
+import http from 'node:http';
+import fs from 'node:fs';
+
+import { startServer, waitFor, sleep, assertNoSanitizerReports } from './server.mjs';
+import { basic } from './ingest.mjs';
+
+export const EVENT = 'Soak Event';
+const BATCH = 5;               // events per /v1/batch
+const CAP_CONC = 16;           // clients while measuring capacity
+const CAP_BACKLOG = 400;       // ... each waits while this many units are undelivered
+const MAX_IN_FLIGHT = 512;     // the open-loop generator never has more than this
+const TICK_MS = 20;
+export const MEM_FACTOR = 1.1;
+export const MEM_SLACK_KB = 8 * 1024;
+export const LAT_FACTOR = 3;
+export const LAT_SLACK_MS = 50;
+
+/* ---- small statistics -------------------------------------------------------------- */
+
+export function pct(sorted, p) {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+const sortNum = (a) => Float64Array.from(a).sort();
+const fmt = (v) => (Number.isFinite(v) ? v.toFixed(1) : '-');
+
+/* ---- the counting sink ----------------------------------------------------------- */
+
+/** A webhook sink that counts deliveries per tag and notes each one's latency
+ *  (arrival - the send time carried in the tag "<kind>-<n>-<ms>"). */
+async function startCountingSink(onDelivery) {
+  const counts = new Map();
+  const sockets = new Set();
+  let total = 0;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const m = /tag:([es]-\d+-(\d+))/.exec(body);
+      total++;
+      if (m) {
+        counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+        onDelivery(Date.now() - Number(m[2]));
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(`{"id":"sink-${total}"}`);
+    });
+  });
+  server.keepAliveTimeout = 30000;
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hook`,
+    counts,
+    get total() { return total; },
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/* ---- the server and its setup -------------------------------------------------------- */
+
+function rssKb(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function isAsan(pid) {
+  try {
+    return /libasan|libtsan|libclang_rt\.[at]san/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function queueDepth(srv) {
+  try {
+    const r = await srv.request('GET', '/metrics', { timeout: 10000 });
+    let n = 0;
+    for (const m of r.body.matchAll(/^herald_queue_depth\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
+    return n;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * runSoak(opts) -> Promise<report>
+ *   seconds        soak duration (after the capacity phase)
+ *   windowSeconds  one sample line per window (default 10)
+ *   warmupSeconds  not judged for memory and latency (default 30; at least 20 % of the run)
+ *   capacity       units/s; when absent, measured for capSeconds (default 10)
+ *   fraction       of capacity to run at (default 0.5)
+ *   t              node:test context (server stop registered there), optional
+ *   log            line printer (default console.log)
+ *   serverArgs     extra `herald serve` flags
+ * report: {capacity, rate, windows, lost, duplicates, unexpected, errors, statuses,
+ *          acked, memory: {checked, ok, firstMaxKb, lastMaxKb, limitKb, why},
+ *          latency: {ok, ack: {first, last}, delivery: {first, last}}, asan}
+ */
+export async function runSoak(opts = {}) {
+  const log = opts.log ?? ((s) => console.log(s));
+  const seconds = opts.seconds ?? 60;
+  const windowS = opts.windowSeconds ?? 10;
+  const fraction = opts.fraction ?? 0.5;
+  const capSeconds = opts.capSeconds ?? 10;
+
+  let windowDeliv = [];
+  const sink = await startCountingSink((ms) => windowDeliv.push(ms));
+  const srv = await startServer({ t: opts.t, name: opts.name ?? 'soak', logLevel: 'warn', args: opts.serverArgs ?? [] });
+  const pid = srv.run.proc.pid;
+  const asan = isAsan(pid);
+  const admin = async (method, p, json) => {
+    const r = await srv.request(method, p, { auth: 'admin', json });
+    if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${r.body}`);
+    return r.json;
+  };
+  try {
+    await admin('POST', '/providers', { provider: 'webhook', settings: { url: sink.url } });
+    const tpl = (await admin('POST', '/notifications', { notification: { name: 'Soak', content: { title: 'Soak', body: 'tag:{{data.tag}}' } } })).id;
+    await admin('POST', `/notifications/${tpl}/publish`, {});
+    await admin('PUT', '/automations/soak', { name: 'soak', steps: [{ action: 'send', template: tpl, recipient: 'refs.data.userId' }] });
+    await admin('POST', '/links', { event: `track/${EVENT}`, automation_id: 'soak' });
+
+    const writeAuth = basic(srv.writeKey);
+    const adminAuth = srv.authHeader('admin');
+    const acked = new Set();
+    const refused = new Set();
+    const statuses = new Map();
+    let errors = 0;
+    let seq = 0;
+    let inFlight = 0;
+    let windowAck = [];
+    const errorSamples = [];
+
+    // one request: a batch of BATCH events (kind 'e') or one send (kind 's')
+    const issue = async (kind) => {
+      const now = Date.now();
+      const tags = kind === 'e' ? Array.from({ length: BATCH }, () => `e-${seq++}-${now}`) : [`s-${seq++}-${now}`];
+      const req = kind === 'e'
+        ? { path: '/v1/batch', auth: writeAuth,
+            body: { batch: tags.map((tag) => ({ type: 'track', event: EVENT, userId: 'u1', messageId: tag, properties: { tag } })) } }
+        : { path: '/send', auth: adminAuth,
+            body: { message: { template: tpl, to: { user_id: 'u1' }, data: { tag: tags[0] }, routing: { method: 'single', channels: ['webhook'] } } } };
+      inFlight++;
+      const t0 = performance.now();
+      try {
+        const res = await fetch(srv.url + req.path, {
+          method: 'POST', headers: { Authorization: req.auth, 'Content-Type': 'application/json' },
+          body: JSON.stringify(req.body), signal: AbortSignal.timeout(30000),
+        });
+        await res.arrayBuffer();
+        windowAck.push(performance.now() - t0);
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status >= 200 && res.status < 300) for (const x of tags) acked.add(x);
+        else {
+          for (const x of tags) refused.add(x);
+          if (res.status >= 500) errors++;
+        }
+      } catch (e) {
+        errors++;
+        if (errorSamples.length < 5) errorSamples.push(String(e.message ?? e));
+      } finally {
+        inFlight--;
+      }
+      return tags.length;
+    };
+
+    // ---- 1. capacity ---------------------------------------------------------------
+    // closed loop, end to end: CAP_CONC clients, each issuing only while fewer than
+    // CAP_BACKLOG acknowledged units wait for delivery, so ingest cannot run ahead of the
+    // pipeline; capacity is the delivery rate over the second half of the phase
+    let capacity = opts.capacity;
+    if (!capacity) {
+      log(`soak: measuring capacity for ${capSeconds} s: ${CAP_CONC} clients, at most ${CAP_BACKLOG} units acknowledged and not yet delivered`);
+      const tStart = Date.now(), tEnd = tStart + capSeconds * 1000;
+      let d0 = 0, t0 = 0, a0 = 0;
+      const worker = async (k) => {
+        while (Date.now() < tEnd) {
+          if (acked.size - sink.total >= CAP_BACKLOG) await sleep(2);
+          else await issue(k % 2 ? 's' : 'e');
+        }
+      };
+      const sampler = (async () => {
+        await sleep(capSeconds * 500);
+        d0 = sink.total;
+        a0 = acked.size;
+        t0 = Date.now();
+      })();
+      await Promise.all([...Array.from({ length: CAP_CONC }, (_, k) => worker(k)), sampler]);
+      const span = (Date.now() - t0) / 1000;
+      const dps = (sink.total - d0) / span, aps = (acked.size - a0) / span;
+      capacity = Math.max(1, dps);
+      const drain0 = Date.now();
+      await waitFor(async () => sink.total >= acked.size && (await queueDepth(srv)) === 0,
+        { timeout: 300000, interval: 200, what: 'the capacity backlog drained' });
+      log(`soak: capacity ${capacity.toFixed(0)} units/s end to end (acknowledged ${aps.toFixed(0)}/s over the same span); ` +
+          `drained in ${((Date.now() - drain0) / 1000).toFixed(1)} s`);
+    }
+    const rate = capacity * fraction;
+    windowAck = [];
+    windowDeliv = [];
+
+    // ---- 2. the soak -------------------------------------------------------------------
+    log(`soak: ${seconds} s at ${rate.toFixed(1)} units/s (${(fraction * 100).toFixed(0)} % of ${capacity.toFixed(0)}), ` +
+        `half as events in batches of ${BATCH}, half as /send; a line every ${windowS} s`);
+    log('soak:   t_s   rss_mb  ack_p50  ack_p99  dlv_p50  dlv_p99  queue  acked  deliv  in_flight');
+    const windows = [];
+    const start = Date.now();
+    let units = 0, behind = 0, nextWindow = start + windowS * 1000, eventTurn = 0;
+    const pending = new Set();
+    while (Date.now() - start < seconds * 1000) {
+      const due = Math.floor(((Date.now() - start) / 1000) * rate);
+      while (units < due) {
+        if (inFlight >= MAX_IN_FLIGHT) {
+          behind += due - units;
+          units = due;
+          break;
+        }
+        // alternate so that half of the units are events: a batch carries BATCH units
+        const kind = eventTurn <= 0 ? 'e' : 's';
+        eventTurn += kind === 'e' ? BATCH : -1;
+        const p = issue(kind);
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+        units += kind === 'e' ? BATCH : 1;
+      }
+      if (Date.now() >= nextWindow) {
+        const a = sortNum(windowAck), d = sortNum(windowDeliv);
+        windowAck = [];
+        windowDeliv = [];
+        const w = {
+          t: (Date.now() - start) / 1000, rssKb: rssKb(pid), queue: await queueDepth(srv),
+          ack: { n: a.length, p50: pct(a, 50), p99: pct(a, 99), samples: a },
+          dlv: { n: d.length, p50: pct(d, 50), p99: pct(d, 99), samples: d },
+          acked: acked.size, delivered: sink.total, inFlight,
+        };
+        windows.push(w);
+        log(`soak: ${w.t.toFixed(0).padStart(5)} ${(w.rssKb / 1024).toFixed(1).padStart(8)} ${fmt(w.ack.p50).padStart(8)} ${fmt(w.ack.p99).padStart(8)} ` +
+            `${fmt(w.dlv.p50).padStart(8)} ${fmt(w.dlv.p99).padStart(8)} ${String(w.queue).padStart(6)} ${String(w.acked).padStart(6)} ${String(w.delivered).padStart(6)} ${String(inFlight).padStart(10)}`);
+        nextWindow += windowS * 1000;
+        if (srv.run.result) throw new Error(`herald exited during the soak: ${JSON.stringify(srv.run.result)}\n${srv.output().slice(-4000)}`);
+      }
+      await sleep(TICK_MS);
+    }
+
+    // ---- 3. drain and verdicts -----------------------------------------------------------
+    await Promise.allSettled([...pending]);
+    const drainT0 = Date.now();
+    try {
+      await waitFor(() => [...acked].every((x) => sink.counts.has(x)), { timeout: 120000, interval: 500, what: 'every acknowledged unit delivered' });
+    } catch {
+      /* reported as lost below */
+    }
+    await sleep(1000); // a late duplicate would show now
+    const lost = [...acked].filter((x) => !sink.counts.has(x));
+    const duplicates = [...sink.counts].filter(([, n]) => n > 1).map(([x, n]) => `${x} x${n}`);
+    const unexpected = [...sink.counts.keys()].filter((x) => refused.has(x));
+    log(`soak: drained in ${((Date.now() - drainT0) / 1000).toFixed(1)} s; acknowledged ${acked.size} units, ` +
+        `delivered ${sink.counts.size} distinct, statuses ${JSON.stringify(Object.fromEntries(statuses))}, transport errors ${errors}` +
+        `${errorSamples.length ? ` (${errorSamples.join('; ')})` : ''}, behind schedule ${behind} units`);
+
+    // memory and latency: windows after the warm-up, in thirds
+    const warm = Math.max(opts.warmupSeconds ?? 30, seconds * 0.2);
+    const judged = windows.filter((w) => w.t > warm);
+    const third = Math.max(1, Math.floor(judged.length / 3));
+    const first = judged.slice(0, third), last = judged.slice(-third);
+    const memory = { checked: false, ok: true, why: '' };
+    if (asan) memory.why = 'sanitizer build (ASan/TSan): quarantine, shadow memory and race history dominate RSS';
+    else if (judged.length < 3) memory.why = `only ${judged.length} windows after the ${warm.toFixed(0)} s warm-up`;
+    else {
+      memory.checked = true;
+      memory.firstMaxKb = Math.max(...first.map((w) => w.rssKb));
+      memory.lastMaxKb = Math.max(...last.map((w) => w.rssKb));
+      memory.limitKb = Math.round(memory.firstMaxKb * MEM_FACTOR + MEM_SLACK_KB);
+      memory.ok = memory.lastMaxKb <= memory.limitKb;
+    }
+    const merged = (ws, k) => sortNum(ws.flatMap((w) => Array.from(w[k].samples)));
+    const medianP99 = (ws, k) => pct(sortNum(ws.map((w) => w[k].p99).filter(Number.isFinite)), 50);
+    const latOf = (k) => {
+      const f = medianP99(first, k), l = medianP99(last, k);
+      return { first: f, last: l, limit: f * LAT_FACTOR + LAT_SLACK_MS, ok: !(l > f * LAT_FACTOR + LAT_SLACK_MS),
+               firstAll: pct(merged(first, k), 99), lastAll: pct(merged(last, k), 99) };
+    };
+    const latency = judged.length >= 3 ? { ack: latOf('ack'), delivery: latOf('dlv') } : { ack: {}, delivery: {} };
+    latency.ok = judged.length < 3 || (latency.ack.ok && latency.delivery.ok);
+    if (memory.checked)
+      log(`soak: memory: max RSS first third ${(memory.firstMaxKb / 1024).toFixed(1)} MiB, last third ${(memory.lastMaxKb / 1024).toFixed(1)} MiB, ` +
+          `limit ${(memory.limitKb / 1024).toFixed(1)} MiB (x${MEM_FACTOR} + ${MEM_SLACK_KB / 1024} MiB): ${memory.ok ? 'flat' : 'GREW'}`);
+    else log(`soak: memory: not judged (${memory.why})`);
+    if (judged.length >= 3)
+      for (const k of ['ack', 'delivery'])
+        log(`soak: latency ${k}: median window p99 first third ${fmt(latency[k].first)} ms, last third ${fmt(latency[k].last)} ms, ` +
+            `limit ${fmt(latency[k].limit)} ms (x${LAT_FACTOR} + ${LAT_SLACK_MS} ms): ${latency[k].ok ? 'flat' : 'GREW'}; ` +
+            `p99 of all samples ${fmt(latency[k].firstAll)} -> ${fmt(latency[k].lastAll)} ms`);
+
+    const res = await srv.stop();
+    assertNoSanitizerReports(srv);
+    return {
+      capacity, rate, windows: windows.map(({ ack, dlv, ...w }) => ({ ...w, ack: { n: ack.n, p50: ack.p50, p99: ack.p99 }, dlv: { n: dlv.n, p50: dlv.p50, p99: dlv.p99 } })),
+      lost, duplicates, unexpected, errors, statuses: Object.fromEntries(statuses), acked: acked.size, behind,
+      memory, latency, asan, exit: res,
+    };
+  } finally {
+    await srv.stop();
+    await sink.close();
+  }
+}
