@@ -2310,6 +2310,88 @@ out:
     return rc;
 }
 
+/* copy_params: row r's values as parameters into p (empty on entry). */
+static void copy_params(struct params *p, const struct copy_row *r, size_t ncols)
+{
+    for (size_t k = 0; k < ncols; k++) {
+        const struct copy_val *v = &r->v[k];
+        if (v->type == COPY_INT)
+            p_i64(p, v->i);
+        else if (v->type == COPY_TEXT)
+            p_text(p, v->s);
+        else if (v->type == COPY_BLOB)
+            p_bytes(p, v->s);
+        else
+            p_null(p);
+    }
+}
+
+#define COPY_PIPELINE_ROWS 1000 /* statements sent before a sync: the answers stay small */
+
+/* copy_pipelined: the insert sql prepared once, then executed once per row,
+ * COPY_PIPELINE_ROWS rows per libpq pipeline (one round trip per chunk instead of per
+ * row), inside transaction x. Returns
+ * HR_OK, or the first failure's rc (x->failed set: the transaction is aborted). */
+static int copy_pipelined(struct pg_txn *x, const char *sql, const struct copy_row *rows,
+                          size_t n, size_t ncols)
+{
+    PGconn *pg = x->c->pg;
+    int rc = HR_OK;
+    bool retry = false;
+    for (size_t at = 0; at < n && rc == HR_OK;) {
+        size_t end = n - at > COPY_PIPELINE_ROWS ? at + COPY_PIPELINE_ROWS : n, sent = 0;
+        int nulls = 0;
+        bool synced = false;
+        if (PQenterPipelineMode(pg) != 1) {
+            rc = db_fail(x->c, NULL, "copy_insert pipeline", &retry);
+            break;
+        }
+        /* parsed and planned once per chunk: the unnamed statement, bound per row */
+        if (PQsendPrepare(pg, "", sql, (int)ncols, NULL) != 1)
+            rc = db_fail(x->c, NULL, "copy_insert prepare", &retry);
+        else
+            sent++;
+        for (; rc == HR_OK && at < end; at++, sent++) {
+            struct params p = {0};
+            int ok;
+            copy_params(&p, &rows[at], ncols);
+            ok = PQsendQueryPrepared(pg, "", p.n, p.v, p.len, p.fmt, 1);
+            params_free(&p);
+            if (!ok) {
+                rc = db_fail(x->c, NULL, "copy_insert", &retry);
+                break;
+            }
+        }
+        if (PQpipelineSync(pg) != 1 && rc == HR_OK)
+            rc = db_fail(x->c, NULL, "copy_insert sync", &retry);
+        /* every answer up to the sync: one result and a NULL per statement sent */
+        while (!synced && PQstatus(pg) == CONNECTION_OK && nulls <= (int)sent + 1) {
+            PGresult *r = PQgetResult(pg);
+            ExecStatusType st;
+            if (!r) {
+                nulls++;
+                continue;
+            }
+            st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_SYNC)
+                synced = true;
+            else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                     st != PGRES_PIPELINE_ABORTED && rc == HR_OK)
+                rc = db_fail(x->c, r, "copy_insert", &retry);
+            PQclear(r);
+        }
+        if (!synced && rc == HR_OK)
+            rc = db_fail(x->c, NULL, "copy_insert answers", &retry);
+        if (PQexitPipelineMode(pg) != 1 && rc == HR_OK)
+            rc = db_fail(x->c, NULL, "copy_insert pipeline end", &retry);
+    }
+    if (rc < 0) {
+        x->failed = rc;
+        x->retry = retry;
+    }
+    return rc;
+}
+
 static int pg_copy_insert(struct store_txn *t, const char *table, const struct copy_row *rows,
                           size_t n)
 {
@@ -2326,20 +2408,19 @@ static int pg_copy_insert(struct store_txn *t, const char *table, const struct c
         at += (size_t)snprintf(ph + at, sizeof ph - at, "%s$%zu", k ? ", " : "", k + 1);
     snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES(%s) ON CONFLICT DO NOTHING", ct->name,
              ct->cols, ph);
-    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+    for (size_t i = 0; i < n; i++)
         if (rows[i].ncols != ncols)
             return HR_INVAL;
-        for (size_t k = 0; k < ncols; k++) {
-            const struct copy_val *v = &rows[i].v[k];
-            if (v->type == COPY_INT)
-                p_i64(&p, v->i);
-            else if (v->type == COPY_TEXT)
-                p_text(&p, v->s);
-            else if (v->type == COPY_BLOB)
-                p_bytes(&p, v->s);
-            else
-                p_null(&p);
-        }
+    if (!events) {
+        struct pg_txn *x = (struct pg_txn *)t;
+        if (t_txn != x || !x->active)
+            return HR_INVAL;
+        if (x->failed < 0)
+            return x->failed;
+        rc = copy_pipelined(x, sql, rows, n, ncols);
+    }
+    for (size_t i = 0; events && i < n && rc == HR_OK; i++) {
+        copy_params(&p, &rows[i], ncols);
         rc = tx_sql(t, sql, &p, &r, "copy_insert");
         PQclear(r);
         r = NULL;
