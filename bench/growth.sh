@@ -4,9 +4,13 @@
 # GROWTH_PROFILES profiles and GROWTH_MESSAGES SENT messages, each with its 5 history
 # rows, as herald writes them for a webhook send. Both stores live in GROWTH_DIR (the
 # same filesystem); the seeded one is deleted at the end unless GROWTH_KEEP=1.
+# GROWTH_STORES="sqlite postgres" does the same on PostgreSQL afterwards (a throwaway
+# cluster, scripts/pg-test.sh, databases growth_empty and growth_seeded, dropped at the
+# end); not in the default set: seeding 10M messages there takes about 15 minutes more.
 #
 #   growth.seed              seconds to seed profiles and messages, rows/s, store size
 #   growth.<s>.track         POST /v1/track (wrk -t2 -c64, BENCH_DURATION s); s = empty|seeded
+#                            (PostgreSQL: growth.pg.seed, growth.pg.<s>.*)
 #   growth.<s>.batch         POST /v1/batch, BENCH_BATCH events per request
 #   growth.<s>.send          POST /send to the sink for SEND_DURATION s, then the drain:
 #                            accepted/s and delivered/s (first send to last delivery)
@@ -24,6 +28,7 @@
 #
 # Usage: bench/growth.sh   (settings: bench/lib.sh; GROWTH_PROFILES (1000000),
 #        GROWTH_MESSAGES (10000000), GROWTH_DIR (build/bench-growth), GROWTH_KEEP=1,
+#        GROWTH_STORES ("sqlite"; "sqlite postgres", "postgres"),
 #        SEND_DURATION (10), LIGHT_DURATION (5), HERALD_ARGS)
 # shellcheck source=bench/lib.sh disable=SC2154
 source "$(dirname "$0")/lib.sh"
@@ -38,14 +43,23 @@ BATCH=${BENCH_BATCH:-100}
 export BENCH_BATCH=$BATCH
 
 mkdir -p "$GROWTH_DIR"
+GROWTH_STORES=${GROWTH_STORES:-sqlite}
 rm -f "$GROWTH_DIR"/empty.db* "$GROWTH_DIR"/seeded.db*
+PG_BASE="" PG_USER_PID=$$
 cleanup_growth() {
     bench_cleanup
     rm -f "$GROWTH_DIR"/empty.db*
     if [ "${GROWTH_KEEP:-0}" = 1 ]; then
-        echo "growth: kept $GROWTH_DIR/seeded.db" >&2
+        echo "growth: kept $GROWTH_DIR/seeded.db (and the PostgreSQL database growth_seeded)" >&2
     else
         rm -f "$GROWTH_DIR"/seeded.db*
+        if [ -n "$PG_BASE" ]; then
+            psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS growth_seeded" >/dev/null 2>&1 || true
+        fi
+    fi
+    if [ -n "$PG_BASE" ]; then
+        psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS growth_empty" >/dev/null 2>&1 || true
+        "$REPO_ROOT/scripts/pg-test.sh" stop "$PG_USER_PID" || true
     fi
 }
 trap cleanup_growth EXIT
@@ -109,12 +123,12 @@ send_case() {
     if [ "$accepted" = "$delivered" ]; then result "$p.check" ok; else result "$p.check" MISMATCH; fi
 }
 
-# store_cases KIND: herald on $GROWTH_DIR/KIND.db, the four cases, stop.
+# store_cases PREFIX DSN: herald on DSN, the four cases, stop.
 store_cases() {
-    local kind=$1 p=growth.$1 t0
+    local p=$1 dsn=$2 t0
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086
-    HERALD_STORE_DSN="sqlite:$GROWTH_DIR/$kind.db" start_herald "growth-$kind" ${HERALD_ARGS:-}
+    HERALD_STORE_DSN=$dsn start_herald "${p//./-}" ${HERALD_ARGS:-}
     result "$p.start_s" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')"
     hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
     ingest_case "$p.track" track "Bench Track" 1
@@ -123,22 +137,61 @@ store_cases() {
     WRK_THREADS=1 WRK_CONNS=4 WRK_DURATION=$LIGHT_DURATION BENCH_DELAY_MS=20 BENCH_RUN=light \
         send_case "$p.light"
     stop_pid "$HERALD_PID"
-    result "$p.store_mb" "$(du -cm "$GROWTH_DIR/$kind".db* | awk 'END {print $1}')"
+    result "$p.store_mb" "$(store_mb "$dsn")"
 }
 
-# ---- empty store ---------------------------------------------------------------------------
-log "growth: empty store"
-store_cases empty
+# store_mb DSN: the store's size on disk in MB (files, or the PostgreSQL database)
+store_mb() {
+    case $1 in
+    sqlite:*) du -cm "${1#sqlite:}"* | awk 'END {print $1}' ;;
+    *) psql "$PG_BASE/postgres" -tAc "SELECT pg_database_size('${1##*/}') / 1048576" ;;
+    esac
+}
 
-# ---- seed, then the same cases ---------------------------------------------------------------
-log "growth: seeding $GROWTH_PROFILES profiles and $GROWTH_MESSAGES messages into $GROWTH_DIR/seeded.db"
-t0=$(date +%s.%N)
-line=$("$HERALD_BIN" seed --store "sqlite:$GROWTH_DIR/seeded.db" --profiles "$GROWTH_PROFILES" \
-    --messages "$GROWTH_MESSAGES") || die "herald seed failed"
-t1=$(date +%s.%N)
-for kv in $line; do result "growth.seed.${kv%%=*}" "${kv#*=}"; done
-result growth.seed.total_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')"
-result growth.seed.rows_ps "$(awk -v a="$t0" -v b="$t1" -v n="$((GROWTH_PROFILES + GROWTH_MESSAGES * 6))" 'BEGIN{printf "%.0f", n/(b-a)}')"
-result growth.seed.store_mb "$(du -cm "$GROWTH_DIR"/seeded.db* | awk 'END {print $1}')"
-log "growth: seeded in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
-store_cases seeded
+# seed PREFIX DSN: herald seed into DSN, timed.
+seed() {
+    local p=$1 dsn=$2 t0 t1 line kv
+    log "growth: seeding $GROWTH_PROFILES profiles and $GROWTH_MESSAGES messages into ${dsn%%:*}"
+    t0=$(date +%s.%N)
+    line=$("$HERALD_BIN" seed --store "$dsn" --profiles "$GROWTH_PROFILES" \
+        --messages "$GROWTH_MESSAGES") || die "herald seed failed"
+    t1=$(date +%s.%N)
+    for kv in $line; do result "$p.${kv%%=*}" "${kv#*=}"; done
+    result "$p.total_s" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')"
+    result "$p.rows_ps" "$(awk -v a="$t0" -v b="$t1" -v n="$((GROWTH_PROFILES + GROWTH_MESSAGES * 6))" 'BEGIN{printf "%.0f", n/(b-a)}')"
+    result "$p.store_mb" "$(store_mb "$dsn")"
+    log "growth: seeded in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
+}
+
+for store in $GROWTH_STORES; do
+    case $store in
+    sqlite)
+        log "growth: SQLite, empty store"
+        store_cases growth.empty "sqlite:$GROWTH_DIR/empty.db"
+        rm -f "$GROWTH_DIR"/empty.db*
+        seed growth.seed "sqlite:$GROWTH_DIR/seeded.db"
+        store_cases growth.seeded "sqlite:$GROWTH_DIR/seeded.db"
+        if [ "${GROWTH_KEEP:-0}" != 1 ]; then rm -f "$GROWTH_DIR"/seeded.db*; fi
+        ;;
+    postgres)
+        if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+            echo "########## bench/growth.sh: PostgreSQL SKIPPED: no server binaries (/usr/lib/postgresql/*/bin/pg_ctl) ##########" >&2
+            result growth.pg.skipped 1
+            continue
+        fi
+        need psql
+        PG_DSN=$("$REPO_ROOT/scripts/pg-test.sh" start "$PG_USER_PID") || die "cannot start the PostgreSQL cluster"
+        PG_BASE=${PG_DSN%/*}
+        result growth.pg.store_fs "$(df -PT "$REPO_ROOT/build/pg" | awk 'NR == 2 {print $2 " on " $1}')"
+        result growth.pg.version "$(psql "$PG_BASE/postgres" -tAc 'SHOW server_version' | cut -d' ' -f1)"
+        for db in growth_empty growth_seeded; do
+            psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+        done
+        log "growth: PostgreSQL, empty database"
+        store_cases growth.pg.empty "$PG_BASE/growth_empty"
+        seed growth.pg.seed "$PG_BASE/growth_seeded"
+        store_cases growth.pg.seeded "$PG_BASE/growth_seeded"
+        ;;
+    *) die "GROWTH_STORES: unknown store $store (sqlite, postgres)" ;;
+    esac
+done

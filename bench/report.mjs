@@ -97,15 +97,19 @@ function errs(prefix) {
 }
 
 
-function growthTables(out) {
+function growthTables(out, pre, storeName) {
   if (has('growth.skipped')) {
-    out.push('', '### Growth with stored data', '', `**Skipped**: ${R['growth.skipped']} (bench/growth.sh).`);
+    if (pre === 'growth') out.push('', '### Growth with stored data', '', `**Skipped**: ${R['growth.skipped']} (bench/growth.sh).`);
     return;
   }
-  if (!has('growth.empty.track.rps')) return;
+  if (has(`${pre}.skipped`)) {
+    out.push('', `### Growth with stored data, ${storeName}`, '', '**Skipped**: no PostgreSQL server binaries (bench/growth.sh).');
+    return;
+  }
+  if (!has(`${pre}.empty.track.rps`)) return;
   const P = int('growth.profiles'), M = int('growth.messages');
-  const H = has('growth.seed.history') ? int('growth.seed.history') : '—';
-  const g = (k) => `growth.${k}`;
+  const H = has(`${pre}.seed.history`) ? int(`${pre}.seed.history`) : '—';
+  const g = (k) => `${pre}.${k}`;
   const row = (label, key, fmt, key2) => {
     const e = g(`empty.${key}`), sd = g(`seeded.${key}`);
     const r2 = key2 ? ` / ${x(g(`seeded.${key2}`), g(`empty.${key2}`))}` : '';
@@ -114,9 +118,9 @@ function growthTables(out) {
   const pp = (k) => `${ms(k.replace(/\.[a-z0-9_]+$/, '.p50_ms'))} / ${ms(k.replace(/\.[a-z0-9_]+$/, '.p99_ms'))}`;
   const e2e = (k) => `${ms(k.replace(/\.[a-z0-9_]+$/, '.e2e_p50_ms'))} / ${ms(k.replace(/\.[a-z0-9_]+$/, '.e2e_p99_ms'))}`;
   const chk = (s) => ['track', 'batch', 'send', 'light'].map((c) => R[g(`${s}.${c}.check`)] === 'ok' ? 'ok' : `**${R[g(`${s}.${c}.check`)] || '—'}**`).join(' / ');
-  out.push('', `### Growth with stored data (bench/growth.sh: an empty store, then one holding ${P} profiles and ${M} messages)`, '');
-  out.push(`The same runs (wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64}, ${R['run.duration'] || 10} s; /send ${R['run.send_duration'] || 10} s then the drain; light /send wrk -c4 with 20 ms pauses) on one herald per store, track, batch, send and light in turn, first on an empty SQLite store, then on a store seeded by \`herald seed\` with ${P} profiles (u0..u${has('growth.profiles') ? (num('growth.profiles') - 1).toLocaleString('en-US') : '?'}; the ingest events' userIds u0..u9999 hit existing profiles) and ${M} SENT messages with ${H} history rows (5 each, shaped as herald writes them for a webhook send). Both stores in the same directory; the seeded one was written just before its runs (warm page cache). Ratio: seeded / empty, same run.`, '');
-  out.push(`Seeding: ${int('growth.seed.profiles')} profiles in ${R['growth.seed.profiles_s'] || '—'} s, ${int('growth.seed.messages')} messages + ${H} history rows in ${R['growth.seed.messages_s'] || '—'} s; **${R['growth.seed.total_s'] || '—'} s in all (${int('growth.seed.rows_ps')} rows/s)**; store on disk: ${int('growth.seed.store_mb')} MB (empty store after its runs: ${int('growth.empty.store_mb')} MB). herald started on it in ${R['growth.seeded.start_s'] || '—'} s (empty: ${R['growth.empty.start_s'] || '—'} s).`, '');
+  out.push('', `### Growth with stored data, ${storeName} (bench/growth.sh: an empty store, then one holding ${P} profiles and ${M} messages)`, '');
+  out.push(`${pre === 'growth' ? '' : `PostgreSQL ${R['growth.pg.version'] || R['pg.version'] || '?'} on the throwaway cluster of scripts/pg-test.sh (fsync off), ${R['growth.pg.store_fs'] || '?'}; "others" below include PostgreSQL's own processes. `}The same runs (wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64}, ${R['run.duration'] || 10} s; /send ${R['run.send_duration'] || 10} s then the drain; light /send wrk -c4 with 20 ms pauses) on one herald per store, track, batch, send and light in turn, first on an empty ${storeName} store, then on a store seeded by \`herald seed\` with ${P} profiles (u0..u${has('growth.profiles') ? (num('growth.profiles') - 1).toLocaleString('en-US') : '?'}; the ingest events' userIds u0..u9999 hit existing profiles) and ${M} SENT messages with ${H} history rows (5 each, shaped as herald writes them for a webhook send). Both stores in the same ${pre === 'growth' ? 'directory' : 'cluster'}; the seeded one was written just before its runs (warm page cache). Ratio: seeded / empty, same run.`, '');
+  out.push(`Seeding: ${int(g('seed.profiles'))} profiles in ${R[g('seed.profiles_s')] || '—'} s, ${int(g('seed.messages'))} messages + ${H} history rows in ${R[g('seed.messages_s')] || '—'} s; **${R[g('seed.total_s')] || '—'} s in all (${int(g('seed.rows_ps'))} rows/s)**; store on disk: ${int(g('seed.store_mb'))} MB (empty store after its runs: ${int(g('empty.store_mb'))} MB). herald started on it in ${R[g('seeded.start_s')] || '—'} s (empty: ${R[g('empty.start_s')] || '—'} s).`, '');
   out.push('| figure | empty store | seeded store | seeded / empty |');
   out.push('| --- | --- | --- | --- |');
   out.push(row('POST /v1/track events/s', 'track.eps', int));
@@ -138,7 +142,7 @@ function growthTables(out) {
       const p = g(`${s}.${c}`);
       if (!has(`${p}.cpu_machine`)) return '—';
       const o = num(`${p}.cpu_machine`) - num(`${p}.cpu_server`) - num(`${p}.cpu_wrk`);
-      if (o > NOISY) gnoisy.push(`${s} ${c}`);
+      if (o > NOISY) gnoisy.push(`${storeName} ${s} ${c}`);
       return o > NOISY ? `**${o.toFixed(2)}**` : o.toFixed(2);
     };
     out.push(`| ${c} | ${cores(g(`empty.${c}.cpu_server`))} | ${cores(g(`seeded.${c}.cpu_server`))} | ${oth('empty')} | ${oth('seeded')} |`);
@@ -225,7 +229,8 @@ function tables() {
     if (pgNoisy.length)
       out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${pgNoisy.join('; ')}. Rerun before comparing those.`);
   }
-  growthTables(out);
+  growthTables(out, 'growth', 'SQLite');
+  growthTables(out, 'growth.pg', 'PostgreSQL');
   out.push('', '### Where the time goes (same runs)', '');
   out.push('CPU in cores (CPU-seconds per second of the run; the machine has 2): the server\'s process(es), wrk, the whole machine, and the rest (machine - server - wrk: other tenants, the kernel\'s own threads; in bold above ' + NOISY + ' cores, a noisy neighbour).', '');
   out.push('| run | server | wrk | machine busy | others | store transactions / commits (per commit) |');
