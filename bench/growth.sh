@@ -16,8 +16,10 @@
 #                            accepted/s and delivered/s (first send to last delivery)
 #   growth.<s>.light         /send at a light paced load (wrk -t1 -c4, 20 ms pauses,
 #                            LIGHT_DURATION s): send-to-delivery latency without a backlog
+#   growth.<s>.read          before the load: GROWTH_READS (50) sequential reads each of a
+#                            profile, a recipient's messages and a message's history: p50, max
 #
-# One herald per store runs the four cases in turn (track, batch, send, light), each
+# One herald per store runs the reads, then four cases in turn (track, batch, send, light), each
 # checked as in ingest.sh / send.sh: catalog count = events in herald's 2xx answers,
 # sink count = herald's 202 answers. The seeded profiles are u0..u(N-1): the ingest
 # events' userIds (u0..u9999) hit existing profiles, as returning users do.
@@ -39,6 +41,7 @@ GROWTH_MESSAGES=${GROWTH_MESSAGES:-10000000}
 GROWTH_DIR=${GROWTH_DIR:-$REPO_ROOT/build/bench-growth}
 SEND_DURATION=${SEND_DURATION:-10}
 LIGHT_DURATION=${LIGHT_DURATION:-5}
+GROWTH_READS=${GROWTH_READS:-50}
 BATCH=${BENCH_BATCH:-100}
 export BENCH_BATCH=$BATCH
 
@@ -66,6 +69,7 @@ trap cleanup_growth EXIT
 
 result growth.profiles "$GROWTH_PROFILES"
 result growth.messages "$GROWTH_MESSAGES"
+result growth.reads "$GROWTH_READS"
 result growth.store_fs "$(df -PT "$GROWTH_DIR" | awk 'NR == 2 {print $2 " on " $1}')"
 
 # ---- disk: ~2.6 KB per message with its history and indexes, ~0.5 KB per profile ---------
@@ -123,6 +127,32 @@ send_case() {
     if [ "$accepted" = "$delivered" ]; then result "$p.check" ok; else result "$p.check" MISMATCH; fi
 }
 
+# read_case PREFIX: the reads an operator (or the admin UI's Profiles and Messages pages)
+# makes, GROWTH_READS times each, one at a time, users drawn from the seeded ids:
+# GET /profiles/u<n>, GET /messages?recipient=u<n>&limit=10, GET /messages/<id>/history of
+# the newest message of a /messages?limit=1 page. p50 and max in ms.
+read_case() {
+    local p=$1 what path i u times id
+    for what in profile recipient history; do
+        times=()
+        for i in $(seq 1 "$GROWTH_READS"); do
+            u=$(( (RANDOM * 32768 + RANDOM) % (GROWTH_PROFILES > 0 ? GROWTH_PROFILES : 1) ))
+            case $what in
+            profile) path="/profiles/u$u" ;;
+            recipient) path="/messages?recipient=u$u&limit=10" ;;
+            history)
+                id=$(hget "/messages?limit=1&recipient=u$u" | json - '(j.results[0] || {id: ""}).id')
+                [ -n "$id" ] || id=$(hget "/messages?limit=1" | json - '(j.results[0] || {id: "none"}).id')
+                path="/messages/$id/history" ;;
+            esac
+            times+=("$(curl -s -o /dev/null -w '%{time_total}' --max-time 120 \
+                -H "Authorization: $ADMIN_AUTH" "$HERALD_URL$path")")
+        done
+        result "$p.$what.p50_ms" "$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]*1000}')"
+        result "$p.$what.max_ms" "$(printf '%s\n' "${times[@]}" | sort -g | awk 'END {printf "%.2f", $1*1000}')"
+    done
+}
+
 # store_cases PREFIX DSN: herald on DSN, the four cases, stop.
 store_cases() {
     local p=$1 dsn=$2 t0
@@ -131,6 +161,7 @@ store_cases() {
     HERALD_STORE_DSN=$dsn start_herald "${p//./-}" ${HERALD_ARGS:-}
     result "$p.start_s" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')"
     hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
+    read_case "$p.read"
     ingest_case "$p.track" track "Bench Track" 1
     ingest_case "$p.batch" batch "Bench Batch" "$BATCH"
     WRK_DURATION=$SEND_DURATION send_case "$p.send"

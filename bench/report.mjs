@@ -132,6 +132,10 @@ function growthTables(out, pre, storeName) {
   out.push(row('/send delivered/s (first send to last delivery)', 'send.delivered_ps', int));
   out.push(row('light /send, send to delivery p50 / p99', 'light.e2e_p50_ms', e2e, 'light.e2e_p99_ms'));
   out.push(row('drain after the /send run (s)', 'send.drain_s', (k) => R[k] || '—'));
+  const rd = (k) => `${ms(k)} / ${ms(k.replace(/p50_ms$/, 'max_ms'))}`;
+  out.push(row(`GET /profiles/{id}, p50 / max of ${R['growth.reads'] || 50} (before the load)`, 'read.profile.p50_ms', rd, 'read.profile.max_ms'));
+  out.push(row('GET /messages?recipient={id}&limit=10, p50 / max', 'read.recipient.p50_ms', rd, 'read.recipient.max_ms'));
+  out.push(row('GET /messages/{id}/history, p50 / max', 'read.history.p50_ms', rd, 'read.history.max_ms'));
   out.push(`| checks track / batch / send / light | ${chk('empty')} | ${chk('seeded')} | — |`);
   out.push('', 'CPU in cores during each run (others = machine - herald - wrk; bold above ' + NOISY + ': noisy).', '');
   out.push('| run | herald empty | herald seeded | others empty | others seeded |');
