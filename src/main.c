@@ -60,6 +60,12 @@ static const char usage_main[] =
     "                        after an interruption. Ends with a table of row counts per\n"
     "                        table and exits 0 only when source and target counts match.\n"
     "                        Refuses a target holding another workspace unless --force.\n"
+    "  seed [--profiles N] [--messages M] [--batch B]\n"
+    "                        for benchmarks (bench/growth.sh): write N realistic profiles\n"
+    "                        (u0..u<N-1>) and M SENT messages with their 5 history rows\n"
+    "                        each, B messages per transaction (default 5000). Messages\n"
+    "                        only into a store that holds none yet. Prints the rows written\n"
+    "                        and the time taken.\n"
     "\n"
     "Every command takes --store DSN (env HERALD_STORE; default sqlite:./var/herald.db).\n"
     "  herald --help         this text\n";
