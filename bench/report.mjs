@@ -294,8 +294,16 @@ console.log(section);
 if (docs) {
   const p = path.resolve(docs);
   let text = fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '';
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
+  // the markers count only alone on their line (prose may quote them)
+  const lineAt = (m, from = 0) => {
+    for (let i = text.indexOf(m, from); i >= 0; i = text.indexOf(m, i + 1)) {
+      const end = i + m.length;
+      if ((i === 0 || text[i - 1] === '\n') && (end === text.length || text[end] === '\n')) return i;
+    }
+    return -1;
+  };
+  const b = lineAt(BEGIN);
+  const e = b >= 0 ? lineAt(END, b) : -1;
   if (b >= 0 && e > b) {
     text = text.slice(0, b) + section + text.slice(e + END.length);
   } else {
