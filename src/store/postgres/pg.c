@@ -126,10 +126,24 @@ enum stmt_id {
     S_MSG_GET,
     S_MSG_GET_FOR_UPDATE,
     S_MSG_LIST,
+    S_MSG_LIST_RECIPIENT,
+    S_MSG_LIST_RUN,
+    S_MSG_LIST_STATUS,
     S_HIST_APPEND,
     S_HIST_LIST,
     S_COUNT
 };
+
+/* the message list with an optional leading filter that names an indexed column */
+#define MSG_LIST_WHERE(lead)                                                                  \
+    "SELECT " MSG_COLS " FROM messages WHERE " lead " ($1::text = '' OR recipient = $1::text) " \
+    "AND ($2::text = '' OR status = $2::text) "                                              \
+    "AND ($3::text = '' OR notification = $3::text) "                                        \
+    "AND ($4::text = '' OR event = $4::text) "                                               \
+    "AND ($5::text = '' OR tags::jsonb ? $5::text) "                                         \
+    "AND ($6::text = '' OR trace_id = $6::text) AND ($7::text = '' OR run_id = $7::text) "   \
+    "AND ($8::text = '' OR seq < (SELECT m2.seq FROM messages m2 WHERE m2.id = $8::text)) " \
+    "ORDER BY seq DESC LIMIT $9::bigint"
 
 static const char *const SQL[S_COUNT] = {
     [S_PING] = "SELECT 1",
@@ -236,15 +250,12 @@ static const char *const SQL[S_COUNT] = {
         "WHERE id = $1::text",
     [S_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE id = $1::text",
     [S_MSG_GET_FOR_UPDATE] = "SELECT " MSG_COLS " FROM messages WHERE id = $1::text FOR UPDATE",
-    [S_MSG_LIST] =
-        "SELECT " MSG_COLS " FROM messages WHERE ($1::text = '' OR recipient = $1::text) "
-        "AND ($2::text = '' OR status = $2::text) "
-        "AND ($3::text = '' OR notification = $3::text) "
-        "AND ($4::text = '' OR event = $4::text) "
-        "AND ($5::text = '' OR tags::jsonb ? $5::text) "
-        "AND ($6::text = '' OR trace_id = $6::text) AND ($7::text = '' OR run_id = $7::text) "
-        "AND ($8::text = '' OR seq < (SELECT m2.seq FROM messages m2 WHERE m2.id = $8::text)) "
-        "ORDER BY seq DESC LIMIT $9::bigint",
+    /* one statement per indexed leading filter besides the generic one: a generic plan
+     * of a prepared statement cannot use an index for ($1 = '' OR recipient = $1) */
+    [S_MSG_LIST] = MSG_LIST_WHERE(""),
+    [S_MSG_LIST_RECIPIENT] = MSG_LIST_WHERE("recipient = $1::text AND"),
+    [S_MSG_LIST_RUN] = MSG_LIST_WHERE("run_id = $7::text AND"),
+    [S_MSG_LIST_STATUS] = MSG_LIST_WHERE("status = $2::text AND"),
     [S_HIST_APPEND] = "INSERT INTO message_history(message_id, ts, type, body) "
                       "VALUES($1::text, $2::bigint, $3::text, $4::bytea)",
     [S_HIST_LIST] = "SELECT seq, ts, type, body FROM message_history "
@@ -2131,7 +2142,12 @@ static int pg_message_list(struct store *s, const struct message_filter *f, stru
     p_text(&p, f->run_id);
     p_text(&p, f->before_id);
     p_i64(&p, (int64_t)f->limit);
-    rc = rd_q((struct pg_store *)s, S_MSG_LIST, &p, &r, "message_list");
+    rc = rd_q((struct pg_store *)s,
+              f->recipient.len ? S_MSG_LIST_RECIPIENT
+              : f->run_id.len  ? S_MSG_LIST_RUN
+              : f->status.len  ? S_MSG_LIST_STATUS
+                               : S_MSG_LIST,
+              &p, &r, "message_list");
     if (rc < 0)
         goto out;
     rows = PQntuples(r);
