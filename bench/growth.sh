@@ -130,12 +130,12 @@ send_case() {
 # read_case PREFIX: the reads an operator (or the admin UI's Profiles and Messages pages)
 # makes, GROWTH_READS times each, one at a time, users drawn from the seeded ids:
 # GET /profiles/u<n>, GET /messages?recipient=u<n>&limit=10, GET /messages/<id>/history of
-# the newest message of a /messages?limit=1 page. p50 and max in ms.
+# u<n>'s newest message (or the newest of all when u<n> has none). p50 and max in ms.
 read_case() {
-    local p=$1 what path i u times id
+    local p=$1 what path u times id
     for what in profile recipient history; do
         times=()
-        for i in $(seq 1 "$GROWTH_READS"); do
+        for _ in $(seq 1 "$GROWTH_READS"); do
             u=$(( (RANDOM * 32768 + RANDOM) % (GROWTH_PROFILES > 0 ? GROWTH_PROFILES : 1) ))
             case $what in
             profile) path="/profiles/u$u" ;;
