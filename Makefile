@@ -7,6 +7,10 @@
 #   make VARIANT=asan|tsan unit|e2e    one suite against one sanitizer build
 #   make soak       30 minutes (SOAK_SECONDS) of steady load at half the measured capacity
 #                   on the release build; fails if anything is lost, memory or latency grows
+#   make bench      every benchmark (bench/run.sh: ingest, send, flow, PostgreSQL when its
+#                   server binaries are present, growth with 1M profiles / 10M messages)
+#                   and rewrite the generated part of docs/PERFORMANCE.md; BENCH_QUICK=1
+#                   for a short smoke run (see bench/README.md)
 #   make clean
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
@@ -162,6 +166,30 @@ SOAK_SECONDS ?= 1800
 soak:
 	$(MAKE) VARIANT=rel herald
 	HERALD_BIN=$(CURDIR)/build/rel/herald SOAK_SECONDS=$(SOAK_SECONDS) node tests/soak/soak.mjs
+
+# bench: the release binary, the bench's own tools (bench/lib.sh's bench_tool uses these
+# when they are newer than their source), then every benchmark; rewrites the generated
+# section of docs/PERFORMANCE.md. bench/pg.sh starts (and stops) its own throwaway
+# PostgreSQL cluster (scripts/pg-test.sh), or says loudly that it skips it.
+BENCH_TOOLS := build/bench/sink build/bench/curl_baseline
+
+build/bench/sink: bench/sink.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -o $@ $<
+
+build/bench/curl_baseline: bench/curl_baseline.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -o $@ $< -lcurl
+
+bench:
+	$(MAKE) VARIANT=rel herald
+	$(MAKE) $(BENCH_TOOLS)
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	    echo "make bench: PostgreSQL server binaries found: bench/pg.sh runs on a throwaway cluster"; \
+	else \
+	    echo "make bench: NO PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl): the PostgreSQL part is SKIPPED (scripts/deps.sh test installs them)"; \
+	fi
+	bench/run.sh --no-build --write-docs
 
 clean:
 	rm -rf build herald

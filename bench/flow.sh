@@ -51,9 +51,8 @@ record_wrk nginx.flow 1
 NGINX_RPS=$W_rps
 stop_pid "$NGINX_PID"
 
-cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c" || die "cannot build bench/sink.c"
-cc -O2 -o "$BENCH_TMP/curl_baseline" "$BENCH_HOME/curl_baseline.c" -lcurl ||
-    die "cannot build bench/curl_baseline.c (apt-get install -y libcurl4-openssl-dev)"
+bench_tool sink
+bench_tool curl_baseline
 SINK_PORT=$(free_port)
 "$BENCH_TMP/sink" "$SINK_PORT" &
 SINK_PID=$!

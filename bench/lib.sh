@@ -67,6 +67,20 @@ need() {
     done
 }
 
+# bench_tool NAME: $BENCH_TMP/NAME built from bench/NAME.c: a copy of build/bench/NAME
+# when `make bench` built it from the current source, else compiled here.
+bench_tool() {
+    local name=$1 pre=$REPO_ROOT/build/bench/$1 libs=""
+    if [ "$name" = curl_baseline ]; then libs=-lcurl; fi
+    if [ -x "$pre" ] && [ "$pre" -nt "$BENCH_HOME/$name.c" ]; then
+        cp "$pre" "$BENCH_TMP/$name"
+    else
+        # shellcheck disable=SC2086
+        cc -O2 -o "$BENCH_TMP/$name" "$BENCH_HOME/$name.c" $libs ||
+            die "cannot build bench/$name.c (apt-get install -y libcurl4-openssl-dev)"
+    fi
+}
+
 # result KEY VALUE: print and record one figure.
 result() {
     echo "$1=$2"
@@ -130,8 +144,8 @@ machine_ticks() {
 
 # ---- herald ----------------------------------------------------------------------------
 
-# start_herald NAME [extra serve flags...]: a fresh store in $BENCH_TMP/NAME, on a free
-# port. Sets HERALD_PID, HERALD_URL, ADMIN_KEY, WRITE_KEY, WRITE_AUTH, ADMIN_AUTH.
+# start_herald NAME [extra serve flags...]: a fresh store in $BENCH_TMP/NAME (or the store
+# HERALD_STORE_DSN names, e.g. a seeded one), on a free port. Sets HERALD_PID, HERALD_URL, ADMIN_KEY, WRITE_KEY, WRITE_AUTH, ADMIN_AUTH.
 start_herald() {
     local name=$1 dir port
     shift
@@ -139,12 +153,12 @@ start_herald() {
     dir=$BENCH_TMP/$name
     mkdir -p "$dir"
     port=$(free_port)
-    (cd "$dir" && exec "$HERALD_BIN" serve --listen "127.0.0.1:$port" --store "sqlite:$dir/herald.db" \
+    (cd "$dir" && exec "$HERALD_BIN" serve --listen "127.0.0.1:$port" --store "${HERALD_STORE_DSN:-sqlite:$dir/herald.db}" \
         --log-level warn --egress-allow 127.0.0.0/8 "$@" >"$dir/stdout" 2>"$dir/stderr") &
     HERALD_PID=$!
     BENCH_PIDS+=("$HERALD_PID")
     HERALD_URL=http://127.0.0.1:$port
-    wait_http "$HERALD_URL/healthz" 15
+    wait_http "$HERALD_URL/healthz" 60
     for _ in $(seq 1 100); do
         grep -q '^HERALD_WRITE_KEY=' "$dir/stdout" && break
         sleep 0.05
@@ -154,7 +168,7 @@ start_herald() {
     if [ -z "$ADMIN_KEY" ] || [ -z "$WRITE_KEY" ]; then die "herald printed no keys ($dir/stdout)"; fi
     ADMIN_AUTH="Bearer $ADMIN_KEY"
     WRITE_AUTH="Basic $(printf '%s:' "$WRITE_KEY" | base64 -w0)"
-    log "herald $name: pid $HERALD_PID at $HERALD_URL, store $dir"
+    log "herald $name: pid $HERALD_PID at $HERALD_URL, store ${HERALD_STORE_DSN:-$dir}"
 }
 
 # hget PATH: GET with the admin key, body on stdout.

@@ -224,8 +224,8 @@ record_par pg.nginx.batch
 result pg.nginx.batch.eps "$((P_rps * BATCH))"
 stop_pid "$NGINX_PID"
 
-cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c" || die "cannot build bench/sink.c"
-cc -O2 -o "$BENCH_TMP/curl_baseline" "$BENCH_HOME/curl_baseline.c" -lcurl || die "cannot build bench/curl_baseline.c"
+bench_tool sink
+bench_tool curl_baseline
 SINK_PORT=$(free_port)
 "$BENCH_TMP/sink" "$SINK_PORT" &
 SINK_PID=$!

@@ -1,5 +1,6 @@
 // report.mjs: turn the key=value results of bench/ingest.sh, bench/send.sh,
-// bench/flow.sh and bench/pg.sh into the markdown tables of docs/PERFORMANCE.md.
+// bench/flow.sh, bench/pg.sh and bench/growth.sh into the markdown tables of
+// docs/PERFORMANCE.md.
 //
 //   node bench/report.mjs RESULTS_FILE [--docs docs/PERFORMANCE.md]
 //
@@ -50,9 +51,10 @@ function sh(cmd, argv, fallback = '?') {
 
 function machine() {
   const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
-  const model = (/^model name\s*:\s*(.*)$/m.exec(cpuinfo) || [])[1] || '?';
+  const model = R['run.cpu_model'] || (/^model name\s*:\s*(.*)$/m.exec(cpuinfo) || [])[1] || '?';
   const mhz = (/^cpu MHz\s*:\s*(.*)$/m.exec(cpuinfo) || [])[1];
   const mem = (/^MemTotal:\s*(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8')) || [])[1];
+  const memGib = R['run.mem_gib'] || (mem ? (Number(mem) / 1048576).toFixed(1) : '?');
   const commit = R['run.commit'] || sh('git', ['rev-parse', '--short', 'HEAD']);
   const dirty = R['run.dirty'] !== undefined ? Number(R['run.dirty']) > 0
     : Boolean(sh('git', ['status', '--porcelain', '--untracked-files=no']));
@@ -60,12 +62,20 @@ function machine() {
   const nginx = sh('sh', ['-c', 'nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1']).replace(/^nginx version: /, '');
   const sqlite = sh('sh', ['-c', 'pkg-config --modversion sqlite3 2>/dev/null || echo ?']);
   const curl = sh('sh', ['-c', 'curl-config --version 2>/dev/null || echo ?']);
+  const mins = (k) => (has(k) ? `${(num(k) / 60).toFixed(1)} min` : null);
+  const parts = ['ingest', 'send', 'flow', 'pg', 'growth'].filter((b) => has(`run.${b}.elapsed_s`))
+    .map((b) => `${b} ${mins(`run.${b}.elapsed_s`)}`);
   return [
-    `- date: ${R['run.date'] || new Date().toISOString()}`,
-    `- commit: \`${commit}\`${dirty ? ' (with uncommitted changes to tracked files)' : ''}`,
-    `- machine: ${sh('nproc', [])} CPUs, ${model}${mhz ? ` (${Number(mhz).toFixed(0)} MHz)` : ''}, ` +
-      `${mem ? (Number(mem) / 1048576).toFixed(1) : '?'} GiB RAM, Linux ${os.release()}; ` +
+    `- date: ${R['run.date'] || new Date().toISOString()}` +
+      (has('run.elapsed_s') ? `; the whole run took ${mins('run.elapsed_s')} (${parts.join(', ')})` : ''),
+    `- commit: \`${commit}\`${dirty ? ' (with uncommitted changes to tracked files)' : ''}` +
+      (R['run.quick'] === '1' ? ' — **quick run (BENCH_QUICK=1): short runs and a small seeded store, a smoke test, not figures**' : ''),
+    `- machine: ${R['run.cpus'] || sh('nproc', [])} CPUs, ${model}${mhz ? ` (${Number(mhz).toFixed(0)} MHz)` : ''}, ` +
+      `${memGib} GiB RAM, Linux ${R['run.kernel'] || os.release()}, ${R['run.os'] || '?'}; ` +
       `load average before the run: ${R['run.loadavg'] || '?'}`,
+    `- stores: SQLite in ${R['run.store_fs'] || '?'}` +
+      (has('growth.store_fs') ? `; growth stores in ${R['growth.store_fs']}` : '') +
+      (has('pg.version') ? `; PostgreSQL ${R['pg.version']} (throwaway cluster under build/pg, fsync off)` : ''),
     `- tools: ${wrk}, nginx ${nginx}, SQLite ${sqlite}, ${curl}; ` +
       `wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64} -d${R['run.duration'] || 10}s, ` +
       `send run ${R['run.send_duration'] || 10}s` +
@@ -86,11 +96,72 @@ function errs(prefix) {
   return b || s ? `; **${b} error statuses, ${s} socket errors**` : '';
 }
 
+
+function growthTables(out, pre, storeName) {
+  if (has('growth.skipped')) {
+    if (pre === 'growth') out.push('', '### Growth with stored data', '', `**Skipped**: ${R['growth.skipped']} (bench/growth.sh).`);
+    return;
+  }
+  if (has(`${pre}.skipped`)) {
+    out.push('', `### Growth with stored data, ${storeName}`, '', '**Skipped**: no PostgreSQL server binaries (bench/growth.sh).');
+    return;
+  }
+  if (!has(`${pre}.empty.track.rps`)) return;
+  const P = int('growth.profiles'), M = int('growth.messages');
+  const H = has(`${pre}.seed.history`) ? int(`${pre}.seed.history`) : '—';
+  const g = (k) => `${pre}.${k}`;
+  const row = (label, key, fmt, key2) => {
+    const e = g(`empty.${key}`), sd = g(`seeded.${key}`);
+    const r2 = key2 ? ` / ${x(g(`seeded.${key2}`), g(`empty.${key2}`))}` : '';
+    return `| ${label} | ${fmt(e)} | ${fmt(sd)} | ${x(sd, e)}${r2} |`;
+  };
+  const pp = (k) => `${ms(k.replace(/\.[a-z0-9_]+$/, '.p50_ms'))} / ${ms(k.replace(/\.[a-z0-9_]+$/, '.p99_ms'))}`;
+  const e2e = (k) => `${ms(k.replace(/\.[a-z0-9_]+$/, '.e2e_p50_ms'))} / ${ms(k.replace(/\.[a-z0-9_]+$/, '.e2e_p99_ms'))}`;
+  const chk = (s) => ['track', 'batch', 'send', 'light'].map((c) => R[g(`${s}.${c}.check`)] === 'ok' ? 'ok' : `**${R[g(`${s}.${c}.check`)] || '—'}**`).join(' / ');
+  out.push('', `### Growth with stored data, ${storeName} (bench/growth.sh: an empty store, then one holding ${P} profiles and ${M} messages)`, '');
+  out.push(`${pre === 'growth' ? '' : `PostgreSQL ${R['growth.pg.version'] || R['pg.version'] || '?'} on the throwaway cluster of scripts/pg-test.sh (fsync off), ${R['growth.pg.store_fs'] || '?'}; "others" below include PostgreSQL's own processes. `}The same runs (wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64}, ${R['run.duration'] || 10} s; /send ${R['run.send_duration'] || 10} s then the drain; light /send wrk -c4 with 20 ms pauses) on one herald per store, track, batch, send and light in turn, first on an empty ${storeName} store, then on a store seeded by \`herald seed\` with ${P} profiles (u0..u${has('growth.profiles') ? (num('growth.profiles') - 1).toLocaleString('en-US') : '?'}; the ingest events' userIds u0..u9999 hit existing profiles) and ${M} SENT messages with ${H} history rows (5 each, shaped as herald writes them for a webhook send). Both stores in the same ${pre === 'growth' ? 'directory' : 'cluster'}; the seeded one was written just before its runs (warm page cache). Ratio: seeded / empty, same run.`, '');
+  out.push(`Seeding: ${int(g('seed.profiles'))} profiles in ${R[g('seed.profiles_s')] || '—'} s, ${int(g('seed.messages'))} messages + ${H} history rows in ${R[g('seed.messages_s')] || '—'} s; **${R[g('seed.total_s')] || '—'} s in all (${int(g('seed.rows_ps'))} rows/s)**; store on disk: ${int(g('seed.store_mb'))} MB (empty store after its runs: ${int(g('empty.store_mb'))} MB). herald started on it in ${R[g('seeded.start_s')] || '—'} s (empty: ${R[g('empty.start_s')] || '—'} s).`, '');
+  out.push('| figure | empty store | seeded store | seeded / empty |');
+  out.push('| --- | --- | --- | --- |');
+  out.push(row('POST /v1/track events/s', 'track.eps', int));
+  out.push(row('/v1/track p50 / p99', 'track.p50_ms', pp, 'track.p99_ms'));
+  out.push(row('POST /v1/batch events/s (100 per request)', 'batch.eps', int));
+  out.push(row('/v1/batch p50 / p99', 'batch.p50_ms', pp, 'batch.p99_ms'));
+  out.push(row('POST /send accepted/s', 'send.rps', int));
+  out.push(row('/send answer p50 / p99', 'send.p50_ms', pp, 'send.p99_ms'));
+  out.push(row('/send delivered/s (first send to last delivery)', 'send.delivered_ps', int));
+  out.push(row('light /send, send to delivery p50 / p99', 'light.e2e_p50_ms', e2e, 'light.e2e_p99_ms'));
+  out.push(row('drain after the /send run (s)', 'send.drain_s', (k) => R[k] || '—'));
+  const rd = (k) => `${ms(k)} / ${ms(k.replace(/p50_ms$/, 'max_ms'))}`;
+  out.push(row(`GET /profiles/{id}, p50 / max of ${R['growth.reads'] || 50} (before the load)`, 'read.profile.p50_ms', rd, 'read.profile.max_ms'));
+  out.push(row('GET /messages?recipient={id}&limit=10, p50 / max', 'read.recipient.p50_ms', rd, 'read.recipient.max_ms'));
+  out.push(row('GET /messages/{id}/history, p50 / max', 'read.history.p50_ms', rd, 'read.history.max_ms'));
+  out.push(`| checks track / batch / send / light | ${chk('empty')} | ${chk('seeded')} | — |`);
+  out.push('', 'CPU in cores during each run (others = machine - herald - wrk; bold above ' + NOISY + ': noisy).', '');
+  out.push('| run | herald empty | herald seeded | others empty | others seeded |');
+  out.push('| --- | --- | --- | --- | --- |');
+  const gnoisy = [];
+  for (const c of ['track', 'batch', 'send', 'light']) {
+    const oth = (s) => {
+      const p = g(`${s}.${c}`);
+      if (!has(`${p}.cpu_machine`)) return '—';
+      const o = num(`${p}.cpu_machine`) - num(`${p}.cpu_server`) - num(`${p}.cpu_wrk`);
+      if (o > NOISY) gnoisy.push(`${storeName} ${s} ${c}`);
+      return o > NOISY ? `**${o.toFixed(2)}**` : o.toFixed(2);
+    };
+    out.push(`| ${c} | ${cores(g(`empty.${c}.cpu_server`))} | ${cores(g(`seeded.${c}.cpu_server`))} | ${oth('empty')} | ${oth('seeded')} |`);
+  }
+  if (gnoisy.length)
+    out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${gnoisy.join('; ')}. Rerun before reading a ratio from those.`);
+}
+
 function tables() {
   const out = [];
-  out.push('### Ingest (events in)', '');
-  out.push('| what | herald | baseline, same run | ratio | p50 / p99 (herald; baseline) | check |');
-  out.push('| --- | --- | --- | --- | --- | --- |');
+  if (has('herald.track.rps') || has('herald.batch.rps')) {
+    out.push('### Ingest (events in)', '');
+    out.push('| what | herald | baseline, same run | ratio | p50 / p99 (herald; baseline) | check |');
+    out.push('| --- | --- | --- | --- | --- | --- |');
+  }
   if (has('herald.track.rps')) {
     out.push(`| POST /v1/track, 1 event (~700 B) per request | ${int('herald.track.rps')} req/s = ${int('herald.track.eps')} events/s${errs('herald.track')} | nginx fixed 200, same POST bodies: ${int('nginx.track.rps')} req/s | ${x('herald.track.rps', 'nginx.track.rps')} | ${ms('herald.track.p50_ms')} / ${ms('herald.track.p99_ms')}; ${ms('nginx.track.p50_ms')} / ${ms('nginx.track.p99_ms')} | ${check('herald.track')} |`);
   }
@@ -162,6 +233,8 @@ function tables() {
     if (pgNoisy.length)
       out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${pgNoisy.join('; ')}. Rerun before comparing those.`);
   }
+  growthTables(out, 'growth', 'SQLite');
+  growthTables(out, 'growth.pg', 'PostgreSQL');
   out.push('', '### Where the time goes (same runs)', '');
   out.push('CPU in cores (CPU-seconds per second of the run; the machine has 2): the server\'s process(es), wrk, the whole machine, and the rest (machine - server - wrk: other tenants, the kernel\'s own threads; in bold above ' + NOISY + ' cores, a noisy neighbour).', '');
   out.push('| run | server | wrk | machine busy | others | store transactions / commits (per commit) |');
@@ -199,7 +272,7 @@ function tables() {
 const section = [
   BEGIN,
   '',
-  '## Figures (generated by `bench/run.sh --write-docs`)',
+  '## Figures (generated by `make bench`, i.e. `bench/run.sh --write-docs`)',
   '',
   machine(),
   '',
@@ -221,8 +294,16 @@ console.log(section);
 if (docs) {
   const p = path.resolve(docs);
   let text = fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : '';
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
+  // the markers count only alone on their line (prose may quote them)
+  const lineAt = (m, from = 0) => {
+    for (let i = text.indexOf(m, from); i >= 0; i = text.indexOf(m, i + 1)) {
+      const end = i + m.length;
+      if ((i === 0 || text[i - 1] === '\n') && (end === text.length || text[end] === '\n')) return i;
+    }
+    return -1;
+  };
+  const b = lineAt(BEGIN);
+  const e = b >= 0 ? lineAt(END, b) : -1;
   if (b >= 0 && e > b) {
     text = text.slice(0, b) + section + text.slice(e + END.length);
   } else {

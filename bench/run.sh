@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# run.sh: build herald, run every benchmark, print the markdown tables.
+# run.sh: build herald, run every benchmark, print the markdown tables. `make bench` is
+# `bench/run.sh --write-docs` (after building herald and the bench tools).
 #
-#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|pg] [--no-build] [--rev REV]
-#                [--out FILE]
+#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|pg|growth] [--no-build]
+#                [--rev REV] [--out FILE]
 #
 #   --write-docs  also rewrite the generated section of docs/PERFORMANCE.md (between the
 #                 <!-- bench:results:begin/end --> markers; the prose around is kept)
-#   --quick       3 s runs instead of 10 s (a smoke test of the scripts, not figures)
-#   --only X      run only bench/X.sh
+#   --quick       (or BENCH_QUICK=1) 3 s runs instead of 10 s, and the growth bench on
+#                 100,000 profiles / 200,000 messages: a smoke test of the scripts, not figures
+#   --only X      run only bench/X.sh (repeatable: --only ingest --only send)
 #   (pg.sh: 1-3 herald nodes on a throwaway PostgreSQL cluster, ~6 minutes; in the default
 #   set when /usr/lib/postgresql/*/bin/pg_ctl exists, else skipped with a loud line)
+#   (growth.sh: the ingest and send figures on an empty store and on one seeded with
+#   1,000,000 profiles and 10,000,000 messages with their history; see bench/README.md)
 #   --no-build    use ./herald (or $HERALD_BIN) as it is (default: `make herald` first)
 #   --rev REV     benchmark commit REV exactly: `git archive REV` into a temp dir and
 #                 build there (the working tree's uncommitted changes are left out)
 #   --out FILE    keep the raw key=value results in FILE (default: a temp file)
 #
-# Takes about 13 minutes with the defaults (pg: ~6; flow: ~4.5, most of it herald draining the
-# saturating run's backlog). Needs wrk, nginx, curl, node, cc and
+# Takes about 13 minutes with the defaults without growth (pg: ~6; flow: ~4.5, most of it
+# herald draining the saturating run's backlog), plus growth.sh (seeding the 10M-message
+# store dominates it; the report gives the time of every part). Needs wrk, nginx, curl, node, cc and
 # libcurl's headers (Debian: apt-get install -y wrk nginx-light libcurl4-openssl-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,16 +30,23 @@ write_docs=0 build=1 only="" out="" rev=""
 while [ $# -gt 0 ]; do
     case $1 in
     --write-docs) write_docs=1 ;;
-    --quick) export PG_DURATION=3 SEND_PG_DURATION=2 BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 FLOW_DURATION=2 FLOW_LIGHT_DURATION=3 ;;
-    --only) only=$2; shift ;;
+    --quick) BENCH_QUICK=1 ;;
+    --only) only="$only $2"; shift ;;
     --no-build) build=0 ;;
     --rev) rev=$2; shift ;;
     --out) out=$2; shift ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    export PG_DURATION=3 SEND_PG_DURATION=2 BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 \
+        FLOW_DURATION=2 FLOW_LIGHT_DURATION=3
+    export GROWTH_PROFILES=${GROWTH_PROFILES:-100000} GROWTH_MESSAGES=${GROWTH_MESSAGES:-200000}
+fi
+started=$(date +%s)
 
 tmp_out="" rev_dir=""
 trap 'rm -rf ${tmp_out:+"$tmp_out"} ${rev_dir:+"$rev_dir"}' EXIT
@@ -67,21 +79,33 @@ export BENCH_OUT=$out
     echo "run.send_duration=${SEND_DURATION:-10}"
     echo "run.flow_duration=${FLOW_DURATION:-10}"
     echo "run.flow_light_duration=${FLOW_LIGHT_DURATION:-10}"
+    echo "run.quick=${BENCH_QUICK:-0}"
+    # the machine: the report prints these beside the figures
+    echo "run.cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+    echo "run.cpus=$(nproc)"
+    echo "run.mem_gib=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)"
+    echo "run.kernel=$(uname -r)"
+    echo "run.os=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-?}") (debian_version $(cat /etc/debian_version 2>/dev/null || echo ?))"
+    # where the benches' fresh SQLite stores live (lib.sh: mktemp under TMPDIR)
+    echo "run.store_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 {print $2 " on " $1}') (${TMPDIR:-/tmp})"
 } >>"$out"
 
 pg_here=0
 if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then pg_here=1; fi
-for b in ingest send flow pg; do
-    if [ -z "$only" ] || [ "$only" = "$b" ]; then
+for b in ingest send flow pg growth; do
+    if [ -z "$only" ] || [[ " $only " == *" $b "* ]]; then
         if [ "$b" = pg ] && [ "$pg_here" = 0 ]; then
             echo "########## bench/pg.sh SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl); scripts/deps.sh test installs them ##########" >&2
             echo "pg.skipped=1" >>"$out"
             continue
         fi
-        echo "== bench/$b.sh" >&2
+        echo "== bench/$b.sh ($(date -u +%H:%M:%S))" >&2
+        t0=$(date +%s)
         bash "bench/$b.sh" >/dev/null
+        echo "run.$b.elapsed_s=$(($(date +%s) - t0))" >>"$out"
     fi
 done
+echo "run.elapsed_s=$(($(date +%s) - started))" >>"$out"
 
 if [ "$write_docs" = 1 ]; then
     node bench/report.mjs "$out" --docs docs/PERFORMANCE.md

@@ -1,7 +1,8 @@
 /* main.c: the herald process: command line, configuration (flags over environment over
  * defaults), start-up of store, queue and HTTP server, signal handling and an orderly
- * stop. Subcommands: serve, keys, migrate-store. */
+ * stop. Subcommands: serve, keys, migrate-store, seed. */
 #include "admin/migrate.h"
+#include "admin/seed.h"
 #include "api/api.h"
 #include "http/http.h"
 #include "engine/automation.h"
@@ -19,6 +20,7 @@
 #include "util/str.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +66,12 @@ static const char usage_main[] =
     "                        after an interruption. Ends with a table of row counts per\n"
     "                        table and exits 0 only when source and target counts match.\n"
     "                        Refuses a target holding another workspace unless --force.\n"
+    "  seed [--profiles N] [--messages M] [--batch B]\n"
+    "                        for benchmarks (bench/growth.sh): write N realistic profiles\n"
+    "                        (u0..u<N-1>) and M SENT messages with their 5 history rows\n"
+    "                        each, B messages per transaction (default 5000). Messages\n"
+    "                        only into a store that holds none yet. Prints the rows written\n"
+    "                        and the time taken.\n"
     "\n"
     "Every command takes --store DSN (env HERALD_STORE; default sqlite:./var/herald.db).\n"
     "  herald --help         this text\n";
@@ -637,6 +645,59 @@ out:
     return rc;
 }
 
+/* ---- seed ------------------------------------------------------------------------ */
+
+static int cmd_seed(int argc, char **argv)
+{
+    const char *dsn = env_or("HERALD_STORE", "sqlite:./var/herald.db");
+    const char *profiles = "0", *messages = "0", *batch = "5000";
+    struct seed_opts o = {0, 0, 5000, time_now_ms(), stderr};
+    struct seed_result res;
+    struct store *st = NULL;
+    struct herr err;
+    int64_t p, m, b;
+    int rc = 1;
+
+    herr_clear(&err);
+    log_set_level(LOG_WARN);
+    for (int i = 0; i < argc; i++) {
+        int k;
+        if ((k = take_opt(argc, argv, &i, "--store", &dsn)) ||
+            (k = take_opt(argc, argv, &i, "--profiles", &profiles)) ||
+            (k = take_opt(argc, argv, &i, "--messages", &messages)) ||
+            (k = take_opt(argc, argv, &i, "--batch", &batch))) {
+            if (k < 0)
+                return EXIT_USAGE;
+            continue;
+        }
+        fprintf(stderr, "herald seed: unexpected argument %s\n", argv[i]);
+        return EXIT_USAGE;
+    }
+    if (parse_int(profiles, 0, 100000000, &p) < 0 || parse_int(messages, 0, 1000000000, &m) < 0 ||
+        parse_int(batch, 1, 100000, &b) < 0) {
+        fprintf(stderr, "herald seed: --profiles 0..100000000, --messages 0..1000000000, "
+                        "--batch 1..100000\n");
+        return EXIT_USAGE;
+    }
+    o.profiles = p;
+    o.messages = m;
+    o.batch = (size_t)b;
+    if (open_store(dsn, &st) < 0)
+        goto out;
+    if (seed_store(st, &o, &res, &err) < 0) {
+        fprintf(stderr, "herald seed: %s\n", err.msg[0] ? err.msg : "failed");
+        goto out;
+    }
+    printf("profiles=%" PRId64 " profiles_s=%.1f messages=%" PRId64 " history=%" PRId64
+           " messages_s=%.1f\n",
+           res.profiles, (double)res.profiles_ms / 1000.0, res.messages, res.history,
+           (double)res.messages_ms / 1000.0);
+    rc = 0;
+out:
+    store_close(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -653,6 +714,8 @@ int main(int argc, char **argv)
         return cmd_keys(argc - 2, argv + 2);
     if (strcmp(argv[1], "migrate-store") == 0)
         return cmd_migrate(argc - 2, argv + 2);
+    if (strcmp(argv[1], "seed") == 0)
+        return cmd_seed(argc - 2, argv + 2);
     fprintf(stderr, "herald: unknown command %s (see herald --help)\n", argv[1]);
     return EXIT_USAGE;
 }

@@ -127,10 +127,24 @@ enum stmt_id {
     S_MSG_GET,
     S_MSG_GET_FOR_UPDATE,
     S_MSG_LIST,
+    S_MSG_LIST_RECIPIENT,
+    S_MSG_LIST_RUN,
+    S_MSG_LIST_STATUS,
     S_HIST_APPEND,
     S_HIST_LIST,
     S_COUNT
 };
+
+/* the message list with an optional leading filter that names an indexed column */
+#define MSG_LIST_WHERE(lead)                                                                  \
+    "SELECT " MSG_COLS " FROM messages WHERE " lead " ($1::text = '' OR recipient = $1::text) " \
+    "AND ($2::text = '' OR status = $2::text) "                                              \
+    "AND ($3::text = '' OR notification = $3::text) "                                        \
+    "AND ($4::text = '' OR event = $4::text) "                                               \
+    "AND ($5::text = '' OR tags::jsonb ? $5::text) "                                         \
+    "AND ($6::text = '' OR trace_id = $6::text) AND ($7::text = '' OR run_id = $7::text) "   \
+    "AND ($8::text = '' OR seq < (SELECT m2.seq FROM messages m2 WHERE m2.id = $8::text)) " \
+    "ORDER BY seq DESC LIMIT $9::bigint"
 
 static const char *const SQL[S_COUNT] = {
     [S_PING] = "SELECT 1",
@@ -240,15 +254,12 @@ static const char *const SQL[S_COUNT] = {
         "WHERE id = $1::text",
     [S_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE id = $1::text",
     [S_MSG_GET_FOR_UPDATE] = "SELECT " MSG_COLS " FROM messages WHERE id = $1::text FOR UPDATE",
-    [S_MSG_LIST] =
-        "SELECT " MSG_COLS " FROM messages WHERE ($1::text = '' OR recipient = $1::text) "
-        "AND ($2::text = '' OR status = $2::text) "
-        "AND ($3::text = '' OR notification = $3::text) "
-        "AND ($4::text = '' OR event = $4::text) "
-        "AND ($5::text = '' OR tags::jsonb ? $5::text) "
-        "AND ($6::text = '' OR trace_id = $6::text) AND ($7::text = '' OR run_id = $7::text) "
-        "AND ($8::text = '' OR seq < (SELECT m2.seq FROM messages m2 WHERE m2.id = $8::text)) "
-        "ORDER BY seq DESC LIMIT $9::bigint",
+    /* one statement per indexed leading filter besides the generic one: a generic plan
+     * of a prepared statement cannot use an index for ($1 = '' OR recipient = $1) */
+    [S_MSG_LIST] = MSG_LIST_WHERE(""),
+    [S_MSG_LIST_RECIPIENT] = MSG_LIST_WHERE("recipient = $1::text AND"),
+    [S_MSG_LIST_RUN] = MSG_LIST_WHERE("run_id = $7::text AND"),
+    [S_MSG_LIST_STATUS] = MSG_LIST_WHERE("status = $2::text AND"),
     [S_HIST_APPEND] = "INSERT INTO message_history(message_id, ts, type, body) "
                       "VALUES($1::text, $2::bigint, $3::text, $4::bytea)",
     [S_HIST_LIST] = "SELECT seq, ts, type, body FROM message_history "
@@ -2152,7 +2163,12 @@ static int pg_message_list(struct store *s, const struct message_filter *f, stru
     p_text(&p, f->run_id);
     p_text(&p, f->before_id);
     p_i64(&p, (int64_t)f->limit);
-    rc = rd_q((struct pg_store *)s, S_MSG_LIST, &p, &r, "message_list");
+    rc = rd_q((struct pg_store *)s,
+              f->recipient.len ? S_MSG_LIST_RECIPIENT
+              : f->run_id.len  ? S_MSG_LIST_RUN
+              : f->status.len  ? S_MSG_LIST_STATUS
+                               : S_MSG_LIST,
+              &p, &r, "message_list");
     if (rc < 0)
         goto out;
     rows = PQntuples(r);
@@ -2331,6 +2347,88 @@ out:
     return rc;
 }
 
+/* copy_params: row r's values as parameters into p (empty on entry). */
+static void copy_params(struct params *p, const struct copy_row *r, size_t ncols)
+{
+    for (size_t k = 0; k < ncols; k++) {
+        const struct copy_val *v = &r->v[k];
+        if (v->type == COPY_INT)
+            p_i64(p, v->i);
+        else if (v->type == COPY_TEXT)
+            p_text(p, v->s);
+        else if (v->type == COPY_BLOB)
+            p_bytes(p, v->s);
+        else
+            p_null(p);
+    }
+}
+
+#define COPY_PIPELINE_ROWS 1000 /* statements sent before a sync: the answers stay small */
+
+/* copy_pipelined: the insert sql prepared once, then executed once per row,
+ * COPY_PIPELINE_ROWS rows per libpq pipeline (one round trip per chunk instead of per
+ * row), inside transaction x. Returns
+ * HR_OK, or the first failure's rc (x->failed set: the transaction is aborted). */
+static int copy_pipelined(struct pg_txn *x, const char *sql, const struct copy_row *rows,
+                          size_t n, size_t ncols)
+{
+    PGconn *pg = x->c->pg;
+    int rc = HR_OK;
+    bool retry = false;
+    for (size_t at = 0; at < n && rc == HR_OK;) {
+        size_t end = n - at > COPY_PIPELINE_ROWS ? at + COPY_PIPELINE_ROWS : n, sent = 0;
+        int nulls = 0;
+        bool synced = false;
+        if (PQenterPipelineMode(pg) != 1) {
+            rc = db_fail(x->c, NULL, "copy_insert pipeline", &retry);
+            break;
+        }
+        /* parsed and planned once per chunk: the unnamed statement, bound per row */
+        if (PQsendPrepare(pg, "", sql, (int)ncols, NULL) != 1)
+            rc = db_fail(x->c, NULL, "copy_insert prepare", &retry);
+        else
+            sent++;
+        for (; rc == HR_OK && at < end; at++, sent++) {
+            struct params p = {0};
+            int ok;
+            copy_params(&p, &rows[at], ncols);
+            ok = PQsendQueryPrepared(pg, "", p.n, p.v, p.len, p.fmt, 1);
+            params_free(&p);
+            if (!ok) {
+                rc = db_fail(x->c, NULL, "copy_insert", &retry);
+                break;
+            }
+        }
+        if (PQpipelineSync(pg) != 1 && rc == HR_OK)
+            rc = db_fail(x->c, NULL, "copy_insert sync", &retry);
+        /* every answer up to the sync: one result and a NULL per statement sent */
+        while (!synced && PQstatus(pg) == CONNECTION_OK && nulls <= (int)sent + 1) {
+            PGresult *r = PQgetResult(pg);
+            ExecStatusType st;
+            if (!r) {
+                nulls++;
+                continue;
+            }
+            st = PQresultStatus(r);
+            if (st == PGRES_PIPELINE_SYNC)
+                synced = true;
+            else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                     st != PGRES_PIPELINE_ABORTED && rc == HR_OK)
+                rc = db_fail(x->c, r, "copy_insert", &retry);
+            PQclear(r);
+        }
+        if (!synced && rc == HR_OK)
+            rc = db_fail(x->c, NULL, "copy_insert answers", &retry);
+        if (PQexitPipelineMode(pg) != 1 && rc == HR_OK)
+            rc = db_fail(x->c, NULL, "copy_insert pipeline end", &retry);
+    }
+    if (rc < 0) {
+        x->failed = rc;
+        x->retry = retry;
+    }
+    return rc;
+}
+
 static int pg_copy_insert(struct store_txn *t, const char *table, const struct copy_row *rows,
                           size_t n)
 {
@@ -2347,20 +2445,19 @@ static int pg_copy_insert(struct store_txn *t, const char *table, const struct c
         at += (size_t)snprintf(ph + at, sizeof ph - at, "%s$%zu", k ? ", " : "", k + 1);
     snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES(%s) ON CONFLICT DO NOTHING", ct->name,
              ct->cols, ph);
-    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+    for (size_t i = 0; i < n; i++)
         if (rows[i].ncols != ncols)
             return HR_INVAL;
-        for (size_t k = 0; k < ncols; k++) {
-            const struct copy_val *v = &rows[i].v[k];
-            if (v->type == COPY_INT)
-                p_i64(&p, v->i);
-            else if (v->type == COPY_TEXT)
-                p_text(&p, v->s);
-            else if (v->type == COPY_BLOB)
-                p_bytes(&p, v->s);
-            else
-                p_null(&p);
-        }
+    if (!events) {
+        struct pg_txn *x = (struct pg_txn *)t;
+        if (t_txn != x || !x->active)
+            return HR_INVAL;
+        if (x->failed < 0)
+            return x->failed;
+        rc = copy_pipelined(x, sql, rows, n, ncols);
+    }
+    for (size_t i = 0; events && i < n && rc == HR_OK; i++) {
+        copy_params(&p, &rows[i], ncols);
         rc = tx_sql(t, sql, &p, &r, "copy_insert");
         PQclear(r);
         r = NULL;

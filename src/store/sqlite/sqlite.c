@@ -187,13 +187,21 @@ static const char SQL_MSG_UPDATE[] =
     "state = ?13, enqueued_ms = ?14, sent_ms = ?15, delivered_ms = ?16, canceled_ms = ?17, "
     "updated_ms = ?18 WHERE id = ?1";
 static const char SQL_MSG_GET[] = "SELECT " MSG_COLS " FROM messages WHERE id = ?1";
-static const char SQL_MSG_LIST[] =
-    "SELECT " MSG_COLS " FROM messages WHERE (?1 = '' OR recipient = ?1) "
-    "AND (?2 = '' OR status = ?2) AND (?3 = '' OR notification = ?3) AND (?4 = '' OR event = ?4) "
-    "AND (?5 = '' OR EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = ?5)) "
-    "AND (?6 = '' OR trace_id = ?6) AND (?7 = '' OR run_id = ?7) "
-    "AND (?8 = '' OR seq < (SELECT seq FROM messages WHERE id = ?8)) "
-    "ORDER BY seq DESC LIMIT ?9";
+/* The message list: one generic statement, and one per indexed filter that names the
+ * column outright, because SQLite cannot use messages_recipient / _status / _run for
+ * "(?1 = '' OR recipient = ?1)": with only the generic form, a recipient's messages were
+ * found by scanning the whole table newest first (37 s on 6.6M messages). */
+#define SQL_MSG_LIST_WHERE(lead)                                                              \
+    "SELECT " MSG_COLS " FROM messages WHERE " lead " (?1 = '' OR recipient = ?1) "          \
+    "AND (?2 = '' OR status = ?2) AND (?3 = '' OR notification = ?3) AND (?4 = '' OR event = ?4) " \
+    "AND (?5 = '' OR EXISTS (SELECT 1 FROM json_each(messages.tags) WHERE value = ?5)) "     \
+    "AND (?6 = '' OR trace_id = ?6) AND (?7 = '' OR run_id = ?7) "                           \
+    "AND (?8 = '' OR seq < (SELECT seq FROM messages WHERE id = ?8)) "                       \
+    "ORDER BY seq DESC LIMIT ?9"
+static const char SQL_MSG_LIST[] = SQL_MSG_LIST_WHERE("");
+static const char SQL_MSG_LIST_RECIPIENT[] = SQL_MSG_LIST_WHERE("recipient = ?1 AND");
+static const char SQL_MSG_LIST_RUN[] = SQL_MSG_LIST_WHERE("run_id = ?7 AND");
+static const char SQL_MSG_LIST_STATUS[] = SQL_MSG_LIST_WHERE("status = ?2 AND");
 static const char SQL_HIST_APPEND[] =
     "INSERT INTO message_history(message_id, ts, type, body) VALUES(?1, ?2, ?3, ?4)";
 static const char SQL_HIST_LIST[] =
@@ -2306,9 +2314,17 @@ static int sqlite_message_list(struct store *s, const struct message_filter *f, 
 {
     *out = NULL;
     *n = 0;
+    const char *sql = SQL_MSG_LIST;
     if (f->limit == 0 || f->limit > 1000)
         return HR_INVAL;
-    return read_list((struct sqlite_store *)s, SQL_MSG_LIST, "message_list", a, sizeof **out,
+    /* the most selective indexed filter leads (messages_recipient, _run, _status) */
+    if (f->recipient.len > 0)
+        sql = SQL_MSG_LIST_RECIPIENT;
+    else if (f->run_id.len > 0)
+        sql = SQL_MSG_LIST_RUN;
+    else if (f->status.len > 0)
+        sql = SQL_MSG_LIST_STATUS;
+    return read_list((struct sqlite_store *)s, sql, "message_list", a, sizeof **out,
                      row_msg_v, (void **)out, n, "ssssssssi", f->recipient, f->status,
                      f->notification, f->event, f->tag, f->trace_id, f->run_id, f->before_id,
                      (int64_t)f->limit);
