@@ -6,7 +6,7 @@
 # same filesystem); the seeded one is deleted at the end unless GROWTH_KEEP=1.
 # GROWTH_STORES="sqlite postgres" does the same on PostgreSQL afterwards (a throwaway
 # cluster, scripts/pg-test.sh, databases growth_empty and growth_seeded, dropped at the
-# end); not in the default set: seeding 10M messages there takes about 15 minutes more.
+# end); not in the default set: that half took 24 minutes in its one full run (11 seeding).
 #
 #   growth.seed              seconds to seed profiles and messages, rows/s, store size
 #   growth.<s>.track         POST /v1/track (wrk -t2 -c64, BENCH_DURATION s); s = empty|seeded
