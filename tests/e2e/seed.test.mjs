@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { herald, makeTempDir, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { herald, makeTempDir, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 
-const T = { timeout: 60000 };
+const T = { timeout: scaled(60000) };
 after(stopAll);
 
 const api = (srv, method, path, json) => srv.request(method, path, { auth: 'admin', json });
