@@ -9,10 +9,11 @@
 // a race on any of these paths fails the test at stop() (tests/e2e/lib/server.mjs).
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { expectCatalog } from './lib/ingest.mjs';
-import { rawRequest, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { rawRequest, startServer, waitFor, scaled } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
@@ -21,14 +22,7 @@ const LANES = 8;
 const ROUNDS = 4;
 const FINAL = new Set(['SENT', 'DELIVERED']);
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 /** One request: through fetch's pool (keep-alive) or, when fresh, on a new connection
  *  closed after it (rawRequest). Resolves {status, json, body}. */

@@ -21,10 +21,11 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 
 import { catalogCounts } from './lib/ingest.mjs';
-import { STORE, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { STORE, sleep, startServer, waitFor, scaled } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const KILLS = Number(process.env.HERALD_CRASH_KILLS ?? 20);
@@ -37,14 +38,7 @@ const ORDER_EVENT = 'Crash Order'; // linked to the automation
 const TICK_EVENT = 'Crash Tick'; // linked to nothing
 const ID_USERS = 16; // identify events spread over this many profiles
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 const rand = (lo, hi) => lo + Math.random() * (hi - lo);
 

@@ -8,9 +8,10 @@
 // allowlist off (egressAllow: null).
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { herald as heraldCli, LOOPBACK_ALLOW, makeTempDir, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { herald as heraldCli, LOOPBACK_ALLOW, makeTempDir, sleep, startServer, waitFor, scaled } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 
 const T = { timeout: scaled(60000) };
@@ -19,14 +20,7 @@ const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
 const FINAL_RUN = new Set(['COMPLETED', 'CANCELED', 'FAILED']);
 const HINT = 'refused (allow it with --egress-allow)';
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 async function sink(opts) {
   const s = await startHttpSink(opts);

@@ -24,9 +24,10 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 
-import { freePort, isPostgres, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { freePort, isPostgres, sleep, startServer, waitFor, scaled } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
 
 const OUTAGE_MS = 60000;
 const ERR500_MS = 20000;
@@ -48,14 +49,7 @@ const ARGS = [
 
 /* ---- sinks --------------------------------------------------------------------------- */
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 /** A local HTTP sink. decide(rec) -> {status, headers, delayMs}. Each request is
  *  recorded as {key, at (arrival, ms), status, headers, end (answer sent, ms)}; inFlight

@@ -10,10 +10,11 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 
 import { catalogCounts } from './lib/ingest.mjs';
-import { isPostgres, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { isPostgres, sleep, startServer, waitFor, scaled } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
 
 const WORKERS = 4; // per node (--workers)
 const SENDS = 450;
@@ -22,14 +23,7 @@ const BATCH_SIZE = 40;
 const CONCURRENCY = 24;
 const SINK_DELAY_MS = 15; // so that attempts are in flight when the node dies
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 /** A webhook sink answering 200 after SINK_DELAY_MS; records each Idempotency-Key. */
 async function startSink() {

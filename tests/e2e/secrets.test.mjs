@@ -11,9 +11,10 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { sleep, startServer, waitFor, scaled } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
 import { makeSelfSignedCert, startTlsSmtpServer } from './lib/tls.mjs';
 
 const T = { timeout: scaled(60000) };
@@ -49,14 +50,7 @@ function needles() {
   return out;
 }
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 /** A local stand-in for an HTTP API that answers with `answer(req, n)` and always quotes
  *  the request's headers back in its body when it fails. */
