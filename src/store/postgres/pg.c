@@ -1394,8 +1394,25 @@ static int pg_key_count(struct store *s, int kind, int64_t *out)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
-static void row_job(const PGresult *r, int i, struct arena *a, struct job *out)
+typedef void (*row_fn)(const PGresult *r, int i, struct arena *a, void *out);
+
+/* rows_read: every row of r into an arena array of elem-byte records (zeroed, then
+ * filled by row); *out and *n get the array and its length. Never fails: the arena
+ * aborts on exhaustion, and r holds at most the statement's LIMIT rows. */
+static void rows_read(const PGresult *r, struct arena *a, size_t elem, row_fn row, void **out,
+                      size_t *n)
 {
+    int rows = PQntuples(r);
+    char *arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * elem);
+    for (int i = 0; i < rows; i++)
+        row(r, i, a, arr + (size_t)i * elem);
+    *out = arr;
+    *n = (size_t)rows;
+}
+
+static void row_job(const PGresult *r, int i, struct arena *a, void *vout)
+{
+    struct job *out = vout;
     memset(out, 0, sizeof *out);
     out->id = g_i64(r, i, 0);
     g_copy(out->kind, sizeof out->kind, r, i, 1);
@@ -1523,9 +1540,8 @@ static int pg_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, s
 {
     struct params p = {0};
     PGresult *r = NULL;
-    struct job *jobs = NULL;
     char *ka = NULL;
-    int rc = HR_OK, rows;
+    int rc = HR_OK;
 
     *out = NULL;
     *n = 0;
@@ -1551,13 +1567,8 @@ static int pg_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, s
     rc = tx_q(t, S_JOB_LEASE, &p, &r, "job_lease");
     if (rc < 0)
         goto out;
-    rows = PQntuples(r);
-    jobs = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *jobs);
-    for (int i = 0; i < rows; i++)
-        row_job(r, i, a, &jobs[i]);
-    qsort(jobs, (size_t)rows, sizeof *jobs, job_cmp);
-    *out = jobs;
-    *n = (size_t)rows;
+    rows_read(r, a, sizeof **out, row_job, (void **)out, n);
+    qsort(*out, *n, sizeof **out, job_cmp);
 out:
     PQclear(r);
     params_free(&p);
@@ -1689,8 +1700,7 @@ static int pg_job_list(struct store *s, int state, size_t limit, struct arena *a
 {
     struct params p = {0};
     PGresult *r = NULL;
-    struct job *arr;
-    int rc, rows;
+    int rc;
     *out = NULL;
     *n = 0;
     if (limit == 0 || limit > LIST_MAX)
@@ -1700,12 +1710,7 @@ static int pg_job_list(struct store *s, int state, size_t limit, struct arena *a
     rc = rd_q((struct pg_store *)s, S_JOB_LIST, &p, &r, "job_list");
     if (rc < 0)
         goto out;
-    rows = PQntuples(r);
-    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
-    for (int i = 0; i < rows; i++)
-        row_job(r, i, a, &arr[i]);
-    *out = arr;
-    *n = (size_t)rows;
+    rows_read(r, a, sizeof **out, row_job, (void **)out, n);
 out:
     PQclear(r);
     params_free(&p);
@@ -1722,8 +1727,9 @@ static int check_coll_id(const char *coll, struct str id)
     return HR_OK;
 }
 
-static void row_doc(const PGresult *r, int i, struct arena *a, struct doc_rec *out)
+static void row_doc(const PGresult *r, int i, struct arena *a, void *vout)
 {
+    struct doc_rec *out = vout;
     out->coll = g_str(a, r, i, 0);
     out->id = g_str(a, r, i, 1);
     out->body = g_str(a, r, i, 2);
@@ -1827,8 +1833,7 @@ static int pg_doc_list(struct store *s, const char *coll, struct str prefix, str
 {
     struct params p = {0};
     PGresult *r = NULL;
-    struct doc_rec *arr;
-    int rc, rows;
+    int rc;
     *out = NULL;
     *n = 0;
     if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
@@ -1841,12 +1846,7 @@ static int pg_doc_list(struct store *s, const char *coll, struct str prefix, str
     rc = rd_q((struct pg_store *)s, S_DOC_LIST, &p, &r, "doc_list");
     if (rc < 0)
         goto out;
-    rows = PQntuples(r);
-    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
-    for (int i = 0; i < rows; i++)
-        row_doc(r, i, a, &arr[i]);
-    *out = arr;
-    *n = (size_t)rows;
+    rows_read(r, a, sizeof **out, row_doc, (void **)out, n);
 out:
     PQclear(r);
     params_free(&p);
@@ -1934,8 +1934,9 @@ static int pg_event_get(struct store *s, int64_t id, struct arena *a, struct eve
 
 /* ---- event catalog ---------------------------------------------------------------------- */
 
-static void row_catalog(const PGresult *r, int i, struct arena *a, struct catalog_rec *out)
+static void row_catalog(const PGresult *r, int i, struct arena *a, void *vout)
 {
+    struct catalog_rec *out = vout;
     out->name = g_str(a, r, i, 0);
     out->count = g_i64(r, i, 1);
     out->first_seen_ms = g_i64(r, i, 2);
@@ -1986,8 +1987,7 @@ static int pg_catalog_list(struct store *s, struct str search, struct str after,
 {
     struct params p = {0};
     PGresult *r = NULL;
-    struct catalog_rec *arr;
-    int rc, rows;
+    int rc;
     *out = NULL;
     *n = 0;
     if (limit == 0 || limit > LIST_MAX || search.len > CATALOG_NAME_MAX ||
@@ -1999,12 +1999,7 @@ static int pg_catalog_list(struct store *s, struct str search, struct str after,
     rc = rd_q((struct pg_store *)s, S_CATALOG_LIST, &p, &r, "catalog_list");
     if (rc < 0)
         goto out;
-    rows = PQntuples(r);
-    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
-    for (int i = 0; i < rows; i++)
-        row_catalog(r, i, a, &arr[i]);
-    *out = arr;
-    *n = (size_t)rows;
+    rows_read(r, a, sizeof **out, row_catalog, (void **)out, n);
 out:
     PQclear(r);
     params_free(&p);
@@ -2050,8 +2045,9 @@ static void bind_msg(struct params *p, const struct message_rec *m)
     p_i64(p, m->updated_ms);
 }
 
-static void row_msg(const PGresult *r, int i, struct arena *a, struct message_rec *m)
+static void row_msg(const PGresult *r, int i, struct arena *a, void *vm)
 {
+    struct message_rec *m = vm;
     m->id = g_str(a, r, i, 0);
     m->request_id = g_str(a, r, i, 1);
     m->status = g_str(a, r, i, 2);
@@ -2148,8 +2144,7 @@ static int pg_message_list(struct store *s, const struct message_filter *f, stru
 {
     struct params p = {0};
     PGresult *r = NULL;
-    struct message_rec *arr;
-    int rc, rows;
+    int rc;
     *out = NULL;
     *n = 0;
     if (f->limit == 0 || f->limit > 1000)
@@ -2171,12 +2166,7 @@ static int pg_message_list(struct store *s, const struct message_filter *f, stru
               &p, &r, "message_list");
     if (rc < 0)
         goto out;
-    rows = PQntuples(r);
-    arr = arena_zalloc(a, (size_t)(rows ? rows : 1) * sizeof *arr);
-    for (int i = 0; i < rows; i++)
-        row_msg(r, i, a, &arr[i]);
-    *out = arr;
-    *n = (size_t)rows;
+    rows_read(r, a, sizeof **out, row_msg, (void **)out, n);
 out:
     PQclear(r);
     params_free(&p);
