@@ -54,9 +54,10 @@ static const char usage_main[] =
     "\n"
     "commands:\n"
     "  serve                 run the server (see herald serve --help)\n"
-    "  keys create --kind admin|write [--name NAME]\n"
-    "                        create an API key and print it (shown once)\n"
-    "  keys list             list keys (prefix, kind, name, created, revoked)\n"
+    "  keys create --kind admin|write [--scope client|server] [--name NAME]\n"
+    "                        create an API key and print it (shown once); a write key\n"
+    "                        is client-scoped (safe in a browser) unless --scope server\n"
+    "  keys list             list keys (prefix, kind, scope, name, created, revoked)\n"
     "  keys revoke PREFIX    revoke the key whose first 12 characters are PREFIX\n"
     "  migrate-store --from DSN --to DSN [--batch N] [--force]\n"
     "                        copy a whole installation to another store (e.g. SQLite to\n"
@@ -404,7 +405,7 @@ static int cmd_serve(int argc, char **argv)
         printf("HERALD_ADMIN_KEY=%s\nHERALD_WRITE_KEY=%s\n", admin_key, write_key);
         fflush(stdout);
         LOG_I("server.bootstrap", "msg=\"new workspace: the admin API key and the Segment "
-                                  "write key were printed on stdout, once; keep them\"");
+                                  "write key (client scope) were printed on stdout, once; keep them\"");
     }
     memset(admin_key, 0, sizeof admin_key);
     memset(write_key, 0, sizeof write_key);
@@ -512,6 +513,7 @@ static int cmd_keys(int argc, char **argv)
 {
     const char *dsn = env_or("HERALD_STORE", "sqlite:./var/herald.db");
     const char *kind = NULL, *name = "", *sub = argc > 0 ? argv[0] : NULL, *arg = NULL;
+    const char *scope = NULL;
     struct store *st = NULL;
     struct herr err;
     int rc = EXIT_USAGE;
@@ -522,6 +524,7 @@ static int cmd_keys(int argc, char **argv)
         int m;
         if ((m = take_opt(argc, argv, &i, "--store", &dsn)) ||
             (m = take_opt(argc, argv, &i, "--kind", &kind)) ||
+            (m = take_opt(argc, argv, &i, "--scope", &scope)) ||
             (m = take_opt(argc, argv, &i, "--name", &name))) {
             if (m < 0)
                 return EXIT_USAGE;
@@ -541,6 +544,11 @@ static int cmd_keys(int argc, char **argv)
         fprintf(stderr, "herald keys create: --kind admin|write is required\n");
         return EXIT_USAGE;
     }
+    if (scope && (strcmp(sub, "create") || strcmp(kind, "write") ||
+                  (strcmp(scope, "client") && strcmp(scope, "server")))) {
+        fprintf(stderr, "herald keys create: --scope client|server goes with --kind write\n");
+        return EXIT_USAGE;
+    }
     if (strcmp(sub, "revoke") == 0 && !arg) {
         fprintf(stderr, "herald keys revoke: give the key's prefix (its first 12 characters)\n");
         return EXIT_USAGE;
@@ -550,8 +558,11 @@ static int cmd_keys(int argc, char **argv)
     rc = 1;
     if (strcmp(sub, "create") == 0) {
         char key[API_KEY_MAX];
-        if (api_key_create(st, strcmp(kind, "write") == 0 ? KEY_WRITE : KEY_ADMIN, name,
-                           time_now_ms(), key, &err) < 0) {
+        bool write = strcmp(kind, "write") == 0;
+        int sc = write && !(scope && strcmp(scope, "server") == 0) ? KEY_SCOPE_CLIENT
+                                                                    : KEY_SCOPE_SERVER;
+        if (api_key_create(st, write ? KEY_WRITE : KEY_ADMIN, sc, name, time_now_ms(), key,
+                           &err) < 0) {
             fprintf(stderr, "herald keys create: %s\n", err.msg[0] ? err.msg : "failed");
             goto out;
         }
@@ -565,14 +576,19 @@ static int cmd_keys(int argc, char **argv)
             arena_free(a);
             goto out;
         }
-        printf("%-14s %-6s %-24s %-25s %s\n", "PREFIX", "KIND", "NAME", "CREATED", "REVOKED");
+        printf("%-14s %-6s %-6s %-24s %-25s %s\n", "PREFIX", "KIND", "SCOPE", "NAME", "CREATED",
+               "REVOKED");
         for (size_t i = 0; i < n; i++) {
             char c[32], r[32] = "-";
             time_fmt_iso(k[i].created_ms, c, sizeof c);
             if (k[i].revoked_ms)
                 time_fmt_iso(k[i].revoked_ms, r, sizeof r);
-            printf("%-14s %-6s %-24s %-25s %s\n", k[i].prefix,
-                   k[i].kind == KEY_WRITE ? "write" : "admin", k[i].name, c, r);
+            printf("%-14s %-6s %-6s %-24s %-25s %s\n", k[i].prefix,
+                   k[i].kind == KEY_WRITE ? "write" : "admin",
+                   k[i].kind != KEY_WRITE ? "-"
+                   : k[i].scope == KEY_SCOPE_CLIENT ? "client"
+                                                    : "server",
+                   k[i].name, c, r);
         }
         arena_free(a);
     } else {

@@ -42,12 +42,13 @@ int api_key_check(struct store *s, struct str key, struct key_rec *out);
 #define API_KEY_MAX 64        /* bytes for a key with its NUL */
 #define API_KEY_PREFIX_LEN 12 /* characters stored in clear to name a key */
 
-/* api_key_create: make a new key of `kind` (enum key_kind) named `name`, store its
- * hash, and write the key (shown once, never stored) into out (API_KEY_MAX bytes). */
-int api_key_create(struct store *s, int kind, const char *name, int64_t now_ms, char *out,
-                   struct herr *err) HR_MUSTCHECK;
+/* api_key_create: make a new key of `kind` (enum key_kind) and `scope` (enum key_scope;
+ * KEY_SCOPE_CLIENT only for a write key) named `name`, store its hash, and write the key
+ * (shown once, never stored) into out (API_KEY_MAX bytes). */
+int api_key_create(struct store *s, int kind, int scope, const char *name, int64_t now_ms,
+                   char *out, struct herr *err) HR_MUSTCHECK;
 /* api_bootstrap: on a store's first start, create the workspace with one admin key
- * and one write key (into admin_key/write_key, API_KEY_MAX bytes each) and set
+ * and one client-scope write key (into admin_key/write_key, API_KEY_MAX bytes each) and set
  * *created; on later starts do nothing (*created = false). */
 int api_bootstrap(struct store *s, int64_t now_ms, char *admin_key, char *write_key,
                   bool *created, struct herr *err) HR_MUSTCHECK;

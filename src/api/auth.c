@@ -113,5 +113,6 @@ int api_authenticate(void *vctx, struct http_req *req, char *msg)
     }
     req->auth.kind = k.kind;
     req->auth.key_id = k.id;
+    req->auth.scope = k.scope;
     return HR_OK;
 }

@@ -18,14 +18,18 @@
 
 /* write_key_source: the write key that authorises a /v1 request: the one the
  * authenticator found in the Authorization header, else `writeKey` from the body.
- * Returns the key id, or < 0 after answering 401/403. */
+ * Returns the key id and sets *client for a client-scope key (when client is not NULL),
+ * or < 0 after answering 401/403. */
 static int64_t write_key_source(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
-                                const char *body_key)
+                                const char *body_key, bool *client)
 {
     struct key_rec k;
     int rc;
-    if (req->auth.kind == KEY_WRITE)
+    if (req->auth.kind == KEY_WRITE) {
+        if (client)
+            *client = req->auth.scope == KEY_SCOPE_CLIENT;
         return req->auth.key_id;
+    }
     if (!body_key) {
         http_resp_header(resp, "WWW-Authenticate", "Basic realm=\"herald\"");
         http_resp_error(resp, 401, "authentication_error",
@@ -45,6 +49,8 @@ static int64_t write_key_source(struct api_ctx *ctx, struct http_req *req, struc
             api_error_rc(resp, rc, NULL);
         return -1;
     }
+    if (client)
+        *client = k.scope == KEY_SCOPE_CLIENT;
     return k.id;
 }
 
@@ -119,12 +125,12 @@ void api_v1(void *vctx, struct http_req *req, struct http_resp *resp)
     rc = seg_parse(req->body.p, req->body.len, kind, hclock_now(ctx->clock), NULL, &res, &err);
     if (rc < 0) {
         /* an unauthenticated caller learns nothing but the auth failure */
-        if (req->auth.kind != KEY_WRITE && write_key_source(ctx, req, resp, NULL) < 0)
+        if (req->auth.kind != KEY_WRITE && write_key_source(ctx, req, resp, NULL, NULL) < 0)
             goto out;
         parse_error(resp, rc, &err);
         goto out;
     }
-    source = write_key_source(ctx, req, resp, res.write_key);
+    source = write_key_source(ctx, req, resp, res.write_key, &res.client);
     if (source < 0)
         goto out;
     if (kind != SEG_BATCH && res.n_rejects > 0) {

@@ -4,7 +4,8 @@
  *   GET    /providers                 -> {paging, results} by channel, then priority
  *   GET    /providers/catalog         -> {results:[{provider, name, channel, settings}]}
  *   GET    /providers/:id
- *   PUT    /providers/:id             (replace; a secret sent back as its mask is kept)
+ *   PUT    /providers/:id             (replace; a secret sent back as its mask is kept
+ *                                      while the destination settings are unchanged)
  *   DELETE /providers/:id             -> 204
  * Settings are checked by the provider's own validate(). Secrets (the provider's
  * secret_fields) are stored in full and never answered: every response shows
@@ -205,8 +206,10 @@ void providers_mask_settings(cJSON *settings, const char *const *secret_fields)
 
 /* keep_masked: for each string in object no that equals the mask of the same key's
  * string in oo (urls: the URL with its password masked; otherwise the value's mask),
- * put oo's value back. */
-static void keep_masked(cJSON *no, const cJSON *oo, bool urls)
+ * put oo's value back (keep) or only name the first such key into found as
+ * "<prefix><key>" and return true (!keep). */
+static bool keep_masked(cJSON *no, const cJSON *oo, bool urls, bool keep, const char *prefix,
+                        char *found, size_t cap)
 {
     char m[2100];
     cJSON *nv;
@@ -219,33 +222,123 @@ static void keep_masked(cJSON *no, const cJSON *oo, bool urls)
             providers_mask(ov, m);
         else if (!http_client_url_mask_password(ov->valuestring, m, sizeof m))
             continue;
-        if (strcmp(nv->valuestring, m) == 0)
-            cJSON_SetValuestring(nv, ov->valuestring);
+        if (strcmp(nv->valuestring, m) != 0)
+            continue;
+        if (!keep) {
+            snprintf(found, cap, "%s%.64s", prefix, nv->string);
+            return true;
+        }
+        cJSON_SetValuestring(nv, ov->valuestring);
     }
+    return false;
 }
 
-void providers_keep_secrets(cJSON *new_settings, const cJSON *old_settings,
-                            const char *const *secret_fields)
+/* walk_secrets: providers_keep_secrets (keep), or, without changing anything, the name
+ * of the first secret new_settings sends back as the mask of old_settings' value into
+ * found ("authentication.token", "headers.X-Api-Key") and true (!keep). */
+static bool walk_secrets(cJSON *new_settings, const cJSON *old_settings,
+                         const char *const *secret_fields, bool keep, char *found, size_t cap)
 {
-    char m[PROVIDERS_MASK_MAX], key[64];
+    char m[PROVIDERS_MASK_MAX], key[64], prefix[80];
     if (!cJSON_IsObject(new_settings) || !cJSON_IsObject(old_settings) || !secret_fields)
-        return;
+        return false;
     for (size_t i = 0; secret_fields[i]; i++) {
         cJSON *no = slot(new_settings, secret_fields[i], key, sizeof key);
         const cJSON *oo = slot(old_settings, secret_fields[i], key, sizeof key);
         const cJSON *nv = cJSON_GetObjectItemCaseSensitive(no, key);
         const cJSON *ov = cJSON_GetObjectItemCaseSensitive(oo, key);
         if (no && oo && strcmp(key, "*") == 0) {
-            keep_masked(no, oo, false);
+            /* "headers.*": the prefix is the name without its "*" */
+            snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(secret_fields[i]) - 1),
+                     secret_fields[i]);
+            if (keep_masked(no, oo, false, keep, prefix, found, cap))
+                return true;
             continue;
         }
         if (!no || !oo || !cJSON_IsString(nv) || !ov || cJSON_IsNull(ov))
             continue;
         providers_mask(ov, m);
-        if (strcmp(nv->valuestring, m) == 0)
-            cJSON_ReplaceItemInObjectCaseSensitive(no, key, cJSON_Duplicate(ov, 1));
+        if (strcmp(nv->valuestring, m) != 0)
+            continue;
+        if (!keep) {
+            snprintf(found, cap, "%s", secret_fields[i]);
+            return true;
+        }
+        cJSON_ReplaceItemInObjectCaseSensitive(no, key, cJSON_Duplicate(ov, 1));
     }
-    keep_masked(new_settings, old_settings, true);
+    return keep_masked(new_settings, old_settings, true, keep, "", found, cap);
+}
+
+void providers_keep_secrets(cJSON *new_settings, const cJSON *old_settings,
+                            const char *const *secret_fields)
+{
+    (void)walk_secrets(new_settings, old_settings, secret_fields, true, NULL, 0);
+}
+
+/* Settings that decide where a provider's secrets go: a secret sent back masked is kept
+ * only while all of these are unchanged, else whoever may edit the provider could point
+ * it at their own server and receive the stored secret. A provider missing here counts
+ * every setting that is not a secret. */
+static const struct {
+    const char *provider;
+    const char *fields[6];
+} DESTINATIONS[] = {
+    {"smtp", {"host", "port", "secure", "tls_verify", NULL}},
+    {"sendgrid", {"base_url", NULL}},
+    {"twilio", {"base_url", NULL}},
+    {"webhook", {"url", "authentication.mode", NULL}},
+    {"console", {NULL}},
+};
+
+/* at: the value at a (possibly dotted, one level) settings path, or NULL. */
+static const cJSON *at(const cJSON *settings, const char *path)
+{
+    char key[64];
+    const cJSON *o = slot(settings, path, key, sizeof key);
+    return o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+static bool same(const cJSON *a, const cJSON *b)
+{
+    if (!a || cJSON_IsNull(a))
+        return !b || cJSON_IsNull(b);
+    return b && cJSON_Compare(a, b, true);
+}
+
+/* destination_moved: does new_settings send secrets anywhere else than old_settings?
+ * Names the first changed setting into field. */
+static bool destination_moved(const char *provider, const char *const *secret_fields,
+                              const cJSON *new_settings, const cJSON *old_settings, char *field,
+                              size_t cap)
+{
+    const cJSON *v;
+    for (size_t i = 0; i < sizeof DESTINATIONS / sizeof DESTINATIONS[0]; i++) {
+        if (strcmp(DESTINATIONS[i].provider, provider) != 0)
+            continue;
+        for (size_t f = 0; DESTINATIONS[i].fields[f]; f++) {
+            const char *name = DESTINATIONS[i].fields[f];
+            if (!same(at(new_settings, name), at(old_settings, name))) {
+                snprintf(field, cap, "%s", name);
+                return true;
+            }
+        }
+        return false;
+    }
+    /* unknown here: any change of a setting that is not a secret */
+    cJSON_ArrayForEach(v, new_settings)
+    {
+        bool secret = false;
+        for (size_t i = 0; secret_fields && secret_fields[i] && !secret; i++) {
+            size_t n = strlen(v->string);
+            secret = strncmp(secret_fields[i], v->string, n) == 0 &&
+                     (secret_fields[i][n] == '\0' || secret_fields[i][n] == '.');
+        }
+        if (!secret && !same(v, cJSON_GetObjectItemCaseSensitive(old_settings, v->string))) {
+            snprintf(field, cap, "%.64s", v->string);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* masked: a copy of a stored record fit to answer; for a provider herald no longer
@@ -406,9 +499,26 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
         goto out;
     }
     settings = cJSON_IsObject(settings_in) ? cJSON_Duplicate(settings_in, 1) : cJSON_CreateObject();
-    if (old && old_name && strcmp(old_name, p->name) == 0)
-        providers_keep_secrets(settings, cJSON_GetObjectItemCaseSensitive(old, "settings"),
-                               p->secret_fields);
+    if (old && old_name && strcmp(old_name, p->name) == 0) {
+        const cJSON *os = cJSON_GetObjectItemCaseSensitive(old, "settings");
+        cJSON *kept = cJSON_Duplicate(settings, 1);
+        char moved[80], secret[160];
+        bool refuse;
+        /* a masked secret stays only where it went before (compared with the secrets put
+         * back, so a URL shown with its password masked counts as unchanged) */
+        providers_keep_secrets(kept, os, p->secret_fields);
+        refuse = destination_moved(p->name, p->secret_fields, kept, os, moved, sizeof moved) &&
+                 walk_secrets(settings, os, p->secret_fields, false, secret, sizeof secret);
+        cJSON_Delete(settings);
+        settings = kept;
+        if (refuse) {
+            rc = herr_set(err, HR_INVAL,
+                          "settings.%s is sent masked but settings.%s changed: send the secret "
+                          "again (a stored secret is kept only for the same destination)",
+                          secret, moved);
+            goto out;
+        }
+    }
     if (p->validate) {
         struct herr verr;
         herr_clear(&verr);

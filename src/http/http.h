@@ -45,6 +45,7 @@ enum http_auth {
 struct http_principal {
     int kind;        /* enum key_kind of the store (0: none) */
     int64_t key_id;  /* the key that authenticated */
+    int scope;       /* enum key_scope of the store (0: server) */
 };
 
 struct http_req {

@@ -1,10 +1,19 @@
-/* ingest.c: durable acceptance of events and their processing job. */
+/* ingest.c: durable acceptance of events and their processing job.
+ *
+ * Events from a client-scope write key (public: it ships in browser and mobile apps)
+ * may not change where deliveries go. Their identify never sets `webhook`, and sets an
+ * address trait (CLIENT_ADDRESS_TRAITS: email, phone_number, push tokens, chat ids) only
+ * on a profile that has none yet; their alias applies only when previousId has no
+ * profile (so it never moves, merges or deletes one). What is refused is dropped from
+ * the event (its run data too), logged as ingest.client_refused and counted in
+ * herald_ingest_client_refused_total; the rest of the event applies. */
 #include "ingest.h"
 
 #include "../util/buf.h"
 #include "../util/json.h"
 #include "../util/jsonpatch.h"
 #include "../util/log.h"
+#include "../util/metrics.h"
 #include "../util/xalloc.h"
 
 #include <stdio.h>
@@ -62,7 +71,7 @@ static int accept_tx(struct store_txn *t, void *varg)
     }
     if (rc == HR_OK && fresh > 0) {
         struct job_spec js = {.kind = INGEST_JOB_KIND};
-        rc = buf_append_c(&payload, "]}");
+        rc = buf_append_c(&payload, a->res->client ? "],\"client\":true}" : "]}");
         js.payload = buf_str(&payload);
         if (rc == HR_OK)
             rc = queue_enqueue(t, &js, &job_id);
@@ -117,14 +126,71 @@ static int doc_save(struct store_txn *t, const char *coll, struct str id, const 
     return rc;
 }
 
-static int apply_identify(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now)
+/* ---- what a client key may not do ------------------------------------------------ */
+
+/* Profile keys that say where a delivery goes (route.c's has_address, less `webhook`,
+ * which a client key never sets). */
+static const char *const CLIENT_ADDRESS_TRAITS[] = {
+    "email", "phone_number", "firebaseToken", "apn", "expo", "oneSignalPlayerID",
+    "target_arn", "slack", "discord", "ms_teams", "intercom", NULL};
+
+static void client_refused(int64_t event_id, const char *type, const char *what)
+{
+    LOG_W("ingest.client_refused", "event=%lld type=%s refused=\"%s\" key_scope=client",
+          (long long)event_id, type, what);
+    metrics_counter_add("herald_ingest_client_refused_total",
+                        "Event parts a client-scope write key may not apply, dropped.", "type",
+                        type, 1);
+}
+
+/* note: append name to the comma-separated list b (its cap holds every name). */
+static void note(struct buf *b, const char *name)
+{
+    if (buf_printf(b, "%s%s", b->len ? "," : "", name) < 0)
+        return;
+}
+
+/* client_traits: drop from traits (in place) what a client key may not set on profile:
+ * `webhook`, and an address trait the profile holds with another value (set-once). The
+ * dropped names go into dropped (comma-separated). */
+static void client_traits(cJSON *traits, const cJSON *profile, struct buf *dropped)
+{
+    for (size_t i = 0; CLIENT_ADDRESS_TRAITS[i]; i++) {
+        const char *k = CLIENT_ADDRESS_TRAITS[i];
+        const cJSON *nv = cJSON_GetObjectItemCaseSensitive(traits, k);
+        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(profile, k);
+        bool held = ov && !cJSON_IsNull(ov) && !(cJSON_IsString(ov) && !ov->valuestring[0]);
+        if (!nv || !held || cJSON_Compare(nv, ov, true))
+            continue;
+        note(dropped, k);
+        cJSON_DeleteItemFromObjectCaseSensitive(traits, k);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(traits, "webhook")) {
+        note(dropped, "webhook");
+        cJSON_DeleteItemFromObjectCaseSensitive(traits, "webhook");
+    }
+}
+
+/* apply_identify: merge ev's traits into uid's profile. From a client key, client_ev is
+ * the caller's copy of ev: it loses the traits the key may not set (client_traits) and
+ * its traits are merged instead; NULL otherwise. */
+static int apply_identify(struct store_txn *t, struct str uid, const cJSON *ev,
+                          cJSON *client_ev, int64_t now, int64_t event_id)
 {
     cJSON *profile = NULL;
     bool existed;
-    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(ev, "traits");
+    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(client_ev ? client_ev : ev, "traits");
     int rc = doc_load(t, COLL_PROFILES, uid, &profile, &existed);
     if (rc < 0)
         goto out;
+    if (client_ev && cJSON_IsObject(traits)) {
+        struct buf dropped;
+        buf_init(&dropped, 512);
+        client_traits(cJSON_GetObjectItemCaseSensitive(client_ev, "traits"), profile, &dropped);
+        if (dropped.len)
+            client_refused(event_id, "identify", buf_cstr(&dropped));
+        buf_cleanup(&dropped);
+    }
     if (cJSON_IsObject(traits))
         jp_merge(profile, traits, true);
     rc = doc_save(t, COLL_PROFILES, uid, profile, now);
@@ -145,8 +211,10 @@ static int ensure_profile(struct store_txn *t, struct str uid, int64_t now)
 }
 
 /* apply_alias: merge the previousId profile into userId's (userId's values win), drop
- * the old profile and remember the alias. */
-static int apply_alias(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now)
+ * the old profile and remember the alias. From a client key (client), only when there is
+ * no previousId profile: nothing is moved then. */
+static int apply_alias(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now,
+                       bool client, int64_t event_id)
 {
     const char *prev = json_str(ev, "previousId");
     cJSON *old = NULL, *cur = NULL, *link = NULL;
@@ -157,6 +225,10 @@ static int apply_alias(struct store_txn *t, struct str uid, const cJSON *ev, int
     rc = doc_load(t, COLL_PROFILES, str_c(prev), &old, &old_existed);
     if (rc < 0)
         goto out;
+    if (client && old_existed) {
+        client_refused(event_id, "alias", "previousId has a profile");
+        goto out;
+    }
     rc = doc_load(t, COLL_PROFILES, uid, &cur, &cur_existed);
     if (rc < 0)
         goto out;
@@ -217,10 +289,17 @@ out:
 }
 
 /* apply: one event's effects inside t: its catalog entry when touch_catalog, then
- * profiles, groups, aliases, then the trigger. */
-static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
-                 int64_t received_ms, bool touch_catalog)
+ * profiles, groups, aliases, then the trigger. client: the event came from a
+ * client-scope write key (see the top of this file). */
+static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int64_t event_id,
+                 int64_t received_ms, bool touch_catalog, bool client)
 {
+    /* a client key's identify may lose traits: work on a copy, so run data sees it too */
+    const char *type_in = json_str(ev_in, "type");
+    cJSON *copy = client && type_in && strcmp(type_in, "identify") == 0
+                      ? cJSON_Duplicate(ev_in, 1)
+                      : NULL;
+    const cJSON *ev = copy ? copy : ev_in;
     const char *type = json_str(ev, "type");
     const char *uid_c = json_str(ev, "userId");
     struct str uid = str_c(uid_c && uid_c[0] ? uid_c : NULL);
@@ -236,11 +315,11 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_
     if (!type)
         goto out;
     if (strcmp(type, "identify") == 0 && uid.len)
-        rc = apply_identify(t, uid, ev, received_ms);
+        rc = apply_identify(t, uid, ev, copy, received_ms, event_id);
     else if (strcmp(type, "track") == 0 && uid.len)
         rc = ensure_profile(t, uid, received_ms);
     else if (strcmp(type, "alias") == 0 && uid.len)
-        rc = apply_alias(t, uid, ev, received_ms);
+        rc = apply_alias(t, uid, ev, received_ms, client, event_id);
     else if (strcmp(type, "group") == 0)
         rc = apply_group(t, uid, ev, received_ms);
     if (rc == HR_OK && name && ig && ig->trigger) {
@@ -249,6 +328,7 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_
         cJSON_Delete(data);
     }
 out:
+    cJSON_Delete(copy);
     free(name);
     free(sample);
     return rc;
@@ -257,7 +337,7 @@ out:
 int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
                        int64_t received_ms)
 {
-    return apply(ig, t, ev, event_id, received_ms, true);
+    return apply(ig, t, ev, event_id, received_ms, true, false);
 }
 
 /* ---- the job ---------------------------------------------------------------------- */
@@ -268,6 +348,7 @@ struct loaded {
     int64_t *ids;
     int64_t *received;
     size_t n;
+    bool client;       /* the events came from a client-scope write key */
 };
 
 /* ---- lock order ----------------------------------------------------------------------
@@ -406,7 +487,7 @@ static int events_commit(struct store_txn *t, void *varg)
         collect_keys(l->events[i], keys, &nk);
     rc = lock_docs(t, keys, nk);
     for (size_t i = 0; i < l->n && rc == HR_OK; i++)
-        rc = apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false);
+        rc = apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client);
     if (rc == HR_OK)
         rc = touch_catalog(t, l);
     for (size_t k = 0; k < nk; k++)
@@ -440,6 +521,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     l->received = arena_zalloc(a, (cap + 1) * sizeof *l->received);
     l->ids = arena_zalloc(a, (cap + 1) * sizeof *l->ids);
     l->ig = ig;
+    l->client = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "client"));
     arena_defer(a, loaded_free, l);
     cJSON_ArrayForEach(it, ids)
     {

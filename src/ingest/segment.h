@@ -32,6 +32,7 @@
 #include "../util/str.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,9 @@ struct seg_result {
     size_t n_rejects;
     char *write_key; /* top-level `writeKey` string of the body (batch or single event),
                       * for auth when there is no Basic header; NULL if none */
+    bool client;     /* set by the caller before ingest_accept: the events come from a
+                      * client-scope write key, so src/ingest/ingest.c limits what they may
+                      * change (never set by the parsers) */
 };
 
 /* seg_result_cleanup: free everything r owns and zero it; r may be NULL. */

@@ -78,7 +78,8 @@ void http_client_resp_cleanup(struct http_client_resp *resp); /* NULL is a no-op
  * allowlist holds it. Such requests never use a proxy from the environment (http_proxy,
  * HTTPS_PROXY...: the check would see the proxy, not the target), never follow
  * redirects, and use their own easy handle, so a connection opened unchecked for an
- * operator-configured provider (Twilio, SendGrid, SMTP: not guarded) is never reused. */
+ * operator-configured provider (SMTP, and Twilio or SendGrid at their own default URLs: not
+ * guarded; a base_url set through the API is) is never reused. */
 
 /* http_client_egress_allow: set the allowlist (copied). Call once at start-up, before
  * any worker thread runs; NULL or an empty list allows public addresses only. */

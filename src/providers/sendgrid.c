@@ -168,6 +168,8 @@ static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
             .headers = hdrs,
             .timeout_ms = d->timeout_ms,
             .now_ms = d->now_ms,
+            /* a base_url is chosen through the API: the egress guard checks it */
+            .guard = c.base_url ? "sendgrid" : NULL,
             .secrets = secrets,
         };
         rc = http_client_perform(&req, &resp);

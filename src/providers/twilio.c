@@ -147,6 +147,8 @@ static void twilio_send(const struct delivery *d, struct delivery_result *r)
             .password = c.auth_token,
             .timeout_ms = d->timeout_ms,
             .now_ms = d->now_ms,
+            /* a base_url is chosen through the API: the egress guard checks it */
+            .guard = c.base_url ? "twilio" : NULL,
         };
         rc = http_client_perform(&req, &resp);
     }

@@ -2,7 +2,9 @@
  * the recipient's own (profile.webhook, as in Courier). The request carries an
  * Idempotency-Key and, when a secret is set, a Courier-style signature:
  *   courier-signature: t=<ms>,signature=<hex HMAC-SHA256(secret, "<t>.<body>")>
- * (the same value again as X-Herald-Signature). */
+ * (the same value again as X-Herald-Signature). A recipient's own URL gets none of the
+ * operator's headers, credentials or signature: whoever chose the URL would otherwise
+ * hold a request signed with the operator's secret. */
 #include "../util/buf.h"
 #include "../util/clock.h"
 #include "../util/crypto.h"
@@ -238,10 +240,11 @@ static void webhook_send(const struct delivery *d, struct delivery_result *r)
         snprintf(r->reason, sizeof r->reason, "webhook settings: %s", err.msg);
         goto out;
     }
-    /* a recipient's own webhook replaces the target whole: the operator's headers and
-     * credentials never go to a URL the recipient chose (the signature secret stays) */
+    /* a recipient's own webhook replaces the target whole: the operator's headers,
+     * credentials and signature never go to a URL the recipient chose */
     if (pw && json_str(pw, "url")) {
         c.method = "POST";
+        c.secret = NULL;
         c.headers = NULL;
         c.auth = AUTH_NONE;
         c.username = c.password = c.token = NULL;

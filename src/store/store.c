@@ -156,8 +156,8 @@ bool store_is_ingress(void)
 static const struct copy_table ct_meta = {
     "meta", "key, value", "key, value", "tb", NULL, "key", "key NOT LIKE 'migrate.%'"};
 static const struct copy_table ct_keys = {
-    "api_keys", "id, kind, prefix, name, hash, created_ms, revoked_ms",
-    "id, kind, prefix, name, hash, created_ms, revoked_ms", "iittbii", "id", NULL, NULL};
+    "api_keys", "id, kind, prefix, name, hash, created_ms, revoked_ms, scope",
+    "id, kind, prefix, name, hash, created_ms, revoked_ms, scope", "iittbiii", "id", NULL, NULL};
 static const struct copy_table ct_docs = {
     "docs", "coll, id, body, version, created_ms, updated_ms",
     "coll, id, body, version, created_ms, updated_ms", "ttbiii", NULL, "coll, id", NULL};

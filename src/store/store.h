@@ -41,10 +41,15 @@ typedef int (*store_txn_fn)(struct store_txn *t, void *arg);
 /* ---- records ---------------------------------------------------------------- */
 
 enum key_kind { KEY_ADMIN = 1, KEY_WRITE = 2 };
+/* A write key's scope: a server key may do everything the tracking API allows; a client
+ * key (shipped in browser and mobile apps, so public) may not change where deliveries go
+ * (src/ingest/ingest.c). Keys made before scopes existed are server keys. */
+enum key_scope { KEY_SCOPE_SERVER = 0, KEY_SCOPE_CLIENT = 1 };
 
 struct key_rec {
     int64_t id;          /* assigned by the store */
     int kind;            /* enum key_kind */
+    int scope;           /* enum key_scope; KEY_SCOPE_SERVER for admin keys */
     char prefix[16];     /* first characters of the key, shown in listings; unique */
     char name[64];       /* operator's label */
     uint8_t hash[32];    /* SHA-256 of the whole key; the key itself is never stored */

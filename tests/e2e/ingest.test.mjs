@@ -45,9 +45,10 @@ function post(srv, path, body, { auth = 'write', headers = {} } = {}) {
   return srv.request('POST', path, { auth, headers: h, body: b });
 }
 
-/** A new write (or admin) key for the server's store, made with the keys CLI. */
-function newKey(srv, kind, name) {
-  const r = herald(['keys', 'create', '--kind', kind, '--name', name], { dir: srv.dir });
+/** A new write (or admin) key for the server's store, made with the keys CLI; a write
+ * key is client-scoped unless scope is 'server'. */
+function newKey(srv, kind, name, scope) {
+  const r = herald(['keys', 'create', '--kind', kind, '--name', name, ...(scope ? ['--scope', scope] : [])], { dir: srv.dir });
   assert.equal(r.status, 0, `keys create: ${r.stderr}`);
   return r.stdout.trim();
 }
@@ -130,13 +131,16 @@ async function checkAlias(srv, U, U2) {
 describe('client libraries', () => {
   test('@segment/analytics-node configured with only host and writeKey', T, async (t) => {
     const srv = await startServer({ t });
+    // a server key: the alias below moves an identified profile (writekeys.test.mjs has
+    // what a client key may do)
+    const writeKey = newKey(srv, 'write', 'backend', 'server');
     const U = 'seg-user-1';
     const U2 = 'seg-user-2';
     const t0 = Date.now();
     const responses = [];
     const errors = [];
     const client = () => {
-      const a = new SegmentAnalytics({ writeKey: srv.writeKey, host: srv.url });
+      const a = new SegmentAnalytics({ writeKey, host: srv.url });
       a.on('http_response', (r) => responses.push(r));
       a.on('error', (e) => errors.push(e));
       return a;
@@ -180,7 +184,7 @@ describe('client libraries', () => {
     const errors = [];
     const requests = [];
     const responses = [];
-    const client = new RudderAnalytics(srv.writeKey, {
+    const client = new RudderAnalytics(newKey(srv, 'write', 'backend', 'server'), {
       dataPlaneUrl: srv.url, // path defaults to /v1/batch
       gzip: true,
       flushAt: 20,
@@ -693,11 +697,13 @@ describe('profiles from events', () => {
     assertAccepted(await post(srv, '/v1/track', { anonymousId: 'pe-anon', event: 'Signed Up' }), { accepted: 1 });
 
     // alias: previousId's profile merged into userId's (userId's values win), then deleted
+    // (moving a profile takes a server-scope write key)
+    const server = { auth: basic(newKey(srv, 'write', 'backend', 'server')) };
     assertAccepted(await post(srv, '/v1/identify', { userId: 'pe-old', traits: { a: 1, b: 'old', email: 'old@example.com' } }), { accepted: 1 });
     assertAccepted(await post(srv, '/v1/identify', { userId: 'pe-new', traits: { b: 'new', c: 3 } }), { accepted: 1 });
     await expectProfile(srv, 'pe-old', { a: 1, b: 'old', email: 'old@example.com' });
     await expectProfile(srv, 'pe-new', { b: 'new', c: 3 });
-    assertAccepted(await post(srv, '/v1/alias', { previousId: 'pe-old', userId: 'pe-new' }), { accepted: 1 });
+    assertAccepted(await post(srv, '/v1/alias', { previousId: 'pe-old', userId: 'pe-new' }, server), { accepted: 1 });
     await expectNoProfile(srv, 'pe-old');
     await expectProfile(srv, 'pe-new', { a: 1, b: 'new', c: 3, email: 'old@example.com' });
 

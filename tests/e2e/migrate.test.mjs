@@ -197,6 +197,9 @@ describe('migrate-store: SQLite to PostgreSQL', { skip }, () => {
     pg.adminKey = src.adminKey;
     pg.writeKey = src.writeKey;
     assert.deepEqual(pg.stdout.filter((l) => l.startsWith('HERALD_')), [], 'no new keys: the workspace came along');
+    // the write key's scope came along (the bootstrap write key is a client key)
+    const scopeOf = (key) => psql(`SELECT scope FROM api_keys WHERE prefix = '${key.slice(0, 12)}'`, { dsn: dstB, tuples: true }).trim();
+    assert.deepEqual([scopeOf(src.writeKey), scopeOf(src.adminKey)], ['1', '0'], 'api_keys.scope copied');
     // the pending ping runs there
     await waitFor(
       async () => metricValue((await pg.metrics()).samples, 'herald_jobs_total', { kind: 'ping', outcome: 'done' }) >= 1,

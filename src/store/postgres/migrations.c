@@ -1,6 +1,6 @@
 /* migrations.c: herald's PostgreSQL schema, one numbered migration per entry, with the
  * same version numbers as src/store/sqlite/migrations.c (1: meta, api_keys, jobs;
- * 2: docs, events, event_dedup, catalog; 3: messages, message_history).
+ * 2: docs, events, event_dedup, catalog; 3: messages, message_history; 4: api_keys.scope).
  *
  * Append only: to change the schema, add one line `{N + 1, "SQL..."},` at the end of
  * `migrations[]` (and the same version in the SQLite backend). Never edit or reorder an
@@ -110,7 +110,9 @@ static const struct migration migrations[] = {
         "  type TEXT NOT NULL,"
         "  body BYTEA NOT NULL);"
         "CREATE INDEX message_history_msg ON message_history(message_id, seq);"},
-    /* next: {4, "..."}, */
+    /* 4: a write key's scope, as on SQLite: 0 server (existing keys), 1 client */
+    {4, "ALTER TABLE api_keys ADD COLUMN scope BIGINT NOT NULL DEFAULT 0;"},
+    /* next: {5, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -74,7 +74,7 @@
 
 /* ---- SQL ---------------------------------------------------------------------------- */
 
-#define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms"
+#define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms, scope"
 #define JOB_COLS                                                                            \
     "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "         \
     "max_attempts, created_ms, last_error"
@@ -152,8 +152,9 @@ static const char *const SQL[S_COUNT] = {
     [S_META_SET] = "INSERT INTO meta(key, value) VALUES($1::text, $2::bytea) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [S_META_GET] = "SELECT value FROM meta WHERE key = $1::text",
-    [S_KEY_INSERT] = "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms) "
-                     "VALUES($1::bigint, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint) "
+    [S_KEY_INSERT] = "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms, scope) "
+                     "VALUES($1::bigint, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint, "
+                     "$7::bigint) "
                      "ON CONFLICT DO NOTHING RETURNING id",
     [S_KEY_FIND] = "SELECT " KEY_COLS " FROM api_keys WHERE hash = $1::bytea AND revoked_ms = 0",
     [S_KEY_LIST] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_ms DESC, id DESC",
@@ -1274,6 +1275,7 @@ static int row_key(const PGresult *r, int i, struct key_rec *out)
     memcpy(out->hash, PQgetvalue(r, i, 4), sizeof out->hash);
     out->created_ms = g_i64(r, i, 5);
     out->revoked_ms = g_i64(r, i, 6);
+    out->scope = (int)g_i64(r, i, 7);
     return HR_OK;
 }
 
@@ -1283,7 +1285,8 @@ static int pg_key_insert(struct store_txn *t, struct key_rec *k)
     PGresult *r = NULL;
     int rc = HR_OK;
     size_t plen, nlen;
-    if (!k || (k->kind != KEY_ADMIN && k->kind != KEY_WRITE)) {
+    if (!k || (k->kind != KEY_ADMIN && k->kind != KEY_WRITE) ||
+        (k->scope != KEY_SCOPE_SERVER && k->scope != KEY_SCOPE_CLIENT)) {
         rc = HR_INVAL;
         goto out;
     }
@@ -1299,6 +1302,7 @@ static int pg_key_insert(struct store_txn *t, struct key_rec *k)
     p_bytes(&p, (struct str){(const char *)k->hash, sizeof k->hash});
     p_i64(&p, k->created_ms);
     p_i64(&p, k->revoked_ms);
+    p_i64(&p, k->scope);
     rc = tx_q(t, S_KEY_INSERT, &p, &r, "key_insert");
     if (rc < 0)
         goto out;

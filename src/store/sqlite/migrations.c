@@ -95,7 +95,10 @@ static const struct migration migrations[] = {
         "  type TEXT NOT NULL,"
         "  body BLOB NOT NULL);"
         "CREATE INDEX message_history_msg ON message_history(message_id, seq);"},
-    /* next: {4, "..."}, */
+    /* 4: a write key's scope (issue 12): 0 server (every key before this version, so
+     * existing installations keep working), 1 client (a key shipped to browsers) */
+    {4, "ALTER TABLE api_keys ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;"},
+    /* next: {5, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

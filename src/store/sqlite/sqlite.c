@@ -77,10 +77,10 @@ static const char SQL_META_SET[] =
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 static const char SQL_META_GET[] = "SELECT value FROM meta WHERE key = ?1";
 
-#define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms"
+#define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms, scope"
 static const char SQL_KEY_INSERT[] =
-    "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms, scope) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char SQL_KEY_FIND[] =
     "SELECT " KEY_COLS " FROM api_keys WHERE hash = ?1 AND revoked_ms = 0";
 static const char SQL_KEY_LIST[] =
@@ -565,6 +565,7 @@ static int row_key(sqlite3_stmt *st, struct key_rec *out)
     memcpy(out->hash, h, sizeof out->hash);
     out->created_ms = sqlite3_column_int64(st, 5);
     out->revoked_ms = sqlite3_column_int64(st, 6);
+    out->scope = sqlite3_column_int(st, 7);
     return HR_OK;
 }
 
@@ -1229,7 +1230,8 @@ static int sqlite_key_insert(struct store_txn *t, struct key_rec *k)
     sqlite3_stmt *st = NULL;
     int src, rc = HR_OK;
     size_t plen, nlen;
-    if (!k || (k->kind != KEY_ADMIN && k->kind != KEY_WRITE)) {
+    if (!k || (k->kind != KEY_ADMIN && k->kind != KEY_WRITE) ||
+        (k->scope != KEY_SCOPE_SERVER && k->scope != KEY_SCOPE_CLIENT)) {
         rc = HR_INVAL;
         goto out;
     }
@@ -1251,6 +1253,7 @@ static int sqlite_key_insert(struct store_txn *t, struct key_rec *k)
         (src = sqlite3_bind_blob(st, 4, k->hash, sizeof k->hash, SQLITE_STATIC)) != SQLITE_OK ||
         (src = sqlite3_bind_int64(st, 5, k->created_ms)) != SQLITE_OK ||
         (src = sqlite3_bind_int64(st, 6, k->revoked_ms)) != SQLITE_OK ||
+        (src = sqlite3_bind_int(st, 7, k->scope)) != SQLITE_OK ||
         (src = sqlite3_step(st)) != SQLITE_DONE) {
         rc = db_fail(c, src, "key_insert");
         goto out;

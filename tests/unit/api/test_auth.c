@@ -165,7 +165,7 @@ static void test_revoked_and_created_keys(void **state)
     char key[API_KEY_MAX], prefix[API_KEY_PREFIX_LEN + 1], h[300];
     struct herr err;
     struct key_rec k;
-    assert_int_equal(api_key_create(f->s, KEY_ADMIN, "ci", 1500, key, &err), HR_OK);
+    assert_int_equal(api_key_create(f->s, KEY_ADMIN, KEY_SCOPE_SERVER, "ci", 1500, key, &err), HR_OK);
     assert_memory_equal(key, "hk_", 3);
     assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_OK);
     assert_int_equal(k.kind, KEY_ADMIN);
@@ -182,7 +182,7 @@ static void test_revoked_and_created_keys(void **state)
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
     assert_int_equal(api_key_check(f->s, str_c(big), &k), HR_PERM);
-    assert_int_equal(api_key_create(f->s, 7, "bad", 1, key, &err), HR_INVAL);
+    assert_int_equal(api_key_create(f->s, 7, KEY_SCOPE_SERVER, "bad", 1, key, &err), HR_INVAL);
 }
 
 static void test_bootstrap_once(void **state)

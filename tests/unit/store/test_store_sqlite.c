@@ -413,6 +413,8 @@ static void test_keys(void **state)
     size_t n;
     int64_t cnt;
 
+    wr.scope = KEY_SCOPE_CLIENT; /* the scope round-trips; admin stays server */
+
     assert_int_equal(w_key_insert(f, &admin), 0);
     assert_int_equal(w_key_insert(f, &wr), 0);
     assert_true(admin.id > 0 && wr.id > 0 && admin.id != wr.id);
@@ -427,11 +429,14 @@ static void test_keys(void **state)
     assert_memory_equal(got.hash, wr.hash, 32);
     assert_int_equal(got.created_ms, T0 + 1);
     assert_int_equal(got.revoked_ms, 0);
+    assert_int_equal(got.scope, KEY_SCOPE_CLIENT);
 
     assert_int_equal(store_key_list(f->s, f->a, &list, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(list[0].id, wr.id); /* newest first */
     assert_int_equal(list[1].id, admin.id);
+    assert_int_equal(list[0].scope, KEY_SCOPE_CLIENT);
+    assert_int_equal(list[1].scope, KEY_SCOPE_SERVER);
 
     assert_int_equal(store_key_count(f->s, 0, &cnt), 0);
     assert_int_equal(cnt, 2);
