@@ -2,7 +2,8 @@
  *   GET  /messages?recipient&status&notification&event&tag&tags&traceId&runId&cursor&limit
  *   GET  /messages/:id            MessageDetails with providers
  *   GET  /messages/:id/history    {results: [history events]} (?type= filter)
- *   GET  /messages/:id/output     {results: [{channel, channel_id, content}]}
+ *   GET  /messages/:id/output     {results: [{channel, channel_id, content: {html, text,
+ *                                 title, subject, body, blocks}}]}
  *   POST /messages/:id/cancel     200 CANCELED before delivery, 409 after */
 #include "api.h"
 
@@ -188,11 +189,50 @@ void api_message_history(void *vctx, struct http_req *req, struct http_resp *res
     resp->status = 200;
 }
 
+/* set_default: c[k] = the string at c[from] (or "") when c has no string k. */
+static void set_default(cJSON *c, const char *k, const char *from)
+{
+    const char *v = from ? json_str(c, from) : NULL;
+    if (json_str(c, k))
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(c, k);
+    cJSON_AddStringToObject(c, k, v ? v : "");
+}
+
+/* output_content: give a stored rendered content Courier's full shape (in place):
+ * html, text, title, subject, body (strings, "" when the channel has none; a title falls
+ * back to the subject, a body to the text and back) and blocks [{type, text}] (one text
+ * block with the plain text, none when it is empty). */
+static void output_content(cJSON *c)
+{
+    const char *text;
+    cJSON *blocks;
+    if (!cJSON_IsObject(c))
+        return;
+    set_default(c, "title", "subject");
+    set_default(c, "subject", NULL);
+    set_default(c, "text", "body");
+    set_default(c, "body", "text");
+    set_default(c, "html", NULL);
+    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(c, "blocks")))
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "blocks");
+    blocks = cJSON_AddArrayToObject(c, "blocks");
+    text = json_str(c, "text");
+    if (text && text[0]) {
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddStringToObject(b, "text", text);
+        cJSON_AddItemToArray(blocks, b);
+    }
+}
+
 void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
     struct message_rec m;
     struct doc_rec d;
+    cJSON *out, *r;
     int rc;
     if (load(vctx, req, resp, &m) < 0)
         return;
@@ -205,7 +245,10 @@ void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp
         api_error_rc(resp, rc, NULL);
         return;
     }
-    http_resp_raw(resp, 200, "application/json", d.body);
+    out = cJSON_ParseWithLength(d.body.p, d.body.len);
+    cJSON_ArrayForEach(r, json_arr(out, "results")) output_content(json_obj(r, "content"));
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
 }
 
 struct cancel_arg {

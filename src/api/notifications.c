@@ -1,7 +1,7 @@
 /* notifications.c: Courier's V2 notification templates.
  *   POST   /notifications                {notification:{...}, state?}  -> the template
  *   GET    /notifications?cursor&limit   -> {paging, results:[summaries]} (not archived)
- *   GET    /notifications/:id?version=draft|published|vNNN
+ *   GET    /notifications/:id?version=draft|published|vNNN  (default: published)
  *   PUT    /notifications/:id            {notification:{...}, state?}  (replace the draft)
  *   DELETE /notifications/:id            archive (204)
  *   POST   /notifications/:id/publish    {version?}  -> a new vNNN snapshot
@@ -678,6 +678,8 @@ void api_notification_get(void *vctx, struct http_req *req, struct http_resp *re
 
     if (!id_ok(req, resp))
         return;
+    if (!version)
+        version = "published"; /* Courier's default (the SDK documents it) */
     if (version && strcmp(version, "draft") != 0 && strcmp(version, "published") != 0) {
         n = template_version_parse(version);
         if (n == 0) {
@@ -689,7 +691,7 @@ void api_notification_get(void *vctx, struct http_req *req, struct http_resp *re
     }
     if (load_draft(ctx, req, resp, &draft) < 0)
         goto out;
-    if (!version || strcmp(version, "draft") == 0) {
+    if (strcmp(version, "draft") == 0) {
         v = view(draft);
         http_resp_json(resp, 200, v);
         goto out;
@@ -697,7 +699,8 @@ void api_notification_get(void *vctx, struct http_req *req, struct http_resp *re
     if (n == 0)
         n = version_count(draft);
     if (n == 0 || n > version_count(draft)) {
-        http_resp_error(resp, 404, "invalid_request_error", "notification %.*s has no %s version",
+        http_resp_error(resp, 404, "invalid_request_error",
+                        "notification %.*s has no %s version (its draft: ?version=draft)",
                         STR_FMT(req->params[0]), version);
         goto out;
     }
@@ -720,15 +723,23 @@ out:
     cJSON_Delete(draft);
 }
 
+/* summary: Courier's NotificationTemplateSummary of draft d (new object). The optional
+ * "updated" and "updater" are left out when absent (the SDK types them number/string,
+ * not null); herald's "published_version" is null until the first publish. */
 static cJSON *summary(const cJSON *d)
 {
-    static const char *const keys[] = {"id", "name", "tags", "state", "created", "updated",
-                                       "published_version", NULL};
+    static const char *const keys[] = {"id", "name", "tags", "state", "created", "creator",
+                                       "published_version", "updated", "updater", NULL};
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; keys[i]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, keys[i]);
-        cJSON_AddItemToObject(o, keys[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+        if (v && !cJSON_IsNull(v))
+            cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
+        else if (i < 7)
+            cJSON_AddItemToObject(o, keys[i], cJSON_CreateNull());
     }
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "creator")))
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "creator", cJSON_CreateString("api"));
     return o;
 }
 

@@ -47,6 +47,11 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
                             "\"recipient\", ...}");
             goto out;
         }
+        if (cJSON_GetObjectItemCaseSensitive(body, "preferences") &&
+            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "preferences"))) {
+            http_resp_error(resp, 400, "invalid_request_error", "preferences is not supported yet");
+            goto out;
+        }
         v2 = engine_send_v1_to_v2(body);
         msg = v2;
     }
@@ -54,7 +59,7 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_request_error", "message must be an object");
         goto out;
     }
-    if (engine_send_validate(msg, &err) < 0) {
+    if (engine_send_validate(msg, &err) < 0 || (!legacy && engine_send_unsupported(msg, &err) < 0)) {
         http_resp_error(resp, 400, "invalid_request_error", "%s", err.msg);
         goto out;
     }

@@ -406,7 +406,11 @@ describe('providers', () => {
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: { from: 'a@example.com' } }), 400, /host/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: 'host=x' }), 400, /settings/);
     assertError(await api('POST', '/providers', { provider: 'webhook', settings: { url: 'ftp://x' } }), 400, /url/);
-    assertError(await api('POST', '/providers', { provider: 'console', settings: {} }), 400, /channel/);
+    // the SDK's create shape has no channel: console defaults to email, titled as Courier does
+    const dflt = ok(await api('POST', '/providers', { provider: 'console', settings: {} }));
+    assert.equal(dflt.channel, 'email');
+    assert.equal(dflt.title, 'Default Configuration');
+    assert.equal((await api('DELETE', `/providers/${dflt.id}`)).status, 204);
     assertError(await api('POST', '/providers', { provider: 'console', channel: 'fax', settings: {} }), 400, /channel/);
     assertError(await api('POST', '/providers', { ...MINIMAL.twilio, priority: -1 }), 400, /priority/);
     assertError(await api('POST', '/providers', { ...MINIMAL.twilio, priority: 1.5 }), 400, /priority/);
