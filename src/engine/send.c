@@ -258,8 +258,12 @@ static bool listed(const char *const *list, const char *k)
     return false;
 }
 
+/* containers whose fields are the feature (context.tenant_id, preferences.
+ * subscription_topic_id): a refusal names the field inside */
+static const char *const SPELL_OUT[] = {"context", "preferences", NULL};
+
 /* later: refuse the first non-null member of object o (named where) missing from
- * honoured; for an object member its first non-null field is named (context.tenant_id). */
+ * honoured; for a SPELL_OUT member its first non-null field is named. */
 static int later(const cJSON *o, const char *where, const char *const *honoured,
                  struct herr *err)
 {
@@ -268,7 +272,7 @@ static int later(const cJSON *o, const char *where, const char *const *honoured,
     {
         if (cJSON_IsNull(it) || listed(honoured, it->string))
             continue;
-        sub = cJSON_IsObject(it) ? it->child : NULL;
+        sub = cJSON_IsObject(it) && listed(SPELL_OUT, it->string) ? it->child : NULL;
         while (sub && cJSON_IsNull(sub))
             sub = sub->next;
         if (sub)

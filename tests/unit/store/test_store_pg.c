@@ -1314,6 +1314,38 @@ static void test_messages(void **state)
     flt.tag = STR_LIT("ord"); /* a whole element, not a substring */
     assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
     assert_int_equal(n, 0);
+    flt.tag = STR_LIT("nope,vip"); /* several tags joined by commas: any of them */
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id.p, "m1");
+    flt.tag = STR_LIT("vip,orders");
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 2);
+    memset(&flt, 0, sizeof flt);
+    flt.limit = 10;
+    flt.status = STR_LIT("SENT,UNDELIVERABLE"); /* several statuses: any of them */
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 3);
+    flt.recipient = STR_LIT("alice");
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 2);
+    flt.status = STR_LIT("ENQUEUED,CANCELED");
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 0);
+    memset(&flt, 0, sizeof flt);
+    flt.limit = 10;
+    flt.id = STR_LIT("m2");
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id.p, "m2");
+    memset(&flt, 0, sizeof flt);
+    flt.limit = 10;
+    flt.enqueued_after_ms = T0; /* strictly after */
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 0);
+    flt.enqueued_after_ms = T0 - 1;
+    assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+    assert_int_equal(n, 3);
     memset(&flt, 0, sizeof flt);
     flt.limit = 10;
     flt.run_id = STR_LIT("run-1");
