@@ -1,6 +1,7 @@
 /* notifications.c: Courier's V2 notification templates.
  *   POST   /notifications                {notification:{...}, state?}  -> the template
- *   GET    /notifications?cursor&limit   -> {paging, results:[summaries]} (not archived)
+ *   GET    /notifications?cursor&limit&notes -> {paging, results:[summaries]} (not archived;
+ *                                        event_id: 400 until templates map to events)
  *   GET    /notifications/:id?version=draft|published|vNNN  (default: published)
  *   PUT    /notifications/:id            {notification:{...}, state?}  (replace the draft)
  *   DELETE /notifications/:id            archive (204)
@@ -750,10 +751,23 @@ void api_notification_list(void *vctx, struct http_req *req, struct http_resp *r
     size_t limit, count = 0;
     bool more = false, done = false;
     cJSON *out = cJSON_CreateObject(), *results, *paging;
+    const char *notes;
     int rc = HR_OK;
 
     if (template_page_args(req, resp, LIST_DEFAULT, LIST_MAX, &limit, &after) < 0)
         goto out;
+    /* Courier's other filters: no template is mapped to an event here (events run
+     * automations), and templates carry no notes, so notes=true adds nothing */
+    if (http_req_query(req, "event_id")) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "the event_id filter is not supported yet (events run automations)");
+        goto out;
+    }
+    notes = http_req_query(req, "notes");
+    if (notes && strcmp(notes, "true") != 0 && strcmp(notes, "false") != 0) {
+        http_resp_error(resp, 400, "invalid_request_error", "notes must be true or false");
+        goto out;
+    }
     results = cJSON_CreateArray();
     /* archived drafts are skipped, so read in batches until the page is full; each
      * batch's bodies live in a scratch arena (a template may be 1 MiB) */

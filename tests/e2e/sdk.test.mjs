@@ -238,6 +238,17 @@ describe('Courier SDK 7.x against herald', () => {
     assert.deepEqual(c.blocks, [{ type: 'text', text: c.text }]);
 
     await refused(sdk.messages.retrieve('1-00000000-000000000000000000000000'), 404);
+
+    // the final statuses that are not SENT keep to the SDK's reason enum too
+    const unmapped = (await sdk.send.message({ message: { to: { email: 'a@x.test' }, template: 'nt_nosuchtemplate' } })).requestId;
+    const um = await final(unmapped);
+    check(um, MessageRetrieveResponse);
+    assert.equal(um.status, 'UNMAPPED');
+    const unroutable = (await sdk.send.message({ message: { to: { phone_number: '+15550001111' }, content: { title: 'T', body: 'B' }, routing: { method: 'single', channels: ['sms'] } } })).requestId;
+    const ur = await final(unroutable);
+    check(ur, MessageRetrieveResponse);
+    assert.equal(ur.status, 'UNROUTABLE');
+    assert.equal(ur.reason, 'NO_PROVIDERS');
   });
 
   test('messages.list: several statuses and tags, messageId, enqueued_after, paging', T, async () => {
@@ -370,6 +381,8 @@ describe('Courier SDK 7.x against herald', () => {
     check(l, NotificationListResponse);
     const s = l.results.find((x) => x.id === id);
     assert.equal(s.creator, 'api');
+    check(await sdk.notifications.list({ notes: true }), NotificationListResponse);
+    await refused(sdk.notifications.list({ event_id: 'order' }), 400, /event_id/);
     const v = await sdk.notifications.listVersions(id);
     check(v, NotificationTemplateVersionListResponse);
     assert.deepEqual(v.versions.map((x) => x.version), ['draft', 'published:v001']);
@@ -414,6 +427,20 @@ describe('Courier SDK 7.x against herald', () => {
     const byId = await call(sdk.automations.invoke.invokeByTemplate('sdk-auto-1', { recipient: 'auto-user', data: { userId: 'auto-user' } }));
     assert.ok(byId.status >= 200 && byId.status < 300);
     check(byId.data, AutomationInvokeResponse);
+    // 50 per page: a cursor while more follow, none on the last page
+    for (let i = 3; i <= 51; i++) {
+      const r = await raw('PUT', `/automations/sdk-auto-${String(i).padStart(2, '0')}`, { name: `a${i}`, steps: [{ action: 'delay', duration: '1 minute' }] });
+      assert.equal(r.status, 200, r.body);
+    }
+    const p1 = await sdk.automations.list();
+    check(p1, AutomationTemplateListResponse);
+    assert.equal(p1.templates.length, 50);
+    assert.equal(typeof p1.cursor, 'string');
+    const p2 = await sdk.automations.list({ cursor: p1.cursor });
+    check(p2, AutomationTemplateListResponse);
+    assert.ok(!('cursor' in p2));
+    assert.equal(new Set([...p1.templates, ...p2.templates].map((a) => a.id)).size, 51);
+
     const adhoc = await sdk.automations.invoke.invokeAdHoc({ recipient: 'auto-user', data: { userId: 'auto-user' }, automation: { steps: [{ action: 'send', template: tpl.id, recipient: 'auto-user', profile: { email: 'auto@x.test' } }] } });
     check(adhoc, AutomationInvokeResponse);
   });
