@@ -175,6 +175,10 @@ static bool query_arg(void *arg, const char *name, const char *value)
         snprintf(q->err, sizeof q->err, "%s may be given once", name);
         return false;
     }
+    if (value && strlen(value) > 1024) { /* q() would read it as absent */
+        snprintf(q->err, sizeof q->err, "%s is longer than 1024 bytes", name);
+        return false;
+    }
     return true;
 }
 
