@@ -12,6 +12,7 @@
 #include "../engine/send.h"
 #include "../util/json.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +136,7 @@ static bool join(struct list_query *q, const char *name, const char *v, char *ou
             piece[n] = 0;
             if (is_status) {
                 for (size_t i = 0; i < n; i++)
-                    piece[i] = (char)(piece[i] >= 'a' && piece[i] <= 'z' ? piece[i] - 32 : piece[i]);
+                    piece[i] = (char)toupper((unsigned char)piece[i]);
                 if (index_of(STATUSES, piece) < 0) {
                     snprintf(q->err, sizeof q->err, "status %.64s is not a message status", piece);
                     return false;

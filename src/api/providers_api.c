@@ -2,7 +2,8 @@
  *   POST   /providers {provider, settings, alias?, title?, priority?, enabled?, channel?,
  *                      limits?: {concurrency?, per_second?, burst?}}
  *   GET    /providers                 -> {paging, results} by channel, then priority
- *   GET    /providers/catalog?channel&keys&name -> {paging, results:[{provider, name, channel, settings}]}
+ *   GET    /providers/catalog?channel&keys&name
+ *                              -> {paging, results:[{provider, name, channel, settings}]}
  *   GET    /providers/:id
  *   PUT    /providers/:id             (replace; a secret sent back as its mask is kept)
  *   DELETE /providers/:id             -> 204
