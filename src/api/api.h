@@ -78,6 +78,7 @@ void api_error_store_full(struct http_resp *resp);
 /* Handlers, by resource file. */
 void api_health(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ready(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_debug(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_metrics(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_openapi(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_admin_queue(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include "../engine/automation.h"
+#include "../util/clock.h"
 #include "../util/id.h"
 #include "../util/json.h"
 
@@ -117,39 +118,58 @@ void api_automation_get(void *vctx, struct http_req *req, struct http_resp *resp
     answer_doc(vctx, req, resp, "automations", id, "automation");
 }
 
+/* GET /automations?cursor=&version=published|draft: Courier's AutomationTemplateListResponse.
+ * herald's automations are live from their first PUT, so every one is "published" (its
+ * revision number stays in herald's own "revision") and the draft view is empty; the
+ * times are ISO 8601 strings and "cursor" is absent on the last page. */
 void api_automation_list(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
     const char *cursor = http_req_query(req, "cursor");
+    const char *version = http_req_query(req, "version");
     struct doc_rec *docs = NULL;
     size_t n = 0, lim = 50;
     cJSON *out, *arr;
-    int rc = store_doc_list(ctx->store, "automations", STR_NULL, str_c(cursor), lim + 1,
-                            req->arena, &docs, &n);
-    if (rc < 0) {
-        api_error_rc(resp, rc, NULL);
+    int rc;
+    if (version && strcmp(version, "published") != 0 && strcmp(version, "draft") != 0) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "version must be \"published\" or \"draft\"");
         return;
     }
     out = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(out, "templates");
+    if (version && strcmp(version, "draft") == 0) { /* no automation is a draft */
+        http_resp_json(resp, 200, out);
+        cJSON_Delete(out);
+        return;
+    }
+    rc = store_doc_list(ctx->store, "automations", STR_NULL, str_c(cursor), lim + 1, req->arena,
+                        &docs, &n);
+    if (rc < 0) {
+        cJSON_Delete(out);
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
     for (size_t i = 0; i < n && i < lim; i++) {
         cJSON *d = cJSON_ParseWithLength(docs[i].body.p, docs[i].body.len), *o = cJSON_CreateObject();
         int64_t v = 0, c = 0, u = 0;
+        char iso[32];
         json_i64(d, "version", &v);
         json_i64(d, "created", &c);
         json_i64(d, "updated", &u);
         cJSON_AddStringToObject(o, "id", docs[i].id.p);
         cJSON_AddStringToObject(o, "name", json_str(d, "name") ? json_str(d, "name") : "");
-        cJSON_AddNumberToObject(o, "version", (double)v);
-        cJSON_AddNumberToObject(o, "createdAt", (double)c);
-        cJSON_AddNumberToObject(o, "updatedAt", (double)u);
+        cJSON_AddStringToObject(o, "version", "published");
+        cJSON_AddNumberToObject(o, "revision", (double)v);
+        time_fmt_iso(c, iso, sizeof iso);
+        cJSON_AddStringToObject(o, "createdAt", iso);
+        time_fmt_iso(u ? u : c, iso, sizeof iso);
+        cJSON_AddStringToObject(o, "updatedAt", iso);
         cJSON_AddItemToArray(arr, o);
         cJSON_Delete(d);
     }
     if (n > lim)
         cJSON_AddStringToObject(out, "cursor", docs[lim - 1].id.p);
-    else
-        cJSON_AddNullToObject(out, "cursor");
     http_resp_json(resp, 200, out);
     cJSON_Delete(out);
 }

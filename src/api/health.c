@@ -1,4 +1,5 @@
-/* health.c: liveness, readiness and Prometheus metrics. */
+/* health.c: liveness, readiness, Prometheus metrics, and POST /debug (the key check
+ * Segment's Courier (Actions) destination runs as its "test connection"). */
 #include "api.h"
 
 #include "../util/metrics.h"
@@ -19,6 +20,14 @@ static const char *state_name(int st)
 }
 
 void api_health(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    http_resp_raw(resp, 200, "application/json", STR_LIT("{\"status\":\"ok\"}"));
+}
+
+/* POST /debug: Courier's connectivity check. Segment's Courier (Actions) destination posts
+ * here with its Bearer key when a user tests the connection, and accepts any 2xx; the
+ * admin-key check in front of this route is the test. The body, if any, is ignored. */
+void api_debug(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     http_resp_raw(resp, 200, "application/json", STR_LIT("{\"status\":\"ok\"}"));
 }

@@ -1,14 +1,18 @@
 /* messages.c: Courier's Messages API (the message log).
- *   GET  /messages?recipient&status&notification&event&tag&tags&traceId&runId&cursor&limit
+ *   GET  /messages?recipient&status&notification&event&tag&tags&traceId&runId&messageId
+ *                  &enqueued_after&archived&cursor&limit (status, tag, tags: repeated or
+ *                  comma-joined, any of; provider, list, tenant_id: 400 until built)
  *   GET  /messages/:id            MessageDetails with providers
  *   GET  /messages/:id/history    {results: [history events]} (?type= filter)
- *   GET  /messages/:id/output     {results: [{channel, channel_id, content}]}
+ *   GET  /messages/:id/output     {results: [{channel, channel_id, content: {html, text,
+ *                                 title, subject, body, blocks}}]}
  *   POST /messages/:id/cancel     200 CANCELED before delivery, 409 after */
 #include "api.h"
 
 #include "../engine/send.h"
 #include "../util/json.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,33 +87,155 @@ static struct str q(struct http_req *req, const char *name)
     return str_c(v && strlen(v) <= 1024 ? v : NULL);
 }
 
+/* ---- GET /messages query ---------------------------------------------------------------- */
+
+#define LIST_JOINED_MAX 1024 /* statuses or tags, joined by commas */
+
+static const char *const STATUSES[] = {
+    "CANCELED", "CLICKED",   "DELAYED",  "DELIVERED", "DIGESTED",      "ENQUEUED",   "FILTERED",
+    "OPENED",   "ROUTED",    "SENT",     "SIMULATED", "THROTTLED",     "UNDELIVERABLE",
+    "UNMAPPED", "UNROUTABLE", NULL};
+/* parameters given at most once */
+static const char *const SCALARS[] = {"recipient", "notification", "event", "traceId", "trace_id",
+                                      "runId", "cursor", "limit", "enqueued_after", "messageId",
+                                      "archived", NULL};
+/* Courier's filters herald has nothing to match yet (no lists, tenants; the provider key
+ * is not a column) */
+static const char *const LATER[] = {"provider", "list", "tenant_id", NULL};
+
+struct list_query {
+    char status[LIST_JOINED_MAX + 1], tag[LIST_JOINED_MAX + 1];
+    size_t status_len, tag_len;
+    int seen[sizeof SCALARS / sizeof SCALARS[0]];
+    char err[192];   /* the first problem; "" when none */
+};
+
+static int index_of(const char *const *list, const char *k)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], k) == 0)
+            return i;
+    return -1;
+}
+
+/* join: append each non-empty comma-separated piece of v to the comma list in out (len);
+ * a status is upper-cased and must be one of STATUSES. False with q->err set on a bad
+ * piece or when the list would pass LIST_JOINED_MAX. */
+static bool join(struct list_query *q, const char *name, const char *v, char *out, size_t *len,
+                 bool is_status)
+{
+    char piece[LIST_JOINED_MAX + 1];
+    for (const char *p = v ? v : ""; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0) {
+            if (n > 64 || *len + n + 1 > LIST_JOINED_MAX) {
+                snprintf(q->err, sizeof q->err, "%s: too many or too long values", name);
+                return false;
+            }
+            memcpy(piece, p, n);
+            piece[n] = 0;
+            if (is_status) {
+                for (size_t i = 0; i < n; i++)
+                    piece[i] = (char)toupper((unsigned char)piece[i]);
+                if (index_of(STATUSES, piece) < 0) {
+                    snprintf(q->err, sizeof q->err, "status %.64s is not a message status", piece);
+                    return false;
+                }
+            }
+            if (*len)
+                out[(*len)++] = ',';
+            memcpy(out + *len, piece, n + 1);
+            *len += n;
+        }
+        p += n + (p[n] == ',');
+    }
+    return true;
+}
+
+/* query_arg: one argument of GET /messages (http_req_query_each callback). */
+static bool query_arg(void *arg, const char *name, const char *value)
+{
+    struct list_query *q = arg;
+    int k;
+    if (!name[0]) /* a stray '&' */
+        return true;
+    if (strcmp(name, "status") == 0)
+        return join(q, "status", value, q->status, &q->status_len, true);
+    if (strcmp(name, "tag") == 0 || strcmp(name, "tags") == 0)
+        return join(q, name, value, q->tag, &q->tag_len, false);
+    if (index_of(LATER, name) >= 0) {
+        snprintf(q->err, sizeof q->err, "the %s filter is not supported yet", name);
+        return false;
+    }
+    k = index_of(SCALARS, name);
+    if (k < 0) {
+        snprintf(q->err, sizeof q->err, "unknown query parameter %.64s", name);
+        return false;
+    }
+    if (q->seen[k]++) {
+        snprintf(q->err, sizeof q->err, "%s may be given once", name);
+        return false;
+    }
+    if (value && strlen(value) > 1024) { /* q() would read it as absent */
+        snprintf(q->err, sizeof q->err, "%s is longer than 1024 bytes", name);
+        return false;
+    }
+    return true;
+}
+
+/* time_arg: enqueued_after as ms: an ISO 8601 time or ms since the epoch. */
+static int time_arg(const char *v, int64_t *out)
+{
+    if (str_to_i64(str_c(v), out) == HR_OK && *out >= 0)
+        return HR_OK;
+    return time_parse_iso(v, strlen(v), out);
+}
+
 void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
     struct message_filter f;
     struct message_rec *rows = NULL;
+    struct list_query lq;
     size_t n = 0;
     int64_t lim = LIST_DEFAULT;
     cJSON *out, *res, *pg;
     const char *ls = http_req_query(req, "limit");
+    const char *after = http_req_query(req, "enqueued_after");
+    const char *archived = http_req_query(req, "archived");
     int rc;
 
     memset(&f, 0, sizeof f);
+    memset(&lq, 0, sizeof lq);
+    http_req_query_each(req, query_arg, &lq);
+    if (lq.err[0]) {
+        http_resp_error(resp, 400, "invalid_request_error", "%s", lq.err);
+        return;
+    }
     if (ls && (str_to_i64(str_c(ls), &lim) < 0 || lim < 1 || lim > LIST_MAX)) {
         http_resp_error(resp, 400, "invalid_request_error", "limit must be 1 to %d", LIST_MAX);
         return;
     }
+    if (after && time_arg(after, &f.enqueued_after_ms) < 0) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "enqueued_after must be an ISO 8601 time or ms since the epoch");
+        return;
+    }
+    /* herald archives no messages, so both answers hold every message */
+    if (archived && strcmp(archived, "true") != 0 && strcmp(archived, "false") != 0) {
+        http_resp_error(resp, 400, "invalid_request_error", "archived must be true or false");
+        return;
+    }
     f.recipient = q(req, "recipient");
-    f.status = q(req, "status");
+    f.status = (struct str){lq.status, lq.status_len};
     f.notification = q(req, "notification");
     f.event = q(req, "event");
-    f.tag = q(req, "tag");
-    if (!f.tag.len)
-        f.tag = q(req, "tags"); /* one tag; Courier's comma list is any-match */
+    f.tag = (struct str){lq.tag, lq.tag_len};
     f.trace_id = q(req, "traceId");
     if (!f.trace_id.len)
         f.trace_id = q(req, "trace_id");
     f.run_id = q(req, "runId");
+    f.id = q(req, "messageId");
     f.before_id = q(req, "cursor");
     f.limit = (size_t)lim + 1;
     rc = store_message_list(ctx->store, &f, req->arena, &rows, &n);
@@ -188,11 +314,50 @@ void api_message_history(void *vctx, struct http_req *req, struct http_resp *res
     resp->status = 200;
 }
 
+/* set_default: c[k] = the string at c[from] (or "") when c has no string k. */
+static void set_default(cJSON *c, const char *k, const char *from)
+{
+    const char *v = from ? json_str(c, from) : NULL;
+    if (json_str(c, k))
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(c, k);
+    cJSON_AddStringToObject(c, k, v ? v : "");
+}
+
+/* output_content: give a stored rendered content Courier's full shape (in place):
+ * html, text, title, subject, body (strings, "" when the channel has none; a title falls
+ * back to the subject, a body to the text and back) and blocks [{type, text}] (one text
+ * block with the plain text, none when it is empty). */
+static void output_content(cJSON *c)
+{
+    const char *text;
+    cJSON *blocks;
+    if (!cJSON_IsObject(c))
+        return;
+    set_default(c, "title", "subject");
+    set_default(c, "subject", NULL);
+    set_default(c, "text", "body");
+    set_default(c, "body", "text");
+    set_default(c, "html", NULL);
+    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(c, "blocks")))
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "blocks");
+    blocks = cJSON_AddArrayToObject(c, "blocks");
+    text = json_str(c, "text");
+    if (text && text[0]) {
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", "text");
+        cJSON_AddStringToObject(b, "text", text);
+        cJSON_AddItemToArray(blocks, b);
+    }
+}
+
 void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
     struct message_rec m;
     struct doc_rec d;
+    cJSON *out, *r;
     int rc;
     if (load(vctx, req, resp, &m) < 0)
         return;
@@ -205,7 +370,10 @@ void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp
         api_error_rc(resp, rc, NULL);
         return;
     }
-    http_resp_raw(resp, 200, "application/json", d.body);
+    out = cJSON_ParseWithLength(d.body.p, d.body.len);
+    cJSON_ArrayForEach(r, json_arr(out, "results")) output_content(json_obj(r, "content"));
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
 }
 
 struct cancel_arg {

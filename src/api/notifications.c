@@ -1,7 +1,8 @@
 /* notifications.c: Courier's V2 notification templates.
  *   POST   /notifications                {notification:{...}, state?}  -> the template
- *   GET    /notifications?cursor&limit   -> {paging, results:[summaries]} (not archived)
- *   GET    /notifications/:id?version=draft|published|vNNN
+ *   GET    /notifications?cursor&limit&notes -> {paging, results:[summaries]} (not archived;
+ *                                        event_id: 400 until templates map to events)
+ *   GET    /notifications/:id?version=draft|published|vNNN  (default: published)
  *   PUT    /notifications/:id            {notification:{...}, state?}  (replace the draft)
  *   DELETE /notifications/:id            archive (204)
  *   POST   /notifications/:id/publish    {version?}  -> a new vNNN snapshot
@@ -678,6 +679,8 @@ void api_notification_get(void *vctx, struct http_req *req, struct http_resp *re
 
     if (!id_ok(req, resp))
         return;
+    if (!version)
+        version = "published"; /* Courier's default (the SDK documents it) */
     if (version && strcmp(version, "draft") != 0 && strcmp(version, "published") != 0) {
         n = template_version_parse(version);
         if (n == 0) {
@@ -689,7 +692,7 @@ void api_notification_get(void *vctx, struct http_req *req, struct http_resp *re
     }
     if (load_draft(ctx, req, resp, &draft) < 0)
         goto out;
-    if (!version || strcmp(version, "draft") == 0) {
+    if (strcmp(version, "draft") == 0) {
         v = view(draft);
         http_resp_json(resp, 200, v);
         goto out;
@@ -697,7 +700,8 @@ void api_notification_get(void *vctx, struct http_req *req, struct http_resp *re
     if (n == 0)
         n = version_count(draft);
     if (n == 0 || n > version_count(draft)) {
-        http_resp_error(resp, 404, "invalid_request_error", "notification %.*s has no %s version",
+        http_resp_error(resp, 404, "invalid_request_error",
+                        "notification %.*s has no %s version (its draft: ?version=draft)",
                         STR_FMT(req->params[0]), version);
         goto out;
     }
@@ -720,15 +724,23 @@ out:
     cJSON_Delete(draft);
 }
 
+/* summary: Courier's NotificationTemplateSummary of draft d (new object). The optional
+ * "updated" and "updater" are left out when absent (the SDK types them number/string,
+ * not null); herald's "published_version" is null until the first publish. */
 static cJSON *summary(const cJSON *d)
 {
-    static const char *const keys[] = {"id", "name", "tags", "state", "created", "updated",
-                                       "published_version", NULL};
+    static const char *const keys[] = {"id", "name", "tags", "state", "created", "creator",
+                                       "published_version", "updated", "updater", NULL};
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; keys[i]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, keys[i]);
-        cJSON_AddItemToObject(o, keys[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+        if (v && !cJSON_IsNull(v))
+            cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
+        else if (i < 7)
+            cJSON_AddItemToObject(o, keys[i], cJSON_CreateNull());
     }
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "creator")))
+        cJSON_ReplaceItemInObjectCaseSensitive(o, "creator", cJSON_CreateString("api"));
     return o;
 }
 
@@ -739,10 +751,23 @@ void api_notification_list(void *vctx, struct http_req *req, struct http_resp *r
     size_t limit, count = 0;
     bool more = false, done = false;
     cJSON *out = cJSON_CreateObject(), *results, *paging;
+    const char *notes;
     int rc = HR_OK;
 
     if (template_page_args(req, resp, LIST_DEFAULT, LIST_MAX, &limit, &after) < 0)
         goto out;
+    /* Courier's other filters: no template is mapped to an event here (events run
+     * automations), and templates carry no notes, so notes=true adds nothing */
+    if (http_req_query(req, "event_id")) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "the event_id filter is not supported yet (events run automations)");
+        goto out;
+    }
+    notes = http_req_query(req, "notes");
+    if (notes && strcmp(notes, "true") != 0 && strcmp(notes, "false") != 0) {
+        http_resp_error(resp, 400, "invalid_request_error", "notes must be true or false");
+        goto out;
+    }
     results = cJSON_CreateArray();
     /* archived drafts are skipped, so read in batches until the page is full; each
      * batch's bodies live in a scratch arena (a template may be 1 MiB) */

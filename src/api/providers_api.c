@@ -2,7 +2,8 @@
  *   POST   /providers {provider, settings, alias?, title?, priority?, enabled?, channel?,
  *                      limits?: {concurrency?, per_second?, burst?}}
  *   GET    /providers                 -> {paging, results} by channel, then priority
- *   GET    /providers/catalog         -> {results:[{provider, name, channel, settings}]}
+ *   GET    /providers/catalog?channel&keys&name
+ *                              -> {paging, results:[{provider, name, channel, settings}]}
  *   GET    /providers/:id
  *   PUT    /providers/:id             (replace; a secret sent back as its mask is kept
  *                                      while the destination settings are unchanged)
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PROVIDERS_MAX 500       /* configurations per workspace */
 #define LABEL_MAX_CHARS 256     /* alias, title */
@@ -78,8 +80,10 @@ static const struct provider_desc CATALOG[] = {
       {"headers", "object", false, NULL},
       {"secret", "string", false, NULL},
       {"authentication", "object", false, NULL}}},
-    {"console", "Console", NULL, "Writes messages to herald's log instead of sending (testing)",
-     {{"channel", "string", true, CHANNEL_VALUES}}},
+    {"console", "Console", "email",
+     "Writes messages to herald's log instead of sending (testing); any channel, email unless "
+     "settings.channel says otherwise",
+     {{"channel", "string", false, CHANNEL_VALUES}}},
 };
 
 /* add_object: append a new object to array arr and return it. */
@@ -90,18 +94,48 @@ static cJSON *add_object(cJSON *arr)
     return o;
 }
 
+/* catalog_match: whether p passes GET /providers/catalog's filters: channel (exact,
+ * case-insensitive), keys (comma-separated provider keys), name (case-insensitive
+ * substring of the display name); NULL filters pass. */
+static bool catalog_match(const struct provider_desc *p, const char *channel, const char *keys,
+                          const char *name)
+{
+    if (channel && strcasecmp(channel, p->channel) != 0)
+        return false;
+    if (name && !strcasestr(p->name, name))
+        return false;
+    if (keys) {
+        size_t klen = strlen(p->provider);
+        for (const char *k = keys; *k;) {
+            size_t n = strcspn(k, ",");
+            if (n == klen && strncmp(k, p->provider, n) == 0)
+                return true;
+            k += n + (k[n] == ',');
+        }
+        return false;
+    }
+    return true;
+}
+
+/* GET /providers/catalog?channel&keys&name -> {paging, results}: one page (the catalog is
+ * short), so paging.cursor is null and more false. */
 void api_provider_catalog(void *vctx, struct http_req *req, struct http_resp *resp)
 {
-    cJSON *out = cJSON_CreateObject(), *results = cJSON_AddArrayToObject(out, "results");
+    const char *channel = http_req_query(req, "channel"), *keys = http_req_query(req, "keys");
+    const char *name = http_req_query(req, "name");
+    cJSON *out = cJSON_CreateObject(), *paging = cJSON_AddObjectToObject(out, "paging");
+    cJSON *results = cJSON_AddArrayToObject(out, "results");
+    cJSON_AddNullToObject(paging, "cursor");
+    cJSON_AddFalseToObject(paging, "more");
     for (size_t i = 0; i < sizeof CATALOG / sizeof CATALOG[0]; i++) {
         const struct provider_desc *p = &CATALOG[i];
-        cJSON *e = add_object(results), *settings;
+        cJSON *e, *settings;
+        if (!catalog_match(p, channel, keys, name))
+            continue;
+        e = add_object(results);
         cJSON_AddStringToObject(e, "provider", p->provider);
         cJSON_AddStringToObject(e, "name", p->name);
-        if (p->channel)
-            cJSON_AddStringToObject(e, "channel", p->channel);
-        else
-            cJSON_AddNullToObject(e, "channel");
+        cJSON_AddStringToObject(e, "channel", p->channel);
         cJSON_AddStringToObject(e, "description", p->description);
         settings = cJSON_AddObjectToObject(e, "settings");
         for (size_t f = 0; f < sizeof p->fields / sizeof p->fields[0] && p->fields[f].name; f++) {
@@ -456,11 +490,14 @@ static int unknown_provider(const char *name, struct herr *err)
     return rc;
 }
 
+/* label: copy body's alias or title into rec. Absent: title is Courier's "Default
+ * Configuration", alias is left out (the SDK types both as strings, never null). */
 static int label(const cJSON *body, const char *key, cJSON *rec, struct herr *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
     if (!v || cJSON_IsNull(v)) {
-        cJSON_AddNullToObject(rec, key);
+        if (strcmp(key, "title") == 0)
+            cJSON_AddStringToObject(rec, key, "Default Configuration");
         return HR_OK;
     }
     if (!cJSON_IsString(v) || utf8_chars(v->valuestring) > LABEL_MAX_CHARS)
@@ -533,7 +570,8 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
         const char *c = json_str(body, "channel");
         if (!c)
             c = json_str(settings, "channel");
-        ch = channel_parse(c);
+        ch = c ? channel_parse(c) : CH_EMAIL; /* console: email unless told (the SDK's
+                                                  create shape has no channel) */
         if (ch == CH_NONE) {
             rc = herr_set(err, HR_INVAL,
                           "channel is required for provider %s: email, sms, push, "

@@ -23,6 +23,7 @@ const struct http_route api_routes[] = {
     {HTTP_POST, "/inbound/segment", api_inbound_segment, AUTH_ADMIN, "inbound.segment", SEG_FLAGS,
      DESTINATION_MAX_BODY},
     {HTTP_POST, "/inbound/courier", api_inbound_courier, AUTH_ADMIN, "inbound.courier", 0, 0},
+    {HTTP_POST, "/debug", api_debug, AUTH_ADMIN, "debug", ROUTE_ANY_CTYPE, 0},
 
     /* Courier's Profiles API */
     {HTTP_GET, "/profiles/:id", api_profile_get, AUTH_ADMIN, "profiles.get", 0, 0},

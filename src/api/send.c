@@ -1,6 +1,7 @@
 /* send.c: POST /send, Courier's Send API. v2 bodies are {"message": {...}}; legacy v1
  * bodies {event, recipient, profile, data, ...} are mapped to v2. The request is
- * validated, then one transaction creates a message per recipient with its route job;
+ * validated (a Courier field herald cannot honour yet is refused by name, never
+ * dropped: engine_send_unsupported), then one transaction creates a message per recipient with its route job;
  * the answer is 202 {"requestId"} (v1: {"messageId"}). With an Idempotency-Key the id
  * derives from the key, so a request re-run after a crash finds its own messages. */
 #include "api.h"
@@ -47,6 +48,11 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
                             "\"recipient\", ...}");
             goto out;
         }
+        if (cJSON_GetObjectItemCaseSensitive(body, "preferences") &&
+            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "preferences"))) {
+            http_resp_error(resp, 400, "invalid_request_error", "preferences is not supported yet");
+            goto out;
+        }
         v2 = engine_send_v1_to_v2(body);
         msg = v2;
     }
@@ -54,7 +60,8 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_request_error", "message must be an object");
         goto out;
     }
-    if (engine_send_validate(msg, &err) < 0) {
+    if (engine_send_validate(msg, &err) < 0 ||
+        (!legacy && engine_send_unsupported(msg, &err) < 0)) {
         http_resp_error(resp, 400, "invalid_request_error", "%s", err.msg);
         goto out;
     }

@@ -309,8 +309,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     if (tid) {
         rc = engine_template_published(e->store, str_c(tid), &tmpl);
         if (rc == HR_NOTFOUND) {
-            o->final_status = "UNMAPPED";
-            o->reason = "UNMAPPED";
+            o->final_status = "UNMAPPED"; /* no reason: Courier's reasons have none for it */
             snprintf(o->error, sizeof o->error, "no template %s", tid);
             goto out;
         }
@@ -491,7 +490,8 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
     }
     route(e, &m, (int)alt, o);
     if (o->final_status)
-        LOG_I("send.final", "message=%s status=%s reason=%s", id, o->final_status, o->reason);
+        LOG_I("send.final", "message=%s status=%s reason=%s", id, o->final_status,
+              o->reason ? o->reason : "-");
     r->outcome = JOB_OUT_DONE;
     r->commit = route_commit;
     r->commit_arg = o;

@@ -144,11 +144,18 @@ static int check_routing(const cJSON *r, const char *where, int depth, struct he
     return HR_OK;
 }
 
+/* opt: member k of o, or NULL when absent or null (the SDK sends null for "none"). */
+static const cJSON *opt(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
 int engine_send_validate(const cJSON *msg, struct herr *err)
 {
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *v, *it;
-    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(msg, "template");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    const cJSON *to = opt(msg, "to"), *v, *it;
+    const cJSON *tmpl = opt(msg, "template");
+    const cJSON *content = opt(msg, "content");
     int i = 0;
 
     if (!cJSON_IsObject(msg))
@@ -178,32 +185,32 @@ int engine_send_validate(const cJSON *msg, struct herr *err)
         if (elemental_validate(content, &cerr) < 0)
             return herr_set(err, HR_INVAL, "message.content: %s", cerr.msg);
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "data")) && !cJSON_IsObject(v) &&
+    if ((v = opt(msg, "data")) && !cJSON_IsObject(v) &&
         !cJSON_IsNull(v))
         return herr_set(err, HR_INVAL, "message.data must be an object");
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "routing")) &&
+    if ((v = opt(msg, "routing")) &&
         check_routing(v, "message.routing", 0, err) < 0)
         return HR_INVAL;
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "channels")) && !cJSON_IsObject(v))
+    if ((v = opt(msg, "channels")) && !cJSON_IsObject(v))
         return herr_set(err, HR_INVAL, "message.channels must be an object");
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "providers")) && !cJSON_IsObject(v))
+    if ((v = opt(msg, "providers")) && !cJSON_IsObject(v))
         return herr_set(err, HR_INVAL, "message.providers must be an object");
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "brand_id")) && !cJSON_IsString(v))
+    if ((v = opt(msg, "brand_id")) && !cJSON_IsString(v))
         return herr_set(err, HR_INVAL, "message.brand_id must be a string");
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "delay"))) {
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "duration");
+    if ((v = opt(msg, "delay"))) {
+        const cJSON *d = opt(v, "duration");
         const char *until = json_str(v, "until");
         int64_t ms;
         if (!cJSON_IsObject(v))
             return herr_set(err, HR_INVAL, "message.delay must be an object");
         if (d && (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 31536000000.0))
             return herr_set(err, HR_INVAL, "message.delay.duration must be ms from 0 to a year");
-        if (cJSON_GetObjectItemCaseSensitive(v, "until") &&
+        if (opt(v, "until") &&
             (!until || time_parse_iso(until, strlen(until), &ms) < 0))
             return herr_set(err, HR_INVAL, "message.delay.until must be an ISO-8601 timestamp");
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "metadata"))) {
-        const cJSON *tags = cJSON_GetObjectItemCaseSensitive(v, "tags");
+    if ((v = opt(msg, "metadata"))) {
+        const cJSON *tags = opt(v, "tags");
         if (!cJSON_IsObject(v))
             return herr_set(err, HR_INVAL, "message.metadata must be an object");
         if (tags) {
@@ -212,15 +219,114 @@ int engine_send_validate(const cJSON *msg, struct herr *err)
             cJSON_ArrayForEach(it, tags) if (!cJSON_IsString(it) || strlen(it->valuestring) > 30)
                 return herr_set(err, HR_INVAL, "message.metadata.tags: strings of <= 30 chars");
         }
-        if (cJSON_GetObjectItemCaseSensitive(v, "trace_id") && !json_str(v, "trace_id"))
+        if (opt(v, "trace_id") && !json_str(v, "trace_id"))
             return herr_set(err, HR_INVAL, "message.metadata.trace_id must be a string");
-        if (cJSON_GetObjectItemCaseSensitive(v, "event") && !json_str(v, "event"))
+        if (opt(v, "event") && !json_str(v, "event"))
             return herr_set(err, HR_INVAL, "message.metadata.event must be a string");
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(msg, "timeout"))) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "message");
+    if ((v = opt(msg, "timeout"))) {
+        const cJSON *m = opt(v, "message");
         if (!cJSON_IsObject(v) || (m && (!cJSON_IsNumber(m) || m->valuedouble < 1000)))
             return herr_set(err, HR_INVAL, "message.timeout.message must be ms >= 1000");
+    }
+    return HR_OK;
+}
+
+/* ---- fields herald cannot honour yet ------------------------------------------------- */
+
+/* The members of each part of a v2 message herald honours; any other member that is not
+ * null is refused by name, so a migrating Courier user never gets silently different
+ * behaviour. MSG_LATER are Courier's, not built yet; anything else is not Courier's. */
+static const char *const MSG_HONOURED[] = {"to", "template", "content", "data", "brand_id",
+                                           "channels", "providers", "routing", "timeout",
+                                           "delay", "metadata", NULL};
+static const char *const MSG_LATER[] = {"expiry", "preferences", "context", NULL};
+static const char *const DELAY_HONOURED[] = {"duration", "until", NULL};
+static const char *const META_HONOURED[] = {"event", "tags", "trace_id", NULL};
+static const char *const TIMEOUT_HONOURED[] = {"message", NULL};
+static const char *const CHANNEL_HONOURED[] = {"providers", NULL};
+static const char *const PROVIDER_HONOURED[] = {"override", NULL};
+/* recipient members that are Courier directives rather than profile data */
+static const char *const TO_LATER[] = {"tenant_id", "context", "preferences", "account_id",
+                                       "ms_teams", "pagerduty", NULL};
+
+static bool listed(const char *const *list, const char *k)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(list[i], k) == 0)
+            return true;
+    return false;
+}
+
+/* containers whose fields are the feature (context.tenant_id, preferences.
+ * subscription_topic_id): a refusal names the field inside */
+static const char *const SPELL_OUT[] = {"context", "preferences", NULL};
+
+/* later: refuse the first non-null member of object o (named where) missing from
+ * honoured; for a SPELL_OUT member its first non-null field is named. */
+static int later(const cJSON *o, const char *where, const char *const *honoured,
+                 struct herr *err)
+{
+    const cJSON *it, *sub;
+    cJSON_ArrayForEach(it, o)
+    {
+        if (cJSON_IsNull(it) || listed(honoured, it->string))
+            continue;
+        sub = cJSON_IsObject(it) && listed(SPELL_OUT, it->string) ? it->child : NULL;
+        while (sub && cJSON_IsNull(sub))
+            sub = sub->next;
+        if (sub)
+            return herr_set(err, HR_INVAL, "%s.%.64s.%.64s is not supported yet", where,
+                            it->string, sub->string);
+        return herr_set(err, HR_INVAL, "%s.%.64s is not supported yet", where, it->string);
+    }
+    return HR_OK;
+}
+
+/* later_each: later() on every object member of o (channels.<name>, providers.<key>). */
+static int later_each(const cJSON *o, const char *where, const char *const *honoured,
+                      struct herr *err)
+{
+    const cJSON *it;
+    char w[128];
+    cJSON_ArrayForEach(it, o)
+    {
+        snprintf(w, sizeof w, "%s.%.64s", where, it->string);
+        if (cJSON_IsObject(it) && later(it, w, honoured, err) < 0)
+            return HR_INVAL;
+    }
+    return HR_OK;
+}
+
+int engine_send_unsupported(const cJSON *msg, struct herr *err)
+{
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *it;
+    char w[32];
+    cJSON_ArrayForEach(it, msg)
+    {
+        if (!cJSON_IsNull(it) && !listed(MSG_HONOURED, it->string) &&
+            !listed(MSG_LATER, it->string))
+            return herr_set(err, HR_INVAL, "message.%.64s is not a field of a Courier message",
+                            it->string);
+    }
+    if (later(msg, "message", MSG_HONOURED, err) < 0 ||
+        later(json_obj(msg, "delay"), "message.delay", DELAY_HONOURED, err) < 0 ||
+        later(json_obj(msg, "metadata"), "message.metadata", META_HONOURED, err) < 0 ||
+        later(json_obj(msg, "timeout"), "message.timeout", TIMEOUT_HONOURED, err) < 0 ||
+        later_each(json_obj(msg, "channels"), "message.channels", CHANNEL_HONOURED, err) < 0 ||
+        later_each(json_obj(msg, "providers"), "message.providers", PROVIDER_HONOURED, err) < 0)
+        return HR_INVAL;
+    for (int i = 0, n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : 1; i < n; i++) {
+        const cJSON *r = cJSON_IsArray(to) ? cJSON_GetArrayItem(to, i) : to;
+        if (cJSON_IsArray(to))
+            snprintf(w, sizeof w, "message.to[%d]", i);
+        else
+            snprintf(w, sizeof w, "message.to");
+        for (int k = 0; TO_LATER[k]; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, TO_LATER[k]);
+            if (v && !cJSON_IsNull(v))
+                return herr_set(err, HR_INVAL, "%s.%s is not supported yet", w, TO_LATER[k]);
+        }
     }
     return HR_OK;
 }

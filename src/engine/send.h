@@ -53,6 +53,14 @@ struct engine {
  * message naming the field. */
 int engine_send_validate(const cJSON *message, struct herr *err);
 
+/* engine_send_unsupported: refuse (HR_INVAL, err naming the field, e.g. "message.expiry is
+ * not supported yet") a v2 message from a caller of /send that sets a Courier field herald
+ * does not honour yet (expiry, preferences, context, metadata.utm, delay.timezone,
+ * timeout.channel/provider/escalation/criteria, channel and provider options other than
+ * providers/override, recipient tenant_id/context/preferences/account_id/ms_teams/
+ * pagerduty) or a member that is no Courier field. Null members count as absent. */
+int engine_send_unsupported(const cJSON *message, struct herr *err);
+
 /* engine_send_v1_to_v2: turn a legacy v1 body {event, recipient, profile, data, brand,
  * override} into a v2 message (new, caller owns). */
 cJSON *engine_send_v1_to_v2(const cJSON *body);

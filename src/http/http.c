@@ -305,6 +305,26 @@ const char *http_req_query(struct http_req *req, const char *name)
     return c ? MHD_lookup_connection_value(c->mc, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
+struct query_each {
+    bool (*fn)(void *arg, const char *name, const char *value);
+    void *arg;
+};
+
+static enum MHD_Result query_each_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct query_each *q = cls;
+    return q->fn(q->arg, key, value) ? MHD_YES : MHD_NO;
+}
+
+int http_req_query_each(struct http_req *req,
+                        bool (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    struct conn *c = req ? req->impl : NULL;
+    struct query_each q = {fn, arg};
+    return c ? MHD_get_connection_values(c->mc, MHD_GET_ARGUMENT_KIND, query_each_cb, &q) : 0;
+}
+
 /* http_req_peer: the client address as text (arena-owned), "" when unknown. */
 const char *http_req_peer(struct http_req *req)
 {

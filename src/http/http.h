@@ -128,6 +128,11 @@ void http_server_stop(struct http_server *srv);
 /* ---- request accessors (valid during the handler) ---- */
 const char *http_req_header(struct http_req *req, const char *name); /* NULL if absent */
 const char *http_req_query(struct http_req *req, const char *name);  /* decoded; NULL if absent */
+/* http_req_query_each: call fn(arg, name, value) for every query argument in the order
+ * sent, repeated names included (value is NULL for a bare "?name"); stops early when fn
+ * returns false. Returns how many arguments fn saw. */
+int http_req_query_each(struct http_req *req,
+                        bool (*fn)(void *arg, const char *name, const char *value), void *arg);
 /* http_req_peer: the client's address as text (arena-owned). */
 const char *http_req_peer(struct http_req *req);
 

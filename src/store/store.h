@@ -134,6 +134,10 @@ struct message_rec {
 
 struct message_filter {
     struct str recipient, status, notification, event, tag, trace_id, run_id; /* empty: any */
+    /* status and tag may each hold several values joined by commas (no empty values):
+     * a message matches when its status is one of them / it has one of the tags */
+    struct str id;           /* one message (Courier's messageId); empty: any */
+    int64_t enqueued_after_ms; /* > 0: only messages enqueued after this time */
     struct str before_id;    /* cursor: messages strictly older than this id */
     size_t limit;            /* 1..1000 */
 };

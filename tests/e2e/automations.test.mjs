@@ -480,7 +480,7 @@ describe('automation steps', () => {
     assertError(await api(srv, 'DELETE', `/links?event=${encodeURIComponent('track/Signed Up')}&automation_id=linked-1`), 404);
 
     const list = ok(await api(srv, 'GET', '/automations')).templates;
-    assert.ok(list.some((t) => t.id === 'linked-1' && t.name === 'Linked 1' && t.version === 1), JSON.stringify(list));
+    assert.ok(list.some((t) => t.id === 'linked-1' && t.name === 'Linked 1' && t.version === 'published' && t.revision === 1), JSON.stringify(list));
 
     // deleting an automation removes its links
     assert.equal((await api(srv, 'DELETE', '/automations/linked-1')).status, 204);

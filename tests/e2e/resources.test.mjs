@@ -69,8 +69,8 @@ describe('notification templates', () => {
     assert.equal(t.published_version, null);
     assert.equal(t.archived, undefined, 'bookkeeping stays inside');
 
-    const g = ok(await api('GET', `/notifications/${id}`));
-    assert.deepEqual(g, t);
+    // no version: the published one (Courier's default), which a new draft lacks
+    assertError(await api('GET', `/notifications/${id}`), 404, /published/);
     assert.deepEqual(ok(await api('GET', `/notifications/${id}?version=draft`)), t);
     assertError(await api('GET', `/notifications/${id}?version=published`), 404);
     const v = ok(await api('GET', `/notifications/${id}/versions`));
@@ -337,7 +337,8 @@ describe('providers', () => {
       assert.equal(p.channel, CHANNEL[name], `${name} channel`);
       assert.equal(p.priority, 100);
       assert.equal(p.enabled, true);
-      assert.equal(p.alias, null);
+      assert.equal(p.alias, undefined, 'no alias: left out (the SDK types it string, not null)');
+      assert.equal(p.title, 'Default Configuration', 'no title: Courier\'s default');
       assert.equal(typeof p.created, 'number');
       ids[name] = p.id;
     }
@@ -406,7 +407,11 @@ describe('providers', () => {
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: { from: 'a@example.com' } }), 400, /host/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: 'host=x' }), 400, /settings/);
     assertError(await api('POST', '/providers', { provider: 'webhook', settings: { url: 'ftp://x' } }), 400, /url/);
-    assertError(await api('POST', '/providers', { provider: 'console', settings: {} }), 400, /channel/);
+    // the SDK's create shape has no channel: console defaults to email, titled as Courier does
+    const dflt = ok(await api('POST', '/providers', { provider: 'console', settings: {} }));
+    assert.equal(dflt.channel, 'email');
+    assert.equal(dflt.title, 'Default Configuration');
+    assert.equal((await api('DELETE', `/providers/${dflt.id}`)).status, 204);
     assertError(await api('POST', '/providers', { provider: 'console', channel: 'fax', settings: {} }), 400, /channel/);
     assertError(await api('POST', '/providers', { ...MINIMAL.twilio, priority: -1 }), 400, /priority/);
     assertError(await api('POST', '/providers', { ...MINIMAL.twilio, priority: 1.5 }), 400, /priority/);

@@ -13,7 +13,7 @@ export async function render(args) {
       {},
       h('th', { scope: 'row' }, h('a', { href: `#/automations/${encodeURIComponent(a.id)}` }, a.name || a.id)),
       h('td', {}, h('code', {}, a.id)),
-      h('td', { class: 'num' }, String(a.version ?? '')),
+      h('td', { class: 'num' }, String(a.revision ?? '')),
       h('td', {}, fmtTime(a.updatedAt)),
     ),
   );

@@ -54,7 +54,7 @@ const CHANNELS = [
 ];
 
 async function editor(id) {
-  const t = await get(`/notifications/${encodeURIComponent(id)}`);
+  const t = await get(`/notifications/${encodeURIComponent(id)}?version=draft`);
   const name = h('input', { type: 'text', name: 'name', value: t.name || '' });
   const content = h('textarea', { class: 'code', rows: '16', spellcheck: 'false', name: 'content' });
   content.value = pretty(t.content ?? {});

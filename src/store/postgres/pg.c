@@ -127,6 +127,7 @@ enum stmt_id {
     S_MSG_GET,
     S_MSG_GET_FOR_UPDATE,
     S_MSG_LIST,
+    S_MSG_LIST_ID,
     S_MSG_LIST_RECIPIENT,
     S_MSG_LIST_RUN,
     S_MSG_LIST_STATUS,
@@ -135,15 +136,20 @@ enum stmt_id {
     S_COUNT
 };
 
-/* the message list with an optional leading filter that names an indexed column */
+/* the message list with an optional leading filter that names an indexed column. $2 is
+ * one status, $10 several joined by commas, $5 tags joined by commas (any of them), $11
+ * one message id, $12 enqueued after (ms, 0: any). */
 #define MSG_LIST_WHERE(lead)                                                                  \
     "SELECT " MSG_COLS " FROM messages WHERE " lead " ($1::text = '' OR recipient = $1::text) " \
     "AND ($2::text = '' OR status = $2::text) "                                              \
     "AND ($3::text = '' OR notification = $3::text) "                                        \
     "AND ($4::text = '' OR event = $4::text) "                                               \
-    "AND ($5::text = '' OR tags::jsonb ? $5::text) "                                         \
+    "AND ($5::text = '' OR tags::jsonb ?| string_to_array($5::text, ',')) "                  \
     "AND ($6::text = '' OR trace_id = $6::text) AND ($7::text = '' OR run_id = $7::text) "   \
     "AND ($8::text = '' OR seq < (SELECT m2.seq FROM messages m2 WHERE m2.id = $8::text)) " \
+    "AND ($10::text = '' OR status = ANY(string_to_array($10::text, ','))) "                 \
+    "AND ($11::text = '' OR id = $11::text) "                                                \
+    "AND ($12::bigint = 0 OR enqueued_ms > $12::bigint) "                                    \
     "ORDER BY seq DESC LIMIT $9::bigint"
 
 static const char *const SQL[S_COUNT] = {
@@ -258,6 +264,7 @@ static const char *const SQL[S_COUNT] = {
     /* one statement per indexed leading filter besides the generic one: a generic plan
      * of a prepared statement cannot use an index for ($1 = '' OR recipient = $1) */
     [S_MSG_LIST] = MSG_LIST_WHERE(""),
+    [S_MSG_LIST_ID] = MSG_LIST_WHERE("id = $11::text AND"),
     [S_MSG_LIST_RECIPIENT] = MSG_LIST_WHERE("recipient = $1::text AND"),
     [S_MSG_LIST_RUN] = MSG_LIST_WHERE("run_id = $7::text AND"),
     [S_MSG_LIST_STATUS] = MSG_LIST_WHERE("status = $2::text AND"),
@@ -2146,6 +2153,8 @@ static int pg_message_get_txn(struct store_txn *t, struct str id, struct arena *
 static int pg_message_list(struct store *s, const struct message_filter *f, struct arena *a,
                            struct message_rec **out, size_t *n)
 {
+    bool several = memchr(f->status.p ? f->status.p : "", ',', f->status.len) != NULL;
+    struct str one = several ? STR_NULL : f->status, any = several ? f->status : STR_NULL;
     struct params p = {0};
     PGresult *r = NULL;
     int rc;
@@ -2154,7 +2163,7 @@ static int pg_message_list(struct store *s, const struct message_filter *f, stru
     if (f->limit == 0 || f->limit > 1000)
         return HR_INVAL;
     p_text(&p, f->recipient);
-    p_text(&p, f->status);
+    p_text(&p, one);
     p_text(&p, f->notification);
     p_text(&p, f->event);
     p_text(&p, f->tag);
@@ -2162,11 +2171,15 @@ static int pg_message_list(struct store *s, const struct message_filter *f, stru
     p_text(&p, f->run_id);
     p_text(&p, f->before_id);
     p_i64(&p, (int64_t)f->limit);
+    p_text(&p, any);
+    p_text(&p, f->id);
+    p_i64(&p, f->enqueued_after_ms);
     rc = rd_q((struct pg_store *)s,
-              f->recipient.len ? S_MSG_LIST_RECIPIENT
-              : f->run_id.len  ? S_MSG_LIST_RUN
-              : f->status.len  ? S_MSG_LIST_STATUS
-                               : S_MSG_LIST,
+              f->id.len          ? S_MSG_LIST_ID
+              : f->recipient.len ? S_MSG_LIST_RECIPIENT
+              : f->run_id.len    ? S_MSG_LIST_RUN
+              : one.len          ? S_MSG_LIST_STATUS
+                                 : S_MSG_LIST,
               &p, &r, "message_list");
     if (rc < 0)
         goto out;

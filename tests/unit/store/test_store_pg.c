@@ -1319,6 +1319,40 @@ static void test_messages(void **state)
     flt.tag = STR_LIT("ord"); /* a whole element, not a substring */
     assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
     assert_int_equal(n, 0);
+    /* several values joined by commas: any of them; one message id; enqueued after */
+    {
+        static const struct {
+            const char *status, *tag, *id;
+            int64_t after;
+            size_t n;
+            const char *first; /* the newest match, or NULL */
+        } cases[] = {
+            {"", "nope,vip", "", 0, 1, "m1"},
+            {"", "vip,orders", "", 0, 2, "m2"},
+            {"SENT,UNDELIVERABLE", "", "", 0, 3, "m3"},
+            {"ENQUEUED,CANCELED", "", "", 0, 0, NULL},
+            {"", "", "m2", 0, 1, "m2"},
+            {"", "", "", T0, 0, NULL}, /* strictly after */
+            {"", "", "", T0 - 1, 3, "m3"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            memset(&flt, 0, sizeof flt);
+            flt.limit = 10;
+            flt.status = str_c(cases[i].status);
+            flt.tag = str_c(cases[i].tag);
+            flt.id = str_c(cases[i].id);
+            flt.enqueued_after_ms = cases[i].after;
+            assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+            assert_int_equal(n, cases[i].n);
+            if (cases[i].first)
+                assert_string_equal(list[0].id.p, cases[i].first);
+        }
+        flt.status = STR_LIT("SENT,UNDELIVERABLE");
+        flt.recipient = STR_LIT("alice"); /* with the indexed recipient leading */
+        flt.enqueued_after_ms = 0;
+        assert_int_equal(store_message_list(f->s, &flt, f->a, &list, &n), 0);
+        assert_int_equal(n, 2);
+    }
     memset(&flt, 0, sizeof flt);
     flt.limit = 10;
     flt.run_id = STR_LIT("run-1");
