@@ -32,7 +32,7 @@ FANOUT_DRAIN_MAX=${FANOUT_DRAIN_MAX:-1800}
 result fanout.n "$FANOUT_N"
 result fanout.chunk "$FANOUT_CHUNK"
 
-start_sink
+start_sink 0
 # shellcheck disable=SC2086
 start_herald herald-fanout ${HERALD_ARGS:-}
 hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null

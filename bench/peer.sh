@@ -43,7 +43,7 @@ result peer.redis_version "$(redis-server --version | sed -n 's/.* v=\([^ ]*\).*
 result peer.bullmq_version "$(json "$BENCH_HOME/node_modules/bullmq/package.json" j.version)"
 result peer.concurrency "$PEER_CONCURRENCY"
 
-start_sink
+start_sink 0
 for mode in nofsync fsync; do
     if [ "$mode" = fsync ]; then
         start_redis "redis-$mode" --appendonly yes --appendfsync always
