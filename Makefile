@@ -182,6 +182,7 @@ build/bench/curl_baseline: bench/curl_baseline.c
 	$(CC) -O2 -Wall -o $@ $< -lcurl
 
 bench:
+	scripts/deps.sh bench
 	$(MAKE) VARIANT=rel herald
 	$(MAKE) $(BENCH_TOOLS)
 	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \

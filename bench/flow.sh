@@ -51,17 +51,8 @@ record_wrk nginx.flow 1
 NGINX_RPS=$W_rps
 stop_pid "$NGINX_PID"
 
-bench_tool sink
 bench_tool curl_baseline
-SINK_PORT=$(free_port)
-"$BENCH_TMP/sink" "$SINK_PORT" &
-SINK_PID=$!
-BENCH_PIDS+=("$SINK_PID")
-SINK_URL=http://127.0.0.1:$SINK_PORT
-wait_http "$SINK_URL/stats" 10
-log "sink: pid $SINK_PID at $SINK_URL"
-sink_stats() { curl -fsS --max-time 30 "$SINK_URL/stats"; }
-sink_reset() { curl -fsS --max-time 10 -X POST "$SINK_URL/reset" >/dev/null; }
+start_sink 0
 
 log "curl baseline: 5 s, 16 in flight"
 line=$("$BENCH_TMP/curl_baseline" "$SINK_URL/hook" 5 16) || die "curl_baseline failed: $line"

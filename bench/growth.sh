@@ -82,15 +82,7 @@ if [ "$avail_kb" -lt "$need_kb" ]; then
 fi
 
 # ---- the sink --------------------------------------------------------------------------
-bench_tool sink
-SINK_PORT=$(free_port)
-"$BENCH_TMP/sink" "$SINK_PORT" &
-SINK_PID=$!
-BENCH_PIDS+=("$SINK_PID")
-SINK_URL=http://127.0.0.1:$SINK_PORT
-wait_http "$SINK_URL/stats" 10
-sink_stats() { curl -fsS --max-time 30 "$SINK_URL/stats"; }
-sink_reset() { curl -fsS --max-time 10 -X POST "$SINK_URL/reset" >/dev/null; }
+start_sink 0
 
 # ---- one store: four cases on one herald ------------------------------------------------
 # ingest_case PREFIX MODE EVENT_NAME PER_REQUEST

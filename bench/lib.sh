@@ -322,3 +322,96 @@ record_wrk() {
 
 # ratio A B: A/B with 2 decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.2f", a/b }'; }
+
+# ---- the sink ----------------------------------------------------------------------------
+
+# start_sink [DELAY_MS]: bench/sink.c on a free port (answering each request DELAY_MS ms
+# after it arrived when given). Sets SINK_PID, SINK_URL; sink_stats / sink_reset use it.
+start_sink() {
+    local delay=${1:-0} port
+    bench_tool sink
+    port=$(free_port)
+    if [ "$delay" -gt 0 ]; then
+        "$BENCH_TMP/sink" --delay-ms "$delay" "$port" &
+    else
+        "$BENCH_TMP/sink" "$port" &
+    fi
+    SINK_PID=$!
+    BENCH_PIDS+=("$SINK_PID")
+    SINK_URL=http://127.0.0.1:$port
+    wait_http "$SINK_URL/stats" 10
+    log "sink: pid $SINK_PID at $SINK_URL (answers after ${delay} ms)"
+}
+sink_stats() { curl -fsS --max-time 30 "$SINK_URL/stats"; }
+sink_reset() { curl -fsS --max-time 10 -X POST "$SINK_URL/reset" >/dev/null; }
+
+# ---- the peer baseline: BullMQ on redis-server ----------------------------------------------
+
+# bullmq_missing: empty when redis-server and bench/node_modules (bullmq, ioredis) are
+# there, else what is missing and how to get it.
+bullmq_missing() {
+    local m=""
+    command -v redis-server >/dev/null 2>&1 || m="redis-server (apt-get install -y redis-server)"
+    if [ ! -f "$BENCH_HOME/node_modules/bullmq/package.json" ] || [ ! -f "$BENCH_HOME/node_modules/ioredis/package.json" ]; then
+        m="${m:+$m; }bullmq (npm ci in bench/)"
+    fi
+    echo "$m"
+}
+
+# start_redis NAME [redis-server options...]: a redis-server of our own on a free loopback
+# port, its files in $BENCH_TMP/NAME, no RDB snapshots (never the system's service).
+# Sets REDIS_PID, REDIS_PORT.
+start_redis() {
+    local name=$1 dir
+    shift
+    dir=$BENCH_TMP/$name
+    mkdir -p "$dir"
+    REDIS_PORT=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" --save "" \
+        --daemonize no --logfile "$dir/redis.log" --maxmemory-policy noeviction "$@" &
+    REDIS_PID=$!
+    BENCH_PIDS+=("$REDIS_PID")
+    for _ in $(seq 1 100); do
+        redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || die "redis-server did not start ($dir/redis.log)"
+    log "redis $name: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT $*"
+}
+
+# run_bullmq PREFIX [bench/bullmq.mjs options...]: BullMQ against $REDIS_PORT, POSTing to
+# the sink (reset first); records PREFIX.* (bullmq.mjs's figures, the sink's count and
+# enqueue-to-POST latency, CPU of redis and of the machine). Sets BULL_JOBS_PS.
+run_bullmq() {
+    local p=$1 out kv st r0 r1 m0 m1 t0 t1
+    shift
+    out=$BENCH_TMP/$p.out
+    sink_reset
+    r0=$(proc_ticks "$REDIS_PID")
+    m0=$(machine_ticks)
+    t0=$(date +%s.%N)
+    log "bullmq $p: $*"
+    node "$BENCH_HOME/bullmq.mjs" --redis "$REDIS_PORT" --sink "$SINK_URL/hook" "$@" >"$out" ||
+        die "bench/bullmq.mjs failed ($out)"
+    t1=$(date +%s.%N)
+    r1=$(proc_ticks "$REDIS_PID")
+    m1=$(machine_ticks)
+    while IFS= read -r kv; do
+        case $kv in *=*) result "$p.${kv%%=*}" "${kv#*=}" ;; esac
+    done <"$out"
+    BULL_JOBS_PS=$(sed -n 's/^jobs_ps=//p' "$out")
+    st=$(sink_stats)
+    result "$p.delivered" "$(echo "$st" | json - j.count)"
+    result "$p.e2e_p50_ms" "$(echo "$st" | json - '(j.p50_us/1000).toFixed(2)')"
+    result "$p.e2e_p99_ms" "$(echo "$st" | json - '(j.p99_us/1000).toFixed(2)')"
+    result "$p.cpu_redis" "$(awk -v a="$r0" -v b="$r1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)}')"
+    result "$p.cpu_machine" "$(echo "$m0 $m1" | awk -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '{printf "%.2f", ($3-$1)/hz/(t1-t0)}')"
+    # every completed job POSTed once (a POST whose answer came after the wait counts at
+    # the sink only), none failed
+    if [ "$(sed -n 's/^failed=//p' "$out")" = 0 ] &&
+        [ "$(echo "$st" | json - j.count)" -ge "$(sed -n 's/^completed=//p' "$out")" ]; then
+        result "$p.check" ok
+    else
+        result "$p.check" MISMATCH
+    fi
+}

@@ -224,16 +224,8 @@ record_par pg.nginx.batch
 result pg.nginx.batch.eps "$((P_rps * BATCH))"
 stop_pid "$NGINX_PID"
 
-bench_tool sink
 bench_tool curl_baseline
-SINK_PORT=$(free_port)
-"$BENCH_TMP/sink" "$SINK_PORT" &
-SINK_PID=$!
-BENCH_PIDS+=("$SINK_PID")
-SINK_URL=http://127.0.0.1:$SINK_PORT
-wait_http "$SINK_URL/stats" 10
-sink_stats() { curl -fsS --max-time 30 "$SINK_URL/stats"; }
-sink_reset() { curl -fsS --max-time 10 -X POST "$SINK_URL/reset" >/dev/null; }
+start_sink 0
 line=$("$BENCH_TMP/curl_baseline" "$SINK_URL/hook" 4 16) || die "curl_baseline failed: $line"
 result pg.curl.sink.rps "$(echo "$line" | sed -n 's/.* rps=\([0-9]*\).*/\1/p')"
 sink_reset

@@ -1,6 +1,6 @@
 // report.mjs: turn the key=value results of bench/ingest.sh, bench/send.sh,
-// bench/flow.sh, bench/pg.sh and bench/growth.sh into the markdown tables of
-// docs/PERFORMANCE.md.
+// bench/flow.sh, bench/peer.sh, bench/slow.sh, bench/fanout.sh, bench/pg.sh and
+// bench/growth.sh into the markdown tables of docs/PERFORMANCE.md.
 //
 //   node bench/report.mjs RESULTS_FILE [--docs docs/PERFORMANCE.md]
 //
@@ -63,7 +63,7 @@ function machine() {
   const sqlite = sh('sh', ['-c', 'pkg-config --modversion sqlite3 2>/dev/null || echo ?']);
   const curl = sh('sh', ['-c', 'curl-config --version 2>/dev/null || echo ?']);
   const mins = (k) => (has(k) ? `${(num(k) / 60).toFixed(1)} min` : null);
-  const parts = ['ingest', 'send', 'flow', 'pg', 'growth'].filter((b) => has(`run.${b}.elapsed_s`))
+  const parts = ['ingest', 'send', 'flow', 'peer', 'slow', 'fanout', 'pg', 'growth'].filter((b) => has(`run.${b}.elapsed_s`))
     .map((b) => `${b} ${mins(`run.${b}.elapsed_s`)}`);
   return [
     `- date: ${R['run.date'] || new Date().toISOString()}` +
@@ -76,7 +76,8 @@ function machine() {
     `- stores: SQLite in ${R['run.store_fs'] || '?'}` +
       (has('growth.store_fs') ? `; growth stores in ${R['growth.store_fs']}` : '') +
       (has('pg.version') ? `; PostgreSQL ${R['pg.version']} (throwaway cluster under build/pg, fsync off)` : ''),
-    `- tools: ${wrk}, nginx ${nginx}, SQLite ${sqlite}, ${curl}; ` +
+    `- tools: ${wrk}, nginx ${nginx}, SQLite ${sqlite}, ${curl}` +
+      (has('peer.bullmq_version') ? `, BullMQ ${R['peer.bullmq_version']} on redis-server ${R['peer.redis_version']}` : '') + '; ' +
       `wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64} -d${R['run.duration'] || 10}s, ` +
       `send run ${R['run.send_duration'] || 10}s` +
       (has('flow.sat.rps') ? `, flow runs ${R['run.flow_duration'] || 10}s saturating + ${R['run.flow_light_duration'] || 10}s light` : ''),
@@ -155,6 +156,55 @@ function growthTables(out, pre, storeName) {
     out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${gnoisy.join('; ')}. Rerun before reading a ratio from those.`);
 }
 
+// peerTables: the peer baseline (peer.sh), the slow provider (slow.sh) and the fan-out
+// (fanout.sh), each as a ratio to what was measured in the same run.
+function peerTables(out) {
+  const chk = (p) => (R[`${p}.check`] === undefined ? '—' : R[`${p}.check`] === 'ok' ? 'ok' : '**MISMATCH**');
+  const rate = (p, k) => `${int(`${p}.${k}`)}/s${R[`${p}.drained`] === '0' ? ` (backlog not drained: over a ${R['slow.window_s'] || '?'} s window)` : ''}`;
+  if (has('peer.skipped')) {
+    out.push('', '### Peer baseline: BullMQ', '', `**Skipped**: ${R['peer.skipped'].replace(/"/g, '')} (bench/peer.sh).`);
+  } else if (has('peer.nofsync.jobs_ps')) {
+    const c = R['peer.concurrency'] || 64;
+    out.push('', `### Peer baseline: BullMQ ${R['peer.bullmq_version'] || '?'} on redis-server ${R['peer.redis_version'] || '?'} (bench/peer.sh), worker concurrency ${c}, POSTing to the same sink`, '');
+    out.push(`Jobs/s enqueue -> worker -> HTTP POST -> completed (64 producers adding one job at a time for ${R['run.peer_duration'] || 10} s, then until every job completed); latency enqueue -> POST at the sink (saturating: mostly the backlog draining, as herald's flow figure; light: 2 producers, 40 ms pauses, ~50 jobs/s). Ratio: herald's flow deliveries/s (flow.sh, same run) / BullMQ's jobs/s.`, '');
+    out.push('| Redis persistence | jobs/s | added/s | latency p50 / p99 saturating; light | herald flow deliveries/s / this | CPU redis; machine (cores) | check |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [m, label] of [['nofsync', 'none (no AOF, no RDB)'], ['fsync', 'appendonly, appendfsync always']]) {
+      const p = `peer.${m}`;
+      if (!has(`${p}.jobs_ps`)) continue;
+      out.push(`| ${label} | **${int(`${p}.jobs_ps`)}** | ${int(`${p}.add_ps`)} | ${ms(`${p}.e2e_p50_ms`)} / ${ms(`${p}.e2e_p99_ms`)}; **${ms(`${p}.light.e2e_p50_ms`)} / ${ms(`${p}.light.e2e_p99_ms`)}** | **${x('flow.sat.deliveries_ps', `${p}.jobs_ps`)}** | ${cores(`${p}.cpu_redis`)}; ${cores(`${p}.cpu_machine`)} | ${chk(p)}: ${int(`${p}.completed`)} completed of ${int(`${p}.added`)}, sink ${int(`${p}.delivered`)}; light ${chk(`${p}.light`)} |`);
+    }
+    out.push('');
+    if (has('flow.sat.deliveries_ps')) {
+      const r = num('flow.sat.deliveries_ps') / num('peer.nofsync.jobs_ps');
+      out.push(`herald in the same run: flow ${int('flow.sat.deliveries_ps')} deliveries/s, light event to delivery ${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}. Goal (issue 14): >= 2x BullMQ without fsync: **${r.toFixed(3)}, ${r >= 2 ? 'met' : 'not met'}**.`);
+    } else {
+      out.push('herald\'s flow figure is not in this run (bench/flow.sh did not run): no ratio.');
+    }
+  }
+  if (has('slow.herald.delivered_ps')) {
+    out.push('', `### Slow provider: the sink answers after ${R['slow.delay_ms'] || 100} ms (bench/slow.sh)`, '');
+    out.push(`/send (wrk -c64 for ${R['run.slow_duration'] || 5} s) through the webhook provider, herald's default flags; delivered/s from the first send to the last delivery, or to the end of a ${R['slow.window_s'] || '?'} s window while a backlog remains. BullMQ: the same sink, worker concurrency ${R['peer.concurrency'] || 64}, Redis without persistence (${R['peer.concurrency'] || 64} calls in flight of ${R['slow.delay_ms'] || 100} ms each: at most ${Math.round((Number(R['peer.concurrency']) || 64) * 1000 / (Number(R['slow.delay_ms']) || 100))} jobs/s).`, '');
+    out.push('| who | delivered/s | ratio to BullMQ, same run | send to delivery p50 / p99 | check |');
+    out.push('| --- | --- | --- | --- | --- |');
+    out.push(`| herald /send, default flags | **${rate('slow.herald', 'delivered_ps')}** | **${x('slow.herald.delivered_ps', 'slow.bullmq.jobs_ps')}** | ${ms('slow.herald.e2e_p50_ms')} / ${ms('slow.herald.e2e_p99_ms')} | ${chk('slow.herald')}: ${int('slow.herald.delivered')} delivered of ${int('slow.herald.accepted')} accepted |`);
+    if (has('slow.bullmq.skipped'))
+      out.push(`| BullMQ | **skipped**: ${R['slow.bullmq.skipped'].replace(/"/g, '')} | — | — | — |`);
+    else if (has('slow.bullmq.jobs_ps'))
+      out.push(`| BullMQ, concurrency ${R['peer.concurrency'] || 64} | ${rate('slow.bullmq', 'jobs_ps')} | (the reference) | ${ms('slow.bullmq.e2e_p50_ms')} / ${ms('slow.bullmq.e2e_p99_ms')} | ${chk('slow.bullmq')}: ${int('slow.bullmq.completed')} completed of ${int('slow.bullmq.added')} |`);
+    out.push('', `Goal (issue 14): >= 5,000/s: **${int('slow.herald.delivered_ps')}/s, ${num('slow.herald.delivered_ps') >= 5000 ? 'met' : 'not met'}**.`);
+  }
+  if (has('fanout.total_s')) {
+    const n = num('fanout.n');
+    const bull = has('peer.nofsync.jobs_ps') && num('peer.nofsync.jobs_ps') > 0 ? n / num('peer.nofsync.jobs_ps') : undefined;
+    out.push('', `### Fan-out: one announcement to ${int('fanout.n')} recipients (bench/fanout.sh)`, '');
+    out.push(`herald has no list send: POST /send with \`to\` arrays of ${int('fanout.chunk')} recipients (webhook provider, instant sink), ${int('fanout.requests')} requests; time from the first request to the last delivery. For scale, the same number of jobs at BullMQ's rate (no persistence) in this run.`, '');
+    out.push('| what | herald | BullMQ at its rate, same run | ratio (herald deliveries/s / BullMQ jobs/s) | send to delivery p50 / p99 | check |');
+    out.push('| --- | --- | --- | --- | --- | --- |');
+    out.push(`| ${int('fanout.n')} deliveries | **${Number(R['fanout.total_s']).toFixed(1)} s** (${int('fanout.delivered_ps')} deliveries/s; accepted in ${R['fanout.accept_s']} s) | ${bull === undefined ? '—' : `${bull.toFixed(1)} s`} | **${x('fanout.delivered_ps', 'peer.nofsync.jobs_ps')}** | ${ms('fanout.e2e_p50_ms')} / ${ms('fanout.e2e_p99_ms')} | ${chk('fanout')}: ${int('fanout.delivered')} delivered of ${int('fanout.accepted')} accepted |`);
+  }
+}
+
 function tables() {
   const out = [];
   if (has('herald.track.rps') || has('herald.batch.rps')) {
@@ -199,6 +249,7 @@ function tables() {
       out.push(`| light paced load (wrk -c2, 40 ms pauses) | ${int('flow.light.rps')} events/s, ${int('flow.light.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.light.p50_ms')} / ${ms('flow.light.p99_ms')}; event to delivery: **${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}** | ${fcheck('flow.light')} |`);
     }
   }
+  peerTables(out);
   if (has('pg.skipped')) {
     out.push('', '### PostgreSQL', '', '**Skipped**: no PostgreSQL server binaries on this machine (bench/pg.sh).');
   } else if (has('pg.nginx.track.rps')) {
@@ -239,6 +290,7 @@ function tables() {
   out.push('CPU in cores (CPU-seconds per second of the run; the machine has 2): the server\'s process(es), wrk, the whole machine, and the rest (machine - server - wrk: other tenants, the kernel\'s own threads; in bold above ' + NOISY + ' cores, a noisy neighbour).', '');
   out.push('| run | server | wrk | machine busy | others | store transactions / commits (per commit) |');
   out.push('| --- | --- | --- | --- | --- | --- |');
+  const cpuStart = out.length;
   const noisy = [];
   const cpuRow = (label, p, store) => {
     if (!has(`${p}.cpu_server`)) return;
@@ -264,6 +316,7 @@ function tables() {
     out.push(`| herald flow, accept + drain until delivered (${R['flow.sat.drain_wall_s']} s) | ${cores('flow.sat.drain_cpu_server')} | (first ${R['run.flow_duration'] || 10} s only) | ${cores('flow.sat.drain_cpu_machine')} | ${others > NOISY ? `**${others.toFixed(2)}**` : others.toFixed(2)} (incl. wrk, sink) | ${int('flow.sat.herald_sent')} deliveries |`);
   }
   cpuRow('herald flow light load', 'flow.light');
+  if (out.length === cpuStart) out.splice(cpuStart - 7, 7); // no run with CPU figures: no table
   if (noisy.length)
     out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${noisy.join('; ')}. Those figures understate what herald does alone; rerun before comparing.`);
   return out.join('\n');

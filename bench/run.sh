@@ -2,14 +2,18 @@
 # run.sh: build herald, run every benchmark, print the markdown tables. `make bench` is
 # `bench/run.sh --write-docs` (after building herald and the bench tools).
 #
-#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|pg|growth] [--no-build]
-#                [--rev REV] [--out FILE]
+#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|peer|slow|fanout|pg|growth]
+#                [--no-build] [--rev REV] [--out FILE]
 #
 #   --write-docs  also rewrite the generated section of docs/PERFORMANCE.md (between the
 #                 <!-- bench:results:begin/end --> markers; the prose around is kept)
 #   --quick       (or BENCH_QUICK=1) 3 s runs instead of 10 s, and the growth bench on
 #                 100,000 profiles / 200,000 messages: a smoke test of the scripts, not figures
-#   --only X      run only bench/X.sh (repeatable: --only ingest --only send)
+#   --only X      run only bench/X.sh (repeatable, or a comma list: --only peer,slow,fanout)
+#   (peer.sh: BullMQ on redis-server, the peer baseline; slow.sh: /send to a sink that
+#   answers after 100 ms, herald and BullMQ; fanout.sh: one announcement to 100,000
+#   recipients; peer.sh and slow.sh's BullMQ part need redis-server and bench/node_modules:
+#   scripts/deps.sh bench, which `make bench` runs)
 #   (pg.sh: 1-3 herald nodes on a throwaway PostgreSQL cluster, ~6 minutes; in the default
 #   set when /usr/lib/postgresql/*/bin/pg_ctl exists, else skipped with a loud line)
 #   (growth.sh: the ingest and send figures on an empty store and on one seeded with
@@ -20,9 +24,11 @@
 #   --out FILE    keep the raw key=value results in FILE (default: a temp file)
 #
 # Takes about 13 minutes with the defaults without growth (pg: ~6; flow: ~4.5, most of it
-# herald draining the saturating run's backlog), plus growth.sh (seeding the 10M-message
-# store dominates it; the report gives the time of every part). Needs wrk, nginx, curl, node, cc and
-# libcurl's headers (Debian: apt-get install -y wrk nginx-light libcurl4-openssl-dev).
+# herald draining the saturating run's backlog), plus about 6-9 for peer (~1.5), slow
+# (~2: two 60 s windows) and fanout (100,000 deliveries at herald's rate, 2-5 today),
+# plus growth.sh (seeding the 10M-message store dominates it; the report gives the time
+# of every part). Needs wrk, nginx, curl, node, cc, libcurl's headers, redis-server and
+# bench/node_modules (scripts/deps.sh bench installs them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,19 +37,28 @@ while [ $# -gt 0 ]; do
     case $1 in
     --write-docs) write_docs=1 ;;
     --quick) BENCH_QUICK=1 ;;
-    --only) only="$only $2"; shift ;;
+    --only) only="$only ${2//,/ }"; shift ;;
     --no-build) build=0 ;;
     --rev) rev=$2; shift ;;
     --out) out=$2; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
+for b in $only; do
+    case $b in
+    ingest | send | flow | peer | slow | fanout | pg | growth) ;;
+    *) echo "run.sh: unknown bench $b for --only (ingest send flow peer slow fanout pg growth)" >&2; exit 2 ;;
+    esac
+done
+
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     export PG_DURATION=3 SEND_PG_DURATION=2 BENCH_DURATION=3 SEND_DURATION=3 LIGHT_DURATION=3 \
-        FLOW_DURATION=2 FLOW_LIGHT_DURATION=3
+        FLOW_DURATION=2 FLOW_LIGHT_DURATION=3 PEER_DURATION=3 PEER_LIGHT_DURATION=3 \
+        SLOW_DURATION=2 SLOW_WINDOW=15
+    export FANOUT_N=${FANOUT_N:-10000}
     export GROWTH_PROFILES=${GROWTH_PROFILES:-100000} GROWTH_MESSAGES=${GROWTH_MESSAGES:-200000}
 fi
 started=$(date +%s)
@@ -79,6 +94,9 @@ export BENCH_OUT=$out
     echo "run.send_duration=${SEND_DURATION:-10}"
     echo "run.flow_duration=${FLOW_DURATION:-10}"
     echo "run.flow_light_duration=${FLOW_LIGHT_DURATION:-10}"
+    echo "run.peer_duration=${PEER_DURATION:-10}"
+    echo "run.peer_light_duration=${PEER_LIGHT_DURATION:-10}"
+    echo "run.slow_duration=${SLOW_DURATION:-5}"
     echo "run.quick=${BENCH_QUICK:-0}"
     # the machine: the report prints these beside the figures
     echo "run.cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
@@ -92,7 +110,7 @@ export BENCH_OUT=$out
 
 pg_here=0
 if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then pg_here=1; fi
-for b in ingest send flow pg growth; do
+for b in ingest send flow peer slow fanout pg growth; do
     if [ -z "$only" ] || [[ " $only " == *" $b "* ]]; then
         if [ "$b" = pg ] && [ "$pg_here" = 0 ]; then
             echo "########## bench/pg.sh SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl); scripts/deps.sh test installs them ##########" >&2

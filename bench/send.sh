@@ -28,19 +28,8 @@ SEND_DURATION=${SEND_DURATION:-10}
 LIGHT_DURATION=${LIGHT_DURATION:-5}
 
 # ---- build the sink and the baseline client ------------------------------------------
-bench_tool sink
 bench_tool curl_baseline
-
-SINK_PORT=$(free_port)
-"$BENCH_TMP/sink" "$SINK_PORT" &
-SINK_PID=$!
-BENCH_PIDS+=("$SINK_PID")
-SINK_URL=http://127.0.0.1:$SINK_PORT
-wait_http "$SINK_URL/stats" 10
-log "sink: pid $SINK_PID at $SINK_URL"
-
-sink_stats() { curl -fsS --max-time 30 "$SINK_URL/stats"; }
-sink_reset() { curl -fsS --max-time 10 -X POST "$SINK_URL/reset" >/dev/null; }
+start_sink 0
 
 # ---- baseline: libcurl multi, 16 in flight -----------------------------------------------
 log "curl baseline: 5 s, 16 in flight"

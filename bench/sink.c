@@ -4,12 +4,19 @@
  * If the body holds "ts:<digits>" (a send time in microseconds since the epoch, put
  * there by the load generator), the latency arrival - ts is recorded as well.
  *
+ * --delay-ms N: answer each request N ms after it arrived, like a provider's API that
+ * takes N ms. Requests wait in a queue, not in a blocked thread: any number of
+ * connections may have a request waiting at once (the delay is the same for all, so the
+ * queue is in order of due time and answers on one connection stay in order). A request
+ * is counted, and its latency taken, when it is answered (arrival + N ms), i.e. when the
+ * caller can see the delivery done.
+ *
  *   GET  /stats  -> {"count":N,"with_ts":M,"first_us":..,"last_us":..,"min_send_us":..,
  *                    "p50_us":..,"p90_us":..,"p99_us":..,"max_us":..}
  *   POST /reset  -> zero everything
  *
  * Build: cc -O2 -o sink bench/sink.c
- * Run:   ./sink PORT          (listens on 127.0.0.1:PORT; SIGTERM/SIGINT stop it)
+ * Run:   ./sink [--delay-ms N] PORT   (listens on 127.0.0.1:PORT; SIGTERM/SIGINT stop it)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,12 +44,24 @@ struct conn {
     size_t len, cap;
     char *out;
     size_t out_len, out_off, out_cap;
+    size_t waiting; /* answers still in the delay queue */
+    int closed;     /* the socket is gone; free once nothing waits */
+};
+
+/* one request waiting for its delayed answer */
+struct pending {
+    struct conn *c;
+    uint64_t due_us; /* CLOCK_MONOTONIC */
+    uint64_t send_us; /* the body's ts:, 0 when none */
 };
 
 static volatile sig_atomic_t stop;
 static uint64_t count, with_ts, first_us, last_us, min_send_us;
 static int64_t *lat;
 static size_t n_lat;
+static uint64_t delay_us;
+static struct pending *pq; /* ring buffer of pq_cap entries, in order of due time */
+static size_t pq_head, pq_len, pq_cap;
 
 static void on_signal(int s)
 {
@@ -53,6 +73,13 @@ static uint64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
@@ -139,6 +166,47 @@ static const char *header_value(const char *head, size_t n, const char *name, si
     return NULL;
 }
 
+/* answer: count one request as delivered now (send_us: its ts:, 0 when none) and queue
+ * its 200 on c. */
+static void answer(struct conn *c, uint64_t send_us)
+{
+    uint64_t t = now_us();
+    char idb[48];
+    count++;
+    if (!first_us)
+        first_us = t;
+    last_us = t;
+    if (send_us) {
+        with_ts++;
+        if (!min_send_us || send_us < min_send_us)
+            min_send_us = send_us;
+        if (n_lat < MAX_LAT)
+            lat[n_lat++] = (int64_t)(t - send_us);
+    }
+    snprintf(idb, sizeof idb, "{\"id\":\"%llu\"}", (unsigned long long)count);
+    respond(c, idb);
+}
+
+/* pq_push: queue c's request for an answer delay_us from now (the ring grows as needed). */
+static void pq_push(struct conn *c, uint64_t send_us)
+{
+    if (pq_len == pq_cap) {
+        size_t cap = pq_cap ? pq_cap * 2 : 1024;
+        struct pending *n = malloc(cap * sizeof *n);
+        if (!n)
+            abort();
+        for (size_t i = 0; i < pq_len; i++)
+            n[i] = pq[(pq_head + i) % pq_cap];
+        free(pq);
+        pq = n;
+        pq_cap = cap;
+        pq_head = 0;
+    }
+    pq[(pq_head + pq_len) % pq_cap] = (struct pending){c, mono_us() + delay_us, send_us};
+    pq_len++;
+    c->waiting++;
+}
+
 /* handle: answer every complete request in c->buf. Returns -1 to close. */
 static int handle(struct conn *c)
 {
@@ -169,26 +237,15 @@ static int handle(struct conn *c)
             n_lat = 0;
             respond(c, "{}\n");
         } else {
-            uint64_t t = now_us();
             const char *b = base + head_len, *ts;
-            char idb[48];
-            count++;
-            if (!first_us)
-                first_us = t;
-            last_us = t;
+            uint64_t s = 0;
             ts = body_len ? memmem(b, body_len, "ts:", 3) : NULL;
-            if (ts) {
-                uint64_t s = strtoull(ts + 3, NULL, 10);
-                if (s) {
-                    with_ts++;
-                    if (!min_send_us || s < min_send_us)
-                        min_send_us = s;
-                    if (n_lat < MAX_LAT)
-                        lat[n_lat++] = (int64_t)(t - s);
-                }
-            }
-            snprintf(idb, sizeof idb, "{\"id\":\"%llu\"}", (unsigned long long)count);
-            respond(c, idb);
+            if (ts)
+                s = strtoull(ts + 3, NULL, 10);
+            if (delay_us)
+                pq_push(c, s);
+            else
+                answer(c, s);
         }
         off += head_len + body_len;
     }
@@ -216,13 +273,44 @@ static int flush_out(struct conn *c)
     return 0;
 }
 
+/* conn_close: close the socket; the struct stays until no delayed answer refers to it. */
 static void conn_close(int ep, struct conn *c)
 {
-    epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    if (!c->closed) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->closed = 1;
+    }
+    if (c->waiting)
+        return;
     free(c->buf);
     free(c->out);
     free(c);
+}
+
+/* pq_run: answer every queued request that is due; returns the ms until the next one
+ * is (-1: none queued), the epoll_wait timeout. */
+static int pq_run(int ep)
+{
+    uint64_t now = mono_us();
+    while (pq_len) {
+        struct pending *p = &pq[pq_head];
+        struct conn *c = p->c;
+        if (p->due_us > now)
+            return (int)((p->due_us - now + 999) / 1000);
+        pq_head = (pq_head + 1) % pq_cap;
+        pq_len--;
+        c->waiting--;
+        if (c->closed) {
+            if (!c->waiting)
+                conn_close(ep, c);
+            continue;
+        }
+        answer(c, p->send_us);
+        if (flush_out(c) < 0)
+            conn_close(ep, c);
+    }
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -231,9 +319,22 @@ int main(int argc, char **argv)
     struct epoll_event ev, evs[256];
     int one = 1, ls, ep;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: sink PORT\n");
+    struct rlimit rl;
+    const char *port;
+
+    if (argc == 4 && strcmp(argv[1], "--delay-ms") == 0) {
+        delay_us = strtoull(argv[2], NULL, 10) * 1000u;
+        port = argv[3];
+    } else if (argc == 2) {
+        port = argv[1];
+    } else {
+        fprintf(stderr, "usage: sink [--delay-ms N] PORT\n");
         return 2;
+    }
+    /* a slow sink holds a connection per request in flight: allow as many as we may */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     lat = malloc(MAX_LAT * sizeof *lat);
     if (!lat)
@@ -245,9 +346,9 @@ int main(int argc, char **argv)
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)atoi(argv[1]));
+    a.sin_port = htons((uint16_t)atoi(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 1024) < 0) {
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 4096) < 0) {
         perror("sink: bind/listen");
         return 1;
     }
@@ -256,7 +357,8 @@ int main(int argc, char **argv)
     ev.data.ptr = NULL;
     epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
     while (!stop) {
-        int n = epoll_wait(ep, evs, 256, 200);
+        int wait_ms = pq_run(ep), n;
+        n = epoll_wait(ep, evs, 256, wait_ms < 0 || wait_ms > 200 ? 200 : wait_ms);
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             if (!c) {

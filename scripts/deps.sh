@@ -5,13 +5,17 @@
 #         tests run on a throwaway cluster, scripts/pg-test.sh), clang and its
 #         libFuzzer runtime (make fuzz-replay), node/npm (only when `node` is not on
 #         PATH) and the e2e suite's npm packages (npm ci in tests/e2e when needed)
+#   bench also wrk, nginx-light, curl, PostgreSQL's server, redis-server (the peer
+#         baseline; the bench starts its own, never the system's service), node/npm
+#         (when `node` is not on PATH) and bench/'s npm packages (bullmq; npm ci in
+#         bench/ when needed): what `make bench` needs
 # A second run with everything present is quick: no apt call, no npm call.
 set -euo pipefail
 
-usage() { echo "usage: scripts/deps.sh run|test" >&2; exit 2; }
+usage() { echo "usage: scripts/deps.sh run|test|bench" >&2; exit 2; }
 [ $# -eq 1 ] || usage
 mode=$1
-case "$mode" in run|test) ;; *) usage ;; esac
+case "$mode" in run|test|bench) ;; *) usage ;; esac
 
 cd "$(dirname "$0")/.."
 
@@ -26,6 +30,12 @@ if [ "$mode" = test ]; then
     # the admin UI's browser tests (tests/e2e/ui.test.mjs) drive Debian's chromium;
     # its fonts are only recommended, and screenshots need some
     pkgs+=(chromium fonts-liberation)
+fi
+if [ "$mode" = bench ]; then
+    pkgs+=(wrk nginx-light curl postgresql redis-server)
+    if ! command -v node >/dev/null 2>&1; then
+        pkgs+=(nodejs npm)
+    fi
 fi
 
 missing=()
@@ -51,20 +61,28 @@ else
     echo "deps: all Debian packages present ($mode)"
 fi
 
-if [ "$mode" = test ]; then
+# npm_ci DIR: npm ci in DIR when its node_modules is missing or older than the lock file
+npm_ci() {
+    local dir=$1
     if ! command -v npm >/dev/null 2>&1; then
         echo "deps: node is on PATH but npm is not; install npm (or a node distribution with npm)" >&2
         exit 1
     fi
-    e2e=tests/e2e
-    if [ ! -d "$e2e/node_modules" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules" ]; then
-        echo "deps: npm ci in $e2e"
-        (cd "$e2e" && npm ci --no-audit --no-fund)
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        echo "deps: npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund)
         # npm ci creates no node_modules when there are no dependencies; the
         # directory's mtime is what the check above compares against.
-        mkdir -p "$e2e/node_modules"
-        touch "$e2e/node_modules"
+        mkdir -p "$dir/node_modules"
+        touch "$dir/node_modules"
     else
-        echo "deps: $e2e/node_modules up to date"
+        echo "deps: $dir/node_modules up to date"
     fi
+}
+
+if [ "$mode" = test ]; then
+    npm_ci tests/e2e
+fi
+if [ "$mode" = bench ]; then
+    npm_ci bench
 fi
