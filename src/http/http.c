@@ -634,6 +634,25 @@ static void reap(struct http_server *srv, long long *nh, long long *nb)
     }
 }
 
+/* note_timeouts: count n connections the reaper closed in phase ("headers" or "body")
+ * and log them (rate limited). Reaper thread, without srv->mu. */
+static void note_timeouts(struct http_server *srv, const char *phase, long long n)
+{
+    bool hdr = strcmp(phase, "headers") == 0;
+    long long k;
+    if (n == 0)
+        return;
+    metrics_counter_add("herald_http_connections_timed_out_total",
+                        "Connections closed because a read deadline passed", "phase", phase,
+                        (double)n);
+    if ((k = limit_note(hdr ? &srv->log_header : &srv->log_body, n)) > 0)
+        LOG_W(hdr ? "http.header_timeout" : "http.body_timeout",
+              "closed=%lld limit_s=%d min_rate=%d msg=\"connections whose request %s did not "
+              "arrive in time were closed\"",
+              k, hdr ? srv->cfg.header_timeout_s : srv->cfg.body_timeout_s, HTTP_BODY_MIN_RATE,
+              phase);
+}
+
 static void *reaper_main(void *arg)
 {
     struct http_server *srv = arg;
@@ -641,7 +660,7 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&srv->mu);
     while (!srv->stopping) {
         struct timespec ts;
-        long long nh = 0, nb = 0, n;
+        long long nh = 0, nb = 0;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
@@ -653,26 +672,8 @@ static void *reaper_main(void *arg)
         if (!nh && !nb)
             continue;
         pthread_mutex_unlock(&srv->mu);
-        if (nh) {
-            metrics_counter_add("herald_http_connections_timed_out_total",
-                                "Connections closed because a read deadline passed", "phase",
-                                "headers", (double)nh);
-            if ((n = limit_note(&srv->log_header, nh)) > 0)
-                LOG_W("http.header_timeout",
-                      "closed=%lld limit_s=%d msg=\"connections whose request headers were "
-                      "not complete in time were closed\"",
-                      n, srv->cfg.header_timeout_s);
-        }
-        if (nb) {
-            metrics_counter_add("herald_http_connections_timed_out_total",
-                                "Connections closed because a read deadline passed", "phase",
-                                "body", (double)nb);
-            if ((n = limit_note(&srv->log_body, nb)) > 0)
-                LOG_W("http.body_timeout",
-                      "closed=%lld limit_s=%d min_rate=%d msg=\"connections whose request "
-                      "body came too slowly were closed\"",
-                      n, srv->cfg.body_timeout_s, HTTP_BODY_MIN_RATE);
-        }
+        note_timeouts(srv, "headers", nh);
+        note_timeouts(srv, "body", nb);
         pthread_mutex_lock(&srv->mu);
     }
     pthread_mutex_unlock(&srv->mu);
