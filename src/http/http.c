@@ -952,6 +952,10 @@ static void refuse_later(struct conn *c, int status, const char *msg)
     http_resp_error(&c->resp, status, http_error_type(status), "%s", msg);
     c->draining = true;
     buf_cleanup(&c->body);
+    if (c->counted) { /* no handler will run: a slow drain holds no in-flight slot */
+        atomic_fetch_sub(&c->srv->inflight, 1);
+        c->counted = false;
+    }
 }
 
 /* refuse: answer a request refused from its headers. At once when no body follows,
