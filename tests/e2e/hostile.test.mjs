@@ -109,6 +109,14 @@ test('a flood of idle and trickling sockets from one address leaves /healthz ans
       await sleep(1000);
     }
     assert.ok(probes >= 8, `only ${probes} probes ran`);
+    // the total cap follows the open-file limit (raised to its hard limit at start),
+    // far above MHD's default of about 1,020
+    const limits = fs.readFileSync(`/proc/${srv.proc.pid}/limits`, 'utf8');
+    const nofile = /Max open files\s+(\d+)\s+(\d+)/.exec(limits);
+    assert.equal(nofile[1], nofile[2], 'the soft open-file limit is the hard one');
+    const start = srv.logs().find((l) => l.includes('event=http.start'));
+    const maxConns = Number(/max_conns=(\d+)/.exec(start)[1]);
+    assert.ok(maxConns >= Math.min(16384, Number(nofile[1]) / 2) - 1, start);
     const m = await srv.metrics();
     assert.ok(metricValue(m.samples, 'herald_http_connections_refused_total', { reason: 'per_ip' }) > 0, 'refusals are counted');
     await srv.waitForLog(/http\.conn_limit.*reason=per_ip.*peer=127\.0\.0\.2/);
@@ -119,6 +127,16 @@ test('a flood of idle and trickling sockets from one address leaves /healthz ans
     for (const x of timers) clearInterval(x);
     for (const s of all) s.destroy();
   }
+});
+
+test('the total connection cap refuses, counts and logs; capacity returns when sockets close', async (t) => {
+  const srv = await startServer({ t, args: ['--max-conns', '64', '--max-conns-per-ip', '0'] });
+  const socks = await openSockets(srv.port, 100, '127.0.0.3');
+  assert.ok(socks.length >= 64, `${socks.length} sockets connected`);
+  await srv.waitForLog(/http\.conn_limit.*reason=total.*limit=64/);
+  for (const s of socks) s.destroy();
+  await waitFor(async () => (await probe(srv.port, '/healthz', { limitMs: scaled(1000) }).catch(() => ({}))).status === 200, { what: '/healthz after the sockets closed' });
+  assert.ok(metricValue((await srv.metrics()).samples, 'herald_http_connections_refused_total', { reason: 'total' }) > 0);
 });
 
 test('trickled headers and slow bodies are cut at their deadlines, whatever the trickle', { timeout: scaled(60000) }, async (t) => {
