@@ -12,7 +12,9 @@ import net from 'node:net';
 import { test } from 'node:test';
 
 import { closeAfterAll } from './lib/cleanup.mjs';
-import { metricValue, scaled, sleep, startServer, waitFor } from './lib/server.mjs';
+import { spawnSync } from 'node:child_process';
+
+import { heraldBin, metricValue, scaled, sleep, startServer, waitFor } from './lib/server.mjs';
 
 closeAfterAll();
 
@@ -227,8 +229,13 @@ test('keyless 6 MB uploads are refused from the headers: 400 of them grow RSS by
     const counts = {};
     for (const s of results) counts[s] = (counts[s] ?? 0) + 1;
     assert.deepEqual(counts, { 401: 400 }, `answers: ${JSON.stringify(counts)}`);
+    // ThreadSanitizer's shadow memory multiplies every page the server touches (400
+    // connections' buffers and stacks): twice the room there; buffered bodies would be
+    // 2.4 GB either way
+    const tsan = /libtsan/.test(spawnSync('ldd', [heraldBin()], { encoding: 'utf8' }).stdout ?? '');
+    const allowed = tsan ? 200 : 100;
     const grew = (peak - before) / MB;
-    assert.ok(grew < 100, `RSS grew by ${grew.toFixed(1)} MB (from ${(before / MB).toFixed(1)} MB)`);
+    assert.ok(grew < allowed, `RSS grew by ${grew.toFixed(1)} MB (from ${(before / MB).toFixed(1)} MB)`);
   } finally {
     clearInterval(sampler);
   }
