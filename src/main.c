@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -45,6 +46,12 @@ struct config {
     int64_t provider_concurrency; /* 0: half the workers */
     const char *log_level;
     const char *egress_allow; /* CIDR list, may be "" */
+    const char *cors_allow;   /* origins list, may be "" */
+    int64_t max_conns;        /* 0: from the open-file limit */
+    int64_t max_conns_per_ip; /* 0: no limit */
+    int64_t header_timeout_s;
+    int64_t body_timeout_s;
+    int64_t max_buffered;
 };
 
 static const char usage_main[] =
@@ -98,6 +105,23 @@ static const char usage_serve[] =
     "  --max-write-queue N  waiting writes before 429       HERALD_MAX_WRITE_QUEUE 8192\n"
     "  --lease-ms MS        job lease length (1000..3600000) HERALD_LEASE_MS    60000\n"
     "                       a job whose node dies runs again once its lease ends\n"
+    "  --max-conns N        open connections in all (64..1000000)\n"
+    "                                                       HERALD_MAX_CONNS    nofile/2, <= 16384\n"
+    "                       the open-file limit is raised to its hard limit at start\n"
+    "  --max-conns-per-ip N open connections per IPv4 address or IPv6 /64; 0: no\n"
+    "                       limit (behind a reverse proxy every client is the proxy)\n"
+    "                                                       HERALD_MAX_CONNS_PER_IP 256\n"
+    "  --header-timeout SECS  request headers must be complete this long after the\n"
+    "                       connection opens or its previous answer; also the idle\n"
+    "                       keep-alive limit (1..3600)      HERALD_HEADER_TIMEOUT 10\n"
+    "  --body-timeout SECS  a request body may take this long plus 1 s per 1024\n"
+    "                       bytes received (1..3600)        HERALD_BODY_TIMEOUT 20\n"
+    "  --max-buffered BYTES request bodies held in memory, all requests together;\n"
+    "                       503 + Retry-After above it      HERALD_MAX_BUFFERED 268435456\n"
+    "  --cors-allow ORIGINS comma-separated origins (https://app.example.com) whose\n"
+    "                       pages may call the admin API; \"*\": any. Same-origin pages\n"
+    "                       always may; /v1/* takes any origin (write keys are public)\n"
+    "                                                       HERALD_CORS_ALLOW   (none)\n"
     "  --egress-allow CIDRS comma-separated blocks that webhook and fetch-data targets\n"
     "                       may reach although not public   HERALD_EGRESS_ALLOW (none)\n"
     "                       e.g. 127.0.0.0/8,::1/128 or 10.20.0.0/16; without it, those\n"
@@ -131,6 +155,12 @@ static void config_defaults(struct config *c)
     c->store = env_or("HERALD_STORE", "sqlite:./var/herald.db");
     c->log_level = env_or("HERALD_LOG_LEVEL", "info");
     c->egress_allow = env_or("HERALD_EGRESS_ALLOW", "");
+    c->cors_allow = env_or("HERALD_CORS_ALLOW", "");
+    c->max_conns = 0;
+    c->max_conns_per_ip = 256;
+    c->header_timeout_s = 10;
+    c->body_timeout_s = 20;
+    c->max_buffered = 256LL << 20;
     c->workers = 4;
     c->http_threads = 16;
     c->max_body = 6 * 1024 * 1024;
@@ -141,6 +171,26 @@ static void config_defaults(struct config *c)
     c->retry_max_ms = 3600000;
     c->provider_timeout_ms = 10000;
     c->provider_concurrency = 0;
+}
+
+/* The connection guard's numeric settings: flag, environment variable, range. */
+static const struct {
+    const char *flag, *env;
+    int64_t lo, hi;
+} net_opts[] = {
+    {"--max-conns", "HERALD_MAX_CONNS", 64, 1000000},
+    {"--max-conns-per-ip", "HERALD_MAX_CONNS_PER_IP", 0, 1000000},
+    {"--header-timeout", "HERALD_HEADER_TIMEOUT", 1, 3600},
+    {"--body-timeout", "HERALD_BODY_TIMEOUT", 1, 3600},
+    {"--max-buffered", "HERALD_MAX_BUFFERED", 1LL << 20, 1LL << 40},
+};
+
+/* net_field: the config field of net_opts[i]. */
+static int64_t *net_field(struct config *c, size_t i)
+{
+    int64_t *f[] = {&c->max_conns, &c->max_conns_per_ip, &c->header_timeout_s,
+                    &c->body_timeout_s, &c->max_buffered};
+    return f[i];
 }
 
 /* config_numbers: numeric settings from the environment, then validated. */
@@ -200,6 +250,15 @@ static int config_env_numbers(struct config *c)
             return fprintf(stderr, "herald: HERALD_LEASE_MS must be 1000..3600000\n"), HR_INVAL;
         c->lease_ms = v;
     }
+    for (size_t i = 0; i < sizeof net_opts / sizeof net_opts[0]; i++) {
+        if ((e = getenv(net_opts[i].env)) && e[0]) {
+            if (parse_int(e, net_opts[i].lo, net_opts[i].hi, &v) < 0)
+                return fprintf(stderr, "herald: %s must be %lld..%lld\n", net_opts[i].env,
+                               (long long)net_opts[i].lo, (long long)net_opts[i].hi),
+                       HR_INVAL;
+            *net_field(c, i) = v;
+        }
+    }
     if ((e = getenv("HERALD_DEDUP_WINDOW")) && e[0]) {
         if (parse_int(e, 0, 366LL * 86400, &v) < 0)
             return fprintf(stderr, "herald: HERALD_DEDUP_WINDOW must be 0..31622400 seconds\n"),
@@ -256,6 +315,20 @@ static int expire_tx(struct store_txn *t, void *varg)
     return rc == HR_UNAVAIL ? HR_OK : rc;
 }
 
+/* raise_nofile: the open-file soft limit up to the hard limit: every connection is a
+ * descriptor, and the HTTP server sizes its connection cap from this limit. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            LOG_W("server.nofile", "soft=%llu hard=%llu msg=\"cannot raise the open-file limit\"",
+                  (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    }
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
@@ -298,11 +371,24 @@ static int cmd_serve(int argc, char **argv)
         if ((m = take_opt(argc, argv, &i, "--listen", &cfg.listen)) ||
             (m = take_opt(argc, argv, &i, "--store", &cfg.store)) ||
             (m = take_opt(argc, argv, &i, "--log-level", &cfg.log_level)) ||
-            (m = take_opt(argc, argv, &i, "--egress-allow", &cfg.egress_allow))) {
+            (m = take_opt(argc, argv, &i, "--egress-allow", &cfg.egress_allow)) ||
+            (m = take_opt(argc, argv, &i, "--cors-allow", &cfg.cors_allow))) {
             if (m < 0)
                 return EXIT_USAGE;
             continue;
         }
+        m = 0;
+        for (size_t k = 0; k < sizeof net_opts / sizeof net_opts[0] && !m; k++) {
+            if (!(m = take_opt(argc, argv, &i, net_opts[k].flag, &v)))
+                continue;
+            if (m < 0 || parse_int(v, net_opts[k].lo, net_opts[k].hi, &num) < 0)
+                return fprintf(stderr, "herald: %s must be %lld..%lld\n", net_opts[k].flag,
+                               (long long)net_opts[k].lo, (long long)net_opts[k].hi),
+                       EXIT_USAGE;
+            *net_field(&cfg, k) = num;
+        }
+        if (m)
+            continue;
         if ((m = take_opt(argc, argv, &i, "--workers", &v))) {
             if (m < 0 || parse_int(v, 1, 256, &num) < 0)
                 return fprintf(stderr, "herald: --workers must be 1..256\n"), EXIT_USAGE;
@@ -387,6 +473,7 @@ static int cmd_serve(int argc, char **argv)
 
     /* Signals are taken by sigwait below; block them before any thread starts so
      * every thread inherits the mask. */
+    raise_nofile();
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
@@ -472,6 +559,12 @@ static int cmd_serve(int argc, char **argv)
     hcfg.listen = cfg.listen;
     hcfg.threads = cfg.http_threads;
     hcfg.max_body = (size_t)cfg.max_body;
+    hcfg.max_conns = (int)cfg.max_conns;
+    hcfg.max_conns_per_ip = cfg.max_conns_per_ip > 0 ? (int)cfg.max_conns_per_ip : -1;
+    hcfg.header_timeout_s = (int)cfg.header_timeout_s;
+    hcfg.body_timeout_s = (int)cfg.body_timeout_s;
+    hcfg.max_buffered = (size_t)cfg.max_buffered;
+    hcfg.cors_allow = cfg.cors_allow;
     hcfg.routes = api_routes;
     hcfg.handler_ctx = &actx;
     hcfg.auth = api_authenticate;

@@ -1,16 +1,28 @@
 /* http.c: herald's HTTP server on libmicrohttpd (one daemon, internal epoll threads in a
  * pool; handlers run on those threads and may block).
  *
+ * A connection's life: on_accept (MHD's accept policy) admits it under the total and
+ * per-address caps; on_conn (MHD's connection notifier) tracks it from STARTED to
+ * CLOSED; the reaper thread shuts down a connection whose headers are not complete
+ * header_timeout_s after the accept (or after its previous answer), or whose body is
+ * slower than body_timeout_s plus 1 s per HTTP_BODY_MIN_RATE bytes. Trickling bytes
+ * does not move these deadlines (MHD's own idle timeout it would).
+ *
  * A request's life, all on one pool thread:
  *   on_uri       MHD read the request line: make the per-request arena and struct conn,
  *                keep the raw path (MHD would percent-decode it; we decode per segment).
  *   begin        headers read: request id, in-flight admission (503), method (405),
- *                routing (404/405/400/OPTIONS preflight), Content-Length cap (413),
- *                Content-Encoding (415). Any answer here makes MHD skip the body.
- *   take_upload  body pieces go into a capped buf; past the cap they are dropped (413
- *                at the end) and the connection is closed past DISCARD_MAX.
+ *                routing (404/405/400/OPTIONS preflight), framing (400 on conflicting
+ *                Content-Length / Transfer-Encoding), Content-Length cap (413),
+ *                Content-Encoding (415), the authenticator (401/403), the global budget
+ *                of buffered body bytes (503). A refusal is answered at once when no
+ *                body follows (or the client waits for 100 Continue, or the body is
+ *                larger than DRAIN_MAX); otherwise the body is read and dropped, never
+ *                buffered, and the answer follows, so a client still sending reads it
+ *                instead of a reset.
+ *   take_upload  body pieces go into a capped buf (or are dropped while draining).
  *   finish       body complete: gzip inflation under the same cap, Content-Type (415),
- *                the authenticator (401/403), then the handler; reply() queues it.
+ *                then the handler; reply() queues it.
  *   on_done      MHD finished (sent or aborted): metrics, the access log line, release.
  * Every answer goes through reply(), which adds X-Request-Id, CORS and the JSON error
  * body when a handler left it empty. */
@@ -27,11 +39,13 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,36 +55,102 @@
 #define DEFAULT_MAX_BODY ((size_t)6 << 20)
 #define DEFAULT_MAX_INFLIGHT 1024
 #define DEFAULT_SHUTDOWN_MS 10000
+#define DEFAULT_PER_IP 256
+#define DEFAULT_HEADER_TIMEOUT_S 10
+#define DEFAULT_BODY_TIMEOUT_S 20
+#define DEFAULT_MAX_BUFFERED ((size_t)256 << 20)
+#define MAX_CONNS_CEILING 16384
+#define FD_RESERVE 256     /* descriptors kept for the store, providers and logs */
 #define RESP_MAX ((size_t)64 << 20)
-#define DISCARD_MAX ((size_t)16 << 20) /* dropped bytes of an oversized body before we hang up */
+#define DRAIN_MAX ((size_t)16 << 20) /* body bytes read and dropped after a refusal */
 #define ERR_MSG_MAX 1024
 #define IDLE_TIMEOUT_S 60u
+#define REAP_INTERVAL_MS 250
+#define LIMIT_LOG_EVERY_MS 10000 /* at most one log line per kind of limit this often */
+#define IP_BUCKETS 4096
+#define CORS_MAX 32
 #define CORS_HEADERS "Authorization, Content-Type, X-Retry-Count, Idempotency-Key, " \
                      "X-Idempotency-Expiration"
+
+/* Connection phases, for the reaper's deadlines. */
+enum phase { PH_HEADERS = 0, PH_BODY = 1, PH_BUSY = 2 };
+
+struct ipkey {
+    uint8_t b[16]; /* IPv4 as ::ffff:a.b.c.d; IPv6 as its /64 */
+};
+
+struct ipent {
+    struct ipkey k;
+    int n;
+    struct ipent *next;
+};
+
+/* One TCP connection (MHD's socket context): from on_conn STARTED to CLOSED. */
+struct sconn {
+    struct sconn *prev, *next; /* srv->conns, under srv->mu */
+    struct ipkey k;
+    int fd;
+    bool killed;               /* under srv->mu: the reaper shut it down */
+    atomic_int phase;          /* enum phase */
+    atomic_llong since_ms;     /* when the phase began (monotonic ms) */
+    atomic_llong body_in;      /* body bytes received in PH_BODY */
+};
+
+/* A rate-limited warning: counts every event, logs at most every LIMIT_LOG_EVERY_MS. */
+struct limit_log {
+    atomic_llong last_ms;
+    atomic_llong pending;
+};
 
 struct http_server {
     struct http_cfg cfg; /* with defaults applied */
     struct MHD_Daemon *d;
     int port;
     atomic_int inflight; /* admitted requests not yet completed */
+    atomic_size_t held;  /* request body bytes buffered, all requests */
+
+    pthread_mutex_t mu;  /* conns, ips, conns_open, stopping */
+    pthread_cond_t cv;
+    struct sconn *conns;
+    struct ipent *ips[IP_BUCKETS];
+    int conns_open;
+    bool stopping;
+    pthread_t reaper;
+    bool reaper_started, sync_init;
+
+    struct limit_log log_total, log_per_ip, log_header, log_body, log_buffered;
+    char *cors_buf;              /* cfg.cors_allow copied, split in place */
+    struct str cors[CORS_MAX];
+    int ncors;
+    bool cors_any;
 };
 
 /* Per-request state; lives in the request's arena. */
 struct conn {
     struct http_server *srv;
     struct MHD_Connection *mc;
+    struct sconn *sc;   /* the TCP connection (may be NULL in odd cases) */
     struct arena *arena;
     struct http_req req;
     struct http_resp resp;
     struct buf body;    /* the upload as received, then inflated; freed in on_done */
     size_t cap;         /* body cap for this request */
     size_t bytes_in;    /* upload bytes received (before inflation) */
+    size_t drained;     /* upload bytes dropped after a refusal */
+    size_t held;        /* bytes counted in srv->held for this request */
     const char *origin; /* Origin header (arena copy) or NULL */
+    const char *rawq;   /* the raw query string (arena copy, undecoded) or NULL */
     double t0;          /* monotonic seconds at begin() */
     int status;         /* queued status; 0 until reply() */
-    bool started, counted, gzip, too_big;
+    bool started, counted, gzip, draining, cors_ok, chunked;
     char *peer;
 };
+
+static _Thread_local struct {
+    struct http_server *srv;
+    struct ipkey k;
+    bool set;
+} pending; /* a slot on_accept reserved that on_conn has not taken yet (same thread) */
 
 static double now_s(void)
 {
@@ -350,6 +430,338 @@ const char *http_req_peer(struct http_req *req)
     return c->peer;
 }
 
+/* ---- connection guard: caps, deadlines, rate-limited warnings ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* limit_note: count n events; returns how many to report when a log line is due now
+ * (0: stay quiet). Any thread. */
+static long long limit_note(struct limit_log *l, long long n)
+{
+    int64_t now = now_ms();
+    long long last = atomic_load(&l->last_ms);
+    atomic_fetch_add(&l->pending, n);
+    if (last != 0 && now - last < LIMIT_LOG_EVERY_MS)
+        return 0;
+    if (!atomic_compare_exchange_strong(&l->last_ms, &last, now))
+        return 0;
+    return atomic_exchange(&l->pending, 0);
+}
+
+static struct ipkey ip_key(const struct sockaddr *sa, socklen_t len)
+{
+    struct ipkey k;
+    memset(&k, 0, sizeof k);
+    if (sa && sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)(const void *)sa;
+        k.b[10] = k.b[11] = 0xff;
+        memcpy(k.b + 12, &a4->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6 &&
+               len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+            memcpy(k.b, &a6->sin6_addr, 16);
+        else
+            memcpy(k.b, &a6->sin6_addr, 8); /* one host usually holds a whole /64 */
+    }
+    return k;
+}
+
+static const char *ip_key_text(const struct ipkey *k, char *out, size_t cap)
+{
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(k->b, v4, 12) == 0)
+        inet_ntop(AF_INET, k->b + 12, out, (socklen_t)cap);
+    else
+        inet_ntop(AF_INET6, k->b, out, (socklen_t)cap);
+    return out;
+}
+
+static unsigned ip_hash(const struct ipkey *k)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < sizeof k->b; i++)
+        h = (h ^ k->b[i]) * 16777619u;
+    return h % IP_BUCKETS;
+}
+
+/* ip_find: the entry for k, or NULL. Under srv->mu. */
+static struct ipent **ip_find(struct http_server *srv, const struct ipkey *k)
+{
+    struct ipent **pp = &srv->ips[ip_hash(k)];
+    while (*pp && memcmp((*pp)->k.b, k->b, sizeof k->b) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* slot_take / slot_give: one open connection from k, counted in total and per address.
+ * Under srv->mu. */
+static void slot_take(struct http_server *srv, const struct ipkey *k)
+{
+    struct ipent **pp = ip_find(srv, k);
+    if (!*pp) {
+        *pp = xcalloc(1, sizeof **pp);
+        (*pp)->k = *k;
+    }
+    (*pp)->n++;
+    srv->conns_open++;
+}
+
+static void slot_give(struct http_server *srv, const struct ipkey *k)
+{
+    struct ipent **pp = ip_find(srv, k), *e = *pp;
+    if (e && --e->n <= 0) {
+        *pp = e->next;
+        free(e);
+    }
+    srv->conns_open--;
+}
+
+/* on_accept: MHD's accept policy, on the pool thread that accepted. Admits the
+ * connection when both caps allow, reserving its slot for on_conn (which runs next on
+ * this thread); a refusal closes the socket at once, is counted and logged (rate
+ * limited). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct http_server *srv = cls;
+    struct ipkey k = ip_key(addr, len);
+    struct ipent **pp;
+    const char *why = NULL;
+    int limit = 0;
+    long long n;
+    char ip[INET6_ADDRSTRLEN];
+
+    pthread_mutex_lock(&srv->mu);
+    if (pending.set && pending.srv == srv) { /* MHD dropped the last one before STARTED */
+        slot_give(srv, &pending.k);
+        pending.set = false;
+    }
+    if (srv->conns_open >= srv->cfg.max_conns) {
+        why = "total";
+        limit = srv->cfg.max_conns;
+    } else if (srv->cfg.max_conns_per_ip > 0 && *(pp = ip_find(srv, &k)) &&
+               (*pp)->n >= srv->cfg.max_conns_per_ip) {
+        why = "per_ip";
+        limit = srv->cfg.max_conns_per_ip;
+    } else {
+        slot_take(srv, &k);
+        pending.srv = srv;
+        pending.k = k;
+        pending.set = true;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (!why)
+        return MHD_YES;
+    metrics_counter_add("herald_http_connections_refused_total",
+                        "Connections closed at accept because a connection cap was reached",
+                        "reason", why, 1);
+    n = limit_note(why[0] == 't' ? &srv->log_total : &srv->log_per_ip, 1);
+    if (n > 0)
+        LOG_W("http.conn_limit",
+              "reason=%s limit=%d peer=%s refused=%lld msg=\"connection cap reached; new "
+              "connections are closed at once (next report in %d s at most)\"",
+              why, limit, ip_key_text(&k, ip, sizeof ip), n, LIMIT_LOG_EVERY_MS / 1000);
+    return MHD_NO;
+}
+
+/* on_conn: MHD's connection notifier (pool thread). STARTED takes the slot on_accept
+ * reserved and starts the header deadline; CLOSED gives the slot back. MHD calls
+ * CLOSED before it closes the socket, so the reaper (under srv->mu) never shuts down
+ * a descriptor that was reused. */
+static void on_conn(void *cls, struct MHD_Connection *mc, void **sctx,
+                    enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    struct sconn *s = *sctx;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        s = xcalloc(1, sizeof *s);
+        s->fd = ci ? (int)ci->connect_fd : -1;
+        atomic_init(&s->phase, PH_HEADERS);
+        atomic_init(&s->since_ms, now_ms());
+        atomic_init(&s->body_in, 0);
+        pthread_mutex_lock(&srv->mu);
+        if (pending.set && pending.srv == srv) {
+            s->k = pending.k;
+            pending.set = false;
+        } else { /* not seen by on_accept (not expected): count it all the same */
+            ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+            s->k = ip_key(ci ? ci->client_addr : NULL, sizeof(struct sockaddr_in6));
+            slot_take(srv, &s->k);
+        }
+        s->next = srv->conns;
+        if (s->next)
+            s->next->prev = s;
+        srv->conns = s;
+        pthread_mutex_unlock(&srv->mu);
+        *sctx = s;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && s) {
+        pthread_mutex_lock(&srv->mu);
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            srv->conns = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        slot_give(srv, &s->k);
+        pthread_mutex_unlock(&srv->mu);
+        free(s);
+        *sctx = NULL;
+    }
+}
+
+/* sconn_phase: move a connection to phase ph (pool thread). */
+static void sconn_phase(struct sconn *s, enum phase ph)
+{
+    if (!s)
+        return;
+    if (ph != PH_BUSY) {
+        atomic_store(&s->body_in, 0);
+        atomic_store(&s->since_ms, now_ms());
+    }
+    atomic_store(&s->phase, (int)ph);
+}
+
+/* reap: one pass of the reaper under srv->mu: shut down connections past their
+ * deadline. MHD then sees the end of the stream and closes them. */
+static void reap(struct http_server *srv, long long *nh, long long *nb)
+{
+    int64_t now = now_ms(), hdr_ms = (int64_t)srv->cfg.header_timeout_s * 1000,
+            body_ms = (int64_t)srv->cfg.body_timeout_s * 1000;
+
+    for (struct sconn *s = srv->conns; s; s = s->next) {
+        int ph = atomic_load(&s->phase);
+        int64_t since = atomic_load(&s->since_ms), limit;
+        if (s->killed || s->fd < 0 || ph == PH_BUSY)
+            continue;
+        limit = ph == PH_HEADERS ? hdr_ms
+                                 : body_ms + atomic_load(&s->body_in) * 1000 / HTTP_BODY_MIN_RATE;
+        if (now - since <= limit)
+            continue;
+        (void)shutdown(s->fd, SHUT_RDWR);
+        s->killed = true;
+        if (ph == PH_HEADERS)
+            ++*nh;
+        else
+            ++*nb;
+    }
+}
+
+/* note_timeouts: count n connections the reaper closed in phase ("headers" or "body")
+ * and log them (rate limited). Reaper thread, without srv->mu. */
+static void note_timeouts(struct http_server *srv, const char *phase, long long n)
+{
+    bool hdr = strcmp(phase, "headers") == 0;
+    long long k;
+    if (n == 0)
+        return;
+    metrics_counter_add("herald_http_connections_timed_out_total",
+                        "Connections closed because a read deadline passed", "phase", phase,
+                        (double)n);
+    if ((k = limit_note(hdr ? &srv->log_header : &srv->log_body, n)) > 0)
+        LOG_W(hdr ? "http.header_timeout" : "http.body_timeout",
+              "closed=%lld limit_s=%d min_rate=%d msg=\"connections whose request %s did not "
+              "arrive in time were closed\"",
+              k, hdr ? srv->cfg.header_timeout_s : srv->cfg.body_timeout_s, HTTP_BODY_MIN_RATE,
+              phase);
+}
+
+static void *reaper_main(void *arg)
+{
+    struct http_server *srv = arg;
+
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->stopping) {
+        struct timespec ts;
+        long long nh = 0, nb = 0;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        (void)pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+        if (srv->stopping)
+            break;
+        reap(srv, &nh, &nb);
+        if (!nh && !nb)
+            continue;
+        pthread_mutex_unlock(&srv->mu);
+        note_timeouts(srv, "headers", nh);
+        note_timeouts(srv, "body", nb);
+        pthread_mutex_lock(&srv->mu);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+/* hold: count n more body bytes of c against the server's budget; false (nothing
+ * counted) when that would pass cfg.max_buffered. Any pool thread. */
+static bool hold(struct conn *c, size_t n)
+{
+    struct http_server *srv = c->srv;
+    size_t cur = atomic_load(&srv->held);
+    do {
+        if (n > srv->cfg.max_buffered || cur > srv->cfg.max_buffered - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->held, &cur, cur + n));
+    c->held += n;
+    return true;
+}
+
+/* ---- CORS ---- */
+
+static void cors_init(struct http_server *srv)
+{
+    const char *in = srv->cfg.cors_allow ? srv->cfg.cors_allow : "";
+    char *p;
+    srv->cors_buf = p = xstrdup(in);
+    while (*p && srv->ncors < CORS_MAX) {
+        char *comma = strchr(p, ',');
+        struct str o;
+        if (comma)
+            *comma = '\0';
+        o = trim(str_c(p));
+        while (o.len && o.p[o.len - 1] == '/')
+            o.len--;
+        if (o.len == 1 && o.p[0] == '*')
+            srv->cors_any = true;
+        else if (o.len)
+            srv->cors[srv->ncors++] = o;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+}
+
+/* cors_allowed: may a page at Origin call route r (NULL: no route)? /v1 routes (write
+ * keys, which are public in browser apps) take any origin, as Segment's API does;
+ * other routes take their own origin (the Host the request went to) and the
+ * --cors-allow list. */
+static bool cors_allowed(struct conn *c, const struct http_route *r)
+{
+    struct http_server *srv = c->srv;
+    struct str o;
+    const char *host, *sep;
+
+    if (!c->origin)
+        return false;
+    if ((r && r->auth == AUTH_WRITE) || srv->cors_any)
+        return true;
+    o = str_c(c->origin);
+    for (int i = 0; i < srv->ncors; i++)
+        if (o.len == srv->cors[i].len && strncasecmp(o.p, srv->cors[i].p, o.len) == 0)
+            return true;
+    host = req_hdr(c, "Host");
+    sep = strstr(c->origin, "://");
+    return host && sep && strcasecmp(sep + 3, host) == 0;
+}
+
 /* ---- the request state machine ---- */
 
 /* reply: turn c->resp into the MHD response and queue it. Exactly once per request. */
@@ -360,8 +772,9 @@ static enum MHD_Result reply(struct conn *c)
     enum MHD_Result ret = MHD_NO;
     int st = rs->status;
     size_t len;
-    char *body;
+    char *body, ka[32];
 
+    sconn_phase(c->sc, PH_BUSY);
     if (st < 200 || st > 599) {
         LOG_E("http.bad_status", "status=%d route=%s", st,
               c->req.route && c->req.route->name ? c->req.route->name : "-");
@@ -390,10 +803,12 @@ static enum MHD_Result reply(struct conn *c)
         MHD_add_response_header(mr, "Content-Type", ct);
     }
     MHD_add_response_header(mr, "X-Request-Id", c->req.rid);
-    if (c->origin) {
+    if (c->origin && c->cors_ok) {
         MHD_add_response_header(mr, "Access-Control-Allow-Origin", c->origin);
         MHD_add_response_header(mr, "Vary", "Origin");
     }
+    snprintf(ka, sizeof ka, "timeout=%d", c->srv->cfg.header_timeout_s);
+    MHD_add_response_header(mr, "Keep-Alive", ka); /* clients drop idle sockets first */
     for (const struct http_header *h = rs->headers; h; h = h->next)
         if (MHD_add_response_header(mr, h->name, h->value) != MHD_YES)
             LOG_W("http.header_rejected", "name=%s", h->name);
@@ -417,10 +832,23 @@ static enum MHD_Result reply_error(struct conn *c, int status, const char *fmt, 
     return reply(c);
 }
 
-/* preflight: OPTIONS on a path some route serves. */
+/* preflight: OPTIONS on a path some route serves (mask: its methods). An Origin the
+ * route would not answer (cors_allowed) gets 403, so the browser stops there. */
 static enum MHD_Result preflight(struct conn *c, int mask)
 {
     char methods[96];
+    const char *want = req_hdr(c, "Access-Control-Request-Method");
+    const struct http_route *r = NULL;
+    struct str params[HTTP_MAX_PARAMS];
+    int np = 0, allowed = 0;
+
+    if (want && http_method_parse(want))
+        r = http_route_match(c->srv->cfg.routes, http_method_parse(want), c->req.path, c->arena,
+                             params, &np, &allowed);
+    if (c->origin && !(c->cors_ok = cors_allowed(c, r)))
+        return reply_error(c, 403, "origin %s may not call this route from a browser; the "
+                                   "server's --cors-allow list names the origins that may",
+                           c->origin);
     methods_text(mask | HTTP_OPTIONS, methods, sizeof methods);
     c->resp.status = 204;
     if (!c->origin)
@@ -446,6 +874,13 @@ static struct conn *conn_new(struct http_server *srv, struct MHD_Connection *mc,
     c->req.arena = a;
     c->req.impl = c;
     c->req.path = arena_str(a, (struct str){uri ? uri : "", n});
+    if (q)
+        c->rawq = arena_strdup(a, q + 1);
+    {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        c->sc = ci ? ci->socket_context : NULL;
+    }
     c->req.body = (struct str){"", 0};
     c->resp.status = 200;
     c->resp.arena = a;
@@ -461,18 +896,139 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     return conn_new(cls, mc, uri);
 }
 
+/* Framing headers seen by framing_scan. */
+struct framing {
+    int ncl, nte;
+    const char *cl, *te;
+    bool cl_differ;
+};
+
+static enum MHD_Result framing_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (!key || !value)
+        return MHD_YES;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (f->ncl++ == 0)
+            f->cl = value;
+        else if (strcmp(f->cl, value) != 0)
+            f->cl_differ = true;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->nte++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* framing_error: why the body's framing is ambiguous (NULL: it is not). MHD frames
+ * with the first Content-Length it sees, so a second, different one, or one beside a
+ * Transfer-Encoding, could hide a second request in the body (smuggling). */
+static const char *framing_error(struct conn *c)
+{
+    struct framing f;
+    memset(&f, 0, sizeof f);
+    MHD_get_connection_values(c->mc, MHD_HEADER_KIND, framing_scan, &f);
+    if (f.cl_differ)
+        return "the request has two different Content-Length headers";
+    if (f.ncl && f.nte)
+        return "the request has both Content-Length and Transfer-Encoding";
+    if (f.nte > 1 || (f.nte && !str_ieq_c(trim(str_c(f.te)), "chunked")))
+        return "Transfer-Encoding must be chunked, once";
+    c->chunked = f.nte == 1;
+    return NULL;
+}
+
+/* query_scan: every decoded query argument must be UTF-8. */
+static enum MHD_Result query_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    bool *bad = cls;
+    (void)kind;
+    if ((key && !utf8_valid(key, strlen(key))) || (value && !utf8_valid(value, strlen(value))))
+        *bad = true;
+    return *bad ? MHD_NO : MHD_YES;
+}
+
+/* query_ok: no %00 in the raw query (MHD's decoding would cut the value there) and
+ * nothing that decodes to bytes other than UTF-8. */
+static bool query_ok(struct conn *c)
+{
+    bool bad = false;
+    if (!c->rawq)
+        return true;
+    for (const char *p = c->rawq; (p = strchr(p, '%')) != NULL; p++)
+        if (p[1] == '0' && p[2] == '0')
+            return false;
+    MHD_get_connection_values(c->mc, MHD_GET_ARGUMENT_KIND, query_scan, &bad);
+    return !bad;
+}
+
+/* refuse_later: answer status with a JSON error once the body has been read and
+ * dropped (take_upload counts it against DRAIN_MAX). Nothing more is buffered. */
+static void refuse_later(struct conn *c, int status, const char *msg)
+{
+    http_resp_error(&c->resp, status, http_error_type(status), "%s", msg);
+    c->draining = true;
+    buf_cleanup(&c->body);
+    if (c->counted) { /* no handler will run: a slow drain holds no in-flight slot */
+        atomic_fetch_sub(&c->srv->inflight, 1);
+        c->counted = false;
+    }
+}
+
+/* refuse: answer a request refused from its headers. At once when no body follows,
+ * when the client waits for 100 Continue (it then never sends the body), or when the
+ * announced body is over DRAIN_MAX (MHD closes the connection after the answer);
+ * otherwise after the body has been read and dropped, so a client still sending reads
+ * the answer instead of a reset. clen: the announced length, -1 when unknown. */
+static enum MHD_Result refuse(struct conn *c, int64_t clen, int status, const char *fmt, ...)
+    HR_PRINTF(4, 5);
+static enum MHD_Result refuse(struct conn *c, int64_t clen, int status, const char *fmt, ...)
+{
+    char msg[ERR_MSG_MAX];
+    const char *expect = req_hdr(c, "Expect");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if ((clen <= 0 && !c->chunked) || (clen > 0 && (uint64_t)clen > DRAIN_MAX) ||
+        (expect && str_ieq_c(trim(str_c(expect)), "100-continue"))) {
+        http_resp_error(&c->resp, status, http_error_type(status), "%s", msg);
+        return reply(c);
+    }
+    refuse_later(c, status, msg);
+    return MHD_YES;
+}
+
+static void note_buffer_full(struct conn *c)
+{
+    long long n = limit_note(&c->srv->log_buffered, 1);
+    metrics_counter_add("herald_http_buffer_full_total",
+                        "Requests refused (503) because buffered request bodies reached "
+                        "--max-buffered",
+                        "reason", "max_buffered", 1);
+    if (n > 0)
+        LOG_W("http.buffer_full",
+              "limit=%zu refused=%lld msg=\"buffered request bodies reached the cap; "
+              "requests answered 503 with Retry-After\"",
+              c->srv->cfg.max_buffered, n);
+}
+
 static enum MHD_Result begin(struct conn *c, const char *method)
 {
     struct http_server *srv = c->srv;
     enum MHD_Result ret = MHD_YES;
     const struct http_route *r;
-    const char *h;
-    int allowed = 0;
-    int64_t clen;
-    char allow[96];
+    const char *h, *ferr;
+    int allowed = 0, rc;
+    int64_t clen = -1;
+    char allow[96], msg[256];
 
     c->started = true;
     c->t0 = now_s();
+    sconn_phase(c->sc, PH_BODY);
     h = req_hdr(c, "X-Request-Id");
     if (h && rid_ok(h))
         str_copy(c->req.rid, sizeof c->req.rid, str_c(h));
@@ -484,45 +1040,61 @@ static enum MHD_Result begin(struct conn *c, const char *method)
         c->origin = arena_strdup(c->arena, h);
     c->req.method = http_method_parse(method);
 
+    ferr = framing_error(c);
+    if (ferr) { /* answered at once; MHD closes: the rest of the stream is not a request */
+        http_resp_header(&c->resp, "Connection", "close");
+        ret = reply_error(c, 400, "%s", ferr);
+        goto out;
+    }
+    h = req_hdr(c, "Content-Length");
+    if (h && str_to_i64(str_c(h), &clen) != HR_OK)
+        clen = -1;
+
     if (atomic_fetch_add(&srv->inflight, 1) + 1 > srv->cfg.max_inflight) {
         atomic_fetch_sub(&srv->inflight, 1);
         http_resp_header(&c->resp, "Retry-After", "1");
-        ret = reply_error(c, 503, "the server is busy; retry shortly");
+        ret = refuse(c, clen, 503, "the server is busy; retry shortly");
         goto out;
     }
     c->counted = true;
 
     r = http_route_match(srv->cfg.routes, c->req.method, c->req.path, c->arena, c->req.params,
                          &c->req.nparams, &allowed);
+    c->cors_ok = cors_allowed(c, r);
     if (!c->req.method) { /* never matches; allowed tells which methods would */
         if (allowed > 0) {
             methods_text(allowed | HTTP_OPTIONS, allow, sizeof allow);
             http_resp_header(&c->resp, "Allow", allow);
         }
-        ret = reply_error(c, 405, "unsupported HTTP method");
+        ret = refuse(c, clen, 405, "unsupported HTTP method");
         goto out;
     }
     if (!r) {
         if (allowed < 0) {
-            ret = reply_error(c, 400, "invalid percent-encoding in the request path");
+            ret = refuse(c, clen, 400,
+                         "the request path has an invalid %%-escape, an escaped NUL or bytes "
+                         "that are not UTF-8");
         } else if (allowed == 0) {
-            ret = reply_error(c, 404, "no such resource");
+            ret = refuse(c, clen, 404, "no such resource");
         } else if (c->req.method == HTTP_OPTIONS) {
             ret = preflight(c, allowed);
         } else {
             methods_text(allowed | HTTP_OPTIONS, allow, sizeof allow);
             http_resp_header(&c->resp, "Allow", allow);
-            ret = reply_error(c, 405, "method %s is not allowed here",
-                              http_method_name(c->req.method));
+            ret = refuse(c, clen, 405, "method %s is not allowed here",
+                         http_method_name(c->req.method));
         }
         goto out;
     }
     c->req.route = r;
     c->cap = r->max_body ? r->max_body : srv->cfg.max_body;
-
-    h = req_hdr(c, "Content-Length");
-    if (h && str_to_i64(str_c(h), &clen) == HR_OK && clen > 0 && (uint64_t)clen > c->cap) {
-        ret = reply_error(c, 413, "request body exceeds %zu bytes", c->cap);
+    if (!query_ok(c)) {
+        ret = refuse(c, clen, 400,
+                     "the query string has an escaped NUL or bytes that are not UTF-8");
+        goto out;
+    }
+    if (clen > 0 && (uint64_t)clen > c->cap) {
+        ret = refuse(c, clen, 413, "request body exceeds %zu bytes", c->cap);
         goto out;
     }
     h = req_hdr(c, "Content-Encoding");
@@ -530,14 +1102,42 @@ static enum MHD_Result begin(struct conn *c, const char *method)
         struct str ce = trim(str_c(h));
         if (str_ieq_c(ce, "gzip") || str_ieq_c(ce, "x-gzip")) {
             if (!(r->flags & ROUTE_GZIP)) {
-                ret = reply_error(c, 415, "gzip request bodies are not accepted here");
+                ret = refuse(c, clen, 415, "gzip request bodies are not accepted here");
                 goto out;
             }
             c->gzip = true;
         } else if (ce.len && !str_ieq_c(ce, "identity")) {
-            ret = reply_error(c, 415, "unsupported Content-Encoding");
+            ret = refuse(c, clen, 415, "unsupported Content-Encoding");
             goto out;
         }
+    }
+
+    /* the credential, from the headers, before a byte of the body is read */
+    if (r->auth != AUTH_PUBLIC) {
+        memset(msg, 0, sizeof msg);
+        rc = srv->cfg.auth ? srv->cfg.auth(srv->cfg.auth_ctx, &c->req, msg) : HR_UNAVAIL;
+        msg[sizeof msg - 1] = '\0';
+        if (rc == HR_PERM) {
+            http_resp_header(&c->resp, "WWW-Authenticate", "Bearer");
+            ret = refuse(c, clen, 401, "%s", msg[0] ? msg : "missing or invalid credentials");
+            goto out;
+        }
+        if (rc == HR_CONFLICT) {
+            ret = refuse(c, clen, 403, "%s",
+                         msg[0] ? msg : "this credential may not call this route");
+            goto out;
+        }
+        if (rc < 0) {
+            LOG_E("http.auth_failed", "route=%s rc=%d", r->name ? r->name : "-", rc);
+            ret = refuse(c, clen, 500, "authentication is unavailable");
+            goto out;
+        }
+    }
+    if (clen > 0 && !hold(c, (size_t)clen)) {
+        note_buffer_full(c);
+        http_resp_header(&c->resp, "Retry-After", "1");
+        ret = refuse(c, clen, 503, "the server holds too many request bodies; retry shortly");
+        goto out;
     }
     buf_init(&c->body, c->cap);
 out:
@@ -549,32 +1149,36 @@ static enum MHD_Result take_upload(struct conn *c, const char *data, size_t *siz
     enum MHD_Result ret = MHD_YES;
     size_t n = *size;
 
-    *size = 0; /* always consumed: buffered, or dropped past the cap */
+    *size = 0; /* always consumed: buffered, or dropped */
     c->bytes_in += n;
-    if (c->too_big) {
-        if (c->bytes_in - c->cap > DISCARD_MAX)
+    if (c->sc)
+        atomic_fetch_add(&c->sc->body_in, (long long)n);
+    if (!c->draining && c->chunked && !hold(c, n)) {
+        note_buffer_full(c);
+        http_resp_header(&c->resp, "Retry-After", "1");
+        refuse_later(c, 503, "the server holds too many request bodies; retry shortly");
+    }
+    if (!c->draining && buf_append(&c->body, data, n) < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body exceeds %zu bytes", c->cap);
+        refuse_later(c, 413, msg);
+    }
+    if (c->draining) {
+        c->drained += n;
+        if (c->drained > DRAIN_MAX)
             ret = MHD_NO; /* hang up rather than read a flood */
-        goto out;
     }
-    if (buf_append(&c->body, data, n) < 0) {
-        c->too_big = true;
-        buf_cleanup(&c->body); /* drop what we have; the rest is not buffered */
-    }
-out:
     return ret;
 }
 
 static enum MHD_Result finish(struct conn *c)
 {
-    struct http_server *srv = c->srv;
     const struct http_route *r = c->req.route;
     enum MHD_Result ret;
     int m = c->req.method, rc;
-    char msg[256];
 
-    if (c->too_big) {
-        http_resp_header(&c->resp, "Connection", "close");
-        ret = reply_error(c, 413, "request body exceeds %zu bytes", c->cap);
+    if (c->draining) { /* refused from the headers; the body was dropped */
+        ret = reply(c);
         goto out;
     }
     if (c->gzip && c->body.len) {
@@ -604,35 +1208,15 @@ static enum MHD_Result finish(struct conn *c)
             goto out;
         }
     }
-
-    if (r->auth != AUTH_PUBLIC) {
-        memset(msg, 0, sizeof msg);
-        rc = srv->cfg.auth ? srv->cfg.auth(srv->cfg.auth_ctx, &c->req, msg) : HR_UNAVAIL;
-        msg[sizeof msg - 1] = '\0';
-        if (rc == HR_PERM) {
-            http_resp_header(&c->resp, "WWW-Authenticate", "Bearer");
-            ret = reply_error(c, 401, "%s", msg[0] ? msg : "missing or invalid credentials");
-            goto out;
-        }
-        if (rc == HR_CONFLICT) {
-            ret = reply_error(c, 403, "%s",
-                              msg[0] ? msg : "this credential may not call this route");
-            goto out;
-        }
-        if (rc < 0) {
-            LOG_E("http.auth_failed", "route=%s rc=%d", r->name ? r->name : "-", rc);
-            ret = reply_error(c, 500, "authentication is unavailable");
-            goto out;
-        }
-    }
     if (!r->fn) {
         ret = reply_error(c, 500, "route has no handler");
         goto out;
     }
-    if (srv->cfg.wrap)
-        srv->cfg.wrap(srv->cfg.wrap_ctx, &c->req, &c->resp, r->fn, srv->cfg.handler_ctx);
+    sconn_phase(c->sc, PH_BUSY);
+    if (c->srv->cfg.wrap)
+        c->srv->cfg.wrap(c->srv->cfg.wrap_ctx, &c->req, &c->resp, r->fn, c->srv->cfg.handler_ctx);
     else
-        r->fn(srv->cfg.handler_ctx, &c->req, &c->resp);
+        r->fn(c->srv->cfg.handler_ctx, &c->req, &c->resp);
     ret = reply(c);
 out:
     return ret;
@@ -713,6 +1297,9 @@ static void on_done(void *cls, struct MHD_Connection *mc, void **con_cls,
     }
     buf_cleanup(&c->body);
     buf_cleanup(&c->resp.body);
+    if (c->held)
+        atomic_fetch_sub(&srv->held, c->held);
+    sconn_phase(c->sc, PH_HEADERS); /* the next request's headers, if the socket stays */
     if (c->counted)
         atomic_fetch_sub(&srv->inflight, 1);
     arena_free(c->arena); /* c lives in it */
@@ -796,11 +1383,70 @@ out:
     return rc;
 }
 
+/* conn_limits: settle cfg->max_conns against the open-file limit (a descriptor per
+ * connection, FD_RESERVE kept for everything else) and return the limit for MHD,
+ * which it splits between its threads: set above ours, so ours (counted, logged) is
+ * the one that bites, and below the descriptor limit, so accept() never fails. */
+static unsigned int conn_limits(struct http_cfg *cfg)
+{
+    struct rlimit rl;
+    long long nofile = 1024, room;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        nofile = (long long)rl.rlim_cur;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile = 1 << 20;
+    room = nofile - FD_RESERVE > 64 ? nofile - FD_RESERVE : 64;
+    if (cfg->max_conns <= 0)
+        cfg->max_conns = (int)(nofile / 2 < MAX_CONNS_CEILING ? nofile / 2 : MAX_CONNS_CEILING);
+    if (cfg->max_conns > room) {
+        LOG_W("http.max_conns_lowered",
+              "asked=%d now=%lld nofile=%lld msg=\"the open-file limit leaves room for no "
+              "more connections; raise it (ulimit -n) to allow more\"",
+              cfg->max_conns, room, nofile);
+        cfg->max_conns = (int)room;
+    }
+    if (cfg->max_conns < 16)
+        cfg->max_conns = 16;
+    return (unsigned int)(room > (long long)cfg->max_conns + 64 + cfg->threads * 16
+                              ? room
+                              : (long long)cfg->max_conns + 64 + cfg->threads * 16);
+}
+
+/* server_free: the parts of a server that outlive MHD (the reaper, the tables).
+ * Call after MHD_stop_daemon (or before MHD started). NULL is a no-op. */
+static void server_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->reaper_started) {
+        pthread_mutex_lock(&srv->mu);
+        srv->stopping = true;
+        pthread_cond_signal(&srv->cv);
+        pthread_mutex_unlock(&srv->mu);
+        pthread_join(srv->reaper, NULL);
+    }
+    if (srv->sync_init) {
+        pthread_cond_destroy(&srv->cv);
+        pthread_mutex_destroy(&srv->mu);
+    }
+    for (int i = 0; i < IP_BUCKETS; i++) {
+        while (srv->ips[i]) {
+            struct ipent *e = srv->ips[i];
+            srv->ips[i] = e->next;
+            free(e);
+        }
+    }
+    free(srv->cors_buf);
+    free(srv);
+}
+
 /* http_server_start: see http.h. We bind the socket ourselves (for a precise errno) and
  * hand it to MHD. Call from one thread; cfg->routes must outlive the server. */
 int http_server_start(const struct http_cfg *cfg, struct http_server **out, struct herr *err)
 {
     int rc = HR_OK, fd = -1, one = 1;
+    unsigned int mhd_limit;
     struct http_server *srv = NULL;
     struct sockaddr_storage ss;
     socklen_t sl = 0;
@@ -837,12 +1483,39 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
         srv->cfg.max_inflight = DEFAULT_MAX_INFLIGHT;
     if (srv->cfg.shutdown_ms <= 0)
         srv->cfg.shutdown_ms = DEFAULT_SHUTDOWN_MS;
+    if (srv->cfg.max_conns_per_ip == 0)
+        srv->cfg.max_conns_per_ip = DEFAULT_PER_IP;
+    if (srv->cfg.header_timeout_s <= 0)
+        srv->cfg.header_timeout_s = DEFAULT_HEADER_TIMEOUT_S;
+    if (srv->cfg.body_timeout_s <= 0)
+        srv->cfg.body_timeout_s = DEFAULT_BODY_TIMEOUT_S;
+    if (srv->cfg.max_buffered == 0)
+        srv->cfg.max_buffered = DEFAULT_MAX_BUFFERED;
+    mhd_limit = conn_limits(&srv->cfg);
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->held, 0);
+    pthread_mutex_init(&srv->mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&srv->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    srv->sync_init = true;
+    cors_init(srv);
+    if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+        rc = herr_set(err, HR_IO, "cannot start the connection reaper thread");
+        goto out;
+    }
+    srv->reaper_started = true;
 
     srv->d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, srv,
+        on_accept, srv, on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+        MHD_OPTION_NOTIFY_CONNECTION, on_conn, (void *)srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->cfg.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
@@ -856,14 +1529,18 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
     fd = -1; /* MHD's now (until quiesced) */
     info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
-    LOG_I("http.start", "listen=%s port=%d threads=%d", cfg->listen, srv->port,
-          srv->cfg.threads);
+    LOG_I("http.start",
+          "listen=%s port=%d threads=%d max_conns=%d max_conns_per_ip=%d header_timeout_s=%d "
+          "body_timeout_s=%d max_buffered=%zu cors_allow=\"%s\"",
+          cfg->listen, srv->port, srv->cfg.threads, srv->cfg.max_conns,
+          srv->cfg.max_conns_per_ip, srv->cfg.header_timeout_s, srv->cfg.body_timeout_s,
+          srv->cfg.max_buffered, srv->cors_any ? "*" : (cfg->cors_allow ? cfg->cors_allow : ""));
     *out = srv;
     srv = NULL;
 out:
     if (fd >= 0)
         close(fd);
-    free(srv);
+    server_free(srv);
     return rc;
 }
 
@@ -893,8 +1570,9 @@ void http_server_stop(struct http_server *srv)
         LOG_W("http.stop_timeout", "inflight=%d grace_ms=%lld", left,
               (long long)srv->cfg.shutdown_ms);
     MHD_stop_daemon(srv->d);
+    srv->d = NULL;
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
     LOG_I("http.stop", "port=%d", srv->port);
-    free(srv);
+    server_free(srv);
 }

@@ -1,9 +1,10 @@
 /* http.h: herald's HTTP server on libmicrohttpd. It knows nothing of herald's
  * resources: the caller hands it a declarative route table and an authenticator.
  * It owns: listening, request ids, reading bodies under a cap (413), gzip request
- * bodies, routing (404, 405 with Allow), auth dispatch (401/403), in-flight limits
- * (503 + Retry-After), JSON error bodies, access logs and HTTP metrics, and a
- * graceful stop.
+ * bodies, routing (404, 405 with Allow), auth dispatch from the headers (401/403,
+ * before any body is read), in-flight and buffered-bytes limits (503 + Retry-After),
+ * connection caps (total and per address) and read deadlines, request framing checks
+ * (400), CORS, JSON error bodies, access logs and HTTP metrics, and a graceful stop.
  *
  * Threads: handlers run on the server's thread pool and may block on the store. */
 #ifndef HERALD_HTTP_HTTP_H
@@ -89,8 +90,9 @@ struct http_route {
 
 /* The authenticator: decide whether req may call its route (req->route->auth).
  * Fill req->auth and return 0; HR_PERM for a missing or wrong credential (401);
- * HR_CONFLICT for a valid credential of the wrong kind (403). It may read headers
- * and the body. `msg` (cap 256) gets the sentence for the error body. */
+ * HR_CONFLICT for a valid credential of the wrong kind (403). It runs as soon as the
+ * headers are read, before any of the body (req->body is empty then): it reads
+ * headers only. `msg` (cap 256) gets the sentence for the error body. */
 typedef int (*http_auth_fn)(void *ctx, struct http_req *req, char *msg);
 
 /* A wrapper around every handler call (after auth): it may answer by itself, or call
@@ -104,6 +106,18 @@ struct http_cfg {
     int threads;              /* thread pool size; default 16 */
     size_t max_body;          /* default 6 MiB */
     int max_inflight;         /* above it: 503 + Retry-After; default 1024 */
+    int max_conns;            /* open connections in all; 0: half the open-file limit,
+                                 at most 16384 (never above the limit less a reserve) */
+    int max_conns_per_ip;     /* per IPv4 address or IPv6 /64; 0: 256; < 0: no limit */
+    int header_timeout_s;     /* headers complete within this of the accept or of the
+                                 previous answer (so also the keep-alive idle limit);
+                                 0: 10 */
+    int body_timeout_s;       /* a body may take this long plus 1 s per HTTP_BODY_MIN_RATE
+                                 bytes received; 0: 20 */
+    size_t max_buffered;      /* request body bytes held in memory across all requests;
+                                 above it 503 + Retry-After; 0: 256 MiB */
+    const char *cors_allow;   /* comma-separated origins that may call non-/v1 routes
+                                 cross-origin ("*": any); NULL or "": same-origin only */
     int64_t shutdown_ms;      /* grace for requests in flight; default 10000 */
     const struct http_route *routes; /* terminated by a zero route; must outlive server */
     void *handler_ctx;        /* passed to every handler */
@@ -112,6 +126,8 @@ struct http_cfg {
     http_wrap_fn wrap;        /* optional */
     void *wrap_ctx;
 };
+
+#define HTTP_BODY_MIN_RATE 1024 /* bytes/s a slow body must keep up (see body_timeout_s) */
 
 struct http_server;
 
@@ -154,7 +170,8 @@ const char *http_error_type(int status);
 /* http_route_match: find the route for method+path. Returns the route and fills
  * params (percent-decoded into arena a); when the path matches only under other
  * methods, returns NULL and sets *allowed to their bitmask (405); else NULL and 0 (404);
- * NULL and -1 when the matched route's params hold an invalid %-escape (400). */
+ * NULL and -1 when the matched route's params hold an invalid %-escape, an escaped NUL
+ * or bytes that are not UTF-8 once decoded (400). */
 const struct http_route *http_route_match(const struct http_route *routes, int method,
                                           struct str path, struct arena *a,
                                           struct str *params, int *nparams, int *allowed);

@@ -5,6 +5,8 @@
  * request arena). Thread-safe: no shared state. */
 #include "http.h"
 
+#include "../util/json.h"
+
 #include <string.h>
 
 static const struct {
@@ -45,7 +47,8 @@ static int hexval(char c)
 }
 
 /* pct_decode: decode %XX escapes of in into the arena ('+' stays '+': this is a path).
- * Returns 0, or HR_INVAL for a truncated or non-hex escape or an escaped NUL. */
+ * Returns 0, or HR_INVAL for a truncated or non-hex escape, an escaped NUL, or a result
+ * that is not UTF-8 (ids go into JSON answers and the store as text). */
 static int pct_decode(struct arena *a, struct str in, struct str *out)
 {
     int rc = HR_OK;
@@ -67,6 +70,10 @@ static int pct_decode(struct arena *a, struct str in, struct str *out)
         i += 2;
     }
     p[o] = '\0';
+    if (!utf8_valid(p, o)) {
+        rc = HR_INVAL;
+        goto out;
+    }
     *out = (struct str){p, o};
 out:
     return rc;
@@ -124,8 +131,9 @@ static bool method_fits(int route_m, int m)
 
 /* http_route_match: see http.h. A HEAD request matches a GET route (an explicit HEAD
  * route listed earlier wins); the first route in table order whose pattern and method
- * fit is returned. When that route's captures hold an invalid %-escape (or %00),
- * returns NULL with *allowed = -1 (answer 400). Any thread. */
+ * fit is returned. When that route's captures hold an invalid %-escape (or %00), or
+ * decode to bytes that are not UTF-8, returns NULL with *allowed = -1 (answer 400).
+ * Any thread. */
 const struct http_route *http_route_match(const struct http_route *routes, int method,
                                           struct str path, struct arena *a,
                                           struct str *params, int *nparams, int *allowed)

@@ -46,17 +46,22 @@ bool utf8_valid(const char *s, size_t n)
     return true;
 }
 
-/* depth_ok: scan brackets outside strings; returns false when depth exceeds max. */
-static bool depth_ok(const char *p, size_t n, int max)
+/* scan_ok: scan brackets outside strings; returns false when depth exceeds max, and
+ * sets *nul when a string holds the escape \u0000 (cJSON would end the C string there,
+ * silently cutting an id or a name short). */
+static bool scan_ok(const char *p, size_t n, int max, bool *nul)
 {
     int depth = 0;
     bool in_str = false;
+    *nul = false;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (in_str) {
-            if (c == '\\')
+            if (c == '\\') {
+                if (i + 5 < n && p[i + 1] == 'u' && memcmp(p + i + 2, "0000", 4) == 0)
+                    *nul = true;
                 i++;
-            else if (c == '"')
+            } else if (c == '"')
                 in_str = false;
             continue;
         }
@@ -75,6 +80,7 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
 {
     const char *end = NULL;
     cJSON *v;
+    bool nul;
     *out = NULL;
     if (n == 0)
         return herr_set(err, HR_INVAL, "request body is empty; expected JSON");
@@ -82,8 +88,11 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
         return herr_set(err, HR_INVAL, "request body is not valid UTF-8");
     if (memchr(p, '\0', n))
         return herr_set(err, HR_INVAL, "request body contains a NUL byte");
-    if (!depth_ok(p, n, max_depth))
+    if (!scan_ok(p, n, max_depth, &nul))
         return herr_set(err, HR_INVAL, "JSON nesting is deeper than %d levels", max_depth);
+    if (nul)
+        return herr_set(err, HR_INVAL,
+                        "a JSON string holds \\u0000 (NUL), which herald does not accept");
     v = cJSON_ParseWithLengthOpts(p, n, &end, 0);
     if (!v) {
         const char *at = cJSON_GetErrorPtr();

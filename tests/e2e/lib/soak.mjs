@@ -159,7 +159,8 @@ export async function runSoak(opts = {}) {
 
   let windowDeliv = [];
   const sink = await startCountingSink((ms) => windowDeliv.push(ms));
-  const srv = await startServer({ t: opts.t, name: opts.name ?? 'soak', logLevel: 'warn', args: opts.serverArgs ?? [] });
+  // up to MAX_IN_FLIGHT connections from 127.0.0.1, over the default per-address cap
+  const srv = await startServer({ t: opts.t, name: opts.name ?? 'soak', logLevel: 'warn', args: ['--max-conns-per-ip', '0', ...(opts.serverArgs ?? [])] });
   const pid = srv.run.proc.pid;
   const asan = isAsan(pid);
   const admin = async (method, p, json) => {

@@ -176,13 +176,18 @@ static void test_trailing_slash(void **state)
 static void test_bad_escape(void **state)
 {
     struct arena *a = arena_new(1024);
+    /* ... and captures that decode to bytes that are not UTF-8, escaped or raw */
     const char *bad[] = {"/profiles/a%zz", "/profiles/a%4", "/profiles/%", "/profiles/a%00b",
-                         "/files/ok/%g1"};
+                         "/files/ok/%g1", "/profiles/%C3%28", "/profiles/%FF", "/profiles/\xc3(",
+                         "/files/ok/%E2%82"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct m m = match(a, bad[i][1] == 'f' ? HTTP_GET : HTTP_DELETE, bad[i]);
         assert_null(m.r);
         assert_int_equal(m.allowed, -1);
     }
+    struct m ok = match(a, HTTP_DELETE, "/profiles/j%C3%BCrgen");
+    assert_non_null(ok.r);
+    assert_param(ok.p[0], "j\xc3\xbcrgen");
     /* a bad escape on a path served only under other methods is still a 405 */
     struct m m = match(a, HTTP_PATCH, "/profiles/a%zz");
     assert_null(m.r);

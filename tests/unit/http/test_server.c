@@ -312,6 +312,7 @@ static struct http_server *start(int max_inflight, int threads)
     cfg.shutdown_ms = 5000;
     cfg.routes = routes;
     cfg.auth = fake_auth;
+    cfg.cors_allow = "https://app.example, https://other.example/";
     assert_int_equal(http_server_start(&cfg, &s, &err), HR_OK);
     assert_true(http_server_port(s) > 0);
     return s;
@@ -438,12 +439,12 @@ static void test_auth(void **state)
     assert_true(jnum(&r, "key_id") == 7);
     res_free(&r);
 
-    /* the authenticator runs after the body was read */
+    /* the authenticator runs from the headers, before any of the body is read */
     const char *goodj[] = {"Authorization: Bearer good", "Content-Type: application/json", NULL};
-    g_auth_saw_body = 0;
+    g_auth_saw_body = 99;
     r = req(g_port, "POST", "/admin", goodj, "{\"writeKey\":\"k\"}", 16, 0);
     assert_int_equal(r.status, 200);
-    assert_int_equal(g_auth_saw_body, 16);
+    assert_int_equal(g_auth_saw_body, 0);
     res_free(&r);
 }
 
@@ -606,6 +607,31 @@ static void test_cors(void **state)
 
     r = req(g_port, "GET", "/admin", origin, NULL, 0, 0); /* errors carry it too */
     assert_int_equal(r.status, 401);
+    assert_non_null(hdr(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    res_free(&r);
+
+    /* an origin off the list: no CORS headers, and its preflight is refused */
+    const char *evil[] = {"Origin: https://evil.example", NULL};
+    r = req(g_port, "GET", "/echo", evil, NULL, 0, 0);
+    assert_int_equal(r.status, 200);
+    assert_null(hdr(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    res_free(&r);
+    const char *evil_pre[] = {"Origin: https://evil.example",
+                              "Access-Control-Request-Method: POST", NULL};
+    r = req(g_port, "OPTIONS", "/echo", evil_pre, NULL, 0, 0);
+    assert_error(&r, 403, "authorization_error");
+    assert_null(hdr(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    res_free(&r);
+    /* the second entry (its trailing slash ignored) and the page's own origin are fine */
+    const char *other[] = {"Origin: https://other.example", NULL};
+    r = req(g_port, "GET", "/echo", other, NULL, 0, 0);
+    assert_hdr(&r, "Access-Control-Allow-Origin", "https://other.example");
+    res_free(&r);
+    char self[64], host[64];
+    snprintf(self, sizeof self, "Origin: http://127.0.0.1:%d", g_port);
+    snprintf(host, sizeof host, "Host: 127.0.0.1:%d", g_port);
+    const char *same[] = {self, host, NULL};
+    r = req(g_port, "GET", "/echo", same, NULL, 0, 0);
     assert_non_null(hdr(&r, "Access-Control-Allow-Origin", v, sizeof v));
     res_free(&r);
 }

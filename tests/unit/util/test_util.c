@@ -137,6 +137,13 @@ static void test_json_bounded(void **state)
     /* brackets inside strings do not count as depth */
     assert_int_equal(json_parse_bounded("[\"[[[[[[\"]", 10, 2, &v, &err), HR_OK);
     cJSON_Delete(v);
+    /* \u0000 would cut the C string short: refused; an escaped backslash before
+     * "u0000" is plain text */
+    assert_int_equal(json_parse_bounded("{\"id\":\"a\\u0000b\"}", 17, 64, &v, &err), HR_INVAL);
+    assert_non_null(strstr(err.msg, "u0000"));
+    assert_int_equal(json_parse_bounded("{\"id\":\"a\\\\u0000b\"}", 18, 64, &v, &err), HR_OK);
+    assert_string_equal(json_str(v, "id"), "a\\u0000b");
+    cJSON_Delete(v);
     assert_true(utf8_valid("\xe2\x82\xac", 3));
     assert_false(utf8_valid("\xed\xa0\x80", 3)); /* surrogate */
     assert_false(utf8_valid("\xc0\xaf", 2));     /* overlong */
