@@ -562,7 +562,10 @@ describe('bad input', () => {
     assertJsonError(await post(srv, '/v1/track', body, { auth: basic(srv.adminKey) }), 403, 'authorization_error');
     assertJsonError(await post(srv, '/v1/track', { ...body, writeKey: srv.adminKey }, { auth: 'none' }), 403, 'authorization_error');
     const adminBatch = { batch: [{ type: 'track', ...body }], writeKey: srv.adminKey };
-    assertJsonError(await post(srv, '/v1/batch', adminBatch, { auth: 'none' }), 403, 'authorization_error');
+    e = assertJsonError(await post(srv, '/v1/batch', adminBatch, { auth: 'none' }), 403, 'authorization_error');
+    assert.equal(e.message, 'this key is an admin key; the route needs a write key');
+    e = assertJsonError(await post(srv, '/inbound/segment', SAMPLES.track, { auth: `Bearer ${srv.writeKey}` }), 403, 'authorization_error');
+    assert.equal(e.message, 'this key is a write key; the route needs an admin key');
 
     // invalid UTF-8
     const bad8 = Buffer.concat([Buffer.from('{"userId":"bad-utf8-'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('","event":"Bad UTF8"}')]);
