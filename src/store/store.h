@@ -210,6 +210,7 @@ struct store_ops {
     /* meta (inside txn / read) */
     int (*meta_set)(struct store_txn *t, const char *key, struct str value);
     int (*meta_get)(struct store *s, const char *key, struct arena *a, struct str *out);
+    int (*meta_add)(struct store_txn *t, const char *key, struct str value);
 
     /* keys */
     int (*key_insert)(struct store_txn *t, struct key_rec *k);
@@ -326,6 +327,12 @@ static inline int store_meta_set(struct store_txn *t, const char *key, struct st
 { return store_txn_store(t)->ops->meta_set(t, key, v); }
 static inline int store_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
 { return s->ops->meta_get(s, key, a, out); }
+/* store_meta_add: store key = value only when key has no value yet: HR_OK when this
+ * transaction added it, HR_CONFLICT when it exists (committed by anyone, on any node; a
+ * concurrent adder's transaction is waited for), so exactly one of several racing
+ * callers wins (the first-start bootstrap). Inside a write fn only. */
+static inline int store_meta_add(struct store_txn *t, const char *key, struct str v)
+{ return store_txn_store(t)->ops->meta_add(t, key, v); }
 static inline int store_key_insert(struct store_txn *t, struct key_rec *k)
 { return store_txn_store(t)->ops->key_insert(t, k); }
 static inline int store_key_find_by_hash(struct store *s, const uint8_t h[32], struct key_rec *out)
