@@ -5,7 +5,9 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 int64_t time_now_ms(void)
@@ -142,6 +144,136 @@ int time_parse_iso(const char *s, unsigned long len, int64_t *out_ms)
                 off = sign * (oh * 60 + om);
             } else {
                 return HR_INVAL;
+            }
+        }
+        if (i != len)
+            return HR_INVAL;
+    }
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    *out_ms = ((days * 86400 + h * 3600 + mi * 60 + se) - (int64_t)off * 60) * 1000 + ms;
+    return HR_OK;
+}
+
+/* upto: 1..n digits at *i into *out; -1 when there is none. */
+static int upto(const char *s, unsigned long len, unsigned long *i, int n, int *out)
+{
+    int v = 0, k = 0;
+    while (k < n && *i < len && s[*i] >= '0' && s[*i] <= '9') {
+        v = v * 10 + (s[*i] - '0');
+        (*i)++;
+        k++;
+    }
+    *out = v;
+    return k ? 0 : -1;
+}
+
+int time_from_epoch(double v, int64_t *out_ms)
+{
+    if (!(v == v) || v <= -1e15 || v >= 1e15) /* NaN, or far outside any ISO year */
+        return HR_INVAL;
+    if (v < TIME_EPOCH_SECONDS_BELOW)
+        v *= 1000;
+    int64_t ms = (int64_t)(v < 0 ? v - 0.5 : v + 0.5);
+    if (ms < TIME_ISO_MIN_MS || ms > TIME_ISO_MAX_MS)
+        return HR_INVAL;
+    *out_ms = ms;
+    return HR_OK;
+}
+
+/* epoch_text: a string of 9 or more digits (with an optional fraction) as an epoch
+ * number, as Segment's new-date reads "1420000000" and "1420000000000". */
+static int epoch_text(const char *s, unsigned long len, int64_t *out_ms)
+{
+    char buf[32];
+    unsigned long i = 0, intd = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        i++;
+    intd = i;
+    if (i < len && s[i] == '.') {
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    if (intd < 9 || i != len || len >= sizeof buf)
+        return HR_INVAL;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return time_from_epoch(strtod(buf, NULL), out_ms);
+}
+
+int time_parse_lenient(const char *s, unsigned long len, int64_t *out_ms)
+{
+    unsigned long i = 0;
+    int y, mo, d, h = 0, mi = 0, se = 0, ms = 0, off = 0;
+    char sep;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    s += i;
+    len -= i;
+    i = 0;
+    if (time_parse_iso(s, len, out_ms) == HR_OK || epoch_text(s, len, out_ms) == HR_OK)
+        return HR_OK;
+    /* YYYY-M-D or YYYY/M/D (one or two digits), or YYYYMMDD */
+    if (digits(s, len, &i, 4, &y) || i >= len)
+        return HR_INVAL;
+    sep = s[i];
+    if (sep == '-' || sep == '/') {
+        i++;
+        if (upto(s, len, &i, 2, &mo) || i >= len || s[i++] != sep || upto(s, len, &i, 2, &d))
+            return HR_INVAL;
+    } else if (digits(s, len, &i, 2, &mo) || digits(s, len, &i, 2, &d)) {
+        return HR_INVAL;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+        return HR_INVAL;
+    /* [T ]H:MM[:SS[.fff]] with one- or two-digit fields, then Z, UTC/GMT or +-HH[:MM] */
+    if (i < len) {
+        if (s[i] != 'T' && s[i] != 't' && s[i] != ' ')
+            return HR_INVAL;
+        i++;
+        if (upto(s, len, &i, 2, &h) || i >= len || s[i++] != ':' || upto(s, len, &i, 2, &mi))
+            return HR_INVAL;
+        if (i < len && s[i] == ':') {
+            i++;
+            if (upto(s, len, &i, 2, &se))
+                return HR_INVAL;
+            if (i < len && (s[i] == '.' || s[i] == ',')) {
+                int k = 0;
+                i++;
+                if (i >= len || s[i] < '0' || s[i] > '9')
+                    return HR_INVAL;
+                for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, k++)
+                    if (k < 3)
+                        ms = ms * 10 + (s[i] - '0');
+                for (; k < 3; k++)
+                    ms *= 10;
+            }
+        }
+        if (h > 23 || mi > 59 || se > 60)
+            return HR_INVAL;
+        if (i < len && s[i] == ' ')
+            i++;
+        if (i < len) {
+            if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+                i++;
+            } else if (len - i == 3 && (strncasecmp(s + i, "UTC", 3) == 0 ||
+                                        strncasecmp(s + i, "GMT", 3) == 0)) {
+                i += 3;
+            } else if (s[i] == '+' || s[i] == '-') {
+                int sign = s[i] == '-' ? -1 : 1, oh, om = 0;
+                i++;
+                if (digits(s, len, &i, 2, &oh))
+                    return HR_INVAL;
+                if (i < len && s[i] == ':')
+                    i++;
+                if (i < len && digits(s, len, &i, 2, &om))
+                    return HR_INVAL;
+                if (oh > 23 || om > 59)
+                    return HR_INVAL;
+                off = sign * (oh * 60 + om);
             }
         }
         if (i != len)
