@@ -1,5 +1,6 @@
-/* store.h: herald's one storage interface. Every backend (SQLite now, PostgreSQL next)
- * fills a `struct store_ops`; callers use the store_* wrappers below, never ->ops.
+/* store.h: herald's one storage interface. Every backend (SQLite: store/sqlite/, the
+ * embedded default; PostgreSQL: store/postgres/, shared by several nodes) fills a
+ * `struct store_ops`; callers use the store_* wrappers below, never ->ops.
  * Nothing outside src/store/ knows SQL, and nothing here assumes SQLite.
  *
  * Writes: store_write(s, fn, arg) runs fn inside a write transaction on the backend's
