@@ -15,8 +15,12 @@
 
 PKGS      := libmicrohttpd libcjson libcurl sqlite3 libpq openssl zlib libcmark
 CC        ?= cc
+# pkg-config is asked when this file is read, so a target that installs packages first
+# (run, test) builds through a second make that reads it again (see `run`);
+# scripts/check-fresh-make.sh proves that on a machine without the -dev packages
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_MISSING := $(shell pkg-config --exists $(PKGS) 2>/dev/null || echo yes)
 WARN      := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CSTD      := -std=c11 -D_GNU_SOURCE
 LIBS      := $(PKG_LIBS) -lpthread -lm
@@ -56,7 +60,7 @@ MAIN_OBJ  := $(B)/src/main.o
 UNIT_SRC  := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/unit/%)
 
-.PHONY: all run test deps deps-test unit e2e test-rel test-asan test-tsan clean fmt check-layers bench soak FORCE
+.PHONY: all run test deps deps-test unit e2e test-rel test-asan test-tsan clean fmt check-layers bench soak FORCE pkg-check check-fresh-make
 
 all: herald
 
@@ -70,9 +74,17 @@ $(B)/libherald.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(B)/%.o: %.c
+$(B)/%.o: %.c | pkg-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# pkg-check: say what is missing instead of failing on `libpq-fe.h: No such file`
+pkg-check:
+	@if [ -n "$(PKG_MISSING)" ]; then \
+	    echo "make: pkg-config does not find all of: $(PKGS)" >&2; \
+	    echo "make: install the Debian packages first: scripts/deps.sh run (or use make run)" >&2; \
+	    exit 1; \
+	fi
 
 # embedded files: the list is kept in a file that changes only when the list does, so
 # adding or removing a file regenerates embedded.c as editing one does
@@ -98,7 +110,11 @@ deps:
 deps-test:
 	@scripts/deps.sh test
 
-run: deps herald
+# run: the packages first, then the build in a second make, which asks pkg-config only
+# now that the -dev packages are in (a prerequisite `herald` would be built with the
+# flags this make read before the install, or alongside it under -j)
+run: deps
+	@$(MAKE) --no-print-directory herald
 	./herald serve
 
 # unit: build and run every unit test binary of this variant. The PostgreSQL backend's
@@ -144,6 +160,7 @@ test-tsan:
 # stopped at the end, also when a suite fails
 test: deps-test
 	@scripts/check-layers.sh
+	@scripts/check-fresh-make.sh
 	@trap 'scripts/pg-test.sh stop $$$$' EXIT; trap 'exit 130' INT TERM; \
 	dsn=$$(scripts/pg-test.sh start $$$$) || { \
 	    echo "make test: PostgreSQL could not be started (scripts/pg-test.sh start)" >&2; \
@@ -156,6 +173,9 @@ test: deps-test
 
 check-layers:
 	@scripts/check-layers.sh
+
+check-fresh-make:
+	@scripts/check-fresh-make.sh
 
 # soak: tests/soak/soak.mjs against the release build on a fresh SQLite store
 # (HERALD_TEST_STORE=postgres HERALD_TEST_PG_DSN=... for PostgreSQL): capacity measured
@@ -218,7 +238,7 @@ FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
 
 fuzz-build: $(FUZZ_BIN)
 
-$(FUZZ_B)/obj/%.o: %.c
+$(FUZZ_B)/obj/%.o: %.c | pkg-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 

@@ -49,7 +49,8 @@ int api_key_create(struct store *s, int kind, int scope, const char *name, int64
                    char *out, struct herr *err) HR_MUSTCHECK;
 /* api_bootstrap: on a store's first start, create the workspace with one admin key
  * and one client-scope write key (into admin_key/write_key, API_KEY_MAX bytes each) and set
- * *created; on later starts do nothing (*created = false). */
+ * *created; on later starts do nothing (*created = false). Of several nodes starting at
+ * once on one empty store, exactly one creates keys (store_meta_add decides). */
 int api_bootstrap(struct store *s, int64_t now_ms, char *admin_key, char *write_key,
                   bool *created, struct herr *err) HR_MUSTCHECK;
 

@@ -106,9 +106,9 @@ int api_authenticate(void *vctx, struct http_req *req, char *msg)
         return rc;
     }
     if (k.kind != want) {
-        snprintf(msg, 256, "this key is a %s key; the route needs a%s key",
-                 k.kind == KEY_WRITE ? "write" : "admin",
-                 want == KEY_WRITE ? " write" : "n admin");
+        snprintf(msg, 256, "this key is %s key; the route needs %s key",
+                 k.kind == KEY_WRITE ? "a write" : "an admin",
+                 want == KEY_WRITE ? "a write" : "an admin");
         return HR_CONFLICT;
     }
     req->auth.kind = k.kind;

@@ -47,7 +47,11 @@ static int create_tx(struct store_txn *t, void *varg)
     if (a->bootstrap) {
         char ts[32];
         snprintf(ts, sizeof ts, "%lld", (long long)a->now_ms);
-        rc = store_meta_set(t, "workspace.created_ms", str_c(ts));
+        /* the meta row decides: of several nodes starting at once on one empty store,
+         * only the one whose insert lands creates (and prints) keys */
+        rc = store_meta_add(t, "workspace.created_ms", str_c(ts));
+        if (rc == HR_CONFLICT)
+            return HR_OK;
         if (rc < 0)
             return rc;
         key_make(KEY_ADMIN, KEY_SCOPE_SERVER, "bootstrap admin", a->now_ms, a->out, &k);

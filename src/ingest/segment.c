@@ -16,10 +16,6 @@
 #define KB 1024
 #define MB (1024 * 1024)
 
-/* The range time_fmt_iso can write as four-digit years: 0000-01-01 .. 9999-12-31. */
-#define ISO_MIN_MS (-62167219200000LL)
-#define ISO_MAX_MS (253402300799999LL)
-
 static const char *const kind_names[] = {
     [SEG_BATCH] = "batch",   [SEG_TRACK] = "track", [SEG_IDENTIFY] = "identify",
     [SEG_PAGE] = "page",     [SEG_SCREEN] = "screen", [SEG_GROUP] = "group",
@@ -255,18 +251,26 @@ static void merge_into(cJSON *ev, const char *key, const cJSON *from)
     }
 }
 
+/* parse_time: a timestamp as clients send it: an ISO-8601 string, leniently ("2015-2-02T..."),
+ * or an epoch number, seconds or milliseconds (as Segment's new-date reads them). */
 static bool parse_time(const cJSON *v, int64_t *ms)
 {
-    return cJSON_IsString(v) && time_parse_iso(v->valuestring, strlen(v->valuestring), ms) == 0;
+    if (cJSON_IsString(v))
+        return time_parse_lenient(v->valuestring, strlen(v->valuestring), ms) == 0;
+    return cJSON_IsNumber(v) && time_from_epoch(v->valuedouble, ms) == 0;
 }
 
-/* fix_times: originalTimestamp, sentAt and the skew-corrected timestamp (segment.md §6). */
+/* fix_times: originalTimestamp, sentAt and the skew-corrected timestamp (segment.md §6).
+ * originalTimestamp keeps what the client sent (the event's timestamp when it sent none);
+ * timestamp is always an ISO string: receivedAt - (sentAt - originalTimestamp) when the
+ * client clock parses (an unparseable sentAt counts as receivedAt), else the event's own
+ * timestamp when that parses, else receivedAt. */
 static void fix_times(struct ctx *c, cJSON *ev)
 {
     cJSON *ts = get(ev, "timestamp");
     cJSON *ot = get(ev, "originalTimestamp");
     cJSON *sent = get(ev, "sentAt");
-    int64_t o = 0, s = c->recv_ms;
+    int64_t o = 0, s = c->recv_ms, t = c->recv_ms;
     char iso[32];
 
     if (!ot) {
@@ -277,16 +281,17 @@ static void fix_times(struct ctx *c, cJSON *ev)
         sent = must(cJSON_Duplicate(c->batch_sent_at, 1));
         set(ev, "sentAt", sent);
     }
-    if (parse_time(ot, &o) && (!sent || parse_time(sent, &s))) {
-        int64_t t = c->recv_ms - (s - o);
-        if (t >= ISO_MIN_MS && t <= ISO_MAX_MS) {
-            time_fmt_iso(t, iso, sizeof iso);
-            set_str(ev, "timestamp", iso);
-            return;
-        }
+    if (parse_time(ot, &o)) {
+        if (!sent || !parse_time(sent, &s))
+            s = c->recv_ms;
+        t = c->recv_ms - (s - o);
+    } else if (!ts || !parse_time(ts, &t)) {
+        t = c->recv_ms;
     }
-    if (!ts)
-        set_str(ev, "timestamp", c->recv_iso);
+    if (t < TIME_ISO_MIN_MS || t > TIME_ISO_MAX_MS)
+        t = c->recv_ms;
+    time_fmt_iso(t, iso, sizeof iso);
+    set_str(ev, "timestamp", iso);
 }
 
 /* ------------------------------------------------------------------ one event */

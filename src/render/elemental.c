@@ -661,39 +661,46 @@ static int render_list(struct er *r, const cJSON *ctx, const cJSON *arr, const c
 
 /* text_body: the three renderings of a text-like field. html gets the inner HTML,
  * plain the plain text, md the Markdown; each only when wanted. *empty tells whether
- * the field rendered to nothing (then callers write no block). */
+ * the field rendered to nothing (then callers write no block). The plain text of
+ * Markdown is read from the HTML-mode rendering, as the HTML part is: data arrives
+ * entity-escaped, so it stays text (cmark decodes it), while raw HTML the template
+ * itself wrote is markup and markdown_to_text drops its tags. */
 static int text_body(struct er *r, const cJSON *ctx, const char *path, const char *field,
                      const char *src, bool markdown, struct sinks *t, bool *empty)
 {
-    struct buf raw;
+    struct buf txt, htm;
     struct herr me = {0};
+    bool want_txt = r->want_md || (r->want_plain && !markdown);
+    bool want_htm = r->want_html || (r->want_plain && markdown);
     int rc = HR_OK;
     *empty = true;
     if (!src)
         return HR_OK;
-    buf_init(&raw, ELEM_MAX_OUT);
-    if (r->want_plain || r->want_md) {
-        rc = tpl(r, ctx, path, field, src, HBS_TEXT, &raw);
-        if (rc == 0 && raw.len) {
+    buf_init(&txt, ELEM_MAX_OUT);
+    buf_init(&htm, ELEM_MAX_OUT);
+    if (want_txt) {
+        rc = tpl(r, ctx, path, field, src, HBS_TEXT, &txt);
+        if (rc == 0 && txt.len) {
+            *empty = false;
+            if (r->want_plain && !markdown)
+                rc = buf_append(&t->plain, txt.p, txt.len);
+            if (rc == 0 && r->want_md)
+                rc = buf_append(&t->md, txt.p, txt.len);
+        }
+    }
+    if (rc == 0 && want_htm) {
+        rc = tpl(r, ctx, path, field, src, HBS_HTML, &htm);
+        if (rc == 0 && htm.len) {
             *empty = false;
             if (r->want_plain && markdown)
-                rc = markdown_to_text(raw.p, raw.len, &t->plain, &me);
-            else if (r->want_plain)
-                rc = buf_append(&t->plain, raw.p, raw.len);
-            if (rc == 0 && r->want_md)
-                rc = buf_append(&t->md, raw.p, raw.len);
+                rc = markdown_to_text(htm.p, htm.len, &t->plain, &me);
+            if (rc == 0 && r->want_html)
+                rc = markdown ? markdown_to_html(htm.p, htm.len, &t->html, &me)
+                              : nl2br(&t->html, htm.p);
         }
     }
-    if (rc == 0 && r->want_html) {
-        buf_reset(&raw);
-        rc = tpl(r, ctx, path, field, src, HBS_HTML, &raw);
-        if (rc == 0 && raw.len) {
-            *empty = false;
-            rc = markdown ? markdown_to_html(raw.p, raw.len, &t->html, &me)
-                          : nl2br(&t->html, raw.p);
-        }
-    }
-    buf_cleanup(&raw);
+    buf_cleanup(&txt);
+    buf_cleanup(&htm);
     if (rc < 0 && r->err->rc == 0)
         rc = herr_set(r->err, rc, "%s%s%s: %s", path, *path ? "." : "", field,
                       me.msg[0] ? me.msg : "output too large");

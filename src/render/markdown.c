@@ -3,6 +3,7 @@
 #include "markdown.h"
 
 #include <cmark.h>
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct mt {
     struct mt_ctr st[MT_STACK];
     size_t link_at[MT_LINKS];
     unsigned nlink;
+    bool skip; /* inside raw <script> or <style>: its text is not text */
 };
 
 static void app(struct mt *m, const char *p, size_t n)
@@ -124,6 +126,160 @@ static void put_literal(struct mt *m, const char *s)
     put(m, s, n);
 }
 
+/* ---- raw HTML in Markdown: its text, without tags ----------------------------------- */
+
+/* html_tag: at s[0] == '<', the length of the tag, comment or declaration through its
+ * '>', or 0 when s starts none (a lone '<' is text). name gets the lowercased tag name,
+ * "/b" for a closing tag, "" for a comment or declaration. */
+static size_t html_tag(const char *s, size_t n, char *name, size_t cap)
+{
+    size_t i = 1, k = 0;
+    char q = 0;
+    name[0] = '\0';
+    if (n >= 4 && memcmp(s, "<!--", 4) == 0) {
+        const char *e = memmem(s + 4, n - 4, "-->", 3);
+        return e ? (size_t)(e - s) + 3 : n;
+    }
+    if (i < n && s[i] == '/' && k + 1 < cap)
+        name[k++] = s[i++];
+    if (i >= n || !(isalpha((unsigned char)s[i]) || s[i] == '!' || s[i] == '?'))
+        return 0;
+    while (i < n && isalnum((unsigned char)s[i])) {
+        if (k + 1 < cap)
+            name[k++] = (char)tolower((unsigned char)s[i]);
+        i++;
+    }
+    name[k] = '\0';
+    for (; i < n; i++) {
+        if (q) {
+            if (s[i] == q)
+                q = 0;
+        } else if (s[i] == '"' || s[i] == '\'') {
+            q = s[i];
+        } else if (s[i] == '>') {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* utf8: code point c as UTF-8 into out (>= 4 bytes); 0 for a surrogate, NUL or > U+10FFFF. */
+static size_t utf8(unsigned long c, char *out)
+{
+    if (c == 0 || (c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)
+        return 0;
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xC0 | (c >> 6));
+        out[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (char)(0xE0 | (c >> 12));
+        out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (c >> 18));
+    out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* entity: at s[0] == '&', a numeric entity or one of the common named ones, decoded into
+ * out (>= 4 bytes, *outn bytes); returns the bytes consumed, 0 when s starts none. */
+static size_t entity(const char *s, size_t n, char *out, size_t *outn)
+{
+    static const struct {
+        const char *name;
+        const char *text;
+    } named[] = {{"amp;", "&"},  {"lt;", "<"},   {"gt;", ">"},     {"quot;", "\""},
+                 {"apos;", "'"}, {"nbsp;", " "}, {"#39;", "'"}};
+    for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
+        size_t l = strlen(named[k].name);
+        if (n > l && memcmp(s + 1, named[k].name, l) == 0) {
+            *outn = strlen(named[k].text);
+            memcpy(out, named[k].text, *outn);
+            return l + 1;
+        }
+    }
+    if (n > 3 && s[1] == '#') {
+        bool hex = s[2] == 'x' || s[2] == 'X';
+        size_t i = hex ? 3 : 2, d = 0;
+        unsigned long c = 0;
+        for (; i < n && d < 8 && (hex ? isxdigit((unsigned char)s[i]) : isdigit((unsigned char)s[i])); i++, d++)
+            c = c * (hex ? 16 : 10) +
+                (unsigned long)(isdigit((unsigned char)s[i]) ? s[i] - '0' : (tolower((unsigned char)s[i]) - 'a' + 10));
+        if (d && i < n && s[i] == ';' && (*outn = utf8(c, out)) > 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+/* html_text: append the text of raw HTML s[0..n) to out: tags and comments dropped,
+ * <br> and block-level tags as line breaks, <script>/<style> content dropped (*skip
+ * carries that across calls), entities decoded. */
+static int html_text(const char *s, size_t n, struct buf *out, bool *skip)
+{
+    static const char *const blocks[] = {"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5",
+                                         "h6", "ul", "ol", "table", "blockquote", "hr",
+                                         "section", "header", "footer", NULL};
+    char name[16], dec[8];
+    size_t i = 0, t, dn;
+    int rc = HR_OK;
+    while (i < n && rc == HR_OK) {
+        if (s[i] == '<' && (t = html_tag(s + i, n - i, name, sizeof name)) > 0) {
+            const char *bare = name[0] == '/' ? name + 1 : name;
+            i += t;
+            if (*skip) {
+                *skip = !(name[0] == '/' && (!strcmp(bare, "script") || !strcmp(bare, "style")));
+                continue;
+            }
+            if (name[0] != '/' && (!strcmp(bare, "script") || !strcmp(bare, "style"))) {
+                *skip = true;
+            } else if (!strcmp(bare, "br")) {
+                rc = buf_putc(out, '\n');
+            } else if (bare[0]) {
+                for (int k = 0; blocks[k]; k++)
+                    if (!strcmp(bare, blocks[k]) && out->len && out->p[out->len - 1] != '\n')
+                        rc = buf_putc(out, '\n');
+            }
+            continue;
+        }
+        if (*skip) {
+            i++;
+        } else if (s[i] == '&' && (t = entity(s + i, n - i, dec, &dn)) > 0) {
+            rc = buf_append(out, dec, dn);
+            i += t;
+        } else {
+            rc = buf_putc(out, s[i++]);
+        }
+    }
+    return rc;
+}
+
+/* put_html: raw HTML from the Markdown as text (html_text); block: an HTML block (its
+ * final newlines dropped, like put_literal). */
+static void put_html(struct mt *m, const char *s, bool block)
+{
+    struct buf t;
+    size_t n;
+    if (m->rc < 0 || !s)
+        return;
+    buf_init(&t, m->b->max);
+    m->rc = html_text(s, strlen(s), &t, &m->skip);
+    n = t.len;
+    while (block && n && (t.p[n - 1] == '\n' || t.p[n - 1] == '\r' || t.p[n - 1] == ' '))
+        n--;
+    if (m->rc == 0 && n)
+        put(m, t.p, n);
+    buf_cleanup(&t);
+}
+
 static struct mt_ctr *push(struct mt *m, char kind)
 {
     struct mt_ctr *c = NULL;
@@ -192,13 +348,21 @@ static void enter(struct mt *m, cmark_node *node)
         put_c(m, "---");
         break;
     case CMARK_NODE_CODE_BLOCK:
-    case CMARK_NODE_HTML_BLOCK:
         want(m, 2);
         put_literal(m, cmark_node_get_literal(node));
         break;
-    case CMARK_NODE_TEXT:
-    case CMARK_NODE_CODE:
+    case CMARK_NODE_HTML_BLOCK:
+        want(m, 2);
+        put_html(m, cmark_node_get_literal(node), true);
+        break;
     case CMARK_NODE_HTML_INLINE:
+        put_html(m, cmark_node_get_literal(node), false);
+        break;
+    case CMARK_NODE_TEXT:
+        if (!m->skip)
+            put_c(m, cmark_node_get_literal(node));
+        break;
+    case CMARK_NODE_CODE:
         put_c(m, cmark_node_get_literal(node));
         break;
     case CMARK_NODE_SOFTBREAK:

@@ -17,7 +17,9 @@ int markdown_to_html(const char *md, size_t len, struct buf *out, struct herr *e
 /* markdown_to_text: append a plain-text reading of md[0..len) to out: emphasis marks
  * dropped, links as "text (url)" (just "url" when the text is the url), images as
  * "[alt]", lists as "- " / "1. " with nested items indented, block quotes as "> ",
- * thematic breaks as "---", code as is, raw HTML kept literally (it is text here).
+ * thematic breaks as "---", code as is; raw HTML as its text: tags and comments dropped,
+ * <br> and block-level tags as line breaks, <script>/<style> content dropped, entities
+ * (&amp; &lt; &#233; ...) decoded.
  * Blocks are separated by a blank line; no trailing newline. Fails as markdown_to_html. */
 int markdown_to_text(const char *md, size_t len, struct buf *out, struct herr *err) HR_MUSTCHECK;
 

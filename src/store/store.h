@@ -1,5 +1,6 @@
-/* store.h: herald's one storage interface. Every backend (SQLite now, PostgreSQL next)
- * fills a `struct store_ops`; callers use the store_* wrappers below, never ->ops.
+/* store.h: herald's one storage interface. Every backend (SQLite: store/sqlite/, the
+ * embedded default; PostgreSQL: store/postgres/, shared by several nodes) fills a
+ * `struct store_ops`; callers use the store_* wrappers below, never ->ops.
  * Nothing outside src/store/ knows SQL, and nothing here assumes SQLite.
  *
  * Writes: store_write(s, fn, arg) runs fn inside a write transaction on the backend's
@@ -219,6 +220,7 @@ struct store_ops {
     /* meta (inside txn / read) */
     int (*meta_set)(struct store_txn *t, const char *key, struct str value);
     int (*meta_get)(struct store *s, const char *key, struct arena *a, struct str *out);
+    int (*meta_add)(struct store_txn *t, const char *key, struct str value);
 
     /* keys */
     int (*key_insert)(struct store_txn *t, struct key_rec *k);
@@ -335,6 +337,12 @@ static inline int store_meta_set(struct store_txn *t, const char *key, struct st
 { return store_txn_store(t)->ops->meta_set(t, key, v); }
 static inline int store_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
 { return s->ops->meta_get(s, key, a, out); }
+/* store_meta_add: store key = value only when key has no value yet: HR_OK when this
+ * transaction added it, HR_CONFLICT when it exists (committed by anyone, on any node; a
+ * concurrent adder's transaction is waited for), so exactly one of several racing
+ * callers wins (the first-start bootstrap). Inside a write fn only. */
+static inline int store_meta_add(struct store_txn *t, const char *key, struct str v)
+{ return store_txn_store(t)->ops->meta_add(t, key, v); }
 static inline int store_key_insert(struct store_txn *t, struct key_rec *k)
 { return store_txn_store(t)->ops->key_insert(t, k); }
 static inline int store_key_find_by_hash(struct store *s, const uint8_t h[32], struct key_rec *out)

@@ -31,4 +31,21 @@ void time_fmt_iso(int64_t ms, char *out, unsigned cap);
  * +hh:mm / +hhmm offset) into ms since epoch; returns 0 or HR_INVAL. */
 int time_parse_iso(const char *s, unsigned long len, int64_t *out_ms);
 
+/* The instants time_fmt_iso can write with a four-digit year: 0000-01-01 to 9999-12-31. */
+#define TIME_ISO_MIN_MS (-62167219200000LL)
+#define TIME_ISO_MAX_MS (253402300799999LL)
+/* An epoch number below this is seconds, at or above it milliseconds (31557600000 ms is
+ * 1971-01-01; Segment's new-date draws the same line). */
+#define TIME_EPOCH_SECONDS_BELOW 31557600000.0
+
+/* time_from_epoch: v seconds or milliseconds since the epoch (by TIME_EPOCH_SECONDS_BELOW)
+ * into ms, rounded; HR_INVAL when not finite or outside TIME_ISO_MIN_MS..MAX. */
+int time_from_epoch(double v, int64_t *out_ms);
+/* time_parse_lenient: what time_parse_iso takes, plus the loose forms clients send:
+ * one-digit month, day, hour, minute or second ("2015-2-02T0:30:12.984Z"), '/' between
+ * date fields, YYYYMMDD, a space before the zone, "UTC"/"GMT" as the zone, surrounding
+ * blanks, and a string of 9+ digits as an epoch number (time_from_epoch). No zone means
+ * UTC. Returns 0 or HR_INVAL. */
+int time_parse_lenient(const char *s, unsigned long len, int64_t *out_ms);
+
 #endif

@@ -309,6 +309,31 @@ describe("Segment's documented sample payloads", () => {
     assert.deepEqual(song.sample.context?.device, batch.context.device, 'batch-level context merged into each item');
   });
 
+  test('malformed timestamps: parsed leniently or as epoch numbers, else the time of receipt; originalTimestamp kept', T, async (t) => {
+    const srv = await startServer({ t });
+    const t0 = Date.now();
+    const cases = {
+      'TS Loose': '2015-2-02T00:30:12.984Z', // the batch sample's own malformed date
+      'TS Garbage': 'not-a-date',
+      'TS Epoch Ms': 1420000000000,
+      'TS Epoch S': 1420000000,
+    };
+    const batch = Object.entries(cases).map(([event, timestamp]) => ({ type: 'track', userId: 'ts-user', event, timestamp }));
+    assertAccepted(await post(srv, '/v1/batch', { batch }), { accepted: 4 });
+    await expectCatalog(srv, Object.fromEntries(Object.keys(cases).map((n) => [`track/${n}`, 1])));
+    const got = {};
+    for (const name of Object.keys(cases)) {
+      const e = await entry(srv, `track/${name}`, 1);
+      assert.deepEqual(e.sample.originalTimestamp, cases[name], `${name}: originalTimestamp keeps what was sent`);
+      assert.match(e.sample.timestamp, ISO, `${name}: timestamp is an ISO string: ${e.sample.timestamp}`);
+      got[name] = e.sample.timestamp;
+    }
+    assert.equal(got['TS Loose'], '2015-02-02T00:30:12.984Z');
+    assertRecentIso(got['TS Garbage'], t0, 'an unparseable timestamp becomes the time of receipt');
+    assert.equal(got['TS Epoch Ms'], '2014-12-31T04:26:40.000Z');
+    assert.equal(got['TS Epoch S'], '2014-12-31T04:26:40.000Z');
+  });
+
   test('each sample through /inbound/segment; X-Signature checked when a secret is set', T, async (t) => {
     const srv = await startServer({ t });
     for (const type of SINGLE) {
@@ -567,6 +592,10 @@ describe('bad input', () => {
     assertJsonError(await post(srv, '/v1/track', { ...body, writeKey: srv.adminKey }, { auth: 'none' }), 403, 'authorization_error');
     const adminBatch = { batch: [{ type: 'track', ...body }], writeKey: srv.adminKey };
     assertJsonError(await post(srv, '/v1/batch', adminBatch, { auth: 'none' }), 403, 'authorization_error');
+    e = assertJsonError(await post(srv, '/v1/batch', { batch: adminBatch.batch }, { auth: basic(srv.adminKey) }), 403, 'authorization_error');
+    assert.equal(e.message, 'this key is an admin key; the route needs a write key');
+    e = assertJsonError(await post(srv, '/inbound/segment', SAMPLES.track, { auth: `Bearer ${srv.writeKey}` }), 403, 'authorization_error');
+    assert.equal(e.message, 'this key is a write key; the route needs an admin key');
 
     // invalid UTF-8
     const bad8 = Buffer.concat([Buffer.from('{"userId":"bad-utf8-'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('","event":"Bad UTF8"}')]);

@@ -535,3 +535,25 @@ test('phone width (390x844): every page fits without sideways scrolling', async 
   await go(page, 'messages', 'Messages');
   await shot(page, 'phone-messages');
 });
+
+test('providers: "Send test" goes through the provider tested, not the channel\'s first', async (t) => {
+  // two console providers serve sms: a new one ahead in priority (1) and "Console SMS" (5)
+  const first = await api('POST', '/providers', { provider: 'console', channel: 'sms', title: 'Console SMS First', priority: 1, settings: { channel: 'sms' } });
+  t.after(() => api('DELETE', `/providers/${first.id}`));
+  const tested = (await api('GET', '/providers')).results.find((p) => p.title === 'Console SMS');
+  const page = await openPage(t);
+  await signIn(page);
+  await go(page, 'providers', 'Providers');
+  await page.getByRole('button', { name: 'Send test through Console SMS', exact: true }).click();
+  const dlg = page.getByRole('dialog', { name: 'Send a test through Console SMS' });
+  await dlg.getByLabel('Phone number').fill('+15550100');
+  await dlg.getByRole('button', { name: 'Send test' }).click();
+  await dlg.getByText(/Status:\s*SENT/).waitFor();
+  const id = await dlg.getByRole('link').innerText();
+  const hist = await api('GET', `/messages/${encodeURIComponent(id)}/history`);
+  const sent = hist.results.find((e) => e.type === 'SENT');
+  assert.ok(sent, `a SENT event: ${JSON.stringify(hist.results)}`);
+  assert.equal(sent.integration?.id, tested.id, `sent through the tested provider (${tested.id}), not ${first.id}: ${JSON.stringify(sent)}`);
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+});

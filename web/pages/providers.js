@@ -1,6 +1,6 @@
 // Providers: configured providers, a form to create or edit one (fields from the
 // catalog), and "Send test" (POST /send with inline content routed to the provider's
-// channel).
+// channel and pinned to that provider).
 import { get, post, put } from '../api.js';
 import { badge, busy, dialog, field, fmtTime, h, pageHead, reload, say, table } from '../dom.js';
 
@@ -138,6 +138,9 @@ function testDialog(p) {
           to: { [addr.key]: to.value.trim() },
           content: { title: subject.value, body: body.value },
           routing: { method: 'single', channels: [p.channel] },
+          // pin the provider under test: channels.<ch>.providers (Courier's field; herald
+          // also takes a configuration id there), else the channel's first provider answers
+          channels: { [p.channel]: { providers: [p.id] } },
           metadata: { tags: ['test'] },
         },
       });

@@ -92,6 +92,7 @@ enum stmt_id {
     S_NOTIFY,
     S_META_SET,
     S_META_GET,
+    S_META_ADD,
     S_KEY_INSERT,
     S_KEY_FIND,
     S_KEY_LIST,
@@ -158,6 +159,8 @@ static const char *const SQL[S_COUNT] = {
     [S_META_SET] = "INSERT INTO meta(key, value) VALUES($1::text, $2::bytea) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [S_META_GET] = "SELECT value FROM meta WHERE key = $1::text",
+    [S_META_ADD] = "INSERT INTO meta(key, value) VALUES($1::text, $2::bytea) "
+                   "ON CONFLICT(key) DO NOTHING",
     [S_KEY_INSERT] = "INSERT INTO api_keys(kind, prefix, name, hash, created_ms, revoked_ms, scope) "
                      "VALUES($1::bigint, $2::text, $3::text, $4::bytea, $5::bigint, $6::bigint, "
                      "$7::bigint) "
@@ -1225,7 +1228,9 @@ static int check_meta_key(const char *key)
     return n == 0 || n > META_KEY_MAX ? HR_INVAL : HR_OK;
 }
 
-static int pg_meta_set(struct store_txn *t, const char *key, struct str value)
+/* meta_write: S_META_SET (replace) or S_META_ADD (HR_CONFLICT when the key exists; the
+ * unique index makes a concurrent adder wait for the first one's commit). */
+static int meta_write(struct store_txn *t, enum stmt_id stmt, const char *key, struct str value)
 {
     struct params p = {0};
     PGresult *r = NULL;
@@ -1238,11 +1243,23 @@ static int pg_meta_set(struct store_txn *t, const char *key, struct str value)
     }
     p_cstr(&p, key);
     p_bytes(&p, value);
-    rc = tx_q(t, S_META_SET, &p, &r, "meta_set");
+    rc = tx_q(t, stmt, &p, &r, "meta_set");
+    if (rc == HR_OK && stmt == S_META_ADD && affected(r) == 0)
+        rc = HR_CONFLICT;
 out:
     PQclear(r);
     params_free(&p);
     return rc;
+}
+
+static int pg_meta_set(struct store_txn *t, const char *key, struct str value)
+{
+    return meta_write(t, S_META_SET, key, value);
+}
+
+static int pg_meta_add(struct store_txn *t, const char *key, struct str value)
+{
+    return meta_write(t, S_META_ADD, key, value);
 }
 
 static int pg_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
@@ -2530,6 +2547,7 @@ const struct store_ops pg_store_ops = {
     .stats = pg_stats,
     .meta_set = pg_meta_set,
     .meta_get = pg_meta_get,
+    .meta_add = pg_meta_add,
     .key_insert = pg_key_insert,
     .key_find_by_hash = pg_key_find_by_hash,
     .key_list = pg_key_list,

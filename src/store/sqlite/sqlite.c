@@ -76,6 +76,8 @@ static const char SQL_META_SET[] =
     "INSERT INTO meta(key, value) VALUES(?1, ?2) "
     "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 static const char SQL_META_GET[] = "SELECT value FROM meta WHERE key = ?1";
+static const char SQL_META_ADD[] =
+    "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO NOTHING";
 
 #define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms, scope"
 static const char SQL_KEY_INSERT[] =
@@ -1172,7 +1174,8 @@ static int check_meta_key(const char *key)
     return n == 0 || n > META_KEY_MAX ? HR_INVAL : HR_OK;
 }
 
-static int sqlite_meta_set(struct store_txn *t, const char *key, struct str value)
+/* meta_write: SQL_META_SET (replace) or SQL_META_ADD (HR_CONFLICT when the key exists). */
+static int meta_write(struct store_txn *t, const char *sql, const char *key, struct str value)
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1186,16 +1189,28 @@ static int sqlite_meta_set(struct store_txn *t, const char *key, struct str valu
     rc = txn_conn(t, &c);
     if (rc < 0)
         goto out;
-    rc = conn_stmt(c, SQL_META_SET, &st);
+    rc = conn_stmt(c, sql, &st);
     if (rc < 0)
         goto out;
     if ((src = bind_text(st, 1, key, strlen(key))) != SQLITE_OK ||
         (src = bind_blob(st, 2, value.p, value.len)) != SQLITE_OK ||
         (src = sqlite3_step(st)) != SQLITE_DONE)
         rc = db_fail(c, src, "meta_set");
+    else if (sql == SQL_META_ADD && sqlite3_changes(c->db) == 0)
+        rc = HR_CONFLICT;
 out:
     stmt_done(st);
     return rc;
+}
+
+static int sqlite_meta_set(struct store_txn *t, const char *key, struct str value)
+{
+    return meta_write(t, SQL_META_SET, key, value);
+}
+
+static int sqlite_meta_add(struct store_txn *t, const char *key, struct str value)
+{
+    return meta_write(t, SQL_META_ADD, key, value);
 }
 
 static int sqlite_meta_get(struct store *s, const char *key, struct arena *a, struct str *out)
@@ -2558,6 +2573,7 @@ const struct store_ops sqlite_store_ops = {
     .stats = sqlite_stats,
     .meta_set = sqlite_meta_set,
     .meta_get = sqlite_meta_get,
+    .meta_add = sqlite_meta_add,
     .key_insert = sqlite_key_insert,
     .key_find_by_hash = sqlite_key_find_by_hash,
     .key_list = sqlite_key_list,

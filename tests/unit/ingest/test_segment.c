@@ -326,11 +326,11 @@ static void test_batch_doc_sample(void **state)
     assert_string_equal(field(r.events[0].json, "timestamp"), "2012-12-02T00:30:08.276Z");
     assert_string_equal(field(r.events[0].json, "originalTimestamp"),
                         "2012-12-02T00:30:08.276Z");
-    /* the malformed date is kept as given, never fatal */
-    assert_string_equal(field(r.events[2].json, "timestamp"), "2015-2-02T00:30:08.276Z");
+    /* the malformed date parses leniently; originalTimestamp keeps it as given */
+    assert_string_equal(field(r.events[2].json, "timestamp"), "2015-02-02T00:30:08.276Z");
     assert_string_equal(field(r.events[2].json, "originalTimestamp"),
                         "2015-2-02T00:30:08.276Z");
-    assert_string_equal(field(r.events[3].json, "timestamp"), "2015-2-02T00:30:12.984Z");
+    assert_string_equal(field(r.events[3].json, "timestamp"), "2015-02-02T00:30:12.984Z");
     seg_result_cleanup(&r);
 }
 
@@ -718,18 +718,74 @@ static void test_timestamps(void **state)
     assert_string_equal(field(r.events[0].json, "timestamp"), "2025-12-31T23:59:00.000Z");
     assert_string_equal(field(r.events[0].json, "receivedAt"), RECV_ISO);
     seg_result_cleanup(&r);
-    /* unparseable sentAt: nothing corrected; timestamp kept */
+    /* unparseable sentAt: nothing corrected; timestamp kept (in ISO form) */
     parse("{\"userId\":\"u\",\"timestamp\":\"2020-01-01T00:00:00Z\",\"sentAt\":\"later\"}",
           SEG_IDENTIFY, HR_OK, &r, &err);
-    assert_string_equal(field(r.events[0].json, "timestamp"), "2020-01-01T00:00:00Z");
+    assert_string_equal(field(r.events[0].json, "timestamp"), "2020-01-01T00:00:00.000Z");
     assert_string_equal(field(r.events[0].json, "sentAt"), "later");
     seg_result_cleanup(&r);
     /* unparseable originalTimestamp and no timestamp: timestamp = receivedAt */
-    parse("{\"userId\":\"u\",\"originalTimestamp\":12}", SEG_IDENTIFY, HR_OK, &r, &err);
+    parse("{\"userId\":\"u\",\"originalTimestamp\":true}", SEG_IDENTIFY, HR_OK, &r, &err);
     assert_string_equal(field(r.events[0].json, "timestamp"), RECV_ISO);
-    assert_int_equal(cJSON_GetObjectItemCaseSensitive(r.events[0].json, "originalTimestamp")
-                         ->valueint,
-                     12);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.events[0].json, "originalTimestamp")));
+    seg_result_cleanup(&r);
+}
+
+/* timestamp: the event's "timestamp" (a JSON value) sent without originalTimestamp or sentAt */
+static const char *ts_of(const char *ts_json, struct seg_result *r)
+{
+    struct herr err;
+    char body[256];
+    snprintf(body, sizeof body, "{\"userId\":\"u\",\"event\":\"E\",\"timestamp\":%s}", ts_json);
+    parse(body, SEG_TRACK, HR_OK, r, &err);
+    check_serialized(&r->events[0]);
+    return field(r->events[0].json, "timestamp");
+}
+
+/* Malformed timestamps (issue 13): parsed leniently or as epoch numbers like Segment's
+ * pipeline, receivedAt when unparseable; originalTimestamp keeps what was sent. */
+static void test_timestamps_malformed(void **state)
+{
+    struct seg_result r;
+    struct herr err;
+    const cJSON *ot;
+
+    assert_string_equal(ts_of("\"2015-2-02T00:30:12.984Z\"", &r), "2015-02-02T00:30:12.984Z");
+    assert_string_equal(field(r.events[0].json, "originalTimestamp"), "2015-2-02T00:30:12.984Z");
+    seg_result_cleanup(&r);
+
+    assert_string_equal(ts_of("\"not-a-date\"", &r), RECV_ISO);
+    assert_string_equal(field(r.events[0].json, "originalTimestamp"), "not-a-date");
+    seg_result_cleanup(&r);
+
+    /* epoch milliseconds, epoch seconds, and both as strings */
+    assert_string_equal(ts_of("1420000000000", &r), "2014-12-31T04:26:40.000Z");
+    ot = cJSON_GetObjectItemCaseSensitive(r.events[0].json, "originalTimestamp");
+    assert_true(cJSON_IsNumber(ot) && ot->valuedouble == 1420000000000.0);
+    seg_result_cleanup(&r);
+    assert_string_equal(ts_of("1420000000", &r), "2014-12-31T04:26:40.000Z");
+    seg_result_cleanup(&r);
+    assert_string_equal(ts_of("\"1420000000000\"", &r), "2014-12-31T04:26:40.000Z");
+    seg_result_cleanup(&r);
+
+    /* not a time at all: receivedAt */
+    assert_string_equal(ts_of("{\"a\":1}", &r), RECV_ISO);
+    seg_result_cleanup(&r);
+    assert_string_equal(ts_of("1e300", &r), RECV_ISO);
+    seg_result_cleanup(&r);
+
+    /* skew correction after parsing: a numeric originalTimestamp and a loose sentAt,
+     * client 1 s ahead */
+    parse("{\"userId\":\"u\",\"originalTimestamp\":1767225609000,"
+          "\"sentAt\":\"2026-1-1T0:00:10Z\"}",
+          SEG_IDENTIFY, HR_OK, &r, &err);
+    assert_string_equal(field(r.events[0].json, "timestamp"), "2025-12-31T23:59:59.000Z");
+    seg_result_cleanup(&r);
+    /* an unparseable originalTimestamp with a parseable timestamp: the timestamp */
+    parse("{\"userId\":\"u\",\"originalTimestamp\":\"soon\",\"timestamp\":\"2020-1-2\"}",
+          SEG_IDENTIFY, HR_OK, &r, &err);
+    assert_string_equal(field(r.events[0].json, "timestamp"), "2020-01-02T00:00:00.000Z");
+    assert_string_equal(field(r.events[0].json, "originalTimestamp"), "soon");
     seg_result_cleanup(&r);
 }
 
@@ -930,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_numeric_ids),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_timestamps_malformed),
         cmocka_unit_test(test_kind_from_path),
         cmocka_unit_test(test_catalog_names),
         cmocka_unit_test(test_run_data),

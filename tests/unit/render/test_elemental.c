@@ -288,6 +288,44 @@ static void test_markdown_raw_html_not_executed(void **state)
     content_cleanup(&c);
 }
 
+/* The text part of raw HTML a template's Markdown contains: its text, not its tags
+ * (issue 13: "<b>on its way</b>" reached the text/plain part as written). Data with
+ * "<" in it is text and stays, as the HTML part shows it. */
+static void test_markdown_raw_html_text_part(void **state)
+{
+    struct content c;
+    struct buf b;
+    struct herr err = {0};
+    (void)state;
+    R("{'title':'Shipped','body':'Your order is <b>on its way</b>, {{who}}.<br>Thanks &amp; bye'}",
+      CH_EMAIL, "{'data':{'who':'Tom <tom@x.y> & co'}}", &c);
+    eq_str(c.text, "Your order is on its way, Tom <tom@x.y> & co.\nThanks & bye");
+    LACKS(c.html, "<b>");
+    HAS(c.html, "Tom &lt;tom@x.y&gt; &amp; co");
+    content_cleanup(&c);
+    /* the same for SMS and push, which read the plain text too */
+    R("{'body':'<i>{{n}}</i> arrives'}", CH_SMS, "{'data':{'n':'<x>'}}", &c);
+    eq_str(c.text, "<x> arrives");
+    content_cleanup(&c);
+
+    buf_init(&b, 1 << 16);
+    /* HTML blocks: tags dropped, block tags break lines, entities decoded */
+    assert_int_equal(TEXT_OF("<div>Hello &amp; <i>world</i></div>\n\n<p>caf&#233; &#x263A; &lt;3</p>\n\nend"), 0);
+    eq_str(buf_cstr(&b), "Hello & world\n\ncaf\xc3\xa9 \xe2\x98\xba <3\n\nend");
+    buf_reset(&b);
+    assert_int_equal(TEXT_OF("<table><tr><td>a</td></tr><tr><td>b</td></tr></table>"), 0);
+    eq_str(buf_cstr(&b), "a\nb");
+    buf_reset(&b);
+    /* script and style content is not text; comments vanish; a lone "<" stays */
+    assert_int_equal(TEXT_OF("<style>p{color:red}</style>\n\na <script>x()</script>b <!-- c --> 1 < 2 <a href=\"/x>y\">link</a>"), 0);
+    eq_str(buf_cstr(&b), "a b  1 < 2 link");
+    buf_reset(&b);
+    /* entities that are not ones: kept */
+    assert_int_equal(TEXT_OF("<p>&#0; &#xD800; &bogus; &#99999999;</p>"), 0);
+    eq_str(buf_cstr(&b), "&#0; &#xD800; &bogus; &#99999999;");
+    buf_cleanup(&b);
+}
+
 /* ------------------------------------------------------------------ element types */
 
 #define ALL_ELEMENTS                                                                               \
@@ -828,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_markdown_wrapper),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_markdown_raw_html_not_executed),
+        cmocka_unit_test(test_markdown_raw_html_text_part),
         cmocka_unit_test(test_elements_email),
         cmocka_unit_test(test_elements_chat_and_sms),
         cmocka_unit_test(test_attribute_safety),

@@ -106,6 +106,7 @@ static void sleep_ms(long ms)
 enum op_kind {
     OP_NONE,
     OP_META_SET,
+    OP_META_ADD,
     OP_KEY_INSERT,
     OP_KEY_REVOKE,
     OP_JOB_INSERT,
@@ -145,6 +146,9 @@ static int run_op(struct store_txn *t, void *arg)
         break;
     case OP_META_SET:
         o->op_rc = store_meta_set(t, o->key, o->value);
+        break;
+    case OP_META_ADD:
+        o->op_rc = store_meta_add(t, o->key, o->value);
         break;
     case OP_KEY_INSERT:
         o->op_rc = store_key_insert(t, o->rec);
@@ -195,6 +199,12 @@ static int w_meta_set_s(struct store *s, const char *key, struct str v)
 static int w_meta_set(struct fx *f, const char *key, struct str v)
 {
     struct op o = {.kind = OP_META_SET, .key = key, .value = v};
+    return do_op(f->s, &o);
+}
+
+static int w_meta_add(struct fx *f, const char *key, struct str v)
+{
+    struct op o = {.kind = OP_META_ADD, .key = key, .value = v};
     return do_op(f->s, &o);
 }
 
@@ -397,6 +407,14 @@ static void test_meta_roundtrip(void **state)
 
     assert_int_equal(w_meta_set(f, "", STR_LIT("x")), HR_INVAL);
     assert_int_equal(store_meta_get(f->s, "", f->a, &v), HR_INVAL);
+
+    /* meta_add: only the first add of a key wins; the value stays the winner's */
+    assert_int_equal(w_meta_add(f, "first", STR_LIT("a")), 0);
+    assert_int_equal(w_meta_add(f, "first", STR_LIT("b")), HR_CONFLICT);
+    assert_int_equal(store_meta_get(f->s, "first", f->a, &v), 0);
+    assert_memory_equal(v.p, "a", 2);
+    assert_int_equal(w_meta_add(f, "instance_id", STR_LIT("x")), HR_CONFLICT);
+    assert_int_equal(w_meta_add(f, "", STR_LIT("x")), HR_INVAL);
 }
 
 /* ---- keys ------------------------------------------------------------------------------ */

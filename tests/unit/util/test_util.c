@@ -90,6 +90,64 @@ static void test_time_parse(void **state)
     assert_int_equal(time_parse_iso("2015-02-02T00:00:00Zjunk", 24, &ms), HR_INVAL);
 }
 
+/* lenient: fmt(parse(in)) == want, or HR_INVAL when want is NULL */
+static void lenient(const char *in, const char *want)
+{
+    int64_t ms = 0;
+    char out[32];
+    int rc = time_parse_lenient(in, strlen(in), &ms);
+    if (!want) {
+        if (rc != HR_INVAL)
+            fail_msg("%s: parsed, expected HR_INVAL", in);
+        return;
+    }
+    if (rc != HR_OK)
+        fail_msg("%s: HR_INVAL, expected %s", in, want);
+    time_fmt_iso(ms, out, sizeof out);
+    assert_string_equal(out, want);
+}
+
+static void test_time_parse_lenient(void **state)
+{
+    int64_t ms;
+    /* everything strict ISO takes */
+    lenient("2015-12-12T19:11:01.169Z", "2015-12-12T19:11:01.169Z");
+    lenient("2024-10-11T06:37:25+07:00", "2024-10-10T23:37:25.000Z");
+    lenient("2025-01-01", "2025-01-01T00:00:00.000Z");
+    /* the loose forms: Segment's own batch sample, one-digit fields, '/', compact, zones */
+    lenient("2015-2-02T00:30:12.984Z", "2015-02-02T00:30:12.984Z");
+    lenient("2015-2-2T0:30:5Z", "2015-02-02T00:30:05.000Z");
+    lenient("2015/02/02 00:30", "2015-02-02T00:30:00.000Z");
+    lenient("20150202", "2015-02-02T00:00:00.000Z");
+    lenient(" 2015-02-02T00:30:12.9 UTC ", "2015-02-02T00:30:12.900Z");
+    lenient("2015-02-02T00:30:12 +0100", "2015-02-01T23:30:12.000Z");
+    /* epoch numbers as text: 10 digits seconds, 13 digits milliseconds */
+    lenient("1420000000", "2014-12-31T04:26:40.000Z");
+    lenient("1420000000000", "2014-12-31T04:26:40.000Z");
+    lenient("1420000000.5", "2014-12-31T04:26:40.500Z");
+    /* not dates */
+    lenient("not-a-date", NULL);
+    lenient("", NULL);
+    lenient("2015-13-01", NULL);
+    lenient("2015-2-30", NULL);
+    lenient("2015-02-02T24:00", NULL);
+    lenient("2015-02-02T00:30Zjunk", NULL);
+    lenient("2015-02-02T00:30 EST", NULL);
+    lenient("12345678", NULL);
+    lenient("99999999999999999999", NULL);
+    /* numbers: below 31557600000 seconds, else milliseconds; outside years 0..9999 refused */
+    assert_int_equal(time_from_epoch(1420000000, &ms), HR_OK);
+    assert_true(ms == 1420000000000LL);
+    assert_int_equal(time_from_epoch(1420000000000.0, &ms), HR_OK);
+    assert_true(ms == 1420000000000LL);
+    assert_int_equal(time_from_epoch(31557599999.0, &ms), HR_OK);
+    assert_true(ms == 31557599999000LL);
+    assert_int_equal(time_from_epoch(31557600000.0, &ms), HR_OK);
+    assert_true(ms == 31557600000LL);
+    assert_int_equal(time_from_epoch(3e14, &ms), HR_INVAL); /* year 11476 */
+    assert_int_equal(time_from_epoch(1e300, &ms), HR_INVAL);
+}
+
 static void test_crypto(void **state)
 {
     uint8_t mac[20], out[64];
@@ -154,6 +212,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_str_to_i64), cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_arena),      cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_time_parse_lenient),
         cmocka_unit_test(test_crypto),     cmocka_unit_test(test_json_bounded),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
