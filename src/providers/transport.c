@@ -3,7 +3,7 @@
  * lock), started by the loop thread (easy handle made, options set, added to the multi),
  * and ended by finish() on the loop thread (result read, secrets scrubbed, callback
  * called, everything freed). The loop thread is the only one that touches the multi,
- * the easy handles, the guarded connection pool and the list of active transfers. */
+ * the easy handles, the connection pools and the list of active transfers. */
 #include "transport.h"
 
 #include "../util/clock.h"
@@ -20,6 +20,18 @@
 
 #define M_IN_FLIGHT "herald_transport_in_flight"
 #define M_DONE "herald_transport_completed_total"
+
+/* Connection pools. libcurl reuses a connection for any transfer to the same host, port
+ * and login, but does not tell a plain SMTP session from one upgraded by STARTTLS, nor
+ * compare certificate checks on it, nor know about the egress guard. Transfers that need
+ * one of those apart get a pool (a CURLSH sharing connections) of their own; the rest use
+ * the multi's cache. */
+enum pool {
+    POOL_GUARDED = 0,    /* requests with req->guard: every connection checked */
+    POOL_TLS,            /* SMTP with TLS required, peer verified */
+    POOL_TLS_NOVERIFY,   /* SMTP with TLS required, peer not verified */
+    POOL_N,
+};
 
 struct transfer {
     struct transfer *next, *prev; /* submission list (next only), then the active list */
@@ -40,7 +52,7 @@ struct transport {
     bool stopping;
     pthread_t th;
     CURLM *multi;                   /* loop thread only, from here on */
-    CURLSH *guarded;                /* the connection pool of guarded requests */
+    CURLSH *pool[POOL_N];           /* connection pools apart from the multi's own */
     struct transfer *active;        /* started, not finished (doubly linked) */
 };
 
@@ -335,8 +347,11 @@ static void start(struct transport *t, struct transfer *tr)
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, tr->resp.http.error);
+    if (tr->req.kind == TRANSPORT_SMTP && tr->req.smtp_tls)
+        curl_easy_setopt(h, CURLOPT_SHARE,
+                         t->pool[tr->req.tls_verify ? POOL_TLS : POOL_TLS_NOVERIFY]);
     if (tr->req.guard) {
-        curl_easy_setopt(h, CURLOPT_SHARE, t->guarded); /* their own connections */
+        curl_easy_setopt(h, CURLOPT_SHARE, t->pool[POOL_GUARDED]);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_guarded);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, tr);
         curl_easy_setopt(h, CURLOPT_PROXY, ""); /* no proxy from the environment */
@@ -419,14 +434,15 @@ static void finish(struct transport *t, struct transfer *tr, int rc, CURLcode cc
         t->active = tr->next;
     if (tr->next)
         tr->next->prev = tr->prev;
-    tr->done(tr->arg, &tr->resp);
-    transfer_free(tr);
+    /* counted out first: the callback may submit the next transfer into the room */
     pthread_mutex_lock(&t->mu);
     t->count--;
     pthread_mutex_unlock(&t->mu);
     metrics_gauge_add(M_IN_FLIGHT, "Outbound transfers queued or in flight.", -1);
     metrics_counter_add(M_DONE, "Outbound transfers finished, by result.", "result",
                         result_label(rc), 1);
+    tr->done(tr->arg, &tr->resp);
+    transfer_free(tr);
 }
 
 /* cancel: finish tr without an answer: the transport is going away. */
@@ -485,17 +501,22 @@ struct transport *transport_new(int max_transfers)
     pthread_mutex_init(&t->mu, NULL);
     t->max = max_transfers > 0 ? max_transfers : TRANSPORT_MAX_DEFAULT;
     t->multi = curl_multi_init();
-    t->guarded = curl_share_init();
-    if (!t->multi || !t->guarded ||
-        curl_share_setopt(t->guarded, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)
+    if (!t->multi)
         goto fail;
+    for (int i = 0; i < POOL_N; i++) {
+        t->pool[i] = curl_share_init();
+        if (!t->pool[i] ||
+            curl_share_setopt(t->pool[i], CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)
+            goto fail;
+    }
     if (pthread_create(&t->th, NULL, transport_main, t) != 0)
         goto fail;
     return t;
 fail:
     LOG_E("transport.start", "msg=%s", "libcurl multi loop could not start");
     curl_multi_cleanup(t->multi);
-    curl_share_cleanup(t->guarded);
+    for (int i = 0; i < POOL_N; i++)
+        curl_share_cleanup(t->pool[i]);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return NULL;
@@ -511,7 +532,8 @@ void transport_free(struct transport *t)
     curl_multi_wakeup(t->multi);
     pthread_join(t->th, NULL);
     curl_multi_cleanup(t->multi); /* closes the connections: SMTP sessions say QUIT */
-    curl_share_cleanup(t->guarded);
+    for (int i = 0; i < POOL_N; i++)
+        curl_share_cleanup(t->pool[i]);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
