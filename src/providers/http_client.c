@@ -5,7 +5,6 @@
 
 #include "transport.h"
 
-#include "../util/clock.h"
 #include "../util/crypto.h"
 #include "../util/json.h"
 #include "../util/xalloc.h"
