@@ -304,6 +304,11 @@ static void setup_smtp(struct transfer *tr, CURL *h)
 {
     struct transport_req *q = &tr->req;
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    /* each reply within the transfer's time (no change while it runs); libcurl copies it
+     * to the handle that says QUIT when the pool closes, which otherwise waits 120 s on
+     * a server that stopped answering */
+    curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT,
+                     (long)(http_client_timeout(q->timeout_ms) + 999) / 1000);
     curl_easy_setopt(h, CURLOPT_USE_SSL, q->smtp_tls ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, q->tls_verify ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, q->tls_verify ? 2L : 0L);
