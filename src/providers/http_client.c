@@ -1,111 +1,19 @@
-/* http_client.c: per-thread libcurl handles, bounded HTTP requests and the mapping
- * from HTTP statuses and transport errors to delivery outcomes. */
+/* http_client.c: bounded HTTP requests (run by the transport, transport.c), the mapping
+ * from HTTP statuses and transport errors to delivery outcomes, the scrubbing of secrets
+ * out of answers, and the small helpers providers share. */
 #include "http_client.h"
 
-#include "../util/clock.h"
+#include "transport.h"
+
 #include "../util/crypto.h"
 #include "../util/json.h"
 #include "../util/xalloc.h"
 
-#include <pthread.h>
-#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* ---- per-thread easy handles ---------------------------------------------------- */
-
-#define EASY_SLOTS 4
-
-struct easy_slot {
-    char *key; /* owned; NULL when the slot is free */
-    CURL *h;
-    uint64_t used; /* tick of the last use, for LRU eviction */
-};
-
-struct easy_cache {
-    struct easy_slot slot[EASY_SLOTS];
-    uint64_t tick;
-};
-
-static pthread_key_t g_easy_key;
-static pthread_once_t g_easy_once = PTHREAD_ONCE_INIT;
-
-static void slot_clear(struct easy_slot *s)
-{
-    if (s->h)
-        curl_easy_cleanup(s->h);
-    free(s->key);
-    memset(s, 0, sizeof *s);
-}
-
-static void cache_free(void *p)
-{
-    struct easy_cache *c = p;
-    if (!c)
-        return;
-    for (int i = 0; i < EASY_SLOTS; i++)
-        slot_clear(&c->slot[i]);
-    free(c);
-}
-
-static void make_key(void)
-{
-    if (pthread_key_create(&g_easy_key, cache_free) != 0) {
-        fprintf(stderr, "herald: pthread_key_create failed\n");
-        abort();
-    }
-}
-
-CURL *http_client_easy(const char *key)
-{
-    struct easy_cache *c;
-    struct easy_slot *victim = NULL;
-    pthread_once(&g_easy_once, make_key);
-    c = pthread_getspecific(g_easy_key);
-    if (!c) {
-        c = xcalloc(1, sizeof *c);
-        pthread_setspecific(g_easy_key, c);
-    }
-    if (!key)
-        key = "";
-    for (int i = 0; i < EASY_SLOTS; i++) {
-        struct easy_slot *s = &c->slot[i];
-        if (s->h && strcmp(s->key, key) == 0) {
-            s->used = ++c->tick;
-            return s->h;
-        }
-        if (!victim || (victim->h && (!s->h || s->used < victim->used)))
-            victim = s;
-    }
-    slot_clear(victim);
-    victim->h = curl_easy_init();
-    if (!victim->h)
-        return NULL;
-    victim->key = xstrdup(key);
-    victim->used = ++c->tick;
-    http_client_easy_release(victim->h);
-    return victim->h;
-}
-
-void http_client_easy_release(CURL *h)
-{
-    if (!h)
-        return;
-    curl_easy_reset(h);
-    /* what still applies when the handle closes its connections later (SMTP QUIT) */
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, 2L);
-}
-
-void http_client_thread_cleanup(void)
-{
-    pthread_once(&g_easy_once, make_key);
-    cache_free(pthread_getspecific(g_easy_key));
-    pthread_setspecific(g_easy_key, NULL);
-}
 
 /* ---- one HTTP request ------------------------------------------------------------- */
 
@@ -122,35 +30,6 @@ void http_client_resp_cleanup(struct http_client_resp *resp)
         return;
     buf_cleanup(&resp->body);
     buf_cleanup(&resp->headers);
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    struct http_client_resp *resp = ud;
-    size_t len = size * n;
-    size_t room = HTTP_CLIENT_BODY_MAX - resp->body.len;
-    if (len > room) {
-        /* keep what fits and stop reading: the status is what matters */
-        if (buf_append(&resp->body, p, room) < 0)
-            return 0;
-        resp->truncated = true;
-        return 0;
-    }
-    if (buf_append(&resp->body, p, len) < 0)
-        return 0;
-    return len;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    struct http_client_resp *resp = ud;
-    size_t len = size * n;
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
-        buf_reset(&resp->headers); /* a new response (after 1xx): keep only the last */
-    /* past the cap, further lines are dropped; the transfer goes on */
-    if (buf_append(&resp->headers, p, len) < 0)
-        return len;
-    return len;
 }
 
 int64_t http_client_timeout(int64_t timeout_ms)
@@ -241,166 +120,41 @@ static void scrub_resp_cb(void *ud, const char *form)
     http_client_scrub(resp->error, form);
 }
 
-/* scrub_resp: every secret of req out of resp (see http_client.h). */
-static void scrub_resp(const struct http_client_req *req, struct http_client_resp *resp)
+void http_client_resp_scrub(struct http_client_resp *resp, const char *const *secrets,
+                           const char *user, const char *password, const char *url)
 {
-    char *user = NULL, *pass = NULL;
+    char *uuser = NULL, *upass = NULL;
     CURLU *u;
-    for (size_t i = 0; req->secrets && req->secrets[i]; i++)
-        if (req->secrets[i][0])
-            scrub_resp_cb(resp, req->secrets[i]);
-    scrub_forms(req->username, req->password, scrub_resp_cb, resp);
-    u = curl_url();
-    if (u && curl_url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE) == CURLUE_OK) {
-        curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
-        scrub_forms(user, pass, scrub_resp_cb, resp);
+    for (size_t i = 0; secrets && secrets[i]; i++)
+        if (secrets[i][0])
+            scrub_resp_cb(resp, secrets[i]);
+    scrub_forms(user, password, scrub_resp_cb, resp);
+    u = url ? curl_url() : NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PASSWORD, &upass, CURLU_URLDECODE) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_USER, &uuser, CURLU_URLDECODE);
+        scrub_forms(uuser, upass, scrub_resp_cb, resp);
     }
-    curl_free(user);
-    curl_free(pass);
+    curl_free(uuser);
+    curl_free(upass);
     curl_url_cleanup(u);
 }
 
-/* ---- the egress guard ---------------------------------------------------------------- */
-
-static struct netaddr_allow g_egress_allow; /* written once before threads start */
-
-void http_client_egress_allow(const struct netaddr_allow *allow)
-{
-    if (allow)
-        g_egress_allow = *allow;
-    else
-        memset(&g_egress_allow, 0, sizeof g_egress_allow);
-}
-
-struct guard {
-    char refused[160]; /* the first refusal of this transfer; "" when none */
-};
-
-/* open_guarded: libcurl's CURLOPT_OPENSOCKETFUNCTION for guarded requests: called with
- * the resolved address of every connection (happy eyeballs tries each family). */
-static curl_socket_t open_guarded(void *clientp, curlsocktype purpose,
-                                  struct curl_sockaddr *a)
-{
-    struct guard *g = clientp;
-    struct netaddr na;
-    enum netaddr_class c;
-    char text[NETADDR_TEXT_MAX];
-    int fd;
-    if (purpose != CURLSOCKTYPE_IPCXN ||
-        netaddr_from_sockaddr(&a->addr, a->addrlen, &na) < 0) {
-        if (!g->refused[0])
-            snprintf(g->refused, sizeof g->refused, "target is not an IP address; refused");
-        return CURL_SOCKET_BAD;
-    }
-    c = netaddr_classify(&na);
-    if (c != NETADDR_PUBLIC && !netaddr_allow_match(&g_egress_allow, &na)) {
-        if (!g->refused[0]) {
-            netaddr_format(&na, text, sizeof text);
-            snprintf(g->refused, sizeof g->refused,
-                     "target %s is %s; refused (allow it with --egress-allow)", text,
-                     netaddr_class_text(c));
-        }
-        return CURL_SOCKET_BAD;
-    }
-    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    return fd < 0 ? CURL_SOCKET_BAD : (curl_socket_t)fd;
-}
+/* ---- one request, over the transport ------------------------------------------------- */
 
 int http_client_perform(const struct http_client_req *req, struct http_client_resp *resp)
 {
-    struct guard guard = {{0}};
-    int rc = HR_OK;
-    CURLcode cc;
-    long status = 0;
-    char ra[128];
-    struct curl_slist *hdrs = NULL;
-    int64_t timeout = http_client_timeout(req->timeout_ms);
-    CURL *h = NULL;
-
-    buf_reset(&resp->body);
-    buf_reset(&resp->headers);
-    resp->status = 0;
-    resp->curl_code = 0;
-    resp->truncated = false;
-    resp->error[0] = '\0';
-    resp->retry_after_ms = 0;
-
-    if (!req->url || !http_client_url_ok(req->url)) {
-        snprintf(resp->error, sizeof resp->error, "not an http(s) URL");
-        rc = HR_INVAL;
-        goto out;
-    }
-    /* guarded requests keep their own connections: see http_client.h */
-    h = http_client_easy(req->guard ? "egress" : NULL);
-    if (!h) {
-        snprintf(resp->error, sizeof resp->error, "libcurl could not create a handle");
-        rc = HR_IO;
-        goto out;
-    }
-    if (req->content_type)
-        http_client_header_add(&hdrs, "Content-Type: %s", req->content_type);
-    http_client_header_add(&hdrs, "Expect:"); /* no 100-continue round trip */
-    for (const struct curl_slist *l = req->headers; l; l = l->next)
-        http_client_header_add(&hdrs, "%s", l->data);
-
-    curl_easy_setopt(h, CURLOPT_URL, req->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "herald");
-    if (req->guard) {
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_guarded);
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &guard);
-        curl_easy_setopt(h, CURLOPT_PROXY, ""); /* no proxy from the environment */
-        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    }
-    if (req->method && strcmp(req->method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body.p ? req->body.p : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
-        if (req->method && strcmp(req->method, "POST") != 0)
-            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    if (req->username) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, req->username);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, req->password ? req->password : "");
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, resp->error);
-
-    cc = curl_easy_perform(h);
-    resp->curl_code = (int)cc;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 200 && status <= 599) {
-        /* the server answered; a body cut short (cap or timeout) does not change that */
-        resp->status = (int)status;
-        resp->error[0] = '\0';
-        if (http_client_header(resp, "Retry-After", ra, sizeof ra))
-            resp->retry_after_ms =
-                http_client_retry_after(ra, req->now_ms > 0 ? req->now_ms : time_now_ms());
-    } else if (guard.refused[0] && cc == CURLE_COULDNT_CONNECT) {
-        snprintf(resp->error, sizeof resp->error, "%s", guard.refused);
-        rc = HR_PERM;
-    } else {
-        if (!resp->error[0])
-            snprintf(resp->error, sizeof resp->error, "%s", curl_easy_strerror(cc));
-        rc = cc == CURLE_OPERATION_TIMEDOUT ? HR_TIMEOUT : HR_IO;
-    }
-    scrub_resp(req, resp);
-
-out:
-    if (h)
-        http_client_easy_release(h);
-    curl_slist_free_all(hdrs);
+    struct transport_req q;
+    struct transport_resp tr;
+    int rc;
+    transport_req_init(&q);
+    transport_resp_init(&tr);
+    transport_req_from_http(&q, req);
+    rc = transport_perform(transport_default(), &q, &tr);
+    http_client_resp_cleanup(resp);
+    *resp = tr.http; /* the buffers move to the caller */
+    http_client_resp_init(&tr.http);
+    transport_resp_cleanup(&tr);
     return rc;
 }
 

@@ -1,11 +1,9 @@
-/* http_client.h: the one piece of libcurl plumbing the providers share. It keeps a
- * small cache of easy handles per thread (so consecutive sends reuse connections:
- * HTTP keep-alive, an open SMTP session), performs bounded HTTP POST/PUT requests with
- * a capped response, and turns a status or a transport error into the provider
- * outcome (SENT / TRANSIENT / PERMANENT) with Retry-After honoured.
+/* http_client.h: what the providers share for HTTP: a bounded request (run on the
+ * transport's loop thread, transport.h: one libcurl code path, connections reused through
+ * its cache), a capped response, and the mapping from a status or a transport error to
+ * the provider outcome (SENT / TRANSIENT / PERMANENT) with Retry-After honoured.
  *
- * Threads: everything here works on the calling thread's own handles; no locking.
- * A thread's handles are freed when it exits, or by http_client_thread_cleanup(). */
+ * Threads: any thread but the transport's loop thread (http_client_perform waits). */
 #ifndef HERALD_PROVIDERS_HTTP_CLIENT_H
 #define HERALD_PROVIDERS_HTTP_CLIENT_H
 
@@ -22,22 +20,6 @@
 #define HTTP_CLIENT_BODY_MAX (64 * 1024)     /* response body kept (the rest is dropped) */
 #define HTTP_CLIENT_HEADERS_MAX (16 * 1024)  /* response header bytes kept */
 #define HTTP_CLIENT_TIMEOUT_DEFAULT 10000    /* ms, when the delivery gives none */
-
-/* ---- per-thread easy handles ---------------------------------------------------- */
-
-/* http_client_easy: the calling thread's easy handle for `key` (a connection identity
- * such as "smtp|host|port|secure|user"; NULL or "" for the shared HTTP handle), created
- * on first use, with all options at their defaults and its connections kept alive.
- * Returns NULL only when libcurl cannot make a handle. The handle stays owned by the
- * thread: hand it back with http_client_easy_release() before returning. */
-CURL *http_client_easy(const char *key);
-/* http_client_easy_release: forget the options of the transfer just done (they may
- * point at the caller's stack) but keep the handle's live connections. */
-void http_client_easy_release(CURL *h);
-/* http_client_thread_cleanup: free the calling thread's handles now (closing their
- * connections). Runs by itself at thread exit; call it on the main thread before
- * provider_global_cleanup(). */
-void http_client_thread_cleanup(void);
 
 /* ---- one HTTP request ------------------------------------------------------------- */
 
@@ -77,12 +59,12 @@ void http_client_resp_cleanup(struct http_client_resp *resp); /* NULL is a no-op
  * caught): a non-public address (netaddr_classify) is refused unless the operator's
  * allowlist holds it. Such requests never use a proxy from the environment (http_proxy,
  * HTTPS_PROXY...: the check would see the proxy, not the target), never follow
- * redirects, and use their own easy handle, so a connection opened unchecked for an
+ * redirects, and use a connection pool of their own, so a connection opened unchecked for an
  * operator-configured provider (SMTP, and Twilio or SendGrid at their own default URLs: not
  * guarded; a base_url set through the API is) is never reused. */
 
-/* http_client_egress_allow: set the allowlist (copied). Call once at start-up, before
- * any worker thread runs; NULL or an empty list allows public addresses only. */
+/* http_client_egress_allow: set the allowlist (copied; defined in transport.c, which
+ * applies it). Any thread; NULL or an empty list allows public addresses only. */
 void http_client_egress_allow(const struct netaddr_allow *allow);
 
 /* Secrets in answers: a server may quote the request back in an error ("bad key: Bearer
@@ -94,12 +76,20 @@ void http_client_egress_allow(const struct netaddr_allow *allow);
  * every "t" of a text helps nobody; such a secret is no secret). */
 #define HTTP_CLIENT_SCRUB_MIN 4
 
-/* http_client_perform: send req on the thread's shared handle. Returns HR_OK when a
+/* http_client_resp_scrub: the replacement above, in resp, for these secrets (NULL-ended,
+ * may be NULL), user/password and the password of url (NULLs allowed). */
+void http_client_resp_scrub(struct http_client_resp *resp, const char *const *secrets,
+                            const char *user, const char *password, const char *url);
+
+/* http_client_perform: send req through the process's transport (transport_default) and
+ * wait for the answer. Returns HR_OK when a
  * response status arrived (whatever it is), HR_TIMEOUT or HR_IO (resp->error says why)
  * when none did, HR_INVAL for a bad request (e.g. an URL that is not http/https), HR_PERM
  * when the egress guard refused every address of the target (resp->error: "target
- * 127.0.0.1 is a loopback address; refused (allow it with --egress-allow)").
- * resp must have been initialised; it is overwritten. */
+ * 127.0.0.1 is a loopback address; refused (allow it with --egress-allow)"), HR_AGAIN
+ * when the transport is full, HR_UNAVAIL when it is shut down. req is copied: the
+ * caller's memory is not used after the call. resp must have been initialised; it is
+ * overwritten. */
 int http_client_perform(const struct http_client_req *req, struct http_client_resp *resp);
 
 /* http_client_header: copy the value of response header `name` (case-insensitive,

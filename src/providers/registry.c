@@ -2,6 +2,7 @@
  * libcurl setup they share. */
 #include "http_client.h"
 #include "provider.h"
+#include "transport.h"
 
 #include <curl/curl.h>
 #include <string.h>
@@ -40,7 +41,6 @@ int provider_global_init(void)
 
 void provider_global_cleanup(void)
 {
-    /* the calling thread's handles; every other thread freed its own when it exited */
-    http_client_thread_cleanup();
+    transport_default_stop(); /* cancels what is in flight, closes the connections */
     curl_global_cleanup();
 }

@@ -5,17 +5,19 @@
  * SendGrid answers 202 with the X-Message-Id header; errors carry
  * {"errors": [{"message", "field"}]}. */
 #include "../util/json.h"
-#include "../util/log.h"
 #include "../util/xalloc.h"
 #include "http_client.h"
 #include "mime.h"
 #include "provider.h"
+#include "transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SENDGRID_BASE_URL "https://api.sendgrid.com"
+
+extern const struct provider_ops provider_sendgrid;
 
 static const char *const sendgrid_secrets[] = {"api_key", NULL};
 
@@ -119,21 +121,20 @@ static void error_reason(const struct http_client_resp *resp, struct delivery_re
     cJSON_Delete(v);
 }
 
-static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
+/* sendgrid_build: the Mail Send request for d: see provider.h. */
+static int sendgrid_build(const struct delivery *d, struct transport_req *req,
+                          struct delivery_result *r)
 {
     struct sendgrid_conf c;
     struct herr err = {0};
-    struct http_client_resp resp;
     struct curl_slist *hdrs = NULL;
     struct buf url;
     char *body = NULL;
     const char *to = json_str(d->profile, "email");
     const char *base;
     size_t blen;
-    int rc;
+    int rc = HR_INVAL;
 
-    memset(r, 0, sizeof *r);
-    http_client_resp_init(&resp);
     buf_init(&url, 4096);
     r->outcome = DELIVERY_PERMANENT;
     if (conf_parse(d->settings, &c, &err) < 0) {
@@ -161,7 +162,7 @@ static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
     http_client_header_add(&hdrs, "Authorization: Bearer %s", c.api_key);
     {
         const char *secrets[] = {c.api_key, NULL};
-        struct http_client_req req = {
+        struct http_client_req hreq = {
             .url = buf_cstr(&url),
             .content_type = "application/json",
             .body = str_c(body),
@@ -172,26 +173,34 @@ static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
             .guard = c.base_url ? "sendgrid" : NULL,
             .secrets = secrets,
         };
-        rc = http_client_perform(&req, &resp);
+        transport_req_from_http(req, &hreq);
     }
-    http_client_classify(rc, &resp, "sendgrid", r);
-    if (r->outcome == DELIVERY_SENT) {
-        char id[256];
-        if (http_client_header(&resp, "X-Message-Id", id, sizeof id))
-            http_client_text(r->reference, sizeof r->reference, str_c(id),
-                             sizeof r->reference - 1);
-    } else if (rc == HR_OK) {
-        error_reason(&resp, r);
-    }
+    rc = HR_OK;
 
 out:
-    LOG_D("provider.sendgrid", "message_id=%s provider=%s outcome=%d status=%d",
-          d->message_id ? d->message_id : "", d->provider_id ? d->provider_id : "",
-          r->outcome, r->remote_status);
     curl_slist_free_all(hdrs);
     free(body);
     buf_cleanup(&url);
-    http_client_resp_cleanup(&resp);
+    return rc;
+}
+
+static void sendgrid_classify(const struct delivery *d, const struct transport_resp *resp,
+                              struct delivery_result *r)
+{
+    http_client_classify(resp->rc, &resp->http, "sendgrid", r);
+    if (r->outcome == DELIVERY_SENT) {
+        char id[256];
+        if (http_client_header(&resp->http, "X-Message-Id", id, sizeof id))
+            http_client_text(r->reference, sizeof r->reference, str_c(id),
+                             sizeof r->reference - 1);
+    } else if (resp->rc == HR_OK) {
+        error_reason(&resp->http, r);
+    }
+}
+
+static void sendgrid_send(const struct delivery *d, struct delivery_result *r)
+{
+    provider_send(&provider_sendgrid, d, r);
 }
 
 const struct provider_ops provider_sendgrid = {
@@ -202,4 +211,6 @@ const struct provider_ops provider_sendgrid = {
     .validate = sendgrid_validate,
     .addressable = sendgrid_addressable,
     .send = sendgrid_send,
+    .build = sendgrid_build,
+    .classify = sendgrid_classify,
 };

@@ -1,22 +1,26 @@
-/* smtp.c: email over SMTP with libcurl (plain, STARTTLS or implicit TLS, optional
- * AUTH). Each worker thread keeps one easy handle per (host, port, security, user,
- * verification), so consecutive sends reuse the open SMTP session.
+/* smtp.c: email over SMTP (plain, STARTTLS or implicit TLS, optional AUTH): build() makes
+ * the envelope and the MIME message, the transport sends it with libcurl, reusing an open
+ * session to the same server with the same login and TLS settings.
  *
  * Outcomes: accepted -> SENT (reference: the Message-ID); an SMTP 4xx reply or a
  * transport error -> TRANSIENT; an SMTP 5xx reply, an invalid address, a refused
  * STARTTLS or rejected login without a code -> PERMANENT. */
 #include "../util/clock.h"
 #include "../util/json.h"
-#include "../util/log.h"
+#include "../util/xalloc.h"
 #include "http_client.h"
 #include "mime.h"
 #include "provider.h"
+#include "transport.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SMTP_MSG_MAX (16u * 1024 * 1024) /* the built message, QP included */
+
+extern const struct provider_ops provider_smtp;
 
 enum smtp_secure { SEC_NONE = 0, SEC_STARTTLS, SEC_TLS };
 static const char *const secure_names[] = {"none", "starttls", "tls"};
@@ -103,85 +107,21 @@ static int smtp_addressable(const cJSON *profile, const cJSON *settings)
     return mime_addr_valid(json_str(profile, "email"));
 }
 
-/* ---- one transfer ------------------------------------------------------------------ */
+/* ---- one message --------------------------------------------------------------------- */
 
-struct upload {
-    const char *p;
-    size_t len, off;
-};
-
-static size_t on_read(char *dst, size_t size, size_t n, void *ud)
-{
-    struct upload *u = ud;
-    size_t room = size * n, left = u->len - u->off;
-    size_t k = left < room ? left : room;
-    memcpy(dst, u->p + u->off, k);
-    u->off += k;
-    return k;
-}
-
-/* The server's first error reply (4xx/5xx) of the transfer: what ends up in reason.
- * Later lines (the QUIT of a connection closed after the error) do not replace it. */
-struct reply {
-    char line[256];
-};
-
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
-{
-    struct reply *rep = ud;
-    if (type == CURLINFO_HEADER_IN && !rep->line[0] && size >= 3 &&
-        (data[0] == '4' || data[0] == '5') && data[1] >= '0' && data[1] <= '9' &&
-        data[2] >= '0' && data[2] <= '9') {
-        while (size && (data[size - 1] == '\n' || data[size - 1] == '\r'))
-            size--;
-        http_client_text(rep->line, sizeof rep->line, (struct str){data, size}, 200);
-    }
-    return 0;
-}
-
-/* classify: the transfer's result -> r. */
-static void classify(CURLcode cc, long code, const struct reply *rep, const char *errbuf,
-                     const struct smtp_conf *c, struct delivery_result *r)
-{
-    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
-    if (rep->line[0])
-        code = (rep->line[0] - '0') * 100 + (rep->line[1] - '0') * 10 + (rep->line[2] - '0');
-    r->remote_status = code >= 400 ? (int)code : 0; /* only an error reply is "the" code */
-    if (code >= 500 && code <= 599)
-        r->outcome = DELIVERY_PERMANENT;
-    else if (code >= 400 && code <= 499)
-        r->outcome = DELIVERY_TRANSIENT;
-    else if (cc == CURLE_USE_SSL_FAILED || cc == CURLE_LOGIN_DENIED ||
-             cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
-        r->outcome = DELIVERY_PERMANENT; /* configuration: will not fix itself */
-    else
-        r->outcome = DELIVERY_TRANSIENT;
-    if (rep->line[0])
-        snprintf(r->reason, sizeof r->reason, "smtp %.255s (%.200s)", rep->line, why);
-    else
-        snprintf(r->reason, sizeof r->reason, "smtp: %.200s", why);
-    /* a server may quote the login back (AUTH PLAIN/LOGIN are base64 of it) */
-    http_client_scrub_basic(r->reason, c->username, c->password);
-}
-
-static void smtp_send(const struct delivery *d, struct delivery_result *r)
+/* smtp_build: the envelope and the MIME message for d: see provider.h. */
+static int smtp_build(const struct delivery *d, struct transport_req *req,
+                      struct delivery_result *r)
 {
     struct smtp_conf c;
     struct herr err = {0};
     struct buf msg;
-    struct upload up;
-    struct reply rep = {{0}};
-    struct curl_slist *rcpts = NULL;
-    char msgid[MIME_MSGID_MAX], url[300], key[600], addr[300];
-    char errbuf[CURL_ERROR_SIZE] = "";
+    char msgid[MIME_MSGID_MAX], url[300], addr[300];
     const char *to = json_str(d->profile, "email");
     const struct content *ct = d->content;
     int64_t timeout = http_client_timeout(d->timeout_ms);
-    CURL *h = NULL;
-    CURLcode cc;
-    long code = 0;
+    int rc = HR_INVAL;
 
-    memset(r, 0, sizeof *r);
     buf_init(&msg, SMTP_MSG_MAX);
     r->outcome = DELIVERY_PERMANENT;
     if (conf_parse(d->settings, &c, &err) < 0) {
@@ -217,71 +157,74 @@ static void smtp_send(const struct delivery *d, struct delivery_result *r)
     if (c.timeout_ms > 0 && c.timeout_ms < timeout)
         timeout = c.timeout_ms;
 
-    snprintf(key, sizeof key, "smtp|%s|%lld|%d|%s|%d", c.host, (long long)c.port, c.secure,
-             c.username ? c.username : "", (int)c.tls_verify);
-    h = http_client_easy(key);
-    if (!h) {
-        r->outcome = DELIVERY_TRANSIENT;
-        snprintf(r->reason, sizeof r->reason, "smtp: libcurl could not create a handle");
-        goto out;
-    }
     snprintf(url, sizeof url, "%s://%s%s%s:%lld", c.secure == SEC_TLS ? "smtps" : "smtp",
              strchr(c.host, ':') ? "[" : "", c.host, strchr(c.host, ':') ? "]" : "",
              (long long)c.port);
+    req->kind = TRANSPORT_SMTP;
+    req->url = xstrdup(url);
     snprintf(addr, sizeof addr, "<%s>", to);
-    rcpts = curl_slist_append(NULL, addr);
-    if (!rcpts) {
-        r->outcome = DELIVERY_TRANSIENT;
-        snprintf(r->reason, sizeof r->reason, "smtp: out of memory");
-        goto out;
+    req->rcpts = curl_slist_append(NULL, addr);
+    if (!req->rcpts) {
+        fprintf(stderr, "herald: out of memory (curl_slist_append)\n");
+        abort();
     }
     snprintf(addr, sizeof addr, "<%s>", c.from);
-    up = (struct upload){msg.p, msg.len, 0};
-
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(h, CURLOPT_USE_SSL,
-                     c.secure == SEC_NONE ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c.tls_verify ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c.tls_verify ? 2L : 0L);
+    req->mail_from = xstrdup(addr);
+    req->body = buf_steal(&msg, &req->body_len);
+    req->smtp_tls = c.secure != SEC_NONE;
+    req->tls_verify = c.tls_verify;
     if (c.username) {
-        curl_easy_setopt(h, CURLOPT_USERNAME, c.username);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c.password ? c.password : "");
+        req->username = xstrdup(c.username);
+        req->password = xstrdup(c.password ? c.password : "");
     }
-    curl_easy_setopt(h, CURLOPT_MAIL_FROM, addr);
-    curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
-    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)msg.len);
-    curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(h, CURLOPT_READDATA, &up);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    /* the debug hook is how the server's own words reach us (never our AUTH lines:
-     * only CURLINFO_HEADER_IN is looked at) */
-    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &rep);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    req->timeout_ms = timeout;
+    req->now_ms = d->now_ms;
+    rc = HR_OK;
 
-    cc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    if (cc == CURLE_OK) {
+out:
+    buf_cleanup(&msg);
+    return rc;
+}
+
+/* smtp_classify: accepted -> SENT with the Message-ID; otherwise the server's error
+ * reply decides (5xx PERMANENT, 4xx TRANSIENT), else the transport error. The transport
+ * has scrubbed the login out of reply and error already. */
+static void smtp_classify(const struct delivery *d, const struct transport_resp *resp,
+                          struct delivery_result *r)
+{
+    const char *rep = resp->smtp_reply;
+    const char *why = resp->http.error[0] ? resp->http.error : "no answer";
+    CURLcode cc = (CURLcode)resp->http.curl_code;
+    long code = resp->http.status;
+    if (resp->rc == HR_OK) {
+        char msgid[MIME_MSGID_MAX];
+        mime_message_id(d->idempotency_key, msgid, sizeof msgid);
         r->outcome = DELIVERY_SENT;
         r->remote_status = (int)code;
         snprintf(r->reference, sizeof r->reference, "%s", msgid);
-    } else {
-        classify(cc, code, &rep, errbuf, &c, r);
+        return;
     }
+    if (rep[0])
+        code = (rep[0] - '0') * 100 + (rep[1] - '0') * 10 + (rep[2] - '0');
+    r->remote_status = code >= 400 ? (int)code : 0; /* only an error reply is "the" code */
+    if (code >= 500 && code <= 599)
+        r->outcome = DELIVERY_PERMANENT;
+    else if (code >= 400 && code <= 499)
+        r->outcome = DELIVERY_TRANSIENT;
+    else if (resp->rc == HR_INVAL || cc == CURLE_USE_SSL_FAILED || cc == CURLE_LOGIN_DENIED ||
+             cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
+        r->outcome = DELIVERY_PERMANENT; /* configuration: will not fix itself */
+    else
+        r->outcome = DELIVERY_TRANSIENT;
+    if (rep[0])
+        snprintf(r->reason, sizeof r->reason, "smtp %.255s (%.200s)", rep, why);
+    else
+        snprintf(r->reason, sizeof r->reason, "smtp: %.200s", why);
+}
 
-out:
-    if (h)
-        http_client_easy_release(h);
-    curl_slist_free_all(rcpts);
-    buf_cleanup(&msg);
-    LOG_D("provider.smtp", "message_id=%s provider=%s outcome=%d status=%d",
-          d->message_id ? d->message_id : "", d->provider_id ? d->provider_id : "",
-          r->outcome, r->remote_status);
+static void smtp_send(const struct delivery *d, struct delivery_result *r)
+{
+    provider_send(&provider_smtp, d, r);
 }
 
 const struct provider_ops provider_smtp = {
@@ -292,4 +235,6 @@ const struct provider_ops provider_smtp = {
     .validate = smtp_validate,
     .addressable = smtp_addressable,
     .send = smtp_send,
+    .build = smtp_build,
+    .classify = smtp_classify,
 };

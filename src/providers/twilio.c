@@ -4,14 +4,16 @@
  * MessagingServiceSid for a sender starting with "MG") and Body. Twilio answers 201
  * with the message "sid"; errors carry {"code", "message"}. */
 #include "../util/json.h"
-#include "../util/log.h"
 #include "http_client.h"
 #include "provider.h"
+#include "transport.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define TWILIO_BASE_URL "https://api.twilio.com"
+
+extern const struct provider_ops provider_twilio;
 
 static const char *const twilio_secrets[] = {"auth_token", NULL};
 
@@ -93,19 +95,18 @@ static void error_reason(const struct http_client_resp *resp, struct delivery_re
     cJSON_Delete(v);
 }
 
-static void twilio_send(const struct delivery *d, struct delivery_result *r)
+/* twilio_build: the Messages request for d: see provider.h. */
+static int twilio_build(const struct delivery *d, struct transport_req *req,
+                        struct delivery_result *r)
 {
     struct twilio_conf c;
     struct herr err = {0};
-    struct http_client_resp resp;
     struct buf form, url;
     const char *to = phone(d->profile);
     const char *text = d->content ? d->content->text : NULL;
     size_t blen;
-    int rc = HR_OK;
+    int rc = HR_INVAL;
 
-    memset(r, 0, sizeof *r);
-    http_client_resp_init(&resp);
     buf_init(&form, (size_t)1 << 20);
     buf_init(&url, 4096);
     r->outcome = DELIVERY_PERMANENT;
@@ -139,7 +140,7 @@ static void twilio_send(const struct delivery *d, struct delivery_result *r)
         goto out;
     }
     {
-        struct http_client_req req = {
+        struct http_client_req hreq = {
             .url = buf_cstr(&url),
             .content_type = "application/x-www-form-urlencoded",
             .body = buf_str(&form),
@@ -150,27 +151,34 @@ static void twilio_send(const struct delivery *d, struct delivery_result *r)
             /* a base_url is chosen through the API: the egress guard checks it */
             .guard = c.base_url ? "twilio" : NULL,
         };
-        rc = http_client_perform(&req, &resp);
+        transport_req_from_http(req, &hreq);
     }
-    http_client_classify(rc, &resp, "twilio", r);
+
+out:
+    buf_cleanup(&form);
+    buf_cleanup(&url);
+    return rc;
+}
+
+static void twilio_classify(const struct delivery *d, const struct transport_resp *resp,
+                            struct delivery_result *r)
+{
+    http_client_classify(resp->rc, &resp->http, "twilio", r);
     if (r->outcome == DELIVERY_SENT) {
-        cJSON *v = http_client_resp_json(&resp);
+        cJSON *v = http_client_resp_json(&resp->http);
         const char *sid = json_str(v, "sid");
         if (sid)
             http_client_text(r->reference, sizeof r->reference, str_c(sid),
                              sizeof r->reference - 1);
         cJSON_Delete(v);
-    } else if (rc == HR_OK) {
-        error_reason(&resp, r);
+    } else if (resp->rc == HR_OK) {
+        error_reason(&resp->http, r);
     }
+}
 
-out:
-    LOG_D("provider.twilio", "message_id=%s provider=%s outcome=%d status=%d",
-          d->message_id ? d->message_id : "", d->provider_id ? d->provider_id : "",
-          r->outcome, r->remote_status);
-    buf_cleanup(&form);
-    buf_cleanup(&url);
-    http_client_resp_cleanup(&resp);
+static void twilio_send(const struct delivery *d, struct delivery_result *r)
+{
+    provider_send(&provider_twilio, d, r);
 }
 
 const struct provider_ops provider_twilio = {
@@ -181,4 +189,6 @@ const struct provider_ops provider_twilio = {
     .validate = twilio_validate,
     .addressable = twilio_addressable,
     .send = twilio_send,
+    .build = twilio_build,
+    .classify = twilio_classify,
 };

@@ -9,10 +9,10 @@
 #include "../util/clock.h"
 #include "../util/crypto.h"
 #include "../util/json.h"
-#include "../util/log.h"
 #include "../util/xalloc.h"
 #include "http_client.h"
 #include "provider.h"
+#include "transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,8 @@
 #include <strings.h>
 
 #define WEBHOOK_HEADERS_MAX 50
+
+extern const struct provider_ops provider_webhook;
 
 /* dotted names are keys inside an object setting ("authentication": {"token": ...});
  * "headers.*" is every value of the headers object (they often carry API keys) */
@@ -220,20 +222,19 @@ static void reference(const struct http_client_resp *resp, struct delivery_resul
     cJSON_Delete(v);
 }
 
-static void webhook_send(const struct delivery *d, struct delivery_result *r)
+/* webhook_build: the POST (or PUT) for d: see provider.h. */
+static int webhook_build(const struct delivery *d, struct transport_req *req,
+                         struct delivery_result *r)
 {
     struct webhook_conf c;
     struct herr err = {0};
-    struct http_client_resp resp;
     struct curl_slist *hdrs = NULL;
     struct buf signed_part;
     char *body = NULL;
     const cJSON *pw = json_obj(d->profile, "webhook");
     const cJSON *h;
-    int rc;
+    int rc = HR_INVAL;
 
-    memset(r, 0, sizeof *r);
-    http_client_resp_init(&resp);
     buf_init(&signed_part, (size_t)1 << 30);
     r->outcome = DELIVERY_PERMANENT;
     if (conf_parse(d->settings, &c, &err) < 0) {
@@ -283,22 +284,7 @@ static void webhook_send(const struct delivery *d, struct delivery_result *r)
         http_client_header_add(&hdrs, "Authorization: Bearer %s", c.token);
 
     {
-        /* what an answer must not quote back: credentials and configured header values */
-        const char *secrets[WEBHOOK_HEADERS_MAX + 4];
-        size_t ns = 0;
-        secrets[ns++] = c.secret;
-        secrets[ns++] = c.token;
-        cJSON_ArrayForEach(h, c.headers)
-        {
-            if (ns < WEBHOOK_HEADERS_MAX + 2 && cJSON_IsString(h))
-                secrets[ns++] = h->valuestring;
-        }
-        secrets[ns] = NULL;
-        for (size_t i = 0; i < ns; i++) /* NULLs (no secret, no token) would end the list */
-            if (!secrets[i])
-                secrets[i] = "";
-        struct http_client_req req = {
-            .secrets = secrets,
+        struct http_client_req hreq = {
             .method = c.method,
             .url = c.url,
             .content_type = "application/json",
@@ -310,20 +296,36 @@ static void webhook_send(const struct delivery *d, struct delivery_result *r)
             .now_ms = d->now_ms,
             .guard = "webhook",
         };
-        rc = http_client_perform(&req, &resp);
+        transport_req_from_http(req, &hreq);
     }
-    http_client_classify(rc, &resp, "webhook", r);
-    if (r->outcome == DELIVERY_SENT)
-        reference(&resp, r);
+    /* what an answer must not quote back: credentials and configured header values */
+    transport_req_secret(req, c.secret);
+    transport_req_secret(req, c.token);
+    cJSON_ArrayForEach(h, c.headers)
+    {
+        if (cJSON_IsString(h))
+            transport_req_secret(req, h->valuestring);
+    }
+    rc = HR_OK;
 
 out:
-    LOG_D("provider.webhook", "message_id=%s provider=%s outcome=%d status=%d",
-          d->message_id ? d->message_id : "", d->provider_id ? d->provider_id : "",
-          r->outcome, r->remote_status);
     curl_slist_free_all(hdrs);
     buf_cleanup(&signed_part);
     free(body);
-    http_client_resp_cleanup(&resp);
+    return rc;
+}
+
+static void webhook_classify(const struct delivery *d, const struct transport_resp *resp,
+                             struct delivery_result *r)
+{
+    http_client_classify(resp->rc, &resp->http, "webhook", r);
+    if (r->outcome == DELIVERY_SENT)
+        reference(&resp->http, r);
+}
+
+static void webhook_send(const struct delivery *d, struct delivery_result *r)
+{
+    provider_send(&provider_webhook, d, r);
 }
 
 const struct provider_ops provider_webhook = {
@@ -334,4 +336,6 @@ const struct provider_ops provider_webhook = {
     .validate = webhook_validate,
     .addressable = webhook_addressable,
     .send = webhook_send,
+    .build = webhook_build,
+    .classify = webhook_classify,
 };

@@ -30,7 +30,7 @@ static const char *const bound_txt[] = {"0.001", "0.0025", "0.005", "0.01", "0.0
                                         "2.5",   "5",      "10"};
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
-enum mtype { M_COUNTER, M_HISTOGRAM };
+enum mtype { M_COUNTER, M_HISTOGRAM, M_GAUGE };
 
 struct series {
     const char *family; /* static */
@@ -158,6 +158,18 @@ void metrics_counter_add(const char *name, const char *help, const char *label,
     pthread_mutex_unlock(&g_mu);
 }
 
+void metrics_gauge_add(const char *name, const char *help, double delta)
+{
+    struct series *s;
+    if (!name || isnan(delta))
+        return;
+    pthread_mutex_lock(&g_mu);
+    s = find_or_add(name, help, M_GAUGE, NULL, NULL, NULL, NULL);
+    if (s)
+        s->value += delta;
+    pthread_mutex_unlock(&g_mu);
+}
+
 void metrics_reset(void)
 {
     pthread_mutex_lock(&g_mu);
@@ -237,7 +249,7 @@ static int put_labels(struct buf *out, const struct series *s, const char *le)
 static int put_series(struct buf *out, const struct series *s)
 {
     int rc = HR_OK;
-    if (s->type == M_COUNTER) {
+    if (s->type == M_COUNTER || s->type == M_GAUGE) {
         rc = buf_append_c(out, s->family);
         if (rc == HR_OK)
             rc = put_labels(out, s, NULL);
@@ -298,7 +310,9 @@ int metrics_render(struct buf *out)
                 rc = put_escaped(out, s->help ? s->help : s->family, true);
             if (rc == HR_OK)
                 rc = buf_printf(out, "\n# TYPE %s %s\n", s->family,
-                                s->type == M_HISTOGRAM ? "histogram" : "counter");
+                                s->type == M_HISTOGRAM ? "histogram"
+                                : s->type == M_GAUGE   ? "gauge"
+                                                       : "counter");
         }
         if (rc == HR_OK)
             rc = put_series(out, s);

@@ -16,6 +16,9 @@ void metrics_job_outcome(const char *kind, const char *outcome);
  * must be static strings; value is copied (<= 63 chars). */
 void metrics_counter_add(const char *name, const char *help, const char *label,
                          const char *value, double n);
+/* metrics_gauge_add: a gauge without labels "name" += delta (negative to lower it); name
+ * and help must be static strings. Any thread. */
+void metrics_gauge_add(const char *name, const char *help, double delta);
 /* metrics_render: append all metrics in Prometheus text format 0.0.4. */
 int metrics_render(struct buf *out) HR_MUSTCHECK;
 /* metrics_reset: forget everything (tests only). */

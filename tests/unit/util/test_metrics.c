@@ -123,6 +123,16 @@ static void test_jobs_and_custom(void **state)
     free(out);
 }
 
+static void test_gauge(void **state)
+{
+    metrics_gauge_add("herald_things_in_flight", "Things now.", 3);
+    metrics_gauge_add("herald_things_in_flight", "Things now.", -2);
+    char *out = render();
+    assert_true(has_line(out, "# TYPE herald_things_in_flight gauge"));
+    assert_true(has_line(out, "herald_things_in_flight 1"));
+    free(out);
+}
+
 static void test_label_escaping(void **state)
 {
     metrics_counter_add("herald_odd_total", "Help with \\ and\nnewline.", "v", "a\"b\\c\nd", 1);
@@ -240,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_http_counters, reset),
+        cmocka_unit_test_setup(test_gauge, reset),
         cmocka_unit_test_setup(test_histogram_cumulative, reset),
         cmocka_unit_test_setup(test_jobs_and_custom, reset),
         cmocka_unit_test_setup(test_label_escaping, reset),
