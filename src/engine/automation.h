@@ -25,10 +25,24 @@
 
 #define AUTOMATION_STEP_KIND "automation.step"
 #define AUTOMATION_MAX_STEPS 100
+#define AUTOMATION_MAX_DEPTH 8      /* nested invokes below a run started by an event or the API */
+#define AUTOMATION_MAX_TREE_RUNS 64 /* runs one root run may start through invokes, all levels */
+#define AUTOMATION_ID_MAX 128       /* automation ids: 1 to 128 of [A-Za-z0-9_.:-] */
 
 /* automation_validate: check a template {name?, steps, cancelation_token?}; HR_INVAL
  * with "steps[i]: reason". */
 int automation_validate(const cJSON *def, struct herr *err);
+
+/* automation_id_ok: id is 1 to AUTOMATION_ID_MAX characters of [A-Za-z0-9_.:-]. */
+bool automation_id_ok(struct str id);
+
+/* automation_check_cycles: inside t, refuse a definition that would invoke itself
+ * forever: an invoke step whose literal template is `id`, or names an automation whose
+ * own literal invoke steps name `id` (A -> B -> A). Targets given as accessors are only
+ * known at run time (the depth and fan-out limits catch those). HR_INVAL with
+ * "steps[i]: reason" in err; HR_OK; or a store error. */
+int automation_check_cycles(struct store_txn *t, struct str id, const cJSON *def,
+                            struct herr *err) HR_MUSTCHECK;
 
 /* automation_put: create or replace automation id with def (validated), making version
  * n+1; *out_version gets it. Inside t. */
