@@ -205,3 +205,42 @@ describe('steps whose accessors resolve to junk', () => {
     assert.equal(bad.status, 400, bad.body);
   });
 });
+
+describe('one bad event in a batch', () => {
+  test('an identify pushing its profile past the cap is rejected alone; the other users\' tracks run their automation', T, async () => {
+    const hook = await httpSink();
+    const srv = await startServer({ name: 'batch-isolation' });
+    ok(await api(srv, 'POST', '/providers', { provider: 'webhook', settings: { url: hook.url } }));
+    const tpl = ok(await api(srv, 'POST', '/notifications', { notification: { name: 'Iso', content: { title: 'Iso', body: 'order {{order}}' } }, state: 'PUBLISHED' })).id;
+    ok(await api(srv, 'PUT', '/automations/iso-order', { steps: [{ action: 'send', template: tpl, recipient: 'refs.data.userId' }] }));
+    ok(await api(srv, 'POST', '/links', { event: 'track/Iso Order', automation_id: 'iso-order' }));
+    const write = (body) => srv.request('POST', '/v1/batch', { auth: 'write', json: body });
+    const VALUE = 'x'.repeat(30000); // one identify stays under the 32 KB event limit
+    let n = 0;
+    const identify = () => ({ type: 'identify', userId: 'big-u', messageId: `big-${(n += 1)}`, traits: { [`t${n}`]: VALUE } });
+    // 30 identifies (900 KB of traits) in two batches: all apply
+    for (let b = 0; b < 2; b += 1) {
+      const r = await write({ batch: Array.from({ length: 15 }, identify) });
+      assert.equal(r.status, 200, r.body);
+    }
+    await waitFor(async () => {
+      const p = (await api(srv, 'GET', '/profiles/big-u')).json;
+      return p?.profile && Object.keys(p.profile).length >= 30;
+    }, { timeout: scaled(15000), what: 'the profile grew to 30 traits' });
+    // the poisoned batch: identifies that go past 1 MiB, and other users' tracks
+    const batch = Array.from({ length: 6 }, identify);
+    for (let i = 0; i < 3; i += 1) batch.push({ type: 'track', event: 'Iso Order', userId: `iso-u${i}`, messageId: `iso-${i}`, properties: { order: `o-${i}` } });
+    const r = await write({ batch });
+    assert.equal(r.status, 200, r.body);
+    await hook.waitForRequests(3, { timeout: scaled(15000) });
+    const bodies = hook.requests.map((q) => q.body).join('\n');
+    for (let i = 0; i < 3; i += 1) assert.match(bodies, new RegExp(`order o-${i}`), `user iso-u${i}'s automation delivered`);
+    // the identifies that fit applied, the ones past the cap did not, and were counted
+    const p = (await api(srv, 'GET', '/profiles/big-u')).json.profile;
+    assert.ok(Object.keys(p).length >= 31 && Object.keys(p).length < 36, `some of the last identifies applied: ${Object.keys(p).length} traits`);
+    const { samples } = await srv.metrics();
+    assert.ok(metricValue(samples, 'herald_events_rejected_total', { reason: 'too_large' }) >= 1, 'the rejected event is counted');
+    assert.ok(srv.logs().some((l) => /event=ingest\.event_rejected .*reason=too_large/.test(l)), 'and logged');
+    await waitFor(async () => (await liveJobs(srv)) === 0, { timeout: scaled(15000), what: 'no job left retrying' });
+  });
+});

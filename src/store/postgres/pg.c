@@ -947,6 +947,49 @@ out:
     return rc;
 }
 
+/* pg_txn_sub: fn inside SAVEPOINT herald_sub; a failure inside is rolled back to it,
+ * and the transaction goes on, unless the whole write must be retried (deadlock). */
+static int pg_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
+{
+    struct pg_txn *x = (struct pg_txn *)t;
+    bool retry = false;
+    int rc, xrc;
+    if (!t || t_txn != x || !x->active)
+        return HR_INVAL;
+    if (x->failed < 0)
+        return x->failed;
+    rc = exec_ctl(x->c, "SAVEPOINT herald_sub", "sub_savepoint", &retry);
+    if (rc < 0)
+        goto fatal;
+    rc = fn(t, arg);
+    if (x->failed < 0 && x->retry)
+        return x->failed; /* the whole write is retried */
+    if (rc >= 0 && x->failed == 0) {
+        xrc = exec_ctl(x->c, "RELEASE SAVEPOINT herald_sub", "sub_release", &retry);
+        if (xrc < 0) {
+            rc = xrc;
+            goto fatal;
+        }
+        return rc;
+    }
+    if (rc >= 0)
+        rc = x->failed;
+    xrc = exec_ctl(x->c, "ROLLBACK TO SAVEPOINT herald_sub", "sub_rollback_to", &retry);
+    if (xrc == HR_OK)
+        xrc = exec_ctl(x->c, "RELEASE SAVEPOINT herald_sub", "sub_release", &retry);
+    if (xrc < 0) {
+        rc = xrc;
+        goto fatal;
+    }
+    x->failed = 0;
+    x->retry = false;
+    return rc;
+fatal:
+    x->failed = rc;
+    x->retry = retry;
+    return rc;
+}
+
 static int pg_ping(struct store *s)
 {
     PGresult *r = NULL;
@@ -2510,6 +2553,7 @@ const struct store_ops pg_store_ops = {
     .close = pg_close,
     .write = pg_write,
     .ping = pg_ping,
+    .txn_sub = pg_txn_sub,
     .stats = pg_stats,
     .meta_set = pg_meta_set,
     .meta_get = pg_meta_get,

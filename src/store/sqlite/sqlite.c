@@ -70,6 +70,9 @@ static const char SQL_ROLLBACK[] = "ROLLBACK";
 static const char SQL_SAVEPOINT[] = "SAVEPOINT herald_req";
 static const char SQL_RELEASE[] = "RELEASE herald_req";
 static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO herald_req";
+static const char SQL_SUB_SAVEPOINT[] = "SAVEPOINT herald_sub";
+static const char SQL_SUB_RELEASE[] = "RELEASE herald_sub";
+static const char SQL_SUB_ROLLBACK_TO[] = "ROLLBACK TO herald_sub";
 static const char SQL_PING[] = "SELECT 1";
 
 static const char SQL_META_SET[] =
@@ -637,6 +640,33 @@ out:
 }
 
 /* ---- writer ------------------------------------------------------------------------ */
+
+/* sqlite_txn_sub: fn inside a nested savepoint of the open request savepoint. */
+static int sqlite_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
+{
+    struct sqlite_txn *x = (struct sqlite_txn *)t;
+    int src, rc;
+    if (!x || !x->active)
+        return HR_INVAL;
+    src = exec_ctl(x->c, SQL_SUB_SAVEPOINT);
+    if (src != SQLITE_OK)
+        return db_fail(x->c, src, "sub_savepoint");
+    rc = fn(t, arg);
+    if (sqlite3_get_autocommit(x->c->db))
+        return rc < 0 ? rc : HR_IO; /* SQLite rolled back everything: run_one sees it */
+    if (rc < 0) {
+        src = exec_ctl(x->c, SQL_SUB_ROLLBACK_TO);
+        if (src == SQLITE_OK)
+            src = exec_ctl(x->c, SQL_SUB_RELEASE);
+        if (src != SQLITE_OK)
+            return db_fail(x->c, src, "sub_rollback_to");
+        return rc;
+    }
+    src = exec_ctl(x->c, SQL_SUB_RELEASE);
+    if (src != SQLITE_OK)
+        return db_fail(x->c, src, "sub_release");
+    return rc;
+}
 
 /* fail_req: give request r the error rc (it did not commit). */
 static void fail_req(struct wreq *r, int rc, const char *what, int src)
@@ -2542,6 +2572,7 @@ const struct store_ops sqlite_store_ops = {
     .write = sqlite_write,
     .ping = sqlite_ping,
     .stats = sqlite_stats,
+    .txn_sub = sqlite_txn_sub,
     .meta_set = sqlite_meta_set,
     .meta_get = sqlite_meta_get,
     .key_insert = sqlite_key_insert,
