@@ -244,3 +244,29 @@ describe('one bad event in a batch', () => {
     await waitFor(async () => (await liveJobs(srv)) === 0, { timeout: scaled(15000), what: 'no job left retrying' });
   });
 });
+
+describe('render cost', () => {
+  test('/render answers 400 for a helper over a long string in a loop, and for cmark\'s quadratic pattern', T, async () => {
+    const srv = await startServer({ name: 'render-cost' });
+    const big = 'a'.repeat(800 * 1024);
+    const xs = Array.from({ length: 200 }, (_, i) => i);
+    const r1 = await api(srv, 'POST', '/render', {
+      channel: 'email',
+      content: { title: 'x', body: '{{#each xs}}{{#if (uppercase ../big)}}.{{/if}}{{/each}}' },
+      data: { big, xs },
+    });
+    assert.equal(r1.status, 400, r1.body.slice(0, 300));
+    assert.equal(r1.json.type, 'invalid_request_error');
+    assert.match(r1.json.message, /render budget of \d+ steps exceeded/);
+    const r2 = await api(srv, 'POST', '/render', { channel: 'email', content: { title: 'x', body: '![[]()'.repeat(40000) } });
+    assert.equal(r2.status, 400, r2.body.slice(0, 300));
+    assert.match(r2.json.message, /markdown block is \d+ bytes, over the limit of 65536/);
+    const r3 = await api(srv, 'POST', '/render', { channel: 'email', content: { title: 'x', body: '![[]()'.repeat(5000) } });
+    assert.equal(r3.status, 400, r3.body.slice(0, 300));
+    assert.match(r3.json.message, /over the limit of 2048/);
+    // ordinary content still renders
+    const r4 = await api(srv, 'POST', '/render', { channel: 'email', content: { title: 'x', body: 'Hi **{{uppercase name}}** [link](https://example.com)' }, data: { name: 'lin' } });
+    assert.equal(r4.status, 200, r4.body);
+    assert.match(r4.json.content.html, /<strong>LIN<\/strong>/);
+  });
+});
