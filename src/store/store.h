@@ -76,6 +76,8 @@ struct job {
     uint32_t max_attempts;
     int64_t created_ms;
     struct str last_error;   /* arena-owned, may be empty */
+    uint32_t retaken;        /* leases taken over after they ran out, counting this one:
+                                the holder died (or stalled) with the job in hand */
 };
 
 /* A JSON document in a named collection: profiles, groups, aliases, templates, brands,

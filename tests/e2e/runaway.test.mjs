@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
 
-import { metricValue, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { isPostgres, metricValue, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 
 const T = { timeout: scaled(60000) };
@@ -268,5 +268,45 @@ describe('render cost', () => {
     const r4 = await api(srv, 'POST', '/render', { channel: 'email', content: { title: 'x', body: 'Hi **{{uppercase name}}** [link](https://example.com)' }, data: { name: 'lin' } });
     assert.equal(r4.status, 200, r4.body);
     assert.match(r4.json.content.html, /<strong>LIN<\/strong>/);
+  });
+});
+
+describe('poison pill', () => {
+  test('a job in hand each time the process is killed is dead-lettered after 3 takeovers, not run again', { timeout: scaled(120000) }, async () => {
+    // a sink that accepts and never answers: the fetch-data step hangs while we kill
+    let conns = 0;
+    const sockets = new Set();
+    const hang = net.createServer((s) => {
+      conns += 1;
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    });
+    await new Promise((r) => hang.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => {
+      for (const s of sockets) s.destroy();
+      hang.close(() => r());
+    }));
+    // PostgreSQL leases are not ended at start (other nodes may hold them): a lease
+    // shorter than the 10 s fetch timeout lets the restarted node take the job over
+    const srv = await startServer({ name: 'poison-pill', args: isPostgres ? ['--lease-ms', '6000'] : [] });
+    const url = `http://127.0.0.1:${hang.address().port}/hang`;
+    ok(await api(srv, 'POST', '/automations/invoke', { automation: { steps: [{ action: 'fetch-data', webhook: { url } }] } }));
+    for (let k = 1; k <= 3; k += 1) {
+      await waitFor(() => conns >= k, { timeout: scaled(20000), what: `attempt ${k} in flight at the sink` });
+      const r = await srv.kill9();
+      assert.equal(r.signal, 'SIGKILL');
+      await srv.restart();
+    }
+    let dead;
+    await waitFor(async () => {
+      const q = ok(await api(srv, 'GET', '/admin/queue'));
+      dead = q.dead.find((d) => d.kind === 'automation.step');
+      return dead;
+    }, { timeout: scaled(20000), what: 'the step job in the dead letters' });
+    assert.match(dead.last_error, /poison pill: its lease was taken over 3 times/);
+    await sleep(300);
+    assert.equal(conns, 3, 'not run a fourth time');
+    assert.equal((await srv.request('GET', '/healthz')).status, 200);
   });
 });

@@ -110,7 +110,9 @@ static const struct migration migrations[] = {
         "  type TEXT NOT NULL,"
         "  body BYTEA NOT NULL);"
         "CREATE INDEX message_history_msg ON message_history(message_id, seq);"},
-    /* next: {4, "..."}, */
+    /* 4: leases taken over after they ran out (the poison-pill guard, queue.c) */
+    {4, "ALTER TABLE jobs ADD COLUMN retaken BIGINT NOT NULL DEFAULT 0;"},
+    /* next: {5, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -95,7 +95,7 @@ static const char SQL_KEY_COUNT[] =
 
 #define JOB_COLS                                                                            \
     "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "         \
-    "max_attempts, created_ms, last_error"
+    "max_attempts, created_ms, last_error, retaken"
 static const char SQL_JOB_INSERT[] =
     "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key) "
     "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6) ON CONFLICT(dedup_key) DO NOTHING";
@@ -115,7 +115,8 @@ static const char SQL_JOB_LEASE_PICK[] =
     "  ORDER BY run_at_ms, id LIMIT ?3))"
     " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_TAKE[] =
-    "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1 "
+    "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1, "
+    "retaken = retaken + (state = 1) " /* the old state: an expired lease taken over */
     "WHERE id = ?3 RETURNING " JOB_COLS;
 static const char SQL_JOB_ACK[] =
     "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND lease_token = ?2";
@@ -549,6 +550,7 @@ static void row_job(sqlite3_stmt *st, struct arena *a, struct job *out)
     out->max_attempts = (uint32_t)sqlite3_column_int64(st, 8);
     out->created_ms = sqlite3_column_int64(st, 9);
     out->last_error = col_str(a, st, 10);
+    out->retaken = (uint32_t)sqlite3_column_int64(st, 11);
 }
 
 /* row_key: a row of KEY_COLS into out; HR_IO when the stored hash is malformed. */
