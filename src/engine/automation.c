@@ -910,25 +910,11 @@ static bool step_fetch(struct step_out *o, const cJSON *st, const cJSON *ctx, st
 
     memset(&req, 0, sizeof req);
     buf_init(&full, 8192);
-    /* validated again after resolution: an accessor can bring in anything */
     if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
         fail(o, "fetch-data: webhook.url must be an http(s) URL%s", NULL);
         goto out;
     }
-    if (!url_clean(url)) {
-        fail(o, "fetch-data: webhook.url holds a space or control character%s", NULL);
-        goto out;
-    }
-    {
-        const cJSON *mv = cJSON_GetObjectItemCaseSensitive(w, "method");
-        if (mv && !cJSON_IsNull(mv) && !method_ok(method)) {
-            char got[96];
-            describe(mv, got, sizeof got);
-            fail(o, "fetch-data: webhook.method must be GET, POST, PUT, PATCH or DELETE, got %s",
-                 got);
-            goto out;
-        }
-    }
+
     if (buf_append_c(&full, url) < 0)
         goto toolong;
     if (json_obj(w, "params")) {
@@ -1023,6 +1009,68 @@ static void step_get_profile(struct step_out *o, struct engine *e, const cJSON *
         return fail(o, "get-profile: cannot read the profile%s", NULL);
     o->profile = merge(json_obj(ctx, "profile"), p, strategy ? strategy : "soft-merge");
     o->outcome = p;
+}
+
+int automation_step_prepare(const cJSON *raw, const cJSON *ctx, cJSON **out, bool *skipped,
+                            struct herr *err)
+{
+    const char *action = json_str(raw, "action"), *cond = json_str(raw, "if");
+    cJSON *copy, *st = NULL;
+    const cJSON *w;
+    char got[96];
+    int rc;
+    *out = NULL;
+    *skipped = false;
+    if (cond) {
+        struct expr *x = NULL;
+        struct herr e2;
+        herr_clear(&e2);
+        if (expr_compile(cond, strlen(cond), &x, &e2) < 0)
+            return herr_set(err, HR_INVAL, "if: %s", e2.msg);
+        *skipped = !expr_truthy(x, ctx);
+        expr_unref(x);
+        if (*skipped)
+            return HR_OK;
+    }
+    /* resolve accessors everywhere except the condition (already evaluated) */
+    copy = cJSON_Duplicate(raw, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "if");
+    rc = refs_resolve(copy, ctx, &st, err);
+    cJSON_Delete(copy);
+    if (rc < 0)
+        return rc;
+    /* an accessor can bring in anything (missing, null, a number, CR LF): what reaches a
+     * string use is checked again here, after resolution */
+    if (action && !strcmp(action, "invoke")) {
+        const char *target = json_str(st, "template");
+        if (!target || !automation_id_ok(str_c(target))) {
+            describe(cJSON_GetObjectItemCaseSensitive(st, "template"), got, sizeof got);
+            rc = herr_set(err, HR_INVAL, "invoke: template must resolve to an automation id, got %s",
+                          got);
+        }
+    } else if (action && !strcmp(action, "fetch-data")) {
+        const cJSON *mv;
+        const char *url;
+        w = json_obj(st, "webhook");
+        url = json_str(w, "url");
+        mv = cJSON_GetObjectItemCaseSensitive(w, "method");
+        if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
+            rc = herr_set(err, HR_INVAL, "fetch-data: webhook.url must be an http(s) URL");
+        } else if (!url_clean(url)) {
+            rc = herr_set(err, HR_INVAL, "fetch-data: webhook.url holds a space or control character");
+        } else if (mv && !cJSON_IsNull(mv) && !method_ok(json_str(w, "method"))) {
+            describe(mv, got, sizeof got);
+            rc = herr_set(err, HR_INVAL,
+                          "fetch-data: webhook.method must be GET, POST, PUT, PATCH or DELETE, got %s",
+                          got);
+        }
+    }
+    if (rc < 0) {
+        cJSON_Delete(st);
+        return rc;
+    }
+    *out = st;
+    return HR_OK;
 }
 
 /* invoke_commit: inside t, start the run an invoke step asked for, counted against its
@@ -1204,8 +1252,9 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     struct engine *e = vctx;
     cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len), *run = NULL, *st = NULL;
     const cJSON *raw, *ctx;
-    const char *rid = json_str(p, "run"), *action, *cond;
+    const char *rid = json_str(p, "run"), *action;
     struct step_out *o = arena_zalloc(a, sizeof *o);
+    bool skipped = false;
     struct herr err;
     int64_t step = -1, cur = -1;
     int rc;
@@ -1237,30 +1286,14 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     ctx = run_ctx(run);
     raw = cJSON_GetArrayItem(json_arr(run, "steps"), (int)step);
     action = json_str(raw, "action");
-    cond = json_str(raw, "if");
-    if (cond) {
-        struct expr *x = NULL;
-        if (expr_compile(cond, strlen(cond), &x, &err) < 0) {
-            fail(o, "if: %s", err.msg);
-            goto commit;
-        }
-        if (!expr_truthy(x, ctx)) {
-            o->status = "skipped";
-            expr_unref(x);
-            goto commit;
-        }
-        expr_unref(x);
+    rc = automation_step_prepare(raw, ctx, &st, &skipped, &err);
+    if (rc < 0) {
+        fail(o, "%s", err.msg);
+        goto commit;
     }
-    /* resolve accessors everywhere except the condition (already evaluated) */
-    {
-        cJSON *copy = cJSON_Duplicate(raw, 1);
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "if");
-        rc = refs_resolve(copy, ctx, &st, &err);
-        cJSON_Delete(copy);
-        if (rc < 0) {
-            fail(o, "%s", err.msg);
-            goto commit;
-        }
+    if (skipped) {
+        o->status = "skipped";
+        goto commit;
     }
     if (!action) {
         fail(o, "step has no action%s", NULL);
@@ -1299,13 +1332,6 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
         int64_t depth = 0;
         char seed[128];
         json_i64(src, "depth", &depth);
-        if (!target || !automation_id_ok(str_c(target))) {
-            /* an accessor can resolve to anything: missing, null, a number, junk */
-            char got[96];
-            describe(cJSON_GetObjectItemCaseSensitive(st, "template"), got, sizeof got);
-            fail(o, "invoke: template must resolve to an automation id, got %s", got);
-            goto commit;
-        }
         if (depth >= AUTOMATION_MAX_DEPTH) {
             char why[96];
             snprintf(why, sizeof why, "%d", AUTOMATION_MAX_DEPTH);

@@ -90,6 +90,15 @@ int automation_links(struct store *s, struct str key, bool by_event, cJSON **out
  * or a number of ms as text -> ms. HR_INVAL when unreadable. */
 int automation_parse_duration(const char *s, int64_t *out_ms);
 
+/* automation_step_prepare: the pure half of running a step: evaluate raw's `if` against
+ * ctx (*skipped true when false), resolve its accessors, and check what resolution
+ * brought into string uses (invoke's template is an automation id; fetch-data's url is
+ * http(s) without spaces or controls and its method one of GET POST PUT PATCH DELETE).
+ * On HR_OK *out is the resolved step (caller owns; NULL when skipped). HR_INVAL or
+ * HR_TOOBIG with the step's error in err. No I/O; any thread. */
+int automation_step_prepare(const cJSON *raw, const cJSON *ctx, cJSON **out, bool *skipped,
+                            struct herr *err) HR_MUSTCHECK;
+
 /* The job handler (ctx: struct engine *). */
 void automation_step_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
 
