@@ -413,12 +413,18 @@ static bool permanent(int rc)
     return rc == HR_TOOBIG || rc == HR_INVAL || rc == HR_PERM;
 }
 
+/* apply_at: event i of the job (the one place the job calls apply). */
+static int apply_at(struct store_txn *t, struct loaded *l, size_t i)
+{
+    return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false);
+}
+
 static int apply_all_fn(struct store_txn *t, void *varg)
 {
     struct loaded *l = varg;
     int rc = HR_OK;
     for (size_t i = 0; i < l->n && rc == HR_OK; i++)
-        rc = apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false);
+        rc = apply_at(t, l, i);
     return rc;
 }
 
@@ -430,8 +436,7 @@ struct one_event {
 static int apply_one_fn(struct store_txn *t, void *varg)
 {
     struct one_event *o = varg;
-    struct loaded *l = o->l;
-    return apply(l->ig, t, l->events[o->i], l->ids[o->i], l->received[o->i], false);
+    return apply_at(t, o->l, o->i);
 }
 
 static void reject(struct loaded *l, size_t i, int rc)
