@@ -15,19 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ID_MAX 128
+#define ID_MAX AUTOMATION_ID_MAX
 
 static bool id_ok(struct str id)
 {
-    if (id.len == 0 || id.len > ID_MAX)
-        return false;
-    for (size_t i = 0; i < id.len; i++) {
-        char c = id.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == ':'))
-            return false;
-    }
-    return true;
+    return automation_id_ok(id);
 }
 
 static int bad_id(struct http_resp *resp)
@@ -60,12 +52,15 @@ struct put_arg {
     const cJSON *def;
     int64_t now, version;
     const char *link_event; /* from-event: link it too */
+    struct herr cycle;      /* why the definition was refused (an invoke cycle) */
 };
 
 static int put_tx(struct store_txn *t, void *varg)
 {
     struct put_arg *a = varg;
-    int rc = automation_put(t, a->id, a->def, a->now, &a->version);
+    int rc = automation_check_cycles(t, a->id, a->def, &a->cycle);
+    if (rc == HR_OK)
+        rc = automation_put(t, a->id, a->def, a->now, &a->version);
     if (rc == HR_OK && a->link_event)
         rc = automation_link(t, str_c(a->link_event), a->id, a->now);
     return rc;
@@ -82,7 +77,12 @@ static void put_and_answer(struct api_ctx *ctx, struct http_req *req, struct htt
         return;
     }
     a->now = hclock_now(ctx->clock);
+    herr_clear(&a->cycle);
     rc = store_write(ctx->store, put_tx, a, &err);
+    if (rc == HR_INVAL && a->cycle.msg[0]) {
+        http_resp_error(resp, 400, "invalid_request_error", "%s", a->cycle.msg);
+        return;
+    }
     if (rc < 0) {
         api_error_rc(resp, rc, &err);
         return;

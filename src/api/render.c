@@ -107,7 +107,9 @@ void api_render(void *vctx, struct http_req *req, struct http_resp *resp)
     herr_clear(&err);
     rc = elemental_render(content, ch, rctx, ctx->engine ? ctx->engine->hbs : NULL, &rc_out, &err);
     if (rc < 0) {
-        http_resp_error(resp, rc == HR_TOOBIG ? 413 : 400, "invalid_request_error", "%s",
+        /* a render limit (step budget, markdown block caps, output cap) is a property of
+         * the content, as a syntax error is: 400 either way, the message says which */
+        http_resp_error(resp, 400, "invalid_request_error", "%s",
                         err.msg[0] ? err.msg : "the content does not render");
         goto out;
     }

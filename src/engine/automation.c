@@ -10,6 +10,7 @@
 #include "../util/id.h"
 #include "../util/jsonpatch.h"
 #include "../util/log.h"
+#include "../util/xalloc.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #define C_EVENT_LINKS "event_links"
 #define C_AUTO_LINKS "automation_links"
 #define C_RUNS_BY_AUTO "runs_by_automation"
+#define C_TREES "run_trees"
 #define RUN_KEY_MAX_MS 9999999999999999LL /* ids sort newest first: MAX - created */
 #define FETCH_TIMEOUT_MS 10000
 
@@ -182,6 +184,31 @@ static int until_ms(const char *s, int64_t *out)
 
 /* ---- validation ------------------------------------------------------------------- */
 
+/* is_ref: v is an accessor object {"$ref": "<path>"} (checked by refs_validate). */
+static bool is_ref(const cJSON *v)
+{
+    return cJSON_IsObject(v) && json_str(v, "$ref") && v->child && !v->child->next;
+}
+
+/* method_ok: one of the HTTP methods fetch-data may use (also rules out CR, LF, spaces). */
+static bool method_ok(const char *m)
+{
+    static const char *const ok[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+    for (int i = 0; m && ok[i]; i++)
+        if (!strcmp(m, ok[i]))
+            return true;
+    return false;
+}
+
+/* url_clean: no byte a request line could be split at (controls, space, DEL). */
+static bool url_clean(const char *u)
+{
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
 static int check_merge(const cJSON *st, const char *key, int i, struct herr *err)
 {
     const char *m = json_str(st, key);
@@ -257,10 +284,9 @@ static int check_step(const cJSON *st, int i, struct herr *err)
     } else if (!strcmp(action, "fetch-data")) {
         const cJSON *w = json_obj(st, "webhook");
         const char *url = json_str(w, "url"), *m = json_str(w, "method");
-        if (!url)
+        if (!url && !is_ref(cJSON_GetObjectItemCaseSensitive(w, "url")))
             return herr_set(err, HR_INVAL, "steps[%d]: fetch-data needs webhook.url", i);
-        if (m && strcmp(m, "GET") && strcmp(m, "POST") && strcmp(m, "PUT") && strcmp(m, "PATCH") &&
-            strcmp(m, "DELETE"))
+        if (m && strncmp(m, "refs.", 5) && !strstr(m, "${") && !method_ok(m))
             return herr_set(err, HR_INVAL, "steps[%d].webhook.method is not an HTTP method", i);
         if (check_merge(st, "merge_strategy", i, err) < 0)
             return HR_INVAL;
@@ -273,7 +299,7 @@ static int check_step(const cJSON *st, int i, struct herr *err)
         if (check_merge(st, "merge_strategy", i, err) < 0)
             return HR_INVAL;
     } else if (!strcmp(action, "invoke")) {
-        if (!json_str(st, "template"))
+        if (!json_str(st, "template") && !is_ref(cJSON_GetObjectItemCaseSensitive(st, "template")))
             return herr_set(err, HR_INVAL, "steps[%d]: invoke needs template (an automation id)", i);
     }
     return HR_OK;
@@ -301,6 +327,70 @@ int automation_validate(const cJSON *def, struct herr *err)
 }
 
 /* ---- templates and links ------------------------------------------------------------ */
+
+bool automation_id_ok(struct str id)
+{
+    if (!id.p || id.len == 0 || id.len > AUTOMATION_ID_MAX)
+        return false;
+    for (size_t i = 0; i < id.len; i++) {
+        char c = id.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* literal_target: the automation id an invoke step names as plain text, or NULL (not an
+ * invoke step, or its template is an accessor resolved at run time). */
+static const char *literal_target(const cJSON *st)
+{
+    const char *action = json_str(st, "action"), *tmpl = json_str(st, "template");
+    if (!action || strcmp(action, "invoke") || !tmpl || !strncmp(tmpl, "refs.", 5) ||
+        strstr(tmpl, "${"))
+        return NULL;
+    return tmpl;
+}
+
+int automation_check_cycles(struct store_txn *t, struct str id, const cJSON *def,
+                            struct herr *err)
+{
+    const cJSON *st, *st2;
+    int i = 0, rc = HR_OK;
+    cJSON_ArrayForEach(st, json_arr(def, "steps"))
+    {
+        const char *target = literal_target(st);
+        cJSON *other = NULL;
+        if (target && !strcmp(target, id.p))
+            return herr_set(err, HR_INVAL,
+                            "steps[%d]: invoke of %.128s itself would start runs without end",
+                            i, target);
+        if (target && automation_id_ok(str_c(target))) {
+            rc = doc_load(t, NULL, C_AUTOMATIONS, str_c(target), &other);
+            if (rc == HR_NOTFOUND)
+                rc = HR_OK;
+            if (rc < 0)
+                return rc;
+            cJSON_ArrayForEach(st2, json_arr(other, "steps"))
+            {
+                const char *back = literal_target(st2);
+                if (back && !strcmp(back, id.p)) {
+                    rc = herr_set(err, HR_INVAL,
+                                  "steps[%d]: invoke of %.128s, which invokes %.128s again: a "
+                                  "cycle that would start runs without end",
+                                  i, target, id.p);
+                    break;
+                }
+            }
+            cJSON_Delete(other);
+            if (rc < 0)
+                return rc;
+        }
+        i++;
+    }
+    return HR_OK;
+}
+
 
 int automation_put(struct store_txn *t, struct str id, const cJSON *def, int64_t now,
                    int64_t *out_version)
@@ -615,6 +705,8 @@ struct step_out {
     char *invoke_id;     /* invoke: automation id */
     cJSON *invoke_ctx;
     char invoke_run[ID_LEN + 1];
+    int64_t invoke_depth; /* the new run's depth (this run's + 1) */
+    char invoke_root[ID_LEN + 8]; /* the run at the top of this run's invoke tree */
     struct engine *e;
 };
 
@@ -653,6 +745,28 @@ static cJSON *merge(const cJSON *target, const cJSON *src, const char *strategy)
             cJSON_AddItemToObject(out, it->string, cJSON_Duplicate(it, 1));
     }
     return out;
+}
+
+/* describe: a short, safe description of a resolved value for a step's error. */
+static void describe(const cJSON *v, char *out, size_t cap)
+{
+    size_t n;
+    if (!v || cJSON_IsNull(v)) {
+        snprintf(out, cap, "nothing (null or missing)");
+        return;
+    }
+    if (!cJSON_IsString(v)) {
+        snprintf(out, cap, "%s", cJSON_IsNumber(v)   ? "a number"
+                                 : cJSON_IsBool(v)   ? "a boolean"
+                                 : cJSON_IsArray(v)  ? "an array"
+                                                     : "an object");
+        return;
+    }
+    snprintf(out, cap, "\"");
+    n = strlen(out);
+    for (const char *p = v->valuestring; *p && n + 6 < cap; p++) /* printable ASCII only */
+        out[n++] = (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '?';
+    snprintf(out + n, cap - n, "\"");
 }
 
 static void fail(struct step_out *o, const char *fmt, const char *detail)
@@ -800,6 +914,7 @@ static bool step_fetch(struct step_out *o, const cJSON *st, const cJSON *ctx, st
         fail(o, "fetch-data: webhook.url must be an http(s) URL%s", NULL);
         goto out;
     }
+
     if (buf_append_c(&full, url) < 0)
         goto toolong;
     if (json_obj(w, "params")) {
@@ -896,6 +1011,110 @@ static void step_get_profile(struct step_out *o, struct engine *e, const cJSON *
     o->outcome = p;
 }
 
+int automation_step_prepare(const cJSON *raw, const cJSON *ctx, cJSON **out, bool *skipped,
+                            struct herr *err)
+{
+    const char *action = json_str(raw, "action"), *cond = json_str(raw, "if");
+    cJSON *copy, *st = NULL;
+    const cJSON *w;
+    char got[96];
+    int rc;
+    *out = NULL;
+    *skipped = false;
+    if (cond) {
+        struct expr *x = NULL;
+        struct herr e2;
+        herr_clear(&e2);
+        if (expr_compile(cond, strlen(cond), &x, &e2) < 0)
+            return herr_set(err, HR_INVAL, "if: %s", e2.msg);
+        *skipped = !expr_truthy(x, ctx);
+        expr_unref(x);
+        if (*skipped)
+            return HR_OK;
+    }
+    /* resolve accessors everywhere except the condition (already evaluated) */
+    copy = cJSON_Duplicate(raw, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "if");
+    rc = refs_resolve(copy, ctx, &st, err);
+    cJSON_Delete(copy);
+    if (rc < 0)
+        return rc;
+    /* an accessor can bring in anything (missing, null, a number, CR LF): what reaches a
+     * string use is checked again here, after resolution */
+    if (action && !strcmp(action, "invoke")) {
+        const char *target = json_str(st, "template");
+        if (!target || !automation_id_ok(str_c(target))) {
+            describe(cJSON_GetObjectItemCaseSensitive(st, "template"), got, sizeof got);
+            rc = herr_set(err, HR_INVAL, "invoke: template must resolve to an automation id, got %s",
+                          got);
+        }
+    } else if (action && !strcmp(action, "fetch-data")) {
+        const cJSON *mv;
+        const char *url;
+        w = json_obj(st, "webhook");
+        url = json_str(w, "url");
+        mv = cJSON_GetObjectItemCaseSensitive(w, "method");
+        if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
+            rc = herr_set(err, HR_INVAL, "fetch-data: webhook.url must be an http(s) URL");
+        } else if (!url_clean(url)) {
+            rc = herr_set(err, HR_INVAL, "fetch-data: webhook.url holds a space or control character");
+        } else if (mv && !cJSON_IsNull(mv) && !method_ok(json_str(w, "method"))) {
+            describe(mv, got, sizeof got);
+            rc = herr_set(err, HR_INVAL,
+                          "fetch-data: webhook.method must be GET, POST, PUT, PATCH or DELETE, got %s",
+                          got);
+        }
+    }
+    if (rc < 0) {
+        cJSON_Delete(st);
+        return rc;
+    }
+    *out = st;
+    return HR_OK;
+}
+
+/* invoke_commit: inside t, start the run an invoke step asked for, counted against its
+ * tree's budget (run_trees/<root>: how many runs the tree's invokes started). Past the
+ * budget, or for a missing automation, the step fails (o->status) and rc stays HR_OK. */
+static int invoke_commit(struct store_txn *t, struct step_out *o, int64_t now)
+{
+    cJSON *src = cJSON_CreateObject(), *tree = NULL;
+    int64_t started = 0;
+    int rc = doc_load(t, NULL, C_TREES, str_c(o->invoke_root), &tree);
+    if (rc == HR_NOTFOUND) {
+        tree = cJSON_CreateObject();
+        rc = HR_OK;
+    }
+    if (rc < 0)
+        goto out;
+    json_i64(tree, "started", &started);
+    if (started >= AUTOMATION_MAX_TREE_RUNS) {
+        char why[160];
+        snprintf(why, sizeof why, "%d runs (started by run %.40s and the runs it invoked)",
+                 AUTOMATION_MAX_TREE_RUNS, o->invoke_root);
+        fail(o, "invoke: fan-out limit reached: this invoke tree started %s already", why);
+        goto out;
+    }
+    cJSON_AddStringToObject(src, "invoked_by", o->run_id);
+    cJSON_AddStringToObject(src, "root", o->invoke_root);
+    cJSON_AddNumberToObject(src, "depth", (double)o->invoke_depth);
+    rc = automation_start_by_id(o->e, t, str_c(o->invoke_id), o->invoke_ctx, o->invoke_run, src);
+    if (rc == HR_CONFLICT) {
+        rc = HR_OK; /* started by an earlier attempt of this step */
+    } else if (rc == HR_NOTFOUND) {
+        rc = HR_OK;
+        fail(o, "invoke: no automation %.200s", o->invoke_id);
+    } else if (rc == HR_OK) {
+        cJSON_DeleteItemFromObjectCaseSensitive(tree, "started");
+        cJSON_AddNumberToObject(tree, "started", (double)(started + 1));
+        rc = doc_save(t, C_TREES, o->invoke_root, tree, now);
+    }
+out:
+    cJSON_Delete(src);
+    cJSON_Delete(tree);
+    return rc;
+}
+
 static int step_commit(struct store_txn *t, void *arg)
 {
     struct step_out *o = arg;
@@ -967,19 +1186,8 @@ static int step_commit(struct store_txn *t, void *arg)
             if (rc == HR_CONFLICT || rc == HR_NOTFOUND)
                 rc = HR_OK;
         }
-        if (rc == HR_OK && o->invoke_id) {
-            cJSON *src = cJSON_CreateObject();
-            cJSON_AddStringToObject(src, "invoked_by", o->run_id);
-            rc = automation_start_by_id(e, t, str_c(o->invoke_id), o->invoke_ctx, o->invoke_run,
-                                        src);
-            cJSON_Delete(src);
-            if (rc == HR_CONFLICT)
-                rc = HR_OK;
-            else if (rc == HR_NOTFOUND) {
-                rc = HR_OK;
-                fail(o, "invoke: no automation %.200s", o->invoke_id);
-            }
-        }
+        if (rc == HR_OK && o->invoke_id)
+            rc = invoke_commit(t, o, now);
         if (rc < 0)
             goto out;
     }
@@ -1044,8 +1252,9 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     struct engine *e = vctx;
     cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len), *run = NULL, *st = NULL;
     const cJSON *raw, *ctx;
-    const char *rid = json_str(p, "run"), *action, *cond;
+    const char *rid = json_str(p, "run"), *action;
     struct step_out *o = arena_zalloc(a, sizeof *o);
+    bool skipped = false;
     struct herr err;
     int64_t step = -1, cur = -1;
     int rc;
@@ -1077,30 +1286,14 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     ctx = run_ctx(run);
     raw = cJSON_GetArrayItem(json_arr(run, "steps"), (int)step);
     action = json_str(raw, "action");
-    cond = json_str(raw, "if");
-    if (cond) {
-        struct expr *x = NULL;
-        if (expr_compile(cond, strlen(cond), &x, &err) < 0) {
-            fail(o, "if: %s", err.msg);
-            goto commit;
-        }
-        if (!expr_truthy(x, ctx)) {
-            o->status = "skipped";
-            expr_unref(x);
-            goto commit;
-        }
-        expr_unref(x);
+    rc = automation_step_prepare(raw, ctx, &st, &skipped, &err);
+    if (rc < 0) {
+        fail(o, "%s", err.msg);
+        goto commit;
     }
-    /* resolve accessors everywhere except the condition (already evaluated) */
-    {
-        cJSON *copy = cJSON_Duplicate(raw, 1);
-        cJSON_DeleteItemFromObjectCaseSensitive(copy, "if");
-        rc = refs_resolve(copy, ctx, &st, &err);
-        cJSON_Delete(copy);
-        if (rc < 0) {
-            fail(o, "%s", err.msg);
-            goto commit;
-        }
+    if (skipped) {
+        o->status = "skipped";
+        goto commit;
     }
     if (!action) {
         fail(o, "step has no action%s", NULL);
@@ -1134,9 +1327,22 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     } else if (!strcmp(action, "get-profile")) {
         step_get_profile(o, e, st, ctx);
     } else if (!strcmp(action, "invoke")) {
-        const cJSON *c = json_obj(st, "context");
+        const cJSON *c = json_obj(st, "context"), *src = json_obj(run, "source");
+        const char *target = json_str(st, "template"), *root = json_str(src, "root");
+        int64_t depth = 0;
         char seed[128];
-        o->invoke_id = strdup(json_str(st, "template"));
+        json_i64(src, "depth", &depth);
+        if (depth >= AUTOMATION_MAX_DEPTH) {
+            char why[96];
+            snprintf(why, sizeof why, "%d", AUTOMATION_MAX_DEPTH);
+            fail(o, "invoke: depth limit reached: %s nested invokes (does an automation "
+                    "invoke itself, directly or through others?)",
+                 why);
+            goto commit;
+        }
+        o->invoke_depth = depth + 1;
+        snprintf(o->invoke_root, sizeof o->invoke_root, "%s", root ? root : rid);
+        o->invoke_id = xstrdup(target);
         o->invoke_ctx = c ? cJSON_Duplicate(c, 1) : cJSON_Duplicate(ctx, 1);
         cJSON_DeleteItemFromObjectCaseSensitive(o->invoke_ctx, "refs");
         snprintf(seed, sizeof seed, "invoke:%s:%lld", rid, (long long)step);

@@ -25,10 +25,24 @@
 
 #define AUTOMATION_STEP_KIND "automation.step"
 #define AUTOMATION_MAX_STEPS 100
+#define AUTOMATION_MAX_DEPTH 8      /* nested invokes below a run started by an event or the API */
+#define AUTOMATION_MAX_TREE_RUNS 64 /* runs one root run may start through invokes, all levels */
+#define AUTOMATION_ID_MAX 128       /* automation ids: 1 to 128 of [A-Za-z0-9_.:-] */
 
 /* automation_validate: check a template {name?, steps, cancelation_token?}; HR_INVAL
  * with "steps[i]: reason". */
 int automation_validate(const cJSON *def, struct herr *err);
+
+/* automation_id_ok: id is 1 to AUTOMATION_ID_MAX characters of [A-Za-z0-9_.:-]. */
+bool automation_id_ok(struct str id);
+
+/* automation_check_cycles: inside t, refuse a definition that would invoke itself
+ * forever: an invoke step whose literal template is `id`, or names an automation whose
+ * own literal invoke steps name `id` (A -> B -> A). Targets given as accessors are only
+ * known at run time (the depth and fan-out limits catch those). HR_INVAL with
+ * "steps[i]: reason" in err; HR_OK; or a store error. */
+int automation_check_cycles(struct store_txn *t, struct str id, const cJSON *def,
+                            struct herr *err) HR_MUSTCHECK;
 
 /* automation_put: create or replace automation id with def (validated), making version
  * n+1; *out_version gets it. Inside t. */
@@ -75,6 +89,15 @@ int automation_links(struct store *s, struct str key, bool by_event, cJSON **out
 /* automation_parse_duration: "5 minutes", "1 hour", "3 days", "30s", "PT5M", "P1DT2H",
  * or a number of ms as text -> ms. HR_INVAL when unreadable. */
 int automation_parse_duration(const char *s, int64_t *out_ms);
+
+/* automation_step_prepare: the pure half of running a step: evaluate raw's `if` against
+ * ctx (*skipped true when false), resolve its accessors, and check what resolution
+ * brought into string uses (invoke's template is an automation id; fetch-data's url is
+ * http(s) without spaces or controls and its method one of GET POST PUT PATCH DELETE).
+ * On HR_OK *out is the resolved step (caller owns; NULL when skipped). HR_INVAL or
+ * HR_TOOBIG with the step's error in err. No I/O; any thread. */
+int automation_step_prepare(const cJSON *raw, const cJSON *ctx, cJSON **out, bool *skipped,
+                            struct herr *err) HR_MUSTCHECK;
 
 /* The job handler (ctx: struct engine *). */
 void automation_step_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);

@@ -347,6 +347,7 @@ struct loaded {
     cJSON **events;
     int64_t *ids;
     int64_t *received;
+    bool *rejected; /* events whose effects failed for good (set by events_commit) */
     size_t n;
     bool client;       /* the events came from a client-scope write key */
 };
@@ -477,17 +478,93 @@ static int touch_catalog(struct store_txn *t, struct loaded *l)
     return rc;
 }
 
+/* ---- per-event isolation ----------------------------------------------------------
+ * One event whose effects can never apply (an identify that would push its profile past
+ * the store's document cap, say) must not hold back the others of its job, nor make the
+ * job retry for hours. The job applies all events inside one nested savepoint; when an
+ * event fails for good, that savepoint is rolled back and the events are applied again
+ * one savepoint each, so the bad ones are rejected (logged and counted in
+ * herald_events_rejected_total{reason}) and the rest commit. A transient failure still
+ * fails the whole job, which the queue retries. */
+
+/* permanent: an rc that the same event would get again on every retry. */
+static bool permanent(int rc)
+{
+    return rc == HR_TOOBIG || rc == HR_INVAL || rc == HR_PERM;
+}
+
+/* apply_at: event i of the job (the one place the job calls apply). */
+static int apply_at(struct store_txn *t, struct loaded *l, size_t i)
+{
+    return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client);
+}
+
+static int apply_all_fn(struct store_txn *t, void *varg)
+{
+    struct loaded *l = varg;
+    int rc = HR_OK;
+    for (size_t i = 0; i < l->n && rc == HR_OK; i++)
+        rc = apply_at(t, l, i);
+    return rc;
+}
+
+struct one_event {
+    struct loaded *l;
+    size_t i;
+};
+
+static int apply_one_fn(struct store_txn *t, void *varg)
+{
+    struct one_event *o = varg;
+    return apply_at(t, o->l, o->i);
+}
+
+static void reject(struct loaded *l, size_t i, int rc)
+{
+    const char *type = json_str(l->events[i], "type");
+    const char *reason = rc == HR_TOOBIG ? "too_large" : rc == HR_PERM ? "refused" : "invalid";
+    char tq[40];
+    l->rejected[i] = true;
+    metrics_counter_add("herald_events_rejected_total",
+                        "Accepted events whose effects could not be applied (the rest of "
+                        "their batch was), by reason.",
+                        "reason", reason, 1);
+    LOG_W("ingest.event_rejected", "event=%lld type=%s reason=%s rc=%s msg=\"its effects are "
+          "dropped; the other events of its job apply\"",
+          (long long)l->ids[i], log_q(tq, sizeof tq, type ? type : "?"), reason, hr_rc_str(rc));
+}
+
+/* apply_isolated: apply every event, each in its own savepoint; rejects the ones that
+ * fail for good. Returns HR_OK or the first transient error. */
+static int apply_isolated(struct store_txn *t, struct loaded *l)
+{
+    int rc = HR_OK;
+    for (size_t i = 0; i < l->n && rc == HR_OK; i++) {
+        struct one_event o = {l, i};
+        rc = store_txn_sub(t, apply_one_fn, &o);
+        if (permanent(rc)) {
+            reject(l, i, rc);
+            rc = HR_OK;
+        }
+    }
+    return rc;
+}
+
 static int events_commit(struct store_txn *t, void *varg)
 {
     struct loaded *l = varg;
     struct lock_key *keys = xcalloc(l->n * LOCKS_PER_EVENT + 1, sizeof *keys);
     size_t nk = 0;
     int rc;
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         collect_keys(l->events[i], keys, &nk);
+        l->rejected[i] = false; /* this function may run again (a store retry) */
+    }
     rc = lock_docs(t, keys, nk);
-    for (size_t i = 0; i < l->n && rc == HR_OK; i++)
-        rc = apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client);
+    if (rc == HR_OK)
+        rc = store_txn_sub(t, apply_all_fn, l);
+    if (permanent(rc))
+        rc = apply_isolated(t, l);
     if (rc == HR_OK)
         rc = touch_catalog(t, l);
     for (size_t k = 0; k < nk; k++)
@@ -520,6 +597,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     l->events = arena_zalloc(a, (cap + 1) * sizeof *l->events);
     l->received = arena_zalloc(a, (cap + 1) * sizeof *l->received);
     l->ids = arena_zalloc(a, (cap + 1) * sizeof *l->ids);
+    l->rejected = arena_zalloc(a, (cap + 1) * sizeof *l->rejected);
     l->ig = ig;
     l->client = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "client"));
     arena_defer(a, loaded_free, l);

@@ -19,7 +19,7 @@
  *   retry       re-queued with backoff or Retry-After (handler RETRY, or its commit failed)
  *   failed      dead-lettered by the handler's verdict (FAIL)
  *   dead        dead-lettered by the queue: attempts used up, lease expired too
- *               often, or no handler for the kind
+ *               often (attempts or retaken: the poison-pill guard), or no handler
  *   lost_lease  the lease expired and another runner took the job; nothing committed
  *   deferred    given back for later without counting the attempt (handler DEFER)
  *
@@ -107,6 +107,7 @@ void queue_cfg_defaults(struct queue_cfg *cfg)
     cfg->backoff_max_ms = 3600000;
     cfg->max_attempts = 25;
     cfg->idle_poll_ms = 250;
+    cfg->max_retaken = 3;
     cfg->batch = 16;
 }
 
@@ -129,6 +130,8 @@ static void fill_defaults(struct queue_cfg *cfg)
         cfg->idle_poll_ms = d.idle_poll_ms;
     if (cfg->batch <= 0)
         cfg->batch = d.batch;
+    if (cfg->max_retaken == 0)
+        cfg->max_retaken = d.max_retaken;
 }
 
 static int64_t now_ms(const struct queue *q) { return hclock_now(q->clock); }
@@ -581,6 +584,17 @@ static void run_job(struct queue *q, struct runner *r, const struct job *j)
         snprintf(msg, sizeof msg, "lease expired too often (attempts %u > max %u)%s%.*s",
                  j->attempts, max_attempts, elen ? "; last error: " : "", elen,
                  elen ? j->last_error.p : "");
+        f.verdict = V_DEAD;
+        f.outcome = O_DEAD;
+        f.error = str_c(msg);
+    } else if (j->retaken >= q->cfg.max_retaken) {
+        /* the process died (or stalled past the lease) with this job in hand that many
+         * times: likely the job itself kills it; running it again would only repeat that */
+        int elen = (int)(j->last_error.len > 256 ? 256 : j->last_error.len);
+        snprintf(msg, sizeof msg,
+                 "poison pill: its lease was taken over %u times (the process died or stalled "
+                 "while running it); not run again%s%.*s",
+                 j->retaken, elen ? "; last error: " : "", elen, elen ? j->last_error.p : "");
         f.verdict = V_DEAD;
         f.outcome = O_DEAD;
         f.error = str_c(msg);

@@ -8,7 +8,8 @@
  *      |                                 |     (run_at = now + backoff, or Retry-After)
  *      +--handler DEFER (could not start: a limit was reached; attempt not counted)
  *      |                                 |     (run_at = when the handler says)
- *      +--lease expired (node died)------+
+ *      +--lease expired (node died)------+   (taken over: `retaken` + 1; at max_retaken
+ *      |                                 |    the job goes DEAD unrun: a poison pill)
  *      +--shutdown: lease given back-----+
  *                                        +--handler FAIL, or attempts used up--> DEAD
  *
@@ -61,6 +62,10 @@ struct queue_cfg {
     int64_t backoff_max_ms;        /* cap on one delay; default 3600000 */
     uint32_t max_attempts;         /* default for jobs that give 0; default 25 */
     int64_t idle_poll_ms;          /* longest sleep when idle; default 250 */
+    uint32_t max_retaken;          /* poison-pill guard: a job whose lease was taken over
+                                      this many times (its process died, or stalled, with
+                                      it in hand) is dead-lettered instead of run again;
+                                      default 3 */
     int batch;                     /* jobs leased per round, over all workers (each worker
                                       leases batch/workers); default 16. An idle worker
                                       takes unstarted jobs from a busy one's batch before

@@ -2170,8 +2170,21 @@ static int step(struct rs *r)
                  (unsigned long long)r->max_steps);
 }
 
+/* charge: a helper's work by bytes touched, one step per HBS_BYTES_PER_STEP, so an O(n)
+ * helper on a long string costs what it does and not one step. */
+static int charge(struct rs *r, size_t bytes)
+{
+    r->steps += bytes / HBS_BYTES_PER_STEP;
+    if (r->steps <= r->max_steps)
+        return HR_OK;
+    return rfail(r, HR_TOOBIG, "render budget of %llu steps exceeded (helpers are charged "
+                 "one step per %u bytes they read or write)",
+                 (unsigned long long)r->max_steps, HBS_BYTES_PER_STEP);
+}
+
 static int eval(struct rs *r, const struct frame *f, const struct expr *e, struct val *out)
 {
+    size_t bytes = 0;
     struct val argv[HBS_MAX_ARGS];
     struct hval hv[MAX_HASH];
     const struct call *c = &e->call;
@@ -2198,8 +2211,18 @@ static int eval(struct rs *r, const struct frame *f, const struct expr *e, struc
         rc = eval(r, f, c->hash[i].val, &hv[i].v);
         if (rc < 0)
             return rc;
+        if (hv[i].v.k == V_STR)
+            bytes += hv[i].v.len;
     }
-    return c->h->fn(r, f, argv, c->argc, hv, c->nhash, out);
+    for (size_t i = 0; i < c->argc; i++)
+        if (argv[i].k == V_STR)
+            bytes += argv[i].len;
+    if ((rc = charge(r, bytes)) < 0) /* its input, before it runs */
+        return rc;
+    rc = c->h->fn(r, f, argv, c->argc, hv, c->nhash, out);
+    if (rc == HR_OK && out->k == V_STR)
+        rc = charge(r, out->len); /* and its output */
+    return rc;
 }
 
 static int emit(struct rs *r, struct val v, bool esc)

@@ -47,7 +47,8 @@
 #define HBS_MAX_SRC (1u << 20)     /* bytes of template source */
 #define HBS_MAX_DEPTH 32           /* nesting of blocks and subexpressions */
 #define HBS_MAX_ARGS 16            /* positional arguments of one helper call */
-#define HBS_DEFAULT_STEPS 1000000u /* render budget: nodes + iterations + calls */
+#define HBS_DEFAULT_STEPS 1000000u /* render budget: nodes + iterations + calls, plus */
+#define HBS_BYTES_PER_STEP 16u     /* one per this many bytes a helper reads or writes */
 #define HBS_SCRATCH_MAX (8u << 20) /* bytes of helper temporaries alive at once */
 
 enum hbs_mode {

@@ -10,8 +10,12 @@
 
 #include <stddef.h>
 
+#define MARKDOWN_MAX_IN (64u * 1024)  /* bytes of one markdown block */
+#define MARKDOWN_MAX_BRACKETS 2048u    /* '[' in one block (cmark is quadratic in them) */
+
 /* markdown_to_html: append the HTML of md[0..len) to out (safe mode, CMARK_OPT_DEFAULT).
- * Fails with HR_TOOBIG (out's cap) leaving out as it was, with a message in err. */
+ * Fails with HR_TOOBIG (input over MARKDOWN_MAX_IN or MARKDOWN_MAX_BRACKETS, or out's
+ * cap) leaving out as it was, with a message in err. */
 int markdown_to_html(const char *md, size_t len, struct buf *out, struct herr *err) HR_MUSTCHECK;
 
 /* markdown_to_text: append a plain-text reading of md[0..len) to out: emphasis marks

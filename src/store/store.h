@@ -82,6 +82,8 @@ struct job {
     uint32_t max_attempts;
     int64_t created_ms;
     struct str last_error;   /* arena-owned, may be empty */
+    uint32_t retaken;        /* leases taken over after they ran out, counting this one:
+                                the holder died (or stalled) with the job in hand */
 };
 
 /* A JSON document in a named collection: profiles, groups, aliases, templates, brands,
@@ -216,6 +218,10 @@ struct store_ops {
     int (*write)(struct store *s, store_txn_fn fn, void *arg, struct herr *err);
     int (*ping)(struct store *s);
     void (*stats)(struct store *s, struct store_stats *out);
+    /* txn_sub: run fn inside a nested savepoint of t; fn returning < 0 (or a statement
+     * failing in it) rolls back fn's changes alone and t goes on. A failure the whole
+     * transaction must retry (a deadlock) stays t's. */
+    int (*txn_sub)(struct store_txn *t, store_txn_fn fn, void *arg);
 
     /* meta (inside txn / read) */
     int (*meta_set)(struct store_txn *t, const char *key, struct str value);
@@ -332,6 +338,11 @@ static inline int store_write(struct store *s, store_txn_fn fn, void *arg, struc
  * disk, a probe write succeeds again; HR_FULL while the disk stays full; another rc < 0
  * when the store is unreachable. Any thread but the store's writer. */
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
+/* store_txn_sub: inside t, run fn(t, arg) in a nested savepoint: when it returns < 0
+ * its changes are undone and t stays usable (for per-item isolation in a batch). Returns
+ * fn's rc, or the store's error when the savepoint itself failed (then t is failed). */
+static inline int store_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
+{ return store_txn_store(t)->ops->txn_sub(t, fn, arg); }
 static inline void store_stats(struct store *s, struct store_stats *out) { s->ops->stats(s, out); }
 static inline int store_meta_set(struct store_txn *t, const char *key, struct str v)
 { return store_txn_store(t)->ops->meta_set(t, key, v); }

@@ -112,7 +112,9 @@ static const struct migration migrations[] = {
         "CREATE INDEX message_history_msg ON message_history(message_id, seq);"},
     /* 4: a write key's scope, as on SQLite: 0 server (existing keys), 1 client */
     {4, "ALTER TABLE api_keys ADD COLUMN scope BIGINT NOT NULL DEFAULT 0;"},
-    /* next: {5, "..."}, */
+    /* 5: leases taken over after they ran out (the poison-pill guard, queue.c) */
+    {5, "ALTER TABLE jobs ADD COLUMN retaken BIGINT NOT NULL DEFAULT 0;"},
+    /* next: {6, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

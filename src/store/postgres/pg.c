@@ -77,7 +77,7 @@
 #define KEY_COLS "id, kind, prefix, name, hash, created_ms, revoked_ms, scope"
 #define JOB_COLS                                                                            \
     "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "         \
-    "max_attempts, created_ms, last_error"
+    "max_attempts, created_ms, last_error, retaken"
 #define DOC_COLS "coll, id, body, version, created_ms, updated_ms"
 #define EVENT_COLS "id, source_id, message_id, type, user_id, body, received_ms"
 #define CATALOG_COLS "name, count, first_seen_ms, last_seen_ms, sample"
@@ -186,11 +186,13 @@ static const char *const SQL[S_COUNT] = {
         " AND ($3::text[] IS NULL OR kind = ANY($3::text[])) "
         " ORDER BY run_at_ms, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED) "
         "UPDATE jobs SET state = 1, lease_until_ms = $2::bigint, attempts = attempts + 1, "
+        " retaken = jobs.retaken + CASE WHEN jobs.state = 1 THEN 1 ELSE 0 END, "
         " lease_token = ((($5::bigint # (random() * 4611686018427387903)::bigint) # jobs.id) "
         "  & 4611686018427387903) + 1 "
         "FROM picked WHERE jobs.id = picked.id RETURNING "
         "jobs.id, jobs.kind, jobs.payload, jobs.state, jobs.run_at_ms, jobs.lease_until_ms, "
-        "jobs.lease_token, jobs.attempts, jobs.max_attempts, jobs.created_ms, jobs.last_error",
+        "jobs.lease_token, jobs.attempts, jobs.max_attempts, jobs.created_ms, jobs.last_error, "
+        "jobs.retaken",
     [S_JOB_ACK] = "DELETE FROM jobs WHERE id = $1::bigint AND state = 1 "
                   "AND lease_token = $2::bigint",
     [S_JOB_RETRY] = "UPDATE jobs SET state = 0, run_at_ms = $3::bigint, last_error = $4::text, "
@@ -958,6 +960,49 @@ out:
     return rc;
 }
 
+/* pg_txn_sub: fn inside SAVEPOINT herald_sub; a failure inside is rolled back to it,
+ * and the transaction goes on, unless the whole write must be retried (deadlock). */
+static int pg_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
+{
+    struct pg_txn *x = (struct pg_txn *)t;
+    bool retry = false;
+    int rc, xrc;
+    if (!t || t_txn != x || !x->active)
+        return HR_INVAL;
+    if (x->failed < 0)
+        return x->failed;
+    rc = exec_ctl(x->c, "SAVEPOINT herald_sub", "sub_savepoint", &retry);
+    if (rc < 0)
+        goto fatal;
+    rc = fn(t, arg);
+    if (x->failed < 0 && x->retry)
+        return x->failed; /* the whole write is retried */
+    if (rc >= 0 && x->failed == 0) {
+        xrc = exec_ctl(x->c, "RELEASE SAVEPOINT herald_sub", "sub_release", &retry);
+        if (xrc < 0) {
+            rc = xrc;
+            goto fatal;
+        }
+        return rc;
+    }
+    if (rc >= 0)
+        rc = x->failed;
+    xrc = exec_ctl(x->c, "ROLLBACK TO SAVEPOINT herald_sub", "sub_rollback_to", &retry);
+    if (xrc == HR_OK)
+        xrc = exec_ctl(x->c, "RELEASE SAVEPOINT herald_sub", "sub_release", &retry);
+    if (xrc < 0) {
+        rc = xrc;
+        goto fatal;
+    }
+    x->failed = 0;
+    x->retry = false;
+    return rc;
+fatal:
+    x->failed = rc;
+    x->retry = retry;
+    return rc;
+}
+
 static int pg_ping(struct store *s)
 {
     PGresult *r = NULL;
@@ -1453,6 +1498,7 @@ static void row_job(const PGresult *r, int i, struct arena *a, void *vout)
     out->max_attempts = (uint32_t)g_i64(r, i, 8);
     out->created_ms = g_i64(r, i, 9);
     out->last_error = g_str(a, r, i, 10);
+    out->retaken = (uint32_t)g_i64(r, i, 11);
 }
 
 static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t now_ms,
@@ -2544,6 +2590,7 @@ const struct store_ops pg_store_ops = {
     .close = pg_close,
     .write = pg_write,
     .ping = pg_ping,
+    .txn_sub = pg_txn_sub,
     .stats = pg_stats,
     .meta_set = pg_meta_set,
     .meta_get = pg_meta_get,

@@ -98,7 +98,9 @@ static const struct migration migrations[] = {
     /* 4: a write key's scope (issue 12): 0 server (every key before this version, so
      * existing installations keep working), 1 client (a key shipped to browsers) */
     {4, "ALTER TABLE api_keys ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;"},
-    /* next: {5, "..."}, */
+    /* 5: leases taken over after they ran out (the poison-pill guard, queue.c) */
+    {5, "ALTER TABLE jobs ADD COLUMN retaken INTEGER NOT NULL DEFAULT 0;"},
+    /* next: {6, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

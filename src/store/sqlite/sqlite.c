@@ -70,6 +70,9 @@ static const char SQL_ROLLBACK[] = "ROLLBACK";
 static const char SQL_SAVEPOINT[] = "SAVEPOINT herald_req";
 static const char SQL_RELEASE[] = "RELEASE herald_req";
 static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO herald_req";
+static const char SQL_SUB_SAVEPOINT[] = "SAVEPOINT herald_sub";
+static const char SQL_SUB_RELEASE[] = "RELEASE herald_sub";
+static const char SQL_SUB_ROLLBACK_TO[] = "ROLLBACK TO herald_sub";
 static const char SQL_PING[] = "SELECT 1";
 
 static const char SQL_META_SET[] =
@@ -94,7 +97,7 @@ static const char SQL_KEY_COUNT[] =
 
 #define JOB_COLS                                                                            \
     "id, kind, payload, state, run_at_ms, lease_until_ms, lease_token, attempts, "         \
-    "max_attempts, created_ms, last_error"
+    "max_attempts, created_ms, last_error, retaken"
 static const char SQL_JOB_INSERT[] =
     "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key) "
     "VALUES(?1, ?2, 0, ?3, ?4, ?5, ?6) ON CONFLICT(dedup_key) DO NOTHING";
@@ -114,7 +117,8 @@ static const char SQL_JOB_LEASE_PICK[] =
     "  ORDER BY run_at_ms, id LIMIT ?3))"
     " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_TAKE[] =
-    "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1 "
+    "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1, "
+    "retaken = retaken + (state = 1) " /* the old state: an expired lease taken over */
     "WHERE id = ?3 RETURNING " JOB_COLS;
 static const char SQL_JOB_ACK[] =
     "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND lease_token = ?2";
@@ -555,6 +559,7 @@ static void row_job(sqlite3_stmt *st, struct arena *a, struct job *out)
     out->max_attempts = (uint32_t)sqlite3_column_int64(st, 8);
     out->created_ms = sqlite3_column_int64(st, 9);
     out->last_error = col_str(a, st, 10);
+    out->retaken = (uint32_t)sqlite3_column_int64(st, 11);
 }
 
 /* row_key: a row of KEY_COLS into out; HR_IO when the stored hash is malformed. */
@@ -647,6 +652,33 @@ out:
 }
 
 /* ---- writer ------------------------------------------------------------------------ */
+
+/* sqlite_txn_sub: fn inside a nested savepoint of the open request savepoint. */
+static int sqlite_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
+{
+    struct sqlite_txn *x = (struct sqlite_txn *)t;
+    int src, rc;
+    if (!x || !x->active)
+        return HR_INVAL;
+    src = exec_ctl(x->c, SQL_SUB_SAVEPOINT);
+    if (src != SQLITE_OK)
+        return db_fail(x->c, src, "sub_savepoint");
+    rc = fn(t, arg);
+    if (sqlite3_get_autocommit(x->c->db))
+        return rc < 0 ? rc : HR_IO; /* SQLite rolled back everything: run_one sees it */
+    if (rc < 0) {
+        src = exec_ctl(x->c, SQL_SUB_ROLLBACK_TO);
+        if (src == SQLITE_OK)
+            src = exec_ctl(x->c, SQL_SUB_RELEASE);
+        if (src != SQLITE_OK)
+            return db_fail(x->c, src, "sub_rollback_to");
+        return rc;
+    }
+    src = exec_ctl(x->c, SQL_SUB_RELEASE);
+    if (src != SQLITE_OK)
+        return db_fail(x->c, src, "sub_release");
+    return rc;
+}
 
 /* fail_req: give request r the error rc (it did not commit). */
 static void fail_req(struct wreq *r, int rc, const char *what, int src)
@@ -2571,6 +2603,7 @@ const struct store_ops sqlite_store_ops = {
     .write = sqlite_write,
     .ping = sqlite_ping,
     .stats = sqlite_stats,
+    .txn_sub = sqlite_txn_sub,
     .meta_set = sqlite_meta_set,
     .meta_get = sqlite_meta_get,
     .meta_add = sqlite_meta_add,

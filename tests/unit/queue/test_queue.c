@@ -315,6 +315,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(c.max_attempts, 25);
     assert_int_equal(c.idle_poll_ms, 250);
     assert_int_equal(c.batch, 16);
+    assert_int_equal(c.max_retaken, 3);
 }
 
 /* ---- enqueue (outbox) ------------------------------------------------------------ */
@@ -619,6 +620,68 @@ static void test_lease_expired_too_often(void **state)
     assert_non_null(strstr(j.last_error.p, "lease expired"));
     queue_get_stats(q, &st);
     assert_int_equal(st.dead, 1);
+    queue_free(q);
+}
+
+/* test_poison_pill: a job whose lease was taken over max_retaken times (its process died
+ * with it in hand, again and again) is dead-lettered without running; one taken over
+ * fewer times still runs. Attempts left do not matter. */
+static void test_poison_pill(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q;
+    struct queue_stats st;
+    struct job *jobs;
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 100), id2;
+
+    cfg.max_retaken = 3;
+    q = q_with(f, &h, &cfg);
+    /* leased, and its holder died, four times */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 1);
+        assert_int_equal(jobs[0].retaken, (uint32_t)i);
+        hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+    }
+    assert_int_equal(run_once(q), 1); /* the fifth lease: retaken 4 >= 3 */
+    assert_int_equal(h.calls, 0);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_DEAD);
+    assert_non_null(strstr(j.last_error.p, "poison pill"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.dead, 1);
+
+    /* taken over twice: it still runs */
+    id2 = enqueue(f, "t", "{}", 0, 100);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 1);
+        hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+    }
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(get(f, id2, &j), HR_NOTFOUND);
+    queue_free(q);
+}
+
+/* test_poison_pill_retry_not_counted: a retry the handler asked for is not a takeover. */
+static void test_poison_pill_retry_not_counted(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_RETRY};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct job j;
+    int64_t id = enqueue(f, "t", "{}", 0, 100);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(run_once(q), 1);
+        hclock_manual_advance(&f->clk, 3600000);
+    }
+    assert_int_equal(h.calls, 5);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.retaken, 0);
     queue_free(q);
 }
 
@@ -1076,6 +1139,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_dead_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expired_too_often, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_pill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_pill_retry_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_at_scheduling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),

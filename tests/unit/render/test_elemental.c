@@ -272,6 +272,39 @@ static void test_escaping(void **state)
     content_cleanup(&c);
 }
 
+/* test_markdown_input_caps: cmark 0.30.2 is quadratic on "![[]()" repeated (240 KB took
+ * 7.8 s): a block with too many brackets, or over 64 KB, is refused before cmark sees it. */
+static void test_markdown_input_caps(void **state)
+{
+    (void)state;
+    struct buf b;
+    struct herr err = {0};
+    size_t reps = 40000, n = reps * 6;
+    char *md = malloc(n + 1);
+    for (size_t i = 0; i < reps; i++)
+        memcpy(md + 6 * i, "![[]()", 6);
+    md[n] = '\0';
+    buf_init(&b, 1 << 22);
+    assert_int_equal(markdown_to_html(md, n, &b, &err), HR_TOOBIG);
+    assert_non_null(strstr(err.msg, "over the limit"));
+    assert_int_equal(markdown_to_text(md, n, &b, &err), HR_TOOBIG);
+    /* under the size cap, the bracket count alone refuses it */
+    n = 2000 * 6;
+    assert_int_equal(markdown_to_html(md, n, &b, &err), HR_TOOBIG);
+    assert_non_null(strstr(err.msg, "'['"));
+    assert_int_equal(b.len, 0);
+    /* a block just under both caps renders */
+    n = 1000 * 6;
+    assert_int_equal(markdown_to_html(md, n, &b, &err), 0);
+    assert_true(b.len > 0);
+    buf_reset(&b);
+    memset(md, 'a', 64 * 1024 + 1);
+    assert_int_equal(markdown_to_text(md, 64 * 1024 + 1, &b, &err), HR_TOOBIG);
+    assert_int_equal(markdown_to_text(md, 64 * 1024, &b, &err), 0);
+    buf_cleanup(&b);
+    free(md);
+}
+
 static void test_markdown_raw_html_not_executed(void **state)
 {
     struct content c;
@@ -867,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_markdown_raw_html_not_executed),
         cmocka_unit_test(test_markdown_raw_html_text_part),
+        cmocka_unit_test(test_markdown_input_caps),
         cmocka_unit_test(test_elements_email),
         cmocka_unit_test(test_elements_chat_and_sms),
         cmocka_unit_test(test_attribute_safety),

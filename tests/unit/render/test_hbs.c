@@ -441,6 +441,42 @@ static void test_size_cap(void **state)
     free(big);
 }
 
+/* test_helper_bytes_budget: a helper on a long string costs its bytes, not one step (an
+ * 800 KB string through uppercase a few hundred times took 20 s under the old count). */
+static void test_helper_bytes_budget(void **state)
+{
+    (void)state;
+    struct hbs_tmpl *t = NULL;
+    struct herr err = {0};
+    struct buf b;
+    cJSON *c = cJSON_CreateObject(), *data = cJSON_AddObjectToObject(c, "data");
+    cJSON *arr = cJSON_AddArrayToObject(data, "xs");
+    size_t n = 800 * 1024;
+    char *big = malloc(n + 1);
+    const char *src = "{{#each xs}}{{#if (uppercase ../big)}}.{{/if}}{{/each}}";
+    memset(big, 'a', n);
+    big[n] = '\0';
+    cJSON_AddStringToObject(data, "big", big);
+    for (int i = 0; i < 200; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(i));
+    assert_int_equal(hbs_compile(src, strlen(src), &t, &err), 0);
+    buf_init(&b, 1 << 20);
+    /* 200 calls x 1.6 MB touched: about 20M steps at 16 bytes a step, 1M allowed */
+    assert_int_equal(hbs_render(t, c, HBS_TEXT, &b, &err), HR_TOOBIG);
+    assert_non_null(strstr(err.msg, "budget"));
+    assert_int_equal(b.len, 0);
+    hbs_unref(t);
+    /* one call on the same string fits */
+    src = "{{#if (uppercase big)}}ok{{/if}}";
+    assert_int_equal(hbs_compile(src, strlen(src), &t, &err), 0);
+    assert_int_equal(hbs_render(t, c, HBS_TEXT, &b, &err), 0);
+    assert_string_equal(buf_cstr(&b), "ok");
+    hbs_unref(t);
+    buf_cleanup(&b);
+    cJSON_Delete(c);
+    free(big);
+}
+
 static void test_render_budget(void **state)
 {
     (void)state;
@@ -689,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_depth_cap),
         cmocka_unit_test(test_size_cap),
         cmocka_unit_test(test_render_budget),
+        cmocka_unit_test(test_helper_bytes_budget),
         cmocka_unit_test(test_render_error),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_concurrent_render),

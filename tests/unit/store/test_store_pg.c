@@ -412,7 +412,7 @@ static void test_migrations_applied_once(void **state)
     int latest = pg_schema_latest();
     char sql[160];
 
-    assert_int_equal(latest, 4);
+    assert_int_equal(latest, 5);
     store_close(f->s);
     f->s = NULL;
     for (int i = 0; i < 2; i++) {
@@ -791,6 +791,7 @@ static void test_job_lifecycle(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(js[0].id, now_id);
     assert_int_equal(js[0].attempts, 2);
+    assert_int_equal(js[0].retaken, 1); /* a lease taken over: the poison-pill count */
     tok2 = js[0].lease_token;
     assert_true(tok2 > 0 && tok2 != tok1);
     assert_int_equal(w_lease_tok(f, OP_JOB_ACK, now_id, tok1, 0, NULL), HR_CONFLICT);
@@ -812,6 +813,7 @@ static void test_job_lifecycle(void **state)
     assert_int_equal(w_lease(f, lease, 10, NULL, &js, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(js[0].attempts, 3);
+    assert_int_equal(js[0].retaken, 1); /* a retry is not a takeover */
 
     assert_int_equal(w_lease_tok(f, OP_JOB_RELEASE, now_id, js[0].lease_token, 0, NULL), 0);
     assert_int_equal(store_job_get(f->s, now_id, f->a, &j), 0);
