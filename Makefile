@@ -157,18 +157,29 @@ test-tsan:
 	$(MAKE) VARIANT=tsan unit e2e
 
 # test: one throwaway PostgreSQL cluster (scripts/pg-test.sh) serves all variants; it is
-# stopped at the end, also when a suite fails
+# stopped at the end, also when a suite fails. Each stage is timed (scripts/stage.sh) and
+# the times are printed again at the end, so every suite's cost shows in CI's log.
+STAGE_LOG := build/stages.log
 test: deps-test
-	@scripts/check-layers.sh
-	@scripts/check-fresh-make.sh
-	@trap 'scripts/pg-test.sh stop $$$$' EXIT; trap 'exit 130' INT TERM; \
-	dsn=$$(scripts/pg-test.sh start $$$$) || { \
+	@mkdir -p build && : > $(STAGE_LOG)
+	@trap 'echo "make test: time per stage:"; cat $(STAGE_LOG)' EXIT; \
+	export STAGE_LOG=$(STAGE_LOG); \
+	scripts/stage.sh check-layers scripts/check-layers.sh && \
+	scripts/stage.sh check-fresh-make scripts/check-fresh-make.sh && \
+	{ trap 'scripts/pg-test.sh stop $$$$; echo "make test: time per stage:"; cat $(STAGE_LOG)' EXIT; \
+	  trap 'exit 130' INT TERM; \
+	  dsn=$$(scripts/pg-test.sh start $$$$) || { \
 	    echo "make test: PostgreSQL could not be started (scripts/pg-test.sh start)" >&2; \
 	    exit 1; }; \
-	echo "make test: PostgreSQL at $$dsn"; \
-	export HERALD_TEST_PG_DSN="$$dsn"; \
-	$(MAKE) test-rel && $(MAKE) test-asan && $(MAKE) test-tsan
-	$(MAKE) fuzz-replay
+	  echo "make test: PostgreSQL at $$dsn"; \
+	  export HERALD_TEST_PG_DSN="$$dsn"; \
+	  for v in rel asan tsan; do \
+	    scripts/stage.sh build-$$v $(MAKE) VARIANT=$$v herald || exit 1; \
+	    scripts/stage.sh unit-$$v $(MAKE) VARIANT=$$v unit || exit 1; \
+	    scripts/stage.sh e2e-$$v $(MAKE) VARIANT=$$v e2e || exit 1; \
+	  done; \
+	  scripts/stage.sh fuzz-replay $(MAKE) fuzz-replay || exit 1; \
+	}
 	@echo "make test: all suites passed"
 
 check-layers:
