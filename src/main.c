@@ -61,7 +61,8 @@ static const char usage_main[] =
     "  migrate-store --from DSN --to DSN [--batch N] [--force]\n"
     "                        copy a whole installation to another store (e.g. SQLite to\n"
     "                        PostgreSQL): keys, documents, events, catalog, messages with\n"
-    "                        their history, pending jobs. Stop the server first. Batches of\n"
+    "                        their history, pending jobs. Stop the server first (a SQLite\n"
+    "                        store a live herald serves is refused). Batches of\n"
     "                        N rows (default 500), one transaction each; a rerun resumes\n"
     "                        after an interruption. Ends with a table of row counts per\n"
     "                        table and exits 0 only when source and target counts match.\n"
@@ -71,7 +72,7 @@ static const char usage_main[] =
     "                        (u0..u<N-1>) and M SENT messages with their 5 history rows\n"
     "                        each, B messages per transaction (default 5000). Messages\n"
     "                        only into a store that holds none yet. Prints the rows written\n"
-    "                        and the time taken.\n"
+    "                        and the time taken. Refused beside a live server (SQLite).\n"
     "\n"
     "Every command takes --store DSN (env HERALD_STORE; default sqlite:./var/herald.db).\n"
     "  herald --help         this text\n";

@@ -121,4 +121,33 @@ describe('an empty or damaged store file is refused at start', { skip: SKIP }, (
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /store \S+herald\.db (failed its integrity check|is corrupt).*restore it from a backup/);
   });
+
+  test('pages damaged under a running server: once a statement hits them /readyz answers 503 store_corrupt', T, async (t) => {
+    const dir = makeTempDir();
+    const seed = herald(['seed', '--profiles', '5000'], { dir, timeout: 60000 });
+    assert.equal(seed.status, 0, seed.stderr);
+    // a key for the API: seed writes none, serve prints a new workspace's keys
+    const srv = await startServer({ t, dir, expectKeys: true });
+    assert.equal((await srv.request('GET', '/readyz')).status, 200);
+    const file = path.join(dir, 'herald.db');
+    const pages = Math.floor(fs.statSync(file).size / 4096);
+    const fd = fs.openSync(file, 'r+');
+    const garbage = Buffer.alloc(4096, 0xa5);
+    for (let p = Math.floor(pages * 0.3); p < Math.floor(pages * 0.7); p += 3) fs.writeSync(fd, garbage, 0, garbage.length, p * 4096);
+    fs.closeSync(fd);
+    let failed;
+    for (let i = 0; i < 5000 && !failed; i += 7) {
+      const r = await api(srv, 'GET', `/profiles/u${i}`);
+      if (r.status >= 500) failed = r;
+    }
+    assert.ok(failed, 'some read hits a damaged page');
+    const ready = await srv.request('GET', '/readyz');
+    assert.equal(ready.status, 503, ready.body);
+    assert.equal(ready.json?.code, 'store_corrupt');
+    assert.equal(typeof ready.json?.message, 'string');
+    assert.equal(ready.json?.type, 'api_error');
+    const m = await srv.metrics();
+    assert.match(m.text, /^herald_store_corrupt 1$/m);
+    await srv.waitForLog(/event=store\.sqlite\.corrupt/);
+  });
 });
