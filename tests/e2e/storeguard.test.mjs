@@ -13,23 +13,17 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { dsnFor, freePort, herald, isPostgres, makeTempDir, scaled, sleep, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { closeAfterAll } from './lib/cleanup.mjs';
+import { dsnFor, freePort, herald, isPostgres, makeTempDir, scaled, sleep, startServer, waitFor } from './lib/server.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 
 const T = { timeout: scaled(60000) };
 const SKIP = isPostgres && 'PostgreSQL is shared by many herald nodes by design and has no store file';
 const IN_USE = /store \S+herald\.db is in use by another herald \(pid (\d+)\)/;
 
-const closers = [];
-after(async () => {
-  try {
-    await stopAll();
-  } finally {
-    for (const c of closers.reverse()) await c();
-  }
-});
+const closers = closeAfterAll();
 
 const api = (srv, method, p, json) => srv.request(method, p, { auth: 'admin', json });
 
