@@ -455,7 +455,8 @@ static int pragma(sqlite3 *db, const char *sql, const char *want, struct herr *e
     }
     goto out;
 fail:
-    rc = herr_set(err, map_err(db, src), "sqlite: %s failed: %s", sql, sqlite3_errmsg(db));
+    rc = herr_set(err, map_err(db, src), "sqlite: %s failed: %s%s", sql, sqlite3_errmsg(db),
+                  is_corrupt(src) ? " (corrupt)" : "");
 out:
     sqlite3_finalize(st);
     return rc;
@@ -493,6 +494,11 @@ static int conn_open(const char *path, bool writer, struct conn **out, struct he
     *out = c;
     c = NULL;
 out:
+    if (rc < 0 && c && c->db && err && strstr(err->msg, "(corrupt)"))
+        rc = herr_set(err, HR_IO,
+                      "store %s is corrupt or not a database (%s); herald will not start on "
+                      "it: restore it from a backup",
+                      path, sqlite3_errmsg(c->db));
     conn_close(c);
     return rc;
 }

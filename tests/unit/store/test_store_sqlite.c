@@ -1183,6 +1183,22 @@ static void test_empty_file_refused(void **state)
     assert_int_equal(unlink(path), 0);
     assert_int_equal(store_open(dsn, &f->clock.base, &s, &err), 0);
     store_close(s);
+    s = NULL;
+
+    /* a file that is not a database at all: refused, saying so */
+    {
+        char junk[8192];
+        memset(junk, 0xa5, sizeof junk);
+        fd = open(path, O_WRONLY | O_TRUNC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+        close(fd);
+        snprintf(junk, sizeof junk, "%s-wal", path);
+        unlink(junk);
+        assert_true(store_open(dsn, &f->clock.base, &s, &err) < 0);
+        assert_null(s);
+        assert_non_null(strstr(err.msg, "is corrupt or not a database"));
+    }
 }
 
 #define CORRUPT_DOCS 3000
