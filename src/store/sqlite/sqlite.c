@@ -16,7 +16,14 @@
  * stats; `rmu` guards the reader pool. Neither is held while SQL runs. A connection is
  * used by one thread at a time (SQLITE_OPEN_NOMUTEX): the writer's by the writer
  * thread only (by the opening thread before it starts, the closing thread after join),
- * a reader's by the thread it is lent to. */
+ * a reader's by the thread it is lent to.
+ *
+ * One process per file: a claimed open (store_open_claimed: herald serve, seed,
+ * migrate-store) holds flock(LOCK_EX) on <path>.lock until close, so a second server
+ * cannot end the first one's leases. Damage: an existing 0-byte file is refused (only a
+ * missing file makes a new store), PRAGMA quick_check runs at open on files up to
+ * QUICK_CHECK_MAX_BYTES, and any statement failing with SQLITE_CORRUPT or SQLITE_NOTADB
+ * marks the store corrupt for good (store_ping fails: /readyz answers 503). */
 #include "sqlite.h"
 
 #include "migrations.h"
