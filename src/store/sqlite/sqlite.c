@@ -534,6 +534,8 @@ static int reader_get(struct sqlite_store *ss, struct conn **out)
     rc = conn_open(ss->path, false, out, &err);
     if (rc == HR_OK)
         (*out)->corrupt = &ss->corrupt;
+    if (rc < 0 && strstr(err.msg, "is corrupt or not a database"))
+        atomic_store(&ss->corrupt, true); /* the file's header itself is damaged */
     if (rc < 0) {
         char q[300];
         LOG_E("store.sqlite.reader_open_failed", "msg=%s", log_q(q, sizeof q, err.msg));
