@@ -234,18 +234,20 @@ clean:
 #                                     corpus; new crash inputs go to build/fuzz/crashes/
 #   make fuzz-replay                  run each target once over its committed corpus and
 #                                     tests/fuzz/crashes/<target>-* (part of make test)
+#   make fuzz-merge                   minimize build/fuzz/corpus/<t> (-merge=1) into the
+#                                     committed tests/fuzz/corpus/<t>
 # The library is compiled again with clang and sanitizer coverage under build/fuzz/obj.
 FUZZ_CC      := clang
 FUZZ_B       := build/fuzz
 FUZZ_TARGETS := segment courier_track hbs elemental expr refs jsonpatch json router \
-                retry_after duration iso_time steps
+                retry_after duration iso_time steps http_headers provider_settings
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(PKG_CFLAGS)
 FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_B)/obj/%.o)
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
 
-.PHONY: fuzz-build fuzz fuzz-replay
+.PHONY: fuzz-build fuzz fuzz-replay fuzz-merge
 
 fuzz-build: $(FUZZ_BIN)
 
@@ -278,6 +280,17 @@ fuzz: fuzz-build
 	        grep -E 'Test unit written to' $(FUZZ_B)/logs/$$t.log; fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed"; exit 1; fi
+
+# fuzz-merge: minimize what `make fuzz` grew (build/fuzz/corpus/<t>) into the committed
+# tests/fuzz/corpus/<t>: -merge=1 adds only the inputs that bring new coverage
+fuzz-merge: fuzz-build
+	@mkdir -p $(FUZZ_B)/logs; for t in $(FUZZ_TARGETS); do \
+	    [ -d $(FUZZ_B)/corpus/$$t ] || continue; \
+	    $(FUZZ_B)/fuzz_$$t -merge=1 -timeout=10 -rss_limit_mb=2048 tests/fuzz/corpus/$$t \
+	        $(FUZZ_B)/corpus/$$t > $(FUZZ_B)/logs/merge-$$t.log 2>&1 || \
+	        { echo "fuzz-merge $$t: FAILED (log $(FUZZ_B)/logs/merge-$$t.log)"; exit 1; }; \
+	    echo "fuzz-merge $$t: $$(ls tests/fuzz/corpus/$$t | wc -l) inputs, $$(du -sh tests/fuzz/corpus/$$t | cut -f1)"; \
+	done
 
 # fuzz-replay: every committed seed once, plus the saved crash inputs (regression seeds)
 fuzz-replay: fuzz-build

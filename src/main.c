@@ -69,7 +69,8 @@ static const char usage_main[] =
     "  migrate-store --from DSN --to DSN [--batch N] [--force]\n"
     "                        copy a whole installation to another store (e.g. SQLite to\n"
     "                        PostgreSQL): keys, documents, events, catalog, messages with\n"
-    "                        their history, pending jobs. Stop the server first. Batches of\n"
+    "                        their history, pending jobs. Stop the server first (a SQLite\n"
+    "                        store a live herald serves is refused). Batches of\n"
     "                        N rows (default 500), one transaction each; a rerun resumes\n"
     "                        after an interruption. Ends with a table of row counts per\n"
     "                        table and exits 0 only when source and target counts match.\n"
@@ -79,7 +80,7 @@ static const char usage_main[] =
     "                        (u0..u<N-1>) and M SENT messages with their 5 history rows\n"
     "                        each, B messages per transaction (default 5000). Messages\n"
     "                        only into a store that holds none yet. Prints the rows written\n"
-    "                        and the time taken.\n"
+    "                        and the time taken. Refused beside a live server (SQLite).\n"
     "\n"
     "Every command takes --store DSN (env HERALD_STORE; default sqlite:./var/herald.db).\n"
     "  herald --help         this text\n";
@@ -289,11 +290,14 @@ static int take_opt(int argc, char **argv, int *i, const char *name, const char 
     return 1;
 }
 
-static int open_store(const char *dsn, struct store **s)
+/* open_store: claim: this command must not run beside a live herald on the store
+ * (serve; seed and migrate-store, whose long bulk transactions and half-copied state a
+ * live server must not see); keys runs beside one (short, ordinary transactions). */
+static int open_store(const char *dsn, bool claim, struct store **s)
 {
     struct herr err;
     herr_clear(&err);
-    if (store_open(dsn, hclock_system(), s, &err) < 0) {
+    if ((claim ? store_open_claimed : store_open)(dsn, hclock_system(), s, &err) < 0) {
         /* only the scheme: a postgres:// DSN may carry a password */
         fprintf(stderr, "herald: cannot open the %.*s store: %s\n", (int)strcspn(dsn, ":"), dsn,
                 err.msg);
@@ -481,7 +485,7 @@ static int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     herr_clear(&err);
-    if (open_store(cfg.store, &st) < 0)
+    if (open_store(cfg.store, true, &st) < 0)
         goto out;
     st->write_queue_max = (size_t)cfg.max_write_queue;
     if (api_bootstrap(st, time_now_ms(), admin_key, write_key, &created, &err) < 0) {
@@ -646,7 +650,7 @@ static int cmd_keys(int argc, char **argv)
         fprintf(stderr, "herald keys revoke: give the key's prefix (its first 12 characters)\n");
         return EXIT_USAGE;
     }
-    if (open_store(dsn, &st) < 0)
+    if (open_store(dsn, false, &st) < 0)
         return 1;
     rc = 1;
     if (strcmp(sub, "create") == 0) {
@@ -740,7 +744,7 @@ static int cmd_migrate(int argc, char **argv)
     }
     o.batch = (size_t)v;
     o.tty = isatty(STDERR_FILENO) == 1;
-    if (open_store(from, &src) < 0 || open_store(to, &dst) < 0)
+    if (open_store(from, true, &src) < 0 || open_store(to, true, &dst) < 0)
         goto out;
     if (migrate_store(src, dst, &o, &err) < 0) {
         fprintf(stderr, "herald migrate-store: %s\n", err.msg[0] ? err.msg : "failed");
@@ -791,7 +795,7 @@ static int cmd_seed(int argc, char **argv)
     o.profiles = p;
     o.messages = m;
     o.batch = (size_t)b;
-    if (open_store(dsn, &st) < 0)
+    if (open_store(dsn, true, &st) < 0)
         goto out;
     if (seed_store(st, &o, &res, &err) < 0) {
         fprintf(stderr, "herald seed: %s\n", err.msg[0] ? err.msg : "failed");

@@ -35,9 +35,23 @@ void api_debug(void *vctx, struct http_req *req, struct http_resp *resp)
 void api_ready(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
+    struct store_stats st;
     int rc = store_ping(ctx->store);
     if (rc == HR_FULL) { /* reads work, writes do not: not ready for traffic */
         api_error_store_full(resp);
+        return;
+    }
+    if (rc < 0)
+        store_stats(ctx->store, &st);
+    if (rc < 0 && st.corrupt) {
+        /* a damaged file does not heal: no Retry-After, an operator must restore it */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "message", "the store's database file is corrupt; stop "
+                                              "herald and restore the store from a backup");
+        cJSON_AddStringToObject(o, "type", "api_error");
+        cJSON_AddStringToObject(o, "code", "store_corrupt");
+        http_resp_json(resp, 503, o);
+        cJSON_Delete(o);
         return;
     }
     if (rc < 0) {
@@ -85,9 +99,14 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
                         "# HELP herald_store_full 1 while writes fail because the disk is "
                         "full.\n"
                         "# TYPE herald_store_full gauge\n"
-                        "herald_store_full %d\n",
+                        "herald_store_full %d\n"
+                        "# HELP herald_store_corrupt 1 once a statement found the store's "
+                        "file corrupt (SQLite).\n"
+                        "# TYPE herald_store_corrupt gauge\n"
+                        "herald_store_corrupt %d\n",
                         (unsigned long long)st.txns, (unsigned long long)st.commits,
-                        (unsigned long long)st.errors, (unsigned long long)st.retries, st.full ? 1 : 0);
+                        (unsigned long long)st.errors, (unsigned long long)st.retries, st.full ? 1 : 0,
+                        st.corrupt ? 1 : 0);
     if (rc < 0) {
         buf_reset(&resp->body);
         http_resp_error(resp, 500, "api_error", "could not render metrics");

@@ -43,7 +43,8 @@ static void scheme_name(const char *dsn, char *out, size_t cap)
     out[i] = '\0';
 }
 
-int store_open(const char *dsn, struct hclock *clock, struct store **out, struct herr *err)
+static int open_dsn(const char *dsn, struct hclock *clock, bool claim, struct store **out,
+                    struct herr *err)
 {
     const struct store_ops *ops = NULL;
     struct store *s = NULL;
@@ -77,6 +78,7 @@ int store_open(const char *dsn, struct hclock *clock, struct store **out, struct
     s = xcalloc(1, ops->impl_size);
     s->ops = ops;
     s->clock = clock ? clock : hclock_system();
+    s->claim = claim;
     rc = ops->open(s, dsn, err);
     if (rc < 0) {
         if (err && err->rc == HR_OK)
@@ -91,6 +93,17 @@ out:
         free(s);
     }
     return rc;
+}
+
+int store_open(const char *dsn, struct hclock *clock, struct store **out, struct herr *err)
+{
+    return open_dsn(dsn, clock, false, out, err);
+}
+
+int store_open_claimed(const char *dsn, struct hclock *clock, struct store **out,
+                       struct herr *err)
+{
+    return open_dsn(dsn, clock, true, out, err);
 }
 
 void store_close(struct store *s)

@@ -161,6 +161,8 @@ struct store_stats {
                            failure (PostgreSQL; 0 on SQLite, whose one writer has none) */
     bool full;          /* writes are failing because the disk is full (SQLite: set by a
                            write that failed so, cleared by the next one that wrote) */
+    bool corrupt;       /* a statement found the store's file damaged (SQLite: SQLITE_CORRUPT
+                           or SQLITE_NOTADB); stays set: store_ping fails from then on */
 };
 
 struct job_count {
@@ -312,6 +314,8 @@ struct store {
                                                   HR_AGAIN; 0: the backend's default */
     int64_t write_wait_max_ms;                 /* ... or when the oldest waiting write has
                                                   waited this long; 0: default (2000) */
+    bool claim;                                /* set by store_open_claimed before open:
+                                                  the backend takes its process lock first */
 };
 
 /* store_ingress / store_is_ingress: mark the calling thread as serving outside requests
@@ -325,6 +329,13 @@ bool store_is_ingress(void);
  * On success *out is owned by the caller; release with store_close. */
 int store_open(const char *dsn, struct hclock *clock, struct store **out, struct herr *err)
     HR_MUSTCHECK;
+/* store_open_claimed: store_open for a process that must be the store's only herald
+ * process (herald serve; admin commands that must not run beside it): a backend used by
+ * one process at a time (SQLite) first takes an exclusive lock held until store_close,
+ * and fails with HR_BUSY and "store PATH is in use by another herald (pid N)" while
+ * another process holds it. Backends shared by many nodes (PostgreSQL) take no lock. */
+int store_open_claimed(const char *dsn, struct hclock *clock, struct store **out,
+                       struct herr *err) HR_MUSTCHECK;
 void store_close(struct store *s); /* NULL is a no-op */
 /* store_set_job_listener: fn(arg) runs on the committing thread after new jobs exist. */
 void store_set_job_listener(struct store *s, void (*fn)(void *), void *arg);
@@ -336,7 +347,8 @@ static inline int store_write(struct store *s, store_txn_fn fn, void *arg, struc
 { return s->ops->write(s, fn, arg, err); }
 /* store_ping: HR_OK when the store answers a read and, after writes failed for a full
  * disk, a probe write succeeds again; HR_FULL while the disk stays full; another rc < 0
- * when the store is unreachable. Any thread but the store's writer. */
+ * when the store is unreachable or was found corrupt (store_stats says which). Any
+ * thread but the store's writer. */
 static inline int store_ping(struct store *s) { return s->ops->ping(s); }
 /* store_txn_sub: inside t, run fn(t, arg) in a nested savepoint: when it returns < 0
  * its changes are undone and t stays usable (for per-item isolation in a batch). Returns

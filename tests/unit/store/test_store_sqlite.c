@@ -1159,6 +1159,146 @@ static void test_full_disk(void **state)
     arena_free(a);
 }
 
+
+/* ---- the process lock, empty files, corruption (issue 12) ------------------------------ */
+
+/* A claimed store refuses a second claim (HR_BUSY, naming the holder's pid) while it is
+ * open, whoever else opens it unclaimed (herald keys); closing it frees the claim. */
+static void test_claim_exclusive(void **state)
+{
+    struct fx *f = *state;
+    struct store *a = NULL, *b = NULL;
+    struct herr err;
+    char want[64];
+    assert_int_equal(store_open_claimed(f->dsn, &f->clock.base, &a, &err), 0); /* f->s: unclaimed */
+    assert_int_equal(store_open_claimed(f->dsn, &f->clock.base, &b, &err), HR_BUSY);
+    assert_null(b);
+    snprintf(want, sizeof want, "is in use by another herald (pid %ld)", (long)getpid());
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, f->path));
+    assert_int_equal(store_open(f->dsn, &f->clock.base, &b, &err), 0); /* unclaimed: allowed */
+    store_close(b);
+    b = NULL;
+    store_close(a);
+    assert_int_equal(store_open_claimed(f->dsn, &f->clock.base, &b, &err), 0);
+    store_close(b);
+}
+
+/* An existing 0-byte store file is refused; a missing one is created. */
+static void test_empty_file_refused(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = NULL;
+    struct herr err;
+    char path[200], dsn[220];
+    struct stat sb;
+    int fd;
+    snprintf(path, sizeof path, "%s/empty.db", f->dir);
+    snprintf(dsn, sizeof dsn, "sqlite:%s", path);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(store_open(dsn, &f->clock.base, &s, &err), HR_INVAL);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "exists but is empty (0 bytes)"));
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 0); /* left as it was */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(store_open(dsn, &f->clock.base, &s, &err), 0);
+    store_close(s);
+    s = NULL;
+
+    /* a file that is not a database at all: refused, saying so */
+    {
+        char junk[8192];
+        memset(junk, 0xa5, sizeof junk);
+        fd = open(path, O_WRONLY | O_TRUNC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+        close(fd);
+        snprintf(junk, sizeof junk, "%s-wal", path);
+        unlink(junk);
+        assert_true(store_open(dsn, &f->clock.base, &s, &err) < 0);
+        assert_null(s);
+        assert_non_null(strstr(err.msg, "is corrupt or not a database"));
+    }
+}
+
+#define CORRUPT_DOCS 3000
+#define CORRUPT_DOC_BYTES 2000
+
+static int put_docs_tx(struct store_txn *t, void *arg)
+{
+    int *from = arg, rc = HR_OK;
+    char id[32], body[CORRUPT_DOC_BYTES + 16];
+    int64_t v;
+    for (int i = *from; i < *from + 500 && rc == HR_OK; i++) {
+        int n = snprintf(id, sizeof id, "d%05d", i);
+        memset(body, 'a' + i % 26, sizeof body);
+        body[0] = '"';
+        body[CORRUPT_DOC_BYTES - 1] = '"';
+        rc = store_doc_put(t, "profiles", (struct str){id, (size_t)n},
+                           (struct str){body, CORRUPT_DOC_BYTES}, T0, &v);
+    }
+    return rc;
+}
+
+/* Pages overwritten with garbage under a running store: the first statement that reads
+ * them fails with SQLITE_CORRUPT, and from then on store_ping fails and stats say
+ * corrupt (readiness), though SELECT 1 still answers. At the next open the integrity
+ * check refuses the file. */
+static void test_corruption_fails_ping(void **state)
+{
+    struct fx *f = *state;
+    struct store_stats st;
+    struct herr err;
+    struct doc_rec *docs = NULL;
+    struct str after = {"", 0};
+    size_t n = 0;
+    int rc = HR_OK, fd;
+    struct stat sb;
+    char buf[4096], last[32];
+    for (int from = 0; from < CORRUPT_DOCS; from += 500)
+        assert_int_equal(store_write(f->s, put_docs_tx, &from, &err), 0);
+    store_close(f->s); /* checkpoints the WAL into the file */
+    f->s = NULL;
+    assert_int_equal(store_open(f->dsn, &f->clock.base, &f->s, &err), 0);
+    assert_int_equal(store_ping(f->s), 0);
+    store_stats(f->s, &st);
+    assert_false(st.corrupt);
+
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_true(sb.st_size > 64 * 4096);
+    memset(buf, 0xa5, sizeof buf);
+    fd = open(f->path, O_WRONLY);
+    assert_true(fd >= 0);
+    for (int k = 0; k < 8; k++)
+        assert_int_equal(pwrite(fd, buf, sizeof buf, (off_t)(sb.st_size / 2 / 4096 + k * 5) * 4096),
+                         (ssize_t)sizeof buf);
+    close(fd);
+
+    while (rc == HR_OK) { /* read every document: some page is garbage */
+        arena_reset(f->a);
+        rc = store_doc_list(f->s, "profiles", (struct str){"", 0}, after, 500, f->a, &docs, &n);
+        if (rc == HR_OK && n == 0)
+            break;
+        if (rc == HR_OK) {
+            size_t len = docs[n - 1].id.len < sizeof last ? docs[n - 1].id.len : sizeof last - 1;
+            memcpy(last, docs[n - 1].id.p, len);
+            after = (struct str){last, len};
+        }
+    }
+    assert_true(rc < 0);
+    store_stats(f->s, &st);
+    assert_true(st.corrupt);
+    assert_true(store_ping(f->s) < 0);
+    store_close(f->s);
+    f->s = NULL;
+    assert_true(store_open(f->dsn, &f->clock.base, &f->s, &err) < 0);
+    assert_null(f->s);
+    assert_true(strstr(err.msg, "integrity check") || strstr(err.msg, "is corrupt"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1177,6 +1317,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
         cmocka_unit_test_teardown(test_full_disk, teardown_full),
+        cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_file_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corruption_fails_ping, setup, teardown),
     };
     log_set_level(LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);
