@@ -1,8 +1,10 @@
 // bootstrap.test.mjs: three `herald serve` started at the same moment on one empty
 // store: exactly one of them creates the workspace and prints a key pair, so the store
 // holds exactly one admin and one write key, and those keys work on every node. On
-// PostgreSQL (the shared store of a multi-node install) and on SQLite (processes on
-// one file). A few rounds, each on a fresh store, so a check-then-insert race shows.
+// PostgreSQL (the shared store of a multi-node install) and on SQLite, where only one
+// process may serve a store file: there the others must exit naming the live one
+// (storeguard.test.mjs) and the one that starts bootstraps. A few rounds, each on a
+// fresh store, so a check-then-insert race shows.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -22,9 +24,16 @@ function keyRows(dir) {
 test(`${NODES} nodes started at once on one empty ${STORE} store: exactly one bootstraps`, { timeout: scaled(120000) }, async (t) => {
   for (let round = 1; round <= ROUNDS; round++) {
     const dir = makeTempDir();
-    const nodes = await Promise.all(
+    const settled = await Promise.allSettled(
       Array.from({ length: NODES }, (_, i) => startServer({ t, name: `round${round}-node${i}`, dir, expectKeys: false })),
     );
+    for (const s of settled.filter((x) => x.status === 'rejected')) {
+      assert.equal(STORE, 'sqlite', `round ${round}: every node starts on a shared PostgreSQL store:\n${s.reason}`);
+      assert.match(String(s.reason), /is in use by another herald \(pid \d+\)/, `round ${round}: a refused node names the live one`);
+    }
+    const nodes = settled.filter((x) => x.status === 'fulfilled').map((x) => x.value);
+    if (STORE === 'sqlite') assert.equal(nodes.length, 1, `round ${round}: exactly one node serves a SQLite store`);
+    else assert.equal(nodes.length, NODES, `round ${round}: every node serves`);
     const results = await Promise.all(nodes.map((n) => n.stop()));
     for (const [i, r] of results.entries()) assert.equal(r.code, 0, `round ${round} node ${i} exit:\n${nodes[i].output()}`);
 
