@@ -243,8 +243,8 @@ static const char *const SQL[S_COUNT] = {
     [S_EVENT_GET] = "SELECT " EVENT_COLS " FROM events WHERE id = $1::bigint",
     [S_CATALOG_TOUCH] =
         "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
-        "VALUES($1::text, 1, $2::bigint, $2::bigint, $3::bytea) ON CONFLICT(name) DO UPDATE "
-        "SET count = catalog.count + 1, "
+        "VALUES($1::text, $4::bigint, $2::bigint, $5::bigint, $3::bytea) ON CONFLICT(name) "
+        "DO UPDATE SET count = catalog.count + excluded.count, "
         "first_seen_ms = least(catalog.first_seen_ms, excluded.first_seen_ms), "
         "last_seen_ms = greatest(catalog.last_seen_ms, excluded.last_seen_ms), "
         "sample = excluded.sample",
@@ -2018,17 +2018,19 @@ static void row_catalog(const PGresult *r, int i, struct arena *a, void *vout)
     out->sample = g_str(a, r, i, 4);
 }
 
-static int pg_catalog_touch(struct store_txn *t, struct str name, struct str sample,
-                            int64_t seen_ms)
+static int pg_catalog_add(struct store_txn *t, struct str name, struct str sample,
+                          int64_t first_ms, int64_t last_ms, int64_t n)
 {
     struct params p = {0};
     PGresult *r = NULL;
     int rc;
-    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX)
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX || n < 1)
         return HR_INVAL;
     p_text(&p, name);
-    p_i64(&p, seen_ms);
+    p_i64(&p, first_ms);
     p_bytes(&p, sample);
+    p_i64(&p, n);
+    p_i64(&p, last_ms);
     rc = tx_q(t, S_CATALOG_TOUCH, &p, &r, "catalog_touch");
     PQclear(r);
     params_free(&p);
@@ -2619,7 +2621,7 @@ const struct store_ops pg_store_ops = {
     .doc_list = pg_doc_list,
     .event_insert = pg_event_insert,
     .event_get = pg_event_get,
-    .catalog_touch = pg_catalog_touch,
+    .catalog_add = pg_catalog_add,
     .catalog_get = pg_catalog_get,
     .catalog_list = pg_catalog_list,
     .message_insert = pg_message_insert,

@@ -173,7 +173,7 @@ static const char SQL_EVENT_GET[] = "SELECT " EVENT_COLS " FROM events WHERE id 
 #define CATALOG_COLS "name, count, first_seen_ms, last_seen_ms, sample"
 static const char SQL_CATALOG_TOUCH[] =
     "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
-    "VALUES(?1, 1, ?2, ?2, ?3) ON CONFLICT(name) DO UPDATE SET count = count + 1, "
+    "VALUES(?1, ?4, ?2, ?5, ?3) ON CONFLICT(name) DO UPDATE SET count = count + ?4, "
     "first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), "
     "last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), sample = excluded.sample";
 static const char SQL_CATALOG_GET[] = "SELECT " CATALOG_COLS " FROM catalog WHERE name = ?1";
@@ -2166,18 +2166,18 @@ static void row_catalog(sqlite3_stmt *st, struct arena *a, struct catalog_rec *o
     out->sample = col_str(a, st, 4);
 }
 
-static int sqlite_catalog_touch(struct store_txn *t, struct str name, struct str sample,
-                                int64_t seen_ms)
+static int sqlite_catalog_add(struct store_txn *t, struct str name, struct str sample,
+                              int64_t first_ms, int64_t last_ms, int64_t n)
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
     int src, rc;
-    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX)
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX || n < 1)
         return HR_INVAL;
     rc = write_stmt(t, SQL_CATALOG_TOUCH, &c, &st);
     if (rc < 0)
         goto out;
-    if ((src = bindv(st, "sib", name, seen_ms, sample)) != SQLITE_OK ||
+    if ((src = bindv(st, "sibii", name, first_ms, sample, n, last_ms)) != SQLITE_OK ||
         (src = sqlite3_step(st)) != SQLITE_DONE)
         rc = db_fail(c, src, "catalog_touch");
 out:
@@ -2631,7 +2631,7 @@ const struct store_ops sqlite_store_ops = {
     .doc_list = sqlite_doc_list,
     .event_insert = sqlite_event_insert,
     .event_get = sqlite_event_get,
-    .catalog_touch = sqlite_catalog_touch,
+    .catalog_add = sqlite_catalog_add,
     .catalog_get = sqlite_catalog_get,
     .catalog_list = sqlite_catalog_list,
     .message_insert = sqlite_message_insert,
