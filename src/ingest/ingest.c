@@ -223,17 +223,12 @@ out:
     return rc;
 }
 
-/* ensure_profile: create uid's (empty) profile when it has none; an existing one is
- * only looked up, never parsed or rewritten. */
+/* ensure_profile: create uid's (empty) profile when it has none, in one insert that
+ * leaves an existing one as it is (never read, parsed or rewritten). */
 static int ensure_profile(struct store_txn *t, struct str uid, int64_t now)
 {
-    struct arena *a = arena_new(1024);
-    struct doc_rec d;
-    int rc = store_doc_get_txn(t, COLL_PROFILES, uid, a, &d);
-    if (rc == HR_NOTFOUND)
-        rc = store_doc_put(t, COLL_PROFILES, uid, STR_LIT("{}"), now, NULL);
-    arena_free(a);
-    return rc;
+    int rc = store_doc_create(t, COLL_PROFILES, uid, STR_LIT("{}"), now);
+    return rc == HR_CONFLICT ? HR_OK : rc;
 }
 
 /* apply_alias: merge the previousId profile into userId's (userId's values win), drop

@@ -266,6 +266,8 @@ struct store_ops {
     int (*doc_put)(struct store_txn *t, const char *coll, struct str id, struct str body,
                    int64_t now_ms, int64_t *out_version);
     int (*doc_delete)(struct store_txn *t, const char *coll, struct str id);
+    int (*doc_create)(struct store_txn *t, const char *coll, struct str id, struct str body,
+                      int64_t now_ms);
     int (*doc_list)(struct store *s, const char *coll, struct str id_prefix, struct str after_id,
                     size_t limit, struct arena *a, struct doc_rec **out, size_t *n);
 
@@ -416,6 +418,11 @@ static inline int store_doc_get(struct store *s, const char *coll, struct str id
 static inline int store_doc_get_txn(struct store_txn *t, const char *coll, struct str id,
                                     struct arena *a, struct doc_rec *out)
 { return store_txn_store(t)->ops->doc_get_txn(t, coll, id, a, out); }
+/* doc_create: insert the document (version 1) unless one exists: HR_OK when created,
+ * HR_CONFLICT (nothing changed) when it existed. */
+static inline int store_doc_create(struct store_txn *t, const char *coll, struct str id,
+                                   struct str body, int64_t now_ms)
+{ return store_txn_store(t)->ops->doc_create(t, coll, id, body, now_ms); }
 static inline int store_doc_put(struct store_txn *t, const char *coll, struct str id,
                                 struct str body, int64_t now_ms, int64_t *out_version)
 { return store_txn_store(t)->ops->doc_put(t, coll, id, body, now_ms, out_version); }

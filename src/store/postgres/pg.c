@@ -115,6 +115,7 @@ enum stmt_id {
     S_DOC_GET_FOR_UPDATE,
     S_DOC_PUT,
     S_DOC_DELETE,
+    S_DOC_CREATE,
     S_DOC_LIST,
     S_EVENT_CLAIM,
     S_EVENT_HOLDER,
@@ -225,6 +226,9 @@ static const char *const SQL[S_COUNT] = {
                   "version = docs.version + 1, updated_ms = excluded.updated_ms "
                   "RETURNING version",
     [S_DOC_DELETE] = "DELETE FROM docs WHERE coll = $1::text AND id = $2::text",
+    [S_DOC_CREATE] = "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+                     "VALUES($1::text, $2::text, $3::bytea, 1, $4::bigint, $4::bigint) "
+                     "ON CONFLICT(coll, id) DO NOTHING",
     [S_DOC_LIST] = "SELECT " DOC_COLS " FROM docs WHERE coll = $1::text AND id > $2::text "
                    "AND starts_with(id, $3::text) ORDER BY id LIMIT $4::bigint",
     /* claim (source, messageId) for a new event id unless the holder is within the
@@ -1885,6 +1889,28 @@ static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, stru
     return rc;
 }
 
+static int pg_doc_create(struct store_txn *t, const char *coll, struct str id, struct str body,
+                         int64_t now_ms)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    if (body.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    p_cstr(&p, coll);
+    p_text(&p, id);
+    p_bytes(&p, body);
+    p_i64(&p, now_ms);
+    rc = tx_q(t, S_DOC_CREATE, &p, &r, "doc_create");
+    if (rc == HR_OK && affected(r) == 0)
+        rc = HR_CONFLICT;
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
 static int pg_doc_delete(struct store_txn *t, const char *coll, struct str id)
 {
     struct params p = {0};
@@ -2617,6 +2643,7 @@ const struct store_ops pg_store_ops = {
     .doc_get = pg_doc_get,
     .doc_get_txn = pg_doc_get_txn,
     .doc_put = pg_doc_put,
+    .doc_create = pg_doc_create,
     .doc_delete = pg_doc_delete,
     .doc_list = pg_doc_list,
     .event_insert = pg_event_insert,

@@ -155,6 +155,9 @@ static const char SQL_DOC_PUT[] =
     "VALUES(?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(coll, id) DO UPDATE SET "
     "body = excluded.body, version = version + 1, updated_ms = excluded.updated_ms "
     "RETURNING version";
+static const char SQL_DOC_CREATE[] =
+    "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+    "VALUES(?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(coll, id) DO NOTHING";
 static const char SQL_DOC_DELETE[] = "DELETE FROM docs WHERE coll = ?1 AND id = ?2";
 /* ?3 is the prefix and ?5 the first id past it, so the primary key bounds the walk */
 static const char SQL_DOC_LIST[] =
@@ -2024,6 +2027,30 @@ out:
     return rc;
 }
 
+static int sqlite_doc_create(struct store_txn *t, const char *coll, struct str id,
+                             struct str body, int64_t now_ms)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = check_coll_id(coll, id);
+    if (rc < 0)
+        return rc;
+    if (body.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    rc = write_stmt(t, SQL_DOC_CREATE, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "csbi", coll, id, body, now_ms)) != SQLITE_OK ||
+        (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, "doc_create");
+        goto out;
+    }
+    rc = sqlite3_changes(c->db) == 1 ? HR_OK : HR_CONFLICT;
+out:
+    stmt_done(st);
+    return rc;
+}
+
 static int sqlite_doc_delete(struct store_txn *t, const char *coll, struct str id)
 {
     struct conn *c = NULL;
@@ -2627,6 +2654,7 @@ const struct store_ops sqlite_store_ops = {
     .doc_get = sqlite_doc_get,
     .doc_get_txn = sqlite_doc_get_txn,
     .doc_put = sqlite_doc_put,
+    .doc_create = sqlite_doc_create,
     .doc_delete = sqlite_doc_delete,
     .doc_list = sqlite_doc_list,
     .event_insert = sqlite_event_insert,
