@@ -532,7 +532,7 @@ static int cmd_serve(int argc, char **argv)
     ig.dedup_window_ms = cfg.dedup_window_s * 1000;
     ig.trigger = automation_trigger_event;
     ig.trigger_ctx = &eng;
-    ig.cache = evcache_new(EVCACHE_SLOTS_DEFAULT, EVCACHE_BYTES_DEFAULT);
+    ig.cache = evcache_new(EVCACHE_SLOTS_DEFAULT, EVCACHE_BYTES_DEFAULT, EVCACHE_STALE_MS);
 
     {
         struct expire_arg ea = {time_now_ms(), 0};

@@ -1,7 +1,10 @@
 /* evcache.c: the accepted-event hand-over (see evcache.h). Direct-mapped on the event id:
- * ids grow by one per event, so consecutive events fill consecutive slots and an entry is
- * only replaced once `slots` newer events were put while it waited. One mutex; what an
- * operation drops is freed after it is released. */
+ * ids grow by one per event, so consecutive events fill consecutive slots. When the jobs
+ * lag by more than `slots` events, a put finds its slot still taken: the older entry, whose
+ * job comes sooner, stays and the new event is dropped (its job reads the store), so a
+ * backlog still hits for the events at its head instead of missing everywhere. An entry
+ * left older than the cache's stale_ms (its job ran on another node, or before the put) is
+ * replaced. One mutex; what an operation drops is freed after it is released. */
 #include "evcache.h"
 
 #include "../util/clock.h"
@@ -24,9 +27,10 @@ struct evcache {
     struct slot *slots;
     size_t mask;
     size_t bytes, max_bytes, count;
+    int64_t stale_ms;
 };
 
-struct evcache *evcache_new(size_t slots, size_t max_bytes)
+struct evcache *evcache_new(size_t slots, size_t max_bytes, int64_t stale_ms)
 {
     struct evcache *c = xcalloc(1, sizeof *c);
     size_t n = 1;
@@ -35,6 +39,7 @@ struct evcache *evcache_new(size_t slots, size_t max_bytes)
     c->slots = xcalloc(n, sizeof *c->slots);
     c->mask = n - 1;
     c->max_bytes = max_bytes;
+    c->stale_ms = stale_ms;
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
@@ -72,9 +77,14 @@ void evcache_put(struct evcache *c, int64_t id, cJSON *json, char *text, size_t 
         goto out;
     pthread_mutex_lock(&c->mu);
     struct slot *s = &c->slots[(size_t)id & c->mask];
+    int64_t now = time_mono_ms();
+    if (s->id && now - s->put_mono_ms < c->stale_ms) {
+        pthread_mutex_unlock(&c->mu);
+        goto out;
+    }
     unhook(c, s, &old);
     if (c->bytes + text_len <= c->max_bytes) {
-        *s = (struct slot){id, json, text, text_len, received_ms, time_mono_ms()};
+        *s = (struct slot){id, json, text, text_len, received_ms, now};
         c->bytes += text_len;
         c->count++;
         kept = true;
@@ -101,7 +111,7 @@ bool evcache_take(struct evcache *c, int64_t id, cJSON **json, char **text, size
     if (s->id == id)
         unhook(c, s, &got);
     pthread_mutex_unlock(&c->mu);
-    if (got.id == id && time_mono_ms() - got.put_mono_ms <= EVCACHE_MAX_AGE_MS) {
+    if (got.id == id) {
         *json = got.json;
         *text = got.text;
         *text_len = got.text_len;

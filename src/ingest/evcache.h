@@ -1,8 +1,9 @@
 /* evcache.h: a bounded, process-local hand-over of accepted events from ingest_accept to
  * the events job of the same process, so the job neither re-reads nor re-parses what the
- * HTTP thread parsed a moment ago. Keyed by the stored event id. A miss (another node's
- * job, a restart, an eviction, an entry older than EVCACHE_MAX_AGE_MS) is never an error:
- * the job reads the event from the store then, so the cache changes no semantics. */
+ * HTTP thread parsed a moment ago. Keyed by the stored event id (put only once the event
+ * is committed; ids are never reused while it waits). A miss (another node's job, a
+ * restart, a full cache, a job that ran before the put) is never an error: the job reads
+ * the event from the store then, so the cache changes no semantics. */
 #ifndef HERALD_INGEST_EVCACHE_H
 #define HERALD_INGEST_EVCACHE_H
 
@@ -11,20 +12,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVCACHE_SLOTS_DEFAULT 32768          /* events held at most */
-#define EVCACHE_BYTES_DEFAULT (32u << 20)     /* serialized bytes held at most */
-#define EVCACHE_MAX_AGE_MS 60000             /* older entries are dropped at take */
+#define EVCACHE_SLOTS_DEFAULT 16384          /* events held at most */
+#define EVCACHE_BYTES_DEFAULT (16u << 20)     /* serialized bytes held at most (the parsed
+                                              * trees take a few times that again) */
+#define EVCACHE_STALE_MS 10000               /* an entry this old may be replaced */
 
 struct evcache;
 
 /* evcache_new: an empty cache of `slots` entries (rounded up to a power of two) holding at
- * most max_bytes of serialized events. Caller owns it (evcache_free). */
-struct evcache *evcache_new(size_t slots, size_t max_bytes);
+ * most max_bytes of serialized events; an entry older than stale_ms may be replaced
+ * (EVCACHE_STALE_MS). Caller owns it (evcache_free). */
+struct evcache *evcache_new(size_t slots, size_t max_bytes, int64_t stale_ms);
 void evcache_free(struct evcache *c);
 
 /* evcache_put: hand event `id` over: takes json and text (text_len bytes, NUL-terminated,
- * malloc'd) in every case; frees them at once when they do not fit, and frees an older
- * entry that they replace. */
+ * malloc'd) in every case; frees them at once when they do not fit (byte cap, or their slot
+ * holds an entry younger than stale_ms), and frees a stale entry they replace. */
 void evcache_put(struct evcache *c, int64_t id, cJSON *json, char *text, size_t text_len,
                  int64_t received_ms);
 

@@ -611,12 +611,14 @@ static void loaded_free(void *p)
     }
 }
 
-static void cache_metric(const char *result)
+/* cache_metric: count n events of one job as a cache hit or miss (once per job). */
+static void cache_metric(const char *result, size_t n)
 {
-    metrics_counter_add("herald_ingest_event_cache_total",
-                        "Events the events job took from this process's accept hand-over "
-                        "(hit) or read back from the store (miss).",
-                        "result", result, 1);
+    if (n > 0)
+        metrics_counter_add("herald_ingest_event_cache_total",
+                            "Events the events job took from this process's accept hand-over "
+                            "(hit) or read back from the store (miss).",
+                            "result", result, n);
 }
 
 /* take_cached: event id from ig's cache into l's next slot. True on a hit. */
@@ -641,7 +643,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     struct ingest *ig = ctx;
     cJSON *payload = cJSON_ParseWithLength(j->payload.p, j->payload.len), *ids, *it;
     struct loaded *l = arena_zalloc(a, sizeof *l);
-    size_t cap;
+    size_t cap, hits = 0, misses = 0;
 
     ids = cJSON_GetObjectItemCaseSensitive(payload, "ids");
     if (!cJSON_IsArray(ids)) {
@@ -666,11 +668,10 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
         if (!cJSON_IsNumber(it))
             continue;
         if (take_cached(ig, l, (int64_t)it->valuedouble)) {
-            cache_metric("hit");
+            hits++;
             continue;
         }
-        if (ig->cache)
-            cache_metric("miss");
+        misses += ig->cache != NULL;
         rc = store_event_get(ig->store, (int64_t)it->valuedouble, a, &e);
         if (rc == HR_NOTFOUND) {
             LOG_W("ingest.event_missing", "event=%lld", (long long)it->valuedouble);
@@ -695,5 +696,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     r->commit = events_commit;
     r->commit_arg = l;
 out:
+    cache_metric("hit", hits);
+    cache_metric("miss", misses);
     cJSON_Delete(payload);
 }

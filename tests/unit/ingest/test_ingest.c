@@ -41,7 +41,7 @@ static int setup(void **state)
     f->ig.store = f->s;
     f->ig.clock = &f->clk.base;
     f->ig.dedup_window_ms = INGEST_DEDUP_WINDOW_DEFAULT_MS;
-    f->ig.cache = evcache_new(64, 1 << 20);
+    f->ig.cache = evcache_new(64, 1 << 20, EVCACHE_STALE_MS);
     *state = f;
     return 0;
 }
@@ -238,7 +238,7 @@ static void put(struct evcache *c, int64_t id, const char *text)
 
 static void test_evcache_hand_over(void **state)
 {
-    struct evcache *c = evcache_new(4, 1000);
+    struct evcache *c = evcache_new(4, 1000, EVCACHE_STALE_MS);
     cJSON *j = NULL;
     char *t = NULL;
     size_t len = 0;
@@ -256,20 +256,42 @@ static void test_evcache_hand_over(void **state)
     cJSON_Delete(j);
     free(t);
     assert_false(evcache_take(c, 2, &j, &t, &len, &rcv)); /* taken once only */
-    /* 4 slots: id 5 lands where 1 was, and replaces it */
+    /* 4 slots: id 5 lands where 1 waits; 1's job comes first, so 1 stays, 5 is dropped */
+    put(c, 5, "{\"a\":5}");
+    assert_false(evcache_take(c, 5, &j, &t, &len, &rcv));
+    assert_true(evcache_take(c, 1, &j, &t, &len, &rcv));
+    assert_string_equal(t, "{\"a\":1}");
+    cJSON_Delete(j);
+    free(t);
+    assert_int_equal(evcache_count(c), 0);
+    put(c, 5, "{\"a\":5}"); /* the slot is free now */
+    put(c, 6, "{\"a\":6}"); /* left in: evcache_free frees them */
+    assert_int_equal(evcache_count(c), 2);
+    evcache_free(c);
+}
+
+/* An entry nobody took (its job ran on another node) is replaced once stale. */
+static void test_evcache_stale_replaced(void **state)
+{
+    struct evcache *c = evcache_new(4, 1000, 1);
+    cJSON *j = NULL;
+    char *t = NULL;
+    size_t len = 0;
+    int64_t rcv = 0;
+    (void)state;
+    put(c, 1, "{\"a\":1}");
+    usleep(20 * 1000);
     put(c, 5, "{\"a\":5}");
     assert_false(evcache_take(c, 1, &j, &t, &len, &rcv));
     assert_true(evcache_take(c, 5, &j, &t, &len, &rcv));
     cJSON_Delete(j);
     free(t);
-    assert_int_equal(evcache_count(c), 0);
-    put(c, 6, "{\"a\":6}"); /* left in: evcache_free frees it */
     evcache_free(c);
 }
 
 static void test_evcache_byte_cap(void **state)
 {
-    struct evcache *c = evcache_new(8, 16);
+    struct evcache *c = evcache_new(8, 16, EVCACHE_STALE_MS);
     cJSON *j = NULL;
     char *t = NULL;
     size_t len = 0;
@@ -300,6 +322,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_evcache_hand_over),
         cmocka_unit_test(test_evcache_byte_cap),
+        cmocka_unit_test(test_evcache_stale_replaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
