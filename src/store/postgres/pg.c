@@ -1867,11 +1867,12 @@ static int pg_doc_get_txn(struct store_txn *t, const char *coll, struct str id, 
     return rc;
 }
 
-static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
-                      int64_t now_ms, int64_t *out_version)
+/* doc_write: run S_DOC_PUT or S_DOC_CREATE for (coll, id, body, now_ms); *r is the
+ * result (caller clears it). */
+static int doc_write(struct store_txn *t, int stmt, const char *coll, struct str id,
+                     struct str body, int64_t now_ms, PGresult **r, const char *what)
 {
     struct params p = {0};
-    PGresult *r = NULL;
     int rc = check_coll_id(coll, id);
     if (rc < 0)
         return rc;
@@ -1881,33 +1882,30 @@ static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, stru
     p_text(&p, id);
     p_bytes(&p, body);
     p_i64(&p, now_ms);
-    rc = tx_q(t, S_DOC_PUT, &p, &r, "doc_put");
+    rc = tx_q(t, stmt, &p, r, what);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
+                      int64_t now_ms, int64_t *out_version)
+{
+    PGresult *r = NULL;
+    int rc = doc_write(t, S_DOC_PUT, coll, id, body, now_ms, &r, "doc_put");
     if (rc == HR_OK && out_version)
         *out_version = g_i64(r, 0, 0);
     PQclear(r);
-    params_free(&p);
     return rc;
 }
 
 static int pg_doc_create(struct store_txn *t, const char *coll, struct str id, struct str body,
                          int64_t now_ms)
 {
-    struct params p = {0};
     PGresult *r = NULL;
-    int rc = check_coll_id(coll, id);
-    if (rc < 0)
-        return rc;
-    if (body.len > PAYLOAD_MAX)
-        return HR_TOOBIG;
-    p_cstr(&p, coll);
-    p_text(&p, id);
-    p_bytes(&p, body);
-    p_i64(&p, now_ms);
-    rc = tx_q(t, S_DOC_CREATE, &p, &r, "doc_create");
+    int rc = doc_write(t, S_DOC_CREATE, coll, id, body, now_ms, &r, "doc_create");
     if (rc == HR_OK && affected(r) == 0)
         rc = HR_CONFLICT;
     PQclear(r);
-    params_free(&p);
     return rc;
 }
 

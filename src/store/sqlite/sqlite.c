@@ -2002,21 +2002,36 @@ static int sqlite_doc_get_txn(struct store_txn *t, const char *coll, struct str 
     return rc;
 }
 
+/* doc_write: prepare sql (SQL_DOC_PUT or SQL_DOC_CREATE) on t's writer, bind (coll, id,
+ * body, now_ms) and step it once; *src is the step's result (the caller checks it and
+ * finishes *st with stmt_done). */
+static int doc_write(struct store_txn *t, const char *sql, const char *coll, struct str id,
+                     struct str body, int64_t now_ms, struct conn **c, sqlite3_stmt **st,
+                     int *src)
+{
+    int rc = check_coll_id(coll, id);
+    *src = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    if (body.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    rc = write_stmt(t, sql, c, st);
+    if (rc < 0)
+        return rc;
+    if ((*src = bindv(*st, "csbi", coll, id, body, now_ms)) == SQLITE_OK)
+        *src = sqlite3_step(*st);
+    return HR_OK;
+}
+
 static int sqlite_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
                           int64_t now_ms, int64_t *out_version)
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int src, rc = check_coll_id(coll, id);
-    if (rc < 0)
-        return rc;
-    if (body.len > PAYLOAD_MAX)
-        return HR_TOOBIG;
-    rc = write_stmt(t, SQL_DOC_PUT, &c, &st);
+    int src, rc = doc_write(t, SQL_DOC_PUT, coll, id, body, now_ms, &c, &st, &src);
     if (rc < 0)
         goto out;
-    if ((src = bindv(st, "csbi", coll, id, body, now_ms)) != SQLITE_OK ||
-        (src = sqlite3_step(st)) != SQLITE_ROW) {
+    if (src != SQLITE_ROW) {
         rc = db_fail(c, src, "doc_put");
         goto out;
     }
@@ -2032,20 +2047,13 @@ static int sqlite_doc_create(struct store_txn *t, const char *coll, struct str i
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int src, rc = check_coll_id(coll, id);
-    if (rc < 0)
-        return rc;
-    if (body.len > PAYLOAD_MAX)
-        return HR_TOOBIG;
-    rc = write_stmt(t, SQL_DOC_CREATE, &c, &st);
+    int src, rc = doc_write(t, SQL_DOC_CREATE, coll, id, body, now_ms, &c, &st, &src);
     if (rc < 0)
         goto out;
-    if ((src = bindv(st, "csbi", coll, id, body, now_ms)) != SQLITE_OK ||
-        (src = sqlite3_step(st)) != SQLITE_DONE) {
+    if (src != SQLITE_DONE)
         rc = db_fail(c, src, "doc_create");
-        goto out;
-    }
-    rc = sqlite3_changes(c->db) == 1 ? HR_OK : HR_CONFLICT;
+    else
+        rc = sqlite3_changes(c->db) == 1 ? HR_OK : HR_CONFLICT;
 out:
     stmt_done(st);
     return rc;

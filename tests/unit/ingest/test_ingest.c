@@ -236,33 +236,39 @@ static void put(struct evcache *c, int64_t id, const char *text)
     evcache_put(c, id, cJSON_Parse(text), strdup(text), strlen(text), id * 10);
 }
 
-static void test_evcache_hand_over(void **state)
+/* taken: take id from c and check its text and received time (text NULL: a miss). */
+static void taken(struct evcache *c, int64_t id, const char *text)
 {
-    struct evcache *c = evcache_new(4, 1000, EVCACHE_STALE_MS);
     cJSON *j = NULL;
     char *t = NULL;
     size_t len = 0;
     int64_t rcv = 0;
+    bool hit = evcache_take(c, id, &j, &t, &len, &rcv);
+    assert_int_equal(hit, text != NULL);
+    if (!hit)
+        return;
+    assert_string_equal(t, text);
+    assert_int_equal(len, strlen(text));
+    assert_int_equal(rcv, id * 10);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(j, "a"));
+    cJSON_Delete(j);
+    free(t);
+}
+
+static void test_evcache_hand_over(void **state)
+{
+    struct evcache *c = evcache_new(4, 1000, EVCACHE_STALE_MS);
     (void)state;
     put(c, 1, "{\"a\":1}");
     put(c, 2, "{\"a\":2}");
     assert_int_equal(evcache_count(c), 2);
-    assert_false(evcache_take(c, 3, &j, &t, &len, &rcv)); /* never put */
-    assert_true(evcache_take(c, 2, &j, &t, &len, &rcv));
-    assert_string_equal(t, "{\"a\":2}");
-    assert_int_equal(len, 7);
-    assert_int_equal(rcv, 20);
-    assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "a")->valueint, 2);
-    cJSON_Delete(j);
-    free(t);
-    assert_false(evcache_take(c, 2, &j, &t, &len, &rcv)); /* taken once only */
+    taken(c, 3, NULL); /* never put */
+    taken(c, 2, "{\"a\":2}");
+    taken(c, 2, NULL); /* taken once only */
     /* 4 slots: id 5 lands where 1 waits; 1's job comes first, so 1 stays, 5 is dropped */
     put(c, 5, "{\"a\":5}");
-    assert_false(evcache_take(c, 5, &j, &t, &len, &rcv));
-    assert_true(evcache_take(c, 1, &j, &t, &len, &rcv));
-    assert_string_equal(t, "{\"a\":1}");
-    cJSON_Delete(j);
-    free(t);
+    taken(c, 5, NULL);
+    taken(c, 1, "{\"a\":1}");
     assert_int_equal(evcache_count(c), 0);
     put(c, 5, "{\"a\":5}"); /* the slot is free now */
     put(c, 6, "{\"a\":6}"); /* left in: evcache_free frees them */
@@ -274,37 +280,25 @@ static void test_evcache_hand_over(void **state)
 static void test_evcache_stale_replaced(void **state)
 {
     struct evcache *c = evcache_new(4, 1000, 1);
-    cJSON *j = NULL;
-    char *t = NULL;
-    size_t len = 0;
-    int64_t rcv = 0;
     (void)state;
     put(c, 1, "{\"a\":1}");
     usleep(20 * 1000);
     put(c, 5, "{\"a\":5}");
-    assert_false(evcache_take(c, 1, &j, &t, &len, &rcv));
-    assert_true(evcache_take(c, 5, &j, &t, &len, &rcv));
-    cJSON_Delete(j);
-    free(t);
+    taken(c, 1, NULL);
+    taken(c, 5, "{\"a\":5}");
     evcache_free(c);
 }
 
 static void test_evcache_byte_cap(void **state)
 {
     struct evcache *c = evcache_new(8, 16, EVCACHE_STALE_MS);
-    cJSON *j = NULL;
-    char *t = NULL;
-    size_t len = 0;
-    int64_t rcv = 0;
     (void)state;
-    put(c, 1, "{\"a\":1}");          /* 7 bytes */
-    put(c, 2, "{\"a\":2}");          /* 14 */
-    put(c, 3, "{\"a\":3}");          /* would be 21 > 16: not kept (freed) */
+    put(c, 1, "{\"a\":1}"); /* 7 bytes */
+    put(c, 2, "{\"a\":2}"); /* 14 */
+    put(c, 3, "{\"a\":3}"); /* would be 21 > 16: not kept (freed) */
     assert_int_equal(evcache_count(c), 2);
-    assert_false(evcache_take(c, 3, &j, &t, &len, &rcv));
-    assert_true(evcache_take(c, 1, &j, &t, &len, &rcv));
-    cJSON_Delete(j);
-    free(t);
+    taken(c, 3, NULL);
+    taken(c, 1, "{\"a\":1}");
     put(c, 4, "{\"a\":4}"); /* room again */
     assert_int_equal(evcache_count(c), 2);
     put(c, 0, "{}"); /* no id: freed, never kept */
