@@ -340,7 +340,7 @@ static int cmd_serve(int argc, char **argv)
     struct queue *q = NULL;
     struct http_server *srv = NULL;
     struct api_ctx actx;
-    struct ingest ig;
+    struct ingest ig = {0};
     struct engine eng;
     struct hbs_cache *hbs = NULL;
     struct limit_table *limits = NULL;
@@ -534,8 +534,9 @@ static int cmd_serve(int argc, char **argv)
     ig.store = st;
     ig.clock = hclock_system();
     ig.dedup_window_ms = cfg.dedup_window_s * 1000;
-    ig.trigger = automation_trigger;
+    ig.trigger = automation_trigger_event;
     ig.trigger_ctx = &eng;
+    ig.cache = evcache_new(EVCACHE_SLOTS_DEFAULT, EVCACHE_BYTES_DEFAULT, EVCACHE_STALE_MS);
 
     {
         struct expire_arg ea = {time_now_ms(), 0};
@@ -591,6 +592,7 @@ out:
     http_server_stop(srv); /* stop accepting, finish requests in flight */
     queue_free(q);         /* finish running jobs, give back leases */
     store_close(st);
+    evcache_free(ig.cache);
     hbs_cache_free(hbs);
     limit_table_free(limits);
     provider_global_cleanup();

@@ -36,8 +36,17 @@ extern const struct http_route api_routes[];
 int api_authenticate(void *ctx, struct http_req *req, char *msg);
 
 /* api_key_check: hash `key`, find it in the store and compare in constant time.
- * Returns 0 and fills *out, HR_PERM when unknown or revoked, or a store error. */
+ * Returns 0 and fills *out, HR_PERM when unknown or revoked, or a store error. A write
+ * key found valid is remembered per store for API_KEY_CACHE_TTL_MS (hash -> record),
+ * so the ingest path skips the store lookup; a revocation therefore reaches a running
+ * server within that TTL for write keys (admin keys are never cached: at once). */
 int api_key_check(struct store *s, struct str key, struct key_rec *out);
+
+#define API_KEY_CACHE_TTL_MS 5000
+/* api_key_cache_clear: forget every remembered key (call after revoking a key in this
+ * process). api_key_cache_set_ttl: change the TTL (tests; 0 turns the cache off). */
+void api_key_cache_clear(void);
+void api_key_cache_set_ttl(int64_t ttl_ms);
 
 #define API_KEY_MAX 64        /* bytes for a key with its NUL */
 #define API_KEY_PREFIX_LEN 12 /* characters stored in clear to name a key */

@@ -1,23 +1,97 @@
 /* auth.c: API keys on requests. Keys are random tokens ("hk_..." admin, "wk_..." write);
  * the store keeps only their SHA-256. A request's key is hashed, looked up by hash
  * (the index walk compares hashes, which tells an attacker nothing about any key), and
- * the stored hash is then compared in constant time before it is trusted. */
+ * the stored hash is then compared in constant time before it is trusted.
+ *
+ * Valid write keys are remembered (per store, by hash, for API_KEY_CACHE_TTL_MS) so that
+ * /v1/batch and /v1/track skip the store lookup: a small direct-mapped table under one
+ * mutex. Only positive answers are kept (a new key works at once) and only write keys
+ * (an admin key's revocation applies at once). A clear bumps a generation, so a lookup
+ * that raced with it does not put back what it read before. */
 #include "api.h"
 
+#include "../util/clock.h"
 #include "../util/crypto.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #define KEY_MAX 256
+#define KEY_CACHE_SLOTS 64
+
+struct key_slot {
+    const struct store *s; /* NULL: empty */
+    uint8_t hash[32];
+    struct key_rec rec;
+    int64_t expires_mono_ms;
+};
+
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct key_slot key_cache[KEY_CACHE_SLOTS];
+static uint64_t key_cache_gen;
+static int64_t key_cache_ttl_ms = API_KEY_CACHE_TTL_MS;
+
+void api_key_cache_clear(void)
+{
+    pthread_mutex_lock(&key_cache_mu);
+    memset(key_cache, 0, sizeof key_cache);
+    key_cache_gen++;
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
+void api_key_cache_set_ttl(int64_t ttl_ms)
+{
+    pthread_mutex_lock(&key_cache_mu);
+    key_cache_ttl_ms = ttl_ms;
+    memset(key_cache, 0, sizeof key_cache);
+    key_cache_gen++;
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
+/* key_cached: true with *out when s's key with hash h is remembered and fresh; *gen is
+ * the generation to hand to key_remember. */
+static bool key_cached(const struct store *s, const uint8_t h[32], struct key_rec *out,
+                       uint64_t *gen)
+{
+    bool hit = false;
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&key_cache_mu);
+    struct key_slot *k = &key_cache[h[0] % KEY_CACHE_SLOTS];
+    *gen = key_cache_gen;
+    if (k->s == s && now < k->expires_mono_ms && crypto_ct_equal(k->hash, 32, h, 32)) {
+        *out = k->rec;
+        hit = true;
+    }
+    pthread_mutex_unlock(&key_cache_mu);
+    return hit;
+}
+
+static void key_remember(const struct store *s, const uint8_t h[32], const struct key_rec *rec,
+                         uint64_t gen)
+{
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&key_cache_mu);
+    if (gen == key_cache_gen && key_cache_ttl_ms > 0) {
+        struct key_slot *k = &key_cache[h[0] % KEY_CACHE_SLOTS];
+        k->s = s;
+        memcpy(k->hash, h, 32);
+        k->rec = *rec;
+        k->expires_mono_ms = now + key_cache_ttl_ms;
+    }
+    pthread_mutex_unlock(&key_cache_mu);
+}
 
 int api_key_check(struct store *s, struct str key, struct key_rec *out)
 {
     uint8_t h[32];
+    uint64_t gen;
     int rc;
     if (key.len == 0 || key.len > KEY_MAX)
         return HR_PERM;
     crypto_sha256(key.p, key.len, h);
+    if (key_cached(s, h, out, &gen))
+        return HR_OK;
     rc = store_key_find_by_hash(s, h, out);
     if (rc == HR_NOTFOUND)
         return HR_PERM;
@@ -25,6 +99,8 @@ int api_key_check(struct store *s, struct str key, struct key_rec *out)
         return rc;
     if (!crypto_ct_equal(out->hash, sizeof out->hash, h, sizeof h) || out->revoked_ms != 0)
         return HR_PERM;
+    if (out->kind == KEY_WRITE)
+        key_remember(s, h, out, gen);
     return HR_OK;
 }
 

@@ -642,8 +642,21 @@ int automation_start_by_id(struct engine *e, struct store_txn *t, struct str aut
     return rc;
 }
 
+static cJSON *data_copy(const cJSON *data)
+{
+    return cJSON_Duplicate(data, 1);
+}
+
 int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
                        int64_t event_id)
+{
+    return automation_trigger_event(engine, t, data, data_copy, name, event_id);
+}
+
+/* userId and messageId are Segment fields: the same in the event and in its run data */
+int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *data,
+                             cJSON *(*data_new)(const cJSON *event), const char *name,
+                             int64_t event_id)
 {
     struct engine *e = engine;
     cJSON *links = NULL, *l, *ctx = NULL, *src = NULL;
@@ -652,7 +665,7 @@ int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, con
     if (rc < 0 || cJSON_GetArraySize(links) == 0)
         goto out;
     ctx = cJSON_CreateObject();
-    cJSON_AddItemToObject(ctx, "data", cJSON_Duplicate(data, 1));
+    cJSON_AddItemToObject(ctx, "data", data_new(data));
     cJSON_AddItemToObject(ctx, "recipient", uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
     src = cJSON_CreateObject();
     cJSON_AddStringToObject(src, "event", name);

@@ -77,6 +77,13 @@ int automation_runs_recent(struct store *s, struct str automation_id, size_t lim
 int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
                        int64_t event_id);
 
+/* automation_trigger_event: the same from the event itself: data_new(event) builds the
+ * run data (new; called only when something is linked to name, and owned here). The
+ * ingest hook (main wires it), so an event nothing is linked to costs no copy. */
+int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *event,
+                             cJSON *(*data_new)(const cJSON *event), const char *name,
+                             int64_t event_id);
+
 /* automation_link / unlink: inside t. unlink returns HR_NOTFOUND when absent. */
 int automation_link(struct store_txn *t, struct str event, struct str automation, int64_t now)
     HR_MUSTCHECK;

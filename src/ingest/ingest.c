@@ -28,7 +28,7 @@
 struct accept_arg {
     struct ingest *ig;
     int64_t source_id;
-    const struct seg_result *res;
+    struct seg_result *res;
     struct ingest_outcome *out;
     int64_t now_ms;
 };
@@ -80,15 +80,39 @@ static int accept_tx(struct store_txn *t, void *varg)
     return rc;
 }
 
-int ingest_accept(struct ingest *ig, int64_t source_id, const struct seg_result *res,
+/* hand_over: move the committed, newly accepted events of res into ig's cache for this
+ * process's events job (see evcache.h). Their json, serialized, user_id and message_id
+ * are NULL afterwards. */
+static void hand_over(struct ingest *ig, struct seg_result *res, const struct ingest_outcome *out,
+                      int64_t now_ms)
+{
+    if (!ig->cache)
+        return;
+    for (size_t i = 0; i < res->n_events; i++) {
+        struct seg_event *ev = &res->events[i];
+        if (out->status[i] != INGEST_ACCEPTED || !ev->json || !ev->serialized)
+            continue;
+        evcache_put(ig->cache, out->ids[i], ev->json, ev->serialized, ev->serialized_len,
+                    now_ms);
+        ev->json = NULL;
+        ev->serialized = NULL;
+        ev->user_id = ev->message_id = NULL;
+    }
+}
+
+int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err)
 {
     struct accept_arg a = {ig, source_id, res, out, hclock_now(ig->clock)};
+    int rc;
     if (res->n_events == 0) {
         out->accepted = out->duplicates = 0;
         return HR_OK;
     }
-    return store_write(ig->store, accept_tx, &a, err);
+    rc = store_write(ig->store, accept_tx, &a, err);
+    if (rc == HR_OK)
+        hand_over(ig, res, out, a.now_ms);
+    return rc;
 }
 
 /* ---- applying events ------------------------------------------------------------- */
@@ -199,15 +223,12 @@ out:
     return rc;
 }
 
+/* ensure_profile: create uid's (empty) profile when it has none, in one insert that
+ * leaves an existing one as it is (never read, parsed or rewritten). */
 static int ensure_profile(struct store_txn *t, struct str uid, int64_t now)
 {
-    cJSON *profile = NULL;
-    bool existed;
-    int rc = doc_load(t, COLL_PROFILES, uid, &profile, &existed);
-    if (rc == HR_OK && !existed)
-        rc = doc_save(t, COLL_PROFILES, uid, profile, now);
-    cJSON_Delete(profile);
-    return rc;
+    int rc = store_doc_create(t, COLL_PROFILES, uid, STR_LIT("{}"), now);
+    return rc == HR_CONFLICT ? HR_OK : rc;
 }
 
 /* apply_alias: merge the previousId profile into userId's (userId's values win), drop
@@ -322,11 +343,8 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int
         rc = apply_alias(t, uid, ev, received_ms, client, event_id);
     else if (strcmp(type, "group") == 0)
         rc = apply_group(t, uid, ev, received_ms);
-    if (rc == HR_OK && name && ig && ig->trigger) {
-        cJSON *data = seg_run_data_new(ev);
-        rc = ig->trigger(ig->trigger_ctx, t, data, name, event_id);
-        cJSON_Delete(data);
-    }
+    if (rc == HR_OK && name && ig && ig->trigger) /* run data only if something is linked */
+        rc = ig->trigger(ig->trigger_ctx, t, ev, seg_run_data_new, name, event_id);
 out:
     cJSON_Delete(copy);
     free(name);
@@ -345,6 +363,8 @@ int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, 
 struct loaded {
     struct ingest *ig;
     cJSON **events;
+    struct str *bodies; /* each event's stored (compact) text: its catalog sample */
+    char **texts;       /* bodies taken from the cache (heap), else NULL */
     int64_t *ids;
     int64_t *received;
     bool *rejected; /* events whose effects failed for good (set by events_commit) */
@@ -453,7 +473,9 @@ static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n)
     return rc;
 }
 
-/* touch_catalog: count each event under its catalog name, names in sorted order. */
+/* touch_catalog: count the events under their catalog names, names in sorted order, one
+ * upsert per distinct name: count += its events, first/last seen widened to theirs, and
+ * the sample is the stored text of its last event (as one upsert per event left it). */
 static int touch_catalog(struct store_txn *t, struct loaded *l)
 {
     struct touch *tc = xcalloc(l->n + 1, sizeof *tc);
@@ -467,10 +489,17 @@ static int touch_catalog(struct store_txn *t, struct loaded *l)
         }
     }
     qsort(tc, n, sizeof *tc, touch_cmp);
-    for (size_t k = 0; k < n && rc == HR_OK; k++) {
-        char *sample = json_print(l->events[tc[k].i]);
-        rc = store_catalog_touch(t, str_c(tc[k].name), str_c(sample), l->received[tc[k].i]);
-        free(sample);
+    for (size_t k = 0; k < n && rc == HR_OK;) {
+        size_t end = k + 1;
+        int64_t first = l->received[tc[k].i], last = first;
+        while (end < n && strcmp(tc[end].name, tc[k].name) == 0) {
+            int64_t r = l->received[tc[end++].i];
+            first = r < first ? r : first;
+            last = r > last ? r : last;
+        }
+        rc = store_catalog_add(t, str_c(tc[k].name), l->bodies[tc[end - 1].i], first, last,
+                               (int64_t)(end - k));
+        k = end;
     }
     for (size_t k = 0; k < n; k++)
         free(tc[k].name);
@@ -576,8 +605,37 @@ static int events_commit(struct store_txn *t, void *varg)
 static void loaded_free(void *p)
 {
     struct loaded *l = p;
-    for (size_t i = 0; i < l->n; i++)
+    for (size_t i = 0; i < l->n; i++) {
         cJSON_Delete(l->events[i]);
+        free(l->texts[i]);
+    }
+}
+
+/* cache_metric: count n events of one job as a cache hit or miss (once per job). */
+static void cache_metric(const char *result, size_t n)
+{
+    if (n > 0)
+        metrics_counter_add("herald_ingest_event_cache_total",
+                            "Events the events job took from this process's accept hand-over "
+                            "(hit) or read back from the store (miss).",
+                            "result", result, n);
+}
+
+/* take_cached: event id from ig's cache into l's next slot. True on a hit. */
+static bool take_cached(struct ingest *ig, struct loaded *l, int64_t id)
+{
+    cJSON *json;
+    char *text;
+    size_t len;
+    int64_t received;
+    if (!ig->cache || !evcache_take(ig->cache, id, &json, &text, &len, &received))
+        return false;
+    l->events[l->n] = json;
+    l->texts[l->n] = text;
+    l->bodies[l->n] = (struct str){text, len};
+    l->ids[l->n] = id;
+    l->received[l->n++] = received;
+    return true;
 }
 
 void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
@@ -585,7 +643,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     struct ingest *ig = ctx;
     cJSON *payload = cJSON_ParseWithLength(j->payload.p, j->payload.len), *ids, *it;
     struct loaded *l = arena_zalloc(a, sizeof *l);
-    size_t cap;
+    size_t cap, hits = 0, misses = 0;
 
     ids = cJSON_GetObjectItemCaseSensitive(payload, "ids");
     if (!cJSON_IsArray(ids)) {
@@ -595,6 +653,8 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     }
     cap = (size_t)cJSON_GetArraySize(ids);
     l->events = arena_zalloc(a, (cap + 1) * sizeof *l->events);
+    l->bodies = arena_zalloc(a, (cap + 1) * sizeof *l->bodies);
+    l->texts = arena_zalloc(a, (cap + 1) * sizeof *l->texts);
     l->received = arena_zalloc(a, (cap + 1) * sizeof *l->received);
     l->ids = arena_zalloc(a, (cap + 1) * sizeof *l->ids);
     l->rejected = arena_zalloc(a, (cap + 1) * sizeof *l->rejected);
@@ -607,6 +667,11 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
         int rc;
         if (!cJSON_IsNumber(it))
             continue;
+        if (take_cached(ig, l, (int64_t)it->valuedouble)) {
+            hits++;
+            continue;
+        }
+        misses += ig->cache != NULL;
         rc = store_event_get(ig->store, (int64_t)it->valuedouble, a, &e);
         if (rc == HR_NOTFOUND) {
             LOG_W("ingest.event_missing", "event=%lld", (long long)it->valuedouble);
@@ -623,6 +688,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
             LOG_W("ingest.event_unreadable", "event=%lld", (long long)e.id);
             continue;
         }
+        l->bodies[l->n] = e.body; /* in a, which outlives the commit */
         l->ids[l->n] = e.id;
         l->received[l->n++] = e.received_ms;
     }
@@ -630,5 +696,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     r->commit = events_commit;
     r->commit_arg = l;
 out:
+    cache_metric("hit", hits);
+    cache_metric("miss", misses);
     cJSON_Delete(payload);
 }

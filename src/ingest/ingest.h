@@ -8,6 +8,7 @@
 
 #include "../queue/queue.h"
 #include "../store/store.h"
+#include "evcache.h"
 #include "segment.h"
 
 #include <stdint.h>
@@ -15,11 +16,14 @@
 #define INGEST_JOB_KIND "events"
 #define INGEST_DEDUP_WINDOW_DEFAULT_MS (24LL * 3600 * 1000)
 
-/* A trigger runs inside the events job's transaction for each applied event: data is
- * the automation run data of the event (properties also at the top level), name its
- * catalog name. It keeps ingest free of the engine (wired by main). */
-typedef int (*ingest_trigger_fn)(void *ctx, struct store_txn *t, const cJSON *data,
-                                 const char *name, int64_t event_id);
+/* A trigger runs inside the events job's transaction for each applied event: event is
+ * the normalised event, name its catalog name; data_new(event) builds the automation run
+ * data (properties also at the top level; new, the caller owns it), which the trigger
+ * calls only when something is linked to name. It keeps ingest free of the engine (wired
+ * by main). */
+typedef cJSON *(*ingest_data_fn)(const cJSON *event);
+typedef int (*ingest_trigger_fn)(void *ctx, struct store_txn *t, const cJSON *event,
+                                 ingest_data_fn data_new, const char *name, int64_t event_id);
 
 struct ingest {
     struct store *store;      /* not owned */
@@ -27,6 +31,8 @@ struct ingest {
     int64_t dedup_window_ms;  /* duplicates by messageId within it are not processed again */
     ingest_trigger_fn trigger;/* optional */
     void *trigger_ctx;
+    struct evcache *cache;    /* optional, not owned: accepted events for this process's
+                               * events job (see evcache.h) */
 };
 
 enum ingest_status {
@@ -43,8 +49,10 @@ struct ingest_outcome {
 /* ingest_accept: in one store_write, store every event of res (source_id scopes the
  * dedup) and enqueue one INGEST_JOB_KIND job for those newly accepted. Returns 0 once
  * durable, or the store's error (nothing stored then). out's arrays must hold
- * res->n_events entries. */
-int ingest_accept(struct ingest *ig, int64_t source_id, const struct seg_result *res,
+ * res->n_events entries. With ig->cache, the newly accepted events move into it once
+ * durable: their json, serialized, user_id and message_id are NULL afterwards (a
+ * duplicate's stay). */
+int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err) HR_MUSTCHECK;
 
 /* ingest_events_run: the job handler for INGEST_JOB_KIND (ctx: struct ingest *). Loads

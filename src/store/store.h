@@ -268,6 +268,8 @@ struct store_ops {
     int (*doc_put)(struct store_txn *t, const char *coll, struct str id, struct str body,
                    int64_t now_ms, int64_t *out_version);
     int (*doc_delete)(struct store_txn *t, const char *coll, struct str id);
+    int (*doc_create)(struct store_txn *t, const char *coll, struct str id, struct str body,
+                      int64_t now_ms);
     int (*doc_list)(struct store *s, const char *coll, struct str id_prefix, struct str after_id,
                     size_t limit, struct arena *a, struct doc_rec **out, size_t *n);
 
@@ -277,7 +279,8 @@ struct store_ops {
     int (*event_get)(struct store *s, int64_t id, struct arena *a, struct event_rec *out);
 
     /* event catalog */
-    int (*catalog_touch)(struct store_txn *t, struct str name, struct str sample, int64_t seen_ms);
+    int (*catalog_add)(struct store_txn *t, struct str name, struct str sample,
+                       int64_t first_ms, int64_t last_ms, int64_t n);
     int (*catalog_get)(struct store *s, struct str name, struct arena *a, struct catalog_rec *out);
     int (*catalog_list)(struct store *s, struct str search, struct str after_name, size_t limit,
                         struct arena *a, struct catalog_rec **out, size_t *n);
@@ -427,6 +430,11 @@ static inline int store_doc_get(struct store *s, const char *coll, struct str id
 static inline int store_doc_get_txn(struct store_txn *t, const char *coll, struct str id,
                                     struct arena *a, struct doc_rec *out)
 { return store_txn_store(t)->ops->doc_get_txn(t, coll, id, a, out); }
+/* doc_create: insert the document (version 1) unless one exists: HR_OK when created,
+ * HR_CONFLICT (nothing changed) when it existed. */
+static inline int store_doc_create(struct store_txn *t, const char *coll, struct str id,
+                                   struct str body, int64_t now_ms)
+{ return store_txn_store(t)->ops->doc_create(t, coll, id, body, now_ms); }
 static inline int store_doc_put(struct store_txn *t, const char *coll, struct str id,
                                 struct str body, int64_t now_ms, int64_t *out_version)
 { return store_txn_store(t)->ops->doc_put(t, coll, id, body, now_ms, out_version); }
@@ -447,12 +455,16 @@ static inline int store_event_get(struct store *s, int64_t id, struct arena *a,
                                   struct event_rec *out)
 { return s->ops->event_get(s, id, a, out); }
 
-/* catalog_touch: count one more event under `name`, keep `sample` as the latest
- * payload, update first/last seen. catalog_list: by name after `after_name`, names
+/* catalog_add: count n (>= 1) more events under `name` in one upsert, keep `sample` as
+ * the latest payload, widen first/last seen to first_ms/last_ms. catalog_touch: the same
+ * for one event seen at seen_ms. catalog_list: by name after `after_name`, names
  * containing `search` (case-insensitive; empty: all). */
+static inline int store_catalog_add(struct store_txn *t, struct str name, struct str sample,
+                                    int64_t first_ms, int64_t last_ms, int64_t n)
+{ return store_txn_store(t)->ops->catalog_add(t, name, sample, first_ms, last_ms, n); }
 static inline int store_catalog_touch(struct store_txn *t, struct str name, struct str sample,
                                       int64_t seen_ms)
-{ return store_txn_store(t)->ops->catalog_touch(t, name, sample, seen_ms); }
+{ return store_catalog_add(t, name, sample, seen_ms, seen_ms, 1); }
 static inline int store_catalog_get(struct store *s, struct str name, struct arena *a,
                                     struct catalog_rec *out)
 { return s->ops->catalog_get(s, name, a, out); }

@@ -115,6 +115,7 @@ enum stmt_id {
     S_DOC_GET_FOR_UPDATE,
     S_DOC_PUT,
     S_DOC_DELETE,
+    S_DOC_CREATE,
     S_DOC_LIST,
     S_EVENT_CLAIM,
     S_EVENT_HOLDER,
@@ -225,6 +226,9 @@ static const char *const SQL[S_COUNT] = {
                   "version = docs.version + 1, updated_ms = excluded.updated_ms "
                   "RETURNING version",
     [S_DOC_DELETE] = "DELETE FROM docs WHERE coll = $1::text AND id = $2::text",
+    [S_DOC_CREATE] = "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+                     "VALUES($1::text, $2::text, $3::bytea, 1, $4::bigint, $4::bigint) "
+                     "ON CONFLICT(coll, id) DO NOTHING",
     [S_DOC_LIST] = "SELECT " DOC_COLS " FROM docs WHERE coll = $1::text AND id > $2::text "
                    "AND starts_with(id, $3::text) ORDER BY id LIMIT $4::bigint",
     /* claim (source, messageId) for a new event id unless the holder is within the
@@ -243,8 +247,8 @@ static const char *const SQL[S_COUNT] = {
     [S_EVENT_GET] = "SELECT " EVENT_COLS " FROM events WHERE id = $1::bigint",
     [S_CATALOG_TOUCH] =
         "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
-        "VALUES($1::text, 1, $2::bigint, $2::bigint, $3::bytea) ON CONFLICT(name) DO UPDATE "
-        "SET count = catalog.count + 1, "
+        "VALUES($1::text, $4::bigint, $2::bigint, $5::bigint, $3::bytea) ON CONFLICT(name) "
+        "DO UPDATE SET count = catalog.count + excluded.count, "
         "first_seen_ms = least(catalog.first_seen_ms, excluded.first_seen_ms), "
         "last_seen_ms = greatest(catalog.last_seen_ms, excluded.last_seen_ms), "
         "sample = excluded.sample",
@@ -1863,11 +1867,12 @@ static int pg_doc_get_txn(struct store_txn *t, const char *coll, struct str id, 
     return rc;
 }
 
-static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
-                      int64_t now_ms, int64_t *out_version)
+/* doc_write: run S_DOC_PUT or S_DOC_CREATE for (coll, id, body, now_ms); *r is the
+ * result (caller clears it). */
+static int doc_write(struct store_txn *t, int stmt, const char *coll, struct str id,
+                     struct str body, int64_t now_ms, PGresult **r, const char *what)
 {
     struct params p = {0};
-    PGresult *r = NULL;
     int rc = check_coll_id(coll, id);
     if (rc < 0)
         return rc;
@@ -1877,11 +1882,30 @@ static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, stru
     p_text(&p, id);
     p_bytes(&p, body);
     p_i64(&p, now_ms);
-    rc = tx_q(t, S_DOC_PUT, &p, &r, "doc_put");
+    rc = tx_q(t, stmt, &p, r, what);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
+                      int64_t now_ms, int64_t *out_version)
+{
+    PGresult *r = NULL;
+    int rc = doc_write(t, S_DOC_PUT, coll, id, body, now_ms, &r, "doc_put");
     if (rc == HR_OK && out_version)
         *out_version = g_i64(r, 0, 0);
     PQclear(r);
-    params_free(&p);
+    return rc;
+}
+
+static int pg_doc_create(struct store_txn *t, const char *coll, struct str id, struct str body,
+                         int64_t now_ms)
+{
+    PGresult *r = NULL;
+    int rc = doc_write(t, S_DOC_CREATE, coll, id, body, now_ms, &r, "doc_create");
+    if (rc == HR_OK && affected(r) == 0)
+        rc = HR_CONFLICT;
+    PQclear(r);
     return rc;
 }
 
@@ -2018,17 +2042,19 @@ static void row_catalog(const PGresult *r, int i, struct arena *a, void *vout)
     out->sample = g_str(a, r, i, 4);
 }
 
-static int pg_catalog_touch(struct store_txn *t, struct str name, struct str sample,
-                            int64_t seen_ms)
+static int pg_catalog_add(struct store_txn *t, struct str name, struct str sample,
+                          int64_t first_ms, int64_t last_ms, int64_t n)
 {
     struct params p = {0};
     PGresult *r = NULL;
     int rc;
-    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX)
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX || n < 1)
         return HR_INVAL;
     p_text(&p, name);
-    p_i64(&p, seen_ms);
+    p_i64(&p, first_ms);
     p_bytes(&p, sample);
+    p_i64(&p, n);
+    p_i64(&p, last_ms);
     rc = tx_q(t, S_CATALOG_TOUCH, &p, &r, "catalog_touch");
     PQclear(r);
     params_free(&p);
@@ -2615,11 +2641,12 @@ const struct store_ops pg_store_ops = {
     .doc_get = pg_doc_get,
     .doc_get_txn = pg_doc_get_txn,
     .doc_put = pg_doc_put,
+    .doc_create = pg_doc_create,
     .doc_delete = pg_doc_delete,
     .doc_list = pg_doc_list,
     .event_insert = pg_event_insert,
     .event_get = pg_event_get,
-    .catalog_touch = pg_catalog_touch,
+    .catalog_add = pg_catalog_add,
     .catalog_get = pg_catalog_get,
     .catalog_list = pg_catalog_list,
     .message_insert = pg_message_insert,

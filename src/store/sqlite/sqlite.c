@@ -168,6 +168,9 @@ static const char SQL_DOC_PUT[] =
     "VALUES(?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(coll, id) DO UPDATE SET "
     "body = excluded.body, version = version + 1, updated_ms = excluded.updated_ms "
     "RETURNING version";
+static const char SQL_DOC_CREATE[] =
+    "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+    "VALUES(?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT(coll, id) DO NOTHING";
 static const char SQL_DOC_DELETE[] = "DELETE FROM docs WHERE coll = ?1 AND id = ?2";
 /* ?3 is the prefix and ?5 the first id past it, so the primary key bounds the walk */
 static const char SQL_DOC_LIST[] =
@@ -186,7 +189,7 @@ static const char SQL_EVENT_GET[] = "SELECT " EVENT_COLS " FROM events WHERE id 
 #define CATALOG_COLS "name, count, first_seen_ms, last_seen_ms, sample"
 static const char SQL_CATALOG_TOUCH[] =
     "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
-    "VALUES(?1, 1, ?2, ?2, ?3) ON CONFLICT(name) DO UPDATE SET count = count + 1, "
+    "VALUES(?1, ?4, ?2, ?5, ?3) ON CONFLICT(name) DO UPDATE SET count = count + ?4, "
     "first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), "
     "last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), sample = excluded.sample";
 static const char SQL_CATALOG_GET[] = "SELECT " CATALOG_COLS " FROM catalog WHERE name = ?1";
@@ -2161,26 +2164,58 @@ static int sqlite_doc_get_txn(struct store_txn *t, const char *coll, struct str 
     return rc;
 }
 
+/* doc_write: prepare sql (SQL_DOC_PUT or SQL_DOC_CREATE) on t's writer, bind (coll, id,
+ * body, now_ms) and step it once; *src is the step's result (the caller checks it and
+ * finishes *st with stmt_done). */
+static int doc_write(struct store_txn *t, const char *sql, const char *coll, struct str id,
+                     struct str body, int64_t now_ms, struct conn **c, sqlite3_stmt **st,
+                     int *src)
+{
+    int rc = check_coll_id(coll, id);
+    *src = SQLITE_OK;
+    if (rc < 0)
+        return rc;
+    if (body.len > PAYLOAD_MAX)
+        return HR_TOOBIG;
+    rc = write_stmt(t, sql, c, st);
+    if (rc < 0)
+        return rc;
+    if ((*src = bindv(*st, "csbi", coll, id, body, now_ms)) == SQLITE_OK)
+        *src = sqlite3_step(*st);
+    return HR_OK;
+}
+
 static int sqlite_doc_put(struct store_txn *t, const char *coll, struct str id, struct str body,
                           int64_t now_ms, int64_t *out_version)
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int src, rc = check_coll_id(coll, id);
-    if (rc < 0)
-        return rc;
-    if (body.len > PAYLOAD_MAX)
-        return HR_TOOBIG;
-    rc = write_stmt(t, SQL_DOC_PUT, &c, &st);
+    int src, rc = doc_write(t, SQL_DOC_PUT, coll, id, body, now_ms, &c, &st, &src);
     if (rc < 0)
         goto out;
-    if ((src = bindv(st, "csbi", coll, id, body, now_ms)) != SQLITE_OK ||
-        (src = sqlite3_step(st)) != SQLITE_ROW) {
+    if (src != SQLITE_ROW) {
         rc = db_fail(c, src, "doc_put");
         goto out;
     }
     if (out_version)
         *out_version = sqlite3_column_int64(st, 0);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_doc_create(struct store_txn *t, const char *coll, struct str id,
+                             struct str body, int64_t now_ms)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc = doc_write(t, SQL_DOC_CREATE, coll, id, body, now_ms, &c, &st, &src);
+    if (rc < 0)
+        goto out;
+    if (src != SQLITE_DONE)
+        rc = db_fail(c, src, "doc_create");
+    else
+        rc = sqlite3_changes(c->db) == 1 ? HR_OK : HR_CONFLICT;
 out:
     stmt_done(st);
     return rc;
@@ -2328,18 +2363,18 @@ static void row_catalog(sqlite3_stmt *st, struct arena *a, struct catalog_rec *o
     out->sample = col_str(a, st, 4);
 }
 
-static int sqlite_catalog_touch(struct store_txn *t, struct str name, struct str sample,
-                                int64_t seen_ms)
+static int sqlite_catalog_add(struct store_txn *t, struct str name, struct str sample,
+                              int64_t first_ms, int64_t last_ms, int64_t n)
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
     int src, rc;
-    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX)
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX || n < 1)
         return HR_INVAL;
     rc = write_stmt(t, SQL_CATALOG_TOUCH, &c, &st);
     if (rc < 0)
         goto out;
-    if ((src = bindv(st, "sib", name, seen_ms, sample)) != SQLITE_OK ||
+    if ((src = bindv(st, "sibii", name, first_ms, sample, n, last_ms)) != SQLITE_OK ||
         (src = sqlite3_step(st)) != SQLITE_DONE)
         rc = db_fail(c, src, "catalog_touch");
 out:
@@ -2789,11 +2824,12 @@ const struct store_ops sqlite_store_ops = {
     .doc_get = sqlite_doc_get,
     .doc_get_txn = sqlite_doc_get_txn,
     .doc_put = sqlite_doc_put,
+    .doc_create = sqlite_doc_create,
     .doc_delete = sqlite_doc_delete,
     .doc_list = sqlite_doc_list,
     .event_insert = sqlite_event_insert,
     .event_get = sqlite_event_get,
-    .catalog_touch = sqlite_catalog_touch,
+    .catalog_add = sqlite_catalog_add,
     .catalog_get = sqlite_catalog_get,
     .catalog_list = sqlite_catalog_list,
     .message_insert = sqlite_message_insert,

@@ -185,6 +185,46 @@ static void test_revoked_and_created_keys(void **state)
     assert_int_equal(api_key_create(f->s, 7, KEY_SCOPE_SERVER, "bad", 1, key, &err), HR_INVAL);
 }
 
+/* Valid write keys are remembered for API_KEY_CACHE_TTL_MS: a revocation by another
+ * process shows once the entry expires, or at once after api_key_cache_clear. */
+static void test_write_key_cache(void **state)
+{
+    struct fx *f = *state;
+    char key[API_KEY_MAX], prefix[API_KEY_PREFIX_LEN + 1];
+    struct herr err;
+    struct key_rec k;
+    api_key_cache_set_ttl(API_KEY_CACHE_TTL_MS);
+    assert_int_equal(api_key_create(f->s, KEY_WRITE, KEY_SCOPE_CLIENT, "w", 1500, key, &err), HR_OK);
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_OK);
+    str_copy(prefix, sizeof prefix, (struct str){key, API_KEY_PREFIX_LEN});
+    assert_int_equal(store_write(f->s, revoke_tx, prefix, &err), HR_OK);
+    memset(&k, 0, sizeof k);
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_OK); /* remembered */
+    assert_int_equal(k.kind, KEY_WRITE);
+    assert_int_equal(k.scope, KEY_SCOPE_CLIENT);
+    api_key_cache_clear(); /* what a revocation in this process calls */
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_PERM);
+
+    /* expiry: a 1 ms TTL has run out 20 ms later */
+    api_key_cache_set_ttl(1);
+    assert_int_equal(api_key_create(f->s, KEY_WRITE, KEY_SCOPE_SERVER, "w2", 1600, key, &err), HR_OK);
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_OK);
+    str_copy(prefix, sizeof prefix, (struct str){key, API_KEY_PREFIX_LEN});
+    assert_int_equal(store_write(f->s, revoke_tx, prefix, &err), HR_OK);
+    usleep(20 * 1000);
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_PERM);
+
+    /* a wrong key never hits an entry; admin keys are never remembered */
+    api_key_cache_set_ttl(API_KEY_CACHE_TTL_MS);
+    key[10] = key[10] == 'a' ? 'b' : 'a';
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_PERM);
+    assert_int_equal(api_key_create(f->s, KEY_ADMIN, KEY_SCOPE_SERVER, "a", 1700, key, &err), HR_OK);
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_OK);
+    str_copy(prefix, sizeof prefix, (struct str){key, API_KEY_PREFIX_LEN});
+    assert_int_equal(store_write(f->s, revoke_tx, prefix, &err), HR_OK);
+    assert_int_equal(api_key_check(f->s, str_c(key), &k), HR_PERM);
+}
+
 static void test_bootstrap_once(void **state)
 {
     struct fx *f = *state;
@@ -218,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bearer_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_basic_write_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_and_created_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_key_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_once, setup, teardown),
         cmocka_unit_test(test_credential_parsing),
     };

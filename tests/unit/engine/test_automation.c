@@ -614,6 +614,47 @@ static void test_trigger_once_per_event(void **state)
     assert_profile(f, "tu", "{\"plan\":\"linked\"}");
 }
 
+static int data_new_calls;
+
+static cJSON *counting_data_new(const cJSON *event)
+{
+    data_new_calls++;
+    return cJSON_Duplicate(event, 1);
+}
+
+struct lazy_arg {
+    struct fx *f;
+    const cJSON *event;
+    const char *name;
+};
+
+static int lazy_tx(struct store_txn *t, void *varg)
+{
+    struct lazy_arg *a = varg;
+    return automation_trigger_event(&a->f->e, t, a->event, counting_data_new, a->name, 9);
+}
+
+/* The ingest hook builds an event's run data only when something is linked to it. */
+static void test_trigger_event_builds_data_only_when_linked(void **state)
+{
+    struct fx *f = *state;
+    cJSON *ev = cJSON_Parse("{\"userId\":\"lu\",\"type\":\"track\"}");
+    struct trig_arg setup = {f, NULL, 0, 1};
+    struct lazy_arg a = {f, ev, "track/Unlinked"};
+    struct herr err;
+    herr_clear(&err);
+    data_new_calls = 0;
+    assert_int_equal(store_write(f->s, lazy_tx, &a, &err), HR_OK);
+    assert_int_equal(data_new_calls, 0);
+    assert_int_equal(count_runs(f), 0);
+    assert_int_equal(store_write(f->s, trig_tx, &setup, &err), HR_OK); /* links track/Paid */
+    a.name = "track/Paid";
+    assert_int_equal(store_write(f->s, lazy_tx, &a, &err), HR_OK);
+    assert_int_equal(data_new_calls, 1);
+    assert_int_equal(count_runs(f), 1);
+    cJSON_Delete(ev);
+}
+
 /* start_for: start def as run run_id of automation aid (NULL: ad hoc). */
 static void start_for(struct fx *f, const char *run_id, const char *aid)
 {
@@ -685,6 +726,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_cancel_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_once_per_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trigger_event_builds_data_only_when_linked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_runs_recent, setup, teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);

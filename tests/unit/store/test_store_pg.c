@@ -1257,6 +1257,63 @@ static void test_catalog(void **state)
     assert_string_equal(list[0].name.p, "track/order created");
 }
 
+struct add_arg {
+    const char *name, *sample;
+    int64_t first, last, n;
+};
+
+static int add_tx(struct store_txn *t, void *varg)
+{
+    struct add_arg *a = varg;
+    return store_catalog_add(t, str_c(a->name), str_c(a->sample), a->first, a->last, a->n);
+}
+
+struct create_arg {
+    const char *id, *body;
+};
+
+static int create_tx(struct store_txn *t, void *varg)
+{
+    struct create_arg *a = varg;
+    return store_doc_create(t, "profiles", str_c(a->id), str_c(a->body), T0);
+}
+
+/* doc_create: inserts once; an existing document is left exactly as it is. */
+static void test_doc_create(void **state)
+{
+    struct fx *f = *state;
+    struct create_arg a = {"p1", "{\"a\":1}"};
+    struct doc_rec d;
+    struct herr err;
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, create_tx, &a, &err), HR_OK);
+    a.body = "{}";
+    assert_int_equal(store_write(f->s, create_tx, &a, &err), HR_CONFLICT);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p1"), f->a, &d), HR_OK);
+    assert_int_equal(d.version, 1);
+    assert_string_equal(d.body.p, "{\"a\":1}");
+}
+
+/* catalog_add: a whole job's events of one name in one upsert. */
+static void test_catalog_add(void **state)
+{
+    struct fx *f = *state;
+    struct add_arg a = {"track/Paid", "{\"n\":3}", T0 + 5, T0 + 7, 3};
+    struct catalog_rec c;
+    struct herr err;
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, add_tx, &a, &err), HR_OK);
+    a = (struct add_arg){"track/Paid", "{\"n\":5}", T0, T0 + 3, 2};
+    assert_int_equal(store_write(f->s, add_tx, &a, &err), HR_OK);
+    assert_int_equal(store_catalog_get(f->s, STR_LIT("track/Paid"), f->a, &c), 0);
+    assert_int_equal(c.count, 5);
+    assert_int_equal(c.first_seen_ms, T0);
+    assert_int_equal(c.last_seen_ms, T0 + 7);
+    assert_string_equal(c.sample.p, "{\"n\":5}");
+    a.n = 0;
+    assert_int_equal(store_write(f->s, add_tx, &a, &err), HR_INVAL);
+}
+
 /* ---- messages and history ------------------------------------------------------------ */
 
 static struct message_rec mkmsg(const char *id, const char *recipient, const char *status,
@@ -1615,6 +1672,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_dedup_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_dedup_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_add, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_rmw_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),

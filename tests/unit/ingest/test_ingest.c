@@ -1,0 +1,322 @@
+/* test_ingest.c: unit tests for the ingest fast path (src/ingest/ingest.c, evcache.c) on a
+ * real SQLite store: the accept -> events job hand-over cache (hits, misses, bounds), the
+ * catalog counted once per name per job (exact counts with several names in one job and
+ * with a job whose first commit failed), and profiles ensured without rewriting. */
+#include "../../../src/ingest/ingest.h"
+#include "../../../src/util/clock.h"
+#include "../../../src/util/json.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define T0 1700000000000LL
+
+struct fx {
+    char dir[64];
+    struct hclock_manual clk;
+    struct store *s;
+    struct arena *a;
+    struct ingest ig;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    struct herr err;
+    char dsn[128];
+    snprintf(f->dir, sizeof f->dir, "/tmp/herald-ingest-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(dsn, sizeof dsn, "sqlite:%s/h.db", f->dir);
+    hclock_manual_init(&f->clk, T0);
+    assert_int_equal(store_open(dsn, &f->clk.base, &f->s, &err), HR_OK);
+    f->a = arena_new(4096);
+    f->ig.store = f->s;
+    f->ig.clock = &f->clk.base;
+    f->ig.dedup_window_ms = INGEST_DEDUP_WINDOW_DEFAULT_MS;
+    f->ig.cache = evcache_new(64, 1 << 20, EVCACHE_STALE_MS);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+    evcache_free(f->ig.cache);
+    arena_free(f->a);
+    store_close(f->s);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+/* accept: parse body as a /v1/batch and accept it; returns the accepted count. */
+static size_t accept(struct fx *f, const char *body)
+{
+    struct seg_result res;
+    struct ingest_outcome out;
+    struct herr err;
+    size_t n;
+    herr_clear(&err);
+    assert_int_equal(seg_parse(body, strlen(body), SEG_BATCH, hclock_now(&f->clk.base), NULL,
+                               &res, &err),
+                     HR_OK);
+    out.status = calloc(res.n_events + 1, 1);
+    out.ids = calloc(res.n_events + 1, sizeof *out.ids);
+    assert_int_equal(ingest_accept(&f->ig, 1, &res, &out, &err), HR_OK);
+    n = out.accepted;
+    free(out.status);
+    free(out.ids);
+    seg_result_cleanup(&res);
+    return n;
+}
+
+/* next_job: the newest queued events job (in f->a); run_job leaves jobs queued. */
+static struct job *next_job(struct fx *f)
+{
+    struct job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, JOB_QUEUED, 100, f->a, &jobs, &n), HR_OK);
+    assert_true(n > 0);
+    assert_string_equal(jobs[0].kind, INGEST_JOB_KIND);
+    return &jobs[0];
+}
+
+static int fail_after(struct store_txn *t, void *varg)
+{
+    struct job_result *r = varg;
+    int rc = r->commit(t, r->commit_arg);
+    return rc < 0 ? rc : HR_IO; /* everything it did is rolled back */
+}
+
+/* run_job: run the events job j's handler and commit its effects (fail: roll them back). */
+static void run_job(struct fx *f, const struct job *j, bool fail)
+{
+    struct arena *a = arena_new(4096);
+    struct job_result r = {0};
+    struct herr err;
+    herr_clear(&err);
+    ingest_events_run(&f->ig, j, a, &r);
+    assert_int_equal(r.outcome, JOB_OUT_DONE);
+    assert_non_null(r.commit);
+    if (fail)
+        assert_int_equal(store_write(f->s, fail_after, &r, &err), HR_IO);
+    else
+        assert_int_equal(store_write(f->s, r.commit, r.commit_arg, &err), HR_OK);
+    arena_free(a);
+}
+
+static void assert_catalog(struct fx *f, const char *name, int64_t count, int64_t first,
+                           int64_t last, const char *sample_has)
+{
+    struct catalog_rec c;
+    assert_int_equal(store_catalog_get(f->s, str_c(name), f->a, &c), HR_OK);
+    assert_int_equal(c.count, count);
+    assert_int_equal(c.first_seen_ms, first);
+    assert_int_equal(c.last_seen_ms, last);
+    if (sample_has)
+        assert_non_null(strstr(c.sample.p, sample_has));
+}
+
+static void assert_no_catalog(struct fx *f, const char *name)
+{
+    struct catalog_rec c;
+    assert_int_equal(store_catalog_get(f->s, str_c(name), f->a, &c), HR_NOTFOUND);
+}
+
+static const char BATCH_A[] =
+    "{\"batch\":["
+    "{\"type\":\"track\",\"event\":\"Paid\",\"userId\":\"u1\",\"messageId\":\"a1\","
+    "\"properties\":{\"n\":1}},"
+    "{\"type\":\"identify\",\"userId\":\"u1\",\"messageId\":\"a2\",\"traits\":{\"k\":1}},"
+    "{\"type\":\"track\",\"event\":\"Paid\",\"userId\":\"u2\",\"messageId\":\"a3\","
+    "\"properties\":{\"n\":2}},"
+    "{\"type\":\"track\",\"event\":\"Left\",\"userId\":\"u2\",\"messageId\":\"a4\"},"
+    "{\"type\":\"track\",\"event\":\"Paid\",\"userId\":\"u3\",\"messageId\":\"a5\","
+    "\"properties\":{\"n\":3}}]}";
+
+/* Several names in one job: one count per event, the sample is the name's last event. */
+static void test_catalog_several_names_one_job(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(accept(f, BATCH_A), 5);
+    assert_int_equal(evcache_count(f->ig.cache), 5); /* handed over once durable */
+    run_job(f, next_job(f), false);
+    assert_int_equal(evcache_count(f->ig.cache), 0); /* the job took them all */
+    assert_catalog(f, "track/Paid", 3, T0, T0, "\"n\":3");
+    assert_catalog(f, "track/Left", 1, T0, T0, "\"messageId\":\"a4\"");
+    assert_catalog(f, "identify", 1, T0, T0, "\"messageId\":\"a2\"");
+
+    /* a second job later: counts add up, first seen stays, last seen moves */
+    hclock_manual_advance(&f->clk, 1000);
+    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"Paid\","
+                               "\"userId\":\"u1\",\"messageId\":\"b1\"},"
+                               "{\"type\":\"track\",\"event\":\"Paid\",\"userId\":\"u9\","
+                               "\"messageId\":\"b2\"}]}"),
+                     2);
+    run_job(f, next_job(f), false);
+    assert_catalog(f, "track/Paid", 5, T0, T0 + 1000, "\"messageId\":\"b2\"");
+}
+
+/* A job whose first commit failed runs again (now from the store: the cache gave its
+ * events away) and counts each event exactly once. */
+static void test_catalog_exact_after_failed_commit(void **state)
+{
+    struct fx *f = *state;
+    struct job *j;
+    assert_int_equal(accept(f, BATCH_A), 5);
+    j = next_job(f);
+    run_job(f, j, true);
+    assert_no_catalog(f, "track/Paid");
+    assert_int_equal(evcache_count(f->ig.cache), 0);
+    run_job(f, j, false); /* every event a miss: read back from the store */
+    assert_catalog(f, "track/Paid", 3, T0, T0, "\"n\":3");
+    assert_catalog(f, "track/Left", 1, T0, T0, NULL);
+    assert_catalog(f, "identify", 1, T0, T0, NULL);
+}
+
+/* The same job from the cache and from the store stores the same sample bytes. */
+static void test_cache_and_store_agree(void **state)
+{
+    struct fx *f = *state;
+    struct catalog_rec c;
+    char *hit;
+    const char *one = "{\"batch\":[{\"type\":\"track\",\"event\":\"Same\",\"userId\":\"u\","
+                      "\"messageId\":\"s1\",\"properties\":{\"x\":1.5,\"s\":\"\\u00e9\\n\"}}]}";
+    struct job *j;
+    assert_int_equal(accept(f, one), 1);
+    j = next_job(f);
+    run_job(f, j, false);
+    assert_int_equal(store_catalog_get(f->s, STR_LIT("track/Same"), f->a, &c), HR_OK);
+    hit = strdup(c.sample.p);
+    run_job(f, j, false); /* again, now from the store (a second count, as a redelivery) */
+    assert_int_equal(store_catalog_get(f->s, STR_LIT("track/Same"), f->a, &c), HR_OK);
+    assert_int_equal(c.count, 2);
+    assert_string_equal(c.sample.p, hit);
+    free(hit);
+}
+
+/* A track ensures its profile: created when absent, an existing one is left as it is. */
+static void test_track_ensures_profile_without_rewrite(void **state)
+{
+    struct fx *f = *state;
+    struct doc_rec d;
+    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"p1\","
+                               "\"messageId\":\"i1\",\"traits\":{\"plan\":\"pro\"}}]}"),
+                     1);
+    run_job(f, next_job(f), false);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p1"), f->a, &d), HR_OK);
+    assert_int_equal(d.version, 1);
+    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"E\",\"userId\":"
+                               "\"p1\",\"messageId\":\"t1\"},{\"type\":\"track\",\"event\":"
+                               "\"E\",\"userId\":\"p2\",\"messageId\":\"t2\"}]}"),
+                     2);
+    run_job(f, next_job(f), false);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p1"), f->a, &d), HR_OK);
+    assert_int_equal(d.version, 1);
+    assert_non_null(strstr(d.body.p, "\"plan\":\"pro\""));
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p2"), f->a, &d), HR_OK);
+    assert_string_equal(d.body.p, "{}");
+}
+
+/* ---- the cache alone ---------------------------------------------------------------- */
+
+static void put(struct evcache *c, int64_t id, const char *text)
+{
+    evcache_put(c, id, cJSON_Parse(text), strdup(text), strlen(text), id * 10);
+}
+
+/* taken: take id from c and check its text and received time (text NULL: a miss). */
+static void taken(struct evcache *c, int64_t id, const char *text)
+{
+    cJSON *j = NULL;
+    char *t = NULL;
+    size_t len = 0;
+    int64_t rcv = 0;
+    bool hit = evcache_take(c, id, &j, &t, &len, &rcv);
+    assert_int_equal(hit, text != NULL);
+    if (!hit)
+        return;
+    assert_string_equal(t, text);
+    assert_int_equal(len, strlen(text));
+    assert_int_equal(rcv, id * 10);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(j, "a"));
+    cJSON_Delete(j);
+    free(t);
+}
+
+static void test_evcache_hand_over(void **state)
+{
+    struct evcache *c = evcache_new(4, 1000, EVCACHE_STALE_MS);
+    (void)state;
+    put(c, 1, "{\"a\":1}");
+    put(c, 2, "{\"a\":2}");
+    assert_int_equal(evcache_count(c), 2);
+    taken(c, 3, NULL); /* never put */
+    taken(c, 2, "{\"a\":2}");
+    taken(c, 2, NULL); /* taken once only */
+    /* 4 slots: id 5 lands where 1 waits; 1's job comes first, so 1 stays, 5 is dropped */
+    put(c, 5, "{\"a\":5}");
+    taken(c, 5, NULL);
+    taken(c, 1, "{\"a\":1}");
+    assert_int_equal(evcache_count(c), 0);
+    put(c, 5, "{\"a\":5}"); /* the slot is free now */
+    put(c, 6, "{\"a\":6}"); /* left in: evcache_free frees them */
+    assert_int_equal(evcache_count(c), 2);
+    evcache_free(c);
+}
+
+/* An entry nobody took (its job ran on another node) is replaced once stale. */
+static void test_evcache_stale_replaced(void **state)
+{
+    struct evcache *c = evcache_new(4, 1000, 1);
+    (void)state;
+    put(c, 1, "{\"a\":1}");
+    usleep(20 * 1000);
+    put(c, 5, "{\"a\":5}");
+    taken(c, 1, NULL);
+    taken(c, 5, "{\"a\":5}");
+    evcache_free(c);
+}
+
+static void test_evcache_byte_cap(void **state)
+{
+    struct evcache *c = evcache_new(8, 16, EVCACHE_STALE_MS);
+    (void)state;
+    put(c, 1, "{\"a\":1}"); /* 7 bytes */
+    put(c, 2, "{\"a\":2}"); /* 14 */
+    put(c, 3, "{\"a\":3}"); /* would be 21 > 16: not kept (freed) */
+    assert_int_equal(evcache_count(c), 2);
+    taken(c, 3, NULL);
+    taken(c, 1, "{\"a\":1}");
+    put(c, 4, "{\"a\":4}"); /* room again */
+    assert_int_equal(evcache_count(c), 2);
+    put(c, 0, "{}"); /* no id: freed, never kept */
+    assert_int_equal(evcache_count(c), 2);
+    evcache_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_catalog_several_names_one_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_exact_after_failed_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_and_store_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_track_ensures_profile_without_rewrite, setup,
+                                        teardown),
+        cmocka_unit_test(test_evcache_hand_over),
+        cmocka_unit_test(test_evcache_byte_cap),
+        cmocka_unit_test(test_evcache_stale_replaced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
