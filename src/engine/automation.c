@@ -1,10 +1,10 @@
 /* automation.c: automation templates, runs and their steps (see automation.h). */
 #include "automation.h"
 
-#include "expr.h"
 #include "refs.h"
 #include "send_int.h"
 
+#include "../expr/expr.h"
 #include "../providers/http_client.h"
 #include "../util/crypto.h"
 #include "../util/id.h"

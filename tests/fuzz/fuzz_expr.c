@@ -2,7 +2,7 @@
  * expression, optionally followed by "\n%%\n" and a JSON run context (else a fixed one
  * with data, profile and refs). The expression is compiled; a compiled one is evaluated,
  * its truthiness taken and its value converted to text. */
-#include "../../src/engine/expr.h"
+#include "../../src/expr/expr.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
