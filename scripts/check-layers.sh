@@ -4,10 +4,11 @@
 #       util       -> util
 #       store      -> util
 #       queue      -> store
-#       render, route, providers -> util
-#       ingest     -> queue, store, render, route, providers   (not engine, api, http)
-#       engine     -> queue, store, render, route, providers   (not ingest, api, http)
-#       api        -> ingest, engine, queue, store, render, route, providers,
+#       expr       -> util   (pure paths and expressions: engine and render share it)
+#       render, route, providers -> expr, util
+#       ingest     -> queue, store, render, route, providers, expr   (not engine, api, http)
+#       engine     -> queue, store, render, route, providers, expr   (not ingest, api, http)
+#       api        -> ingest, engine, queue, store, render, route, providers, expr,
 #                     and from http only http/http.h (request/response types)
 #       http       -> anything but api, store, queue, ingest, engine
 #       admin      -> store
@@ -31,13 +32,14 @@ if [ -n "$files" ]; then
         allow["util"]      = " util "
         allow["store"]     = " util "
         allow["queue"]     = " store util "
-        allow["render"]    = " util "
-        allow["route"]     = " util "
-        allow["providers"] = " util "
-        allow["ingest"]    = " queue store render route providers util "
-        allow["engine"]    = " queue store render route providers util "
-        allow["api"]       = " ingest engine queue store render route providers util "
-        allow["http"]      = " util render route providers "
+        allow["expr"]      = " util "
+        allow["render"]    = " expr util "
+        allow["route"]     = " expr util "
+        allow["providers"] = " expr util "
+        allow["ingest"]    = " queue store render route providers expr util "
+        allow["engine"]    = " queue store render route providers expr util "
+        allow["api"]       = " ingest engine queue store render route providers expr util "
+        allow["http"]      = " util render route providers expr "
         allow["admin"]     = " store util "
         bad = 0
     }

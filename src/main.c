@@ -15,6 +15,7 @@
 #include "queue/queue.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/netaddr.h"
 #include "util/str.h"
@@ -815,6 +816,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    json_use_xalloc(); /* cJSON aborts cleanly on OOM, as every other allocation does */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         FILE *f = argc < 2 ? stderr : stdout;

@@ -1,10 +1,10 @@
 /* automation.c: automation templates, runs and their steps (see automation.h). */
 #include "automation.h"
 
-#include "expr.h"
 #include "refs.h"
 #include "send_int.h"
 
+#include "../expr/expr.h"
 #include "../providers/http_client.h"
 #include "../util/crypto.h"
 #include "../util/id.h"
@@ -28,8 +28,24 @@
 #define RUN_KEY_MAX_MS 9999999999999999LL /* ids sort newest first: MAX - created */
 #define FETCH_TIMEOUT_MS 10000
 
-static const char *const actions[] = {"send", "delay", "cancel", "fetch-data", "update-profile",
-                                      "get-profile", "invoke", NULL};
+/* Every step type is one entry of step_types[] (bottom of this file): its action name and
+ * what validation, preparation and running do for it. */
+struct step_out;
+struct step_type {
+    const char *action;
+    /* check: action-specific validation of the stored step (steps[i]); NULL: none */
+    int (*check)(const cJSON *st, int i, struct herr *err);
+    /* prepare: checks of the step after its accessors are resolved; NULL: none */
+    int (*prepare)(const cJSON *st, struct herr *err);
+    /* run: perform the resolved step st into o; false when the job should be retried
+     * (a transient failure, r says when and why) */
+    bool (*run)(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                struct job_result *r);
+    /* names_automation: the step's literal `template` is an automation id (cycle check) */
+    bool names_automation;
+};
+static const struct step_type *step_type_find(const char *action);
+static const char *step_type_names(char *out, size_t cap);
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -224,17 +240,15 @@ static int check_step(const cJSON *st, int i, struct herr *err)
 {
     const char *action = json_str(st, "action"), *cond = json_str(st, "if");
     struct herr e2;
-    bool known = false;
+    const struct step_type *t = action ? step_type_find(action) : NULL;
     herr_clear(&e2);
     if (!cJSON_IsObject(st))
         return herr_set(err, HR_INVAL, "steps[%d] must be an object", i);
-    for (int k = 0; action && actions[k]; k++)
-        known |= strcmp(action, actions[k]) == 0;
-    if (!known)
-        return herr_set(err, HR_INVAL,
-                        "steps[%d].action must be one of send, delay, cancel, fetch-data, "
-                        "update-profile, get-profile, invoke",
-                        i);
+    if (!t) {
+        char names[256];
+        return herr_set(err, HR_INVAL, "steps[%d].action must be one of %s", i,
+                        step_type_names(names, sizeof names));
+    }
     if (cJSON_GetObjectItemCaseSensitive(st, "if")) {
         struct expr *x = NULL;
         if (!cond)
@@ -256,52 +270,79 @@ static int check_step(const cJSON *st, int i, struct herr *err)
         if (vrc < 0)
             return herr_set(err, HR_INVAL, "steps[%d]: %s", i, e2.msg);
     }
-    if (!strcmp(action, "send")) {
-        const cJSON *m = json_obj(st, "message");
-        if (m) {
-            if (!cJSON_GetObjectItemCaseSensitive(m, "template") &&
-                !cJSON_GetObjectItemCaseSensitive(m, "content"))
-                return herr_set(err, HR_INVAL, "steps[%d].message needs template or content", i);
-        } else if (!json_str(st, "template")) {
-            return herr_set(err, HR_INVAL, "steps[%d]: send needs template or message", i);
-        }
-    } else if (!strcmp(action, "delay")) {
-        const char *d = json_str(st, "duration"), *u = json_str(st, "until");
-        int64_t ms;
-        if (!d && !u && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(st, "duration")))
-            return herr_set(err, HR_INVAL, "steps[%d]: delay needs duration or until", i);
-        if (d && strncmp(d, "refs.", 5) && !strstr(d, "${") &&
-            automation_parse_duration(d, &ms) < 0)
-            return herr_set(err, HR_INVAL,
-                            "steps[%d].duration \"%.64s\" is not a duration (\"5 minutes\", "
-                            "\"PT5M\")",
-                            i, d);
-        if (u && strncmp(u, "refs.", 5) && !strstr(u, "${") && until_ms(u, &ms) < 0)
-            return herr_set(err, HR_INVAL, "steps[%d].until is not an ISO-8601 time", i);
-    } else if (!strcmp(action, "cancel")) {
-        if (!cJSON_GetObjectItemCaseSensitive(st, "cancelation_token"))
-            return herr_set(err, HR_INVAL, "steps[%d]: cancel needs cancelation_token", i);
-    } else if (!strcmp(action, "fetch-data")) {
-        const cJSON *w = json_obj(st, "webhook");
-        const char *url = json_str(w, "url"), *m = json_str(w, "method");
-        if (!url && !is_ref(cJSON_GetObjectItemCaseSensitive(w, "url")))
-            return herr_set(err, HR_INVAL, "steps[%d]: fetch-data needs webhook.url", i);
-        if (m && strncmp(m, "refs.", 5) && !strstr(m, "${") && !method_ok(m))
-            return herr_set(err, HR_INVAL, "steps[%d].webhook.method is not an HTTP method", i);
-        if (check_merge(st, "merge_strategy", i, err) < 0)
-            return HR_INVAL;
-    } else if (!strcmp(action, "update-profile")) {
-        if (!cJSON_GetObjectItemCaseSensitive(st, "profile"))
-            return herr_set(err, HR_INVAL, "steps[%d]: update-profile needs profile", i);
-        if (check_merge(st, "merge", i, err) < 0 || check_merge(st, "merge_strategy", i, err) < 0)
-            return HR_INVAL;
-    } else if (!strcmp(action, "get-profile")) {
-        if (check_merge(st, "merge_strategy", i, err) < 0)
-            return HR_INVAL;
-    } else if (!strcmp(action, "invoke")) {
-        if (!json_str(st, "template") && !is_ref(cJSON_GetObjectItemCaseSensitive(st, "template")))
-            return herr_set(err, HR_INVAL, "steps[%d]: invoke needs template (an automation id)", i);
+    return t->check ? t->check(st, i, err) : HR_OK;
+}
+
+static int check_send(const cJSON *st, int i, struct herr *err)
+{
+    const cJSON *m = json_obj(st, "message");
+    if (m) {
+        if (!cJSON_GetObjectItemCaseSensitive(m, "template") &&
+            !cJSON_GetObjectItemCaseSensitive(m, "content"))
+            return herr_set(err, HR_INVAL, "steps[%d].message needs template or content", i);
+    } else if (!json_str(st, "template")) {
+        return herr_set(err, HR_INVAL, "steps[%d]: send needs template or message", i);
     }
+    return HR_OK;
+}
+
+static int check_delay(const cJSON *st, int i, struct herr *err)
+{
+    const char *d = json_str(st, "duration"), *u = json_str(st, "until");
+    int64_t ms;
+    if (!d && !u && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(st, "duration")))
+        return herr_set(err, HR_INVAL, "steps[%d]: delay needs duration or until", i);
+    if (d && strncmp(d, "refs.", 5) && !strstr(d, "${") &&
+        automation_parse_duration(d, &ms) < 0)
+        return herr_set(err, HR_INVAL,
+                        "steps[%d].duration \"%.64s\" is not a duration (\"5 minutes\", "
+                        "\"PT5M\")",
+                        i, d);
+    if (u && strncmp(u, "refs.", 5) && !strstr(u, "${") && until_ms(u, &ms) < 0)
+        return herr_set(err, HR_INVAL, "steps[%d].until is not an ISO-8601 time", i);
+    return HR_OK;
+}
+
+static int check_cancel(const cJSON *st, int i, struct herr *err)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(st, "cancelation_token"))
+        return herr_set(err, HR_INVAL, "steps[%d]: cancel needs cancelation_token", i);
+    return HR_OK;
+}
+
+static int check_fetch_data(const cJSON *st, int i, struct herr *err)
+{
+    const cJSON *w = json_obj(st, "webhook");
+    const char *url = json_str(w, "url"), *m = json_str(w, "method");
+    if (!url && !is_ref(cJSON_GetObjectItemCaseSensitive(w, "url")))
+        return herr_set(err, HR_INVAL, "steps[%d]: fetch-data needs webhook.url", i);
+    if (m && strncmp(m, "refs.", 5) && !strstr(m, "${") && !method_ok(m))
+        return herr_set(err, HR_INVAL, "steps[%d].webhook.method is not an HTTP method", i);
+    if (check_merge(st, "merge_strategy", i, err) < 0)
+        return HR_INVAL;
+    return HR_OK;
+}
+
+static int check_update_profile(const cJSON *st, int i, struct herr *err)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(st, "profile"))
+        return herr_set(err, HR_INVAL, "steps[%d]: update-profile needs profile", i);
+    if (check_merge(st, "merge", i, err) < 0 || check_merge(st, "merge_strategy", i, err) < 0)
+        return HR_INVAL;
+    return HR_OK;
+}
+
+static int check_get_profile(const cJSON *st, int i, struct herr *err)
+{
+    if (check_merge(st, "merge_strategy", i, err) < 0)
+        return HR_INVAL;
+    return HR_OK;
+}
+
+static int check_invoke(const cJSON *st, int i, struct herr *err)
+{
+    if (!json_str(st, "template") && !is_ref(cJSON_GetObjectItemCaseSensitive(st, "template")))
+        return herr_set(err, HR_INVAL, "steps[%d]: invoke needs template (an automation id)", i);
     return HR_OK;
 }
 
@@ -346,7 +387,8 @@ bool automation_id_ok(struct str id)
 static const char *literal_target(const cJSON *st)
 {
     const char *action = json_str(st, "action"), *tmpl = json_str(st, "template");
-    if (!action || strcmp(action, "invoke") || !tmpl || !strncmp(tmpl, "refs.", 5) ||
+    const struct step_type *t = action ? step_type_find(action) : NULL;
+    if (!t || !t->names_automation || !tmpl || !strncmp(tmpl, "refs.", 5) ||
         strstr(tmpl, "${"))
         return NULL;
     return tmpl;
@@ -782,13 +824,16 @@ static void describe(const cJSON *v, char *out, size_t cap)
     snprintf(out + n, cap - n, "\"");
 }
 
-static void fail(struct step_out *o, const char *fmt, const char *detail)
+/* fail: mark the step failed with a message; true (a failed step is finished, not retried). */
+static bool fail(struct step_out *o, const char *fmt, const char *detail)
 {
     o->status = "failed";
     snprintf(o->error, sizeof o->error, fmt, detail ? detail : "");
+    return true;
 }
 
-static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
+static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                     struct job_result *r)
 {
     cJSON *msg, *to;
     const cJSON *m = json_obj(st, "message"), *prof, *it;
@@ -803,7 +848,7 @@ static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
             if (!recipient) {
                 cJSON_Delete(msg);
                 fail(o, "send: the message has no `to` and the run no recipient%s", NULL);
-                return;
+                return true;
             }
             to = cJSON_AddObjectToObject(msg, "to");
             cJSON_AddStringToObject(to, "user_id", recipient);
@@ -811,7 +856,7 @@ static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
     } else {
         if (!recipient) {
             fail(o, "send: no recipient (set `recipient`, e.g. \"refs.data.userId\")%s", NULL);
-            return;
+            return true;
         }
         msg = cJSON_CreateObject();
         to = cJSON_AddObjectToObject(msg, "to");
@@ -845,7 +890,7 @@ static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
     if (engine_send_validate(msg, &err) < 0) {
         cJSON_Delete(msg);
         fail(o, "send: %s", err.msg);
-        return;
+        return true;
     }
     snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
     derive_id(seed, o->msg_id);
@@ -853,13 +898,15 @@ static void step_send(struct step_out *o, const cJSON *st, const cJSON *ctx)
     o->outcome = cJSON_CreateObject();
     cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
     cJSON_AddStringToObject(o->outcome, "messageId", o->msg_id);
+    return true;
 }
 
-static void step_delay(struct step_out *o, const cJSON *st, int64_t now)
+static bool exec_delay(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                      struct job_result *r)
 {
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(st, "duration");
     const char *until = json_str(st, "until");
-    int64_t ms = 0, at = 0;
+    int64_t ms = 0, at = 0, now = o->started;
     if (cJSON_IsNumber(d))
         ms = (int64_t)d->valuedouble;
     else if (cJSON_IsString(d) && automation_parse_duration(d->valuestring, &ms) < 0)
@@ -869,15 +916,18 @@ static void step_delay(struct step_out *o, const cJSON *st, int64_t now)
     o->next_at = at > now + ms ? at : now + ms;
     o->outcome = cJSON_CreateObject();
     cJSON_AddNumberToObject(o->outcome, "until", (double)o->next_at);
+    return true;
 }
 
-static void step_cancel(struct step_out *o, struct engine *e, const cJSON *st)
+static bool exec_cancel(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                       struct job_result *r)
 {
     const char *tok = json_str(st, "cancelation_token");
     struct arena *a = arena_new(8192);
     struct doc_rec *docs = NULL;
     size_t n = 0;
     char *prefix;
+    struct engine *e = o->e;
     if (!tok || !tok[0]) {
         arena_free(a);
         return fail(o, "cancel: the cancelation_token resolved to nothing%s", NULL);
@@ -905,10 +955,12 @@ static void step_cancel(struct step_out *o, struct engine *e, const cJSON *st)
     arena_free(a);
     o->outcome = cJSON_CreateObject();
     cJSON_AddStringToObject(o->outcome, "cancelation_token", tok);
+    return true;
 }
 
-/* step_fetch: returns false when the job should be retried (transient failure). */
-static bool step_fetch(struct step_out *o, const cJSON *st, const cJSON *ctx, struct job_result *r)
+/* exec_fetch_data: returns false when the job should be retried (transient failure). */
+static bool exec_fetch_data(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                           struct job_result *r)
 {
     const cJSON *w = json_obj(st, "webhook"), *it;
     const char *url = json_str(w, "url"), *method = json_str(w, "method");
@@ -1006,8 +1058,8 @@ out:
     return ok;
 }
 
-static void step_get_profile(struct step_out *o, struct engine *e, const cJSON *st,
-                             const cJSON *ctx)
+static bool exec_get_profile(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                            struct job_result *r)
 {
     const char *uid = json_str(st, "user_id");
     const char *strategy = json_str(st, "merge_strategy");
@@ -1016,21 +1068,100 @@ static void step_get_profile(struct step_out *o, struct engine *e, const cJSON *
         uid = json_str(ctx, "recipient");
     if (!uid)
         return fail(o, "get-profile: no user_id%s", NULL);
-    if (doc_load(NULL, e->store, "profiles", str_c(uid), &p) == HR_NOTFOUND)
+    if (doc_load(NULL, o->e->store, "profiles", str_c(uid), &p) == HR_NOTFOUND)
         p = cJSON_CreateObject();
     if (!p)
         return fail(o, "get-profile: cannot read the profile%s", NULL);
     o->profile = merge(json_obj(ctx, "profile"), p, strategy ? strategy : "soft-merge");
     o->outcome = p;
+    return true;
+}
+
+static bool exec_update_profile(struct step_out *o, const cJSON *st, const cJSON *ctx,
+                                const cJSON *run, struct job_result *r)
+{
+    const char *uid = json_str(st, "recipient_id");
+    const char *m = json_str(st, "merge") ? json_str(st, "merge") : json_str(st, "merge_strategy");
+    if (!uid)
+        uid = json_str(ctx, "recipient");
+    if (!uid || !json_obj(st, "profile"))
+        return fail(o, "update-profile: needs recipient_id (or a run recipient) and a profile "
+                       "object%s",
+                    NULL);
+    o->profile_id = strdup(uid);
+    o->profile_set = cJSON_Duplicate(json_obj(st, "profile"), 1);
+    o->merge = m && !strcmp(m, "replace")      ? "replace"
+               : m && !strcmp(m, "soft-merge") ? "soft-merge"
+               : m && !strcmp(m, "none")       ? "none"
+                                               : "overwrite";
+    return true;
+}
+
+static bool exec_invoke(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
+                        struct job_result *r)
+{
+    const cJSON *c = json_obj(st, "context"), *src = json_obj(run, "source");
+    const char *target = json_str(st, "template"), *root = json_str(src, "root");
+    int64_t depth = 0;
+    char seed[128];
+    json_i64(src, "depth", &depth);
+    if (depth >= AUTOMATION_MAX_DEPTH) {
+        char why[96];
+        snprintf(why, sizeof why, "%d", AUTOMATION_MAX_DEPTH);
+        return fail(o, "invoke: depth limit reached: %s nested invokes (does an automation "
+                       "invoke itself, directly or through others?)",
+                    why);
+    }
+    o->invoke_depth = depth + 1;
+    snprintf(o->invoke_root, sizeof o->invoke_root, "%s", root ? root : o->run_id);
+    o->invoke_id = xstrdup(target);
+    o->invoke_ctx = c ? cJSON_Duplicate(c, 1) : cJSON_Duplicate(ctx, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(o->invoke_ctx, "refs");
+    snprintf(seed, sizeof seed, "invoke:%s:%lld", o->run_id, (long long)o->step);
+    derive_id(seed, o->invoke_run);
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->outcome, "runId", o->invoke_run);
+    return true;
+}
+
+/* prepare_invoke: the resolved template must be an automation id. */
+static int prepare_invoke(const cJSON *st, struct herr *err)
+{
+    const char *target = json_str(st, "template");
+    char got[96];
+    if (!target || !automation_id_ok(str_c(target))) {
+        describe(cJSON_GetObjectItemCaseSensitive(st, "template"), got, sizeof got);
+        return herr_set(err, HR_INVAL, "invoke: template must resolve to an automation id, got %s",
+                        got);
+    }
+    return HR_OK;
+}
+
+/* prepare_fetch_data: the resolved webhook.url is a clean http(s) URL, the method known. */
+static int prepare_fetch_data(const cJSON *st, struct herr *err)
+{
+    const cJSON *w = json_obj(st, "webhook"), *mv = cJSON_GetObjectItemCaseSensitive(w, "method");
+    const char *url = json_str(w, "url");
+    char got[96];
+    if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+        return herr_set(err, HR_INVAL, "fetch-data: webhook.url must be an http(s) URL");
+    if (!url_clean(url))
+        return herr_set(err, HR_INVAL, "fetch-data: webhook.url holds a space or control character");
+    if (mv && !cJSON_IsNull(mv) && !method_ok(json_str(w, "method"))) {
+        describe(mv, got, sizeof got);
+        return herr_set(err, HR_INVAL,
+                        "fetch-data: webhook.method must be GET, POST, PUT, PATCH or DELETE, got %s",
+                        got);
+    }
+    return HR_OK;
 }
 
 int automation_step_prepare(const cJSON *raw, const cJSON *ctx, cJSON **out, bool *skipped,
                             struct herr *err)
 {
     const char *action = json_str(raw, "action"), *cond = json_str(raw, "if");
+    const struct step_type *t;
     cJSON *copy, *st = NULL;
-    const cJSON *w;
-    char got[96];
     int rc;
     *out = NULL;
     *skipped = false;
@@ -1054,30 +1185,9 @@ int automation_step_prepare(const cJSON *raw, const cJSON *ctx, cJSON **out, boo
         return rc;
     /* an accessor can bring in anything (missing, null, a number, CR LF): what reaches a
      * string use is checked again here, after resolution */
-    if (action && !strcmp(action, "invoke")) {
-        const char *target = json_str(st, "template");
-        if (!target || !automation_id_ok(str_c(target))) {
-            describe(cJSON_GetObjectItemCaseSensitive(st, "template"), got, sizeof got);
-            rc = herr_set(err, HR_INVAL, "invoke: template must resolve to an automation id, got %s",
-                          got);
-        }
-    } else if (action && !strcmp(action, "fetch-data")) {
-        const cJSON *mv;
-        const char *url;
-        w = json_obj(st, "webhook");
-        url = json_str(w, "url");
-        mv = cJSON_GetObjectItemCaseSensitive(w, "method");
-        if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
-            rc = herr_set(err, HR_INVAL, "fetch-data: webhook.url must be an http(s) URL");
-        } else if (!url_clean(url)) {
-            rc = herr_set(err, HR_INVAL, "fetch-data: webhook.url holds a space or control character");
-        } else if (mv && !cJSON_IsNull(mv) && !method_ok(json_str(w, "method"))) {
-            describe(mv, got, sizeof got);
-            rc = herr_set(err, HR_INVAL,
-                          "fetch-data: webhook.method must be GET, POST, PUT, PATCH or DELETE, got %s",
-                          got);
-        }
-    }
+    t = action ? step_type_find(action) : NULL;
+    if (t && t->prepare)
+        rc = t->prepare(st, err);
     if (rc < 0) {
         cJSON_Delete(st);
         return rc;
@@ -1266,6 +1376,7 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len), *run = NULL, *st = NULL;
     const cJSON *raw, *ctx;
     const char *rid = json_str(p, "run"), *action;
+    const struct step_type *t;
     struct step_out *o = arena_zalloc(a, sizeof *o);
     bool skipped = false;
     struct herr err;
@@ -1308,62 +1419,14 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
         o->status = "skipped";
         goto commit;
     }
+    t = action ? step_type_find(action) : NULL;
     if (!action) {
         fail(o, "step has no action%s", NULL);
-    } else if (!strcmp(action, "send")) {
-        step_send(o, st, ctx);
-    } else if (!strcmp(action, "delay")) {
-        step_delay(o, st, o->started);
-    } else if (!strcmp(action, "cancel")) {
-        step_cancel(o, e, st);
-    } else if (!strcmp(action, "fetch-data")) {
-        if (!step_fetch(o, st, ctx, r)) {
-            r->commit = NULL;
-            goto out; /* transient: the queue retries this step */
-        }
-    } else if (!strcmp(action, "update-profile")) {
-        const char *uid = json_str(st, "recipient_id");
-        const char *m = json_str(st, "merge") ? json_str(st, "merge") : json_str(st, "merge_strategy");
-        if (!uid)
-            uid = json_str(ctx, "recipient");
-        if (!uid || !json_obj(st, "profile")) {
-            fail(o, "update-profile: needs recipient_id (or a run recipient) and a profile object%s",
-                 NULL);
-        } else {
-            o->profile_id = strdup(uid);
-            o->profile_set = cJSON_Duplicate(json_obj(st, "profile"), 1);
-            o->merge = m && !strcmp(m, "replace")      ? "replace"
-                       : m && !strcmp(m, "soft-merge") ? "soft-merge"
-                       : m && !strcmp(m, "none")       ? "none"
-                                                       : "overwrite";
-        }
-    } else if (!strcmp(action, "get-profile")) {
-        step_get_profile(o, e, st, ctx);
-    } else if (!strcmp(action, "invoke")) {
-        const cJSON *c = json_obj(st, "context"), *src = json_obj(run, "source");
-        const char *target = json_str(st, "template"), *root = json_str(src, "root");
-        int64_t depth = 0;
-        char seed[128];
-        json_i64(src, "depth", &depth);
-        if (depth >= AUTOMATION_MAX_DEPTH) {
-            char why[96];
-            snprintf(why, sizeof why, "%d", AUTOMATION_MAX_DEPTH);
-            fail(o, "invoke: depth limit reached: %s nested invokes (does an automation "
-                    "invoke itself, directly or through others?)",
-                 why);
-            goto commit;
-        }
-        o->invoke_depth = depth + 1;
-        snprintf(o->invoke_root, sizeof o->invoke_root, "%s", root ? root : rid);
-        o->invoke_id = xstrdup(target);
-        o->invoke_ctx = c ? cJSON_Duplicate(c, 1) : cJSON_Duplicate(ctx, 1);
-        cJSON_DeleteItemFromObjectCaseSensitive(o->invoke_ctx, "refs");
-        snprintf(seed, sizeof seed, "invoke:%s:%lld", rid, (long long)step);
-        derive_id(seed, o->invoke_run);
-        o->outcome = cJSON_CreateObject();
-        cJSON_AddStringToObject(o->outcome, "runId", o->invoke_run);
-    } else {
+    } else if (!t) {
         fail(o, "unknown action %.64s", action);
+    } else if (!t->run(o, st, ctx, run, r)) {
+        r->commit = NULL;
+        goto out; /* transient: the queue retries this step */
     }
 commit:
     if (!strcmp(o->status, "failed"))
@@ -1375,4 +1438,37 @@ out:
     cJSON_Delete(p);
     cJSON_Delete(run);
     cJSON_Delete(st);
+}
+
+/* ---- the step types ----------------------------------------------------------------- */
+
+/* step_types: every step an automation can hold; adding a step type is one entry here
+ * (and its check/prepare/exec functions above). The order is the one error messages list. */
+static const struct step_type step_types[] = {
+    {"send", check_send, NULL, exec_send, false},
+    {"delay", check_delay, NULL, exec_delay, false},
+    {"cancel", check_cancel, NULL, exec_cancel, false},
+    {"fetch-data", check_fetch_data, prepare_fetch_data, exec_fetch_data, false},
+    {"update-profile", check_update_profile, NULL, exec_update_profile, false},
+    {"get-profile", check_get_profile, NULL, exec_get_profile, false},
+    {"invoke", check_invoke, prepare_invoke, exec_invoke, true},
+};
+#define N_STEP_TYPES (sizeof step_types / sizeof step_types[0])
+
+static const struct step_type *step_type_find(const char *action)
+{
+    for (size_t k = 0; k < N_STEP_TYPES; k++)
+        if (!strcmp(action, step_types[k].action))
+            return &step_types[k];
+    return NULL;
+}
+
+/* step_type_names: writes "send, delay, ..., invoke" (for error messages) into out; out. */
+static const char *step_type_names(char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < N_STEP_TYPES && n < cap; k++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", k ? ", " : "", step_types[k].action);
+    return out;
 }

@@ -3,8 +3,8 @@
  * expressions through expr.c; this file only walks, copies and budgets. */
 #include "refs.h"
 
-#include "expr.h"
-#include "path.h"
+#include "../expr/expr.h"
+#include "../expr/path.h"
 
 #include "../util/buf.h"
 #include "../util/str.h"

@@ -3,6 +3,7 @@
  * plain text and Markdown; the channel's fields are then assembled from them. */
 #include "elemental.h"
 
+#include "../expr/expr.h"
 #include "../util/buf.h"
 #include "../util/json.h"
 #include "../util/xalloc.h"
@@ -137,23 +138,12 @@ static const cJSON *lookup(const cJSON *ctx, const struct epath *p)
 
 /* ------------------------------------------------------------------ conditions */
 
-enum vk { VK_UNDEF, VK_NULL, VK_BOOL, VK_NUM, VK_STR, VK_OBJ };
-
-struct jv {
-    enum vk k;
-    bool b;
-    double n;
-    const char *s;
-    size_t len;
-    const cJSON *obj;
-};
-
 enum cop { COP_NONE, COP_SEQ, COP_SNE, COP_EQ, COP_NE };
 
 struct operand {
     bool is_path;
     struct epath path;
-    struct jv lit;
+    struct expr_value lit; /* a string literal points into the source, without NUL */
 };
 
 struct cond {
@@ -182,7 +172,7 @@ static bool parse_operand(const char **pp, const char *end, struct operand *o)
             q++;
         if (q >= end || *q != *p)
             return false;
-        o->lit = (struct jv){.k = VK_STR, .s = p + 1, .len = (size_t)(q - p - 1)};
+        o->lit = (struct expr_value){.type = EXPR_STRING, .s = {p + 1, (size_t)(q - p - 1)}};
         *pp = q + 1;
         return true;
     }
@@ -196,9 +186,9 @@ static bool parse_operand(const char **pp, const char *end, struct operand *o)
             return false;
         memcpy(tmp, p, n);
         tmp[n] = '\0';
-        o->lit.k = VK_NUM;
-        o->lit.n = strtod(tmp, &e);
-        if (*e || !isfinite(o->lit.n))
+        o->lit.type = EXPR_NUMBER;
+        o->lit.num = strtod(tmp, &e);
+        if (*e || !isfinite(o->lit.num))
             return false;
         *pp = q;
         return true;
@@ -227,11 +217,11 @@ static bool parse_operand(const char **pp, const char *end, struct operand *o)
         return false;
 #define IS_WORD(w) ((size_t)(q - p) == sizeof(w) - 1 && memcmp(p, w, sizeof(w) - 1) == 0)
     if (IS_WORD("true") || IS_WORD("false"))
-        o->lit = (struct jv){.k = VK_BOOL, .b = IS_WORD("true")};
+        o->lit = (struct expr_value){.type = EXPR_BOOL, .b = IS_WORD("true")};
     else if (IS_WORD("null"))
-        o->lit.k = VK_NULL;
+        o->lit.type = EXPR_NULL;
     else if (IS_WORD("undefined"))
-        o->lit.k = VK_UNDEF;
+        o->lit.type = EXPR_UNDEFINED;
     else if (parse_path(p, (size_t)(q - p), &o->path))
         o->is_path = true;
     else
@@ -273,97 +263,75 @@ static bool parse_cond(const char *s, struct cond *c)
     return skip_ws(p, end) == end;
 }
 
-static struct jv jv_of(const cJSON *j)
+static struct expr_value operand_val(const cJSON *ctx, const struct operand *o)
 {
-    if (!j)
-        return (struct jv){.k = VK_UNDEF};
-    if (cJSON_IsNull(j))
-        return (struct jv){.k = VK_NULL};
-    if (cJSON_IsBool(j))
-        return (struct jv){.k = VK_BOOL, .b = cJSON_IsTrue(j)};
-    if (cJSON_IsNumber(j))
-        return (struct jv){.k = VK_NUM, .n = j->valuedouble};
-    if (cJSON_IsString(j))
-        return (struct jv){.k = VK_STR, .s = j->valuestring, .len = strlen(j->valuestring)};
-    return (struct jv){.k = VK_OBJ, .obj = j};
+    return o->is_path ? expr_value_from_json(lookup(ctx, &o->path)) : o->lit;
 }
 
-static struct jv operand_val(const cJSON *ctx, const struct operand *o)
+/* JavaScript equality (objects compare by identity); truthiness is expr_value_truthy. */
+static bool js_strict_eq(struct expr_value a, struct expr_value b)
 {
-    return o->is_path ? jv_of(lookup(ctx, &o->path)) : o->lit;
-}
-
-/* JavaScript truthiness and equality (objects compare by identity). */
-static bool js_truthy(struct jv v)
-{
-    switch (v.k) {
-    case VK_BOOL: return v.b;
-    case VK_NUM: return v.n != 0 && !isnan(v.n);
-    case VK_STR: return v.len > 0;
-    case VK_OBJ: return true;
-    default: return false;
-    }
-}
-
-static bool js_strict_eq(struct jv a, struct jv b)
-{
-    if (a.k != b.k)
+    if (a.type != b.type)
         return false;
-    switch (a.k) {
-    case VK_BOOL: return a.b == b.b;
-    case VK_NUM: return a.n == b.n;
-    case VK_STR: return a.len == b.len && memcmp(a.s, b.s, a.len) == 0;
-    case VK_OBJ: return a.obj == b.obj;
+    switch (a.type) {
+    case EXPR_BOOL: return a.b == b.b;
+    case EXPR_NUMBER: return a.num == b.num;
+    case EXPR_STRING: return str_eq(a.s, b.s);
+    case EXPR_ARRAY:
+    case EXPR_OBJECT: return a.json == b.json;
     default: return true;
     }
 }
 
 /* str_num: JavaScript's ToNumber for a string ("" and blanks are 0, junk is NaN). */
-static double str_num(struct jv s)
+static double str_num(struct expr_value v)
 {
+    struct str s = v.s;
     char tmp[64], *e;
     size_t i = 0, n = s.len;
     double d;
-    while (i < n && isspace((unsigned char)s.s[i]))
+    while (i < n && isspace((unsigned char)s.p[i]))
         i++;
-    while (n > i && isspace((unsigned char)s.s[n - 1]))
+    while (n > i && isspace((unsigned char)s.p[n - 1]))
         n--;
     if (i == n)
         return 0;
     if (n - i >= sizeof tmp)
         return NAN;
-    memcpy(tmp, s.s + i, n - i);
+    memcpy(tmp, s.p + i, n - i);
     tmp[n - i] = '\0';
     d = strtod(tmp, &e);
     return *e ? NAN : d;
 }
 
-static bool js_loose_eq(struct jv a, struct jv b)
+static bool js_loose_eq(struct expr_value a, struct expr_value b)
 {
-    bool an = a.k == VK_UNDEF || a.k == VK_NULL, bn = b.k == VK_UNDEF || b.k == VK_NULL;
+    bool an = a.type == EXPR_UNDEFINED || a.type == EXPR_NULL,
+         bn = b.type == EXPR_UNDEFINED || b.type == EXPR_NULL;
     if (an || bn)
         return an && bn;
-    if (a.k == b.k)
+    if (a.type == b.type)
         return js_strict_eq(a, b);
-    if (a.k == VK_BOOL)
-        return js_loose_eq((struct jv){.k = VK_NUM, .n = a.b ? 1 : 0}, b);
-    if (b.k == VK_BOOL)
-        return js_loose_eq(a, (struct jv){.k = VK_NUM, .n = b.b ? 1 : 0});
-    if (a.k == VK_NUM && b.k == VK_STR)
-        return a.n == str_num(b);
-    if (a.k == VK_STR && b.k == VK_NUM)
-        return str_num(a) == b.n;
+    if (a.type == EXPR_BOOL)
+        return js_loose_eq((struct expr_value){.type = EXPR_NUMBER, .num = a.b ? 1 : 0}, b);
+    if (b.type == EXPR_BOOL)
+        return js_loose_eq(a, (struct expr_value){.type = EXPR_NUMBER, .num = b.b ? 1 : 0});
+    if (a.type == EXPR_NUMBER && b.type == EXPR_STRING)
+        return a.num == str_num(b);
+    if (a.type == EXPR_STRING && b.type == EXPR_NUMBER)
+        return str_num(a) == b.num;
     return false;
 }
 
 static bool cond_eval(const struct cond *c, const cJSON *ctx)
 {
-    struct jv a = operand_val(ctx, &c->a), b;
+    struct expr_value a = operand_val(ctx, &c->a), b;
     bool r;
     if (c->neg)
-        a = (struct jv){.k = VK_BOOL, .b = (c->neg % 2) ? !js_truthy(a) : js_truthy(a)};
+        a = (struct expr_value){.type = EXPR_BOOL,
+                                .b = (c->neg % 2) ? !expr_value_truthy(&a) : expr_value_truthy(&a)};
     if (c->op == COP_NONE)
-        return js_truthy(a);
+        return expr_value_truthy(&a);
     b = operand_val(ctx, &c->b);
     r = (c->op == COP_SEQ || c->op == COP_SNE) ? js_strict_eq(a, b) : js_loose_eq(a, b);
     return (c->op == COP_SNE || c->op == COP_NE) ? !r : r;

@@ -5,6 +5,8 @@
  * stack released after each tag, so memory stays bounded however long the loop. */
 #include "hbs.h"
 
+#include "../expr/expr.h"
+#include "../expr/path.h"
 #include "../util/arena.h"
 #include "../util/clock.h"
 #include "../util/json.h"
@@ -95,11 +97,11 @@ static bool is_empty(struct val v) { return !truthy(v) && !(v.k == V_NUM && v.n 
 enum ekind { E_LIT, E_PATH, E_CALL };
 
 struct helper;
-struct expr;
+struct hexpr;
 
 struct hpair {
     struct str key;
-    struct expr *val;
+    struct hexpr *val;
 };
 
 struct hpath {
@@ -111,12 +113,12 @@ struct hpath {
 
 struct call {
     const struct helper *h;
-    struct expr *argv;
+    struct hexpr *argv;
     struct hpair *hash;
     unsigned short argc, nhash;
 };
 
-struct expr {
+struct hexpr {
     unsigned char kind; /* enum ekind */
     union {
         struct val lit;
@@ -134,8 +136,8 @@ struct node {
     unsigned char bkind; /* enum bkind */
     bool raw;            /* N_OUT: never escaped */
     struct str text;     /* N_TEXT */
-    struct expr e;       /* N_OUT: the value; N_BLOCK: the argument */
-    struct expr *izero;  /* #if/#unless includeZero=, or NULL */
+    struct hexpr e;       /* N_OUT: the value; N_BLOCK: the argument */
+    struct hexpr *izero;  /* #if/#unless includeZero=, or NULL */
     struct node *body, *inverse;
 };
 
@@ -561,10 +563,10 @@ struct xp {
 
 /* Positional arguments, hash arguments and the head of one call, before resolution. */
 struct parts {
-    struct expr head;
+    struct hexpr head;
     const char *head_at;
     struct str head_text;
-    struct expr argv[HBS_MAX_ARGS];
+    struct hexpr argv[HBS_MAX_ARGS];
     struct hpair hash[MAX_HASH];
     unsigned short argc, nhash;
 };
@@ -583,7 +585,7 @@ static bool delim(const struct xp *x, const char *q)
 
 static int parse_parts(struct xp *x, struct parts *pt, char closer);
 
-static int parse_string(struct xp *x, struct expr *e)
+static int parse_string(struct xp *x, struct hexpr *e)
 {
     char qc = *x->p;
     const char *s = x->p + 1, *q = s;
@@ -607,7 +609,7 @@ static int parse_string(struct xp *x, struct expr *e)
 }
 
 /* parse_path: @data paths, ../ ./ this prefixes, [literal] segments, . or / separators. */
-static int parse_path(struct xp *x, struct expr *e)
+static int parse_path(struct xp *x, struct hexpr *e)
 {
     struct str segs[MAX_PATH_SEGS];
     struct hpath *hp = &e->path;
@@ -685,10 +687,10 @@ static bool keyword(const struct xp *x, const char *kw)
     return (size_t)(x->end - x->p) >= n && memcmp(x->p, kw, n) == 0 && delim(x, x->p + n);
 }
 
-static int make_value(struct xp *x, struct parts *pt, struct expr *e, bool sub);
+static int make_value(struct xp *x, struct parts *pt, struct hexpr *e, bool sub);
 
 /* parse_param: one literal, path or (subexpression). */
-static int parse_param(struct xp *x, struct expr *e)
+static int parse_param(struct xp *x, struct hexpr *e)
 {
     const char *p = x->p, *q;
     if (p >= x->end)
@@ -798,7 +800,7 @@ static int parse_parts(struct xp *x, struct parts *pt, char closer)
     return HR_OK;
 }
 
-static bool simple_name(const struct expr *e)
+static bool simple_name(const struct hexpr *e)
 {
     return e->kind == E_PATH && e->path.nseg == 1 && !e->path.data && !e->path.scoped;
 }
@@ -807,7 +809,7 @@ static int check_condition_op(struct xp *x, const struct parts *pt);
 
 /* make_value: turn parts into an expression: a helper call when there are arguments (or
  * a subexpression names a helper), else the head's value (a variable or literal). */
-static int make_value(struct xp *x, struct parts *pt, struct expr *e, bool sub)
+static int make_value(struct xp *x, struct parts *pt, struct hexpr *e, bool sub)
 {
     const struct helper *h = NULL;
     struct call *cl;
@@ -1111,70 +1113,6 @@ static int sdup(struct rs *r, const char *p, size_t n, struct val *out)
 
 /* ------------------------------------------------------------------ render: text forms */
 
-/* fmt_num: JavaScript's Number.prototype.toString() for x into out (>= 32 bytes). */
-static size_t fmt_num(double x, char *out)
-{
-    char e[40], dig[24];
-    int p, exp10, k, n, nd = 0;
-    size_t o = 0;
-    const char *q;
-    if (isnan(x))
-        return (size_t)snprintf(out, 32, "NaN");
-    if (isinf(x))
-        return (size_t)snprintf(out, 32, "%sInfinity", x < 0 ? "-" : "");
-    if (x == 0)
-        return (size_t)snprintf(out, 32, "0");
-    if (fabs(x) < 9007199254740992.0 && x == trunc(x))
-        return (size_t)snprintf(out, 32, "%.0f", x);
-    for (p = 1; p <= 17; p++) {
-        snprintf(e, sizeof e, "%.*e", p - 1, x);
-        if (strtod(e, NULL) == x)
-            break;
-    }
-    q = e;
-    if (*q == '-') {
-        out[o++] = '-';
-        q++;
-    }
-    for (; *q && *q != 'e' && nd < 20; q++)
-        if (digit((unsigned char)*q))
-            dig[nd++] = *q;
-    exp10 = *q == 'e' ? (int)strtol(q + 1, NULL, 10) : 0;
-    while (nd > 1 && dig[nd - 1] == '0')
-        nd--;
-    k = nd;
-    n = exp10 + 1;
-    if (k <= n && n <= 21) {
-        memcpy(out + o, dig, (size_t)k);
-        o += (size_t)k;
-        for (int i = k; i < n; i++)
-            out[o++] = '0';
-    } else if (0 < n && n <= 21) {
-        memcpy(out + o, dig, (size_t)n);
-        o += (size_t)n;
-        out[o++] = '.';
-        memcpy(out + o, dig + n, (size_t)(k - n));
-        o += (size_t)(k - n);
-    } else if (-6 < n && n <= 0) {
-        out[o++] = '0';
-        out[o++] = '.';
-        for (int i = 0; i < -n; i++)
-            out[o++] = '0';
-        memcpy(out + o, dig, (size_t)k);
-        o += (size_t)k;
-    } else {
-        out[o++] = dig[0];
-        if (k > 1) {
-            out[o++] = '.';
-            memcpy(out + o, dig + 1, (size_t)(k - 1));
-            o += (size_t)(k - 1);
-        }
-        o += (size_t)snprintf(out + o, 32 - o, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
-    }
-    out[o] = '\0';
-    return o;
-}
-
 /* prim_str: the text of a non-array value; numbers are written into tmp (>= 32 bytes). */
 static struct str prim_str(struct val v, char *tmp)
 {
@@ -1182,7 +1120,7 @@ static struct str prim_str(struct val v, char *tmp)
     case V_BOOL:
         return v.b ? STR_LIT("true") : STR_LIT("false");
     case V_NUM:
-        return (struct str){tmp, fmt_num(v.n, tmp)};
+        return (struct str){tmp, expr_num_text(v.n, tmp)};
     case V_STR:
         return (struct str){v.s, v.len};
     case V_JSON:
@@ -1281,32 +1219,6 @@ static int to_str(struct rs *r, struct val v, struct str *out)
 
 /* ------------------------------------------------------------------ render: lookup */
 
-/* canon_index: s is a canonical array index ("0", "12"; not "01" or "-1"). */
-static bool canon_index(struct str s, size_t *out)
-{
-    size_t v = 0;
-    if (s.len == 0 || s.len > 9 || (s.len > 1 && s.p[0] == '0'))
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        if (!digit((unsigned char)s.p[i]))
-            return false;
-        v = v * 10 + (size_t)(s.p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static size_t utf16_len(const char *s, size_t n)
-{
-    size_t units = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch & 0xc0) != 0x80)
-            units += ch >= 0xf0 ? 2 : 1;
-    }
-    return units;
-}
-
 static struct val member(struct val v, struct str k)
 {
     if (v.k == V_JSON && cJSON_IsObject(v.j)) {
@@ -1322,7 +1234,7 @@ static struct val member(struct val v, struct str k)
         size_t idx, i = 0;
         if (str_eq_c(k, "length"))
             return v_num((double)cJSON_GetArraySize(v.j));
-        if (!canon_index(k, &idx))
+        if (!path_index_name(k, &idx))
             return v_undef();
         for (const cJSON *c = v.j->child; c; c = c->next, i++)
             if (i == idx)
@@ -1330,7 +1242,7 @@ static struct val member(struct val v, struct str k)
         return v_undef();
     }
     if (v.k == V_STR && str_eq_c(k, "length"))
-        return v_num((double)utf16_len(v.s, v.len));
+        return v_num((double)expr_utf16_len((struct str){v.s, v.len}));
     return v_undef();
 }
 
@@ -1598,7 +1510,7 @@ static int cond_op(struct str op)
 
 static int check_condition_op(struct xp *x, const struct parts *pt)
 {
-    const struct expr *op = &pt->argv[1];
+    const struct hexpr *op = &pt->argv[1];
     if (op->kind == E_LIT &&
         (op->lit.k != V_STR || cond_op((struct str){op->lit.s, op->lit.len}) < 0))
         return cerr(x->c, HR_INVAL, pt->head_at, "condition: unsupported operator");
@@ -1849,7 +1761,7 @@ HELPER(h_format)
                 d = NAN;
             if (ch != 'f')
                 d = trunc(d);
-            rc = buf_append(&b, tmp, fmt_num(d, tmp));
+            rc = buf_append(&b, tmp, expr_num_text(d, tmp));
         }
     }
     for (; ai < n && rc == HR_OK; ai++) {
@@ -2182,7 +2094,7 @@ static int charge(struct rs *r, size_t bytes)
                  (unsigned long long)r->max_steps, HBS_BYTES_PER_STEP);
 }
 
-static int eval(struct rs *r, const struct frame *f, const struct expr *e, struct val *out)
+static int eval(struct rs *r, const struct frame *f, const struct hexpr *e, struct val *out)
 {
     size_t bytes = 0;
     struct val argv[HBS_MAX_ARGS];

@@ -7,6 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+void json_use_xalloc(void)
+{
+    /* cJSON then grows printed text by allocate + copy (it keeps realloc only for the
+     * plain malloc/free pair); buffers double, so the cost stays linear */
+    cJSON_Hooks h = {.malloc_fn = xmalloc, .free_fn = free};
+    cJSON_InitHooks(&h);
+}
+
 bool utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;

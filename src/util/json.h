@@ -15,6 +15,12 @@
 
 #define JSON_MAX_DEPTH_DEFAULT 64
 
+/* json_use_xalloc: route every cJSON allocation through xalloc (cJSON_InitHooks), so an
+ * exhausted heap aborts at once with "out of memory allocating N bytes" instead of a
+ * NULL surfacing deep inside cJSON (a parse or print that fails for no visible reason,
+ * a Create* result used unchecked). Call once at process start, before any thread. */
+void json_use_xalloc(void);
+
 /* utf8_valid: true when p[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool utf8_valid(const char *p, size_t n);
 

@@ -2,7 +2,7 @@
  * expression, optionally followed by "\n%%\n" and a JSON run context (else a fixed one
  * with data, profile and refs). The expression is compiled; a compiled one is evaluated,
  * its truthiness taken and its value converted to text. */
-#include "../../src/engine/expr.h"
+#include "../../src/expr/expr.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
@@ -34,6 +34,15 @@ static const unsigned char *find_sep(const unsigned char *d, size_t n)
         if (memcmp(d + i, SEP, k) == 0)
             return d + i;
     return NULL;
+}
+
+/* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
+ * same cJSON code paths (printing without realloc) */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    json_use_xalloc();
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)

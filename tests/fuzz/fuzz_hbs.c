@@ -40,6 +40,15 @@ static const unsigned char *find_sep(const unsigned char *d, size_t n)
     return NULL;
 }
 
+/* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
+ * same cJSON code paths (printing without realloc) */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    json_use_xalloc();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     static cJSON *dflt;

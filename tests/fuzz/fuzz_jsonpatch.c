@@ -42,6 +42,15 @@ static void lookup(const cJSON *doc, const cJSON *s)
     }
 }
 
+/* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
+ * same cJSON code paths (printing without realloc) */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    json_use_xalloc();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     const unsigned char *sep = find_sep(data, size);

@@ -32,6 +32,15 @@ static void text(const char *s, size_t max)
     CHECK(utf8_valid(out, strlen(out)));
 }
 
+/* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
+ * same cJSON code paths (printing without realloc) */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    json_use_xalloc();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     const char *p = (const char *)data;

@@ -50,6 +50,15 @@ static void check_result(int rc, const struct seg_result *r, const struct seg_li
         CHECK(memchr(r->rejects[i].msg, '\0', SEG_REJECT_MSG) != NULL);
 }
 
+/* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
+ * same cJSON code paths (printing without realloc) */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    json_use_xalloc();
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     const char *body = (const char *)data;

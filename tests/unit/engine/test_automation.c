@@ -202,6 +202,39 @@ static void test_validate_required_fields(void **state)
     invalid("{\"steps\":[{\"action\":\"invoke\"}]}", "steps[0]");
 }
 
+/* the step types come from one table: validation names every one of them in order, and
+ * the table's prepare hooks (invoke, fetch-data) still check what accessors resolved to */
+static void test_step_types_table(void **state)
+{
+    cJSON *raw, *ctx, *out = NULL;
+    struct herr err;
+    bool skipped;
+    invalid("{\"steps\":[{\"action\":\"explode\"}]}",
+            "steps[0].action must be one of send, delay, cancel, fetch-data, update-profile, "
+            "get-profile, invoke");
+    invalid("{\"steps\":[{\"if\":\"data.a\"}]}", "steps[0].action must be one of");
+    ctx = cJSON_Parse("{\"data\":{\"t\":\"bad id!\",\"u\":\"ftp://x\"}}");
+    raw = cJSON_Parse("{\"action\":\"invoke\",\"template\":\"refs.data.t\"}");
+    herr_clear(&err);
+    assert_int_equal(automation_step_prepare(raw, ctx, &out, &skipped, &err), HR_INVAL);
+    assert_non_null(strstr(err.msg, "invoke: template must resolve to an automation id"));
+    assert_null(out);
+    cJSON_Delete(raw);
+    raw = cJSON_Parse("{\"action\":\"fetch-data\",\"webhook\":{\"url\":\"refs.data.u\"}}");
+    herr_clear(&err);
+    assert_int_equal(automation_step_prepare(raw, ctx, &out, &skipped, &err), HR_INVAL);
+    assert_non_null(strstr(err.msg, "fetch-data: webhook.url must be an http(s) URL"));
+    cJSON_Delete(raw);
+    raw = cJSON_Parse("{\"action\":\"delay\",\"duration\":\"refs.data.t\"}");
+    herr_clear(&err);
+    assert_int_equal(automation_step_prepare(raw, ctx, &out, &skipped, &err), HR_OK);
+    assert_false(skipped);
+    assert_string_equal(cJSON_GetObjectItem(out, "duration")->valuestring, "bad id!");
+    cJSON_Delete(out);
+    cJSON_Delete(raw);
+    cJSON_Delete(ctx);
+}
+
 static void test_validate_index_and_shape(void **state)
 {
     char big[16384];
@@ -722,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_validate_if_with_refs),
         cmocka_unit_test(test_validate_required_fields),
         cmocka_unit_test(test_validate_index_and_shape),
+        cmocka_unit_test(test_step_types_table),
         cmocka_unit_test_setup_teardown(test_run_delay_then_update_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cancel_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if, setup, teardown),

@@ -517,12 +517,13 @@ static void test_if(void **state)
         "{'type':'text','content':'o','if':false},"
         "{'type':'text','content':'p','if':'data.zero'},"
         "{'type':'text','content':'q','if':'data.empty'},"
-        "{'type':'text','content':'r','if':'!!data.obj'}]}";
+        "{'type':'text','content':'r','if':'!!data.obj'},"
+        "{'type':'text','content':'s','if':'data.arr'}]}"; /* [] is truthy, as in JS */
     const char *ctx = "{'data':{'vip':true,'plan':'pro','count':3,'tags':['x','y'],'zero':0,"
-                      "'empty':'','obj':{}},'profile':{'email':'a@b'}}";
+                      "'empty':'','obj':{},'arr':[]},'profile':{'email':'a@b'}}";
     (void)state;
     R(doc, CH_SMS, ctx, &c);
-    eq_str(c.text, "a\n\nd\n\ne\n\ng\n\nh\n\nj\n\nl\n\nm\n\nn\n\nr");
+    eq_str(c.text, "a\n\nd\n\ne\n\ng\n\nh\n\nj\n\nl\n\nm\n\nn\n\nr\n\ns");
     content_cleanup(&c);
     /* all data missing: only negations and null checks hold */
     R(doc, CH_SMS, "{}", &c);

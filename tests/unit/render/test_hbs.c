@@ -160,6 +160,9 @@ static void test_each_array(void **state)
     EXPECT("{{#each nope}}x{{else}}none{{/each}}", USER, "none");
     EXPECT("{{#each name}}x{{else}}none{{/each}}", USER, "none");
     EXPECT("{{#each items}}{{/each}}|{{items.length}}|{{items.1}}|{{items.[2]}}", USER, "|3|b|c");
+    /* shared with expr/: String#length counts UTF-16 units, indexes are canonical names */
+    EXPECT("{{s.length}}|{{items.01}}|{{items.[1]}}",
+           "{'data':{'s':'a\xf0\x9f\x98\x80','items':['x','y']}}", "3||y");
 }
 
 static void test_each_object(void **state)

@@ -13,8 +13,11 @@
 #include "../../../src/util/json.h"
 #include "../../../src/util/str.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_str_to_i64(void **state)
 {
@@ -207,6 +210,38 @@ static void test_json_bounded(void **state)
     assert_false(utf8_valid("\xc0\xaf", 2));     /* overlong */
 }
 
+/* json_use_xalloc: cJSON's allocator is xmalloc, so exhaustion aborts with xalloc's message
+ * (before, cJSON_malloc returned NULL and the child exited 0). Run in a child process. */
+static void test_json_xalloc_hooks(void **state)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    skip(); /* the sanitizer's allocator reports a huge request itself */
+#else
+    int fds[2], status = 0;
+    char out[256] = "";
+    ssize_t n;
+    pid_t pid;
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        void *p;
+        dup2(fds[1], 2);
+        json_use_xalloc();
+        p = cJSON_malloc((size_t)1 << 62);
+        cJSON_free(p);
+        _exit(0);
+    }
+    close(fds[1]);
+    n = read(fds[0], out, sizeof out - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    assert_non_null(strstr(out, "out of memory allocating"));
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_arena),      cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_time_parse_lenient),
         cmocka_unit_test(test_crypto),     cmocka_unit_test(test_json_bounded),
+        cmocka_unit_test(test_json_xalloc_hooks),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -338,8 +338,7 @@ static const cJSON *obj_get(const cJSON *o, struct str key)
     return hit;
 }
 
-/* canonical_index: key is "0" or [1-9][0-9]* no larger than PATH_MAX_INDEX. */
-static bool canonical_index(struct str key, size_t *out)
+bool path_index_name(struct str key, size_t *out)
 {
     size_t v = 0;
     if (key.len == 0 || key.len > 10 || (key.len > 1 && key.p[0] == '0'))
@@ -370,7 +369,7 @@ const cJSON *path_child(const cJSON *node, const struct path_seg *seg)
     if (cJSON_IsArray(node)) {
         if (seg->kind == PATH_INDEX)
             idx = seg->index;
-        else if (!canonical_index(seg->key, &idx))
+        else if (!path_index_name(seg->key, &idx))
             return NULL;
         return cJSON_GetArrayItem(node, (int)idx);
     }

@@ -26,8 +26,8 @@
  * Limits: EXPR_MAX_SRC bytes of source, EXPR_MAX_NODES syntax nodes (path parts
  * count), nesting EXPR_MAX_DEPTH (parentheses, unary chains and tree height, so a
  * chain of more than 63 binary operators is refused: group it with parentheses). */
-#ifndef HERALD_ENGINE_EXPR_H
-#define HERALD_ENGINE_EXPR_H
+#ifndef HERALD_EXPR_EXPR_H
+#define HERALD_EXPR_EXPR_H
 
 #include "../util/buf.h"
 #include "../util/rc.h"
@@ -103,5 +103,9 @@ int expr_value_text(const struct expr_value *v, struct buf *out) HR_MUSTCHECK;
 /* expr_num_text: Number#toString(v) into out (EXPR_NUM_TEXT_MAX bytes, NUL-terminated:
  * "NaN", "-Infinity", "0", "1.5", "1e+21", "1e-7", ...); returns its length. */
 size_t expr_num_text(double v, char *out);
+
+/* expr_utf16_len: JavaScript's String#length of UTF-8 text s (UTF-16 units: 4-byte
+ * sequences count twice). */
+size_t expr_utf16_len(struct str s);
 
 #endif

@@ -469,8 +469,7 @@ out:
     return rc;
 }
 
-/* utf16_len: String#length of UTF-8 text (4-byte sequences count twice). */
-static size_t utf16_len(struct str s)
+size_t expr_utf16_len(struct str s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s.len; i++) {
@@ -495,7 +494,7 @@ static struct expr_value member(const struct expr_value *v, const struct path_se
         return expr_value_from_json(path_child(v->json, seg));
     case EXPR_STRING:
         if (is_length)
-            return mk_num((double)utf16_len(v->s));
+            return mk_num((double)expr_utf16_len(v->s));
         return mk_undef();
     default:
         return mk_undef();

@@ -23,8 +23,8 @@
  *  A root name wins over a step ref of the same name.
  *
  * Everything here is pure (no I/O, no globals) and safe from any thread. */
-#ifndef HERALD_ENGINE_PATH_H
-#define HERALD_ENGINE_PATH_H
+#ifndef HERALD_EXPR_PATH_H
+#define HERALD_EXPR_PATH_H
 
 #include "../util/rc.h"
 #include "../util/str.h"
@@ -82,6 +82,10 @@ int path_next(struct str src, size_t *pos, enum path_mode mode, char *scratch, s
  * out's keys point into src and out->buf: keep src alive while using out. */
 int path_parse(struct str src, enum path_mode mode, struct path *out, struct herr *err)
     HR_MUSTCHECK;
+
+/* path_index_name: key names an array element: "0" or [1-9][0-9]* no larger than
+ * PATH_MAX_INDEX (not "01", "-1", "1.0"); the index in *out. */
+bool path_index_name(struct str key, size_t *out);
 
 /* path_child: the member of node named by seg (JS property rules above), or NULL.
  * Borrowed from node. */

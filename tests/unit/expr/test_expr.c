@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../../src/engine/expr.h"
+#include "../../../src/expr/expr.h"
 #include "../../../src/util/buf.h"
 
 #include <math.h>
