@@ -968,22 +968,24 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
     int64_t wait = IDLE_FOREVER_MS, next = 0, now;
     struct timespec dl;
 
-    if (failed)
-        wait = q->cfg.idle_poll_ms;
-    else if (store_job_next_run_at(q->s, &next) == HR_OK && next > 0) {
+    if (failed) { /* not on wake_cv: a wake meant for an idle worker must not land here */
+        full_pause(q, q->cfg.idle_poll_ms);
+        return;
+    }
+    if (store_job_next_run_at(q->s, &next) == HR_OK && next > 0) {
         now = now_ms(q);
         /* only a job in the future sets a timer: one due now that we could not lease
          * belongs to another runner or to a kind we do not handle */
         if (next > now && next - now < wait)
             wait = next - now;
     }
-    if (!failed && r->lease_timer && wait > q->cfg.lease_ms / 4)
+    if (r->lease_timer && wait > q->cfg.lease_ms / 4)
         wait = q->cfg.lease_ms / 4;
     if (wait < IDLE_MIN_MS)
         wait = IDLE_MIN_MS;
     dl = abs_deadline(wait);
     pthread_mutex_lock(&q->mu);
-    while (!q->stopping && (failed || q->wake_seq == seq)) {
+    while (!q->stopping && q->wake_seq == seq) {
         if (pthread_cond_timedwait(&q->wake_cv, &q->mu, &dl) == ETIMEDOUT)
             break;
     }
