@@ -8,9 +8,9 @@
  * worker (a canceled message stops here, before any call), takes a limit slot, then
  * provider_start()s the attempt and answers JOB_OUT_ASYNC: the worker is free at once.
  * deliver_done runs when the call ends (on the transport's loop thread, or on the worker
- * when no call was made): it frees the slot, decides retry/failover timing and hands the
- * result to the queue (queue_job_finish), whose completer runs deliver_commit in its
- * batch. The struct delivery_call, in the job's arena, keeps everything the call reads
+ * when no call was made): it decides retry/failover timing and hands the result to the
+ * queue (queue_job_finish), whose completer runs deliver_commit in its batch, then
+ * deliver_settled, which frees the limit slot. The struct delivery_call, in the job's arena, keeps everything the call reads
  * alive until deliver_done. */
 #include "send_int.h"
 
@@ -31,6 +31,7 @@ struct deliver_out {
     int64_t p, attempt;
     uint32_t lease_attempt;    /* the queue's lease count: > 1 after a node died mid-call */
     int64_t started_ms;
+    int64_t ended_ms;          /* when the provider call ended */
     int outcome;               /* enum delivery_outcome, or -1: nothing attempted */
     bool timed_out;            /* transient, but the message timeout has passed */
     int64_t retry_at;
@@ -211,20 +212,33 @@ struct delivery_call {
 
 static int64_t backoff(const struct engine *e, int64_t attempt);
 
+/* deliver_settled: the attempt's outcome is committed (or given up: the job runs again
+ * after its lease): only now is the provider's limit slot free, so the calls of one
+ * provider not yet durable on this node never exceed its concurrency cap (what a crash
+ * can repeat). The call time the limiter learns ends when the call did. */
+static void deliver_settled(void *arg)
+{
+    struct delivery_call *c = arg;
+    if (c->held)
+        limit_release(c->e->limits, c->o->provider_id, c->o->started_ms, c->o->ended_ms);
+    c->held = false;
+}
+
 /* deliver_done: the attempt ended (provider_done_fn). Must not block: it may run on the
- * transport's loop thread. Frees the limit slot and the documents, sets the retry time,
- * and hands the outcome to the queue; the call's memory (arena) lives until the commit. */
+ * transport's loop thread. Frees the documents, sets the retry time, and hands the
+ * outcome to the queue (the commit, then deliver_settled); the call's memory (arena)
+ * lives until then. */
 static void deliver_done(void *arg, const struct delivery_result *res)
 {
     struct delivery_call *c = arg;
     struct engine *e = c->e;
     struct deliver_out *o = c->o;
-    struct job_result r = {.outcome = JOB_OUT_DONE, .commit = deliver_commit, .commit_arg = o};
+    struct job_result r = {.outcome = JOB_OUT_DONE, .commit = deliver_commit, .commit_arg = o,
+                           .settled = deliver_settled, .settled_arg = c};
     int64_t now = hclock_now(e->clock);
 
     o->res = *res;
-    if (c->held)
-        limit_release(e->limits, o->provider_id, o->started_ms, now);
+    o->ended_ms = now;
     o->outcome = o->res.outcome;
     metrics_counter_add("herald_deliveries_total", "Provider calls by provider and outcome.",
                         "outcome",

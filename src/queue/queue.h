@@ -69,7 +69,8 @@ enum job_outcome {
     JOB_OUT_ASYNC = 4,
 };
 
-#define QUEUE_COMMIT_BATCH 256 /* finished jobs committed in one store_write, at most */
+#define QUEUE_COMMIT_BATCH 64  /* finished jobs committed in one store_write, at most:
+                                  bounds how long one transaction holds its rows */
 #define QUEUE_PENDING_MAX 4096 /* jobs run but not committed yet (async in flight or
                                   waiting for the completer); workers lease no more
                                   while this many are pending */
@@ -83,6 +84,11 @@ struct job_result {
     char error[512];      /* RETRY/FAIL: why (kept on the job as last_error) */
     store_txn_fn commit;  /* optional: runs in the transaction that acks/retries the job */
     void *commit_arg;
+    void (*settled)(void *arg); /* optional: runs once after that transaction (committed
+                                   or not), on the committing thread, before the job's
+                                   arena goes: frees what the work held until its outcome
+                                   was durable (a provider's limit slot) */
+    void *settled_arg;
     struct job_ticket *ticket; /* in: set by the queue before the handler runs; a handler
                                   answering ASYNC passes it to queue_job_finish */
 };
@@ -111,7 +117,7 @@ struct queue_cfg {
                                       it in hand) is dead-lettered instead of run again;
                                       default 3 */
     int batch;                     /* jobs leased per round, over all workers (each worker
-                                      leases batch/workers); default 64. An idle worker
+                                      leases batch/workers); default 16. An idle worker
                                       takes unstarted jobs from a busy one's batch before
                                       leasing, so no job waits behind a slow one */
 };

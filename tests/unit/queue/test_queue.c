@@ -314,7 +314,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(c.backoff_max_ms, 3600000);
     assert_int_equal(c.max_attempts, 25);
     assert_int_equal(c.idle_poll_ms, 250);
-    assert_int_equal(c.batch, 64);
+    assert_int_equal(c.batch, 16);
     assert_int_equal(c.max_retaken, 3);
 }
 
@@ -1309,6 +1309,46 @@ static void test_async_batch_isolates_failed_commit(void **state)
     queue_free(q);
 }
 
+/* settled runs once, after the commit (the outcome is durable when it runs). */
+struct settled_ctx {
+    struct fx *f;
+    int calls;
+    bool committed_then;
+};
+
+static void settled_fn(void *arg)
+{
+    struct settled_ctx *c = arg;
+    c->calls++;
+    c->committed_then = meta_present(c->f, "settled.key");
+}
+
+static void settled_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    (void)j;
+    (void)a;
+    r->outcome = JOB_OUT_DONE;
+    r->commit = meta_fn;
+    r->commit_arg = "settled.key";
+    r->settled = settled_fn;
+    r->settled_arg = ctx;
+}
+
+static void test_settled_after_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct settled_ctx c = {.f = f};
+    struct job_handler hs[] = {{"s", settled_run, &c}};
+    struct queue *q = queue_new(f->s, NULL, &cfg, hs, 1);
+
+    enqueue(f, "s", "{}", 0, 0);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(c.calls, 1);
+    assert_true(c.committed_then);
+    queue_free(q);
+}
+
 /* An idle pool writes nothing: no periodic empty lease, no wake storm (the lease timer
  * is lease_ms/4 = 7.5 s here, far past this test). */
 static void test_idle_writes_nothing(void **state)
@@ -1369,6 +1409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_stop_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_batch_isolates_failed_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_after_commit, setup, teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
