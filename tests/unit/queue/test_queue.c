@@ -957,20 +957,28 @@ static void test_pool_slow_job_does_not_hold_batch(void **state)
     free(c);
 }
 
+/* pool_a: a started pool of `workers` running kind "a" with pool_run over p. */
+static struct queue *pool_a(struct fx *f, struct pool_ctx *p, int workers, int64_t idle_poll_ms)
+{
+    struct queue_cfg cfg = test_cfg();
+    struct job_handler hs[] = {{"a", pool_run, p}};
+    struct queue *q;
+
+    cfg.workers = workers;
+    cfg.idle_poll_ms = idle_poll_ms;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    return q;
+}
+
 /* queue_wake via the store's listener: idle workers wake long before idle_poll_ms. */
 static void test_pool_wakes_on_commit(void **state)
 {
     struct fx *f = *state;
-    struct queue_cfg cfg = test_cfg();
     struct pool_ctx *p = calloc(1, sizeof *p);
-    struct job_handler hs[] = {{"a", pool_run, p}};
-    struct queue *q;
+    struct queue *q = pool_a(f, p, 2, 60000);
     int64_t t0;
 
-    cfg.workers = 2;
-    cfg.idle_poll_ms = 60000;
-    q = queue_new(f->s, NULL, &cfg, hs, 1);
-    assert_int_equal(queue_start(q), 0);
     sleep_ms(100); /* let both workers find nothing and go idle */
     t0 = time_mono_ms();
     enqueue(f, "a", "7", 0, 0);
@@ -1354,15 +1362,10 @@ static void test_settled_after_commit(void **state)
 static void test_idle_writes_nothing(void **state)
 {
     struct fx *f = *state;
-    struct queue_cfg cfg = test_cfg();
     struct pool_ctx *p = calloc(1, sizeof *p);
-    struct job_handler hs[] = {{"a", pool_run, p}};
-    struct queue *q;
+    struct queue *q = pool_a(f, p, 4, 20);
     struct store_stats s0, s1;
 
-    cfg.workers = 4;
-    q = queue_new(f->s, NULL, &cfg, hs, 1);
-    assert_int_equal(queue_start(q), 0);
     enqueue(f, "a", "1", 0, 0);
     wait_stats_done(q, 1, 10000);
     sleep_ms(100); /* every worker has gone idle */
