@@ -42,6 +42,8 @@ record_wrk slow.herald.accept
 accepted=$(metric herald_http_requests_total 'route="send",status="202"')
 drained=0
 while :; do
+    # requests wrk left in flight are still answered 202 after it exits: count them too
+    accepted=$(metric herald_http_requests_total 'route="send",status="202"')
     delivered=$(sink_stats | json - j.count)
     if [ "$delivered" -ge "$accepted" ]; then drained=1; break; fi
     if awk -v a="$t0" -v b="$(date +%s.%N)" -v w="$SLOW_WINDOW" 'BEGIN{exit !(b-a >= w)}'; then break; fi

@@ -44,7 +44,7 @@ struct config {
     int64_t lease_ms;
     int64_t retry_max_ms;
     int64_t provider_timeout_ms;
-    int64_t provider_concurrency; /* 0: half the workers */
+    int64_t provider_concurrency; /* 0: ENGINE_PROVIDER_CONCURRENCY_DEFAULT */
     const char *log_level;
     const char *egress_allow; /* CIDR list, may be "" */
     const char *cors_allow;   /* origins list, may be "" */
@@ -103,7 +103,7 @@ static const char usage_serve[] =
     "                                                       HERALD_PROVIDER_TIMEOUT_MS 10000\n"
     "  --provider-concurrency N  calls in flight per provider on this node when the\n"
     "                       provider sets no limits.concurrency (1..1000)\n"
-    "                                                       HERALD_PROVIDER_CONCURRENCY workers/2\n"
+    "                                                       HERALD_PROVIDER_CONCURRENCY 256\n"
     "  --max-write-queue N  waiting writes before 429       HERALD_MAX_WRITE_QUEUE 8192\n"
     "  --lease-ms MS        job lease length (1000..3600000) HERALD_LEASE_MS    60000\n"
     "                       a job whose node dies runs again once its lease ends\n"
@@ -519,11 +519,11 @@ static int cmd_serve(int argc, char **argv)
     eng.provider_timeout_ms = cfg.provider_timeout_ms;
     eng.backoff_base_ms = cfg.retry_base_ms;
     eng.backoff_max_ms = cfg.retry_max_ms > cfg.retry_base_ms ? cfg.retry_max_ms : cfg.retry_base_ms;
-    /* one provider never takes every worker by default: a slow one leaves the rest free */
+    /* calls no longer hold a worker (they run on the transport's loop), so the default
+     * cap only bounds what one provider sees from this node at once */
     eng.limits = limits = limit_table_new(0);
     eng.provider_concurrency = cfg.provider_concurrency > 0 ? (int)cfg.provider_concurrency
-                               : cfg.workers / 2 > 0        ? cfg.workers / 2
-                                                            : 1;
+                                                            : ENGINE_PROVIDER_CONCURRENCY_DEFAULT;
 
     if (cfg.provider_timeout_ms >= cfg.lease_ms)
         LOG_W("server.provider_timeout_exceeds_lease",

@@ -2,7 +2,16 @@
  * providers in priority order (failover on permanent errors), retries the same provider
  * after transient errors with backoff until the message timeout, and commits each
  * outcome with the job's ack (see send.h for the whole pipeline). A provider at its
- * per-node limit (limit.h) defers the job instead of calling. */
+ * per-node limit (limit.h) defers the job instead of calling.
+ *
+ * The call is asynchronous: engine_deliver_run reads and checks everything on the
+ * worker (a canceled message stops here, before any call), takes a limit slot, then
+ * provider_start()s the attempt and answers JOB_OUT_ASYNC: the worker is free at once.
+ * deliver_done runs when the call ends (on the transport's loop thread, or on the worker
+ * when no call was made): it decides retry/failover timing and hands the result to the
+ * queue (queue_job_finish), whose completer runs deliver_commit in its batch, then
+ * deliver_settled, which frees the limit slot. The struct delivery_call, in the job's arena, keeps everything the call reads
+ * alive until deliver_done. */
 #include "send_int.h"
 
 #include "../providers/provider.h"
@@ -22,6 +31,7 @@ struct deliver_out {
     int64_t p, attempt;
     uint32_t lease_attempt;    /* the queue's lease count: > 1 after a node died mid-call */
     int64_t started_ms;
+    int64_t ended_ms;          /* when the provider call ended */
     int outcome;               /* enum delivery_outcome, or -1: nothing attempted */
     bool timed_out;            /* transient, but the message timeout has passed */
     int64_t retry_at;
@@ -184,6 +194,76 @@ out:
     return rc;
 }
 
+/* One attempt in flight: what provider_start reads (the delivery and everything it
+ * points to) and what deliver_done needs. In the job's arena; the cJSON documents and
+ * the content are freed by deliver_done. */
+struct delivery_call {
+    struct engine *e;
+    struct deliver_out *o;      /* the commit's argument, in the same arena */
+    struct job_ticket *ticket;  /* ends the job: queue_job_finish */
+    bool held;                  /* a slot of the provider's limits is ours */
+    int64_t enqueued_ms;        /* the message's, for its timeout */
+    int64_t timeout_ms;         /* the message timeout */
+    cJSON *state, *spec, *pdoc; /* the delivery's profile, override and settings live here */
+    struct content content;
+    char idem[512];
+    struct delivery dl;
+};
+
+static int64_t backoff(const struct engine *e, int64_t attempt);
+
+/* deliver_settled: the attempt's outcome is committed (or given up: the job runs again
+ * after its lease): only now is the provider's limit slot free, so the calls of one
+ * provider not yet durable on this node never exceed its concurrency cap (what a crash
+ * can repeat). The call time the limiter learns ends when the call did. */
+static void deliver_settled(void *arg)
+{
+    struct delivery_call *c = arg;
+    if (c->held)
+        limit_release(c->e->limits, c->o->provider_id, c->o->started_ms, c->o->ended_ms);
+    c->held = false;
+}
+
+/* deliver_done: the attempt ended (provider_done_fn). Must not block: it may run on the
+ * transport's loop thread. Frees the documents, sets the retry time, and hands the
+ * outcome to the queue (the commit, then deliver_settled); the call's memory (arena)
+ * lives until then. */
+static void deliver_done(void *arg, const struct delivery_result *res)
+{
+    struct delivery_call *c = arg;
+    struct engine *e = c->e;
+    struct deliver_out *o = c->o;
+    struct job_result r = {.outcome = JOB_OUT_DONE, .commit = deliver_commit, .commit_arg = o,
+                           .settled = deliver_settled, .settled_arg = c};
+    int64_t now = hclock_now(e->clock);
+
+    o->res = *res;
+    o->ended_ms = now;
+    o->outcome = o->res.outcome;
+    metrics_counter_add("herald_deliveries_total", "Provider calls by provider and outcome.",
+                        "outcome",
+                        o->outcome == DELIVERY_SENT        ? "sent"
+                        : o->outcome == DELIVERY_TRANSIENT ? "transient"
+                                                           : "permanent",
+                        1);
+    if (o->outcome == DELIVERY_TRANSIENT) {
+        o->retry_at = now + backoff(e, o->attempt);
+        if (o->res.retry_after_ms > 0 && now + o->res.retry_after_ms > o->retry_at)
+            o->retry_at = now + o->res.retry_after_ms;
+        o->timed_out = o->retry_at > c->enqueued_ms + c->timeout_ms;
+    }
+    LOG_I("send.attempt", "message=%s channel=%s provider=%s attempt=%lld outcome=%s status=%d",
+          o->id.p, o->channel, o->provider, (long long)o->attempt,
+          o->outcome == DELIVERY_SENT ? "sent" : o->outcome == DELIVERY_TRANSIENT ? "transient" : "permanent",
+          o->res.remote_status);
+    content_cleanup(&c->content);
+    cJSON_Delete(c->state);
+    cJSON_Delete(c->spec);
+    cJSON_Delete(c->pdoc);
+    c->state = c->spec = c->pdoc = NULL;
+    queue_job_finish(NULL, c->ticket, &r); /* c and o may be gone after this */
+}
+
 static void content_from_json(const cJSON *c, enum channel ch, struct content *out)
 {
     const char *v;
@@ -224,12 +304,13 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     struct doc_rec d;
     const cJSON *cs, *pids, *res;
     const struct provider_ops *ops;
-    struct content content;
-    char idem[512];
-    bool held = false; /* a slot of the provider's limits is ours until released */
+    struct delivery_call *c = arena_zalloc(a, sizeof *c);
+    int64_t tm;
     int rc;
 
-    memset(&content, 0, sizeof content);
+    c->e = e;
+    c->o = o;
+    c->ticket = r->ticket;
     o->outcome = -1;
     if (!id || !ch) {
         r->outcome = JOB_OUT_FAIL;
@@ -286,8 +367,8 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     outputs = cJSON_ParseWithLength(d.body.p, d.body.len);
     cJSON_ArrayForEach(res, json_arr(outputs, "results")) if (json_str(res, "channel") &&
                                                               !strcmp(json_str(res, "channel"), ch))
-        content_from_json(json_obj(res, "content"), channel_parse(ch), &content);
-    snprintf(idem, sizeof idem, "%s:%s:%s", id, ch, o->provider_id);
+        content_from_json(json_obj(res, "content"), channel_parse(ch), &c->content);
+    snprintf(c->idem, sizeof c->idem, "%s:%s:%s", id, ch, o->provider_id);
     if (e->limits) {
         struct limit_cfg lc;
         int64_t at = 0;
@@ -296,7 +377,7 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
         if (lc.concurrency == 0)
             lc.concurrency = e->provider_concurrency;
         o->started_ms = hclock_now(e->clock);
-        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &held, &at) ==
+        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &c->held, &at) ==
             HR_AGAIN) {
             /* not started: no attempt, no history; run again when a slot is expected */
             r->outcome = JOB_OUT_DEFER;
@@ -314,51 +395,40 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
             goto out;
         }
     }
-    {
-        struct delivery dl = {
-            .message_id = id,
-            .idempotency_key = idem,
-            .provider_id = o->provider_id,
-            .content = &content,
-            .profile = json_obj(state, "profile"),
-            .settings = json_obj(pdoc, "settings"),
-            .override = json_obj(json_obj(json_obj(spec, "providers"), ops->name), "override"),
-            .timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000,
-            .now_ms = o->started_ms,
-        };
-        ops->send(&dl, &o->res);
-    }
-    if (held)
-        limit_release(e->limits, o->provider_id, o->started_ms, hclock_now(e->clock));
-    o->outcome = o->res.outcome;
-    metrics_counter_add("herald_deliveries_total", "Provider calls by provider and outcome.",
-                        "outcome",
-                        o->outcome == DELIVERY_SENT        ? "sent"
-                        : o->outcome == DELIVERY_TRANSIENT ? "transient"
-                                                           : "permanent",
-                        1);
-    if (o->outcome == DELIVERY_TRANSIENT) {
-        int64_t now = hclock_now(e->clock);
-        int64_t timeout = e->message_timeout_ms > 0 ? e->message_timeout_ms : SEND_TIMEOUT_DEFAULT_MS;
-        int64_t tm;
-        if (json_i64(json_obj(spec, "timeout"), "message", &tm) && tm > 0)
-            timeout = tm;
-        o->retry_at = now + backoff(e, o->attempt);
-        if (o->res.retry_after_ms > 0 && now + o->res.retry_after_ms > o->retry_at)
-            o->retry_at = now + o->res.retry_after_ms;
-        o->timed_out = o->retry_at > m.enqueued_ms + timeout;
-    }
-    LOG_I("send.attempt", "message=%s channel=%s provider=%s attempt=%lld outcome=%s status=%d",
-          id, ch, o->provider, (long long)o->attempt,
-          o->outcome == DELIVERY_SENT ? "sent" : o->outcome == DELIVERY_TRANSIENT ? "transient" : "permanent",
-          o->res.remote_status);
+    /* the call: from here on c owns the documents it reads, deliver_done frees them */
+    c->enqueued_ms = m.enqueued_ms;
+    c->timeout_ms = e->message_timeout_ms > 0 ? e->message_timeout_ms : SEND_TIMEOUT_DEFAULT_MS;
+    if (json_i64(json_obj(spec, "timeout"), "message", &tm) && tm > 0)
+        c->timeout_ms = tm;
+    c->state = state;
+    c->spec = spec;
+    c->pdoc = pdoc;
+    state = spec = pdoc = NULL;
+    c->dl = (struct delivery){
+        .message_id = o->id.p,
+        .idempotency_key = c->idem,
+        .provider_id = o->provider_id,
+        .content = &c->content,
+        .profile = json_obj(c->state, "profile"),
+        .settings = json_obj(c->pdoc, "settings"),
+        .override = json_obj(json_obj(json_obj(c->spec, "providers"), ops->name), "override"),
+        .timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000,
+        .now_ms = o->started_ms,
+    };
+    r->outcome = JOB_OUT_ASYNC;
+    r->commit = NULL;
+    cJSON_Delete(p);
+    cJSON_Delete(outputs);
+    /* deliver_done may run before this returns; nothing of c, o or a is touched after */
+    provider_start(ops, &c->dl, deliver_done, c);
+    return;
     goto out;
 retry:
     r->outcome = JOB_OUT_RETRY;
     r->commit = NULL;
     snprintf(r->error, sizeof r->error, "store unavailable: %s", hr_rc_str(rc));
 out:
-    content_cleanup(&content);
+    content_cleanup(&c->content);
     cJSON_Delete(p);
     cJSON_Delete(state);
     cJSON_Delete(spec);

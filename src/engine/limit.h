@@ -4,7 +4,7 @@
  *
  * A provider document may carry `limits: {concurrency, per_second, burst}`:
  *   concurrency  calls in flight at once (1..LIMIT_CONCURRENCY_MAX); when absent, the
- *                engine's default (half the queue workers) applies
+ *                engine's default (--provider-concurrency, 256) applies
  *   per_second   calls started per second (0 < r <= LIMIT_PER_SECOND_MAX, fractions
  *                allowed); absent: no rate limit
  *   burst        calls that may start back to back after a quiet spell (1..LIMIT_BURST_MAX,

@@ -34,6 +34,11 @@
 #define SEND_MAX_RECIPIENTS 1000
 #define SEND_TIMEOUT_DEFAULT_MS (72LL * 3600 * 1000)
 
+/* calls in flight per provider on one node when neither --provider-concurrency nor the
+ * provider's limits say otherwise: deliveries are asynchronous, so this bounds what a
+ * provider sees from us, not how many workers it holds */
+#define ENGINE_PROVIDER_CONCURRENCY_DEFAULT 256
+
 struct engine {
     struct store *store;          /* not owned */
     struct hclock *clock;         /* not owned */
@@ -45,7 +50,8 @@ struct engine {
     struct limit_table *limits;   /* per-provider limits of this node; NULL: none applied.
                                      Owned by whoever made the engine */
     int provider_concurrency;     /* a provider's concurrency cap when its document sets
-                                     none (main: half the queue workers); 0: no cap */
+                                     none (main: ENGINE_PROVIDER_CONCURRENCY_DEFAULT);
+                                     0: no cap */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

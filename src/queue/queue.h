@@ -18,6 +18,30 @@
  * lease token, so a worker whose lease expired cannot commit over another's.
  * A handler's `commit` callback runs in the same transaction as the ack or retry, so
  * "the result and the next jobs" are committed together.
+ *
+ * Threads and the life of one run (engine v2, issue 14):
+ *   worker:    lease a batch (one store_write) -> for each job: handler runs ->
+ *                DONE/RETRY/FAIL/DEFER: the result goes to the completer, the worker
+ *                  takes the next job at once (it never waits for its own ack);
+ *                ASYNC: the handler started the work (a provider call) and keeps the
+ *                  job's ticket; the job stays leased, the worker is free at once.
+ *   any thread: queue_job_finish(q, ticket, result) when async work ends (non-blocking).
+ *   completer: one thread; takes every finished job waiting (up to QUEUE_COMMIT_BATCH)
+ *              and commits them in ONE store_write: per job, in its own nested savepoint,
+ *              the handler's commit callback + ack/retry/defer/dead. A job whose commit
+ *              callback fails is retried (without the callback) in the same transaction;
+ *              a full disk (or a busy store) is waited out with the leases kept, so a
+ *              provider call is never repeated because its outcome could not be written.
+ * A job's arena (the handler's `a`) lives until its commit, whatever thread ends it.
+ * An async job must end well inside its lease: deliveries are bounded by the transfer
+ * timeout (--provider-timeout-ms, default 10 s, main warns when >= --lease-ms, 60 s).
+ *
+ * Waking: a commit that inserted or re-queued jobs wakes ONE idle worker (store job
+ * listener; on PostgreSQL also other nodes' NOTIFY, one per commit); a worker that
+ * leased a full batch wakes one more. An idle worker sleeps until the earliest queued
+ * run_at (read from the store when it goes idle) or a wake: an idle server writes
+ * nothing. Only worker 0 also wakes every lease_ms/4 (15 s by default) to lease, so the
+ * expired leases of a dead node are noticed.
  */
 #ifndef HERALD_QUEUE_QUEUE_H
 #define HERALD_QUEUE_QUEUE_H
@@ -34,7 +58,24 @@ struct queue;
 /* DEFER: the handler did not start the work (e.g. its provider is at its concurrency or
  * rate limit). The job goes back to QUEUED at retry_at_ms without counting an attempt
  * and without touching last_error, so it can be deferred any number of times. */
-enum job_outcome { JOB_OUT_DONE = 0, JOB_OUT_RETRY = 1, JOB_OUT_FAIL = 2, JOB_OUT_DEFER = 3 };
+/* ASYNC: the handler started the work and will end it later with queue_job_finish on
+ * r->ticket; the job stays leased, the handler's arena stays alive, nothing is committed
+ * now (commit, retry_at_ms and error of this result are ignored). */
+enum job_outcome {
+    JOB_OUT_DONE = 0,
+    JOB_OUT_RETRY = 1,
+    JOB_OUT_FAIL = 2,
+    JOB_OUT_DEFER = 3,
+    JOB_OUT_ASYNC = 4,
+};
+
+#define QUEUE_COMMIT_BATCH 64  /* finished jobs committed in one store_write, at most:
+                                  bounds how long one transaction holds its rows */
+#define QUEUE_PENDING_MAX 4096 /* jobs run but not committed yet (async in flight or
+                                  waiting for the completer); workers lease no more
+                                  while this many are pending */
+
+struct job_ticket; /* one running job, owned by the queue until its commit */
 
 struct job_result {
     int outcome;          /* enum job_outcome; DONE by default */
@@ -43,10 +84,18 @@ struct job_result {
     char error[512];      /* RETRY/FAIL: why (kept on the job as last_error) */
     store_txn_fn commit;  /* optional: runs in the transaction that acks/retries the job */
     void *commit_arg;
+    void (*settled)(void *arg); /* optional: runs once after that transaction (committed
+                                   or not), on the committing thread, before the job's
+                                   arena goes: frees what the work held until its outcome
+                                   was durable (a provider's limit slot) */
+    void *settled_arg;
+    struct job_ticket *ticket; /* in: set by the queue before the handler runs; a handler
+                                  answering ASYNC passes it to queue_job_finish */
 };
 
-/* A handler runs one job. It may block on I/O (bounded by the lease time). Strings
- * it keeps past its return live in arena `a`, which lives until after the commit. */
+/* A handler runs one job. It may block on I/O (bounded by the lease time), or start the
+ * work and answer ASYNC. Strings it keeps past its return live in arena `a`, which lives
+ * until after the commit (for ASYNC: until after queue_job_finish's commit). */
 typedef void (*job_run_fn)(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
 
 struct job_handler {
@@ -61,7 +110,8 @@ struct queue_cfg {
     int64_t backoff_base_ms;       /* first retry delay; default 1000 */
     int64_t backoff_max_ms;        /* cap on one delay; default 3600000 */
     uint32_t max_attempts;         /* default for jobs that give 0; default 25 */
-    int64_t idle_poll_ms;          /* longest sleep when idle; default 250 */
+    int64_t idle_poll_ms;          /* pause after a failed lease, and the DEFER default;
+                                      default 250 (idle workers do not poll) */
     uint32_t max_retaken;          /* poison-pill guard: a job whose lease was taken over
                                       this many times (its process died, or stalled, with
                                       it in hand) is dead-lettered instead of run again;
@@ -77,6 +127,8 @@ struct queue_stats {
     uint64_t deferred;                                /* DEFER outcomes, since start */
     uint64_t taken;                                   /* jobs one worker took from another's
                                                          batch, since start */
+    uint64_t commits;                                 /* completer store_writes, since start */
+    uint64_t in_flight;                               /* now: jobs run, not yet committed */
 };
 
 /* queue_cfg_defaults: fill the defaults above. */
@@ -96,12 +148,22 @@ int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_i
 
 /* queue_start: start cfg.workers threads. Returns 0 or HR_IO. */
 int queue_start(struct queue *q) HR_MUSTCHECK;
-/* queue_stop: stop leasing, let running handlers finish (up to timeout_ms), give back
- * leases of jobs not started, join the threads. Safe to call twice. */
+/* queue_stop: stop leasing, give back leases of jobs not started, let running handlers
+ * and in-flight ASYNC jobs finish and commit (up to timeout_ms; past it, it logs and
+ * keeps waiting: async work ends within its transfer timeout), join the threads. Safe
+ * to call twice. */
 void queue_stop(struct queue *q, int64_t timeout_ms);
-/* queue_wake: wake idle workers (new jobs exist). Any thread. */
+/* queue_job_finish: end an ASYNC job with its real result r (copied; r->ticket is
+ * ignored): DONE/RETRY/FAIL/DEFER, commit callback and arg as a handler would give them.
+ * Hands the job to the completer and returns at once; never blocks on the store, so it
+ * may run on a transport's loop thread, or on the handler's own thread before the
+ * handler returned ASYNC. Exactly once per ASYNC ticket; the ticket is gone after. */
+void queue_job_finish(struct queue *q, struct job_ticket *t, const struct job_result *r);
+/* (q may be NULL: the ticket knows its queue.) */
+/* queue_wake: wake one idle worker (new jobs exist). Any thread. */
 void queue_wake(struct queue *q);
-/* queue_run_once: lease up to max runnable jobs and run them on the calling thread;
+/* queue_run_once: lease up to max runnable jobs and run them on the calling thread,
+ * committing each on this thread (ASYNC ones when they finish: it waits for them);
  * *ran (may be NULL) gets how many ran. For tests and admin commands. */
 int queue_run_once(struct queue *q, size_t max, size_t *ran);
 void queue_get_stats(struct queue *q, struct queue_stats *out);

@@ -7,8 +7,8 @@
 //            requests
 //   healthy  answers after 400 ms; its provider has limits {concurrency 2, per_second 4,
 //            burst 2}
-// Herald runs with the default workers (4), so the default per-provider concurrency is 2,
-// and with --retry-base-ms 200 --retry-max-ms 2000 so a recovered sink is retried soon.
+// Herald runs with the default workers (4) and --provider-concurrency 2 (the default is
+// 256 since deliveries went asynchronous; 2 keeps the cap visible at the sinks), and with --retry-base-ms 200 --retry-max-ms 2000 so a recovered sink is retried soon.
 // The slow sink gets 8 messages (2 at a time, 10 s each: ~40 s); the others share the
 // rest. Everything is measured at the sinks; the assertions are about herald's behaviour
 // (counts and orderings, not timing thresholds):
@@ -16,7 +16,7 @@
 //     (keyed by the Idempotency-Key herald sends);
 //   - a message that got 429 was not asked again before its Retry-After;
 //   - every healthy message was delivered while the slow sink still had messages to go;
-//   - the slow sink never had more than 2 requests at once (the default cap), the
+//   - the slow sink never had more than 2 requests at once (the server's cap), the
 //     healthy one never more than 2, and never more than 2 (burst) + 4 x 1.25 requests
 //     arrived in any 1-second window (a token bucket of 2 refilled at 4/s allows 2 + 4 * T
 //     in any T seconds; 0.25 s is allowed for the skew between start and arrival).
@@ -35,13 +35,14 @@ const SLOW_MS = 10000;
 const N429 = 30;
 const HEALTHY_HOLD_MS = 400;
 const LIMITS = { concurrency: 2, per_second: 4, burst: 2 }; // both bind: 2 x 400 ms > 4/s
-const DEFAULT_CONCURRENCY = 2; // --workers 4 (the default) / 2
+const DEFAULT_CONCURRENCY = 2; // --provider-concurrency: the cap for providers without limits
 const COUNTS = { down: 80, err500: 76, slow: 8, r429: 76, healthy: 60 }; // 300
 
 const ARGS = [
   '--retry-base-ms', '200',
   '--retry-max-ms', '2000',
   '--provider-timeout-ms', '15000',
+  '--provider-concurrency', String(DEFAULT_CONCURRENCY),
   // the harness gives PostgreSQL servers 3 s leases (for killed-node tests); a 10 s call
   // must not outlive its lease here, so the default 60 s applies on both stores
   ...(isPostgres ? ['--lease-ms', '60000'] : []),

@@ -957,20 +957,28 @@ static void test_pool_slow_job_does_not_hold_batch(void **state)
     free(c);
 }
 
+/* pool_a: a started pool of `workers` running kind "a" with pool_run over p. */
+static struct queue *pool_a(struct fx *f, struct pool_ctx *p, int workers, int64_t idle_poll_ms)
+{
+    struct queue_cfg cfg = test_cfg();
+    struct job_handler hs[] = {{"a", pool_run, p}};
+    struct queue *q;
+
+    cfg.workers = workers;
+    cfg.idle_poll_ms = idle_poll_ms;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    return q;
+}
+
 /* queue_wake via the store's listener: idle workers wake long before idle_poll_ms. */
 static void test_pool_wakes_on_commit(void **state)
 {
     struct fx *f = *state;
-    struct queue_cfg cfg = test_cfg();
     struct pool_ctx *p = calloc(1, sizeof *p);
-    struct job_handler hs[] = {{"a", pool_run, p}};
-    struct queue *q;
+    struct queue *q = pool_a(f, p, 2, 60000);
     int64_t t0;
 
-    cfg.workers = 2;
-    cfg.idle_poll_ms = 60000;
-    q = queue_new(f->s, NULL, &cfg, hs, 1);
-    assert_int_equal(queue_start(q), 0);
     sleep_ms(100); /* let both workers find nothing and go idle */
     t0 = time_mono_ms();
     enqueue(f, "a", "7", 0, 0);
@@ -1123,6 +1131,255 @@ static void test_stop_without_start(void **state)
     queue_free(NULL);
 }
 
+/* ---- ASYNC jobs: the handler starts the work, another thread ends it ---------------- */
+
+struct async_ctx {
+    _Atomic(struct job_ticket *) ticket;
+    _Atomic(const char *) key; /* a string in the job's arena: the commit uses it */
+    bool finish_inline;        /* end the job before the handler returns */
+    int inline_outcome;
+    atomic_int calls;
+};
+
+static void async_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct async_ctx *c = ctx;
+    (void)j;
+    atomic_fetch_add(&c->calls, 1);
+    atomic_store(&c->key, arena_strdup(a, "async.key"));
+    if (c->finish_inline) {
+        struct job_result fin = {.outcome = c->inline_outcome};
+        snprintf(fin.error, sizeof fin.error, "inline");
+        queue_job_finish(NULL, r->ticket, &fin);
+    } else {
+        atomic_store(&c->ticket, r->ticket);
+    }
+    r->outcome = JOB_OUT_ASYNC;
+}
+
+static struct job_ticket *wait_ticket(struct async_ctx *c)
+{
+    struct job_ticket *t = NULL;
+    for (int waited = 0; !(t = atomic_load(&c->ticket)) && waited < 10000; waited += 5)
+        sleep_ms(5);
+    assert_non_null(t);
+    return t;
+}
+
+/* The job stays leased while its work is in flight, the worker is free (a second job
+ * runs meanwhile), and queue_job_finish commits the real outcome with the handler's
+ * commit callback, whose argument lives in the job's arena. */
+static void test_async_pool_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx *c = calloc(1, sizeof *c);
+    struct pool_ctx *p = calloc(1, sizeof *p);
+    struct job_handler hs[] = {{"x", async_run, c}, {"a", pool_run, p}};
+    struct job_result fin = {.outcome = JOB_OUT_DONE, .commit = meta_fn};
+    struct queue_stats st;
+    struct queue *q;
+    struct job j;
+    int64_t id = enqueue(f, "x", "{}", 0, 0);
+
+    cfg.workers = 1; /* one worker: the second job runs only if the first freed it */
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    struct job_ticket *t = wait_ticket(c);
+    enqueue(f, "a", "3", 0, 0);
+    wait_stats_done(q, 1, 10000);
+    assert_int_equal(atomic_load(&p->seen[3]), 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_LEASED);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.in_flight, 1);
+
+    fin.commit_arg = (void *)atomic_load(&c->key);
+    queue_job_finish(q, t, &fin);
+    wait_stats_done(q, 2, 10000);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    assert_true(meta_present(f, "async.key"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(atomic_load(&c->calls), 1);
+    queue_free(q);
+    free(c);
+    free(p);
+}
+
+/* done may run on the handler's own thread before it answers ASYNC (a refused call):
+ * run_once commits it like any other result. */
+static void test_async_finish_inline(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx c = {.finish_inline = true, .inline_outcome = JOB_OUT_RETRY};
+    struct job_handler hs[] = {{"x", async_run, &c}};
+    struct queue *q = queue_new(f->s, NULL, &cfg, hs, 1);
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "x", "{}", 0, 0);
+
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 1);
+    assert_non_null(strstr(j.last_error.p, "inline"));
+    queue_get_stats(q, &st);
+    assert_int_equal(st.retried, 1);
+    assert_int_equal(st.in_flight, 0);
+    queue_free(q);
+}
+
+struct finisher {
+    struct async_ctx *c;
+    struct queue *q;
+    int delay_ms;
+};
+
+static void *finisher_main(void *arg)
+{
+    struct finisher *fz = arg;
+    struct job_ticket *t = wait_ticket(fz->c);
+    struct job_result fin = {.outcome = JOB_OUT_DONE, .commit = meta_fn};
+    sleep_ms(fz->delay_ms);
+    fin.commit_arg = (void *)atomic_load(&fz->c->key);
+    queue_job_finish(fz->q, t, &fin);
+    return NULL;
+}
+
+/* queue_stop waits for an in-flight ASYNC job and commits its outcome, even past its
+ * timeout (the ticket must not outlive the queue). */
+static void test_async_stop_waits(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"x", async_run, c}};
+    struct queue *q = queue_new(f->s, NULL, &cfg, hs, 1);
+    struct finisher fz = {c, q, 200};
+    struct queue_stats st;
+    pthread_t th;
+    int64_t id = enqueue(f, "x", "{}", 0, 0);
+    struct job j;
+
+    assert_int_equal(queue_start(q), 0);
+    wait_ticket(c);
+    assert_int_equal(pthread_create(&th, NULL, finisher_main, &fz), 0);
+    queue_stop(q, 50);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    assert_true(meta_present(f, "async.key"));
+    pthread_join(th, NULL);
+    queue_free(q);
+    free(c);
+}
+
+/* In one batch, a job whose commit callback fails is retried (its lease kept, its
+ * handler not run again) while the others are acked: one transaction, isolated jobs. */
+static void test_async_batch_isolates_failed_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx c = {.finish_inline = true, .inline_outcome = JOB_OUT_DONE};
+    struct th h = {.outcome = JOB_OUT_DONE, .commit = meta_then_fail_fn, .commit_arg = "bad.key"};
+    struct job_handler hs[] = {{"x", async_run, &c}, {"t", th_run, &h}};
+    struct queue *q;
+    struct queue_stats st;
+    int64_t bad;
+    struct job j;
+
+    h.f = f;
+    cfg.workers = 2;
+    for (int i = 0; i < 6; i++)
+        enqueue(f, "x", "{}", 0, 0);
+    bad = enqueue(f, "t", "{}", 0, 0);
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    for (int waited = 0; waited < 10000; waited += 5) {
+        queue_get_stats(q, &st);
+        if (st.done == 6 && st.retried == 1)
+            break;
+        sleep_ms(5);
+    }
+    queue_stop(q, 5000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, 6);
+    assert_int_equal(st.retried, 1);
+    assert_int_equal(h.calls, 1);
+    assert_false(meta_present(f, "bad.key"));
+    assert_int_equal(get(f, bad, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_non_null(strstr(j.last_error.p, "commit failed"));
+    assert_int_equal(count_jobs(f, -1), 1);
+    queue_free(q);
+}
+
+/* settled runs once, after the commit (the outcome is durable when it runs). */
+struct settled_ctx {
+    struct fx *f;
+    int calls;
+    bool committed_then;
+};
+
+static void settled_fn(void *arg)
+{
+    struct settled_ctx *c = arg;
+    c->calls++;
+    c->committed_then = meta_present(c->f, "settled.key");
+}
+
+static void settled_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    (void)j;
+    (void)a;
+    r->outcome = JOB_OUT_DONE;
+    r->commit = meta_fn;
+    r->commit_arg = "settled.key";
+    r->settled = settled_fn;
+    r->settled_arg = ctx;
+}
+
+static void test_settled_after_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct settled_ctx c = {.f = f};
+    struct job_handler hs[] = {{"s", settled_run, &c}};
+    struct queue *q = queue_new(f->s, NULL, &cfg, hs, 1);
+
+    enqueue(f, "s", "{}", 0, 0);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(c.calls, 1);
+    assert_true(c.committed_then);
+    queue_free(q);
+}
+
+/* An idle pool writes nothing: no periodic empty lease, no wake storm (the lease timer
+ * is lease_ms/4 = 7.5 s here, far past this test). */
+static void test_idle_writes_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct pool_ctx *p = calloc(1, sizeof *p);
+    struct queue *q = pool_a(f, p, 4, 20);
+    struct store_stats s0, s1;
+
+    enqueue(f, "a", "1", 0, 0);
+    wait_stats_done(q, 1, 10000);
+    sleep_ms(100); /* every worker has gone idle */
+    store_stats(f->s, &s0);
+    sleep_ms(500); /* 25 idle_poll_ms periods: the old pool leased ~100 times here */
+    store_stats(f->s, &s1);
+    assert_int_equal(s1.txns - s0.txns, 0);
+    /* still awake for new work */
+    enqueue(f, "a", "2", 0, 0);
+    wait_stats_done(q, 2, 10000);
+    queue_free(q);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1150,6 +1407,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_gives_back_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_timeout_still_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_pool_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_finish_inline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_stop_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_batch_isolates_failed_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_settled_after_commit, setup, teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
