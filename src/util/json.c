@@ -84,6 +84,78 @@ static bool scan_ok(const char *p, size_t n, int max, bool *nul)
     return true;
 }
 
+/* ---- duplicate member names ------------------------------------------------------- */
+
+/* A repeated member name is read differently by different code: cJSON's lookups take
+ * the first, a merge (jp_merge) or a JavaScript client the last. Checks that read one
+ * copy and code that applies another is how a filter is bypassed (a client key's
+ * `"traits":{"webhook":0,"webhook":{...}}`), so every outside document keeps only the
+ * first member of each name, at every level, before anything reads it. */
+
+struct member_ref {
+    const char *name;
+    size_t pos;
+    cJSON *item;
+};
+
+static int member_cmp(const void *a, const void *b)
+{
+    const struct member_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c)
+        return c;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* drop_later_members: delete every later member of obj whose name an earlier one has.
+ * Small objects compare pairwise; larger ones sort (name, position), so a hostile
+ * object of many members costs n log n, not n^2. */
+static void drop_later_members(cJSON *obj)
+{
+    size_t n = 0;
+    for (cJSON *it = obj->child; it; it = it->next)
+        n++;
+    if (n < 2)
+        return;
+    if (n <= 16) {
+        for (cJSON *it = obj->child; it; it = it->next) {
+            cJSON *k = it->next;
+            while (k) {
+                cJSON *next = k->next;
+                if (it->string && k->string && strcmp(it->string, k->string) == 0)
+                    cJSON_Delete(cJSON_DetachItemViaPointer(obj, k));
+                k = next;
+            }
+        }
+        return;
+    }
+    struct member_ref *refs = xcalloc(n, sizeof *refs);
+    size_t i = 0;
+    for (cJSON *it = obj->child; it; it = it->next, i++)
+        refs[i] = (struct member_ref){.name = it->string ? it->string : "", .pos = i, .item = it};
+    qsort(refs, n, sizeof *refs, member_cmp);
+    /* the first of each run of equal names is kept (it has the lowest position) and
+     * is what later ones compare against: a deleted member's name is gone with it */
+    for (size_t keep = 0, j = 1; j < n; j++) {
+        if (strcmp(refs[j].name, refs[keep].name) == 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, refs[j].item));
+        else
+            keep = j;
+    }
+    free(refs);
+}
+
+/* drop_duplicate_members: drop_later_members on v and on every object below it; the
+ * depth is bounded by the caller's scan. */
+static void drop_duplicate_members(cJSON *v)
+{
+    if (cJSON_IsObject(v))
+        drop_later_members(v);
+    if (cJSON_IsObject(v) || cJSON_IsArray(v))
+        for (cJSON *it = v->child; it; it = it->next)
+            drop_duplicate_members(it);
+}
+
 int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, struct herr *err)
 {
     const char *end = NULL;
@@ -117,6 +189,7 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
                             (size_t)(end - p));
         }
     }
+    drop_duplicate_members(v);
     *out = v;
     return HR_OK;
 }

@@ -26,7 +26,8 @@ bool utf8_valid(const char *p, size_t n);
 
 /* json_parse_bounded: parse p[0..n) as one JSON value. Fails with HR_INVAL and a message
  * naming the problem (invalid UTF-8, a NUL byte or a \u0000 escape in a string, too deep,
- * malformed at offset) in err. On success
+ * malformed at offset) in err. Of repeated member names in an object, at any level, only
+ * the first member is kept (every reader then sees the same value). On success
  * *out is owned by the caller (cJSON_Delete). */
 int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, struct herr *err)
     HR_MUSTCHECK;

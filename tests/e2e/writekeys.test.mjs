@@ -105,6 +105,21 @@ describe('client-scope write keys', () => {
     // an anonymous visitor (no profile) may still be aliased to a user
     await segment(srv, srv.writeKey, [['alias', { previousId: 'anon-123', userId: 'newbie' }]]);
 
+    // repeated member names: a check that reads one copy and a merge that applies
+    // another would let the attacker's copy through (raw body: SDKs never send these)
+    const dup = `{"userId":"victim","traits":{"webhook":0,"webhook":{"url":"${attacker.url}"},` +
+      `"email":"victim@x.test","email":"attacker@evil.test","phone_number":"+15550001111","phone_number":"+15559999999"}}`;
+    const dr = await fetch(`${srv.url}/v1/identify`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from(`${srv.writeKey}:`).toString('base64')}` },
+      body: dup,
+    });
+    await dr.arrayBuffer();
+    assert.equal(dr.status, 200);
+    await srv.waitForLog(/ingest\.client_refused .*type=identify refused="webhook"/);
+    await expectProfile(srv, 'victim', { email: 'victim@x.test', phone_number: '+15550001111', name: 'Vic', city: 'Oslo' });
+    assert.equal((await getProfile(srv, 'victim')).profile.webhook, undefined, 'no webhook set through a repeated name');
+
     // the victim's webhook message goes where the operator said, signed
     const m = await sendWebhook(srv, 'victim');
     assert.equal(m.status, 'SENT', JSON.stringify(m));
@@ -113,7 +128,7 @@ describe('client-scope write keys', () => {
     assert.match(op.requests[0].headers['courier-signature'] ?? '', /^t=\d+,signature=[0-9a-f]{64}$/);
     const metrics = await srv.metrics();
     const refused = (type) => metrics.samples.find((s) => s.name === 'herald_ingest_client_refused_total' && s.labels.type === type)?.value;
-    assert.equal(refused('identify'), 1, `the refusals are counted: ${metrics.text}`);
+    assert.equal(refused('identify'), 2, `the refusals are counted: ${metrics.text}`);
     assert.equal(refused('alias'), 1);
   });
 

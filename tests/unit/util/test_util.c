@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,6 +243,37 @@ static void test_json_xalloc_hooks(void **state)
 #endif
 }
 
+/* test_json_duplicate_members: of repeated member names only the first is kept, at every
+ * level and in large objects (the sorted path), so a check and a merge read one value */
+static void test_json_duplicate_members(void **state)
+{
+    (void)state;
+    cJSON *v = NULL;
+    struct herr err;
+    const char *doc = "{\"traits\":{\"webhook\":0,\"email\":\"a@x\",\"webhook\":{\"url\":\"u\"},"
+                      "\"email\":\"evil@x\"},\"n\":[{\"k\":1,\"k\":2}]}";
+    assert_int_equal(json_parse_bounded(doc, strlen(doc), 64, &v, &err), HR_OK);
+    char *out = cJSON_PrintUnformatted(v);
+    assert_string_equal(out, "{\"traits\":{\"webhook\":0,\"email\":\"a@x\"},\"n\":[{\"k\":1}]}");
+    free(out);
+    cJSON_Delete(v);
+
+    /* 40 members, every name three times, interleaved: 40 kept, each its first value */
+    char big[4096];
+    size_t len = 0;
+    len += (size_t)snprintf(big + len, sizeof big - len, "{");
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 40; i++)
+            len += (size_t)snprintf(big + len, sizeof big - len, "%s\"m%d\":%d",
+                                    r == 0 && i == 0 ? "" : ",", i, r);
+    len += (size_t)snprintf(big + len, sizeof big - len, "}");
+    assert_int_equal(json_parse_bounded(big, len, 64, &v, &err), HR_OK);
+    assert_int_equal(cJSON_GetArraySize(v), 40);
+    for (cJSON *it = v->child; it; it = it->next)
+        assert_int_equal(it->valueint, 0);
+    cJSON_Delete(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_time_parse_lenient),
         cmocka_unit_test(test_crypto),     cmocka_unit_test(test_json_bounded),
         cmocka_unit_test(test_json_xalloc_hooks),
+        cmocka_unit_test(test_json_duplicate_members),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
