@@ -471,6 +471,12 @@ struct job_ticket {
     struct finish f;       /* the decided transition; f.j = &job */
     char error[sizeof ((struct job_result *)0)->error + 64]; /* f.error's bytes */
     int rc;                /* this ticket's rc in the last commit */
+    /* the transition as decided, kept by batch_fn's first pass: every later pass (the
+     * store ran the transaction again after a deadlock, or the ticket is retried alone)
+     * starts from it, not from a fallback an undone pass left behind */
+    bool decided_saved;
+    struct finish decided;
+    char decided_error[sizeof ((struct job_result *)0)->error + 64];
     struct job_ticket *next;
 };
 
@@ -685,7 +691,11 @@ struct batch {
 
 /* batch_fn: every ticket's finish_fn in its own nested savepoint, in one transaction.
  * A ticket whose handler commit failed is retried (without it) at once, in the same
- * transaction; a lost lease undoes only that ticket. A full disk, or a savepoint that
+ * transaction; a lost lease undoes only that ticket. Each pass starts from the
+ * transitions as decided: when the store runs the transaction again (a PostgreSQL
+ * deadlock) or the ticket is committed alone, a handler commit that failed only in the
+ * undone pass (say, a SENT outcome) is tried again, not replaced by a retry that would
+ * call the provider a second time. A full disk, or a savepoint that
  * could not be made, fails the whole transaction (the caller decides what follows). */
 static int batch_fn(struct store_txn *txn, void *arg)
 {
@@ -693,6 +703,14 @@ static int batch_fn(struct store_txn *txn, void *arg)
     int rc = HR_OK;
     for (size_t i = 0; i < b->n; i++) {
         struct job_ticket *t = b->t[i];
+        if (!t->decided_saved) {
+            t->decided = t->f;
+            memcpy(t->decided_error, t->error, sizeof t->error);
+            t->decided_saved = true;
+        } else {
+            t->f = t->decided; /* f.error points into t->error, restored next */
+            memcpy(t->error, t->decided_error, sizeof t->error);
+        }
         rc = store_txn_sub(txn, finish_fn, &t->f);
         if (rc < 0 && rc != HR_FULL && t->f.failed_step == STEP_COMMIT && rc == t->f.fn_rc) {
             /* the handler's commit failed and was rolled back with the ack: retry the job */
@@ -727,9 +745,19 @@ static bool full_pause(struct queue *q, int64_t ms)
     return go;
 }
 
-/* commit_when_space: the store answered HR_FULL (its disk is full) or HR_AGAIN (too many
- * writes waiting). Try the same commit again, with growing pauses, while the earliest
- * lease of the batch has more than FULL_LEASE_MARGIN_MS left: once space returns, the
+/* commit_can_wait: a failed commit that may succeed as it is, a little later: a full
+ * disk, too many writes waiting, the store out of reach or busy (a PostgreSQL restart,
+ * a lock timeout). The outcome is kept and committed again while the leases last,
+ * rather than dropped and its work (a provider call) repeated after the lease ends. */
+static bool commit_can_wait(int rc)
+{
+    return rc == HR_FULL || rc == HR_AGAIN || rc == HR_UNAVAIL || rc == HR_BUSY;
+}
+
+/* commit_when_space: the store answered HR_FULL (its disk is full), HR_AGAIN (too many
+ * writes waiting) or another commit_can_wait code. Try the same commit again, with
+ * growing pauses, while the earliest lease of the batch has more than
+ * FULL_LEASE_MARGIN_MS left: once space returns, the
  * handlers' work (provider calls, say) is committed as it is, neither repeated nor
  * counted as a failed attempt. Returns the last store_write rc. */
 static int commit_when_space(struct queue *q, struct batch *b, int rc, struct herr *err)
@@ -742,14 +770,14 @@ static int commit_when_space(struct queue *q, struct batch *b, int rc, struct he
             until = b->t[i]->job.lease_until_ms;
     left = until - now_ms(q) - FULL_LEASE_MARGIN_MS;
     give_up = time_mono_ms() + left;
-    while ((rc == HR_FULL || rc == HR_AGAIN) && time_mono_ms() + pause < give_up &&
+    while (commit_can_wait(rc) && time_mono_ms() + pause < give_up &&
            full_pause(q, pause)) {
         rc = store_write(q->s, batch_fn, b, err);
         tries++;
         if (pause < FULL_PAUSE_MAX_MS)
             pause *= 2;
     }
-    if (rc == HR_FULL || rc == HR_AGAIN)
+    if (commit_can_wait(rc))
         LOG_W("queue.commit_disk_full", "jobs=%zu tries=%u rc=%s msg=\"left leased; they run "
               "again when their leases end\"", b->n, tries, hr_rc_str(rc));
     else if (tries)
@@ -772,19 +800,19 @@ static void commit_tickets(struct queue *q, struct job_ticket **t, size_t n)
     if (n == 0)
         return;
     rc = store_write(q->s, batch_fn, &b, &err);
-    if (rc == HR_FULL || rc == HR_AGAIN)
+    if (commit_can_wait(rc))
         rc = commit_when_space(q, &b, rc, &err);
     pthread_mutex_lock(&q->mu);
     q->stats.commits++;
     pthread_mutex_unlock(&q->mu);
-    if (rc < 0 && rc != HR_FULL && rc != HR_AGAIN && n > 1) {
+    if (rc < 0 && !commit_can_wait(rc) && n > 1) {
         for (size_t i = 0; i < n; i++)
             commit_tickets(q, &t[i], 1);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         struct finish *f = &t[i]->f;
-        if (rc == HR_FULL || rc == HR_AGAIN)
+        if (commit_can_wait(rc))
             continue; /* logged by commit_when_space */
         if (t[i]->rc < 0 && f->failed_step == STEP_STATE &&
             (f->fn_rc == HR_CONFLICT || f->fn_rc == HR_NOTFOUND)) {
@@ -944,9 +972,11 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
         queue_wake(q);
 
     while ((j = next_job(q, r)) != NULL) {
-        if (now_ms(q) >= j->lease_until_ms) {
-            /* earlier jobs of the batch ran past this one's lease: another runner may
-             * have it now, so do not run it twice; give it back if it is still ours */
+        if (now_ms(q) + q->cfg.lease_ms / 2 >= j->lease_until_ms) {
+            /* earlier jobs of the batch took this one's lease past its half: another
+             * runner may have it by the time its work (a provider call, bounded well
+             * below the lease) ends, and would run it twice; give it back if it is
+             * still ours, so it is leased afresh */
             struct held one = {j->id, j->lease_token};
             char kq[80];
             LOG_W("queue.lease_expired_unstarted", "kind=%s id=%" PRId64 " attempts=%u",

@@ -113,9 +113,10 @@ struct queue_cfg {
     int64_t idle_poll_ms;          /* pause after a failed lease, and the DEFER default;
                                       default 250 (idle workers do not poll) */
     uint32_t max_retaken;          /* poison-pill guard: a job whose lease was taken over
-                                      this many times (its process died, or stalled, with
-                                      it in hand) is dead-lettered instead of run again;
-                                      default 3 */
+                                      this many times in a row (its process died, or
+                                      stalled, with it in hand; any committed outcome
+                                      resets the count) is dead-lettered instead of run
+                                      again; default 3 */
     int batch;                     /* jobs leased per round, over all workers (each worker
                                       leases batch/workers); default 16. An idle worker
                                       takes unstarted jobs from a busy one's batch before

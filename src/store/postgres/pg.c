@@ -197,16 +197,16 @@ static const char *const SQL[S_COUNT] = {
     [S_JOB_ACK] = "DELETE FROM jobs WHERE id = $1::bigint AND state = 1 "
                   "AND lease_token = $2::bigint",
     [S_JOB_RETRY] = "UPDATE jobs SET state = 0, run_at_ms = $3::bigint, last_error = $4::text, "
-                    "lease_until_ms = 0, lease_token = 0 "
+                    "lease_until_ms = 0, lease_token = 0, retaken = 0 "
                     "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
     [S_JOB_DEAD] = "UPDATE jobs SET state = 2, last_error = $3::text, lease_until_ms = 0, "
                    "lease_token = 0 WHERE id = $1::bigint AND state = 1 "
                    "AND lease_token = $2::bigint",
     [S_JOB_RELEASE] = "UPDATE jobs SET state = 0, attempts = greatest(attempts - 1, 0), "
-                      "lease_until_ms = 0, lease_token = 0 "
+                      "lease_until_ms = 0, lease_token = 0, retaken = 0 "
                       "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
     [S_JOB_DEFER] = "UPDATE jobs SET state = 0, attempts = greatest(attempts - 1, 0), "
-                    "run_at_ms = $3::bigint, lease_until_ms = 0, lease_token = 0 "
+                    "run_at_ms = $3::bigint, lease_until_ms = 0, lease_token = 0, retaken = 0 "
                     "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
     [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1::bigint",
     [S_JOB_COUNTS] = "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state "

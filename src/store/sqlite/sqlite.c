@@ -131,22 +131,27 @@ static const char SQL_JOB_LEASE_PICK[] =
     " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_TAKE[] =
     "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1, "
-    "retaken = retaken + (state = 1) " /* the old state: an expired lease taken over */
+    /* the old state: an expired lease taken over. Counted in a row: every outcome
+     * committed for the job (retry, defer, release) sets it back to 0, so only a job
+     * that never gets past its run (a poison pill) reaches the guard's limit, not one
+     * that merely was leased at several crashes of a busy node */
+    "retaken = retaken + (state = 1) "
     "WHERE id = ?3 RETURNING " JOB_COLS;
 static const char SQL_JOB_ACK[] =
     "DELETE FROM jobs WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_RETRY[] =
     "UPDATE jobs SET state = 0, run_at_ms = ?3, last_error = ?4, lease_until_ms = 0, "
-    "lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+    "lease_token = 0, retaken = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_DEAD[] =
     "UPDATE jobs SET state = 2, last_error = ?3, lease_until_ms = 0, lease_token = 0 "
     "WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_RELEASE[] =
     "UPDATE jobs SET state = 0, attempts = max(attempts - 1, 0), lease_until_ms = 0, "
-    "lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+    "lease_token = 0, retaken = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_DEFER[] =
     "UPDATE jobs SET state = 0, attempts = max(attempts - 1, 0), run_at_ms = ?3, "
-    "lease_until_ms = 0, lease_token = 0 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+    "lease_until_ms = 0, lease_token = 0, retaken = 0 "
+    "WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 static const char SQL_JOB_COUNTS[] =
     "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state";

@@ -685,6 +685,35 @@ static void test_poison_pill_retry_not_counted(void **state)
     queue_free(q);
 }
 
+/* test_poison_pill_counts_in_a_row: takeovers count only in a row. A job taken over
+ * twice, then deferred (an outcome committed: it ran), then taken over twice again is
+ * still run: a busy node killed several times leases innocent jobs at several crashes. */
+static void test_poison_pill_counts_in_a_row(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DEFER};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct job j, *jobs;
+    cfg.max_retaken = 3;
+    queue_free(q);
+    q = q_with(f, &h, &cfg);
+    int64_t id = enqueue(f, "t", "{}", 0, 100);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 1);
+            hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+        }
+        assert_int_equal(run_once(q), 1); /* retaken 2 < 3: it runs, and defers */
+        assert_int_equal(get(f, id, &j), 0);
+        assert_int_equal(j.state, JOB_QUEUED);
+        assert_int_equal(j.retaken, 0);
+        hclock_manual_advance(&f->clk, 3600000);
+    }
+    assert_int_equal(h.calls, 2);
+    queue_free(q);
+}
+
 /* slow_run: a handler that takes longer than the lease (on the manual clock). */
 static void slow_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
 {
@@ -1397,6 +1426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expired_too_often, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_pill_counts_in_a_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill_retry_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_at_scheduling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),
