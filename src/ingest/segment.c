@@ -471,7 +471,12 @@ static int begin(struct ctx *c, const char *body, size_t len, int64_t received_a
     if (len > lim->request_max)
         return herr_set(err, HR_TOOBIG, "request body is %zu bytes; the limit is %zu", len,
                         lim->request_max);
-    return json_parse_bounded(body, len, lim->depth_max, root, err);
+    int rc = json_parse_bounded(body, len, lim->depth_max, root, err);
+    /* a repeated name at any level (traits.webhook twice) must not let a check read one
+     * copy while the profile merge applies the other */
+    if (rc == HR_OK)
+        json_drop_duplicate_members(*root);
+    return rc;
 }
 
 static void take_write_key(struct seg_result *out, const cJSON *root)

@@ -87,10 +87,10 @@ static bool scan_ok(const char *p, size_t n, int max, bool *nul)
 /* ---- duplicate member names ------------------------------------------------------- */
 
 /* A repeated member name is read differently by different code: cJSON's lookups take
- * the first, a merge (jp_merge) or a JavaScript client the last. Checks that read one
- * copy and code that applies another is how a filter is bypassed (a client key's
- * `"traits":{"webhook":0,"webhook":{...}}`), so every outside document keeps only the
- * first member of each name, at every level, before anything reads it. */
+ * the first, a merge (jp_merge) or a JavaScript client the last. A check that reads one
+ * copy while other code applies another is how a filter is bypassed (a client key's
+ * `"traits":{"webhook":0,"webhook":{...}}`); json_drop_duplicate_members() keeps only
+ * the first member of each name, at every level. */
 
 struct member_ref {
     const char *name;
@@ -145,15 +145,13 @@ static void drop_later_members(cJSON *obj)
     free(refs);
 }
 
-/* drop_duplicate_members: drop_later_members on v and on every object below it; the
- * depth is bounded by the caller's scan. */
-static void drop_duplicate_members(cJSON *v)
+void json_drop_duplicate_members(cJSON *v)
 {
     if (cJSON_IsObject(v))
         drop_later_members(v);
     if (cJSON_IsObject(v) || cJSON_IsArray(v))
         for (cJSON *it = v->child; it; it = it->next)
-            drop_duplicate_members(it);
+            json_drop_duplicate_members(it);
 }
 
 int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, struct herr *err)
@@ -189,7 +187,6 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
                             (size_t)(end - p));
         }
     }
-    drop_duplicate_members(v);
     *out = v;
     return HR_OK;
 }

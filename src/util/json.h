@@ -26,11 +26,18 @@ bool utf8_valid(const char *p, size_t n);
 
 /* json_parse_bounded: parse p[0..n) as one JSON value. Fails with HR_INVAL and a message
  * naming the problem (invalid UTF-8, a NUL byte or a \u0000 escape in a string, too deep,
- * malformed at offset) in err. Of repeated member names in an object, at any level, only
- * the first member is kept (every reader then sees the same value). On success
+ * malformed at offset) in err. Repeated member names are kept (JSON Patch must refuse
+ * them: RFC 6902 A.13); see json_drop_duplicate_members. On success
  * *out is owned by the caller (cJSON_Delete). */
 int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, struct herr *err)
     HR_MUSTCHECK;
+
+/* json_drop_duplicate_members: in v and every object below it (v's depth must already
+ * be bounded, as json_parse_bounded's output is), keep only the first member of each
+ * name, so a check and the code that applies a value read the same one. Objects of many
+ * members cost n log n. For documents from callers that must not steer delivery (a
+ * public write key's events). */
+void json_drop_duplicate_members(cJSON *v);
 
 /* Accessors: NULL/default when the key is absent or of another type. */
 const char *json_str(const cJSON *obj, const char *key);
