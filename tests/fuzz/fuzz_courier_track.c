@@ -1,21 +1,13 @@
 /* fuzz_courier_track.c: libFuzzer target for Courier's track API decoder
  * (seg_parse_courier, POST /inbound/courier). The input is the request body; an
  * accepted body yields exactly one normalised track event within the limits. */
+#include "fuzz_common.h"
 #include "../../src/ingest/segment.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                                                                        \
-    do {                                                                                \
-        if (!(c)) {                                                                     \
-            fprintf(stderr, "fuzz_courier_track: invariant failed: %s (line %d)\n", #c, \
-                    __LINE__);                                                          \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

@@ -2,6 +2,7 @@
  * input, as a C string, goes through automation_parse_duration (human text, ISO 8601,
  * milliseconds; a result is never negative nor past a year); when it is also JSON, the
  * document goes through automation_validate. */
+#include "fuzz_common.h"
 #include "../../src/engine/automation.h"
 #include "../../src/util/json.h"
 
@@ -10,14 +11,6 @@
 #include <string.h>
 
 #define YEAR_MS (366LL * 86400000LL)
-
-#define CHECK(c)                                                                              \
-    do {                                                                                      \
-        if (!(c)) {                                                                           \
-            fprintf(stderr, "fuzz_duration: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                          \
-        }                                                                                     \
-    } while (0)
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

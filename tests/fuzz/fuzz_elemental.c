@@ -3,22 +3,13 @@
  * JSON render context (else a fixed one with data, profile, brand and locale). The
  * document is validated, then rendered for every channel whatever validation said (the
  * renderer must refuse bad content by itself). */
+#include "fuzz_common.h"
 #include "../../src/render/elemental.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SEP "\n%%\n"
-
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "fuzz_elemental: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 static const char default_ctx[] =
     "{\"data\":{\"name\":\"Ada\",\"n\":3,\"vip\":true,\"url\":\"https://example.com/a?b=1\","
@@ -28,15 +19,6 @@ static const char default_ctx[] =
     "\"email\":{\"header\":{\"logo\":{\"href\":\"https://example.com\","
     "\"image\":\"https://example.com/logo.png\"}},\"footer\":{\"content\":\"Bye {{name}}\"}}},"
     "\"tenant\":{\"id\":\"t1\"},\"locale\":\"fr\"}";
-
-static const unsigned char *find_sep(const unsigned char *d, size_t n)
-{
-    size_t k = sizeof SEP - 1;
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(d + i, SEP, k) == 0)
-            return d + i;
-    return NULL;
-}
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

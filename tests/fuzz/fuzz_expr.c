@@ -2,22 +2,13 @@
  * expression, optionally followed by "\n%%\n" and a JSON run context (else a fixed one
  * with data, profile and refs). The expression is compiled; a compiled one is evaluated,
  * its truthiness taken and its value converted to text. */
+#include "fuzz_common.h"
 #include "../../src/expr/expr.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SEP "\n%%\n"
-
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "fuzz_expr: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                      \
-        }                                                                                 \
-    } while (0)
 
 static const char default_ctx[] =
     "{\"data\":{\"userId\":\"u1\",\"vip\":true,\"plan\":\"pro\",\"n\":3,\"x\":-0.5,"
@@ -26,15 +17,6 @@ static const char default_ctx[] =
     "\"profile\":{\"email\":\"ada@example.com\",\"age\":36},"
     "\"refs\":{\"step1\":{\"status\":\"ENQUEUED\",\"body\":{\"ok\":true}}},"
     "\"recipient\":\"u1\"}";
-
-static const unsigned char *find_sep(const unsigned char *d, size_t n)
-{
-    size_t k = sizeof SEP - 1;
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(d + i, SEP, k) == 0)
-            return d + i;
-    return NULL;
-}
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

@@ -3,6 +3,7 @@
  * absent or not JSON, a fixed context with data, profile and brand is used). The
  * template is compiled; a compiled template is rendered in HTML and in text mode under
  * a bounded output and step budget. On failure the output must be restored. */
+#include "fuzz_common.h"
 #include "../../src/render/hbs.h"
 #include "../../src/util/json.h"
 
@@ -10,17 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEP "\n%%\n"
 #define OUT_CAP (256u * 1024)
 #define STEPS 200000u
-
-#define CHECK(c)                                                                           \
-    do {                                                                                   \
-        if (!(c)) {                                                                        \
-            fprintf(stderr, "fuzz_hbs: invariant failed: %s (line %d)\n", #c, __LINE__);   \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
 
 static const char default_ctx[] =
     "{\"data\":{\"name\":\"Ada\",\"n\":3,\"x\":0.5,\"ok\":true,\"none\":null,"
@@ -30,15 +22,6 @@ static const char default_ctx[] =
     "\"profile\":{\"email\":\"ada@example.com\",\"name\":\"Ada L\",\"locale\":\"fr\"},"
     "\"brand\":{\"name\":\"Herald\",\"colors\":{\"primary\":\"#123456\"}},"
     "\"tenant\":{\"id\":\"t1\"}}";
-
-static const unsigned char *find_sep(const unsigned char *d, size_t n)
-{
-    size_t k = sizeof SEP - 1;
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(d + i, SEP, k) == 0)
-            return d + i;
-    return NULL;
-}
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

@@ -5,17 +5,9 @@
  * Content-Length as begin() reads them, the Allow list, and the path as the access log
  * writes it. Input: header lines "Name: value" separated by '\n'.
  * http.c and auth.c are included to reach their file-static helpers. */
+#include "fuzz_common.h"
 #include "../../src/http/http.c"
 #include "../../src/api/auth.c"
-
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "fuzz_http_headers: invariant failed: %s (line %d)\n", #c,       \
-                    __LINE__);                                                               \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 static bool name_is(struct str n, const char *want)
 {

@@ -4,6 +4,7 @@
  * Whatever the strict parser takes the lenient one takes too, as the same instant. A
  * parsed time within years 1970..9999 is formatted with time_fmt_iso and must parse back
  * to the same instant. */
+#include "fuzz_common.h"
 #include "../../src/util/clock.h"
 #include "../../src/util/rc.h"
 
@@ -12,14 +13,6 @@
 #include <string.h>
 
 #define MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
-
-#define CHECK(c)                                                                              \
-    do {                                                                                      \
-        if (!(c)) {                                                                           \
-            fprintf(stderr, "fuzz_iso_time: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                          \
-        }                                                                                     \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {

@@ -2,19 +2,12 @@
  * the default depth and at a small one, utf8_valid, the accessors, and the round trip
  * herald relies on when it stores a document: what json_print writes must parse again
  * under the same bounds and print the same again. */
+#include "fuzz_common.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "fuzz_json: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                      \
-        }                                                                                 \
-    } while (0)
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

@@ -3,6 +3,7 @@
  * a JSON patch (without the separator the input is the patch, applied to a fixed
  * profile). The patch is applied (the input document must stay unchanged), every op's
  * path/from is looked up as a pointer, and a patch object is merged into a copy. */
+#include "fuzz_common.h"
 #include "../../src/util/json.h"
 #include "../../src/util/jsonpatch.h"
 
@@ -10,28 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEP "\n%%\n"
-
-#define CHECK(c)                                                                               \
-    do {                                                                                       \
-        if (!(c)) {                                                                            \
-            fprintf(stderr, "fuzz_jsonpatch: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                           \
-        }                                                                                      \
-    } while (0)
-
 static const char default_doc[] =
     "{\"email\":\"ada@example.com\",\"name\":{\"first\":\"Ada\",\"last\":\"L\"},"
     "\"tags\":[\"a\",\"b\",{\"c\":[1,2]}],\"a/b\":1,\"m~n\":2,\"\":0,\"n\":null}";
-
-static const unsigned char *find_sep(const unsigned char *d, size_t n)
-{
-    size_t k = sizeof SEP - 1;
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(d + i, SEP, k) == 0)
-            return d + i;
-    return NULL;
-}
 
 static void lookup(const cJSON *doc, const cJSON *s)
 {

@@ -7,6 +7,7 @@
  * "limits") is taken apart; any other value is fed whole as settings, profile and
  * limits. Contracts: validate answers 0 or HR_INVAL with a message; a masked top-level
  * string secret shows only "****" and at most its last 4 characters. */
+#include "fuzz_common.h"
 #include "../../src/api/templates.h"
 #include "../../src/engine/limit.h"
 #include "../../src/providers/http_client.h"
@@ -16,15 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                                                                            \
-    do {                                                                                    \
-        if (!(c)) {                                                                         \
-            fprintf(stderr, "fuzz_provider_settings: invariant failed: %s (line %d)\n", #c, \
-                    __LINE__);                                                              \
-            abort();                                                                        \
-        }                                                                                   \
-    } while (0)
 
 /* dup_keys: o has two members with the same key (cJSON keeps both; lookups see the
  * first), so a masked copy may legitimately differ from what a lookup shows */

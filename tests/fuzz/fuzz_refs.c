@@ -2,22 +2,13 @@
  * definition, optionally followed by "\n%%\n" and a JSON run context (else a fixed one).
  * The definition is validated and resolved; a definition that validates must not fail to
  * resolve as a bad accessor, and a failed resolve leaves no result. */
+#include "fuzz_common.h"
 #include "../../src/engine/refs.h"
 #include "../../src/util/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SEP "\n%%\n"
-
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "fuzz_refs: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                      \
-        }                                                                                 \
-    } while (0)
 
 static const char default_ctx[] =
     "{\"data\":{\"userId\":\"u1\",\"email\":\"ada@example.com\",\"wait\":\"5 minutes\","
@@ -26,15 +17,6 @@ static const char default_ctx[] =
     "\"profile\":{\"email\":\"p@example.com\",\"x\":[1,2,3]},"
     "\"refs\":{\"fetch1\":{\"body\":{\"x\":42,\"list\":[true,null]}}},"
     "\"recipient\":\"u1\",\"brand\":null,\"template\":\"t1\"}";
-
-static const unsigned char *find_sep(const unsigned char *d, size_t n)
-{
-    size_t k = sizeof SEP - 1;
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(d + i, SEP, k) == 0)
-            return d + i;
-    return NULL;
-}
 
 /* cJSON allocates through xalloc here as in herald (src/main.c), so the fuzzer runs the
  * same cJSON code paths (printing without realloc) */

@@ -4,6 +4,7 @@
  * it (Retry-After, X-Message-Id), Retry-After values are turned into delays (also the
  * whole input as one value), the body is read as JSON the way SendGrid, Twilio and the
  * webhook provider read error answers, and the response is classified. */
+#include "fuzz_common.h"
 #include "../../src/providers/http_client.h"
 #include "../../src/util/json.h"
 
@@ -13,14 +14,6 @@
 
 #define NOW_MS 1764360000000LL
 #define DAY_MS 86400000LL
-
-#define CHECK(c)                                                                                \
-    do {                                                                                        \
-        if (!(c)) {                                                                             \
-            fprintf(stderr, "fuzz_retry_after: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                            \
-        }                                                                                       \
-    } while (0)
 
 static void text(const char *s, size_t max)
 {

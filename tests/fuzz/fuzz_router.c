@@ -4,17 +4,10 @@
  * api_routes (literal segments, :params, trailing *); the body goes through the server's
  * gzip inflation under a cap and then json_parse_bounded, as finish() and a handler do.
  * http.c is included to reach its file-static inflate_gzip(). */
+#include "fuzz_common.h"
 #include "../../src/http/http.c"
 
 #define FUZZ_BODY_CAP (64u * 1024)
-
-#define CHECK(c)                                                                            \
-    do {                                                                                    \
-        if (!(c)) {                                                                         \
-            fprintf(stderr, "fuzz_router: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                        \
-        }                                                                                   \
-    } while (0)
 
 #define R(m, p) {m, p, NULL, AUTH_ADMIN, p, 0, 0}
 static const struct http_route routes[] = {

@@ -4,6 +4,7 @@
  * accepted event must keep the documented invariants (serialized form within event_max
  * and equal to its length, a messageId, parseable again); catalog names and run data are
  * built from each event. Seeds: tests/fuzz/corpus/segment/ (segment.md §2 samples). */
+#include "fuzz_common.h"
 #include "../../src/ingest/segment.h"
 #include "../../src/util/json.h"
 
@@ -12,15 +13,6 @@
 #include <string.h>
 
 #define RECEIVED_AT 1764360000000LL /* 2025-11-28T20:00:00Z */
-
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "fuzz_segment: invariant failed: %s (line %d)\n", #c, \
-                    __LINE__);                                                    \
-            abort();                                                              \
-        }                                                                         \
-    } while (0)
 
 static void check_result(int rc, const struct seg_result *r, const struct seg_limits *lim)
 {

@@ -6,6 +6,7 @@
  * exactly when it succeeded and was not skipped; an invoke step's template is then an
  * automation id; a fetch-data step's url is http(s) with no space or control byte and
  * its method (when set) one of GET POST PUT PATCH DELETE; a step that fails says why. */
+#include "fuzz_common.h"
 #include "../../src/engine/automation.h"
 #include "../../src/util/json.h"
 
@@ -13,30 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SEP "\n%%\n"
-
-#define CHECK(c)                                                                           \
-    do {                                                                                   \
-        if (!(c)) {                                                                        \
-            fprintf(stderr, "fuzz_steps: invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
-
 static const char default_ctx[] =
     "{\"data\":{\"userId\":\"u1\",\"next\":\"auto-b\",\"m\":\"POST\",\"crlf\":\"GET\\r\\nX: 1\","
     "\"url\":\"http://127.0.0.1/x\",\"n\":7,\"wait\":\"5 minutes\",\"items\":[1,2]},"
     "\"profile\":{\"email\":\"p@example.com\"},\"refs\":{\"f\":{\"body\":{\"id\":\"auto-c\"}}},"
     "\"recipient\":\"u1\",\"brand\":null,\"template\":\"t1\"}";
-
-static const unsigned char *find_sep(const unsigned char *d, size_t n)
-{
-    size_t k = sizeof SEP - 1;
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(d + i, SEP, k) == 0)
-            return d + i;
-    return NULL;
-}
 
 static void check_prepared(const cJSON *st)
 {
