@@ -842,6 +842,8 @@ static void test_job_lease_order_and_kinds(void **state)
     static const char *const only_sms[] = {"sms", NULL};
     static const char *const both[] = {"push", "sms", NULL};
     static const char *const none[] = {NULL};
+    static const char *const prefix[] = {"sm", "ms", "mail", NULL};
+    static const char *const comma[] = {"sms,email", NULL};
     struct job *js;
     size_t n;
     int64_t e1, e2, s1, s2, p1;
@@ -856,6 +858,10 @@ static void test_job_lease_order_and_kinds(void **state)
     assert_int_equal(n, 0);
     assert_int_equal(w_lease(f, 1000, 0, NULL, &js, &n), 0);
     assert_int_equal(n, 0);
+    /* kinds match whole names only, and a name cannot smuggle in a list */
+    assert_int_equal(w_lease(f, 1000, 10, prefix, &js, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(w_lease(f, 1000, 10, comma, &js, &n), HR_INVAL);
 
     assert_int_equal(w_lease(f, 1000, 10, only_sms, &js, &n), 0);
     assert_int_equal(n, 2);
