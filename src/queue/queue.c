@@ -67,6 +67,9 @@
 #define FULL_PAUSE_MIN_MS 100       /* commit_when_space: first pause, doubling ... */
 #define FULL_PAUSE_MAX_MS 3200      /* ... up to this */
 #define FULL_LEASE_MARGIN_MS 5000   /* stop retrying this long before the lease ends */
+/* handed-off jobs waiting for a worker, at most; past it follow-up jobs are queued in the
+ * store and leased as usual */
+#define READY_MAX 1024
 
 enum verdict { V_ACK, V_RETRY, V_DEAD, V_DEFER };
 enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST, O_DEFERRED };
@@ -105,7 +108,13 @@ struct queue {
     pthread_mutex_t mu;
     pthread_cond_t wake_cv;    /* workers idle here; queue_wake and stop broadcast */
     pthread_cond_t exit_cv;    /* queue_stop waits here for workers to exit */
-    uint64_t wake_seq;         /* bumped by queue_wake; no lost wakeups */
+    uint64_t wake_seq;         /* bumped by queue_wake and handoffs; no lost wakeups */
+    /* the store may hold runnable jobs for us while store_seq != clean_seq: queue_wake
+     * (a commit queued or re-queued jobs; on PostgreSQL another node's NOTIFY), a timer
+     * (a run_at or the lease timer) and start bump store_seq; a lease that came back
+     * short sets clean_seq to the store_seq it started from. A worker that ran a
+     * handed-off job does not lease from a store that has nothing for it. */
+    uint64_t store_seq, clean_seq;
     bool started, stopping;
     bool collected;            /* queue_stop took the unstarted jobs; late batches self-release */
     struct runner *workers;
@@ -121,8 +130,31 @@ struct queue {
     pthread_cond_t room_cv;    /* workers wait here while too much is uncommitted */
     struct job_ticket *done_head, *done_tail;
     size_t ndone;              /* tickets in the completers' list */
+    /* the ready list: jobs a commit inserted already leased to this node (the handoff),
+     * FIFO, waiting for a worker; runners take from it before leasing from the store */
+    struct ready *ready_head, *ready_tail;
+    size_t nready;
     size_t pending;            /* tickets created and not yet committed */
 };
+
+/* One handed-off job on the ready list; its strings follow it in the same block. */
+struct ready {
+    struct ready *next;
+    struct job job;
+};
+
+/* The handoff of one commit pass (batch_fn): jobs its handlers' commits enqueued, due
+ * now, inserted already leased to this node. Published to the ready list only once the
+ * transaction committed; a rolled-back savepoint drops its own. */
+struct handoff {
+    struct queue *q;
+    struct ready *head, *tail;
+    size_t n;
+};
+
+/* The handoff of the batch_fn running on this thread (the store's writer, or the
+ * PostgreSQL caller), or NULL: queue_enqueue outside a batch commit queues as before. */
+static _Thread_local struct handoff *tl_handoff;
 
 /* ---- small helpers -------------------------------------------------------------- */
 
@@ -275,10 +307,132 @@ void queue_free(struct queue *q)
     free(q);
 }
 
+/* ready_new: a ready-list entry for job j (copied, strings included). */
+static struct ready *ready_new(const struct job *j)
+{
+    struct ready *r = xmalloc(sizeof *r + j->payload.len + 1 + j->last_error.len + 1);
+    char *p = (char *)(r + 1);
+    r->next = NULL;
+    r->job = *j;
+    if (j->payload.len)
+        memcpy(p, j->payload.p, j->payload.len);
+    p[j->payload.len] = '\0';
+    r->job.payload = (struct str){p, j->payload.len};
+    p += j->payload.len + 1;
+    if (j->last_error.len)
+        memcpy(p, j->last_error.p, j->last_error.len);
+    p[j->last_error.len] = '\0';
+    r->job.last_error = (struct str){p, j->last_error.len};
+    return r;
+}
+
+static void ready_free_list(struct ready *r)
+{
+    while (r) {
+        struct ready *next = r->next;
+        free(r);
+        r = next;
+    }
+}
+
+/* handoff_truncate: drop the entries of h past the first `keep` (a savepoint that
+ * inserted them rolled back). */
+static void handoff_truncate(struct handoff *h, size_t keep)
+{
+    struct ready *r = h->head, *last = NULL;
+    for (size_t i = 0; i < keep && r; i++) {
+        last = r;
+        r = r->next;
+    }
+    ready_free_list(r);
+    if (last)
+        last->next = NULL;
+    else
+        h->head = NULL;
+    h->tail = last;
+    h->n = keep;
+}
+
+/* handoff_try: insert js already leased to this node for h, when it is due now, its kind
+ * has a handler here, the queue is not stopping and the ready list has room. Returns 1
+ * when it did (rc in *rc), 0 when js should be queued as usual. */
+static int handoff_try(struct handoff *h, struct store_txn *t, const struct job_spec *js,
+                       int64_t *out_id, int *rc)
+{
+    struct queue *q = h->q;
+    int64_t now = hclock_now(q->clock), id = 0;
+    struct job_spec leased;
+    struct job j;
+    bool room;
+
+    if ((js->run_at_ms && js->run_at_ms > now) || js->lease_until_ms || !js->kind ||
+        !find_handler(q, js->kind))
+        return 0;
+    pthread_mutex_lock(&q->mu);
+    room = q->started && !q->stopping && q->nready + h->n < READY_MAX;
+    pthread_mutex_unlock(&q->mu);
+    if (!room)
+        return 0;
+    leased = *js;
+    leased.lease_until_ms = now + q->cfg.lease_ms;
+    do
+        crypto_random(&leased.lease_token, sizeof leased.lease_token);
+    while (leased.lease_token == 0);
+    *rc = store_job_insert(t, &leased, now, &id);
+    if (out_id)
+        *out_id = id;
+    if (*rc != HR_OK) /* HR_CONFLICT: a job with that dedup_key exists; nothing to hand */
+        return 1;
+    memset(&j, 0, sizeof j);
+    j.id = id;
+    snprintf(j.kind, sizeof j.kind, "%s", js->kind);
+    j.payload = js->payload;
+    j.state = JOB_LEASED;
+    j.run_at_ms = js->run_at_ms ? js->run_at_ms : now;
+    j.lease_until_ms = leased.lease_until_ms;
+    j.lease_token = leased.lease_token;
+    j.attempts = 1;
+    j.max_attempts = js->max_attempts;
+    j.created_ms = now;
+    struct ready *r = ready_new(&j);
+    if (h->tail)
+        h->tail->next = r;
+    else
+        h->head = r;
+    h->tail = r;
+    h->n++;
+    return 1;
+}
+
+/* handoff_publish: the transaction of h committed: its jobs go to the ready list and one
+ * worker is woken. */
+static void handoff_publish(struct handoff *h)
+{
+    struct queue *q = h->q;
+    if (!h->head)
+        return;
+    pthread_mutex_lock(&q->mu);
+    if (q->ready_tail)
+        q->ready_tail->next = h->head;
+    else
+        q->ready_head = h->head;
+    q->ready_tail = h->tail;
+    q->nready += h->n;
+    q->stats.handed_off += h->n;
+    q->wake_seq++;
+    pthread_cond_signal(&q->wake_cv);
+    pthread_mutex_unlock(&q->mu);
+    h->head = h->tail = NULL;
+    h->n = 0;
+}
+
 int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_id)
 {
     struct store *s = store_txn_store(t);
     struct hclock *c = s->clock ? s->clock : hclock_system();
+    int rc;
+    if (tl_handoff && js && handoff_try(tl_handoff, t, js, out_id, &rc))
+        return rc;
     return store_job_insert(t, js, hclock_now(c), out_id);
 }
 
@@ -286,6 +440,7 @@ void queue_wake(struct queue *q)
 {
     pthread_mutex_lock(&q->mu);
     q->wake_seq++;
+    q->store_seq++;
     pthread_cond_signal(&q->wake_cv); /* one worker; it wakes the next if it finds a full batch */
     pthread_mutex_unlock(&q->mu);
 }
@@ -422,6 +577,47 @@ static size_t take_from_others(struct queue *q, struct runner *r, size_t max)
         r->next = 0;
         q->stats.taken += k;
     }
+    return k;
+}
+
+/* take_ready: under q->mu, move up to max handed-off jobs from the ready list into r's
+ * batch (copied into r->batch_arena, just reset). Returns how many. */
+static size_t take_ready(struct queue *q, struct runner *r, size_t max)
+{
+    size_t k = 0;
+    if (!q->ready_head || (r->pooled && (q->stopping || q->collected)))
+        return 0;
+    r->jobs = arena_alloc(r->batch_arena, max * sizeof *r->jobs);
+    while (k < max && q->ready_head) {
+        struct ready *e = q->ready_head;
+        q->ready_head = e->next;
+        job_copy(&r->jobs[k++], &e->job, r->batch_arena);
+        free(e);
+    }
+    if (!q->ready_head)
+        q->ready_tail = NULL;
+    q->nready -= k;
+    r->n = k;
+    r->next = 0;
+    return k;
+}
+
+/* take_all_ready: under q->mu, the whole ready list as held leases in *h (caller frees);
+ * returns how many. */
+static size_t take_all_ready(struct queue *q, struct held **h)
+{
+    size_t k = 0;
+    *h = NULL;
+    if (!q->nready)
+        return 0;
+    *h = xcalloc(q->nready, sizeof **h);
+    for (struct ready *e = q->ready_head; e; e = e->next, k++) {
+        (*h)[k].id = e->job.id;
+        (*h)[k].token = e->job.lease_token;
+    }
+    ready_free_list(q->ready_head);
+    q->ready_head = q->ready_tail = NULL;
+    q->nready = 0;
     return k;
 }
 
@@ -687,6 +883,7 @@ static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
 struct batch {
     struct job_ticket **t;
     size_t n;
+    struct handoff *h; /* the follow-up jobs this commit hands to the workers */
 };
 
 /* batch_fn: every ticket's finish_fn in its own nested savepoint, in one transaction.
@@ -700,9 +897,13 @@ struct batch {
 static int batch_fn(struct store_txn *txn, void *arg)
 {
     struct batch *b = arg;
+    struct handoff *outer = tl_handoff;
     int rc = HR_OK;
+    handoff_truncate(b->h, 0); /* a pass run again starts with nothing handed off */
+    tl_handoff = b->h;
     for (size_t i = 0; i < b->n; i++) {
         struct job_ticket *t = b->t[i];
+        size_t mark = b->h->n;
         if (!t->decided_saved) {
             t->decided = t->f;
             memcpy(t->decided_error, t->error, sizeof t->error);
@@ -712,6 +913,8 @@ static int batch_fn(struct store_txn *txn, void *arg)
             memcpy(t->error, t->decided_error, sizeof t->error);
         }
         rc = store_txn_sub(txn, finish_fn, &t->f);
+        if (rc < 0)
+            handoff_truncate(b->h, mark); /* its savepoint, and the jobs it made, are gone */
         if (rc < 0 && rc != HR_FULL && t->f.failed_step == STEP_COMMIT && rc == t->f.fn_rc) {
             /* the handler's commit failed and was rolled back with the ack: retry the job */
             char prev[sizeof t->error];
@@ -724,11 +927,14 @@ static int batch_fn(struct store_txn *txn, void *arg)
             rc = store_txn_sub(txn, finish_fn, &t->f);
         }
         t->rc = rc;
+        if (rc < 0)
+            handoff_truncate(b->h, mark);
         if (rc == HR_FULL || (rc < 0 && (t->f.failed_step == STEP_NONE || rc != t->f.fn_rc)))
             goto out; /* the transaction itself is lost */
         rc = HR_OK;
     }
 out:
+    tl_handoff = outer;
     return rc;
 }
 
@@ -793,7 +999,8 @@ static int commit_when_space(struct queue *q, struct batch *b, int rc, struct he
  * the others; a job whose commit still fails stays leased until its lease expires. */
 static void commit_tickets(struct queue *q, struct job_ticket **t, size_t n)
 {
-    struct batch b = {t, n};
+    struct handoff h = {.q = q};
+    struct batch b = {t, n, &h};
     struct herr err = {0};
     int rc;
 
@@ -802,6 +1009,11 @@ static void commit_tickets(struct queue *q, struct job_ticket **t, size_t n)
     rc = store_write(q->s, batch_fn, &b, &err);
     if (commit_can_wait(rc))
         rc = commit_when_space(q, &b, rc, &err);
+    if (rc == HR_OK)
+        handoff_publish(&h);
+    /* else: nothing of it committed (or, past a lost connection, maybe it did: the jobs
+     * are then leased to nobody and taken over when their leases end, as after a crash) */
+    handoff_truncate(&h, 0);
     pthread_mutex_lock(&q->mu);
     q->stats.commits++;
     pthread_mutex_unlock(&q->mu);
@@ -940,6 +1152,8 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     struct held *h = NULL;
     const struct job *j;
     size_t k = 0, nh = 0;
+    uint64_t seen;
+    bool skip;
     int rc = HR_OK;
 
     *leased = 0;
@@ -947,9 +1161,13 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     pthread_mutex_lock(&q->mu);
     r->jobs = NULL;
     r->n = r->next = 0;
-    *leased = take_from_others(q, r, max);
+    *leased = take_ready(q, r, max);
+    if (*leased == 0)
+        *leased = take_from_others(q, r, max);
+    seen = q->store_seq;
+    skip = r->pooled && seen == q->clean_seq;
     pthread_mutex_unlock(&q->mu);
-    if (*leased == 0) {
+    if (*leased == 0 && !skip) {
         rc = store_write(q->s, lease_fn, &lc, &err);
         if (rc == HR_FULL) { /* the store logged it once; the next round tries again */
             LOG_D("queue.lease_failed", "rc=%s", hr_rc_str(rc));
@@ -961,6 +1179,8 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
         }
         *leased = lc.n;
         pthread_mutex_lock(&q->mu);
+        if (lc.n < max)
+            q->clean_seq = seen; /* a later queue_wake has bumped store_seq past it */
         r->jobs = lc.jobs;
         r->n = lc.n;
         r->next = 0;
@@ -1031,8 +1251,10 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
     dl = abs_deadline(wait);
     pthread_mutex_lock(&q->mu);
     while (!q->stopping && q->wake_seq == seq) {
-        if (pthread_cond_timedwait(&q->wake_cv, &q->mu, &dl) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&q->wake_cv, &q->mu, &dl) == ETIMEDOUT) {
+            q->store_seq++; /* a run_at came due, or the lease timer: look in the store */
             break;
+        }
     }
     pthread_mutex_unlock(&q->mu);
 }
@@ -1115,6 +1337,7 @@ int queue_start(struct queue *q)
     }
     q->started = true;
     q->stopping = q->collected = q->completer_stop = false;
+    q->store_seq++; /* whatever the store holds is news to a new pool */
     q->workers = xcalloc((size_t)n, sizeof *q->workers);
     q->nworkers = n;
     for (int i = 0; i < n; i++)
@@ -1153,7 +1376,7 @@ out:
 void queue_stop(struct queue *q, int64_t timeout_ms)
 {
     struct held *h = NULL;
-    size_t nh = 0, cap = 0;
+    size_t nh = 0, nr = 0, cap = 0;
     struct timespec dl;
     bool warned = false;
     int exited;
@@ -1181,6 +1404,11 @@ void queue_stop(struct queue *q, int64_t timeout_ms)
     pthread_mutex_unlock(&q->mu);
 
     release_held(q, h, nh); /* early, so other nodes can take them at once */
+    free(h);
+    pthread_mutex_lock(&q->mu);
+    nr = take_all_ready(q, &h);
+    pthread_mutex_unlock(&q->mu);
+    release_held(q, h, nr);
     free(h);
 
     if (timeout_ms < 0)
@@ -1222,7 +1450,14 @@ void queue_stop(struct queue *q, int64_t timeout_ms)
 
     join_and_free(q);
     stop_completers(q);
-    LOG_I("queue.stopped", "released=%zu", nh);
+    /* handed off by commits that began before the stop */
+    pthread_mutex_lock(&q->mu);
+    nh += nr;
+    nr = take_all_ready(q, &h);
+    pthread_mutex_unlock(&q->mu);
+    release_held(q, h, nr);
+    free(h);
+    LOG_I("queue.stopped", "released=%zu", nh + nr);
 }
 
 /* queue_run_once: max 0 means cfg.batch. */

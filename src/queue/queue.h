@@ -129,6 +129,9 @@ struct queue_stats {
     uint64_t taken;                                   /* jobs one worker took from another's
                                                          batch, since start */
     uint64_t commits;                                 /* completer store_writes, since start */
+    uint64_t handed_off;                              /* follow-up jobs a commit inserted
+                                                         leased and handed to the workers
+                                                         (no lease write), since start */
     uint64_t in_flight;                               /* now: jobs run, not yet committed */
 };
 

@@ -68,6 +68,12 @@ struct job_spec {
     uint32_t max_attempts;/* 0: default (25) */
     const char *dedup_key;/* optional: a second insert with the same key is a no-op
                              that reports HR_CONFLICT and the existing id */
+    /* lease_until_ms > 0: insert the job already leased to the caller until then, with
+     * lease_token (non-zero) and its first attempt counted, as if job_lease had just
+     * taken it: the queue hands a follow-up job to its own workers without a lease
+     * write. Such an insert does not count as a job change for the job listener. */
+    int64_t lease_until_ms;
+    int64_t lease_token;
 };
 
 struct job {

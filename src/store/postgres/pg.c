@@ -173,8 +173,11 @@ static const char *const SQL[S_COUNT] = {
     [S_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE revoked_ms = 0 "
                     "AND ($1::bigint = 0 OR kind = $1::bigint)",
     [S_JOB_INSERT] =
-        "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key) "
-        "VALUES($1::text, $2::bytea, 0, $3::bigint, $4::bigint, $5::bigint, $6::text) "
+        "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key, "
+        "lease_until_ms, lease_token, attempts) "
+        "VALUES($1::text, $2::bytea, CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END, $3::bigint, "
+        "$4::bigint, $5::bigint, $6::text, $7::bigint, $8::bigint, "
+        "CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END) "
         "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
     [S_JOB_BY_DEDUP] = "SELECT id FROM jobs WHERE dedup_key = $1::text",
     /* runnable: queued and due, or leased with the lease run out; rows another
@@ -1525,6 +1528,10 @@ static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t
         rc = HR_TOOBIG;
         goto out;
     }
+    if (js->lease_until_ms < 0 || (js->lease_until_ms > 0 && js->lease_token == 0)) {
+        rc = HR_INVAL;
+        goto out;
+    }
     /* a dedup insert that finds the key, but whose holder is gone by the time we look
      * it up (acked in between), tries again */
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -1537,6 +1544,8 @@ static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t
             p_text(&p, (struct str){js->dedup_key, dlen});
         else
             p_null(&p);
+        p_i64(&p, js->lease_until_ms);
+        p_i64(&p, js->lease_until_ms > 0 ? js->lease_token : 0);
         rc = tx_q(t, S_JOB_INSERT, &p, &r, "job_insert");
         params_free(&p);
         if (rc < 0)
@@ -1544,7 +1553,8 @@ static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t
         if (PQntuples(r) == 1) {
             if (out_id)
                 *out_id = g_i64(r, 0, 0);
-            t->jobs_changed = true;
+            if (js->lease_until_ms == 0)
+                t->jobs_changed = true;
             goto out;
         }
         PQclear(r);

@@ -1409,6 +1409,124 @@ static void test_idle_writes_nothing(void **state)
     free(p);
 }
 
+
+/* ---- the handoff: follow-up jobs a commit makes go to the workers without a lease ---- */
+
+struct chain_ctx {
+    atomic_int runs[64];
+    atomic_int total;
+    bool fail_commit; /* kind "f": its commit enqueues a "c" job, then fails */
+};
+
+struct chain_job {
+    int next;
+    bool fail;
+};
+
+static int chain_commit(struct store_txn *t, void *arg)
+{
+    struct chain_job *cj = arg;
+    char buf[16];
+    struct job_spec js = {.kind = "c"};
+    int rc;
+    if (cj->next < 0)
+        return HR_OK;
+    snprintf(buf, sizeof buf, "%d", cj->next);
+    js.payload = str_c(buf);
+    rc = queue_enqueue(t, &js, NULL);
+    if (rc == HR_OK && cj->fail)
+        rc = HR_INVAL; /* rolls back its savepoint, the enqueued job with it */
+    return rc;
+}
+
+/* kind "c" with payload N: runs, then its commit enqueues "c" N-1 (down to 0). Kind "f":
+ * its commit enqueues "c" 0 and fails. */
+static void chain_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct chain_ctx *c = ctx;
+    struct chain_job *cj = arena_alloc(a, sizeof *cj);
+    int64_t i = 0;
+    char *copy = arena_strndup(a, j->payload.p, j->payload.len);
+    if (str_to_i64(str_c(copy), &i) < 0 || i < 0 || i >= 64) {
+        r->outcome = JOB_OUT_FAIL;
+        return;
+    }
+    cj->fail = strcmp(j->kind, "f") == 0;
+    cj->next = cj->fail ? 0 : (int)i - 1;
+    if (!cj->fail) {
+        atomic_fetch_add(&c->runs[i], 1);
+        atomic_fetch_add(&c->total, 1);
+    }
+    r->outcome = JOB_OUT_DONE;
+    r->commit = chain_commit;
+    r->commit_arg = cj;
+}
+
+static void test_handoff_chain(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct chain_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"c", chain_run, c}};
+    struct queue *q;
+    struct queue_stats st;
+    struct store_stats s0, s1;
+
+    cfg.workers = 2;
+    cfg.idle_poll_ms = 60000;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    sleep_ms(50);
+    store_stats(f->s, &s0);
+    enqueue(f, "c", "40", 0, 0); /* from outside a commit: queued, leased as usual */
+    wait_stats_done(q, 41, 10000);
+    store_stats(f->s, &s1);
+    queue_get_stats(q, &st);
+    /* 40 follow-ups, each inserted leased by its parent's commit and run from memory */
+    assert_int_equal(st.handed_off, 40);
+    assert_int_equal(atomic_load(&c->total), 41);
+    for (int i = 0; i <= 40; i++)
+        assert_int_equal(atomic_load(&c->runs[i]), 1);
+    /* one write per stage (its commit) plus the first enqueue and lease, and at most a
+     * few empty leases of workers woken meanwhile: no lease write per stage */
+    assert_true(s1.txns - s0.txns <= 41 + 2 + 8);
+    assert_int_equal(count_jobs(f, -1), 0);
+    assert_int_equal(st.retried + st.failed + st.dead + st.lost_lease, 0);
+    queue_free(q);
+    free(c);
+}
+
+static void test_handoff_rolled_back_with_its_savepoint(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct chain_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"c", chain_run, c}, {"f", chain_run, c}};
+    struct queue *q;
+    struct queue_stats st;
+
+    cfg.workers = 2;
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    enqueue(f, "f", "0", 0, 0);
+    enqueue(f, "c", "1", 0, 0); /* a good one: its follow-up "c" 0 is handed off */
+    for (int waited = 0; waited < 10000; waited += 5) {
+        queue_get_stats(q, &st);
+        if (st.retried >= 1 && st.done >= 2)
+            break;
+        sleep_ms(5);
+    }
+    sleep_ms(100);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.retried, 1);    /* "f": its commit failed, retried (manual clock) */
+    assert_int_equal(st.handed_off, 1); /* only the good commit's follow-up */
+    assert_int_equal(atomic_load(&c->runs[0]), 1);
+    assert_int_equal(atomic_load(&c->runs[1]), 1);
+    assert_int_equal(count_jobs(f, -1), 1); /* the "f" job, queued for its retry */
+    queue_free(q);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1432,6 +1550,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_rolled_back_with_its_savepoint, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pool_wakes_on_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_slow_job_does_not_hold_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_gives_back_leases, setup, teardown),
