@@ -36,10 +36,15 @@ int email_api_addressable(const cJSON *profile, const cJSON *settings)
     return mime_addr_valid(json_str(profile, "email"));
 }
 
-const char *email_api_recipient(const struct delivery *d, struct delivery_result *r)
+const char *email_api_begin(const struct delivery *d, int parse_rc, const struct herr *err,
+                            const char *who, struct delivery_result *r)
 {
     const char *to = json_str(d->profile, "email");
     r->outcome = DELIVERY_PERMANENT;
+    if (parse_rc < 0) {
+        snprintf(r->reason, sizeof r->reason, "%s settings: %s", who, err->msg);
+        return NULL;
+    }
     if (!mime_addr_valid(to)) {
         snprintf(r->reason, sizeof r->reason, "invalid email address");
         return NULL;
@@ -50,14 +55,6 @@ const char *email_api_recipient(const struct delivery *d, struct delivery_result
         return NULL;
     }
     return to;
-}
-
-int email_api_url(struct buf *url, const char *base, const char *path)
-{
-    size_t blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    return buf_printf(url, "%.*s%s", (int)blen, base, path);
 }
 
 /* name_is_phrase: true when name can stand unquoted before "<addr>": words of RFC 5322
@@ -101,26 +98,48 @@ char *email_api_mailbox(const char *name, const char *addr)
     return out;
 }
 
-void email_api_request(const struct delivery *d, const struct email_api_conf *c,
-                       const char *who, const char *url, const char *content_type,
-                       struct str body, struct curl_slist *hdrs, const char *user,
-                       struct transport_req *req)
+int email_api_post(const struct delivery *d, const struct email_api_conf *c,
+                   const struct email_api_post *p, struct transport_req *req,
+                   struct delivery_result *r)
 {
     const char *secrets[] = {c->key, NULL};
-    struct http_client_req hreq = {
-        .url = url,
-        .content_type = content_type,
-        .body = body,
-        .headers = hdrs,
-        .username = user,
-        .password = user ? c->key : NULL,
-        .timeout_ms = d->timeout_ms,
-        .now_ms = d->now_ms,
-        /* a base_url is chosen through the API: the egress guard checks it */
-        .guard = c->base_url ? who : NULL,
-        .secrets = secrets,
-    };
-    transport_req_from_http(req, &hreq);
+    const char *base = c->base_url ? c->base_url : p->default_base;
+    size_t blen = strlen(base);
+    struct buf url;
+    int rc;
+    buf_init(&url, 4096);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    rc = buf_printf(&url, "%.*s%s", (int)blen, base, p->path);
+    if (rc < 0) {
+        r->outcome = DELIVERY_PERMANENT;
+        snprintf(r->reason, sizeof r->reason, "%s settings: base_url is too long", p->who);
+        rc = HR_INVAL;
+    } else {
+        struct http_client_req hreq = {
+            .url = buf_cstr(&url),
+            .content_type = p->content_type,
+            .body = p->body,
+            .headers = p->hdrs,
+            .username = p->user,
+            .password = p->user ? c->key : NULL,
+            .timeout_ms = d->timeout_ms,
+            .now_ms = d->now_ms,
+            /* a base_url is chosen through the API: the egress guard checks it */
+            .guard = c->base_url ? p->who : NULL,
+            .secrets = secrets,
+        };
+        transport_req_from_http(req, &hreq);
+    }
+    buf_cleanup(&url);
+    return rc;
+}
+
+void email_api_reference(struct delivery_result *r, const char *id, size_t n)
+{
+    if (id)
+        http_client_text(r->reference, sizeof r->reference, (struct str){id, n},
+                         sizeof r->reference - 1);
 }
 
 void email_api_reason(struct delivery_result *r, const char *who, int status, const char *msg,

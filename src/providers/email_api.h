@@ -1,4 +1,4 @@
-/* email_api.h: what the HTTP email API providers (Postmark, Resend, Mailgun) share: the
+/* email_api.h: what the HTTP email API providers (SendGrid, Postmark, Resend, Mailgun) share: the
  * settings every one of them has (a key, the sender, an optional base_url), the checks
  * before a call (an email address, some content), the endpoint URL, the "Name <addr>"
  * mailbox their APIs take, and the request shell (JSON or form, egress guard on a
@@ -32,27 +32,40 @@ int email_api_conf_parse(const cJSON *s, const char *key_field, struct email_api
  * valid email address. */
 int email_api_addressable(const cJSON *profile, const cJSON *settings);
 
-/* email_api_recipient: the profile's email when d can be sent (a valid address and a
- * text or html part); NULL with r filled (PERMANENT, the reason) otherwise. */
-const char *email_api_recipient(const struct delivery *d, struct delivery_result *r);
-
-/* email_api_url: base (trailing '/' dropped) followed by path into url. HR_OK, or
- * HR_TOOBIG past url's cap. */
-int email_api_url(struct buf *url, const char *base, const char *path) HR_MUSTCHECK;
+/* email_api_begin: the checks before a call. parse_rc and err are what the provider's
+ * settings parse gave: below 0, r gets "<who> settings: <err>". Then the recipient: the
+ * profile's email must be a valid address and d must have a text or html part. Returns
+ * that address, or NULL with r filled (PERMANENT, the reason). */
+const char *email_api_begin(const struct delivery *d, int parse_rc, const struct herr *err,
+                            const char *who, struct delivery_result *r);
 
 /* email_api_mailbox: "addr" without a name, "Name <addr>" when the name is plain words,
  * "\"Na\\\"me\" <addr>" (an RFC 5322 quoted string) when it has specials; control
  * characters in the name become spaces. Caller frees. */
 char *email_api_mailbox(const char *name, const char *addr);
 
-/* email_api_request: fill req (initialised) with a POST of body to url: content_type,
- * the extra header lines hdrs (not owned), HTTP Basic user/password when user is
- * non-NULL, d's timeout, the key as a secret the answer must not echo, and the egress
- * guard named `who` when the settings chose a base_url. */
-void email_api_request(const struct delivery *d, const struct email_api_conf *c,
-                       const char *who, const char *url, const char *content_type,
-                       struct str body, struct curl_slist *hdrs, const char *user,
-                       struct transport_req *req);
+/* One HTTP POST to an email API. */
+struct email_api_post {
+    const char *who;           /* the provider's name: reasons and the egress guard */
+    const char *default_base;  /* the API's own endpoint, used without a base_url */
+    const char *path;          /* appended to the base (its trailing '/' dropped) */
+    const char *content_type;
+    struct str body;
+    struct curl_slist *hdrs;   /* extra header lines (not owned), may be NULL */
+    const char *user;          /* HTTP Basic user with the key as password, or NULL */
+};
+
+/* email_api_post: fill req (initialised) with the POST p for d: the URL, content type,
+ * headers, Basic credentials, d's timeout, the key as a secret the answer must not echo,
+ * and the egress guard when the settings chose a base_url. HR_OK, or HR_INVAL with r
+ * PERMANENT ("<who> settings: base_url is too long"). */
+int email_api_post(const struct delivery *d, const struct email_api_conf *c,
+                   const struct email_api_post *p, struct transport_req *req,
+                   struct delivery_result *r);
+
+/* email_api_reference: r->reference = the first n bytes of id as one line (cut to fit);
+ * NULL id leaves it alone. */
+void email_api_reference(struct delivery_result *r, const char *id, size_t n);
 
 /* email_api_reason: r->reason = "<who> <status>: <msg>" plus " (<detail>)" when detail is
  * non-empty; msg and detail are cut and made one-line. Leaves r alone when msg is NULL. */

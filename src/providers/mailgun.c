@@ -102,39 +102,32 @@ static int mailgun_build(const struct delivery *d, struct transport_req *req,
 {
     struct mailgun_conf c;
     struct herr err = {0};
-    struct buf url, form, path;
-    const char *to, *base;
+    struct buf form;
+    char path[MAILGUN_DOMAIN_MAX + 32];
     int rc = HR_INVAL;
+    const char *to = email_api_begin(d, conf_parse(d->settings, &c, &err), &err, MAILGUN_WHO, r);
 
-    buf_init(&url, 4096);
-    buf_init(&path, 512);
     buf_init(&form, (size_t)8 << 20);
-    r->outcome = DELIVERY_PERMANENT;
-    if (conf_parse(d->settings, &c, &err) < 0) {
-        snprintf(r->reason, sizeof r->reason, "mailgun settings: %s", err.msg);
+    if (!to)
         goto out;
-    }
-    if (!(to = email_api_recipient(d, r)))
-        goto out;
-    base = c.api.base_url                                     ? c.api.base_url
-           : c.region && strcmp(c.region, "eu") == 0 ? MAILGUN_EU_URL
-                                                             : MAILGUN_US_URL;
-    if (buf_printf(&path, "/v3/%s/messages", c.domain) < 0 ||
-        email_api_url(&url, base, buf_cstr(&path)) < 0) {
-        snprintf(r->reason, sizeof r->reason, "mailgun settings: base_url is too long");
-        goto out;
-    }
     if (form_body(&c, to, d, &form) < 0) {
         snprintf(r->reason, sizeof r->reason, "mailgun: the message is too large");
         goto out;
     }
-    email_api_request(d, &c.api, MAILGUN_WHO, buf_cstr(&url),
-                      "application/x-www-form-urlencoded", buf_str(&form), NULL, "api", req);
-    rc = HR_OK;
+    snprintf(path, sizeof path, "/v3/%s/messages", c.domain); /* domain_ok: <= 253 bytes */
+    rc = email_api_post(d, &c.api,
+                        &(struct email_api_post){
+                            .who = MAILGUN_WHO,
+                            .default_base = c.region && strcmp(c.region, "eu") == 0
+                                                ? MAILGUN_EU_URL
+                                                : MAILGUN_US_URL,
+                            .path = path,
+                            .content_type = "application/x-www-form-urlencoded",
+                            .body = buf_str(&form),
+                            .user = "api"},
+                        req, r);
 
 out:
-    buf_cleanup(&url);
-    buf_cleanup(&path);
     buf_cleanup(&form);
     return rc;
 }
@@ -152,9 +145,7 @@ static void mailgun_classify(const struct delivery *d, const struct transport_re
         size_t n = id ? strlen(id) : 0;
         if (n >= 2 && id[0] == '<' && id[n - 1] == '>')
             id++, n -= 2;
-        if (id)
-            http_client_text(r->reference, sizeof r->reference, (struct str){id, n},
-                             sizeof r->reference - 1);
+        email_api_reference(r, id, n);
     } else {
         email_api_reason(r, MAILGUN_WHO, resp->http.status, json_str(v, "message"), NULL);
     }

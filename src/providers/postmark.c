@@ -88,34 +88,24 @@ static int postmark_build(const struct delivery *d, struct transport_req *req,
     struct postmark_conf c;
     struct herr err = {0};
     struct curl_slist *hdrs = NULL;
-    struct buf url;
-    char *body = NULL;
-    const char *to;
-    int rc = HR_INVAL;
-
-    buf_init(&url, 4096);
-    r->outcome = DELIVERY_PERMANENT;
-    if (conf_parse(d->settings, &c, &err) < 0) {
-        snprintf(r->reason, sizeof r->reason, "postmark settings: %s", err.msg);
-        goto out;
-    }
-    if (!(to = email_api_recipient(d, r)))
-        goto out;
-    if (email_api_url(&url, c.api.base_url ? c.api.base_url : POSTMARK_BASE_URL, "/email") < 0) {
-        snprintf(r->reason, sizeof r->reason, "postmark settings: base_url is too long");
-        goto out;
-    }
+    char *body;
+    int rc;
+    const char *to = email_api_begin(d, conf_parse(d->settings, &c, &err), &err, POSTMARK_WHO, r);
+    if (!to)
+        return HR_INVAL;
     body = email_json(&c, to, d);
     http_client_header_add(&hdrs, "Accept: application/json");
     http_client_header_add(&hdrs, "X-Postmark-Server-Token: %s", c.api.key);
-    email_api_request(d, &c.api, POSTMARK_WHO, buf_cstr(&url), "application/json", str_c(body),
-                      hdrs, NULL, req);
-    rc = HR_OK;
-
-out:
+    rc = email_api_post(d, &c.api,
+                        &(struct email_api_post){.who = POSTMARK_WHO,
+                                                 .default_base = POSTMARK_BASE_URL,
+                                                 .path = "/email",
+                                                 .content_type = "application/json",
+                                                 .body = str_c(body),
+                                                 .hdrs = hdrs},
+                        req, r);
     curl_slist_free_all(hdrs);
     free(body);
-    buf_cleanup(&url);
     return rc;
 }
 
@@ -138,9 +128,7 @@ static void postmark_classify(const struct delivery *d, const struct transport_r
         r->outcome = DELIVERY_PERMANENT;
     if (r->outcome == DELIVERY_SENT) {
         const char *id = json_str(v, "MessageID");
-        if (id)
-            http_client_text(r->reference, sizeof r->reference, str_c(id),
-                             sizeof r->reference - 1);
+        email_api_reference(r, id, id ? strlen(id) : 0);
     } else {
         snprintf(detail, sizeof detail, "ErrorCode %lld", (long long)code);
         email_api_reason(r, POSTMARK_WHO, resp->http.status, json_str(v, "Message"),

@@ -110,34 +110,25 @@ static int resend_build(const struct delivery *d, struct transport_req *req,
     struct email_api_conf c;
     struct herr err = {0};
     struct curl_slist *hdrs = NULL;
-    struct buf url;
-    char *body = NULL;
-    const char *to;
-    int rc = HR_INVAL;
-
-    buf_init(&url, 4096);
-    r->outcome = DELIVERY_PERMANENT;
-    if (email_api_conf_parse(d->settings, "api_key", &c, &err) < 0) {
-        snprintf(r->reason, sizeof r->reason, "resend settings: %s", err.msg);
-        goto out;
-    }
-    if (!(to = email_api_recipient(d, r)))
-        goto out;
-    if (email_api_url(&url, c.base_url ? c.base_url : RESEND_BASE_URL, "/emails") < 0) {
-        snprintf(r->reason, sizeof r->reason, "resend settings: base_url is too long");
-        goto out;
-    }
+    char *body;
+    int rc;
+    const char *to = email_api_begin(d, email_api_conf_parse(d->settings, "api_key", &c, &err),
+                                     &err, RESEND_WHO, r);
+    if (!to)
+        return HR_INVAL;
     body = email_json(&c, to, d);
     http_client_header_add(&hdrs, "Authorization: Bearer %s", c.key);
     idem_header(d, &hdrs);
-    email_api_request(d, &c, RESEND_WHO, buf_cstr(&url), "application/json", str_c(body), hdrs,
-                      NULL, req);
-    rc = HR_OK;
-
-out:
+    rc = email_api_post(d, &c,
+                        &(struct email_api_post){.who = RESEND_WHO,
+                                                 .default_base = RESEND_BASE_URL,
+                                                 .path = "/emails",
+                                                 .content_type = "application/json",
+                                                 .body = str_c(body),
+                                                 .hdrs = hdrs},
+                        req, r);
     curl_slist_free_all(hdrs);
     free(body);
-    buf_cleanup(&url);
     return rc;
 }
 
@@ -152,9 +143,7 @@ static void resend_classify(const struct delivery *d, const struct transport_res
     v = http_client_resp_json(&resp->http);
     if (r->outcome == DELIVERY_SENT) {
         const char *id = json_str(v, "id");
-        if (id)
-            http_client_text(r->reference, sizeof r->reference, str_c(id),
-                             sizeof r->reference - 1);
+        email_api_reference(r, id, id ? strlen(id) : 0);
     } else {
         name = json_str(v, "name");
         email_api_reason(r, RESEND_WHO, resp->http.status, json_str(v, "message"), name);

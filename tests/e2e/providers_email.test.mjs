@@ -22,10 +22,10 @@ import http from 'node:http';
 import { describe, test } from 'node:test';
 
 import { closeAfterAll } from './lib/cleanup.mjs';
-import { startServer, waitFor, scaled } from './lib/server.mjs';
+import { finalMessage } from './lib/messages.mjs';
+import { startServer, scaled } from './lib/server.mjs';
 
 const T = { timeout: scaled(30000) };
-const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
 const FROM = 'noreply@herald.test';
 const closers = closeAfterAll();
 
@@ -89,17 +89,7 @@ async function sendEmail(srv, local) {
   return ok(await api(srv, 'POST', '/send', { message }), 202).requestId;
 }
 
-async function final(srv, id) {
-  const m = await waitFor(
-    async () => {
-      const r = await api(srv, 'GET', `/messages/${id}`);
-      return r.status === 200 && !PENDING.has(r.json.status) && r.json;
-    },
-    { timeout: 15000, what: `message ${id} to reach a final status` },
-  );
-  const h = ok(await api(srv, 'GET', `/messages/${id}/history`)).results;
-  return { m, h, why: `message: ${JSON.stringify(m)}\nhistory: ${JSON.stringify(h)}` };
-}
+const final = (srv, id) => finalMessage(srv, id);
 
 /** The three outcomes every provider must map: SENT with the API's id, a 429 retried after
  *  its Retry-After, a 4xx UNDELIVERABLE with the API's own words. */
