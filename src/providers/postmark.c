@@ -88,11 +88,11 @@ static int postmark_build(const struct delivery *d, struct transport_req *req,
     struct postmark_conf c;
     struct herr err = {0};
     struct curl_slist *hdrs = NULL;
-    char *body;
-    int rc;
+    char *body = NULL;
+    int rc = HR_INVAL;
     const char *to = email_api_begin(d, conf_parse(d->settings, &c, &err), &err, POSTMARK_WHO, r);
     if (!to)
-        return HR_INVAL;
+        goto out;
     body = email_json(&c, to, d);
     http_client_header_add(&hdrs, "Accept: application/json");
     http_client_header_add(&hdrs, "X-Postmark-Server-Token: %s", c.api.key);
@@ -104,6 +104,8 @@ static int postmark_build(const struct delivery *d, struct transport_req *req,
                                                  .body = str_c(body),
                                                  .hdrs = hdrs},
                         req, r);
+
+out:
     curl_slist_free_all(hdrs);
     free(body);
     return rc;

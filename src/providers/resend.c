@@ -110,12 +110,12 @@ static int resend_build(const struct delivery *d, struct transport_req *req,
     struct email_api_conf c;
     struct herr err = {0};
     struct curl_slist *hdrs = NULL;
-    char *body;
-    int rc;
+    char *body = NULL;
+    int rc = HR_INVAL;
     const char *to = email_api_begin(d, email_api_conf_parse(d->settings, "api_key", &c, &err),
                                      &err, RESEND_WHO, r);
     if (!to)
-        return HR_INVAL;
+        goto out;
     body = email_json(&c, to, d);
     http_client_header_add(&hdrs, "Authorization: Bearer %s", c.key);
     idem_header(d, &hdrs);
@@ -127,6 +127,8 @@ static int resend_build(const struct delivery *d, struct transport_req *req,
                                                  .body = str_c(body),
                                                  .hdrs = hdrs},
                         req, r);
+
+out:
     curl_slist_free_all(hdrs);
     free(body);
     return rc;
