@@ -35,6 +35,7 @@
 
 static const char *const SECURE_VALUES[] = {"none", "starttls", "tls", NULL};
 static const char *const METHOD_VALUES[] = {"POST", "PUT", NULL};
+static const char *const MAILGUN_REGIONS[] = {"us", "eu", NULL};
 static const char *const CHANNEL_VALUES[] = {"email", "sms", "push", "direct_message", "webhook",
                                              NULL};
 
@@ -65,6 +66,27 @@ static const struct provider_desc CATALOG[] = {
       {"timeout_ms", "number", false, NULL}}},
     {"sendgrid", "SendGrid", "email", "Email through SendGrid's v3 Mail Send API",
      {{"api_key", "string", true, NULL},
+      {"from", "string", true, NULL},
+      {"from_name", "string", false, NULL},
+      {"reply_to", "string", false, NULL},
+      {"base_url", "string", false, NULL}}},
+    {"postmark", "Postmark", "email", "Email through Postmark's Email API",
+     {{"server_token", "string", true, NULL},
+      {"from", "string", true, NULL},
+      {"from_name", "string", false, NULL},
+      {"reply_to", "string", false, NULL},
+      {"message_stream", "string", false, NULL},
+      {"base_url", "string", false, NULL}}},
+    {"resend", "Resend", "email", "Email through Resend's Emails API (with idempotency keys)",
+     {{"api_key", "string", true, NULL},
+      {"from", "string", true, NULL},
+      {"from_name", "string", false, NULL},
+      {"reply_to", "string", false, NULL},
+      {"base_url", "string", false, NULL}}},
+    {"mailgun", "Mailgun", "email", "Email through Mailgun's Messages API (US or EU region)",
+     {{"api_key", "string", true, NULL},
+      {"domain", "string", true, NULL},
+      {"region", "string", false, MAILGUN_REGIONS},
       {"from", "string", true, NULL},
       {"from_name", "string", false, NULL},
       {"reply_to", "string", false, NULL},
@@ -320,6 +342,9 @@ static const struct {
     {"smtp", {"host", "port", "secure", "tls_verify", NULL}},
     {"sendgrid", {"base_url", NULL}},
     {"twilio", {"base_url", NULL}},
+    {"postmark", {"base_url", NULL}},
+    {"resend", {"base_url", NULL}},
+    {"mailgun", {"base_url", "region", NULL}},
     {"webhook", {"url", "authentication.mode", NULL}},
     {"console", {NULL}},
 };

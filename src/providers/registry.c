@@ -13,9 +13,13 @@ extern const struct provider_ops provider_smtp;
 extern const struct provider_ops provider_webhook;
 extern const struct provider_ops provider_twilio;
 extern const struct provider_ops provider_sendgrid;
+extern const struct provider_ops provider_postmark;
+extern const struct provider_ops provider_resend;
+extern const struct provider_ops provider_mailgun;
 
 static const struct provider_ops *const g_providers[] = {
     &provider_smtp, &provider_sendgrid, &provider_twilio, &provider_webhook, &provider_console,
+    &provider_postmark, &provider_resend, &provider_mailgun,
     NULL,
 };
 

@@ -5,9 +5,8 @@
  * SendGrid answers 202 with the X-Message-Id header; errors carry
  * {"errors": [{"message", "field"}]}. */
 #include "../util/json.h"
-#include "../util/xalloc.h"
+#include "email_api.h"
 #include "http_client.h"
-#include "mime.h"
 #include "provider.h"
 #include "transport.h"
 
@@ -21,45 +20,14 @@ extern const struct provider_ops provider_sendgrid;
 
 static const char *const sendgrid_secrets[] = {"api_key", NULL};
 
-struct sendgrid_conf {
-    const char *api_key;
-    const char *from;
-    const char *from_name;
-    const char *reply_to;
-    const char *base_url;
-};
-
-static int conf_parse(const cJSON *s, struct sendgrid_conf *c, struct herr *err)
-{
-    int rc;
-    memset(c, 0, sizeof *c);
-    if (!cJSON_IsObject(s))
-        return herr_set(err, HR_INVAL, "settings must be an object");
-    rc = http_client_setting_str(s, "settings", "api_key", true, &c->api_key, err);
-    if (rc == HR_OK && !http_client_header_value_ok(c->api_key))
-        rc = herr_set(err, HR_INVAL, "settings.api_key must not contain control characters");
-    if (rc == HR_OK)
-        rc = mime_sender_parse(s, &c->from, &c->from_name, &c->reply_to, err);
-    if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
-    if (rc == HR_OK && c->base_url && !http_client_url_ok(c->base_url))
-        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
-    return rc;
-}
-
 static int sendgrid_validate(const cJSON *settings, struct herr *err)
 {
-    struct sendgrid_conf c;
-    return conf_parse(settings, &c, err);
-}
-
-static int sendgrid_addressable(const cJSON *profile, const cJSON *settings)
-{
-    return mime_addr_valid(json_str(profile, "email"));
+    struct email_api_conf c;
+    return email_api_conf_parse(settings, "api_key", &c, err);
 }
 
 /* mail_json: the Mail Send request body; caller frees. */
-static char *mail_json(const struct sendgrid_conf *c, const char *to, const struct delivery *d)
+static char *mail_json(const struct email_api_conf *c, const char *to, const struct delivery *d)
 {
     const struct content *ct = d->content;
     cJSON *o = cJSON_CreateObject(), *p, *t, *a, *x;
@@ -125,62 +93,29 @@ static void error_reason(const struct http_client_resp *resp, struct delivery_re
 static int sendgrid_build(const struct delivery *d, struct transport_req *req,
                           struct delivery_result *r)
 {
-    struct sendgrid_conf c;
+    struct email_api_conf c;
     struct herr err = {0};
     struct curl_slist *hdrs = NULL;
-    struct buf url;
     char *body = NULL;
-    const char *to = json_str(d->profile, "email");
-    const char *base;
-    size_t blen;
     int rc = HR_INVAL;
-
-    buf_init(&url, 4096);
-    r->outcome = DELIVERY_PERMANENT;
-    if (conf_parse(d->settings, &c, &err) < 0) {
-        snprintf(r->reason, sizeof r->reason, "sendgrid settings: %s", err.msg);
+    const char *to = email_api_begin(d, email_api_conf_parse(d->settings, "api_key", &c, &err),
+                                     &err, "sendgrid", r);
+    if (!to)
         goto out;
-    }
-    if (!mime_addr_valid(to)) {
-        snprintf(r->reason, sizeof r->reason, "invalid email address");
-        goto out;
-    }
-    if (!d->content || !((d->content->text && d->content->text[0]) ||
-                         (d->content->html && d->content->html[0]))) {
-        snprintf(r->reason, sizeof r->reason, "no content to send");
-        goto out;
-    }
-    base = c.base_url ? c.base_url : SENDGRID_BASE_URL;
-    blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    if (buf_printf(&url, "%.*s/v3/mail/send", (int)blen, base) < 0) {
-        snprintf(r->reason, sizeof r->reason, "sendgrid settings: base_url is too long");
-        goto out;
-    }
     body = mail_json(&c, to, d);
-    http_client_header_add(&hdrs, "Authorization: Bearer %s", c.api_key);
-    {
-        const char *secrets[] = {c.api_key, NULL};
-        struct http_client_req hreq = {
-            .url = buf_cstr(&url),
-            .content_type = "application/json",
-            .body = str_c(body),
-            .headers = hdrs,
-            .timeout_ms = d->timeout_ms,
-            .now_ms = d->now_ms,
-            /* a base_url is chosen through the API: the egress guard checks it */
-            .guard = c.base_url ? "sendgrid" : NULL,
-            .secrets = secrets,
-        };
-        transport_req_from_http(req, &hreq);
-    }
-    rc = HR_OK;
+    http_client_header_add(&hdrs, "Authorization: Bearer %s", c.key);
+    rc = email_api_post(d, &c,
+                        &(struct email_api_post){.who = "sendgrid",
+                                                 .default_base = SENDGRID_BASE_URL,
+                                                 .path = "/v3/mail/send",
+                                                 .content_type = "application/json",
+                                                 .body = str_c(body),
+                                                 .hdrs = hdrs},
+                        req, r);
 
 out:
     curl_slist_free_all(hdrs);
     free(body);
-    buf_cleanup(&url);
     return rc;
 }
 
@@ -209,7 +144,7 @@ const struct provider_ops provider_sendgrid = {
     .channel = CH_EMAIL,
     .secret_fields = sendgrid_secrets,
     .validate = sendgrid_validate,
-    .addressable = sendgrid_addressable,
+    .addressable = email_api_addressable,
     .send = sendgrid_send,
     .build = sendgrid_build,
     .classify = sendgrid_classify,

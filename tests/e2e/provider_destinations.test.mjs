@@ -34,7 +34,10 @@ const TW_TOKEN = 'tw-dest-tok-5521Pz';
 const WH_SECRET = 'wh-dest-sec-7731Ab';
 const WH_HEADER = 'wh-dest-hdr-9921Cd';
 const WH_TOKEN = 'wh-dest-bearer-1187Ef';
-const ALL = [SMTP_PASS, SG_KEY, TW_TOKEN, WH_SECRET, WH_HEADER, WH_TOKEN];
+const PM_TOKEN = 'pm-dest-tok-3318Gh';
+const RS_KEY = 're_dest-key-6621Jk';
+const MG_KEY = 'key-dest-mg-4490Lm';
+const ALL = [SMTP_PASS, SG_KEY, TW_TOKEN, WH_SECRET, WH_HEADER, WH_TOKEN, PM_TOKEN, RS_KEY, MG_KEY];
 
 const closers = closeAfterAll();
 
@@ -130,6 +133,16 @@ describe('a masked secret keeps its destination', () => {
     expectRefusedPut(await putMasked(srv, smtpId, (s) => { s.secure = 'none'; }), 'password', 'secure');
     expectRefusedPut(await putMasked(srv, sgId, (s) => { s.base_url = thiefBase; }), 'api_key', 'base_url');
     expectRefusedPut(await putMasked(srv, twId, (s) => { s.base_url = thiefBase; }), 'auth_token', 'base_url');
+    // the email APIs (after SendGrid in priority: they are never called here)
+    const pmId = await add({ provider: 'postmark', priority: 300, settings: { server_token: PM_TOKEN, from: 'noreply@herald.test', base_url: sg.url.replace(/\/hook$/, '') } });
+    const rsId = await add({ provider: 'resend', priority: 301, settings: { api_key: RS_KEY, from: 'noreply@herald.test', base_url: sg.url.replace(/\/hook$/, '') } });
+    const mgId = await add({ provider: 'mailgun', priority: 302, settings: { api_key: MG_KEY, domain: 'mg.herald.test', from: 'noreply@herald.test' } });
+    expectRefusedPut(await putMasked(srv, pmId, (s) => { s.base_url = thiefBase; }), 'server_token', 'base_url');
+    expectRefusedPut(await putMasked(srv, rsId, (s) => { s.base_url = thiefBase; }), 'api_key', 'base_url');
+    expectRefusedPut(await putMasked(srv, mgId, (s) => { s.base_url = thiefBase; }), 'api_key', 'base_url');
+    expectRefusedPut(await putMasked(srv, mgId, (s) => { s.region = 'eu'; }), 'api_key', 'region');
+    ok(await putMasked(srv, pmId, (s) => { s.from_name = 'Herald'; }));
+    ok(await putMasked(srv, mgId, (s) => { s.from_name = 'Herald'; }));
     expectRefusedPut(await putMasked(srv, whId, (s) => { s.url = thief.url; }), 'secret', 'url');
     // only the header kept masked (the other secrets given anew): still refused, naming the header
     expectRefusedPut(
@@ -185,16 +198,25 @@ describe('a masked secret keeps its destination', () => {
   });
 });
 
-describe('SendGrid and Twilio base_url pass the egress guard', () => {
+describe('SendGrid, Twilio, Postmark, Resend and Mailgun base_url pass the egress guard', () => {
   test('a base_url at a loopback address is refused without --egress-allow; nothing reaches it', T, async (t) => {
     const srv = await startServer({ t, egressAllow: null, args: ['--retry-base-ms', '100'] });
     const sg = await sink({ fallback: { status: 400, json: { errors: [{ message: 'internal data here' }] } } });
     const tw = await sink({ fallback: { status: 400, json: { code: 1, message: 'internal data here' } } });
     ok(await api(srv, 'POST', '/providers', { provider: 'sendgrid', settings: { api_key: SG_KEY, from: 'noreply@herald.test', base_url: sg.url.replace(/\/hook$/, '') } }));
     ok(await api(srv, 'POST', '/providers', { provider: 'twilio', settings: { account_sid: TW_SID, auth_token: TW_TOKEN, from: '+15550001111', base_url: tw.url.replace(/\/hook$/, '') } }));
+    const pm = await sink({ fallback: { status: 422, json: { ErrorCode: 300, Message: 'internal data here' } } });
+    const rs = await sink({ fallback: { status: 422, json: { statusCode: 422, name: 'validation_error', message: 'internal data here' } } });
+    const mg = await sink({ fallback: { status: 400, json: { message: 'internal data here' } } });
+    ok(await api(srv, 'POST', '/providers', { provider: 'postmark', priority: 101, settings: { server_token: PM_TOKEN, from: 'noreply@herald.test', base_url: pm.url.replace(/\/hook$/, '') } }));
+    ok(await api(srv, 'POST', '/providers', { provider: 'resend', priority: 102, settings: { api_key: RS_KEY, from: 'noreply@herald.test', base_url: rs.url.replace(/\/hook$/, '') } }));
+    ok(await api(srv, 'POST', '/providers', { provider: 'mailgun', priority: 103, settings: { api_key: MG_KEY, domain: 'mg.herald.test', from: 'noreply@herald.test', base_url: mg.url.replace(/\/hook$/, '') } }));
     for (const [to, channel, who] of [
       [{ email: 'a@x.test' }, 'email', 'sendgrid'],
       [{ phone_number: '+15550002222' }, 'sms', 'twilio'],
+      [{ email: 'b@x.test' }, 'email', 'postmark'],
+      [{ email: 'c@x.test' }, 'email', 'resend'],
+      [{ email: 'd@x.test' }, 'email', 'mailgun'],
     ]) {
       const { m, h, why } = await deliver(srv, to, channel);
       assert.equal(m.status, 'UNDELIVERABLE', why);
@@ -208,5 +230,6 @@ describe('SendGrid and Twilio base_url pass the egress guard', () => {
     }
     assert.equal(sg.requests.length, 0, 'no request reached the SendGrid sink');
     assert.equal(tw.requests.length, 0, 'no request reached the Twilio sink');
+    for (const [who, s] of [['postmark', pm], ['resend', rs], ['mailgun', mg]]) assert.equal(s.requests.length, 0, `no request reached the ${who} sink`);
   });
 });

@@ -304,6 +304,9 @@ const SECRETS = {
   twilio: 'twilio-token-0003',
   webhook: 'webhook-secret-0004',
   bearer: 'bearer-token-0005',
+  postmark: 'pm-server-token-0006',
+  resend: 're_resend-key-0007',
+  mailgun: 'key-mailgun-key-0008',
 };
 
 const MINIMAL = {
@@ -315,8 +318,11 @@ const MINIMAL = {
     settings: { url: 'https://hooks.example.com/in', secret: SECRETS.webhook, authentication: { mode: 'bearer', token: SECRETS.bearer } },
   },
   console: { provider: 'console', channel: 'push', settings: {} },
+  postmark: { provider: 'postmark', settings: { server_token: SECRETS.postmark, from: 'noreply@example.com' } },
+  resend: { provider: 'resend', settings: { api_key: SECRETS.resend, from: 'noreply@example.com' } },
+  mailgun: { provider: 'mailgun', settings: { api_key: SECRETS.mailgun, domain: 'mg.example.com', from: 'noreply@example.com' } },
 };
-const CHANNEL = { smtp: 'email', sendgrid: 'email', twilio: 'sms', webhook: 'webhook', console: 'push' };
+const CHANNEL = { smtp: 'email', sendgrid: 'email', twilio: 'sms', webhook: 'webhook', console: 'push', postmark: 'email', resend: 'email', mailgun: 'email' };
 
 const mask = (s) => (s.length < 8 ? '****' : `****${s.slice(-4)}`);
 
@@ -348,6 +354,9 @@ describe('providers', () => {
     assert.equal(smtp.settings.username, 'mailer');
     assert.equal(ok(await api('GET', `/providers/${ids.sendgrid}`)).settings.api_key, mask(SECRETS.sendgrid));
     assert.equal(ok(await api('GET', `/providers/${ids.twilio}`)).settings.auth_token, mask(SECRETS.twilio));
+    assert.equal(ok(await api('GET', `/providers/${ids.postmark}`)).settings.server_token, mask(SECRETS.postmark));
+    assert.equal(ok(await api('GET', `/providers/${ids.resend}`)).settings.api_key, mask(SECRETS.resend));
+    assert.equal(ok(await api('GET', `/providers/${ids.mailgun}`)).settings.api_key, mask(SECRETS.mailgun));
     const wh = ok(await api('GET', `/providers/${ids.webhook}`));
     assert.equal(wh.settings.secret, mask(SECRETS.webhook));
     assert.equal(wh.settings.authentication.token, mask(SECRETS.bearer));
@@ -368,7 +377,7 @@ describe('providers', () => {
     assert.deepEqual(ch, [...ch].sort((a, b) => a - b), 'ordered by channel');
     const email = list.results.filter((p) => p.channel === 'email');
     assert.equal(email[0].id, first.id, 'priority 5 comes before priority 100');
-    assert.equal(email.length, 3);
+    assert.equal(email.length, 6); // smtp, sendgrid, postmark, resend, mailgun + this one
     assert.equal((await api('DELETE', `/providers/${first.id}`)).status, 204);
   });
 
@@ -402,7 +411,7 @@ describe('providers', () => {
   test('validation', T, async () => {
     const r = await api('POST', '/providers', { provider: 'carrier-pigeon', settings: {} });
     assertError(r, 400, /unknown provider/);
-    for (const name of ['smtp', 'sendgrid', 'twilio', 'webhook', 'console']) assert.match(r.json.message, new RegExp(name), 'lists the known ones');
+    for (const name of ['smtp', 'sendgrid', 'twilio', 'webhook', 'console', 'postmark', 'resend', 'mailgun']) assert.match(r.json.message, new RegExp(name), 'lists the known ones');
     assertError(await api('POST', '/providers', { settings: {} }), 400, /provider/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: { from: 'a@example.com' } }), 400, /host/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: 'host=x' }), 400, /settings/);
@@ -422,7 +431,7 @@ describe('providers', () => {
   test('GET /providers/catalog describes every provider', T, async () => {
     const c = ok(await api('GET', '/providers/catalog'));
     const by = Object.fromEntries(c.results.map((e) => [e.provider, e]));
-    assert.deepEqual(Object.keys(by).sort(), ['console', 'sendgrid', 'smtp', 'twilio', 'webhook']);
+    assert.deepEqual(Object.keys(by).sort(), ['console', 'mailgun', 'postmark', 'resend', 'sendgrid', 'smtp', 'twilio', 'webhook']);
     assert.equal(by.smtp.channel, 'email');
     assert.equal(by.twilio.channel, 'sms');
     assert.equal(by.webhook.channel, 'webhook');
@@ -430,6 +439,9 @@ describe('providers', () => {
     assert.equal(by.smtp.settings.password.required, false);
     assert.equal(by.sendgrid.settings.api_key.required, true);
     assert.equal(by.twilio.settings.auth_token.required, true);
+    assert.equal(by.postmark.settings.server_token.required, true);
+    assert.equal(by.resend.settings.api_key.required, true);
+    assert.deepEqual(by.mailgun.settings.region, { type: 'string', required: false, values: ['us', 'eu'] });
     assert.equal(by.webhook.settings.url.required, true);
     assert.ok(by.console.settings.channel);
     for (const e of c.results) {

@@ -29,6 +29,9 @@ const S = {
   whHeader: 'wh-hdr-Xc27uIo9Pa',
   whBasic: 'wh-basic-Mn46tYe1Sd',
   urlPass: 'url-pw-Gh64kLz0Tf',
+  postmark: 'pm-tok-Wq58rTy2Nb',
+  resend: 're_rs-key-Df19gHj4Kl',
+  mailgun: 'key-mg-Vb83nMq7Zx',
 };
 const SMTP_USER = 'mailer-e2e';
 const SMTP_RIGHT = 'the-right-smtp-password';
@@ -44,6 +47,7 @@ function needles() {
   }
   out.push(['twilio basic', b64(`${TWILIO_SID}:${S.twilio}`)]);
   out.push(['webhook basic', b64(`hookuser:${S.whBasic}`)]);
+  out.push(['mailgun basic', b64(`api:${S.mailgun}`)]);
   out.push(['url basic', b64(`urluser:${S.urlPass}`)]);
   out.push(['smtp plain', b64(`\0${SMTP_USER}\0${S.smtp}`)]);
   out.push(['smtp login', b64(S.smtp)]);
@@ -113,6 +117,10 @@ describe('secrets never leak', () => {
     const sendgrid = await echoServer((req, n) =>
       n === 1 ? { status: 401, json: { errors: [{ message: `bad key: ${echoed(req)}`, field: 'authorization' }] } } : { status: 202, json: {}, headers: { 'X-Message-Id': 'sg-1' } },
     );
+    // the email APIs come after SendGrid: they are tried (and refuse) only for the first email
+    const postmark = await echoServer((req) => ({ status: 401, json: { ErrorCode: 10, Message: `bad token: ${echoed(req)} ${req.headers['x-postmark-server-token']}` } }));
+    const resend = await echoServer((req) => ({ status: 401, json: { statusCode: 401, name: 'validation_error', message: `API key is invalid: ${echoed(req)}` } }));
+    const mailgun = await echoServer((req) => ({ status: 401, json: { message: `Forbidden: ${echoed(req)}` } }));
     const hook = await echoServer((req, n) => (n === 1 ? { status: 400, json: { error: `rejected: ${echoed(req)}` } } : { status: 200, json: { id: 'hook-2' } }));
     const basicHook = await echoServer((req) => ({ status: 401, json: { error: `no: ${echoed(req)}` } }));
     const urlHook = await echoServer((req, n) => (n === 1 ? { status: 403, json: { error: `who are you: ${echoed(req)}` } } : { status: 200, json: { id: 'u-2' } }));
@@ -129,6 +137,9 @@ describe('secrets never leak', () => {
     });
     await add('twilio', { provider: 'twilio', settings: { account_sid: TWILIO_SID, auth_token: S.twilio, from: '+15550001111', base_url: twilio.url } });
     await add('sendgrid', { provider: 'sendgrid', priority: 200, settings: { api_key: S.sendgrid, from: 'noreply@herald.test', base_url: sendgrid.url } });
+    await add('postmark', { provider: 'postmark', priority: 300, settings: { server_token: S.postmark, from: 'noreply@herald.test', base_url: postmark.url } });
+    await add('resend', { provider: 'resend', priority: 301, settings: { api_key: S.resend, from: 'noreply@herald.test', base_url: resend.url } });
+    await add('mailgun', { provider: 'mailgun', priority: 302, settings: { api_key: S.mailgun, domain: 'mg.herald.test', from: 'noreply@herald.test', base_url: mailgun.url } });
     await add('webhook', {
       provider: 'webhook',
       settings: { url: `${hook.url}/in`, secret: S.whSecret, headers: { 'X-Api-Key': S.whHeader }, authentication: { mode: 'bearer', token: S.whBearer } },
@@ -174,6 +185,9 @@ describe('secrets never leak', () => {
     // the stand-ins did get the credentials: they were in use
     assert.equal(twilio.reqs[0].headers.authorization, `Basic ${b64(`${TWILIO_SID}:${S.twilio}`)}`);
     assert.equal(sendgrid.reqs[0].headers.authorization, `Bearer ${S.sendgrid}`);
+    assert.equal(postmark.reqs[0].headers['x-postmark-server-token'], S.postmark);
+    assert.equal(resend.reqs[0].headers.authorization, `Bearer ${S.resend}`);
+    assert.equal(mailgun.reqs[0].headers.authorization, `Basic ${b64(`api:${S.mailgun}`)}`);
     assert.equal(hook.reqs[0].headers['x-api-key'], S.whHeader);
     assert.equal(basicHook.reqs[0].headers.authorization, `Basic ${b64(`hookuser:${S.whBasic}`)}`);
     // (after the PUT with masks: the password in the URL was kept)
@@ -228,6 +242,9 @@ describe('secrets never leak', () => {
     assert.match(all, /535/, 'the SMTP rejection is reported');
     assert.match(all, /twilio 401/);
     assert.match(all, /sendgrid 401/);
+    assert.match(all, /postmark 401: bad token/);
+    assert.match(all, /resend 401: API key is invalid/);
+    assert.match(all, /mailgun 401: Forbidden/);
     assert.match(all, /webhook 400/);
     assert.match(all, /webhook 403/);
     assert.match(all, /webhook 401/);
