@@ -13,9 +13,13 @@ extern const struct provider_ops provider_smtp;
 extern const struct provider_ops provider_webhook;
 extern const struct provider_ops provider_twilio;
 extern const struct provider_ops provider_sendgrid;
+extern const struct provider_ops provider_ses;
+extern const struct provider_ops provider_vonage;
+extern const struct provider_ops provider_messagebird;
 
 static const struct provider_ops *const g_providers[] = {
     &provider_smtp, &provider_sendgrid, &provider_twilio, &provider_webhook, &provider_console,
+    &provider_ses, &provider_vonage, &provider_messagebird,
     NULL,
 };
 

@@ -6,6 +6,7 @@
 #include "../util/json.h"
 #include "http_client.h"
 #include "provider.h"
+#include "sms.h"
 #include "transport.h"
 
 #include <stdio.h>
@@ -63,18 +64,9 @@ static int twilio_validate(const cJSON *settings, struct herr *err)
     return conf_parse(settings, &c, err);
 }
 
-/* phone: the profile's phone_number when it is a usable one, else NULL. */
-static const char *phone(const cJSON *profile)
-{
-    const char *p = json_str(profile, "phone_number");
-    if (!p || !p[0] || strlen(p) > 64 || !http_client_header_value_ok(p))
-        return NULL;
-    return p;
-}
-
 static int twilio_addressable(const cJSON *profile, const cJSON *settings)
 {
-    return phone(profile) != NULL;
+    return sms_phone(profile) != NULL;
 }
 
 /* error_reason: Twilio's {"code", "message"} into r->reason, when the answer has them. */
@@ -102,7 +94,7 @@ static int twilio_build(const struct delivery *d, struct transport_req *req,
     struct twilio_conf c;
     struct herr err = {0};
     struct buf form, url;
-    const char *to = phone(d->profile);
+    const char *to = sms_phone(d->profile);
     const char *text = d->content ? d->content->text : NULL;
     size_t blen;
     int rc = HR_INVAL;
