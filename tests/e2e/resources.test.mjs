@@ -304,6 +304,9 @@ const SECRETS = {
   twilio: 'twilio-token-0003',
   webhook: 'webhook-secret-0004',
   bearer: 'bearer-token-0005',
+  ses: 'ses-secret-access-key-0006',
+  vonage: 'vonage-secret-0007',
+  messagebird: 'messagebird-key-0008',
 };
 
 const MINIMAL = {
@@ -315,8 +318,11 @@ const MINIMAL = {
     settings: { url: 'https://hooks.example.com/in', secret: SECRETS.webhook, authentication: { mode: 'bearer', token: SECRETS.bearer } },
   },
   console: { provider: 'console', channel: 'push', settings: {} },
+  ses: { provider: 'ses', settings: { access_key_id: 'AKID0123456789', secret_access_key: SECRETS.ses, region: 'us-east-1', from: 'noreply@example.com' } },
+  vonage: { provider: 'vonage', settings: { api_key: 'abcd1234', api_secret: SECRETS.vonage, from: 'Acme' } },
+  messagebird: { provider: 'messagebird', settings: { access_key: SECRETS.messagebird, originator: 'Acme' } },
 };
-const CHANNEL = { smtp: 'email', sendgrid: 'email', twilio: 'sms', webhook: 'webhook', console: 'push' };
+const CHANNEL = { smtp: 'email', sendgrid: 'email', twilio: 'sms', webhook: 'webhook', console: 'push', ses: 'email', vonage: 'sms', messagebird: 'sms' };
 
 const mask = (s) => (s.length < 8 ? '****' : `****${s.slice(-4)}`);
 
@@ -348,6 +354,9 @@ describe('providers', () => {
     assert.equal(smtp.settings.username, 'mailer');
     assert.equal(ok(await api('GET', `/providers/${ids.sendgrid}`)).settings.api_key, mask(SECRETS.sendgrid));
     assert.equal(ok(await api('GET', `/providers/${ids.twilio}`)).settings.auth_token, mask(SECRETS.twilio));
+    assert.equal(ok(await api('GET', `/providers/${ids.ses}`)).settings.secret_access_key, mask(SECRETS.ses));
+    assert.equal(ok(await api('GET', `/providers/${ids.vonage}`)).settings.api_secret, mask(SECRETS.vonage));
+    assert.equal(ok(await api('GET', `/providers/${ids.messagebird}`)).settings.access_key, mask(SECRETS.messagebird));
     const wh = ok(await api('GET', `/providers/${ids.webhook}`));
     assert.equal(wh.settings.secret, mask(SECRETS.webhook));
     assert.equal(wh.settings.authentication.token, mask(SECRETS.bearer));
@@ -368,7 +377,7 @@ describe('providers', () => {
     assert.deepEqual(ch, [...ch].sort((a, b) => a - b), 'ordered by channel');
     const email = list.results.filter((p) => p.channel === 'email');
     assert.equal(email[0].id, first.id, 'priority 5 comes before priority 100');
-    assert.equal(email.length, 3);
+    assert.equal(email.length, 4);
     assert.equal((await api('DELETE', `/providers/${first.id}`)).status, 204);
   });
 
@@ -402,11 +411,14 @@ describe('providers', () => {
   test('validation', T, async () => {
     const r = await api('POST', '/providers', { provider: 'carrier-pigeon', settings: {} });
     assertError(r, 400, /unknown provider/);
-    for (const name of ['smtp', 'sendgrid', 'twilio', 'webhook', 'console']) assert.match(r.json.message, new RegExp(name), 'lists the known ones');
+    for (const name of ['smtp', 'sendgrid', 'twilio', 'webhook', 'console', 'ses', 'vonage', 'messagebird']) assert.match(r.json.message, new RegExp(name), 'lists the known ones');
     assertError(await api('POST', '/providers', { settings: {} }), 400, /provider/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: { from: 'a@example.com' } }), 400, /host/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: 'host=x' }), 400, /settings/);
     assertError(await api('POST', '/providers', { provider: 'webhook', settings: { url: 'ftp://x' } }), 400, /url/);
+    assertError(await api('POST', '/providers', { provider: 'ses', settings: { ...MINIMAL.ses.settings, region: undefined } }), 400, /settings\.region/);
+    assertError(await api('POST', '/providers', { provider: 'vonage', settings: { ...MINIMAL.vonage.settings, api_secret: '' } }), 400, /settings\.api_secret/);
+    assertError(await api('POST', '/providers', { provider: 'messagebird', settings: { ...MINIMAL.messagebird.settings, originator: 'TooLongSenderName' } }), 400, /settings\.originator/);
     // the SDK's create shape has no channel: console defaults to email, titled as Courier does
     const dflt = ok(await api('POST', '/providers', { provider: 'console', settings: {} }));
     assert.equal(dflt.channel, 'email');
@@ -422,7 +434,7 @@ describe('providers', () => {
   test('GET /providers/catalog describes every provider', T, async () => {
     const c = ok(await api('GET', '/providers/catalog'));
     const by = Object.fromEntries(c.results.map((e) => [e.provider, e]));
-    assert.deepEqual(Object.keys(by).sort(), ['console', 'sendgrid', 'smtp', 'twilio', 'webhook']);
+    assert.deepEqual(Object.keys(by).sort(), ['console', 'messagebird', 'sendgrid', 'ses', 'smtp', 'twilio', 'vonage', 'webhook']);
     assert.equal(by.smtp.channel, 'email');
     assert.equal(by.twilio.channel, 'sms');
     assert.equal(by.webhook.channel, 'webhook');
@@ -430,6 +442,13 @@ describe('providers', () => {
     assert.equal(by.smtp.settings.password.required, false);
     assert.equal(by.sendgrid.settings.api_key.required, true);
     assert.equal(by.twilio.settings.auth_token.required, true);
+    assert.equal(by.ses.channel, 'email');
+    assert.equal(by.ses.settings.secret_access_key.required, true);
+    assert.equal(by.ses.settings.session_token.required, false);
+    assert.equal(by.vonage.channel, 'sms');
+    assert.equal(by.vonage.settings.api_secret.required, true);
+    assert.equal(by.messagebird.channel, 'sms');
+    assert.equal(by.messagebird.settings.access_key.required, true);
     assert.equal(by.webhook.settings.url.required, true);
     assert.ok(by.console.settings.channel);
     for (const e of c.results) {
