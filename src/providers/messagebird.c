@@ -66,9 +66,7 @@ static int conf_parse(const cJSON *s, struct messagebird_conf *c, struct herr *e
                       "settings.originator must be a phone number or at most 11 letters and "
                       "digits");
     if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
-    if (rc == HR_OK && c->base_url && !http_client_url_ok(c->base_url))
-        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
+        rc = http_client_setting_base_url(s, &c->base_url, err);
     return rc;
 }
 
@@ -109,10 +107,7 @@ static int messagebird_build(const struct delivery *d, struct transport_req *req
     struct curl_slist *hdrs = NULL;
     struct buf url;
     char *body = NULL;
-    const char *to = sms_phone(d->profile);
-    const char *text = d->content ? d->content->text : NULL;
-    const char *base;
-    size_t blen;
+    const char *to, *text;
     int rc = HR_INVAL;
 
     buf_init(&url, 4096);
@@ -121,19 +116,9 @@ static int messagebird_build(const struct delivery *d, struct transport_req *req
         snprintf(r->reason, sizeof r->reason, "messagebird settings: %s", err.msg);
         goto out;
     }
-    if (!to) {
-        snprintf(r->reason, sizeof r->reason, "no usable phone_number in the profile");
+    if (sms_recipient(d, &to, &text, r) < 0)
         goto out;
-    }
-    if (!text || !text[0]) {
-        snprintf(r->reason, sizeof r->reason, "no text to send");
-        goto out;
-    }
-    base = c.base_url ? c.base_url : MESSAGEBIRD_BASE_URL;
-    blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    if (buf_printf(&url, "%.*s/messages", (int)blen, base) < 0) {
+    if (http_client_url_join(&url, c.base_url ? c.base_url : MESSAGEBIRD_BASE_URL, "/messages") < 0) {
         snprintf(r->reason, sizeof r->reason, "messagebird settings: base_url is too long");
         goto out;
     }
@@ -188,16 +173,10 @@ static void messagebird_classify(const struct delivery *d, const struct transpor
                                  struct delivery_result *r)
 {
     http_client_classify(resp->rc, &resp->http, "messagebird", r);
-    if (r->outcome == DELIVERY_SENT) {
-        cJSON *v = http_client_resp_json(&resp->http);
-        const char *id = json_str(v, "id");
-        if (id)
-            http_client_text(r->reference, sizeof r->reference, str_c(id),
-                             sizeof r->reference - 1);
-        cJSON_Delete(v);
-    } else if (resp->rc == HR_OK) {
+    if (r->outcome == DELIVERY_SENT)
+        http_client_json_reference(&resp->http, "id", r);
+    else if (resp->rc == HR_OK)
         error_reason(&resp->http, r);
-    }
 }
 
 static void messagebird_send(const struct delivery *d, struct delivery_result *r)

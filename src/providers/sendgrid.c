@@ -41,9 +41,7 @@ static int conf_parse(const cJSON *s, struct sendgrid_conf *c, struct herr *err)
     if (rc == HR_OK)
         rc = mime_sender_parse(s, &c->from, &c->from_name, &c->reply_to, err);
     if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
-    if (rc == HR_OK && c->base_url && !http_client_url_ok(c->base_url))
-        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
+        rc = http_client_setting_base_url(s, &c->base_url, err);
     return rc;
 }
 
@@ -131,8 +129,6 @@ static int sendgrid_build(const struct delivery *d, struct transport_req *req,
     struct buf url;
     char *body = NULL;
     const char *to = json_str(d->profile, "email");
-    const char *base;
-    size_t blen;
     int rc = HR_INVAL;
 
     buf_init(&url, 4096);
@@ -150,11 +146,7 @@ static int sendgrid_build(const struct delivery *d, struct transport_req *req,
         snprintf(r->reason, sizeof r->reason, "no content to send");
         goto out;
     }
-    base = c.base_url ? c.base_url : SENDGRID_BASE_URL;
-    blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    if (buf_printf(&url, "%.*s/v3/mail/send", (int)blen, base) < 0) {
+    if (http_client_url_join(&url, c.base_url ? c.base_url : SENDGRID_BASE_URL, "/v3/mail/send") < 0) {
         snprintf(r->reason, sizeof r->reason, "sendgrid settings: base_url is too long");
         goto out;
     }

@@ -88,12 +88,11 @@ static int conf_parse(const cJSON *s, struct ses_conf *c, struct herr *err)
                       "settings.configuration_set must be letters, digits, - and _ "
                       "(at most 64)");
     if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
-    if (rc == HR_OK && c->base_url &&
-        (!http_client_url_ok(c->base_url) || strpbrk(c->base_url, "@?#")))
+        rc = http_client_setting_base_url(s, &c->base_url, err);
+    if (rc == HR_OK && c->base_url && strpbrk(c->base_url, "@?#"))
         rc = herr_set(err, HR_INVAL,
-                      "settings.base_url must be an http:// or https:// URL without "
-                      "credentials, query or fragment");
+                      "settings.base_url must be an URL without credentials, query or "
+                      "fragment");
     return rc;
 }
 
@@ -364,10 +363,7 @@ static void ses_classify(const struct delivery *d, const struct transport_resp *
         return;
     v = http_client_resp_json(&resp->http);
     if (r->outcome == DELIVERY_SENT) {
-        const char *id = json_str(v, "MessageId");
-        if (id)
-            http_client_text(r->reference, sizeof r->reference, str_c(id),
-                             sizeof r->reference - 1);
+        http_client_json_reference(&resp->http, "MessageId", r);
         cJSON_Delete(v);
         return;
     }

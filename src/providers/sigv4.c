@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -32,17 +33,6 @@ static bool unreserved(unsigned char c)
     return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* uri_encode: p[0..n) percent-decoded ("%41" -> 'A'; '+' kept), then re-encoded the AWS
  * way: unreserved bytes as they are, '/' too when keep_slash, every other byte as %XX
  * (uppercase hex). Appended to out. */
@@ -52,8 +42,10 @@ static int uri_encode(struct buf *out, const char *p, size_t n, bool keep_slash)
     int rc = HR_OK;
     for (size_t i = 0; i < n && rc == HR_OK; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            c = (unsigned char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+        if (c == '%' && i + 2 < n && isxdigit((unsigned char)p[i + 1]) &&
+            isxdigit((unsigned char)p[i + 2])) {
+            char h[3] = {p[i + 1], p[i + 2], '\0'};
+            c = (unsigned char)strtoul(h, NULL, 16);
             i += 2;
         }
         if (unreserved(c) || (keep_slash && c == '/')) {

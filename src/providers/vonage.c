@@ -54,9 +54,7 @@ static int conf_parse(const cJSON *s, struct vonage_conf *c, struct herr *err)
                       "settings.from must be a phone number or a sender name without "
                       "control characters");
     if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
-    if (rc == HR_OK && c->base_url && !http_client_url_ok(c->base_url))
-        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
+        rc = http_client_setting_base_url(s, &c->base_url, err);
     return rc;
 }
 
@@ -86,10 +84,7 @@ static int vonage_build(const struct delivery *d, struct transport_req *req,
     struct vonage_conf c;
     struct herr err = {0};
     struct buf form, url;
-    const char *to = sms_phone(d->profile);
-    const char *text = d->content ? d->content->text : NULL;
-    const char *base;
-    size_t blen;
+    const char *to, *text;
     int rc = HR_INVAL;
 
     buf_init(&form, (size_t)1 << 20);
@@ -99,19 +94,9 @@ static int vonage_build(const struct delivery *d, struct transport_req *req,
         snprintf(r->reason, sizeof r->reason, "vonage settings: %s", err.msg);
         goto out;
     }
-    if (!to) {
-        snprintf(r->reason, sizeof r->reason, "no usable phone_number in the profile");
+    if (sms_recipient(d, &to, &text, r) < 0)
         goto out;
-    }
-    if (!text || !text[0]) {
-        snprintf(r->reason, sizeof r->reason, "no text to send");
-        goto out;
-    }
-    base = c.base_url ? c.base_url : VONAGE_BASE_URL;
-    blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    rc = buf_printf(&url, "%.*s/sms/json", (int)blen, base);
+    rc = http_client_url_join(&url, c.base_url ? c.base_url : VONAGE_BASE_URL, "/sms/json");
     if (rc == HR_OK)
         rc = http_client_form_add(&form, "api_key", c.api_key);
     if (rc == HR_OK)
