@@ -118,7 +118,8 @@ static int messagebird_build(const struct delivery *d, struct transport_req *req
     }
     if (sms_recipient(d, &to, &text, r) < 0)
         goto out;
-    if (http_client_url_join(&url, c.base_url ? c.base_url : MESSAGEBIRD_BASE_URL, "/messages") < 0) {
+    if (http_client_url_join(&url, c.base_url ? c.base_url : MESSAGEBIRD_BASE_URL,
+                             "/messages") < 0) {
         snprintf(r->reason, sizeof r->reason, "messagebird settings: base_url is too long");
         goto out;
     }

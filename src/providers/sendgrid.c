@@ -146,7 +146,8 @@ static int sendgrid_build(const struct delivery *d, struct transport_req *req,
         snprintf(r->reason, sizeof r->reason, "no content to send");
         goto out;
     }
-    if (http_client_url_join(&url, c.base_url ? c.base_url : SENDGRID_BASE_URL, "/v3/mail/send") < 0) {
+    if (http_client_url_join(&url, c.base_url ? c.base_url : SENDGRID_BASE_URL,
+                             "/v3/mail/send") < 0) {
         snprintf(r->reason, sizeof r->reason, "sendgrid settings: base_url is too long");
         goto out;
     }

@@ -137,7 +137,8 @@ static void test_ses_build(void **state)
     (void)state;
     fx_init(&f, SES_SETTINGS, "{\"email\":\"ann@example.org\"}");
     assert_int_equal(build("ses", &f), HR_OK);
-    assert_string_equal(f.req.url, "https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails");
+    assert_string_equal(f.req.url,
+                        "https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails");
     assert_null(f.req.method); /* POST */
     assert_null(f.req.guard);  /* the built-in endpoint is not user-chosen */
     assert_string_equal(hdr(&f.req, "Content-Type"), "application/json");
@@ -301,7 +302,8 @@ static void test_ses_validate(void **state)
 
 /* ---- vonage ------------------------------------------------------------------------- */
 
-#define VONAGE_SETTINGS "{\"api_key\":\"abcd1234\",\"api_secret\":\"s3cr3t-vonage\",\"from\":\"AcmeInc\"}"
+#define VONAGE_SETTINGS                                                                     \
+    "{\"api_key\":\"abcd1234\",\"api_secret\":\"s3cr3t-vonage\",\"from\":\"AcmeInc\"}"
 
 static void test_vonage_build(void **state)
 {
