@@ -476,3 +476,29 @@ int http_client_setting_bool(const cJSON *obj, const char *path, const char *key
     *out = cJSON_IsTrue(v);
     return HR_OK;
 }
+
+int http_client_setting_base_url(const cJSON *s, const char **out, struct herr *err)
+{
+    int rc = http_client_setting_str(s, "settings", "base_url", false, out, err);
+    if (rc == HR_OK && *out && !http_client_url_ok(*out))
+        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
+    return rc;
+}
+
+int http_client_url_join(struct buf *url, const char *base, const char *path)
+{
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    return buf_printf(url, "%.*s%s", (int)n, base, path);
+}
+
+void http_client_json_reference(const struct http_client_resp *resp, const char *key,
+                                struct delivery_result *r)
+{
+    cJSON *v = http_client_resp_json(resp);
+    const char *id = json_str(v, key);
+    if (id)
+        http_client_text(r->reference, sizeof r->reference, str_c(id), sizeof r->reference - 1);
+    cJSON_Delete(v);
+}

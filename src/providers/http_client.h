@@ -146,6 +146,14 @@ void http_client_url_redacted(const char *url, char *out, size_t cap);
 void http_client_text(char *out, size_t cap, struct str s, size_t max);
 /* http_client_timeout: d->timeout_ms, or the default when <= 0. */
 int64_t http_client_timeout(int64_t timeout_ms);
+/* http_client_url_join: base without its trailing '/'s, then path, appended to url.
+ * HR_TOOBIG when url's cap is reached. */
+int http_client_url_join(struct buf *url, const char *base, const char *path) HR_MUSTCHECK;
+/* http_client_json_reference: when the answer's body is JSON with a string at key (the
+ * provider's message id), that string as r->reference (one line, cut to fit); r is left
+ * alone otherwise. */
+void http_client_json_reference(const struct http_client_resp *resp, const char *key,
+                                struct delivery_result *r);
 
 /* ---- settings checks (validate) --------------------------------------------------- */
 /* Each reads obj[key] and fails with HR_INVAL and "<path>.<key> ..." in err when the
@@ -157,5 +165,8 @@ int http_client_setting_int(const cJSON *obj, const char *path, const char *key,
                             int64_t max, int64_t *out, struct herr *err) HR_MUSTCHECK;
 int http_client_setting_bool(const cJSON *obj, const char *path, const char *key, bool *out,
                              struct herr *err) HR_MUSTCHECK;
+/* http_client_setting_base_url: the optional settings.base_url of an HTTP API provider
+ * (a test double, a regional endpoint): absent (*out NULL) or an http:// or https:// URL. */
+int http_client_setting_base_url(const cJSON *s, const char **out, struct herr *err) HR_MUSTCHECK;
 
 #endif

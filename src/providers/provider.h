@@ -56,7 +56,8 @@ struct delivery_result {
 
 struct provider_ops {
     int version;                /* 1 */
-    const char *name;           /* "smtp", "webhook", "twilio", "sendgrid", "console" */
+    const char *name;           /* "smtp", "webhook", "twilio", "sendgrid", "console", "ses",
+                                   "vonage", "messagebird" */
     enum channel channel;       /* the channel it delivers */
     const char *const *secret_fields; /* settings keys never returned in full (NULL-ended) */
     /* validate: check settings at configuration time; HR_INVAL with a message naming

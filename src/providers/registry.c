@@ -16,10 +16,14 @@ extern const struct provider_ops provider_sendgrid;
 extern const struct provider_ops provider_postmark;
 extern const struct provider_ops provider_resend;
 extern const struct provider_ops provider_mailgun;
+extern const struct provider_ops provider_ses;
+extern const struct provider_ops provider_vonage;
+extern const struct provider_ops provider_messagebird;
 
 static const struct provider_ops *const g_providers[] = {
-    &provider_smtp, &provider_sendgrid, &provider_twilio, &provider_webhook, &provider_console,
-    &provider_postmark, &provider_resend, &provider_mailgun,
+    &provider_smtp,    &provider_sendgrid, &provider_twilio, &provider_webhook,
+    &provider_console, &provider_postmark, &provider_resend, &provider_mailgun,
+    &provider_ses,     &provider_vonage,   &provider_messagebird,
     NULL,
 };
 

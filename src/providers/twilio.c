@@ -6,6 +6,7 @@
 #include "../util/json.h"
 #include "http_client.h"
 #include "provider.h"
+#include "sms.h"
 #include "transport.h"
 
 #include <stdio.h>
@@ -51,9 +52,7 @@ static int conf_parse(const cJSON *s, struct twilio_conf *c, struct herr *err)
     if (rc == HR_OK && !http_client_header_value_ok(c->from))
         rc = herr_set(err, HR_INVAL, "settings.from must not contain control characters");
     if (rc == HR_OK)
-        rc = http_client_setting_str(s, "settings", "base_url", false, &c->base_url, err);
-    if (rc == HR_OK && c->base_url && !http_client_url_ok(c->base_url))
-        rc = herr_set(err, HR_INVAL, "settings.base_url must be an http:// or https:// URL");
+        rc = http_client_setting_base_url(s, &c->base_url, err);
     return rc;
 }
 
@@ -63,18 +62,9 @@ static int twilio_validate(const cJSON *settings, struct herr *err)
     return conf_parse(settings, &c, err);
 }
 
-/* phone: the profile's phone_number when it is a usable one, else NULL. */
-static const char *phone(const cJSON *profile)
-{
-    const char *p = json_str(profile, "phone_number");
-    if (!p || !p[0] || strlen(p) > 64 || !http_client_header_value_ok(p))
-        return NULL;
-    return p;
-}
-
 static int twilio_addressable(const cJSON *profile, const cJSON *settings)
 {
-    return phone(profile) != NULL;
+    return sms_phone(profile) != NULL;
 }
 
 /* error_reason: Twilio's {"code", "message"} into r->reason, when the answer has them. */
@@ -102,8 +92,7 @@ static int twilio_build(const struct delivery *d, struct transport_req *req,
     struct twilio_conf c;
     struct herr err = {0};
     struct buf form, url;
-    const char *to = phone(d->profile);
-    const char *text = d->content ? d->content->text : NULL;
+    const char *to, *text;
     size_t blen;
     int rc = HR_INVAL;
 
@@ -114,14 +103,8 @@ static int twilio_build(const struct delivery *d, struct transport_req *req,
         snprintf(r->reason, sizeof r->reason, "twilio settings: %s", err.msg);
         goto out;
     }
-    if (!to) {
-        snprintf(r->reason, sizeof r->reason, "no usable phone_number in the profile");
+    if (sms_recipient(d, &to, &text, r) < 0)
         goto out;
-    }
-    if (!text || !text[0]) {
-        snprintf(r->reason, sizeof r->reason, "no text to send");
-        goto out;
-    }
     blen = strlen(c.base_url ? c.base_url : TWILIO_BASE_URL);
     while (blen > 0 && (c.base_url ? c.base_url : TWILIO_BASE_URL)[blen - 1] == '/')
         blen--;
@@ -164,16 +147,10 @@ static void twilio_classify(const struct delivery *d, const struct transport_res
                             struct delivery_result *r)
 {
     http_client_classify(resp->rc, &resp->http, "twilio", r);
-    if (r->outcome == DELIVERY_SENT) {
-        cJSON *v = http_client_resp_json(&resp->http);
-        const char *sid = json_str(v, "sid");
-        if (sid)
-            http_client_text(r->reference, sizeof r->reference, str_c(sid),
-                             sizeof r->reference - 1);
-        cJSON_Delete(v);
-    } else if (resp->rc == HR_OK) {
+    if (r->outcome == DELIVERY_SENT)
+        http_client_json_reference(&resp->http, "sid", r);
+    else if (resp->rc == HR_OK)
         error_reason(&resp->http, r);
-    }
 }
 
 static void twilio_send(const struct delivery *d, struct delivery_result *r)

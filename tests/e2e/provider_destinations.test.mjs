@@ -9,7 +9,8 @@
 //    new destination receives nothing. With the destination unchanged the masks keep the
 //    secrets (the real stand-ins still receive them); with the secret sent again the
 //    destination may change.
-// 4. A SendGrid or Twilio base_url is chosen through the API, so it passes the egress
+//    The same for SES (base_url and region), Vonage and MessageBird (base_url).
+// 4. A SendGrid or Twilio (SES, Vonage, MessageBird) base_url is chosen through the API, so it passes the egress
 //    guard: pointed at a refused address the delivery fails at once, permanently, with the
 //    guard's reason, and nothing reaches a sink there.
 
@@ -37,7 +38,11 @@ const WH_TOKEN = 'wh-dest-bearer-1187Ef';
 const PM_TOKEN = 'pm-dest-tok-3318Gh';
 const RS_KEY = 're_dest-key-6621Jk';
 const MG_KEY = 'key-dest-mg-4490Lm';
-const ALL = [SMTP_PASS, SG_KEY, TW_TOKEN, WH_SECRET, WH_HEADER, WH_TOKEN, PM_TOKEN, RS_KEY, MG_KEY];
+const SES_SECRET = 'ses-dest-sak-3317Kj';
+const SES_TOKEN = 'ses-dest-tok-6612Hn';
+const VG_SECRET = 'vg-dest-sec-2208Wq';
+const MB_KEY = 'mb-dest-key-4490Ty';
+const ALL = [SMTP_PASS, SG_KEY, TW_TOKEN, WH_SECRET, WH_HEADER, WH_TOKEN, PM_TOKEN, RS_KEY, MG_KEY, SES_SECRET, SES_TOKEN, VG_SECRET, MB_KEY];
 
 const closers = closeAfterAll();
 
@@ -198,7 +203,43 @@ describe('a masked secret keeps its destination', () => {
   });
 });
 
-describe('SendGrid, Twilio, Postmark, Resend and Mailgun base_url pass the egress guard', () => {
+describe('SES, Vonage and MessageBird: a masked secret keeps its destination', () => {
+  test('base_url (and SES region) changed with the mask: 400; unchanged: kept and used', T, async (t) => {
+    const srv = await startServer({ t, args: ['--retry-base-ms', '100'] });
+    const ses = await sink({ fallback: { status: 200, json: { MessageId: 'ses-1' } } });
+    const vg = await sink({ fallback: { status: 200, json: { 'message-count': '1', messages: [{ status: '0', 'message-id': 'vg-1' }] } } });
+    const mb = await sink({ fallback: { status: 201, json: { id: 'mb-1' } } });
+    const thief = await sink();
+    const thiefBase = thief.url.replace(/\/hook$/, '');
+    const add = async (body) => ok(await api(srv, 'POST', '/providers', body)).id;
+    const sesId = await add({ provider: 'ses', settings: { access_key_id: 'AKIDDEST', secret_access_key: SES_SECRET, session_token: SES_TOKEN, region: 'us-east-1', from: 'noreply@herald.test', base_url: ses.url.replace(/\/hook$/, '') } });
+    const vgId = await add({ provider: 'vonage', settings: { api_key: 'vgkey001', api_secret: VG_SECRET, from: 'Herald', base_url: vg.url.replace(/\/hook$/, '') } });
+    const mbId = await add({ provider: 'messagebird', priority: 200, settings: { access_key: MB_KEY, originator: 'Herald', base_url: mb.url.replace(/\/hook$/, '') } });
+
+    expectRefusedPut(await putMasked(srv, sesId, (s) => { s.base_url = thiefBase; }), 'secret_access_key', 'base_url');
+    expectRefusedPut(await putMasked(srv, sesId, (s) => { s.region = 'eu-west-1'; }), 'secret_access_key', 'region');
+    expectRefusedPut(await putMasked(srv, vgId, (s) => { s.base_url = thiefBase; }), 'api_secret', 'base_url');
+    expectRefusedPut(await putMasked(srv, mbId, (s) => { s.base_url = thiefBase; }), 'access_key', 'base_url');
+
+    ok(await putMasked(srv, sesId, (s) => { s.from_name = 'Herald'; }));
+    ok(await putMasked(srv, vgId, (s) => { s.from = 'Herald2'; }));
+    ok(await putMasked(srv, mbId, (s) => { s.originator = 'Herald2'; }));
+
+    let r = await deliver(srv, { email: 'a@x.test' }, 'email');
+    assert.equal(r.m.status, 'SENT', r.why);
+    assert.equal(ses.requests.at(-1).headers['x-amz-security-token'], SES_TOKEN, 'SES got the stored token');
+    r = await deliver(srv, { phone_number: '+15550002222' }, 'sms');
+    assert.equal(r.m.status, 'SENT', r.why);
+    assert.equal(new URLSearchParams(vg.requests.at(-1).body).get('api_secret'), VG_SECRET, 'Vonage got the stored secret');
+    ok(await api(srv, 'PUT', `/providers/${vgId}`, { provider: 'vonage', enabled: false, settings: { api_key: 'vgkey001', api_secret: VG_SECRET, from: 'Herald' } }));
+    r = await deliver(srv, { phone_number: '+15550002223' }, 'sms');
+    assert.equal(r.m.status, 'SENT', r.why);
+    assert.equal(mb.requests.at(-1).headers.authorization, `AccessKey ${MB_KEY}`, 'MessageBird got the stored key');
+    assert.equal(thief.requests.length, 0, 'the thief sink got nothing');
+  });
+});
+
+describe('SendGrid, Twilio, Postmark, Resend, Mailgun, SES, Vonage and MessageBird base_url pass the egress guard', () => {
   test('a base_url at a loopback address is refused without --egress-allow; nothing reaches it', T, async (t) => {
     const srv = await startServer({ t, egressAllow: null, args: ['--retry-base-ms', '100'] });
     const sg = await sink({ fallback: { status: 400, json: { errors: [{ message: 'internal data here' }] } } });
@@ -217,7 +258,17 @@ describe('SendGrid, Twilio, Postmark, Resend and Mailgun base_url pass the egres
       [{ email: 'b@x.test' }, 'email', 'postmark'],
       [{ email: 'c@x.test' }, 'email', 'resend'],
       [{ email: 'd@x.test' }, 'email', 'mailgun'],
+      [{ email: 'b@x.test' }, 'email', 'ses'],
+      [{ phone_number: '+15550002223' }, 'sms', 'vonage'],
+      [{ phone_number: '+15550002224' }, 'sms', 'messagebird'],
     ]) {
+      if (who === 'ses') {
+        ok(await api(srv, 'POST', '/providers', { provider: 'ses', priority: 300, settings: { access_key_id: 'AKIDDEST', secret_access_key: SES_SECRET, region: 'us-east-1', from: 'noreply@herald.test', base_url: sg.url.replace(/\/hook$/, '') } }));
+      } else if (who === 'vonage') {
+        ok(await api(srv, 'POST', '/providers', { provider: 'vonage', priority: 300, settings: { api_key: 'vgkey001', api_secret: VG_SECRET, from: 'Herald', base_url: tw.url.replace(/\/hook$/, '') } }));
+      } else if (who === 'messagebird') {
+        ok(await api(srv, 'POST', '/providers', { provider: 'messagebird', priority: 400, settings: { access_key: MB_KEY, originator: 'Herald', base_url: tw.url.replace(/\/hook$/, '') } }));
+      }
       const { m, h, why } = await deliver(srv, to, channel);
       assert.equal(m.status, 'UNDELIVERABLE', why);
       assert.ok(!h.some((e) => e.type === 'RETRYING'), `refused permanently, no retry: ${why}`);

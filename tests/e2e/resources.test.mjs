@@ -307,6 +307,9 @@ const SECRETS = {
   postmark: 'pm-server-token-0006',
   resend: 're_resend-key-0007',
   mailgun: 'key-mailgun-key-0008',
+  ses: 'ses-secret-access-key-0006',
+  vonage: 'vonage-secret-0007',
+  messagebird: 'messagebird-key-0008',
 };
 
 const MINIMAL = {
@@ -321,8 +324,11 @@ const MINIMAL = {
   postmark: { provider: 'postmark', settings: { server_token: SECRETS.postmark, from: 'noreply@example.com' } },
   resend: { provider: 'resend', settings: { api_key: SECRETS.resend, from: 'noreply@example.com' } },
   mailgun: { provider: 'mailgun', settings: { api_key: SECRETS.mailgun, domain: 'mg.example.com', from: 'noreply@example.com' } },
+  ses: { provider: 'ses', settings: { access_key_id: 'AKID0123456789', secret_access_key: SECRETS.ses, region: 'us-east-1', from: 'noreply@example.com' } },
+  vonage: { provider: 'vonage', settings: { api_key: 'abcd1234', api_secret: SECRETS.vonage, from: 'Acme' } },
+  messagebird: { provider: 'messagebird', settings: { access_key: SECRETS.messagebird, originator: 'Acme' } },
 };
-const CHANNEL = { smtp: 'email', sendgrid: 'email', twilio: 'sms', webhook: 'webhook', console: 'push', postmark: 'email', resend: 'email', mailgun: 'email' };
+const CHANNEL = { smtp: 'email', sendgrid: 'email', twilio: 'sms', webhook: 'webhook', console: 'push', postmark: 'email', resend: 'email', mailgun: 'email', ses: 'email', vonage: 'sms', messagebird: 'sms' };
 
 const mask = (s) => (s.length < 8 ? '****' : `****${s.slice(-4)}`);
 
@@ -357,6 +363,9 @@ describe('providers', () => {
     assert.equal(ok(await api('GET', `/providers/${ids.postmark}`)).settings.server_token, mask(SECRETS.postmark));
     assert.equal(ok(await api('GET', `/providers/${ids.resend}`)).settings.api_key, mask(SECRETS.resend));
     assert.equal(ok(await api('GET', `/providers/${ids.mailgun}`)).settings.api_key, mask(SECRETS.mailgun));
+    assert.equal(ok(await api('GET', `/providers/${ids.ses}`)).settings.secret_access_key, mask(SECRETS.ses));
+    assert.equal(ok(await api('GET', `/providers/${ids.vonage}`)).settings.api_secret, mask(SECRETS.vonage));
+    assert.equal(ok(await api('GET', `/providers/${ids.messagebird}`)).settings.access_key, mask(SECRETS.messagebird));
     const wh = ok(await api('GET', `/providers/${ids.webhook}`));
     assert.equal(wh.settings.secret, mask(SECRETS.webhook));
     assert.equal(wh.settings.authentication.token, mask(SECRETS.bearer));
@@ -377,7 +386,7 @@ describe('providers', () => {
     assert.deepEqual(ch, [...ch].sort((a, b) => a - b), 'ordered by channel');
     const email = list.results.filter((p) => p.channel === 'email');
     assert.equal(email[0].id, first.id, 'priority 5 comes before priority 100');
-    assert.equal(email.length, 6); // smtp, sendgrid, postmark, resend, mailgun + this one
+    assert.equal(email.length, 7); // smtp, sendgrid, postmark, resend, mailgun, ses + this one
     assert.equal((await api('DELETE', `/providers/${first.id}`)).status, 204);
   });
 
@@ -411,11 +420,14 @@ describe('providers', () => {
   test('validation', T, async () => {
     const r = await api('POST', '/providers', { provider: 'carrier-pigeon', settings: {} });
     assertError(r, 400, /unknown provider/);
-    for (const name of ['smtp', 'sendgrid', 'twilio', 'webhook', 'console', 'postmark', 'resend', 'mailgun']) assert.match(r.json.message, new RegExp(name), 'lists the known ones');
+    for (const name of ['smtp', 'sendgrid', 'twilio', 'webhook', 'console', 'postmark', 'resend', 'mailgun', 'ses', 'vonage', 'messagebird']) assert.match(r.json.message, new RegExp(name), 'lists the known ones');
     assertError(await api('POST', '/providers', { settings: {} }), 400, /provider/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: { from: 'a@example.com' } }), 400, /host/);
     assertError(await api('POST', '/providers', { provider: 'smtp', settings: 'host=x' }), 400, /settings/);
     assertError(await api('POST', '/providers', { provider: 'webhook', settings: { url: 'ftp://x' } }), 400, /url/);
+    assertError(await api('POST', '/providers', { provider: 'ses', settings: { ...MINIMAL.ses.settings, region: undefined } }), 400, /settings\.region/);
+    assertError(await api('POST', '/providers', { provider: 'vonage', settings: { ...MINIMAL.vonage.settings, api_secret: '' } }), 400, /settings\.api_secret/);
+    assertError(await api('POST', '/providers', { provider: 'messagebird', settings: { ...MINIMAL.messagebird.settings, originator: 'TooLongSenderName' } }), 400, /settings\.originator/);
     // the SDK's create shape has no channel: console defaults to email, titled as Courier does
     const dflt = ok(await api('POST', '/providers', { provider: 'console', settings: {} }));
     assert.equal(dflt.channel, 'email');
@@ -431,7 +443,7 @@ describe('providers', () => {
   test('GET /providers/catalog describes every provider', T, async () => {
     const c = ok(await api('GET', '/providers/catalog'));
     const by = Object.fromEntries(c.results.map((e) => [e.provider, e]));
-    assert.deepEqual(Object.keys(by).sort(), ['console', 'mailgun', 'postmark', 'resend', 'sendgrid', 'smtp', 'twilio', 'webhook']);
+    assert.deepEqual(Object.keys(by).sort(), ['console', 'mailgun', 'messagebird', 'postmark', 'resend', 'sendgrid', 'ses', 'smtp', 'twilio', 'vonage', 'webhook']);
     assert.equal(by.smtp.channel, 'email');
     assert.equal(by.twilio.channel, 'sms');
     assert.equal(by.webhook.channel, 'webhook');
@@ -442,6 +454,13 @@ describe('providers', () => {
     assert.equal(by.postmark.settings.server_token.required, true);
     assert.equal(by.resend.settings.api_key.required, true);
     assert.deepEqual(by.mailgun.settings.region, { type: 'string', required: false, values: ['us', 'eu'] });
+    assert.equal(by.ses.channel, 'email');
+    assert.equal(by.ses.settings.secret_access_key.required, true);
+    assert.equal(by.ses.settings.session_token.required, false);
+    assert.equal(by.vonage.channel, 'sms');
+    assert.equal(by.vonage.settings.api_secret.required, true);
+    assert.equal(by.messagebird.channel, 'sms');
+    assert.equal(by.messagebird.settings.access_key.required, true);
     assert.equal(by.webhook.settings.url.required, true);
     assert.ok(by.console.settings.channel);
     for (const e of c.results) {

@@ -198,7 +198,7 @@ describe('Courier SDK 7.x against herald', () => {
     assert.deepEqual(all.paging, { cursor: null, more: false });
     assert.equal(all.results.find((e) => e.provider === 'console')?.channel, 'email');
     const keys = (r) => r.results.map((e) => e.provider).sort();
-    assert.deepEqual(keys(await sdk.providers.catalog.list({ channel: 'SMS' })), ['twilio']);
+    assert.deepEqual(keys(await sdk.providers.catalog.list({ channel: 'SMS' })), ['messagebird', 'twilio', 'vonage']);
     assert.deepEqual(keys(await sdk.providers.catalog.list({ keys: 'smtp,webhook' })), ['smtp', 'webhook']);
     assert.deepEqual(keys(await sdk.providers.catalog.list({ name: 'GRID' })), ['sendgrid']);
     assert.deepEqual(keys(await sdk.providers.catalog.list({ channel: 'email', keys: 'twilio' })), []);

@@ -1,6 +1,6 @@
 // secrets.test.mjs: provider credentials and API keys never come back out. Providers are
 // configured with distinctive secrets (SMTP password, Twilio auth token, SendGrid API
-// key, webhook signing secret, bearer token, custom header value, a password inside a
+// key, SES secret key and session token, Vonage API secret, MessageBird access key, webhook signing secret, bearer token, custom header value, a password inside a
 // URL); then deliveries succeed and fail against local stand-ins that are as unhelpful as
 // possible: they answer 401/400 quoting the request's Authorization and other headers
 // back, and the SMTP server rejects the login. Bad requests and wrong keys are thrown in.
@@ -32,6 +32,10 @@ const S = {
   postmark: 'pm-tok-Wq58rTy2Nb',
   resend: 're_rs-key-Df19gHj4Kl',
   mailgun: 'key-mg-Vb83nMq7Zx',
+  ses: 'ses-sak-Qw12eRt5Yu',
+  sesToken: 'ses-tok-Op98iUy7Tr',
+  vonage: 'vg-sec-As34dFg6Hj',
+  messagebird: 'mb-key-Kl56zXc8Vb',
 };
 const SMTP_USER = 'mailer-e2e';
 const SMTP_RIGHT = 'the-right-smtp-password';
@@ -124,6 +128,15 @@ describe('secrets never leak', () => {
     const hook = await echoServer((req, n) => (n === 1 ? { status: 400, json: { error: `rejected: ${echoed(req)}` } } : { status: 200, json: { id: 'hook-2' } }));
     const basicHook = await echoServer((req) => ({ status: 401, json: { error: `no: ${echoed(req)}` } }));
     const urlHook = await echoServer((req, n) => (n === 1 ? { status: 403, json: { error: `who are you: ${echoed(req)}` } } : { status: 200, json: { id: 'u-2' } }));
+    const ses = await echoServer((req, n) =>
+      n === 1 ? { status: 403, headers: { 'X-Amzn-ErrorType': 'InvalidSignatureException' }, json: { message: `bad signature: ${echoed(req)}` } } : { status: 200, json: { MessageId: 'ses-2' } },
+    );
+    const vonage = await echoServer((req, n) =>
+      n === 1 ? { status: 200, json: { messages: [{ status: '4', 'error-text': `Bad Credentials: ${vonage.reqs[0].body} ${echoed(req)}` }] } } : { status: 200, json: { messages: [{ status: '0', 'message-id': 'vg-2' }] } },
+    );
+    const messagebird = await echoServer((req, n) =>
+      n === 1 ? { status: 401, json: { errors: [{ code: 2, description: `incorrect access_key: ${echoed(req)}` }] } } : { status: 201, json: { id: 'mb-2' } },
+    );
 
     // --- providers (POST, GET, list, PUT with masks kept)
     const prov = {};
@@ -140,6 +153,9 @@ describe('secrets never leak', () => {
     await add('postmark', { provider: 'postmark', priority: 300, settings: { server_token: S.postmark, from: 'noreply@herald.test', base_url: postmark.url } });
     await add('resend', { provider: 'resend', priority: 301, settings: { api_key: S.resend, from: 'noreply@herald.test', base_url: resend.url } });
     await add('mailgun', { provider: 'mailgun', priority: 302, settings: { api_key: S.mailgun, domain: 'mg.herald.test', from: 'noreply@herald.test', base_url: mailgun.url } });
+    await add('ses', { provider: 'ses', priority: 300, settings: { access_key_id: 'AKIDSECRETS', secret_access_key: S.ses, session_token: S.sesToken, region: 'us-east-1', from: 'noreply@herald.test', base_url: ses.url } });
+    await add('vonage', { provider: 'vonage', priority: 200, settings: { api_key: 'vgkey001', api_secret: S.vonage, from: 'Herald', base_url: vonage.url } });
+    await add('messagebird', { provider: 'messagebird', priority: 300, settings: { access_key: S.messagebird, originator: 'Herald', base_url: messagebird.url } });
     await add('webhook', {
       provider: 'webhook',
       settings: { url: `${hook.url}/in`, secret: S.whSecret, headers: { 'X-Api-Key': S.whHeader }, authentication: { mode: 'bearer', token: S.whBearer } },
@@ -188,6 +204,10 @@ describe('secrets never leak', () => {
     assert.equal(postmark.reqs[0].headers['x-postmark-server-token'], S.postmark);
     assert.equal(resend.reqs[0].headers.authorization, `Bearer ${S.resend}`);
     assert.equal(mailgun.reqs[0].headers.authorization, `Basic ${b64(`api:${S.mailgun}`)}`);
+    assert.match(ses.reqs[0].headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIDSECRETS\//);
+    assert.equal(ses.reqs[0].headers['x-amz-security-token'], S.sesToken);
+    assert.ok(vonage.reqs[0].body.includes(`api_secret=${S.vonage}`), vonage.reqs[0].body);
+    assert.equal(messagebird.reqs[0].headers.authorization, `AccessKey ${S.messagebird}`);
     assert.equal(hook.reqs[0].headers['x-api-key'], S.whHeader);
     assert.equal(basicHook.reqs[0].headers.authorization, `Basic ${b64(`hookuser:${S.whBasic}`)}`);
     // (after the PUT with masks: the password in the URL was kept)
@@ -245,6 +265,9 @@ describe('secrets never leak', () => {
     assert.match(all, /postmark 401: bad token/);
     assert.match(all, /resend 401: API key is invalid/);
     assert.match(all, /mailgun 401: Forbidden/);
+    assert.match(all, /ses 403: InvalidSignatureException/);
+    assert.match(all, /vonage status 4: Bad Credentials/);
+    assert.match(all, /messagebird 401/);
     assert.match(all, /webhook 400/);
     assert.match(all, /webhook 403/);
     assert.match(all, /webhook 401/);

@@ -1339,8 +1339,10 @@ static void test_addressable(void **state)
 
 static void test_registry(void **state)
 {
-    const char *names[] = {"smtp", "sendgrid", "twilio", "webhook", "console"};
-    const enum channel chans[] = {CH_EMAIL, CH_EMAIL, CH_SMS, CH_WEBHOOK, CH_NONE};
+    const char *names[] = {"smtp",     "sendgrid", "twilio", "webhook", "console", "postmark",
+                           "resend",   "mailgun",  "ses",    "vonage",  "messagebird"};
+    const enum channel chans[] = {CH_EMAIL, CH_EMAIL, CH_SMS,   CH_WEBHOOK, CH_NONE, CH_EMAIL,
+                                  CH_EMAIL, CH_EMAIL, CH_EMAIL, CH_SMS,     CH_SMS};
     const struct provider_ops *const *all = provider_all();
     int n = 0;
     for (; all[n]; n++) {
@@ -1350,8 +1352,8 @@ static void test_registry(void **state)
         assert_non_null(all[n]->addressable);
         assert_non_null(all[n]->send);
     }
-    assert_int_equal(n, 8); /* + postmark, resend, mailgun (test_email_apis.c) */
-    for (int i = 0; i < 5; i++) {
+    assert_int_equal(n, 11);
+    for (int i = 0; i < 11; i++) {
         const struct provider_ops *p = provider_find(names[i]);
         assert_non_null(p);
         assert_string_equal(p->name, names[i]);
@@ -1363,6 +1365,10 @@ static void test_registry(void **state)
     assert_string_equal(provider_find("twilio")->secret_fields[0], "auth_token");
     assert_string_equal(provider_find("sendgrid")->secret_fields[0], "api_key");
     assert_string_equal(provider_find("webhook")->secret_fields[0], "secret");
+    assert_string_equal(provider_find("ses")->secret_fields[0], "secret_access_key");
+    assert_string_equal(provider_find("ses")->secret_fields[1], "session_token");
+    assert_string_equal(provider_find("vonage")->secret_fields[0], "api_secret");
+    assert_string_equal(provider_find("messagebird")->secret_fields[0], "access_key");
 }
 
 static void test_console(void **state)
