@@ -2826,8 +2826,9 @@ static const char SQL_SUB_PUT[] =
     "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS(SELECT 1 FROM lists WHERE id = ?1) "
     "ON CONFLICT(list_id, user_id) DO UPDATE SET preferences = excluded.preferences";
 static const char SQL_SUB_DELETE_ONE[] = "DELETE FROM list_subs WHERE list_id = ?1 AND user_id = ?2";
-static const char SQL_SUB_DELETE_LIST[] = "DELETE FROM list_subs WHERE list_id = ?1";
-static const char SQL_SUB_DELETE_USER[] = "DELETE FROM list_subs WHERE user_id = ?2";
+/* each names ?1 and ?2, so one bind format serves the three */
+static const char SQL_SUB_DELETE_LIST[] = "DELETE FROM list_subs WHERE list_id = ?1 AND ?2 = ''";
+static const char SQL_SUB_DELETE_USER[] = "DELETE FROM list_subs WHERE user_id = ?2 AND ?1 = ''";
 #define SUB_COLS                                                                           \
     "s.user_id, s.preferences, s.created_ms, l.id, l.name, l.preferences, l.created_ms, " \
     "l.updated_ms, l.deleted_ms"
