@@ -2774,7 +2774,9 @@ static int list_result(int rc, PGresult *r, struct arena *a, struct list_rec *ou
     return HR_OK;
 }
 
-static int pg_list_get(struct store *s, struct str id, struct arena *a, struct list_rec *out)
+/* list_get_on: one list by id, read inside t when t is set, else on a reader of s. */
+static int list_get_on(struct store *s, struct store_txn *t, struct str id, struct arena *a,
+                       struct list_rec *out)
 {
     struct params p = {0};
     PGresult *r = NULL;
@@ -2782,27 +2784,23 @@ static int pg_list_get(struct store *s, struct str id, struct arena *a, struct l
     if (!store_list_id_valid(id))
         return HR_INVAL;
     p_text(&p, id);
-    rc = rd_sql((struct pg_store *)s, SQL_LIST_GET, &p, &r, "list_get");
+    rc = t ? tx_sql(t, SQL_LIST_GET, &p, &r, "list_get_txn")
+           : rd_sql((struct pg_store *)s, SQL_LIST_GET, &p, &r, "list_get");
     rc = list_result(rc, r, a, out);
     PQclear(r);
     params_free(&p);
     return rc;
 }
 
+static int pg_list_get(struct store *s, struct str id, struct arena *a, struct list_rec *out)
+{
+    return list_get_on(s, NULL, id, a, out);
+}
+
 static int pg_list_get_txn(struct store_txn *t, struct str id, struct arena *a,
                            struct list_rec *out)
 {
-    struct params p = {0};
-    PGresult *r = NULL;
-    int rc;
-    if (!store_list_id_valid(id))
-        return HR_INVAL;
-    p_text(&p, id);
-    rc = tx_sql(t, SQL_LIST_GET, &p, &r, "list_get_txn");
-    rc = list_result(rc, r, a, out);
-    PQclear(r);
-    params_free(&p);
-    return rc;
+    return list_get_on(NULL, t, id, a, out);
 }
 
 static int pg_list_list(struct store *s, struct str pattern, struct str after, size_t limit,

@@ -2936,49 +2936,47 @@ static int sqlite_list_ensure(struct store_txn *t, struct str id, int64_t now_ms
     return list_exec(t, SQL_LIST_ENSURE, "list_ensure", NULL, "si", id, now_ms);
 }
 
-static int list_get_on(struct conn *c, sqlite3_stmt *st, struct str id, struct arena *a,
+/* list_get_on: one list by id, read inside t when t is set, else on a reader of s. */
+static int list_get_on(struct store *s, struct store_txn *t, struct str id, struct arena *a,
                        struct list_rec *out)
 {
-    int src = bindv(st, "s", id);
-    if (src != SQLITE_OK)
-        return db_fail(c, src, "list_get");
-    src = sqlite3_step(st);
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL, *reader = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    rc = t ? write_stmt(t, SQL_LIST_GET, &c, &st) : read_stmt(ss, SQL_LIST_GET, &c, &st);
+    if (!t)
+        reader = c;
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "s", id)) != SQLITE_OK ||
+        ((src = sqlite3_step(st)) != SQLITE_ROW && src != SQLITE_DONE)) {
+        rc = db_fail(c, src, "list_get");
+        goto out;
+    }
     if (src == SQLITE_DONE)
-        return HR_NOTFOUND;
-    if (src != SQLITE_ROW)
-        return db_fail(c, src, "list_get");
-    row_list(st, 0, a, out);
-    return HR_OK;
+        rc = HR_NOTFOUND;
+    else
+        row_list(st, 0, a, out);
+out:
+    if (reader)
+        op_done(ss, reader, st);
+    else
+        stmt_done(st);
+    return rc;
 }
 
 static int sqlite_list_get(struct store *s, struct str id, struct arena *a, struct list_rec *out)
 {
-    struct sqlite_store *ss = (struct sqlite_store *)s;
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!store_list_id_valid(id))
-        return HR_INVAL;
-    rc = read_stmt(ss, SQL_LIST_GET, &c, &st);
-    if (rc == HR_OK)
-        rc = list_get_on(c, st, id, a, out);
-    op_done(ss, c, st);
-    return rc;
+    return list_get_on(s, NULL, id, a, out);
 }
 
 static int sqlite_list_get_txn(struct store_txn *t, struct str id, struct arena *a,
                                struct list_rec *out)
 {
-    struct conn *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!store_list_id_valid(id))
-        return HR_INVAL;
-    rc = write_stmt(t, SQL_LIST_GET, &c, &st);
-    if (rc == HR_OK)
-        rc = list_get_on(c, st, id, a, out);
-    stmt_done(st);
-    return rc;
+    return list_get_on(NULL, t, id, a, out);
 }
 
 static int sqlite_list_list(struct store *s, struct str pattern, struct str after, size_t limit,

@@ -94,6 +94,17 @@ static void lists_scenario(struct store *s, struct arena *a)
         {"team.ops", "u4"}, {"team.eng.oncall", "u5"}, {"teams.x", "u9"}, {"other", "u1"},
         {"team.ops", "u4"}, /* again: replaces, no second row */
         {NULL, NULL}};
+    static const struct {
+        const char *target;
+        size_t page;
+        int rc;
+        const char *want;
+    } cases[] = {
+        {"team.eng", 1, HR_OK, "u1,u2,u3"},   {"team.eng", 1000, HR_OK, "u1,u2,u3"},
+        {"team.*", 2, HR_OK, "u1,u2,u3,u4"},  {"team.**", 1, HR_OK, "u1,u2,u3,u4,u5"},
+        {"*.ops", 3, HR_OK, "u2,u4"},         {"no.such", 10, HR_OK, ""},
+        {"bad..id", 10, HR_INVAL, NULL},
+    };
     struct list_sub_rec *rows;
     struct list_rec l;
     struct herr err;
@@ -104,21 +115,14 @@ static void lists_scenario(struct store *s, struct arena *a)
     assert_int_equal(store_write(s, ls_tx, (void *)subs, &err), HR_OK);
     assert_int_equal(store_write(s, ls_sub_missing_tx, NULL, &err), HR_NOTFOUND);
 
-    /* one list, paged one at a time and all at once */
-    assert_int_equal(ls_members(s, a, "team.eng", 1, got, sizeof got), HR_OK);
-    assert_string_equal(got, "u1,u2,u3");
-    assert_int_equal(ls_members(s, a, "team.eng", 1000, got, sizeof got), HR_OK);
-    assert_string_equal(got, "u1,u2,u3");
-    /* a pattern: unique users of every matching list, in order */
-    assert_int_equal(ls_members(s, a, "team.*", 2, got, sizeof got), HR_OK);
-    assert_string_equal(got, "u1,u2,u3,u4");
-    assert_int_equal(ls_members(s, a, "team.**", 1, got, sizeof got), HR_OK);
-    assert_string_equal(got, "u1,u2,u3,u4,u5");
-    assert_int_equal(ls_members(s, a, "*.ops", 3, got, sizeof got), HR_OK);
-    assert_string_equal(got, "u2,u4");
-    assert_int_equal(ls_members(s, a, "no.such", 10, got, sizeof got), HR_OK);
-    assert_string_equal(got, "");
-    assert_int_equal(ls_members(s, a, "bad..id", 10, got, sizeof got), HR_INVAL);
+    /* one list, paged one at a time and all at once; patterns: the unique users of
+     * every matching list, in order */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(ls_members(s, a, cases[i].target, cases[i].page, got, sizeof got),
+                         cases[i].rc);
+        if (cases[i].rc == HR_OK)
+            assert_string_equal(got, cases[i].want);
+    }
 
     /* a deleted list sends to nobody, but keeps its rows for a restore */
     assert_int_equal(store_write(s, ls_delete_tx, "team.ops", &err), HR_OK);
