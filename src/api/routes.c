@@ -31,6 +31,27 @@ const struct http_route api_routes[] = {
     {HTTP_PUT, "/profiles/:id", api_profile_replace, AUTH_ADMIN, "profiles.replace", 0, 0},
     {HTTP_PATCH, "/profiles/:id", api_profile_patch, AUTH_ADMIN, "profiles.patch", 0, 0},
     {HTTP_DELETE, "/profiles/:id", api_profile_delete, AUTH_ADMIN, "profiles.delete", 0, 0},
+    {HTTP_GET, "/profiles/:id/lists", api_profile_lists_get, AUTH_ADMIN, "profiles.lists.get", 0, 0},
+    {HTTP_POST, "/profiles/:id/lists", api_profile_lists_subscribe, AUTH_ADMIN,
+     "profiles.lists.subscribe", 0, 0},
+    {HTTP_DELETE, "/profiles/:id/lists", api_profile_lists_delete, AUTH_ADMIN,
+     "profiles.lists.delete", 0, 0},
+
+    /* Courier's Lists API (src/api/lists.c) */
+    {HTTP_GET, "/lists", api_lists_list, AUTH_ADMIN, "lists.list", 0, 0},
+    {HTTP_GET, "/lists/:id", api_list_get, AUTH_ADMIN, "lists.get", 0, 0},
+    {HTTP_PUT, "/lists/:id", api_list_put, AUTH_ADMIN, "lists.put", 0, 0},
+    {HTTP_DELETE, "/lists/:id", api_list_delete, AUTH_ADMIN, "lists.delete", 0, 0},
+    {HTTP_PUT, "/lists/:id/restore", api_list_restore, AUTH_ADMIN, "lists.restore",
+     ROUTE_ANY_CTYPE, 0},
+    {HTTP_GET, "/lists/:id/subscriptions", api_list_subs_get, AUTH_ADMIN, "lists.subs.list", 0, 0},
+    {HTTP_POST, "/lists/:id/subscriptions", api_list_subs_add, AUTH_ADMIN, "lists.subs.add", 0, 0},
+    {HTTP_PUT, "/lists/:id/subscriptions", api_list_subs_replace, AUTH_ADMIN, "lists.subs.replace",
+     0, 0},
+    {HTTP_PUT, "/lists/:id/subscriptions/:user", api_list_sub_put, AUTH_ADMIN, "lists.subs.put",
+     ROUTE_ANY_CTYPE, 0},
+    {HTTP_DELETE, "/lists/:id/subscriptions/:user", api_list_sub_delete, AUTH_ADMIN,
+     "lists.subs.delete", ROUTE_ANY_CTYPE, 0},
 
     /* Courier's Send and Messages APIs */
     {HTTP_POST, "/send", api_send, AUTH_ADMIN, "send", 0, 0},

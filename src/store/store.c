@@ -199,9 +199,16 @@ static const struct copy_table ct_jobs = {
     "last_error, dedup_key",
     "itbiiiiiiitn", "id", NULL, NULL};
 
+static const struct copy_table ct_lists = {
+    "lists", "id, name, preferences, created_ms, updated_ms, deleted_ms",
+    "id, name, preferences, created_ms, updated_ms, deleted_ms", "tttiii", NULL, "id", NULL};
+static const struct copy_table ct_list_subs = {
+    "list_subs", "list_id, user_id, preferences, created_ms",
+    "list_id, user_id, preferences, created_ms", "ttti", NULL, "list_id, user_id", NULL};
+
 const struct copy_table *const store_copy_tables[] = {
     &ct_meta, &ct_keys, &ct_docs, &ct_events, &ct_catalog, &ct_messages, &ct_history, &ct_jobs,
-    NULL};
+    &ct_lists, &ct_list_subs, NULL};
 
 const struct copy_table *store_copy_table(const char *name)
 {

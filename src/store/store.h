@@ -177,6 +177,46 @@ struct job_count {
     int64_t count;
 };
 
+/* ---- lists (Courier's lists and their subscriptions) ------------------------------------- */
+
+#define LIST_ID_MAX 256        /* bytes of a list id or pattern */
+#define LIST_PARTS_MAX 4       /* dot-separated parts of a list id or pattern */
+#define LIST_USER_ID_MAX 256   /* bytes of a subscribed user id */
+#define LIST_PREFS_MAX 65536   /* bytes of a subscription's or list's preferences JSON */
+
+/* A list. Strings are arena-owned on reads. */
+struct list_rec {
+    struct str id;           /* "team.eng" */
+    struct str name;
+    struct str preferences;  /* JSON object, or empty */
+    int64_t created_ms, updated_ms;
+    int64_t deleted_ms;      /* 0 while live; set by DELETE, cleared by restore */
+};
+
+/* One user's subscription to one list, with the list's own fields. */
+struct list_sub_rec {
+    struct str user_id;
+    struct str preferences;  /* JSON object, or empty */
+    int64_t created_ms;      /* when subscribed */
+    struct list_rec list;    /* the list subscribed to */
+};
+
+/* store_list_id_valid: id is 1..LIST_ID_MAX bytes of 1..LIST_PARTS_MAX parts joined by
+ * '.', each part 1 or more of [A-Za-z0-9_:@+-]. Pure. */
+bool store_list_id_valid(struct str id);
+/* store_list_pattern_valid: like an id, but a part may be `*` (exactly one part) and the
+ * last part may be `**` (one or more parts); at least one part is literal. An id is a
+ * valid pattern. Pure. */
+bool store_list_pattern_valid(struct str pattern);
+/* store_list_is_pattern: the pattern has a wildcard part. Pure. */
+bool store_list_is_pattern(struct str pattern);
+/* store_list_match: list id `id` matches the valid pattern `pattern`. Pure. */
+bool store_list_match(struct str pattern, struct str id);
+/* store_list_pattern_prefix: the length of pattern's literal leading text (up to and
+ * including the '.' before the first wildcard part; the whole pattern when it has none):
+ * every id that matches starts with it. Pure. */
+size_t store_list_pattern_prefix(struct str pattern);
+
 /* ---- bulk copy (herald migrate-store) ------------------------------------------------ */
 
 /* The tables a copy walks, in this order (store_copy_tables), and what each holds. */
@@ -310,6 +350,27 @@ struct store_ops {
     int (*copy_insert)(struct store_txn *t, const char *table, const struct copy_row *rows,
                        size_t n);
     int (*copy_count)(struct store *s, const char *table, int64_t *n);
+
+    /* lists (appended; see store_list_* below) */
+    int (*list_put)(struct store_txn *t, struct str id, struct str name, struct str prefs,
+                    int64_t now_ms);
+    int (*list_ensure)(struct store_txn *t, struct str id, int64_t now_ms);
+    int (*list_get)(struct store *s, struct str id, struct arena *a, struct list_rec *out);
+    int (*list_get_txn)(struct store_txn *t, struct str id, struct arena *a,
+                        struct list_rec *out);
+    int (*list_list)(struct store *s, struct str pattern, struct str after_id, size_t limit,
+                     struct arena *a, struct list_rec **out, size_t *n);
+    int (*list_set_deleted)(struct store_txn *t, struct str id, int64_t deleted_ms,
+                            int64_t now_ms);
+    int (*list_sub_put)(struct store_txn *t, struct str list_id, struct str user_id,
+                        struct str prefs, int64_t now_ms);
+    int (*list_sub_delete)(struct store_txn *t, struct str list_id, struct str user_id,
+                           int64_t *n_deleted);
+    int (*list_sub_list)(struct store *s, struct str list_id, struct str user_id,
+                         struct str after, size_t limit, struct arena *a,
+                         struct list_sub_rec **out, size_t *n);
+    int (*list_members)(struct store *s, struct str target, struct str after_user, size_t limit,
+                        struct arena *a, struct str **out, size_t *n);
 };
 
 /* The base every backend embeds as its first member. */
@@ -517,5 +578,64 @@ static inline int store_copy_insert(struct store_txn *t, const char *table,
 { return store_txn_store(t)->ops->copy_insert(t, table, rows, n); }
 static inline int store_copy_count(struct store *s, const char *table, int64_t *n)
 { return s->ops->copy_count(s, table, n); }
+
+/* Lists. Ids are checked with store_list_id_valid (HR_INVAL otherwise); limit is
+ * 1..1000; preferences <= LIST_PREFS_MAX bytes (HR_TOOBIG). Inside a write fn for the
+ * _txn ones, any thread for the reads.
+ * list_put: create the list or replace its name and preferences (a deleted list stays
+ * deleted). list_ensure: create the list (name = id) unless it exists; HR_OK either way.
+ * list_get: HR_NOTFOUND when absent; a deleted list is returned with deleted_ms set.
+ * list_list: live lists in id order after after_id whose id matches pattern (a valid
+ * pattern or id; empty: every list). list_set_deleted: mark deleted (deleted_ms > 0) or
+ * restore (0); HR_NOTFOUND when absent. */
+static inline int store_list_put(struct store_txn *t, struct str id, struct str name,
+                                 struct str prefs, int64_t now_ms)
+{ return store_txn_store(t)->ops->list_put(t, id, name, prefs, now_ms); }
+static inline int store_list_ensure(struct store_txn *t, struct str id, int64_t now_ms)
+{ return store_txn_store(t)->ops->list_ensure(t, id, now_ms); }
+static inline int store_list_get(struct store *s, struct str id, struct arena *a,
+                                 struct list_rec *out)
+{ return s->ops->list_get(s, id, a, out); }
+static inline int store_list_get_txn(struct store_txn *t, struct str id, struct arena *a,
+                                     struct list_rec *out)
+{ return store_txn_store(t)->ops->list_get_txn(t, id, a, out); }
+static inline int store_list_list(struct store *s, struct str pattern, struct str after_id,
+                                  size_t limit, struct arena *a, struct list_rec **out,
+                                  size_t *n)
+{ return s->ops->list_list(s, pattern, after_id, limit, a, out, n); }
+static inline int store_list_set_deleted(struct store_txn *t, struct str id, int64_t deleted_ms,
+                                         int64_t now_ms)
+{ return store_txn_store(t)->ops->list_set_deleted(t, id, deleted_ms, now_ms); }
+/* list_sub_put: subscribe user_id (1..LIST_USER_ID_MAX bytes) to list_id, or replace
+ * the preferences of an existing subscription (its created time stays). The list must
+ * exist (call list_ensure first): HR_NOTFOUND otherwise.
+ * list_sub_delete: with both ids, end that one subscription (HR_NOTFOUND when none);
+ * with user_id empty, every subscription of the list; with list_id empty, every list
+ * subscription of the user. *n_deleted (may be NULL) gets the count.
+ * list_sub_list: exactly one of list_id / user_id non-empty: the subscriptions of that
+ * list (by user id after `after`) or of that user to live lists (by list id after
+ * `after`). */
+static inline int store_list_sub_put(struct store_txn *t, struct str list_id, struct str user_id,
+                                     struct str prefs, int64_t now_ms)
+{ return store_txn_store(t)->ops->list_sub_put(t, list_id, user_id, prefs, now_ms); }
+static inline int store_list_sub_delete(struct store_txn *t, struct str list_id,
+                                        struct str user_id, int64_t *n_deleted)
+{ return store_txn_store(t)->ops->list_sub_delete(t, list_id, user_id, n_deleted); }
+static inline int store_list_sub_list(struct store *s, struct str list_id, struct str user_id,
+                                      struct str after, size_t limit, struct arena *a,
+                                      struct list_sub_rec **out, size_t *n)
+{ return s->ops->list_sub_list(s, list_id, user_id, after, limit, a, out, n); }
+/* store_list_members: the recipients of a send to a list or a list pattern, one page at
+ * a time: the distinct user ids subscribed to the live list `target` (a list id) or to
+ * any live list matching it (a pattern, store_list_pattern_valid), in byte order,
+ * strictly after after_user (empty: from the start), at most limit (1..1000). *out (an
+ * arena array of arena strings) and *n get the page; a page shorter than limit is the
+ * last. Call again with after_user = the last id of the page: each call is one short
+ * read, so a fan-out of any size streams with bounded memory and resumes from the last
+ * id it committed. HR_INVAL for a malformed target; an unknown or deleted list is an
+ * empty page (the caller tells those apart with store_list_get). Any thread. */
+static inline int store_list_members(struct store *s, struct str target, struct str after_user,
+                                     size_t limit, struct arena *a, struct str **out, size_t *n)
+{ return s->ops->list_members(s, target, after_user, limit, a, out, n); }
 
 #endif

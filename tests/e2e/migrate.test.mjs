@@ -68,7 +68,7 @@ function counts(stdout) {
   return out;
 }
 
-const TABLES = ['meta', 'api_keys', 'docs', 'events', 'catalog', 'messages', 'message_history', 'jobs'];
+const TABLES = ['meta', 'api_keys', 'docs', 'events', 'catalog', 'messages', 'message_history', 'jobs', 'lists', 'list_subs'];
 
 function assertCounts(r, what) {
   assert.equal(r.status, 0, `${what}: exit 0\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
@@ -140,6 +140,10 @@ describe('migrate-store: SQLite to PostgreSQL', { skip }, () => {
     for (let i = 0; i < PROFILES; i += 25)
       await Promise.all(Array.from({ length: Math.min(25, PROFILES - i) }, (_, k) =>
         api(src, 'POST', `/profiles/bulk-${i + k}`, { profile: { email: `bulk${i + k}@example.com` } }).then((r) => ok(r))));
+    // a list with members, and one deleted (kept for a restore)
+    ok(await api(src, 'POST', '/lists/mig.team/subscriptions', { recipients: [{ recipientId: 'mig-u1' }, { recipientId: 'mig-u2', preferences: { notifications: {} } }] }), 204);
+    ok(await api(src, 'PUT', '/lists/mig.gone/subscriptions/mig-u1'), 204);
+    ok(await api(src, 'DELETE', '/lists/mig.gone'), 204);
     const delayed = ok(await api(src, 'POST', '/send', {
       message: { to: { email: 'later@example.com' }, template: tpl, data: {}, delay: { duration: 3600000 } },
     }), 202).requestId;
@@ -160,6 +164,7 @@ describe('migrate-store: SQLite to PostgreSQL', { skip }, () => {
     assert.ok(c.api_keys[0] >= 2 && c.messages[0] >= 3 && c.message_history[0] > 6, a.stdout);
     assert.ok(c.jobs[0] >= 2, `the ping and the delayed send are pending jobs: ${a.stdout}`);
     assert.ok(c.events[0] >= 4 && c.docs[0] >= 1005 && c.catalog[0] >= 2, a.stdout);
+    assert.ok(c.lists[0] === 2 && c.list_subs[0] === 3, a.stdout);
     assert.match(a.stderr, /migrate: jobs \d+\/\d+ rows, done/, 'progress lines when not on a terminal');
     // a rerun finds everything there: still every count matching
     assertCounts(herald(['migrate-store', '--from', srcDsn, '--to', dstA], { timeout: 60000 }), 'rerun');
@@ -217,6 +222,11 @@ describe('migrate-store: SQLite to PostgreSQL', { skip }, () => {
     assert.deepEqual(ok(await api(pg, 'GET', '/automations')).templates.map((x) => x.id).sort(), before.automations);
     assert.deepEqual(ok(await api(pg, 'GET', `/links?event=${encodeURIComponent(EVENT)}`)).results.map((l) => l.automation_id), before.links);
     assert.equal(ok(await api(pg, 'GET', `/messages/${delayed}`)).status, before.delayed);
+    const members = ok(await api(pg, 'GET', '/lists/mig.team/subscriptions')).items;
+    assert.deepEqual(members.map((m) => [m.recipientId, m.preferences ?? null]), [['mig-u1', null], ['mig-u2', { notifications: {} }]]);
+    assert.equal((await api(pg, 'GET', '/lists/mig.gone')).status, 404, 'a deleted list stays deleted');
+    ok(await api(pg, 'PUT', '/lists/mig.gone/restore'), 204);
+    assert.deepEqual(ok(await api(pg, 'GET', '/lists/mig.gone/subscriptions')).items.map((m) => m.recipientId), ['mig-u1']);
     // a new event runs the linked automation; new rows get fresh ids after the copied ones
     await deliver(pg, [['track', { userId: 'mig-u1', event: 'Order Shipped', properties: { order_id: 'o-after' } }]]);
     await waitFor(() => smtp.to('mig.one@example.com').length >= 2, { timeout: 15000, what: 'a mail from the automation on PostgreSQL' });

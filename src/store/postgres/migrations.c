@@ -114,7 +114,22 @@ static const struct migration migrations[] = {
     {4, "ALTER TABLE api_keys ADD COLUMN scope BIGINT NOT NULL DEFAULT 0;"},
     /* 5: leases taken over after they ran out (the poison-pill guard, queue.c) */
     {5, "ALTER TABLE jobs ADD COLUMN retaken BIGINT NOT NULL DEFAULT 0;"},
-    /* next: {6, "..."}, */
+    /* 6: Courier's lists and their subscriptions, as on SQLite */
+    {6, "CREATE TABLE lists("
+        "  id TEXT COLLATE \"C\" PRIMARY KEY,"
+        "  name TEXT NOT NULL,"
+        "  preferences TEXT NOT NULL,"
+        "  created_ms BIGINT NOT NULL,"
+        "  updated_ms BIGINT NOT NULL,"
+        "  deleted_ms BIGINT NOT NULL DEFAULT 0);"
+        "CREATE TABLE list_subs("
+        "  list_id TEXT COLLATE \"C\" NOT NULL,"
+        "  user_id TEXT COLLATE \"C\" NOT NULL,"
+        "  preferences TEXT NOT NULL,"
+        "  created_ms BIGINT NOT NULL,"
+        "  PRIMARY KEY(list_id, user_id));"
+        "CREATE INDEX list_subs_user ON list_subs(user_id, list_id);"},
+    /* next: {7, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

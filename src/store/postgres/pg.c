@@ -2617,6 +2617,321 @@ static int pg_copy_count(struct store *s, const char *table, int64_t *n)
 
 /* ---- the table ------------------------------------------------------------------------ */
 
+/* ---- lists -------------------------------------------------------------------------- */
+
+#define LIST_COLS "id, name, preferences, created_ms, updated_ms, deleted_ms"
+#define LIST_PAGE_MAX 1000
+#define LIST_REGEX_MAX (LIST_ID_MAX * 3 + 8)
+static const char SQL_LIST_PUT[] =
+    "INSERT INTO lists(id, name, preferences, created_ms, updated_ms) "
+    "VALUES($1::text, $2::text, $3::text, $4::bigint, $4::bigint) "
+    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, preferences = excluded.preferences, "
+    "updated_ms = excluded.updated_ms";
+static const char SQL_LIST_ENSURE[] =
+    "INSERT INTO lists(id, name, preferences, created_ms, updated_ms) "
+    "VALUES($1::text, $1::text, '', $2::bigint, $2::bigint) ON CONFLICT(id) DO NOTHING";
+static const char SQL_LIST_GET[] = "SELECT " LIST_COLS " FROM lists WHERE id = $1::text";
+/* $2 is the pattern's literal prefix, $3 its regex ('' for every list) */
+static const char SQL_LIST_LIST[] =
+    "SELECT " LIST_COLS " FROM lists WHERE deleted_ms = 0 AND id > $1::text "
+    "AND starts_with(id, $2::text) AND ($3::text = '' OR id ~ $3::text) "
+    "ORDER BY id LIMIT $4::bigint";
+static const char SQL_LIST_SET_DELETED[] =
+    "UPDATE lists SET deleted_ms = $2::bigint, updated_ms = $3::bigint WHERE id = $1::text";
+static const char SQL_SUB_PUT[] =
+    "INSERT INTO list_subs(list_id, user_id, preferences, created_ms) "
+    "SELECT $1::text, $2::text, $3::text, $4::bigint "
+    "WHERE EXISTS(SELECT 1 FROM lists WHERE id = $1::text) "
+    "ON CONFLICT(list_id, user_id) DO UPDATE SET preferences = excluded.preferences";
+static const char SQL_SUB_DELETE_ONE[] =
+    "DELETE FROM list_subs WHERE list_id = $1::text AND user_id = $2::text";
+static const char SQL_SUB_DELETE_LIST[] = "DELETE FROM list_subs WHERE list_id = $1::text";
+static const char SQL_SUB_DELETE_USER[] = "DELETE FROM list_subs WHERE user_id = $1::text";
+#define SUB_COLS                                                                           \
+    "s.user_id, s.preferences, s.created_ms, l.id, l.name, l.preferences, l.created_ms, " \
+    "l.updated_ms, l.deleted_ms"
+static const char SQL_SUB_BY_LIST[] =
+    "SELECT " SUB_COLS " FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE s.list_id = $1::text AND s.user_id > $2::text ORDER BY s.user_id LIMIT $3::bigint";
+static const char SQL_SUB_BY_USER[] =
+    "SELECT " SUB_COLS " FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE s.user_id = $1::text AND s.list_id > $2::text AND l.deleted_ms = 0 "
+    "ORDER BY s.list_id LIMIT $3::bigint";
+static const char SQL_MEMBERS_ONE[] =
+    "SELECT s.user_id FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE s.list_id = $1::text AND l.deleted_ms = 0 AND s.user_id > $2::text "
+    "ORDER BY s.user_id LIMIT $3::bigint";
+static const char SQL_MEMBERS_PATTERN[] =
+    "SELECT DISTINCT s.user_id FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE l.deleted_ms = 0 AND starts_with(l.id, $1::text) AND l.id ~ $2::text "
+    "AND s.user_id > $3::text ORDER BY s.user_id LIMIT $4::bigint";
+
+/* list_regex: the POSIX regex PostgreSQL matches a valid list pattern with ("" for an
+ * empty pattern): `*` is one part, `**` one or more, the rest literal. */
+static void list_regex(struct str pattern, char *out, size_t cap)
+{
+    size_t o = 0, i = 0;
+    out[0] = '\0';
+    if (pattern.len == 0 || cap < LIST_REGEX_MAX)
+        return;
+    out[o++] = '^';
+    while (i < pattern.len) {
+        if (pattern.p[i] == '*' && i + 1 < pattern.len && pattern.p[i + 1] == '*') {
+            o += (size_t)snprintf(out + o, cap - o, ".+");
+            i += 2;
+        } else if (pattern.p[i] == '*') {
+            o += (size_t)snprintf(out + o, cap - o, "[^.]+");
+            i++;
+        } else {
+            char ch = pattern.p[i++];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+                out[o++] = '\\';
+            out[o++] = ch;
+        }
+    }
+    out[o++] = '$';
+    out[o] = '\0';
+}
+
+static void row_list_at(const PGresult *r, int i, int col, struct arena *a, struct list_rec *out)
+{
+    out->id = g_str(a, r, i, col);
+    out->name = g_str(a, r, i, col + 1);
+    out->preferences = g_str(a, r, i, col + 2);
+    out->created_ms = g_i64(r, i, col + 3);
+    out->updated_ms = g_i64(r, i, col + 4);
+    out->deleted_ms = g_i64(r, i, col + 5);
+}
+
+static void row_list(const PGresult *r, int i, struct arena *a, void *out)
+{
+    row_list_at(r, i, 0, a, out);
+}
+
+static void row_sub(const PGresult *r, int i, struct arena *a, void *vout)
+{
+    struct list_sub_rec *out = vout;
+    out->user_id = g_str(a, r, i, 0);
+    out->preferences = g_str(a, r, i, 1);
+    out->created_ms = g_i64(r, i, 2);
+    row_list_at(r, i, 3, a, &out->list);
+}
+
+static void row_member(const PGresult *r, int i, struct arena *a, void *out)
+{
+    *(struct str *)out = g_str(a, r, i, 0);
+}
+
+/* list_exec: run sql in t with p; *changes (may be NULL) gets the rows it changed.
+ * Frees p. */
+static int list_exec(struct store_txn *t, const char *sql, struct params *p, const char *what,
+                     int64_t *changes)
+{
+    PGresult *r = NULL;
+    int rc = tx_sql(t, sql, p, &r, what);
+    if (rc == HR_OK && changes)
+        *changes = affected(r);
+    PQclear(r);
+    params_free(p);
+    return rc;
+}
+
+/* list_read: run the read sql with p, rows into an arena array via row. Frees p. */
+static int list_read(struct store *s, const char *sql, struct params *p, const char *what,
+                     struct arena *a, size_t elem, row_fn row, void **out, size_t *n)
+{
+    PGresult *r = NULL;
+    int rc = rd_sql((struct pg_store *)s, sql, p, &r, what);
+    if (rc == HR_OK)
+        rows_read(r, a, elem, row, out, n);
+    PQclear(r);
+    params_free(p);
+    return rc;
+}
+
+static int pg_list_put(struct store_txn *t, struct str id, struct str name, struct str prefs,
+                       int64_t now_ms)
+{
+    struct params p = {0};
+    if (!store_list_id_valid(id) || name.len > LIST_ID_MAX * 4)
+        return HR_INVAL;
+    if (prefs.len > LIST_PREFS_MAX)
+        return HR_TOOBIG;
+    p_text(&p, id);
+    p_text(&p, name);
+    p_text(&p, prefs);
+    p_i64(&p, now_ms);
+    return list_exec(t, SQL_LIST_PUT, &p, "list_put", NULL);
+}
+
+static int pg_list_ensure(struct store_txn *t, struct str id, int64_t now_ms)
+{
+    struct params p = {0};
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    p_text(&p, id);
+    p_i64(&p, now_ms);
+    return list_exec(t, SQL_LIST_ENSURE, &p, "list_ensure", NULL);
+}
+
+static int list_result(int rc, PGresult *r, struct arena *a, struct list_rec *out)
+{
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        return HR_NOTFOUND;
+    row_list(r, 0, a, out);
+    return HR_OK;
+}
+
+/* list_get_on: one list by id, read inside t when t is set, else on a reader of s. */
+static int list_get_on(struct store *s, struct store_txn *t, struct str id, struct arena *a,
+                       struct list_rec *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    p_text(&p, id);
+    rc = t ? tx_sql(t, SQL_LIST_GET, &p, &r, "list_get_txn")
+           : rd_sql((struct pg_store *)s, SQL_LIST_GET, &p, &r, "list_get");
+    rc = list_result(rc, r, a, out);
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
+static int pg_list_get(struct store *s, struct str id, struct arena *a, struct list_rec *out)
+{
+    return list_get_on(s, NULL, id, a, out);
+}
+
+static int pg_list_get_txn(struct store_txn *t, struct str id, struct arena *a,
+                           struct list_rec *out)
+{
+    return list_get_on(NULL, t, id, a, out);
+}
+
+static int pg_list_list(struct store *s, struct str pattern, struct str after, size_t limit,
+                        struct arena *a, struct list_rec **out, size_t *n)
+{
+    struct params p = {0};
+    char re[LIST_REGEX_MAX];
+    *out = NULL;
+    *n = 0;
+    if ((pattern.len && !store_list_pattern_valid(pattern)) || after.len > LIST_ID_MAX ||
+        limit == 0 || limit > LIST_PAGE_MAX)
+        return HR_INVAL;
+    list_regex(pattern, re, sizeof re);
+    p_text(&p, after);
+    p_text(&p, (struct str){pattern.p, store_list_pattern_prefix(pattern)});
+    p_text(&p, str_c(re));
+    p_i64(&p, (int64_t)limit);
+    return list_read(s, SQL_LIST_LIST, &p, "list_list", a, sizeof **out, row_list,
+                     (void **)out, n);
+}
+
+static int pg_list_set_deleted(struct store_txn *t, struct str id, int64_t deleted_ms,
+                               int64_t now_ms)
+{
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    p_text(&p, id);
+    p_i64(&p, deleted_ms);
+    p_i64(&p, now_ms);
+    rc = list_exec(t, SQL_LIST_SET_DELETED, &p, "list_set_deleted", &changed);
+    return rc == HR_OK && changed == 0 ? HR_NOTFOUND : rc;
+}
+
+static int pg_list_sub_put(struct store_txn *t, struct str list_id, struct str user_id,
+                           struct str prefs, int64_t now_ms)
+{
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(list_id) || user_id.len == 0 || user_id.len > LIST_USER_ID_MAX)
+        return HR_INVAL;
+    if (prefs.len > LIST_PREFS_MAX)
+        return HR_TOOBIG;
+    p_text(&p, list_id);
+    p_text(&p, user_id);
+    p_text(&p, prefs);
+    p_i64(&p, now_ms);
+    rc = list_exec(t, SQL_SUB_PUT, &p, "list_sub_put", &changed);
+    return rc == HR_OK && changed == 0 ? HR_NOTFOUND : rc;
+}
+
+static int pg_list_sub_delete(struct store_txn *t, struct str list_id, struct str user_id,
+                              int64_t *n_deleted)
+{
+    struct params p = {0};
+    const char *sql = SQL_SUB_DELETE_ONE;
+    int64_t changed = 0;
+    int rc;
+    if ((list_id.len == 0 && user_id.len == 0) || list_id.len > LIST_ID_MAX ||
+        user_id.len > LIST_USER_ID_MAX)
+        return HR_INVAL;
+    if (list_id.len)
+        p_text(&p, list_id);
+    if (user_id.len)
+        p_text(&p, user_id);
+    if (!user_id.len)
+        sql = SQL_SUB_DELETE_LIST;
+    else if (!list_id.len)
+        sql = SQL_SUB_DELETE_USER;
+    rc = list_exec(t, sql, &p, "list_sub_delete", &changed);
+    if (n_deleted)
+        *n_deleted = changed;
+    return rc == HR_OK && changed == 0 && list_id.len && user_id.len ? HR_NOTFOUND : rc;
+}
+
+static int pg_list_sub_list(struct store *s, struct str list_id, struct str user_id,
+                            struct str after, size_t limit, struct arena *a,
+                            struct list_sub_rec **out, size_t *n)
+{
+    struct params p = {0};
+    bool by_list = list_id.len > 0;
+    *out = NULL;
+    *n = 0;
+    if (by_list == (user_id.len > 0) || list_id.len > LIST_ID_MAX ||
+        user_id.len > LIST_USER_ID_MAX || after.len > LIST_ID_MAX || limit == 0 ||
+        limit > LIST_PAGE_MAX)
+        return HR_INVAL;
+    p_text(&p, by_list ? list_id : user_id);
+    p_text(&p, after);
+    p_i64(&p, (int64_t)limit);
+    return list_read(s, by_list ? SQL_SUB_BY_LIST : SQL_SUB_BY_USER, &p, "list_sub_list", a,
+                     sizeof **out, row_sub, (void **)out, n);
+}
+
+static int pg_list_members(struct store *s, struct str target, struct str after, size_t limit,
+                           struct arena *a, struct str **out, size_t *n)
+{
+    struct params p = {0};
+    char re[LIST_REGEX_MAX];
+    bool pattern = store_list_is_pattern(target);
+    *out = NULL;
+    *n = 0;
+    if (!store_list_pattern_valid(target) || after.len > LIST_USER_ID_MAX || limit == 0 ||
+        limit > LIST_PAGE_MAX)
+        return HR_INVAL;
+    if (pattern) {
+        list_regex(target, re, sizeof re);
+        p_text(&p, (struct str){target.p, store_list_pattern_prefix(target)});
+        p_text(&p, str_c(re));
+    } else {
+        p_text(&p, target);
+    }
+    p_text(&p, after);
+    p_i64(&p, (int64_t)limit);
+    return list_read(s, pattern ? SQL_MEMBERS_PATTERN : SQL_MEMBERS_ONE, &p, "list_members", a,
+                     sizeof **out, row_member, (void **)out, n);
+}
+
 const struct store_ops pg_store_ops = {
     .version = 1,
     .scheme = "postgres",
@@ -2669,4 +2984,14 @@ const struct store_ops pg_store_ops = {
     .copy_rows = pg_copy_rows,
     .copy_insert = pg_copy_insert,
     .copy_count = pg_copy_count,
+    .list_put = pg_list_put,
+    .list_ensure = pg_list_ensure,
+    .list_get = pg_list_get,
+    .list_get_txn = pg_list_get_txn,
+    .list_list = pg_list_list,
+    .list_set_deleted = pg_list_set_deleted,
+    .list_sub_put = pg_list_sub_put,
+    .list_sub_delete = pg_list_sub_delete,
+    .list_sub_list = pg_list_sub_list,
+    .list_members = pg_list_members,
 };

@@ -100,7 +100,23 @@ static const struct migration migrations[] = {
     {4, "ALTER TABLE api_keys ADD COLUMN scope INTEGER NOT NULL DEFAULT 0;"},
     /* 5: leases taken over after they ran out (the poison-pill guard, queue.c) */
     {5, "ALTER TABLE jobs ADD COLUMN retaken INTEGER NOT NULL DEFAULT 0;"},
-    /* next: {6, "..."}, */
+    /* 6: Courier's lists and their subscriptions (issue 15); preferences are JSON text, ''
+     * for none; a deleted list keeps its subscriptions until restored */
+    {6, "CREATE TABLE lists("
+        "  id TEXT PRIMARY KEY,"
+        "  name TEXT NOT NULL,"
+        "  preferences TEXT NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  updated_ms INTEGER NOT NULL,"
+        "  deleted_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "CREATE TABLE list_subs("
+        "  list_id TEXT NOT NULL,"
+        "  user_id TEXT NOT NULL,"
+        "  preferences TEXT NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  PRIMARY KEY(list_id, user_id)) WITHOUT ROWID;"
+        "CREATE INDEX list_subs_user ON list_subs(user_id, list_id);"},
+    /* next: {7, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

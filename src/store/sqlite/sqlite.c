@@ -503,6 +503,8 @@ out:
 
 /* conn_open: open a connection to path with herald's PRAGMAs. The writer creates the
  * file and sets WAL; readers refuse to write (query_only). */
+static int list_funcs(sqlite3 *db);
+
 static int conn_open(const char *path, bool writer, struct conn **out, struct herr *err)
 {
     struct conn *c = xcalloc(1, sizeof *c);
@@ -517,6 +519,11 @@ static int conn_open(const char *path, bool writer, struct conn **out, struct he
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    if ((src = list_funcs(c->db)) != SQLITE_OK) {
+        rc = herr_set(err, map_err(c->db, src), "cannot register SQL functions: %s",
+                      sqlite3_errmsg(c->db));
+        goto out;
+    }
     rc = pragma(c->db, "PRAGMA foreign_keys = ON", NULL, err);
     if (rc < 0)
         goto out;
@@ -2954,6 +2961,273 @@ out:
     return rc;
 }
 
+/* ---- lists -------------------------------------------------------------------------------- */
+
+#define LIST_COLS "id, name, preferences, created_ms, updated_ms, deleted_ms"
+#define LIST_PAGE_MAX 1000
+static const char SQL_LIST_PUT[] =
+    "INSERT INTO lists(id, name, preferences, created_ms, updated_ms) VALUES(?1, ?2, ?3, ?4, ?4) "
+    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, preferences = excluded.preferences, "
+    "updated_ms = excluded.updated_ms";
+static const char SQL_LIST_ENSURE[] =
+    "INSERT INTO lists(id, name, preferences, created_ms, updated_ms) VALUES(?1, ?1, '', ?2, ?2) "
+    "ON CONFLICT(id) DO NOTHING";
+static const char SQL_LIST_GET[] = "SELECT " LIST_COLS " FROM lists WHERE id = ?1";
+/* ?2 is the pattern's literal prefix: the primary key bounds the walk */
+static const char SQL_LIST_LIST[] =
+    "SELECT " LIST_COLS " FROM lists WHERE deleted_ms = 0 AND id > ?1 "
+    "AND substr(id, 1, length(?2)) = ?2 AND (?3 = '' OR herald_list_match(?3, id)) "
+    "ORDER BY id LIMIT ?4";
+static const char SQL_LIST_SET_DELETED[] =
+    "UPDATE lists SET deleted_ms = ?2, updated_ms = ?3 WHERE id = ?1";
+static const char SQL_SUB_PUT[] =
+    "INSERT INTO list_subs(list_id, user_id, preferences, created_ms) "
+    "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS(SELECT 1 FROM lists WHERE id = ?1) "
+    "ON CONFLICT(list_id, user_id) DO UPDATE SET preferences = excluded.preferences";
+static const char SQL_SUB_DELETE_ONE[] = "DELETE FROM list_subs WHERE list_id = ?1 AND user_id = ?2";
+/* each names ?1 and ?2, so one bind format serves the three */
+static const char SQL_SUB_DELETE_LIST[] = "DELETE FROM list_subs WHERE list_id = ?1 AND ?2 = ''";
+static const char SQL_SUB_DELETE_USER[] = "DELETE FROM list_subs WHERE user_id = ?2 AND ?1 = ''";
+#define SUB_COLS                                                                           \
+    "s.user_id, s.preferences, s.created_ms, l.id, l.name, l.preferences, l.created_ms, " \
+    "l.updated_ms, l.deleted_ms"
+static const char SQL_SUB_BY_LIST[] =
+    "SELECT " SUB_COLS " FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE s.list_id = ?1 AND s.user_id > ?2 ORDER BY s.user_id LIMIT ?3";
+static const char SQL_SUB_BY_USER[] =
+    "SELECT " SUB_COLS " FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE s.user_id = ?1 AND s.list_id > ?2 AND l.deleted_ms = 0 ORDER BY s.list_id LIMIT ?3";
+static const char SQL_MEMBERS_ONE[] =
+    "SELECT s.user_id FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE s.list_id = ?1 AND l.deleted_ms = 0 AND s.user_id > ?2 ORDER BY s.user_id LIMIT ?3";
+static const char SQL_MEMBERS_PATTERN[] =
+    "SELECT DISTINCT s.user_id FROM list_subs s JOIN lists l ON l.id = s.list_id "
+    "WHERE l.deleted_ms = 0 AND substr(l.id, 1, length(?1)) = ?1 "
+    "AND herald_list_match(?2, l.id) AND s.user_id > ?3 ORDER BY s.user_id LIMIT ?4";
+
+/* list_match_fn: SQL herald_list_match(pattern, id), store_list_match for the queries. */
+static void list_match_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    struct str pat, id;
+    (void)argc;
+    pat = (struct str){(const char *)sqlite3_value_text(argv[0]),
+                       (size_t)sqlite3_value_bytes(argv[0])};
+    id = (struct str){(const char *)sqlite3_value_text(argv[1]),
+                      (size_t)sqlite3_value_bytes(argv[1])};
+    sqlite3_result_int(ctx, pat.p && id.p && store_list_match(pat, id));
+}
+
+static int list_funcs(sqlite3 *db)
+{
+    return sqlite3_create_function(db, "herald_list_match", 2,
+                                   SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                   list_match_fn, NULL, NULL);
+}
+
+static void row_list(sqlite3_stmt *st, int col, struct arena *a, struct list_rec *out)
+{
+    out->id = col_str(a, st, col);
+    out->name = col_str(a, st, col + 1);
+    out->preferences = col_str(a, st, col + 2);
+    out->created_ms = sqlite3_column_int64(st, col + 3);
+    out->updated_ms = sqlite3_column_int64(st, col + 4);
+    out->deleted_ms = sqlite3_column_int64(st, col + 5);
+}
+
+static void row_list_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    row_list(st, 0, a, out);
+}
+
+static void row_sub_v(sqlite3_stmt *st, struct arena *a, void *vout)
+{
+    struct list_sub_rec *out = vout;
+    out->user_id = col_str(a, st, 0);
+    out->preferences = col_str(a, st, 1);
+    out->created_ms = sqlite3_column_int64(st, 2);
+    row_list(st, 3, a, &out->list);
+}
+
+static void row_member_v(sqlite3_stmt *st, struct arena *a, void *out)
+{
+    *(struct str *)out = col_str(a, st, 0);
+}
+
+/* list_exec: run the write statement sql on t with fmt's binds (as bindv); *changes
+ * (may be NULL) gets the rows it changed. */
+static int list_exec(struct store_txn *t, const char *sql, const char *what, int64_t *changes,
+                     const char *fmt, ...)
+{
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    int src, rc = write_stmt(t, sql, &c, &st);
+    if (rc < 0)
+        goto out;
+    va_start(ap, fmt);
+    src = vbindv(st, fmt, ap);
+    va_end(ap);
+    if (src != SQLITE_OK || (src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = db_fail(c, src, what);
+        goto out;
+    }
+    if (changes)
+        *changes = sqlite3_changes(c->db);
+out:
+    stmt_done(st);
+    return rc;
+}
+
+static int sqlite_list_put(struct store_txn *t, struct str id, struct str name, struct str prefs,
+                           int64_t now_ms)
+{
+    if (!store_list_id_valid(id) || name.len > LIST_ID_MAX * 4)
+        return HR_INVAL;
+    if (prefs.len > LIST_PREFS_MAX)
+        return HR_TOOBIG;
+    return list_exec(t, SQL_LIST_PUT, "list_put", NULL, "sssi", id, name, prefs, now_ms);
+}
+
+static int sqlite_list_ensure(struct store_txn *t, struct str id, int64_t now_ms)
+{
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    return list_exec(t, SQL_LIST_ENSURE, "list_ensure", NULL, "si", id, now_ms);
+}
+
+/* list_get_on: one list by id, read inside t when t is set, else on a reader of s. */
+static int list_get_on(struct store *s, struct store_txn *t, struct str id, struct arena *a,
+                       struct list_rec *out)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL, *reader = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    rc = t ? write_stmt(t, SQL_LIST_GET, &c, &st) : read_stmt(ss, SQL_LIST_GET, &c, &st);
+    if (!t)
+        reader = c;
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "s", id)) != SQLITE_OK ||
+        ((src = sqlite3_step(st)) != SQLITE_ROW && src != SQLITE_DONE)) {
+        rc = db_fail(c, src, "list_get");
+        goto out;
+    }
+    if (src == SQLITE_DONE)
+        rc = HR_NOTFOUND;
+    else
+        row_list(st, 0, a, out);
+out:
+    if (reader)
+        op_done(ss, reader, st);
+    else
+        stmt_done(st);
+    return rc;
+}
+
+static int sqlite_list_get(struct store *s, struct str id, struct arena *a, struct list_rec *out)
+{
+    return list_get_on(s, NULL, id, a, out);
+}
+
+static int sqlite_list_get_txn(struct store_txn *t, struct str id, struct arena *a,
+                               struct list_rec *out)
+{
+    return list_get_on(NULL, t, id, a, out);
+}
+
+static int sqlite_list_list(struct store *s, struct str pattern, struct str after, size_t limit,
+                            struct arena *a, struct list_rec **out, size_t *n)
+{
+    struct str prefix = {pattern.p, store_list_pattern_prefix(pattern)};
+    *out = NULL;
+    *n = 0;
+    if ((pattern.len && !store_list_pattern_valid(pattern)) || after.len > LIST_ID_MAX ||
+        limit == 0 || limit > LIST_PAGE_MAX)
+        return HR_INVAL;
+    return read_list((struct sqlite_store *)s, SQL_LIST_LIST, "list_list", a, sizeof **out,
+                     row_list_v, (void **)out, n, "sssi", after, prefix, pattern,
+                     (int64_t)limit);
+}
+
+static int sqlite_list_set_deleted(struct store_txn *t, struct str id, int64_t deleted_ms,
+                                   int64_t now_ms)
+{
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(id))
+        return HR_INVAL;
+    rc = list_exec(t, SQL_LIST_SET_DELETED, "list_set_deleted", &changed, "sii", id, deleted_ms,
+                   now_ms);
+    return rc == HR_OK && changed == 0 ? HR_NOTFOUND : rc;
+}
+
+static int sqlite_list_sub_put(struct store_txn *t, struct str list_id, struct str user_id,
+                               struct str prefs, int64_t now_ms)
+{
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(list_id) || user_id.len == 0 || user_id.len > LIST_USER_ID_MAX)
+        return HR_INVAL;
+    if (prefs.len > LIST_PREFS_MAX)
+        return HR_TOOBIG;
+    rc = list_exec(t, SQL_SUB_PUT, "list_sub_put", &changed, "sssi", list_id, user_id, prefs,
+                   now_ms);
+    return rc == HR_OK && changed == 0 ? HR_NOTFOUND : rc;
+}
+
+static int sqlite_list_sub_delete(struct store_txn *t, struct str list_id, struct str user_id,
+                                  int64_t *n_deleted)
+{
+    const char *sql = list_id.len ? (user_id.len ? SQL_SUB_DELETE_ONE : SQL_SUB_DELETE_LIST)
+                                  : SQL_SUB_DELETE_USER;
+    int64_t changed = 0;
+    int rc;
+    if ((list_id.len == 0 && user_id.len == 0) || list_id.len > LIST_ID_MAX ||
+        user_id.len > LIST_USER_ID_MAX)
+        return HR_INVAL;
+    rc = list_exec(t, sql, "list_sub_delete", &changed, "ss", list_id, user_id);
+    if (n_deleted)
+        *n_deleted = changed;
+    return rc == HR_OK && changed == 0 && list_id.len && user_id.len ? HR_NOTFOUND : rc;
+}
+
+static int sqlite_list_sub_list(struct store *s, struct str list_id, struct str user_id,
+                                struct str after, size_t limit, struct arena *a,
+                                struct list_sub_rec **out, size_t *n)
+{
+    bool by_list = list_id.len > 0;
+    *out = NULL;
+    *n = 0;
+    if (by_list == (user_id.len > 0) || list_id.len > LIST_ID_MAX ||
+        user_id.len > LIST_USER_ID_MAX || after.len > LIST_ID_MAX || limit == 0 ||
+        limit > LIST_PAGE_MAX)
+        return HR_INVAL;
+    return read_list((struct sqlite_store *)s, by_list ? SQL_SUB_BY_LIST : SQL_SUB_BY_USER,
+                     "list_sub_list", a, sizeof **out, row_sub_v, (void **)out, n, "ssi",
+                     by_list ? list_id : user_id, after, (int64_t)limit);
+}
+
+static int sqlite_list_members(struct store *s, struct str target, struct str after,
+                               size_t limit, struct arena *a, struct str **out, size_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    *out = NULL;
+    *n = 0;
+    if (!store_list_pattern_valid(target) || after.len > LIST_USER_ID_MAX || limit == 0 ||
+        limit > LIST_PAGE_MAX)
+        return HR_INVAL;
+    if (!store_list_is_pattern(target))
+        return read_list(ss, SQL_MEMBERS_ONE, "list_members", a, sizeof **out, row_member_v,
+                         (void **)out, n, "ssi", target, after, (int64_t)limit);
+    return read_list(ss, SQL_MEMBERS_PATTERN, "list_members", a, sizeof **out, row_member_v,
+                     (void **)out, n, "sssi",
+                     (struct str){target.p, store_list_pattern_prefix(target)}, target, after,
+                     (int64_t)limit);
+}
+
 const struct store_ops sqlite_store_ops = {
     .version = 1,
     .scheme = "sqlite",
@@ -3006,4 +3280,14 @@ const struct store_ops sqlite_store_ops = {
     .copy_rows = sqlite_copy_rows,
     .copy_insert = sqlite_copy_insert,
     .copy_count = sqlite_copy_count,
+    .list_put = sqlite_list_put,
+    .list_ensure = sqlite_list_ensure,
+    .list_get = sqlite_list_get,
+    .list_get_txn = sqlite_list_get_txn,
+    .list_list = sqlite_list_list,
+    .list_set_deleted = sqlite_list_set_deleted,
+    .list_sub_put = sqlite_list_sub_put,
+    .list_sub_delete = sqlite_list_sub_delete,
+    .list_sub_list = sqlite_list_sub_list,
+    .list_members = sqlite_list_members,
 };

@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "lists_scenario.h"
+
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -412,7 +414,7 @@ static void test_migrations_applied_once(void **state)
     int latest = pg_schema_latest();
     char sql[160];
 
-    assert_int_equal(latest, 5);
+    assert_int_equal(latest, 6);
     store_close(f->s);
     f->s = NULL;
     for (int i = 0; i < 2; i++) {
@@ -1651,6 +1653,13 @@ static void test_reconnect(void **state)
     store_close(s2);
 }
 
+/* lists: the shared lists scenario (lists_scenario.h) on this backend */
+static void test_lists(void **state)
+{
+    struct fx *f = *state;
+    lists_scenario(f->s, f->a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1668,6 +1677,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_locked_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_rmw_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_dedup_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_dedup_concurrent, setup, teardown),

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "lists_scenario.h"
+
 #include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -1305,6 +1307,13 @@ static void test_corruption_fails_ping(void **state)
     assert_true(strstr(err.msg, "integrity check") || strstr(err.msg, "is corrupt"));
 }
 
+/* lists: the shared lists scenario (lists_scenario.h) on this backend */
+static void test_lists(void **state)
+{
+    struct fx *f = *state;
+    lists_scenario(f->s, f->a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1322,6 +1331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_teardown(test_full_disk, teardown_full),
         cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_file_refused, setup, teardown),
