@@ -23,6 +23,18 @@ cd "$(dirname "$0")/.."
 
 shopt -s nullglob
 files=(tests/e2e/*.test.mjs)
+# HERALD_E2E_ONLY="a b c": only tests/e2e/{a,b,c}.test.mjs (the TSan pass of `make test`
+# runs a subset; see TSAN_E2E in the Makefile). A name without its file is an error.
+if [ -n "${HERALD_E2E_ONLY:-}" ]; then
+    files=()
+    for n in $HERALD_E2E_ONLY; do
+        if [ ! -f "tests/e2e/$n.test.mjs" ]; then
+            echo "run-e2e: HERALD_E2E_ONLY names $n, but tests/e2e/$n.test.mjs does not exist" >&2
+            exit 2
+        fi
+        files+=("tests/e2e/$n.test.mjs")
+    done
+fi
 if [ ${#files[@]} -eq 0 ]; then
     echo "run-e2e: no tests/e2e/*.test.mjs files" >&2
     exit 1

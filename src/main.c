@@ -555,6 +555,7 @@ static int cmd_serve(int argc, char **argv)
         LOG_E("server.queue_failed", "msg=\"cannot start workers\"");
         goto out;
     }
+    ig.queue = q;
 
     actx.store = st;
     actx.queue = q;

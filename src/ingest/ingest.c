@@ -31,6 +31,7 @@ struct accept_arg {
     struct seg_result *res;
     struct ingest_outcome *out;
     int64_t now_ms;
+    struct queue_handoff *h;
 };
 
 static int accept_tx(struct store_txn *t, void *varg)
@@ -41,6 +42,7 @@ static int accept_tx(struct store_txn *t, void *varg)
     int64_t job_id;
     size_t fresh = 0;
 
+    queue_handoff_reset(a->h); /* this fn may run again (a PostgreSQL retry) */
     buf_init(&payload, 64 + a->res->n_events * 24);
     rc = buf_append_c(&payload, "{\"ids\":[");
     a->out->accepted = a->out->duplicates = 0;
@@ -74,7 +76,7 @@ static int accept_tx(struct store_txn *t, void *varg)
         rc = buf_append_c(&payload, a->res->client ? "],\"client\":true}" : "]}");
         js.payload = buf_str(&payload);
         if (rc == HR_OK)
-            rc = queue_enqueue(t, &js, &job_id);
+            rc = queue_enqueue_to(t, a->h, &js, &job_id);
     }
     buf_cleanup(&payload);
     return rc;
@@ -103,15 +105,20 @@ static void hand_over(struct ingest *ig, struct seg_result *res, const struct in
 int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err)
 {
-    struct accept_arg a = {ig, source_id, res, out, hclock_now(ig->clock)};
+    struct queue_handoff h;
+    struct accept_arg a = {ig, source_id, res, out, hclock_now(ig->clock), &h};
     int rc;
     if (res->n_events == 0) {
         out->accepted = out->duplicates = 0;
         return HR_OK;
     }
+    queue_handoff_init(&h, ig->queue);
     rc = store_write(ig->store, accept_tx, &a, err);
-    if (rc == HR_OK)
+    if (rc == HR_OK) {
         hand_over(ig, res, out, a.now_ms);
+        queue_handoff_publish(&h); /* after hand_over: the job finds its events cached */
+    }
+    queue_handoff_cleanup(&h);
     return rc;
 }
 

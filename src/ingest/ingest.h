@@ -33,6 +33,8 @@ struct ingest {
     void *trigger_ctx;
     struct evcache *cache;    /* optional, not owned: accepted events for this process's
                                * events job (see evcache.h) */
+    struct queue *queue;      /* optional, not owned: the events job of an accept is handed
+                               * to its workers (queue_handoff), not leased from the store */
 };
 
 enum ingest_status {

@@ -143,14 +143,11 @@ struct ready {
     struct job job;
 };
 
-/* The handoff of one commit pass (batch_fn): jobs its handlers' commits enqueued, due
- * now, inserted already leased to this node. Published to the ready list only once the
- * transaction committed; a rolled-back savepoint drops its own. */
-struct handoff {
-    struct queue *q;
-    struct ready *head, *tail;
-    size_t n;
-};
+/* The handoff of one commit pass (batch_fn) is a struct queue_handoff (queue.h): jobs its
+ * handlers' commits enqueued, due now, inserted already leased to this node. Published to
+ * the ready list only once the transaction committed; a rolled-back savepoint drops its
+ * own. */
+#define handoff queue_handoff
 
 /* The handoff of the batch_fn running on this thread (the store's writer, or the
  * PostgreSQL caller), or NULL: queue_enqueue outside a batch commit queues as before. */
@@ -424,6 +421,31 @@ static void handoff_publish(struct handoff *h)
     pthread_mutex_unlock(&q->mu);
     h->head = h->tail = NULL;
     h->n = 0;
+}
+
+void queue_handoff_init(struct queue_handoff *h, struct queue *q)
+{
+    memset(h, 0, sizeof *h);
+    h->q = q;
+}
+
+void queue_handoff_reset(struct queue_handoff *h) { handoff_truncate(h, 0); }
+
+void queue_handoff_publish(struct queue_handoff *h)
+{
+    if (h->q)
+        handoff_publish(h);
+}
+
+void queue_handoff_cleanup(struct queue_handoff *h) { handoff_truncate(h, 0); }
+
+int queue_enqueue_to(struct store_txn *t, struct queue_handoff *h, const struct job_spec *js,
+                     int64_t *out_id)
+{
+    int rc;
+    if (h && h->q && js && handoff_try(h, t, js, out_id, &rc))
+        return rc;
+    return queue_enqueue(t, js, out_id);
 }
 
 int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_id)

@@ -145,6 +145,33 @@ struct queue *queue_new(struct store *s, struct hclock *clock, const struct queu
                         const struct job_handler *handlers, size_t nhandlers);
 void queue_free(struct queue *q); /* stops first if running; NULL is a no-op */
 
+/* A handoff: jobs a write transaction inserts already leased to this node, handed to its
+ * workers from memory once the transaction has committed (no lease write, no wake-lease
+ * round trip). The queue's own commits use one for the follow-up jobs their handlers
+ * enqueue; a caller outside the queue (ingest's accept) uses one explicitly:
+ *
+ *   struct queue_handoff h; queue_handoff_init(&h, q);
+ *   store_write(fn) where fn: queue_handoff_reset(&h); ... queue_enqueue_to(t, &h, ...)
+ *   rc == HR_OK ? queue_handoff_publish(&h) : (void)0; queue_handoff_cleanup(&h);
+ *
+ * fn must reset it first: a store may run fn again (a PostgreSQL deadlock retry). Only a
+ * job due now, of a kind this queue handles, while the pool runs and its ready list
+ * (1024) has room, is handed over; any other is queued as by queue_enqueue. q may be
+ * NULL: every job is queued. */
+struct ready;
+struct queue_handoff {
+    struct queue *q;
+    struct ready *head, *tail; /* owned */
+    size_t n;
+};
+void queue_handoff_init(struct queue_handoff *h, struct queue *q);
+void queue_handoff_reset(struct queue_handoff *h);   /* drops what it holds */
+void queue_handoff_publish(struct queue_handoff *h); /* committed: to the workers */
+void queue_handoff_cleanup(struct queue_handoff *h); /* frees what was not published */
+/* queue_enqueue_to: queue_enqueue, handing the job over through h when it can. */
+int queue_enqueue_to(struct store_txn *t, struct queue_handoff *h, const struct job_spec *js,
+                     int64_t *out_id) HR_MUSTCHECK;
+
 /* queue_enqueue: insert a job inside the caller's transaction. The job's run_at
  * defaults to now (per the store's clock). Returns 0, HR_CONFLICT (dedup_key
  * already present; *out_id is the existing job) or a store error. */

@@ -1527,6 +1527,69 @@ static void test_handoff_rolled_back_with_its_savepoint(void **state)
     free(c);
 }
 
+struct explicit_ho {
+    struct queue_handoff *h;
+    bool fail;
+    int runs; /* times the fn ran: a second run must not hand over twice */
+};
+
+static int explicit_ho_fn(struct store_txn *t, void *arg)
+{
+    struct explicit_ho *e = arg;
+    struct job_spec js = {.kind = "c", .payload = str_c("0")};
+    int rc;
+    queue_handoff_reset(e->h);
+    e->runs++;
+    rc = queue_enqueue_to(t, e->h, &js, NULL);
+    if (rc == HR_OK)
+        rc = queue_enqueue_to(t, e->h, &js, NULL); /* fn bodies may enqueue several */
+    return rc == HR_OK && e->fail ? HR_INVAL : rc;
+}
+
+/* queue_enqueue_to from outside the queue (ingest's accept): published after a commit,
+ * dropped after a rollback. */
+static void test_handoff_explicit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct chain_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"c", chain_run, c}};
+    struct queue *q;
+    struct queue_stats st;
+    struct queue_handoff h;
+    struct explicit_ho e = {&h, true, 0};
+    struct herr err = {0};
+
+    cfg.workers = 2;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    queue_handoff_init(&h, q);
+    assert_int_equal(store_write(f->s, explicit_ho_fn, &e, &err), HR_INVAL);
+    queue_handoff_cleanup(&h); /* rolled back: nothing to hand over */
+    assert_int_equal(count_jobs(f, -1), 0);
+
+    e.fail = false;
+    assert_int_equal(store_write(f->s, explicit_ho_fn, &e, &err), 0);
+    queue_handoff_publish(&h);
+    queue_handoff_cleanup(&h);
+    wait_stats_done(q, 2, 10000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.handed_off, 2);
+    assert_int_equal(atomic_load(&c->runs[0]), 2);
+    assert_int_equal(count_jobs(f, -1), 0);
+
+    /* a NULL queue queues as usual */
+    queue_handoff_init(&h, NULL);
+    assert_int_equal(store_write(f->s, explicit_ho_fn, &e, &err), 0);
+    queue_handoff_publish(&h);
+    queue_handoff_cleanup(&h);
+    wait_stats_done(q, 4, 10000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.handed_off, 2);
+    queue_free(q);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1551,6 +1614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_explicit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_rolled_back_with_its_savepoint, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pool_wakes_on_commit, setup, teardown),
