@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "http/http.h"
 #include "engine/automation.h"
+#include "engine/defcache.h"
 #include "engine/send.h"
 #include "ingest/ingest.h"
 #include "providers/http_client.h"
@@ -345,6 +346,7 @@ static int cmd_serve(int argc, char **argv)
     struct engine eng;
     struct hbs_cache *hbs = NULL;
     struct limit_table *limits = NULL;
+    struct defcache *defs = NULL;
     struct queue_cfg qcfg;
     struct http_cfg hcfg;
     struct herr err;
@@ -515,6 +517,7 @@ static int cmd_serve(int argc, char **argv)
     eng.store = st;
     eng.clock = hclock_system();
     eng.hbs = hbs;
+    eng.defs = defs = defcache_new();
     eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
     eng.provider_timeout_ms = cfg.provider_timeout_ms;
     eng.backoff_base_ms = cfg.retry_base_ms;
@@ -597,6 +600,7 @@ out:
     evcache_free(ig.cache);
     hbs_cache_free(hbs);
     limit_table_free(limits);
+    defcache_free(defs);
     provider_global_cleanup();
     if (rc == 0)
         LOG_I("server.stopped", "exit=0");

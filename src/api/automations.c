@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include "../engine/automation.h"
+#include "../engine/defcache.h"
 #include "../util/clock.h"
 #include "../util/id.h"
 #include "../util/json.h"
@@ -79,6 +80,7 @@ static void put_and_answer(struct api_ctx *ctx, struct http_req *req, struct htt
     a->now = hclock_now(ctx->clock);
     herr_clear(&a->cycle);
     rc = store_write(ctx->store, put_tx, a, &err);
+    defcache_changed(); /* again after the commit: a load that raced it is stale too */
     if (rc == HR_INVAL && a->cycle.msg[0]) {
         http_resp_error(resp, 400, "invalid_request_error", "%s", a->cycle.msg);
         return;
@@ -187,6 +189,7 @@ void api_automation_delete(void *vctx, struct http_req *req, struct http_resp *r
     int rc;
     herr_clear(&err);
     rc = store_write(ctx->store, delete_tx, &id, &err);
+    defcache_changed();
     if (rc == HR_NOTFOUND) {
         http_resp_error(resp, 404, "invalid_request_error", "automation %s not found", id.p);
         return;
@@ -515,6 +518,7 @@ static void link_change(struct api_ctx *ctx, struct http_resp *resp, const char 
     l.unlink = unlink;
     herr_clear(&err);
     rc = store_write(ctx->store, link_tx, &l, &err);
+    defcache_changed();
     if (rc == HR_NOTFOUND) {
         http_resp_error(resp, 404, "invalid_request_error",
                         unlink ? "no such link" : "automation %s not found", automation);

@@ -1,6 +1,8 @@
 /* automation.c: automation templates, runs and their steps (see automation.h). */
 #include "automation.h"
 
+#include "defcache.h"
+
 #include "refs.h"
 #include "send_int.h"
 
@@ -456,6 +458,7 @@ int automation_put(struct store_txn *t, struct str id, const cJSON *def, int64_t
     cJSON_AddNumberToObject(doc, "version", (double)v);
     cJSON_AddNumberToObject(doc, "created", (double)created);
     cJSON_AddNumberToObject(doc, "updated", (double)now);
+    defcache_changed();
     rc = doc_save(t, C_AUTOMATIONS, id.p, doc, now);
     if (rc < 0)
         goto out;
@@ -477,6 +480,7 @@ int automation_link(struct store_txn *t, struct str event, struct str automation
     cJSON_AddStringToObject(v, "event", event.p);
     cJSON_AddStringToObject(v, "automation_id", automation.p);
     cJSON_AddNumberToObject(v, "created", (double)now);
+    defcache_changed();
     rc = doc_save(t, C_EVENT_LINKS, k1, v, now);
     if (rc == HR_OK)
         rc = doc_save(t, C_AUTO_LINKS, k2, v, now);
@@ -489,7 +493,9 @@ int automation_link(struct store_txn *t, struct str event, struct str automation
 int automation_unlink(struct store_txn *t, struct str event, struct str automation)
 {
     char *k1 = pair_key(event.p, automation.p), *k2 = pair_key(automation.p, event.p);
-    int rc = store_doc_delete(t, C_EVENT_LINKS, str_c(k1));
+    int rc;
+    defcache_changed();
+    rc = store_doc_delete(t, C_EVENT_LINKS, str_c(k1));
     if (rc == HR_OK) {
         rc = store_doc_delete(t, C_AUTO_LINKS, str_c(k2));
         if (rc == HR_NOTFOUND)
@@ -522,7 +528,9 @@ int automation_links(struct store *s, struct str key, bool by_event, cJSON **out
 int automation_delete(struct store_txn *t, struct str id)
 {
     cJSON *links = NULL, *l;
-    int rc = store_doc_delete(t, C_AUTOMATIONS, id);
+    int rc;
+    defcache_changed();
+    rc = store_doc_delete(t, C_AUTOMATIONS, id);
     if (rc < 0)
         return rc;
     if (automation_links(store_txn_store(t), id, false, &links) == HR_OK)
@@ -696,15 +704,45 @@ int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, con
 }
 
 /* userId and messageId are Segment fields: the same in the event and in its run data */
+/* load_defs: defcache_load_fn: name's links, each with the latest committed definition
+ * of its automation (a plain read, no lock: the run keeps the version it read, and an
+ * events job that starts runs for several automations must not lock their definitions
+ * in event order (two such jobs would deadlock on a shared store; see ingest.c)). */
+static int load_defs(void *store, const char *name, struct defset *out)
+{
+    cJSON *links = NULL, *l;
+    int rc = automation_links(store, str_c(name), true, &links);
+    cJSON_ArrayForEach(l, links)
+    {
+        const char *aid = json_str(l, "automation_id");
+        cJSON *def = NULL;
+        if (rc < 0)
+            break;
+        if (!aid)
+            continue;
+        rc = doc_load(NULL, store, C_AUTOMATIONS, str_c(aid), &def);
+        if (rc == HR_NOTFOUND)
+            rc = HR_OK; /* deleted: a NULL definition, skipped */
+        if (rc == HR_OK)
+            defset_add(out, aid, def);
+        else
+            cJSON_Delete(def);
+    }
+    cJSON_Delete(links);
+    return rc;
+}
+
 int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *data,
                              cJSON *(*data_new)(const cJSON *event), const char *name,
                              int64_t event_id)
 {
     struct engine *e = engine;
-    cJSON *links = NULL, *l, *ctx = NULL, *src = NULL;
+    struct defset *ds = NULL;
+    cJSON *ctx = NULL, *src = NULL;
     const char *uid = json_str(data, "userId");
-    int rc = automation_links(store_txn_store(t), str_c(name), true, &links);
-    if (rc < 0 || cJSON_GetArraySize(links) == 0)
+    int rc = defcache_get(e->defs, name, hclock_now(e->clock), load_defs, store_txn_store(t),
+                          &ds);
+    if (rc < 0 || ds->n == 0)
         goto out;
     ctx = cJSON_CreateObject();
     cJSON_AddItemToObject(ctx, "data", data_new(data));
@@ -714,25 +752,26 @@ int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *dat
     cJSON_AddNumberToObject(src, "event_id", (double)event_id);
     if (json_str(data, "messageId"))
         cJSON_AddStringToObject(src, "messageId", json_str(data, "messageId"));
-    cJSON_ArrayForEach(l, links)
-    {
-        const char *aid = json_str(l, "automation_id");
+    for (size_t i = 0; i < ds->n; i++) {
+        const char *aid = ds->ids[i];
         char seed[512], run_id[ID_LEN + 1];
-        if (!aid)
-            continue;
+        int64_t v = 0;
+        if (!ds->defs[i])
+            continue; /* the automation was deleted */
         /* once per event: the run id is a function of (event, automation) */
         snprintf(seed, sizeof seed, "event:%lld:%s", (long long)event_id, aid);
         derive_id(seed, run_id);
-        rc = automation_start_by_id(e, t, str_c(aid), ctx, run_id, src);
-        if (rc == HR_CONFLICT || rc == HR_NOTFOUND)
-            rc = HR_OK; /* already started, or the automation was deleted */
+        json_i64(ds->defs[i], "version", &v);
+        rc = automation_start(e, t, ds->defs[i], aid, v, ctx, run_id, src);
+        if (rc == HR_CONFLICT)
+            rc = HR_OK; /* already started */
         if (rc < 0)
             break;
         LOG_I("automation.triggered", "automation=%s run=%s event=%lld", aid, run_id,
               (long long)event_id);
     }
 out:
-    cJSON_Delete(links);
+    defset_unref(ds);
     cJSON_Delete(ctx);
     cJSON_Delete(src);
     return rc;

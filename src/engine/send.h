@@ -52,6 +52,8 @@ struct engine {
     int provider_concurrency;     /* a provider's concurrency cap when its document sets
                                      none (main: ENGINE_PROVIDER_CONCURRENCY_DEFAULT);
                                      0: no cap */
+    struct defcache *defs;        /* event name -> linked automations (defcache.h); NULL:
+                                     read for every event. Owned by whoever made the engine */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

@@ -1,0 +1,62 @@
+/* defcache.h: the automations linked to an event name, with their definitions, cached in
+ * the process for the events job. Without it every event read its links and each linked
+ * automation's definition (two reads on a reader connection, two JSON parses) on the
+ * store's writer thread, inside the events job's commit.
+ *
+ * An entry is used for at most DEFCACHE_TTL_MS, and every entry is dropped as soon as
+ * this process changes an automation or a link (defcache_changed: called inside the
+ * writing transaction and again after its commit, so a load that raced the commit is
+ * dropped too). Another node's change (PostgreSQL) shows within the TTL.
+ *
+ * Thread-safe. A set is immutable and reference-counted: defcache_get hands out a
+ * reference the caller gives back with defset_unref. */
+#ifndef HERALD_ENGINE_DEFCACHE_H
+#define HERALD_ENGINE_DEFCACHE_H
+
+#include "../util/rc.h"
+#include "../util/str.h"
+
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DEFCACHE_TTL_MS 1000
+#define DEFCACHE_SLOTS 256 /* event names cached at once (direct-mapped by hash) */
+
+struct defcache;
+
+/* The automations linked to one event name: ids[i] and defs[i] (the latest committed
+ * definition, with its "version"; NULL when the automation was deleted). */
+struct defset {
+    size_t n;
+    char **ids;
+    cJSON **defs;
+    /* private */
+    _Atomic int refs;
+    char *name;
+    int64_t loaded_ms;
+    uint64_t gen;
+};
+
+/* defcache_load_fn: read name's links and definitions from the store into a new set
+ * (defset_new + defset_add); HR_OK or the store's error. */
+typedef int (*defcache_load_fn)(void *ctx, const char *name, struct defset *out);
+
+struct defcache *defcache_new(void); /* caller owns; defcache_free */
+void defcache_free(struct defcache *c);
+
+/* defcache_get: name's set (a reference: defset_unref it), from the cache when fresh,
+ * else loaded with load(ctx, ...) and cached. c NULL: always loaded, never cached.
+ * Returns HR_OK or load's error (*out NULL then). */
+int defcache_get(struct defcache *c, const char *name, int64_t now_ms, defcache_load_fn load,
+                 void *ctx, struct defset **out);
+void defset_unref(struct defset *s);
+/* defset_add: append (id, def) to a set being loaded; def is taken over (may be NULL). */
+void defset_add(struct defset *s, const char *id, cJSON *def);
+
+/* defcache_changed: an automation or a link changed in this process: every cached set is
+ * stale. Process-wide (every defcache). */
+void defcache_changed(void);
+
+#endif
