@@ -139,6 +139,10 @@ void api_profile_lists_delete(void *ctx, struct http_req *req, struct http_resp 
 void api_render(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ui_index(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ui_file(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_receipt(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_suppressions_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_suppressions_add(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_suppressions_delete(void *ctx, struct http_req *req, struct http_resp *resp);
 
 /* api_idempotency_wrap: the http_wrap_fn (wrap_ctx: struct api_ctx *) that gives every
  * POST Courier's Idempotency-Key semantics. */
