@@ -606,7 +606,8 @@ void api_receipt(void *vctx, struct http_req *req, struct http_resp *resp)
     settings = json_obj(pdoc, "settings");
     r.ev = xcalloc(RECEIPT_EVENTS_MAX, sizeof *r.ev);
     if (!name) {
-        rc = HR_NOTFOUND;
+        http_resp_error(resp, 404, http_error_type(404), "no provider %.128s", r.provider_id);
+        goto out;
     } else if (!strcmp(name, "sendgrid")) {
         rc = sendgrid(req, resp, settings, &r);
     } else if (!strcmp(name, "twilio")) {

@@ -210,23 +210,12 @@ static int history(struct store_txn *t, struct str id, const struct receipt_even
     return rc;
 }
 
+/* history_type: the row's type: the Courier status the receipt stands for. */
 static const char *history_type(int kind)
 {
-    switch (kind) {
-    case RECEIPT_DELIVERED:
-        return "DELIVERED";
-    case RECEIPT_OPENED:
-        return "OPENED";
-    case RECEIPT_CLICKED:
-        return "CLICKED";
-    case RECEIPT_BOUNCE_SOFT:
-    case RECEIPT_BOUNCE_HARD:
+    if (kind == RECEIPT_BOUNCE_SOFT || kind == RECEIPT_BOUNCE_HARD)
         return "UNDELIVERABLE";
-    case RECEIPT_COMPLAINT:
-        return "COMPLAINED";
-    default:
-        return "RECEIPT";
-    }
+    return kind == RECEIPT_OTHER ? "RECEIPT" : receipt_kind_name(kind);
 }
 
 int engine_receipt_apply(struct store_txn *t, const struct receipt_event *ev, int64_t now_ms,

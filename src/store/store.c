@@ -152,6 +152,12 @@ void store_set_job_listener(struct store *s, void (*fn)(void *), void *arg)
     }
 }
 
+bool store_msgref_key_ok(struct str provider, struct str reference)
+{
+    return provider.len > 0 && provider.len <= MSGREF_PROVIDER_MAX && reference.len > 0 &&
+           reference.len <= MSGREF_REFERENCE_MAX;
+}
+
 static _Thread_local bool t_ingress;
 
 void store_ingress(bool on)

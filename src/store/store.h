@@ -659,6 +659,9 @@ static inline int store_list_members(struct store *s, struct str target, struct 
                                      size_t limit, struct arena *a, struct str **out, size_t *n)
 { return s->ops->list_members(s, target, after_user, limit, a, out, n); }
 
+/* store_msgref_key_ok: provider and reference fit the index (non-empty, within
+ * MSGREF_PROVIDER_MAX / MSGREF_REFERENCE_MAX). Pure; the backends check with it. */
+bool store_msgref_key_ok(struct str provider, struct str reference);
 /* store_msgref_put: inside t, remember that (r->provider, r->reference) names message
  * r->message_id on r->channel; a second put of the same pair replaces the first (the
  * latest send that got this id wins). HR_INVAL for an empty or oversized provider or

@@ -2943,12 +2943,6 @@ static const char SQL_MSGREF_GET[] =
     "SELECT provider, reference, message_id, channel, created_ms FROM msgrefs "
     "WHERE provider = $1::text AND reference = $2::text";
 
-static bool msgref_key_ok(struct str provider, struct str reference)
-{
-    return provider.len > 0 && provider.len <= MSGREF_PROVIDER_MAX && reference.len > 0 &&
-           reference.len <= MSGREF_REFERENCE_MAX;
-}
-
 static void row_msgref(const PGresult *r, int i, struct arena *a, void *vout)
 {
     struct msgref_rec *out = vout;
@@ -2962,7 +2956,7 @@ static void row_msgref(const PGresult *r, int i, struct arena *a, void *vout)
 static int pg_msgref_put(struct store_txn *t, const struct msgref_rec *r)
 {
     struct params p = {0};
-    if (!msgref_key_ok(r->provider, r->reference) || r->message_id.len == 0)
+    if (!store_msgref_key_ok(r->provider, r->reference) || r->message_id.len == 0)
         return HR_INVAL;
     p_text(&p, r->provider);
     p_text(&p, r->reference);
@@ -2979,7 +2973,7 @@ static int pg_msgref_get(struct store *s, struct str provider, struct str refere
     struct msgref_rec *rows = NULL;
     size_t n = 0;
     int rc;
-    if (!msgref_key_ok(provider, reference))
+    if (!store_msgref_key_ok(provider, reference))
         return HR_INVAL;
     p_text(&p, provider);
     p_text(&p, reference);

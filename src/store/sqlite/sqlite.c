@@ -3239,12 +3239,6 @@ static const char SQL_MSGREF_GET[] =
     "SELECT provider, reference, message_id, channel, created_ms FROM msgrefs "
     "WHERE provider = ?1 AND reference = ?2";
 
-static bool msgref_key_ok(struct str provider, struct str reference)
-{
-    return provider.len > 0 && provider.len <= MSGREF_PROVIDER_MAX && reference.len > 0 &&
-           reference.len <= MSGREF_REFERENCE_MAX;
-}
-
 static void row_msgref_v(sqlite3_stmt *st, struct arena *a, void *vout)
 {
     struct msgref_rec *out = vout;
@@ -3257,7 +3251,7 @@ static void row_msgref_v(sqlite3_stmt *st, struct arena *a, void *vout)
 
 static int sqlite_msgref_put(struct store_txn *t, const struct msgref_rec *r)
 {
-    if (!msgref_key_ok(r->provider, r->reference) || r->message_id.len == 0)
+    if (!store_msgref_key_ok(r->provider, r->reference) || r->message_id.len == 0)
         return HR_INVAL;
     return list_exec(t, SQL_MSGREF_PUT, "msgref_put", NULL, "ssssi", r->provider, r->reference,
                      r->message_id, r->channel, r->created_ms);
@@ -3269,7 +3263,7 @@ static int sqlite_msgref_get(struct store *s, struct str provider, struct str re
     struct msgref_rec *rows = NULL;
     size_t n = 0;
     int rc;
-    if (!msgref_key_ok(provider, reference))
+    if (!store_msgref_key_ok(provider, reference))
         return HR_INVAL;
     rc = read_list((struct sqlite_store *)s, SQL_MSGREF_GET, "msgref_get", a, sizeof *rows,
                    row_msgref_v, (void **)&rows, &n, "ss", provider, reference);
