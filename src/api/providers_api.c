@@ -619,6 +619,14 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
             goto out;
         }
     }
+    { /* the settings its delivery receipts are verified with (receipts.c) */
+        struct herr verr;
+        herr_clear(&verr);
+        if (api_receipt_settings_check(p->name, settings, &verr) < 0) {
+            rc = herr_set(err, HR_INVAL, "settings.%s", verr.msg);
+            goto out;
+        }
+    }
     ch = p->channel;
     if (ch == CH_NONE) {
         const char *c = json_str(body, "channel");

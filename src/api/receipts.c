@@ -549,6 +549,56 @@ out:
     return rc;
 }
 
+/* ---- settings checked at configuration time ---------------------------------------------- */
+
+/* setting: the string settings[key], NULL when absent; HR_INVAL (err) when not a string. */
+static int setting(const cJSON *settings, const char *key, const char **out, struct herr *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(settings, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return HR_OK;
+    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 4096)
+        return herr_set(err, HR_INVAL, "%s must be a non-empty string", key);
+    *out = v->valuestring;
+    return HR_OK;
+}
+
+int api_receipt_settings_check(const char *provider, const cJSON *settings, struct herr *err)
+{
+    const char *v = NULL, *u = NULL;
+    int rc = HR_OK;
+    if (!strcmp(provider, "sendgrid")) {
+        rc = setting(settings, "webhook_public_key", &v, err);
+        if (rc == HR_OK && v && receipt_sig_sendgrid(v, NULL, "0", STR_NULL) == HR_INVAL)
+            rc = herr_set(err, HR_INVAL,
+                          "webhook_public_key must be the Event Webhook's verification key "
+                          "(base64 DER or PEM of an EC public key)");
+    } else if (!strcmp(provider, "twilio")) {
+        rc = setting(settings, "status_callback_url", &v, err);
+        if (rc == HR_OK && v && (strlen(v) > 2048 || !http_client_url_ok(v)))
+            rc = herr_set(err, HR_INVAL, "status_callback_url must be an http(s) URL");
+    } else if (!strcmp(provider, "resend")) {
+        rc = setting(settings, "webhook_secret", &v, err);
+        if (rc == HR_OK && v && receipt_sig_svix(v, NULL, NULL, STR_NULL, NULL) == HR_INVAL)
+            rc = herr_set(err, HR_INVAL, "webhook_secret must be the endpoint's whsec_... secret");
+    } else if (!strcmp(provider, "postmark")) {
+        rc = setting(settings, "webhook_username", &u, err);
+        if (rc == HR_OK)
+            rc = setting(settings, "webhook_password", &v, err);
+        if (rc == HR_OK && (!u != !v || (u && strchr(u, ':'))))
+            rc = herr_set(err, HR_INVAL,
+                          "webhook_username (without ':') and webhook_password go together");
+    } else if (!strcmp(provider, "mailgun")) {
+        rc = setting(settings, "webhook_signing_key", &v, err);
+    } else if (!strcmp(provider, "ses")) {
+        rc = setting(settings, "sns_topic_arn", &v, err);
+        if (rc == HR_OK && v && strncmp(v, "arn:", 4) != 0)
+            rc = herr_set(err, HR_INVAL, "sns_topic_arn must be an SNS topic ARN (arn:...)");
+    }
+    return rc;
+}
+
 /* ---- the endpoint ------------------------------------------------------------------------ */
 
 static int apply_tx(struct store_txn *t, void *arg)

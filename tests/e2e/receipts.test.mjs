@@ -162,6 +162,18 @@ test('receipts from six providers: signed ones move the status forward, forged/s
     twilio: await add('twilio', { account_sid: 'ACe2e0000000000000000000000000000a', auth_token: TW_TOKEN, from: '+15550001111', base_url: stub.url, status_callback_url: TW_URL }),
   };
 
+  // unusable verification settings are refused when the provider is configured
+  for (const [provider, settings, field] of [
+    ['sendgrid', { api_key: 'SG.x', from, webhook_public_key: 'bm90IGEga2V5' }, 'webhook_public_key'],
+    ['resend', { api_key: 're_x', from, webhook_secret: 'not-a-whsec' }, 'webhook_secret'],
+    ['twilio', { account_sid: 'ACe2e0000000000000000000000000000a', auth_token: 'x1234', from: '+15550001111', status_callback_url: 'ftp://x' }, 'status_callback_url'],
+    ['postmark', { server_token: 'pm', from, webhook_username: 'only-a-user' }, 'webhook_username'],
+  ]) {
+    const r = await api(srv, 'POST', '/providers', { provider, settings });
+    assert.equal(r.status, 400, `${provider} ${field}: ${r.body}`);
+    assert.match(r.json?.message ?? '', new RegExp(`settings\\.${field}`), r.body);
+  }
+
   // the verification secrets are masked like the others
   for (const [pid, k, v] of [[P.resend, 'webhook_secret', RS_SECRET], [P.mailgun, 'webhook_signing_key', MG_KEY], [P.postmark, 'webhook_password', 'pm-hook-password']]) {
     const got = ok(await api(srv, 'GET', `/providers/${pid}`));
