@@ -139,6 +139,16 @@ void api_profile_lists_delete(void *ctx, struct http_req *req, struct http_resp 
 void api_render(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ui_index(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ui_file(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_receipt(void *ctx, struct http_req *req, struct http_resp *resp);
+/* api_receipt_settings_check: the receipt settings of a provider's configuration
+ * (webhook_public_key, status_callback_url, webhook_secret, webhook_username/password,
+ * webhook_signing_key, sns_topic_arn), when present, are usable: HR_INVAL with err naming
+ * the field otherwise. Absent ones are fine (that provider's receipts are then refused
+ * with 409). */
+int api_receipt_settings_check(const char *provider, const cJSON *settings, struct herr *err);
+void api_suppressions_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_suppressions_add(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_suppressions_delete(void *ctx, struct http_req *req, struct http_resp *resp);
 
 /* api_idempotency_wrap: the http_wrap_fn (wrap_ctx: struct api_ctx *) that gives every
  * POST Courier's Idempotency-Key semantics. */

@@ -69,20 +69,24 @@ static const struct provider_desc CATALOG[] = {
       {"from", "string", true, NULL},
       {"from_name", "string", false, NULL},
       {"reply_to", "string", false, NULL},
-      {"base_url", "string", false, NULL}}},
+      {"base_url", "string", false, NULL},
+      {"webhook_public_key", "string", false, NULL}}},
     {"postmark", "Postmark", "email", "Email through Postmark's Email API",
      {{"server_token", "string", true, NULL},
       {"from", "string", true, NULL},
       {"from_name", "string", false, NULL},
       {"reply_to", "string", false, NULL},
       {"message_stream", "string", false, NULL},
-      {"base_url", "string", false, NULL}}},
+      {"base_url", "string", false, NULL},
+      {"webhook_username", "string", false, NULL},
+      {"webhook_password", "string", false, NULL}}},
     {"resend", "Resend", "email", "Email through Resend's Emails API (with idempotency keys)",
      {{"api_key", "string", true, NULL},
       {"from", "string", true, NULL},
       {"from_name", "string", false, NULL},
       {"reply_to", "string", false, NULL},
-      {"base_url", "string", false, NULL}}},
+      {"base_url", "string", false, NULL},
+      {"webhook_secret", "string", false, NULL}}},
     {"mailgun", "Mailgun", "email", "Email through Mailgun's Messages API (US or EU region)",
      {{"api_key", "string", true, NULL},
       {"domain", "string", true, NULL},
@@ -90,12 +94,14 @@ static const struct provider_desc CATALOG[] = {
       {"from", "string", true, NULL},
       {"from_name", "string", false, NULL},
       {"reply_to", "string", false, NULL},
-      {"base_url", "string", false, NULL}}},
+      {"base_url", "string", false, NULL},
+      {"webhook_signing_key", "string", false, NULL}}},
     {"twilio", "Twilio", "sms", "SMS through Twilio's Messages API",
      {{"account_sid", "string", true, NULL},
       {"auth_token", "string", true, NULL},
       {"from", "string", true, NULL},
-      {"base_url", "string", false, NULL}}},
+      {"base_url", "string", false, NULL},
+      {"status_callback_url", "string", false, NULL}}},
     {"ses", "Amazon SES", "email", "Email through Amazon SES API v2 SendEmail (SigV4 signed)",
      {{"access_key_id", "string", true, NULL},
       {"secret_access_key", "string", true, NULL},
@@ -105,7 +111,8 @@ static const struct provider_desc CATALOG[] = {
       {"from_name", "string", false, NULL},
       {"reply_to", "string", false, NULL},
       {"configuration_set", "string", false, NULL},
-      {"base_url", "string", false, NULL}}},
+      {"base_url", "string", false, NULL},
+      {"sns_topic_arn", "string", false, NULL}}},
     {"vonage", "Vonage", "sms", "SMS through Vonage's SMS API",
      {{"api_key", "string", true, NULL},
       {"api_secret", "string", true, NULL},
@@ -609,6 +616,14 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
         if (p->validate(settings, &verr) < 0) {
             rc = herr_set(err, HR_INVAL, "settings: %s",
                           verr.msg[0] ? verr.msg : "invalid provider settings");
+            goto out;
+        }
+    }
+    { /* the settings its delivery receipts are verified with (receipts.c) */
+        struct herr verr;
+        herr_clear(&verr);
+        if (api_receipt_settings_check(p->name, settings, &verr) < 0) {
+            rc = herr_set(err, HR_INVAL, "settings.%s", verr.msg);
             goto out;
         }
     }

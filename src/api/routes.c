@@ -5,6 +5,7 @@
 
 #define SEGMENT_MAX_BODY (500 * 1024)             /* Segment: 500 KB per request */
 #define DESTINATION_MAX_BODY (4 * 1024 * 1024)    /* Actions batches of up to 4,000 */
+#define RECEIPT_MAX_BODY (2 * 1024 * 1024)       /* SendGrid batches events */
 #define SEG_FLAGS (ROUTE_ANY_CTYPE | ROUTE_GZIP)  /* clients send text/plain, gzip */
 
 const struct http_route api_routes[] = {
@@ -108,5 +109,13 @@ const struct http_route api_routes[] = {
     {HTTP_GET, "/providers/:id", api_provider_get, AUTH_ADMIN, "providers.get", 0, 0},
     {HTTP_PUT, "/providers/:id", api_provider_replace, AUTH_ADMIN, "providers.replace", 0, 0},
     {HTTP_DELETE, "/providers/:id", api_provider_delete, AUTH_ADMIN, "providers.delete", 0, 0},
+
+    /* delivery receipts in (signed by each provider, src/api/receipts.c) and suppressions */
+    {HTTP_POST, "/receipts/:id", api_receipt, AUTH_PUBLIC, "receipts", ROUTE_ANY_CTYPE,
+     RECEIPT_MAX_BODY},
+    {HTTP_GET, "/suppressions", api_suppressions_list, AUTH_ADMIN, "suppressions.list", 0, 0},
+    {HTTP_POST, "/suppressions", api_suppressions_add, AUTH_ADMIN, "suppressions.add", 0, 0},
+    {HTTP_DELETE, "/suppressions/:address", api_suppressions_delete, AUTH_ADMIN,
+     "suppressions.delete", ROUTE_ANY_CTYPE, 0},
     {0},
 };

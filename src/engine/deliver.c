@@ -13,6 +13,7 @@
  * deliver_settled, which frees the limit slot. The struct delivery_call, in the job's arena, keeps everything the call reads
  * alive until deliver_done. */
 #include "send_int.h"
+#include "receipt.h"
 
 #include "../providers/provider.h"
 #include "../util/crypto.h"
@@ -33,6 +34,7 @@ struct deliver_out {
     int64_t started_ms;
     int64_t ended_ms;          /* when the provider call ended */
     int outcome;               /* enum delivery_outcome, or -1: nothing attempted */
+    bool suppressed;           /* not attempted: the address is on the suppression list */
     bool timed_out;            /* transient, but the message timeout has passed */
     int64_t retry_at;
     struct delivery_result res;
@@ -103,7 +105,10 @@ static int channel_failed(struct store_txn *t, struct message_rec *m, cJSON *sta
         return rc;
     }
     return send__final(t, m, a, "UNDELIVERABLE",
-                       o->timed_out ? "FAILED" : "PROVIDER_ERROR", o->res.reason,
+                       o->timed_out     ? "FAILED"
+                       : o->suppressed ? "SUPPRESSED"
+                                       : "PROVIDER_ERROR",
+                       o->res.reason,
                        NULL, now);
 }
 
@@ -126,7 +131,9 @@ static int deliver_commit(struct store_txn *t, void *arg)
     if (!cs)
         goto out; /* rerouted meanwhile */
     if (o->outcome < 0) { /* nothing attempted: canceled, or no provider left */
-        if (!str_eq_c(m.status, "CANCELED") && !send__is_final(m.status))
+        if (o->suppressed && !send__is_final(m.status))
+            rc = receipt_suppressed_history(t, m.id, o->channel, o->res.reason, now);
+        if (rc == HR_OK && !str_eq_c(m.status, "CANCELED") && !send__is_final(m.status))
             rc = channel_failed(t, &m, state, o, a, now);
         goto out;
     }
@@ -155,7 +162,15 @@ static int deliver_commit(struct store_txn *t, void *arg)
         cJSON_AddStringToObject(cs, "reference", o->res.reference);
         cJSON_AddNumberToObject(cs, "sent", (double)now);
         m.state = send__json_str(a, state);
-        if (!str_eq_c(m.status, "SENT")) {
+        if (o->res.reference[0]) /* receipts find the message by it (receipt.c) */
+            rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
+                                                          str_c(o->res.reference), m.id,
+                                                          str_c(o->channel), now});
+        if (rc == HR_INVAL)
+            rc = HR_OK; /* a reference too long to index: kept in state, no receipts */
+        if (rc < 0)
+            goto out;
+        if (!str_eq_c(m.status, "SENT") && receipt_rank(m.status) <= 1) {
             m.status = STR_LIT("SENT");
             m.sent_ms = now;
             m.reason = m.error = STR_NULL;
@@ -338,6 +353,15 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     cs = json_obj(json_obj(state, "channels"), ch);
     if (!cs || strcmp(json_str(cs, "status") ? json_str(cs, "status") : "", "pending") != 0) {
         r->commit = NULL; /* already sent or failed: a duplicate job */
+        goto out;
+    }
+    /* a suppressed address is never handed to a provider (receipt.h) */
+    rc = engine_suppressed(e->store, ch, json_obj(state, "profile"), c->idem, sizeof c->idem);
+    if (rc < 0)
+        goto retry;
+    if (rc == 1) {
+        o->suppressed = true;
+        snprintf(o->res.reason, sizeof o->res.reason, "%.320s is on the suppression list", c->idem);
         goto out;
     }
     pids = json_arr(cs, "providers");

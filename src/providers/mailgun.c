@@ -30,7 +30,7 @@
 
 extern const struct provider_ops provider_mailgun;
 
-static const char *const mailgun_secrets[] = {"api_key", NULL};
+static const char *const mailgun_secrets[] = {"api_key", "webhook_signing_key", NULL};
 
 struct mailgun_conf {
     struct email_api_conf api;

@@ -28,7 +28,7 @@
 
 extern const struct provider_ops provider_postmark;
 
-static const char *const postmark_secrets[] = {"server_token", NULL};
+static const char *const postmark_secrets[] = {"server_token", "webhook_password", NULL};
 
 struct postmark_conf {
     struct email_api_conf api;

@@ -31,7 +31,7 @@
 
 extern const struct provider_ops provider_resend;
 
-static const char *const resend_secrets[] = {"api_key", NULL};
+static const char *const resend_secrets[] = {"api_key", "webhook_secret", NULL};
 
 static int resend_validate(const cJSON *settings, struct herr *err)
 {

@@ -118,6 +118,9 @@ static int twilio_build(const struct delivery *d, struct transport_req *req,
                                   c.from);
     if (rc == HR_OK)
         rc = http_client_form_add(&form, "Body", text);
+    if (rc == HR_OK && json_str(d->settings, "status_callback_url")) /* receipts (api/receipts.c) */
+        rc = http_client_form_add(&form, "StatusCallback",
+                                  json_str(d->settings, "status_callback_url"));
     if (rc < 0) {
         snprintf(r->reason, sizeof r->reason, "twilio: the message is too large");
         goto out;

@@ -152,6 +152,12 @@ void store_set_job_listener(struct store *s, void (*fn)(void *), void *arg)
     }
 }
 
+bool store_msgref_key_ok(struct str provider, struct str reference)
+{
+    return provider.len > 0 && provider.len <= MSGREF_PROVIDER_MAX && reference.len > 0 &&
+           reference.len <= MSGREF_REFERENCE_MAX;
+}
+
 static _Thread_local bool t_ingress;
 
 void store_ingress(bool on)
@@ -206,9 +212,14 @@ static const struct copy_table ct_list_subs = {
     "list_subs", "list_id, user_id, preferences, created_ms",
     "list_id, user_id, preferences, created_ms", "ttti", NULL, "list_id, user_id", NULL};
 
+static const struct copy_table ct_msgrefs = {
+    "msgrefs", "provider, reference, message_id, channel, created_ms",
+    "provider, reference, message_id, channel, created_ms", "tttti", NULL, "provider, reference",
+    NULL};
+
 const struct copy_table *const store_copy_tables[] = {
     &ct_meta, &ct_keys, &ct_docs, &ct_events, &ct_catalog, &ct_messages, &ct_history, &ct_jobs,
-    &ct_lists, &ct_list_subs, NULL};
+    &ct_lists, &ct_list_subs, &ct_msgrefs, NULL};
 
 const struct copy_table *store_copy_table(const char *name)
 {

@@ -217,6 +217,22 @@ bool store_list_match(struct str pattern, struct str id);
  * every id that matches starts with it. Pure. */
 size_t store_list_pattern_prefix(struct str pattern);
 
+/* ---- provider references (delivery receipts) ---------------------------------------- */
+
+#define MSGREF_PROVIDER_MAX 32    /* bytes of a provider name ("sendgrid") */
+#define MSGREF_REFERENCE_MAX 512  /* bytes of a provider's message id */
+
+/* Which message and channel a provider's own message id (the `reference` a SENT outcome
+ * kept: SendGrid X-Message-Id, Twilio sid, SES MessageId...) belongs to. Strings are
+ * arena-owned on reads, the caller's on writes. */
+struct msgref_rec {
+    struct str provider;     /* provider name (provider_ops.name), not the configuration id */
+    struct str reference;    /* the provider's message id */
+    struct str message_id;
+    struct str channel;      /* "email", "sms", ... */
+    int64_t created_ms;
+};
+
 /* ---- bulk copy (herald migrate-store) ------------------------------------------------ */
 
 /* The tables a copy walks, in this order (store_copy_tables), and what each holds. */
@@ -371,6 +387,11 @@ struct store_ops {
                          struct list_sub_rec **out, size_t *n);
     int (*list_members)(struct store *s, struct str target, struct str after_user, size_t limit,
                         struct arena *a, struct str **out, size_t *n);
+
+    /* provider references (appended; see store_msgref_* below) */
+    int (*msgref_put)(struct store_txn *t, const struct msgref_rec *r);
+    int (*msgref_get)(struct store *s, struct str provider, struct str reference,
+                      struct arena *a, struct msgref_rec *out);
 };
 
 /* The base every backend embeds as its first member. */
@@ -637,5 +658,21 @@ static inline int store_list_sub_list(struct store *s, struct str list_id, struc
 static inline int store_list_members(struct store *s, struct str target, struct str after_user,
                                      size_t limit, struct arena *a, struct str **out, size_t *n)
 { return s->ops->list_members(s, target, after_user, limit, a, out, n); }
+
+/* store_msgref_key_ok: provider and reference fit the index (non-empty, within
+ * MSGREF_PROVIDER_MAX / MSGREF_REFERENCE_MAX). Pure; the backends check with it. */
+bool store_msgref_key_ok(struct str provider, struct str reference);
+/* store_msgref_put: inside t, remember that (r->provider, r->reference) names message
+ * r->message_id on r->channel; a second put of the same pair replaces the first (the
+ * latest send that got this id wins). HR_INVAL for an empty or oversized provider or
+ * reference. */
+static inline int store_msgref_put(struct store_txn *t, const struct msgref_rec *r)
+{ return store_txn_store(t)->ops->msgref_put(t, r); }
+/* store_msgref_get: the message a provider's reference names (index lookup on both
+ * stores); strings in a. HR_NOTFOUND when none, HR_INVAL for an oversized key. Any
+ * thread. */
+static inline int store_msgref_get(struct store *s, struct str provider, struct str reference,
+                                   struct arena *a, struct msgref_rec *out)
+{ return s->ops->msgref_get(s, provider, reference, a, out); }
 
 #endif

@@ -68,7 +68,7 @@ function counts(stdout) {
   return out;
 }
 
-const TABLES = ['meta', 'api_keys', 'docs', 'events', 'catalog', 'messages', 'message_history', 'jobs', 'lists', 'list_subs'];
+const TABLES = ['meta', 'api_keys', 'docs', 'events', 'catalog', 'messages', 'message_history', 'jobs', 'lists', 'list_subs', 'msgrefs'];
 
 function assertCounts(r, what) {
   assert.equal(r.status, 0, `${what}: exit 0\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);

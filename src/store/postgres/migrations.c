@@ -129,7 +129,15 @@ static const struct migration migrations[] = {
         "  created_ms BIGINT NOT NULL,"
         "  PRIMARY KEY(list_id, user_id));"
         "CREATE INDEX list_subs_user ON list_subs(user_id, list_id);"},
-    /* next: {7, "..."}, */
+    /* 7: provider references to messages, for delivery receipts (issue 16) */
+    {7, "CREATE TABLE msgrefs("
+        "  provider TEXT NOT NULL,"
+        "  reference TEXT NOT NULL,"
+        "  message_id TEXT NOT NULL,"
+        "  channel TEXT NOT NULL,"
+        "  created_ms BIGINT NOT NULL,"
+        "  PRIMARY KEY(provider, reference));"},
+    /* next: {8, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

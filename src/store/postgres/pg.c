@@ -2932,6 +2932,60 @@ static int pg_list_members(struct store *s, struct str target, struct str after,
                      sizeof **out, row_member, (void **)out, n);
 }
 
+/* ---- provider references (delivery receipts) ------------------------------------------- */
+
+static const char SQL_MSGREF_PUT[] =
+    "INSERT INTO msgrefs(provider, reference, message_id, channel, created_ms) "
+    "VALUES($1::text, $2::text, $3::text, $4::text, $5::bigint) "
+    "ON CONFLICT(provider, reference) DO UPDATE SET message_id = excluded.message_id, "
+    "channel = excluded.channel, created_ms = excluded.created_ms";
+static const char SQL_MSGREF_GET[] =
+    "SELECT provider, reference, message_id, channel, created_ms FROM msgrefs "
+    "WHERE provider = $1::text AND reference = $2::text";
+
+static void row_msgref(const PGresult *r, int i, struct arena *a, void *vout)
+{
+    struct msgref_rec *out = vout;
+    out->provider = g_str(a, r, i, 0);
+    out->reference = g_str(a, r, i, 1);
+    out->message_id = g_str(a, r, i, 2);
+    out->channel = g_str(a, r, i, 3);
+    out->created_ms = g_i64(r, i, 4);
+}
+
+static int pg_msgref_put(struct store_txn *t, const struct msgref_rec *r)
+{
+    struct params p = {0};
+    if (!store_msgref_key_ok(r->provider, r->reference) || r->message_id.len == 0)
+        return HR_INVAL;
+    p_text(&p, r->provider);
+    p_text(&p, r->reference);
+    p_text(&p, r->message_id);
+    p_text(&p, r->channel);
+    p_i64(&p, r->created_ms);
+    return list_exec(t, SQL_MSGREF_PUT, &p, "msgref_put", NULL);
+}
+
+static int pg_msgref_get(struct store *s, struct str provider, struct str reference,
+                         struct arena *a, struct msgref_rec *out)
+{
+    struct params p = {0};
+    struct msgref_rec *rows = NULL;
+    size_t n = 0;
+    int rc;
+    if (!store_msgref_key_ok(provider, reference))
+        return HR_INVAL;
+    p_text(&p, provider);
+    p_text(&p, reference);
+    rc = list_read(s, SQL_MSGREF_GET, &p, "msgref_get", a, sizeof *rows, row_msgref,
+                   (void **)&rows, &n);
+    if (rc == HR_OK && n == 0)
+        rc = HR_NOTFOUND;
+    if (rc == HR_OK)
+        *out = rows[0];
+    return rc;
+}
+
 const struct store_ops pg_store_ops = {
     .version = 1,
     .scheme = "postgres",
@@ -2994,4 +3048,6 @@ const struct store_ops pg_store_ops = {
     .list_sub_delete = pg_list_sub_delete,
     .list_sub_list = pg_list_sub_list,
     .list_members = pg_list_members,
+    .msgref_put = pg_msgref_put,
+    .msgref_get = pg_msgref_get,
 };

@@ -116,7 +116,15 @@ static const struct migration migrations[] = {
         "  created_ms INTEGER NOT NULL,"
         "  PRIMARY KEY(list_id, user_id)) WITHOUT ROWID;"
         "CREATE INDEX list_subs_user ON list_subs(user_id, list_id);"},
-    /* next: {7, "..."}, */
+    /* 7: provider references to messages, for delivery receipts (issue 16) */
+    {7, "CREATE TABLE msgrefs("
+        "  provider TEXT NOT NULL,"
+        "  reference TEXT NOT NULL,"
+        "  message_id TEXT NOT NULL,"
+        "  channel TEXT NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  PRIMARY KEY(provider, reference)) WITHOUT ROWID;"},
+    /* next: {8, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -3228,6 +3228,52 @@ static int sqlite_list_members(struct store *s, struct str target, struct str af
                      (int64_t)limit);
 }
 
+/* ---- provider references (delivery receipts) ------------------------------------------- */
+
+static const char SQL_MSGREF_PUT[] =
+    "INSERT INTO msgrefs(provider, reference, message_id, channel, created_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(provider, reference) DO UPDATE SET "
+    "message_id = excluded.message_id, channel = excluded.channel, "
+    "created_ms = excluded.created_ms";
+static const char SQL_MSGREF_GET[] =
+    "SELECT provider, reference, message_id, channel, created_ms FROM msgrefs "
+    "WHERE provider = ?1 AND reference = ?2";
+
+static void row_msgref_v(sqlite3_stmt *st, struct arena *a, void *vout)
+{
+    struct msgref_rec *out = vout;
+    out->provider = col_str(a, st, 0);
+    out->reference = col_str(a, st, 1);
+    out->message_id = col_str(a, st, 2);
+    out->channel = col_str(a, st, 3);
+    out->created_ms = sqlite3_column_int64(st, 4);
+}
+
+static int sqlite_msgref_put(struct store_txn *t, const struct msgref_rec *r)
+{
+    if (!store_msgref_key_ok(r->provider, r->reference) || r->message_id.len == 0)
+        return HR_INVAL;
+    return list_exec(t, SQL_MSGREF_PUT, "msgref_put", NULL, "ssssi", r->provider, r->reference,
+                     r->message_id, r->channel, r->created_ms);
+}
+
+static int sqlite_msgref_get(struct store *s, struct str provider, struct str reference,
+                             struct arena *a, struct msgref_rec *out)
+{
+    struct msgref_rec *rows = NULL;
+    size_t n = 0;
+    int rc;
+    if (!store_msgref_key_ok(provider, reference))
+        return HR_INVAL;
+    rc = read_list((struct sqlite_store *)s, SQL_MSGREF_GET, "msgref_get", a, sizeof *rows,
+                   row_msgref_v, (void **)&rows, &n, "ss", provider, reference);
+    if (rc == HR_OK && n == 0)
+        rc = HR_NOTFOUND;
+    if (rc == HR_OK)
+        *out = rows[0];
+    return rc;
+}
+
 const struct store_ops sqlite_store_ops = {
     .version = 1,
     .scheme = "sqlite",
@@ -3290,4 +3336,6 @@ const struct store_ops sqlite_store_ops = {
     .list_sub_delete = sqlite_list_sub_delete,
     .list_sub_list = sqlite_list_sub_list,
     .list_members = sqlite_list_members,
+    .msgref_put = sqlite_msgref_put,
+    .msgref_get = sqlite_msgref_get,
 };

@@ -414,7 +414,7 @@ static void test_migrations_applied_once(void **state)
     int latest = pg_schema_latest();
     char sql[160];
 
-    assert_int_equal(latest, 6);
+    assert_int_equal(latest, 7);
     store_close(f->s);
     f->s = NULL;
     for (int i = 0; i < 2; i++) {

@@ -1280,8 +1280,11 @@ static void test_corruption_fails_ping(void **state)
     memset(buf, 0xa5, sizeof buf);
     fd = open(f->path, O_WRONLY);
     assert_true(fd >= 0);
+    /* pages 7 apart: a doc here is a b-tree cell plus an overflow page, so the layout
+     * repeats every few pages; a stride sharing no factor with it hits b-tree pages too
+     * (a garbage overflow page alone reads without error), whatever the schema before */
     for (int k = 0; k < 8; k++)
-        assert_int_equal(pwrite(fd, buf, sizeof buf, (off_t)(sb.st_size / 2 / 4096 + k * 5) * 4096),
+        assert_int_equal(pwrite(fd, buf, sizeof buf, (off_t)(sb.st_size / 2 / 4096 + k * 7) * 4096),
                          (ssize_t)sizeof buf);
     close(fd);
 
