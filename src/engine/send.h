@@ -52,6 +52,10 @@ struct engine {
     int provider_concurrency;     /* a provider's concurrency cap when its document sets
                                      none (main: ENGINE_PROVIDER_CONCURRENCY_DEFAULT);
                                      0: no cap */
+    const char *public_url;       /* base of one-click unsubscribe links (--public-url);
+                                     NULL or "": no links. Not owned */
+    const char *unsub_mailto;     /* List-Unsubscribe mailto address, may be NULL */
+    int64_t unsub_ttl_s;          /* unsubscribe tokens' lifetime; 0: no expiry */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,
