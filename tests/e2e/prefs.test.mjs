@@ -132,6 +132,15 @@ describe('topics and user preferences', () => {
     const byTemplate = await send({ to: { user_id: 'bob', email: 'bob@x.test' }, template: tpl.id, routing: { method: 'single', channels: ['email'] } });
     assert.equal((await finalMessage(srv, byTemplate)).m.reason, 'UNSUBSCRIBED', 'promo defaults to OPTED_OUT');
 
+    // an automation's send step is evaluated the same way
+    const run = await api('POST', '/automations/invoke', { automation: { steps: [{ action: 'send', template: tpl.id, recipient: 'bob', profile: { email: 'bob@x.test' } }] } });
+    assert.equal(run.status, 200, run.body);
+    const viaRun = await waitFor(async () => {
+      const r = await api('GET', `/messages?runId=${run.json.runId}`);
+      return r.json?.results?.find((x) => x.status === 'FILTERED');
+    }, { timeout: scaled(15000), what: 'the automation send to end FILTERED' });
+    assert.equal(viaRun.reason, 'UNSUBSCRIBED');
+
     // REQUIRED: sent, and no List-Unsubscribe
     const required = await send(msg('bob', 'security'));
     assert.equal((await finalMessage(srv, required)).m.status, 'SENT');
