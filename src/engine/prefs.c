@@ -28,15 +28,7 @@ static const char *listed(const char *const *list, const char *s)
 
 bool prefs_topic_id_valid(struct str id)
 {
-    if (id.len == 0 || id.len > PREFS_TOPIC_ID_MAX)
-        return false;
-    for (size_t i = 0; i < id.len; i++) {
-        char c = id.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
+    return str_id_chars_ok(id, PREFS_TOPIC_ID_MAX);
 }
 
 bool prefs_status_valid(const char *s) { return listed(STATUSES, s) != NULL; }
