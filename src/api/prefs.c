@@ -10,7 +10,8 @@
  *          custom_routing?}}                     -> {message: "success"}; opting out of a
  *          REQUIRED topic is 400, as Courier answers
  *   GET    /u/:token   (public) the hosted preference page: plain HTML, a form per topic
- *   POST   /u/:token   (public) form body List-Unsubscribe=One-Click: opt out of the
+ *   POST   /u/:token   (public) form body List-Unsubscribe=One-Click (urlencoded, or a
+ *          multipart/form-data part, both of which RFC 8058 allows): opt out of the
  *          token's topic; topic=<id>&status=OPTED_IN|OPTED_OUT (the page's forms): set
  *          that topic for the token's user and show the page again.
  * A bad, forged, truncated or expired token is 404 {"message": "not found"}: nothing says
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TOPICS_PAGE 50
 #define FORM_MAX 1024     /* bytes of a /u form body */
@@ -390,6 +392,23 @@ static bool form_get(struct str body, const char *name, char *out, size_t cap)
     return false;
 }
 
+/* one_click_multipart: body is RFC 8058's multipart/form-data variant: a part named
+ * List-Unsubscribe whose value is One-Click. */
+static bool one_click_multipart(struct http_req *req)
+{
+    static const char name[] = "name=\"List-Unsubscribe\"";
+    const char *ct = http_req_header(req, "Content-Type");
+    const char *p = req->body.p, *end = req->body.p + req->body.len, *v;
+    if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0 || !p)
+        return false;
+    v = memmem(p, req->body.len, name, sizeof name - 1);
+    if (!v)
+        return false;
+    v = memmem(v, (size_t)(end - v), "\r\n\r\n", 4);
+    return v && (size_t)(end - v - 4) >= 9 && memcmp(v + 4, "One-Click", 9) == 0 &&
+           (v + 13 == end || v[13] == '\r');
+}
+
 /* page: the hosted preference page for uid into resp (notice: a line shown on top). */
 static void page(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
                  const char *uid, const char *token_tid, const char *token, const char *notice)
@@ -497,7 +516,8 @@ void api_unsub_post(void *vctx, struct http_req *req, struct http_resp *resp)
     if (!token_of(ctx, req, resp, uid, tid))
         return;
     str_copy(tok, sizeof tok, req->params[0]);
-    one_click = form_get(req->body, "List-Unsubscribe", v, sizeof v) && !strcmp(v, "One-Click");
+    one_click = (form_get(req->body, "List-Unsubscribe", v, sizeof v) && !strcmp(v, "One-Click")) ||
+                one_click_multipart(req);
     if (!one_click) {
         if (!form_get(req->body, "topic", topic, sizeof topic) ||
             !prefs_topic_id_valid(str_c(topic)) || !form_get(req->body, "status", v, sizeof v) ||

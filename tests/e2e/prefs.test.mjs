@@ -9,13 +9,14 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import Courier from '@trycourier/courier';
 import { chromium } from 'playwright-core';
 
 import { finalMessage } from './lib/messages.mjs';
-import { makeTempDir, scaled, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { ARTIFACTS, makeTempDir, scaled, startServer, stopAll, waitFor } from './lib/server.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const T = { timeout: scaled(30000) };
@@ -44,7 +45,7 @@ after(async () => {
   }
 });
 
-const api = (method, path, json) => srv.request(method, path, { auth: 'admin', json });
+const api = (method, p, json) => srv.request(method, p, { auth: 'admin', json });
 
 async function putTopic(id, default_status, topic_name = id) {
   const r = await api('PUT', `/preferences/topics/${id}`, { topic_name, default_status });
@@ -74,8 +75,8 @@ function unsubPath(value) {
 }
 
 /** the POST Gmail makes: form body, no cookies, no key */
-const oneClick = (path, body = 'List-Unsubscribe=One-Click') =>
-  fetch(srv.url + path, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body, redirect: 'manual' });
+const oneClick = (p, body = 'List-Unsubscribe=One-Click') =>
+  fetch(srv.url + p, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body, redirect: 'manual' });
 
 describe('topics and user preferences', () => {
   test('topics CRUD; SDK retrieve / retrieveTopic / updateOrCreateTopic; profile preferences', T, async () => {
@@ -100,14 +101,14 @@ describe('topics and user preferences', () => {
     await assert.rejects(sdk.users.preferences.updateOrCreateTopic('security', { user_id: 'alice', topic: { status: 'OPTED_OUT' } }), (e) => e.status === 400);
     assert.equal((await sdk.users.preferences.retrieveTopic('security', { user_id: 'alice' })).topic.status, 'REQUIRED');
     // bad input: unknown status, unknown channel, bad topic id
-    for (const [path, body] of [
+    for (const [p, body] of [
       ['/users/alice/preferences/news', { topic: { status: 'MAYBE' } }],
       ['/users/alice/preferences/news', { topic: { status: 'OPTED_IN', has_custom_routing: true, custom_routing: ['pigeon'] } }],
       ['/users/alice/preferences/bad%20id', { topic: { status: 'OPTED_IN' } }],
       ['/preferences/topics/news', { default_status: 'SOMETIMES' }],
     ]) {
-      const r = await api('PUT', path, body);
-      assert.equal(r.status, 400, `${path}: ${r.body}`);
+      const r = await api('PUT', p, body);
+      assert.equal(r.status, 400, `${p}: ${r.body}`);
       assert.equal(typeof r.json.message, 'string');
       assert.equal(r.json.type, 'invalid_request_error');
     }
@@ -160,7 +161,7 @@ describe('topics and user preferences', () => {
 });
 
 describe('one-click unsubscribe', () => {
-  let path;
+  let link;
 
   test('the email carries List-Unsubscribe (https + mailto) and List-Unsubscribe-Post; {{unsubscribe_url}} renders', T, async () => {
     const id = await send(msg('dave', 'news'));
@@ -173,13 +174,13 @@ describe('one-click unsubscribe', () => {
     assert.match(lu.url, /^https:\/\/mail\.herald\.test\/u\//);
     assert.equal(lu.mail, 'unsub@herald.test?subject=unsubscribe');
     assert.equal(list['unsubscribe-post']?.name, 'List-Unsubscribe=One-Click');
-    path = unsubPath(`<${lu.url}>`);
+    link = unsubPath(`<${lu.url}>`);
     assert.ok(mail.parsed.text.includes(lu.url), 'the body has {{unsubscribe_url}}');
   });
 
   test('the POST made like Gmail unsubscribes; replay is harmless; the next email is FILTERED', T, async () => {
     for (let i = 0; i < 2; i++) {
-      const r = await oneClick(path);
+      const r = await oneClick(link);
       assert.equal(r.status, 200, await r.text());
     }
     assert.equal((await sdk.users.preferences.retrieveTopic('news', { user_id: 'dave' })).topic.status, 'OPTED_OUT');
@@ -188,8 +189,19 @@ describe('one-click unsubscribe', () => {
     assert.equal(smtp.to('dave@x.test').length, 1);
   });
 
+  test('the multipart/form-data variant of the POST (RFC 8058 allows both) unsubscribes too', T, async () => {
+    const id = await send(msg('frank', 'news'));
+    assert.equal((await finalMessage(srv, id)).m.status, 'SENT');
+    const mail = await smtp.waitForMail((x) => x.rcpt.includes('frank@x.test'));
+    const form = new FormData();
+    form.append('List-Unsubscribe', 'One-Click');
+    const r = await fetch(srv.url + unsubPath(`<${mail.parsed.headers.get('list').unsubscribe.url}>`), { method: 'POST', body: form });
+    assert.equal(r.status, 200, await r.text());
+    assert.equal((await sdk.users.preferences.retrieveTopic('news', { user_id: 'frank' })).topic.status, 'OPTED_OUT');
+  });
+
   test('forged, truncated and garbage tokens are 404 with no detail; a bad body is 400', T, async () => {
-    const tok = path.slice('/u/'.length);
+    const tok = link.slice('/u/'.length);
     const [uid, tid, ts, mac] = tok.split('.');
     const other = Buffer.from('erin').toString('hex');
     const flip = mac.slice(0, -1) + (mac.endsWith('0') ? '1' : '0');
@@ -201,7 +213,7 @@ describe('one-click unsubscribe', () => {
       }
     }
     assert.equal((await sdk.users.preferences.retrieve('erin')).items.find((i) => i.topic_id === 'news').status, 'OPTED_IN');
-    assert.equal((await oneClick(path, 'List-Unsubscribe=Maybe')).status, 400);
+    assert.equal((await oneClick(link, 'List-Unsubscribe=Maybe')).status, 400);
   });
 
   test('the hosted page changes a topic in Chromium without JavaScript', T, async (t) => {
@@ -214,7 +226,7 @@ describe('one-click unsubscribe', () => {
     });
     t.after(() => browser.close());
     const page = await browser.newPage();
-    const res = await page.goto(srv.url + path);
+    const res = await page.goto(srv.url + link);
     assert.equal(res.status(), 200);
     assert.match(res.headers()['content-security-policy'], /default-src 'none'/);
     const news = page.locator('li[data-topic="news"]');
@@ -225,6 +237,8 @@ describe('one-click unsubscribe', () => {
     await page.waitForLoadState();
     assert.match(await page.locator('#notice').textContent(), /Subscribed/);
     assert.match(await page.locator('li[data-topic="news"] .status').textContent(), /^subscribed/);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'prefs-hosted-page.png') });
     await waitFor(async () => (await sdk.users.preferences.retrieveTopic('news', { user_id: 'dave' })).topic.status === 'OPTED_IN', { what: 'dave back on news' });
   });
 });
