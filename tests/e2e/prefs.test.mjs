@@ -16,7 +16,7 @@ import Courier from '@trycourier/courier';
 import { chromium } from 'playwright-core';
 
 import { finalMessage } from './lib/messages.mjs';
-import { ARTIFACTS, makeTempDir, scaled, startServer, stopAll, waitFor } from './lib/server.mjs';
+import { ARTIFACTS, herald, makeTempDir, scaled, startServer, stopAll, waitFor } from './lib/server.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const T = { timeout: scaled(30000) };
@@ -198,6 +198,19 @@ describe('one-click unsubscribe', () => {
     const r = await fetch(srv.url + unsubPath(`<${mail.parsed.headers.get('list').unsubscribe.url}>`), { method: 'POST', body: form });
     assert.equal(r.status, 200, await r.text());
     assert.equal((await sdk.users.preferences.retrieveTopic('news', { user_id: 'frank' })).topic.status, 'OPTED_OUT');
+  });
+
+  test('bad unsubscribe options are refused at start, naming the flag', T, () => {
+    for (const [args, re] of [
+      [['--public-url', 'ftp://x.test'], /--public-url must start with https:\/\/ or http:\/\//],
+      [['--public-url', 'https://x.test/a b'], /--public-url has a character/],
+      [['--unsubscribe-mailto', 'nobody'], /--unsubscribe-mailto must be an email address/],
+      [['--unsubscribe-ttl-days', '-1'], /--unsubscribe-ttl-days must be 0\.\.3650/],
+    ]) {
+      const r = herald(['serve', '--listen', '127.0.0.1:1', ...args], { dir: makeTempDir() });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
   });
 
   test('forged, truncated and garbage tokens are 404 with no detail; a bad body is 400', T, async () => {
