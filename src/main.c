@@ -364,7 +364,10 @@ static int unsub_opts_check(const struct config *c, int64_t *ttl_days)
     if (c->public_url[0] && strncmp(c->public_url, "https://", 8) != 0 &&
         strncmp(c->public_url, "http://", 7) != 0)
         return fprintf(stderr, "herald: --public-url must start with https:// or http://\n"), -1;
-    if (c->unsub_mailto[0] && (!strchr(c->unsub_mailto, '@') || strchr(c->unsub_mailto, '?')))
+    if (strlen(c->public_url) > 200)
+        return fprintf(stderr, "herald: --public-url is longer than 200 bytes\n"), -1;
+    if (c->unsub_mailto[0] && (!strchr(c->unsub_mailto, '@') || strchr(c->unsub_mailto, '?') ||
+                               strlen(c->unsub_mailto) > 254))
         return fprintf(stderr, "herald: --unsubscribe-mailto must be an email address\n"), -1;
     if (c->unsub_ttl[0] && parse_int(c->unsub_ttl, 0, 3650, ttl_days) < 0)
         return fprintf(stderr, "herald: --unsubscribe-ttl-days must be 0..3650\n"), -1;

@@ -236,7 +236,7 @@ int prefs_decide(struct engine *e, const cJSON *spec, const cJSON *tmpl, const c
     const char *dflt = "OPTED_IN", *st;
     cJSON *topic = NULL, *up = NULL;
     const cJSON *mine;
-    int rc;
+    int rc, n;
     memset(d, 0, sizeof *d);
     d->status = "OPTED_IN";
     if (!tid)
@@ -271,8 +271,10 @@ int prefs_decide(struct engine *e, const cJSON *spec, const cJSON *tmpl, const c
                                   tok, sizeof tok);
             if (rc < 0)
                 goto out;
-            snprintf(d->unsub_url, sizeof d->unsub_url, "%.*s/u/%s",
-                     (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, tok);
+            n = snprintf(d->unsub_url, sizeof d->unsub_url, "%.*s/u/%s",
+                         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, tok);
+            if (n < 0 || n > PREFS_LINK_MAX)
+                d->unsub_url[0] = 0; /* ids too long for a header line: no link */
         }
     }
     d->filtered = strcmp(d->status, "OPTED_OUT") == 0;
@@ -388,7 +390,8 @@ int prefs_user_set(struct store_txn *t, struct str uid, struct str tid, const cJ
     struct arena *a = arena_new(2048);
     struct doc_rec d;
     cJSON *up = NULL, *mine = cJSON_CreateObject();
-    const cJSON *cr = json_arr(topic, "custom_routing");
+    const cJSON *cr = json_arr(topic, "custom_routing"), *old;
+    bool routed = json_bool(topic, "has_custom_routing", false);
     char key[PREFS_TOPIC_ID_MAX + 1], *s = NULL;
     int rc = store_doc_get_txn(t, PREFS_COLL_USERS, uid, a, &d);
     if (rc == HR_OK)
@@ -399,11 +402,16 @@ int prefs_user_set(struct store_txn *t, struct str uid, struct str tid, const cJ
         cJSON_Delete(up);
         up = cJSON_CreateObject();
     }
+    str_copy(key, sizeof key, tid);
+    old = json_obj(up, key);
+    if (!cJSON_GetObjectItemCaseSensitive(topic, "has_custom_routing") && !cr) {
+        routed = json_bool(old, "has_custom_routing", false); /* a status alone keeps routing */
+        cr = json_arr(old, "custom_routing");
+    }
     cJSON_AddStringToObject(mine, "status", json_str(topic, "status"));
-    cJSON_AddBoolToObject(mine, "has_custom_routing", json_bool(topic, "has_custom_routing", false));
+    cJSON_AddBoolToObject(mine, "has_custom_routing", routed);
     cJSON_AddItemToObject(mine, "custom_routing",
                           cr ? cJSON_Duplicate(cr, 1) : cJSON_CreateArray());
-    str_copy(key, sizeof key, tid);
     cJSON_DeleteItemFromObjectCaseSensitive(up, key);
     cJSON_AddItemToObject(up, key, mine);
     mine = NULL;

@@ -27,6 +27,7 @@
 #define PREFS_TOPIC_NAME_MAX 256
 #define PREFS_TOKEN_MAX (2 * PREFS_USER_ID_MAX + 2 * PREFS_TOPIC_ID_MAX + 64)
 #define PREFS_URL_MAX (PREFS_TOKEN_MAX + 512)
+#define PREFS_LINK_MAX 900 /* longest unsubscribe link made: it must fit a header line */
 
 /* prefs_topic_id_valid: 1..PREFS_TOPIC_ID_MAX bytes of [A-Za-z0-9_.:-]. */
 bool prefs_topic_id_valid(struct str id);
@@ -52,7 +53,8 @@ struct prefs_decision {
     bool filtered;                         /* opted out: the message ends FILTERED */
     cJSON *channels;                       /* custom routing: allowed channels, or NULL */
     char unsub_url[PREFS_URL_MAX];         /* "" when none (no topic, REQUIRED, no
-                                              public URL or no user id) */
+                                              public URL, no user id, or a link longer
+                                              than PREFS_LINK_MAX) */
 };
 
 /* prefs_decide: the topic of the message (spec.preferences.subscription_topic_id, else
@@ -85,7 +87,9 @@ int prefs_token_parse(struct store *s, int64_t now_ms, int64_t ttl_s, struct str
  * *out. */
 int prefs_user_topics(struct store *s, struct str uid, cJSON **out) HR_MUSTCHECK;
 /* prefs_user_set: inside t, set the user's preference for topic tid to topic (checked
- * with prefs_topic_pref_check; copied). HR_OK or a store error. */
+ * with prefs_topic_pref_check; copied). A topic with neither has_custom_routing nor
+ * custom_routing keeps the stored custom routing (the hosted page changes the status
+ * alone). HR_OK or a store error. */
 int prefs_user_set(struct store_txn *t, struct str uid, struct str tid, const cJSON *topic,
                    int64_t now_ms) HR_MUSTCHECK;
 /* prefs_topic_get: the topic document (caller owns *out), HR_NOTFOUND when undefined. */

@@ -159,7 +159,7 @@ void email_api_reason(struct delivery_result *r, const char *who, int status, co
 
 bool email_api_list_unsub_ok(const struct content *ct)
 {
-    if (!ct || !ct->list_unsub || !ct->list_unsub[0] || strlen(ct->list_unsub) > 900)
+    if (!ct || !ct->list_unsub || !ct->list_unsub[0] || strlen(ct->list_unsub) > EMAIL_LIST_UNSUB_MAX)
         return false;
     for (const char *p = ct->list_unsub; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)

@@ -209,6 +209,70 @@ static void test_decide(void **state)
     f->e.unsub_mailto = NULL;
 }
 
+struct set {
+    const char *uid, *tid, *topic;
+};
+
+static int set_tx(struct store_txn *t, void *varg)
+{
+    struct set *a = varg;
+    cJSON *v = cJSON_Parse(a->topic);
+    int rc = prefs_user_set(t, str_c(a->uid), str_c(a->tid), v, T0);
+    cJSON_Delete(v);
+    return rc;
+}
+
+static const cJSON *item_of(const cJSON *items, const char *tid)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, items) if (!strcmp(json_str(it, "topic_id"), tid)) return it;
+    return NULL;
+}
+
+/* a status alone (the hosted page) keeps the stored custom routing; a full PUT replaces it;
+ * a link too long for a header line is not made */
+static void test_user_set(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    cJSON *items = NULL;
+    struct prefs_decision d;
+    char uid[300];
+    struct set sets[] = {
+        {"ann", "news", "{\"status\":\"OPTED_IN\",\"has_custom_routing\":true,\"custom_routing\":[\"sms\"]}"},
+        {"ann", "news", "{\"status\":\"OPTED_OUT\"}"},
+    };
+    herr_clear(&err);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(store_write(f->s, set_tx, &sets[i], &err), HR_OK);
+    assert_int_equal(prefs_user_topics(f->s, str_c("ann"), &items), HR_OK);
+    const cJSON *it = item_of(items, "news");
+    assert_non_null(it);
+    assert_string_equal(json_str(it, "status"), "OPTED_OUT");
+    assert_true(json_bool(it, "has_custom_routing", false));
+    assert_string_equal(cJSON_GetArrayItem(json_arr(it, "custom_routing"), 0)->valuestring, "sms");
+    cJSON_Delete(items);
+    sets[1].topic = "{\"status\":\"OPTED_IN\",\"has_custom_routing\":false}";
+    assert_int_equal(store_write(f->s, set_tx, &sets[1], &err), HR_OK);
+    assert_int_equal(prefs_user_topics(f->s, str_c("ann"), &items), HR_OK);
+    assert_false(json_bool(item_of(items, "news"), "has_custom_routing", true));
+    assert_int_equal(cJSON_GetArraySize(json_arr(item_of(items, "news"), "custom_routing")), 0);
+    cJSON_Delete(items);
+
+    /* the longest base (200 bytes) with the longest ids: over PREFS_LINK_MAX */
+    char base[201], spec[300];
+    snprintf(base, sizeof base, "https://h.test/%0185d", 0);
+    f->e.public_url = base;
+    memset(uid, 'u', 256);
+    uid[256] = 0;
+    snprintf(spec, sizeof spec, "{\"preferences\":{\"subscription_topic_id\":\"%0128d\"}}", 0);
+    decide(f, uid, spec, NULL, &d);
+    assert_string_equal(d.unsub_url, "");
+    decide(f, "ann", "{\"preferences\":{\"subscription_topic_id\":\"news\"}}", NULL, &d);
+    assert_true(strlen(d.unsub_url) > 0 && strlen(d.unsub_url) <= PREFS_LINK_MAX);
+    f->e.public_url = NULL;
+}
+
 static void test_checks(void **state)
 {
     struct herr err;
@@ -256,6 +320,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_set, setup, teardown),
         cmocka_unit_test(test_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
