@@ -229,6 +229,16 @@ describe('one-click unsubscribe', () => {
     assert.equal((await oneClick(link, 'List-Unsubscribe=Maybe')).status, 400);
   });
 
+  test('Idempotency-Key on the public POST stores and replays nothing', T, async () => {
+    const post = (body) => fetch(srv.url + link, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Idempotency-Key': 'same-key' }, body });
+    assert.equal((await post('topic=promo&status=OPTED_IN')).status, 200);
+    assert.equal((await post('topic=promo&status=OPTED_OUT')).status, 200);
+    const r = await post('List-Unsubscribe=One-Click');
+    assert.equal(r.headers.get('idempotent-replayed'), null);
+    assert.equal(await r.text(), 'unsubscribed\n');
+    assert.equal((await sdk.users.preferences.retrieveTopic('promo', { user_id: 'dave' })).topic.status, 'OPTED_OUT');
+  });
+
   test('the hosted page changes a topic in Chromium without JavaScript', T, async (t) => {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/deps.sh test`);
     const browser = await chromium.launchPersistentContext(makeTempDir('herald-prefs-chromium-'), {
