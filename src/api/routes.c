@@ -65,8 +65,8 @@ const struct http_route api_routes[] = {
     {HTTP_PUT, "/users/:id/preferences/:topic", api_user_pref_put, AUTH_ADMIN, "users.prefs.put",
      0, 0},
     {HTTP_GET, "/u/:token", api_unsub_page, AUTH_PUBLIC, "unsubscribe.page", 0, 0},
-    {HTTP_POST, "/u/:token", api_unsub_post, AUTH_PUBLIC, "unsubscribe.post", ROUTE_ANY_CTYPE,
-     4096},
+    {HTTP_POST, "/u/:token", api_unsub_post, AUTH_PUBLIC, "unsubscribe.post",
+     ROUTE_ANY_CTYPE | ROUTE_NO_IDEMPOTENCY, 4096},
 
     /* Courier's Send and Messages APIs */
     {HTTP_POST, "/send", api_send, AUTH_ADMIN, "send", 0, 0},
