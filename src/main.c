@@ -49,6 +49,9 @@ struct config {
     const char *log_level;
     const char *egress_allow; /* CIDR list, may be "" */
     const char *cors_allow;   /* origins list, may be "" */
+    const char *public_url;   /* base of unsubscribe links, may be "" */
+    const char *unsub_mailto; /* List-Unsubscribe mailto address, may be "" */
+    const char *unsub_ttl;    /* unsubscribe links' lifetime in days, "" or "0": none */
     int64_t max_conns;        /* 0: from the open-file limit */
     int64_t max_conns_per_ip; /* 0: no limit */
     int64_t header_timeout_s;
@@ -125,6 +128,14 @@ static const char usage_serve[] =
     "                       pages may call the admin API; \"*\": any. Same-origin pages\n"
     "                       always may; /v1/* takes any origin (write keys are public)\n"
     "                                                       HERALD_CORS_ALLOW   (none)\n"
+    "  --public-url URL     how recipients reach this server (https://herald.example.com):\n"
+    "                       emails of a topic that is not REQUIRED carry a one-click\n"
+    "                       List-Unsubscribe link to URL/u/<token>; none without it\n"
+    "                                                       HERALD_PUBLIC_URL   (none)\n"
+    "  --unsubscribe-mailto ADDR  also a mailto: in List-Unsubscribe\n"
+    "                                                       HERALD_UNSUBSCRIBE_MAILTO (none)\n"
+    "  --unsubscribe-ttl-days N  unsubscribe links expire after N days (0..3650)\n"
+    "                                                       HERALD_UNSUBSCRIBE_TTL_DAYS 0 (never)\n"
     "  --egress-allow CIDRS comma-separated blocks that webhook and fetch-data targets\n"
     "                       may reach although not public   HERALD_EGRESS_ALLOW (none)\n"
     "                       e.g. 127.0.0.0/8,::1/128 or 10.20.0.0/16; without it, those\n"
@@ -159,6 +170,9 @@ static void config_defaults(struct config *c)
     c->log_level = env_or("HERALD_LOG_LEVEL", "info");
     c->egress_allow = env_or("HERALD_EGRESS_ALLOW", "");
     c->cors_allow = env_or("HERALD_CORS_ALLOW", "");
+    c->public_url = env_or("HERALD_PUBLIC_URL", "");
+    c->unsub_mailto = env_or("HERALD_UNSUBSCRIBE_MAILTO", "");
+    c->unsub_ttl = env_or("HERALD_UNSUBSCRIBE_TTL_DAYS", "");
     c->max_conns = 0;
     c->max_conns_per_ip = 256;
     c->header_timeout_s = 10;
@@ -335,8 +349,35 @@ static void raise_nofile(void)
     }
 }
 
+/* unsub_opts_check: --public-url is an http(s) URL and --unsubscribe-mailto an address,
+ * both without spaces, quotes, <> or control characters (they go into a mail header);
+ * --unsubscribe-ttl-days is 0..3650. -1 with a message on stderr otherwise. */
+static int unsub_opts_check(const struct config *c, int64_t *ttl_days)
+{
+    const char *vals[2] = {c->public_url, c->unsub_mailto};
+    *ttl_days = 0;
+    for (int i = 0; i < 2; i++)
+        for (const char *p = vals[i]; *p; p++)
+            if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("<>\"\\,", *p))
+                return fprintf(stderr, "herald: %s has a character a mail header cannot carry\n",
+                               i ? "--unsubscribe-mailto" : "--public-url"),
+                       -1;
+    if (c->public_url[0] && strncmp(c->public_url, "https://", 8) != 0 &&
+        strncmp(c->public_url, "http://", 7) != 0)
+        return fprintf(stderr, "herald: --public-url must start with https:// or http://\n"), -1;
+    if (strlen(c->public_url) > 200)
+        return fprintf(stderr, "herald: --public-url is longer than 200 bytes\n"), -1;
+    if (c->unsub_mailto[0] && (!strchr(c->unsub_mailto, '@') || strchr(c->unsub_mailto, '?') ||
+                               strlen(c->unsub_mailto) > 254))
+        return fprintf(stderr, "herald: --unsubscribe-mailto must be an email address\n"), -1;
+    if (c->unsub_ttl[0] && parse_int(c->unsub_ttl, 0, 3650, ttl_days) < 0)
+        return fprintf(stderr, "herald: --unsubscribe-ttl-days must be 0..3650\n"), -1;
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
+    int64_t unsub_ttl_days = 0;
     struct config cfg;
     struct store *st = NULL;
     struct queue *q = NULL;
@@ -379,7 +420,10 @@ static int cmd_serve(int argc, char **argv)
             (m = take_opt(argc, argv, &i, "--store", &cfg.store)) ||
             (m = take_opt(argc, argv, &i, "--log-level", &cfg.log_level)) ||
             (m = take_opt(argc, argv, &i, "--egress-allow", &cfg.egress_allow)) ||
-            (m = take_opt(argc, argv, &i, "--cors-allow", &cfg.cors_allow))) {
+            (m = take_opt(argc, argv, &i, "--cors-allow", &cfg.cors_allow)) ||
+            (m = take_opt(argc, argv, &i, "--public-url", &cfg.public_url)) ||
+            (m = take_opt(argc, argv, &i, "--unsubscribe-mailto", &cfg.unsub_mailto)) ||
+            (m = take_opt(argc, argv, &i, "--unsubscribe-ttl-days", &cfg.unsub_ttl))) {
             if (m < 0)
                 return EXIT_USAGE;
             continue;
@@ -472,6 +516,8 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_USAGE;
     }
     log_set_level(lvl);
+    if (unsub_opts_check(&cfg, &unsub_ttl_days) < 0)
+        return EXIT_USAGE;
     herr_clear(&err);
     if (netaddr_allow_parse(cfg.egress_allow, &egress, &err) < 0) {
         fprintf(stderr, "herald: --egress-allow (HERALD_EGRESS_ALLOW): %s\n", err.msg);
@@ -515,6 +561,9 @@ static int cmd_serve(int argc, char **argv)
     hbs = hbs_cache_new(4096, 64u << 20);
     memset(&eng, 0, sizeof eng);
     eng.store = st;
+    eng.public_url = cfg.public_url;
+    eng.unsub_mailto = cfg.unsub_mailto;
+    eng.unsub_ttl_s = unsub_ttl_days * 86400;
     eng.clock = hclock_system();
     eng.hbs = hbs;
     eng.defs = defs = defcache_new();

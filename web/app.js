@@ -8,8 +8,9 @@ import * as messages from './pages/messages.js';
 import * as profiles from './pages/profiles.js';
 import * as providers from './pages/providers.js';
 import * as templates from './pages/templates.js';
+import * as topics from './pages/topics.js';
 
-const PAGES = { events, automations, templates, providers, messages, profiles };
+const PAGES = { events, automations, templates, providers, messages, profiles, topics };
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 

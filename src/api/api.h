@@ -97,6 +97,20 @@ void api_v1(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_inbound_segment(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_inbound_courier(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_profile_get(void *ctx, struct http_req *req, struct http_resp *resp);
+/* prefs.c */
+void api_topics_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_topic_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_topic_put(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_topic_delete(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_user_prefs_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_user_pref_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_user_pref_put(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_unsub_page(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_unsub_post(void *ctx, struct http_req *req, struct http_resp *resp);
+/* api_prefs_profile: a profile's `preferences` ({categories: {<topic>: {status,
+ * channel_preferences?}} or null, notifications: {}}) from the user's stored choices.
+ * Caller owns the result. */
+cJSON *api_prefs_profile(struct api_ctx *ctx, struct str uid);
 void api_profile_merge(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_profile_replace(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_profile_patch(void *ctx, struct http_req *req, struct http_resp *resp);

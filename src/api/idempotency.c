@@ -149,7 +149,12 @@ void api_idempotency_wrap(void *vctx, struct http_req *req, struct http_resp *re
                           http_handler_fn next, void *next_ctx)
 {
     struct api_ctx *ctx = vctx;
-    const char *key = req->method == HTTP_POST ? http_req_header(req, "Idempotency-Key") : NULL;
+    /* not on ROUTE_NO_IDEMPOTENCY routes: a public POST (one-click unsubscribe) has no API
+     * key to scope a stored answer, so a stranger's key must not replay or store anything */
+    const char *key =
+        req->method == HTTP_POST && !(req->route && (req->route->flags & ROUTE_NO_IDEMPOTENCY))
+            ? http_req_header(req, "Idempotency-Key")
+            : NULL;
     struct claim_arg c;
     struct finish_arg f;
     struct herr err;

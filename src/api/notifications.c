@@ -44,15 +44,7 @@ static const char *const FIELDS[] = {"name", "tags", "brand", "subscription", "r
 
 bool template_id_valid(struct str id)
 {
-    if (id.len == 0 || id.len > RESOURCE_ID_MAX)
-        return false;
-    for (size_t i = 0; i < id.len; i++) {
-        char c = id.p[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
+    return str_id_chars_ok(id, RESOURCE_ID_MAX);
 }
 
 void template_id_new(const char *prefix, char *out, size_t cap)

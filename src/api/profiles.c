@@ -138,6 +138,8 @@ void api_profile_get(void *vctx, struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = vctx;
     struct doc_rec d;
     struct buf *b = &resp->body;
+    cJSON *prefs;
+    char *prefs_text;
     int rc;
 
     if (!id_ok(req, resp))
@@ -153,8 +155,14 @@ void api_profile_get(void *vctx, struct http_req *req, struct http_resp *resp)
         return;
     }
     /* the stored body is already JSON: splice it instead of re-serialising */
-    if (buf_append_c(b, "{\"profile\":") < 0 || buf_append_str(b, d.body) < 0 ||
-        buf_append_c(b, ",\"preferences\":{\"categories\":null,\"notifications\":{}}}") < 0) {
+    prefs = api_prefs_profile(ctx, req->params[0]);
+    prefs_text = json_print(prefs);
+    cJSON_Delete(prefs);
+    rc = buf_append_c(b, "{\"profile\":") < 0 || buf_append_str(b, d.body) < 0 ||
+         buf_append_c(b, ",\"preferences\":") < 0 || buf_append_c(b, prefs_text) < 0 ||
+         buf_append_c(b, "}") < 0;
+    free(prefs_text);
+    if (rc) {
         buf_reset(b);
         http_resp_error(resp, 500, "api_error", "profile too large to answer");
         return;

@@ -54,6 +54,21 @@ const struct http_route api_routes[] = {
     {HTTP_DELETE, "/lists/:id/subscriptions/:user", api_list_sub_delete, AUTH_ADMIN,
      "lists.subs.delete", ROUTE_ANY_CTYPE, 0},
 
+    /* subscription topics, users' preferences (src/api/prefs.c) and the public one-click
+     * unsubscribe routes (signed token in the path, no key) */
+    {HTTP_GET, "/preferences/topics", api_topics_list, AUTH_ADMIN, "topics.list", 0, 0},
+    {HTTP_GET, "/preferences/topics/:id", api_topic_get, AUTH_ADMIN, "topics.get", 0, 0},
+    {HTTP_PUT, "/preferences/topics/:id", api_topic_put, AUTH_ADMIN, "topics.put", 0, 0},
+    {HTTP_DELETE, "/preferences/topics/:id", api_topic_delete, AUTH_ADMIN, "topics.delete", 0, 0},
+    {HTTP_GET, "/users/:id/preferences", api_user_prefs_get, AUTH_ADMIN, "users.prefs.list", 0, 0},
+    {HTTP_GET, "/users/:id/preferences/:topic", api_user_pref_get, AUTH_ADMIN, "users.prefs.get",
+     0, 0},
+    {HTTP_PUT, "/users/:id/preferences/:topic", api_user_pref_put, AUTH_ADMIN, "users.prefs.put",
+     0, 0},
+    {HTTP_GET, "/u/:token", api_unsub_page, AUTH_PUBLIC, "unsubscribe.page", 0, 0},
+    {HTTP_POST, "/u/:token", api_unsub_post, AUTH_PUBLIC, "unsubscribe.post",
+     ROUTE_ANY_CTYPE | ROUTE_NO_IDEMPOTENCY, 4096},
+
     /* Courier's Send and Messages APIs */
     {HTTP_POST, "/send", api_send, AUTH_ADMIN, "send", 0, 0},
     {HTTP_GET, "/messages", api_messages_list, AUTH_ADMIN, "messages.list", 0, 0},

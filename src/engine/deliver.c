@@ -293,6 +293,8 @@ static void content_from_json(const cJSON *c, enum channel ch, struct content *o
     TAKE(title)
     TAKE(body)
 #undef TAKE
+    if ((v = json_str(c, "list_unsubscribe")))
+        out->list_unsub = strdup(v);
     if (cJSON_GetObjectItemCaseSensitive(c, "json"))
         out->json = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c, "json"), 1);
 }

@@ -4,6 +4,7 @@
  * made outside the store; route_commit then writes them with the job's ack, unless the
  * message was canceled meanwhile. */
 #include "send_int.h"
+#include "prefs.h"
 
 #include "../providers/provider.h"
 #include "../render/elemental.h"
@@ -30,6 +31,7 @@ struct route_out {
     cJSON *state;             /* the message's new state */
     cJSON *outputs;           /* {"results": [...]} */
     cJSON *jobs;              /* deliver payloads */
+    bool retry;               /* the store could not be read: route again later */
 };
 
 static void route_out_free(void *p)
@@ -284,7 +286,44 @@ static cJSON *content_json(const struct content *c)
         cJSON_AddStringToObject(o, "html", c->html);
     if (c->json)
         cJSON_AddItemToObject(o, "json", cJSON_Duplicate(c->json, 1));
+    if (c->list_unsub)
+        cJSON_AddStringToObject(o, "list_unsubscribe", c->list_unsub);
     return o;
+}
+
+/* prefs_route: the recipient's preference for the message's topic (src/engine/prefs.c):
+ * opted out ends the message FILTERED (UNSUBSCRIBED); a store error routes again later.
+ * HR_OK when routing goes on. */
+static int prefs_route(struct engine *e, const cJSON *spec, const cJSON *tmpl, const cJSON *to,
+                       struct prefs_decision *pd, struct route_out *o)
+{
+    int rc = prefs_decide(e, spec, tmpl, json_str(to, "user_id"), pd);
+    if (rc < 0) {
+        o->retry = true;
+        snprintf(o->error, sizeof o->error, "cannot read preferences: %s", hr_rc_str(rc));
+        return rc;
+    }
+    if (!pd->filtered)
+        return HR_OK;
+    o->final_status = "FILTERED";
+    o->reason = "UNSUBSCRIBED";
+    snprintf(o->error, sizeof o->error, "the recipient opted out of topic %s", pd->topic_id);
+    return HR_CONFLICT;
+}
+
+/* prefs_route_ctx: {{unsubscribe_url}}, {{preferences_url}} (and Courier's urls.*) in the
+ * render context, and the List-Unsubscribe value for email ("" when none). */
+static void prefs_route_ctx(const struct engine *e, const struct prefs_decision *pd, cJSON *ctx,
+                            char *list_unsub, size_t cap)
+{
+    cJSON *urls = cJSON_AddObjectToObject(ctx, "urls");
+    prefs_list_unsubscribe(e, pd, list_unsub, cap);
+    cJSON_AddStringToObject(ctx, "unsubscribe_url", pd->unsub_url);
+    cJSON_AddStringToObject(ctx, "preferences_url", pd->unsub_url);
+    cJSON_AddStringToObject(urls, "unsubscribe", pd->unsub_url);
+    cJSON_AddStringToObject(urls, "preferences", pd->unsub_url);
+    if (pd->topic_id[0])
+        cJSON_AddStringToObject(ctx, "subscriptionTopicId", pd->topic_id);
 }
 
 /* route: decide everything for message m into o. */
@@ -296,6 +335,8 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     const cJSON *to, *content, *routing, *alt = NULL;
     const char *tid;
     bool any_addr_no_provider = false;
+    struct prefs_decision pd = {0};
+    char list_unsub[PREFS_URL_MAX + 320] = "";
     int k = 0, rc;
 
     if (!spec) {
@@ -334,6 +375,8 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
         }
     }
     profile = merged_profile(e, to, o);
+    if (prefs_route(e, spec, tmpl, to, &pd, o) != HR_OK)
+        goto out;
     brand = load_brand(e, spec, tmpl);
     content = tmpl ? json_obj(tmpl, "content") : json_obj(spec, "content");
     routing = json_obj(spec, "routing");
@@ -359,7 +402,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
             const char *ch = json_str(ent, "channel");
             bool configured;
             cJSON *ids;
-            if (cJSON_GetObjectItemCaseSensitive(chstate, ch))
+            if (cJSON_GetObjectItemCaseSensitive(chstate, ch) || !prefs_channel_allowed(&pd, ch))
                 continue;
             ids = usable_providers(e, ch, json_str(ent, "only"), spec, profile, &configured);
             if (cJSON_GetArraySize(ids) == 0) {
@@ -406,6 +449,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     cJSON_AddStringToObject(ctx, "template", tid ? tid : "");
     if (json_str(profile, "locale"))
         cJSON_AddStringToObject(ctx, "locale", json_str(profile, "locale"));
+    prefs_route_ctx(e, &pd, ctx, list_unsub, sizeof list_unsub);
     o->outputs = cJSON_CreateObject();
     cJSON *results = cJSON_AddArrayToObject(o->outputs, "results");
     const cJSON *cs;
@@ -433,6 +477,8 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
         r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "channel", cs->string);
         cJSON_AddStringToObject(r, "channel_id", cs->string);
+        if (list_unsub[0] && c.channel == CH_EMAIL)
+            c.list_unsub = strdup(list_unsub);
         cJSON_AddItemToObject(r, "content", content_json(&c));
         cJSON_AddItemToArray(results, r);
         h = cJSON_CreateObject();
@@ -456,6 +502,7 @@ out:
     cJSON_Delete(alts);
     cJSON_Delete(routing_default);
     cJSON_Delete(ctx);
+    prefs_decision_cleanup(&pd);
 }
 
 void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)
@@ -489,6 +536,11 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
         goto out;
     }
     route(e, &m, (int)alt, o);
+    if (o->retry) {
+        r->outcome = JOB_OUT_RETRY;
+        snprintf(r->error, sizeof r->error, "%s", o->error);
+        goto out;
+    }
     if (o->final_status)
         LOG_I("send.final", "message=%s status=%s reason=%s", id, o->final_status,
               o->reason ? o->reason : "-");

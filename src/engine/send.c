@@ -2,6 +2,7 @@
  * the outbox write that creates one message and one route job per recipient. Shared
  * helpers of the pipeline live here too (send_int.h). */
 #include "send_int.h"
+#include "prefs.h"
 
 #include "../util/clock.h"
 #include "../util/crypto.h"
@@ -239,8 +240,8 @@ int engine_send_validate(const cJSON *msg, struct herr *err)
  * behaviour. MSG_LATER are Courier's, not built yet; anything else is not Courier's. */
 static const char *const MSG_HONOURED[] = {"to", "template", "content", "data", "brand_id",
                                            "channels", "providers", "routing", "timeout",
-                                           "delay", "metadata", NULL};
-static const char *const MSG_LATER[] = {"expiry", "preferences", "context", NULL};
+                                           "delay", "metadata", "preferences", NULL};
+static const char *const MSG_LATER[] = {"expiry", "context", NULL};
 static const char *const DELAY_HONOURED[] = {"duration", "until", NULL};
 static const char *const META_HONOURED[] = {"event", "tags", "trace_id", NULL};
 static const char *const TIMEOUT_HONOURED[] = {"message", NULL};
@@ -313,6 +314,7 @@ int engine_send_unsupported(const cJSON *msg, struct herr *err)
         later(json_obj(msg, "delay"), "message.delay", DELAY_HONOURED, err) < 0 ||
         later(json_obj(msg, "metadata"), "message.metadata", META_HONOURED, err) < 0 ||
         later(json_obj(msg, "timeout"), "message.timeout", TIMEOUT_HONOURED, err) < 0 ||
+        prefs_message_check(cJSON_GetObjectItemCaseSensitive(msg, "preferences"), err) < 0 ||
         later_each(json_obj(msg, "channels"), "message.channels", CHANNEL_HONOURED, err) < 0 ||
         later_each(json_obj(msg, "providers"), "message.providers", PROVIDER_HONOURED, err) < 0)
         return HR_INVAL;

@@ -54,6 +54,10 @@ struct engine {
                                      0: no cap */
     struct defcache *defs;        /* event name -> linked automations (defcache.h); NULL:
                                      read for every event. Owned by whoever made the engine */
+    const char *public_url;       /* base of one-click unsubscribe links (--public-url);
+                                     NULL or "": no links. Not owned */
+    const char *unsub_mailto;     /* List-Unsubscribe mailto address, may be NULL */
+    int64_t unsub_ttl_s;          /* unsubscribe tokens' lifetime; 0: no expiry */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

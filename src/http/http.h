@@ -40,6 +40,7 @@ enum http_auth {
 /* Route flags */
 #define ROUTE_ANY_CTYPE 0x1u /* do not require a JSON Content-Type on bodies */
 #define ROUTE_GZIP 0x2u      /* accept Content-Encoding: gzip (inflated under the cap) */
+#define ROUTE_NO_IDEMPOTENCY 0x4u /* Idempotency-Key is ignored (public POSTs: no key to scope it) */
 
 #define HTTP_MAX_PARAMS 6
 

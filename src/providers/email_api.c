@@ -156,3 +156,34 @@ void email_api_reason(struct delivery_result *r, const char *who, int status, co
         snprintf(r->reason, sizeof r->reason, "%s %d: %s", who, status, text);
     }
 }
+
+bool email_api_list_unsub_ok(const struct content *ct)
+{
+    if (!ct || !ct->list_unsub || !ct->list_unsub[0] || strlen(ct->list_unsub) > EMAIL_LIST_UNSUB_MAX)
+        return false;
+    for (const char *p = ct->list_unsub; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false; /* never a header split */
+    return true;
+}
+
+void email_api_list_unsub(const struct content *ct, cJSON *parent, const char *member,
+                          bool pairs)
+{
+    static const char *const names[2] = {"List-Unsubscribe", "List-Unsubscribe-Post"};
+    const char *values[2] = {ct ? ct->list_unsub : NULL, EMAIL_LIST_UNSUB_POST};
+    cJSON *h;
+    if (!email_api_list_unsub_ok(ct))
+        return;
+    h = pairs ? cJSON_AddArrayToObject(parent, member) : cJSON_AddObjectToObject(parent, member);
+    for (int i = 0; i < 2; i++) {
+        if (pairs) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "Name", names[i]);
+            cJSON_AddStringToObject(x, "Value", values[i]);
+            cJSON_AddItemToArray(h, x);
+        } else {
+            cJSON_AddStringToObject(h, names[i], values[i]);
+        }
+    }
+}

@@ -72,4 +72,16 @@ void email_api_reference(struct delivery_result *r, const char *id, size_t n);
 void email_api_reason(struct delivery_result *r, const char *who, int status, const char *msg,
                       const char *detail);
 
+/* One-click unsubscribe (RFC 8058): the value of List-Unsubscribe-Post. */
+#define EMAIL_LIST_UNSUB_POST "List-Unsubscribe=One-Click"
+#define EMAIL_LIST_UNSUB_MAX 1400 /* bytes: a link (<= 900) and a mailto */
+/* email_api_list_unsub_ok: ct carries a List-Unsubscribe value safe to send as a header
+ * (no control characters, at most EMAIL_LIST_UNSUB_MAX bytes). */
+bool email_api_list_unsub_ok(const struct content *ct);
+/* email_api_list_unsub: when ct carries one, add parent.member = the List-Unsubscribe and
+ * List-Unsubscribe-Post headers: an object {name: value} (SendGrid, Resend), or with
+ * pairs an array [{Name, Value}] (Postmark, SES v2). */
+void email_api_list_unsub(const struct content *ct, cJSON *parent, const char *member,
+                          bool pairs);
+
 #endif

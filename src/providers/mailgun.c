@@ -92,6 +92,10 @@ static int form_body(const struct mailgun_conf *c, const char *to, const struct 
         rc = http_client_form_add(form, "h:Reply-To", c->api.reply_to);
     if (rc == HR_OK && d->message_id && d->message_id[0])
         rc = http_client_form_add(form, "v:herald_message_id", d->message_id);
+    if (rc == HR_OK && email_api_list_unsub_ok(ct))
+        rc = http_client_form_add(form, "h:List-Unsubscribe", ct->list_unsub);
+    if (rc == HR_OK && email_api_list_unsub_ok(ct))
+        rc = http_client_form_add(form, "h:List-Unsubscribe-Post", EMAIL_LIST_UNSUB_POST);
     free(from);
     return rc;
 }

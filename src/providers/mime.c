@@ -307,6 +307,22 @@ static bool msgid_valid(const char *s)
     return true;
 }
 
+/* list_unsub_header: List-Unsubscribe (folded after its commas) and List-Unsubscribe-Post:
+ * One-Click (RFC 8058). HR_INVAL for a value with control characters. */
+static int list_unsub_header(struct buf *out, const char *v, struct herr *err)
+{
+    int rc;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return herr_set(err, HR_INVAL, "invalid List-Unsubscribe value");
+    rc = buf_printf(out, "List-Unsubscribe: ");
+    for (const char *p = v; rc == HR_OK && *p; p++)
+        rc = p[0] == ',' && p[1] == ' ' ? buf_printf(out, ",\r\n") : buf_printf(out, "%c", *p);
+    if (rc == HR_OK)
+        rc = buf_printf(out, "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+    return rc;
+}
+
 int mime_build(const struct mime_msg *m, struct buf *out, struct herr *err)
 {
     int rc = HR_OK;
@@ -335,6 +351,8 @@ int mime_build(const struct mime_msg *m, struct buf *out, struct herr *err)
         rc = mime_header_text(out, "Subject", m->subject ? m->subject : "");
     if (rc == HR_OK)
         rc = buf_printf(out, "Message-ID: %s\r\nMIME-Version: 1.0\r\n", m->message_id);
+    if (rc == HR_OK && m->list_unsub && m->list_unsub[0])
+        rc = list_unsub_header(out, m->list_unsub, err);
     if (rc < 0)
         goto out;
 

@@ -31,6 +31,9 @@ struct mime_msg {
     const char *html;       /* text/html part, may be NULL */
     const char *message_id; /* "<...>" from mime_message_id (required) */
     int64_t date_ms;        /* Date header, ms since the epoch */
+    const char *list_unsub; /* List-Unsubscribe value ("<https://...>"), may be NULL; with
+                               it List-Unsubscribe-Post: List-Unsubscribe=One-Click
+                               (RFC 8058). Refused (HR_INVAL) with control characters */
 };
 
 /* mime_build: append the whole message (headers, blank line, body; CRLF line ends) to

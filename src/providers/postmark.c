@@ -65,6 +65,7 @@ static char *email_json(const struct postmark_conf *c, const char *to, const str
     cJSON_AddStringToObject(o, "From", from);
     cJSON_AddStringToObject(o, "To", to);
     cJSON_AddStringToObject(o, "Subject", ct->subject ? ct->subject : "");
+    email_api_list_unsub(ct, o, "Headers", true);
     if (ct->text && ct->text[0])
         cJSON_AddStringToObject(o, "TextBody", ct->text);
     if (ct->html && ct->html[0])

@@ -64,6 +64,7 @@ static char *email_json(const struct email_api_conf *c, const char *to, const st
     a = cJSON_AddArrayToObject(o, "to");
     cJSON_AddItemToArray(a, cJSON_CreateString(to));
     cJSON_AddStringToObject(o, "subject", ct->subject ? ct->subject : "");
+    email_api_list_unsub(ct, o, "headers", false);
     if (ct->html && ct->html[0])
         cJSON_AddStringToObject(o, "html", ct->html);
     if (ct->text && ct->text[0])

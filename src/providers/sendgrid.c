@@ -48,6 +48,7 @@ static char *mail_json(const struct email_api_conf *c, const char *to, const str
         cJSON_AddStringToObject(a, "email", c->reply_to);
     }
     cJSON_AddStringToObject(o, "subject", ct->subject ? ct->subject : "");
+    email_api_list_unsub(ct, o, "headers", false);
     p = cJSON_AddArrayToObject(o, "content");
     if (ct->text && ct->text[0]) { /* text/plain first: SendGrid rejects another order */
         a = cJSON_CreateObject();

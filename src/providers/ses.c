@@ -14,6 +14,7 @@
 #include "../util/clock.h"
 #include "../util/crypto.h"
 #include "../util/json.h"
+#include "email_api.h"
 #include "http_client.h"
 #include "mime.h"
 #include "provider.h"
@@ -180,6 +181,7 @@ static char *mail_json(const struct ses_conf *c, const char *to, const struct de
     x = cJSON_AddObjectToObject(o, "Content");
     simple = cJSON_AddObjectToObject(x, "Simple");
     add_part(simple, "Subject", ct->subject ? ct->subject : "");
+    email_api_list_unsub(ct, simple, "Headers", true);
     body = cJSON_AddObjectToObject(simple, "Body");
     if (ct->text && ct->text[0])
         add_part(body, "Text", ct->text);

@@ -147,6 +147,7 @@ static int smtp_build(const struct delivery *d, struct transport_req *req,
             .text = ct->text,
             .html = ct->html,
             .message_id = msgid,
+            .list_unsub = ct->list_unsub,
             .date_ms = d->now_ms > 0 ? d->now_ms : time_now_ms(),
         };
         if (mime_build(&m, &msg, &err) < 0) {

@@ -36,6 +36,7 @@ void content_cleanup(struct content *c)
     free(c->text);
     free(c->title);
     free(c->body);
+    free(c->list_unsub);
     cJSON_Delete(c->json);
     memset(c, 0, sizeof *c);
 }

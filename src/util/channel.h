@@ -32,6 +32,8 @@ struct content {
     char *title;   /* push, chat */
     char *body;    /* push */
     cJSON *json;   /* webhook payload; push data */
+    char *list_unsub; /* email: List-Unsubscribe value ("<https://...>"); when set, the
+                         message also carries List-Unsubscribe-Post: One-Click (RFC 8058) */
 };
 
 void content_cleanup(struct content *c);

@@ -85,3 +85,16 @@ size_t str_copy(char *dst, size_t cap, struct str s)
     dst[n] = '\0';
     return n;
 }
+
+bool str_id_chars_ok(struct str s, size_t max)
+{
+    if (s.len == 0 || s.len > max)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}

@@ -28,5 +28,8 @@ int str_to_i64(struct str s, int64_t *out);
 /* str_copy: copy s into dst of capacity cap, always NUL-terminated; returns the
  * length copied (truncated to cap - 1). */
 size_t str_copy(char *dst, size_t cap, struct str s);
+/* str_id_chars_ok: s is 1..max bytes of [A-Za-z0-9_.:-] (the shape of template and topic
+ * ids). Pure. */
+bool str_id_chars_ok(struct str s, size_t max);
 
 #endif

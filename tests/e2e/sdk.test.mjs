@@ -318,7 +318,7 @@ describe('Courier SDK 7.x against herald', () => {
     const cases = [
       [{ context: { tenant_id: 't1' } }, /message\.context\.tenant_id is not supported yet/],
       [{ expiry: { expires_in: 60000 } }, /message\.expiry is not supported yet/],
-      [{ preferences: { subscription_topic_id: 'topic' } }, /message\.preferences\.subscription_topic_id is not supported yet/],
+      [{ preferences: { subscription_topic_id: 'a topic' } }, /message\.preferences\.subscription_topic_id must be/],
       [{ metadata: { utm: { source: 'x' } } }, /message\.metadata\.utm is not supported yet/],
       [{ delay: { duration: 1000, timezone: 'Europe/Paris' } }, /message\.delay\.timezone is not supported yet/],
       [{ timeout: { channel: { email: 1000 } } }, /message\.timeout\.channel is not supported yet/],

@@ -514,6 +514,24 @@ test('profiles: look up a user, their profile and recent messages', async (t) =>
   assert.match(page.url(), /#\/profiles\/nobody%20here$/);
 });
 
+test("topics: add one; a profile's preferences: opt the user out of it", async (t) => {
+  const page = await openPage(t);
+  await signIn(page);
+  await go(page, 'topics', 'Topics');
+  const form = page.getByRole('form', { name: 'New topic' });
+  await form.getByLabel('Topic id').fill('ui-news');
+  await form.getByLabel('Name').fill('UI news');
+  await form.getByLabel('Default status').selectOption('OPTED_IN');
+  await form.getByRole('button', { name: 'Add topic' }).click();
+  await status(page, /Topic ui-news saved/);
+  await page.locator('tr[data-topic="ui-news"]').waitFor();
+  await go(page, 'profiles/user-42', 'Profiles');
+  await page.getByLabel('Status of ui-news').selectOption('OPTED_OUT');
+  await status(page, /ui-news: OPTED_OUT/);
+  assert.equal((await api('GET', '/users/user-42/preferences/ui-news')).topic.status, 'OPTED_OUT');
+  await shot(page, 'profile-preferences');
+});
+
 test('phone width (390x844): every page fits without sideways scrolling', async (t) => {
   const page = await openPage(t, PHONE);
   await signIn(page);
@@ -526,6 +544,7 @@ test('phone width (390x844): every page fits without sideways scrolling', async 
     ['providers', 'Providers'],
     ['messages', 'Messages'],
     ['profiles/user-42', 'Profiles'],
+    ['topics', 'Topics'],
   ]) {
     await go(page, hash, heading);
     const { sw, cw } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, cw: document.documentElement.clientWidth }));

@@ -1,6 +1,6 @@
 // Profiles: look a user up; their profile and recent messages.
-import { ApiError, get, qs } from '../api.js';
-import { field, h, pageHead, pretty, table } from '../dom.js';
+import { ApiError, get, put, qs } from '../api.js';
+import { busy, field, h, pageHead, pretty, say, table } from '../dom.js';
 import { MESSAGE_HEADERS, messageRows } from './messages.js';
 
 export async function render(args) {
@@ -15,9 +15,10 @@ export async function render(args) {
   const parts = [pageHead('Profiles'), form];
   if (id) {
     const enc = encodeURIComponent(id);
-    const [p, msgs] = await Promise.all([
+    const [p, msgs, prefs] = await Promise.all([
       get(`/profiles/${enc}`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : Promise.reject(e))),
       get(`/messages${qs({ recipient: id, limit: 20 })}`),
+      get(`/users/${enc}/preferences`),
     ]);
     parts.push(h('h2', {}, `Profile of ${id}`));
     if (p) {
@@ -29,7 +30,27 @@ export async function render(args) {
     } else {
       parts.push(h('p', { class: 'muted' }, 'No stored profile for this user.'));
     }
+    parts.push(h('h2', {}, 'Preferences'), table(`Preferences of ${id}`, ['Topic', 'Default', 'Status', 'Channels'], (prefs.items || []).map((t) => prefRow(enc, t))));
     parts.push(h('h2', {}, 'Recent messages'), table(`Recent messages to ${id}`, MESSAGE_HEADERS, messageRows(msgs.results || [])));
   }
   return h('section', { 'aria-labelledby': 'page-title' }, parts);
+}
+
+/** One topic of a user's preferences: a status select (none for REQUIRED topics). */
+function prefRow(enc, t) {
+  let status;
+  if (t.default_status === 'REQUIRED') {
+    status = h('span', {}, 'REQUIRED');
+  } else {
+    status = h('select', { 'aria-label': `Status of ${t.topic_id}` }, ['OPTED_IN', 'OPTED_OUT'].map((s) => h('option', { value: s, selected: t.status === s }, s)));
+    status.addEventListener('change', () =>
+      busy(status, async () => {
+        const topic = { status: status.value, has_custom_routing: Boolean(t.has_custom_routing), custom_routing: t.custom_routing || [] };
+        await put(`/users/${enc}/preferences/${encodeURIComponent(t.topic_id)}`, { topic });
+        say(`${t.topic_id}: ${status.value}.`);
+      }),
+    );
+  }
+  const chans = t.has_custom_routing ? (t.custom_routing || []).join(', ') : 'all';
+  return h('tr', { 'data-topic': t.topic_id }, h('td', {}, t.topic_name), h('td', {}, t.default_status), h('td', {}, status), h('td', {}, chans));
 }

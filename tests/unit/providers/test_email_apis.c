@@ -508,6 +508,51 @@ static void test_registry_and_addressable(void **state)
     cJSON_Delete(phone);
 }
 
+/* One-click unsubscribe (RFC 8058): every email API carries List-Unsubscribe and
+ * List-Unsubscribe-Post in its own header field when the content has one, and nothing
+ * when it has none or when the value could split a header. */
+#define LU "<https://h.test/u/61.62.1.00ff>, <mailto:u@h.test?subject=unsubscribe>"
+static void test_list_unsubscribe(void **state)
+{
+    static const struct {
+        const char *provider, *settings, *want;
+    } cases[] = {
+        {"sendgrid", "{\"api_key\":\"SG.k\",\"from\":\"a@b.test\"}",
+         "\"headers\":{\"List-Unsubscribe\":\"" LU "\",\"List-Unsubscribe-Post\":"
+         "\"List-Unsubscribe=One-Click\"}"},
+        {"resend", RS_SETTINGS,
+         "\"headers\":{\"List-Unsubscribe\":\"" LU "\",\"List-Unsubscribe-Post\":"
+         "\"List-Unsubscribe=One-Click\"}"},
+        {"postmark", PM_SETTINGS,
+         "\"Headers\":[{\"Name\":\"List-Unsubscribe\",\"Value\":\"" LU "\"},{\"Name\":"
+         "\"List-Unsubscribe-Post\",\"Value\":\"List-Unsubscribe=One-Click\"}]"},
+        {"ses",
+         "{\"access_key_id\":\"AKIDEXAMPLE\",\"secret_access_key\":\"s\",\"region\":"
+         "\"eu-west-1\",\"from\":\"noreply@example.com\"}",
+         "\"Headers\":[{\"Name\":\"List-Unsubscribe\",\"Value\":\"" LU "\"},{\"Name\":"
+         "\"List-Unsubscribe-Post\",\"Value\":\"List-Unsubscribe=One-Click\"}]"},
+        {"mailgun", MG_SETTINGS,
+         "h%3AList-Unsubscribe=%3Chttps%3A%2F%2Fh.test%2Fu%2F61.62.1.00ff%3E%2C+%3Cmailto%3Au%40"
+         "h.test%3Fsubject%3Dunsubscribe%3E&h%3AList-Unsubscribe-Post=List-Unsubscribe%3DOne-Click"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct fixture f;
+        fx_init(&f, cases[i].settings);
+        assert_int_equal(build(cases[i].provider, &f), HR_OK);
+        assert_null(strstr(f.req.body, "List-Unsubscribe")); /* none without a value */
+        f.content.list_unsub = strdup(LU);
+        assert_int_equal(build(cases[i].provider, &f), HR_OK);
+        if (!strstr(f.req.body, cases[i].want))
+            fail_msg("%s: %s", cases[i].provider, f.req.body);
+        free(f.content.list_unsub);
+        f.content.list_unsub = strdup("<https://h.test/u/1>\r\nBcc: evil@x.test");
+        assert_int_equal(build(cases[i].provider, &f), HR_OK);
+        assert_null(strstr(f.req.body, "List-Unsubscribe"));
+        fx_cleanup(&f);
+    }
+}
+
 static void test_mailbox(void **state)
 {
     const struct {
@@ -540,7 +585,7 @@ int main(void)
         cmocka_unit_test(test_resend_build),    cmocka_unit_test(test_resend_classify),
         cmocka_unit_test(test_mailgun_build),   cmocka_unit_test(test_mailgun_classify),
         cmocka_unit_test(test_validate),        cmocka_unit_test(test_registry_and_addressable),
-        cmocka_unit_test(test_mailbox),
+        cmocka_unit_test(test_mailbox),         cmocka_unit_test(test_list_unsubscribe),
     };
     return cmocka_run_group_tests_name("email_apis", tests, NULL, NULL);
 }

@@ -336,6 +336,38 @@ static void test_single_part(void **state)
     free(msg);
 }
 
+/* RFC 8058: List-Unsubscribe (folded after its comma) and List-Unsubscribe-Post; none
+ * without a value; a value with CR/LF is refused, never a header split. */
+static void test_list_unsubscribe(void **state)
+{
+    char mid[MIME_MSGID_MAX];
+    struct buf out;
+    struct herr err = {0};
+    mime_message_id("k", mid, sizeof mid);
+    struct mime_msg m = {.from = "a@b.test", .to = "c@d.test", .subject = "s", .text = "t",
+                         .message_id = mid, .date_ms = 1700000000000};
+    char *msg = build(&m), *v;
+    struct parsed p;
+    assert_null(strstr(msg, "List-Unsubscribe"));
+    free(msg);
+    m.list_unsub = "<https://h.test/u/61.62.1.ff>, <mailto:u@h.test?subject=unsubscribe>";
+    msg = build(&m);
+    assert_non_null(strstr(msg, "List-Unsubscribe: <https://h.test/u/61.62.1.ff>,\r\n <mailto:"));
+    parse(msg, &p);
+    v = header(p.head, "List-Unsubscribe");
+    assert_string_equal(v, "<https://h.test/u/61.62.1.ff>, <mailto:u@h.test?subject=unsubscribe>");
+    free(v);
+    v = header(p.head, "List-Unsubscribe-Post");
+    assert_string_equal(v, "List-Unsubscribe=One-Click");
+    free(v);
+    parsed_free(&p);
+    free(msg);
+    m.list_unsub = "<https://h.test/u/1>\r\nBcc: evil@x.test";
+    buf_init(&out, 1 << 20);
+    assert_int_equal(mime_build(&m, &out, &err), HR_INVAL);
+    buf_cleanup(&out);
+}
+
 static void test_subject_rfc2047(void **state)
 {
     char mid[MIME_MSGID_MAX];
@@ -591,6 +623,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multipart_alternative),
         cmocka_unit_test(test_single_part),
+        cmocka_unit_test(test_list_unsubscribe),
         cmocka_unit_test(test_subject_rfc2047),
         cmocka_unit_test(test_from_name_encoded),
         cmocka_unit_test(test_header_injection),
