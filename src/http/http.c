@@ -81,7 +81,8 @@ struct ipkey {
 
 struct ipent {
     struct ipkey k;
-    int n;
+    int n;          /* open connections */
+    size_t held;    /* request body bytes buffered for this address's requests */
     struct ipent *next;
 };
 
@@ -108,6 +109,7 @@ struct http_server {
     int port;
     atomic_int inflight; /* admitted requests not yet completed */
     atomic_size_t held;  /* request body bytes buffered, all requests */
+    size_t per_ip_buffered; /* an address's share of cfg.max_buffered */
 
     pthread_mutex_t mu;  /* conns, ips, conns_open, stopping */
     pthread_cond_t cv;
@@ -515,7 +517,7 @@ static void slot_take(struct http_server *srv, const struct ipkey *k)
 static void slot_give(struct http_server *srv, const struct ipkey *k)
 {
     struct ipent **pp = ip_find(srv, k), *e = *pp;
-    if (e && --e->n <= 0) {
+    if (e && --e->n <= 0 && e->held == 0) {
         *pp = e->next;
         free(e);
     }
@@ -700,15 +702,50 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-/* hold: count n more body bytes of c against the server's budget; false (nothing
- * counted) when that would pass cfg.max_buffered. Any pool thread. */
-static bool hold(struct conn *c, size_t n)
+/* ip_held_change: count n more buffered bytes for c's address (give: n fewer); false
+ * (nothing counted) when adding would pass the per-address share. Takes srv->mu. */
+static bool ip_held_change(struct http_server *srv, struct conn *c, size_t n, bool give)
+{
+    struct ipent **pp, *e;
+    bool ok = true;
+    if (!c->sc)
+        return true;
+    pthread_mutex_lock(&srv->mu);
+    pp = ip_find(srv, &c->sc->k);
+    e = *pp;
+    if (e && give) {
+        e->held -= n < e->held ? n : e->held;
+        if (e->n <= 0 && e->held == 0) { /* its connections closed before this answer */
+            *pp = e->next;
+            free(e);
+        }
+    } else if (e) {
+        if (n > srv->per_ip_buffered || e->held > srv->per_ip_buffered - n)
+            ok = false;
+        else
+            e->held += n;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return ok;
+}
+
+/* hold: count n more body bytes of c against the server's budget and its address's
+ * share of it; false (nothing counted, *why says which cap) when that would pass
+ * cfg.max_buffered or the share (max_buffered / 16, at least one largest body), so a
+ * few addresses cannot take the whole budget from everyone else. Any pool thread. */
+static bool hold(struct conn *c, size_t n, const char **why)
 {
     struct http_server *srv = c->srv;
     size_t cur = atomic_load(&srv->held);
+    *why = "max_buffered_per_ip";
+    if (!ip_held_change(srv, c, n, false))
+        return false;
+    *why = "max_buffered";
     do {
-        if (n > srv->cfg.max_buffered || cur > srv->cfg.max_buffered - n)
+        if (n > srv->cfg.max_buffered || cur > srv->cfg.max_buffered - n) {
+            ip_held_change(srv, c, n, true);
             return false;
+        }
     } while (!atomic_compare_exchange_weak(&srv->held, &cur, cur + n));
     c->held += n;
     return true;
@@ -1002,18 +1039,21 @@ static enum MHD_Result refuse(struct conn *c, int64_t clen, int status, const ch
     return MHD_YES;
 }
 
-static void note_buffer_full(struct conn *c)
+static void note_buffer_full(struct conn *c, const char *why)
 {
     long long n = limit_note(&c->srv->log_buffered, 1);
+    bool per_ip = strcmp(why, "max_buffered") != 0;
+    char ip[INET6_ADDRSTRLEN];
     metrics_counter_add("herald_http_buffer_full_total",
                         "Requests refused (503) because buffered request bodies reached "
-                        "--max-buffered",
-                        "reason", "max_buffered", 1);
+                        "--max-buffered, or one address's share of it",
+                        "reason", why, 1);
     if (n > 0)
         LOG_W("http.buffer_full",
-              "limit=%zu refused=%lld msg=\"buffered request bodies reached the cap; "
-              "requests answered 503 with Retry-After\"",
-              c->srv->cfg.max_buffered, n);
+              "reason=%s limit=%zu peer=%s refused=%lld msg=\"buffered request bodies reached "
+              "the cap; requests answered 503 with Retry-After\"",
+              why, per_ip ? c->srv->per_ip_buffered : c->srv->cfg.max_buffered,
+              c->sc ? ip_key_text(&c->sc->k, ip, sizeof ip) : "-", n);
 }
 
 static enum MHD_Result begin(struct conn *c, const char *method)
@@ -1021,7 +1061,7 @@ static enum MHD_Result begin(struct conn *c, const char *method)
     struct http_server *srv = c->srv;
     enum MHD_Result ret = MHD_YES;
     const struct http_route *r;
-    const char *h, *ferr;
+    const char *h, *ferr, *why;
     int allowed = 0, rc;
     int64_t clen = -1;
     char allow[96], msg[256];
@@ -1133,8 +1173,8 @@ static enum MHD_Result begin(struct conn *c, const char *method)
             goto out;
         }
     }
-    if (clen > 0 && !hold(c, (size_t)clen)) {
-        note_buffer_full(c);
+    if (clen > 0 && !hold(c, (size_t)clen, &why)) {
+        note_buffer_full(c, why);
         http_resp_header(&c->resp, "Retry-After", "1");
         ret = refuse(c, clen, 503, "the server holds too many request bodies; retry shortly");
         goto out;
@@ -1148,13 +1188,14 @@ static enum MHD_Result take_upload(struct conn *c, const char *data, size_t *siz
 {
     enum MHD_Result ret = MHD_YES;
     size_t n = *size;
+    const char *why;
 
     *size = 0; /* always consumed: buffered, or dropped */
     c->bytes_in += n;
     if (c->sc)
         atomic_fetch_add(&c->sc->body_in, (long long)n);
-    if (!c->draining && c->chunked && !hold(c, n)) {
-        note_buffer_full(c);
+    if (!c->draining && c->chunked && !hold(c, n, &why)) {
+        note_buffer_full(c, why);
         http_resp_header(&c->resp, "Retry-After", "1");
         refuse_later(c, 503, "the server holds too many request bodies; retry shortly");
     }
@@ -1297,8 +1338,10 @@ static void on_done(void *cls, struct MHD_Connection *mc, void **con_cls,
     }
     buf_cleanup(&c->body);
     buf_cleanup(&c->resp.body);
-    if (c->held)
+    if (c->held) {
         atomic_fetch_sub(&srv->held, c->held);
+        ip_held_change(srv, c, c->held, true);
+    }
     sconn_phase(c->sc, PH_HEADERS); /* the next request's headers, if the socket stays */
     if (c->counted)
         atomic_fetch_sub(&srv->inflight, 1);
@@ -1491,6 +1534,11 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
         srv->cfg.body_timeout_s = DEFAULT_BODY_TIMEOUT_S;
     if (srv->cfg.max_buffered == 0)
         srv->cfg.max_buffered = DEFAULT_MAX_BUFFERED;
+    srv->per_ip_buffered = srv->cfg.max_buffered / 16;
+    if (srv->per_ip_buffered < srv->cfg.max_body) /* one largest body always fits */
+        srv->per_ip_buffered = srv->cfg.max_body;
+    if (srv->per_ip_buffered > srv->cfg.max_buffered)
+        srv->per_ip_buffered = srv->cfg.max_buffered;
     mhd_limit = conn_limits(&srv->cfg);
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->held, 0);

@@ -272,6 +272,40 @@ test('request bodies held in memory have a global cap: 503 with Retry-After past
   await srv.waitForLog(/http\.buffer_full/);
 });
 
+test('one address cannot take the whole --max-buffered: it holds at most 1/16 of it (at least one largest body)', async (t) => {
+  const srv = await startServer({ t, args: ['--max-buffered', String(128 * MB)] }); // share: 8 MiB
+  const head = (len) => `POST /profiles/u1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.adminKey}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${len}\r\nExpect: 100-continue\r\n\r\n`;
+  // two uploads from 127.0.0.1 that stop after their headers: 2 x 3.5 MiB held
+  const hold = () => new Promise((resolve, reject) => {
+    const s = net.connect({ port: srv.port, host: '127.0.0.1', localAddress: '127.0.0.1' });
+    t.after(() => s.destroy());
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no 100 Continue: ${seen}`)), scaled(5000));
+    s.on('data', (d) => {
+      seen += d.toString('latin1');
+      if (/^HTTP\/1\.1 100/.test(seen)) { clearTimeout(timer); resolve(s); }
+    });
+    s.on('error', reject);
+    s.write(head(3.5 * MB)); // counted when its headers are taken: before the 100 Continue
+  });
+  const held = [await hold(), await hold()];
+  const body = JSON.stringify({ profile: { blob: 'x'.repeat(3 * MB) } });
+  const full = (from) => rawExchange(srv.port, head(Buffer.byteLength(body)).replace('Expect: 100-continue\r\n', 'Connection: close\r\n') + body,
+    { localAddress: from, timeoutMs: scaled(10000) });
+  let r = await full('127.0.0.1');
+  assert.deepEqual(r.statuses, [503], `the third from the same address is refused: ${r.text.slice(0, 200)}`);
+  assert.match(r.text, /Retry-After: 1/i);
+  r = await full('127.0.0.2'); // another address still has room in the budget: its body is
+  // read and handled (the profile store then refuses a 3 MiB document: 413, not 503)
+  assert.deepEqual(r.statuses, [413], r.text.slice(0, 300));
+  assert.match(r.text, /too large/);
+  await srv.waitForLog(/http\.buffer_full.*reason=max_buffered_per_ip/);
+  for (const s of held) s.destroy();
+  // their bytes are given back: the address may send again
+  await waitFor(async () => (await full('127.0.0.1')).statuses[0] === 413, { timeout: 5000, what: 'the share freed' });
+});
+
 /* ---- 13: framing ---- */
 
 test('two different Content-Length headers, or Content-Length with Transfer-Encoding, get 400 and a closed connection', async (t) => {
