@@ -16,6 +16,8 @@
 #     A layer is the first folder under src/ (src/store/sqlite/ is store).
 #     A new folder under src/ must be added to the table below before use.
 #  2. No file under src/ outside src/store/ holds SQL in a string literal.
+#  3. Outside src/store/ and src/queue/, nested savepoints use queue_txn_sub, not
+#     store_txn_sub (jobs handed over inside a rolled-back savepoint are dropped).
 # Prints each violation as file:line and exits 1; prints "check-layers: ok" otherwise.
 set -euo pipefail
 
@@ -101,6 +103,19 @@ if [ -n "$files" ]; then
         if hits=$(grep -nE "$sql" $others); then
             printf '%s\n' "$hits" | while IFS= read -r h; do
                 echo "${h%%:*}:$(echo "$h" | cut -d: -f2): SQL outside src/store/: $(echo "$h" | cut -d: -f3- | sed 's/^[[:space:]]*//')"
+            done
+            fail=1
+        fi
+    fi
+
+    # --- 3. nested savepoints below the queue go through queue_txn_sub ----------------
+    # (a savepoint rolled back inside a job's commit must drop the jobs it handed over)
+    others=$(printf '%s\n' $files | grep -vE '^src/(store|queue)/' || true)
+    if [ -n "$others" ]; then
+        # shellcheck disable=SC2086
+        if hits=$(grep -nE '\bstore_txn_sub\(' $others); then
+            printf '%s\n' "$hits" | while IFS= read -r h; do
+                echo "${h%%:*}:$(echo "$h" | cut -d: -f2): store_txn_sub outside src/store/ and src/queue/: use queue_txn_sub"
             done
             fail=1
         fi

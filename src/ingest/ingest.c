@@ -577,7 +577,7 @@ static int apply_isolated(struct store_txn *t, struct loaded *l)
     int rc = HR_OK;
     for (size_t i = 0; i < l->n && rc == HR_OK; i++) {
         struct one_event o = {l, i};
-        rc = store_txn_sub(t, apply_one_fn, &o);
+        rc = queue_txn_sub(t, apply_one_fn, &o);
         if (permanent(rc)) {
             reject(l, i, rc);
             rc = HR_OK;
@@ -598,7 +598,7 @@ static int events_commit(struct store_txn *t, void *varg)
     }
     rc = lock_docs(t, keys, nk);
     if (rc == HR_OK)
-        rc = store_txn_sub(t, apply_all_fn, l);
+        rc = queue_txn_sub(t, apply_all_fn, l);
     if (permanent(rc))
         rc = apply_isolated(t, l);
     if (rc == HR_OK)

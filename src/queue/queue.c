@@ -115,6 +115,14 @@ struct queue {
      * short sets clean_seq to the store_seq it started from. A worker that ran a
      * handed-off job does not lease from a store that has nothing for it. */
     uint64_t store_seq, clean_seq;
+    /* ... and also once the earliest run_at known to be queued there (due_ms, queue
+     * clock; INT64_MAX: none known) has come, and at least every lease_ms/4 of busy
+     * work (last_store_ms, monotonic): wakes by handoffs must not postpone a retry that
+     * came due or a dead node's expired lease */
+    int64_t due_ms, last_store_ms;
+    int64_t last_lease_at;     /* queue clock at the last store lease: a due_ms at or
+                                  before it was looked for already (a job of a kind we
+                                  do not handle stays due without being ours) */
     bool started, stopping;
     bool collected;            /* queue_stop took the unstarted jobs; late batches self-release */
     struct runner *workers;
@@ -403,12 +411,22 @@ static int handoff_try(struct handoff *h, struct store_txn *t, const struct job_
 
 /* handoff_publish: the transaction of h committed: its jobs go to the ready list and one
  * worker is woken. */
+static void release_list(struct queue *q, struct ready *head);
+
 static void handoff_publish(struct handoff *h)
 {
     struct queue *q = h->q;
     if (!h->head)
         return;
     pthread_mutex_lock(&q->mu);
+    if (!q->started || q->collected) { /* stopped meanwhile: give the leases back */
+        struct ready *head = h->head;
+        pthread_mutex_unlock(&q->mu);
+        h->head = h->tail = NULL;
+        h->n = 0;
+        release_list(q, head);
+        return;
+    }
     if (q->ready_tail)
         q->ready_tail->next = h->head;
     else
@@ -448,6 +466,16 @@ int queue_enqueue_to(struct store_txn *t, struct queue_handoff *h, const struct 
     return queue_enqueue(t, js, out_id);
 }
 
+int queue_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
+{
+    struct handoff *h = tl_handoff;
+    size_t mark = h ? h->n : 0;
+    int rc = store_txn_sub(t, fn, arg);
+    if (rc < 0 && h)
+        handoff_truncate(h, mark); /* rolled back: the jobs it handed over do not exist */
+    return rc;
+}
+
 int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_id)
 {
     struct store *s = store_txn_store(t);
@@ -456,6 +484,16 @@ int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_i
     if (tl_handoff && js && handoff_try(tl_handoff, t, js, out_id, &rc))
         return rc;
     return store_job_insert(t, js, hclock_now(c), out_id);
+}
+
+/* wake_one: one idle worker, for work in memory (the ready list, another's batch): the
+ * store is not marked as holding anything new. */
+static void wake_one(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->wake_seq++;
+    pthread_cond_signal(&q->wake_cv);
+    pthread_mutex_unlock(&q->mu);
 }
 
 void queue_wake(struct queue *q)
@@ -556,6 +594,23 @@ static void release_held(struct queue *q, const struct held *h, size_t n)
         LOG_I("queue.released", "n=%zu released=%zu", n, c.released);
 }
 
+/* release_list: give back the leases of a list of handed-off jobs and free it. */
+static void release_list(struct queue *q, struct ready *head)
+{
+    size_t n = 0, k = 0;
+    struct held *h;
+    for (struct ready *e = head; e; e = e->next)
+        n++;
+    h = xcalloc(n ? n : 1, sizeof *h);
+    for (struct ready *e = head; e; e = e->next, k++) {
+        h[k].id = e->job.id;
+        h[k].token = e->job.lease_token;
+    }
+    ready_free_list(head);
+    release_held(q, h, n);
+    free(h);
+}
+
 /* take_leftovers: under q->mu, move r's unstarted jobs into h (room for r->n - r->next). */
 static size_t take_leftovers(struct runner *r, struct held *h)
 {
@@ -600,6 +655,16 @@ static size_t take_from_others(struct queue *q, struct runner *r, size_t max)
         q->stats.taken += k;
     }
     return k;
+}
+
+/* store_news: under q->mu, whether the store may hold runnable jobs this node has not
+ * looked for: a commit queued some (store_seq), a known run_at came due since the last
+ * lease, or lease_ms/4 passed since it (a dead node's expired leases). */
+static bool store_news(struct queue *q)
+{
+    int64_t now = now_ms(q);
+    return q->store_seq != q->clean_seq || (q->due_ms <= now && q->due_ms > q->last_lease_at) ||
+           time_mono_ms() - q->last_store_ms >= q->cfg.lease_ms / 4;
 }
 
 /* take_ready: under q->mu, move up to max handed-off jobs from the ready list into r's
@@ -1059,6 +1124,12 @@ static void commit_tickets(struct queue *q, struct job_ticket **t, size_t n)
                   hr_rc_str(rc < 0 ? rc : t[i]->rc));
         } else {
             record(q, f, t[i]->label);
+            if (f->verdict == V_RETRY || f->verdict == V_DEFER) {
+                pthread_mutex_lock(&q->mu);
+                if (f->run_at_ms < q->due_ms)
+                    q->due_ms = f->run_at_ms; /* queued in the store until then */
+                pthread_mutex_unlock(&q->mu);
+            }
         }
     }
 }
@@ -1175,6 +1246,7 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     const struct job *j;
     size_t k = 0, nh = 0;
     uint64_t seen;
+    int64_t next_at = 0;
     bool skip;
     int rc = HR_OK;
 
@@ -1187,7 +1259,11 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     if (*leased == 0)
         *leased = take_from_others(q, r, max);
     seen = q->store_seq;
-    skip = r->pooled && seen == q->clean_seq;
+    skip = r->pooled && !store_news(q);
+    if (*leased == 0 && !skip) {
+        q->last_store_ms = time_mono_ms();
+        q->last_lease_at = now_ms(q);
+    }
     pthread_mutex_unlock(&q->mu);
     if (*leased == 0 && !skip) {
         rc = store_write(q->s, lease_fn, &lc, &err);
@@ -1200,9 +1276,14 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
             goto out;
         }
         *leased = lc.n;
+        if (lc.n < max && store_job_next_run_at(q->s, &next_at) != HR_OK)
+            next_at = 0; /* unknown: look again at the next round */
         pthread_mutex_lock(&q->mu);
-        if (lc.n < max)
+        if (lc.n < max) {
             q->clean_seq = seen; /* a later queue_wake has bumped store_seq past it */
+            /* what is queued now runs at next_at at the earliest (0: nothing known) */
+            q->due_ms = next_at > 0 ? next_at : INT64_MAX;
+        }
         r->jobs = lc.jobs;
         r->n = lc.n;
         r->next = 0;
@@ -1211,7 +1292,7 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     /* more than one job in hand: wake one more worker, which takes from this batch
      * (or leases, when the batch was full); it wakes the next the same way */
     if (r->pooled && *leased > 1)
-        queue_wake(q);
+        wake_one(q);
 
     while ((j = next_job(q, r)) != NULL) {
         if (now_ms(q) + q->cfg.lease_ms / 2 >= j->lease_until_ms) {
@@ -1259,13 +1340,21 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
         full_pause(q, q->cfg.idle_poll_ms);
         return;
     }
-    if (store_job_next_run_at(q->s, &next) == HR_OK && next > 0) {
-        now = now_ms(q);
-        /* only a job in the future sets a timer: one due now that we could not lease
-         * belongs to another runner or to a kind we do not handle */
-        if (next > now && next - now < wait)
-            wait = next - now;
+    if (store_job_next_run_at(q->s, &next) != HR_OK)
+        next = 0;
+    pthread_mutex_lock(&q->mu);
+    now = now_ms(q);
+    if (next > 0 && next < q->due_ms)
+        q->due_ms = next;
+    if (r->pooled && store_news(q)) { /* a run_at came due meanwhile: look now */
+        pthread_mutex_unlock(&q->mu);
+        return;
     }
+    /* only a job in the future sets a timer: one due now that was looked for belongs
+     * to another runner or to a kind we do not handle */
+    if (q->due_ms > now && q->due_ms - now < wait)
+        wait = q->due_ms - now;
+    pthread_mutex_unlock(&q->mu);
     if (r->lease_timer && wait > q->cfg.lease_ms / 4)
         wait = q->cfg.lease_ms / 4;
     if (wait < IDLE_MIN_MS)
@@ -1360,6 +1449,9 @@ int queue_start(struct queue *q)
     q->started = true;
     q->stopping = q->collected = q->completer_stop = false;
     q->store_seq++; /* whatever the store holds is news to a new pool */
+    q->due_ms = INT64_MAX;
+    q->last_store_ms = time_mono_ms();
+    q->last_lease_at = INT64_MIN;
     q->workers = xcalloc((size_t)n, sizeof *q->workers);
     q->nworkers = n;
     for (int i = 0; i < n; i++)

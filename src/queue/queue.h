@@ -168,6 +168,11 @@ void queue_handoff_init(struct queue_handoff *h, struct queue *q);
 void queue_handoff_reset(struct queue_handoff *h);   /* drops what it holds */
 void queue_handoff_publish(struct queue_handoff *h); /* committed: to the workers */
 void queue_handoff_cleanup(struct queue_handoff *h); /* frees what was not published */
+/* queue_txn_sub: store_txn_sub for code that runs inside a job's commit (a handler's
+ * commit callback): when fn's savepoint is rolled back, the jobs it handed over are
+ * dropped with it. Use it, never store_txn_sub, below the queue
+ * (scripts/check-layers.sh enforces it). */
+int queue_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg);
 /* queue_enqueue_to: queue_enqueue, handing the job over through h when it can. */
 int queue_enqueue_to(struct store_txn *t, struct queue_handoff *h, const struct job_spec *js,
                      int64_t *out_id) HR_MUSTCHECK;

@@ -1519,7 +1519,7 @@ static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t
         *out_id = 0;
     klen = js && js->kind ? strnlen(js->kind, KIND_MAX + 1) : 0;
     dlen = js && js->dedup_key ? strnlen(js->dedup_key, DEDUP_KEY_MAX + 1) : 0;
-    if (klen == 0 || klen > KIND_MAX || dlen > DEDUP_KEY_MAX ||
+    if (klen == 0 || klen > KIND_MAX || memchr(js->kind, ',', klen) || dlen > DEDUP_KEY_MAX ||
         (js->payload.len && !js->payload.p)) {
         rc = HR_INVAL;
         goto out;

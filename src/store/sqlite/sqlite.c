@@ -1176,6 +1176,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframes)
 static void *ckpt_main(void *arg)
 {
     struct sqlite_store *ss = arg;
+    bool failing = false;
     for (;;) {
         int src, log = 0, done = 0;
         pthread_mutex_lock(&ss->cmu);
@@ -1191,9 +1192,10 @@ static void *ckpt_main(void *arg)
          * the whole WAL is copied the writer's next transaction starts it over */
         src = sqlite3_wal_checkpoint_v2(ss->ckpt->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log,
                                         &done);
-        if (src != SQLITE_OK && src != SQLITE_BUSY)
-            LOG_D("store.sqlite.checkpoint_failed", "rc=%s msg=%s", hr_rc_str(map_src(src)),
-                  sqlite3_errmsg(ss->ckpt->db));
+        if (src != SQLITE_OK && src != SQLITE_BUSY && !failing) /* once per failing run */
+            LOG_W("store.sqlite.checkpoint_failed", "rc=%s msg=\"%s\" wal_frames=%d",
+                  hr_rc_str(map_src(src)), sqlite3_errmsg(ss->ckpt->db), log);
+        failing = src != SQLITE_OK && src != SQLITE_BUSY;
     }
     return NULL;
 }
@@ -1299,12 +1301,12 @@ static int sqlite_open(struct store *s, const char *dsn, struct herr *err)
     if (rc < 0)
         goto out;
     ss->writer->corrupt = &ss->corrupt;
+    ckpt_start(ss); /* its WAL hook goes on the writer connection before the writer runs */
     if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0) {
         rc = herr_set(err, HR_IO, "cannot start the store writer thread");
         goto out;
     }
     ss->thread_started = true;
-    ckpt_start(ss);
     LOG_I("store.sqlite.open", "path=%s schema=%d", log_q(q, sizeof q, ss->path),
           sqlite_schema_latest());
 out:
@@ -1760,7 +1762,7 @@ static int sqlite_job_insert(struct store_txn *t, const struct job_spec *js, int
         *out_id = 0;
     klen = js && js->kind ? strnlen(js->kind, KIND_MAX + 1) : 0;
     dlen = js && js->dedup_key ? strnlen(js->dedup_key, DEDUP_KEY_MAX + 1) : 0;
-    if (klen == 0 || klen > KIND_MAX || dlen > DEDUP_KEY_MAX ||
+    if (klen == 0 || klen > KIND_MAX || memchr(js->kind, ',', klen) || dlen > DEDUP_KEY_MAX ||
         (js->payload.len && !js->payload.p)) {
         rc = HR_INVAL;
         goto out;

@@ -1590,6 +1590,163 @@ static void test_handoff_explicit(void **state)
     free(c);
 }
 
+/* A commit callback with its own nested savepoint that rolls back (as ingest's
+ * events_commit: apply_all_fn, then apply_isolated): the jobs handed over inside it are
+ * dropped with it (queue_txn_sub); a re-applied enqueue hands over once. */
+static int inner_enq_fail(struct store_txn *t, void *arg)
+{
+    struct job_spec js = {.kind = "c", .payload = str_c("0")};
+    (void)arg;
+    if (queue_enqueue(t, &js, NULL) != HR_OK)
+        return HR_IO;
+    return HR_INVAL;
+}
+static int nested_commit(struct store_txn *t, void *arg)
+{
+    struct job_spec js = {.kind = "c", .payload = str_c("0")};
+    int rc = queue_txn_sub(t, inner_enq_fail, NULL);
+    assert_int_equal(rc, HR_INVAL);
+    if (arg) /* re-apply, as apply_isolated does */
+        return queue_enqueue(t, &js, NULL);
+    return HR_OK;
+}
+static void nested_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    r->outcome = JOB_OUT_DONE;
+    r->commit = nested_commit;
+    r->commit_arg = j->payload.len && j->payload.p[0] == '1' ? (void *)1 : NULL;
+}
+static void nested_case(struct fx *f, const char *payload)
+{
+    struct queue_cfg cfg = test_cfg();
+    struct chain_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"c", chain_run, c}, {"n", nested_run, c}};
+    struct queue *q;
+    struct queue_stats st;
+    cfg.workers = 2;
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    enqueue(f, "n", payload, 0, 0);
+    wait_stats_done(q, payload[0] == '1' ? 2 : 1, 10000);
+    sleep_ms(100); /* a phantom job, if any, would have run by now */
+    queue_get_stats(q, &st);
+    assert_int_equal(st.handed_off, payload[0] == '1' ? 1 : 0);
+    assert_int_equal(atomic_load(&c->runs[0]), payload[0] == '1' ? 1 : 0);
+    assert_int_equal(st.lost_lease, 0);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q);
+    free(c);
+}
+static void test_handoff_nested_rollback(void **state) { nested_case(*state, "0"); }
+static void test_handoff_nested_rollback_reapply(void **state) { nested_case(*state, "1"); }
+
+/* A run_at that comes due while the only worker runs handed-off jobs is not missed: the
+ * retried job runs while the chain still runs (before, it waited for an unrelated wake or
+ * the 15 s lease timer). */
+static atomic_int g_r_runs;
+static void r_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    int n = atomic_fetch_add(&g_r_runs, 1);
+    r->outcome = n == 0 ? JOB_OUT_RETRY : JOB_OUT_DONE;
+    r->retry_at_ms = n == 0 ? hclock_now(hclock_system()) + 300 : 0;
+}
+static int slowc_commit(struct store_txn *t, void *arg)
+{
+    struct job_spec js = {.kind = "s"};
+    char buf[16];
+    int n = (int)(intptr_t)arg;
+    if (n <= 0)
+        return HR_OK;
+    snprintf(buf, sizeof buf, "%d", n - 1);
+    js.payload = str_c(buf);
+    return queue_enqueue(t, &js, NULL);
+}
+static void slowc_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    char *copy = arena_strndup(a, j->payload.p, j->payload.len);
+    sleep_ms(50);
+    r->outcome = JOB_OUT_DONE;
+    r->commit = slowc_commit;
+    r->commit_arg = (void *)(intptr_t)atoi(copy);
+}
+static void test_handoff_due_during_handoffs(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct job_handler hs[] = {{"r", r_run, NULL}, {"s", slowc_run, NULL}};
+    struct queue *q;
+    struct queue_stats st;
+    cfg.workers = 1;
+    cfg.lease_ms = 60000;
+    q = queue_new(f->s, hclock_system(), &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    enqueue(f, "r", "x", 0, 0);
+    sleep_ms(100); /* r ran once, re-queued for +300 ms */
+    enqueue(f, "s", "40", 0, 0); /* ~2 s of handed-off work */
+    for (int waited = 0; waited < 10000 && atomic_load(&g_r_runs) < 2; waited += 10)
+        sleep_ms(10);
+    queue_get_stats(q, &st);
+    assert_int_equal(atomic_load(&g_r_runs), 2);
+    assert_true(st.done < 1 + 41); /* the chain had not finished: it ran during it */
+    queue_free(q);
+}
+
+/* An expired lease (its node died) is taken over while handed-off work trickles in more
+ * often than the lease timer's period (lease_ms/4). */
+static atomic_int g_x_runs;
+static void x_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    atomic_fetch_add(&g_x_runs, 1);
+    r->outcome = JOB_OUT_DONE;
+}
+static void h_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    r->outcome = JOB_OUT_DONE;
+}
+struct ho1 { struct queue_handoff *h; };
+static int ho1_fn(struct store_txn *t, void *arg)
+{
+    struct ho1 *e = arg;
+    struct job_spec js = {.kind = "h", .payload = str_c("0")};
+    queue_handoff_reset(e->h);
+    return queue_enqueue_to(t, e->h, &js, NULL);
+}
+static int dead_node_fn(struct store_txn *t, void *arg)
+{
+    struct job_spec js = {.kind = "x", .payload = str_c("0")};
+    js.lease_until_ms = hclock_now(hclock_system()) - 1000; /* leased by a node that died */
+    js.lease_token = 12345;
+    return store_job_insert(t, &js, hclock_now(hclock_system()) - 70000, NULL);
+}
+static void test_handoff_expired_lease_not_starved(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct job_handler hs[] = {{"x", x_run, NULL}, {"h", h_run, NULL}};
+    struct queue *q;
+    struct queue_stats st;
+    struct herr err = {0};
+    cfg.workers = 1;
+    cfg.lease_ms = 2000; /* lease timer every 500 ms */
+    q = queue_new(f->s, hclock_system(), &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    sleep_ms(100);
+    assert_int_equal(store_write(f->s, dead_node_fn, NULL, &err), 0);
+    for (int i = 0; i < 20 && atomic_load(&g_x_runs) == 0; i++) { /* one every 150 ms */
+        struct queue_handoff h;
+        struct ho1 e = {&h};
+        queue_handoff_init(&h, q);
+        assert_int_equal(store_write(f->s, ho1_fn, &e, &err), 0);
+        queue_handoff_publish(&h);
+        queue_handoff_cleanup(&h);
+        sleep_ms(150);
+    }
+    queue_get_stats(q, &st);
+    assert_int_equal(atomic_load(&g_x_runs), 1); /* within the trickle */
+    assert_true(st.handed_off < 20);
+    queue_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1614,6 +1771,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_nested_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_expired_lease_not_starved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_due_during_handoffs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_nested_rollback_reapply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_explicit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_rolled_back_with_its_savepoint, setup,
                                         teardown),
