@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "http/http.h"
 #include "engine/automation.h"
+#include "engine/hooks.h"
 #include "engine/send.h"
 #include "ingest/ingest.h"
 #include "providers/http_client.h"
@@ -48,6 +49,7 @@ struct config {
     const char *log_level;
     const char *egress_allow; /* CIDR list, may be "" */
     const char *cors_allow;   /* origins list, may be "" */
+    const char *public_url;   /* base of tracking links; "" : http://<listen> */
     int64_t max_conns;        /* 0: from the open-file limit */
     int64_t max_conns_per_ip; /* 0: no limit */
     int64_t header_timeout_s;
@@ -129,6 +131,9 @@ static const char usage_serve[] =
     "                       e.g. 127.0.0.0/8,::1/128 or 10.20.0.0/16; without it, those\n"
     "                       targets are refused on loopback, private, link-local, CGNAT,\n"
     "                       multicast and reserved addresses\n"
+    "  --public-url URL     where recipients reach this server: the base of email open\n"
+    "                       pixels and click links (templates with tracking on)\n"
+    "                                                       HERALD_PUBLIC_URL http://LISTEN\n"
     "\n"
     "On the first start with a new store, herald creates the workspace and prints an\n"
     "admin API key and a Segment write key once, as HERALD_ADMIN_KEY=... and\n"
@@ -158,6 +163,7 @@ static void config_defaults(struct config *c)
     c->log_level = env_or("HERALD_LOG_LEVEL", "info");
     c->egress_allow = env_or("HERALD_EGRESS_ALLOW", "");
     c->cors_allow = env_or("HERALD_CORS_ALLOW", "");
+    c->public_url = env_or("HERALD_PUBLIC_URL", "");
     c->max_conns = 0;
     c->max_conns_per_ip = 256;
     c->header_timeout_s = 10;
@@ -356,12 +362,14 @@ static int cmd_serve(int argc, char **argv)
     char admin_key[API_KEY_MAX], write_key[API_KEY_MAX];
     bool created = false;
     struct netaddr_allow egress;
+    char public_url[512];
     struct job_handler handlers[] = {
         {"ping", queue_ping_run, NULL},
         {INGEST_JOB_KIND, ingest_events_run, &ig},
         {SEND_ROUTE_KIND, engine_route_run, &eng},
         {SEND_DELIVER_KIND, engine_deliver_run, &eng},
         {AUTOMATION_STEP_KIND, automation_step_run, &eng},
+        {HOOKS_JOB_KIND, hooks_deliver_run, &eng},
     };
 
     config_defaults(&cfg);
@@ -377,7 +385,8 @@ static int cmd_serve(int argc, char **argv)
             (m = take_opt(argc, argv, &i, "--store", &cfg.store)) ||
             (m = take_opt(argc, argv, &i, "--log-level", &cfg.log_level)) ||
             (m = take_opt(argc, argv, &i, "--egress-allow", &cfg.egress_allow)) ||
-            (m = take_opt(argc, argv, &i, "--cors-allow", &cfg.cors_allow))) {
+            (m = take_opt(argc, argv, &i, "--cors-allow", &cfg.cors_allow)) ||
+            (m = take_opt(argc, argv, &i, "--public-url", &cfg.public_url))) {
             if (m < 0)
                 return EXIT_USAGE;
             continue;
@@ -514,6 +523,20 @@ static int cmd_serve(int argc, char **argv)
     memset(&eng, 0, sizeof eng);
     eng.store = st;
     eng.clock = hclock_system();
+    if (cfg.public_url[0]) /* tracking links (engine/tracking.h): no trailing slash */
+        snprintf(public_url, sizeof public_url, "%.*s", (int)strcspn(cfg.public_url, "?#"),
+                 cfg.public_url);
+    else
+        snprintf(public_url, sizeof public_url, "http://%s%s",
+                 cfg.listen[0] == ':' ? "localhost" : "", cfg.listen);
+    while (strlen(public_url) > 8 && public_url[strlen(public_url) - 1] == '/')
+        public_url[strlen(public_url) - 1] = 0;
+    if (strncmp(public_url, "http://", 7) && strncmp(public_url, "https://", 8)) {
+        fprintf(stderr, "herald: --public-url (HERALD_PUBLIC_URL) must be an http(s) URL\n");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    eng.public_url = public_url;
     eng.hbs = hbs;
     eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
     eng.provider_timeout_ms = cfg.provider_timeout_ms;
@@ -546,6 +569,10 @@ static int cmd_serve(int argc, char **argv)
                                           "ended; those jobs run again now\"",
                   (long long)ea.n);
     }
+
+    /* status webhooks: every message status write enqueues its events (hooks.h) */
+    st->on_message = hooks_on_message;
+    st->on_message_arg = &eng;
 
     queue_cfg_defaults(&qcfg);
     qcfg.workers = cfg.workers;

@@ -52,6 +52,9 @@ struct engine {
     int provider_concurrency;     /* a provider's concurrency cap when its document sets
                                      none (main: ENGINE_PROVIDER_CONCURRENCY_DEFAULT);
                                      0: no cap */
+    const char *public_url;       /* where recipients reach this server (open pixel and
+                                     click links, tracking.h), no trailing slash; NULL:
+                                     tracking is not applied. Not owned */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

@@ -1,0 +1,57 @@
+/* hooks.h: status webhooks out. Operators configure endpoints (url, secret, an optional
+ * list of statuses, enabled); every change of a message's status enqueues, in the
+ * transaction that writes it (the store's on_message hook), one "hooks.deliver" job per
+ * matching endpoint carrying a Courier-shaped event
+ *   {"id": "evt_<hex>", "type": "message:updated", "created": ms,
+ *    "data": <the GET /messages/{id} record>}
+ * The job POSTs it through the webhook provider (same signing: courier-signature /
+ * X-Herald-Signature = t=<ms>,signature=<hex HMAC-SHA256(secret, "<t>.<body>")>, same
+ * egress guard), with Idempotency-Key and X-Herald-Event-Id set to the event id, which
+ * stays the same over retries and replays (at-least-once: receivers de-duplicate on it).
+ * 5xx, 429, timeouts and connection errors retry with the queue's backoff (Retry-After
+ * honoured); other answers end the delivery failed. Every attempt is logged per endpoint
+ * (the last HOOKS_LOG_MAX), and a logged delivery can be replayed.
+ *
+ * Storage (documents): HOOKS_COLL/HOOKS_DOC holds {"endpoints": [...]}, one document so
+ * the status write reads one row; HOOKS_LOG_COLL/<endpoint id> {"deliveries": [...]},
+ * newest first; HOOKS_EVENT_COLL/<delivery id> {"endpoint", "event"} while the delivery
+ * is in the log (for replay). */
+#ifndef HERALD_ENGINE_HOOKS_H
+#define HERALD_ENGINE_HOOKS_H
+
+#include "../queue/queue.h"
+#include "../store/store.h"
+
+#include <stdbool.h>
+
+#define HOOKS_JOB_KIND "hooks.deliver"
+#define HOOKS_COLL "webhooks"
+#define HOOKS_DOC "endpoints"
+#define HOOKS_LOG_COLL "webhook_log"
+#define HOOKS_EVENT_COLL "webhook_events"
+#define HOOKS_ENDPOINTS_MAX 20
+#define HOOKS_LOG_MAX 50
+#define HOOKS_SECRET_MAX 256
+#define HOOKS_URL_MAX 2048
+
+/* hooks_on_message: the store's on_message hook (arg: struct engine *). When m's status
+ * differs from the stored one (or m was just created), enqueue the event for every
+ * enabled endpoint whose filter lets the status through, inside t. Costs one document
+ * read per message write when no endpoint exists. Returns 0 or a store error. Runs on
+ * whatever thread holds t. */
+int hooks_on_message(void *arg, struct store_txn *t, const struct message_rec *m, bool created);
+
+/* hooks_deliver_run: the "hooks.deliver" job handler (ctx: struct engine *). Blocks for
+ * one HTTP call (at most the engine's provider timeout). */
+void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
+
+/* hooks_replay: inside t, enqueue delivery `delivery_id` of endpoint `endpoint_id` again
+ * (same event, same event id). HR_NOTFOUND when the delivery is no longer logged or
+ * belongs to another endpoint. */
+int hooks_replay(struct store_txn *t, struct str endpoint_id, struct str delivery_id)
+    HR_MUSTCHECK;
+
+/* hooks_status_known: s is a Courier message status (ENQUEUED, SENT, OPENED...). Pure. */
+bool hooks_status_known(const char *s);
+
+#endif
