@@ -67,7 +67,8 @@ static int enqueue(struct store_txn *t, const char *epid, const char *did, const
     cJSON_AddItemToObject(p, "event", cJSON_Duplicate(ev, 1));
     s = json_print(p);
     {
-        struct job_spec js = {.kind = HOOKS_JOB_KIND, .payload = str_c(s)};
+        struct job_spec js = {.kind = HOOKS_JOB_KIND, .payload = str_c(s),
+                              .max_attempts = HOOKS_MAX_ATTEMPTS};
         rc = queue_enqueue(t, &js, &id);
     }
     free(s);
@@ -299,7 +300,8 @@ void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct j
     } else {
         snprintf(at->error, sizeof at->error, "%s", res.reason);
         snprintf(r->error, sizeof r->error, "%s", res.reason);
-        if (res.outcome == DELIVERY_TRANSIENT && j->attempts < j->max_attempts) {
+        if (res.outcome == DELIVERY_TRANSIENT &&
+            j->attempts < (j->max_attempts ? j->max_attempts : HOOKS_MAX_ATTEMPTS)) {
             at->outcome = "retrying";
             r->outcome = JOB_OUT_RETRY;
             r->retry_at_ms = res.retry_after_ms > 0 ? now + res.retry_after_ms : 0;

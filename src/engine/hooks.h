@@ -33,6 +33,8 @@
 #define HOOKS_LOG_MAX 50
 #define HOOKS_SECRET_MAX 256
 #define HOOKS_URL_MAX 2048
+#define HOOKS_MAX_ATTEMPTS 12 /* with the queue's backoff (1 s doubling, capped at 1 h,
+                                 full jitter): retried for up to about 5 hours */
 
 /* hooks_on_message: the store's on_message hook (arg: struct engine *). When m's status
  * differs from the stored one (or m was just created), enqueue the event for every
