@@ -8,8 +8,9 @@ import * as messages from './pages/messages.js';
 import * as profiles from './pages/profiles.js';
 import * as providers from './pages/providers.js';
 import * as templates from './pages/templates.js';
+import * as webhooks from './pages/webhooks.js';
 
-const PAGES = { events, automations, templates, providers, messages, profiles };
+const PAGES = { events, automations, templates, providers, messages, profiles, webhooks };
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 
