@@ -108,9 +108,15 @@ static int unb64url(struct str in, uint8_t *out, size_t cap, size_t *outlen)
     }
     while (n % 4)
         tmp[n++] = '=';
-    if (cap < 3 * n / 4 + 3)
+    if (cap < 3 * n / 4 + 3 || crypto_b64_decode((struct str){tmp, n}, out, cap, outlen) < 0)
         return HR_INVAL;
-    return crypto_b64_decode((struct str){tmp, n}, out, cap, outlen);
+    { /* one spelling only: unused low bits of the last character must be zero */
+        char again[TRACK_TOKEN_MAX + 4];
+        size_t m = b64url(out, *outlen, again, sizeof again);
+        if (m != in.len || memcmp(again, in.p, m) != 0)
+            return HR_INVAL;
+    }
+    return HR_OK;
 }
 
 static void mac_of(const uint8_t key[32], const void *p, size_t n, uint8_t out[32])
