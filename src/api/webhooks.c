@@ -160,20 +160,11 @@ static int wh_tx(struct store_txn *t, void *varg)
 {
     struct wh_arg *a = varg;
     struct arena *ar = arena_new(4096);
-    struct doc_rec d;
-    cJSON *doc = NULL, *list, *ep = NULL;
+    cJSON *doc = NULL, *list = NULL, *ep = NULL;
     char *s = NULL, idbuf[48];
-    int k, rc = store_doc_get_txn(t, HOOKS_COLL, str_c(HOOKS_DOC), ar, &d);
-    if (rc < 0 && rc != HR_NOTFOUND)
+    int k, rc = hooks_doc_list(t, HOOKS_COLL, str_c(HOOKS_DOC), "endpoints", &doc, &list);
+    if (rc < 0)
         goto out;
-    doc = rc == HR_OK ? cJSON_ParseWithLength(d.body.p, d.body.len) : NULL;
-    if (!cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
-        doc = cJSON_CreateObject();
-    }
-    list = json_arr(doc, "endpoints");
-    if (!list)
-        list = cJSON_AddArrayToObject(doc, "endpoints");
     k = a->op == OP_CREATE ? -1 : index_of(list, a->id);
     if (a->op != OP_CREATE && k < 0) {
         rc = HR_NOTFOUND;

@@ -131,6 +131,29 @@ out:
     return rc;
 }
 
+int hooks_doc_list(struct store_txn *t, const char *coll, struct str id, const char *name,
+                   cJSON **doc, cJSON **list)
+{
+    struct arena *a = arena_new(4096);
+    struct doc_rec d;
+    int rc = store_doc_get_txn(t, coll, id, a, &d);
+    *doc = NULL;
+    if (rc < 0 && rc != HR_NOTFOUND)
+        goto out;
+    *doc = rc == HR_OK ? cJSON_ParseWithLength(d.body.p, d.body.len) : NULL;
+    if (!cJSON_IsObject(*doc)) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateObject();
+    }
+    *list = json_arr(*doc, name);
+    if (!*list)
+        *list = cJSON_AddArrayToObject(*doc, name);
+    rc = HR_OK;
+out:
+    arena_free(a);
+    return rc;
+}
+
 /* ---- the delivery job ------------------------------------------------------------------ */
 
 /* One attempt's outcome, kept in the job's arena until its commit. */
@@ -149,21 +172,11 @@ struct attempt {
 static int log_commit(struct store_txn *t, void *arg)
 {
     struct attempt *at = arg;
-    struct arena *a = arena_new(4096);
-    struct doc_rec d;
     cJSON *log = NULL, *list, *e, *ev = NULL;
     char *s = NULL;
-    int rc = store_doc_get_txn(t, HOOKS_LOG_COLL, str_c(at->endpoint), a, &d);
-    if (rc < 0 && rc != HR_NOTFOUND)
+    int rc = hooks_doc_list(t, HOOKS_LOG_COLL, str_c(at->endpoint), "deliveries", &log, &list);
+    if (rc < 0)
         goto out;
-    log = rc == HR_OK ? cJSON_ParseWithLength(d.body.p, d.body.len) : NULL;
-    if (!cJSON_IsObject(log)) {
-        cJSON_Delete(log);
-        log = cJSON_CreateObject();
-    }
-    list = json_arr(log, "deliveries");
-    if (!list)
-        list = cJSON_AddArrayToObject(log, "deliveries");
     e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "id", at->delivery);
     cJSON_AddStringToObject(e, "event_id", at->event_id);
@@ -208,7 +221,6 @@ out:
     free(s);
     cJSON_Delete(ev);
     cJSON_Delete(log);
-    arena_free(a);
     return rc;
 }
 

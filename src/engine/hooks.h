@@ -22,6 +22,8 @@
 #include "../queue/queue.h"
 #include "../store/store.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdbool.h>
 
 #define HOOKS_JOB_KIND "hooks.deliver"
@@ -52,6 +54,12 @@ void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct j
  * belongs to another endpoint. */
 int hooks_replay(struct store_txn *t, struct str endpoint_id, struct str delivery_id)
     HR_MUSTCHECK;
+
+/* hooks_doc_list: inside t, document coll/id parsed into *doc (caller owns; an empty
+ * object when absent or not an object) with *list its array member `name` (added when
+ * missing; owned by *doc). Returns 0 or a store error (then *doc is NULL). */
+int hooks_doc_list(struct store_txn *t, const char *coll, struct str id, const char *name,
+                   cJSON **doc, cJSON **list) HR_MUSTCHECK;
 
 /* hooks_status_known: s is a Courier message status (ENQUEUED, SENT, OPENED...). Pure. */
 bool hooks_status_known(const char *s);
