@@ -230,6 +230,8 @@ static int run(struct api_ctx *ctx, struct http_resp *resp, struct wh_arg *a)
     herr_clear(&err);
     a->now = hclock_now(ctx->clock);
     rc = store_write(ctx->store, wh_tx, a, &err);
+    if (rc == HR_OK && a->op != OP_REPLAY)
+        hooks_changed(); /* committed: status changes read the endpoints again */
     if (rc == HR_INVAL || (rc == HR_CONFLICT && a->err[0]))
         http_resp_error(resp, rc == HR_INVAL ? 400 : 409, "invalid_request_error", "%s", a->err);
     else if (rc == HR_NOTFOUND)

@@ -12,6 +12,7 @@
 #include "../util/json.h"
 #include "../util/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,26 +77,44 @@ static int enqueue(struct store_txn *t, const char *epid, const char *did, const
     return rc;
 }
 
+/* Until this time (the store clock's ms) this process knows no enabled endpoint exists,
+ * so message writes skip the endpoint read (the hot path pays one read per
+ * HOOKS_NONE_TTL_MS, not one per status change). hooks_changed() clears it. */
+static _Atomic int64_t none_until;
+
+void hooks_changed(void)
+{
+    atomic_store(&none_until, 0);
+}
+
 int hooks_on_message(void *arg, struct store_txn *t, const struct message_rec *m, bool created)
 {
-    struct arena *a = arena_new(4096);
+    struct arena *a = NULL;
     struct doc_rec d;
     struct message_rec old;
     cJSON *eps = NULL, *ev = NULL, *ep;
     char seed[256], eid[40], did[40];
-    bool any = false;
-    int rc;
+    bool any = false, enabled = false;
+    int64_t now = hclock_now(store_txn_store(t)->clock);
+    int rc = HR_OK;
     (void)arg;
 
+    if (now < atomic_load(&none_until))
+        return HR_OK;
+    a = arena_new(4096);
     rc = store_doc_get_txn(t, HOOKS_COLL, str_c(HOOKS_DOC), a, &d);
-    if (rc == HR_NOTFOUND) {
-        rc = HR_OK;
+    if (rc < 0 && rc != HR_NOTFOUND)
         goto out;
+    if (rc == HR_OK)
+        eps = cJSON_ParseWithLength(d.body.p, d.body.len);
+    rc = HR_OK;
+    cJSON_ArrayForEach(ep, json_arr(eps, "endpoints"))
+    {
+        enabled |= json_bool(ep, "enabled", true);
+        any |= wants(ep, m->status.p);
     }
-    if (rc < 0)
-        goto out;
-    eps = cJSON_ParseWithLength(d.body.p, d.body.len);
-    cJSON_ArrayForEach(ep, json_arr(eps, "endpoints")) any |= wants(ep, m->status.p);
+    if (!enabled)
+        atomic_store(&none_until, now + HOOKS_NONE_TTL_MS);
     if (!any)
         goto out;
     if (!created) {

@@ -35,15 +35,23 @@
 #define HOOKS_LOG_MAX 50
 #define HOOKS_SECRET_MAX 256
 #define HOOKS_URL_MAX 2048
+#define HOOKS_NONE_TTL_MS 1000 /* see hooks_on_message */
 #define HOOKS_MAX_ATTEMPTS 12 /* with the queue's backoff (1 s doubling, capped at 1 h,
                                  full jitter): retried for up to about 5 hours */
 
 /* hooks_on_message: the store's on_message hook (arg: struct engine *). When m's status
  * differs from the stored one (or m was just created), enqueue the event for every
- * enabled endpoint whose filter lets the status through, inside t. Costs one document
- * read per message write when no endpoint exists. Returns 0 or a store error. Runs on
- * whatever thread holds t. */
+ * enabled endpoint whose filter lets the status through, inside t. With endpoints it
+ * reads their document (and the stored message) in t on every call; when it found no
+ * enabled endpoint it does not read again for HOOKS_NONE_TTL_MS (or until
+ * hooks_changed), so a process without webhooks pays one read per second, not one per
+ * status change. Returns 0 or a store error. Runs on whatever thread holds t. */
 int hooks_on_message(void *arg, struct store_txn *t, const struct message_rec *m, bool created);
+
+/* hooks_changed: the endpoints were changed by this process (after its commit): the next
+ * status change reads them again. Endpoints added on another node (PostgreSQL) reach
+ * this node's status changes within HOOKS_NONE_TTL_MS. Any thread. */
+void hooks_changed(void);
 
 /* hooks_deliver_run: the "hooks.deliver" job handler (ctx: struct engine *). Blocks for
  * one HTTP call (at most the engine's provider timeout). */

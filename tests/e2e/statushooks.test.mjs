@@ -70,6 +70,14 @@ describe('status webhooks out', () => {
     assertError(await api(srv, 'POST', '/webhooks', { url: all.url, colour: 'red' }), 400, /colour/);
     assertError(await api(srv, 'GET', '/webhooks/whk_nope'), 404);
 
+    // a message before any endpoint exists: no events, and the endpoints added next
+    // see the very next status change (the server's "no endpoints" shortcut is cleared)
+    ok(await api(srv, 'POST', '/providers', { provider: 'webhook', settings: { url: target.url } }));
+    const send = async (user) =>
+      ok(await api(srv, 'POST', '/send', { message: { to: { user_id: user }, content: { title: 'Hi', body: 'there' }, routing: { method: 'single', channels: ['webhook'] } } }), 202).requestId;
+    const early = await send('u0');
+    await waitFor(async () => ok(await api(srv, 'GET', `/messages/${early}`)).status === 'SENT', { timeout: scaled(10000), what: 'u0 SENT' });
+
     const a = ok(await api(srv, 'POST', '/webhooks', { url: all.url, secret: SECRET, statuses: ['ENQUEUED', 'ROUTED', 'SENT'] }), 201);
     assert.equal(a.secret, '****6789', 'the secret is masked');
     assert.equal(a.enabled, true);
@@ -81,9 +89,6 @@ describe('status webhooks out', () => {
     assert.deepEqual(listed.map((e) => e.id).sort(), [a.id, b.id].sort());
     assert.ok(listed.every((e) => !JSON.stringify(e).includes(SECRET)), 'no secret in the listing');
 
-    ok(await api(srv, 'POST', '/providers', { provider: 'webhook', settings: { url: target.url } }));
-    const send = async (user) =>
-      ok(await api(srv, 'POST', '/send', { message: { to: { user_id: user }, content: { title: 'Hi', body: 'there' }, routing: { method: 'single', channels: ['webhook'] } } }), 202).requestId;
     const id = await send('u1');
 
     const got = await all.waitForRequests(3, { timeout: scaled(15000) });
@@ -92,6 +97,7 @@ describe('status webhooks out', () => {
     const evs = got.map((r) => verify(r)).sort((x, y) => ORDER.indexOf(x.data.status) - ORDER.indexOf(y.data.status));
     assert.deepEqual(evs.map((e) => e.data.status), ORDER);
     assert.ok(evs.every((e) => e.data.id === id), 'each event carries the message record');
+    assert.ok(!got.some((r) => JSON.parse(r.body).data.id === early), 'nothing for the message before the endpoint');
     assert.equal(new Set(evs.map((e) => e.id)).size, 3, 'one event id per change');
     const rec = ok(await api(srv, 'GET', `/messages/${id}`));
     assert.deepEqual(evs[2].data, rec, 'data is the GET /messages/{id} record');
