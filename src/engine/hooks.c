@@ -263,6 +263,54 @@ static cJSON *endpoint_find(struct store *s, const char *id)
     return found;
 }
 
+/* One call in flight (in the job's arena, alive until the commit): what provider_start
+ * reads, and what the outcome needs. The JSON it points to is freed by call_done. */
+struct call {
+    struct delivery d;
+    struct content c;
+    cJSON *payload, *settings;
+    struct attempt *at;
+    struct job_ticket *ticket;
+    struct hclock *clock;
+    uint32_t attempts, max_attempts;
+};
+
+/* call_done: the end of the attempt (on the transport's loop thread, or at once when no
+ * call was made): the outcome and its log entry go to the queue's completer. */
+static void call_done(void *arg, const struct delivery_result *res)
+{
+    struct call *k = arg;
+    struct attempt *at = k->at;
+    struct job_result r;
+    int64_t now = hclock_now(k->clock);
+    memset(&r, 0, sizeof r);
+    r.outcome = JOB_OUT_DONE;
+    r.commit = log_commit;
+    r.commit_arg = at;
+    at->code = res->remote_status;
+    at->ts = now;
+    if (res->outcome == DELIVERY_SENT) {
+        at->outcome = "succeeded";
+    } else {
+        snprintf(at->error, sizeof at->error, "%s", res->reason);
+        snprintf(r.error, sizeof r.error, "%s", res->reason);
+        if (res->outcome == DELIVERY_TRANSIENT && k->attempts < k->max_attempts) {
+            at->outcome = "retrying";
+            r.outcome = JOB_OUT_RETRY;
+            r.retry_at_ms = res->retry_after_ms > 0 ? now + res->retry_after_ms : 0;
+        } else {
+            at->outcome = "failed";
+            r.outcome = JOB_OUT_FAIL;
+        }
+    }
+    LOG_I("hooks.delivery", "endpoint=%s delivery=%s attempt=%u outcome=%s status_code=%d",
+          at->endpoint, at->delivery, at->attempt, at->outcome, at->code);
+    cJSON_Delete(k->settings);
+    cJSON_Delete(k->payload);
+    k->settings = k->payload = NULL;
+    queue_job_finish(NULL, k->ticket, &r); /* k may be gone after this */
+}
+
 void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
 {
     struct engine *e = ctx;
@@ -271,10 +319,9 @@ void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct j
     cJSON *ep = NULL, *settings = NULL, *hdrs, *ev = json_obj(p, "event");
     const char *epid = json_str(p, "endpoint"), *did = json_str(p, "delivery");
     const char *eid = json_str(ev, "id");
-    struct delivery_result res;
     struct attempt *at;
-    struct content c;
-    int64_t now = hclock_now(e->clock);
+    struct call *k;
+    char *s;
 
     if (!epid || !did || !eid || !wh) {
         r->outcome = JOB_OUT_FAIL;
@@ -291,58 +338,43 @@ void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct j
     hdrs = cJSON_AddObjectToObject(settings, "headers");
     cJSON_AddStringToObject(hdrs, "X-Herald-Event-Id", eid);
     cJSON_AddStringToObject(hdrs, "X-Herald-Delivery-Id", did);
-    memset(&c, 0, sizeof c);
-    c.channel = CH_WEBHOOK;
-    c.json = ev;
-    memset(&res, 0, sizeof res);
-    {
-        struct delivery d = {
-            .message_id = json_str(json_obj(ev, "data"), "id"),
-            .idempotency_key = eid,
-            .provider_id = epid,
-            .content = &c,
-            .settings = settings,
-            .timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000,
-            .now_ms = now,
-        };
-        wh->send(&d, &res);
-    }
+
     at = arena_alloc(a, sizeof *at);
     memset(at, 0, sizeof *at);
     at->endpoint = arena_strdup(a, epid);
     at->delivery = arena_strdup(a, did);
     at->event_id = arena_strdup(a, eid);
-    {
-        char *s = json_print(ev);
-        at->event = arena_strdup(a, s);
-        free(s);
-    }
+    s = json_print(ev);
+    at->event = arena_strdup(a, s);
+    free(s);
     at->status = arena_strdup(a, json_str(json_obj(ev, "data"), "status")
                                      ? json_str(json_obj(ev, "data"), "status")
                                      : "");
-    at->code = res.remote_status;
     at->attempt = j->attempts;
-    at->ts = hclock_now(e->clock);
     at->replay = json_bool(p, "replay", false);
-    r->commit = log_commit;
-    r->commit_arg = at;
-    if (res.outcome == DELIVERY_SENT) {
-        at->outcome = "succeeded";
-    } else {
-        snprintf(at->error, sizeof at->error, "%s", res.reason);
-        snprintf(r->error, sizeof r->error, "%s", res.reason);
-        if (res.outcome == DELIVERY_TRANSIENT &&
-            j->attempts < (j->max_attempts ? j->max_attempts : HOOKS_MAX_ATTEMPTS)) {
-            at->outcome = "retrying";
-            r->outcome = JOB_OUT_RETRY;
-            r->retry_at_ms = res.retry_after_ms > 0 ? now + res.retry_after_ms : 0;
-        } else {
-            at->outcome = "failed";
-            r->outcome = JOB_OUT_FAIL;
-        }
-    }
-    LOG_I("hooks.delivery", "endpoint=%s delivery=%s attempt=%u outcome=%s status_code=%d",
-          epid, did, j->attempts, at->outcome, at->code);
+
+    /* the call runs on the transport: a slow endpoint holds no worker */
+    k = arena_alloc(a, sizeof *k);
+    memset(k, 0, sizeof *k);
+    k->payload = p;
+    k->settings = settings;
+    k->at = at;
+    k->ticket = r->ticket;
+    k->clock = e->clock;
+    k->attempts = j->attempts;
+    k->max_attempts = j->max_attempts ? j->max_attempts : HOOKS_MAX_ATTEMPTS;
+    k->c.channel = CH_WEBHOOK;
+    k->c.json = ev;
+    k->d.message_id = at->event_id; /* for logs only */
+    k->d.idempotency_key = at->event_id;
+    k->d.provider_id = at->endpoint;
+    k->d.content = &k->c;
+    k->d.settings = settings;
+    k->d.timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000;
+    k->d.now_ms = hclock_now(e->clock);
+    p = settings = NULL; /* call_done frees them */
+    r->outcome = JOB_OUT_ASYNC;
+    provider_start(wh, &k->d, call_done, k);
 out:
     cJSON_Delete(settings);
     cJSON_Delete(ep);

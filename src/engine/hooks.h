@@ -53,8 +53,10 @@ int hooks_on_message(void *arg, struct store_txn *t, const struct message_rec *m
  * this node's status changes within HOOKS_NONE_TTL_MS. Any thread. */
 void hooks_changed(void);
 
-/* hooks_deliver_run: the "hooks.deliver" job handler (ctx: struct engine *). Blocks for
- * one HTTP call (at most the engine's provider timeout). */
+/* hooks_deliver_run: the "hooks.deliver" job handler (ctx: struct engine *). Starts the
+ * POST on the transport and answers ASYNC (a slow endpoint holds no worker); the outcome
+ * and its log entry are committed with the job when the call ends (at most the engine's
+ * provider timeout). */
 void hooks_deliver_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
 
 /* hooks_replay: inside t, enqueue delivery `delivery_id` of endpoint `endpoint_id` again
