@@ -292,8 +292,8 @@ char *tracking_rewrite_html(const char *html, const uint8_t key[32], const char 
     struct buf b;
     char link[TRACK_LINK_MAX + 1];
     bool changed = false, ok = true;
-    if (!opens && !clicks)
-        return NULL;
+    if ((!opens && !clicks) || n == 0)
+        return NULL; /* nothing to track in an empty body */
     buf_init(&b, TRACK_HTML_MAX);
     while (ok && i < n) {
         const char *lt = memchr(html + i, '<', n - i);

@@ -183,6 +183,7 @@ static void rewrite(void **state)
         assert_non_null(strstr(out, "no body<img src="));
         free(out);
         assert_null(tracking_rewrite_html("<a href=\"https://e.test/\">", KEY, BASE, MSG, false, false));
+        assert_null(tracking_rewrite_html("", KEY, BASE, MSG, true, true)); /* found by fuzz_tracking */
     }
 }
 
