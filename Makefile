@@ -248,7 +248,7 @@ clean:
 FUZZ_CC      := clang
 FUZZ_B       := build/fuzz
 FUZZ_TARGETS := segment courier_track hbs elemental expr refs jsonpatch json router \
-                retry_after duration iso_time steps http_headers provider_settings
+                retry_after duration iso_time steps http_headers provider_settings tracking
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(PKG_CFLAGS)

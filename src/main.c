@@ -7,6 +7,7 @@
 #include "http/http.h"
 #include "engine/automation.h"
 #include "engine/defcache.h"
+#include "engine/hooks.h"
 #include "engine/send.h"
 #include "ingest/ingest.h"
 #include "providers/http_client.h"
@@ -49,7 +50,8 @@ struct config {
     const char *log_level;
     const char *egress_allow; /* CIDR list, may be "" */
     const char *cors_allow;   /* origins list, may be "" */
-    const char *public_url;   /* base of unsubscribe links, may be "" */
+    const char *public_url;   /* base of unsubscribe and tracking links, may be ""
+                                 (then: no unsubscribe links; tracking: http://<listen>) */
     const char *unsub_mailto; /* List-Unsubscribe mailto address, may be "" */
     const char *unsub_ttl;    /* unsubscribe links' lifetime in days, "" or "0": none */
     int64_t max_conns;        /* 0: from the open-file limit */
@@ -131,7 +133,9 @@ static const char usage_serve[] =
     "                                                       HERALD_CORS_ALLOW   (none)\n"
     "  --public-url URL     how recipients reach this server (https://herald.example.com):\n"
     "                       emails of a topic that is not REQUIRED carry a one-click\n"
-    "                       List-Unsubscribe link to URL/u/<token>; none without it\n"
+    "                       List-Unsubscribe link to URL/u/<token> (none without it);\n"
+    "                       the base of open pixels and click links of templates with\n"
+    "                       tracking on (without it: http://LISTEN)\n"
     "                                                       HERALD_PUBLIC_URL   (none)\n"
     "  --unsubscribe-mailto ADDR  also a mailto: in List-Unsubscribe\n"
     "                                                       HERALD_UNSUBSCRIBE_MAILTO (none)\n"
@@ -400,12 +404,14 @@ static int cmd_serve(int argc, char **argv)
     char admin_key[API_KEY_MAX], write_key[API_KEY_MAX];
     bool created = false;
     struct netaddr_allow egress;
+    char public_url[512];
     struct job_handler handlers[] = {
         {"ping", queue_ping_run, NULL},
         {INGEST_JOB_KIND, ingest_events_run, &ig},
         {SEND_ROUTE_KIND, engine_route_run, &eng},
         {SEND_DELIVER_KIND, engine_deliver_run, &eng},
         {AUTOMATION_STEP_KIND, automation_step_run, &eng},
+        {HOOKS_JOB_KIND, hooks_deliver_run, &eng},
     };
 
     config_defaults(&cfg);
@@ -566,6 +572,20 @@ static int cmd_serve(int argc, char **argv)
     eng.unsub_mailto = cfg.unsub_mailto;
     eng.unsub_ttl_s = unsub_ttl_days * 86400;
     eng.clock = hclock_system();
+    if (cfg.public_url[0]) /* tracking links (engine/tracking.h): no trailing slash */
+        snprintf(public_url, sizeof public_url, "%.*s", (int)strcspn(cfg.public_url, "?#"),
+                 cfg.public_url);
+    else
+        snprintf(public_url, sizeof public_url, "http://%s%s",
+                 cfg.listen[0] == ':' ? "localhost" : "", cfg.listen);
+    while (strlen(public_url) > 8 && public_url[strlen(public_url) - 1] == '/')
+        public_url[strlen(public_url) - 1] = 0;
+    if (strncmp(public_url, "http://", 7) && strncmp(public_url, "https://", 8)) {
+        fprintf(stderr, "herald: --public-url (HERALD_PUBLIC_URL) must be an http(s) URL\n");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    eng.track_url = public_url;
     eng.hbs = hbs;
     eng.defs = defs = defcache_new();
     eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
@@ -599,6 +619,10 @@ static int cmd_serve(int argc, char **argv)
                                           "ended; those jobs run again now\"",
                   (long long)ea.n);
     }
+
+    /* status webhooks: every message status write enqueues its events (hooks.h) */
+    st->on_message = hooks_on_message;
+    st->on_message_arg = &eng;
 
     queue_cfg_defaults(&qcfg);
     qcfg.workers = cfg.workers;

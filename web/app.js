@@ -9,8 +9,9 @@ import * as profiles from './pages/profiles.js';
 import * as providers from './pages/providers.js';
 import * as templates from './pages/templates.js';
 import * as topics from './pages/topics.js';
+import * as webhooks from './pages/webhooks.js';
 
-const PAGES = { events, automations, templates, providers, messages, profiles, topics };
+const PAGES = { events, automations, templates, providers, messages, profiles, topics, webhooks };
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 

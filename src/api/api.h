@@ -151,6 +151,15 @@ void api_profile_lists_get(void *ctx, struct http_req *req, struct http_resp *re
 void api_profile_lists_subscribe(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_profile_lists_delete(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_render(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhooks_list(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhook_create(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhook_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhook_replace(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhook_delete(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhook_deliveries(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_webhook_replay(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_track_open(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_track_click(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ui_index(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_ui_file(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_receipt(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -9,6 +9,7 @@
  *   POST /messages/:id/cancel     200 CANCELED before delivery, 409 after */
 #include "api.h"
 
+#include "../engine/record.h"
 #include "../engine/send.h"
 #include "../util/json.h"
 
@@ -20,65 +21,11 @@
 #define LIST_DEFAULT 20
 #define LIST_MAX 100
 
-static void add_str(cJSON *o, const char *k, struct str v)
-{
-    if (v.len)
-        cJSON_AddStringToObject(o, k, v.p);
-}
-
-static void add_ms(cJSON *o, const char *k, int64_t v)
-{
-    if (v)
-        cJSON_AddNumberToObject(o, k, (double)v);
-}
-
-/* details: Courier's MessageDetails for m (new object). */
+/* details: Courier's MessageDetails for m (new object); engine/record.c builds it, the
+ * status webhooks send the same record. */
 static cJSON *details(const struct message_rec *m, bool with_providers)
 {
-    cJSON *o = cJSON_CreateObject(), *tags, *state, *chs, *c;
-    cJSON_AddStringToObject(o, "id", m->id.p);
-    add_str(o, "requestId", m->request_id);
-    cJSON_AddStringToObject(o, "status", m->status.p);
-    cJSON_AddStringToObject(o, "recipient", m->recipient.len ? m->recipient.p : "");
-    cJSON_AddStringToObject(o, "event", m->event.len ? m->event.p : "");
-    cJSON_AddStringToObject(o, "notification", m->notification.len ? m->notification.p : "");
-    cJSON_AddNumberToObject(o, "enqueued", (double)m->enqueued_ms);
-    add_ms(o, "sent", m->sent_ms);
-    add_ms(o, "delivered", m->delivered_ms);
-    add_ms(o, "canceledAt", m->canceled_ms);
-    add_str(o, "reason", m->reason);
-    add_str(o, "error", m->error);
-    add_str(o, "runId", m->run_id);
-    add_str(o, "traceId", m->trace_id);
-    tags = cJSON_ParseWithLength(m->tags.p, m->tags.len);
-    cJSON_AddItemToObject(o, "tags", cJSON_IsArray(tags) ? tags : (cJSON_Delete(tags), cJSON_CreateArray()));
-    if (!with_providers)
-        return o;
-    state = cJSON_ParseWithLength(m->state.p, m->state.len);
-    chs = json_obj(state, "channels");
-    cJSON *prov = cJSON_AddArrayToObject(o, "providers");
-    cJSON_ArrayForEach(c, chs)
-    {
-        const char *st = json_str(c, "status");
-        cJSON *p = cJSON_CreateObject(), *ch = cJSON_AddObjectToObject(p, "channel"), *ref;
-        int64_t sent = 0;
-        cJSON_AddStringToObject(ch, "key", c->string);
-        cJSON_AddStringToObject(p, "provider", json_str(c, "provider_key") ? json_str(c, "provider_key") : "");
-        cJSON_AddStringToObject(p, "status",
-                                st && !strcmp(st, "sent")     ? "SENT"
-                                : st && !strcmp(st, "failed") ? "UNDELIVERABLE"
-                                                              : "PENDING");
-        if (json_i64(c, "sent", &sent))
-            cJSON_AddNumberToObject(p, "sent", (double)sent);
-        if (json_str(c, "error"))
-            cJSON_AddStringToObject(p, "error", json_str(c, "error"));
-        ref = cJSON_AddObjectToObject(p, "reference");
-        if (json_str(c, "reference") && json_str(c, "reference")[0])
-            cJSON_AddStringToObject(ref, "id", json_str(c, "reference"));
-        cJSON_AddItemToArray(prov, p);
-    }
-    cJSON_Delete(state);
-    return o;
+    return engine_message_record(m, with_providers);
 }
 
 static struct str q(struct http_req *req, const char *name)

@@ -177,6 +177,26 @@ static int tags_check(const cJSON *tags, struct herr *err)
     return HR_OK;
 }
 
+/* tracking_check: notification.tracking (open and click tracking of email, off by
+ * default; src/engine/tracking.h) is absent, null or {opens?: bool, clicks?: bool};
+ * when set, a copy goes into out. */
+static int tracking_check(const cJSON *tr, cJSON *out, struct herr *err)
+{
+    const cJSON *it;
+    if (!tr || cJSON_IsNull(tr))
+        return HR_OK;
+    if (!cJSON_IsObject(tr))
+        return herr_set(err, HR_INVAL, "notification.tracking must be an object {opens, clicks}");
+    cJSON_ArrayForEach(it, tr)
+    {
+        if ((strcmp(it->string, "opens") && strcmp(it->string, "clicks")) || !cJSON_IsBool(it))
+            return herr_set(err, HR_INVAL,
+                            "notification.tracking takes opens and clicks, each true or false");
+    }
+    cJSON_AddItemToObject(out, "tracking", cJSON_Duplicate(tr, 1));
+    return HR_OK;
+}
+
 /* dup_or: a copy of v, or `dflt` (taken) when v is absent or null. */
 static cJSON *dup_or(const cJSON *v, cJSON *dflt)
 {
@@ -228,6 +248,10 @@ cJSON *template_fields(const cJSON *n, struct herr *err)
         cJSON_AddItemToObject(out, FIELDS[i],
                               dup_or(cJSON_GetObjectItemCaseSensitive(n, FIELDS[i]),
                                      cJSON_CreateNull()));
+    if (tracking_check(cJSON_GetObjectItemCaseSensitive(n, "tracking"), out, err) < 0) {
+        cJSON_Delete(out);
+        out = NULL;
+    }
 out:
     return out;
 }
@@ -238,7 +262,8 @@ bool template_same(const cJSON *a, const cJSON *b)
         if (!jp_equal(cJSON_GetObjectItemCaseSensitive(a, FIELDS[i]),
                       cJSON_GetObjectItemCaseSensitive(b, FIELDS[i])))
             return false;
-    return true;
+    return jp_equal(cJSON_GetObjectItemCaseSensitive(a, "tracking"),
+                    cJSON_GetObjectItemCaseSensitive(b, "tracking"));
 }
 
 int template_version_parse(const char *s)
@@ -349,6 +374,11 @@ static void put_fields(cJSON *dst, const cJSON *fields)
     for (int i = 0; FIELDS[i]; i++)
         set_item(dst, FIELDS[i],
                  cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(fields, FIELDS[i]), 1));
+    if (cJSON_GetObjectItemCaseSensitive(fields, "tracking")) /* only when set */
+        set_item(dst, "tracking",
+                 cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(fields, "tracking"), 1));
+    else
+        cJSON_DeleteItemFromObjectCaseSensitive(dst, "tracking");
 }
 
 static cJSON *draft_new(struct str id, const cJSON *fields, int64_t now_ms)

@@ -100,6 +100,19 @@ const struct http_route api_routes[] = {
     {HTTP_GET, "/admin/queue", api_admin_queue, AUTH_ADMIN, "admin.queue", 0, 0},
     {HTTP_POST, "/admin/jobs/ping", api_admin_ping, AUTH_ADMIN, "admin.jobs.ping", 0, 0},
 
+    /* status webhooks out (src/api/webhooks.c) and open/click tracking (src/api/track.c) */
+    {HTTP_GET, "/webhooks", api_webhooks_list, AUTH_ADMIN, "webhooks.list", 0, 0},
+    {HTTP_POST, "/webhooks", api_webhook_create, AUTH_ADMIN, "webhooks.create", 0, 0},
+    {HTTP_GET, "/webhooks/:id", api_webhook_get, AUTH_ADMIN, "webhooks.get", 0, 0},
+    {HTTP_PUT, "/webhooks/:id", api_webhook_replace, AUTH_ADMIN, "webhooks.replace", 0, 0},
+    {HTTP_DELETE, "/webhooks/:id", api_webhook_delete, AUTH_ADMIN, "webhooks.delete", 0, 0},
+    {HTTP_GET, "/webhooks/:id/deliveries", api_webhook_deliveries, AUTH_ADMIN,
+     "webhooks.deliveries", 0, 0},
+    {HTTP_POST, "/webhooks/:id/deliveries/:delivery/replay", api_webhook_replay, AUTH_ADMIN,
+     "webhooks.replay", ROUTE_ANY_CTYPE, 0},
+    {HTTP_GET, "/t/o/:token", api_track_open, AUTH_PUBLIC, "track.open", 0, 0},
+    {HTTP_GET, "/t/c/:token", api_track_click, AUTH_PUBLIC, "track.click", 0, 0},
+
     /* Courier's notification templates, brands and provider configurations */
     {HTTP_POST, "/notifications", api_notification_create, AUTH_ADMIN, "notifications.create", 0,
      TEMPLATE_BODY_MAX},

@@ -8,6 +8,7 @@
 
 #include "../providers/provider.h"
 #include "../render/elemental.h"
+#include "tracking.h"
 #include "../util/jsonpatch.h"
 #include "../util/log.h"
 
@@ -467,6 +468,8 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
             goto out;
         }
         rc = elemental_render(content, channel_parse(cs->string), ctx, e->hbs, &c, &err);
+        if (rc == HR_OK) /* open and click tracking, when the template asks (tracking.h) */
+            rc = engine_tracking_apply(e, tmpl, m->id.p, &c);
         if (rc < 0) {
             o->final_status = "UNDELIVERABLE";
             o->reason = "FAILED";

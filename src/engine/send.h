@@ -58,6 +58,10 @@ struct engine {
                                      NULL or "": no links. Not owned */
     const char *unsub_mailto;     /* List-Unsubscribe mailto address, may be NULL */
     int64_t unsub_ttl_s;          /* unsubscribe tokens' lifetime; 0: no expiry */
+    const char *track_url;        /* where recipients reach this server (open pixel and
+                                     click links, tracking.h: --public-url, else
+                                     http://<listen>), no trailing slash; NULL:
+                                     tracking is not applied. Not owned */
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

@@ -407,6 +407,14 @@ struct store {
                                                   waited this long; 0: default (2000) */
     bool claim;                                /* set by store_open_claimed before open:
                                                   the backend takes its process lock first */
+    /* on_message: called inside t by store_message_insert (after the row is in, with
+     * created = true) and store_message_update (before the row changes, created =
+     * false), the one place every message status is written: the engine's status
+     * webhooks (src/engine/hooks.c) enqueue their events here, in the same transaction.
+     * A result < 0 fails the write. NULL: none. Set once before any write. */
+    int (*on_message)(void *arg, struct store_txn *t, const struct message_rec *m,
+                      bool created);
+    void *on_message_arg;
 };
 
 /* store_ingress / store_is_ingress: mark the calling thread as serving outside requests
@@ -565,9 +573,17 @@ static inline int store_catalog_list(struct store *s, struct str search, struct 
  * the row with that id (HR_NOTFOUND when none); list is newest first, filtered (tag
  * matches one element of tags). History is append-only, in order. */
 static inline int store_message_insert(struct store_txn *t, const struct message_rec *m)
-{ return store_txn_store(t)->ops->message_insert(t, m); }
+{
+    struct store *s = store_txn_store(t);
+    int rc = s->ops->message_insert(t, m);
+    return rc == HR_OK && s->on_message ? s->on_message(s->on_message_arg, t, m, true) : rc;
+}
 static inline int store_message_update(struct store_txn *t, const struct message_rec *m)
-{ return store_txn_store(t)->ops->message_update(t, m); }
+{
+    struct store *s = store_txn_store(t);
+    int rc = s->on_message ? s->on_message(s->on_message_arg, t, m, false) : HR_OK;
+    return rc < 0 ? rc : s->ops->message_update(t, m);
+}
 static inline int store_message_get(struct store *s, struct str id, struct arena *a,
                                     struct message_rec *out)
 { return s->ops->message_get(s, id, a, out); }

@@ -16,6 +16,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import { ARTIFACTS, makeTempDir, startServer, waitFor } from './lib/server.mjs';
+import { startHttpSink } from './lib/sink.mjs';
 import { startSmtpSink } from './lib/smtp.mjs';
 
 const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
@@ -545,6 +546,7 @@ test('phone width (390x844): every page fits without sideways scrolling', async 
     ['messages', 'Messages'],
     ['profiles/user-42', 'Profiles'],
     ['topics', 'Topics'],
+    ['webhooks', 'Webhooks'],
   ]) {
     await go(page, hash, heading);
     const { sw, cw } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, cw: document.documentElement.clientWidth }));
@@ -575,4 +577,31 @@ test('providers: "Send test" goes through the provider tested, not the channel\'
   assert.equal(sent.integration?.id, tested.id, `sent through the tested provider (${tested.id}), not ${first.id}: ${JSON.stringify(sent)}`);
   await page.keyboard.press('Escape');
   await dlg.waitFor({ state: 'detached' });
+});
+
+test('webhooks: add an endpoint, see its recent deliveries, replay one', async (t) => {
+  const sink = await startHttpSink({ path: '/ui-hook' });
+  t.after(() => sink.close());
+  const page = await openPage(t);
+  await signIn(page);
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+  await page.getByLabel('Endpoint URL').fill(sink.url);
+  await page.getByLabel('Signing secret').fill('ui-secret-0123456789');
+  await page.getByLabel('Statuses').fill('sent');
+  await page.getByRole('button', { name: 'Add endpoint' }).click();
+  await status(page, /Endpoint .* added/);
+  await page.getByRole('row', { name: /ui-hook/ }).getByText('****6789').waitFor();
+  await api('POST', '/send', { message: { to: { email: 'hooks@example.com' }, content: { title: 'Hook', body: 'status webhooks' } } });
+  const [req] = await sink.waitForRequests(1);
+  assert.equal(JSON.parse(req.body).data.status, 'SENT');
+  await page.getByRole('link', { name: `Deliveries of ${sink.url}` }).click();
+  await page.getByRole('heading', { level: 1, name: `Webhook ${sink.url}` }).waitFor();
+  const row = page.getByRole('row', { name: /SENT/ });
+  await row.getByRole('cell', { name: '200' }).waitFor();
+  await shot(page, 'webhooks-deliveries');
+  await row.getByRole('button', { name: /^Replay/ }).click();
+  await status(page, /queued again/);
+  const again = await sink.waitForRequests(2);
+  assert.equal(again[1].headers['x-herald-event-id'], req.headers['x-herald-event-id'], 'the replay carries the same event id');
 });
