@@ -2,6 +2,7 @@
  * at render time, and the OPENED / CLICKED record. */
 #include "tracking.h"
 
+#include "receipt.h"
 #include "send_int.h"
 
 #include "../util/buf.h"
@@ -378,15 +379,6 @@ int engine_tracking_apply(struct engine *e, const cJSON *tmpl, const char *messa
     return HR_OK;
 }
 
-/* rank: the engagement order a status may only climb; -1 for statuses off it. */
-static int rank(struct str st)
-{
-    static const char *const order[] = {"SENT", "DELIVERED", "OPENED", "CLICKED", NULL};
-    for (int i = 0; order[i]; i++)
-        if (str_eq_c(st, order[i]))
-            return i;
-    return -1;
-}
 
 int engine_track_record(struct store_txn *t, char kind, const char *message_id,
                         const char *link, int64_t now)
@@ -421,7 +413,8 @@ int engine_track_record(struct store_txn *t, char kind, const char *message_id,
     if (!cJSON_GetObjectItemCaseSensitive(tr, "opened")) /* a click implies an open */
         cJSON_AddNumberToObject(tr, "opened", (double)now);
     m.state = send__json_str(a, state);
-    if (rank(m.status) >= 0 && rank(str_c(to)) > rank(m.status))
+    /* one order for receipts and tracking (receipt.h); 0 for statuses off it */
+    if (receipt_rank(m.status) > 0 && receipt_rank(str_c(to)) > receipt_rank(m.status))
         m.status = str_c(to);
     m.updated_ms = now;
     rc = store_message_update(t, &m);
