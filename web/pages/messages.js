@@ -65,7 +65,8 @@ function summary(ev) {
       return `channel ${ev.channel?.id || ''}`;
     default: {
       const bits = [];
-      for (const k of ['channel', 'provider', 'reason', 'error', 'reference']) {
+      // receipts and tracking name the provider's own event, a bounce's kind, the link
+      for (const k of ['channel', 'provider', 'integration', 'event', 'reason', 'reasonCode', 'link', 'error', 'reference']) {
         const v = ev[k];
         if (v === undefined || v === null) continue;
         bits.push(`${k}: ${typeof v === 'object' ? v.id || v.key || JSON.stringify(v) : v}`);
