@@ -485,8 +485,10 @@ test('messages: filters, a message timeline and its rendered output', async (t) 
   await rows.first().getByRole('link').click();
   await page.getByRole('heading', { level: 1, name: 'Message' }).waitFor();
   const timeline = page.getByRole('list', { name: 'Timeline' });
+  const alert = (await page.getByRole('alert').allInnerTexts()).filter((x) => x.trim());
+  assert.deepEqual(alert, [], 'the timeline loaded');
   const types = await timeline.locator('li').evaluateAll((lis) => lis.map((li) => li.dataset.type));
-  for (const ty of ['ENQUEUED', 'MAPPED', 'PROFILE_LOADED', 'RENDERED', 'SENT']) assert.ok(types.includes(ty), `${ty} in ${types}`);
+  for (const ty of ['ENQUEUED', 'MAPPED', 'PROFILE_LOADED', 'RENDERED', 'SENT']) assert.ok(types.includes(ty), `${ty} in ${types} (page: ${page.url()})`);
   assert.match(await timeline.innerText(), /from automation/);
   await timeline.getByText('Details of RENDERED').click();
   assert.match(await page.locator('.subject').first().innerText(), /^Order A-100[23] has shipped$/);

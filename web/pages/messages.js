@@ -80,7 +80,7 @@ async function detail(id) {
   const enc = encodeURIComponent(id);
   const [m, hist, out] = await Promise.all([
     get(`/messages/${enc}`),
-    get(`/messages/${enc}/history`).catch(() => ({ results: [] })),
+    get(`/messages/${enc}/history`).catch((e) => ({ results: [], error: e.message || String(e) })),
     get(`/messages/${enc}/output`).catch(() => ({ results: [] })),
   ]);
   const timeline = h(
@@ -126,6 +126,6 @@ async function detail(id) {
       h('dt', {}, 'Sent'), h('dd', {}, fmtTime(m.sent) || '—'),
       h('dt', {}, 'Providers'), h('dd', {}, (m.providers || []).map((p) => `${p.provider} (${p.channel?.key || ''}): ${p.status}`).join('; ') || '—'),
     ),
-    h('div', { class: 'two-col' }, h('div', {}, h('h2', {}, 'Timeline'), timeline), h('div', {}, h('h2', {}, 'Rendered output'), outputs.length ? outputs : h('p', { class: 'muted' }, 'Not rendered (yet).'))),
+    h('div', { class: 'two-col' }, h('div', {}, h('h2', {}, 'Timeline'), hist.error ? h('p', { class: 'error', role: 'alert' }, `The timeline could not be loaded: ${hist.error}`) : timeline), h('div', {}, h('h2', {}, 'Rendered output'), outputs.length ? outputs : h('p', { class: 'muted' }, 'Not rendered (yet).'))),
   );
 }
