@@ -37,6 +37,9 @@ static void answer(struct http_resp *resp, int rc, const struct herr *err, const
 {
     if (rc == HR_NOTFOUND)
         http_resp_error(resp, 404, http_error_type(404), "bulk job %.64s not found", id);
+    else if (rc == HR_CONFLICT)
+        http_resp_error(resp, 409, http_error_type(409),
+                        "bulk job %.64s runs already: add users before runJob", id);
     else
         api_error_rc(resp, rc, err);
 }

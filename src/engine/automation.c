@@ -901,6 +901,51 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
     return true;
 }
 
+/* send-list: Courier's step {list, template, brand?, data?, override?}: a send to every
+ * member of the list (or list pattern), streamed by the fan-out (fanout.h). */
+static int check_send_list(const cJSON *st, int i, struct herr *err)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(st, "list") || !json_str(st, "template"))
+        return herr_set(err, HR_INVAL, "steps[%d]: send-list needs list and template", i);
+    return HR_OK;
+}
+
+static bool exec_send_list(struct step_out *o, const cJSON *st, const cJSON *ctx,
+                           const cJSON *run, struct job_result *r)
+{
+    const char *list = json_str(st, "list");
+    cJSON *msg = cJSON_CreateObject(), *to = cJSON_AddObjectToObject(msg, "to");
+    struct herr err;
+    char seed[128];
+    if (!list) {
+        cJSON_Delete(msg);
+        fail(o, "send-list: list must be a list id or pattern%s", "");
+        return true;
+    }
+    cJSON_AddStringToObject(to, store_list_is_pattern(str_c(list)) ? "list_pattern" : "list_id",
+                            list);
+    cJSON_AddStringToObject(msg, "template", json_str(st, "template"));
+    cJSON_AddItemToObject(msg, "data", merge(json_obj(ctx, "data"), json_obj(st, "data"),
+                                             "overwrite"));
+    if (json_str(st, "brand"))
+        cJSON_AddStringToObject(msg, "brand_id", json_str(st, "brand"));
+    if (json_obj(st, "override"))
+        cJSON_AddItemToObject(msg, "providers", cJSON_Duplicate(json_obj(st, "override"), 1));
+    herr_clear(&err);
+    if (engine_send_validate(msg, &err) < 0) {
+        cJSON_Delete(msg);
+        fail(o, "send-list: %s", err.msg);
+        return true;
+    }
+    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
+    derive_id(seed, o->msg_id);
+    o->send = msg;
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
+    cJSON_AddStringToObject(o->outcome, "requestId", o->msg_id);
+    return true;
+}
+
 static bool exec_delay(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
                       struct job_result *r)
 {
@@ -1446,6 +1491,7 @@ out:
  * (and its check/prepare/exec functions above). The order is the one error messages list. */
 static const struct step_type step_types[] = {
     {"send", check_send, NULL, exec_send, false},
+    {"send-list", check_send_list, NULL, exec_send_list, false},
     {"delay", check_delay, NULL, exec_delay, false},
     {"cancel", check_cancel, NULL, exec_cancel, false},
     {"fetch-data", check_fetch_data, prepare_fetch_data, exec_fetch_data, false},
