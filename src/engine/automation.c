@@ -901,12 +901,13 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
     return true;
 }
 
-/* send-list: Courier's step {list, template, brand?, data?, override?}: a send to every
- * member of the list (or list pattern), streamed by the fan-out (fanout.h). */
+/* send-list: Courier's step {list, template?, brand?, data?, override?} (template and brand
+ * default to the run's): a send to every member of the list (or list pattern), streamed
+ * by the fan-out (fanout.h). */
 static int check_send_list(const cJSON *st, int i, struct herr *err)
 {
-    if (!cJSON_GetObjectItemCaseSensitive(st, "list") || !json_str(st, "template"))
-        return herr_set(err, HR_INVAL, "steps[%d]: send-list needs list and template", i);
+    if (!cJSON_GetObjectItemCaseSensitive(st, "list"))
+        return herr_set(err, HR_INVAL, "steps[%d]: send-list needs list", i);
     return HR_OK;
 }
 
@@ -914,21 +915,25 @@ static bool exec_send_list(struct step_out *o, const cJSON *st, const cJSON *ctx
                            const cJSON *run, struct job_result *r)
 {
     const char *list = json_str(st, "list");
+    const char *tmpl = json_str(st, "template") ? json_str(st, "template")
+                                                : json_str(ctx, "template");
+    const char *brand = json_str(st, "brand") ? json_str(st, "brand") : json_str(ctx, "brand");
     cJSON *msg = cJSON_CreateObject(), *to = cJSON_AddObjectToObject(msg, "to");
     struct herr err;
     char seed[128];
-    if (!list) {
+    if (!list || !tmpl) {
         cJSON_Delete(msg);
-        fail(o, "send-list: list must be a list id or pattern%s", "");
+        fail(o, "send-list: %s", !list ? "list must be a list id or pattern"
+                                       : "no template (set the step's or the run's template)");
         return true;
     }
     cJSON_AddStringToObject(to, store_list_is_pattern(str_c(list)) ? "list_pattern" : "list_id",
                             list);
-    cJSON_AddStringToObject(msg, "template", json_str(st, "template"));
+    cJSON_AddStringToObject(msg, "template", tmpl);
     cJSON_AddItemToObject(msg, "data", merge(json_obj(ctx, "data"), json_obj(st, "data"),
                                              "overwrite"));
-    if (json_str(st, "brand"))
-        cJSON_AddStringToObject(msg, "brand_id", json_str(st, "brand"));
+    if (brand)
+        cJSON_AddStringToObject(msg, "brand_id", brand);
     if (json_obj(st, "override"))
         cJSON_AddItemToObject(msg, "providers", cJSON_Duplicate(json_obj(st, "override"), 1));
     herr_clear(&err);

@@ -275,7 +275,7 @@ static int page_commit(struct store_txn *t, void *arg)
     }
     rc = fo_save(t, p->id, fo, now);
     if (rc == HR_OK)
-        LOG_I("send.fanout", "request=%s source=%s page=%" PRId64 " enqueued=%" PRId64
+        LOG_I("send.fanout", "request=%s source=%s recipients=%" PRId64 " enqueued=%" PRId64
               " failures=%" PRId64 " done=%s",
               p->id, json_str(fo, "source"), n, enq, fail, p->last ? "yes" : "no");
 out:
