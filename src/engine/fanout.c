@@ -384,6 +384,12 @@ int engine_bulk_validate(const cJSON *def, struct herr *err)
     if ((it = cJSON_GetObjectItemCaseSensitive(def, "override")) && !cJSON_IsNull(it) &&
         !cJSON_IsObject(it))
         return herr_set(err, HR_INVAL, "message.override must be an object");
+    if ((it = cJSON_GetObjectItemCaseSensitive(def, "data")) && !cJSON_IsNull(it) &&
+        !cJSON_IsObject(it))
+        return herr_set(err, HR_INVAL, "message.data must be an object");
+    if ((it = cJSON_GetObjectItemCaseSensitive(def, "content")) && !cJSON_IsNull(it) &&
+        !cJSON_IsObject(it))
+        return herr_set(err, HR_INVAL, "message.content must be an object");
     m = bulk_message(def);
     to = json_obj(m, "to");
     cJSON_AddStringToObject(to, "user_id", "bulk");
