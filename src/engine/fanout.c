@@ -15,6 +15,8 @@
 
 #define C_FANOUTS "fanouts"
 #define C_BULK_USERS "bulk_users"
+#define C_LIST_MSGS "list_messages" /* "<list>|<newest first key>|<message id>" -> "{}" */
+#define NEWEST_FIRST_MAX INT64_C(9999999999999)
 #define BULK_SEQ_DIGITS 10 /* user document ids: "<job id>/<seq, zero-padded>" */
 
 /* ---- documents -------------------------------------------------------------------- */
@@ -218,13 +220,63 @@ static int read_bulk_page(struct store *s, struct page *p, struct arena *a)
     return HR_OK;
 }
 
+/* index_key: the list_messages id of message mid sent through list at ms (newest first
+ * within the list), into out (cap bytes). */
+static void index_key(const char *list, int64_t ms, const char *mid, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s|%013" PRId64 "|%s", list, NEWEST_FIRST_MAX - ms, mid);
+}
+
+static int index_message(struct store_txn *t, const char *list, const char *mid, int64_t now)
+{
+    char key[LIST_ID_MAX + ID_LEN + 24];
+    int rc;
+    index_key(list, now, mid, key, sizeof key);
+    rc = store_doc_create(t, C_LIST_MSGS, str_c(key), STR_LIT("{}"), now);
+    return rc == HR_CONFLICT ? HR_OK : rc;
+}
+
+int engine_list_messages(struct store *s, const char *list, const char *cursor, size_t limit,
+                         struct arena *a, struct message_rec **out, struct str **keys,
+                         size_t *n)
+{
+    char prefix[LIST_ID_MAX + 2];
+    struct doc_rec *docs = NULL;
+    size_t nd = 0, k = 0, plen;
+    int rc;
+    *out = NULL;
+    *keys = NULL;
+    *n = 0;
+    snprintf(prefix, sizeof prefix, "%s|", list);
+    plen = strlen(prefix);
+    if (cursor && cursor[0] && strncmp(cursor, prefix, plen))
+        return HR_INVAL;
+    rc = store_doc_list(s, C_LIST_MSGS, str_c(prefix), str_c(cursor), limit, a, &docs, &nd);
+    if (rc < 0)
+        return rc;
+    *out = arena_zalloc(a, (nd ? nd : 1) * sizeof **out);
+    *keys = arena_zalloc(a, (nd ? nd : 1) * sizeof **keys);
+    for (size_t i = 0; i < nd; i++) {
+        const char *mid = strrchr(docs[i].id.p, '|');
+        struct message_rec *m = &(*out)[k];
+        rc = mid ? store_message_get(s, str_c(mid + 1), a, m) : HR_NOTFOUND;
+        if (rc == HR_NOTFOUND)
+            continue;
+        if (rc < 0)
+            return rc;
+        (*keys)[k++] = docs[i].id;
+    }
+    *n = k;
+    return HR_OK;
+}
+
 static int page_commit(struct store_txn *t, void *arg)
 {
     struct page *p = arg;
     struct engine *e = p->e;
     cJSON *fo = NULL, *it;
     const cJSON *msg, *origin;
-    const char *run_id, *after;
+    const char *run_id, *after, *list_target;
     int64_t now = hclock_now(e->clock), enq, fail, n = 0;
     int rc = fo_load(t, NULL, p->id, &fo);
     if (rc == HR_NOTFOUND) {
@@ -239,6 +291,9 @@ static int page_commit(struct store_txn *t, void *arg)
         goto out; /* finished meanwhile, or this page was committed by an earlier run */
     msg = json_obj(fo, "message");
     origin = json_obj(fo, "origin");
+    list_target = strcmp(json_str(fo, "source") ? json_str(fo, "source") : "", "list")
+                      ? NULL
+                      : json_str(fo, "target");
     run_id = json_str(fo, "run_id");
     enq = num(fo, "enqueued");
     fail = num(fo, "failures");
@@ -254,6 +309,8 @@ static int page_commit(struct store_txn *t, void *arg)
         rc = send__enqueue_one(e, t, msg, to, mid, p->id, run_id, origin);
         if (rc == HR_CONFLICT)
             rc = HR_OK; /* made by a run whose commit we did not see: the same message */
+        if (rc == HR_OK && list_target)
+            rc = index_message(t, list_target, mid, now);
         if (rc < 0)
             goto out;
         enq++;

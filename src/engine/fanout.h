@@ -33,6 +33,15 @@ int engine_fanout_start(struct engine *e, struct store_txn *t, const cJSON *msg,
                         const char *request_id, const char *run_id, const cJSON *origin)
     HR_MUSTCHECK;
 
+/* engine_list_messages: the messages sent through list (or pattern) `list` (exactly as the
+ * send named it), newest first, up to limit (1..1000) after cursor (empty: from the
+ * start; else a key this function returned). Each fan-out message is indexed by the list
+ * it was sent through when its page commits. *out and *keys (each message's cursor key)
+ * are arena arrays of *n. HR_INVAL for a cursor of another list. Any thread. */
+int engine_list_messages(struct store *s, const char *list, const char *cursor, size_t limit,
+                         struct arena *a, struct message_rec **out, struct str **keys,
+                         size_t *n);
+
 /* engine_fanout_run: the "send.fanout" job handler (ctx: struct engine *). */
 void engine_fanout_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r);
 

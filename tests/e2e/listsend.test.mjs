@@ -111,6 +111,16 @@ describe('sends to lists', () => {
     assert.equal(bodyOf(ids[0]), 'news 7', 'to.data reaches the template');
     const m = await sdk.messages.retrieve(ids[N - 1]);
     assert.equal(m.recipient, bigUsers[N - 1]);
+    // GET /messages?list=: the messages sent through the list, every page
+    const seen = new Set();
+    let cursor;
+    for (let i = 0; i < 30; i++) {
+      const page = await sdk.messages.list({ list: 'news.all', limit: 100, ...(cursor ? { cursor } : {}) });
+      for (const x of page.results) seen.add(x.id);
+      if (!page.paging.more) break;
+      cursor = page.paging.cursor;
+    }
+    assert.deepEqual([...seen].sort(), [...ids].sort(), 'GET /messages?list= lists each message once');
     const progress = srv.logs().filter((l) => l.includes('event=send.fanout') && l.includes(`request=${r.requestId}`));
     assert.equal(progress.length, 3, progress.join('\n'));
     assert.match(progress[2], /enqueued=2500 .*done=yes/);
@@ -124,6 +134,9 @@ describe('sends to lists', () => {
     const ids = ['p1', 'p2', 'p3'].map((u) => memberMessageId(r.requestId, u));
     await expectAllDelivered(ids, 'pattern send');
     assert.equal(sink.requests.filter((q) => msgId(q) === memberMessageId(r.requestId, 'p4')).length, 0);
+    const listed = await sdk.messages.list({ list: 'pat.*' });
+    assert.deepEqual(listed.results.map((x) => x.id).sort(), [...ids].sort());
+    await expectError(sdk.messages.list({ list: 'pat.*', status: 'SENT' }), 400, /combined/);
   });
 
   test('the send-list automation step sends to every member', T, async () => {
