@@ -194,6 +194,25 @@ static int time_arg(const char *v, int64_t *out)
     return time_parse_iso(v, strlen(v), out);
 }
 
+/* answer_page: 200 {paging: {cursor, more}, results} with the first lim of rows (n of
+ * them); cursor (NULL: no more) continues after the last. */
+static void answer_page(struct http_resp *resp, const struct message_rec *rows, size_t n,
+                        size_t lim, const char *cursor)
+{
+    cJSON *out = cJSON_CreateObject(), *pg, *res;
+    pg = cJSON_AddObjectToObject(out, "paging");
+    res = cJSON_AddArrayToObject(out, "results");
+    for (size_t i = 0; i < n && i < lim; i++)
+        cJSON_AddItemToArray(res, details(&rows[i], false));
+    if (cursor)
+        cJSON_AddStringToObject(pg, "cursor", cursor);
+    else
+        cJSON_AddNullToObject(pg, "cursor");
+    cJSON_AddBoolToObject(pg, "more", cursor != NULL);
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
+}
+
 /* list_messages: GET /messages?list=ID[&cursor][&limit]: the messages sent through the
  * list (or pattern) as the send named it; other filters are refused for now. */
 static void list_messages(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
@@ -203,7 +222,6 @@ static void list_messages(struct api_ctx *ctx, struct http_req *req, struct http
     struct message_rec *rows = NULL;
     struct str *keys = NULL;
     size_t n = 0;
-    cJSON *out, *res, *pg;
     int rc;
     for (int k = 0; SCALARS[k]; k++)
         if (lq->seen[k] && strcmp(SCALARS[k], "list") && strcmp(SCALARS[k], "cursor") &&
@@ -231,18 +249,7 @@ static void list_messages(struct api_ctx *ctx, struct http_req *req, struct http
         api_error_rc(resp, rc, NULL);
         return;
     }
-    out = cJSON_CreateObject();
-    pg = cJSON_AddObjectToObject(out, "paging");
-    res = cJSON_AddArrayToObject(out, "results");
-    for (size_t i = 0; i < n && i < lim; i++)
-        cJSON_AddItemToArray(res, details(&rows[i], false));
-    if (n > lim)
-        cJSON_AddStringToObject(pg, "cursor", keys[lim - 1].p);
-    else
-        cJSON_AddNullToObject(pg, "cursor");
-    cJSON_AddBoolToObject(pg, "more", n > lim);
-    http_resp_json(resp, 200, out);
-    cJSON_Delete(out);
+    answer_page(resp, rows, n, lim, n > lim ? keys[lim - 1].p : NULL);
 }
 
 void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
@@ -253,7 +260,6 @@ void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
     struct list_query lq;
     size_t n = 0;
     int64_t lim = LIST_DEFAULT;
-    cJSON *out, *res, *pg;
     const char *ls = http_req_query(req, "limit");
     const char *after = http_req_query(req, "enqueued_after");
     const char *archived = http_req_query(req, "archived");
@@ -301,18 +307,7 @@ void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
         api_error_rc(resp, rc, NULL);
         return;
     }
-    out = cJSON_CreateObject();
-    pg = cJSON_AddObjectToObject(out, "paging");
-    res = cJSON_AddArrayToObject(out, "results");
-    for (size_t i = 0; i < n && i < (size_t)lim; i++)
-        cJSON_AddItemToArray(res, details(&rows[i], false));
-    if (n > (size_t)lim)
-        cJSON_AddStringToObject(pg, "cursor", rows[lim - 1].id.p);
-    else
-        cJSON_AddNullToObject(pg, "cursor");
-    cJSON_AddBoolToObject(pg, "more", n > (size_t)lim);
-    http_resp_json(resp, 200, out);
-    cJSON_Delete(out);
+    answer_page(resp, rows, n, (size_t)lim, n > (size_t)lim ? rows[lim - 1].id.p : NULL);
 }
 
 /* load: the message named by the path, or answers 404. */

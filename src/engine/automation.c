@@ -832,13 +832,35 @@ static bool fail(struct step_out *o, const char *fmt, const char *detail)
     return true;
 }
 
+/* step_send: validate msg (owned: kept as o->send, or freed on failure) for a send step
+ * (`what` names it in a failure), derive its id from the run and step, and record the
+ * outcome {status: ENQUEUED, <id_field>: id}. Always true (nothing to retry). */
+static bool step_send(struct step_out *o, cJSON *msg, const char *what, const char *id_field)
+{
+    struct herr err;
+    char seed[128];
+    herr_clear(&err);
+    if (engine_send_validate(msg, &err) < 0) {
+        char why[320];
+        snprintf(why, sizeof why, "%s: %s", what, err.msg);
+        cJSON_Delete(msg);
+        fail(o, "%s", why);
+        return true;
+    }
+    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
+    derive_id(seed, o->msg_id);
+    o->send = msg;
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
+    cJSON_AddStringToObject(o->outcome, id_field, o->msg_id);
+    return true;
+}
+
 static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
                      struct job_result *r)
 {
     cJSON *msg, *to;
     const cJSON *m = json_obj(st, "message"), *prof, *it;
-    struct herr err;
-    char seed[128];
     const char *recipient = json_str(st, "recipient");
     if (!recipient)
         recipient = json_str(ctx, "recipient");
@@ -886,19 +908,7 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
         else
             cJSON_AddItemToObject(msg, "data", d);
     }
-    herr_clear(&err);
-    if (engine_send_validate(msg, &err) < 0) {
-        cJSON_Delete(msg);
-        fail(o, "send: %s", err.msg);
-        return true;
-    }
-    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
-    derive_id(seed, o->msg_id);
-    o->send = msg;
-    o->outcome = cJSON_CreateObject();
-    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
-    cJSON_AddStringToObject(o->outcome, "messageId", o->msg_id);
-    return true;
+    return step_send(o, msg, "send", "messageId");
 }
 
 /* send-list: Courier's step {list, template?, brand?, data?, override?} (template and brand
@@ -919,8 +929,6 @@ static bool exec_send_list(struct step_out *o, const cJSON *st, const cJSON *ctx
                                                 : json_str(ctx, "template");
     const char *brand = json_str(st, "brand") ? json_str(st, "brand") : json_str(ctx, "brand");
     cJSON *msg = cJSON_CreateObject(), *to = cJSON_AddObjectToObject(msg, "to");
-    struct herr err;
-    char seed[128];
     if (!list || !tmpl) {
         cJSON_Delete(msg);
         fail(o, "send-list: %s", !list ? "list must be a list id or pattern"
@@ -936,19 +944,7 @@ static bool exec_send_list(struct step_out *o, const cJSON *st, const cJSON *ctx
         cJSON_AddStringToObject(msg, "brand_id", brand);
     if (json_obj(st, "override"))
         cJSON_AddItemToObject(msg, "providers", cJSON_Duplicate(json_obj(st, "override"), 1));
-    herr_clear(&err);
-    if (engine_send_validate(msg, &err) < 0) {
-        cJSON_Delete(msg);
-        fail(o, "send-list: %s", err.msg);
-        return true;
-    }
-    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
-    derive_id(seed, o->msg_id);
-    o->send = msg;
-    o->outcome = cJSON_CreateObject();
-    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
-    cJSON_AddStringToObject(o->outcome, "requestId", o->msg_id);
-    return true;
+    return step_send(o, msg, "send-list", "requestId");
 }
 
 static bool exec_delay(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,

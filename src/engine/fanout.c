@@ -85,17 +85,23 @@ const char *engine_fanout_target(const cJSON *msg)
     return json_str(to, "list_pattern");
 }
 
-static int start(struct store_txn *t, const char *id, cJSON *fo)
+/* next_run: enqueue fan-out id's next "send.fanout" job (due now) inside t. */
+static int next_run(struct store_txn *t, const char *id)
 {
     cJSON *job = cJSON_CreateObject();
+    int rc;
+    cJSON_AddStringToObject(job, "id", id);
+    rc = send__enqueue(t, SEND_FANOUT_KIND, job, 0);
+    cJSON_Delete(job);
+    return rc;
+}
+
+static int start(struct store_txn *t, const char *id, cJSON *fo)
+{
     char *s = json_print(fo);
     int rc = store_doc_create(t, C_FANOUTS, str_c(id), str_c(s), hclock_now(t->store->clock));
     free(s);
-    cJSON_AddStringToObject(job, "id", id);
-    if (rc == HR_OK)
-        rc = send__enqueue(t, SEND_FANOUT_KIND, job, 0);
-    cJSON_Delete(job);
-    return rc;
+    return rc == HR_OK ? next_run(t, id) : rc;
 }
 
 int engine_fanout_start(struct engine *e, struct store_txn *t, const cJSON *msg,
@@ -322,13 +328,8 @@ static int page_commit(struct store_txn *t, void *arg)
     if (p->last) {
         set_str(fo, "status", "COMPLETED");
         set_num(fo, "completed", now);
-    } else {
-        cJSON *job = cJSON_CreateObject();
-        cJSON_AddStringToObject(job, "id", p->id);
-        rc = send__enqueue(t, SEND_FANOUT_KIND, job, 0);
-        cJSON_Delete(job);
-        if (rc < 0)
-            goto out;
+    } else if ((rc = next_run(t, p->id)) < 0) {
+        goto out;
     }
     rc = fo_save(t, p->id, fo, now);
     if (rc == HR_OK)
@@ -390,21 +391,15 @@ out:
  * each user's recipient replaces. */
 static cJSON *bulk_message(const cJSON *def)
 {
-    cJSON *m = cJSON_CreateObject(), *md;
-    const char *ev = json_str(def, "event"), *tmpl = json_str(def, "template");
-    cJSON_AddItemToObject(m, "to", cJSON_CreateObject());
-    if (json_obj(def, "content"))
+    cJSON *m = engine_send_v1_to_v2(def); /* event, data, brand, override as in v1 */
+    const char *tmpl = json_str(def, "template");
+    if (json_obj(def, "content")) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "template");
         cJSON_AddItemToObject(m, "content", cJSON_Duplicate(json_obj(def, "content"), 1));
-    else
-        cJSON_AddStringToObject(m, "template", tmpl ? tmpl : (ev ? ev : ""));
-    if (json_obj(def, "data"))
-        cJSON_AddItemToObject(m, "data", cJSON_Duplicate(json_obj(def, "data"), 1));
-    if (json_str(def, "brand"))
-        cJSON_AddStringToObject(m, "brand_id", json_str(def, "brand"));
-    if (json_obj(def, "override"))
-        cJSON_AddItemToObject(m, "providers", cJSON_Duplicate(json_obj(def, "override"), 1));
-    md = cJSON_AddObjectToObject(m, "metadata");
-    cJSON_AddStringToObject(md, "event", ev ? ev : "");
+    } else if (tmpl) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "template");
+        cJSON_AddStringToObject(m, "template", tmpl);
+    }
     return m;
 }
 
@@ -412,6 +407,13 @@ int engine_bulk_validate(const cJSON *def, struct herr *err)
 {
     static const char *const known[] = {"event", "brand", "content", "data", "locale",
                                         "override", "template", NULL};
+    static const struct {
+        const char *k;
+        cJSON_bool (*is)(const cJSON *);
+        const char *what;
+    } typed[] = {{"template", cJSON_IsString, "a string"},  {"brand", cJSON_IsString, "a string"},
+                 {"override", cJSON_IsObject, "an object"}, {"data", cJSON_IsObject, "an object"},
+                 {"content", cJSON_IsObject, "an object"},  {NULL, NULL, NULL}};
     const cJSON *it, *ev;
     cJSON *m, *to;
     int rc;
@@ -432,21 +434,11 @@ int engine_bulk_validate(const cJSON *def, struct herr *err)
                                        "1-128 chars)");
     if ((it = cJSON_GetObjectItemCaseSensitive(def, "locale")) && !cJSON_IsNull(it))
         return herr_set(err, HR_INVAL, "message.locale is not supported yet");
-    if ((it = cJSON_GetObjectItemCaseSensitive(def, "template")) && !cJSON_IsNull(it) &&
-        !cJSON_IsString(it))
-        return herr_set(err, HR_INVAL, "message.template must be a string");
-    if ((it = cJSON_GetObjectItemCaseSensitive(def, "brand")) && !cJSON_IsNull(it) &&
-        !cJSON_IsString(it))
-        return herr_set(err, HR_INVAL, "message.brand must be a string");
-    if ((it = cJSON_GetObjectItemCaseSensitive(def, "override")) && !cJSON_IsNull(it) &&
-        !cJSON_IsObject(it))
-        return herr_set(err, HR_INVAL, "message.override must be an object");
-    if ((it = cJSON_GetObjectItemCaseSensitive(def, "data")) && !cJSON_IsNull(it) &&
-        !cJSON_IsObject(it))
-        return herr_set(err, HR_INVAL, "message.data must be an object");
-    if ((it = cJSON_GetObjectItemCaseSensitive(def, "content")) && !cJSON_IsNull(it) &&
-        !cJSON_IsObject(it))
-        return herr_set(err, HR_INVAL, "message.content must be an object");
+    for (int k = 0; typed[k].k; k++) {
+        it = cJSON_GetObjectItemCaseSensitive(def, typed[k].k);
+        if (it && !cJSON_IsNull(it) && !typed[k].is(it))
+            return herr_set(err, HR_INVAL, "message.%s must be %s", typed[k].k, typed[k].what);
+    }
     m = bulk_message(def);
     to = json_obj(m, "to");
     cJSON_AddStringToObject(to, "user_id", "bulk");
@@ -527,23 +519,36 @@ int engine_bulk_users_validate(const cJSON *users, struct herr *err)
     return HR_OK;
 }
 
+/* bulk_load: bulk job job_id's document (new) inside t, or from s when t is NULL;
+ * HR_NOTFOUND when absent or not a bulk job. */
+static int bulk_load(struct store_txn *t, struct store *s, const char *job_id, cJSON **fo)
+{
+    const char *src;
+    int rc = fo_load(t, s, job_id, fo);
+    if (rc == HR_OK && (!(src = json_str(*fo, "source")) || strcmp(src, "bulk"))) {
+        cJSON_Delete(*fo);
+        *fo = NULL;
+        rc = HR_NOTFOUND;
+    }
+    return rc;
+}
+
+static bool bulk_created(const cJSON *fo)
+{
+    const char *st = json_str(fo, "status");
+    return st && !strcmp(st, "CREATED");
+}
+
 int engine_bulk_add_users(struct engine *e, struct store_txn *t, const char *job_id,
                           const cJSON *users, struct herr *err)
 {
     cJSON *fo = NULL;
     const cJSON *u;
     int64_t now = hclock_now(e->clock), rec;
-    const char *src, *st;
-    int rc = fo_load(t, NULL, job_id, &fo);
+    int rc = bulk_load(t, NULL, job_id, &fo);
     if (rc < 0)
         goto out;
-    src = json_str(fo, "source");
-    st = json_str(fo, "status");
-    if (!src || strcmp(src, "bulk")) {
-        rc = HR_NOTFOUND;
-        goto out;
-    }
-    if (!st || strcmp(st, "CREATED")) {
+    if (!bulk_created(fo)) {
         rc = herr_set(err, HR_CONFLICT, "bulk job %s runs already: users can only be added "
                                         "before runJob", job_id);
         goto out;
@@ -567,48 +572,23 @@ out:
 
 int engine_bulk_run(struct engine *e, struct store_txn *t, const char *job_id)
 {
-    cJSON *fo = NULL, *job;
-    const char *src, *st;
-    int rc = fo_load(t, NULL, job_id, &fo);
-    if (rc < 0)
-        goto out;
-    src = json_str(fo, "source");
-    st = json_str(fo, "status");
-    if (!src || strcmp(src, "bulk")) {
-        rc = HR_NOTFOUND;
-        goto out;
-    }
-    if (!st || strcmp(st, "CREATED"))
-        goto out; /* runs or ran already */
+    cJSON *fo = NULL;
+    int rc = bulk_load(t, NULL, job_id, &fo);
+    if (rc < 0 || !bulk_created(fo))
+        goto out; /* absent, or runs or ran already */
     set_str(fo, "status", "PROCESSING");
     rc = fo_save(t, job_id, fo, hclock_now(e->clock));
-    if (rc < 0)
-        goto out;
-    job = cJSON_CreateObject();
-    cJSON_AddStringToObject(job, "id", job_id);
-    rc = send__enqueue(t, SEND_FANOUT_KIND, job, 0);
-    cJSON_Delete(job);
+    if (rc == HR_OK)
+        rc = next_run(t, job_id);
 out:
     cJSON_Delete(fo);
-    return rc;
-}
-
-static int bulk_load(struct store *s, const char *job_id, cJSON **fo)
-{
-    const char *src;
-    int rc = fo_load(NULL, s, job_id, fo);
-    if (rc == HR_OK && (!(src = json_str(*fo, "source")) || strcmp(src, "bulk"))) {
-        cJSON_Delete(*fo);
-        *fo = NULL;
-        rc = HR_NOTFOUND;
-    }
     return rc;
 }
 
 int engine_bulk_get(struct store *s, const char *job_id, cJSON **out)
 {
     cJSON *fo = NULL, *job;
-    int rc = bulk_load(s, job_id, &fo);
+    int rc = bulk_load(NULL, s, job_id, &fo);
     *out = NULL;
     if (rc < 0)
         return rc;
@@ -638,7 +618,7 @@ int engine_bulk_users(struct store *s, const char *job_id, const char *cursor, s
     *out = NULL;
     snprintf(prefix, sizeof prefix, "%s/", job_id);
     plen = strlen(prefix);
-    rc = bulk_load(s, job_id, &fo);
+    rc = bulk_load(NULL, s, job_id, &fo);
     if (rc < 0)
         goto out;
     if (cursor && cursor[0] && strncmp(cursor, prefix, plen)) {
