@@ -282,7 +282,7 @@ static int page_commit(struct store_txn *t, void *arg)
     struct engine *e = p->e;
     cJSON *fo = NULL, *it;
     const cJSON *msg, *origin;
-    const char *run_id, *after, *list_target;
+    const char *run_id, *after, *list_target, *last_mid = NULL;
     int64_t now = hclock_now(e->clock), enq, fail, n = 0;
     int rc = fo_load(t, NULL, p->id, &fo);
     if (rc == HR_NOTFOUND) {
@@ -320,9 +320,13 @@ static int page_commit(struct store_txn *t, void *arg)
         if (rc < 0)
             goto out;
         enq++;
+        last_mid = mid;
     }
     if (p->next)
         set_str(fo, "after", p->next);
+    if (last_mid)
+        set_str(fo, "last_msg", last_mid);
+    set_num(fo, "page_at", now);
     set_num(fo, "enqueued", enq);
     set_num(fo, "failures", fail);
     if (p->last) {
@@ -339,6 +343,18 @@ static int page_commit(struct store_txn *t, void *arg)
 out:
     cJSON_Delete(fo);
     return rc;
+}
+
+/* in_flight: the last message of fan-out fo's last page is not final yet, that page was
+ * committed less than FANOUT_PACE_MAX_MS ago, and the send is not delayed. */
+static bool in_flight(struct engine *e, const cJSON *fo, struct arena *a)
+{
+    const char *last = json_str(fo, "last_msg");
+    struct message_rec m;
+    if (!last || json_obj(json_obj(fo, "message"), "delay") ||
+        hclock_now(e->clock) - num(fo, "page_at") >= FANOUT_PACE_MAX_MS)
+        return false;
+    return store_message_get(e->store, str_c(last), a, &m) == HR_OK && !send__is_final(m.status);
 }
 
 void engine_fanout_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
@@ -362,6 +378,11 @@ void engine_fanout_run(void *ctx, const struct job *j, struct arena *a, struct j
         goto retry;
     if (strcmp(json_str(fo, "status") ? json_str(fo, "status") : "", "PROCESSING"))
         goto out;
+    if (in_flight(e, fo, a)) { /* pacing (fanout.h): the last page is still being sent */
+        r->outcome = JOB_OUT_DEFER;
+        r->retry_at_ms = hclock_now(e->clock) + FANOUT_PACE_POLL_MS;
+        goto out;
+    }
     src = json_str(fo, "source");
     after = json_str(fo, "after");
     p = arena_zalloc(a, sizeof *p);

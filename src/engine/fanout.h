@@ -11,7 +11,12 @@
  * holds one page in memory, other jobs run between its pages, and after kill -9 it
  * resumes from the last committed cursor. Message ids derive from (request id,
  * recipient), so a page run twice finds its messages instead of making new ones.
- * Each page logs a progress line (send.fanout). */
+ * Each page logs a progress line (send.fanout).
+ * Pacing: the next page is read only once the last message of the previous page is final
+ * (or FANOUT_PACE_MAX_MS after that page, or at once for a delayed send): the queue runs
+ * jobs in (run_at, id) order, so without it a fan-out would pile its whole audience into
+ * the queue ahead of any transactional send made meanwhile; with it at most about one
+ * page is ahead of such a send. */
 #ifndef HERALD_ENGINE_FANOUT_H
 #define HERALD_ENGINE_FANOUT_H
 
@@ -19,6 +24,8 @@
 
 #define SEND_FANOUT_KIND "send.fanout"
 #define FANOUT_PAGE 1000          /* recipients per job run (and per transaction) */
+#define FANOUT_PACE_POLL_MS 50    /* the next page waits while the last one is in flight... */
+#define FANOUT_PACE_MAX_MS 10000  /* ...for at most this long */
 #define BULK_USERS_MAX 1000       /* users in one addUsers call */
 #define BULK_USER_MAX_BYTES 65536 /* one user's JSON */
 
