@@ -93,11 +93,7 @@ static int doc_save(struct store_txn *t, const char *coll, const char *id, const
 
 static void derive_id(const char *seed, char out[ID_LEN + 1])
 {
-    uint8_t h[32];
-    char hex[65];
-    crypto_sha256(seed, strlen(seed), h);
-    crypto_hex(h, 32, hex);
-    snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
+    send__derive_id(seed, out);
 }
 
 /* ---- durations -------------------------------------------------------------------- */
