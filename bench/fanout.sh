@@ -3,8 +3,7 @@
 # webhook provider to the instant sink (bench/sink.c), default flags: how long herald
 # takes from the first request to the last delivery.
 #
-# herald has no list send yet (to.list_id is refused); the fastest honest way it has is
-# POST /send with `to` as an array of FANOUT_CHUNK (100) recipients {"user_id": "u<n>"},
+# First, without lists: POST /send with `to` as an array of FANOUT_CHUNK (100) recipients {"user_id": "u<n>"},
 # FANOUT_CONC (4) requests at once (bench/fanout.mjs): 1,000 requests, each one
 # transaction of 100 messages. Larger arrays accept slower (1,000 per request, herald's
 # limit, took 6x longer to accept here: each message copies the whole request, `to`
@@ -17,6 +16,10 @@
 #   fanout.delivered_ps  deliveries / total_s; send-to-delivery p50/p99 per message
 #
 # Check: the sink's count = the recipients herald accepted = FANOUT_N.
+#
+# Then the same N through the streamed fan-out: a list send (fanout.list_*) and a bulk
+# job (fanout.bulk_*): setup_s, accept_ms, total_s (the one send / runJob -> last
+# delivery) and recipients_ps; check = sink count = N.
 #
 # Usage: bench/fanout.sh   (FANOUT_N, FANOUT_CHUNK, FANOUT_CONC, FANOUT_DRAIN_MAX (1800 s);
 #        HERALD_ARGS)
@@ -65,4 +68,29 @@ if [ "$delivered" = "$accepted" ] && [ "$accepted" = "$FANOUT_N" ]; then
 else
     result fanout.check MISMATCH
 fi
+
+# The same N recipients through the streamed fan-out (src/engine/fanout.h): a list of N
+# members and ONE /send to.list_id, then a bulk job of N users and runJob
+# (bench/listsend.mjs). Setup (subscribing, adding users) is timed apart; the figure is
+# first send -> last delivery, recipients/s beside the array sends' deliveries/s above.
+for mode in list bulk; do
+    sink_reset
+    log "fanout: $FANOUT_N recipients through one $mode send"
+    node "$BENCH_HOME/listsend.mjs" "$HERALD_URL" "$ADMIN_KEY" "$FANOUT_N" "$mode" "$FANOUT_CONC" >"$BENCH_TMP/listsend.out" ||
+        die "bench/listsend.mjs failed"
+    while IFS= read -r kv; do
+        case $kv in send_us=*) ;; *=*) result "fanout.${mode}_${kv%%=*}" "${kv#*=}" ;; esac
+    done <"$BENCH_TMP/listsend.out"
+    result "fanout.${mode}_drain_s" "$(wait_queue_empty "$FANOUT_DRAIN_MAX")"
+    st=$(sink_stats)
+    send_us=$(sed -n 's/^send_us=//p' "$BENCH_TMP/listsend.out")
+    result "fanout.${mode}_delivered" "$(echo "$st" | json - j.count)"
+    result "fanout.${mode}_total_s" "$(echo "$st" | json - "((j.last_us - $send_us) / 1e6).toFixed(2)")"
+    result "fanout.${mode}_recipients_ps" "$(echo "$st" | json - "(j.count / ((j.last_us - $send_us) / 1e6)).toFixed(0)")"
+    if [ "$(echo "$st" | json - j.count)" = "$FANOUT_N" ]; then
+        result "fanout.${mode}_check" ok
+    else
+        result "fanout.${mode}_check" MISMATCH
+    fi
+done
 stop_pid "$HERALD_PID"

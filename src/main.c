@@ -9,6 +9,7 @@
 #include "engine/defcache.h"
 #include "engine/hooks.h"
 #include "engine/send.h"
+#include "engine/fanout.h"
 #include "ingest/ingest.h"
 #include "providers/http_client.h"
 #include "providers/provider.h"
@@ -410,6 +411,7 @@ static int cmd_serve(int argc, char **argv)
         {INGEST_JOB_KIND, ingest_events_run, &ig},
         {SEND_ROUTE_KIND, engine_route_run, &eng},
         {SEND_DELIVER_KIND, engine_deliver_run, &eng},
+        {SEND_FANOUT_KIND, engine_fanout_run, &eng},
         {AUTOMATION_STEP_KIND, automation_step_run, &eng},
         {HOOKS_JOB_KIND, hooks_deliver_run, &eng},
     };

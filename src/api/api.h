@@ -150,6 +150,11 @@ void api_list_sub_delete(void *ctx, struct http_req *req, struct http_resp *resp
 void api_profile_lists_get(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_profile_lists_subscribe(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_profile_lists_delete(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_bulk_create(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_bulk_add_users(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_bulk_run(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_bulk_get(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_bulk_users(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_render(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_webhooks_list(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_webhook_create(void *ctx, struct http_req *req, struct http_resp *resp);

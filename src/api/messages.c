@@ -1,7 +1,9 @@
 /* messages.c: Courier's Messages API (the message log).
  *   GET  /messages?recipient&status&notification&event&tag&tags&traceId&runId&messageId
  *                  &enqueued_after&archived&cursor&limit (status, tag, tags: repeated or
- *                  comma-joined, any of; provider, list, tenant_id: 400 until built)
+ *                  comma-joined, any of; provider, tenant_id: 400 until built;
+ *                  list: the messages sent through that list or pattern, alone or with
+ *                  cursor and limit)
  *   GET  /messages/:id            MessageDetails with providers
  *   GET  /messages/:id/history    {results: [history events]} (?type= filter)
  *   GET  /messages/:id/output     {results: [{channel, channel_id, content: {html, text,
@@ -10,6 +12,7 @@
 #include "api.h"
 
 #include "../engine/record.h"
+#include "../engine/fanout.h"
 #include "../engine/send.h"
 #include "../util/json.h"
 
@@ -45,10 +48,10 @@ static const char *const STATUSES[] = {
 /* parameters given at most once */
 static const char *const SCALARS[] = {"recipient", "notification", "event", "traceId", "trace_id",
                                       "runId", "cursor", "limit", "enqueued_after", "messageId",
-                                      "archived", NULL};
-/* Courier's filters herald has nothing to match yet (no lists, tenants; the provider key
- * is not a column) */
-static const char *const LATER[] = {"provider", "list", "tenant_id", NULL};
+                                      "archived", "list", NULL};
+/* Courier's filters herald has nothing to match yet (no tenants; the provider key is not
+ * a column) */
+static const char *const LATER[] = {"provider", "tenant_id", NULL};
 
 struct list_query {
     char status[LIST_JOINED_MAX + 1], tag[LIST_JOINED_MAX + 1];
@@ -138,6 +141,64 @@ static int time_arg(const char *v, int64_t *out)
     return time_parse_iso(v, strlen(v), out);
 }
 
+/* answer_page: 200 {paging: {cursor, more}, results} with the first lim of rows (n of
+ * them); cursor (NULL: no more) continues after the last. */
+static void answer_page(struct http_resp *resp, const struct message_rec *rows, size_t n,
+                        size_t lim, const char *cursor)
+{
+    cJSON *out = cJSON_CreateObject(), *pg, *res;
+    pg = cJSON_AddObjectToObject(out, "paging");
+    res = cJSON_AddArrayToObject(out, "results");
+    for (size_t i = 0; i < n && i < lim; i++)
+        cJSON_AddItemToArray(res, details(&rows[i], false));
+    if (cursor)
+        cJSON_AddStringToObject(pg, "cursor", cursor);
+    else
+        cJSON_AddNullToObject(pg, "cursor");
+    cJSON_AddBoolToObject(pg, "more", cursor != NULL);
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
+}
+
+/* list_messages: GET /messages?list=ID[&cursor][&limit]: the messages sent through the
+ * list (or pattern) as the send named it; other filters are refused for now. */
+static void list_messages(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
+                          const struct list_query *lq, size_t lim)
+{
+    const char *list = http_req_query(req, "list"), *cursor = http_req_query(req, "cursor");
+    struct message_rec *rows = NULL;
+    struct str *keys = NULL;
+    size_t n = 0;
+    int rc;
+    for (int k = 0; SCALARS[k]; k++)
+        if (lq->seen[k] && strcmp(SCALARS[k], "list") && strcmp(SCALARS[k], "cursor") &&
+            strcmp(SCALARS[k], "limit")) {
+            http_resp_error(resp, 400, "invalid_request_error",
+                            "list cannot be combined with %s yet", SCALARS[k]);
+            return;
+        }
+    if (lq->status_len || lq->tag_len) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "list cannot be combined with status or tag yet");
+        return;
+    }
+    if (!store_list_pattern_valid(str_c(list))) {
+        http_resp_error(resp, 400, "invalid_request_error", "list must be a list id or pattern");
+        return;
+    }
+    rc = engine_list_messages(ctx->store, list, cursor ? cursor : "", lim + 1, req->arena,
+                              &rows, &keys, &n);
+    if (rc == HR_INVAL) {
+        http_resp_error(resp, 400, "invalid_request_error", "cursor is not one of this list's");
+        return;
+    }
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
+    answer_page(resp, rows, n, lim, n > lim ? keys[lim - 1].p : NULL);
+}
+
 void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
@@ -146,7 +207,6 @@ void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
     struct list_query lq;
     size_t n = 0;
     int64_t lim = LIST_DEFAULT;
-    cJSON *out, *res, *pg;
     const char *ls = http_req_query(req, "limit");
     const char *after = http_req_query(req, "enqueued_after");
     const char *archived = http_req_query(req, "archived");
@@ -185,23 +245,16 @@ void api_messages_list(void *vctx, struct http_req *req, struct http_resp *resp)
     f.id = q(req, "messageId");
     f.before_id = q(req, "cursor");
     f.limit = (size_t)lim + 1;
+    if (http_req_query(req, "list")) {
+        list_messages(ctx, req, resp, &lq, (size_t)lim);
+        return;
+    }
     rc = store_message_list(ctx->store, &f, req->arena, &rows, &n);
     if (rc < 0) {
         api_error_rc(resp, rc, NULL);
         return;
     }
-    out = cJSON_CreateObject();
-    pg = cJSON_AddObjectToObject(out, "paging");
-    res = cJSON_AddArrayToObject(out, "results");
-    for (size_t i = 0; i < n && i < (size_t)lim; i++)
-        cJSON_AddItemToArray(res, details(&rows[i], false));
-    if (n > (size_t)lim)
-        cJSON_AddStringToObject(pg, "cursor", rows[lim - 1].id.p);
-    else
-        cJSON_AddNullToObject(pg, "cursor");
-    cJSON_AddBoolToObject(pg, "more", n > (size_t)lim);
-    http_resp_json(resp, 200, out);
-    cJSON_Delete(out);
+    answer_page(resp, rows, n, (size_t)lim, n > (size_t)lim ? rows[lim - 1].id.p : NULL);
 }
 
 /* load: the message named by the path, or answers 404. */

@@ -71,6 +71,12 @@ const struct http_route api_routes[] = {
 
     /* Courier's Send and Messages APIs */
     {HTTP_POST, "/send", api_send, AUTH_ADMIN, "send", 0, 0},
+    /* Courier's Bulk API (src/api/bulk.c) */
+    {HTTP_POST, "/bulk", api_bulk_create, AUTH_ADMIN, "bulk.create", 0, 0},
+    {HTTP_POST, "/bulk/:id", api_bulk_add_users, AUTH_ADMIN, "bulk.add_users", 0, 0},
+    {HTTP_POST, "/bulk/:id/run", api_bulk_run, AUTH_ADMIN, "bulk.run", ROUTE_ANY_CTYPE, 0},
+    {HTTP_GET, "/bulk/:id", api_bulk_get, AUTH_ADMIN, "bulk.get", 0, 0},
+    {HTTP_GET, "/bulk/:id/users", api_bulk_users, AUTH_ADMIN, "bulk.users", 0, 0},
     {HTTP_GET, "/messages", api_messages_list, AUTH_ADMIN, "messages.list", 0, 0},
     {HTTP_GET, "/messages/:id", api_message_get, AUTH_ADMIN, "messages.get", 0, 0},
     {HTTP_GET, "/messages/:id/history", api_message_history, AUTH_ADMIN, "messages.history", 0, 0},

@@ -1,11 +1,14 @@
 /* send.c: POST /send, Courier's Send API. v2 bodies are {"message": {...}}; legacy v1
  * bodies {event, recipient, profile, data, ...} are mapped to v2. The request is
  * validated (a Courier field herald cannot honour yet is refused by name, never
- * dropped: engine_send_unsupported), then one transaction creates a message per recipient with its route job;
+ * dropped: engine_send_unsupported), then one transaction creates a message per recipient with its route job
+ * (to a list, `to.list_id` / `to.list_pattern`: the list must exist (404), and the
+ * transaction starts a fan-out job that streams the members, src/engine/fanout.h);
  * the answer is 202 {"requestId"} (v1: {"messageId"}). With an Idempotency-Key the id
  * derives from the key, so a request re-run after a crash finds its own messages. */
 #include "api.h"
 
+#include "../engine/fanout.h"
 #include "../engine/send.h"
 #include "../util/id.h"
 #include "../util/json.h"
@@ -23,6 +26,38 @@ static int send_tx(struct store_txn *t, void *varg)
 {
     struct send_arg *a = varg;
     return engine_send_enqueue(a->engine, t, a->message, a->request_id, NULL, NULL);
+}
+
+/* list_target_ok: a send to a list needs the list (live), a pattern at least one live list
+ * it matches; else 404 on resp and false. */
+static bool list_target_ok(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp,
+                           const cJSON *msg)
+{
+    const char *target = engine_fanout_target(msg);
+    struct list_rec l, *rows = NULL;
+    size_t n = 0;
+    int rc;
+    if (store_list_is_pattern(str_c(target))) {
+        rc = store_list_list(ctx->store, str_c(target), STR_NULL, 1, req->arena, &rows, &n);
+        if (rc == HR_OK && n == 0) {
+            http_resp_error(resp, 404, http_error_type(404), "no list matches the pattern %.256s",
+                            target);
+            return false;
+        }
+    } else {
+        rc = store_list_get(ctx->store, str_c(target), req->arena, &l);
+        if (rc == HR_NOTFOUND || (rc == HR_OK && l.deleted_ms)) {
+            http_resp_error(resp, 404, http_error_type(404), "list %.256s not found", target);
+            return false;
+        }
+    }
+    if (rc < 0) {
+        struct herr err;
+        herr_set(&err, rc, "cannot read the list");
+        api_error_rc(resp, rc, &err);
+        return false;
+    }
+    return true;
 }
 
 void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
@@ -65,6 +100,8 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 400, "invalid_request_error", "%s", err.msg);
         goto out;
     }
+    if (engine_fanout_target(msg) && !list_target_ok(ctx, req, resp, msg))
+        goto out;
     if (api_idempotent_id(req, rid, sizeof rid) < 0)
         id_new(hclock_now(ctx->clock), rid);
     a.engine = ctx->engine;

@@ -95,11 +95,7 @@ static int doc_save(struct store_txn *t, const char *coll, const char *id, const
 
 static void derive_id(const char *seed, char out[ID_LEN + 1])
 {
-    uint8_t h[32];
-    char hex[65];
-    crypto_sha256(seed, strlen(seed), h);
-    crypto_hex(h, 32, hex);
-    snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
+    send__derive_id(seed, out);
 }
 
 /* ---- durations -------------------------------------------------------------------- */
@@ -871,13 +867,35 @@ static bool fail(struct step_out *o, const char *fmt, const char *detail)
     return true;
 }
 
+/* step_send: validate msg (owned: kept as o->send, or freed on failure) for a send step
+ * (`what` names it in a failure), derive its id from the run and step, and record the
+ * outcome {status: ENQUEUED, <id_field>: id}. Always true (nothing to retry). */
+static bool step_send(struct step_out *o, cJSON *msg, const char *what, const char *id_field)
+{
+    struct herr err;
+    char seed[128];
+    herr_clear(&err);
+    if (engine_send_validate(msg, &err) < 0) {
+        char why[320];
+        snprintf(why, sizeof why, "%s: %s", what, err.msg);
+        cJSON_Delete(msg);
+        fail(o, "%s", why);
+        return true;
+    }
+    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
+    derive_id(seed, o->msg_id);
+    o->send = msg;
+    o->outcome = cJSON_CreateObject();
+    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
+    cJSON_AddStringToObject(o->outcome, id_field, o->msg_id);
+    return true;
+}
+
 static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
                      struct job_result *r)
 {
     cJSON *msg, *to;
     const cJSON *m = json_obj(st, "message"), *prof, *it;
-    struct herr err;
-    char seed[128];
     const char *recipient = json_str(st, "recipient");
     if (!recipient)
         recipient = json_str(ctx, "recipient");
@@ -925,19 +943,43 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
         else
             cJSON_AddItemToObject(msg, "data", d);
     }
-    herr_clear(&err);
-    if (engine_send_validate(msg, &err) < 0) {
+    return step_send(o, msg, "send", "messageId");
+}
+
+/* send-list: Courier's step {list, template?, brand?, data?, override?} (template and brand
+ * default to the run's): a send to every member of the list (or list pattern), streamed
+ * by the fan-out (fanout.h). */
+static int check_send_list(const cJSON *st, int i, struct herr *err)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(st, "list"))
+        return herr_set(err, HR_INVAL, "steps[%d]: send-list needs list", i);
+    return HR_OK;
+}
+
+static bool exec_send_list(struct step_out *o, const cJSON *st, const cJSON *ctx,
+                           const cJSON *run, struct job_result *r)
+{
+    const char *list = json_str(st, "list");
+    const char *tmpl = json_str(st, "template") ? json_str(st, "template")
+                                                : json_str(ctx, "template");
+    const char *brand = json_str(st, "brand") ? json_str(st, "brand") : json_str(ctx, "brand");
+    cJSON *msg = cJSON_CreateObject(), *to = cJSON_AddObjectToObject(msg, "to");
+    if (!list || !tmpl) {
         cJSON_Delete(msg);
-        fail(o, "send: %s", err.msg);
+        fail(o, "send-list: %s", !list ? "list must be a list id or pattern"
+                                       : "no template (set the step's or the run's template)");
         return true;
     }
-    snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
-    derive_id(seed, o->msg_id);
-    o->send = msg;
-    o->outcome = cJSON_CreateObject();
-    cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
-    cJSON_AddStringToObject(o->outcome, "messageId", o->msg_id);
-    return true;
+    cJSON_AddStringToObject(to, store_list_is_pattern(str_c(list)) ? "list_pattern" : "list_id",
+                            list);
+    cJSON_AddStringToObject(msg, "template", tmpl);
+    cJSON_AddItemToObject(msg, "data", merge(json_obj(ctx, "data"), json_obj(st, "data"),
+                                             "overwrite"));
+    if (brand)
+        cJSON_AddStringToObject(msg, "brand_id", brand);
+    if (json_obj(st, "override"))
+        cJSON_AddItemToObject(msg, "providers", cJSON_Duplicate(json_obj(st, "override"), 1));
+    return step_send(o, msg, "send-list", "requestId");
 }
 
 static bool exec_delay(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
@@ -1485,6 +1527,7 @@ out:
  * (and its check/prepare/exec functions above). The order is the one error messages list. */
 static const struct step_type step_types[] = {
     {"send", check_send, NULL, exec_send, false},
+    {"send-list", check_send_list, NULL, exec_send_list, false},
     {"delay", check_delay, NULL, exec_delay, false},
     {"cancel", check_cancel, NULL, exec_cancel, false},
     {"fetch-data", check_fetch_data, prepare_fetch_data, exec_fetch_data, false},

@@ -3,6 +3,7 @@
  * helpers of the pipeline live here too (send_int.h). */
 #include "send_int.h"
 #include "prefs.h"
+#include "fanout.h"
 
 #include "../util/clock.h"
 #include "../util/crypto.h"
@@ -53,6 +54,15 @@ int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t
     return rc;
 }
 
+void send__derive_id(const char *seed, char out[ID_LEN + 1])
+{
+    uint8_t dig[32];
+    char hex[65];
+    crypto_sha256(seed, strlen(seed), dig);
+    crypto_hex(dig, 32, hex);
+    snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
+}
+
 bool send__is_final(struct str status)
 {
     static const char *finals[] = {"SENT",       "DELIVERED", "UNDELIVERABLE", "UNROUTABLE",
@@ -100,8 +110,9 @@ static int check_recipient(const cJSON *to, int i, struct herr *err)
         cJSON_GetObjectItemCaseSensitive(to, "audience_id") ||
         cJSON_GetObjectItemCaseSensitive(to, "list_pattern"))
         return herr_set(err, HR_INVAL,
-                        "message.to[%d]: lists and audiences are not supported yet; send to "
-                        "user_id, email or phone_number",
+                        "message.to[%d]: a list or audience must be the message's only "
+                        "recipient (to: {list_id} or {list_pattern}); audiences are not "
+                        "supported yet",
                         i);
     return herr_set(err, HR_INVAL,
                     "message.to[%d] needs user_id, email, phone_number or webhook", i);
@@ -116,6 +127,38 @@ have_addr:
     v = cJSON_GetObjectItemCaseSensitive(to, "data");
     if (v && !cJSON_IsObject(v) && !cJSON_IsNull(v))
         return herr_set(err, HR_INVAL, "message.to[%d].data must be an object", i);
+    return HR_OK;
+}
+
+/* check_list_recipient: Courier's ListRecipient {list_id, data?} or
+ * ListPatternRecipient {list_pattern, data?}, to fan out (fanout.h). */
+static int check_list_recipient(const cJSON *to, struct herr *err)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(to, "list_id");
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(to, "list_pattern"), *it;
+    cJSON_ArrayForEach(it, to)
+    {
+        if (!cJSON_IsNull(it) && strcmp(it->string, "list_id") &&
+            strcmp(it->string, "list_pattern") && strcmp(it->string, "data"))
+            return herr_set(err, HR_INVAL, "message.to.%.64s is not supported with a list "
+                                           "recipient",
+                            it->string);
+    }
+    if (id && pat)
+        return herr_set(err, HR_INVAL, "message.to: give list_id or list_pattern, not both");
+    if (id && (!cJSON_IsString(id) || !store_list_id_valid(str_c(id->valuestring))))
+        return herr_set(err, HR_INVAL,
+                        "message.to.list_id must be a list id (1 to %d bytes of up to %d "
+                        "dot-separated parts, each of [A-Za-z0-9_:@+-])",
+                        LIST_ID_MAX, LIST_PARTS_MAX);
+    if (pat && (!cJSON_IsString(pat) || !store_list_pattern_valid(str_c(pat->valuestring))))
+        return herr_set(err, HR_INVAL,
+                        "message.to.list_pattern must be a list pattern: dot-separated parts "
+                        "of [A-Za-z0-9_:@+-], `*` for one part, a last `**` for the rest, at "
+                        "least one literal part (e.g. \"team.*\")");
+    it = cJSON_GetObjectItemCaseSensitive(to, "data");
+    if (it && !cJSON_IsObject(it) && !cJSON_IsNull(it))
+        return herr_set(err, HR_INVAL, "message.to.data must be an object");
     return HR_OK;
 }
 
@@ -168,6 +211,10 @@ int engine_send_validate(const cJSON *msg, struct herr *err)
             return herr_set(err, HR_INVAL, "message.to must list 1 to %d recipients",
                             SEND_MAX_RECIPIENTS);
         cJSON_ArrayForEach(it, to) if (check_recipient(it, i++, err) < 0) return HR_INVAL;
+    } else if (cJSON_IsObject(to) && (cJSON_GetObjectItemCaseSensitive(to, "list_id") ||
+                                      cJSON_GetObjectItemCaseSensitive(to, "list_pattern"))) {
+        if (check_list_recipient(to, err) < 0)
+            return HR_INVAL;
     } else if (check_recipient(to, 0, err) < 0) {
         return HR_INVAL;
     }
@@ -388,76 +435,85 @@ static int64_t run_at(const cJSON *msg, int64_t now)
     return t;
 }
 
+int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
+                      const cJSON *r, const char *msg_id, const char *request_id,
+                      const char *run_id, const cJSON *origin)
+{
+    const cJSON *md = json_obj(msg, "metadata");
+    int64_t now = hclock_now(e->clock), when = run_at(msg, now);
+    struct message_rec m;
+    cJSON *spec = cJSON_Duplicate(msg, 1), *h = cJSON_CreateObject(), *job;
+    const cJSON *tags = json_arr(md, "tags");
+    const char *tmpl = json_str(msg, "template");
+    struct arena *a = arena_new(8192);
+    int rc;
+
+    cJSON_ReplaceItemInObjectCaseSensitive(spec, "to", cJSON_Duplicate(r, 1));
+    memset(&m, 0, sizeof m);
+    m.id = str_c(msg_id);
+    m.request_id = str_c(request_id);
+    m.status = str_c("ENQUEUED");
+    m.recipient = str_c(recipient_name(r));
+    m.notification = str_c(tmpl ? tmpl : "");
+    m.event = str_c(json_str(md, "event") ? json_str(md, "event") : (tmpl ? tmpl : ""));
+    m.trace_id = str_c(json_str(md, "trace_id") ? json_str(md, "trace_id") : "");
+    m.run_id = str_c(run_id ? run_id : "");
+    m.tags = tags ? send__json_str(a, tags) : STR_LIT("[]");
+    m.spec = send__json_str(a, spec);
+    m.state = STR_LIT("{}");
+    m.enqueued_ms = m.updated_ms = now;
+    rc = store_message_insert(t, &m);
+    if (rc < 0)
+        goto out;
+    cJSON_AddStringToObject(h, "event", m.event.p ? m.event.p : "");
+    cJSON_AddStringToObject(h, "recipient", m.recipient.p ? m.recipient.p : "");
+    if (json_obj(msg, "data"))
+        cJSON_AddItemToObject(h, "data", cJSON_Duplicate(json_obj(msg, "data"), 1));
+    if (origin)
+        cJSON_AddItemToObject(h, "origin", cJSON_Duplicate(origin, 1));
+    if (run_id)
+        cJSON_AddStringToObject(h, "runId", run_id);
+    rc = send__history(t, m.id, now, "ENQUEUED", h);
+    if (rc == HR_OK && when > now) {
+        cJSON *dh = cJSON_CreateObject();
+        cJSON_AddNumberToObject(dh, "until", (double)when);
+        rc = send__history(t, m.id, now, "DELAYED", dh);
+        cJSON_Delete(dh);
+    }
+    if (rc == HR_OK) {
+        job = cJSON_CreateObject();
+        cJSON_AddStringToObject(job, "id", msg_id);
+        rc = send__enqueue(t, SEND_ROUTE_KIND, job, when);
+        cJSON_Delete(job);
+    }
+out:
+    cJSON_Delete(spec);
+    cJSON_Delete(h);
+    arena_free(a);
+    return rc;
+}
+
 int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
                         const char *request_id, const char *run_id, const cJSON *origin)
 {
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *r;
-    const cJSON *md = json_obj(msg, "metadata");
-    int64_t now = hclock_now(e->clock), when = run_at(msg, now);
     int n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : 1;
-    struct arena *a = arena_new(8192);
     int rc = HR_OK;
 
+    if (engine_fanout_target(msg)) /* a list: streamed page by page (fanout.h) */
+        return engine_fanout_start(e, t, msg, request_id, run_id, origin);
     for (int i = 0; i < n && rc == HR_OK; i++) {
         char idbuf[ID_LEN + 1];
-        struct message_rec m;
-        cJSON *spec = cJSON_Duplicate(msg, 1), *h = cJSON_CreateObject(), *job;
-        const cJSON *tags = json_arr(md, "tags");
-        const char *tmpl = json_str(msg, "template");
         r = cJSON_IsArray(to) ? cJSON_GetArrayItem(to, i) : to;
-        cJSON_ReplaceItemInObjectCaseSensitive(spec, "to", cJSON_Duplicate(r, 1));
         if (n == 1) {
             snprintf(idbuf, sizeof idbuf, "%s", request_id);
         } else { /* derived from the request, so a replayed request finds the same ids */
-            char seed[128], hex[65];
-            uint8_t dig[32];
-            int len = snprintf(seed, sizeof seed, "%s:%d", request_id, i);
-            crypto_sha256(seed, (size_t)len, dig);
-            crypto_hex(dig, 32, hex);
-            snprintf(idbuf, sizeof idbuf, "1-%.8s-%.24s", hex, hex + 8);
+            char seed[128];
+            snprintf(seed, sizeof seed, "%s:%d", request_id, i);
+            send__derive_id(seed, idbuf);
         }
-        memset(&m, 0, sizeof m);
-        m.id = arena_str(a, str_c(idbuf));
-        m.request_id = str_c(request_id);
-        m.status = str_c("ENQUEUED");
-        m.recipient = str_c(recipient_name(r));
-        m.notification = str_c(tmpl ? tmpl : "");
-        m.event = str_c(json_str(md, "event") ? json_str(md, "event") : (tmpl ? tmpl : ""));
-        m.trace_id = str_c(json_str(md, "trace_id") ? json_str(md, "trace_id") : "");
-        m.run_id = str_c(run_id ? run_id : "");
-        m.tags = tags ? send__json_str(a, tags) : STR_LIT("[]");
-        m.spec = send__json_str(a, spec);
-        m.state = STR_LIT("{}");
-        m.enqueued_ms = m.updated_ms = now;
-        rc = store_message_insert(t, &m);
-        if (rc < 0)
-            goto next;
-        cJSON_AddStringToObject(h, "event", m.event.p ? m.event.p : "");
-        cJSON_AddStringToObject(h, "recipient", m.recipient.p ? m.recipient.p : "");
-        if (json_obj(msg, "data"))
-            cJSON_AddItemToObject(h, "data", cJSON_Duplicate(json_obj(msg, "data"), 1));
-        if (origin)
-            cJSON_AddItemToObject(h, "origin", cJSON_Duplicate(origin, 1));
-        if (run_id)
-            cJSON_AddStringToObject(h, "runId", run_id);
-        rc = send__history(t, m.id, now, "ENQUEUED", h);
-        if (rc == HR_OK && when > now) {
-            cJSON *dh = cJSON_CreateObject();
-            cJSON_AddNumberToObject(dh, "until", (double)when);
-            rc = send__history(t, m.id, now, "DELAYED", dh);
-            cJSON_Delete(dh);
-        }
-        if (rc == HR_OK) {
-            job = cJSON_CreateObject();
-            cJSON_AddStringToObject(job, "id", idbuf);
-            rc = send__enqueue(t, SEND_ROUTE_KIND, job, when);
-            cJSON_Delete(job);
-        }
-    next:
-        cJSON_Delete(spec);
-        cJSON_Delete(h);
+        rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin);
     }
-    arena_free(a);
     return rc;
 }
 

@@ -5,6 +5,7 @@
 
 #include "send.h"
 
+#include "../util/id.h"
 #include "../util/json.h"
 
 /* send__history: append a history event {ts, type, ...fields of body} to message id;
@@ -20,6 +21,15 @@ int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t
  * (UNDELIVERABLE, UNROUTABLE, UNMAPPED), inside t. */
 int send__final(struct store_txn *t, struct message_rec *m, struct arena *a, const char *status,
                 const char *reason, const char *error, const cJSON *extra, int64_t now);
+/* send__enqueue_one: inside t, create message msg_id for recipient r of the (validated)
+ * message msg (its `to` replaced by r), its ENQUEUED history and its route job.
+ * HR_CONFLICT when msg_id exists already (a replay: nothing written). */
+int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
+                      const cJSON *r, const char *msg_id, const char *request_id,
+                      const char *run_id, const cJSON *origin);
+/* send__derive_id: a message id ("1-<8 hex>-<24 hex>") derived from seed (SHA-256), so
+ * work repeated after a crash finds the messages it made. Pure. */
+void send__derive_id(const char *seed, char out[ID_LEN + 1]);
 /* send__is_final: a status after which nothing more happens. */
 bool send__is_final(struct str status);
 

@@ -113,7 +113,7 @@ async function editor(id) {
       'div',
       { class: 'card' },
       h('h2', {}, 'Definition (JSON)'),
-      field('Automation JSON', json, 'Every step type: send, delay, cancel, fetch-data, update-profile, get-profile, invoke.'),
+      field('Automation JSON', json, 'Every step type: send, send-list, delay, cancel, fetch-data, update-profile, get-profile, invoke.'),
       jsonErr,
       h('div', { class: 'actions' }, save),
     ),

@@ -210,7 +210,7 @@ static void test_step_types_table(void **state)
     struct herr err;
     bool skipped;
     invalid("{\"steps\":[{\"action\":\"explode\"}]}",
-            "steps[0].action must be one of send, delay, cancel, fetch-data, update-profile, "
+            "steps[0].action must be one of send, send-list, delay, cancel, fetch-data, update-profile, "
             "get-profile, invoke");
     invalid("{\"steps\":[{\"if\":\"data.a\"}]}", "steps[0].action must be one of");
     ctx = cJSON_Parse("{\"data\":{\"t\":\"bad id!\",\"u\":\"ftp://x\"}}");

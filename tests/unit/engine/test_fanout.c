@@ -1,0 +1,357 @@
+/* test_fanout.c: sends to lists and bulk jobs (src/engine/fanout.c): the input matrix of
+ * list recipients, bulk messages and bulk users; and over a real SQLite store, a list
+ * fan-out driven page by page with the "crashes" a kill -9 can cause: a page read but
+ * never committed (read again from the saved cursor), and two runs of the same page both
+ * reaching their commit (the second changes nothing). Every member ends with exactly one
+ * message, its id derived from (request, user). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../../src/engine/fanout.h"
+#include "../../../src/util/crypto.h"
+#include "../../../src/util/id.h"
+#include "../../../src/util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define T0 1700000000000LL
+
+static int validate(const char *json)
+{
+    cJSON *m = cJSON_Parse(json);
+    struct herr err;
+    int rc;
+    herr_clear(&err);
+    assert_non_null(m);
+    rc = engine_send_validate(m, &err);
+    cJSON_Delete(m);
+    return rc;
+}
+
+static void test_list_recipients(void **state)
+{
+    (void)state;
+    assert_int_equal(validate("{\"to\":{\"list_id\":\"team.eng\"},\"template\":\"t\"}"), 0);
+    assert_int_equal(validate("{\"to\":{\"list_id\":\"a\",\"data\":{\"x\":1}},\"template\":\"t\"}"), 0);
+    assert_int_equal(validate("{\"to\":{\"list_pattern\":\"team.*\"},\"template\":\"t\"}"), 0);
+    assert_int_equal(validate("{\"to\":{\"list_pattern\":\"team.**\"},\"template\":\"t\"}"), 0);
+    assert_int_equal(validate("{\"to\":{\"list_pattern\":\"team\"},\"template\":\"t\"}"), 0);
+    static const char *bad[] = {
+        "{\"to\":{\"list_id\":\"a\",\"list_pattern\":\"a.*\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"a.*\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"a..b\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"a.b.c.d.e\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":7},\"template\":\"t\"}",
+        "{\"to\":{\"list_pattern\":\"*.*\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_pattern\":\"**.a\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_pattern\":\"a b\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"a\",\"email\":\"x@y.z\"},\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"a\",\"data\":[1]},\"template\":\"t\"}",
+        "{\"to\":[{\"user_id\":\"u\"},{\"list_id\":\"a\"}],\"template\":\"t\"}",
+        "{\"to\":[{\"list_id\":\"a\"}],\"template\":\"t\"}",
+        "{\"to\":{\"list_id\":\"a\"}}",
+        NULL,
+    };
+    for (int i = 0; bad[i]; i++) {
+        if (validate(bad[i]) != HR_INVAL)
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
+static void test_target(void **state)
+{
+    cJSON *m;
+    (void)state;
+    m = cJSON_Parse("{\"to\":{\"list_id\":\"a.b\"}}");
+    assert_string_equal(engine_fanout_target(m), "a.b");
+    cJSON_Delete(m);
+    m = cJSON_Parse("{\"to\":{\"list_pattern\":\"a.*\"}}");
+    assert_string_equal(engine_fanout_target(m), "a.*");
+    cJSON_Delete(m);
+    m = cJSON_Parse("{\"to\":{\"user_id\":\"u\"}}");
+    assert_null(engine_fanout_target(m));
+    cJSON_Delete(m);
+    m = cJSON_Parse("{\"to\":[{\"list_id\":\"a\"}]}");
+    assert_null(engine_fanout_target(m));
+    cJSON_Delete(m);
+}
+
+static int bulk_msg(const char *json)
+{
+    cJSON *m = cJSON_Parse(json);
+    struct herr err;
+    int rc;
+    herr_clear(&err);
+    rc = engine_bulk_validate(m, &err);
+    cJSON_Delete(m);
+    return rc;
+}
+
+static void test_bulk_messages(void **state)
+{
+    (void)state;
+    assert_int_equal(bulk_msg("{\"event\":\"welcome\"}"), 0);
+    assert_int_equal(bulk_msg("{\"event\":\"e\",\"template\":\"t\",\"data\":{\"a\":1},\"brand\":"
+                              "\"b\",\"override\":{},\"locale\":null}"),
+                     0);
+    assert_int_equal(bulk_msg("{\"event\":\"e\",\"content\":{\"title\":\"x\",\"body\":\"y\"}}"), 0);
+    static const char *bad[] = {
+        "null", "[]", "{}", "{\"event\":\"\"}", "{\"event\":5}",
+        "{\"event\":\"e\",\"locale\":{\"fr\":{}}}", "{\"event\":\"e\",\"nope\":1}",
+        "{\"event\":\"e\",\"template\":7}", "{\"event\":\"e\",\"override\":\"x\"}",
+        "{\"event\":\"e\",\"data\":[1]}", "{\"event\":\"e\",\"content\":\"x\"}",
+        NULL,
+    };
+    for (int i = 0; bad[i]; i++)
+        if (bulk_msg(bad[i]) != HR_INVAL)
+            fail_msg("accepted: %s", bad[i]);
+}
+
+static int bulk_users(const char *json)
+{
+    cJSON *m = cJSON_Parse(json);
+    struct herr err;
+    int rc;
+    herr_clear(&err);
+    rc = engine_bulk_users_validate(m, &err);
+    cJSON_Delete(m);
+    return rc;
+}
+
+static void test_bulk_users(void **state)
+{
+    cJSON *many = cJSON_CreateArray(), *big = cJSON_CreateArray(), *u;
+    struct herr err;
+    char *pad = malloc(BULK_USER_MAX_BYTES + 1);
+    (void)state;
+    assert_int_equal(bulk_users("[{\"recipient\":\"u1\"},{\"to\":{\"email\":\"a@b.c\"},\"profile\":"
+                                "{\"x\":1},\"data\":{\"d\":2},\"preferences\":null}]"),
+                     0);
+    assert_int_equal(bulk_users("[{}]"), 0); /* no address: accepted, counted as a failure */
+    static const char *bad[] = {
+        "null", "{}", "[]", "[1]", "[{\"recipient\":5}]", "[{\"to\":\"x\"}]",
+        "[{\"profile\":[1]}]", "[{\"preferences\":{\"a\":1}}]", "[{\"nope\":1}]",
+        NULL,
+    };
+    for (int i = 0; bad[i]; i++)
+        if (bulk_users(bad[i]) != HR_INVAL)
+            fail_msg("accepted: %s", bad[i]);
+    for (int i = 0; i < BULK_USERS_MAX + 1; i++)
+        cJSON_AddItemToArray(many, cJSON_CreateObject());
+    herr_clear(&err);
+    assert_int_equal(engine_bulk_users_validate(many, &err), HR_TOOBIG);
+    assert_non_null(strstr(err.msg, "at most 1000"));
+    cJSON_DeleteItemFromArray(many, 0);
+    assert_int_equal(engine_bulk_users_validate(many, &err), 0);
+    memset(pad, 'x', BULK_USER_MAX_BYTES);
+    pad[BULK_USER_MAX_BYTES] = '\0';
+    u = cJSON_CreateObject();
+    cJSON_AddStringToObject(u, "recipient", "u");
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(u, "data"), "pad", cJSON_CreateString(pad));
+    cJSON_AddItemToArray(big, u);
+    assert_int_equal(engine_bulk_users_validate(big, &err), HR_TOOBIG);
+    free(pad);
+    cJSON_Delete(many);
+    cJSON_Delete(big);
+}
+
+/* ---- a list fan-out over a real store ------------------------------------------------ */
+
+#define MEMBERS 2345 /* three pages */
+#define RID "1-00000001-aaaaaaaaaaaaaaaaaaaaaaaa"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct hclock_manual clk;
+    struct store *s;
+    struct engine e;
+};
+
+static int subscribe_tx(struct store_txn *t, void *arg)
+{
+    int rc = store_list_ensure(t, str_c("news.all"), T0);
+    char u[32];
+    (void)arg;
+    for (int i = 0; i < MEMBERS && rc == HR_OK; i++) {
+        snprintf(u, sizeof u, "user-%05d", i);
+        rc = store_list_sub_put(t, str_c("news.all"), str_c(u), STR_NULL, T0);
+    }
+    return rc;
+}
+
+static int start_tx(struct store_txn *t, void *arg)
+{
+    struct fx *f = arg;
+    cJSON *m = cJSON_Parse("{\"to\":{\"list_id\":\"news.all\"},\"content\":{\"title\":\"t\","
+                           "\"body\":\"b\"}}");
+    int rc = engine_send_enqueue(&f->e, t, m, RID, NULL, NULL);
+    cJSON_Delete(m);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char dsn[160];
+    struct herr err;
+    herr_clear(&err);
+    snprintf(f->dir, sizeof f->dir, "/tmp/herald-tfan-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/f.db", f->dir);
+    snprintf(dsn, sizeof dsn, "sqlite:%s", f->path);
+    hclock_manual_init(&f->clk, T0);
+    if (store_open(dsn, &f->clk.base, &f->s, &err) < 0) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        return -1;
+    }
+    f->e.store = f->s;
+    f->e.clock = &f->clk.base;
+    f->e.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[160];
+    store_close(f->s);
+    unlink(f->path);
+    snprintf(p, sizeof p, "%s-wal", f->path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", f->path);
+    unlink(p);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* run_job: one run of the fan-out job into a (its result in *r, not committed) */
+static void run_job(struct fx *f, struct arena *a, struct job_result *r)
+{
+    struct job j;
+    memset(&j, 0, sizeof j);
+    memset(r, 0, sizeof *r);
+    snprintf(j.kind, sizeof j.kind, "%s", SEND_FANOUT_KIND);
+    j.payload = str_c("{\"id\":\"" RID "\"}");
+    engine_fanout_run(&f->e, &j, a, r);
+}
+
+/* run_page: run_job that reads a page */
+static void run_page(struct fx *f, struct arena *a, struct job_result *r)
+{
+    run_job(f, a, r);
+    assert_int_equal(r->outcome, JOB_OUT_DONE);
+}
+
+static void commit(struct fx *f, struct job_result *r)
+{
+    struct herr err;
+    herr_clear(&err);
+    assert_non_null(r->commit);
+    assert_int_equal(store_write(f->s, r->commit, r->commit_arg, &err), 0);
+}
+
+/* progress: the fan-out document's enqueued count and status (into st, 16 bytes) */
+static int64_t progress(struct fx *f, char *st)
+{
+    struct arena *a = arena_new(4096);
+    struct doc_rec d;
+    cJSON *v;
+    int64_t n = -1;
+    assert_int_equal(store_doc_get(f->s, "fanouts", str_c(RID), a, &d), 0);
+    v = cJSON_Parse(d.body.p);
+    json_i64(v, "enqueued", &n);
+    snprintf(st, 16, "%s", json_str(v, "status"));
+    cJSON_Delete(v);
+    arena_free(a);
+    return n;
+}
+
+static void test_list_fanout_resumes(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    struct job_result r1, r2;
+    struct arena *a1 = arena_new(65536), *a2 = arena_new(65536), *a = arena_new(4096);
+    char st[16];
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, subscribe_tx, NULL, &err), 0);
+    assert_int_equal(store_write(f->s, start_tx, f, &err), 0);
+    assert_int_equal(store_write(f->s, start_tx, f, &err), HR_CONFLICT); /* a replay */
+
+    /* page 1 read, then "killed" before its commit: nothing of it is kept */
+    run_page(f, a1, &r1);
+    arena_reset(a1);
+    assert_int_equal(progress(f, st), 0);
+    /* read again from the saved cursor; two runs of it both reach their commit */
+    run_page(f, a1, &r1);
+    run_page(f, a2, &r2);
+    commit(f, &r1);
+    assert_int_equal(progress(f, st), FANOUT_PAGE);
+    commit(f, &r2); /* stale: its cursor is no longer the saved one */
+    assert_int_equal(progress(f, st), FANOUT_PAGE);
+    assert_string_equal(st, "PROCESSING");
+    arena_reset(a1);
+    arena_reset(a2);
+    /* pacing: the page's messages are not sent yet, so the next page waits... */
+    run_job(f, a1, &r1);
+    assert_int_equal(r1.outcome, JOB_OUT_DEFER);
+    assert_true(r1.retry_at_ms > hclock_now(&f->clk.base));
+    assert_null(r1.commit);
+    arena_reset(a1);
+    for (int i = 0; i < 5 && strcmp(st, "COMPLETED"); i++) {
+        hclock_manual_advance(&f->clk, FANOUT_PACE_MAX_MS); /* ...at most this long */
+        run_page(f, a1, &r1);
+        commit(f, &r1);
+        arena_reset(a1);
+        progress(f, st);
+    }
+    assert_string_equal(st, "COMPLETED");
+    assert_int_equal(progress(f, st), MEMBERS);
+    /* after completion a run does nothing */
+    run_page(f, a1, &r1);
+    assert_null(r1.commit);
+
+    /* every member has its one message, id derived from (request, user) */
+    for (int i = 0; i < MEMBERS; i++) {
+        char seed[96], id[ID_LEN + 1], u[32];
+        struct message_rec m;
+        snprintf(u, sizeof u, "user-%05d", i);
+        snprintf(seed, sizeof seed, "%s:to:%s", RID, u);
+        uint8_t dig[32];
+        char hex[65];
+        crypto_sha256(seed, strlen(seed), dig);
+        crypto_hex(dig, 32, hex);
+        snprintf(id, sizeof id, "1-%.8s-%.24s", hex, hex + 8);
+        assert_int_equal(store_message_get(f->s, str_c(id), a, &m), 0);
+        assert_true(str_eq_c(m.recipient, u));
+        assert_true(str_eq_c(m.request_id, RID));
+        arena_reset(a);
+    }
+    arena_free(a);
+    arena_free(a1);
+    arena_free(a2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list_recipients),
+        cmocka_unit_test(test_target),
+        cmocka_unit_test(test_bulk_messages),
+        cmocka_unit_test(test_bulk_users),
+        cmocka_unit_test_setup_teardown(test_list_fanout_resumes, setup, teardown),
+    };
+    json_use_xalloc();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
