@@ -151,3 +151,39 @@ export function pageHead(title, ...actions) {
 export function reload() {
   window.dispatchEvent(new Event('herald:reload'));
 }
+
+/** A confirmation dialog: text, Cancel and a button `label` that runs the async action
+ *  (the dialog closes either way; an error is shown as the API's message). */
+export function confirmAction(title, text, label, action) {
+  const ok = h('button', { type: 'submit' }, label);
+  const form = h('form', { method: 'dialog' }, h('p', {}, text), h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => close() }, 'Cancel'), ok));
+  const { close } = dialog(title, form);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    busy(ok, async () => {
+      try {
+        await action();
+      } finally {
+        close();
+      }
+    });
+  });
+}
+
+/** Cursor paging state for one view: cursor() is the page to show; pager(paging) the
+ *  "Previous page" / "Next page" buttons for the answer's {cursor, more} (null when all
+ *  fits on one page); reset() goes back to the first page. */
+export function cursorPages(label) {
+  let stack = []; // cursors of the pages shown before this one; the last is this page's
+  return {
+    cursor: () => (stack.length ? stack[stack.length - 1] : ''),
+    reset: () => (stack = []),
+    pager(paging) {
+      const more = Boolean(paging && paging.more && paging.cursor);
+      if (!more && !stack.length) return null; // one page: nothing to move to
+      const prev = h('button', { type: 'button', class: 'secondary', disabled: !stack.length, onclick: () => { stack.pop(); reload(); } }, 'Previous page', h('span', { class: 'sr-only' }, ` of ${label}`));
+      const next = h('button', { type: 'button', class: 'secondary', disabled: !more, onclick: () => { stack.push(paging.cursor); reload(); } }, 'Next page', h('span', { class: 'sr-only' }, ` of ${label}`));
+      return h('div', { class: 'actions pager' }, prev, next);
+    },
+  };
+}

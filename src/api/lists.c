@@ -1,6 +1,6 @@
 /* lists.c: Courier's Lists API and a profile's list subscriptions.
- *   GET    /lists?cursor&pattern                 -> {items: [{id, name, created, updated}], paging}
- *   GET    /lists/:id                            -> the list (404 when absent or deleted)
+ *   GET    /lists?cursor&pattern                 -> {items: [{id, name, created, updated, subscriber_count}], paging}
+ *   GET    /lists/:id                            -> the list with its subscriber_count (404 when absent or deleted)
  *   PUT    /lists/:id {name, preferences?}       -> create or replace; 204
  *   DELETE /lists/:id                            -> mark deleted (subscriptions kept); 204
  *   PUT    /lists/:id/restore                    -> undo the delete; 204
@@ -294,6 +294,17 @@ static int read_items(const cJSON *body, const char *member, const char *id_key,
     return HR_OK;
 }
 
+/* add_count: o.subscriber_count = the list's member count (herald's own field). Returns
+ * 0, or the store's error (o is left without it). */
+static int add_count(struct api_ctx *ctx, cJSON *o, struct str id)
+{
+    int64_t n = 0;
+    int rc = store_list_sub_count(ctx->store, id, &n);
+    if (rc == HR_OK)
+        cJSON_AddNumberToObject(o, "subscriber_count", (double)n);
+    return rc;
+}
+
 /* ---- /lists --------------------------------------------------------------------------- */
 
 void api_lists_list(void *vctx, struct http_req *req, struct http_resp *resp)
@@ -320,8 +331,16 @@ void api_lists_list(void *vctx, struct http_req *req, struct http_resp *resp)
     }
     out = cJSON_CreateObject();
     items = cJSON_AddArrayToObject(out, "items");
-    for (size_t i = 0; i < n && i < limit; i++)
-        cJSON_AddItemToArray(items, list_json(&rows[i]));
+    for (size_t i = 0; i < n && i < limit && rc >= 0; i++) {
+        cJSON *it = list_json(&rows[i]);
+        cJSON_AddItemToArray(items, it);
+        rc = add_count(ctx, it, rows[i].id);
+    }
+    if (rc < 0) {
+        cJSON_Delete(out);
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
     add_paging(out, n > limit, n > limit ? rows[limit - 1].id : STR_NULL);
     http_resp_json(resp, 200, out);
     cJSON_Delete(out);
@@ -347,6 +366,12 @@ void api_list_get(void *vctx, struct http_req *req, struct http_resp *resp)
     }
     o = list_json(&l);
     add_prefs(o, l.preferences);
+    rc = add_count(ctx, o, l.id);
+    if (rc < 0) {
+        cJSON_Delete(o);
+        api_error_rc(resp, rc, NULL);
+        return;
+    }
     http_resp_json(resp, 200, o);
     cJSON_Delete(o);
 }

@@ -392,6 +392,9 @@ struct store_ops {
     int (*msgref_put)(struct store_txn *t, const struct msgref_rec *r);
     int (*msgref_get)(struct store *s, struct str provider, struct str reference,
                       struct arena *a, struct msgref_rec *out);
+
+    /* list member counts (appended; see store_list_sub_count) */
+    int (*list_sub_count)(struct store *s, struct str list_id, int64_t *n);
 };
 
 /* The base every backend embeds as its first member. */
@@ -674,6 +677,12 @@ static inline int store_list_sub_list(struct store *s, struct str list_id, struc
 static inline int store_list_members(struct store *s, struct str target, struct str after_user,
                                      size_t limit, struct arena *a, struct str **out, size_t *n)
 { return s->ops->list_members(s, target, after_user, limit, a, out, n); }
+
+/* store_list_sub_count: *n gets the number of users subscribed to list_id (one count
+ * over the subscriptions' primary key; a deleted or unknown list's subscriptions count
+ * as they are stored: 0 for an unknown one). HR_INVAL for a malformed id. Any thread. */
+static inline int store_list_sub_count(struct store *s, struct str list_id, int64_t *n)
+{ return s->ops->list_sub_count(s, list_id, n); }
 
 /* store_msgref_key_ok: provider and reference fit the index (non-empty, within
  * MSGREF_PROVIDER_MAX / MSGREF_REFERENCE_MAX). Pure; the backends check with it. */

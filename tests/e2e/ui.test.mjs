@@ -98,6 +98,12 @@ async function go(page, hash, heading) {
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
 }
 
+/** The page fits a phone's width (no sideways scrolling). */
+async function fitsPhone(page, what) {
+  const { sw, cw } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, cw: document.documentElement.clientWidth }));
+  assert.ok(sw <= cw, `${what}: page is ${sw}px wide in a ${cw}px viewport`);
+}
+
 async function shot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `ui-${name}.png`), fullPage: false });
@@ -547,12 +553,13 @@ test('phone width (390x844): every page fits without sideways scrolling', async 
     ['providers', 'Providers'],
     ['messages', 'Messages'],
     ['profiles/user-42', 'Profiles'],
+    ['lists', 'Lists'],
     ['topics', 'Topics'],
+    ['suppressions', 'Suppressions'],
     ['webhooks', 'Webhooks'],
   ]) {
     await go(page, hash, heading);
-    const { sw, cw } = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, cw: document.documentElement.clientWidth }));
-    assert.ok(sw <= cw, `${hash}: page is ${sw}px wide in a ${cw}px viewport`);
+    await fitsPhone(page, hash);
     if (hash === 'events') await shot(page, 'phone-events');
   }
   await go(page, 'messages', 'Messages');
@@ -606,4 +613,109 @@ test('webhooks: add an endpoint, see its recent deliveries, replay one', async (
   await status(page, /queued again/);
   const again = await sink.waitForRequests(2);
   assert.equal(again[1].headers['x-herald-event-id'], req.headers['x-herald-event-id'], 'the replay carries the same event id');
+});
+
+test('lists: members and their count; add and remove a member, create, delete and restore through the page', async (t) => {
+  await api('PUT', '/lists/ui.team', { name: 'UI Team' });
+  await api('POST', '/lists/ui.team/subscriptions', { recipients: ['u-a', 'u-b', 'u-c'].map((recipientId) => ({ recipientId })) });
+  await api('PUT', '/lists/other.team', { name: 'Other' });
+  const members = async () => (await api('GET', '/lists/ui.team/subscriptions')).items.map((m) => m.recipientId);
+  const page = await openPage(t);
+  await signIn(page);
+  await page.getByRole('link', { name: 'Lists', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Lists' }).waitFor();
+  assert.match(await page.locator('tr[data-list="ui.team"]').innerText(), /UI Team\s+ui\.team\s+3\b/);
+  await page.getByLabel('Filter by id or pattern').fill('ui.*');
+  await page.getByRole('button', { name: 'Filter', exact: true }).click();
+  await page.getByText('Showing lists matching “ui.*”').waitFor();
+  assert.deepEqual(await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.list)), ['ui.team']);
+  await shot(page, 'lists');
+
+  // the members, added and removed through the page, checked through the API
+  await page.getByRole('link', { name: 'UI Team' }).click();
+  await page.getByRole('heading', { level: 1, name: 'List UI Team' }).waitFor();
+  assert.equal(await page.locator('.member-count').innerText(), '3');
+  assert.deepEqual(await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.user)), ['u-a', 'u-b', 'u-c']);
+  await page.getByLabel('User id').fill('u-d');
+  await page.getByRole('button', { name: 'Add member' }).click();
+  await status(page, /u-d added to ui\.team/);
+  await page.locator('tr[data-user="u-d"]').waitFor();
+  assert.equal(await page.locator('.member-count').innerText(), '4');
+  assert.deepEqual(await members(), ['u-a', 'u-b', 'u-c', 'u-d']);
+  await page.getByRole('button', { name: 'Remove u-a' }).click();
+  await status(page, /u-a removed from ui\.team/);
+  await page.locator('tr[data-user="u-a"]').waitFor({ state: 'detached' });
+  assert.deepEqual(await members(), ['u-b', 'u-c', 'u-d']);
+  await page.setViewportSize(PHONE);
+  await fitsPhone(page, 'lists/ui.team');
+  await page.setViewportSize(DESKTOP);
+
+  // delete (confirmed), then restore by id: the members come back
+  await page.getByRole('button', { name: 'Delete list' }).click();
+  const dlg = page.getByRole('dialog', { name: 'Delete list ui.team?' });
+  await dlg.getByRole('button', { name: 'Delete list' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Lists' }).waitFor();
+  await status(page, /List ui\.team deleted/);
+  assert.equal((await srv.request('GET', '/lists/ui.team', { auth: 'admin' })).status, 404);
+  await page.getByLabel('Deleted list id').fill('ui.team');
+  await page.getByRole('button', { name: 'Restore list' }).click();
+  await page.getByRole('heading', { level: 1, name: 'List UI Team' }).waitFor();
+  assert.equal((await api('GET', '/lists/ui.team')).subscriber_count, 3);
+  assert.equal(await page.locator('.member-count').innerText(), '3');
+
+  // more than a page (20) under the filter (ui.*, kept): Next and Previous walk the cursor
+  for (let i = 0; i < 20; i++) await api('PUT', `/lists/ui.p${String(i).padStart(2, '0')}`, { name: `P${i}` });
+  await go(page, 'lists', 'Lists');
+  const ids = () => page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.list).join());
+  assert.equal(await ids(), Array.from({ length: 20 }, (_, i) => `ui.p${String(i).padStart(2, '0')}`).join());
+  await page.getByRole('button', { name: 'Next page of lists' }).click();
+  await waitFor(async () => (await ids()) === 'ui.team', { what: 'the second page' });
+  await page.getByRole('button', { name: 'Previous page of lists' }).click();
+  await waitFor(async () => (await ids()).startsWith('ui.p00,'), { what: 'the first page' });
+
+  // create one; an error is the API's message
+  await page.getByLabel('List id', { exact: true }).fill('ui.new');
+  await page.getByLabel('Name', { exact: true }).fill('UI New');
+  await page.getByRole('button', { name: 'Create list' }).click();
+  await page.getByRole('heading', { level: 1, name: 'List UI New' }).waitFor();
+  assert.equal((await api('GET', '/lists/ui.new')).name, 'UI New');
+  await go(page, 'lists', 'Lists');
+  await page.getByLabel('Deleted list id').fill('no.such');
+  await page.getByRole('button', { name: 'Restore list' }).click();
+  await waitFor(async () => (await page.locator('#alert').innerText()) === 'Error: list no.such not found', { what: 'the API message' });
+});
+
+test('suppressions: add an address by hand with a reason, remove it after confirming', async (t) => {
+  const listed = async () => (await api('GET', '/suppressions?limit=100')).results;
+  const page = await openPage(t);
+  await signIn(page);
+  await page.getByRole('link', { name: 'Suppressions' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Suppressions' }).waitFor();
+  await page.getByLabel('Address', { exact: true }).fill('UI.Block@Example.com');
+  await page.getByLabel('Reason', { exact: true }).fill('SUPPORT_TICKET');
+  await page.getByRole('button', { name: 'Add address' }).click();
+  await status(page, /ui\.block@example\.com added/);
+  const row = page.locator('tr[data-address="ui.block@example.com"]');
+  assert.match(await row.innerText(), /SUPPORT_TICKET\s+by hand/);
+  assert.deepEqual((await listed()).filter((s) => s.address === 'ui.block@example.com').map((s) => s.reason), ['SUPPORT_TICKET']);
+  await shot(page, 'suppressions');
+  // listed already: the API's 409 message
+  await page.getByLabel('Address', { exact: true }).fill('ui.block@example.com');
+  await page.getByRole('button', { name: 'Add address' }).click();
+  await waitFor(async () => (await page.locator('#alert').innerText()) === 'Error: ui.block@example.com is on the suppression list already', { what: 'the API message' });
+  await page.setViewportSize(PHONE);
+  await fitsPhone(page, 'suppressions');
+  await page.setViewportSize(DESKTOP);
+
+  // Cancel keeps it; confirming removes it
+  await row.getByRole('button', { name: 'Remove ui.block@example.com' }).click();
+  const dlg = page.getByRole('dialog', { name: 'Remove ui.block@example.com?' });
+  await dlg.getByRole('button', { name: 'Cancel' }).click();
+  await dlg.waitFor({ state: 'detached' });
+  assert.equal((await listed()).filter((s) => s.address === 'ui.block@example.com').length, 1);
+  await row.getByRole('button', { name: 'Remove ui.block@example.com' }).click();
+  await dlg.getByRole('button', { name: 'Remove', exact: true }).click();
+  await status(page, /ui\.block@example\.com removed/);
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await listed()).filter((s) => s.address === 'ui.block@example.com').length, 0);
 });

@@ -2986,6 +2986,25 @@ static int pg_msgref_get(struct store *s, struct str provider, struct str refere
     return rc;
 }
 
+static const char SQL_SUB_COUNT[] = "SELECT count(*) FROM list_subs WHERE list_id = $1::text";
+
+static int pg_list_sub_count(struct store *s, struct str list_id, int64_t *n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+    *n = 0;
+    if (!store_list_id_valid(list_id))
+        return HR_INVAL;
+    p_text(&p, list_id);
+    rc = rd_sql((struct pg_store *)s, SQL_SUB_COUNT, &p, &r, "list_sub_count");
+    if (rc == HR_OK)
+        *n = PQntuples(r) == 1 ? g_i64(r, 0, 0) : 0;
+    PQclear(r);
+    params_free(&p);
+    return rc;
+}
+
 const struct store_ops pg_store_ops = {
     .version = 1,
     .scheme = "postgres",
@@ -3050,4 +3069,5 @@ const struct store_ops pg_store_ops = {
     .list_members = pg_list_members,
     .msgref_put = pg_msgref_put,
     .msgref_get = pg_msgref_get,
+    .list_sub_count = pg_list_sub_count,
 };

@@ -3230,6 +3230,30 @@ static int sqlite_list_members(struct store *s, struct str target, struct str af
                      (int64_t)limit);
 }
 
+static const char SQL_SUB_COUNT[] = "SELECT count(*) FROM list_subs WHERE list_id = ?1";
+
+static int sqlite_list_sub_count(struct store *s, struct str list_id, int64_t *n)
+{
+    struct sqlite_store *ss = (struct sqlite_store *)s;
+    struct conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    int src, rc;
+    *n = 0;
+    if (!store_list_id_valid(list_id))
+        return HR_INVAL;
+    rc = read_stmt(ss, SQL_SUB_COUNT, &c, &st);
+    if (rc < 0)
+        goto out;
+    if ((src = bindv(st, "s", list_id)) != SQLITE_OK || (src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = db_fail(c, src, "list_sub_count");
+        goto out;
+    }
+    *n = sqlite3_column_int64(st, 0);
+out:
+    op_done(ss, c, st);
+    return rc;
+}
+
 /* ---- provider references (delivery receipts) ------------------------------------------- */
 
 static const char SQL_MSGREF_PUT[] =
@@ -3340,4 +3364,5 @@ const struct store_ops sqlite_store_ops = {
     .list_members = sqlite_list_members,
     .msgref_put = sqlite_msgref_put,
     .msgref_get = sqlite_msgref_get,
+    .list_sub_count = sqlite_list_sub_count,
 };

@@ -143,6 +143,17 @@ static void lists_scenario(struct store *s, struct arena *a)
                      HR_OK);
     assert_int_equal(n, 1);
     assert_true(str_eq_c(rows[0].user_id, "u2"));
+
+    /* member counts: a re-subscribe is no second member; a deleted list keeps its count;
+     * an unknown list has none; a malformed id is refused */
+    int64_t cnt = -1;
+    assert_int_equal(store_list_sub_count(s, STR_LIT("team.eng"), &cnt), HR_OK);
+    assert_int_equal(cnt, 3);
+    assert_int_equal(store_list_sub_count(s, STR_LIT("team.ops"), &cnt), HR_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(store_list_sub_count(s, STR_LIT("no.such"), &cnt), HR_OK);
+    assert_int_equal(cnt, 0);
+    assert_int_equal(store_list_sub_count(s, STR_LIT("bad..id"), &cnt), HR_INVAL);
 }
 
 #endif
