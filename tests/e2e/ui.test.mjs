@@ -9,6 +9,7 @@
 // tests use what earlier ones made (the provider, the template, the automation).
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -718,4 +719,40 @@ test('suppressions: add an address by hand with a reason, remove it after confir
   await status(page, /ui\.block@example\.com removed/);
   await row.waitFor({ state: 'detached' });
   assert.equal((await listed()).filter((s) => s.address === 'ui.block@example.com').length, 0);
+});
+
+test('messages: a provider receipt shows in the timeline (DELIVERED, with the provider event)', async (t) => {
+  const stub = await startHttpSink({ path: '/emails', fallback: { status: 200, json: { id: 're_ui_receipt_1' } } });
+  t.after(() => stub.close());
+  const secret = `whsec_${crypto.randomBytes(24).toString('base64')}`;
+  const prov = await api('POST', '/providers', {
+    provider: 'resend',
+    settings: { api_key: 're_ui_key_0001', from: 'ui@herald.test', base_url: stub.url.replace(/\/emails$/, ''), webhook_secret: secret },
+  });
+  const { requestId: id } = await api('POST', '/send', {
+    message: {
+      to: { email: 'receipt@example.com' },
+      content: { title: 'Receipt', body: 'A receipt follows.' },
+      routing: { method: 'single', channels: ['email'] },
+      channels: { email: { providers: [prov.id] } },
+    },
+  });
+  await waitFor(async () => (await api('GET', `/messages/${id}`)).status === 'SENT', { what: 'sent through the Resend stand-in' });
+  // the receipt, signed as Resend signs it (svix: HMAC-SHA256 of id.timestamp.body)
+  const body = JSON.stringify({ type: 'email.delivered', created_at: new Date().toISOString(), data: { email_id: 're_ui_receipt_1', to: ['receipt@example.com'] } });
+  const sid = `msg_${crypto.randomUUID()}`;
+  const ts = String(Math.floor(Date.now() / 1000));
+  const sig = crypto.createHmac('sha256', Buffer.from(secret.slice(6), 'base64')).update(`${sid}.${ts}.${body}`).digest('base64');
+  const r = await fetch(`${srv.url}/receipts/${prov.id}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'svix-id': sid, 'svix-timestamp': ts, 'svix-signature': `v1,${sig}` }, body });
+  assert.equal(r.status, 200, await r.text());
+  assert.equal((await api('GET', `/messages/${id}`)).status, 'DELIVERED');
+
+  const page = await openPage(t);
+  await signIn(page);
+  await go(page, `messages/${encodeURIComponent(id)}`, 'Message');
+  const delivered = page.getByRole('list', { name: 'Timeline' }).locator('li[data-type="DELIVERED"]');
+  await delivered.waitFor();
+  assert.match(await delivered.innerText(), /event: email\.delivered/);
+  assert.match(await delivered.innerText(), /resend/);
+  await shot(page, 'message-receipt');
 });

@@ -69,7 +69,7 @@ function summary(ev) {
       for (const k of ['channel', 'provider', 'integration', 'event', 'reason', 'reasonCode', 'link', 'error', 'reference']) {
         const v = ev[k];
         if (v === undefined || v === null) continue;
-        bits.push(`${k}: ${typeof v === 'object' ? v.id || v.key || JSON.stringify(v) : v}`);
+        bits.push(`${k}: ${typeof v === 'object' ? v.provider || v.id || v.key || JSON.stringify(v) : v}`);
       }
       return bits.join(' · ');
     }
