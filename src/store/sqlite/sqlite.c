@@ -1101,10 +1101,18 @@ static int lock_take(struct sqlite_store *ss, struct herr *err)
                           strerror_r(errno, eb, sizeof eb));
             goto out;
         }
-        got = pread(fd, pid, sizeof pid - 1, 0);
-        n = 0;
-        while (got > 0 && n < got && pid[n] >= '0' && pid[n] <= '9')
-            n++;
+        /* the holder writes its pid just after taking the lock: a start racing it may
+         * find the file empty for a moment (bootstrap.test saw "pid unknown") */
+        for (int tries = 0; tries < 100; tries++) {
+            got = pread(fd, pid, sizeof pid - 1, 0);
+            n = 0;
+            while (got > 0 && n < got && pid[n] >= '0' && pid[n] <= '9')
+                n++;
+            if (n > 0 && n < got && pid[n] == '\n')
+                break; /* the whole pid, with its newline */
+            n = 0;
+            usleep(1000);
+        }
         pid[n] = '\0';
         rc = herr_set(err, HR_BUSY,
                       "store %s is in use by another herald (pid %s); stop it first, or give "
