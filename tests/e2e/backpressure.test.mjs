@@ -8,7 +8,9 @@ import { startServer, waitFor } from './lib/server.mjs';
 import { basic, catalogCounts } from './lib/ingest.mjs';
 
 test('a full write queue answers 429 with Retry-After and loses nothing it accepted', async (t) => {
-  const srv = await startServer({ t, args: ['--max-write-queue', '1', '--http-threads', '48'] });
+  // on PostgreSQL, one pooled connection: writers wait for it, so the queue of one fills
+  // (with 8, a slow build such as TSan could drain the waves without ever queueing two)
+  const srv = await startServer({ t, args: ['--max-write-queue', '1', '--http-threads', '48'], env: { HERALD_PG_POOL: '1' } });
   const auth = basic(srv.writeKey);
   const N = 96, PER = 10;
   let seq = 0;
@@ -27,7 +29,7 @@ test('a full write queue answers 429 with Retry-After and loses nothing it accep
   };
   // several waves, all at once, until the queue has been seen full
   let results = [];
-  for (let wave = 0; wave < 5 && !results.some((r) => r.status === 429); wave++) {
+  for (let wave = 0; wave < 10 && !results.some((r) => r.status === 429); wave++) {
     results = results.concat(await Promise.all(Array.from({ length: N }, (_, j) => send(wave * N + j))));
   }
   const refused = results.filter((r) => r.status === 429);
