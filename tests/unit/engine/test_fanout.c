@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../temp_store.h"
 #include "../../../src/engine/fanout.h"
 #include "../../../src/util/crypto.h"
 #include "../../../src/util/id.h"
@@ -168,8 +169,7 @@ static void test_bulk_users(void **state)
 #define RID "1-00000001-aaaaaaaaaaaaaaaaaaaaaaaa"
 
 struct fx {
-    char dir[64];
-    char path[128];
+    struct temp_store ts;
     struct hclock_manual clk;
     struct store *s;
     struct engine e;
@@ -200,19 +200,9 @@ static int start_tx(struct store_txn *t, void *arg)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    char dsn[160];
-    struct herr err;
-    herr_clear(&err);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-tfan-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/f.db", f->dir);
-    snprintf(dsn, sizeof dsn, "sqlite:%s", f->path);
     hclock_manual_init(&f->clk, T0);
-    if (store_open(dsn, &f->clk.base, &f->s, &err) < 0) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
+    if (temp_store_open(&f->ts, &f->clk.base, &f->s) < 0)
         return -1;
-    }
     f->e.store = f->s;
     f->e.clock = &f->clk.base;
     f->e.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
@@ -223,14 +213,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char p[160];
     store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
+    temp_store_remove(&f->ts);
     free(f);
     return 0;
 }

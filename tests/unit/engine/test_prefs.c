@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../temp_store.h"
 #include "../../../src/engine/prefs.h"
 #include "../../../src/store/store.h"
 #include "../../../src/util/clock.h"
@@ -23,8 +24,7 @@
 #define DAY (86400LL * 1000)
 
 struct fx {
-    char dir[64];
-    char path[128];
+    struct temp_store ts;
     struct hclock_manual clk;
     struct store *s;
     struct engine e;
@@ -33,19 +33,9 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    char dsn[160];
-    struct herr err;
-    herr_clear(&err);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-tprefs-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/p.db", f->dir);
-    snprintf(dsn, sizeof dsn, "sqlite:%s", f->path);
     hclock_manual_init(&f->clk, T0);
-    if (store_open(dsn, &f->clk.base, &f->s, &err) < 0) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
+    if (temp_store_open(&f->ts, &f->clk.base, &f->s) < 0)
         return -1;
-    }
     f->e.store = f->s;
     f->e.clock = &f->clk.base;
     *state = f;
@@ -55,14 +45,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char p[160];
     store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
+    temp_store_remove(&f->ts);
     free(f);
     return 0;
 }

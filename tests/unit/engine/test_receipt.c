@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../temp_store.h"
 #include "../../../src/engine/receipt.h"
 #include "../../../src/util/clock.h"
 #include "../../../src/util/log.h"
@@ -74,7 +75,7 @@ static void test_normalize(void **state)
 /* ---- on a store --------------------------------------------------------------------------- */
 
 struct fx {
-    char dir[64], path[128];
+    struct temp_store ts;
     struct hclock_manual clk;
     struct store *s;
 };
@@ -82,19 +83,9 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    char dsn[160];
-    struct herr err;
-    herr_clear(&err);
-    snprintf(f->dir, sizeof f->dir, "/tmp/herald-trcpt-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/r.db", f->dir);
-    snprintf(dsn, sizeof dsn, "sqlite:%s", f->path);
     hclock_manual_init(&f->clk, T0);
-    if (store_open(dsn, &f->clk.base, &f->s, &err) < 0) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
+    if (temp_store_open(&f->ts, &f->clk.base, &f->s) < 0)
         return -1;
-    }
     *state = f;
     return 0;
 }
@@ -102,14 +93,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char p[160];
     store_close(f->s);
-    unlink(f->path);
-    snprintf(p, sizeof p, "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", f->path);
-    unlink(p);
-    rmdir(f->dir);
+    temp_store_remove(&f->ts);
     free(f);
     return 0;
 }
