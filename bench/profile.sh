@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # profile.sh: where herald's time goes under one load, with perf (not part of run.sh).
 #
-#   bench/profile.sh track|batch|send [extra herald serve flags...]
+#   bench/profile.sh track|batch|send|flow [extra herald serve flags...]
 #
 # track / batch: wrk -t2 -c64 for 12 s against /v1/track or /v1/batch; perf samples
 #   herald for 8 s in the middle.
 # send: wrk POSTs /send for 5 s (webhook provider to bench/sink.c), then perf samples
 #   herald for 5 s while it drains the backlog (routing and delivering only).
+# flow: flow.sh's setup (two automations of one send step linked to track/Flow Event,
+#   webhook provider to the sink); wrk POSTs the event for 5 s, then perf samples herald
+#   for 5 s while it drains (events job, steps, routes, deliveries).
 # Prints wrk's summary, herald's store transactions and commits, CPU per herald thread
-# (threads are unnamed: the busiest one is the SQLite writer, see docs/PERFORMANCE.md),
+# (by name: h-sql-writer, h-worker, h-completer, h-transport, MHD's own; see docs/PERFORMANCE.md),
 # the busiest thread's states (sampled from /proc every 10 ms, and its schedstat), and
 # perf's top functions by self time and by inclusive time (DWARF call graphs).
 # Needs perf (Debian: linux-perf) and kernel.perf_event_paranoid <= 2 for own processes.
@@ -16,7 +19,7 @@
 source "$(dirname "$0")/lib.sh"
 need wrk curl node perf
 
-mode=${1:?usage: bench/profile.sh track|batch|send [herald flags]}
+mode=${1:?usage: bench/profile.sh track|batch|send|flow [herald flags]}
 shift
 PERF_FREQ=${PERF_FREQ:-299}
 
@@ -27,7 +30,7 @@ thread_ticks() {
         f=${f##*) }
         # shellcheck disable=SC2086
         set -- $f
-        echo "${t##*/} $((${12} + ${13}))"
+        echo "${t##*/} $((${12} + ${13})) $(tr -c 'A-Za-z0-9_\n-' _ <"$t/comm" 2>/dev/null)"
     done | sort
 }
 
@@ -57,7 +60,30 @@ send)
     d0=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
     secs=5
     ;;
-*) die "mode: track, batch or send" ;;
+flow)
+    cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c"
+    sink_port=$(free_port)
+    "$BENCH_TMP/sink" "$sink_port" &
+    BENCH_PIDS+=("$!")
+    wait_http "http://127.0.0.1:$sink_port/stats" 10
+    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"http://127.0.0.1:$sink_port/hook\"}}" >/dev/null
+    tpl=$(hpost /notifications '{"notification":{"name":"Flow","content":{"title":"Flow event","body":"ts:{{data.properties.ts}}"}}}' |
+        json - j.id)
+    hpost "/notifications/$tpl/publish" '{}' >/dev/null
+    for a in flow-a flow-b; do
+        curl -fsS --max-time 30 -X PUT -H "Authorization: $ADMIN_AUTH" -H 'Content-Type: application/json' \
+            "$HERALD_URL/automations/$a" \
+            -d "{\"name\":\"$a\",\"steps\":[{\"action\":\"send\",\"template\":\"$tpl\",\"recipient\":\"refs.data.userId\"}]}" >/dev/null
+        hpost /links "{\"event\":\"track/Flow Event\",\"automation_id\":\"$a\"}" >/dev/null
+    done
+    BENCH_MODE=flow BENCH_AUTH=$WRITE_AUTH BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
+        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/v1/track" >"$BENCH_TMP/wrk.out" 2>&1
+    wrk_pid=""
+    echo "queue before: $(hget /admin/queue)"
+    d0=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
+    secs=5
+    ;;
+*) die "mode: track, batch, send or flow" ;;
 esac
 
 thread_ticks >"$BENCH_TMP/t0"
@@ -90,7 +116,7 @@ tx1=$(metric herald_store_transactions_total)
 c1=$(metric herald_store_commits_total)
 
 grep '^WRK ' "$BENCH_TMP/wrk.out" || cat "$BENCH_TMP/wrk.out"
-if [ "$mode" = send ]; then
+if [ "$mode" = send ] || [ "$mode" = flow ]; then
     d1=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
     echo "delivered while sampled: $((d1 - d0)) in ${secs}s; queue after: $(hget /admin/queue)"
 fi
@@ -98,8 +124,8 @@ echo "store: $((tx1 - tx0)) transactions, $((c1 - c0)) commits (whole run)"
 echo "$m0 $m1" | awk -v s="$wall" -v hz="$CLK_TCK" '{printf "machine busy while sampled: %.2f cores\n", ($3-$1)/hz/s}'
 echo "--- herald threads (cores while sampled)"
 join "$BENCH_TMP/t0" "$BENCH_TMP/t1" |
-    awk -v s="$wall" -v hz="$CLK_TCK" '{c=($3-$2)/hz/s; if (c >= 0.01) printf "tid %s %.2f\n", $1, c}' |
-    sort -k3 -rn | head -12
+    awk -v s="$wall" -v hz="$CLK_TCK" '{c=($4-$2)/hz/s; if (c >= 0.01) printf "tid %s %s %.2f\n", $1, $3, c}' |
+    sort -k4 -rn | head -12
 echo "--- busiest thread (tid $top_tid): state samples (R running/runnable, S asleep, D disk wait)"
 sort "$BENCH_TMP/states" | uniq -c | awk '{printf "%s %d (%.0f%%)\n", $2, $1, 100*$1/n}' n="$(wc -l <"$BENCH_TMP/states")"
 awk -v r="$((run1 - run0))" -v w="$((wait1 - wait0))" -v s="$((sw1 - sw0))" -v t="$((st1 - st0))" \

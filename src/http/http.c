@@ -108,6 +108,7 @@ struct http_server {
     struct MHD_Daemon *d;
     int port;
     atomic_int inflight; /* admitted requests not yet completed */
+    atomic_bool refusing; /* http_server_stop began: on_accept refuses new connections */
     atomic_size_t held;  /* request body bytes buffered, all requests */
     size_t per_ip_buffered; /* an address's share of cfg.max_buffered */
 
@@ -538,6 +539,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     long long n;
     char ip[INET6_ADDRSTRLEN];
 
+    if (atomic_load(&srv->refusing))
+        return MHD_NO; /* closed at once; the listen socket goes with MHD_stop_daemon */
     pthread_mutex_lock(&srv->mu);
     if (pending.set && pending.srv == srv) { /* MHD dropped the last one before STARTED */
         slot_give(srv, &pending.k);
@@ -678,6 +681,7 @@ static void note_timeouts(struct http_server *srv, const char *phase, long long 
 static void *reaper_main(void *arg)
 {
     struct http_server *srv = arg;
+    pthread_setname_np(pthread_self(), "h-reaper"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&srv->mu);
     while (!srv->stopping) {
@@ -1541,6 +1545,7 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
         srv->per_ip_buffered = srv->cfg.max_buffered;
     mhd_limit = conn_limits(&srv->cfg);
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->refusing, false);
     atomic_init(&srv->held, 0);
     pthread_mutex_init(&srv->mu, NULL);
     {
@@ -1574,7 +1579,7 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
         rc = herr_set(err, HR_IO, "cannot start the HTTP server on %s", cfg->listen);
         goto out;
     }
-    fd = -1; /* MHD's now (until quiesced) */
+    fd = -1; /* MHD's now: MHD_stop_daemon closes it */
     info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
     LOG_I("http.start",
@@ -1599,16 +1604,21 @@ int http_server_port(const struct http_server *srv)
 
 /* http_server_stop: see http.h. Handlers still running when the grace ends are not
  * interrupted: MHD_stop_daemon joins the pool threads, so it waits for them. Call from
- * the thread that owns srv, never from a handler. */
+ * the thread that owns srv, never from a handler.
+ *
+ * New connections are refused by on_accept (accepted and closed at once) rather than by
+ * MHD_quiesce_daemon: in libmicrohttpd 0.9.75, quiescing an epoll daemon with a thread
+ * pool races the workers' own removal of the listen socket from their epoll sets and
+ * aborts the process ("Failed to remove listen FD from epoll set", seen under TSan in
+ * test_idempotency). MHD_stop_daemon closes the listen socket. */
 void http_server_stop(struct http_server *srv)
 {
-    MHD_socket lfd;
     double deadline;
     int left;
 
     if (!srv)
         return;
-    lfd = MHD_quiesce_daemon(srv->d);
+    atomic_store(&srv->refusing, true);
     deadline = now_s() + (double)srv->cfg.shutdown_ms / 1000.0;
     while ((left = atomic_load(&srv->inflight)) > 0 && now_s() < deadline) {
         struct timespec ts = {0, 5 * 1000 * 1000};
@@ -1619,8 +1629,6 @@ void http_server_stop(struct http_server *srv)
               (long long)srv->cfg.shutdown_ms);
     MHD_stop_daemon(srv->d);
     srv->d = NULL;
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
     LOG_I("http.stop", "port=%d", srv->port);
     server_free(srv);
 }

@@ -463,6 +463,7 @@ static void cancel(struct transport *t, struct transfer *tr)
 static void *transport_main(void *arg)
 {
     struct transport *t = arg;
+    pthread_setname_np(pthread_self(), "h-transport"); /* top -H, perf, gdb */
     for (;;) {
         struct transfer *q, *next;
         CURLMsg *m;

@@ -1142,6 +1142,7 @@ static void *completer_main(void *arg)
     struct job_ticket *batch[QUEUE_COMMIT_BATCH];
     size_t n;
 
+    pthread_setname_np(pthread_self(), "h-completer"); /* top -H, perf, gdb */
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!q->done_head && !q->completer_stop)
@@ -1379,6 +1380,7 @@ static void *worker_main(void *arg)
     uint64_t seq;
     int rc;
 
+    pthread_setname_np(pthread_self(), "h-worker"); /* top -H, perf, gdb */
     if (per < 1)
         per = 1;
     for (;;) {

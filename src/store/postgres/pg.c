@@ -1044,6 +1044,7 @@ static void *listen_main(void *arg)
     struct pg_store *ps = arg;
     PGconn *lc = NULL;
     long backoff = 100;
+    pthread_setname_np(pthread_self(), "h-pg-listen"); /* top -H, perf, gdb */
     bool had = false;
     char q2[300];
     while (!atomic_load(&ps->lstop)) {

@@ -921,6 +921,7 @@ static void *writer_main(void *arg)
     struct sqlite_store *ss = arg;
     struct wreq *group[GROUP_MAX];
     t_writer_of = ss;
+    pthread_setname_np(pthread_self(), "h-sql-writer"); /* top -H, perf, gdb */
     pthread_mutex_lock(&ss->mu);
     for (;;) {
         size_t n = 0;
@@ -1185,6 +1186,7 @@ static void *ckpt_main(void *arg)
 {
     struct sqlite_store *ss = arg;
     bool failing = false;
+    pthread_setname_np(pthread_self(), "h-sql-ckpt"); /* top -H, perf, gdb */
     for (;;) {
         int src, log = 0, done = 0;
         pthread_mutex_lock(&ss->cmu);
