@@ -512,7 +512,8 @@ static void slot_take(struct http_server *srv, const struct ipkey *k)
         (*pp)->k = *k;
     }
     (*pp)->n++;
-    srv->conns_open++;
+    if (srv->conns_open++ == 0)
+        pthread_cond_signal(&srv->cv); /* the reaper sleeps untimed while none is open */
 }
 
 static void slot_give(struct http_server *srv, const struct ipkey *k)
@@ -691,7 +692,10 @@ static void *reaper_main(void *arg)
         ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
-        (void)pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+        if (srv->conns_open > 0)
+            (void)pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+        else /* nothing to reap: an idle server does not wake up */
+            (void)pthread_cond_wait(&srv->cv, &srv->mu);
         if (srv->stopping)
             break;
         reap(srv, &nh, &nb);

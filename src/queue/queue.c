@@ -1458,7 +1458,11 @@ int queue_start(struct queue *q)
     q->nworkers = n;
     for (int i = 0; i < n; i++)
         runner_init(&q->workers[i], q, true);
-    q->workers[0].lease_timer = true;
+    /* a shared store (PostgreSQL) may hold another node's expired lease, or a job whose
+     * NOTIFY this node missed: one worker looks every lease_ms/4. A store only this
+     * process uses needs no timer: idle_wait sleeps until the earliest run_at or lease
+     * end the store holds (store_job_next_run_at), so an idle server does not write. */
+    q->workers[0].lease_timer = store_shared(q->s);
     pthread_mutex_unlock(&q->mu);
 
     /* workers and the completer take no signals: the main thread handles them */

@@ -507,6 +507,12 @@ static inline int store_job_next_run_at(struct store *s, int64_t *out_ms)
  * earlier process left unfinished is known dead; false when several nodes share it. */
 static inline bool store_is_exclusive(const struct store *s) { return s->ops->exclusive; }
 
+/* store_shared: true when several processes may use the store at once (PostgreSQL:
+ * a lease may belong to another live node), false for a store this process claimed
+ * alone (SQLite). */
+static inline bool store_shared(const struct store *s)
+{ return s->ops->job_expire_leases == NULL; }
+
 /* job_expire_leases: on a store only this process uses, leases found at start belong to
  * a process that died: make them runnable now. HR_UNAVAIL when the backend is shared. */
 static inline int store_job_expire_leases(struct store_txn *t, int64_t now_ms, int64_t *n)

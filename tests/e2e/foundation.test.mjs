@@ -282,6 +282,22 @@ describe('health and metrics', () => {
     assert.deepEqual(r.json, { status: 'ready' });
   });
 
+  test('an idle server writes nothing: no lease polling on a store only it uses', T, async (t) => {
+    // --lease-ms 1000: a lease timer would look in the store every 250 ms
+    const srv = await startServer({ t, args: ['--lease-ms', '1000'] });
+    const tx = async () => metricValue((await srv.metrics()).samples, 'herald_store_transactions_total') ?? 0;
+    await sleep(scaled(500)); // start-up writes (keys, migrations) are done
+    const before = await tx();
+    await sleep(scaled(1500));
+    const after = await tx();
+    if (isPostgres) {
+      // a shared store keeps its lease timer (another node's expired lease, a missed NOTIFY)
+      assert.ok(after - before >= 1, 'the lease timer looks in a shared store');
+    } else {
+      assert.equal(after - before, 0, `an idle SQLite server wrote ${after - before} transactions`);
+    }
+  });
+
   test('GET /metrics: Prometheus text with HTTP and queue metrics', T, async (t) => {
     const srv = await startServer({ t });
     const res = await srv.request('GET', '/metrics');
