@@ -144,7 +144,7 @@ done
 
 # The baseline: the same transactional load with no fan-out, as long as the list fan-out
 # took (at least 5 s, at most 60 s), so both have about as many samples.
-quiet_s=${FANOUT_TX_QUIET_S:-$(awk -v t="$list_total_s" 'BEGIN{t = int(t + 0.5); print t < 5 ? 5 : t > 60 ? 60 : t}')}
+quiet_s=${FANOUT_TX_QUIET_S:-$(awk -v t="$list_total_s" 'BEGIN{t = int(t + 0.5); if (t < 5) t = 5; if (t > 60) t = 60; print t}')}
 sink_reset
 log "fanout: transactional /send at $FANOUT_TX_RATE/s alone"
 node "$BENCH_HOME/txload.mjs" "$HERALD_URL" "$ADMIN_KEY" --rate "$FANOUT_TX_RATE" --seconds "$quiet_s" >"$BENCH_TMP/tx.quiet.out" ||

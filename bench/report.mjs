@@ -210,11 +210,18 @@ function peerTables(out) {
       out.push(`| ${label} | **${Number(R[`${p}_total_s`]).toFixed(1)} s** (${int(`${p}_recipients_ps`)} recipients/s; answered in ${ms(`${p}_accept_ms`)}; setup ${R[`${p}_setup_s`] || '—'} s) | ${bull} | **${x(`${p}_recipients_ps`, 'peer.nofsync.jobs_ps')}** | — | ${fchk(`${p}_check`, `${int(`${p}_delivered`)} delivered of ${int('fanout.n')}`)} |`);
     }
     if (has('fanout.list_recipients_ps') || has('fanout.bulk_recipients_ps')) {
-      const rel = (k) => (has('send.deliver.delivered_ps') ? ` (${x(k, 'send.deliver.delivered_ps')} x)` : '');
-      out.push('', `Recipients/s of the one-request fan-outs beside /send's single sends (one recipient per request, bench/send.sh's saturating run: first send to last delivery) ${has('send.deliver.delivered_ps') ? `in the same run, **${int('send.deliver.delivered_ps')} delivered/s**` : '(**not in this run**: bench/send.sh did not run)'}: list send **${int('fanout.list_recipients_ps')}/s**${rel('fanout.list_recipients_ps')}, bulk job **${int('fanout.bulk_recipients_ps')}/s**${rel('fanout.bulk_recipients_ps')}.`);
+      const single = has('send.deliver.delivered_ps')
+        ? `**${int('send.deliver.delivered_ps')} delivered/s**; list / single ${x('fanout.list_recipients_ps', 'send.deliver.delivered_ps')}, bulk / single ${x('fanout.bulk_recipients_ps', 'send.deliver.delivered_ps')}`
+        : '**not in this run** (bench/send.sh did not run)';
+      out.push('', `Recipients/s of the one-request fan-outs: list send **${int('fanout.list_recipients_ps')}/s**, bulk job **${int('fanout.bulk_recipients_ps')}/s**. /send's single sends in the same run (bench/send.sh's saturating run, one recipient per request, first send to last delivery): ${single}.`);
     }
     if (has('fanout.list_tx_e2e_p99_ms') || has('fanout.quiet_tx_e2e_p99_ms')) {
       const rate = R['fanout.tx_rate'] || 50;
+      const times = (a, b) => {
+        if (!has(a) || !has(b) || !(num(b) > 0)) return '—';
+        const r = num(a) / num(b);
+        return `${r.toFixed(r >= 10 ? 0 : r >= 1 ? 1 : 2)}x`;
+      };
       out.push('', `Transactional /send while the fan-out runs (bench/txload.mjs): single sends, one recipient each, the same webhook provider and sink, ${rate}/s open loop (one every ${(1000 / Number(rate)).toFixed(0)} ms whatever the answers), from the list send (runJob) until the sink has the ${int('fanout.n')} fan-out deliveries; "quiet": the same load with no fan-out, ${R['fanout.quiet_tx_load_s'] || '?'} s (as long as the list fan-out took, 5-60 s), same run. Ratio: during / quiet.`, '');
       out.push('| transactional /send | sends (rate) | answer p50 / p99 | send to delivery p50 / p99 | during / quiet, p50; p99 | check |');
       out.push('| --- | --- | --- | --- | --- | --- |');
@@ -223,7 +230,7 @@ function peerTables(out) {
         if (!has(`${p}_e2e_p99_ms`)) continue;
         const b = num(`${p}_bad`) || 0, sk = num(`${p}_skipped`) || 0;
         const ratio = m === 'quiet' ? '(the reference)'
-          : `**${x(`${p}_e2e_p50_ms`, 'fanout.quiet_tx_e2e_p50_ms')}; ${x(`${p}_e2e_p99_ms`, 'fanout.quiet_tx_e2e_p99_ms')}**`;
+          : `**${times(`${p}_e2e_p50_ms`, 'fanout.quiet_tx_e2e_p50_ms')}; ${times(`${p}_e2e_p99_ms`, 'fanout.quiet_tx_e2e_p99_ms')}**`;
         out.push(`| ${label} | ${int(`${p}_sent`)} in ${R[`${p}_load_s`] || '—'} s (${R[`${p}_rate_ps`] || '—'}/s)${b ? `; **${b} failed**` : ''}${sk ? `; **${sk} ticks skipped** (64 in flight)` : ''} | ${ms(`${p}_answer_p50_ms`)} / ${ms(`${p}_answer_p99_ms`)} | **${ms(`${p}_e2e_p50_ms`)} / ${ms(`${p}_e2e_p99_ms`)}** | ${ratio} | ${fchk(`${p}_check`, `${int(`${p}_delivered`)} delivered of ${int(`${p}_accepted`)} accepted`)} |`);
       }
     }
