@@ -89,7 +89,7 @@ result() {
 
 # stop_pid PID: SIGTERM, wait (10 s, then SIGKILL), forget it.
 stop_pid() {
-    local pid=$1 keep=() p
+    local pid=$1
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || break
@@ -97,6 +97,12 @@ stop_pid() {
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+# forget_pid PID: drop PID from the processes stopped on exit (it ended and was waited for).
+forget_pid() {
+    local pid=$1 keep=() p
     for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
     BENCH_PIDS=("${keep[@]+"${keep[@]}"}")
 }

@@ -8,6 +8,10 @@
 // Prints key=value lines: send_us (when the send or runJob left, wall clock us: the
 // bulk job's content was stamped at createJob, so fanout.sh counts from here), setup_s (subscribe / addUsers), accept_ms (the send, or
 // runJob, until its answer), accepted (N when the send was accepted), bad (failed calls).
+// With LISTSEND_GO_FILE set, that file is written just before the send or runJob leaves
+// (bench/fanout.sh starts its transactional probe, bench/txload.mjs, on it).
+import fs from 'node:fs';
+
 const [url, key, nArg, mode, concArg] = process.argv.slice(2);
 const N = Number(nArg), CONC = Number(concArg || 4), BATCH = 1000;
 if (!url || !key || !(N > 0) || !['list', 'bulk'].includes(mode)) {
@@ -45,6 +49,7 @@ async function setup() {
 }
 await Promise.all(Array.from({ length: CONC }, setup));
 const t1 = nowUs();
+if (process.env.LISTSEND_GO_FILE) fs.writeFileSync(process.env.LISTSEND_GO_FILE, `${t1}\n`);
 let r;
 if (mode === 'list') {
   r = await call('POST', '/send', { message: { to: { list_id: 'bench.all' }, content: content(), routing: { method: 'single', channels: ['webhook'] } } });

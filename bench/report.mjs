@@ -194,14 +194,46 @@ function peerTables(out) {
       out.push(`| BullMQ, concurrency ${R['peer.concurrency'] || 64} | ${rate('slow.bullmq', 'jobs_ps')} | (the reference) | ${ms('slow.bullmq.e2e_p50_ms')} / ${ms('slow.bullmq.e2e_p99_ms')} | ${chk('slow.bullmq')}: ${int('slow.bullmq.completed')} completed of ${int('slow.bullmq.added')} |`);
     out.push('', `Goal (issue 14): >= 5,000/s: **${int('slow.herald.delivered_ps')}/s, ${num('slow.herald.delivered_ps') >= 5000 ? 'met' : 'not met'}**.`);
   }
-  if (has('fanout.total_s')) {
-    const n = num('fanout.n');
-    const bull = has('peer.nofsync.jobs_ps') && num('peer.nofsync.jobs_ps') > 0 ? n / num('peer.nofsync.jobs_ps') : undefined;
+  if (has('fanout.total_s') || has('fanout.list_total_s')) {
+    const bullPs = has('peer.nofsync.jobs_ps') && num('peer.nofsync.jobs_ps') > 0 ? num('peer.nofsync.jobs_ps') : undefined;
+    const bull = bullPs === undefined ? '—' : `${(num('fanout.n') / bullPs).toFixed(1)} s`;
+    const fchk = (k, what) => (R[k] === undefined ? '—' : `${R[k] === 'ok' ? 'ok' : '**MISMATCH**'}: ${what}`);
     out.push('', `### Fan-out: one announcement to ${int('fanout.n')} recipients (bench/fanout.sh)`, '');
-    out.push(`herald has no list send: POST /send with \`to\` arrays of ${int('fanout.chunk')} recipients (webhook provider, instant sink), ${int('fanout.requests')} requests; time from the first request to the last delivery. For scale, the same number of jobs at BullMQ's rate (no persistence) in this run.`, '');
+    out.push(`Three ways to the same recipients, webhook provider to the instant sink: POST /send with \`to\` arrays of ${int('fanout.chunk')} recipients (${int('fanout.requests')} requests; from the first request to the last delivery), ONE POST /send to a list of them (\`to.list_id\`) and one bulk job of them (runJob), each from that one request to the last delivery (subscribing and adding the users timed apart). For scale, the same number of jobs at BullMQ's rate (no persistence) in this run.`, '');
     out.push('| what | herald | BullMQ at its rate, same run | ratio (herald deliveries/s / BullMQ jobs/s) | send to delivery p50 / p99 | check |');
     out.push('| --- | --- | --- | --- | --- | --- |');
-    out.push(`| ${int('fanout.n')} deliveries | **${Number(R['fanout.total_s']).toFixed(1)} s** (${int('fanout.delivered_ps')} deliveries/s; accepted in ${R['fanout.accept_s']} s) | ${bull === undefined ? '—' : `${bull.toFixed(1)} s`} | **${x('fanout.delivered_ps', 'peer.nofsync.jobs_ps')}** | ${ms('fanout.e2e_p50_ms')} / ${ms('fanout.e2e_p99_ms')} | ${chk('fanout')}: ${int('fanout.delivered')} delivered of ${int('fanout.accepted')} accepted |`);
+    if (has('fanout.total_s'))
+      out.push(`| ${int('fanout.n')} deliveries, /send arrays | **${Number(R['fanout.total_s']).toFixed(1)} s** (${int('fanout.delivered_ps')} deliveries/s; accepted in ${R['fanout.accept_s']} s) | ${bull} | **${x('fanout.delivered_ps', 'peer.nofsync.jobs_ps')}** | ${ms('fanout.e2e_p50_ms')} / ${ms('fanout.e2e_p99_ms')} | ${fchk('fanout.check', `${int('fanout.delivered')} delivered of ${int('fanout.accepted')} accepted`)} |`);
+    for (const [m, label] of [['list', 'one /send to a list'], ['bulk', 'one bulk job']]) {
+      const p = `fanout.${m}`;
+      if (!has(`${p}_total_s`)) continue;
+      out.push(`| ${label} | **${Number(R[`${p}_total_s`]).toFixed(1)} s** (${int(`${p}_recipients_ps`)} recipients/s; answered in ${ms(`${p}_accept_ms`)}; setup ${R[`${p}_setup_s`] || '—'} s) | ${bull} | **${x(`${p}_recipients_ps`, 'peer.nofsync.jobs_ps')}** | — | ${fchk(`${p}_check`, `${int(`${p}_delivered`)} delivered of ${int('fanout.n')}`)} |`);
+    }
+    if (has('fanout.list_recipients_ps') || has('fanout.bulk_recipients_ps')) {
+      const single = has('send.deliver.delivered_ps')
+        ? `**${int('send.deliver.delivered_ps')} delivered/s**; list / single ${x('fanout.list_recipients_ps', 'send.deliver.delivered_ps')}, bulk / single ${x('fanout.bulk_recipients_ps', 'send.deliver.delivered_ps')}`
+        : '**not in this run** (bench/send.sh did not run)';
+      out.push('', `Recipients/s of the one-request fan-outs: list send **${int('fanout.list_recipients_ps')}/s**, bulk job **${int('fanout.bulk_recipients_ps')}/s**. /send's single sends in the same run (bench/send.sh's saturating run, one recipient per request, first send to last delivery): ${single}.`);
+    }
+    if (has('fanout.list_tx_e2e_p99_ms') || has('fanout.quiet_tx_e2e_p99_ms')) {
+      const rate = R['fanout.tx_rate'] || 50;
+      const times = (a, b) => {
+        if (!has(a) || !has(b) || !(num(b) > 0)) return '—';
+        const r = num(a) / num(b);
+        return `${r.toFixed(r >= 10 ? 0 : r >= 1 ? 1 : 2)}x`;
+      };
+      out.push('', `Transactional /send while the fan-out runs (bench/txload.mjs): single sends, one recipient each, the same webhook provider and sink, ${rate}/s open loop (one every ${(1000 / Number(rate)).toFixed(0)} ms whatever the answers), from the list send (runJob) until the sink has the ${int('fanout.n')} fan-out deliveries; "quiet": the same load with no fan-out, ${R['fanout.quiet_tx_load_s'] || '?'} s (as long as the list fan-out took, 5-60 s), same run. Ratio: during / quiet.`, '');
+      out.push('| transactional /send | sends (rate) | answer p50 / p99 | send to delivery p50 / p99 | during / quiet, p50; p99 | check |');
+      out.push('| --- | --- | --- | --- | --- | --- |');
+      for (const [m, label] of [['quiet', 'quiet (no fan-out)'], ['list', 'during the list fan-out'], ['bulk', 'during the bulk job']]) {
+        const p = `fanout.${m}_tx`;
+        if (!has(`${p}_e2e_p99_ms`)) continue;
+        const b = num(`${p}_bad`) || 0, sk = num(`${p}_skipped`) || 0;
+        const ratio = m === 'quiet' ? '(the reference)'
+          : `**${times(`${p}_e2e_p50_ms`, 'fanout.quiet_tx_e2e_p50_ms')}; ${times(`${p}_e2e_p99_ms`, 'fanout.quiet_tx_e2e_p99_ms')}**`;
+        out.push(`| ${label} | ${int(`${p}_sent`)} in ${R[`${p}_load_s`] || '—'} s (${R[`${p}_rate_ps`] || '—'}/s)${b ? `; **${b} failed**` : ''}${sk ? `; **${sk} ticks skipped** (64 in flight)` : ''} | ${ms(`${p}_answer_p50_ms`)} / ${ms(`${p}_answer_p99_ms`)} | **${ms(`${p}_e2e_p50_ms`)} / ${ms(`${p}_e2e_p99_ms`)}** | ${ratio} | ${fchk(`${p}_check`, `${int(`${p}_delivered`)} delivered of ${int(`${p}_accepted`)} accepted`)} |`);
+      }
+    }
   }
 }
 

@@ -3,6 +3,10 @@
  * 200 {"id":"<n>"} and counted with its arrival time (CLOCK_REALTIME, microseconds).
  * If the body holds "ts:<digits>" (a send time in microseconds since the epoch, put
  * there by the load generator), the latency arrival - ts is recorded as well.
+ * A body holding "tx:<digits>" instead is a transactional probe sent while something else
+ * loads herald (bench/txload.mjs during bench/fanout.sh's fan-outs): it is counted and
+ * timed apart (the tx_* figures), so count, first/last and the percentiles stay those of
+ * the load itself.
  *
  * --delay-ms N: answer each request N ms after it arrived, like a provider's API that
  * takes N ms. Requests wait in a queue, not in a blocked thread: any number of
@@ -12,7 +16,10 @@
  * caller can see the delivery done.
  *
  *   GET  /stats  -> {"count":N,"with_ts":M,"first_us":..,"last_us":..,"min_send_us":..,
- *                    "p50_us":..,"p90_us":..,"p99_us":..,"max_us":..}
+ *                    "p50_us":..,"p90_us":..,"p99_us":..,"max_us":..,
+ *                    "tx_count":..,"tx_last_us":..,"tx_p50_us":..,"tx_p90_us":..,
+ *                    "tx_p99_us":..,"tx_max_us":..}
+ *   GET  /count  -> {"count":N,"tx_count":M}: cheap (no sort), for polling
  *   POST /reset  -> zero everything
  *
  * Build: cc -O2 -o sink bench/sink.c
@@ -36,6 +43,7 @@
 #include <unistd.h>
 
 #define MAX_LAT (8u << 20) /* latencies kept (8M, 64 MiB) */
+#define MAX_TX_LAT (1u << 20) /* probe ("tx:") latencies kept (1M, 8 MiB) */
 #define BUF_MAX (1u << 20) /* largest request we buffer */
 
 struct conn {
@@ -52,13 +60,17 @@ struct conn {
 struct pending {
     struct conn *c;
     uint64_t due_us; /* CLOCK_MONOTONIC */
-    uint64_t send_us; /* the body's ts:, 0 when none */
+    uint64_t send_us; /* the body's ts: (or tx:), 0 when none */
+    int tx;           /* the body held tx: (a probe) */
 };
 
 static volatile sig_atomic_t stop;
 static uint64_t count, with_ts, first_us, last_us, min_send_us;
 static int64_t *lat;
 static size_t n_lat;
+static uint64_t tx_count, tx_last_us; /* the probe's requests ("tx:") */
+static int64_t *tx_lat;
+static size_t n_tx_lat;
 static uint64_t delay_us;
 static struct pending *pq; /* ring buffer of pq_cap entries, in order of due time */
 static size_t pq_head, pq_len, pq_cap;
@@ -116,30 +128,40 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* percentiles: p50, p90, p99 and max of the n latencies in a (zeros when n is 0). */
+static void percentiles(const int64_t *a, size_t n, int64_t out[4])
+{
+    memset(out, 0, 4 * sizeof *out);
+    if (!n)
+        return;
+    int64_t *s = malloc(n * sizeof *s);
+    if (!s)
+        abort();
+    memcpy(s, a, n * sizeof *s);
+    qsort(s, n, sizeof *s, cmp_i64);
+    out[0] = s[(n - 1) * 50 / 100];
+    out[1] = s[(n - 1) * 90 / 100];
+    out[2] = s[(n - 1) * 99 / 100];
+    out[3] = s[n - 1];
+    free(s);
+}
+
 static void stats(struct conn *c)
 {
-    char body[512];
-    int64_t p50 = 0, p90 = 0, p99 = 0, mx = 0;
-    if (n_lat) {
-        int64_t *s = malloc(n_lat * sizeof *s);
-        if (!s)
-            abort();
-        memcpy(s, lat, n_lat * sizeof *s);
-        qsort(s, n_lat, sizeof *s, cmp_i64);
-        p50 = s[(n_lat - 1) * 50 / 100];
-        p90 = s[(n_lat - 1) * 90 / 100];
-        p99 = s[(n_lat - 1) * 99 / 100];
-        mx = s[n_lat - 1];
-        free(s);
-    }
+    char body[1024];
+    int64_t p[4], tp[4];
+    percentiles(lat, n_lat, p);
+    percentiles(tx_lat, n_tx_lat, tp);
     snprintf(body, sizeof body,
              "{\"count\":%llu,\"with_ts\":%llu,\"first_us\":%llu,\"last_us\":%llu,"
              "\"min_send_us\":%llu,\"p50_us\":%lld,\"p90_us\":%lld,\"p99_us\":%lld,"
-             "\"max_us\":%lld}\n",
+             "\"max_us\":%lld,\"tx_count\":%llu,\"tx_last_us\":%llu,\"tx_p50_us\":%lld,"
+             "\"tx_p90_us\":%lld,\"tx_p99_us\":%lld,\"tx_max_us\":%lld}\n",
              (unsigned long long)count, (unsigned long long)with_ts,
              (unsigned long long)first_us, (unsigned long long)last_us,
-             (unsigned long long)min_send_us, (long long)p50, (long long)p90, (long long)p99,
-             (long long)mx);
+             (unsigned long long)min_send_us, (long long)p[0], (long long)p[1], (long long)p[2],
+             (long long)p[3], (unsigned long long)tx_count, (unsigned long long)tx_last_us,
+             (long long)tp[0], (long long)tp[1], (long long)tp[2], (long long)tp[3]);
     respond(c, body);
 }
 
@@ -166,12 +188,21 @@ static const char *header_value(const char *head, size_t n, const char *name, si
     return NULL;
 }
 
-/* answer: count one request as delivered now (send_us: its ts:, 0 when none) and queue
- * its 200 on c. */
-static void answer(struct conn *c, uint64_t send_us)
+/* answer: count one request as delivered now (send_us: its ts: or tx:, 0 when none; tx:
+ * it is a probe's, counted apart) and queue its 200 on c. */
+static void answer(struct conn *c, uint64_t send_us, int tx)
 {
     uint64_t t = now_us();
     char idb[48];
+    if (tx) {
+        tx_count++;
+        tx_last_us = t;
+        if (send_us && n_tx_lat < MAX_TX_LAT)
+            tx_lat[n_tx_lat++] = (int64_t)(t - send_us);
+        snprintf(idb, sizeof idb, "{\"id\":\"tx%llu\"}", (unsigned long long)tx_count);
+        respond(c, idb);
+        return;
+    }
     count++;
     if (!first_us)
         first_us = t;
@@ -188,7 +219,7 @@ static void answer(struct conn *c, uint64_t send_us)
 }
 
 /* pq_push: queue c's request for an answer delay_us from now (the ring grows as needed). */
-static void pq_push(struct conn *c, uint64_t send_us)
+static void pq_push(struct conn *c, uint64_t send_us, int tx)
 {
     if (pq_len == pq_cap) {
         size_t cap = pq_cap ? pq_cap * 2 : 1024;
@@ -202,7 +233,7 @@ static void pq_push(struct conn *c, uint64_t send_us)
         pq_cap = cap;
         pq_head = 0;
     }
-    pq[(pq_head + pq_len) % pq_cap] = (struct pending){c, mono_us() + delay_us, send_us};
+    pq[(pq_head + pq_len) % pq_cap] = (struct pending){c, mono_us() + delay_us, send_us, tx};
     pq_len++;
     c->waiting++;
 }
@@ -232,20 +263,32 @@ static int handle(struct conn *c)
         }
         if (strncmp(base, "GET /stats", 10) == 0) {
             stats(c);
+        } else if (strncmp(base, "GET /count", 10) == 0) {
+            char cb[96];
+            snprintf(cb, sizeof cb, "{\"count\":%llu,\"tx_count\":%llu}\n",
+                     (unsigned long long)count, (unsigned long long)tx_count);
+            respond(c, cb);
         } else if (strncmp(base, "POST /reset", 11) == 0) {
             count = with_ts = first_us = last_us = min_send_us = 0;
             n_lat = 0;
+            tx_count = tx_last_us = 0;
+            n_tx_lat = 0;
             respond(c, "{}\n");
         } else {
-            const char *b = base + head_len, *ts;
+            const char *b = base + head_len, *ts = NULL;
             uint64_t s = 0;
-            ts = body_len ? memmem(b, body_len, "ts:", 3) : NULL;
+            int tx = 0;
+            /* "tx:" first: a probe's body carries that marker only */
+            if (body_len && (ts = memmem(b, body_len, "tx:", 3)))
+                tx = 1;
+            else if (body_len)
+                ts = memmem(b, body_len, "ts:", 3);
             if (ts)
                 s = strtoull(ts + 3, NULL, 10);
             if (delay_us)
-                pq_push(c, s);
+                pq_push(c, s, tx);
             else
-                answer(c, s);
+                answer(c, s, tx);
         }
         off += head_len + body_len;
     }
@@ -306,7 +349,7 @@ static int pq_run(int ep)
                 conn_close(ep, c);
             continue;
         }
-        answer(c, p->send_us);
+        answer(c, p->send_us, p->tx);
         if (flush_out(c) < 0)
             conn_close(ep, c);
     }
@@ -337,7 +380,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     lat = malloc(MAX_LAT * sizeof *lat);
-    if (!lat)
+    tx_lat = malloc(MAX_TX_LAT * sizeof *tx_lat);
+    if (!lat || !tx_lat)
         return 1;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
