@@ -63,7 +63,7 @@ function machine() {
   const sqlite = sh('sh', ['-c', 'pkg-config --modversion sqlite3 2>/dev/null || echo ?']);
   const curl = sh('sh', ['-c', 'curl-config --version 2>/dev/null || echo ?']);
   const mins = (k) => (has(k) ? `${(num(k) / 60).toFixed(1)} min` : null);
-  const parts = ['ingest', 'send', 'flow', 'peer', 'slow', 'fanout', 'pg', 'growth'].filter((b) => has(`run.${b}.elapsed_s`))
+  const parts = ['ingest', 'send', 'flow', 'peer', 'slow', 'fanout', 'backlog', 'pg', 'growth'].filter((b) => has(`run.${b}.elapsed_s`))
     .map((b) => `${b} ${mins(`run.${b}.elapsed_s`)}`);
   return [
     `- date: ${R['run.date'] || new Date().toISOString()}` +
@@ -237,6 +237,20 @@ function peerTables(out) {
   }
 }
 
+// backlogTable: herald's memory under a backlog of pending messages (backlog.sh).
+function backlogTable(out) {
+  if (!has('backlog.anon_mb')) return;
+  const mb = (k) => (has(k) ? `${Number(R[k]).toFixed(1)} MB` : '—');
+  const n = num('backlog.n');
+  out.push('', `### Memory under a backlog of ${int('backlog.n')} pending messages (bench/backlog.sh)`, '');
+  out.push(`The webhook provider answers after 1 s with \`--provider-concurrency 2\` (about 2 deliveries/s), so what is accepted stays pending; ${int('backlog.n')} messages go in as /send \`to\` arrays of 100 (accepted in ${R['backlog.accept_s']} s; ${int('backlog.pending')} jobs pending at the end; store ${int('backlog.store_mb')} MB on disk). Anonymous memory (RssAnon) is herald's own: the heap, SQLite's page caches, stacks; file pages (RssFile) are the binary and the store file mapped by SQLite's mmap reads (the kernel's page cache: shared, reclaimable, capped by mmap_size 256 MiB).`, '');
+  out.push('| pending messages | idle | ' + [1, 2, 5, 10].map((k) => Math.round(n * k / 10).toLocaleString('en-US')).join(' | ') + ' |');
+  out.push('| --- | --- | --- | --- | --- | --- |');
+  out.push(`| anonymous memory | ${mb('backlog.anon_idle_mb')} | ${[1, 2, 5, 10].map((k) => mb(`backlog.anon_${k}_mb`)).join(' | ')} |`);
+  out.push(`| resident (RSS) | ${mb('backlog.rss_idle_mb')} | ${[1, 2, 5, 10].map((k) => mb(`backlog.rss_${k}_mb`)).join(' | ')} |`);
+  out.push('', `At the end: RSS ${mb('backlog.rss_mb')} = anonymous ${mb('backlog.anon_mb')} + file ${mb('backlog.file_mb')}; peak (VmHWM) ${mb('backlog.hwm_mb')}. Goal (issue 14): idle RSS < 30 MB: **${mb('backlog.rss_idle_mb')}, ${num('backlog.rss_idle_mb') < 30 ? 'met' : 'not met'}**; bounded under a 1M-message backlog: anonymous memory ${mb('backlog.anon_1_mb')} at a tenth, ${mb('backlog.anon_mb')} at all of it.`);
+}
+
 function tables() {
   const out = [];
   if (has('herald.track.rps') || has('herald.batch.rps')) {
@@ -282,6 +296,7 @@ function tables() {
     }
   }
   peerTables(out);
+  backlogTable(out);
   if (has('pg.skipped')) {
     out.push('', '### PostgreSQL', '', '**Skipped**: no PostgreSQL server binaries on this machine (bench/pg.sh).');
   } else if (has('pg.nginx.track.rps')) {

@@ -2,7 +2,7 @@
 # run.sh: build herald, run every benchmark, print the markdown tables. `make bench` is
 # `bench/run.sh --write-docs` (after building herald and the bench tools).
 #
-#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|peer|slow|fanout|pg|growth]
+#   bench/run.sh [--write-docs] [--quick] [--only ingest|send|flow|peer|slow|fanout|backlog|pg|growth]
 #                [--no-build] [--rev REV] [--out FILE]
 #
 #   --write-docs  also rewrite the generated section of docs/PERFORMANCE.md (between the
@@ -12,7 +12,8 @@
 #   --only X      run only bench/X.sh (repeatable, or a comma list: --only peer,slow,fanout)
 #   (peer.sh: BullMQ on redis-server, the peer baseline; slow.sh: /send to a sink that
 #   answers after 100 ms, herald and BullMQ; fanout.sh: one announcement to 100,000
-#   recipients; peer.sh and slow.sh's BullMQ part need redis-server and bench/node_modules:
+#   recipients; backlog.sh: herald's memory under 1,000,000 pending messages, ~2.5 min;
+#   peer.sh and slow.sh's BullMQ part need redis-server and bench/node_modules:
 #   scripts/deps.sh bench, which `make bench` runs)
 #   (pg.sh: 1-3 herald nodes on a throwaway PostgreSQL cluster, ~6 minutes; in the default
 #   set when /usr/lib/postgresql/*/bin/pg_ctl exists, else skipped with a loud line)
@@ -49,8 +50,8 @@ done
 
 for b in $only; do
     case $b in
-    ingest | send | flow | peer | slow | fanout | pg | growth) ;;
-    *) echo "run.sh: unknown bench $b for --only (ingest send flow peer slow fanout pg growth)" >&2; exit 2 ;;
+    ingest | send | flow | peer | slow | fanout | backlog | pg | growth) ;;
+    *) echo "run.sh: unknown bench $b for --only (ingest send flow peer slow fanout backlog pg growth)" >&2; exit 2 ;;
     esac
 done
 
@@ -110,7 +111,7 @@ export BENCH_OUT=$out
 
 pg_here=0
 if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then pg_here=1; fi
-for b in ingest send flow peer slow fanout pg growth; do
+for b in ingest send flow peer slow fanout backlog pg growth; do
     if [ -z "$only" ] || [[ " $only " == *" $b "* ]]; then
         if [ "$b" = pg ] && [ "$pg_here" = 0 ]; then
             echo "########## bench/pg.sh SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl); scripts/deps.sh test installs them ##########" >&2
