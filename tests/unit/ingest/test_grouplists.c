@@ -108,7 +108,8 @@ static void test_list_id(void **state)
     } cases[] = {
         {"groups.", "acme", "groups.acme"},
         {"groups.", "acme.eu", "groups.acme.eu"},
-        {"groups.", "a.b.c", NULL},          /* five parts */
+        {"groups.", "a.b.c", "groups.a.b.c"}, /* four parts: the most */
+        {"groups.", "a.b.c.d", NULL},        /* five */
         {"a.b.c.", "x", "a.b.c.x"},
         {"a.b.c.", "x.y", NULL},
         {"groups.", "has space", NULL},
