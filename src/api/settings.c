@@ -105,13 +105,13 @@ static int take_group_lists(const cJSON *body, struct put_arg *a, struct http_re
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "group_lists");
     struct grouplists_link l;
-    char why[256];
+    struct herr why;
     cJSON *canon;
     a->groups = v != NULL;
     if (!v)
         return HR_OK;
-    if (grouplists_parse(v, &l, why, sizeof why) < 0) {
-        http_resp_error(resp, 400, "invalid_request_error", "%s", why);
+    if (grouplists_parse(v, &l, &why) < 0) {
+        http_resp_error(resp, 400, "invalid_request_error", "%s", why.msg);
         return HR_INVAL;
     }
     if (l.on) {

@@ -9,22 +9,11 @@
 #include "../util/metrics.h"
 #include "../util/xalloc.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *why, size_t cap, const char *fmt, ...) HR_PRINTF(3, 4);
-static int bad(char *why, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return HR_INVAL;
-}
-
-int grouplists_parse(const cJSON *v, struct grouplists_link *out, char *why, size_t cap)
+int grouplists_parse(const cJSON *v, struct grouplists_link *out, struct herr *err)
 {
     const cJSON *prefix, *allow, *it;
     char probe[GROUPLISTS_PREFIX_MAX + 2];
@@ -34,28 +23,34 @@ int grouplists_parse(const cJSON *v, struct grouplists_link *out, char *why, siz
     if (!v || cJSON_IsNull(v))
         return HR_OK;
     if (!cJSON_IsObject(v))
-        return bad(why, cap, "group_lists must be an object {\"prefix\": \"groups.\", "
-                             "\"allow_client\"?: boolean}, or null to unlink groups from lists");
+        return herr_set(err, HR_INVAL,
+                        "group_lists must be an object {\"prefix\": \"groups.\", "
+                        "\"allow_client\"?: boolean}, or null to unlink groups from lists");
     cJSON_ArrayForEach(it, v)
     {
         if (strcmp(it->string, "prefix") != 0 && strcmp(it->string, "allow_client") != 0)
-            return bad(why, cap, "group_lists has an unknown member %.64s: known are prefix "
-                                 "and allow_client", it->string);
+            return herr_set(err, HR_INVAL,
+                            "group_lists has an unknown member %.64s: known are prefix and "
+                            "allow_client",
+                            it->string);
     }
     prefix = cJSON_GetObjectItemCaseSensitive(v, "prefix");
     allow = cJSON_GetObjectItemCaseSensitive(v, "allow_client");
     len = cJSON_IsString(prefix) ? strlen(prefix->valuestring) : 0;
     if (len == 0 || len > GROUPLISTS_PREFIX_MAX)
-        return bad(why, cap, "group_lists.prefix is required: a string of 1 to %d bytes",
-                   GROUPLISTS_PREFIX_MAX);
+        return herr_set(err, HR_INVAL,
+                        "group_lists.prefix is required: a string of 1 to %d bytes",
+                        GROUPLISTS_PREFIX_MAX);
     /* the prefix must start a valid list id: prefix + one more character is one */
     snprintf(probe, sizeof probe, "%sx", prefix->valuestring);
     if (!store_list_id_valid(str_c(probe)))
-        return bad(why, cap, "group_lists.prefix must start a valid list id (up to %d "
-                             "dot-separated parts of [A-Za-z0-9_:@+-] with the group id, "
-                             "e.g. \"groups.\")", LIST_PARTS_MAX);
+        return herr_set(err, HR_INVAL,
+                        "group_lists.prefix must start a valid list id (up to %d "
+                        "dot-separated parts of [A-Za-z0-9_:@+-] with the group id, "
+                        "e.g. \"groups.\")",
+                        LIST_PARTS_MAX);
     if (allow && !cJSON_IsBool(allow))
-        return bad(why, cap, "group_lists.allow_client must be a boolean");
+        return herr_set(err, HR_INVAL, "group_lists.allow_client must be a boolean");
     out->on = true;
     out->allow_client = cJSON_IsTrue(allow);
     memcpy(out->prefix, prefix->valuestring, len + 1);
@@ -78,7 +73,7 @@ int grouplists_load(struct store *s, struct grouplists_link *out)
     struct arena *a = arena_new(512);
     struct str v;
     cJSON *j = NULL;
-    char why[256];
+    struct herr why;
     int rc = store_meta_get(s, GROUPLISTS_META_KEY, a, &v);
 
     memset(out, 0, sizeof *out);
@@ -89,7 +84,7 @@ int grouplists_load(struct store *s, struct grouplists_link *out)
     if (rc < 0)
         goto out;
     j = cJSON_ParseWithLength(v.p, v.len);
-    if (!j || grouplists_parse(j, out, why, sizeof why) < 0) {
+    if (!j || grouplists_parse(j, out, &why) < 0) {
         LOG_W("ingest.group_lists_unreadable", "msg=\"the stored group_lists setting does "
               "not parse; groups stay unlinked from lists until PUT /settings sets it\"");
         memset(out, 0, sizeof *out);

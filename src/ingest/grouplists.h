@@ -37,8 +37,8 @@ struct grouplists_link {
  * object needs `prefix` (1..GROUPLISTS_PREFIX_MAX bytes that start a valid list id:
  * prefix + "x" passes store_list_id_valid) and may have `allow_client` (a boolean,
  * default false); nothing else. Returns 0, or HR_INVAL with the reason (for an API
- * caller, naming group_lists) in why (cap bytes). Pure. */
-int grouplists_parse(const cJSON *v, struct grouplists_link *out, char *why, size_t cap);
+ * caller, naming group_lists) in err. Pure. */
+int grouplists_parse(const cJSON *v, struct grouplists_link *out, struct herr *err);
 
 /* grouplists_json: l as the setting's JSON value: {"prefix", "allow_client"} when on, a
  * JSON null when off. New; the caller owns it. Pure. */

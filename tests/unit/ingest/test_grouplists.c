@@ -15,14 +15,17 @@
 
 #include <cmocka.h>
 
-/* parse: the setting text into *l; returns grouplists_parse's rc (why into why). */
+/* parse: the setting text into *l; returns grouplists_parse's rc (the reason into why,
+ * cap bytes). */
 static int parse(const char *text, struct grouplists_link *l, char *why, size_t cap)
 {
     cJSON *v = cJSON_Parse(text);
+    struct herr err;
     int rc;
     assert_non_null(v);
-    why[0] = '\0';
-    rc = grouplists_parse(v, l, why, cap);
+    herr_clear(&err);
+    rc = grouplists_parse(v, l, &err);
+    snprintf(why, cap, "%s", err.msg);
     cJSON_Delete(v);
     return rc;
 }
