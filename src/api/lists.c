@@ -139,6 +139,7 @@ enum sub_op {
 struct sub_item {
     struct str id;      /* user id (list ops) or list id (user ops) */
     char *prefs;        /* JSON text or NULL; owned */
+    size_t at;          /* its index in the request: a repeated id's last entry wins */
 };
 
 struct sub_arg {
@@ -252,9 +253,23 @@ static void run(struct api_ctx *ctx, struct http_resp *resp, struct sub_arg *a,
         resp->status = 204;
 }
 
+/* item_cmp: by id, then by request order. */
+static int item_cmp(const void *a, const void *b)
+{
+    const struct sub_item *x = a, *y = b;
+    size_t n = x->id.len < y->id.len ? x->id.len : y->id.len;
+    int c = memcmp(x->id.p, y->id.p, n);
+    if (c == 0)
+        c = (x->id.len > y->id.len) - (x->id.len < y->id.len);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
 /* read_items: body[member] is an array of 1..LIST_BATCH_MAX objects each with a string
  * id under id_key (checked with list ids or user ids) and optional preferences, into
- * a->items. On failure answers 400 (413 past the cap) and returns < 0. */
+ * a->items, sorted by id (request order among equal ids): one list's subscription rows
+ * are then taken in (list id, user id) order, the order an events job takes them in (see
+ * the lock order in src/ingest/ingest.c), so the two never deadlock on PostgreSQL. On
+ * failure answers 400 (413 past the cap) and returns < 0. */
 static int read_items(const cJSON *body, const char *member, const char *id_key, bool list_ids,
                       struct sub_arg *a, struct http_resp *resp)
 {
@@ -289,8 +304,10 @@ static int read_items(const cJSON *body, const char *member, const char *id_key,
             return HR_INVAL;
         if (prefs_text(it, where, resp, &si->prefs) < 0)
             return HR_INVAL;
-        a->n++;
+        si->at = a->n++;
     }
+    if (a->n > 1)
+        qsort(a->items, a->n, sizeof *a->items, item_cmp);
     return HR_OK;
 }
 

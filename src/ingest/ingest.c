@@ -6,8 +6,11 @@
  * on a profile that has none yet; their alias applies only when previousId has no
  * profile (so it never moves, merges or deletes one). What is refused is dropped from
  * the event (its run data too), logged as ingest.client_refused and counted in
- * herald_ingest_client_refused_total; the rest of the event applies. */
+ * herald_ingest_client_refused_total; the rest of the event applies. Nor does their
+ * group call subscribe anyone to the group's list (grouplists.h), unless the operator's
+ * group_lists setting says allow_client. */
 #include "ingest.h"
+#include "grouplists.h"
 
 #include "../util/buf.h"
 #include "../util/json.h"
@@ -276,7 +279,18 @@ out:
     return rc;
 }
 
-static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now)
+/* What a job's group calls do to lists (grouplists.h): the link read for the job, and
+ * the subscriptions its events asked for, made after all of them in lock order. */
+struct group_sync {
+    struct grouplists_link link;
+    struct grouplists_pending pending;
+};
+
+/* apply_group: merge ev's traits into the group, record uid's membership, and with gs
+ * linked, ask for uid's subscription to the group's list (not from a client key, client,
+ * unless the link allows it). */
+static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now,
+                       struct group_sync *gs, bool client, int64_t event_id)
 {
     const char *gid = json_str(ev, "groupId");
     const cJSON *traits = cJSON_GetObjectItemCaseSensitive(ev, "traits");
@@ -308,6 +322,13 @@ static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int
     cJSON_AddStringToObject(member, "groupId", gid);
     cJSON_AddStringToObject(member, "userId", uid.p);
     rc = doc_save(t, COLL_GROUP_MEMBERS, str_c(key_s), member, now);
+    if (rc == HR_OK && gs && gs->link.on) {
+        if (client && !gs->link.allow_client)
+            client_refused(event_id, "group", "list subscription");
+        else
+            grouplists_note(&gs->link, &gs->pending, gid, uid, json_str(gtraits, "name"),
+                            event_id, now);
+    }
 out:
     cJSON_Delete(group);
     cJSON_Delete(member);
@@ -318,9 +339,10 @@ out:
 
 /* apply: one event's effects inside t: its catalog entry when touch_catalog, then
  * profiles, groups, aliases, then the trigger. client: the event came from a
- * client-scope write key (see the top of this file). */
+ * client-scope write key (see the top of this file). gs (may be NULL: lists untouched)
+ * collects the list subscriptions of group calls. */
 static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int64_t event_id,
-                 int64_t received_ms, bool touch_catalog, bool client)
+                 int64_t received_ms, bool touch_catalog, bool client, struct group_sync *gs)
 {
     /* a client key's identify may lose traits: work on a copy, so run data sees it too */
     const char *type_in = json_str(ev_in, "type");
@@ -349,7 +371,7 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int
     else if (strcmp(type, "alias") == 0 && uid.len)
         rc = apply_alias(t, uid, ev, received_ms, client, event_id);
     else if (strcmp(type, "group") == 0)
-        rc = apply_group(t, uid, ev, received_ms);
+        rc = apply_group(t, uid, ev, received_ms, gs, client, event_id);
     if (rc == HR_OK && name && ig && ig->trigger) /* run data only if something is linked */
         rc = ig->trigger(ig->trigger_ctx, t, ev, seg_run_data_new, name, event_id);
 out:
@@ -362,7 +384,7 @@ out:
 int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
                        int64_t received_ms)
 {
-    return apply(ig, t, ev, event_id, received_ms, true, false);
+    return apply(ig, t, ev, event_id, received_ms, true, false, NULL);
 }
 
 /* ---- the job ---------------------------------------------------------------------- */
@@ -377,6 +399,7 @@ struct loaded {
     bool *rejected; /* events whose effects failed for good (set by events_commit) */
     size_t n;
     bool client;       /* the events came from a client-scope write key */
+    struct group_sync gs; /* lists of the events' groups */
 };
 
 /* ---- lock order ----------------------------------------------------------------------
@@ -388,9 +411,12 @@ struct loaded {
  * after its deadlock timeout (1 s), retries pile up, and with mixed batches the queue
  * crawls while leases run out. So every job takes its locks in one global order: first
  * the documents, sorted by (collection, id), then applies the events in their own order
- * (re-locking what it holds already is free), and counts the catalog last, sorted by
- * name. Whatever else the events lock is new and unique to this job (runs, messages,
- * jobs) or read without a lock (automation definitions). */
+ * (re-locking what it holds already is free), then makes the list subscriptions its
+ * group calls asked for (grouplists.h), sorted by (list id, user id), each list created
+ * before its users, and counts the catalog last, sorted by name. Whatever else the
+ * events lock is new and unique to this job (runs, messages, jobs) or read without a
+ * lock (automation definitions). The list API takes its subscription rows in the same
+ * (list id, user id) order (src/api/lists.c) and locks no document or catalog row. */
 
 struct lock_key {
     const char *coll;
@@ -532,7 +558,7 @@ static bool permanent(int rc)
 /* apply_at: event i of the job (the one place the job calls apply). */
 static int apply_at(struct store_txn *t, struct loaded *l, size_t i)
 {
-    return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client);
+    return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client, &l->gs);
 }
 
 static int apply_all_fn(struct store_txn *t, void *varg)
@@ -577,8 +603,10 @@ static int apply_isolated(struct store_txn *t, struct loaded *l)
     int rc = HR_OK;
     for (size_t i = 0; i < l->n && rc == HR_OK; i++) {
         struct one_event o = {l, i};
+        size_t asked = l->gs.pending.n;
         rc = queue_txn_sub(t, apply_one_fn, &o);
         if (permanent(rc)) {
+            grouplists_pending_truncate(&l->gs.pending, asked); /* rolled back with it */
             reject(l, i, rc);
             rc = HR_OK;
         }
@@ -596,11 +624,16 @@ static int events_commit(struct store_txn *t, void *varg)
         collect_keys(l->events[i], keys, &nk);
         l->rejected[i] = false; /* this function may run again (a store retry) */
     }
+    grouplists_pending_truncate(&l->gs.pending, 0); /* a rerun asks again */
     rc = lock_docs(t, keys, nk);
     if (rc == HR_OK)
         rc = queue_txn_sub(t, apply_all_fn, l);
-    if (permanent(rc))
+    if (permanent(rc)) {
+        grouplists_pending_truncate(&l->gs.pending, 0);
         rc = apply_isolated(t, l);
+    }
+    if (rc == HR_OK)
+        rc = grouplists_commit(t, &l->gs.pending);
     if (rc == HR_OK)
         rc = touch_catalog(t, l);
     for (size_t k = 0; k < nk; k++)
@@ -616,6 +649,7 @@ static void loaded_free(void *p)
         cJSON_Delete(l->events[i]);
         free(l->texts[i]);
     }
+    grouplists_pending_cleanup(&l->gs.pending);
 }
 
 /* cache_metric: count n events of one job as a cache hit or miss (once per job). */
@@ -643,6 +677,19 @@ static bool take_cached(struct ingest *ig, struct loaded *l, int64_t id)
     l->ids[l->n] = id;
     l->received[l->n++] = received;
     return true;
+}
+
+/* has_group_member: one of l's events is a group call with a userId (the only events
+ * the group_lists setting matters to). */
+static bool has_group_member(const struct loaded *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *type = json_str(l->events[i], "type"), *uid;
+        uid = json_str(l->events[i], "userId");
+        if (type && strcmp(type, "group") == 0 && uid && uid[0])
+            return true;
+    }
+    return false;
 }
 
 void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
@@ -698,6 +745,15 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
         l->bodies[l->n] = e.body; /* in a, which outlives the commit */
         l->ids[l->n] = e.id;
         l->received[l->n++] = e.received_ms;
+    }
+    if (has_group_member(l)) {
+        int rc = grouplists_load(ig->store, &l->gs.link);
+        if (rc < 0) {
+            r->outcome = JOB_OUT_RETRY;
+            snprintf(r->error, sizeof r->error, "cannot read the group_lists setting: %s",
+                     hr_rc_str(rc));
+            goto out;
+        }
     }
     r->outcome = JOB_OUT_DONE;
     r->commit = events_commit;

@@ -1,7 +1,8 @@
 /* ingest.h: events in. ingest_accept() makes parsed Segment events durable (deduplicated
  * by messageId per source within a window) and enqueues their processing in the same
  * transaction; the "events" job then applies each event: profiles (identify merges
- * traits, track creates, alias merges, group keeps the group), and the event catalog.
+ * traits, track creates, alias merges, group keeps the group and, when the group_lists
+ * setting links them, its list: grouplists.h), and the event catalog.
  * Nothing here knows HTTP. */
 #ifndef HERALD_INGEST_INGEST_H
 #define HERALD_INGEST_INGEST_H

@@ -395,6 +395,11 @@ struct store_ops {
 
     /* list member counts (appended; see store_list_sub_count) */
     int (*list_sub_count)(struct store *s, struct str list_id, int64_t *n);
+
+    /* lists kept in step with Segment groups (appended; see store_list_create) */
+    int (*list_create)(struct store_txn *t, struct str id, struct str name, int64_t now_ms);
+    int (*list_sub_add)(struct store_txn *t, struct str list_id, struct str user_id,
+                        int64_t now_ms);
 };
 
 /* The base every backend embeds as its first member. */
@@ -689,6 +694,22 @@ static inline int store_list_members(struct store *s, struct str target, struct 
  * as they are stored: 0 for an unknown one). HR_INVAL for a malformed id. Any thread. */
 static inline int store_list_sub_count(struct store *s, struct str list_id, int64_t *n)
 { return s->ops->list_sub_count(s, list_id, n); }
+
+/* store_list_create: inside t, create the list id named name (1..LIST_ID_MAX * 4 bytes;
+ * no preferences) unless a list with that id exists, live or deleted, which is left as
+ * it is. HR_OK when created, HR_CONFLICT when it existed, HR_INVAL for a malformed id
+ * or name. On PostgreSQL a concurrent creator's insert is waited for, never replaced.
+ * store_list_sub_add: inside t, subscribe user_id (1..LIST_USER_ID_MAX bytes) to the
+ * live list list_id with no preferences, unless already subscribed (an existing
+ * subscription keeps its preferences and created time). HR_OK when subscribed now,
+ * HR_CONFLICT when nothing changed (already subscribed, or the list is absent or
+ * deleted), HR_INVAL for malformed ids. */
+static inline int store_list_create(struct store_txn *t, struct str id, struct str name,
+                                    int64_t now_ms)
+{ return store_txn_store(t)->ops->list_create(t, id, name, now_ms); }
+static inline int store_list_sub_add(struct store_txn *t, struct str list_id,
+                                     struct str user_id, int64_t now_ms)
+{ return store_txn_store(t)->ops->list_sub_add(t, list_id, user_id, now_ms); }
 
 /* store_msgref_key_ok: provider and reference fit the index (non-empty, within
  * MSGREF_PROVIDER_MAX / MSGREF_REFERENCE_MAX). Pure; the backends check with it. */

@@ -3006,6 +3006,46 @@ static int pg_list_sub_count(struct store *s, struct str list_id, int64_t *n)
     return rc;
 }
 
+/* ---- lists kept in step with Segment groups ------------------------------------------- */
+
+static const char SQL_LIST_CREATE[] =
+    "INSERT INTO lists(id, name, preferences, created_ms, updated_ms) "
+    "VALUES($1::text, $2::text, '', $3::bigint, $3::bigint) ON CONFLICT(id) DO NOTHING";
+static const char SQL_SUB_ADD[] =
+    "INSERT INTO list_subs(list_id, user_id, preferences, created_ms) "
+    "SELECT $1::text, $2::text, '', $3::bigint "
+    "WHERE EXISTS(SELECT 1 FROM lists WHERE id = $1::text AND deleted_ms = 0) "
+    "ON CONFLICT(list_id, user_id) DO NOTHING";
+
+static int pg_list_create(struct store_txn *t, struct str id, struct str name, int64_t now_ms)
+{
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(id) || name.len == 0 || name.len > LIST_ID_MAX * 4)
+        return HR_INVAL;
+    p_text(&p, id);
+    p_text(&p, name);
+    p_i64(&p, now_ms);
+    rc = list_exec(t, SQL_LIST_CREATE, &p, "list_create", &changed);
+    return rc == HR_OK && changed == 0 ? HR_CONFLICT : rc;
+}
+
+static int pg_list_sub_add(struct store_txn *t, struct str list_id, struct str user_id,
+                           int64_t now_ms)
+{
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(list_id) || user_id.len == 0 || user_id.len > LIST_USER_ID_MAX)
+        return HR_INVAL;
+    p_text(&p, list_id);
+    p_text(&p, user_id);
+    p_i64(&p, now_ms);
+    rc = list_exec(t, SQL_SUB_ADD, &p, "list_sub_add", &changed);
+    return rc == HR_OK && changed == 0 ? HR_CONFLICT : rc;
+}
+
 const struct store_ops pg_store_ops = {
     .version = 1,
     .scheme = "postgres",
@@ -3071,4 +3111,6 @@ const struct store_ops pg_store_ops = {
     .msgref_put = pg_msgref_put,
     .msgref_get = pg_msgref_get,
     .list_sub_count = pg_list_sub_count,
+    .list_create = pg_list_create,
+    .list_sub_add = pg_list_sub_add,
 };

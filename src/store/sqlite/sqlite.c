@@ -3264,6 +3264,37 @@ out:
     return rc;
 }
 
+/* ---- lists kept in step with Segment groups ------------------------------------------- */
+
+static const char SQL_LIST_CREATE[] =
+    "INSERT INTO lists(id, name, preferences, created_ms, updated_ms) VALUES(?1, ?2, '', ?3, ?3) "
+    "ON CONFLICT(id) DO NOTHING";
+static const char SQL_SUB_ADD[] =
+    "INSERT INTO list_subs(list_id, user_id, preferences, created_ms) "
+    "SELECT ?1, ?2, '', ?3 WHERE EXISTS(SELECT 1 FROM lists WHERE id = ?1 AND deleted_ms = 0) "
+    "ON CONFLICT(list_id, user_id) DO NOTHING";
+
+static int sqlite_list_create(struct store_txn *t, struct str id, struct str name, int64_t now_ms)
+{
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(id) || name.len == 0 || name.len > LIST_ID_MAX * 4)
+        return HR_INVAL;
+    rc = list_exec(t, SQL_LIST_CREATE, "list_create", &changed, "ssi", id, name, now_ms);
+    return rc == HR_OK && changed == 0 ? HR_CONFLICT : rc;
+}
+
+static int sqlite_list_sub_add(struct store_txn *t, struct str list_id, struct str user_id,
+                               int64_t now_ms)
+{
+    int64_t changed = 0;
+    int rc;
+    if (!store_list_id_valid(list_id) || user_id.len == 0 || user_id.len > LIST_USER_ID_MAX)
+        return HR_INVAL;
+    rc = list_exec(t, SQL_SUB_ADD, "list_sub_add", &changed, "ssi", list_id, user_id, now_ms);
+    return rc == HR_OK && changed == 0 ? HR_CONFLICT : rc;
+}
+
 /* ---- provider references (delivery receipts) ------------------------------------------- */
 
 static const char SQL_MSGREF_PUT[] =
@@ -3375,4 +3406,6 @@ const struct store_ops sqlite_store_ops = {
     .msgref_put = sqlite_msgref_put,
     .msgref_get = sqlite_msgref_get,
     .list_sub_count = sqlite_list_sub_count,
+    .list_create = sqlite_list_create,
+    .list_sub_add = sqlite_list_sub_add,
 };

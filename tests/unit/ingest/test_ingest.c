@@ -1,7 +1,8 @@
 /* test_ingest.c: unit tests for the ingest fast path (src/ingest/ingest.c, evcache.c) on a
  * real SQLite store: the accept -> events job hand-over cache (hits, misses, bounds), the
  * catalog counted once per name per job (exact counts with several names in one job and
- * with a job whose first commit failed), and profiles ensured without rewriting. */
+ * with a job whose first commit failed), profiles ensured without rewriting, and lists
+ * kept in step with groups (the group_lists setting, src/ingest/grouplists.h). */
 #include "../../../src/ingest/ingest.h"
 #include "../../../src/util/clock.h"
 #include "../../../src/util/json.h"
@@ -60,8 +61,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* accept: parse body as a /v1/batch and accept it; returns the accepted count. */
-static size_t accept(struct fx *f, const char *body)
+/* accept_as: parse body as a /v1/batch and accept it as from a client-scope write key
+ * (client) or not; returns the accepted count. */
+static size_t accept_as(struct fx *f, const char *body, bool client)
 {
     struct seg_result res;
     struct ingest_outcome out;
@@ -73,12 +75,19 @@ static size_t accept(struct fx *f, const char *body)
                      HR_OK);
     out.status = calloc(res.n_events + 1, 1);
     out.ids = calloc(res.n_events + 1, sizeof *out.ids);
+    res.client = client;
     assert_int_equal(ingest_accept(&f->ig, 1, &res, &out, &err), HR_OK);
     n = out.accepted;
     free(out.status);
     free(out.ids);
     seg_result_cleanup(&res);
     return n;
+}
+
+/* accept: accept body as from a server-scope key (see accept_as). */
+static size_t accept(struct fx *f, const char *body)
+{
+    return accept_as(f, body, false);
 }
 
 /* next_job: the newest queued events job (in f->a); run_job leaves jobs queued. */
@@ -229,6 +238,135 @@ static void test_track_ensures_profile_without_rewrite(void **state)
     assert_string_equal(d.body.p, "{}");
 }
 
+/* ---- lists kept in step with groups --------------------------------------------------- */
+
+static int meta_tx(struct store_txn *t, void *arg)
+{
+    return store_meta_set(t, "group_lists", str_c(arg));
+}
+
+/* link: store the group_lists setting text (NULL: unlinked). */
+static void link_groups(struct fx *f, const char *text)
+{
+    struct herr err;
+    assert_int_equal(store_write(f->s, meta_tx, (void *)text, &err), HR_OK);
+}
+
+/* subs: the users subscribed to list id, comma-separated, into out ("" when none). */
+static const char *subs(struct fx *f, const char *id, char *out, size_t cap)
+{
+    struct list_sub_rec *rows = NULL;
+    size_t n = 0, o = 0;
+    out[0] = '\0';
+    assert_int_equal(store_list_sub_list(f->s, str_c(id), STR_NULL, STR_NULL, 100, f->a, &rows,
+                                         &n),
+                     HR_OK);
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%.*s", i ? "," : "", STR_FMT(rows[i].user_id));
+    return out;
+}
+
+static int prefs_tx(struct store_txn *t, void *arg)
+{
+    (void)arg;
+    return store_list_sub_put(t, STR_LIT("groups.acme"), STR_LIT("u0"),
+                              STR_LIT("{\"notifications\":{}}"), 1);
+}
+
+static int delete_tx(struct store_txn *t, void *arg)
+{
+    return store_list_set_deleted(t, str_c(arg), 5, 5);
+}
+
+#define GROUP(uid, gid, mid, traits)                                                        \
+    "{\"type\":\"group\",\"userId\":\"" uid "\",\"groupId\":\"" gid "\",\"messageId\":\"" mid \
+    "\",\"traits\":{" traits "}}"
+
+/* A linked group call subscribes its user to <prefix><groupId> in the events job: the
+ * list is created, named from traits.name; users are subscribed once, in any event order;
+ * an existing subscription keeps its preferences; an unusable groupId is skipped while
+ * its group is recorded; unlinked, nothing happens to lists. */
+static void test_group_lists_server_key(void **state)
+{
+    struct fx *f = *state;
+    struct list_rec l;
+    struct doc_rec d;
+    struct list_sub_rec *rows;
+    size_t n;
+    char got[256];
+
+    /* unlinked (the default): the group is kept, lists are not touched */
+    assert_int_equal(accept(f, "{\"batch\":[" GROUP("u1", "acme", "m0", "") "]}"), 1);
+    run_job(f, next_job(f), false);
+    assert_int_equal(store_list_get(f->s, STR_LIT("groups.acme"), f->a, &l), HR_NOTFOUND);
+
+    link_groups(f, "{\"prefix\":\"groups.\",\"allow_client\":false}");
+    assert_int_equal(accept(f, "{\"batch\":["
+                               GROUP("u3", "acme", "m1", "\"name\":\"Acme Inc\"") ","
+                               GROUP("u1", "acme", "m2", "") ","
+                               GROUP("u1", "acme", "m4", "\"name\":\"Acme, Inc.\"") ","
+                               GROUP("u2", "beta", "m5", "") ","
+                               GROUP("u9", "no good", "m6", "\"x\":1") "]}"),
+                     5);
+    run_job(f, next_job(f), false);
+    assert_string_equal(subs(f, "groups.acme", got, sizeof got), "u1,u3");
+    assert_string_equal(subs(f, "groups.beta", got, sizeof got), "u2");
+    assert_int_equal(store_list_get(f->s, STR_LIT("groups.acme"), f->a, &l), HR_OK);
+    assert_true(str_eq_c(l.name, "Acme, Inc.")); /* the job's latest name */
+    assert_int_equal(l.created_ms, T0);
+    assert_int_equal(store_list_get(f->s, STR_LIT("groups.beta"), f->a, &l), HR_OK);
+    assert_true(str_eq_c(l.name, "groups.beta"));
+    assert_int_equal(store_doc_get(f->s, "groups", STR_LIT("no good"), f->a, &d), HR_OK);
+    assert_int_equal(store_list_sub_list(f->s, STR_NULL, STR_LIT("u9"), STR_NULL, 10, f->a, &rows,
+                                         &n),
+                     HR_OK);
+    assert_int_equal(n, 0);
+
+    /* an existing list keeps its name, a subscription its preferences; a deleted list
+     * gets nobody */
+    assert_int_equal(store_write(f->s, prefs_tx, NULL, &(struct herr){0}), HR_OK);
+    assert_int_equal(store_write(f->s, delete_tx, "groups.beta", &(struct herr){0}), HR_OK);
+    assert_int_equal(accept(f, "{\"batch\":[" GROUP("u4", "acme", "m7", "\"name\":\"New\"") ","
+                               GROUP("u0", "acme", "m3", "") ","
+                               GROUP("u5", "beta", "m8", "") "]}"),
+                     3);
+    run_job(f, next_job(f), false);
+    assert_int_equal(store_list_sub_list(f->s, STR_NULL, STR_LIT("u0"), STR_NULL, 10, f->a, &rows,
+                                         &n),
+                     HR_OK);
+    assert_int_equal(n, 1);
+    assert_true(str_eq_c(rows[0].preferences, "{\"notifications\":{}}"));
+    assert_string_equal(subs(f, "groups.acme", got, sizeof got), "u0,u1,u3,u4");
+    assert_string_equal(subs(f, "groups.beta", got, sizeof got), "u2");
+    assert_int_equal(store_list_get(f->s, STR_LIT("groups.acme"), f->a, &l), HR_OK);
+    assert_true(str_eq_c(l.name, "Acme, Inc."));
+
+    /* unlinked again (null is stored as empty): nothing more */
+    link_groups(f, NULL);
+    assert_int_equal(accept(f, "{\"batch\":[" GROUP("u6", "acme", "m9", "") "]}"), 1);
+    run_job(f, next_job(f), false);
+    assert_string_equal(subs(f, "groups.acme", got, sizeof got), "u0,u1,u3,u4");
+}
+
+/* A client-scope key's group call records the group and subscribes nobody, unless the
+ * link allows client keys. */
+static void test_group_lists_client_key(void **state)
+{
+    struct fx *f = *state;
+    struct doc_rec d;
+    char got[256];
+    link_groups(f, "{\"prefix\":\"g.\",\"allow_client\":false}");
+    assert_int_equal(accept_as(f, "{\"batch\":[" GROUP("c1", "acme", "c1", "") "]}", true), 1);
+    run_job(f, next_job(f), false);
+    assert_int_equal(store_doc_get(f->s, "group_members", STR_LIT("[\"acme\",\"c1\"]"), f->a, &d),
+                     HR_OK);
+    assert_string_equal(subs(f, "g.acme", got, sizeof got), "");
+    link_groups(f, "{\"prefix\":\"g.\",\"allow_client\":true}");
+    assert_int_equal(accept_as(f, "{\"batch\":[" GROUP("c2", "acme", "c2", "") "]}", true), 1);
+    run_job(f, next_job(f), false);
+    assert_string_equal(subs(f, "g.acme", got, sizeof got), "c2");
+}
+
 /* ---- the cache alone ---------------------------------------------------------------- */
 
 static void put(struct evcache *c, int64_t id, const char *text)
@@ -314,6 +452,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_and_store_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_track_ensures_profile_without_rewrite, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_group_lists_server_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_lists_client_key, setup, teardown),
         cmocka_unit_test(test_evcache_hand_over),
         cmocka_unit_test(test_evcache_byte_cap),
         cmocka_unit_test(test_evcache_stale_replaced),

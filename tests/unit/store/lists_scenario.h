@@ -39,6 +39,31 @@ static int ls_sub_missing_tx(struct store_txn *t, void *arg)
     return store_list_sub_put(t, STR_LIT("never.made"), STR_LIT("u"), STR_NULL, 1);
 }
 
+/* ls_group_tx: the calls an events job makes for groups (store_list_create,
+ * store_list_sub_add), each rc checked against what the scenario expects. */
+static int ls_group_tx(struct store_txn *t, void *arg)
+{
+    int *bad = arg;
+    *bad = 0;
+    /* a new list, named; a second create leaves it (and its name) as it is */
+    *bad += store_list_create(t, STR_LIT("groups.acme"), STR_LIT("Acme"), 3000) != HR_OK;
+    *bad += store_list_create(t, STR_LIT("groups.acme"), STR_LIT("Other"), 3001) != HR_CONFLICT;
+    /* an existing list, live (team.eng) or deleted (team.ops): untouched */
+    *bad += store_list_create(t, STR_LIT("team.eng"), STR_LIT("X"), 3002) != HR_CONFLICT;
+    *bad += store_list_create(t, STR_LIT("team.ops"), STR_LIT("X"), 3002) != HR_CONFLICT;
+    *bad += store_list_create(t, STR_LIT("bad..id"), STR_LIT("X"), 3002) != HR_INVAL;
+    *bad += store_list_create(t, STR_LIT("groups.x"), STR_NULL, 3002) != HR_INVAL;
+    /* subscribe once; an existing subscription keeps its preferences; a deleted or an
+     * absent list gets nobody */
+    *bad += store_list_sub_add(t, STR_LIT("groups.acme"), STR_LIT("g1"), 3003) != HR_OK;
+    *bad += store_list_sub_add(t, STR_LIT("groups.acme"), STR_LIT("g1"), 3004) != HR_CONFLICT;
+    *bad += store_list_sub_add(t, STR_LIT("team.eng"), STR_LIT("u1"), 3005) != HR_CONFLICT;
+    *bad += store_list_sub_add(t, STR_LIT("team.ops"), STR_LIT("g2"), 3005) != HR_CONFLICT;
+    *bad += store_list_sub_add(t, STR_LIT("no.such"), STR_LIT("g2"), 3005) != HR_CONFLICT;
+    *bad += store_list_sub_add(t, STR_LIT("groups.acme"), STR_NULL, 3005) != HR_INVAL;
+    return HR_OK;
+}
+
 /* ls_members: every member of target paged `page` at a time, joined by ',' into out */
 static int ls_members(struct store *s, struct arena *a, const char *target, size_t page,
                       char *out, size_t cap)
@@ -154,6 +179,28 @@ static void lists_scenario(struct store *s, struct arena *a)
     assert_int_equal(store_list_sub_count(s, STR_LIT("no.such"), &cnt), HR_OK);
     assert_int_equal(cnt, 0);
     assert_int_equal(store_list_sub_count(s, STR_LIT("bad..id"), &cnt), HR_INVAL);
+
+    /* what an events job does for Segment groups (src/ingest/grouplists.c) */
+    int bad = -1;
+    assert_int_equal(store_write(s, ls_group_tx, &bad, &err), HR_OK);
+    assert_int_equal(bad, 0);
+    assert_int_equal(store_list_get(s, STR_LIT("groups.acme"), a, &l), HR_OK);
+    assert_true(str_eq_c(l.name, "Acme") && l.created_ms == 3000 && l.deleted_ms == 0);
+    assert_int_equal(store_list_get(s, STR_LIT("team.eng"), a, &l), HR_OK);
+    assert_true(str_eq_c(l.name, "team.eng"));
+    assert_int_equal(store_list_sub_list(s, STR_LIT("groups.acme"), STR_NULL, STR_NULL, 10, a,
+                                         &rows, &n),
+                     HR_OK);
+    assert_int_equal(n, 1);
+    assert_true(str_eq_c(rows[0].user_id, "g1") && rows[0].created_ms == 3003);
+    assert_int_equal(rows[0].preferences.len, 0);
+    assert_int_equal(store_list_sub_list(s, STR_NULL, STR_LIT("u1"), STR_NULL, 10, a, &rows, &n),
+                     HR_OK);
+    assert_true(n == 2 && str_eq_c(rows[1].list.id, "team.eng"));
+    assert_true(str_eq_c(rows[1].preferences, "{\"notifications\":{}}"));
+    assert_int_equal(store_list_sub_count(s, STR_LIT("team.ops"), &cnt), HR_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(store_list_get(s, STR_LIT("no.such"), a, &l), HR_NOTFOUND);
 }
 
 #endif
