@@ -3,6 +3,7 @@
 import { ApiError, api, clearKey, getKey, setKey } from './api.js';
 import { clearMessages, fail, field, h, say } from './dom.js';
 import * as automations from './pages/automations.js';
+import * as bulk from './pages/bulk.js';
 import * as events from './pages/events.js';
 import * as lists from './pages/lists.js';
 import * as messages from './pages/messages.js';
@@ -13,7 +14,7 @@ import * as templates from './pages/templates.js';
 import * as topics from './pages/topics.js';
 import * as webhooks from './pages/webhooks.js';
 
-const PAGES = { events, automations, templates, providers, messages, profiles, lists, topics, suppressions, webhooks };
+const PAGES = { events, automations, templates, providers, messages, profiles, lists, bulk, topics, suppressions, webhooks };
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 

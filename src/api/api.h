@@ -155,6 +155,7 @@ void api_bulk_add_users(void *ctx, struct http_req *req, struct http_resp *resp)
 void api_bulk_run(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_bulk_get(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_bulk_users(void *ctx, struct http_req *req, struct http_resp *resp);
+void api_bulk_list(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_render(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_webhooks_list(void *ctx, struct http_req *req, struct http_resp *resp);
 void api_webhook_create(void *ctx, struct http_req *req, struct http_resp *resp);

@@ -6,8 +6,12 @@
  *   POST /bulk/:id/run                -> 202                      (runJob: the fan-out starts)
  *   GET  /bulk/:id                    -> {job: {definition, enqueued, failures, received, status}}
  *   GET  /bulk/:id/users?cursor       -> {items: [{...user, status, messageId?}], paging}
+ *   GET  /bulk?kind&cursor&limit      -> {items: [...], paging}   (herald's own: the jobs, or
+ *                                                                  with kind=list the list
+ *                                                                  sends, newest first)
  * Bad input is refused before anything is stored. */
 #include "api.h"
+#include "templates.h"
 
 #include "../engine/fanout.h"
 #include "../util/id.h"
@@ -17,6 +21,7 @@
 #include <string.h>
 
 #define BULK_PAGE 100 /* users per listUsers page */
+#define BULK_LIST_DEFAULT 20 /* jobs (or list sends) per GET /bulk page unless ?limit= */
 
 struct bulk_arg {
     struct engine *engine;
@@ -176,6 +181,41 @@ void api_bulk_users(void *vctx, struct http_req *req, struct http_resp *resp)
     if (rc < 0) {
         herr_clear(&err);
         answer(resp, rc, &err, req->params[0].p);
+        return;
+    }
+    http_resp_json(resp, 200, out);
+    cJSON_Delete(out);
+}
+
+void api_bulk_list(void *vctx, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = vctx;
+    const char *kind_s = http_req_query(req, "kind");
+    enum fanout_kind kind = FANOUT_KIND_BULK;
+    struct str cursor;
+    size_t limit;
+    cJSON *out = NULL;
+    int rc;
+
+    if (kind_s && kind_s[0] && strcmp(kind_s, "bulk")) {
+        if (strcmp(kind_s, "list")) {
+            http_resp_error(resp, 400, "invalid_request_error",
+                            "kind must be bulk (bulk jobs) or list (sends to a list)");
+            return;
+        }
+        kind = FANOUT_KIND_LIST;
+    }
+    if (template_page_args(req, resp, BULK_LIST_DEFAULT, FANOUT_LIST_MAX, &limit, &cursor) < 0)
+        return;
+    rc = engine_fanout_list(ctx->store, kind, cursor.len ? cursor.p : "", limit, &out);
+    if (rc == HR_INVAL) {
+        http_resp_error(resp, 400, "invalid_request_error",
+                        "cursor is not one of this listing's (kind=%s)",
+                        kind == FANOUT_KIND_LIST ? "list" : "bulk");
+        return;
+    }
+    if (rc < 0) {
+        api_error_rc(resp, rc, NULL);
         return;
     }
     http_resp_json(resp, 200, out);

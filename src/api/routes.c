@@ -73,6 +73,7 @@ const struct http_route api_routes[] = {
     {HTTP_POST, "/send", api_send, AUTH_ADMIN, "send", 0, 0},
     /* Courier's Bulk API (src/api/bulk.c) */
     {HTTP_POST, "/bulk", api_bulk_create, AUTH_ADMIN, "bulk.create", 0, 0},
+    {HTTP_GET, "/bulk", api_bulk_list, AUTH_ADMIN, "bulk.list", 0, 0}, /* herald's own */
     {HTTP_POST, "/bulk/:id", api_bulk_add_users, AUTH_ADMIN, "bulk.add_users", 0, 0},
     {HTTP_POST, "/bulk/:id/run", api_bulk_run, AUTH_ADMIN, "bulk.run", ROUTE_ANY_CTYPE, 0},
     {HTTP_GET, "/bulk/:id", api_bulk_get, AUTH_ADMIN, "bulk.get", 0, 0},

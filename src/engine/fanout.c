@@ -3,6 +3,7 @@
  * fan-out; a page's messages, the cursor and the next job commit together). */
 #include "fanout.h"
 
+#include "fanout_int.h"
 #include "send_int.h"
 
 #include "../util/log.h"
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define C_FANOUTS "fanouts"
+#define C_FANOUTS FANOUT_COLL
 #define C_BULK_USERS "bulk_users"
 #define C_LIST_MSGS "list_messages" /* "<list>|<newest first key>|<message id>" -> "{}" */
 #define NEWEST_FIRST_MAX INT64_C(9999999999999)
@@ -124,6 +125,8 @@ int engine_fanout_start(struct engine *e, struct store_txn *t, const cJSON *msg,
     cJSON_AddNumberToObject(fo, "failures", 0);
     cJSON_AddNumberToObject(fo, "created", (double)hclock_now(e->clock));
     rc = start(t, request_id, fo);
+    if (rc == HR_OK) /* listed by GET /bulk?kind=list (fanout_list.c) */
+        rc = fanout__index(t, FANOUT_KIND_LIST, request_id, num(fo, "created"));
     cJSON_Delete(fo);
     return rc;
 }
@@ -487,6 +490,8 @@ int engine_bulk_create(struct engine *e, struct store_txn *t, const char *job_id
     cJSON_AddNumberToObject(fo, "created", (double)hclock_now(e->clock));
     s = json_print(fo);
     rc = store_doc_create(t, C_FANOUTS, str_c(job_id), str_c(s), hclock_now(e->clock));
+    if (rc == HR_OK) /* listed by GET /bulk (fanout_list.c) */
+        rc = fanout__index(t, FANOUT_KIND_BULK, job_id, num(fo, "created"));
     free(s);
     cJSON_Delete(fo);
     return rc;

@@ -16,7 +16,9 @@
  * (or FANOUT_PACE_MAX_MS after that page, or at once for a delayed send): the queue runs
  * jobs in (run_at, id) order, so without it a fan-out would pile its whole audience into
  * the queue ahead of any transactional send made meanwhile; with it at most about one
- * page is ahead of such a send. */
+ * page is ahead of such a send.
+ * Listing: each fan-out also has a key in a newest-first index, made with its document
+ * (fanout_list.c), which GET /bulk pages through. */
 #ifndef HERALD_ENGINE_FANOUT_H
 #define HERALD_ENGINE_FANOUT_H
 
@@ -81,5 +83,22 @@ int engine_bulk_get(struct store *s, const char *job_id, cJSON **out);
  * owns. HR_NOTFOUND: no such job; HR_INVAL: a cursor that is not this job's. */
 int engine_bulk_users(struct store *s, const char *job_id, const char *cursor, size_t limit,
                       cJSON **out);
+
+/* ---- listing (fanout_list.c): GET /bulk ---- */
+
+enum fanout_kind { FANOUT_KIND_BULK, FANOUT_KIND_LIST };
+#define FANOUT_LIST_MAX 100 /* fan-outs on one page of engine_fanout_list */
+
+/* engine_fanout_list: one page of the fan-outs of kind, newest first (by creation; in
+ * the same millisecond by id), as {items: [...], paging: {cursor, more}} (new, caller
+ * owns): up to limit (1..FANOUT_LIST_MAX) after cursor (NULL or empty: from the newest;
+ * else a paging.cursor this function answered for the same kind). A bulk job's item is
+ * {id, status, created, completed?, received, enqueued, failures, event, template}; a list
+ * send's {requestId, list_id | list_pattern, template, status, created, completed?,
+ * enqueued, failures, done} (times ISO 8601, template null when the message has none).
+ * It reads limit + 1 index keys and the fan-outs on the page, nothing more. HR_INVAL: a
+ * cursor that is not one of this kind's. Any thread. */
+int engine_fanout_list(struct store *s, enum fanout_kind kind, const char *cursor, size_t limit,
+                       cJSON **out);
 
 #endif

@@ -1,9 +1,10 @@
 // listsend.test.mjs: sends to many recipients through the Courier SDK: /send to a list
 // (to.list_id, paged: more members than one fan-out page) and to a list pattern, the
 // send-list automation step, Courier's bulk jobs (createJob, addUsers, runJob,
-// retrieveJob, listUsers), bad input refused with nothing stored, and kill -9 in the
-// middle of a fan-out: after a restart every member got exactly one message. Deliveries
-// go to a local webhook sink. Runs on the store HERALD_TEST_STORE names.
+// retrieveJob, listUsers) and herald's GET /bulk listing of jobs and list sends, bad input
+// refused with nothing stored, and kill -9 in the middle of a fan-out: after a restart
+// every member got exactly one message. Deliveries go to a local webhook sink. Runs on the
+// store HERALD_TEST_STORE names.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -204,6 +205,64 @@ describe('bad input is refused and stores nothing', () => {
     for (const who of ['g1', 'x', 'm0', 'ok']) {
       assert.deepEqual((await admin('GET', `/messages?recipient=${who}`)).body.results, [], `no message stored for ${who}`);
     }
+  });
+});
+
+describe("GET /bulk (herald's own): bulk jobs and list sends, newest first", () => {
+  test('every job once over pages of two, newest first, with its counts; list sends apart with their progress; bad input 400; admin key only', T, async () => {
+    const made = [];
+    for (const event of ['page-a', 'page-b', 'page-c']) made.push((await sdk.bulk.createJob({ message: { event, template: tpl } })).jobId);
+    const walk = async (kind) => {
+      const seen = [];
+      let cursor = null;
+      for (let i = 0; i < 50; i++) {
+        const q = new URLSearchParams({ limit: '2', ...(kind ? { kind } : {}), ...(cursor ? { cursor } : {}) });
+        const r = await admin('GET', `/bulk?${q}`);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.ok(r.body.items.length <= 2, JSON.stringify(r.body));
+        seen.push(...r.body.items);
+        if (!r.body.paging.more) {
+          assert.equal(r.body.paging.cursor, null);
+          return seen;
+        }
+        cursor = r.body.paging.cursor;
+      }
+      throw new Error('GET /bulk did not end');
+    };
+    const jobs = await walk();
+    const ids = jobs.map((j) => j.id);
+    assert.equal(new Set(ids).size, ids.length, `each job once: ${ids}`);
+    assert.ok(ids.length >= 5, `the jobs of the earlier tests too: ${ids}`);
+    assert.deepEqual(new Set(ids.slice(0, 3)), new Set(made), 'the newest first');
+    const created = jobs.map((j) => Date.parse(j.created));
+    assert.deepEqual(created, [...created].sort((x, y) => y - x), 'newest first');
+    const fresh = jobs.find((j) => j.id === made[2]);
+    assert.deepEqual({ status: fresh.status, received: fresh.received, enqueued: fresh.enqueued, failures: fresh.failures, event: fresh.event, template: fresh.template }, { status: 'CREATED', received: 0, enqueued: 0, failures: 0, event: 'page-c', template: tpl });
+    const ran = jobs.find((j) => j.event === 'bulk-news');
+    assert.deepEqual({ status: ran.status, received: ran.received, enqueued: ran.enqueued, failures: ran.failures }, { status: 'COMPLETED', received: 3, enqueued: 2, failures: 1 });
+    assert.ok(Date.parse(ran.completed) >= Date.parse(ran.created), JSON.stringify(ran));
+    assert.equal((await admin('GET', '/bulk?kind=bulk&limit=100')).body.items.length, jobs.length, 'kind=bulk is the default');
+
+    // list sends: the list, the pattern and the send-list step of the tests above, done
+    const sends = await walk('list');
+    assert.ok(sends.every((x) => !ids.includes(x.requestId)), 'no bulk job among the list sends');
+    const big = sends.find((x) => x.list_id === 'news.all');
+    assert.deepEqual({ status: big.status, enqueued: big.enqueued, done: big.done, template: big.template }, { status: 'COMPLETED', enqueued: N, done: true, template: tpl });
+    assert.match(big.requestId, /^1-/);
+    const pat = sends.find((x) => x.list_pattern === 'pat.*');
+    assert.deepEqual({ enqueued: pat.enqueued, done: pat.done }, { enqueued: 3, done: true });
+    assert.ok(sends.some((x) => x.list_id === 'step.list'), 'the send-list step');
+
+    // bad input: the API's message; admin key only
+    const first = await admin('GET', '/bulk?limit=1');
+    for (const q of ['kind=nope', 'limit=0', 'limit=101', 'limit=x', `kind=list&cursor=${encodeURIComponent(first.body.paging.cursor)}`]) {
+      const r = await admin('GET', `/bulk?${q}`);
+      assert.equal(r.status, 400, `${q}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.type, 'invalid_request_error', q);
+      assert.equal(typeof r.body.message, 'string', q);
+    }
+    assert.equal((await srv.request('GET', '/bulk', { auth: 'none' })).status, 401);
+    assert.equal((await srv.request('GET', '/bulk', { auth: 'write' })).status, 403);
   });
 });
 

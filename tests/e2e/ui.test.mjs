@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -555,6 +556,7 @@ test('phone width (390x844): every page fits without sideways scrolling', async 
     ['messages', 'Messages'],
     ['profiles/user-42', 'Profiles'],
     ['lists', 'Lists'],
+    ['bulk', 'Bulk'],
     ['topics', 'Topics'],
     ['suppressions', 'Suppressions'],
     ['webhooks', 'Webhooks'],
@@ -755,4 +757,126 @@ test('messages: a provider receipt shows in the timeline (DELIVERED, with the pr
   assert.match(await delivered.innerText(), /event: email\.delivered/);
   assert.match(await delivered.innerText(), /resend/);
   await shot(page, 'message-receipt');
+});
+
+/** An HTTP endpoint that answers 200 only once released (then at once): a webhook
+ *  message to it stays in flight until the test says so. */
+async function startHeldHook() {
+  const held = [];
+  let released = false;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => (released ? res.end('{}') : held.push(res)));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/held`,
+    held,
+    release() {
+      released = true;
+      for (const res of held.splice(0)) res.end('{}');
+    },
+    close() {
+      this.release();
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+test('bulk: jobs and list sends with their progress, refreshed in place while one runs; a job run from its page, its users linking their messages', async (t) => {
+  // a webhook provider at a hook that answers only once released, and a template routed
+  // to it alone
+  const hook = await startHeldHook();
+  const prov = await api('POST', '/providers', { provider: 'webhook', title: 'Held hook', settings: { url: hook.url } });
+  const heldTpl = (await api('POST', '/notifications', { notification: { name: 'Held bulk', routing: { method: 'single', channels: ['webhook'] }, content: { title: 'Bulk', body: 'held' } }, state: 'PUBLISHED' })).id;
+  t.after(async () => {
+    await api('DELETE', `/providers/${prov.id}`);
+    await hook.close();
+  });
+  // job A streams in two pages of 1000 (src/engine/fanout.h): its first user's message goes
+  // to the held hook, the next 999 have no address (failures); the second page waits
+  // while that message is in flight (up to 10 s), so A shows PROCESSING meanwhile
+  const a = (await api('POST', '/bulk', { message: { event: 'ui-bulk-held', template: heldTpl } })).jobId;
+  await api('POST', `/bulk/${a}`, { users: [{ recipient: 'ui-held' }, ...Array.from({ length: 999 }, (_, i) => ({ profile: { nickname: `n${i}` } }))] });
+  await api('POST', `/bulk/${a}`, { users: [{ recipient: 'ui-last' }] });
+  const b = (await api('POST', '/bulk', { message: { event: 'ui-bulk-small', template: templateId } })).jobId;
+  await api('POST', `/bulk/${b}`, { users: [{ recipient: 'ub-1' }, { to: { email: 'ub-2@example.com' } }, { profile: { nickname: 'nobody' } }] });
+
+  const page = await openPage(t);
+  const bulkCalls = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/bulk') bulkCalls.push(r.url());
+  });
+  await signIn(page);
+  await page.getByRole('link', { name: 'Bulk', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Bulk' }).waitFor();
+  const section = page.locator('section.bulk');
+  const rowA = page.locator(`tr[data-job="${a}"]`);
+  // newest first; nothing runs, so nothing refreshes
+  assert.deepEqual(await page.locator('tr[data-job]').evaluateAll((trs) => trs.slice(0, 2).map((tr) => tr.dataset.job)), [b, a]);
+  assert.match(await rowA.innerText(), /CREATED\s+0 of 1001 \(0%\)\s+1001\s+0\s+0\s+ui-bulk-held/);
+  assert.equal(await section.getAttribute('data-refreshing'), 'false');
+
+  // run A: PROCESSING, and its progress moves on the page by itself
+  await api('POST', `/bulk/${a}/run`);
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await waitFor(async () => (await rowA.getAttribute('data-status')) === 'PROCESSING', { what: 'job A processing' });
+  assert.equal(await section.getAttribute('data-refreshing'), 'true');
+  await waitFor(() => hook.held.length > 0, { what: "the first page's message in flight" });
+  await waitFor(async () => /1000 of 1001 \(99%\)/.test(await rowA.innerText()), { what: 'the first page counted, without a reload' });
+  await shot(page, 'bulk-processing');
+  // left, the page asks nothing more; back, it refreshes again
+  await go(page, 'events', 'Events');
+  const calls = bulkCalls.length;
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  assert.equal(bulkCalls.length, calls, 'no refresh once the page is left');
+  await go(page, 'bulk', 'Bulk');
+  hook.release();
+  await waitFor(async () => (await rowA.getAttribute('data-status')) === 'COMPLETED', { what: 'job A completed, without a reload' });
+  assert.match(await rowA.innerText(), /COMPLETED\s+1001 of 1001 \(100%\)\s+1001\s+2\s+999\b/);
+  assert.equal(await section.getAttribute('data-refreshing'), 'false');
+
+  // job B from its page: Run job, then its users with their messages
+  await page.locator(`tr[data-job="${b}"] a`).click();
+  await page.getByRole('heading', { level: 1, name: 'Bulk job' }).waitFor();
+  assert.deepEqual(await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.status)), ['PENDING', 'PENDING', 'PENDING']);
+  assert.match(await page.locator('pre.json').innerText(), /"event": "ui-bulk-small"/);
+  await page.getByRole('button', { name: 'Run job' }).click();
+  await status(page, /started/);
+  await waitFor(async () => (await page.locator('.job-status').innerText()) === 'COMPLETED', { what: 'job B completed' });
+  assert.match(await page.locator('dl.facts').innerText(), /3 of 3 \(100%\)/);
+  assert.deepEqual(await page.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.status)), ['ENQUEUED', 'ENQUEUED', 'ERROR']);
+  assert.equal(await page.getByRole('button', { name: 'Run job' }).count(), 0, 'no Run job once it ran');
+  await shot(page, 'bulk-job');
+  await page.setViewportSize(PHONE);
+  await fitsPhone(page, 'bulk job');
+  await page.setViewportSize(DESKTOP);
+  await page.locator('tbody tr').first().getByRole('link').click();
+  await page.getByRole('heading', { level: 1, name: 'Message' }).waitFor();
+  assert.match(await page.locator('dl.facts').innerText(), /ub-1/);
+
+  // job A's users, 100 a page
+  await go(page, `bulk/${encodeURIComponent(a)}`, 'Bulk job');
+  const first = page.locator('tbody tr').first();
+  assert.match(await first.innerText(), /ui-held\s+ENQUEUED\s+1-/);
+  assert.equal(await page.locator('tbody tr').count(), 100);
+  await page.getByRole('button', { name: `Next page of the users of job ${a}` }).click();
+  await waitFor(async () => (await first.getAttribute('data-status')) === 'ERROR', { what: 'the second page of users' });
+
+  // a list send, with its progress
+  await api('POST', '/lists/ui.bulk/subscriptions', { recipients: [{ recipientId: 'ul-1' }, { recipientId: 'ul-2' }] });
+  const { requestId } = await api('POST', '/send', { message: { to: { list_id: 'ui.bulk' }, content: { title: 'To a list', body: 'hello' } } });
+  await go(page, 'bulk', 'Bulk');
+  const rowL = page.locator(`tr[data-request="${requestId}"]`);
+  await waitFor(async () => (await rowL.getAttribute('data-status')) === 'COMPLETED', { what: 'the list send completed (the page refreshes while it runs)' });
+  assert.match(await rowL.innerText(), /ui\.bulk\s+COMPLETED\s+2 enqueued/);
+  await shot(page, 'bulk');
+  await page.setViewportSize(PHONE);
+  await fitsPhone(page, 'bulk');
+  await page.setViewportSize(DESKTOP);
+
+  // an unknown job: the API's message
+  await go(page, 'bulk/1-00000000-000000000000000000000000', 'Something went wrong');
+  await waitFor(async () => (await page.locator('#alert').innerText()) === 'Error: bulk job 1-00000000-000000000000000000000000 not found', { what: 'the API message' });
 });

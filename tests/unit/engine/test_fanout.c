@@ -3,7 +3,8 @@
  * fan-out driven page by page with the "crashes" a kill -9 can cause: a page read but
  * never committed (read again from the saved cursor), and two runs of the same page both
  * reaching their commit (the second changes nothing). Every member ends with exactly one
- * message, its id derived from (request, user). */
+ * message, its id derived from (request, user). The listing GET /bulk reads: jobs and list
+ * sends apart, newest first, paged, whatever their ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -327,6 +328,131 @@ static void test_list_fanout_resumes(void **state)
     arena_free(a2);
 }
 
+/* ---- GET /bulk: fan-outs listed newest first ------------------------------------------ */
+
+struct create_arg {
+    struct fx *f;
+    const char *id;
+    const char *json; /* a bulk definition, or a message to a list */
+};
+
+static int create_job_tx(struct store_txn *t, void *varg)
+{
+    struct create_arg *c = varg;
+    cJSON *m = cJSON_Parse(c->json);
+    int rc = engine_bulk_create(&c->f->e, t, c->id, m);
+    cJSON_Delete(m);
+    return rc;
+}
+
+static int list_send_tx(struct store_txn *t, void *varg)
+{
+    struct create_arg *c = varg;
+    cJSON *m = cJSON_Parse(c->json);
+    int rc = store_list_ensure(t, str_c("small.list"), T0);
+    if (rc == HR_OK)
+        rc = store_list_sub_put(t, str_c("small.list"), str_c("s1"), STR_NULL, T0);
+    if (rc == HR_OK)
+        rc = engine_send_enqueue(&c->f->e, t, m, c->id, NULL, NULL);
+    cJSON_Delete(m);
+    return rc;
+}
+
+/* page_ids: the ids (key) of page `out`'s items joined by ',' into buf; the page's
+ * cursor (or "") into cur (cap 128). Frees out. */
+static void page_ids(cJSON *out, const char *key, char *buf, size_t cap, char *cur)
+{
+    const cJSON *it, *more = cJSON_GetObjectItemCaseSensitive(json_obj(out, "paging"), "more");
+    const char *c = json_str(json_obj(out, "paging"), "cursor");
+    buf[0] = '\0';
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(out, "items"))
+    {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, "%s%s", n ? "," : "", json_str(it, key));
+    }
+    snprintf(cur, 128, "%s", c ? c : "");
+    assert_true(cJSON_IsBool(more));
+    assert_int_equal(cJSON_IsTrue(more), c != NULL); /* a cursor exactly when more follow */
+    cJSON_Delete(out);
+}
+
+static void test_fanout_list(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    static const char *ids[] = {
+        /* not in time order: an Idempotency-Key makes a hashed id */
+        "1-ffffffff-000000000000000000000001", "1-00000000-000000000000000000000002",
+        "1-88888888-000000000000000000000003", "1-11111111-000000000000000000000004",
+        "1-22222222-000000000000000000000005",
+    };
+    struct create_arg c = {f, NULL, "{\"event\":\"news\",\"template\":\"tpl-news\"}"};
+    char got[512], cur[128];
+    cJSON *out = NULL, *it;
+
+    herr_clear(&err);
+    for (int i = 0; i < 5; i++) {
+        c.id = ids[i];
+        assert_int_equal(store_write(f->s, create_job_tx, &c, &err), 0);
+        if (i != 3) /* jobs 3 and 4 are made in the same millisecond */
+            hclock_manual_advance(&f->clk, 1000);
+    }
+    c.id = ids[2]; /* a replay changes nothing, and is not listed twice */
+    assert_int_equal(store_write(f->s, create_job_tx, &c, &err), HR_CONFLICT);
+    c.id = RID;
+    c.json = "{\"to\":{\"list_id\":\"small.list\"},\"content\":{\"title\":\"t\",\"body\":\"b\"}}";
+    assert_int_equal(store_write(f->s, list_send_tx, &c, &err), 0);
+
+    /* bulk jobs, newest first, two a page; the same millisecond in id order */
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_BULK, "", 2, &out), 0);
+    page_ids(out, "id", got, sizeof got, cur);
+    assert_string_equal(got, "1-11111111-000000000000000000000004,"
+                             "1-22222222-000000000000000000000005");
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_BULK, cur, 2, &out), 0);
+    page_ids(out, "id", got, sizeof got, cur);
+    assert_string_equal(got, "1-88888888-000000000000000000000003,"
+                             "1-00000000-000000000000000000000002");
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_BULK, cur, 2, &out), 0);
+    page_ids(out, "id", got, sizeof got, cur);
+    assert_string_equal(got, "1-ffffffff-000000000000000000000001");
+    assert_string_equal(cur, "");
+    /* a bulk cursor is not a list-send cursor, nor is any other string */
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_BULK, "", 1, &out), 0);
+    page_ids(out, "id", got, sizeof got, cur);
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_LIST, cur, 1, &out), HR_INVAL);
+    assert_null(out);
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_BULK, "1-ffffffff", 1, &out), HR_INVAL);
+
+    /* one item's fields */
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_BULK, "", 5, &out), 0);
+    it = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "items"), 4);
+    assert_non_null(it);
+    assert_string_equal(json_str(it, "id"), ids[0]);
+    assert_string_equal(json_str(it, "status"), "CREATED");
+    assert_string_equal(json_str(it, "created"), "2023-11-14T22:13:20.000Z");
+    assert_string_equal(json_str(it, "event"), "news");
+    assert_string_equal(json_str(it, "template"), "tpl-news");
+    assert_null(json_str(it, "completed"));
+    for (int k = 0; k < 3; k++) {
+        static const char *const counts[] = {"received", "enqueued", "failures"};
+        int64_t v = -1;
+        assert_true(json_i64(it, counts[k], &v));
+        assert_int_equal(v, 0);
+    }
+    cJSON_Delete(out);
+
+    /* the list send: its own listing, with its progress */
+    assert_int_equal(engine_fanout_list(f->s, FANOUT_KIND_LIST, NULL, 20, &out), 0);
+    it = cJSON_GetArrayItem(cJSON_GetObjectItem(out, "items"), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "items")), 1);
+    assert_string_equal(json_str(it, "requestId"), RID);
+    assert_string_equal(json_str(it, "list_id"), "small.list");
+    assert_string_equal(json_str(it, "status"), "PROCESSING");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(it, "template")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(it, "done")));
+    cJSON_Delete(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_bulk_messages),
         cmocka_unit_test(test_bulk_users),
         cmocka_unit_test_setup_teardown(test_list_fanout_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_list, setup, teardown),
     };
     json_use_xalloc();
     return cmocka_run_group_tests(tests, NULL, NULL);
