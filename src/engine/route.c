@@ -32,6 +32,7 @@ struct route_out {
     cJSON *state;             /* the message's new state */
     cJSON *outputs;           /* {"results": [...]} */
     cJSON *jobs;              /* deliver payloads */
+    bool bulk;                /* a fan-out's message: its deliver jobs are bulk too */
     bool retry;               /* the store could not be read: route again later */
 };
 
@@ -86,7 +87,12 @@ static int route_commit(struct store_txn *t, void *arg)
     m.state = send__json_str(a, o->state);
     m.updated_ms = now;
     rc = store_message_update(t, &m);
-    cJSON_ArrayForEach(e, o->jobs) if (rc == HR_OK) rc = send__enqueue(t, SEND_DELIVER_KIND, e, 0);
+    cJSON_ArrayForEach(e, o->jobs)
+    {
+        if (rc == HR_OK)
+            rc = o->bulk ? send__enqueue_bulk(t, SEND_DELIVER_KIND, e, 0)
+                         : send__enqueue(t, SEND_DELIVER_KIND, e, 0);
+    }
 out:
     arena_free(a);
     return rc;
@@ -527,6 +533,7 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
         goto out;
     }
     json_i64(p, "alt", &alt);
+    o->bulk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "bulk"));
     o->id = arena_str(a, str_c(id));
     rc = store_message_get(e->store, o->id, a, &m);
     if (rc == HR_NOTFOUND || (rc == HR_OK && send__is_final(m.status))) {

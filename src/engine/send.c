@@ -44,14 +44,26 @@ struct str send__json_str(struct arena *a, const cJSON *v)
     return out;
 }
 
-int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms)
+static int enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms,
+                   bool bulk)
 {
     char *s = json_print(v);
-    struct job_spec js = {.kind = kind, .payload = str_c(s), .run_at_ms = run_at_ms};
+    struct job_spec js = {.kind = kind, .payload = str_c(s), .run_at_ms = run_at_ms,
+                          .bulk = bulk};
     int64_t id;
     int rc = queue_enqueue(t, &js, &id);
     free(s);
     return rc;
+}
+
+int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms)
+{
+    return enqueue(t, kind, v, run_at_ms, false);
+}
+
+int send__enqueue_bulk(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms)
+{
+    return enqueue(t, kind, v, run_at_ms, true);
 }
 
 void send__derive_id(const char *seed, char out[ID_LEN + 1])
@@ -437,7 +449,7 @@ static int64_t run_at(const cJSON *msg, int64_t now)
 
 int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
                       const cJSON *r, const char *msg_id, const char *request_id,
-                      const char *run_id, const cJSON *origin)
+                      const char *run_id, const cJSON *origin, bool bulk)
 {
     const cJSON *md = json_obj(msg, "metadata");
     int64_t now = hclock_now(e->clock), when = run_at(msg, now);
@@ -483,7 +495,9 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
     if (rc == HR_OK) {
         job = cJSON_CreateObject();
         cJSON_AddStringToObject(job, "id", msg_id);
-        rc = send__enqueue(t, SEND_ROUTE_KIND, job, when);
+        if (bulk) /* route passes it on to the message's deliver jobs */
+            cJSON_AddBoolToObject(job, "bulk", 1);
+        rc = enqueue(t, SEND_ROUTE_KIND, job, when, bulk);
         cJSON_Delete(job);
     }
 out:
@@ -512,7 +526,7 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
             snprintf(seed, sizeof seed, "%s:%d", request_id, i);
             send__derive_id(seed, idbuf);
         }
-        rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin);
+        rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin, false);
     }
     return rc;
 }

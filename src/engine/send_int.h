@@ -17,16 +17,21 @@ int send__history(struct store_txn *t, struct str id, int64_t ts, const char *ty
 struct str send__json_str(struct arena *a, const cJSON *v);
 /* send__enqueue: a job of `kind` with JSON payload v at run_at (0: now). */
 int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms);
+/* send__enqueue_bulk: the same for a fan-out's message (job_spec.bulk: when handed over it
+ * waits behind other jobs, so transactional sends overtake a fan-out). */
+int send__enqueue_bulk(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms);
 /* send__final: set the message's final status with reason/error and its history event
  * (UNDELIVERABLE, UNROUTABLE, UNMAPPED), inside t. */
 int send__final(struct store_txn *t, struct message_rec *m, struct arena *a, const char *status,
                 const char *reason, const char *error, const cJSON *extra, int64_t now);
 /* send__enqueue_one: inside t, create message msg_id for recipient r of the (validated)
- * message msg (its `to` replaced by r), its ENQUEUED history and its route job.
- * HR_CONFLICT when msg_id exists already (a replay: nothing written). */
+ * message msg (its `to` replaced by r), its ENQUEUED history and its route job (bulk:
+ * a fan-out's message, whose route and first deliver jobs yield to other jobs; see
+ * send__enqueue_bulk). HR_CONFLICT when msg_id exists already (a replay: nothing
+ * written). */
 int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
                       const cJSON *r, const char *msg_id, const char *request_id,
-                      const char *run_id, const cJSON *origin);
+                      const char *run_id, const cJSON *origin, bool bulk);
 /* send__derive_id: a message id ("1-<8 hex>-<24 hex>") derived from seed (SHA-256), so
  * work repeated after a crash finds the messages it made. Pure. */
 void send__derive_id(const char *seed, char out[ID_LEN + 1]);

@@ -139,15 +139,22 @@ struct queue {
     struct job_ticket *done_head, *done_tail;
     size_t ndone;              /* tickets in the completers' list */
     /* the ready list: jobs a commit inserted already leased to this node (the handoff),
-     * FIFO, waiting for a worker; runners take from it before leasing from the store */
+     * FIFO, waiting for a worker; runners take from it before leasing from the store.
+     * Two lanes: bulk jobs (job_spec.bulk: a fan-out's messages) wait in their own and
+     * are taken only when the other is empty, a few at a time, so a transactional send
+     * made during a large fan-out overtakes the fan-out's queued pages; bulk jobs hold
+     * at most half of READY_MAX (the rest go to the store as usual). nready counts both
+     * lanes, nbulk the bulk one. */
     struct ready *ready_head, *ready_tail;
-    size_t nready;
+    struct ready *bulk_head, *bulk_tail;
+    size_t nready, nbulk;
     size_t pending;            /* tickets created and not yet committed */
 };
 
 /* One handed-off job on the ready list; its strings follow it in the same block. */
 struct ready {
     struct ready *next;
+    bool bulk;                 /* job_spec.bulk: the bulk lane */
     struct job job;
 };
 
@@ -318,6 +325,7 @@ static struct ready *ready_new(const struct job *j)
     struct ready *r = xmalloc(sizeof *r + j->payload.len + 1 + j->last_error.len + 1);
     char *p = (char *)(r + 1);
     r->next = NULL;
+    r->bulk = false;
     r->job = *j;
     if (j->payload.len)
         memcpy(p, j->payload.p, j->payload.len);
@@ -374,7 +382,8 @@ static int handoff_try(struct handoff *h, struct store_txn *t, const struct job_
         !find_handler(q, js->kind))
         return 0;
     pthread_mutex_lock(&q->mu);
-    room = q->started && !q->stopping && q->nready + h->n < READY_MAX;
+    room = q->started && !q->stopping &&
+           q->nready + h->n < (js->bulk ? READY_MAX / 2 : READY_MAX);
     pthread_mutex_unlock(&q->mu);
     if (!room)
         return 0;
@@ -400,6 +409,7 @@ static int handoff_try(struct handoff *h, struct store_txn *t, const struct job_
     j.max_attempts = js->max_attempts;
     j.created_ms = now;
     struct ready *r = ready_new(&j);
+    r->bulk = js->bulk;
     if (h->tail)
         h->tail->next = r;
     else
@@ -427,11 +437,18 @@ static void handoff_publish(struct handoff *h)
         release_list(q, head);
         return;
     }
-    if (q->ready_tail)
-        q->ready_tail->next = h->head;
-    else
-        q->ready_head = h->head;
-    q->ready_tail = h->tail;
+    for (struct ready *e = h->head, *next; e; e = next) { /* each to its lane, in order */
+        struct ready **head = e->bulk ? &q->bulk_head : &q->ready_head;
+        struct ready **tail = e->bulk ? &q->bulk_tail : &q->ready_tail;
+        next = e->next;
+        e->next = NULL;
+        if (*tail)
+            (*tail)->next = e;
+        else
+            *head = e;
+        *tail = e;
+        q->nbulk += e->bulk;
+    }
     q->nready += h->n;
     q->stats.handed_off += h->n;
     q->wake_seq++;
@@ -667,23 +684,31 @@ static bool store_news(struct queue *q)
            time_mono_ms() - q->last_store_ms >= q->cfg.lease_ms / 4;
 }
 
-/* take_ready: under q->mu, move up to max handed-off jobs from the ready list into r's
- * batch (copied into r->batch_arena, just reset). Returns how many. */
-static size_t take_ready(struct queue *q, struct runner *r, size_t max)
+/* take_ready: under q->mu, move up to max handed-off jobs from one lane of the ready list
+ * into r's batch (copied into r->batch_arena, just reset): the bulk lane at most max/4
+ * (>= 1) at a time, so the batch that holds them ends soon after a transactional job
+ * arrives. Returns how many. */
+static size_t take_ready(struct queue *q, struct runner *r, size_t max, bool bulk)
 {
+    struct ready **head = bulk ? &q->bulk_head : &q->ready_head;
+    struct ready **tail = bulk ? &q->bulk_tail : &q->ready_tail;
     size_t k = 0;
-    if (!q->ready_head || (r->pooled && (q->stopping || q->collected)))
+    if (!*head || (r->pooled && (q->stopping || q->collected)))
         return 0;
+    if (bulk)
+        max = max / 4 ? max / 4 : 1;
     r->jobs = arena_alloc(r->batch_arena, max * sizeof *r->jobs);
-    while (k < max && q->ready_head) {
-        struct ready *e = q->ready_head;
-        q->ready_head = e->next;
+    while (k < max && *head) {
+        struct ready *e = *head;
+        *head = e->next;
         job_copy(&r->jobs[k++], &e->job, r->batch_arena);
         free(e);
     }
-    if (!q->ready_head)
-        q->ready_tail = NULL;
+    if (!*head)
+        *tail = NULL;
     q->nready -= k;
+    if (bulk)
+        q->nbulk -= k;
     r->n = k;
     r->next = 0;
     return k;
@@ -702,9 +727,14 @@ static size_t take_all_ready(struct queue *q, struct held **h)
         (*h)[k].id = e->job.id;
         (*h)[k].token = e->job.lease_token;
     }
+    for (struct ready *e = q->bulk_head; e; e = e->next, k++) {
+        (*h)[k].id = e->job.id;
+        (*h)[k].token = e->job.lease_token;
+    }
     ready_free_list(q->ready_head);
-    q->ready_head = q->ready_tail = NULL;
-    q->nready = 0;
+    ready_free_list(q->bulk_head);
+    q->ready_head = q->ready_tail = q->bulk_head = q->bulk_tail = NULL;
+    q->nready = q->nbulk = 0;
     return k;
 }
 
@@ -1256,11 +1286,16 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     pthread_mutex_lock(&q->mu);
     r->jobs = NULL;
     r->n = r->next = 0;
-    *leased = take_ready(q, r, max);
+    /* first the handed-over jobs, then the others' batches, then the store when it may
+     * hold something for us, and only then the bulk lane: a fan-out's pages must not
+     * keep a job queued in the store (a transactional send accepted meanwhile) waiting */
+    *leased = take_ready(q, r, max, false);
     if (*leased == 0)
         *leased = take_from_others(q, r, max);
     seen = q->store_seq;
     skip = r->pooled && !store_news(q);
+    if (*leased == 0 && skip)
+        *leased = take_ready(q, r, max, true);
     if (*leased == 0 && !skip) {
         q->last_store_ms = time_mono_ms();
         q->last_lease_at = now_ms(q);
@@ -1285,9 +1320,13 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
             /* what is queued now runs at next_at at the earliest (0: nothing known) */
             q->due_ms = next_at > 0 ? next_at : INT64_MAX;
         }
-        r->jobs = lc.jobs;
-        r->n = lc.n;
-        r->next = 0;
+        if (lc.n > 0) {
+            r->jobs = lc.jobs;
+            r->n = lc.n;
+            r->next = 0;
+        } else { /* nothing in the store after all: the bulk lane */
+            *leased = take_ready(q, r, max, true);
+        }
         pthread_mutex_unlock(&q->mu);
     }
     /* more than one job in hand: wake one more worker, which takes from this batch

@@ -74,6 +74,10 @@ struct job_spec {
      * write. Such an insert does not count as a job change for the job listener. */
     int64_t lease_until_ms;
     int64_t lease_token;
+    /* bulk: a hint for this node's queue, not stored: when handed over (above), the job
+     * waits in the ready list's bulk lane, behind every other handed-over job (a
+     * fan-out's messages, so transactional sends overtake them). */
+    bool bulk;
 };
 
 struct job {

@@ -1590,6 +1590,151 @@ static void test_handoff_explicit(void **state)
     free(c);
 }
 
+/* ---- the bulk lane: a fan-out's handed-over jobs yield to the others ---- */
+
+struct lane_ctx {
+    pthread_mutex_t mu;
+    char order[700]; /* the kinds in the order they ran: 'b' bulk, 'n' normal */
+    size_t n;
+};
+
+static void lane_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct lane_ctx *c = ctx;
+    (void)a;
+    pthread_mutex_lock(&c->mu);
+    if (c->n < sizeof c->order - 1)
+        c->order[c->n++] = j->kind[0];
+    pthread_mutex_unlock(&c->mu);
+    r->outcome = JOB_OUT_DONE;
+}
+
+struct lane_fill {
+    struct queue_handoff *h;
+    int bulk, normal; /* enqueued in this order, all in one transaction */
+};
+
+static int lane_fill_fn(struct store_txn *t, void *arg)
+{
+    struct lane_fill *lf = arg;
+    int rc = HR_OK;
+    queue_handoff_reset(lf->h);
+    for (int i = 0; i < lf->bulk && rc == HR_OK; i++) {
+        struct job_spec js = {.kind = "b", .payload = str_c("x"), .bulk = true};
+        rc = queue_enqueue_to(t, lf->h, &js, NULL);
+    }
+    for (int i = 0; i < lf->normal && rc == HR_OK; i++) {
+        struct job_spec js = {.kind = "n", .payload = str_c("x")};
+        rc = queue_enqueue_to(t, lf->h, &js, NULL);
+    }
+    return rc;
+}
+
+/* Handed over in one commit, bulk jobs first: the normal ones still run first. Bulk jobs
+ * take at most half of the ready list; the rest wait in the store and run too. */
+static void test_bulk_lane(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct lane_ctx c = {.n = 0};
+    struct job_handler hs[] = {{"b", lane_run, &c}, {"n", lane_run, &c}};
+    struct queue *q;
+    struct queue_stats st;
+    struct queue_handoff h;
+    struct lane_fill lf = {&h, 8, 2};
+    struct herr err = {0};
+
+    pthread_mutex_init(&c.mu, NULL);
+    cfg.workers = 1;
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    sleep_ms(50); /* the worker is idle */
+    queue_handoff_init(&h, q);
+    assert_int_equal(store_write(f->s, lane_fill_fn, &lf, &err), 0);
+    queue_handoff_publish(&h);
+    queue_handoff_cleanup(&h);
+    wait_stats_done(q, 10, 10000);
+    pthread_mutex_lock(&c.mu);
+    c.order[c.n] = '\0';
+    assert_string_equal(c.order, "nnbbbbbbbb");
+    pthread_mutex_unlock(&c.mu);
+
+    /* 600 bulk jobs in one commit: 512 (READY_MAX / 2) handed over, 88 queued */
+    queue_get_stats(q, &st);
+    lf.bulk = 600;
+    lf.normal = 0;
+    queue_handoff_init(&h, q);
+    assert_int_equal(store_write(f->s, lane_fill_fn, &lf, &err), 0);
+    queue_handoff_publish(&h);
+    queue_handoff_cleanup(&h);
+    wait_stats_done(q, 610, 20000);
+    {
+        struct queue_stats st2;
+        queue_get_stats(q, &st2);
+        assert_int_equal(st2.handed_off - st.handed_off, 512);
+    }
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q);
+    pthread_mutex_destroy(&c.mu);
+}
+
+/* A job queued in the store (a send accepted by an HTTP thread) runs before the bulk
+ * lane's remaining jobs: a worker looks in the store before it takes bulk jobs. */
+struct gate_ctx {
+    struct lane_ctx lane;
+    atomic_int open;    /* the first bulk job waits for it */
+    atomic_int started; /* the first bulk job is running */
+};
+
+static void gate_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct gate_ctx *g = ctx;
+    bool first;
+    pthread_mutex_lock(&g->lane.mu);
+    first = g->lane.n == 0;
+    pthread_mutex_unlock(&g->lane.mu);
+    if (first)
+        atomic_store(&g->started, 1);
+    for (int i = 0; first && !atomic_load(&g->open) && i < 2000; i++)
+        sleep_ms(5);
+    lane_run(&g->lane, j, a, r);
+}
+
+static void test_bulk_lane_yields_to_store(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct gate_ctx *g = calloc(1, sizeof *g);
+    struct job_handler hs[] = {{"b", gate_run, g}, {"n", gate_run, g}};
+    struct queue *q;
+    struct queue_handoff h;
+    struct lane_fill lf = {&h, 6, 0};
+    struct herr err = {0};
+
+    pthread_mutex_init(&g->lane.mu, NULL);
+    cfg.workers = 1;
+    cfg.batch = 4; /* as each of the default 4 workers: a bulk take is 4/4 = 1 job */
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    sleep_ms(50);
+    queue_handoff_init(&h, q);
+    assert_int_equal(store_write(f->s, lane_fill_fn, &lf, &err), 0);
+    queue_handoff_publish(&h);
+    queue_handoff_cleanup(&h);
+    for (int i = 0; i < 2000 && !atomic_load(&g->started); i++)
+        sleep_ms(5); /* the first bulk job runs, the other five wait in the bulk lane */
+    enqueue(f, "n", "x", 0, 0); /* queued in the store, not handed over */
+    atomic_store(&g->open, 1);
+    wait_stats_done(q, 7, 10000);
+    pthread_mutex_lock(&g->lane.mu);
+    g->lane.order[g->lane.n] = '\0';
+    assert_string_equal(g->lane.order, "bnbbbbb");
+    pthread_mutex_unlock(&g->lane.mu);
+    queue_free(q);
+    pthread_mutex_destroy(&g->lane.mu);
+    free(g);
+}
+
 /* A commit callback with its own nested savepoint that rolls back (as ingest's
  * events_commit: apply_all_fn, then apply_isolated): the jobs handed over inside it are
  * dropped with it (queue_txn_sub); a re-applied enqueue hands over once. */
@@ -1771,6 +1916,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_lane, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_lane_yields_to_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_nested_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_expired_lease_not_starved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_due_during_handoffs, setup, teardown),
