@@ -16,7 +16,9 @@
  * (or FANOUT_PACE_MAX_MS after that page, or at once for a delayed send): the queue runs
  * jobs in (run_at, id) order, so without it a fan-out would pile its whole audience into
  * the queue ahead of any transactional send made meanwhile; with it at most about one
- * page is ahead of such a send.
+ * page is ahead of such a send; and the page's route and first deliver jobs are bulk jobs
+ * (job_spec.bulk), which the queue runs only when nothing else waits, so such a send
+ * overtakes the page too.
  * Listing: each fan-out also has a key in a newest-first index, made with its document
  * (fanout_list.c), which GET /bulk pages through. */
 #ifndef HERALD_ENGINE_FANOUT_H
