@@ -179,7 +179,7 @@ void queue_cfg_defaults(struct queue_cfg *cfg)
     cfg->max_attempts = 25;
     cfg->idle_poll_ms = 250;
     cfg->max_retaken = 3;
-    cfg->batch = 16;
+    cfg->batch = 64;
 }
 
 /* fill_defaults: zero (or negative) fields of cfg take the defaults. */

@@ -118,7 +118,11 @@ struct queue_cfg {
                                       resets the count) is dead-lettered instead of run
                                       again; default 3 */
     int batch;                     /* jobs leased per round, over all workers (each worker
-                                      leases batch/workers); default 16. An idle worker
+                                      leases batch/workers), and the finished jobs waiting
+                                      for the completer before workers pause; default 64
+                                      (16 made completer batches of ~16 jobs: 0.49 commits
+                                      and 1.67 write transactions per flow event against
+                                      0.21 and 1.13). An idle worker
                                       takes unstarted jobs from a busy one's batch before
                                       leasing, so no job waits behind a slow one */
 };

@@ -314,7 +314,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(c.backoff_max_ms, 3600000);
     assert_int_equal(c.max_attempts, 25);
     assert_int_equal(c.idle_poll_ms, 250);
-    assert_int_equal(c.batch, 16);
+    assert_int_equal(c.batch, 64);
     assert_int_equal(c.max_retaken, 3);
 }
 
