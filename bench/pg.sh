@@ -9,6 +9,10 @@
 # Load shape (every case, SQLite included, so the ratios compare like with like): N wrk
 # processes at once, one per node, each -t1 -c(BENCH_CONNS/N) -d PG_DURATION, results
 # summed. With N=1 that is one wrk -t1 -c64 (the other benches use -t2: figures differ).
+# The N wrk processes start 10,000/N apart in the user ids (BENCH_USER_OFFSET), as users
+# spread over nodes do; PG_SAME_USERS=1 sends every node the same user at the same moment
+# (the shape before 2026-12-05: on a fresh database that is N nodes creating the same
+# profile at once, each waiting for the other's commit).
 #
 #   pg.nginx.track|batch    nginx fixed 200, same bodies                  (baselines)
 #   pg.curl.sink            libcurl multi, 16 in flight, to the sink      (baseline)
@@ -30,7 +34,8 @@
 # (/usr/lib/postgresql/*/bin/pg_ctl) it prints a loud skip line and exits 0.
 #
 # Usage: bench/pg.sh   (settings: bench/lib.sh; PG_DURATION (6), SEND_PG_DURATION (4),
-#        PG_NODES ("1 2 3"), PG_DRAIN_MAX (120 s per drain), PG_FSYNC (on | off))
+#        PG_NODES ("1 2 3"), PG_DRAIN_MAX (120 s per drain), PG_FSYNC (on | off),
+#        PG_SAME_USERS (0 | 1))
 # shellcheck source=bench/lib.sh disable=SC2154
 source "$(dirname "$0")/lib.sh"
 
@@ -46,12 +51,14 @@ SEND_PG_DURATION=${SEND_PG_DURATION:-4}
 PG_NODES=${PG_NODES:-1 2 3}
 PG_DRAIN_MAX=${PG_DRAIN_MAX:-120}
 PG_FSYNC=${PG_FSYNC:-on}
+PG_SAME_USERS=${PG_SAME_USERS:-0}
 case $PG_FSYNC in on | off) ;; *) die "PG_FSYNC must be on or off, not $PG_FSYNC" ;; esac
 BATCH=${BENCH_BATCH:-100}
 export BENCH_BATCH=$BATCH
 result pg.duration "$PG_DURATION"
 result pg.send_duration "$SEND_PG_DURATION"
 result pg.fsync "$PG_FSYNC"
+result pg.same_users "$PG_SAME_USERS"
 
 # ---- the cluster (stopped on exit, after the herald nodes) -----------------------------
 PG_USER_PID=$$
@@ -162,6 +169,7 @@ par_wrk() {
         out=$BENCH_TMP/$name.$i.wrk
         (
             BENCH_MODE=$mode BENCH_AUTH=$auth BENCH_RUN=$name-$i \
+                BENCH_USER_OFFSET=$(( PG_SAME_USERS == 1 ? 0 : i * 10000 / n )) \
                 wrk -t1 -c"$c" -d"${d}s" --latency --timeout 10s -s "$BENCH_HOME/wrk.lua" \
                 "${urls[$i]}$path" >"$out" 2>&1
             times >"$out.times"
@@ -190,7 +198,7 @@ par_wrk() {
             awk -v t="$(wc -l <"$BENCH_TMP/$name.waits")" '{a[NR]=$2; c[NR]=$1} END{for(i=1;i<=NR;i++) printf "%s%s %d%%", (i>1?", ":""), a[i], 100*c[i]/t}')
         # share of all samples in Lock waits, and the statements behind them
         P_lock_pct=$(awk -F'\t' '{t++} /^Lock:/{l++} END{printf "%d", t ? 100*l/t : 0}' "$BENCH_TMP/$name.waits")
-        P_lock_stmts=$(grep '^Lock:' "$BENCH_TMP/$name.waits" | sort | uniq -c | sort -rn | head -3 |
+        P_lock_stmts=$({ grep '^Lock:' "$BENCH_TMP/$name.waits" || true; } | sort | uniq -c | sort -rn | head -3 |
             awk -v t="$(wc -l <"$BENCH_TMP/$name.waits")" '{c=$1; $1=""; sub(/^ /, ""); gsub(/"/, "'"'"'"); printf "%s%d%% %s", (NR>1?" | ":""), 100*c/t, $0}')
     fi
     P_requests=0 P_bad=0 P_sock=0 P_rps=0 P_p50_ms=0 P_p99_ms=0 P_cpu_wrk=0
