@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # pg.sh: the PostgreSQL store. Ingest and send throughput with 1, 2 and 3 herald nodes on
-# one database (a throwaway cluster: scripts/pg-test.sh, fsync=off, synchronous_commit=off),
-# beside the single-node SQLite figure and the nginx / libcurl baselines measured by this
-# same script with the same load shape.
+# one database (a throwaway cluster of its own: scripts/pg-test.sh under
+# build/pg-bench-fsync-$PG_FSYNC; PG_FSYNC=on, the default, runs it durable as users do:
+# fsync, synchronous_commit and full_page_writes on; PG_FSYNC=off all three off, the old
+# figures), beside the single-node SQLite figure and the nginx / libcurl baselines
+# measured by this same script with the same load shape.
 #
 # Load shape (every case, SQLite included, so the ratios compare like with like): N wrk
 # processes at once, one per node, each -t1 -c(BENCH_CONNS/N) -d PG_DURATION, results
 # summed. With N=1 that is one wrk -t1 -c64 (the other benches use -t2: figures differ).
+# The N wrk processes start 10,000/N apart in the user ids (BENCH_USER_OFFSET), as users
+# spread over nodes do; PG_SAME_USERS=1 sends every node the same user at the same moment
+# (the shape before 2026-12-05: on a fresh database that is N nodes creating the same
+# profile at once, each waiting for the other's commit).
 #
 #   pg.nginx.track|batch    nginx fixed 200, same bodies                  (baselines)
 #   pg.curl.sink            libcurl multi, 16 in flight, to the sink      (baseline)
@@ -21,13 +27,15 @@
 # Limits: CPU (cores) of herald (all nodes), postgres (the run database's backends plus the
 # cluster's background processes: the cluster is shared with `make test`), wrk, the
 # machine; pg_stat_database xact_commit/s of the run's database; pg_stat_activity wait
-# events of its active backends sampled every 0.5 s during the run.
+# events of its active backends sampled every 0.5 s during the run (pg_lock_stmts: the
+# statements the samples in Lock waits were running, most frequent first).
 #
 # Each (store, case) gets a fresh database. Without PostgreSQL server binaries
 # (/usr/lib/postgresql/*/bin/pg_ctl) it prints a loud skip line and exits 0.
 #
 # Usage: bench/pg.sh   (settings: bench/lib.sh; PG_DURATION (6), SEND_PG_DURATION (4),
-#        PG_NODES ("1 2 3"), PG_DRAIN_MAX (120 s per drain))
+#        PG_NODES ("1 2 3"), PG_DRAIN_MAX (120 s per drain), PG_FSYNC (on | off),
+#        PG_SAME_USERS (0 | 1))
 # shellcheck source=bench/lib.sh disable=SC2154
 source "$(dirname "$0")/lib.sh"
 
@@ -42,18 +50,25 @@ PG_DURATION=${PG_DURATION:-6}
 SEND_PG_DURATION=${SEND_PG_DURATION:-4}
 PG_NODES=${PG_NODES:-1 2 3}
 PG_DRAIN_MAX=${PG_DRAIN_MAX:-120}
+PG_FSYNC=${PG_FSYNC:-on}
+PG_SAME_USERS=${PG_SAME_USERS:-0}
+case $PG_FSYNC in on | off) ;; *) die "PG_FSYNC must be on or off, not $PG_FSYNC" ;; esac
 BATCH=${BENCH_BATCH:-100}
 export BENCH_BATCH=$BATCH
 result pg.duration "$PG_DURATION"
 result pg.send_duration "$SEND_PG_DURATION"
+result pg.fsync "$PG_FSYNC"
+result pg.same_users "$PG_SAME_USERS"
 
 # ---- the cluster (stopped on exit, after the herald nodes) -----------------------------
 PG_USER_PID=$$
+# not the tests' cluster (build/pg, fsync off): one of the bench's own per durability
+export PG_TEST_ROOT=$REPO_ROOT/build/pg-bench-fsync-$PG_FSYNC PG_TEST_FSYNC=$PG_FSYNC
 PG_DSN=$("$REPO_ROOT/scripts/pg-test.sh" start "$PG_USER_PID") || die "cannot start the PostgreSQL cluster"
 PG_BASE=${PG_DSN%/*}                       # postgres://postgres@127.0.0.1:PORT
 trap 'bench_cleanup; "$REPO_ROOT/scripts/pg-test.sh" stop "$PG_USER_PID" || true' EXIT
-PG_MAIN=$(head -1 "$REPO_ROOT/build/pg/data/postmaster.pid")
-log "postgres: $PG_BASE, postmaster pid $PG_MAIN"
+PG_MAIN=$(head -1 "$PG_TEST_ROOT/data/postmaster.pid")
+log "postgres: $PG_BASE, postmaster pid $PG_MAIN, fsync $(psql "$PG_BASE/postgres" -tAc 'SHOW fsync')"
 result pg.version "$(psql "$PG_BASE/postgres" -tAc 'SHOW server_version' | cut -d' ' -f1)"
 psql_q() { PGOPTIONS="-c client_min_messages=warning" psql "$PG_BASE/postgres" -qtAc "$1"; }
 
@@ -136,7 +151,12 @@ par_wrk() {
         for i in $(pg_pids); do PGT0[$i]=$(proc_ticks "$i"); done
         x0=$(psql_q "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'")
         ( while :; do
-            psql_q "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
+            # one line per active backend: its wait (or CPU), and for a Lock wait the
+            # start of its statement (whitespace squeezed), after a tab
+            psql_q "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') ||
+                           CASE WHEN wait_event_type = 'Lock' THEN E'\t' ||
+                                left(regexp_replace(query, '\s+', ' ', 'g'), 70) ELSE '' END
+                    FROM pg_stat_activity
                     WHERE datname = '$DB' AND state = 'active' AND pid <> pg_backend_pid()" 2>/dev/null
             sleep 0.5
           done >"$BENCH_TMP/$name.waits" ) &
@@ -149,6 +169,7 @@ par_wrk() {
         out=$BENCH_TMP/$name.$i.wrk
         (
             BENCH_MODE=$mode BENCH_AUTH=$auth BENCH_RUN=$name-$i \
+                BENCH_USER_OFFSET=$(( PG_SAME_USERS == 1 ? 0 : i * 10000 / n )) \
                 wrk -t1 -c"$c" -d"${d}s" --latency --timeout 10s -s "$BENCH_HOME/wrk.lua" \
                 "${urls[$i]}$path" >"$out" 2>&1
             times >"$out.times"
@@ -159,7 +180,7 @@ par_wrk() {
     t1=$(date +%s.%N)
     m1=$(machine_ticks)
     s1=$(proc_ticks "${SRV_PIDS[@]}")
-    P_cpu_pg=0 P_commits_ps=0 P_waits=""
+    P_cpu_pg=0 P_commits_ps=0 P_waits="" P_lock_pct=0 P_lock_stmts=""
     if [ -n "${DB:-}" ]; then
         kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
         x1=$(psql_q "SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'")
@@ -173,8 +194,12 @@ par_wrk() {
         P_cpu_pg=$(awk -v a="$g0" -v b="$g1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)}')
         P_commits_ps=$(awk -v a="$x0" -v b="$x1" -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.0f", (b-a)/(t1-t0)}')
         # top wait events: share of samples of active backends
-        P_waits=$(sort "$BENCH_TMP/$name.waits" | uniq -c | sort -rn | head -4 |
-            awk '{a[NR]=$2; c[NR]=$1; t+=$1} END{for(i=1;i<=NR;i++) printf "%s%s %d%%", (i>1?", ":""), a[i], 100*c[i]/t}')
+        P_waits=$(cut -f1 "$BENCH_TMP/$name.waits" | sort | uniq -c | sort -rn | head -4 |
+            awk -v t="$(wc -l <"$BENCH_TMP/$name.waits")" '{a[NR]=$2; c[NR]=$1} END{for(i=1;i<=NR;i++) printf "%s%s %d%%", (i>1?", ":""), a[i], 100*c[i]/t}')
+        # share of all samples in Lock waits, and the statements behind them
+        P_lock_pct=$(awk -F'\t' '{t++} /^Lock:/{l++} END{printf "%d", t ? 100*l/t : 0}' "$BENCH_TMP/$name.waits")
+        P_lock_stmts=$({ grep '^Lock:' "$BENCH_TMP/$name.waits" || true; } | sort | uniq -c | sort -rn | head -3 |
+            awk -v t="$(wc -l <"$BENCH_TMP/$name.waits")" '{c=$1; $1=""; sub(/^ /, ""); gsub(/"/, "'"'"'"); printf "%s%d%% %s", (NR>1?" | ":""), 100*c/t, $0}')
     fi
     P_requests=0 P_bad=0 P_sock=0 P_rps=0 P_p50_ms=0 P_p99_ms=0 P_cpu_wrk=0
     for i in $(seq 0 $((n - 1))); do
@@ -193,7 +218,7 @@ par_wrk() {
     done
     P_cpu_server=$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)}')
     P_cpu_machine=$(echo "$m0 $m1" | awk -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '{printf "%.2f", ($3-$1)/hz/(t1-t0)}')
-    log "wrk $name: $P_requests requests, $P_rps/s, p50 ${P_p50_ms}ms p99 ${P_p99_ms}ms, bad $P_bad, socket errors $P_sock; cpu: herald $P_cpu_server postgres $P_cpu_pg wrk $P_cpu_wrk machine $P_cpu_machine; commits/s $P_commits_ps; waits: $P_waits"
+    log "wrk $name: $P_requests requests, $P_rps/s, p50 ${P_p50_ms}ms p99 ${P_p99_ms}ms, bad $P_bad, socket errors $P_sock; cpu: herald $P_cpu_server postgres $P_cpu_pg wrk $P_cpu_wrk machine $P_cpu_machine; commits/s $P_commits_ps; waits: $P_waits; in Lock waits: $P_lock_pct% ($P_lock_stmts)"
 }
 
 # record_par PREFIX
@@ -211,6 +236,8 @@ record_par() {
     result "$p.cpu_machine" "$P_cpu_machine"
     result "$p.pg_commits_ps" "$P_commits_ps"
     result "$p.pg_waits" "\"$P_waits\""
+    result "$p.pg_lock_pct" "$P_lock_pct"
+    result "$p.pg_lock_stmts" "\"$P_lock_stmts\""
 }
 
 # ---- baselines ------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ function machine() {
       `load average before the run: ${R['run.loadavg'] || '?'}`,
     `- stores: SQLite in ${R['run.store_fs'] || '?'}` +
       (has('growth.store_fs') ? `; growth stores in ${R['growth.store_fs']}` : '') +
-      (has('pg.version') ? `; PostgreSQL ${R['pg.version']} (throwaway cluster under build/pg, fsync off)` : ''),
+      (has('pg.version') ? `; PostgreSQL ${R['pg.version']} (throwaway cluster under build/pg-bench-fsync-${R['pg.fsync'] || 'off'}, fsync ${R['pg.fsync'] || 'off'})` : ''),
     `- tools: ${wrk}, nginx ${nginx}, SQLite ${sqlite}, ${curl}` +
       (has('peer.bullmq_version') ? `, BullMQ ${R['peer.bullmq_version']} on redis-server ${R['peer.redis_version']}` : '') + '; ' +
       `wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64} -d${R['run.duration'] || 10}s, ` +
@@ -309,7 +309,7 @@ function tables() {
       return o;
     };
     out.push('', `### PostgreSQL (bench/pg.sh: N herald nodes on one database, N wrk -t1 -c${Math.round((Number(R['run.conns']) || 64))}/N at once, ${d} s runs; send ${sd} s then drain)`, '');
-    out.push(`PostgreSQL ${R['pg.version'] || '?'}, throwaway cluster (scripts/pg-test.sh: fsync=off, synchronous_commit=off, full_page_writes=off). Baselines from the same run: nginx fixed 200 with the same bodies and the same wrk shape: track ${int('pg.nginx.track.rps')} req/s, batch ${int('pg.nginx.batch.rps')} req/s; libcurl multi to the sink ${int('pg.curl.sink.rps')} req/s. Ratios: to SQLite 1 node / to the baseline.`, '');
+    out.push(`PostgreSQL ${R['pg.version'] || '?'}, throwaway cluster (scripts/pg-test.sh: ${R['pg.fsync'] === 'on' ? 'fsync, synchronous_commit and full_page_writes on (PG_FSYNC=on, as users run it)' : 'fsync=off, synchronous_commit=off, full_page_writes=off (PG_FSYNC=off)'}). Baselines from the same run: nginx fixed 200 with the same bodies and the same wrk shape: track ${int('pg.nginx.track.rps')} req/s, batch ${int('pg.nginx.batch.rps')} req/s; libcurl multi to the sink ${int('pg.curl.sink.rps')} req/s. Ratios: to SQLite 1 node / to the baseline.`, '');
     out.push('| store | /v1/track events/s (x SQLite; x nginx) | /v1/batch events/s (x SQLite; x nginx) | /send accepted/s | delivered/s (x SQLite; x libcurl) | checks track / batch / send |');
     out.push('| --- | --- | --- | --- | --- | --- |');
     for (const [k, label] of stores) {
@@ -325,7 +325,7 @@ function tables() {
         if (!has(`${p}.cpu_server`)) continue;
         const o = oth(p);
         if (o > NOISY) pgNoisy.push(`${label} ${c}`);
-        out.push(`| ${label}, ${c} | ${cores(`${p}.cpu_server`)} | ${k === 'sqlite' ? '—' : cores(`${p}.cpu_pg`)} | ${cores(`${p}.cpu_wrk`)} | ${cores(`${p}.cpu_machine`)} | ${o > NOISY ? `**${o.toFixed(2)}**` : o.toFixed(2)} | ${k === 'sqlite' ? '—' : int(`${p}.pg_commits_ps`)} | ${k === 'sqlite' ? '—' : (R[`${p}.pg_waits`] || '').replace(/"/g, '')} | ${ms(`${p}.p50_ms`)} / ${ms(`${p}.p99_ms`)} |`);
+        out.push(`| ${label}, ${c} | ${cores(`${p}.cpu_server`)} | ${k === 'sqlite' ? '—' : cores(`${p}.cpu_pg`)} | ${cores(`${p}.cpu_wrk`)} | ${cores(`${p}.cpu_machine`)} | ${o > NOISY ? `**${o.toFixed(2)}**` : o.toFixed(2)} | ${k === 'sqlite' ? '—' : int(`${p}.pg_commits_ps`)} | ${k === 'sqlite' ? '—' : (R[`${p}.pg_waits`] || '').replace(/"/g, '') + (has(`${p}.pg_lock_pct`) ? `; all Lock waits ${R[`${p}.pg_lock_pct`]}%` : '')} | ${ms(`${p}.p50_ms`)} / ${ms(`${p}.p99_ms`)} |`);
       }
     }
     if (pgNoisy.length)

@@ -7,6 +7,10 @@
 --   BENCH_PATH   the request path (defaults: / for get, /v1/track, /v1/batch, /send,
 --                /v1/track for flow)
 --   BENCH_DELAY_MS  if > 0, each connection waits this long between requests (paced load)
+--   BENCH_USER_OFFSET  where in the 10,000 user ids this process starts (default 0): several
+--                wrk processes at once (bench/pg.sh, one per node) start apart, as users
+--                behind a load balancer do, instead of sending the same user to every
+--                node at the same moment
 -- track/batch: a ~700-byte Segment track event per event, with a messageId unique per
 -- event (run prefix, wrk thread number, counter). send: a Courier v2 message with inline
 -- content whose body is "ts:<send time in microseconds>" (CLOCK_REALTIME), so the sink
@@ -32,6 +36,7 @@ local auth = os.getenv("BENCH_AUTH")
 local batch_n = tonumber(os.getenv("BENCH_BATCH") or "100")
 local run = os.getenv("BENCH_RUN") or "r"
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+local user_offset = tonumber(os.getenv("BENCH_USER_OFFSET") or "0")
 local default_paths = { get = "/", track = "/v1/track", batch = "/v1/batch", send = "/send",
   flow = "/v1/track" }
 local path = os.getenv("BENCH_PATH") or default_paths[mode]
@@ -78,7 +83,7 @@ end
 
 local function event(kind)
   local id = next_id()
-  return string.format(event_tmpl, kind, "u" .. tostring(counter % 10000), id, id)
+  return string.format(event_tmpl, kind, "u" .. tostring((counter + user_offset) % 10000), id, id)
 end
 
 function request()

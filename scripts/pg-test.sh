@@ -10,6 +10,9 @@
 #   dsn    print the DSN of the running cluster (exit 1 when it is not running).
 # Several `make test` runs in one tree share the cluster: each registers its pid, and
 # the last one to stop shuts it down.
+# Environment: PG_TEST_ROOT (default build/pg) puts the cluster elsewhere (bench/pg.sh
+# uses its own); PG_TEST_FSYNC=on starts it durable (fsync, synchronous_commit and
+# full_page_writes on, as users run PostgreSQL); the default, off, is for tests.
 set -euo pipefail
 
 usage() { echo "usage: scripts/pg-test.sh start|stop|dsn [USER_PID]" >&2; exit 2; }
@@ -18,7 +21,7 @@ cmd=$1
 user_pid=${2:-$PPID}
 
 cd "$(dirname "$0")/.."
-root=$(pwd)/build/pg
+root=${PG_TEST_ROOT:-$(pwd)/build/pg}
 data=$root/data
 run=$root/run
 users=$root/users
@@ -84,12 +87,15 @@ start() {
     fi
     [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$root"
     if ! running; then
+        durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        [ "${PG_TEST_FSYNC:-off}" = on ] &&
+            durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
         port=$(free_port)
         echo "$port" >"$portfile"
         [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$portfile"
         # 9>&-: the server must not inherit (and hold forever) the lock on fd 9
         as_pg "$pgbin/pg_ctl" -D "$data" -l "$log" -w -t 60 9>&- -o \
-            "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$run -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+            "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$run $durability -c max_connections=300" \
             start >/dev/null || {
             echo "pg-test: the cluster did not start; tail of $log:" >&2
             tail -20 "$log" >&2; exit 1; }

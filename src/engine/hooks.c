@@ -102,7 +102,9 @@ int hooks_on_message(void *arg, struct store_txn *t, const struct message_rec *m
     if (now < atomic_load(&none_until))
         return HR_OK;
     a = arena_new(4096);
-    rc = store_doc_get_txn(t, HOOKS_COLL, str_c(HOOKS_DOC), a, &d);
+    /* read, not locked: a lock on this one document, held to each commit, queued every
+     * message write of every node behind it (Lock:advisory while it is absent) */
+    rc = store_doc_get(store_txn_store(t), HOOKS_COLL, str_c(HOOKS_DOC), a, &d);
     if (rc < 0 && rc != HR_NOTFOUND)
         goto out;
     if (rc == HR_OK)

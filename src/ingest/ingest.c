@@ -339,10 +339,12 @@ out:
 
 /* apply: one event's effects inside t: its catalog entry when touch_catalog, then
  * profiles, groups, aliases, then the trigger. client: the event came from a
- * client-scope write key (see the top of this file). gs (may be NULL: lists untouched)
+ * client-scope write key (see the top of this file). ensured: a track whose profile the
+ * job's lock phase has made sure of (lock_docs). gs (may be NULL: lists untouched)
  * collects the list subscriptions of group calls. */
 static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int64_t event_id,
-                 int64_t received_ms, bool touch_catalog, bool client, struct group_sync *gs)
+                 int64_t received_ms, bool touch_catalog, bool client, bool ensured,
+                 struct group_sync *gs)
 {
     /* a client key's identify may lose traits: work on a copy, so run data sees it too */
     const char *type_in = json_str(ev_in, "type");
@@ -366,7 +368,7 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int
         goto out;
     if (strcmp(type, "identify") == 0 && uid.len)
         rc = apply_identify(t, uid, ev, copy, received_ms, event_id);
-    else if (strcmp(type, "track") == 0 && uid.len)
+    else if (strcmp(type, "track") == 0 && uid.len && !ensured)
         rc = ensure_profile(t, uid, received_ms);
     else if (strcmp(type, "alias") == 0 && uid.len)
         rc = apply_alias(t, uid, ev, received_ms, client, event_id);
@@ -384,7 +386,7 @@ out:
 int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
                        int64_t received_ms)
 {
-    return apply(ig, t, ev, event_id, received_ms, true, false, NULL);
+    return apply(ig, t, ev, event_id, received_ms, true, false, false, NULL);
 }
 
 /* ---- the job ---------------------------------------------------------------------- */
@@ -397,6 +399,7 @@ struct loaded {
     int64_t *ids;
     int64_t *received;
     bool *rejected; /* events whose effects failed for good (set by events_commit) */
+    bool *ensured;  /* tracks whose profile lock_docs made sure of (set by events_commit) */
     size_t n;
     bool client;       /* the events came from a client-scope write key */
     struct group_sync gs; /* lists of the events' groups */
@@ -416,11 +419,21 @@ struct loaded {
  * before its users, and counts the catalog last, sorted by name. Whatever else the
  * events lock is new and unique to this job (runs, messages, jobs) or read without a
  * lock (automation definitions). The list API takes its subscription rows in the same
- * (list id, user id) order (src/api/lists.c) and locks no document or catalog row. */
+ * (list id, user id) order (src/api/lists.c) and locks no document or catalog row.
+ * A track event only makes sure its profile exists (ensure_profile): its key is not
+ * locked but created in that same order, in one insert that leaves an existing profile
+ * alone, unlocked; so tracks of known users never wait for each other, and two jobs that
+ * both create profiles still take them in one order. Those tracks then skip their own
+ * ensure_profile (it would wait, out of order, for a job updating that profile). A key
+ * that other events of the job lock too (identify, alias) is locked as before, and its
+ * tracks ensure in event order (an alias may delete the profile in between). */
 
 struct lock_key {
     const char *coll;
     char *id;     /* heap */
+    bool ensure;  /* only create it when absent (a track's profile), no lock */
+    int64_t now;  /* ensure: the event's received time, the profile's created time */
+    size_t ev;    /* ensure: the event's index in the job */
 };
 
 struct touch {
@@ -448,20 +461,28 @@ static void add_key(struct lock_key *keys, size_t *n, const char *coll, const ch
         return;
     keys[*n].coll = coll;
     keys[*n].id = xstrdup(id);
+    keys[*n].ensure = false;
     (*n)++;
 }
 
-/* collect_keys: the documents apply() will lock for ev (at most LOCKS_PER_EVENT). */
+/* collect_keys: the documents apply() will lock (or, for a track, create) for ev
+ * received at now (at most LOCKS_PER_EVENT). */
 #define LOCKS_PER_EVENT 4
-static void collect_keys(const cJSON *ev, struct lock_key *keys, size_t *n)
+static void collect_keys(const cJSON *ev, int64_t now, size_t i, struct lock_key *keys,
+                         size_t *n)
 {
     const char *type = json_str(ev, "type"), *uid = json_str(ev, "userId");
     if (!type)
         return;
     if (uid && !uid[0])
         uid = NULL;
-    if ((!strcmp(type, "identify") || !strcmp(type, "track")) && uid) {
+    if (!strcmp(type, "identify") && uid) {
         add_key(keys, n, COLL_PROFILES, uid);
+    } else if (!strcmp(type, "track") && uid) {
+        add_key(keys, n, COLL_PROFILES, uid);
+        keys[*n - 1].ensure = true;
+        keys[*n - 1].now = now;
+        keys[*n - 1].ev = i;
     } else if (!strcmp(type, "alias") && uid) {
         const char *prev = json_str(ev, "previousId");
         if (prev && prev[0] && strcmp(prev, uid)) {
@@ -487,16 +508,29 @@ static void collect_keys(const cJSON *ev, struct lock_key *keys, size_t *n)
     }
 }
 
-/* lock_docs: take the documents' locks in (collection, id) order. */
-static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n)
+/* lock_docs: take the documents' locks in (collection, id) order; a key that only
+ * tracks need (every entry of it is ensure) is created when absent instead, at the
+ * earliest of their times, and its events marked in ensured[] (they skip ensure_profile). */
+static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n, bool *ensured)
 {
     struct arena *a = arena_new(4096);
     struct doc_rec d;
     int rc = HR_OK;
     qsort(keys, n, sizeof *keys, lock_key_cmp);
-    for (size_t i = 0; i < n && rc == HR_OK; i++) {
-        if (i > 0 && lock_key_cmp(&keys[i - 1], &keys[i]) == 0)
+    for (size_t i = 0, end; i < n && rc == HR_OK; i = end) {
+        bool ensure = keys[i].ensure;
+        int64_t now = keys[i].now;
+        for (end = i + 1; end < n && lock_key_cmp(&keys[i], &keys[end]) == 0; end++) {
+            ensure &= keys[end].ensure;
+            now = keys[end].now < now ? keys[end].now : now;
+        }
+        if (ensure) {
+            rc = store_doc_create(t, keys[i].coll, str_c(keys[i].id), STR_LIT("{}"), now);
+            rc = rc == HR_CONFLICT ? HR_OK : rc;
+            for (size_t k = i; k < end; k++)
+                ensured[keys[k].ev] = true;
             continue;
+        }
         rc = store_doc_get_txn(t, keys[i].coll, str_c(keys[i].id), a, &d);
         if (rc == HR_NOTFOUND)
             rc = HR_OK;
@@ -558,7 +592,8 @@ static bool permanent(int rc)
 /* apply_at: event i of the job (the one place the job calls apply). */
 static int apply_at(struct store_txn *t, struct loaded *l, size_t i)
 {
-    return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client, &l->gs);
+    return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client,
+                 l->ensured[i], &l->gs);
 }
 
 static int apply_all_fn(struct store_txn *t, void *varg)
@@ -621,11 +656,12 @@ static int events_commit(struct store_txn *t, void *varg)
     size_t nk = 0;
     int rc;
     for (size_t i = 0; i < l->n; i++) {
-        collect_keys(l->events[i], keys, &nk);
+        collect_keys(l->events[i], l->received[i], i, keys, &nk);
         l->rejected[i] = false; /* this function may run again (a store retry) */
+        l->ensured[i] = false;
     }
     grouplists_pending_truncate(&l->gs.pending, 0); /* a rerun asks again */
-    rc = lock_docs(t, keys, nk);
+    rc = lock_docs(t, keys, nk, l->ensured);
     if (rc == HR_OK)
         rc = queue_txn_sub(t, apply_all_fn, l);
     if (permanent(rc)) {
@@ -712,6 +748,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     l->received = arena_zalloc(a, (cap + 1) * sizeof *l->received);
     l->ids = arena_zalloc(a, (cap + 1) * sizeof *l->ids);
     l->rejected = arena_zalloc(a, (cap + 1) * sizeof *l->rejected);
+    l->ensured = arena_zalloc(a, (cap + 1) * sizeof *l->ensured);
     l->ig = ig;
     l->client = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "client"));
     arena_defer(a, loaded_free, l);

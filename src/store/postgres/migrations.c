@@ -1,6 +1,7 @@
 /* migrations.c: herald's PostgreSQL schema, one numbered migration per entry, with the
  * same version numbers as src/store/sqlite/migrations.c (1: meta, api_keys, jobs;
- * 2: docs, events, event_dedup, catalog; 3: messages, message_history; 4: api_keys.scope).
+ * 2: docs, events, event_dedup, catalog; 3: messages, message_history; 4: api_keys.scope),
+ * except where an entry says it is PostgreSQL's alone (8: catalog_slots).
  *
  * Append only: to change the schema, add one line `{N + 1, "SQL..."},` at the end of
  * `migrations[]` (and the same version in the SQLite backend). Never edit or reorder an
@@ -137,7 +138,33 @@ static const struct migration migrations[] = {
         "  channel TEXT NOT NULL,"
         "  created_ms BIGINT NOT NULL,"
         "  PRIMARY KEY(provider, reference));"},
-    /* next: {8, "..."}, */
+    /* 8 (PostgreSQL only; SQLite's single writer needs none of it): catalog counts
+     * without a hot row. Each backend adds to its own row of catalog_slots (slot =
+     * pg_backend_pid(): no two running transactions share one), so nodes never wait
+     * for each other's count; rows of backends that are gone are folded into catalog
+     * (pg.c, catalog_fold). catalog_all is what reads see: the base row plus every slot,
+     * the sample of the latest add (seq). */
+    {8, "CREATE SEQUENCE catalog_seq;"
+        "ALTER TABLE catalog ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+        "CREATE TABLE catalog_slots("
+        "  name TEXT COLLATE \"C\" NOT NULL,"
+        "  slot BIGINT NOT NULL,"
+        "  count BIGINT NOT NULL,"
+        "  first_seen_ms BIGINT NOT NULL,"
+        "  last_seen_ms BIGINT NOT NULL,"
+        "  sample BYTEA NOT NULL,"
+        "  seq BIGINT NOT NULL,"
+        "  PRIMARY KEY(name, slot));"
+        "CREATE VIEW catalog_all AS "
+        "SELECT n.name, sum(n.count)::bigint AS count, min(n.first_seen_ms) AS first_seen_ms, "
+        "  max(n.last_seen_ms) AS last_seen_ms, "
+        "  (SELECT x.sample FROM (SELECT sample, seq FROM catalog_slots WHERE name = n.name "
+        "    UNION ALL SELECT sample, seq FROM catalog WHERE name = n.name) x "
+        "   ORDER BY x.seq DESC LIMIT 1) AS sample "
+        "FROM (SELECT name, count, first_seen_ms, last_seen_ms FROM catalog "
+        "  UNION ALL SELECT name, count, first_seen_ms, last_seen_ms FROM catalog_slots) n "
+        "GROUP BY n.name;"},
+    /* next: {9, "..."}, */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

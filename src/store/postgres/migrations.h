@@ -13,6 +13,7 @@
 /* Advisory lock keys (two-key form), in classes of herald's own ("hera" + n). */
 #define PG_LOCK_CLASS 1751478881     /* (PG_LOCK_CLASS, PG_LOCK_MIGRATE): migrations */
 #define PG_LOCK_MIGRATE 1
+#define PG_LOCK_CATALOG_FOLD 2       /* (PG_LOCK_CLASS, ...): one catalog fold at a time */
 #define PG_LOCK_DOC_CLASS 1751478882 /* (PG_LOCK_DOC_CLASS, hashtext(coll/id)): doc_get_txn */
 
 /* pg_schema_latest: the highest migration version this build knows. Pure. */

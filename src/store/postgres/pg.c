@@ -5,16 +5,23 @@
  *   - store_write runs fn in its own READ COMMITTED transaction on a pooled connection;
  *     on a serialization failure or a deadlock (40001, 40P01) it rolls back and runs fn
  *     again (up to WRITE_TRIES times, with a short jittered sleep).
- *   - read-modify-write: doc_get_txn and message_get_txn read with FOR UPDATE;
- *     doc_get_txn first takes a transaction advisory lock on (coll, id), so two
- *     transactions that both find a document absent cannot both create it.
+ *   - read-modify-write: doc_get_txn and message_get_txn read with FOR UPDATE; only
+ *     when the document is absent does doc_get_txn take a transaction advisory lock on
+ *     (coll, id) and read again, so two transactions that both find it absent cannot
+ *     both create it (an existing document costs its row lock alone).
  *   - dedup is a constraint: jobs.dedup_key is UNIQUE, event_dedup has the primary key
  *     (source_id, message_id) and is claimed with INSERT ... ON CONFLICT DO UPDATE ...
  *     WHERE the earlier event is outside the window.
  *   - jobs are leased with FOR UPDATE SKIP LOCKED; a lease held by a node that died
  *     simply runs out (job_expire_leases is NULL: a live node may hold it).
- *   - a commit that made jobs runnable sends NOTIFY herald_jobs inside the transaction;
- *     one listener thread per store LISTENs and calls on_jobs, so idle nodes wake.
+ *   - a commit that made jobs runnable asks the listener thread to send NOTIFY
+ *     herald_jobs after it (not inside the transaction: PostgreSQL serializes every
+ *     committing transaction that notified, on one lock held through its WAL flush, which
+ *     made Lock:object waits half of all backend samples with fsync on). The listener
+ *     sends one NOTIFY for all the commits since its last (asynchronous commit: a
+ *     wake-up, nothing durable), LISTENs, and calls on_jobs, so idle nodes wake. A node
+ *     killed between a commit and its NOTIFY leaves the others to find the jobs at their
+ *     next lease timer (lease_ms / 4).
  *
  * Connections: a bounded pool (HERALD_PG_POOL, default 8), opened lazily, lent for one
  * read or one write. A connection found broken is closed and reopened on next use.
@@ -89,7 +96,6 @@
 
 enum stmt_id {
     S_PING,
-    S_NOTIFY,
     S_META_SET,
     S_META_GET,
     S_META_ADD,
@@ -122,6 +128,7 @@ enum stmt_id {
     S_EVENT_INSERT,
     S_EVENT_GET,
     S_CATALOG_TOUCH,
+    S_CATALOG_FOLD,
     S_CATALOG_GET,
     S_CATALOG_LIST,
     S_MSG_INSERT,
@@ -156,7 +163,6 @@ enum stmt_id {
 
 static const char *const SQL[S_COUNT] = {
     [S_PING] = "SELECT 1",
-    [S_NOTIFY] = "SELECT pg_notify('" CHANNEL "', $1::text)",
     [S_META_SET] = "INSERT INTO meta(key, value) VALUES($1::text, $2::bytea) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [S_META_GET] = "SELECT value FROM meta WHERE key = $1::text",
@@ -248,15 +254,36 @@ static const char *const SQL[S_COUNT] = {
         "INSERT INTO events(id, source_id, message_id, type, user_id, body, received_ms) "
         "VALUES($1::bigint, $2::bigint, $3::text, $4::text, $5::text, $6::bytea, $7::bigint)",
     [S_EVENT_GET] = "SELECT " EVENT_COLS " FROM events WHERE id = $1::bigint",
+    /* this backend's own row of the name (migration 8): no other running transaction
+     * writes it, so counting never waits for another node's transaction */
     [S_CATALOG_TOUCH] =
-        "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample) "
-        "VALUES($1::text, $4::bigint, $2::bigint, $5::bigint, $3::bytea) ON CONFLICT(name) "
-        "DO UPDATE SET count = catalog.count + excluded.count, "
+        "INSERT INTO catalog_slots(name, slot, count, first_seen_ms, last_seen_ms, sample, seq) "
+        "VALUES($1::text, pg_backend_pid(), $4::bigint, $2::bigint, $5::bigint, $3::bytea, "
+        "nextval('catalog_seq')) ON CONFLICT(name, slot) "
+        "DO UPDATE SET count = catalog_slots.count + excluded.count, "
+        "first_seen_ms = least(catalog_slots.first_seen_ms, excluded.first_seen_ms), "
+        "last_seen_ms = greatest(catalog_slots.last_seen_ms, excluded.last_seen_ms), "
+        "sample = excluded.sample, seq = excluded.seq",
+    /* the rows of backends that are gone, moved into the base rows (exact whatever the
+     * liveness test says: what is deleted is what is added); one folder at a time */
+    [S_CATALOG_FOLD] =
+        "WITH lk AS (SELECT pg_try_advisory_xact_lock(" STR(PG_LOCK_CLASS) ", "
+        STR(PG_LOCK_CATALOG_FOLD) ") AS ok), "
+        "gone AS (DELETE FROM catalog_slots s USING lk WHERE lk.ok AND NOT EXISTS "
+        " (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.slot) "
+        " RETURNING s.name, s.count, s.first_seen_ms, s.last_seen_ms, s.sample, s.seq), "
+        "agg AS (SELECT name, sum(count)::bigint AS c, min(first_seen_ms) AS f, "
+        " max(last_seen_ms) AS l, max(seq) AS q FROM gone GROUP BY name) "
+        "INSERT INTO catalog(name, count, first_seen_ms, last_seen_ms, sample, seq) "
+        "SELECT agg.name, agg.c, agg.f, agg.l, (SELECT g.sample FROM gone g "
+        " WHERE g.name = agg.name ORDER BY g.seq DESC LIMIT 1), agg.q FROM agg "
+        "ON CONFLICT(name) DO UPDATE SET count = catalog.count + excluded.count, "
         "first_seen_ms = least(catalog.first_seen_ms, excluded.first_seen_ms), "
         "last_seen_ms = greatest(catalog.last_seen_ms, excluded.last_seen_ms), "
-        "sample = excluded.sample",
-    [S_CATALOG_GET] = "SELECT " CATALOG_COLS " FROM catalog WHERE name = $1::text",
-    [S_CATALOG_LIST] = "SELECT " CATALOG_COLS " FROM catalog WHERE name > $1::text "
+        "sample = CASE WHEN excluded.seq > catalog.seq THEN excluded.sample "
+        " ELSE catalog.sample END, seq = greatest(catalog.seq, excluded.seq)",
+    [S_CATALOG_GET] = "SELECT " CATALOG_COLS " FROM catalog_all WHERE name = $1::text",
+    [S_CATALOG_LIST] = "SELECT " CATALOG_COLS " FROM catalog_all WHERE name > $1::text "
                        "AND ($2::text = '' OR strpos(lower(name), lower($2::text)) > 0) "
                        "ORDER BY name LIMIT $3::bigint",
     [S_MSG_INSERT] =
@@ -321,6 +348,7 @@ struct pg_store {
     bool lthread_started;
     int wake_fd;
     atomic_bool lstop;
+    atomic_bool notify_due;      /* a commit made jobs runnable: the listener NOTIFYs */
 };
 
 /* The transaction handed to fn. */
@@ -862,6 +890,17 @@ static void count_retry(struct pg_store *ps)
     pthread_mutex_unlock(&ps->mu);
 }
 
+/* notify_later: have the listener thread tell the other nodes (NOTIFY) that jobs became
+ * runnable; commits until it runs share one NOTIFY. */
+static void notify_later(struct pg_store *ps)
+{
+    uint64_t one = 1;
+    if (atomic_exchange(&ps->notify_due, true))
+        return; /* the listener has been woken for it already */
+    if (write(ps->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        LOG_W("store.pg.wake_failed", "errno=%d", errno);
+}
+
 static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 {
     struct pg_store *ps = (struct pg_store *)s;
@@ -926,20 +965,6 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
                 exec_ctl(c, "ROLLBACK", "rollback", &retry);
             goto done;
         }
-        if (txn.base.jobs_changed) {
-            struct params p = {0};
-            PGresult *r = NULL;
-            p_cstr(&p, ps->node);
-            rc = q(c, S_NOTIFY, &p, &r, "notify", &retry);
-            PQclear(r);
-            params_free(&p);
-            if (rc < 0) {
-                herr_set(err, rc, "store write failed: notify (%s)", hr_rc_str(rc));
-                exec_ctl(c, "ROLLBACK", "rollback", &retry);
-                commit_failed = true;
-                goto done;
-            }
-        }
         rc = exec_ctl(c, "COMMIT", "commit", &retry);
         if (rc < 0) {
             if (retry && attempt < WRITE_TRIES) {
@@ -961,8 +986,10 @@ done:
     count_txn(ps, committed, commit_failed);
     pool_put(ps, c);
     c = NULL;
-    if (committed && jobs)
+    if (committed && jobs) {
+        notify_later(ps);
         dispatch(ps);
+    }
 out:
     return rc;
 }
@@ -1031,9 +1058,31 @@ static void pg_stats(struct store *s, struct store_stats *out)
 static bool wait_wake(struct pg_store *ps, int fd, int timeout_ms)
 {
     struct pollfd pf[2] = {{ps->wake_fd, POLLIN, 0}, {fd, POLLIN, 0}};
+    uint64_t v;
     int n = poll(pf, fd >= 0 ? 2 : 1, timeout_ms);
-    (void)n;
+    if (n > 0 && (pf[0].revents & POLLIN)) {
+        ssize_t got = read(ps->wake_fd, &v, sizeof v); /* reset it; EAGAIN: drained */
+        (void)got;
+    }
     return !atomic_load(&ps->lstop);
+}
+
+/* send_notify: NOTIFY the other nodes on the listener's connection lc when a commit asked
+ * for it (notify_due). On failure the request stays due for the next connection. */
+static void send_notify(struct pg_store *ps, PGconn *lc)
+{
+    const char *v[1] = {ps->node};
+    PGresult *r;
+    char q2[300];
+    if (!atomic_exchange(&ps->notify_due, false))
+        return;
+    r = PQexecParams(lc, "SELECT pg_notify('" CHANNEL "', $1::text)", 1, NULL, v, NULL, NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        atomic_store(&ps->notify_due, true);
+        LOG_W("store.pg.notify_failed", "where=%s msg=%s", ps->where,
+              log_q(q2, sizeof q2, PQerrorMessage(lc)));
+    }
+    PQclear(r);
 }
 
 /* listen_main: hold one connection that LISTENs on CHANNEL; call on_jobs for every
@@ -1058,7 +1107,10 @@ static void *listen_main(void *arg)
             lc = PQconnectdb(ps->dsn);
             if (lc)
                 PQsetNoticeProcessor(lc, quiet_notice, NULL);
-            r = lc && PQstatus(lc) == CONNECTION_OK ? PQexec(lc, "LISTEN " CHANNEL) : NULL;
+            /* its NOTIFYs commit asynchronously: a wake-up needs no WAL flush */
+            r = lc && PQstatus(lc) == CONNECTION_OK
+                    ? PQexec(lc, "SET synchronous_commit = off; LISTEN " CHANNEL)
+                    : NULL;
             if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
                 LOG_W("store.pg.listen_failed", "where=%s msg=%s", ps->where,
                       log_q(q2, sizeof q2, lc ? PQerrorMessage(lc) : "out of memory"));
@@ -1076,8 +1128,10 @@ static void *listen_main(void *arg)
                 dispatch(ps);
             had = true;
         }
+        send_notify(ps, lc);
         if (!wait_wake(ps, PQsocket(lc), LISTEN_POLL_MS))
             break;
+        send_notify(ps, lc);
         if (!PQconsumeInput(lc))
             continue; /* broken: reconnect above */
         bool any = false;
@@ -1151,6 +1205,18 @@ static int sync_init(struct pg_store *ps, struct herr *err)
     return herr_set(err, HR_IO, "cannot initialize store locks");
 }
 
+/* catalog_fold: fold the catalog rows of backends that are gone into the base rows (at
+ * open: a restarted node's old connections are such backends), so catalog_slots stays
+ * at about one row per name and live connection. Best effort: a failure is logged. */
+static void catalog_fold(struct pconn *c)
+{
+    PGresult *r = NULL;
+    bool retry = false;
+    if (q(c, S_CATALOG_FOLD, NULL, &r, "catalog_fold", &retry) == HR_OK && affected(r) > 0)
+        LOG_I("store.pg.catalog_folded", "names=%lld", (long long)affected(r));
+    PQclear(r);
+}
+
 static int pg_open(struct store *s, const char *dsn, struct herr *err)
 {
     struct pg_store *ps = (struct pg_store *)s;
@@ -1195,6 +1261,8 @@ static int pg_open(struct store *s, const char *dsn, struct herr *err)
     if (rc < 0)
         goto out;
     rc = pg_migrate(c->pg, hclock_now(s->clock), err);
+    if (rc == HR_OK)
+        catalog_fold(c);
     pool_put(ps, c);
     c = NULL;
     if (rc < 0)
@@ -1854,9 +1922,12 @@ static int pg_doc_get(struct store *s, const char *coll, struct str id, struct a
     return rc;
 }
 
-/* pg_doc_get_txn: lock (coll, id) for the rest of the transaction, present or not, then
+/* pg_doc_get_txn: lock (coll, id) for the rest of the transaction, present or not, and
  * read it: a read-modify-write (or a create-if-absent) of one document cannot
- * interleave with another node's. */
+ * interleave with another node's. A present document is locked by its row (FOR UPDATE);
+ * only an absent one takes the advisory lock, then is read again, since a creator
+ * holding that lock may have committed it meanwhile. (Lock order is the caller's, as
+ * before: both locks of one (coll, id) are taken at the same point.) */
 static int pg_doc_get_txn(struct store_txn *t, const char *coll, struct str id, struct arena *a,
                           struct doc_rec *out)
 {
@@ -1867,11 +1938,16 @@ static int pg_doc_get_txn(struct store_txn *t, const char *coll, struct str id, 
         return rc;
     p_cstr(&p, coll);
     p_text(&p, id);
-    rc = tx_q(t, S_DOC_LOCK, &p, &r, "doc_lock");
-    PQclear(r);
-    r = NULL;
-    if (rc == HR_OK)
-        rc = tx_q(t, S_DOC_GET_FOR_UPDATE, &p, &r, "doc_get_txn");
+    rc = tx_q(t, S_DOC_GET_FOR_UPDATE, &p, &r, "doc_get_txn");
+    if (rc == HR_OK && PQntuples(r) == 0) {
+        PQclear(r);
+        r = NULL;
+        rc = tx_q(t, S_DOC_LOCK, &p, &r, "doc_lock");
+        PQclear(r);
+        r = NULL;
+        if (rc == HR_OK)
+            rc = tx_q(t, S_DOC_GET_FOR_UPDATE, &p, &r, "doc_get_txn");
+    }
     rc = doc_result(rc, r, a, out);
     PQclear(r);
     params_free(&p);
@@ -2400,6 +2476,13 @@ static int rd_sql(struct pg_store *ps, const char *sql, struct params *p, PGresu
     return rc;
 }
 
+/* copy_src: where a copy reads table ct from: the catalog's counts are its base rows
+ * plus the per-backend slots (migration 8), so it is read through catalog_all. */
+static const char *copy_src(const struct copy_table *ct)
+{
+    return strcmp(ct->name, "catalog") == 0 ? "catalog_all" : ct->name;
+}
+
 static int pg_copy_rows(struct store *s, const char *table, int64_t after_seq, size_t limit,
                         struct arena *a, struct copy_row **out, size_t *n)
 {
@@ -2417,12 +2500,13 @@ static int pg_copy_rows(struct store *s, const char *table, int64_t after_seq, s
     if (ct->seq_col)
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM %s WHERE %s > $1::bigint%s%s ORDER BY %s LIMIT $2::bigint",
-                 ct->sel, ct->name, ct->seq_col, ct->where ? " AND " : "",
+                 ct->sel, copy_src(ct), ct->seq_col, ct->where ? " AND " : "",
                  ct->where ? ct->where : "", ct->seq_col);
     else
         snprintf(sql, sizeof sql,
                  "SELECT %s FROM %s%s%s ORDER BY %s LIMIT $2::bigint OFFSET $1::bigint", ct->sel,
-                 ct->name, ct->where ? " WHERE " : "", ct->where ? ct->where : "", ct->order);
+                 copy_src(ct), ct->where ? " WHERE " : "", ct->where ? ct->where : "",
+                 ct->order);
     p_i64(&p, after_seq);
     p_i64(&p, (int64_t)limit);
     rc = rd_sql((struct pg_store *)s, sql, &p, &r, "copy_rows");
@@ -2607,7 +2691,7 @@ static int pg_copy_count(struct store *s, const char *table, int64_t *n)
     *n = 0;
     if (!ct)
         return HR_INVAL;
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s%s", ct->name,
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s%s", copy_src(ct),
              ct->where ? " WHERE " : "", ct->where ? ct->where : "");
     rc = rd_sql((struct pg_store *)s, sql, NULL, &r, "copy_count");
     if (rc == HR_OK)

@@ -414,7 +414,7 @@ static void test_migrations_applied_once(void **state)
     int latest = pg_schema_latest();
     char sql[160];
 
-    assert_int_equal(latest, 7);
+    assert_int_equal(latest, 8);
     store_close(f->s);
     f->s = NULL;
     for (int i = 0; i < 2; i++) {
@@ -1316,6 +1316,142 @@ static void test_catalog_add(void **state)
     assert_int_equal(store_write(f->s, add_tx, &a, &err), HR_INVAL);
 }
 
+/* ---- catalog counts from several nodes ------------------------------------------------ */
+
+struct hold_arg {
+    struct store *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool added, release, other_done;
+    int rc;
+};
+
+/* hold_tx: count one track/Hot, then keep the transaction open until released. */
+static int hold_tx(struct store_txn *t, void *varg)
+{
+    struct hold_arg *h = varg;
+    int rc = store_catalog_add(t, STR_LIT("track/Hot"), STR_LIT("{\"by\":\"a\"}"), T0, T0, 1);
+    pthread_mutex_lock(&h->mu);
+    h->added = true;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->release)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+static void *hold_thread(void *p)
+{
+    struct hold_arg *h = p;
+    struct herr err;
+    h->rc = store_write(h->s, hold_tx, h, &err);
+    return NULL;
+}
+
+struct adder {
+    struct store *s;
+    struct hold_arg *h; /* told when done, or NULL */
+    int rounds, failures;
+    const char *sample;
+};
+
+static void *adder_thread(void *p)
+{
+    struct adder *ad = p;
+    struct add_arg a = {"track/Hot", ad->sample, T0 + 1, T0 + 1, 2};
+    struct herr err;
+    for (int i = 0; i < ad->rounds; i++)
+        ad->failures += store_write(ad->s, add_tx, &a, &err) != HR_OK;
+    if (ad->h) {
+        pthread_mutex_lock(&ad->h->mu);
+        ad->h->other_done = true;
+        pthread_cond_broadcast(&ad->h->cv);
+        pthread_mutex_unlock(&ad->h->mu);
+    }
+    return NULL;
+}
+
+#define HOT_THREADS 4
+#define HOT_ROUNDS 50
+
+/* Counting one event name never waits for another node's open transaction (each
+ * backend adds to its own row: the hot row that every events job of every node updated
+ * is gone); counts from several nodes at once are exact; and when a node opens, the rows
+ * of backends that are gone are folded into the base row, exactly. */
+static void test_catalog_two_nodes(void **state)
+{
+    struct fx *f = *state;
+    struct store *s2 = NULL;
+    struct herr err;
+    struct hold_arg h = {.s = f->s};
+    struct adder one = {.h = &h, .rounds = 1, .sample = "{\"by\":\"b\"}"}, ad[HOT_THREADS];
+    pthread_t th_hold, th_one, th[HOT_THREADS];
+    struct catalog_rec c;
+    struct timespec dl;
+    bool other_first;
+    int64_t total = 1 + 2 + 2LL * HOT_THREADS * HOT_ROUNDS;
+
+    assert_int_equal(store_open(f->dsn, &f->clock.base, &s2, &err), 0);
+    one.s = s2;
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    assert_int_equal(pthread_create(&th_hold, NULL, hold_thread, &h), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.added)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    /* node 2 counts the same name while node 1's count is uncommitted: it must commit
+     * before node 1 is let go (the bound only keeps a regression from hanging) */
+    assert_int_equal(pthread_create(&th_one, NULL, adder_thread, &one), 0);
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 60;
+    pthread_mutex_lock(&h.mu);
+    while (!h.other_done && pthread_cond_timedwait(&h.cv, &h.mu, &dl) == 0) {
+    }
+    other_first = h.other_done;
+    h.release = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(th_one, NULL);
+    pthread_join(th_hold, NULL);
+    assert_true(other_first);
+    assert_int_equal(h.rc, HR_OK);
+    assert_int_equal(one.failures, 0);
+
+    /* both nodes, several threads each, at once */
+    for (int i = 0; i < HOT_THREADS; i++) {
+        ad[i] = (struct adder){.s = i % 2 ? s2 : f->s, .rounds = HOT_ROUNDS, .sample = "{}"};
+        assert_int_equal(pthread_create(&th[i], NULL, adder_thread, &ad[i]), 0);
+    }
+    for (int i = 0; i < HOT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(ad[i].failures, 0);
+    }
+    assert_int_equal(store_catalog_get(s2, STR_LIT("track/Hot"), f->a, &c), 0);
+    assert_int_equal(c.count, total);
+    assert_int_equal(c.first_seen_ms, T0);
+    assert_int_equal(c.last_seen_ms, T0 + 1);
+
+    /* both nodes stop; once their backends are gone, the next open folds their rows */
+    store_close(s2);
+    store_close(f->s);
+    f->s = NULL;
+    for (int i = 0; i < 200 && admin_i64(f, "SELECT count(*) FROM pg_stat_activity a "
+                                            "JOIN catalog_slots s ON a.pid = s.slot") > 0;
+         i++)
+        usleep(50 * 1000);
+    assert_true(admin_i64(f, "SELECT count(*) FROM catalog_slots") > 1);
+    assert_int_equal(store_open(f->dsn, &f->clock.base, &f->s, &err), 0);
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM catalog_slots"), 0);
+    assert_int_equal(admin_i64(f, "SELECT count FROM catalog WHERE name = 'track/Hot'"), total);
+    assert_int_equal(store_catalog_get(f->s, STR_LIT("track/Hot"), f->a, &c), 0);
+    assert_int_equal(c.count, total);
+    assert_int_equal(c.first_seen_ms, T0);
+    assert_string_equal(c.sample.p, "{}");
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+}
+
 /* ---- messages and history ------------------------------------------------------------ */
 
 static struct message_rec mkmsg(const char *id, const char *recipient, const char *status,
@@ -1683,6 +1819,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_dedup_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_add, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_rmw_concurrent, setup, teardown),
