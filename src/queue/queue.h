@@ -118,11 +118,7 @@ struct queue_cfg {
                                       resets the count) is dead-lettered instead of run
                                       again; default 3 */
     int batch;                     /* jobs leased per round, over all workers (each worker
-                                      leases batch/workers), and the finished jobs waiting
-                                      for the completer before workers pause; default 64
-                                      (16 made completer batches of ~16 jobs: 0.49 commits
-                                      and 1.67 write transactions per flow event against
-                                      0.21 and 1.13). An idle worker
+                                      leases batch/workers); default 16. An idle worker
                                       takes unstarted jobs from a busy one's batch before
                                       leasing, so no job waits behind a slow one */
 };
@@ -166,7 +162,7 @@ struct ready;
 struct queue_handoff {
     struct queue *q;
     struct ready *head, *tail; /* owned */
-    size_t n;
+    size_t n, nbulk;           /* entries; of them bulk (job_spec.bulk) */
 };
 void queue_handoff_init(struct queue_handoff *h, struct queue *q);
 void queue_handoff_reset(struct queue_handoff *h);   /* drops what it holds */
