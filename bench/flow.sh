@@ -65,17 +65,8 @@ sink_reset
 # ---- herald: provider, template, two automations linked to the event -----------------------
 # shellcheck disable=SC2086
 start_herald herald-flow ${HERALD_ARGS:-}
-hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
-TPL=$(hpost /notifications '{"notification":{"name":"Flow","content":{"title":"Flow event","body":"ts:{{data.properties.ts}}"}}}' |
-    json - j.id)
-hpost "/notifications/$TPL/publish" '{}' >/dev/null
-for a in flow-a flow-b; do
-    curl -fsS --max-time 30 -X PUT -H "Authorization: $ADMIN_AUTH" -H 'Content-Type: application/json' \
-        "$HERALD_URL/automations/$a" \
-        -d "{\"name\":\"$a\",\"steps\":[{\"action\":\"send\",\"template\":\"$TPL\",\"recipient\":\"refs.data.userId\"}]}" >/dev/null
-    hpost /links "{\"event\":\"$EVENT\",\"automation_id\":\"$a\"}" >/dev/null
-done
-log "template $TPL, automations flow-a and flow-b linked to $EVENT"
+flow_setup "$EVENT"
+log "template $FLOW_TPL, automations flow-a and flow-b linked to $EVENT"
 
 # flow_phase PREFIX ACCEPTED_BEFORE SENT_BEFORE: wait for the queue to drain, then record
 # the end-to-end figures for the events since the last sink reset. Sets FLOW_EPS, FLOW_DPS.

@@ -329,6 +329,23 @@ record_wrk() {
 # ratio A B: A/B with 2 decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.2f", a/b }'; }
 
+# flow_setup EVENT: the flow bench's definitions on the running herald: the webhook
+# provider to the sink, a published template with body "ts:{{data.properties.ts}}", and
+# two automations (flow-a, flow-b) of one send step each linked to EVENT. Sets FLOW_TPL.
+flow_setup() {
+    local event=$1 a
+    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
+    FLOW_TPL=$(hpost /notifications '{"notification":{"name":"Flow","content":{"title":"Flow event","body":"ts:{{data.properties.ts}}"}}}' |
+        json - j.id)
+    hpost "/notifications/$FLOW_TPL/publish" '{}' >/dev/null
+    for a in flow-a flow-b; do
+        curl -fsS --max-time 30 -X PUT -H "Authorization: $ADMIN_AUTH" -H 'Content-Type: application/json' \
+            "$HERALD_URL/automations/$a" \
+            -d "{\"name\":\"$a\",\"steps\":[{\"action\":\"send\",\"template\":\"$FLOW_TPL\",\"recipient\":\"refs.data.userId\"}]}" >/dev/null
+        hpost /links "{\"event\":\"$event\",\"automation_id\":\"$a\"}" >/dev/null
+    done
+}
+
 # ---- the sink ----------------------------------------------------------------------------
 
 # start_sink [DELAY_MS]: bench/sink.c on a free port (answering each request DELAY_MS ms

@@ -47,40 +47,23 @@ track | batch)
     secs=8
     ;;
 send)
-    cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c"
-    sink_port=$(free_port)
-    "$BENCH_TMP/sink" "$sink_port" &
-    BENCH_PIDS+=("$!")
-    wait_http "http://127.0.0.1:$sink_port/stats" 10
-    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"http://127.0.0.1:$sink_port/hook\"}}" >/dev/null
+    start_sink 0
+    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
     BENCH_MODE=send BENCH_AUTH=$ADMIN_AUTH BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
         -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/send" >"$BENCH_TMP/wrk.out" 2>&1
     wrk_pid=""
     echo "queue before: $(hget /admin/queue)"
-    d0=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
+    d0=$(sink_stats | json - j.count)
     secs=5
     ;;
 flow)
-    cc -O2 -o "$BENCH_TMP/sink" "$BENCH_HOME/sink.c"
-    sink_port=$(free_port)
-    "$BENCH_TMP/sink" "$sink_port" &
-    BENCH_PIDS+=("$!")
-    wait_http "http://127.0.0.1:$sink_port/stats" 10
-    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"http://127.0.0.1:$sink_port/hook\"}}" >/dev/null
-    tpl=$(hpost /notifications '{"notification":{"name":"Flow","content":{"title":"Flow event","body":"ts:{{data.properties.ts}}"}}}' |
-        json - j.id)
-    hpost "/notifications/$tpl/publish" '{}' >/dev/null
-    for a in flow-a flow-b; do
-        curl -fsS --max-time 30 -X PUT -H "Authorization: $ADMIN_AUTH" -H 'Content-Type: application/json' \
-            "$HERALD_URL/automations/$a" \
-            -d "{\"name\":\"$a\",\"steps\":[{\"action\":\"send\",\"template\":\"$tpl\",\"recipient\":\"refs.data.userId\"}]}" >/dev/null
-        hpost /links "{\"event\":\"track/Flow Event\",\"automation_id\":\"$a\"}" >/dev/null
-    done
+    start_sink 0
+    flow_setup "track/Flow Event"
     BENCH_MODE=flow BENCH_AUTH=$WRITE_AUTH BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
         -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/v1/track" >"$BENCH_TMP/wrk.out" 2>&1
     wrk_pid=""
     echo "queue before: $(hget /admin/queue)"
-    d0=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
+    d0=$(sink_stats | json - j.count)
     secs=5
     ;;
 *) die "mode: track, batch, send or flow" ;;
@@ -117,7 +100,7 @@ c1=$(metric herald_store_commits_total)
 
 grep '^WRK ' "$BENCH_TMP/wrk.out" || cat "$BENCH_TMP/wrk.out"
 if [ "$mode" = send ] || [ "$mode" = flow ]; then
-    d1=$(curl -fsS "http://127.0.0.1:$sink_port/stats" | json - j.count)
+    d1=$(sink_stats | json - j.count)
     echo "delivered while sampled: $((d1 - d0)) in ${secs}s; queue after: $(hget /admin/queue)"
 fi
 echo "store: $((tx1 - tx0)) transactions, $((c1 - c0)) commits (whole run)"
