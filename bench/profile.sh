@@ -46,21 +46,17 @@ track | batch)
     sleep 2
     secs=8
     ;;
-send)
+send | flow)
     start_sink 0
-    hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
-    BENCH_MODE=send BENCH_AUTH=$ADMIN_AUTH BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
-        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/send" >"$BENCH_TMP/wrk.out" 2>&1
-    wrk_pid=""
-    echo "queue before: $(hget /admin/queue)"
-    d0=$(sink_stats | json - j.count)
-    secs=5
-    ;;
-flow)
-    start_sink 0
-    flow_setup "track/Flow Event"
-    BENCH_MODE=flow BENCH_AUTH=$WRITE_AUTH BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
-        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL/v1/track" >"$BENCH_TMP/wrk.out" 2>&1
+    if [ "$mode" = send ]; then
+        hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
+        auth=$ADMIN_AUTH path=/send
+    else
+        flow_setup "track/Flow Event"
+        auth=$WRITE_AUTH path=/v1/track
+    fi
+    BENCH_MODE=$mode BENCH_AUTH=$auth BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
+        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL$path" >"$BENCH_TMP/wrk.out" 2>&1
     wrk_pid=""
     echo "queue before: $(hget /admin/queue)"
     d0=$(sink_stats | json - j.count)

@@ -146,14 +146,13 @@ struct queue {
      * made during a large fan-out overtakes the fan-out's queued pages. Each lane has
      * its own cap (READY_MAX, READY_BULK_MAX; past it jobs go to the store as usual), so
      * a whole fan-out page fits in the bulk lane and none of it overtakes its own page
-     * by way of the store. nready counts both lanes, nbulk the bulk one; bulk_since is
-     * when the bulk lane's head was published (monotonic ms): past lease_ms/4 a worker
-     * takes from the bulk lane before the store, so bulk jobs age instead of starving
-     * (their leases would run out in the lane). */
+     * by way of the store. nready counts both lanes, nbulk the bulk one. Once the bulk
+     * lane's head was published lease_ms/4 ago, a worker takes from the bulk lane before
+     * the store, so bulk jobs age instead of starving (their leases would run out in
+     * the lane). */
     struct ready *ready_head, *ready_tail;
     struct ready *bulk_head, *bulk_tail;
     size_t nready, nbulk;
-    int64_t bulk_since;
     size_t pending;            /* tickets created and not yet committed */
 };
 
@@ -458,8 +457,6 @@ static void handoff_publish(struct handoff *h)
         next = e->next;
         e->next = NULL;
         e->published_ms = now;
-        if (e->bulk && !q->bulk_head)
-            q->bulk_since = now;
         if (*tail)
             (*tail)->next = e;
         else
@@ -725,10 +722,8 @@ static size_t take_ready(struct queue *q, struct runner *r, size_t max, bool bul
     if (!*head)
         *tail = NULL;
     q->nready -= k;
-    if (bulk) {
+    if (bulk)
         q->nbulk -= k;
-        q->bulk_since = q->bulk_head ? q->bulk_head->published_ms : 0;
-    }
     r->n = k;
     r->next = 0;
     return k;
@@ -1312,7 +1307,8 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     *leased = take_ready(q, r, max, false);
     if (*leased == 0)
         *leased = take_from_others(q, r, max);
-    if (*leased == 0 && q->bulk_head && time_mono_ms() - q->bulk_since >= q->cfg.lease_ms / 4)
+    if (*leased == 0 && q->bulk_head &&
+        time_mono_ms() - q->bulk_head->published_ms >= q->cfg.lease_ms / 4)
         *leased = take_ready(q, r, max, true); /* waited long enough: before the store */
     seen = q->store_seq;
     skip = r->pooled && !store_news(q);
