@@ -1451,13 +1451,14 @@ static void *worker_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&q->mu);
         /* back-pressure: lease nothing more while too many jobs are run and not
-         * committed (async calls in flight), or while the completer is a commit batch
-         * behind (a slow store): leased jobs waiting for a commit are what a crash
-         * retakes. Not the lease batch: a pause at 16 finished jobs kept the completer's
-         * batches near 16 (0.49 commits and 1.67 write transactions per flow event,
-         * against 0.21 and 1.13 at QUEUE_COMMIT_BATCH) */
+         * committed (async calls in flight), or while the completers are a batch behind
+         * (a slow store): leased jobs waiting for a commit are what a crash retakes.
+         * (Pausing at a commit batch, 64, instead gave 0.26 commits and 1.30 write
+         * transactions per flow event against 0.49 and 1.67, but under ASan on
+         * PostgreSQL the crash suite then saw 30 innocent jobs retaken at 3 kills in a
+         * row and dead-lettered as poison pills: not kept.) */
         while (!q->stopping &&
-               (q->pending >= QUEUE_PENDING_MAX || q->ndone >= (size_t)QUEUE_COMMIT_BATCH))
+               (q->pending >= QUEUE_PENDING_MAX || q->ndone >= (size_t)q->cfg.batch))
             pthread_cond_wait(&q->room_cv, &q->mu);
         seq = q->wake_seq;
         if (q->stopping) {
