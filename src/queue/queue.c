@@ -71,6 +71,9 @@
  * store and leased as usual */
 #define READY_MAX 1024      /* handed-over jobs waiting in the normal lane, at most */
 #define READY_BULK_MAX 2048 /* ... in the bulk lane: two fan-out pages (FANOUT_PAGE) */
+/* a job leased with this many takeovers in a row is a suspected poison pill (see
+ * queue.suspect_id); one taken over once was merely in flight at one death */
+#define SUSPECT_RETAKEN 2
 
 enum verdict { V_ACK, V_RETRY, V_DEAD, V_DEFER };
 enum outcome { O_DONE, O_RETRY, O_FAILED, O_DEAD, O_LOST, O_DEFERRED };
@@ -154,6 +157,16 @@ struct queue {
     struct ready *bulk_head, *bulk_tail;
     size_t nready, nbulk;
     size_t pending;            /* tickets created and not yet committed */
+    /* the poison-pill guard's suspect in hand: a job whose lease ran out again after a
+     * takeover (retaken >= 2 once leased: in hand at two deaths of its holder in a
+     * row). Suspects are leased one per node at a time, put first in their batch and
+     * their outcome committed before the next is leased, so a job that kills the
+     * process is the only suspect that death counts against; innocent jobs in flight
+     * beside it are taken over once and clear. 0: none; -1: a lease that may take one
+     * is under way. A suspect still in hand when its lease ran out (a handler stuck
+     * past it) no longer holds the next one back. */
+    int64_t suspect_id;
+    int64_t suspect_until;     /* its lease_until_ms */
 };
 
 /* One handed-off job on the ready list; its strings follow it in the same block. */
@@ -184,7 +197,7 @@ void queue_cfg_defaults(struct queue_cfg *cfg)
     cfg->backoff_max_ms = 3600000;
     cfg->max_attempts = 25;
     cfg->idle_poll_ms = 250;
-    cfg->max_retaken = 3;
+    cfg->max_retaken = 4;
     cfg->batch = 16;
 }
 
@@ -567,6 +580,7 @@ static void runner_cleanup(struct runner *r)
 struct lease_ctx {
     struct queue *q;
     size_t max;
+    size_t max_repeat;         /* suspects this lease may take: 0 or 1 */
     struct arena *a;
     struct job *jobs;
     size_t n;
@@ -577,13 +591,57 @@ static int lease_fn(struct store_txn *t, void *arg)
     struct lease_ctx *c = arg;
     c->jobs = NULL;
     c->n = 0;
-    return store_job_lease(t, now_ms(c->q), c->q->cfg.lease_ms, c->max, c->q->kinds, c->a,
-                           &c->jobs, &c->n);
+    return store_job_lease(t, now_ms(c->q), c->q->cfg.lease_ms, c->max, c->max_repeat,
+                           c->q->kinds, c->a, &c->jobs, &c->n);
 }
 
 struct held {
     int64_t id, token;
 };
+
+/* suspect_done: under q->mu, the suspect is out of hand: the next one may be leased.
+ * Leases meanwhile skipped any other, so a worker looks in the store again. */
+static void suspect_done(struct queue *q)
+{
+    q->suspect_id = 0;
+    q->wake_seq++;
+    q->store_seq++;
+    pthread_cond_signal(&q->wake_cv);
+}
+
+/* suspect_clear: the n jobs in h are out of hand (given back); if the suspect is among
+ * them, the next one may be leased. */
+static void suspect_clear(struct queue *q, const struct held *h, size_t n)
+{
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n && q->suspect_id > 0; i++)
+        if (h[i].id == q->suspect_id)
+            suspect_done(q);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* suspect_first: under q->mu, after a lease that may have taken a suspect (max_repeat
+ * 1): note it, and move it to the head of the batch so it runs at once. */
+static void suspect_first(struct queue *q, struct job *jobs, size_t n)
+{
+    q->suspect_id = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].retaken >= SUSPECT_RETAKEN) {
+            struct job s = jobs[i];
+            memmove(&jobs[1], &jobs[0], i * sizeof *jobs);
+            jobs[0] = s;
+            q->suspect_id = s.id;
+            q->suspect_until = s.lease_until_ms;
+            char kq[80];
+            if (s.retaken < q->cfg.max_retaken) /* else run_job dead-letters it, and logs */
+                LOG_I("queue.suspect", "kind=%s id=%" PRId64 " retaken=%u msg=\"in hand at %u "
+                      "deaths in a row: run alone; dead-lettered at %u\"",
+                      log_q(kq, sizeof kq, s.kind), s.id, s.retaken, s.retaken,
+                      q->cfg.max_retaken);
+            break;
+        }
+    }
+}
 
 struct release_ctx {
     const struct held *h;
@@ -620,6 +678,7 @@ static void release_held(struct queue *q, const struct held *h, size_t n)
     if (n == 0)
         return;
     rc = store_write(q->s, release_fn, &c, &err);
+    suspect_clear(q, h, n);
     if (rc < 0)
         LOG_E("queue.release_failed", "n=%zu rc=%s", n, hr_rc_str(rc));
     else
@@ -997,7 +1056,14 @@ void queue_job_finish(struct queue *q, struct job_ticket *t, const struct job_re
  * callbacks, free them, make room. */
 static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
 {
+    int64_t suspect; /* the suspect's id, if it is among them */
+    bool found = false;
+    pthread_mutex_lock(&q->mu);
+    suspect = q->suspect_id; /* only this ticket's commit clears it, if it is among them */
+    pthread_mutex_unlock(&q->mu);
     for (size_t i = 0; i < n; i++) {
+        if (suspect > 0 && t[i]->job.id == suspect)
+            found = true;
         if (t[i]->f.settled)
             t[i]->f.settled(t[i]->f.settled_arg);
         arena_free(t[i]->arena); /* after the commit: the handler's strings lived until here */
@@ -1005,6 +1071,8 @@ static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
     }
     pthread_mutex_lock(&q->mu);
     q->pending -= n;
+    if (found && suspect == q->suspect_id)
+        suspect_done(q); /* committed (or given up) */
     pthread_cond_broadcast(&q->room_cv);
     pthread_cond_broadcast(&q->done_cv);
     pthread_mutex_unlock(&q->mu);
@@ -1317,10 +1385,20 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     if (*leased == 0 && !skip) {
         q->last_store_ms = time_mono_ms();
         q->last_lease_at = now_ms(q);
+        if (q->suspect_id == 0 || (q->suspect_id > 0 && now_ms(q) >= q->suspect_until)) {
+            /* this lease may take the next suspect */
+            q->suspect_id = -1;
+            lc.max_repeat = 1;
+        }
     }
     pthread_mutex_unlock(&q->mu);
     if (*leased == 0 && !skip) {
         rc = store_write(q->s, lease_fn, &lc, &err);
+        if (rc < 0 && lc.max_repeat) {
+            pthread_mutex_lock(&q->mu);
+            q->suspect_id = 0;
+            pthread_mutex_unlock(&q->mu);
+        }
         if (rc == HR_FULL) { /* the store logged it once; the next round tries again */
             LOG_D("queue.lease_failed", "rc=%s", hr_rc_str(rc));
             goto out;
@@ -1333,6 +1411,8 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
         if (lc.n < max && store_job_next_run_at(q->s, &next_at) != HR_OK)
             next_at = 0; /* unknown: look again at the next round */
         pthread_mutex_lock(&q->mu);
+        if (lc.max_repeat)
+            suspect_first(q, lc.jobs, lc.n);
         if (lc.n < max) {
             q->clean_seq = seen; /* a later queue_wake has bumped store_seq past it */
             /* what is queued now runs at next_at at the earliest (0: nothing known) */

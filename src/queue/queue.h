@@ -8,8 +8,10 @@
  *      |                                 |     (run_at = now + backoff, or Retry-After)
  *      +--handler DEFER (could not start: a limit was reached; attempt not counted)
  *      |                                 |     (run_at = when the handler says)
- *      +--lease expired (node died)------+   (taken over: `retaken` + 1; at max_retaken
- *      |                                 |    the job goes DEAD unrun: a poison pill)
+ *      +--lease expired (node died)------+   (taken over: `retaken` + 1; taken over again
+ *      |                                 |    it is a suspect, leased one per node at a
+ *      |                                 |    time; at max_retaken it goes DEAD unrun:
+ *      |                                 |    a poison pill)
  *      +--shutdown: lease given back-----+
  *                                        +--handler FAIL, or attempts used up--> DEAD
  *
@@ -116,7 +118,9 @@ struct queue_cfg {
                                       this many times in a row (its process died, or
                                       stalled, with it in hand; any committed outcome
                                       resets the count) is dead-lettered instead of run
-                                      again; default 3 */
+                                      again; default 4. From the second takeover on it
+                                      runs alone (one such suspect per node at a time),
+                                      so only its own deaths count against it */
     int batch;                     /* jobs leased per round, over all workers (each worker
                                       leases batch/workers); default 16. An idle worker
                                       takes unstarted jobs from a busy one's batch before

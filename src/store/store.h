@@ -306,8 +306,15 @@ struct store_ops {
     /* jobs */
     int (*job_insert)(struct store_txn *t, const struct job_spec *js, int64_t now_ms,
                       int64_t *out_id);
+    /* job_lease: lease up to max runnable jobs of the given kinds (NULL: any), oldest
+     * run_at first: queued ones that are due, and ones whose lease ran out (a takeover:
+     * the holder died or stalled with it; `retaken` + 1), of which at most max_repeat
+     * had been taken over before (retaken > 0: in hand at two deaths in a row, a
+     * suspected poison pill). Each gets its own token and its attempt counted. *out
+     * (arena-owned) is sorted by (run_at_ms, id). */
     int (*job_lease)(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
-                     const char *const *kinds, struct arena *a, struct job **out, size_t *n);
+                     size_t max_repeat, const char *const *kinds, struct arena *a,
+                     struct job **out, size_t *n);
     int (*job_ack)(struct store_txn *t, int64_t id, int64_t lease_token);
     int (*job_retry)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms,
                      struct str error);
@@ -491,9 +498,9 @@ static inline int store_job_insert(struct store_txn *t, const struct job_spec *j
                                    int64_t *out_id)
 { return store_txn_store(t)->ops->job_insert(t, js, now_ms, out_id); }
 static inline int store_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
-                                  const char *const *kinds, struct arena *a, struct job **out,
-                                  size_t *n)
-{ return store_txn_store(t)->ops->job_lease(t, now_ms, lease_ms, max, kinds, a, out, n); }
+                                  size_t max_repeat, const char *const *kinds,
+                                  struct arena *a, struct job **out, size_t *n)
+{ return store_txn_store(t)->ops->job_lease(t, now_ms, lease_ms, max, max_repeat, kinds, a, out, n); }
 static inline int store_job_ack(struct store_txn *t, int64_t id, int64_t tok)
 { return store_txn_store(t)->ops->job_ack(t, id, tok); }
 static inline int store_job_retry(struct store_txn *t, int64_t id, int64_t tok, int64_t run_at,

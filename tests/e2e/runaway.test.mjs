@@ -9,6 +9,7 @@
 // step count (budget errors, not 20 s of CPU).
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
 
@@ -272,7 +273,7 @@ describe('render cost', () => {
 });
 
 describe('poison pill', () => {
-  test('a job in hand each time the process is killed is dead-lettered after 3 takeovers, not run again', { timeout: scaled(120000) }, async () => {
+  test('a job in hand each time the process is killed is dead-lettered after 4 takeovers, not run again; from the second on it runs alone', { timeout: scaled(120000) }, async () => {
     // a sink that accepts and never answers: the fetch-data step hangs while we kill
     let conns = 0;
     const sockets = new Set();
@@ -292,7 +293,7 @@ describe('poison pill', () => {
     const srv = await startServer({ name: 'poison-pill', args: isPostgres ? ['--lease-ms', '6000'] : [] });
     const url = `http://127.0.0.1:${hang.address().port}/hang`;
     ok(await api(srv, 'POST', '/automations/invoke', { automation: { steps: [{ action: 'fetch-data', webhook: { url } }] } }));
-    for (let k = 1; k <= 3; k += 1) {
+    for (let k = 1; k <= 4; k += 1) {
       await waitFor(() => conns >= k, { timeout: scaled(20000), what: `attempt ${k} in flight at the sink` });
       const r = await srv.kill9();
       assert.equal(r.signal, 'SIGKILL');
@@ -304,9 +305,13 @@ describe('poison pill', () => {
       dead = q.dead.find((d) => d.kind === 'automation.step');
       return dead;
     }, { timeout: scaled(20000), what: 'the step job in the dead letters' });
-    assert.match(dead.last_error, /poison pill: its lease was taken over 3 times/);
+    assert.match(dead.last_error, /poison pill: its lease was taken over 4 times/);
     await sleep(300);
-    assert.equal(conns, 3, 'not run a fourth time');
+    assert.equal(conns, 4, 'not run a fifth time');
+    // taken over again after its first takeover, it was a suspect: leased alone
+    const log = fs.readFileSync(srv.logPath, 'utf8');
+    const suspects = [...log.matchAll(/event=queue\.suspect kind="automation\.step" id=\d+ retaken=(\d+)/g)].map((m) => Number(m[1]));
+    assert.deepEqual(suspects, [2, 3], `suspect leases logged: ${suspects}`);
     assert.equal((await srv.request('GET', '/healthz')).status, 200);
   });
 });

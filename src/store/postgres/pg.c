@@ -186,15 +186,25 @@ static const char *const SQL[S_COUNT] = {
         "CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END) "
         "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
     [S_JOB_BY_DEDUP] = "SELECT id FROM jobs WHERE dedup_key = $1::text",
-    /* runnable: queued and due, or leased with the lease run out; rows another
-     * transaction is leasing right now are skipped, not waited for. Each row gets its
-     * own token: the caller's random value mixed with the server's. */
+    /* runnable: queued and due, or leased with the lease run out (at most $6 of them
+     * already taken over before: the caller's max_repeat);
+     * rows another transaction is leasing right now are skipped, not waited for. Each
+     * row gets its own token: the caller's random value mixed with the server's. */
     [S_JOB_LEASE] =
-        "WITH picked AS (SELECT id FROM jobs "
-        " WHERE ((state = 0 AND run_at_ms <= $1::bigint) OR "
-        "        (state = 1 AND lease_until_ms <= $1::bigint)) "
+        "WITH queued AS (SELECT id, run_at_ms FROM jobs "
+        " WHERE state = 0 AND run_at_ms <= $1::bigint "
         " AND ($3::text[] IS NULL OR kind = ANY($3::text[])) "
-        " ORDER BY run_at_ms, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED) "
+        " ORDER BY run_at_ms, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED), "
+        "taken AS (SELECT id, run_at_ms FROM jobs "
+        " WHERE state = 1 AND lease_until_ms <= $1::bigint AND retaken = 0 "
+        " AND ($3::text[] IS NULL OR kind = ANY($3::text[])) "
+        " ORDER BY run_at_ms, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED), "
+        "repeat AS (SELECT id, run_at_ms FROM jobs "
+        " WHERE state = 1 AND lease_until_ms <= $1::bigint AND retaken > 0 "
+        " AND ($3::text[] IS NULL OR kind = ANY($3::text[])) "
+        " ORDER BY run_at_ms, id LIMIT $6::bigint FOR UPDATE SKIP LOCKED), "
+        "picked AS (SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM taken "
+        " UNION ALL SELECT * FROM repeat) u ORDER BY run_at_ms, id LIMIT $4::bigint) "
         "UPDATE jobs SET state = 1, lease_until_ms = $2::bigint, attempts = attempts + 1, "
         " retaken = jobs.retaken + CASE WHEN jobs.state = 1 THEN 1 ELSE 0 END, "
         " lease_token = ((($5::bigint # (random() * 4611686018427387903)::bigint) # jobs.id) "
@@ -1693,7 +1703,8 @@ static int job_cmp(const void *a, const void *b)
 }
 
 static int pg_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
-                        const char *const *kinds, struct arena *a, struct job **out, size_t *n)
+                        size_t max_repeat, const char *const *kinds, struct arena *a,
+                        struct job **out, size_t *n)
 {
     struct params p = {0};
     PGresult *r = NULL;
@@ -1721,6 +1732,7 @@ static int pg_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, s
         p_null(&p);
     p_i64(&p, (int64_t)max);
     p_i64(&p, new_token());
+    p_i64(&p, (int64_t)(max_repeat < max ? max_repeat : max));
     rc = tx_q(t, S_JOB_LEASE, &p, &r, "job_lease");
     if (rc < 0)
         goto out;

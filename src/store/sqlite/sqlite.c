@@ -124,14 +124,19 @@ static const char SQL_JOB_BY_DEDUP[] = "SELECT id FROM jobs WHERE dedup_key = ?1
  * allocated and freed each time (heap trims, TLB shootdowns: 15% of the writer under
  * /v1/track). */
 #define LEASE_KIND_FILTER "(?2 IS NULL OR instr(?2, ',' || kind || ',') > 0)"
-/* Two picks, merged in C by (run_at_ms, id): both walk jobs_runnable in order, so
- * neither sorts (a UNION ALL under one ORDER BY did, in a temp b-tree). */
+/* Three picks, merged in C by (run_at_ms, id): each walks jobs_runnable in order, so
+ * none sorts (a UNION ALL under one ORDER BY did, in a temp b-tree). Queued and due;
+ * leases that ran out for the first time; leases that ran out again after a takeover
+ * (the caller bounds those: job_lease's max_repeat). */
 static const char SQL_JOB_LEASE_PICK_QUEUED[] =
     "SELECT id, run_at_ms FROM jobs WHERE state = 0 AND run_at_ms <= ?1 AND " LEASE_KIND_FILTER
     " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_PICK_EXPIRED[] =
-    "SELECT id, run_at_ms FROM jobs WHERE state = 1 AND lease_until_ms <= ?1 AND "
-    LEASE_KIND_FILTER " ORDER BY run_at_ms, id LIMIT ?3";
+    "SELECT id, run_at_ms FROM jobs WHERE state = 1 AND lease_until_ms <= ?1 AND retaken = 0 "
+    "AND " LEASE_KIND_FILTER " ORDER BY run_at_ms, id LIMIT ?3";
+static const char SQL_JOB_LEASE_PICK_REPEAT[] =
+    "SELECT id, run_at_ms FROM jobs WHERE state = 1 AND lease_until_ms <= ?1 AND retaken > 0 "
+    "AND " LEASE_KIND_FILTER " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_TAKE[] =
     "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1, "
     /* the old state: an expired lease taken over. Counted in a row: every outcome
@@ -1860,15 +1865,27 @@ static int kinds_list(const char *const *kinds, struct arena *a, char **out)
     return HR_OK;
 }
 
-/* lease_pick: up to max (id, run_at_ms) of sql (one of the picks) into ids/at, in order;
- * *n is how many. */
+/* A runnable job picked for a lease: its id and run_at_ms, for the merge. */
+struct pick {
+    int64_t id, at;
+};
+
+static int pick_cmp(const void *a, const void *b)
+{
+    const struct pick *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* lease_pick: up to max (id, run_at_ms) of sql (one of the picks) appended to p[*n]. */
 static int lease_pick(struct conn *c, const char *sql, int64_t now_ms, const char *kl,
-                      size_t max, int64_t *ids, int64_t *at, size_t *n)
+                      size_t max, struct pick *p, size_t *n)
 {
     sqlite3_stmt *st = NULL;
+    size_t got = 0;
     int src, rc = conn_stmt(c, sql, &st);
-    *n = 0;
-    if (rc < 0)
+    if (rc < 0 || max == 0)
         goto out;
     if ((src = sqlite3_bind_int64(st, 1, now_ms)) != SQLITE_OK ||
         (src = kl ? bind_text(st, 2, kl, strlen(kl)) : sqlite3_bind_null(st, 2)) != SQLITE_OK ||
@@ -1876,12 +1893,13 @@ static int lease_pick(struct conn *c, const char *sql, int64_t now_ms, const cha
         rc = db_fail(c, src, "job_lease");
         goto out;
     }
-    while (*n < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        ids[*n] = sqlite3_column_int64(st, 0);
-        at[*n] = sqlite3_column_int64(st, 1);
+    while (got < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        p[*n].id = sqlite3_column_int64(st, 0);
+        p[*n].at = sqlite3_column_int64(st, 1);
         (*n)++;
+        got++;
     }
-    if (*n < max && src != SQLITE_DONE)
+    if (got < max && src != SQLITE_DONE)
         rc = db_fail(c, src, "job_lease");
 out:
     stmt_done(st);
@@ -1889,15 +1907,15 @@ out:
 }
 
 static int sqlite_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, size_t max,
-                            const char *const *kinds, struct arena *a, struct job **out,
-                            size_t *n)
+                            size_t max_repeat, const char *const *kinds, struct arena *a,
+                            struct job **out, size_t *n)
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
     struct job *jobs = NULL;
+    struct pick *picks;
     char *kj = NULL;
-    int64_t *qid, *qat, *eid, *eat;
-    size_t cnt = 0, got = 0, nq = 0, ne = 0;
+    size_t cnt = 0, got = 0, np = 0;
     int src, rc = HR_OK;
 
     *out = NULL;
@@ -1910,6 +1928,8 @@ static int sqlite_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_m
         goto out;
     if (max > LEASE_BATCH_MAX)
         max = LEASE_BATCH_MAX;
+    if (max_repeat > max)
+        max_repeat = max;
     rc = kinds_list(kinds, a, &kj);
     if (rc < 0)
         goto out;
@@ -1917,23 +1937,20 @@ static int sqlite_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_m
     if (rc < 0)
         goto out;
     jobs = arena_zalloc(a, max * sizeof *jobs);
-    qid = arena_alloc(a, 4 * max * sizeof *qid);
-    qat = qid + max;
-    eid = qat + max;
-    eat = eid + max;
+    picks = arena_alloc(a, 3 * max * sizeof *picks);
 
-    /* pick the ids first (queued and expired, merged by run_at_ms, id), then take each
-     * with its own token */
-    rc = lease_pick(c, SQL_JOB_LEASE_PICK_QUEUED, now_ms, kj, max, qid, qat, &nq);
+    /* pick the ids first (queued, expired, expired again; merged by run_at_ms, id), then
+     * take each with its own token */
+    rc = lease_pick(c, SQL_JOB_LEASE_PICK_QUEUED, now_ms, kj, max, picks, &np);
     if (rc == HR_OK)
-        rc = lease_pick(c, SQL_JOB_LEASE_PICK_EXPIRED, now_ms, kj, max, eid, eat, &ne);
+        rc = lease_pick(c, SQL_JOB_LEASE_PICK_EXPIRED, now_ms, kj, max, picks, &np);
+    if (rc == HR_OK)
+        rc = lease_pick(c, SQL_JOB_LEASE_PICK_REPEAT, now_ms, kj, max_repeat, picks, &np);
     if (rc < 0)
         goto out;
-    for (size_t i = 0, j = 0; cnt < max && (i < nq || j < ne);) {
-        bool take_q = j >= ne ||
-                      (i < nq && (qat[i] < eat[j] || (qat[i] == eat[j] && qid[i] < eid[j])));
-        jobs[cnt++].id = take_q ? qid[i++] : eid[j++];
-    }
+    qsort(picks, np, sizeof *picks, pick_cmp);
+    for (cnt = 0; cnt < np && cnt < max; cnt++)
+        jobs[cnt].id = picks[cnt].id;
 
     rc = conn_stmt(c, SQL_JOB_LEASE_TAKE, &st);
     if (rc < 0)

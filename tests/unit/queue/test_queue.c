@@ -137,7 +137,7 @@ struct lease_req {
 static int lease_fn(struct store_txn *t, void *arg)
 {
     struct lease_req *l = arg;
-    return store_job_lease(t, l->now, l->lease_ms, 16, l->kinds, l->a, &l->jobs, &l->n);
+    return store_job_lease(t, l->now, l->lease_ms, 16, 16, l->kinds, l->a, &l->jobs, &l->n);
 }
 
 /* lease_direct: lease like another node would, outside the queue. */
@@ -213,11 +213,17 @@ struct th {
     bool steal_lease; /* take the lease away mid-run, as an expired lease would */
     int calls;
     uint32_t last_attempts;
+    int64_t ran_ids[8];        /* the first jobs run, in order */
+    uint32_t ran_retaken[8];
 };
 
 static void th_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
 {
     struct th *h = ctx;
+    if (h->calls < 8) {
+        h->ran_ids[h->calls] = j->id;
+        h->ran_retaken[h->calls] = j->retaken;
+    }
     h->calls++;
     h->last_attempts = j->attempts;
     assert_non_null(arena_strdup(a, "scratch"));
@@ -315,7 +321,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(c.max_attempts, 25);
     assert_int_equal(c.idle_poll_ms, 250);
     assert_int_equal(c.batch, 16);
-    assert_int_equal(c.max_retaken, 3);
+    assert_int_equal(c.max_retaken, 4);
 }
 
 /* ---- enqueue (outbox) ------------------------------------------------------------ */
@@ -714,6 +720,47 @@ static void test_poison_pill_counts_in_a_row(void **state)
     queue_free(q);
 }
 
+/* test_suspects_one_at_a_time: jobs whose lease ran out again after a takeover (in hand
+ * at two deaths in a row: suspected poison pills) are leased one at a time and run first
+ * in their batch; the next comes once the first one's outcome is committed. Queued jobs
+ * and first takeovers are not held back. */
+static void test_suspects_one_at_a_time(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct th h = {.outcome = JOB_OUT_DONE};
+    struct queue *q = q_with(f, &h, &cfg);
+    struct job *jobs;
+    struct job j;
+    size_t ran = 0;
+    int64_t a = enqueue(f, "t", "{}", T0 - 30, 0), b = enqueue(f, "t", "{}", T0 - 20, 0);
+    int64_t c, d;
+
+    for (int i = 0; i < 2; i++) { /* leased, and the holder died; taken over, died again */
+        assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 2);
+        hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+    }
+    c = enqueue(f, "t", "{}", T0 - 100, 0); /* queued, older than both */
+    d = enqueue(f, "t", "{}", T0 - 10, 0);
+    assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "t", f->a, &jobs), 4);
+    hclock_manual_advance(&f->clk, cfg.lease_ms + 1); /* c, d: taken over once from here */
+
+    assert_int_equal(queue_run_once(q, 16, &ran), 0);
+    assert_int_equal(ran, 3); /* one suspect (a), and the first takeovers c and d */
+    assert_int_equal(h.ran_ids[0], a); /* the suspect first, though c is older */
+    assert_int_equal(h.ran_retaken[0], 3);
+    assert_int_equal(h.ran_ids[1], c);
+    assert_int_equal(h.ran_retaken[1], 1);
+    assert_int_equal(h.ran_ids[2], d);
+    assert_int_equal(get(f, b, &j), 0); /* waited for a's outcome */
+    assert_int_equal(j.retaken, 2);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(h.ran_ids[3], b);
+    assert_int_equal(h.ran_retaken[3], 3);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q);
+}
+
 /* slow_run: a handler that takes longer than the lease (on the manual clock). */
 static void slow_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
 {
@@ -777,11 +824,12 @@ static void test_run_at_scheduling(void **state)
 static const struct store_ops *g_real_ops;
 
 static int lease_any_kind(struct store_txn *t, int64_t now, int64_t lease_ms, size_t max,
-                          const char *const *kinds, struct arena *a, struct job **out, size_t *n)
+                          size_t max_repeat, const char *const *kinds, struct arena *a,
+                          struct job **out, size_t *n)
 {
     static const char *const all[] = {"t", "mystery", NULL};
     (void)kinds;
-    return g_real_ops->job_lease(t, now, lease_ms, max, all, a, out, n);
+    return g_real_ops->job_lease(t, now, lease_ms, max, max_repeat, all, a, out, n);
 }
 
 static void test_unknown_kind_dead(void **state)
@@ -1937,6 +1985,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_expired_too_often, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill_counts_in_a_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspects_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill_retry_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_at_scheduling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),

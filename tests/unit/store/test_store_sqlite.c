@@ -127,7 +127,7 @@ struct op {
     struct key_rec *rec;
     struct job_spec spec;
     int64_t now, lease_ms, id, token, run_at;
-    size_t max;
+    size_t max, max_repeat;
     const char *const *kinds;
     struct arena *a;
     struct str error;
@@ -162,7 +162,7 @@ static int run_op(struct store_txn *t, void *arg)
         o->op_rc = store_job_insert(t, &o->spec, o->now, &o->out_id);
         break;
     case OP_JOB_LEASE:
-        o->op_rc = store_job_lease(t, o->now, o->lease_ms, o->max, o->kinds, o->a, &o->jobs, &o->n);
+        o->op_rc = store_job_lease(t, o->now, o->lease_ms, o->max, o->max_repeat, o->kinds, o->a, &o->jobs, &o->n);
         break;
     case OP_JOB_ACK:
         o->op_rc = store_job_ack(t, o->id, o->token);
@@ -225,15 +225,22 @@ static int w_insert(struct fx *f, const char *kind, int64_t run_at, const char *
     return rc;
 }
 
-static int w_lease(struct fx *f, int64_t lease_ms, size_t max, const char *const *kinds,
-                   struct job **jobs, size_t *n)
+/* w_lease_repeat: lease up to max jobs, at most max_repeat of them taken over again */
+static int w_lease_repeat(struct fx *f, int64_t lease_ms, size_t max, size_t max_repeat,
+                         const char *const *kinds, struct job **jobs, size_t *n)
 {
     struct op o = {.kind = OP_JOB_LEASE, .now = now(f), .lease_ms = lease_ms, .max = max,
-                   .kinds = kinds, .a = f->a};
+                   .max_repeat = max_repeat, .kinds = kinds, .a = f->a};
     int rc = do_op(f->s, &o);
     *jobs = o.jobs;
     *n = o.n;
     return rc;
+}
+
+static int w_lease(struct fx *f, int64_t lease_ms, size_t max, const char *const *kinds,
+                   struct job **jobs, size_t *n)
+{
+    return w_lease_repeat(f, lease_ms, max, max, kinds, jobs, n);
 }
 
 static int w_lease_tok(struct fx *f, enum op_kind k, int64_t id, int64_t tok, int64_t run_at,
@@ -838,6 +845,53 @@ static void test_job_lifecycle(void **state)
     assert_int_equal(count_of(f, "email", JOB_DEAD), 1);
 }
 
+/* test_job_lease_max_repeat: a lease that ran out is taken over; one that ran out again
+ * after a takeover (a suspect) comes at most max_repeat per lease (the queue takes those
+ * one at a time, so a poison pill cannot take innocent jobs down with it); the batch
+ * stays in (run_at_ms, id) order */
+static void test_job_lease_max_repeat(void **state)
+{
+    struct fx *f = *state;
+    struct job *js;
+    size_t n;
+    int64_t a, b, c, d;
+
+    assert_int_equal(w_insert(f, "email", T0 - 40, NULL, &a), 0);
+    assert_int_equal(w_insert(f, "email", T0 - 30, NULL, &b), 0);
+    assert_int_equal(w_insert(f, "email", T0 - 20, NULL, &c), 0);
+    assert_int_equal(w_lease(f, 1000, 10, NULL, &js, &n), 0);
+    assert_int_equal(n, 3);
+    hclock_manual_advance(&f->clock, 1001); /* their holder died: all three expired */
+    assert_int_equal(w_insert(f, "email", T0 - 10, NULL, &d), 0);
+
+    /* first takeovers are not bounded by max_repeat */
+    assert_int_equal(w_lease_repeat(f, 1000, 10, 0, NULL, &js, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(js[0].id, a);
+    assert_int_equal(js[0].retaken, 1);
+    assert_int_equal(js[2].id, c);
+    assert_int_equal(js[3].id, d);
+    assert_int_equal(js[3].retaken, 0);
+
+    hclock_manual_advance(&f->clock, 1001); /* and the taker died too */
+    assert_int_equal(w_lease_repeat(f, 1000, 10, 0, NULL, &js, &n), 0);
+    assert_int_equal(n, 1); /* no repeat: only d, on its first takeover */
+    assert_int_equal(js[0].id, d);
+    assert_int_equal(js[0].retaken, 1);
+    assert_int_equal(w_lease_repeat(f, 1000, 10, 1, NULL, &js, &n), 0);
+    assert_int_equal(n, 1); /* one repeat, the oldest */
+    assert_int_equal(js[0].id, a);
+    assert_int_equal(js[0].retaken, 2);
+    assert_int_equal(js[0].attempts, 3);
+    assert_int_equal(w_lease_repeat(f, 1000, 1, 5, NULL, &js, &n), 0);
+    assert_int_equal(n, 1); /* max bounds the repeats too */
+    assert_int_equal(js[0].id, b);
+    assert_int_equal(w_lease_repeat(f, 1000, 10, 5, NULL, &js, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, c);
+    assert_int_equal(js[0].retaken, 2);
+}
+
 static void test_job_lease_order_and_kinds(void **state)
 {
     struct fx *f = *state;
@@ -1331,6 +1385,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_insert_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lease_order_and_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_lease_max_repeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
