@@ -166,6 +166,7 @@ struct queue {
      * is under way. A suspect still in hand when its lease ran out (a handler stuck
      * past it) no longer holds the next one back. */
     int64_t suspect_id;
+    int64_t suspect_token;     /* its lease: a stale run of the same job is not it */
     int64_t suspect_until;     /* its lease_until_ms */
 };
 
@@ -197,7 +198,7 @@ void queue_cfg_defaults(struct queue_cfg *cfg)
     cfg->backoff_max_ms = 3600000;
     cfg->max_attempts = 25;
     cfg->idle_poll_ms = 250;
-    cfg->max_retaken = 4;
+    cfg->max_retaken = 5;
     cfg->batch = 16;
 }
 
@@ -615,7 +616,7 @@ static void suspect_clear(struct queue *q, const struct held *h, size_t n)
 {
     pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < n && q->suspect_id > 0; i++)
-        if (h[i].id == q->suspect_id)
+        if (h[i].id == q->suspect_id && h[i].token == q->suspect_token)
             suspect_done(q);
     pthread_mutex_unlock(&q->mu);
 }
@@ -631,6 +632,7 @@ static void suspect_first(struct queue *q, struct job *jobs, size_t n)
             memmove(&jobs[1], &jobs[0], i * sizeof *jobs);
             jobs[0] = s;
             q->suspect_id = s.id;
+            q->suspect_token = s.lease_token;
             q->suspect_until = s.lease_until_ms;
             char kq[80];
             if (s.retaken < q->cfg.max_retaken) /* else run_job dead-letters it, and logs */
@@ -735,6 +737,8 @@ static size_t take_from_others(struct queue *q, struct runner *r, size_t max)
         if (o == r)
             continue;
         while (k < max && o->next < o->n) {
+            if (o->jobs[o->n - 1].id == q->suspect_id)
+                break; /* the suspect runs first, on the worker that leased it */
             if (k == 0)
                 r->jobs = arena_alloc(r->batch_arena, max * sizeof *r->jobs);
             job_copy(&r->jobs[k++], &o->jobs[--o->n], r->batch_arena);
@@ -856,6 +860,7 @@ struct job_ticket {
     uint32_t max_attempts;
     uint64_t rng;          /* backoff jitter for this job's retry */
     struct finish f;       /* the decided transition; f.j = &job */
+    bool suspect;          /* the node's suspect (queue.suspect_id): committed first */
     char error[sizeof ((struct job_result *)0)->error + 64]; /* f.error's bytes */
     int rc;                /* this ticket's rc in the last commit */
     /* the transition as decided, kept by batch_fn's first pass: every later pass (the
@@ -981,6 +986,7 @@ static struct job_ticket *ticket_new(struct queue *q, struct runner *r, const st
     t->f.q = q;
     t->f.j = &t->job;
     pthread_mutex_lock(&q->mu);
+    t->suspect = j->id == q->suspect_id && j->lease_token == q->suspect_token;
     q->pending++;
     pthread_mutex_unlock(&q->mu);
     return t;
@@ -1033,6 +1039,13 @@ static void ticket_hand(struct job_ticket *t)
     if (t->once) {
         t->next = t->once->done_head;
         t->once->done_head = t;
+    } else if (t->suspect) { /* first: its window between lease and commit is what a
+                                * random death can hit, and count against it */
+        t->next = q->done_head;
+        q->done_head = t;
+        if (!q->done_tail)
+            q->done_tail = t;
+        q->ndone++;
     } else {
         if (q->done_tail)
             q->done_tail->next = t;
@@ -1056,14 +1069,15 @@ void queue_job_finish(struct queue *q, struct job_ticket *t, const struct job_re
  * callbacks, free them, make room. */
 static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
 {
-    int64_t suspect; /* the suspect's id, if it is among them */
+    int64_t suspect = 0, token = 0; /* the suspect's lease, if it is among them */
     bool found = false;
-    pthread_mutex_lock(&q->mu);
-    suspect = q->suspect_id; /* only this ticket's commit clears it, if it is among them */
-    pthread_mutex_unlock(&q->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (suspect > 0 && t[i]->job.id == suspect)
+    for (size_t i = 0; i < n && !found; i++)
+        if (t[i]->suspect) {
             found = true;
+            suspect = t[i]->job.id;
+            token = t[i]->job.lease_token;
+        }
+    for (size_t i = 0; i < n; i++) {
         if (t[i]->f.settled)
             t[i]->f.settled(t[i]->f.settled_arg);
         arena_free(t[i]->arena); /* after the commit: the handler's strings lived until here */
@@ -1071,7 +1085,7 @@ static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
     }
     pthread_mutex_lock(&q->mu);
     q->pending -= n;
-    if (found && suspect == q->suspect_id)
+    if (found && suspect == q->suspect_id && token == q->suspect_token)
         suspect_done(q); /* committed (or given up) */
     pthread_cond_broadcast(&q->room_cv);
     pthread_cond_broadcast(&q->done_cv);
@@ -1264,9 +1278,11 @@ static void *completer_main(void *arg)
             pthread_mutex_unlock(&q->mu);
             break;
         }
-        for (n = 0; q->done_head && n < QUEUE_COMMIT_BATCH; n++) {
-            batch[n] = q->done_head;
+        for (n = 0; q->done_head && n < QUEUE_COMMIT_BATCH;) {
+            batch[n++] = q->done_head;
             q->done_head = q->done_head->next;
+            if (batch[0]->suspect)
+                break; /* put first by ticket_hand, and committed alone: at once */
         }
         if (!q->done_head)
             q->done_tail = NULL;
@@ -1531,14 +1547,15 @@ static void *worker_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&q->mu);
         /* back-pressure: lease nothing more while too many jobs are run and not
-         * committed (async calls in flight), or while the completers are a batch behind
-         * (a slow store): leased jobs waiting for a commit are what a crash retakes.
-         * (Pausing at a commit batch, 64, instead gave 0.26 commits and 1.30 write
-         * transactions per flow event against 0.49 and 1.67, but under ASan on
-         * PostgreSQL the crash suite then saw 30 innocent jobs retaken at 3 kills in a
-         * row and dead-lettered as poison pills: not kept.) */
+         * committed (async calls in flight), or while the completer is a commit batch
+         * behind (a slow store): leased jobs waiting for a commit are what a crash
+         * retakes. Not the lease batch: a pause at 16 finished jobs kept the completer's
+         * batches near 16 (0.49 commits and 1.67 write transactions per flow event,
+         * against 0.26 and 1.30 at QUEUE_COMMIT_BATCH). A crash therefore takes over up
+         * to a commit batch more; they come back in whole batches, and only jobs in hand
+         * at two deaths in a row run alone (suspects) */
         while (!q->stopping &&
-               (q->pending >= QUEUE_PENDING_MAX || q->ndone >= (size_t)q->cfg.batch))
+               (q->pending >= QUEUE_PENDING_MAX || q->ndone >= (size_t)QUEUE_COMMIT_BATCH))
             pthread_cond_wait(&q->room_cv, &q->mu);
         seq = q->wake_seq;
         if (q->stopping) {

@@ -118,7 +118,7 @@ struct queue_cfg {
                                       this many times in a row (its process died, or
                                       stalled, with it in hand; any committed outcome
                                       resets the count) is dead-lettered instead of run
-                                      again; default 4. From the second takeover on it
+                                      again; default 5. From the second takeover on it
                                       runs alone (one such suspect per node at a time),
                                       so only its own deaths count against it */
     int batch;                     /* jobs leased per round, over all workers (each worker

@@ -9,7 +9,7 @@
 // step count (budget errors, not 20 s of CPU).
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
 
@@ -273,7 +273,7 @@ describe('render cost', () => {
 });
 
 describe('poison pill', () => {
-  test('a job in hand each time the process is killed is dead-lettered after 4 takeovers, not run again; from the second on it runs alone', { timeout: scaled(120000) }, async () => {
+  test('a job in hand each time the process is killed is dead-lettered after 5 takeovers, not run again; from the second on it runs alone, so an innocent job in flight beside it at the first kills is not', { timeout: scaled(180000) }, async () => {
     // a sink that accepts and never answers: the fetch-data step hangs while we kill
     let conns = 0;
     const sockets = new Set();
@@ -284,34 +284,57 @@ describe('poison pill', () => {
       s.on('error', () => {});
     });
     await new Promise((r) => hang.listen(0, '127.0.0.1', r));
+    // an innocent job's sink: answers after SLOW_MS, so it is in flight at the first kills
+    const SLOW_MS = 1500;
+    let slowCalls = 0;
+    const slow = http.createServer((req, res) => {
+      slowCalls += 1;
+      req.resume();
+      const t = setTimeout(() => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"ok":true}');
+      }, SLOW_MS);
+      res.on('close', () => clearTimeout(t));
+    });
+    await new Promise((r) => slow.listen(0, '127.0.0.1', r));
     closers.push(() => new Promise((r) => {
       for (const s of sockets) s.destroy();
       hang.close(() => r());
+    }));
+    closers.push(() => new Promise((r) => {
+      slow.closeAllConnections();
+      slow.close(() => r());
     }));
     // PostgreSQL leases are not ended at start (other nodes may hold them): a lease
     // shorter than the 10 s fetch timeout lets the restarted node take the job over
     const srv = await startServer({ name: 'poison-pill', args: isPostgres ? ['--lease-ms', '6000'] : [] });
     const url = `http://127.0.0.1:${hang.address().port}/hang`;
     ok(await api(srv, 'POST', '/automations/invoke', { automation: { steps: [{ action: 'fetch-data', webhook: { url } }] } }));
-    for (let k = 1; k <= 4; k += 1) {
-      await waitFor(() => conns >= k, { timeout: scaled(20000), what: `attempt ${k} in flight at the sink` });
+    const innocent = ok(await api(srv, 'POST', '/automations/invoke', { automation: { steps: [{ action: 'fetch-data', webhook: { url: `http://127.0.0.1:${slow.address().port}/slow` } }] } }));
+    for (let k = 1; k <= 5; k += 1) {
+      await waitFor(() => conns >= k, { timeout: scaled(30000), what: `attempt ${k} in flight at the sink` });
       const r = await srv.kill9();
       assert.equal(r.signal, 'SIGKILL');
       await srv.restart();
     }
-    let dead;
+    let q;
     await waitFor(async () => {
-      const q = ok(await api(srv, 'GET', '/admin/queue'));
-      dead = q.dead.find((d) => d.kind === 'automation.step');
-      return dead;
-    }, { timeout: scaled(20000), what: 'the step job in the dead letters' });
-    assert.match(dead.last_error, /poison pill: its lease was taken over 4 times/);
+      q = ok(await api(srv, 'GET', '/admin/queue'));
+      return q.dead.length > 0 && q.jobs.every((j) => j.count === 0 || j.state === 'dead');
+    }, { timeout: scaled(30000), what: 'the step job in the dead letters, and nothing else left' });
+    assert.equal(q.dead.length, 1, `only the pill is dead: ${JSON.stringify(q.dead)}`);
+    assert.equal(q.dead[0].kind, 'automation.step');
+    assert.match(q.dead[0].last_error, /poison pill: its lease was taken over 5 times/);
     await sleep(300);
-    assert.equal(conns, 4, 'not run a fifth time');
-    // taken over again after its first takeover, it was a suspect: leased alone
-    const log = fs.readFileSync(srv.logPath, 'utf8');
-    const suspects = [...log.matchAll(/event=queue\.suspect kind="automation\.step" id=\d+ retaken=(\d+)/g)].map((m) => Number(m[1]));
-    assert.deepEqual(suspects, [2, 3], `suspect leases logged: ${suspects}`);
+    assert.equal(conns, 5, 'not run a sixth time');
+    // the innocent job was in flight at the first kills too, and still ran to the end
+    assert.ok(slowCalls >= 2, `the innocent job was in flight at two kills (${slowCalls} calls)`);
+    const run = ok(await api(srv, 'GET', `/automations/runs/${encodeURIComponent(innocent.runId)}`));
+    assert.equal(run.status, 'COMPLETED', JSON.stringify(run));
+    // taken over again after its first takeover, each was a suspect: leased alone
+    const suspects = srv.logs().filter((l) => l.includes('event=queue.suspect'));
+    const pill = suspects.filter((l) => l.includes(`id=${q.dead[0].id} `)).map((l) => Number(/retaken=(\d+)/.exec(l)[1]));
+    assert.deepEqual(pill, [2, 3, 4], `the pill's suspect leases: ${suspects.join('\n')}`);
     assert.equal((await srv.request('GET', '/healthz')).status, 200);
   });
 });

@@ -116,9 +116,7 @@ static const char SQL_JOB_INSERT[] =
     "lease_until_ms, lease_token, attempts) "
     "VALUES(?1, ?2, ?7 > 0, ?3, ?4, ?5, ?6, ?7, ?8, ?7 > 0) ON CONFLICT(dedup_key) DO NOTHING";
 static const char SQL_JOB_BY_DEDUP[] = "SELECT id FROM jobs WHERE dedup_key = ?1";
-/* Runnable: queued and due, or leased with the lease run out. Each half walks the
- * (state, run_at_ms) index in order, so only 2 * limit rows are sorted. ?2 is NULL (all
- * kinds) or a JSON array of kinds. */
+/* Runnable: queued and due, or leased with the lease run out (the picks below). */
 /* ?2 is ",kind1,kind2,...," or NULL for every kind: a scalar test per row. An IN list
  * (or json_each) would build an ephemeral table on every lease, whose page cache is
  * allocated and freed each time (heap trims, TLB shootdowns: 15% of the writer under

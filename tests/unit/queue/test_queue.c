@@ -321,7 +321,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(c.max_attempts, 25);
     assert_int_equal(c.idle_poll_ms, 250);
     assert_int_equal(c.batch, 16);
-    assert_int_equal(c.max_retaken, 4);
+    assert_int_equal(c.max_retaken, 5);
 }
 
 /* ---- enqueue (outbox) ------------------------------------------------------------ */
@@ -1284,6 +1284,58 @@ static void test_async_pool_commit(void **state)
     free(p);
 }
 
+/* test_suspect_held_while_async: while a suspect's async work is in flight, the node
+ * leases no other suspect (a second lease round, woken by a new job, leaves it expired
+ * and untouched); once the first one's outcome is committed, the next is leased without
+ * another wake. */
+static void test_suspect_held_while_async(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx *c = calloc(1, sizeof *c);
+    struct pool_ctx *p = calloc(1, sizeof *p);
+    struct job_handler hs[] = {{"x", async_run, c}, {"a", pool_run, p}};
+    struct job_result fin = {.outcome = JOB_OUT_DONE};
+    struct job *jobs;
+    struct job j;
+    struct queue *q;
+    struct job_ticket *t;
+    int64_t a = enqueue(f, "x", "{}", T0 - 20, 0), b = enqueue(f, "x", "{}", T0 - 10, 0);
+    int64_t first, second;
+
+    for (int i = 0; i < 2; i++) { /* in hand at two deaths: both suspects from here */
+        assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "x", f->a, &jobs), 2);
+        hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+    }
+    cfg.workers = 1;
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    t = wait_ticket(c);
+    atomic_store(&c->ticket, NULL);
+    assert_int_equal(get(f, a, &j), 0);
+    first = j.retaken == 2 ? a : b;
+    second = first == a ? b : a;
+    assert_int_equal(first, a); /* the older one */
+
+    enqueue(f, "a", "3", 0, 0); /* wakes the worker: it leases, but not the other suspect */
+    wait_stats_done(q, 1, 10000);
+    assert_int_equal(get(f, second, &j), 0);
+    assert_int_equal(j.retaken, 1);
+    assert_int_equal(atomic_load(&c->calls), 1);
+
+    queue_job_finish(q, t, &fin); /* committed: the next suspect comes by itself */
+    t = wait_ticket(c);
+    assert_int_equal(get(f, second, &j), 0);
+    assert_int_equal(j.state, JOB_LEASED);
+    assert_int_equal(j.retaken, 2);
+    queue_job_finish(q, t, &fin);
+    wait_stats_done(q, 3, 10000);
+    assert_int_equal(count_jobs(f, -1), 0);
+    queue_free(q);
+    free(c);
+    free(p);
+}
+
 /* done may run on the handler's own thread before it answers ASYNC (a refused call):
  * run_once commits it like any other result. */
 static void test_async_finish_inline(void **state)
@@ -1986,6 +2038,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poison_pill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill_counts_in_a_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suspects_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspect_held_while_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill_retry_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_at_scheduling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),
