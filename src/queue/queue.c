@@ -737,7 +737,8 @@ static size_t take_from_others(struct queue *q, struct runner *r, size_t max)
         if (o == r)
             continue;
         while (k < max && o->next < o->n) {
-            if (o->jobs[o->n - 1].id == q->suspect_id)
+            if (o->jobs[o->n - 1].id == q->suspect_id &&
+                o->jobs[o->n - 1].lease_token == q->suspect_token)
                 break; /* the suspect runs first, on the worker that leased it */
             if (k == 0)
                 r->jobs = arena_alloc(r->batch_arena, max * sizeof *r->jobs);
@@ -1550,8 +1551,8 @@ static void *worker_main(void *arg)
          * committed (async calls in flight), or while the completer is a commit batch
          * behind (a slow store): leased jobs waiting for a commit are what a crash
          * retakes. Not the lease batch: a pause at 16 finished jobs kept the completer's
-         * batches near 16 (0.49 commits and 1.67 write transactions per flow event,
-         * against 0.26 and 1.30 at QUEUE_COMMIT_BATCH). A crash therefore takes over up
+         * batches near 16 (0.52 commits and 1.65-1.70 write transactions per flow event,
+         * against 0.26 and 1.22-1.25 at QUEUE_COMMIT_BATCH, PERFORMANCE.md). A crash therefore takes over up
          * to a commit batch more; they come back in whole batches, and only jobs in hand
          * at two deaths in a row run alone (suspects) */
         while (!q->stopping &&

@@ -29,7 +29,8 @@
  *                  job's ticket; the job stays leased, the worker is free at once.
  *   any thread: queue_job_finish(q, ticket, result) when async work ends (non-blocking).
  *   completer: one thread; takes every finished job waiting (up to QUEUE_COMMIT_BATCH)
- *              and commits them in ONE store_write: per job, in its own nested savepoint,
+ *              and commits them in ONE store_write (a suspected poison pill's first and
+ *              alone, see queue.c's suspect_id): per job, in its own nested savepoint,
  *              the handler's commit callback + ack/retry/defer/dead. A job whose commit
  *              callback fails is retried (without the callback) in the same transaction;
  *              a full disk (or a busy store) is waited out with the leases kept, so a

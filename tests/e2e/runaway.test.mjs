@@ -312,7 +312,11 @@ describe('poison pill', () => {
     ok(await api(srv, 'POST', '/automations/invoke', { automation: { steps: [{ action: 'fetch-data', webhook: { url } }] } }));
     const innocent = ok(await api(srv, 'POST', '/automations/invoke', { automation: { steps: [{ action: 'fetch-data', webhook: { url: `http://127.0.0.1:${slow.address().port}/slow` } }] } }));
     for (let k = 1; k <= 5; k += 1) {
-      await waitFor(() => conns >= k, { timeout: scaled(30000), what: `attempt ${k} in flight at the sink` });
+      // at the first two kills the innocent job's call is in flight too (on SQLite both
+      // are taken over at start in one batch; on PostgreSQL when their leases end, which
+      // may be a lease-timer tick apart, so its second call may be over by then)
+      const innocentCalls = Math.min(k, 2);
+      await waitFor(() => conns >= k && slowCalls >= innocentCalls, { timeout: scaled(30000), what: `attempt ${k} in flight at the sink` });
       const r = await srv.kill9();
       assert.equal(r.signal, 'SIGKILL');
       await srv.restart();
@@ -327,14 +331,16 @@ describe('poison pill', () => {
     assert.match(q.dead[0].last_error, /poison pill: its lease was taken over 5 times/);
     await sleep(300);
     assert.equal(conns, 5, 'not run a sixth time');
-    // the innocent job was in flight at the first kills too, and still ran to the end
-    assert.ok(slowCalls >= 2, `the innocent job was in flight at two kills (${slowCalls} calls)`);
+    // the innocent job, in flight at the first kill beside the pill, still ran to the end
     const run = ok(await api(srv, 'GET', `/automations/runs/${encodeURIComponent(innocent.runId)}`));
     assert.equal(run.status, 'COMPLETED', JSON.stringify(run));
     // taken over again after its first takeover, each was a suspect: leased alone
     const suspects = srv.logs().filter((l) => l.includes('event=queue.suspect'));
-    const pill = suspects.filter((l) => l.includes(`id=${q.dead[0].id} `)).map((l) => Number(/retaken=(\d+)/.exec(l)[1]));
-    assert.deepEqual(pill, [2, 3, 4], `the pill's suspect leases: ${suspects.join('\n')}`);
+    const retakenOf = (id) => suspects.filter((l) => l.includes(`id=${id} `)).map((l) => Number(/retaken=(\d+)/.exec(l)[1]));
+    assert.deepEqual(retakenOf(q.dead[0].id), [2, 3, 4], `the pill's suspect leases: ${suspects.join('\n')}`);
+    // on SQLite the innocent job was in hand at the second kill too: a suspect once, run
+    // alone after (or before) the pill's turn, not counted with it
+    if (!isPostgres) assert.equal(suspects.length, 4, `the pill 3 times, the innocent once: ${suspects.join('\n')}`);
     assert.equal((await srv.request('GET', '/healthz')).status, 200);
   });
 });

@@ -1336,6 +1336,109 @@ static void test_suspect_held_while_async(void **state)
     free(p);
 }
 
+/* ---- a suspect's outcome is committed first, alone -------------------------------- */
+
+/* hold_ctx: an async handler that keeps every ticket (by position in ids[]). */
+struct hold_ctx {
+    int64_t ids[4];
+    _Atomic(struct job_ticket *) t[4];
+};
+
+static void hold_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct hold_ctx *c = ctx;
+    (void)a;
+    for (int i = 0; i < 4; i++)
+        if (c->ids[i] == j->id)
+            atomic_store(&c->t[i], r->ticket);
+    r->outcome = JOB_OUT_ASYNC;
+}
+
+/* The store's job_ack, wrapped: records the order of acks, and holds the first one
+ * until released (the completer stuck in a commit while other tickets finish). */
+static const struct store_ops *g_ack_real;
+static pthread_mutex_t g_ack_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_ack_cv = PTHREAD_COND_INITIALIZER;
+static bool g_ack_held, g_ack_release;
+static int64_t g_ack_order[8];
+static int g_acks;
+
+static int ack_held(struct store_txn *t, int64_t id, int64_t token)
+{
+    pthread_mutex_lock(&g_ack_mu);
+    if (g_acks < 8)
+        g_ack_order[g_acks] = id;
+    if (g_acks++ == 0) {
+        g_ack_held = true;
+        pthread_cond_broadcast(&g_ack_cv);
+        while (!g_ack_release)
+            pthread_cond_wait(&g_ack_cv, &g_ack_mu);
+    }
+    pthread_mutex_unlock(&g_ack_mu);
+    return g_ack_real->job_ack(t, id, token);
+}
+
+static void test_suspect_committed_first(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct hold_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"x", hold_run, c}};
+    struct job_result fin = {.outcome = JOB_OUT_DONE};
+    struct store_ops wrapped;
+    struct queue_stats st;
+    struct job *jobs;
+    struct queue *q;
+    int64_t s = enqueue(f, "x", "{}", T0 - 40, 0);
+
+    for (int i = 0; i < 2; i++) { /* in hand at two deaths: a suspect from here */
+        assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "x", f->a, &jobs), 1);
+        hclock_manual_advance(&f->clk, cfg.lease_ms + 1);
+    }
+    c->ids[0] = enqueue(f, "x", "{}", T0 - 30, 0);
+    c->ids[1] = enqueue(f, "x", "{}", T0 - 20, 0);
+    c->ids[2] = enqueue(f, "x", "{}", T0 - 10, 0);
+    c->ids[3] = s;
+    g_ack_real = f->s->ops;
+    wrapped = *f->s->ops;
+    wrapped.job_ack = ack_held;
+    f->s->ops = &wrapped;
+
+    cfg.workers = 1;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    for (int i = 0; i < 4; i++)
+        for (int waited = 0; !atomic_load(&c->t[i]) && waited < 10000; waited += 5)
+            sleep_ms(5);
+    for (int i = 0; i < 4; i++)
+        assert_non_null(atomic_load(&c->t[i])); /* one batch, all four in hand */
+
+    queue_job_finish(q, atomic_load(&c->t[0]), &fin); /* the completer commits it, held */
+    pthread_mutex_lock(&g_ack_mu);
+    while (!g_ack_held)
+        pthread_cond_wait(&g_ack_cv, &g_ack_mu);
+    pthread_mutex_unlock(&g_ack_mu);
+    queue_job_finish(q, atomic_load(&c->t[1]), &fin); /* these wait in the completer's */
+    queue_job_finish(q, atomic_load(&c->t[2]), &fin); /* list; the suspect finishes last */
+    queue_job_finish(q, atomic_load(&c->t[3]), &fin);
+    pthread_mutex_lock(&g_ack_mu);
+    g_ack_release = true;
+    pthread_cond_broadcast(&g_ack_cv);
+    pthread_mutex_unlock(&g_ack_mu);
+    wait_stats_done(q, 4, 10000);
+
+    assert_int_equal(g_acks, 4);
+    assert_int_equal(g_ack_order[0], c->ids[0]);
+    assert_int_equal(g_ack_order[1], s); /* first after the commit it waited behind */
+    assert_int_equal(g_ack_order[2], c->ids[1]);
+    assert_int_equal(g_ack_order[3], c->ids[2]);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.commits, 3); /* [x1], [suspect] alone, [x2, x3] */
+    queue_free(q);
+    f->s->ops = g_ack_real;
+    free(c);
+}
+
 /* done may run on the handler's own thread before it answers ASYNC (a refused call):
  * run_once commits it like any other result. */
 static void test_async_finish_inline(void **state)
@@ -2039,6 +2142,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poison_pill_counts_in_a_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suspects_one_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_suspect_held_while_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspect_committed_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_poison_pill_retry_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_at_scheduling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_skips_expired_lease, setup, teardown),
