@@ -1070,11 +1070,9 @@ void queue_job_finish(struct queue *q, struct job_ticket *t, const struct job_re
  * callbacks, free them, make room. */
 static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
 {
-    int64_t suspect = 0, token = 0; /* the suspect's lease, if it is among them */
-    bool found = false;
-    for (size_t i = 0; i < n && !found; i++)
+    int64_t suspect = 0, token = 0; /* the suspect's lease, if it is among them (ids > 0) */
+    for (size_t i = 0; i < n && !suspect; i++)
         if (t[i]->suspect) {
-            found = true;
             suspect = t[i]->job.id;
             token = t[i]->job.lease_token;
         }
@@ -1086,7 +1084,7 @@ static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
     }
     pthread_mutex_lock(&q->mu);
     q->pending -= n;
-    if (found && suspect == q->suspect_id && token == q->suspect_token)
+    if (suspect && suspect == q->suspect_id && token == q->suspect_token)
         suspect_done(q); /* committed (or given up) */
     pthread_cond_broadcast(&q->room_cv);
     pthread_cond_broadcast(&q->done_cv);

@@ -62,8 +62,31 @@ function delivered(ids) {
   return per;
 }
 
+/** what the server says about the first of ids the sink has not seen: for a timeout's
+ *  message (its status and history, the jobs, the log's end) */
+async function diagnose(ids) {
+  const seen = delivered(ids);
+  const missing = ids.find((id) => !seen.has(id));
+  const out = [`delivered now: ${seen.size} of ${ids.length}; the server exited: ${JSON.stringify(srv.run.result ?? null)}`];
+  try {
+    out.push(`${missing}: ${JSON.stringify((await admin('GET', `/messages/${missing}`)).body)}`);
+    out.push(`history: ${JSON.stringify((await admin('GET', `/messages/${missing}/history`)).body)}`);
+    const m = await srv.metrics();
+    out.push(m.text.split('\n').filter((l) => /^herald_(jobs|queue|provider)/.test(l)).join('\n'));
+  } catch (e) {
+    out.push(`(server unreachable: ${e.message})`);
+  }
+  out.push(`log ends:\n${srv.logs().slice(-25).join('\n')}`);
+  return out.join('\n');
+}
+
 async function expectAllDelivered(ids, what, { maxDuplicates = 0 } = {}) {
-  await waitFor(() => delivered(ids).size === ids.length, { timeout: 20000, what: `${what}: ${ids.length} deliveries (got ${delivered(ids).size}; first at the sink: ${sink.requests[0]?.headers['idempotency-key']}, wanted e.g. ${ids[0]})` });
+  try {
+    await waitFor(() => delivered(ids).size === ids.length, { timeout: 20000, what: `${what}: ${ids.length} deliveries (e.g. ${ids[0]})` });
+  } catch (e) {
+    e.message += `\n${await diagnose(ids)}`;
+    throw e;
+  }
   const per = delivered(ids);
   const dups = [...per.values()].reduce((s, n) => s + n - 1, 0);
   assert.ok(dups <= maxDuplicates, `${what}: ${dups} repeated deliveries (at most ${maxDuplicates})`);

@@ -102,12 +102,15 @@ export function assertNoSanitizerReports(serverOrText, what = 'herald') {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll fn (sync or async) every intervalMs until it returns a truthy value; return it.
- *  On timeout throw, naming `what` and the last value or error seen. */
+ *  On timeout throw, naming `what` and the last value or error seen. A herald that
+ *  crashes meanwhile (a fatal signal no test sent) ends the wait at once, with its log. */
 export async function waitFor(fn, { timeout: limit = 10000, interval = POLL_MS, what = 'condition' } = {}) {
   const timeout = scaled(limit);
   const deadline = Date.now() + timeout;
+  const crashesBefore = crashes.length;
   let last;
   for (;;) {
+    if (crashes.length > crashesBefore) throw new Error(`while waiting for ${what}: ${crashes[crashesBefore]}`);
     try {
       const v = await fn();
       if (v) return v;
@@ -190,20 +193,32 @@ function lineSplitter(stream, onLine) {
 /* ---- live process registry and cleanup -------------------------------------------- */
 
 const live = new Set(); // Server objects with a running process
+/* A herald killed by a signal that means a crash (not one a test sent): never expected.
+ * Each crash is described here (exit, log tail); waitFor() and stop() fail on it. */
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGTRAP', 'SIGSYS']);
+const crashes = [];
 const unchecked = new Set(); // Server objects whose stderr stop() has not checked yet
 const tempDirs = new Set();
 
-/** At exit: a sanitizer report from a server that no stop() checked fails the file. */
+/** At exit: a sanitizer report or a crash of a server that no stop() checked fails the
+ *  file. */
 function checkUncheckedSync() {
   for (const s of unchecked) {
     try {
       assertNoSanitizerReports(s, `herald (${path.basename(s.logPath)}, never stopped)`);
+      assertNoCrash(s);
     } catch (e) {
       process.stderr.write(`e2e: ${e.message}\n`);
       process.exitCode = 1;
     }
   }
   unchecked.clear();
+}
+
+/** Throws when a run of server s ended by a crash signal (see CRASH_SIGNALS). */
+function assertNoCrash(s) {
+  const run = s.runs.find((r) => r.crash);
+  if (run) throw new Error(run.crash);
 }
 
 function killAllSync() {
@@ -495,6 +510,10 @@ class Server {
         run.result = { code, signal, at: exitAt ?? Date.now() };
         live.delete(this);
         this._log(`=== exit code=${code} signal=${signal}\n`);
+        if (CRASH_SIGNALS.has(signal) && run.sent !== signal) {
+          run.crash = `herald (${path.basename(this.logPath)}) crashed: ${signal}; its log ends:\n${run.stderr.slice(-40).join('\n')}`;
+          crashes.push(run.crash);
+        }
         resolve(run.result);
       });
     });
@@ -557,6 +576,7 @@ class Server {
     let ms = 0;
     if (!run.result) {
       const t0 = Date.now();
+      run.sent = signal;
       run.proc.kill(signal);
       let timer;
       const timedOut = await Promise.race([
@@ -576,6 +596,7 @@ class Server {
     }
     unchecked.delete(this);
     assertNoSanitizerReports(this);
+    assertNoCrash(this);
     const { code, signal: sig, timedOut } = run.result;
     return { code, signal: sig, ms: run.result.ms ?? ms, ...(timedOut ? { timedOut } : {}) };
   }

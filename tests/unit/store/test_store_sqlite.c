@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "lease_scenario.h"
 #include "lists_scenario.h"
 
 #include <ftw.h>
@@ -225,22 +226,15 @@ static int w_insert(struct fx *f, const char *kind, int64_t run_at, const char *
     return rc;
 }
 
-/* w_lease_repeat: lease up to max jobs, at most max_repeat of them taken over again */
-static int w_lease_repeat(struct fx *f, int64_t lease_ms, size_t max, size_t max_repeat,
-                         const char *const *kinds, struct job **jobs, size_t *n)
+static int w_lease(struct fx *f, int64_t lease_ms, size_t max, const char *const *kinds,
+                   struct job **jobs, size_t *n)
 {
     struct op o = {.kind = OP_JOB_LEASE, .now = now(f), .lease_ms = lease_ms, .max = max,
-                   .max_repeat = max_repeat, .kinds = kinds, .a = f->a};
+                   .max_repeat = max, .kinds = kinds, .a = f->a};
     int rc = do_op(f->s, &o);
     *jobs = o.jobs;
     *n = o.n;
     return rc;
-}
-
-static int w_lease(struct fx *f, int64_t lease_ms, size_t max, const char *const *kinds,
-                   struct job **jobs, size_t *n)
-{
-    return w_lease_repeat(f, lease_ms, max, max, kinds, jobs, n);
 }
 
 static int w_lease_tok(struct fx *f, enum op_kind k, int64_t id, int64_t tok, int64_t run_at,
@@ -845,51 +839,12 @@ static void test_job_lifecycle(void **state)
     assert_int_equal(count_of(f, "email", JOB_DEAD), 1);
 }
 
-/* test_job_lease_max_repeat: a lease that ran out is taken over; one that ran out again
- * after a takeover (a suspect) comes at most max_repeat per lease (the queue takes those
- * one at a time, so a poison pill cannot take innocent jobs down with it); the batch
- * stays in (run_at_ms, id) order */
+/* test_job_lease_max_repeat: the shared lease scenario (lease_scenario.h) on this
+ * backend */
 static void test_job_lease_max_repeat(void **state)
 {
     struct fx *f = *state;
-    struct job *js;
-    size_t n;
-    int64_t a, b, c, d;
-
-    assert_int_equal(w_insert(f, "email", T0 - 40, NULL, &a), 0);
-    assert_int_equal(w_insert(f, "email", T0 - 30, NULL, &b), 0);
-    assert_int_equal(w_insert(f, "email", T0 - 20, NULL, &c), 0);
-    assert_int_equal(w_lease(f, 1000, 10, NULL, &js, &n), 0);
-    assert_int_equal(n, 3);
-    hclock_manual_advance(&f->clock, 1001); /* their holder died: all three expired */
-    assert_int_equal(w_insert(f, "email", T0 - 10, NULL, &d), 0);
-
-    /* first takeovers are not bounded by max_repeat */
-    assert_int_equal(w_lease_repeat(f, 1000, 10, 0, NULL, &js, &n), 0);
-    assert_int_equal(n, 4);
-    assert_int_equal(js[0].id, a);
-    assert_int_equal(js[0].retaken, 1);
-    assert_int_equal(js[2].id, c);
-    assert_int_equal(js[3].id, d);
-    assert_int_equal(js[3].retaken, 0);
-
-    hclock_manual_advance(&f->clock, 1001); /* and the taker died too */
-    assert_int_equal(w_lease_repeat(f, 1000, 10, 0, NULL, &js, &n), 0);
-    assert_int_equal(n, 1); /* no repeat: only d, on its first takeover */
-    assert_int_equal(js[0].id, d);
-    assert_int_equal(js[0].retaken, 1);
-    assert_int_equal(w_lease_repeat(f, 1000, 10, 1, NULL, &js, &n), 0);
-    assert_int_equal(n, 1); /* one repeat, the oldest */
-    assert_int_equal(js[0].id, a);
-    assert_int_equal(js[0].retaken, 2);
-    assert_int_equal(js[0].attempts, 3);
-    assert_int_equal(w_lease_repeat(f, 1000, 1, 5, NULL, &js, &n), 0);
-    assert_int_equal(n, 1); /* max bounds the repeats too */
-    assert_int_equal(js[0].id, b);
-    assert_int_equal(w_lease_repeat(f, 1000, 10, 5, NULL, &js, &n), 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(js[0].id, c);
-    assert_int_equal(js[0].retaken, 2);
+    lease_scenario(f->s, &f->clock, f->a, T0);
 }
 
 static void test_job_lease_order_and_kinds(void **state)

@@ -1,0 +1,100 @@
+/* lease_scenario.h: one scenario of the job store (src/store/store.h, job_lease's
+ * max_repeat) that test_store_sqlite.c and test_store_pg.c both run on their own fixture,
+ * so the two backends are held to the same behaviour: a lease that ran out is taken over
+ * at once; one that ran out again after a takeover (a suspected poison pill) comes at
+ * most max_repeat per lease, and every batch stays in (run_at_ms, id) order. Include
+ * after cmocka.h. */
+#ifndef HERALD_TEST_LEASE_SCENARIO_H
+#define HERALD_TEST_LEASE_SCENARIO_H
+
+#include "../../../src/store/store.h"
+#include "../../../src/util/clock.h"
+
+struct lr_op {
+    int64_t now, run_at, lease_ms, id;
+    size_t max, max_repeat, n;
+    struct arena *a;
+    struct job *jobs;
+};
+
+static int lr_insert_tx(struct store_txn *t, void *arg)
+{
+    struct lr_op *o = arg;
+    struct job_spec js = {.kind = "email", .payload = STR_LIT("{\"x\":1}"),
+                          .run_at_ms = o->run_at};
+    return store_job_insert(t, &js, o->now, &o->id);
+}
+
+static int lr_lease_tx(struct store_txn *t, void *arg)
+{
+    struct lr_op *o = arg;
+    return store_job_lease(t, o->now, o->lease_ms, o->max, o->max_repeat, NULL, o->a,
+                           &o->jobs, &o->n);
+}
+
+/* lr_insert: a queued "email" job due at run_at; its id */
+static int64_t lr_insert(struct store *s, struct hclock_manual *clock, int64_t run_at)
+{
+    struct lr_op o = {.now = hclock_now(&clock->base), .run_at = run_at};
+    struct herr err;
+    assert_int_equal(store_write(s, lr_insert_tx, &o, &err), HR_OK);
+    return o.id;
+}
+
+/* lr_lease: lease up to max jobs for 1 s, at most max_repeat of them taken over again;
+ * the batch (in a) and its size */
+static struct job *lr_lease(struct store *s, struct hclock_manual *clock, struct arena *a,
+                            size_t max, size_t max_repeat, size_t *n)
+{
+    struct lr_op o = {.now = hclock_now(&clock->base), .lease_ms = 1000, .max = max,
+                      .max_repeat = max_repeat, .a = a};
+    struct herr err;
+    assert_int_equal(store_write(s, lr_lease_tx, &o, &err), HR_OK);
+    *n = o.n;
+    return o.jobs;
+}
+
+/* lease_scenario: on an empty jobs table whose clock (`clock`, read by the store too)
+ * is at t0. */
+static void lease_scenario(struct store *s, struct hclock_manual *clock, struct arena *a,
+                           int64_t t0)
+{
+    struct job *js;
+    size_t n;
+    int64_t ja = lr_insert(s, clock, t0 - 40), jb = lr_insert(s, clock, t0 - 30),
+            jc = lr_insert(s, clock, t0 - 20), jd;
+
+    js = lr_lease(s, clock, a, 10, 10, &n);
+    assert_int_equal(n, 3);
+    hclock_manual_advance(clock, 1001); /* their holder died: all three expired */
+    jd = lr_insert(s, clock, t0 - 10);
+
+    /* first takeovers are not bounded by max_repeat */
+    js = lr_lease(s, clock, a, 10, 0, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(js[0].id, ja);
+    assert_int_equal(js[0].retaken, 1);
+    assert_int_equal(js[2].id, jc);
+    assert_int_equal(js[3].id, jd);
+    assert_int_equal(js[3].retaken, 0);
+
+    hclock_manual_advance(clock, 1001); /* and the taker died too */
+    js = lr_lease(s, clock, a, 10, 0, &n);
+    assert_int_equal(n, 1); /* no repeat: only d, on its first takeover */
+    assert_int_equal(js[0].id, jd);
+    assert_int_equal(js[0].retaken, 1);
+    js = lr_lease(s, clock, a, 10, 1, &n);
+    assert_int_equal(n, 1); /* one repeat, the oldest */
+    assert_int_equal(js[0].id, ja);
+    assert_int_equal(js[0].retaken, 2);
+    assert_int_equal(js[0].attempts, 3);
+    js = lr_lease(s, clock, a, 1, 5, &n);
+    assert_int_equal(n, 1); /* max bounds the repeats too */
+    assert_int_equal(js[0].id, jb);
+    js = lr_lease(s, clock, a, 10, 5, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, jc);
+    assert_int_equal(js[0].retaken, 2);
+}
+
+#endif
