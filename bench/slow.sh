@@ -37,6 +37,7 @@ start_sink "$SLOW_DELAY_MS"
 start_herald herald-slow ${HERALD_ARGS:-}
 hpost /providers "{\"provider\":\"webhook\",\"settings\":{\"url\":\"$SINK_URL/hook\"}}" >/dev/null
 t0=$(date +%s.%N)
+tx0=$(metric herald_store_transactions_total)
 WRK_DURATION=$SLOW_DURATION run_wrk slow-accept "$HERALD_URL/send" send "$ADMIN_AUTH" "$HERALD_PID"
 record_wrk slow.herald.accept
 accepted=$(metric herald_http_requests_total 'route="send",status="202"')
@@ -60,6 +61,14 @@ result slow.herald.span_s "$(echo "$st" | json - "((($drained ? j.last_us : $end
 result slow.herald.delivered_ps "$(echo "$st" | json - "(j.count / ((($drained ? j.last_us : $end_us) - j.min_send_us) / 1e6)).toFixed(0)")"
 result slow.herald.e2e_p50_ms "$(echo "$st" | json - '(j.p50_us/1000).toFixed(1)')"
 result slow.herald.e2e_p99_ms "$(echo "$st" | json - '(j.p99_us/1000).toFixed(1)')"
+# deliveries put off at the provider's concurrency cap, and of those kept in memory
+# (parked, woken by a freed slot: no store write) rather than queued in the store again
+# write transactions from the first send to the drain (accepts, routes, deliveries,
+# and deferrals that went back to the store)
+result slow.herald.store_transactions "$(($(metric herald_store_transactions_total) - tx0))"
+result slow.herald.deferred "$(metric herald_provider_deferred_total 'limit="concurrency"')"
+result slow.herald.parked "$(metric herald_queue_parked_total 'wait="slot"')"
+result slow.herald.unparked "$(metric herald_queue_unparked_total 'wait="slot"')"
 # at most the accepted sends arrive; all of them when drained
 if [ "$delivered" -le "$accepted" ] && { [ "$drained" = 0 ] || [ "$delivered" = "$accepted" ]; }; then
     result slow.herald.check ok

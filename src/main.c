@@ -334,6 +334,13 @@ struct expire_arg {
     int64_t now, n;
 };
 
+/* unpark_on_release: limit_on_release's hook: the queue (arg) runs a job parked for the
+ * slot that came free. */
+static void unpark_on_release(void *arg, uint64_t key)
+{
+    queue_unpark(arg, key);
+}
+
 static int expire_tx(struct store_txn *t, void *varg)
 {
     struct expire_arg *a = varg;
@@ -630,6 +637,9 @@ static int cmd_serve(int argc, char **argv)
     qcfg.workers = cfg.workers;
     qcfg.lease_ms = cfg.lease_ms;
     q = queue_new(st, hclock_system(), &qcfg, handlers, sizeof handlers / sizeof handlers[0]);
+    /* a freed provider slot wakes a delivery parked for it (queue.h, DEFER); the queue
+     * is freed after the last release (queue_stop settles every ticket) */
+    limit_on_release(limits, unpark_on_release, q);
     if (queue_start(q) < 0) {
         LOG_E("server.queue_failed", "msg=\"cannot start workers\"");
         goto out;
@@ -672,6 +682,8 @@ static int cmd_serve(int argc, char **argv)
 out:
     http_server_stop(srv); /* stop accepting, finish requests in flight */
     queue_free(q);         /* finish running jobs, give back leases */
+    if (limits)
+        limit_on_release(limits, NULL, NULL); /* the queue it named is gone */
     store_close(st);
     evcache_free(ig.cache);
     hbs_cache_free(hbs);

@@ -398,26 +398,24 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     if (e->limits) {
         struct limit_cfg lc;
         int64_t at = 0;
+        bool at_cap;
         if (limit_cfg_parse(json_obj(pdoc, "limits"), &lc, NULL) < 0)
             memset(&lc, 0, sizeof lc); /* stored before validation existed: no limits */
         if (lc.concurrency == 0)
             lc.concurrency = e->provider_concurrency;
         o->started_ms = hclock_now(e->clock);
-        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &c->held, &at) ==
-            HR_AGAIN) {
+        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &c->held, &at,
+                          &at_cap) == HR_AGAIN) {
             /* not started: no attempt, no history; run again when a slot is expected */
             r->outcome = JOB_OUT_DEFER;
             r->retry_at_ms = at;
             r->commit = NULL;
+            /* at the concurrency cap the job waits for a slot, and the release that frees
+             * one wakes it (queue_unpark); at the rate limit, for its token's time */
+            r->wait_key = at_cap ? limit_wait_key(o->provider_id) : 0;
             metrics_counter_add("herald_provider_deferred_total",
                                 "Deliveries put off because the provider was at its limit.",
-                                "limit",
-                                lc.concurrency > 0 &&
-                                        limit_in_flight(e->limits, o->provider_id) >=
-                                            lc.concurrency
-                                    ? "concurrency"
-                                    : "rate",
-                                1);
+                                "limit", at_cap ? "concurrency" : "rate", 1);
             goto out;
         }
     }

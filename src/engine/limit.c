@@ -35,6 +35,8 @@ struct limit_table {
     uint64_t rng;         /* xorshift64 state for jitter, under mu */
     size_t cap;
     struct entry *e;
+    void (*on_release)(void *arg, uint64_t key); /* set before sharing; read only */
+    void *on_release_arg;
 };
 
 /* ---- configuration ---------------------------------------------------------------- */
@@ -198,7 +200,7 @@ static double call_estimate(const struct entry *e, int64_t now_ms)
 }
 
 int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg *cfg,
-                  int64_t now_ms, bool *held, int64_t *retry_at_ms)
+                  int64_t now_ms, bool *held, int64_t *retry_at_ms, bool *at_cap)
 {
     uint64_t h = fnv1a(key);
     struct entry *e;
@@ -207,6 +209,8 @@ int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg
 
     *retry_at_ms = 0;
     *held = false;
+    if (at_cap)
+        *at_cap = false;
     if (cfg->concurrency <= 0 && !(cfg->per_second > 0))
         return HR_OK; /* nothing to enforce, nothing to track */
     pthread_mutex_lock(&t->mu);
@@ -227,6 +231,8 @@ int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg
         if (wait > WAIT_MAX_MS)
             wait = WAIT_MAX_MS;
         *retry_at_ms = now_ms + wait + jitter(t, wait);
+        if (at_cap)
+            *at_cap = true;
         rc = HR_AGAIN;
         goto out;
     } else if (cfg->per_second > 0 && e->tokens < 1.0) {
@@ -268,6 +274,7 @@ void limit_release(struct limit_table *t, const char *key, int64_t started_ms, i
 
     if (d < 0)
         d = 0;
+    bool freed = false;
     pthread_mutex_lock(&t->mu);
     e = find(t, key, h);
     if (e && e->in_flight > 0) {
@@ -277,8 +284,22 @@ void limit_release(struct limit_table *t, const char *key, int64_t started_ms, i
             e->sum_start_ms = 0;
         e->avg_call_ms = e->avg_call_ms > 0 ? e->avg_call_ms * 0.8 + d * 0.2 : d;
         e->last_ms = now_ms;
+        freed = true;
     }
     pthread_mutex_unlock(&t->mu);
+    if (freed && t->on_release)
+        t->on_release(t->on_release_arg, h | 1);
+}
+
+uint64_t limit_wait_key(const char *key)
+{
+    return fnv1a(key) | 1;
+}
+
+void limit_on_release(struct limit_table *t, void (*fn)(void *arg, uint64_t key), void *arg)
+{
+    t->on_release = fn;
+    t->on_release_arg = arg;
 }
 
 int limit_in_flight(struct limit_table *t, const char *key)

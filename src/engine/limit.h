@@ -54,14 +54,26 @@ void limit_table_free(struct limit_table *t);
  * at the concurrency cap, after about one gap between two freed slots (call time /
  * concurrency, 5 ms to 1 s) plus up to as much jitter; at the rate limit, waiters are
  * spread one token apart after the last time handed out, at most 60 s ahead. Waiting
- * is not first come, first served. A cfg without limits, or a full table whose every
- * entry has calls in flight, allows the call uncounted (*held false). Any thread. */
+ * is not first come, first served. *at_cap (may be NULL) tells which: true at the
+ * concurrency cap (a release of key frees the slot: limit_on_release), false at the rate
+ * limit. A cfg without limits, or a full table whose every entry has calls in flight,
+ * allows the call uncounted (*held false). Any thread. */
 int limit_acquire(struct limit_table *t, const char *key, const struct limit_cfg *cfg,
-                  int64_t now_ms, bool *held, int64_t *retry_at_ms);
+                  int64_t now_ms, bool *held, int64_t *retry_at_ms, bool *at_cap);
 
 /* limit_release: a held call for key that started at started_ms (limit_acquire's
  * now_ms) ended at now_ms: frees its slot and learns the call time. Any thread. */
 void limit_release(struct limit_table *t, const char *key, int64_t started_ms, int64_t now_ms);
+
+/* limit_wait_key: a non-zero number naming key's slots, for a job that waits for one
+ * (job_result.wait_key); the release hook gets the same. Pure. */
+uint64_t limit_wait_key(const char *key);
+
+/* limit_on_release: fn(arg, limit_wait_key(key)) runs after every limit_release that
+ * freed a slot of key, on the releasing thread with no lock of the table held (the
+ * queue's unpark: a deferred call waiting for that slot runs now). Set once, before
+ * the table is shared. */
+void limit_on_release(struct limit_table *t, void (*fn)(void *arg, uint64_t key), void *arg);
 
 /* limit_in_flight: calls in flight for key (0 when unknown). For tests. */
 int limit_in_flight(struct limit_table *t, const char *key);

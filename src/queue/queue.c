@@ -27,7 +27,8 @@
  *   dead        dead-lettered by the queue: attempts used up, lease expired too
  *               often (attempts or retaken: the poison-pill guard), or no handler
  *   lost_lease  the lease expired and another runner took the job; nothing committed
- *   deferred    given back for later without counting the attempt (handler DEFER)
+ *   deferred    run again later without counting the attempt (handler DEFER): parked
+ *               in memory, still leased (park_try), or queued in the store
  *
  * Threads: queue_wake, queue_get_stats and queue_run_once may be called from any
  * thread at any time between queue_new and queue_free (run_once competes with the pool
@@ -71,6 +72,7 @@
  * store and leased as usual */
 #define READY_MAX 1024      /* handed-over jobs waiting in the normal lane, at most */
 #define READY_BULK_MAX 2048 /* ... in the bulk lane: two fan-out pages (FANOUT_PAGE) */
+#define PARK_CREDITS 16     /* queue.park_credit: keys remembered (a few providers) */
 /* a job leased with this many takeovers in a row is a suspected poison pill (see
  * queue.suspect_id); one taken over once was merely in flight at one death */
 #define SUSPECT_RETAKEN 2
@@ -93,6 +95,8 @@ struct runner {
     /* guarded by q->mu */
     struct job *jobs;          /* leased batch; jobs[next..n) not started yet */
     size_t n, next;
+    bool *woken;               /* a batch of parked jobs: woken[i], jobs[i] was woken by
+                                  queue_unpark (NULL: none was) */
     bool running;              /* a handler is running jobs[next - 1] */
     bool exited;               /* the thread left its loop */
     bool lease_timer;          /* this worker leases every lease_ms/4 even when idle */
@@ -168,6 +172,20 @@ struct queue {
     int64_t suspect_id;
     int64_t suspect_token;     /* its lease: a stale run of the same job is not it */
     int64_t suspect_until;     /* its lease_until_ms */
+    /* parked jobs (job_result DEFER, queue.h): still leased to this node, waiting in
+     * memory for their due time (queue clock) or a queue_unpark of their key, sorted by
+     * due_ms; runners take the due ones first. Not counted in pending: their tickets
+     * are gone; queue_stop gives their leases back with the ready list's. */
+    struct ready *park_head;
+    size_t npark;
+    /* a queue_unpark that found no job parked for its key leaves a credit here (slot
+     * key % PARK_CREDITS): the next job parked for that key runs at once. It closes the
+     * race where a slot frees between a handler's failed acquire and its park. */
+    uint64_t park_credit[PARK_CREDITS];
+    /* keyed parks per slot (key % PARK_CREDITS; keys sharing a slot share the count):
+     * an unpark with none skips the scan, and past QUEUE_PARK_PER_KEY a deferral goes to
+     * the store (on a shared store another node, with its own slots, may take it) */
+    uint32_t park_nkey[PARK_CREDITS];
 };
 
 /* One handed-off job on the ready list; its strings follow it in the same block. */
@@ -175,6 +193,9 @@ struct ready {
     struct ready *next;
     bool bulk;                 /* job_spec.bulk: the bulk lane */
     int64_t published_ms;      /* when it reached the ready list (monotonic) */
+    int64_t due_ms;            /* parked: when it runs (queue clock) */
+    uint64_t key;              /* parked: what it waits for (0: only its time) */
+    bool woken;                /* parked: made due by queue_unpark */
     struct job job;
 };
 
@@ -347,6 +368,9 @@ static struct ready *ready_new(const struct job *j)
     r->next = NULL;
     r->bulk = false;
     r->published_ms = 0;
+    r->due_ms = 0;
+    r->key = 0;
+    r->woken = false;
     r->job = *j;
     if (j->payload.len)
         memcpy(p, j->payload.p, j->payload.len);
@@ -793,27 +817,130 @@ static size_t take_ready(struct queue *q, struct runner *r, size_t max, bool bul
     return k;
 }
 
-/* take_all_ready: under q->mu, the whole ready list as held leases in *h (caller frees);
- * returns how many. */
+/* park_gauge: the parked jobs gauge moves by d (any lock: metrics has its own) */
+static void park_gauge(double d)
+{
+    metrics_gauge_add("herald_queue_parked", "Deferred jobs waiting in memory now, still "
+                      "leased to this node (queue.h, DEFER).", d);
+}
+
+/* take_parked: under q->mu, move up to max parked jobs that are due into r's batch (as
+ * take_ready does). Returns how many. */
+static size_t take_parked(struct queue *q, struct runner *r, size_t max)
+{
+    int64_t now;
+    size_t k = 0;
+    if (!q->park_head || (r->pooled && (q->stopping || q->collected)))
+        return 0;
+    now = now_ms(q);
+    if (q->park_head->due_ms > now)
+        return 0;
+    r->jobs = arena_alloc(r->batch_arena, max * sizeof *r->jobs);
+    r->woken = arena_alloc(r->batch_arena, max * sizeof *r->woken);
+    while (k < max && q->park_head && q->park_head->due_ms <= now) {
+        struct ready *e = q->park_head;
+        q->park_head = e->next;
+        if (e->key) { /* its fallback time came */
+            q->park_nkey[e->key % PARK_CREDITS]--;
+        }
+        r->woken[k] = e->woken;
+        job_copy(&r->jobs[k++], &e->job, r->batch_arena);
+        free(e);
+    }
+    q->npark -= k;
+    park_gauge(-(double)k);
+    r->n = k;
+    r->next = 0;
+    return k;
+}
+
+/* park_insert: under q->mu, e into the parked list by due_ms (after equal ones), or,
+ * with `front`, just before the first entry waiting for the same key when that one is
+ * due before `bound` (e's latest due time): it keeps its place in that key's line (it
+ * was woken, and a fresh job took the slot first). Counts a keyed entry. True when it
+ * became the head (an idle worker's timer may be later than it). */
+static bool park_insert(struct queue *q, struct ready *e, bool front, int64_t bound)
+{
+    struct ready **pp = &q->park_head, **kp = NULL;
+    if (front) {
+        for (kp = &q->park_head; *kp && (*kp)->key != e->key; kp = &(*kp)->next)
+            ;
+        /* nobody in line, due by time now, or later than e's own lease allows */
+        if (!*kp || (*kp)->due_ms <= now_ms(q) || (*kp)->due_ms >= bound)
+            kp = NULL;
+    }
+    if (kp) { /* its due time too: the list stays sorted */
+        e->due_ms = (*kp)->due_ms;
+        pp = kp;
+    } else {
+        while (*pp && (*pp)->due_ms <= e->due_ms)
+            pp = &(*pp)->next;
+    }
+    e->next = *pp;
+    *pp = e;
+    q->npark++;
+    park_gauge(1);
+    if (e->key)
+        q->park_nkey[e->key % PARK_CREDITS]++;
+    return q->park_head == e;
+}
+
+void queue_unpark(struct queue *q, uint64_t key)
+{
+    struct ready **pp, *e;
+    bool woke = false;
+    if (!q || !key)
+        return;
+    pthread_mutex_lock(&q->mu);
+    pp = &q->park_head;
+    if (q->park_nkey[key % PARK_CREDITS] > 0)
+        while (*pp && (*pp)->key != key)
+            pp = &(*pp)->next;
+    if ((e = *pp) == NULL || e->key != key) {
+        q->park_credit[key % PARK_CREDITS] = key;
+    } else {
+        q->park_nkey[key % PARK_CREDITS]--;
+        *pp = e->next; /* first in due order: the longest waiting (keyed dues are ordered) */
+        q->npark--;
+        e->due_ms = now_ms(q);
+        e->key = 0; /* a later unpark of the key is for the next in line */
+        e->woken = true;
+        e->next = q->park_head;
+        q->park_head = e;
+        q->npark++;
+        q->stats.unparked++;
+        q->wake_seq++;
+        pthread_cond_signal(&q->wake_cv);
+        woke = true;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (woke)
+        metrics_counter_add("herald_queue_unparked_total",
+                            "Parked jobs run before their time because what they waited "
+                            "for came free.", "wait", "slot", 1);
+}
+
+/* take_all_ready: under q->mu, the whole ready list and the parked jobs as held leases
+ * in *h (caller frees); returns how many. */
 static size_t take_all_ready(struct queue *q, struct held **h)
 {
     size_t k = 0;
+    struct ready *lists[3] = {q->ready_head, q->bulk_head, q->park_head};
     *h = NULL;
-    if (!q->nready)
+    if (!q->nready && !q->npark)
         return 0;
-    *h = xcalloc(q->nready, sizeof **h);
-    for (struct ready *e = q->ready_head; e; e = e->next, k++) {
-        (*h)[k].id = e->job.id;
-        (*h)[k].token = e->job.lease_token;
+    *h = xcalloc(q->nready + q->npark, sizeof **h);
+    for (int i = 0; i < 3; i++) {
+        for (struct ready *e = lists[i]; e; e = e->next, k++) {
+            (*h)[k].id = e->job.id;
+            (*h)[k].token = e->job.lease_token;
+        }
+        ready_free_list(lists[i]);
     }
-    for (struct ready *e = q->bulk_head; e; e = e->next, k++) {
-        (*h)[k].id = e->job.id;
-        (*h)[k].token = e->job.lease_token;
-    }
-    ready_free_list(q->ready_head);
-    ready_free_list(q->bulk_head);
-    q->ready_head = q->ready_tail = q->bulk_head = q->bulk_tail = NULL;
-    q->nready = q->nbulk = 0;
+    park_gauge(-(double)q->npark);
+    q->ready_head = q->ready_tail = q->bulk_head = q->bulk_tail = q->park_head = NULL;
+    q->nready = q->nbulk = q->npark = 0;
+    memset(q->park_nkey, 0, sizeof q->park_nkey);
     return k;
 }
 
@@ -862,6 +989,9 @@ struct job_ticket {
     uint64_t rng;          /* backoff jitter for this job's retry */
     struct finish f;       /* the decided transition; f.j = &job */
     bool suspect;          /* the node's suspect (queue.suspect_id): committed first */
+    uint64_t wait_key;     /* DEFER: job_result.wait_key */
+    bool woken;            /* this run was woken by queue_unpark: parked again, it keeps
+                              its place at the head of its key's line */
     char error[sizeof ((struct job_result *)0)->error + 64]; /* f.error's bytes */
     int rc;                /* this ticket's rc in the last commit */
     /* the transition as decided, kept by batch_fn's first pass: every later pass (the
@@ -988,6 +1118,7 @@ static struct job_ticket *ticket_new(struct queue *q, struct runner *r, const st
     t->f.j = &t->job;
     pthread_mutex_lock(&q->mu);
     t->suspect = j->id == q->suspect_id && j->lease_token == q->suspect_token;
+    t->woken = r->woken && j >= r->jobs && j < r->jobs + r->n && r->woken[j - r->jobs];
     q->pending++;
     pthread_mutex_unlock(&q->mu);
     return t;
@@ -1003,6 +1134,7 @@ static void ticket_resolve(struct job_ticket *t, const struct job_result *res)
     f->settled = res->settled;
     f->settled_arg = res->settled_arg;
     f->error = str_c(t->error);
+    t->wait_key = res->outcome == JOB_OUT_DEFER ? res->wait_key : 0;
     switch (res->outcome) {
     case JOB_OUT_DONE:
         f->verdict = V_ACK;
@@ -1031,10 +1163,84 @@ static void ticket_resolve(struct job_ticket *t, const struct job_result *res)
     }
 }
 
-/* ticket_hand: a resolved ticket goes to whoever commits it. Never blocks on the store. */
+static void tickets_free(struct queue *q, struct job_ticket **t, size_t n);
+
+/* park_try: keep a deferral without a commit in memory (queue.h, DEFER): the job stays
+ * leased, no store write; the ticket is done. Not for run_once, a suspect (its commit
+ * clears the node's suspect slot), a job taken over, a wait its lease does not outlast
+ * by half a lease (runner_round gives such a job back before running it) plus a tenth,
+ * a stopping queue, a full park or QUEUE_PARK_PER_KEY waiting for the same key. True
+ * when parked (t is freed). */
+static bool park_try(struct job_ticket *t)
+{
+    struct queue *q = t->q;
+    struct ready *e;
+    int64_t due = t->f.run_at_ms, now = now_ms(q);
+    /* the latest time a batch still runs it (runner_round gives back a job with less
+     * than half its lease left), less a tenth of a lease for a late worker */
+    int64_t bound = t->job.lease_until_ms - q->cfg.lease_ms / 2 - q->cfg.lease_ms / 10;
+    uint64_t *credit = &q->park_credit[t->wait_key % PARK_CREDITS];
+    bool parked = false, head = false, line_full;
+
+    /* a job taken over (retaken > 0) commits its deferral: that sets retaken back to 0,
+     * so a crash with it parked does not make it a suspect */
+    if (t->once || t->suspect || t->f.verdict != V_DEFER || t->f.commit || t->job.retaken)
+        return false;
+    if (t->wait_key) { /* woken by queue_unpark; the time is a fallback */
+        int64_t fallback = now + QUEUE_PARK_KEYED_MS < bound ? now + QUEUE_PARK_KEYED_MS
+                                                             : bound - 1;
+        if (due < fallback)
+            due = fallback;
+    } else if (due <= now) {
+        due = now + 1; /* not at once: a handler deferring to "now" would spin */
+    }
+    if (due >= bound || due <= now)
+        return false;
+    e = ready_new(&t->job);
+    e->due_ms = due;
+    e->key = t->wait_key;
+    pthread_mutex_lock(&q->mu);
+    line_full = e->key && q->park_nkey[e->key % PARK_CREDITS] >= QUEUE_PARK_PER_KEY;
+    if (q->started && !q->stopping && !q->collected && q->npark < QUEUE_PARK_MAX &&
+        !line_full) {
+        if (e->key && *credit == e->key) { /* its slot came free meanwhile */
+            *credit = 0;
+            e->due_ms = now;
+            e->key = 0;
+        }
+        head = park_insert(q, e, t->woken && e->key, bound);
+        q->stats.parked++;
+        parked = true;
+        if (head) { /* an idle worker may sleep past it */
+            q->wake_seq++;
+            pthread_cond_signal(&q->wake_cv);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (!parked) {
+        free(e);
+        /* past a full line its turn is far off: queued in the store, it comes back
+         * with the line's fallback, not every few ms */
+        if (line_full && t->f.run_at_ms < now + QUEUE_PARK_KEYED_MS)
+            t->f.run_at_ms = now + QUEUE_PARK_KEYED_MS;
+        return false;
+    }
+    t->f.run_at_ms = due;
+    record(q, &t->f, t->label);
+    metrics_counter_add("herald_queue_parked_total",
+                        "Deferred jobs kept leased in memory, no store write (queue.h, DEFER), "
+                        "by what they wait for.", "wait", t->wait_key ? "slot" : "time", 1);
+    tickets_free(q, &t, 1);
+    return true;
+}
+
+/* ticket_hand: a resolved ticket goes to whoever commits it (or, parked, nowhere: see
+ * park_try). Never blocks on the store. */
 static void ticket_hand(struct job_ticket *t)
 {
     struct queue *q = t->q;
+    if (park_try(t))
+        return;
     t->next = NULL;
     pthread_mutex_lock(&q->mu);
     if (t->once) {
@@ -1383,11 +1589,15 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     arena_reset(r->batch_arena); /* nothing of the previous batch is pending */
     pthread_mutex_lock(&q->mu);
     r->jobs = NULL;
+    r->woken = NULL;
     r->n = r->next = 0;
-    /* first the handed-over jobs, then the others' batches, then the store when it may
-     * hold something for us, and only then the bulk lane: a fan-out's pages must not
-     * keep a job queued in the store (a transactional send accepted meanwhile) waiting */
-    *leased = take_ready(q, r, max, false);
+    /* first the parked jobs now due (they were first), the handed-over jobs, then the
+     * others' batches, then the store when it may hold something for us, and only then
+     * the bulk lane: a fan-out's pages must not keep a job queued in the store (a
+     * transactional send accepted meanwhile) waiting */
+    *leased = take_parked(q, r, max);
+    if (*leased == 0)
+        *leased = take_ready(q, r, max, false);
     if (*leased == 0)
         *leased = take_from_others(q, r, max);
     if (*leased == 0 && q->bulk_head &&
@@ -1432,6 +1642,12 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
             q->clean_seq = seen; /* a later queue_wake has bumped store_seq past it */
             /* what is queued now runs at next_at at the earliest (0: nothing known) */
             q->due_ms = next_at > 0 ? next_at : INT64_MAX;
+        } else {
+            /* a full batch: the store may hold more, due now. This lease's time
+             * (last_lease_at) must not pass for having looked for them: without a
+             * commit to wake the workers (the batch parked, say), a due_ms at or
+             * before it left them asleep until the lease timer (lease_ms/4) */
+            q->store_seq++;
         }
         if (lc.n > 0) {
             r->jobs = lc.jobs;
@@ -1488,7 +1704,7 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
 {
     int64_t wait = IDLE_FOREVER_MS, next = 0, now;
     struct timespec dl;
-    bool unsure;
+    bool unsure, park_timer = false; /* the timer is a parked job's, not the store's */
     int rc;
 
     if (failed) { /* not on wake_cv: a wake meant for an idle worker must not land here */
@@ -1515,16 +1731,29 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
         wait = q->due_ms - now;
     else if (q->due_ms <= now)
         unsure = true;
+    if (r->pooled && q->park_head) { /* a parked job's time (due now: at once) */
+        if (q->park_head->due_ms <= now) {
+            pthread_mutex_unlock(&q->mu);
+            return;
+        }
+        if (q->park_head->due_ms - now < wait) {
+            wait = q->park_head->due_ms - now;
+            park_timer = true;
+        }
+    }
     pthread_mutex_unlock(&q->mu);
-    if ((r->lease_timer || unsure) && wait > q->cfg.lease_ms / 4)
+    if ((r->lease_timer || unsure) && wait > q->cfg.lease_ms / 4) {
         wait = q->cfg.lease_ms / 4;
+        park_timer = false;
+    }
     if (wait < IDLE_MIN_MS)
         wait = IDLE_MIN_MS;
     dl = abs_deadline(wait);
     pthread_mutex_lock(&q->mu);
     while (!q->stopping && q->wake_seq == seq) {
         if (pthread_cond_timedwait(&q->wake_cv, &q->mu, &dl) == ETIMEDOUT) {
-            q->store_seq++; /* a run_at came due, or the lease timer: look in the store */
+            if (!park_timer) /* a run_at came due, or the lease timer: look in the store */
+                q->store_seq++;
             break;
         }
     }

@@ -59,8 +59,19 @@
 struct queue;
 
 /* DEFER: the handler did not start the work (e.g. its provider is at its concurrency or
- * rate limit). The job goes back to QUEUED at retry_at_ms without counting an attempt
- * and without touching last_error, so it can be deferred any number of times. */
+ * rate limit). The job runs again at retry_at_ms without counting an attempt and without
+ * touching last_error, so it can be deferred any number of times. A pool worker's
+ * deferral without a commit callback is parked: the job stays leased to this node and
+ * waits in memory (no store write), when its lease outlasts the wait by half a lease
+ * (the check a batch makes before running a job) plus a tenth; otherwise, and for
+ * queue_run_once, a suspect, a job taken over after a crash (its deferral's commit
+ * clears retaken), a stopping queue or a full park (QUEUE_PARK_MAX, QUEUE_PARK_PER_KEY),
+ * it goes back to QUEUED in the store. With wait_key set, queue_unpark ends the wait
+ * early (a slot came free): the job runs at the later of retry_at_ms and
+ * QUEUE_PARK_KEYED_MS from now (within its lease) unless woken first, and a woken job
+ * that defers again keeps its place at the head of its key's line. A crash loses
+ * nothing: the lease runs out and the job is taken over as any job in hand (that
+ * takeover counts an attempt and a retaken, as for any job in hand). */
 /* ASYNC: the handler started the work and will end it later with queue_job_finish on
  * r->ticket; the job stays leased, the handler's arena stays alive, nothing is committed
  * now (commit, retry_at_ms and error of this result are ignored). */
@@ -77,6 +88,13 @@ enum job_outcome {
 #define QUEUE_PENDING_MAX 4096 /* jobs run but not committed yet (async in flight or
                                   waiting for the completer); workers lease no more
                                   while this many are pending */
+#define QUEUE_PARK_MAX 4096    /* deferred jobs waiting in memory, at most */
+#define QUEUE_PARK_PER_KEY 1024 /* ... of them waiting for one key (a provider's slot):
+                                   the rest are queued in the store, where another node
+                                   (with its own slots) may take them */
+#define QUEUE_PARK_KEYED_MS 2000 /* a keyed park's fallback timer (less when its lease
+                                    ends sooner): queue_unpark is what ends it, this only
+                                    covers a wake that never comes */
 
 struct job_ticket; /* one running job, owned by the queue until its commit */
 
@@ -88,12 +106,15 @@ struct job_result {
     store_txn_fn commit;  /* optional: runs in the transaction that acks/retries the job */
     void *commit_arg;
     void (*settled)(void *arg); /* optional: runs once after that transaction (committed
-                                   or not), on the committing thread, before the job's
-                                   arena goes: frees what the work held until its outcome
-                                   was durable (a provider's limit slot) */
+                                   or not), on the committing thread (a parked deferral:
+                                   at once, on the thread that finished it), before the
+                                   job's arena goes: frees what the work held until its
+                                   outcome was durable (a provider's limit slot) */
     void *settled_arg;
     struct job_ticket *ticket; /* in: set by the queue before the handler runs; a handler
                                   answering ASYNC passes it to queue_job_finish */
+    uint64_t wait_key;    /* DEFER: what the job waits for (non-zero; e.g. a provider's
+                             limit slot, limit_wait_key); queue_unpark(q, key) wakes it */
 };
 
 /* A handler runs one job. It may block on I/O (bounded by the lease time), or start the
@@ -138,6 +159,10 @@ struct queue_stats {
                                                          leased and handed to the workers
                                                          (no lease write), since start */
     uint64_t in_flight;                               /* now: jobs run, not yet committed */
+    uint64_t parked;                                  /* deferrals kept in memory (of
+                                                         `deferred`; no store write),
+                                                         since start */
+    uint64_t unparked;                                /* of them woken by queue_unpark */
 };
 
 /* queue_cfg_defaults: fill the defaults above. */
@@ -203,6 +228,10 @@ void queue_job_finish(struct queue *q, struct job_ticket *t, const struct job_re
 /* (q may be NULL: the ticket knows its queue.) */
 /* queue_wake: wake one idle worker (new jobs exist). Any thread. */
 void queue_wake(struct queue *q);
+/* queue_unpark: the parked job that has waited longest for `key` (job_result.wait_key)
+ * runs now, and one worker is woken; nothing when none waits for it. Any thread, any
+ * lock but the queue's (takes only q->mu): a limit's release calls it. q may be NULL. */
+void queue_unpark(struct queue *q, uint64_t key);
 /* queue_run_once: lease up to max runnable jobs and run them on the calling thread,
  * committing each on this thread (ASYNC ones when they finish: it waits for them);
  * *ran (may be NULL) gets how many ran. For tests and admin commands. */

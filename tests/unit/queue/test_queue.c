@@ -2122,6 +2122,293 @@ static void test_handoff_expired_lease_not_starved(void **state)
     queue_free(q);
 }
 
+/* ---- parked deferrals (queue.h, DEFER) ------------------------------------------- */
+
+/* A handler whose first `defers` runs answer DEFER at now + `after` (queue clock) with
+ * wait_key `key`, then DONE; it records each run's lease token and attempt count. */
+struct park_h {
+    struct fx *f;
+    int defers;
+    int64_t after;
+    uint64_t key;
+    _Atomic int calls;
+    int64_t ids[8], tokens[8];
+    uint32_t attempts[8];
+};
+
+static void park_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct park_h *h = ctx;
+    int n = atomic_fetch_add(&h->calls, 1);
+    (void)a;
+    if (n < 8) {
+        h->ids[n] = j->id;
+        h->tokens[n] = j->lease_token;
+        h->attempts[n] = j->attempts;
+    }
+    if (n < h->defers) {
+        r->outcome = JOB_OUT_DEFER;
+        r->retry_at_ms = now_of(h->f) + h->after;
+        r->wait_key = h->key;
+    }
+}
+
+static struct queue *park_q(struct fx *f, struct park_h *h, int64_t lease_ms)
+{
+    struct queue_cfg cfg = test_cfg();
+    struct job_handler hs[] = {{"p", park_run, h}};
+    struct queue *q;
+    h->f = f;
+    cfg.lease_ms = lease_ms;
+    q = queue_new(f->s, NULL, &cfg, hs, 1); /* the store's manual clock */
+    assert_int_equal(queue_start(q), 0);
+    return q;
+}
+
+/* wait_stats: poll until field (parked, deferred) of the stats reaches want, 10 s at most */
+static struct queue_stats wait_stats(struct queue *q, size_t field_off, uint64_t want)
+{
+    struct queue_stats st;
+    for (int waited = 0; waited < 10000; waited += 5) {
+        queue_get_stats(q, &st);
+        if (*(uint64_t *)((char *)&st + field_off) >= want)
+            break;
+        sleep_ms(5);
+    }
+    assert_int_equal(*(uint64_t *)((char *)&st + field_off), want);
+    return st;
+}
+
+/* test_park_keeps_lease: a pool worker's deferral waits in memory: the job stays leased
+ * with the same token (no store write), runs again only once its time has come on the
+ * queue's clock, not as a new attempt, and is acked then */
+static void test_park_keeps_lease(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct queue *q;
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "p", "{}", 0, 0);
+
+    metrics_reset();
+    h->defers = 1;
+    h->after = 100;
+    q = park_q(f, h, 30000);
+    st = wait_stats(q, offsetof(struct queue_stats, parked), 1);
+    assert_int_equal(st.deferred, 1);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_LEASED); /* the store path would have queued it */
+    assert_int_equal(j.lease_token, h->tokens[0]);
+    assert_int_equal(j.attempts, 1);
+    sleep_ms(300); /* idle timers come and go: the clock has not reached its time */
+    assert_int_equal(atomic_load(&h->calls), 1);
+
+    hclock_manual_advance(&f->clk, 100);
+    wait_stats_done(q, 1, 10000);
+    assert_int_equal(atomic_load(&h->calls), 2);
+    assert_int_equal(h->tokens[1], h->tokens[0]); /* the same lease: none taken anew */
+    assert_int_equal(h->attempts[1], 1);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    assert_true(metric_has("herald_queue_parked_total{wait=\"time\"} 1"));
+    assert_true(metric_has("herald_jobs_total{kind=\"p\",outcome=\"deferred\"} 1"));
+    queue_free(q);
+    free(h);
+}
+
+/* test_park_unpark: a deferral waiting for a key runs when queue_unpark names that key
+ * (another key does nothing), though its fallback time never comes on the queue's
+ * clock; an unpark that finds nobody waiting lets the next deferral for that key run at
+ * once (its slot freed between the handler's try and its park) */
+static void test_park_unpark(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct queue *q;
+    struct queue_stats st;
+
+    metrics_reset();
+    h->defers = 1;
+    h->after = 1; /* the fallback (QUEUE_PARK_KEYED_MS) applies */
+    h->key = 42;
+    enqueue(f, "p", "{}", 0, 0);
+    q = park_q(f, h, 30000);
+    wait_stats(q, offsetof(struct queue_stats, parked), 1);
+    queue_unpark(q, 7);
+    sleep_ms(300);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.unparked, 0);
+    assert_int_equal(atomic_load(&h->calls), 1);
+    queue_unpark(q, 42);
+    wait_stats_done(q, 1, 10000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.unparked, 1);
+    assert_int_equal(atomic_load(&h->calls), 2);
+    assert_true(metric_has("herald_queue_parked_total{wait=\"slot\"} 1"));
+    assert_true(metric_has("herald_queue_unparked_total{wait=\"slot\"} 1"));
+
+    queue_unpark(q, 42); /* nobody waits: a credit */
+    h->defers = 3;       /* the next job's first run defers for key 42, then it is done */
+    enqueue(f, "p", "{}", 0, 0);
+    wait_stats_done(q, 2, 10000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.parked, 2);
+    assert_int_equal(st.unparked, 1);
+    assert_int_equal(atomic_load(&h->calls), 4);
+    queue_free(q);
+    free(h);
+}
+
+/* test_park_woken_keeps_place: a job woken for its key that defers again (a fresh job
+ * took the slot first) goes back to the head of that key's line, not behind the jobs
+ * that waited less: the next unpark wakes it again */
+static void test_park_woken_keeps_place(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct queue *q;
+    struct queue_stats st;
+    int64_t a = enqueue(f, "p", "{}", 0, 0), b = enqueue(f, "p", "{}", 0, 0);
+
+    h->defers = 3; /* a, b, then a again once woken */
+    h->after = 1;
+    h->key = 42;
+    q = park_q(f, h, 30000);
+    wait_stats(q, offsetof(struct queue_stats, parked), 2);
+    assert_int_equal(h->ids[0], a);
+    assert_int_equal(h->ids[1], b);
+    queue_unpark(q, 42);
+    wait_stats(q, offsetof(struct queue_stats, parked), 3);
+    assert_int_equal(h->ids[2], a);
+    queue_unpark(q, 42);
+    wait_stats_done(q, 1, 10000);
+    assert_int_equal(h->ids[3], a); /* not b */
+    queue_unpark(q, 42);
+    wait_stats_done(q, 2, 10000);
+    assert_int_equal(h->ids[4], b);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.unparked, 3);
+    queue_free(q);
+    free(h);
+}
+
+/* test_park_within_lease: a wait the lease does not outlast by 6/10 of a lease goes
+ * back to the store, queued at its time, as run_once's deferrals do */
+static void test_park_within_lease(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct queue *q;
+    struct queue_stats st;
+    struct job j;
+    int64_t id = enqueue(f, "p", "{}", 0, 0), at = now_of(f) + 5000;
+
+    h->defers = 1;
+    h->after = 5000; /* a 10 s lease: 5 s + 5 s + 1 s is past it */
+    q = park_q(f, h, 10000);
+    st = wait_stats(q, offsetof(struct queue_stats, deferred), 1);
+    for (int i = 0; i < 2000 && (get(f, id, &j) != 0 || j.state != JOB_QUEUED); i++)
+        sleep_ms(5); /* committed by the completer */
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.run_at_ms, at);
+    assert_int_equal(j.attempts, 0);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.parked, 0);
+    queue_free(q);
+    free(h);
+}
+
+/* test_park_not_after_takeover: a job taken over after its holder died commits its
+ * deferral (which sets retaken back to 0) instead of parking: parked at another death,
+ * it would come back as a suspect */
+static void test_park_not_after_takeover(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct arena *la = arena_new(1024);
+    struct queue *q;
+    struct queue_stats st;
+    struct job *jobs, j;
+    int64_t id = enqueue(f, "p", "{}", 0, 0);
+
+    assert_int_equal(lease_direct(f->s, now_of(f), 1000, "p", la, &jobs), 1);
+    hclock_manual_advance(&f->clk, 1001); /* its holder died */
+    h->defers = 1;
+    h->after = 100;
+    q = park_q(f, h, 30000);
+    st = wait_stats(q, offsetof(struct queue_stats, deferred), 1);
+    for (int i = 0; i < 2000 && (get(f, id, &j) != 0 || j.state != JOB_QUEUED); i++)
+        sleep_ms(5); /* committed by the completer */
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.retaken, 0);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.parked, 0);
+    queue_free(q);
+    arena_free(la);
+    free(h);
+}
+
+/* test_full_batch_leases_on: a lease that comes back full leaves the store "not looked
+ * at": the worker leases again, though nothing committed meanwhile (its jobs parked).
+ * Here one job is due now and 40 at +100 ms: the first lease takes the one (and learns
+ * the +100 ms), its run moves the clock there and parks; the next lease is full (16 of
+ * the 40) and parks them; the rest must follow at once. Before the fix they waited for
+ * the lease timer (lease_ms/4: 150 s here), the full lease having passed for a look at
+ * that due time. */
+static void adv_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct park_h *h = ctx;
+    if (atomic_load(&h->calls) == 0)
+        hclock_manual_advance(&h->f->clk, 100);
+    park_run(ctx, j, a, r);
+}
+
+static void test_full_batch_leases_on(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct queue_cfg cfg = test_cfg();
+    struct job_handler hs[] = {{"p", adv_run, h}};
+    struct queue *q;
+
+    h->f = f;
+    h->defers = 1000; /* every run parks, far off */
+    h->after = 100000;
+    enqueue(f, "p", "{}", 0, 0);
+    for (int i = 0; i < 40; i++)
+        enqueue(f, "p", "{}", now_of(f) + 100, 0);
+    cfg.lease_ms = 600000;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    wait_stats(q, offsetof(struct queue_stats, parked), 41); /* 1, 16, 16, 8 */
+    queue_free(q);
+    free(h);
+}
+
+/* test_stop_releases_parked: queue_stop gives a parked job's lease back: queued, no
+ * attempt counted, for this node or another to take */
+static void test_stop_releases_parked(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    struct queue *q;
+    struct job j;
+    int64_t id = enqueue(f, "p", "{}", 0, 0);
+
+    h->defers = 1;
+    h->after = 1000;
+    q = park_q(f, h, 30000);
+    wait_stats(q, offsetof(struct queue_stats, parked), 1);
+    queue_stop(q, 5000);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_int_equal(j.attempts, 0);
+    assert_int_equal(j.lease_token, 0);
+    assert_int_equal(atomic_load(&h->calls), 1);
+    queue_free(q);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2134,6 +2421,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_at_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defer_not_an_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_keeps_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_unpark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_woken_keeps_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_within_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_not_after_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_batch_leases_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_releases_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attempts_exhausted_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_dead_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
