@@ -131,6 +131,11 @@ struct queue {
     int64_t last_lease_at;     /* queue clock at the last store lease: a due_ms at or
                                   before it was looked for already (a job of a kind we
                                   do not handle stays due without being ours) */
+    /* store leases ended so far: a store_job_next_run_at read while another lease
+     * ended may name a job that lease took, and hide the next one behind it (a due_ms
+     * at or before last_lease_at passes for looked-at: the workers slept until the
+     * lease timer, 15 s); such a read is not used */
+    uint64_t lease_gen;
     bool started, stopping;
     bool collected;            /* queue_stop took the unstarted jobs; late batches self-release */
     struct runner *workers;
@@ -854,28 +859,14 @@ static size_t take_parked(struct queue *q, struct runner *r, size_t max)
     return k;
 }
 
-/* park_insert: under q->mu, e into the parked list by due_ms (after equal ones), or,
- * with `front`, just before the first entry waiting for the same key when that one is
- * due before `bound` (e's latest due time): it keeps its place in that key's line (it
- * was woken, and a fresh job took the slot first). Counts a keyed entry. True when it
- * became the head (an idle worker's timer may be later than it). */
-static bool park_insert(struct queue *q, struct ready *e, bool front, int64_t bound)
+/* park_insert: under q->mu, e into the parked list by due_ms (after equal ones); counts
+ * a keyed entry. True when it became the head (an idle worker's timer may be later
+ * than it). */
+static bool park_insert(struct queue *q, struct ready *e)
 {
-    struct ready **pp = &q->park_head, **kp = NULL;
-    if (front) {
-        for (kp = &q->park_head; *kp && (*kp)->key != e->key; kp = &(*kp)->next)
-            ;
-        /* nobody in line, due by time now, or later than e's own lease allows */
-        if (!*kp || (*kp)->due_ms <= now_ms(q) || (*kp)->due_ms >= bound)
-            kp = NULL;
-    }
-    if (kp) { /* its due time too: the list stays sorted */
-        e->due_ms = (*kp)->due_ms;
-        pp = kp;
-    } else {
-        while (*pp && (*pp)->due_ms <= e->due_ms)
-            pp = &(*pp)->next;
-    }
+    struct ready **pp = &q->park_head;
+    while (*pp && (*pp)->due_ms <= e->due_ms)
+        pp = &(*pp)->next;
     e->next = *pp;
     *pp = e;
     q->npark++;
@@ -990,8 +981,8 @@ struct job_ticket {
     struct finish f;       /* the decided transition; f.j = &job */
     bool suspect;          /* the node's suspect (queue.suspect_id): committed first */
     uint64_t wait_key;     /* DEFER: job_result.wait_key */
-    bool woken;            /* this run was woken by queue_unpark: parked again, it keeps
-                              its place at the head of its key's line */
+    bool woken;            /* this run was woken by queue_unpark: parked again, it tries
+                              at the handler's time, not at the end of the line */
     char error[sizeof ((struct job_result *)0)->error + 64]; /* f.error's bytes */
     int rc;                /* this ticket's rc in the last commit */
     /* the transition as decided, kept by batch_fn's first pass: every later pass (the
@@ -1186,7 +1177,7 @@ static bool park_try(struct job_ticket *t)
      * so a crash with it parked does not make it a suspect */
     if (t->once || t->suspect || t->f.verdict != V_DEFER || t->f.commit || t->job.retaken)
         return false;
-    if (t->wait_key) { /* woken by queue_unpark; the time is a fallback */
+    if (t->wait_key && !t->woken) { /* woken by queue_unpark; the time is a fallback */
         int64_t fallback = now + QUEUE_PARK_KEYED_MS < bound ? now + QUEUE_PARK_KEYED_MS
                                                              : bound - 1;
         if (due < fallback)
@@ -1198,7 +1189,11 @@ static bool park_try(struct job_ticket *t)
         return false;
     e = ready_new(&t->job);
     e->due_ms = due;
-    e->key = t->wait_key;
+    /* woken for a slot that a fresh job took first: it does not go back to the end of
+     * the line but tries again at the handler's time (the limiter's next expected
+     * slot), still woken, until it has one */
+    e->key = t->woken ? 0 : t->wait_key;
+    e->woken = t->woken && t->wait_key;
     pthread_mutex_lock(&q->mu);
     line_full = e->key && q->park_nkey[e->key % PARK_CREDITS] >= QUEUE_PARK_PER_KEY;
     if (q->started && !q->stopping && !q->collected && q->npark < QUEUE_PARK_MAX &&
@@ -1208,7 +1203,7 @@ static bool park_try(struct job_ticket *t)
             e->due_ms = now;
             e->key = 0;
         }
-        head = park_insert(q, e, t->woken && e->key, bound);
+        head = park_insert(q, e);
         q->stats.parked++;
         parked = true;
         if (head) { /* an idle worker may sleep past it */
@@ -1580,7 +1575,7 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
     struct held *h = NULL;
     const struct job *j;
     size_t k = 0, nh = 0;
-    uint64_t seen;
+    uint64_t seen, gen;
     int64_t next_at = 0;
     bool skip;
     int rc = HR_OK;
@@ -1633,9 +1628,14 @@ static int runner_round(struct queue *q, struct runner *r, size_t max, size_t *l
             goto out;
         }
         *leased = lc.n;
+        pthread_mutex_lock(&q->mu);
+        gen = ++q->lease_gen;
+        pthread_mutex_unlock(&q->mu);
         if (lc.n < max && store_job_next_run_at(q->s, &next_at) != HR_OK)
             next_at = 0; /* unknown: look again at the next round */
         pthread_mutex_lock(&q->mu);
+        if (q->lease_gen != gen)
+            next_at = 0; /* stale: idle_wait reads it afresh */
         if (lc.max_repeat)
             suspect_first(q, lc.jobs, lc.n);
         if (lc.n < max) {
@@ -1705,20 +1705,30 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
     int64_t wait = IDLE_FOREVER_MS, next = 0, now;
     struct timespec dl;
     bool unsure, park_timer = false; /* the timer is a parked job's, not the store's */
+    uint64_t gen;
     int rc;
 
     if (failed) { /* not on wake_cv: a wake meant for an idle worker must not land here */
         full_pause(q, q->cfg.idle_poll_ms);
         return;
     }
+    pthread_mutex_lock(&q->mu);
+    gen = q->lease_gen;
+    pthread_mutex_unlock(&q->mu);
     rc = store_job_next_run_at(q->s, &next); /* HR_NOTFOUND: no job at all */
     unsure = rc != HR_OK && rc != HR_NOTFOUND;
     if (rc != HR_OK)
         next = 0;
     pthread_mutex_lock(&q->mu);
+    if (q->lease_gen != gen) { /* a lease ended meanwhile: the read may be stale */
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
     now = now_ms(q);
-    if (next > 0 && next < q->due_ms)
+    if (rc == HR_OK) /* read after the last lease ended: what the store holds now */
         q->due_ms = next;
+    else if (rc == HR_NOTFOUND)
+        q->due_ms = INT64_MAX;
     if (r->pooled && store_news(q)) { /* a run_at came due meanwhile: look now */
         pthread_mutex_unlock(&q->mu);
         return;

@@ -69,7 +69,8 @@ struct queue;
  * it goes back to QUEUED in the store. With wait_key set, queue_unpark ends the wait
  * early (a slot came free): the job runs at the later of retry_at_ms and
  * QUEUE_PARK_KEYED_MS from now (within its lease) unless woken first, and a woken job
- * that defers again keeps its place at the head of its key's line. A crash loses
+ * that defers again (a fresh job took the slot) tries again at retry_at_ms, not at the
+ * end of the line. A crash loses
  * nothing: the lease runs out and the job is taken over as any job in hand (that
  * takeover counts an attempt and a retaken, as for any job in hand). */
 /* ASYNC: the handler started the work and will end it later with queue_job_finish on
