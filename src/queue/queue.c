@@ -50,6 +50,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,8 @@ struct queue {
      * due_ms; runners take the due ones first. Not counted in pending: their tickets
      * are gone; queue_stop gives their leases back with the ready list's. */
     struct ready *park_head;
+    struct ready *park_tail;   /* the latest due: a keyed park (due = now + fallback) is
+                                  nearly always it, so most inserts append in O(1) */
     size_t npark;
     /* a queue_unpark that found no job parked for its key leaves a credit here (slot
      * key % PARK_CREDITS): the next job parked for that key runs at once. It closes the
@@ -852,6 +855,8 @@ static size_t take_parked(struct queue *q, struct runner *r, size_t max)
         job_copy(&r->jobs[k++], &e->job, r->batch_arena);
         free(e);
     }
+    if (!q->park_head)
+        q->park_tail = NULL;
     q->npark -= k;
     park_gauge(-(double)k);
     r->n = k;
@@ -865,10 +870,14 @@ static size_t take_parked(struct queue *q, struct runner *r, size_t max)
 static bool park_insert(struct queue *q, struct ready *e)
 {
     struct ready **pp = &q->park_head;
+    if (q->park_tail && q->park_tail->due_ms <= e->due_ms)
+        pp = &q->park_tail->next;
     while (*pp && (*pp)->due_ms <= e->due_ms)
         pp = &(*pp)->next;
     e->next = *pp;
     *pp = e;
+    if (!e->next)
+        q->park_tail = e;
     q->npark++;
     park_gauge(1);
     if (e->key)
@@ -892,12 +901,18 @@ void queue_unpark(struct queue *q, uint64_t key)
     } else {
         q->park_nkey[key % PARK_CREDITS]--;
         *pp = e->next; /* first in due order: the longest waiting (keyed dues are ordered) */
+        if (q->park_tail == e) /* pp is the head or its predecessor's next */
+            q->park_tail = pp == &q->park_head
+                               ? NULL
+                               : (struct ready *)(void *)((char *)pp - offsetof(struct ready, next));
         q->npark--;
         e->due_ms = now_ms(q);
         e->key = 0; /* a later unpark of the key is for the next in line */
         e->woken = true;
         e->next = q->park_head;
         q->park_head = e;
+        if (!e->next)
+            q->park_tail = e;
         q->npark++;
         q->stats.unparked++;
         q->wake_seq++;
@@ -929,7 +944,8 @@ static size_t take_all_ready(struct queue *q, struct held **h)
         ready_free_list(lists[i]);
     }
     park_gauge(-(double)q->npark);
-    q->ready_head = q->ready_tail = q->bulk_head = q->bulk_tail = q->park_head = NULL;
+    q->ready_head = q->ready_tail = q->bulk_head = q->bulk_tail = NULL;
+    q->park_head = q->park_tail = NULL;
     q->nready = q->nbulk = q->npark = 0;
     memset(q->park_nkey, 0, sizeof q->park_nkey);
     return k;

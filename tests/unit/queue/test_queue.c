@@ -2130,6 +2130,7 @@ struct park_h {
     struct fx *f;
     int defers;
     int64_t after;
+    int64_t afters[8];  /* call n's own wait, when not 0 */
     uint64_t key;
     _Atomic int calls;
     int64_t ids[8], tokens[8];
@@ -2148,7 +2149,7 @@ static void park_run(void *ctx, const struct job *j, struct arena *a, struct job
     }
     if (n < h->defers) {
         r->outcome = JOB_OUT_DEFER;
-        r->retry_at_ms = now_of(h->f) + h->after;
+        r->retry_at_ms = now_of(h->f) + (n < 8 && h->afters[n] ? h->afters[n] : h->after);
         r->wait_key = h->key;
     }
 }
@@ -2212,6 +2213,32 @@ static void test_park_keeps_lease(void **state)
     assert_int_equal(get(f, id, &j), HR_NOTFOUND);
     assert_true(metric_has("herald_queue_parked_total{wait=\"time\"} 1"));
     assert_true(metric_has("herald_jobs_total{kind=\"p\",outcome=\"deferred\"} 1"));
+    queue_free(q);
+    free(h);
+}
+
+/* test_park_order: parked jobs run in due order, whatever order they were parked in
+ * (the parked list appends at its tail when it can and must stay sorted otherwise) */
+static void test_park_order(void **state)
+{
+    struct fx *f = *state;
+    struct park_h *h = calloc(1, sizeof *h);
+    static const int64_t afters[4] = {300, 100, 200, 400};
+    static const int by_due[4] = {1, 2, 0, 3}; /* the first calls, by their due time */
+    struct queue *q;
+
+    for (int i = 0; i < 4; i++)
+        enqueue(f, "p", "{}", 0, 0);
+    h->defers = 4;
+    memcpy(h->afters, afters, sizeof afters);
+    q = park_q(f, h, 30000);
+    wait_stats(q, offsetof(struct queue_stats, parked), 4);
+    for (int k = 0; k < 4; k++) {
+        hclock_manual_advance(&f->clk, 100);
+        wait_stats_done(q, (uint64_t)k + 1, 10000);
+        assert_int_equal(atomic_load(&h->calls), 4 + k + 1);
+        assert_int_equal(h->ids[4 + k], h->ids[by_due[k]]);
+    }
     queue_free(q);
     free(h);
 }
@@ -2426,6 +2453,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_at_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defer_not_an_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_keeps_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_park_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_unpark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_woken_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_within_lease, setup, teardown),
