@@ -45,9 +45,15 @@ struct step_type {
                 struct job_result *r);
     /* names_automation: the step's literal `template` is an automation id (cycle check) */
     bool names_automation;
+    /* pure: run reads nothing but the step, the run and the clock, and never asks for a
+     * retry, so a run's first step of this type is taken in the transaction that starts
+     * the run (step_first), with no job of its own */
+    bool pure;
 };
 static const struct step_type *step_type_find(const char *action);
 static const char *step_type_names(char *out, size_t cap);
+static int step_first(struct engine *e, struct store_txn *t, cJSON *run, const char *run_id,
+                      int64_t now, bool *taken);
 
 /* ---- small helpers --------------------------------------------------------------- */
 
@@ -620,6 +626,7 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
     int64_t now = hclock_now(e->clock);
     struct herr err;
     const char *keys[] = {"data", "profile", "recipient", "brand", "template"};
+    bool taken = false;
     int rc = doc_load(t, NULL, C_RUNS, str_c(run_id), &existing);
     if (rc == HR_OK) {
         rc = HR_CONFLICT;
@@ -659,11 +666,13 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
         cJSON_AddItemToObject(run, "source", cJSON_Duplicate(source, 1));
     cJSON_AddNumberToObject(run, "created", (double)now);
     cJSON_AddNumberToObject(run, "updated", (double)now);
-    rc = doc_save(t, C_RUNS, run_id, run, now);
+    rc = step_first(e, t, run, run_id, now, &taken);
+    if (rc == HR_OK && !taken)
+        rc = enqueue_step(t, run_id, 0, 0);
+    if (rc == HR_OK)
+        rc = doc_save(t, C_RUNS, run_id, run, now);
     if (rc == HR_OK && automation_id && automation_id[0])
         rc = run_index_add(t, automation_id, run_id, now);
-    if (rc == HR_OK)
-        rc = enqueue_step(t, run_id, 0, 0);
 out:
     cJSON_Delete(run);
     cJSON_Delete(tok);
@@ -1319,23 +1328,15 @@ out:
     return rc;
 }
 
-static int step_commit(struct store_txn *t, void *arg)
+/* step_apply: inside t, the effects of step o (when done) and the run's new state, made
+ * in run (the caller's, saved by the caller), with the next step's job enqueued. Returns
+ * HR_OK or the store's error (then t's savepoint must be rolled back). */
+static int step_apply(struct store_txn *t, struct step_out *o, cJSON *run, int64_t now)
 {
-    struct step_out *o = arg;
     struct engine *e = o->e;
-    cJSON *run = NULL, *ctx, *res, *refs, *it;
+    cJSON *ctx, *res, *refs, *it;
     const cJSON *steps, *st;
-    int64_t now = hclock_now(e->clock), cur = -1;
-    int rc = doc_load(t, NULL, C_RUNS, str_c(o->run_id), &run);
-    if (rc == HR_NOTFOUND) {
-        rc = HR_OK;
-        goto out;
-    }
-    if (rc < 0)
-        goto out;
-    json_i64(run, "current", &cur);
-    if (run_final(run) || cur != o->step)
-        goto out; /* canceled meanwhile, or a duplicate job */
+    int rc = HR_OK;
     steps = json_arr(run, "steps");
     st = cJSON_GetArrayItem(steps, (int)o->step);
     ctx = run_ctx(run);
@@ -1442,30 +1443,110 @@ static int step_commit(struct store_txn *t, void *arg)
         if (wait)
             cJSON_AddNumberToObject(run, "waiting_until", (double)o->next_at);
         rc = enqueue_step(t, o->run_id, o->step + 1, wait ? o->next_at : 0);
-        if (rc < 0)
-            goto out;
     }
-    rc = doc_save(t, C_RUNS, o->run_id, run, now);
+out:
+    return rc;
+}
+
+static int step_commit(struct store_txn *t, void *arg)
+{
+    struct step_out *o = arg;
+    cJSON *run = NULL;
+    int64_t now = hclock_now(o->e->clock), cur = -1;
+    int rc = doc_load(t, NULL, C_RUNS, str_c(o->run_id), &run);
+    if (rc == HR_NOTFOUND) {
+        rc = HR_OK;
+        goto out;
+    }
+    if (rc < 0)
+        goto out;
+    json_i64(run, "current", &cur);
+    if (run_final(run) || cur != o->step)
+        goto out; /* canceled meanwhile, or a duplicate job */
+    rc = step_apply(t, o, run, now);
+    if (rc == HR_OK)
+        rc = doc_save(t, C_RUNS, o->run_id, run, now);
 out:
     cJSON_Delete(run);
+    return rc;
+}
+
+/* step_take: step o->step of run (raw, the stored step) prepared and run into o, on the
+ * calling thread; r gets a transient failure's retry. False when the step must be
+ * retried (r says when and why); a step that failed is o->status "failed", true. */
+static bool step_take(struct step_out *o, const cJSON *raw, const cJSON *run,
+                      struct job_result *r)
+{
+    const cJSON *ctx = run_ctx(run);
+    const char *action = json_str(raw, "action");
+    const struct step_type *ty = action ? step_type_find(action) : NULL;
+    cJSON *st = NULL;
+    bool skipped = false, ok = true;
+    struct herr err;
+    int rc;
+
+    herr_clear(&err);
+    o->status = "done";
+    rc = automation_step_prepare(raw, ctx, &st, &skipped, &err);
+    if (rc < 0)
+        fail(o, "%s", err.msg);
+    else if (skipped)
+        o->status = "skipped";
+    else if (!action)
+        fail(o, "step has no action%s", NULL);
+    else if (!ty)
+        fail(o, "unknown action %.64s", action);
+    else
+        ok = ty->run(o, st, ctx, run, r);
+    if (ok && !strcmp(o->status, "failed"))
+        LOG_W("automation.step_failed", "run=%s step=%lld error=\"%s\"", o->run_id,
+              (long long)o->step, o->error);
+    cJSON_Delete(st);
+    return ok;
+}
+
+/* step_first: inside t, a new run's first step when its type is pure (step_type.pure):
+ * taken and applied at once, in run (the caller saves it), instead of a job of its own:
+ * the common automation (a send, or a delay) costs no step job, run reload or second
+ * run write. *taken says whether it was (if not, the caller enqueues step 0). Returns
+ * HR_OK or the store's error. */
+static int step_first(struct engine *e, struct store_txn *t, cJSON *run, const char *run_id,
+                      int64_t now, bool *taken)
+{
+    const cJSON *raw = cJSON_GetArrayItem(json_arr(run, "steps"), 0);
+    const char *action = json_str(raw, "action");
+    const struct step_type *ty = action ? step_type_find(action) : NULL;
+    struct step_out o;
+    struct job_result r;
+    int rc = HR_OK;
+
+    *taken = false;
+    if (!ty || !ty->pure)
+        return HR_OK;
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    o.e = e;
+    snprintf(o.run_id, sizeof o.run_id, "%s", run_id);
+    o.step = 0;
+    o.started = now;
+    if (step_take(&o, raw, run, &r)) {
+        rc = step_apply(t, &o, run, now);
+        *taken = rc == HR_OK;
+    }
+    step_out_free(&o);
     return rc;
 }
 
 void automation_step_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)
 {
     struct engine *e = vctx;
-    cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len), *run = NULL, *st = NULL;
-    const cJSON *raw, *ctx;
-    const char *rid = json_str(p, "run"), *action;
-    const struct step_type *t;
+    cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len), *run = NULL;
+    const char *rid = json_str(p, "run");
     struct step_out *o = arena_zalloc(a, sizeof *o);
-    bool skipped = false;
-    struct herr err;
     int64_t step = -1, cur = -1;
     int rc;
 
     arena_defer(a, step_out_free, o);
-    herr_clear(&err);
     r->outcome = JOB_OUT_DONE;
     if (!rid || !json_i64(p, "step", &step)) {
         r->outcome = JOB_OUT_FAIL;
@@ -1487,38 +1568,15 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     snprintf(o->run_id, sizeof o->run_id, "%s", rid);
     o->step = step;
     o->started = hclock_now(e->clock);
-    o->status = "done";
-    ctx = run_ctx(run);
-    raw = cJSON_GetArrayItem(json_arr(run, "steps"), (int)step);
-    action = json_str(raw, "action");
-    rc = automation_step_prepare(raw, ctx, &st, &skipped, &err);
-    if (rc < 0) {
-        fail(o, "%s", err.msg);
-        goto commit;
-    }
-    if (skipped) {
-        o->status = "skipped";
-        goto commit;
-    }
-    t = action ? step_type_find(action) : NULL;
-    if (!action) {
-        fail(o, "step has no action%s", NULL);
-    } else if (!t) {
-        fail(o, "unknown action %.64s", action);
-    } else if (!t->run(o, st, ctx, run, r)) {
+    if (!step_take(o, cJSON_GetArrayItem(json_arr(run, "steps"), (int)step), run, r)) {
         r->commit = NULL;
         goto out; /* transient: the queue retries this step */
     }
-commit:
-    if (!strcmp(o->status, "failed"))
-        LOG_W("automation.step_failed", "run=%s step=%lld error=\"%s\"", rid, (long long)step,
-              o->error);
     r->commit = step_commit;
     r->commit_arg = o;
 out:
     cJSON_Delete(p);
     cJSON_Delete(run);
-    cJSON_Delete(st);
 }
 
 /* ---- the step types ----------------------------------------------------------------- */
@@ -1526,14 +1584,14 @@ out:
 /* step_types: every step an automation can hold; adding a step type is one entry here
  * (and its check/prepare/exec functions above). The order is the one error messages list. */
 static const struct step_type step_types[] = {
-    {"send", check_send, NULL, exec_send, false},
-    {"send-list", check_send_list, NULL, exec_send_list, false},
-    {"delay", check_delay, NULL, exec_delay, false},
-    {"cancel", check_cancel, NULL, exec_cancel, false},
-    {"fetch-data", check_fetch_data, prepare_fetch_data, exec_fetch_data, false},
-    {"update-profile", check_update_profile, NULL, exec_update_profile, false},
-    {"get-profile", check_get_profile, NULL, exec_get_profile, false},
-    {"invoke", check_invoke, prepare_invoke, exec_invoke, true},
+    {"send", check_send, NULL, exec_send, false, true},
+    {"send-list", check_send_list, NULL, exec_send_list, false, true},
+    {"delay", check_delay, NULL, exec_delay, false, true},
+    {"cancel", check_cancel, NULL, exec_cancel, false, false},
+    {"fetch-data", check_fetch_data, prepare_fetch_data, exec_fetch_data, false, false},
+    {"update-profile", check_update_profile, NULL, exec_update_profile, false, false},
+    {"get-profile", check_get_profile, NULL, exec_get_profile, false, false},
+    {"invoke", check_invoke, prepare_invoke, exec_invoke, true, false},
 };
 #define N_STEP_TYPES (sizeof step_types / sizeof step_types[0])
 

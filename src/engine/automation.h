@@ -55,7 +55,8 @@ int automation_delete(struct store_txn *t, struct str id) HR_MUSTCHECK;
  * steps), `automation_id`/`version` name it (NULL/0 for ad hoc steps), `context` is the
  * initial {data, profile, recipient, brand, template} (copied), `run_id` the new run's
  * id (HR_CONFLICT when it exists: the run was started already), `source` (may be NULL)
- * recorded on the run. */
+ * recorded on the run. A pure first step (send, send-list, delay) is taken in t, its
+ * effects included; any other first step is enqueued as a job. */
 int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
                      const char *automation_id, int64_t version, const cJSON *context,
                      const char *run_id, const cJSON *source) HR_MUSTCHECK;

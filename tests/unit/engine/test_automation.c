@@ -461,9 +461,9 @@ static void test_run_delay_then_update_profile(void **state)
     put_doc(f, "profiles", "u1", "{\"email\":\"u1@x.test\",\"plan\":\"free\"}");
     assert_int_equal(start(f, "run-1", DELAY_THEN_PROFILE("u1", "pro"), "{\"data\":{\"a\":1}}"),
                      HR_OK);
-    assert_run_status(f, "run-1", "RUNNING");
-    assert_int_equal(run_jobs(f), 1); /* the delay step */
+    /* a pure first step (the delay) is taken by the start itself: no job of its own */
     assert_run_status(f, "run-1", "WAITING");
+    assert_int_equal(run_jobs(f), 0);
     r = doc(f, "runs", "run-1");
     assert_true(json_i64(r, "waiting_until", &until));
     assert_true(json_i64(r, "current", &cur));
@@ -511,7 +511,7 @@ static void test_run_cancel_by_token(void **state)
                            "\"profile\":{\"done\":true}}]}",
                            "{\"data\":{\"order\":\"ord-2\"}}"),
                      HR_OK);
-    assert_int_equal(run_jobs(f), 2);
+    assert_int_equal(run_jobs(f), 0); /* the delays were taken by the starts */
     assert_run_status(f, "run-a", "WAITING");
     assert_run_status(f, "run-b", "WAITING");
 
@@ -582,6 +582,52 @@ static void test_run_if(void **state)
     /* the skipped send made no message */
     assert_int_equal(store_message_list(f->s, &mf, f->a, &ms, &nm), HR_OK);
     assert_int_equal(nm, 0);
+}
+
+/* A run whose first step is a send is complete when its start commits: the message is
+ * enqueued in the same transaction (no step job, no second run write); a first step
+ * that is not pure (update-profile reads the store) still waits for its job. */
+static void test_run_first_send_taken_at_start(void **state)
+{
+    struct fx *f = *state;
+    char b[32];
+    struct message_filter mf = {.run_id = str_c("run-s"), .limit = 10};
+    struct message_rec *ms = NULL;
+    size_t nm = 0;
+    cJSON *r;
+    assert_int_equal(start(f, "run-s",
+                           "{\"steps\":[{\"action\":\"send\",\"template\":\"t1\","
+                           "\"recipient\":\"refs.data.userId\",\"ref\":\"s\"}]}",
+                           "{\"data\":{\"userId\":\"u9\"}}"),
+                     HR_OK);
+    assert_run_status(f, "run-s", "COMPLETED");
+    assert_string_equal(result_status(f, "run-s", 0, b, sizeof b), "done");
+    assert_int_equal(store_message_list(f->s, &mf, f->a, &ms, &nm), HR_OK);
+    assert_int_equal(nm, 1);
+    assert_string_equal(ms[0].status.p, "ENQUEUED");
+    assert_string_equal(ms[0].recipient.p, "u9");
+    r = doc(f, "runs", "run-s"); /* refs.s holds the outcome, as a job would have left it */
+    assert_string_equal(json_str(json_obj(json_obj(json_obj(r, "context"), "refs"), "s"),
+                                 "messageId"),
+                        ms[0].id.p);
+    cJSON_Delete(r);
+    /* the start again (a replayed event): a conflict, still one message */
+    assert_int_equal(start(f, "run-s", "{\"steps\":[{\"action\":\"delay\",\"duration\":1}]}",
+                           "{}"),
+                     HR_CONFLICT);
+    assert_int_equal(store_message_list(f->s, &mf, f->a, &ms, &nm), HR_OK);
+    assert_int_equal(nm, 1);
+
+    assert_int_equal(start(f, "run-p",
+                           "{\"steps\":[{\"action\":\"update-profile\",\"recipient_id\":\"up\","
+                           "\"profile\":{\"x\":1}}]}",
+                           "{}"),
+                     HR_OK);
+    assert_run_status(f, "run-p", "RUNNING");
+    assert_profile(f, "up", NULL);
+    assert_int_equal(run_jobs(f), 1);
+    assert_run_status(f, "run-p", "COMPLETED");
+    assert_profile(f, "up", "{\"x\":1}");
 }
 
 struct trig_arg {
@@ -759,6 +805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_delay_then_update_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_cancel_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_first_send_taken_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_once_per_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_event_builds_data_only_when_linked, setup,
                                         teardown),
