@@ -5,7 +5,9 @@
  * (context {data, profile, recipient, brand, template, refs}, the index of the next
  * step, each finished step's outcome) advanced by one "automation.step" job per step:
  * the job runs the step, then commits the step's outcome, the run's new state and the
- * next step's job in one transaction. A crash repeats at most the step in flight, and a
+ * next step's job in one transaction. The exception is a first step of a pure type
+ * (send, send-list, delay): automation_start takes it in the transaction that starts
+ * the run, with the same outcome. A crash repeats at most the step in flight, and a
  * send step's message id derives from (run, step), so a repeated send finds its message
  * instead of making a second one.
  *

@@ -183,8 +183,8 @@ struct queue {
      * due_ms; runners take the due ones first. Not counted in pending: their tickets
      * are gone; queue_stop gives their leases back with the ready list's. */
     struct ready *park_head;
-    struct ready *park_tail;   /* the latest due: a keyed park (due = now + fallback) is
-                                  nearly always it, so most inserts append in O(1) */
+    struct ready *park_tail;   /* the last entry (NULL when none): a keyed park (due =
+                                  now + fallback) nearly always goes after it, in O(1) */
     size_t npark;
     /* a queue_unpark that found no job parked for its key leaves a credit here (slot
      * key % PARK_CREDITS): the next job parked for that key runs at once. It closes the

@@ -602,6 +602,7 @@ static void test_run_first_send_taken_at_start(void **state)
                      HR_OK);
     assert_run_status(f, "run-s", "COMPLETED");
     assert_string_equal(result_status(f, "run-s", 0, b, sizeof b), "done");
+    assert_int_equal(run_jobs(f), 0); /* no step job was queued */
     assert_int_equal(store_message_list(f->s, &mf, f->a, &ms, &nm), HR_OK);
     assert_int_equal(nm, 1);
     assert_string_equal(ms[0].status.p, "ENQUEUED");
