@@ -610,7 +610,7 @@ test('webhooks: add an endpoint, see its recent deliveries, replay one', async (
   await page.getByRole('link', { name: `Deliveries of ${sink.url}` }).click();
   await page.getByRole('heading', { level: 1, name: `Webhook ${sink.url}` }).waitFor();
   const row = page.getByRole('row', { name: /SENT/ });
-  await row.getByRole('cell', { name: '200' }).waitFor();
+  await row.getByRole('cell', { name: '200', exact: true }).waitFor();
   await shot(page, 'webhooks-deliveries');
   await row.getByRole('button', { name: /^Replay/ }).click();
   await status(page, /queued again/);
