@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "../../../src/engine/automation.h"
+#include "../../../src/engine/fanout.h"
+#include "../../../src/engine/fanout.h"
 #include "../../../src/queue/queue.h"
 #include "../../../src/store/store.h"
 #include "../../../src/util/arena.h"
@@ -631,6 +633,47 @@ static void test_run_first_send_taken_at_start(void **state)
     assert_profile(f, "up", "{\"x\":1}");
 }
 
+/* count_jobs: queued or leased jobs of kind in the store */
+static int64_t count_jobs(struct fx *f, const char *kind)
+{
+    struct job_count *jc = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    assert_int_equal(store_job_counts(f->s, f->a, &jc, &n), HR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(jc[i].kind, kind))
+            total += jc[i].count;
+    return total;
+}
+
+/* A first send-list step is taken at the start too: the fan-out (its document and its
+ * first page's job) exists when the start commits, and no step job was queued. */
+static void test_run_first_send_list_taken_at_start(void **state)
+{
+    struct fx *f = *state;
+    char b[32];
+    cJSON *r, *fo;
+    const char *rid;
+    assert_int_equal(start(f, "run-l",
+                           "{\"steps\":[{\"action\":\"send-list\",\"list\":\"team.a\","
+                           "\"template\":\"t1\",\"ref\":\"l\"}]}",
+                           "{\"data\":{\"k\":1}}"),
+                     HR_OK);
+    assert_run_status(f, "run-l", "COMPLETED");
+    assert_string_equal(result_status(f, "run-l", 0, b, sizeof b), "done");
+    assert_int_equal(count_jobs(f, AUTOMATION_STEP_KIND), 0);
+    assert_int_equal(count_jobs(f, SEND_FANOUT_KIND), 1);
+    r = doc(f, "runs", "run-l");
+    rid = json_str(json_obj(json_obj(json_obj(r, "context"), "refs"), "l"), "requestId");
+    assert_non_null(rid);
+    fo = doc(f, "fanouts", rid); /* fanout_int.h: FANOUT_COLL */
+    assert_non_null(fo);
+    assert_string_equal(json_str(fo, "run_id"), "run-l");
+    assert_string_equal(json_str(fo, "target"), "team.a");
+    cJSON_Delete(fo);
+    cJSON_Delete(r);
+}
+
 struct trig_arg {
     struct fx *f;
     cJSON *data;
@@ -807,6 +850,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_cancel_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_if, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_first_send_taken_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_first_send_list_taken_at_start, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_trigger_once_per_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_event_builds_data_only_when_linked, setup,
                                         teardown),
