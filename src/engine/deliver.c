@@ -10,8 +10,12 @@
  * deliver_done runs when the call ends (on the transport's loop thread, or on the worker
  * when no call was made): it decides retry/failover timing and hands the result to the
  * queue (queue_job_finish), whose completer runs deliver_commit in its batch, then
- * deliver_settled, which frees the limit slot. The struct delivery_call, in the job's arena, keeps everything the call reads
- * alive until deliver_done. */
+ * deliver_settled, which frees the limit slot. The struct delivery_call, in the job's
+ * arena, keeps everything the call reads alive until deliver_done.
+ *
+ * A route job may make a message's first attempt itself (send__deliver_fused): the same
+ * deliver_begin, with the content it just rendered, and deliver_commit runs the route's
+ * commit first, so one transaction says ROUTED and the attempt's outcome. */
 #include "send_int.h"
 #include "receipt.h"
 
@@ -38,6 +42,11 @@ struct deliver_out {
     bool timed_out;            /* transient, but the message timeout has passed */
     int64_t retry_at;
     struct delivery_result res;
+    /* a route job that delivered its message itself (send__deliver_fused): the route's
+     * commit, run first in the same transaction; it says whether it applied (not when
+     * the message was canceled or deleted meanwhile) */
+    send__route_commit_fn route_commit;
+    void *route_arg;
 };
 
 static cJSON *integration(const struct deliver_out *o)
@@ -112,6 +121,24 @@ static int channel_failed(struct store_txn *t, struct message_rec *m, cJSON *sta
                        NULL, now);
 }
 
+/* attempt_history: the attempt's DELIVERING and outcome events, nothing else: for a
+ * message canceled while its fused route job (send__deliver_fused) called. */
+static int attempt_history(struct store_txn *t, struct str id, const struct deliver_out *o,
+                           int64_t now)
+{
+    cJSON *h = integration(o);
+    int rc;
+    cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
+    rc = send__history(t, id, o->started_ms, "DELIVERING", h);
+    if (rc == HR_OK && o->outcome != DELIVERY_SENT)
+        cJSON_AddStringToObject(h, "error_message", o->res.reason);
+    if (rc == HR_OK)
+        rc = send__history(t, id, now, o->outcome == DELIVERY_SENT ? "SENT" : "UNDELIVERABLE",
+                           h);
+    cJSON_Delete(h);
+    return rc;
+}
+
 static int deliver_commit(struct store_txn *t, void *arg)
 {
     struct deliver_out *o = arg;
@@ -119,7 +146,11 @@ static int deliver_commit(struct store_txn *t, void *arg)
     struct message_rec m;
     cJSON *state = NULL, *h = NULL, *cs;
     int64_t now = hclock_now(store_txn_store(t)->clock);
-    int rc = store_message_get_txn(t, o->id, a, &m);
+    bool routed = true;
+    int rc = o->route_commit ? o->route_commit(t, o->route_arg, &routed) : HR_OK;
+    if (rc < 0)
+        goto out;
+    rc = store_message_get_txn(t, o->id, a, &m);
     if (rc == HR_NOTFOUND) {
         rc = HR_OK;
         goto out;
@@ -128,8 +159,13 @@ static int deliver_commit(struct store_txn *t, void *arg)
         goto out;
     state = cJSON_ParseWithLength(m.state.p, m.state.len);
     cs = json_obj(json_obj(state, "channels"), o->channel);
-    if (!cs)
-        goto out; /* rerouted meanwhile */
+    if (!cs) {
+        /* rerouted meanwhile; or (fused) canceled while its route job called: the
+         * attempt still goes into the history */
+        if (!routed && o->outcome >= 0)
+            rc = attempt_history(t, m.id, o, now);
+        goto out;
+    }
     if (o->outcome < 0) { /* nothing attempted: canceled, or no provider left */
         if (o->suppressed && !send__is_final(m.status))
             rc = receipt_suppressed_history(t, m.id, o->channel, o->res.reason, now);
@@ -310,19 +346,139 @@ static int64_t backoff(const struct engine *e, int64_t attempt)
                             (double)r / 4294967296.0);
 }
 
+/* call_cleanup: frees what a delivery_call holds when no call was started. */
+static void call_cleanup(struct delivery_call *c)
+{
+    content_cleanup(&c->content);
+    cJSON_Delete(c->state);
+    cJSON_Delete(c->spec);
+    cJSON_Delete(c->pdoc);
+    c->state = c->spec = c->pdoc = NULL;
+}
+
+enum begin { BEGIN_STARTED, BEGIN_NOCALL, BEGIN_DEFER, BEGIN_RETRY };
+
+/* deliver_begin: the checks and the start of one attempt of c->o (id, channel, p,
+ * attempt set) on channel state cs (in c->state), for a message enqueued at
+ * enqueued_ms. c holds the message's parsed state and spec, and its rendered content
+ * when have_content (else it is read from the message's outputs here). Returns
+ *   BEGIN_STARTED: the call started and r says ASYNC: c (and the arena it lives in)
+ *     belongs to the call until deliver_done; nothing of c may be touched;
+ *   BEGIN_NOCALL: no call to make (suppressed, no provider left, provider gone): o says
+ *     why, for deliver_commit;
+ *   BEGIN_DEFER: the provider is at its limit: *at, *wait_key say when to run again;
+ *   BEGIN_RETRY: the store could not be read (*rc).
+ * Except when started, c keeps what it holds (call_cleanup) and r is untouched. */
+static enum begin deliver_begin(struct engine *e, struct delivery_call *c, const cJSON *cs,
+                                int64_t enqueued_ms, bool have_content, struct arena *a,
+                                struct job_result *r, int64_t *at, uint64_t *wait_key, int *rc)
+{
+    struct deliver_out *o = c->o;
+    const char *ch = o->channel;
+    const cJSON *pids = json_arr(cs, "providers"), *res;
+    const struct provider_ops *ops;
+    struct doc_rec d;
+    int64_t tm;
+
+    /* a suppressed address is never handed to a provider (receipt.h) */
+    *rc = engine_suppressed(e->store, ch, json_obj(c->state, "profile"), c->idem, sizeof c->idem);
+    if (*rc < 0)
+        return BEGIN_RETRY;
+    if (*rc == 1) {
+        o->suppressed = true;
+        snprintf(o->res.reason, sizeof o->res.reason, "%.320s is on the suppression list", c->idem);
+        return BEGIN_NOCALL;
+    }
+    if (o->p >= cJSON_GetArraySize(pids)) {
+        snprintf(o->res.reason, sizeof o->res.reason, "no provider left for %s", ch);
+        return BEGIN_NOCALL;
+    }
+    snprintf(o->provider_id, sizeof o->provider_id, "%s",
+             cJSON_GetArrayItem(pids, (int)o->p)->valuestring);
+    *rc = store_doc_get(e->store, "providers", str_c(o->provider_id), a, &d);
+    if (*rc == HR_OK)
+        c->pdoc = cJSON_ParseWithLength(d.body.p, d.body.len);
+    else if (*rc != HR_NOTFOUND)
+        return BEGIN_RETRY;
+    ops = provider_find(json_str(c->pdoc, "provider") ? json_str(c->pdoc, "provider") : "");
+    snprintf(o->provider, sizeof o->provider, "%s", ops ? ops->name : "unknown");
+    o->started_ms = hclock_now(e->clock);
+    if (!c->pdoc || !ops || !json_bool(c->pdoc, "enabled", true)) {
+        o->outcome = DELIVERY_PERMANENT;
+        snprintf(o->res.reason, sizeof o->res.reason, "provider %s was removed or disabled",
+                 o->provider_id);
+        return BEGIN_NOCALL;
+    }
+    if (!have_content) {
+        cJSON *outputs;
+        *rc = store_doc_get(e->store, "outputs", o->id, a, &d);
+        if (*rc < 0)
+            return BEGIN_RETRY;
+        outputs = cJSON_ParseWithLength(d.body.p, d.body.len);
+        cJSON_ArrayForEach(res, json_arr(outputs, "results"))
+        {
+            if (json_str(res, "channel") && !strcmp(json_str(res, "channel"), ch)) {
+                content_cleanup(&c->content);
+                content_from_json(json_obj(res, "content"), channel_parse(ch), &c->content);
+            }
+        }
+        cJSON_Delete(outputs);
+    }
+    snprintf(c->idem, sizeof c->idem, "%s:%s:%s", o->id.p, ch, o->provider_id);
+    if (e->limits) {
+        struct limit_cfg lc;
+        bool at_cap;
+        if (limit_cfg_parse(json_obj(c->pdoc, "limits"), &lc, NULL) < 0)
+            memset(&lc, 0, sizeof lc); /* stored before validation existed: no limits */
+        if (lc.concurrency == 0)
+            lc.concurrency = e->provider_concurrency;
+        o->started_ms = hclock_now(e->clock);
+        *at = 0;
+        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &c->held, at,
+                          &at_cap) == HR_AGAIN) {
+            /* at the concurrency cap the job waits for a slot, and the release that frees
+             * one wakes it (queue_unpark); at the rate limit, for its token's time */
+            *wait_key = at_cap ? limit_wait_key(o->provider_id) : 0;
+            metrics_counter_add("herald_provider_deferred_total",
+                                "Deliveries put off because the provider was at its limit.",
+                                "limit", at_cap ? "concurrency" : "rate", 1);
+            return BEGIN_DEFER;
+        }
+    }
+    /* the call: from here on c owns the documents it reads, deliver_done frees them */
+    c->enqueued_ms = enqueued_ms;
+    c->timeout_ms = e->message_timeout_ms > 0 ? e->message_timeout_ms : SEND_TIMEOUT_DEFAULT_MS;
+    if (json_i64(json_obj(c->spec, "timeout"), "message", &tm) && tm > 0)
+        c->timeout_ms = tm;
+    c->dl = (struct delivery){
+        .message_id = o->id.p,
+        .idempotency_key = c->idem,
+        .provider_id = o->provider_id,
+        .content = &c->content,
+        .profile = json_obj(c->state, "profile"),
+        .settings = json_obj(c->pdoc, "settings"),
+        .override = json_obj(json_obj(json_obj(c->spec, "providers"), ops->name), "override"),
+        .timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000,
+        .now_ms = o->started_ms,
+    };
+    r->outcome = JOB_OUT_ASYNC;
+    r->commit = NULL;
+    /* deliver_done may run before this returns; nothing of c, o or a is touched after */
+    provider_start(ops, &c->dl, deliver_done, c);
+    return BEGIN_STARTED;
+}
+
 void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct job_result *r)
 {
     struct engine *e = vctx;
     cJSON *p = cJSON_ParseWithLength(j->payload.p, j->payload.len);
-    cJSON *state = NULL, *spec = NULL, *pdoc = NULL, *outputs = NULL;
     const char *id = json_str(p, "id"), *ch = json_str(p, "channel");
     struct deliver_out *o = arena_zalloc(a, sizeof *o);
-    struct message_rec m;
-    struct doc_rec d;
-    const cJSON *cs, *pids, *res;
-    const struct provider_ops *ops;
     struct delivery_call *c = arena_zalloc(a, sizeof *c);
-    int64_t tm;
+    struct message_rec m;
+    const cJSON *cs;
+    int64_t at = 0;
+    uint64_t wait_key = 0;
     int rc;
 
     c->e = e;
@@ -339,6 +495,11 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     json_i64(p, "p", &o->p);
     json_i64(p, "attempt", &o->attempt);
     o->lease_attempt = j->attempts;
+    /* handed over by a route job taken over after a node died: that node may have made
+     * this first call itself (send__deliver_fused) */
+    if (json_i64(p, "lease_attempt", &at) && at > (int64_t)o->lease_attempt && at < 1000)
+        o->lease_attempt = (uint32_t)at;
+    at = 0;
     r->outcome = JOB_OUT_DONE;
     r->commit = deliver_commit;
     r->commit_arg = o;
@@ -350,112 +511,76 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     }
     if (rc < 0)
         goto retry;
-    state = cJSON_ParseWithLength(m.state.p, m.state.len);
-    spec = cJSON_ParseWithLength(m.spec.p, m.spec.len);
-    cs = json_obj(json_obj(state, "channels"), ch);
+    c->state = cJSON_ParseWithLength(m.state.p, m.state.len);
+    c->spec = cJSON_ParseWithLength(m.spec.p, m.spec.len);
+    cs = json_obj(json_obj(c->state, "channels"), ch);
     if (!cs || strcmp(json_str(cs, "status") ? json_str(cs, "status") : "", "pending") != 0) {
         r->commit = NULL; /* already sent or failed: a duplicate job */
         goto out;
     }
-    /* a suppressed address is never handed to a provider (receipt.h) */
-    rc = engine_suppressed(e->store, ch, json_obj(state, "profile"), c->idem, sizeof c->idem);
-    if (rc < 0)
+    switch (deliver_begin(e, c, cs, m.enqueued_ms, false, a, r, &at, &wait_key, &rc)) {
+    case BEGIN_STARTED:
+        cJSON_Delete(p);
+        return; /* c is the call's now */
+    case BEGIN_NOCALL:
+        break; /* deliver_commit says why */
+    case BEGIN_DEFER:
+        /* not started: no attempt, no history; run again when a slot is expected */
+        r->outcome = JOB_OUT_DEFER;
+        r->retry_at_ms = at;
+        r->commit = NULL;
+        r->wait_key = wait_key;
+        break;
+    case BEGIN_RETRY:
         goto retry;
-    if (rc == 1) {
-        o->suppressed = true;
-        snprintf(o->res.reason, sizeof o->res.reason, "%.320s is on the suppression list", c->idem);
-        goto out;
     }
-    pids = json_arr(cs, "providers");
-    if (o->p >= cJSON_GetArraySize(pids)) {
-        snprintf(o->res.reason, sizeof o->res.reason, "no provider left for %s", ch);
-        goto out;
-    }
-    snprintf(o->provider_id, sizeof o->provider_id, "%s",
-             cJSON_GetArrayItem(pids, (int)o->p)->valuestring);
-    rc = store_doc_get(e->store, "providers", str_c(o->provider_id), a, &d);
-    if (rc == HR_OK)
-        pdoc = cJSON_ParseWithLength(d.body.p, d.body.len);
-    else if (rc != HR_NOTFOUND)
-        goto retry;
-    ops = provider_find(json_str(pdoc, "provider") ? json_str(pdoc, "provider") : "");
-    snprintf(o->provider, sizeof o->provider, "%s", ops ? ops->name : "unknown");
-    o->started_ms = hclock_now(e->clock);
-    if (!pdoc || !ops || !json_bool(pdoc, "enabled", true)) {
-        o->outcome = DELIVERY_PERMANENT;
-        snprintf(o->res.reason, sizeof o->res.reason, "provider %s was removed or disabled",
-                 o->provider_id);
-        goto out;
-    }
-    rc = store_doc_get(e->store, "outputs", o->id, a, &d);
-    if (rc < 0)
-        goto retry;
-    outputs = cJSON_ParseWithLength(d.body.p, d.body.len);
-    cJSON_ArrayForEach(res, json_arr(outputs, "results")) if (json_str(res, "channel") &&
-                                                              !strcmp(json_str(res, "channel"), ch))
-        content_from_json(json_obj(res, "content"), channel_parse(ch), &c->content);
-    snprintf(c->idem, sizeof c->idem, "%s:%s:%s", id, ch, o->provider_id);
-    if (e->limits) {
-        struct limit_cfg lc;
-        int64_t at = 0;
-        bool at_cap;
-        if (limit_cfg_parse(json_obj(pdoc, "limits"), &lc, NULL) < 0)
-            memset(&lc, 0, sizeof lc); /* stored before validation existed: no limits */
-        if (lc.concurrency == 0)
-            lc.concurrency = e->provider_concurrency;
-        o->started_ms = hclock_now(e->clock);
-        if (limit_acquire(e->limits, o->provider_id, &lc, o->started_ms, &c->held, &at,
-                          &at_cap) == HR_AGAIN) {
-            /* not started: no attempt, no history; run again when a slot is expected */
-            r->outcome = JOB_OUT_DEFER;
-            r->retry_at_ms = at;
-            r->commit = NULL;
-            /* at the concurrency cap the job waits for a slot, and the release that frees
-             * one wakes it (queue_unpark); at the rate limit, for its token's time */
-            r->wait_key = at_cap ? limit_wait_key(o->provider_id) : 0;
-            metrics_counter_add("herald_provider_deferred_total",
-                                "Deliveries put off because the provider was at its limit.",
-                                "limit", at_cap ? "concurrency" : "rate", 1);
-            goto out;
-        }
-    }
-    /* the call: from here on c owns the documents it reads, deliver_done frees them */
-    c->enqueued_ms = m.enqueued_ms;
-    c->timeout_ms = e->message_timeout_ms > 0 ? e->message_timeout_ms : SEND_TIMEOUT_DEFAULT_MS;
-    if (json_i64(json_obj(spec, "timeout"), "message", &tm) && tm > 0)
-        c->timeout_ms = tm;
-    c->state = state;
-    c->spec = spec;
-    c->pdoc = pdoc;
-    state = spec = pdoc = NULL;
-    c->dl = (struct delivery){
-        .message_id = o->id.p,
-        .idempotency_key = c->idem,
-        .provider_id = o->provider_id,
-        .content = &c->content,
-        .profile = json_obj(c->state, "profile"),
-        .settings = json_obj(c->pdoc, "settings"),
-        .override = json_obj(json_obj(json_obj(c->spec, "providers"), ops->name), "override"),
-        .timeout_ms = e->provider_timeout_ms > 0 ? e->provider_timeout_ms : 10000,
-        .now_ms = o->started_ms,
-    };
-    r->outcome = JOB_OUT_ASYNC;
-    r->commit = NULL;
-    cJSON_Delete(p);
-    cJSON_Delete(outputs);
-    /* deliver_done may run before this returns; nothing of c, o or a is touched after */
-    provider_start(ops, &c->dl, deliver_done, c);
-    return;
     goto out;
 retry:
     r->outcome = JOB_OUT_RETRY;
     r->commit = NULL;
     snprintf(r->error, sizeof r->error, "store unavailable: %s", hr_rc_str(rc));
 out:
-    content_cleanup(&c->content);
+    call_cleanup(c);
     cJSON_Delete(p);
-    cJSON_Delete(state);
-    cJSON_Delete(spec);
-    cJSON_Delete(pdoc);
-    cJSON_Delete(outputs);
+}
+
+/* send__deliver_fused: see send_int.h */
+bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
+                         struct job_result *r, const struct message_rec *m, const char *channel,
+                         const cJSON *state, struct content *content,
+                         send__route_commit_fn route_commit, void *route_arg)
+{
+    struct deliver_out *o = arena_zalloc(a, sizeof *o);
+    struct delivery_call *c = arena_zalloc(a, sizeof *c);
+    const cJSON *cs = json_obj(json_obj(state, "channels"), channel);
+    int64_t at = 0;
+    uint64_t wait_key = 0;
+    int rc;
+
+    if (!cs)
+        return false;
+    c->e = e;
+    c->o = o;
+    c->ticket = r->ticket;
+    o->outcome = -1;
+    o->id = m->id;
+    snprintf(o->channel, sizeof o->channel, "%s", channel);
+    o->p = 0;
+    o->attempt = 1;
+    o->lease_attempt = j->attempts;
+    o->route_commit = route_commit;
+    o->route_arg = route_arg;
+    c->state = cJSON_Duplicate(state, 1);
+    c->spec = cJSON_ParseWithLength(m->spec.p, m->spec.len);
+    c->content = *content; /* moved (before the call: a, content's home, may be gone
+                              after it); given back below when no call starts */
+    memset(content, 0, sizeof *content);
+    cs = json_obj(json_obj(c->state, "channels"), channel);
+    if (deliver_begin(e, c, cs, m->enqueued_ms, true, a, r, &at, &wait_key, &rc) ==
+        BEGIN_STARTED)
+        return true;
+    *content = c->content;
+    memset(&c->content, 0, sizeof c->content);
+    call_cleanup(c);
+    return false;
 }

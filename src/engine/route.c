@@ -2,7 +2,9 @@
  * published template, the recipient's profile, the brand, the routing), chooses the
  * channels, renders them, and hands each to a "send.deliver" job. All decisions are
  * made outside the store; route_commit then writes them with the job's ack, unless the
- * message was canceled meanwhile. */
+ * message was canceled meanwhile. A message routed to one channel is delivered by this
+ * job itself when its provider can take the call now (send__deliver_fused): routing and
+ * the attempt's outcome then commit together, after the call. */
 #include "send_int.h"
 #include "prefs.h"
 
@@ -34,6 +36,8 @@ struct route_out {
     cJSON *jobs;              /* deliver payloads */
     bool bulk;                /* a fan-out's message: its deliver jobs are bulk too */
     bool retry;               /* the store could not be read: route again later */
+    struct content first;     /* the first channel's rendered content (for a fused start) */
+    int64_t at_ms;            /* when it was routed: the history's time (0: the commit's) */
 };
 
 static void route_out_free(void *p)
@@ -43,6 +47,7 @@ static void route_out_free(void *p)
     cJSON_Delete(o->state);
     cJSON_Delete(o->outputs);
     cJSON_Delete(o->jobs);
+    content_cleanup(&o->first);
 }
 
 static void event(struct route_out *o, const char *type, cJSON *body)
@@ -53,14 +58,18 @@ static void event(struct route_out *o, const char *type, cJSON *body)
     cJSON_AddItemToArray(o->events, e);
 }
 
-static int route_commit(struct store_txn *t, void *arg)
+/* route_apply: writes o (history, outputs, state, deliver jobs) inside t, unless the
+ * message is gone or final (*applied false). */
+static int route_apply(struct store_txn *t, void *arg, bool *applied)
 {
     struct route_out *o = arg;
     struct arena *a = arena_new(8192);
     struct message_rec m;
     int64_t now = hclock_now(store_txn_store(t)->clock);
+    int64_t at = o->at_ms ? o->at_ms : now;
     const cJSON *e;
     int rc = store_message_get_txn(t, o->id, a, &m);
+    *applied = false;
     if (rc == HR_NOTFOUND) {
         rc = HR_OK; /* deleted: nothing to do */
         goto out;
@@ -69,10 +78,11 @@ static int route_commit(struct store_txn *t, void *arg)
         goto out; /* canceled (or done) while we worked: keep it that way */
     cJSON_ArrayForEach(e, o->events)
     {
-        rc = send__history(t, m.id, now, json_str(e, "type"), json_obj(e, "body"));
+        rc = send__history(t, m.id, at, json_str(e, "type"), json_obj(e, "body"));
         if (rc < 0)
             goto out;
     }
+    *applied = true;
     if (o->final_status) {
         rc = send__final(t, &m, a, o->final_status, o->reason, o->error, NULL, now);
         goto out;
@@ -96,6 +106,12 @@ static int route_commit(struct store_txn *t, void *arg)
 out:
     arena_free(a);
     return rc;
+}
+
+static int route_commit(struct store_txn *t, void *arg)
+{
+    bool applied;
+    return route_apply(t, arg, &applied);
 }
 
 /* mask_webhook_auth: profile.webhook.authentication password and token as "****" (in
@@ -495,6 +511,10 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
         cJSON_AddStringToObject(chn, "id", cs->string);
         cJSON_AddItemToObject(h, "output", content_json(&c));
         event(o, "RENDERED", h);
+        if (cJSON_GetArraySize(o->jobs) == 0) {
+            o->first = c; /* moved */
+            memset(&c, 0, sizeof c);
+        }
         content_cleanup(&c);
         job = cJSON_CreateObject();
         cJSON_AddStringToObject(job, "id", m->id.p);
@@ -557,6 +577,25 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
     r->outcome = JOB_OUT_DONE;
     r->commit = route_commit;
     r->commit_arg = o;
+    if (!o->final_status && cJSON_GetArraySize(o->jobs) == 1) {
+        /* one channel: deliver it here, and commit route and outcome together */
+        const char *ch = json_str(cJSON_GetArrayItem(o->jobs, 0), "channel");
+        cJSON *jobs = o->jobs;
+        o->at_ms = hclock_now(e->clock);
+        o->jobs = cJSON_CreateArray(); /* no deliver job when the call starts here */
+        if (ch && send__deliver_fused(e, j, a, r, &m, ch, o->state, &o->first, route_apply, o)) {
+            cJSON_Delete(jobs);
+            goto out;
+        }
+        cJSON_Delete(o->jobs);
+        o->jobs = jobs;
+        o->at_ms = 0;
+        /* a dead node may have made this call from an earlier lease of this job: the
+         * deliver job's attempt says so, as if it had been taken over itself */
+        if (j->attempts > 1)
+            cJSON_AddNumberToObject(cJSON_GetArrayItem(jobs, 0), "lease_attempt",
+                                    (double)j->attempts);
+    }
 out:
     cJSON_Delete(p);
 }

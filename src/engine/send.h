@@ -6,7 +6,11 @@
  *   "send.route" job: template (published only), profile (stored + received), brand,
  *     routing -> the channels to try; render each (history RENDERED, /output);
  *     status ROUTED; one "send.deliver" job per channel.  No usable channel:
- *     UNROUTABLE (NO_CHANNELS / NO_PROVIDERS).
+ *     UNROUTABLE (NO_CHANNELS / NO_PROVIDERS).  One channel whose first provider can
+ *     take the call now (the common case): the route job makes that first attempt
+ *     itself, as the deliver job would, and commits ROUTED and the attempt's outcome
+ *     in one transaction (no send.deliver job; later attempts, failover and a provider
+ *     at its limit still go through send.deliver jobs).
  *   "send.deliver" job: one channel, providers in priority order:
  *     SENT -> history DELIVERING + SENT, status SENT;
  *     permanent error -> next provider (failover), then for `single` routing the next

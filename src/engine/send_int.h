@@ -5,6 +5,7 @@
 
 #include "send.h"
 
+#include "../util/channel.h"
 #include "../util/id.h"
 #include "../util/json.h"
 
@@ -37,5 +38,25 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
 void send__derive_id(const char *seed, char out[ID_LEN + 1]);
 /* send__is_final: a status after which nothing more happens. */
 bool send__is_final(struct str status);
+
+/* A route job's commit, run inside t before the delivery's own when the route job
+ * delivered its message itself; *applied: false when it wrote nothing (the message was
+ * canceled or deleted meanwhile). Returns 0 or a store error. */
+typedef int (*send__route_commit_fn)(struct store_txn *t, void *arg, bool *applied);
+
+/* send__deliver_fused: the route job j of message m (routed to exactly one channel,
+ * whose state is in `state`, content rendered) starts the channel's first attempt
+ * itself, the way a send.deliver job would (suppression, provider, limits, then the
+ * call), so the message is routed and delivered with one commit: when the call ends,
+ * route_commit(route_arg) runs first in the delivery's transaction. Returns true when the
+ * call started: r says ASYNC, content was taken, and a (j's arena) with route_arg must
+ * live until the commit. false: nothing started, content and r untouched; the caller
+ * commits its route as usual (a send.deliver job does the rest: a provider at its
+ * limit, a suppressed address, a removed provider, a store error). state stays the
+ * caller's. */
+bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
+                         struct job_result *r, const struct message_rec *m, const char *channel,
+                         const cJSON *state, struct content *content,
+                         send__route_commit_fn route_commit, void *route_arg);
 
 #endif

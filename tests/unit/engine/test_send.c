@@ -1,0 +1,265 @@
+/* test_send.c: the sending pipeline's jobs (send.route, send.deliver) driven by hand
+ * over a real SQLite store with a manual clock, queue_run_once and the console
+ * provider (it answers SENT at once, on the calling thread): a message routed to one
+ * channel is delivered by its route job itself, with one commit and no send.deliver
+ * job; a provider at its concurrency cap, or two channels, hand over to send.deliver
+ * jobs as before; the history keeps its order either way. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../../src/engine/send.h"
+#include "../../../src/queue/queue.h"
+#include "../../../src/render/hbs.h"
+#include "../../../src/store/store.h"
+#include "../../../src/util/arena.h"
+#include "../../../src/util/json.h"
+#include "../../../src/util/log.h"
+#include "../../../src/util/str.h"
+#include "../temp_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define T0 1700000000000LL
+
+struct fx {
+    struct temp_store ts;
+    struct hclock_manual clk;
+    struct store *s;
+    struct engine e;
+    struct queue *q;
+    struct arena *a;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    struct queue_cfg cfg;
+    struct job_handler hs[2];
+    hclock_manual_init(&f->clk, T0);
+    if (temp_store_open(&f->ts, &f->clk.base, &f->s) < 0)
+        return -1;
+    f->e.store = f->s;
+    f->e.clock = &f->clk.base;
+    f->e.hbs = hbs_cache_new(64, 1u << 20);
+    f->e.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
+    f->e.provider_timeout_ms = 10000;
+    f->e.backoff_base_ms = 1000;
+    f->e.backoff_max_ms = 3600000;
+    f->e.limits = limit_table_new(0);
+    f->e.provider_concurrency = ENGINE_PROVIDER_CONCURRENCY_DEFAULT;
+    hs[0] = (struct job_handler){SEND_ROUTE_KIND, engine_route_run, &f->e};
+    hs[1] = (struct job_handler){SEND_DELIVER_KIND, engine_deliver_run, &f->e};
+    queue_cfg_defaults(&cfg);
+    f->q = queue_new(f->s, &f->clk.base, &cfg, hs, 2);
+    f->a = arena_new(4096);
+    *state = f;
+    return f->q && f->e.hbs && f->e.limits ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    queue_free(f->q);
+    store_close(f->s);
+    hbs_cache_free(f->e.hbs);
+    limit_table_free(f->e.limits);
+    arena_free(f->a);
+    temp_store_remove(&f->ts);
+    free(f);
+    return 0;
+}
+
+/* run_jobs: run what is due now until nothing is; returns how many jobs ran. */
+static size_t run_jobs(struct fx *f)
+{
+    size_t total = 0, ran;
+    for (int i = 0; i < 50; i++) {
+        ran = 0;
+        assert_int_equal(queue_run_once(f->q, 16, &ran), 0);
+        if (ran == 0)
+            break;
+        total += ran;
+    }
+    return total;
+}
+
+/* count_jobs: queued or leased jobs of kind in the store */
+static int64_t count_jobs(struct fx *f, const char *kind)
+{
+    struct job_count *jc = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    assert_int_equal(store_job_counts(f->s, f->a, &jc, &n), HR_OK);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(jc[i].kind, kind))
+            total += jc[i].count;
+    return total;
+}
+
+struct put_doc_arg {
+    const char *coll, *id, *body;
+    int64_t now;
+};
+
+static int put_doc_tx(struct store_txn *t, void *varg)
+{
+    struct put_doc_arg *p = varg;
+    return store_doc_put(t, p->coll, str_c(p->id), str_c(p->body), p->now, NULL);
+}
+
+static void put_doc(struct fx *f, const char *coll, const char *id, const char *body)
+{
+    struct put_doc_arg p = {coll, id, body, hclock_now(&f->clk.base)};
+    struct herr err;
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, put_doc_tx, &p, &err), HR_OK);
+}
+
+/* console: a console provider for channel ch with the given limits (JSON or NULL) */
+static void console(struct fx *f, const char *id, const char *ch, const char *limits)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"id\":\"%s\",\"provider\":\"console\",\"channel\":\"%s\",\"enabled\":true,"
+             "\"priority\":1,\"settings\":{}%s%s}",
+             id, ch, limits ? ",\"limits\":" : "", limits ? limits : "");
+    put_doc(f, "providers", id, body);
+}
+
+struct send_arg {
+    struct engine *e;
+    cJSON *msg;
+    const char *request_id;
+};
+
+static int send_tx(struct store_txn *t, void *varg)
+{
+    struct send_arg *s = varg;
+    return engine_send_enqueue(s->e, t, s->msg, s->request_id, NULL, NULL);
+}
+
+/* send: POST /send's message (JSON) as request id; one recipient: the message's id is
+ * the request id */
+static void send(struct fx *f, const char *id, const char *msg_json)
+{
+    struct send_arg s = {&f->e, cJSON_Parse(msg_json), id};
+    struct herr err;
+    herr_clear(&err);
+    assert_non_null(s.msg);
+    assert_int_equal(engine_send_validate(s.msg, &err), HR_OK);
+    assert_int_equal(store_write(f->s, send_tx, &s, &err), HR_OK);
+    cJSON_Delete(s.msg);
+}
+
+static void assert_status(struct fx *f, const char *id, const char *want)
+{
+    struct message_rec m;
+    assert_int_equal(store_message_get(f->s, str_c(id), f->a, &m), HR_OK);
+    if (!str_eq_c(m.status, want))
+        fail_msg("message %s: want %s, got %.*s", id, want, (int)m.status.len, m.status.p);
+}
+
+/* history: the message's history types joined by ',' into buf; fails when a time goes
+ * backwards */
+static const char *history(struct fx *f, const char *id, char *buf, size_t cap)
+{
+    struct history_rec *h = NULL;
+    size_t n = 0, used = 0;
+    int64_t last = 0;
+    assert_int_equal(store_history_list(f->s, str_c(id), STR_NULL, f->a, &h, &n), HR_OK);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].ts < last)
+            fail_msg("history of %s: %.*s at %lld is before the event ahead of it", id,
+                     (int)h[i].type.len, h[i].type.p, (long long)h[i].ts);
+        last = h[i].ts;
+        used += (size_t)snprintf(buf + used, cap - used, "%s%.*s", i ? "," : "",
+                                 (int)h[i].type.len, h[i].type.p);
+        assert_true(used < cap);
+    }
+    return buf;
+}
+
+#define ONE_EMAIL                                                                            \
+    "{\"to\":{\"email\":\"a@example.com\"},\"content\":{\"title\":\"Hi\",\"body\":\"there\"}," \
+    "\"routing\":{\"method\":\"single\",\"channels\":[\"email\"]}}"
+
+/* One channel: the route job makes the call itself and commits routing and outcome
+ * together: one job ran, no send.deliver job was ever queued, the history reads as it
+ * did with two jobs, in time order. */
+static void test_route_delivers_one_channel(void **state)
+{
+    struct fx *f = *state;
+    char h[256];
+    console(f, "c1", "email", NULL);
+    send(f, "m1", ONE_EMAIL);
+    assert_int_equal(count_jobs(f, SEND_ROUTE_KIND), 1);
+    hclock_manual_advance(&f->clk, 5);
+    assert_int_equal(run_jobs(f), 1);
+    assert_int_equal(count_jobs(f, SEND_ROUTE_KIND) + count_jobs(f, SEND_DELIVER_KIND), 0);
+    assert_status(f, "m1", "SENT");
+    assert_string_equal(history(f, "m1", h, sizeof h),
+                        "ENQUEUED,PROFILE_LOADED,RENDERED,DELIVERING,SENT");
+    assert_int_equal(limit_in_flight(f->e.limits, "c1"), 0); /* the slot is free again */
+}
+
+/* A provider at its concurrency cap: the route commits ROUTED and a send.deliver job,
+ * which defers until the slot is free, then delivers. */
+static void test_route_at_cap_hands_over(void **state)
+{
+    struct fx *f = *state;
+    struct limit_cfg lc = {.concurrency = 1};
+    char h[256];
+    bool held = false, at_cap = false;
+    int64_t at = 0, t_held = hclock_now(&f->clk.base);
+    console(f, "c1", "email", "{\"concurrency\":1}");
+    assert_int_equal(limit_acquire(f->e.limits, "c1", &lc, t_held, &held, &at, &at_cap), 0);
+    assert_true(held);
+    send(f, "m2", ONE_EMAIL);
+    run_jobs(f);
+    assert_status(f, "m2", "ROUTED");
+    assert_int_equal(count_jobs(f, SEND_ROUTE_KIND), 0);
+    assert_int_equal(count_jobs(f, SEND_DELIVER_KIND), 1);
+    limit_release(f->e.limits, "c1", t_held, hclock_now(&f->clk.base));
+    hclock_manual_advance(&f->clk, 60000);
+    assert_true(run_jobs(f) >= 1);
+    assert_status(f, "m2", "SENT");
+    assert_int_equal(count_jobs(f, SEND_DELIVER_KIND), 0);
+    assert_string_equal(history(f, "m2", h, sizeof h),
+                        "ENQUEUED,PROFILE_LOADED,RENDERED,DELIVERING,SENT");
+}
+
+/* Two channels (routing "all"): a send.deliver job each, as before. */
+static void test_route_two_channels_hands_over(void **state)
+{
+    struct fx *f = *state;
+    char h[256];
+    console(f, "c1", "email", NULL);
+    console(f, "c2", "sms", NULL);
+    send(f, "m3",
+         "{\"to\":{\"email\":\"a@example.com\",\"phone_number\":\"+15550100\"},"
+         "\"content\":{\"title\":\"Hi\",\"body\":\"there\"},"
+         "\"routing\":{\"method\":\"all\",\"channels\":[\"email\",\"sms\"]}}");
+    assert_int_equal(run_jobs(f), 3); /* the route, then two deliveries */
+    assert_status(f, "m3", "SENT");
+    assert_string_equal(history(f, "m3", h, sizeof h),
+                        "ENQUEUED,PROFILE_LOADED,RENDERED,RENDERED,DELIVERING,SENT,DELIVERING,"
+                        "SENT");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_route_delivers_one_channel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_at_cap_hands_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
+    };
+    log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
