@@ -121,8 +121,9 @@ static int channel_failed(struct store_txn *t, struct message_rec *m, cJSON *sta
                        NULL, now);
 }
 
-/* attempt_history: the attempt's DELIVERING and outcome events, nothing else: for a
- * message canceled while its fused route job (send__deliver_fused) called. */
+/* attempt_history: the attempt's DELIVERING and outcome events (SENT, else
+ * UNDELIVERABLE: nothing follows it) and, when sent, its reference for receipts; nothing
+ * else: for a message canceled while its fused route job (send__deliver_fused) called. */
 static int attempt_history(struct store_txn *t, struct str id, const struct deliver_out *o,
                            int64_t now)
 {
@@ -135,6 +136,13 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
     if (rc == HR_OK)
         rc = send__history(t, id, now, o->outcome == DELIVERY_SENT ? "SENT" : "UNDELIVERABLE",
                            h);
+    if (rc == HR_OK && o->outcome == DELIVERY_SENT && o->res.reference[0]) {
+        rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
+                                                      str_c(o->res.reference), id,
+                                                      str_c(o->channel), now});
+        if (rc == HR_INVAL)
+            rc = HR_OK; /* a reference too long to index */
+    }
     cJSON_Delete(h);
     return rc;
 }
@@ -157,15 +165,17 @@ static int deliver_commit(struct store_txn *t, void *arg)
     }
     if (rc < 0)
         goto out;
-    state = cJSON_ParseWithLength(m.state.p, m.state.len);
-    cs = json_obj(json_obj(state, "channels"), o->channel);
-    if (!cs) {
-        /* rerouted meanwhile; or (fused) canceled while its route job called: the
-         * attempt still goes into the history */
-        if (!routed && o->outcome >= 0)
+    if (!routed) {
+        /* (fused) canceled while its route job called: the attempt still goes into the
+         * history, and nothing else changes */
+        if (o->outcome >= 0)
             rc = attempt_history(t, m.id, o, now);
         goto out;
     }
+    state = cJSON_ParseWithLength(m.state.p, m.state.len);
+    cs = json_obj(json_obj(state, "channels"), o->channel);
+    if (!cs)
+        goto out; /* rerouted meanwhile */
     if (o->outcome < 0) { /* nothing attempted: canceled, or no provider left */
         if (o->suppressed && !send__is_final(m.status))
             rc = receipt_suppressed_history(t, m.id, o->channel, o->res.reason, now);
@@ -358,6 +368,15 @@ static void call_cleanup(struct delivery_call *c)
 
 enum begin { BEGIN_STARTED, BEGIN_NOCALL, BEGIN_DEFER, BEGIN_RETRY };
 
+/* deferred: counts a delivery put off at its provider's limit (wait_key set: at the
+ * concurrency cap, else at the rate limit) */
+static void deferred(uint64_t wait_key)
+{
+    metrics_counter_add("herald_provider_deferred_total",
+                        "Deliveries put off because the provider was at its limit.", "limit",
+                        wait_key ? "concurrency" : "rate", 1);
+}
+
 /* deliver_begin: the checks and the start of one attempt of c->o (id, channel, p,
  * attempt set) on channel state cs (in c->state), for a message enqueued at
  * enqueued_ms. c holds the message's parsed state and spec, and its rendered content
@@ -439,9 +458,6 @@ static enum begin deliver_begin(struct engine *e, struct delivery_call *c, const
             /* at the concurrency cap the job waits for a slot, and the release that frees
              * one wakes it (queue_unpark); at the rate limit, for its token's time */
             *wait_key = at_cap ? limit_wait_key(o->provider_id) : 0;
-            metrics_counter_add("herald_provider_deferred_total",
-                                "Deliveries put off because the provider was at its limit.",
-                                "limit", at_cap ? "concurrency" : "rate", 1);
             return BEGIN_DEFER;
         }
     }
@@ -530,6 +546,7 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
         r->retry_at_ms = at;
         r->commit = NULL;
         r->wait_key = wait_key;
+        deferred(wait_key);
         break;
     case BEGIN_RETRY:
         goto retry;
@@ -548,15 +565,18 @@ out:
 bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
                          struct job_result *r, const struct message_rec *m, const char *channel,
                          const cJSON *state, struct content *content,
-                         send__route_commit_fn route_commit, void *route_arg)
+                         send__route_commit_fn route_commit, void *route_arg,
+                         int64_t *defer_at)
 {
     struct deliver_out *o = arena_zalloc(a, sizeof *o);
     struct delivery_call *c = arena_zalloc(a, sizeof *c);
     const cJSON *cs = json_obj(json_obj(state, "channels"), channel);
     int64_t at = 0;
     uint64_t wait_key = 0;
+    enum begin b;
     int rc;
 
+    *defer_at = 0;
     if (!cs)
         return false;
     c->e = e;
@@ -567,7 +587,7 @@ bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
     snprintf(o->channel, sizeof o->channel, "%s", channel);
     o->p = 0;
     o->attempt = 1;
-    o->lease_attempt = j->attempts;
+    o->lease_attempt = j->retaken > 0 ? j->attempts : 1; /* taken over: maybe called */
     o->route_commit = route_commit;
     o->route_arg = route_arg;
     c->state = cJSON_Duplicate(state, 1);
@@ -576,9 +596,16 @@ bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
                               after it); given back below when no call starts */
     memset(content, 0, sizeof *content);
     cs = json_obj(json_obj(c->state, "channels"), channel);
-    if (deliver_begin(e, c, cs, m->enqueued_ms, true, a, r, &at, &wait_key, &rc) ==
-        BEGIN_STARTED)
+    b = deliver_begin(e, c, cs, m->enqueued_ms, true, a, r, &at, &wait_key, &rc);
+    if (b == BEGIN_STARTED)
         return true;
+    if (b == BEGIN_DEFER && !wait_key) {
+        /* at the rate limit the limiter set this token's time aside for us: the deliver
+         * job runs then (asking again now would set a second one aside). At the
+         * concurrency cap it is handed over now, and waits for a slot (counted there) */
+        *defer_at = at;
+        deferred(wait_key);
+    }
     *content = c->content;
     memset(&c->content, 0, sizeof c->content);
     call_cleanup(c);

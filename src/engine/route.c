@@ -38,6 +38,7 @@ struct route_out {
     bool retry;               /* the store could not be read: route again later */
     struct content first;     /* the first channel's rendered content (for a fused start) */
     int64_t at_ms;            /* when it was routed: the history's time (0: the commit's) */
+    int64_t deliver_at;       /* the deliver jobs' run_at (0: now) */
 };
 
 static void route_out_free(void *p)
@@ -100,8 +101,8 @@ static int route_apply(struct store_txn *t, void *arg, bool *applied)
     cJSON_ArrayForEach(e, o->jobs)
     {
         if (rc == HR_OK)
-            rc = o->bulk ? send__enqueue_bulk(t, SEND_DELIVER_KIND, e, 0)
-                         : send__enqueue(t, SEND_DELIVER_KIND, e, 0);
+            rc = o->bulk ? send__enqueue_bulk(t, SEND_DELIVER_KIND, e, o->deliver_at)
+                         : send__enqueue(t, SEND_DELIVER_KIND, e, o->deliver_at);
     }
 out:
     arena_free(a);
@@ -583,7 +584,8 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
         cJSON *jobs = o->jobs;
         o->at_ms = hclock_now(e->clock);
         o->jobs = cJSON_CreateArray(); /* no deliver job when the call starts here */
-        if (ch && send__deliver_fused(e, j, a, r, &m, ch, o->state, &o->first, route_apply, o)) {
+        if (ch && send__deliver_fused(e, j, a, r, &m, ch, o->state, &o->first, route_apply, o,
+                                      &o->deliver_at)) {
             cJSON_Delete(jobs);
             goto out;
         }
@@ -592,7 +594,7 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
         o->at_ms = 0;
         /* a dead node may have made this call from an earlier lease of this job: the
          * deliver job's attempt says so, as if it had been taken over itself */
-        if (j->attempts > 1)
+        if (j->retaken > 0 && j->attempts > 1)
             cJSON_AddNumberToObject(cJSON_GetArrayItem(jobs, 0), "lease_attempt",
                                     (double)j->attempts);
     }

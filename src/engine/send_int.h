@@ -52,11 +52,13 @@ typedef int (*send__route_commit_fn)(struct store_txn *t, void *arg, bool *appli
  * call started: r says ASYNC, content was taken, and a (j's arena) with route_arg must
  * live until the commit. false: nothing started, content and r untouched; the caller
  * commits its route as usual (a send.deliver job does the rest: a provider at its
- * limit, a suppressed address, a removed provider, a store error). state stays the
- * caller's. */
+ * limit, a suppressed address, a removed provider, a store error); *defer_at, when not
+ * 0, is when the provider's limiter expects a slot or token (the deliver job's run_at:
+ * the limiter already counted this wait). state stays the caller's. */
 bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
                          struct job_result *r, const struct message_rec *m, const char *channel,
                          const cJSON *state, struct content *content,
-                         send__route_commit_fn route_commit, void *route_arg);
+                         send__route_commit_fn route_commit, void *route_arg,
+                         int64_t *defer_at);
 
 #endif

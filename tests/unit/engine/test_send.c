@@ -253,12 +253,88 @@ static void test_route_two_channels_hands_over(void **state)
                         "SENT");
 }
 
+/* A provider at its rate limit: the route job asked the limiter once, and the deliver
+ * job it hands over runs at the token's time the limiter set aside (asking again at
+ * once would have set aside a second one, a second later). */
+static void test_route_at_rate_limit_waits_once(void **state)
+{
+    struct fx *f = *state;
+    console(f, "c1", "email", "{\"per_second\":1}");
+    send(f, "m5", ONE_EMAIL);
+    send(f, "m6", ONE_EMAIL);
+    run_jobs(f);
+    assert_status(f, "m5", "SENT"); /* the bucket's one token */
+    assert_status(f, "m6", "ROUTED");
+    assert_int_equal(count_jobs(f, SEND_DELIVER_KIND), 1);
+    hclock_manual_advance(&f->clk, 999);
+    assert_int_equal(run_jobs(f), 0);
+    hclock_manual_advance(&f->clk, 1);
+    assert_int_equal(run_jobs(f), 1);
+    assert_status(f, "m6", "SENT");
+}
+
+struct lease_arg {
+    int64_t now;
+    size_t n;
+    struct arena *a;
+};
+
+static int lease_tx(struct store_txn *t, void *varg)
+{
+    struct lease_arg *l = varg;
+    struct job *js = NULL;
+    static const char *const kinds[] = {SEND_ROUTE_KIND, NULL};
+    return store_job_lease(t, l->now, 1000, 16, 0, kinds, l->a, &js, &l->n);
+}
+
+/* A route job taken over after its lease ran out (its node died, maybe mid-call): the
+ * attempt it makes says so ("retaken", the lease count), on the fused path and when it
+ * hands over to a deliver job (the provider at its cap). */
+static void test_route_taken_over_marks_retaken(void **state)
+{
+    struct fx *f = *state;
+    struct lease_arg l = {0, 0, f->a};
+    struct history_rec *h = NULL;
+    struct herr err;
+    size_t n = 0;
+    herr_clear(&err);
+    console(f, "c1", "email", "{\"concurrency\":1}");
+    send(f, "m7", ONE_EMAIL);
+    send(f, "m8", ONE_EMAIL);
+    l.now = hclock_now(&f->clk.base);
+    assert_int_equal(store_write(f->s, lease_tx, &l, &err), HR_OK); /* a node that dies */
+    assert_int_equal(l.n, 2);
+    hclock_manual_advance(&f->clk, 1001);
+    /* m7's route job calls; m8's finds the one slot taken (m7's, until its commit) and
+     * hands over to a deliver job, which runs once the slot is free */
+    assert_int_equal(run_jobs(f), 3);
+    assert_status(f, "m7", "SENT");
+    assert_status(f, "m8", "SENT");
+    for (int k = 0; k < 2; k++) {
+        const char *id = k ? "m8" : "m7";
+        bool seen = false;
+        assert_int_equal(store_history_list(f->s, str_c(id), str_c("DELIVERING"), f->a, &h, &n),
+                         HR_OK);
+        assert_int_equal(n, 1);
+        cJSON *b = cJSON_ParseWithLength(h[0].body.p, h[0].body.len);
+        int64_t la = 0;
+        seen = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "retaken")) &&
+               json_i64(b, "lease_attempt", &la) && la == 2;
+        if (!seen)
+            fail_msg("%s: DELIVERING %.*s is not marked retaken with lease_attempt 2", id,
+                     (int)h[0].body.len, h[0].body.p);
+        cJSON_Delete(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_route_delivers_one_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_cap_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_at_rate_limit_waits_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_taken_over_marks_retaken, setup, teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
