@@ -10,6 +10,8 @@
 # flow: flow.sh's setup (two automations of one send step linked to track/Flow Event,
 #   webhook provider to the sink); wrk POSTs the event for 5 s, then perf samples herald
 #   for 5 s while it drains (events job, steps, routes, deliveries).
+# send / flow with PROFILE_UNDER_LOAD=1: wrk runs 14 s and perf samples 8 s in its middle
+#   (accepting and processing at once; for when the backlog drains too fast to sample).
 # Prints wrk's summary, herald's store transactions and commits, CPU per herald thread
 # (by name: h-sql-writer, h-worker, h-completer, h-transport, MHD's own; see docs/PERFORMANCE.md),
 # the busiest thread's states (sampled from /proc every 10 ms, and its schedstat), and
@@ -55,12 +57,22 @@ send | flow)
         flow_setup "track/Flow Event"
         auth=$WRITE_AUTH path=/v1/track
     fi
-    BENCH_MODE=$mode BENCH_AUTH=$auth BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
-        -s "$BENCH_HOME/wrk.lua" "$HERALD_URL$path" >"$BENCH_TMP/wrk.out" 2>&1
-    wrk_pid=""
+    if [ -n "${PROFILE_UNDER_LOAD:-}" ]; then
+        # herald keeps up with the load now (the drain is too short to sample): sample
+        # 8 s in the middle of 14 s of load instead
+        BENCH_MODE=$mode BENCH_AUTH=$auth BENCH_RUN=p wrk -t2 -c64 -d14s --latency \
+            -s "$BENCH_HOME/wrk.lua" "$HERALD_URL$path" >"$BENCH_TMP/wrk.out" 2>&1 &
+        wrk_pid=$!
+        sleep 3
+        secs=8
+    else
+        BENCH_MODE=$mode BENCH_AUTH=$auth BENCH_RUN=p wrk -t2 -c64 -d5s --latency \
+            -s "$BENCH_HOME/wrk.lua" "$HERALD_URL$path" >"$BENCH_TMP/wrk.out" 2>&1
+        wrk_pid=""
+        secs=5
+    fi
     echo "queue before: $(hget /admin/queue)"
     d0=$(sink_stats | json - j.count)
-    secs=5
     ;;
 *) die "mode: track, batch, send or flow" ;;
 esac
@@ -118,3 +130,5 @@ perf report -i "$BENCH_TMP/perf.data" --children --sort symbol --stdio -g none 2
 echo "--- inclusive time, kernel: scheduling, futex, fsync"
 perf report -i "$BENCH_TMP/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
     grep -E '^\s+[0-9.]+%' | grep -E 'finish_task_switch|__x64_sys_futex|do_fsync|__x64_sys_sendmsg|__x64_sys_pwrite' || true
+# PROFILE_KEEP=FILE: keep perf's data (e.g. perf report -i FILE --comms h-sql-writer ...)
+if [ -n "${PROFILE_KEEP:-}" ]; then cp "$BENCH_TMP/perf.data" "$PROFILE_KEEP" && echo "perf data kept: $PROFILE_KEEP"; fi

@@ -10,6 +10,7 @@
 #include "../util/id.h"
 #include "../render/elemental.h"
 #include "../util/jsonpatch.h"
+#include "../util/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +18,47 @@
 
 /* ---- shared helpers -------------------------------------------------------------- */
 
+/* plain_type: a history type safe to write between quotes as it is (A-Z and _) */
+static bool plain_type(const char *type)
+{
+    size_t n = 0;
+    for (; type[n]; n++)
+        if (!((type[n] >= 'A' && type[n] <= 'Z') || type[n] == '_') || n >= 64)
+            return false;
+    return n > 0;
+}
+
 int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
                   const cJSON *body)
 {
-    cJSON *ev = cJSON_CreateObject(), *it;
-    char *s;
+    cJSON *ev, *it;
+    char *s, *b;
+    size_t bn, hn;
     int rc;
+    if (cJSON_IsObject(body) && plain_type(type) &&
+        !cJSON_GetObjectItemCaseSensitive(body, "ts") &&
+        !cJSON_GetObjectItemCaseSensitive(body, "type")) {
+        /* the common case, on the writer: the body printed once, behind ts and type (no
+         * deep copy of it: bodies carry the event's data, the profile, rendered output) */
+        char head[96];
+        b = json_print(body); /* "{...}" */
+        bn = strlen(b);
+        hn = (size_t)snprintf(head, sizeof head, "{\"ts\":%lld,\"type\":\"%s\"%s",
+                              (long long)ts, type, bn > 2 ? "," : "");
+        s = xmalloc(hn + bn);
+        memcpy(s, head, hn);
+        memcpy(s + hn, b + 1, bn); /* the body's members, its closing brace, the NUL */
+        free(b);
+        rc = store_history_append(t, id, ts, str_c(type), str_c(s));
+        free(s);
+        return rc;
+    }
+    ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "ts", (double)ts);
     cJSON_AddStringToObject(ev, "type", type);
     if (body)
         cJSON_ArrayForEach(it, body)
-            if (strcmp(it->string, "ts") && strcmp(it->string, "type"))
+            if (it->string && strcmp(it->string, "ts") && strcmp(it->string, "type"))
                 cJSON_AddItemToObject(ev, it->string, cJSON_Duplicate(it, 1));
     s = json_print(ev);
     rc = store_history_append(t, id, ts, str_c(type), str_c(s));

@@ -179,6 +179,18 @@ static const char *history(struct fx *f, const char *id, char *buf, size_t cap)
             fail_msg("history of %s: %.*s at %lld is before the event ahead of it", id,
                      (int)h[i].type.len, h[i].type.p, (long long)h[i].ts);
         last = h[i].ts;
+        {   /* each body is one JSON object that starts with its own ts and type */
+            cJSON *b = cJSON_ParseWithLength(h[i].body.p, h[i].body.len);
+            int64_t ts = 0;
+            char head[96];
+            int hn = snprintf(head, sizeof head, "{\"ts\":%lld,\"type\":\"%.*s\"",
+                              (long long)h[i].ts, (int)h[i].type.len, h[i].type.p);
+            if (!cJSON_IsObject(b) || !json_i64(b, "ts", &ts) || ts != h[i].ts ||
+                !json_str(b, "type") || !str_eq_c(h[i].type, json_str(b, "type")) ||
+                h[i].body.len < (size_t)hn || memcmp(h[i].body.p, head, (size_t)hn) != 0)
+                fail_msg("history of %s: body %.*s", id, (int)h[i].body.len, h[i].body.p);
+            cJSON_Delete(b);
+        }
         used += (size_t)snprintf(buf + used, cap - used, "%s%.*s", i ? "," : "",
                                  (int)h[i].type.len, h[i].type.p);
         assert_true(used < cap);
