@@ -39,6 +39,10 @@ struct route_out {
     struct content first;     /* the first channel's rendered content (for a fused start) */
     int64_t at_ms;            /* when it was routed: the history's time (0: the commit's) */
     int64_t deliver_at;       /* the deliver jobs' run_at (0: now) */
+    /* the writes printed before the commit (off the writer; route_prepare): */
+    char *state_s, *outputs_s; /* o->state, o->outputs; NULL when absent */
+    char **hist_s;             /* o->events, each as stored, timed at_ms */
+    int nhist;
 };
 
 static void route_out_free(void *p)
@@ -49,6 +53,28 @@ static void route_out_free(void *p)
     cJSON_Delete(o->outputs);
     cJSON_Delete(o->jobs);
     content_cleanup(&o->first);
+    free(o->state_s);
+    free(o->outputs_s);
+    for (int i = 0; i < o->nhist; i++)
+        free(o->hist_s[i]);
+}
+
+/* route_prepare: prints what route_apply writes (history timed now, state, outputs), so
+ * the commit on the writer does no JSON work. hist_s lives in a. */
+static void route_prepare(struct route_out *o, struct arena *a, int64_t now)
+{
+    int n = cJSON_GetArraySize(o->events), i = 0;
+    const cJSON *e;
+    o->at_ms = now;
+    o->hist_s = arena_zalloc(a, (size_t)(n > 0 ? n : 1) * sizeof *o->hist_s);
+    cJSON_ArrayForEach(e, o->events)
+    {
+        if (i < n)
+            o->hist_s[i++] = send__history_json(now, json_str(e, "type"), json_obj(e, "body"));
+    }
+    o->nhist = i;
+    o->state_s = o->state ? json_print(o->state) : NULL;
+    o->outputs_s = o->outputs ? json_print(o->outputs) : NULL;
 }
 
 static void event(struct route_out *o, const char *type, cJSON *body)
@@ -77,11 +103,24 @@ static int route_apply(struct store_txn *t, void *arg, bool *applied)
     }
     if (rc < 0 || send__is_final(m.status))
         goto out; /* canceled (or done) while we worked: keep it that way */
-    cJSON_ArrayForEach(e, o->events)
-    {
-        rc = send__history(t, m.id, at, json_str(e, "type"), json_obj(e, "body"));
-        if (rc < 0)
-            goto out;
+    if (o->hist_s) {
+        int i = 0;
+        cJSON_ArrayForEach(e, o->events)
+        {
+            if (i >= o->nhist)
+                break;
+            rc = store_history_append(t, m.id, at, str_c(json_str(e, "type")),
+                                      str_c(o->hist_s[i++]));
+            if (rc < 0)
+                goto out;
+        }
+    } else {
+        cJSON_ArrayForEach(e, o->events)
+        {
+            rc = send__history(t, m.id, at, json_str(e, "type"), json_obj(e, "body"));
+            if (rc < 0)
+                goto out;
+        }
     }
     *applied = true;
     if (o->final_status) {
@@ -89,13 +128,13 @@ static int route_apply(struct store_txn *t, void *arg, bool *applied)
         goto out;
     }
     if (o->outputs) {
-        struct str s = send__json_str(a, o->outputs);
+        struct str s = o->outputs_s ? str_c(o->outputs_s) : send__json_str(a, o->outputs);
         rc = store_doc_put(t, "outputs", m.id, s, now, NULL);
         if (rc < 0)
             goto out;
     }
     m.status = STR_LIT("ROUTED");
-    m.state = send__json_str(a, o->state);
+    m.state = o->state_s ? str_c(o->state_s) : send__json_str(a, o->state);
     m.updated_ms = now;
     rc = store_message_update(t, &m);
     cJSON_ArrayForEach(e, o->jobs)
@@ -578,11 +617,12 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
     r->outcome = JOB_OUT_DONE;
     r->commit = route_commit;
     r->commit_arg = o;
+    if (!o->final_status)
+        route_prepare(o, a, hclock_now(e->clock));
     if (!o->final_status && cJSON_GetArraySize(o->jobs) == 1) {
         /* one channel: deliver it here, and commit route and outcome together */
         const char *ch = json_str(cJSON_GetArrayItem(o->jobs, 0), "channel");
         cJSON *jobs = o->jobs;
-        o->at_ms = hclock_now(e->clock);
         o->jobs = cJSON_CreateArray(); /* no deliver job when the call starts here */
         if (ch && send__deliver_fused(e, j, a, r, &m, ch, o->state, &o->first, route_apply, o,
                                       &o->deliver_at)) {
@@ -591,7 +631,6 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
         }
         cJSON_Delete(o->jobs);
         o->jobs = jobs;
-        o->at_ms = 0;
         /* a dead node may have made this call from an earlier lease of this job: the
          * deliver job's attempt says so, as if it had been taken over itself */
         if (j->retaken > 0 && j->attempts > 1)

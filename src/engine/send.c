@@ -28,20 +28,18 @@ static bool plain_type(const char *type)
     return n > 0;
 }
 
-int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
-                  const cJSON *body)
+char *send__history_json(int64_t ts, const char *type, const cJSON *body)
 {
     cJSON *ev, *it;
     char *s, *b;
     size_t bn, hn;
-    int rc;
-    if (cJSON_IsObject(body) && plain_type(type) &&
-        !cJSON_GetObjectItemCaseSensitive(body, "ts") &&
-        !cJSON_GetObjectItemCaseSensitive(body, "type")) {
-        /* the common case, on the writer: the body printed once, behind ts and type (no
-         * deep copy of it: bodies carry the event's data, the profile, rendered output) */
+    if (!body || (cJSON_IsObject(body) && plain_type(type) &&
+                  !cJSON_GetObjectItemCaseSensitive(body, "ts") &&
+                  !cJSON_GetObjectItemCaseSensitive(body, "type"))) {
+        /* the common case: the body printed once, behind ts and type (no deep copy of
+         * it: bodies carry the event's data, the profile, rendered output) */
         char head[96];
-        b = json_print(body); /* "{...}" */
+        b = body ? json_print(body) : xstrdup("{}"); /* "{...}" */
         bn = strlen(b);
         hn = (size_t)snprintf(head, sizeof head, "{\"ts\":%lld,\"type\":\"%s\"%s",
                               (long long)ts, type, bn > 2 ? "," : "");
@@ -49,21 +47,25 @@ int send__history(struct store_txn *t, struct str id, int64_t ts, const char *ty
         memcpy(s, head, hn);
         memcpy(s + hn, b + 1, bn); /* the body's members, its closing brace, the NUL */
         free(b);
-        rc = store_history_append(t, id, ts, str_c(type), str_c(s));
-        free(s);
-        return rc;
+        return s;
     }
     ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "ts", (double)ts);
     cJSON_AddStringToObject(ev, "type", type);
-    if (body)
-        cJSON_ArrayForEach(it, body)
-            if (it->string && strcmp(it->string, "ts") && strcmp(it->string, "type"))
-                cJSON_AddItemToObject(ev, it->string, cJSON_Duplicate(it, 1));
+    cJSON_ArrayForEach(it, body)
+        if (it->string && strcmp(it->string, "ts") && strcmp(it->string, "type"))
+            cJSON_AddItemToObject(ev, it->string, cJSON_Duplicate(it, 1));
     s = json_print(ev);
-    rc = store_history_append(t, id, ts, str_c(type), str_c(s));
-    free(s);
     cJSON_Delete(ev);
+    return s;
+}
+
+int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
+                  const cJSON *body)
+{
+    char *s = send__history_json(ts, type, body);
+    int rc = store_history_append(t, id, ts, str_c(type), str_c(s));
+    free(s);
     return rc;
 }
 
@@ -485,13 +487,20 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
     const cJSON *md = json_obj(msg, "metadata");
     int64_t now = hclock_now(e->clock), when = run_at(msg, now);
     struct message_rec m;
-    cJSON *spec = cJSON_Duplicate(msg, 1), *h = cJSON_CreateObject(), *job;
-    const cJSON *tags = json_arr(md, "tags");
+    cJSON *spec = cJSON_CreateObject(), *h = cJSON_CreateObject(), *job;
+    const cJSON *tags = json_arr(md, "tags"), *it;
     const char *tmpl = json_str(msg, "template");
     struct arena *a = arena_new(8192);
     int rc;
 
-    cJSON_ReplaceItemInObjectCaseSensitive(spec, "to", cJSON_Duplicate(r, 1));
+    /* the stored spec: msg with `to` = r. Printed once, here on the writer: built of
+     * references to msg's members (no deep copy of the message's data) */
+    cJSON_ArrayForEach(it, msg)
+    {
+        if (it->string)
+            cJSON_AddItemReferenceToObject(spec, it->string,
+                                           (cJSON *)(strcmp(it->string, "to") ? it : r));
+    }
     memset(&m, 0, sizeof m);
     m.id = str_c(msg_id);
     m.request_id = str_c(request_id);
@@ -510,10 +519,10 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
         goto out;
     cJSON_AddStringToObject(h, "event", m.event.p ? m.event.p : "");
     cJSON_AddStringToObject(h, "recipient", m.recipient.p ? m.recipient.p : "");
-    if (json_obj(msg, "data"))
-        cJSON_AddItemToObject(h, "data", cJSON_Duplicate(json_obj(msg, "data"), 1));
+    if (json_obj(msg, "data")) /* references: h is printed, then freed */
+        cJSON_AddItemReferenceToObject(h, "data", (cJSON *)json_obj(msg, "data"));
     if (origin)
-        cJSON_AddItemToObject(h, "origin", cJSON_Duplicate(origin, 1));
+        cJSON_AddItemReferenceToObject(h, "origin", (cJSON *)origin);
     if (run_id)
         cJSON_AddStringToObject(h, "runId", run_id);
     rc = send__history(t, m.id, now, "ENQUEUED", h);

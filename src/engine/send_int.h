@@ -13,6 +13,9 @@
  * body (may be NULL) stays the caller's. */
 int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
                   const cJSON *body);
+/* send__history_json: the stored form of that event (caller frees), for work prepared
+ * off the writer: store_history_append(t, id, ts, type, it). Pure. */
+char *send__history_json(int64_t ts, const char *type, const cJSON *body);
 /* send__set_json: replace a message_rec string field with the serialization of v; the
  * bytes live in arena a. */
 struct str send__json_str(struct arena *a, const cJSON *v);
