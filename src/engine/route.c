@@ -37,7 +37,8 @@ struct route_out {
     bool bulk;                /* a fan-out's message: its deliver jobs are bulk too */
     bool retry;               /* the store could not be read: route again later */
     struct content first;     /* the first channel's rendered content (for a fused start) */
-    int64_t at_ms;            /* when it was routed: the history's time (0: the commit's) */
+    int64_t at_ms;            /* when it was routed: the history's time (route_prepare;
+                                 0 on the final-status path: the commit's) */
     int64_t deliver_at;       /* the deliver jobs' run_at (0: now) */
     /* the writes printed before the commit (off the writer; route_prepare): */
     char *state_s, *outputs_s; /* o->state, o->outputs; NULL when absent */

@@ -33,12 +33,12 @@ char *send__history_json(int64_t ts, const char *type, const cJSON *body)
     cJSON *ev, *it;
     char *s, *b;
     size_t bn, hn;
-    if (!body || (cJSON_IsObject(body) && plain_type(type) &&
-                  !cJSON_GetObjectItemCaseSensitive(body, "ts") &&
-                  !cJSON_GetObjectItemCaseSensitive(body, "type"))) {
+    if (plain_type(type) &&
+        (!body || (cJSON_IsObject(body) && !cJSON_GetObjectItemCaseSensitive(body, "ts") &&
+                   !cJSON_GetObjectItemCaseSensitive(body, "type")))) {
         /* the common case: the body printed once, behind ts and type (no deep copy of
          * it: bodies carry the event's data, the profile, rendered output) */
-        char head[96];
+        char head[128]; /* a type of at most 64 characters (plain_type), a 20-digit ts */
         b = body ? json_print(body) : xstrdup("{}"); /* "{...}" */
         bn = strlen(b);
         hn = (size_t)snprintf(head, sizeof head, "{\"ts\":%lld,\"type\":\"%s\"%s",
