@@ -11,13 +11,13 @@
 
 #include "../../../src/engine/automation.h"
 #include "../../../src/engine/fanout.h"
-#include "../../../src/engine/fanout.h"
 #include "../../../src/queue/queue.h"
 #include "../../../src/store/store.h"
 #include "../../../src/util/arena.h"
 #include "../../../src/util/json.h"
 #include "../../../src/util/log.h"
 #include "../../../src/util/str.h"
+#include "engine_fx.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,19 +330,7 @@ static int teardown(void **state)
     return 0;
 }
 
-/* run_jobs: run what is due now until nothing is; returns how many jobs ran. */
-static size_t run_jobs(struct fx *f)
-{
-    size_t total = 0, ran;
-    for (int i = 0; i < 50; i++) {
-        ran = 0;
-        assert_int_equal(queue_run_once(f->q, 16, &ran), 0);
-        if (ran == 0)
-            break;
-        total += ran;
-    }
-    return total;
-}
+static size_t run_jobs(struct fx *f) { return fx_run_jobs(f->q); }
 
 /* doc: the document coll/id parsed (caller owns), or NULL when absent. */
 static cJSON *doc(struct fx *f, const char *coll, const char *id)
@@ -416,23 +404,9 @@ static int start(struct fx *f, const char *run_id, const char *def_json, const c
     return rc;
 }
 
-struct put_doc_arg {
-    const char *coll, *id, *body;
-    int64_t now;
-};
-
-static int put_doc_tx(struct store_txn *t, void *varg)
-{
-    struct put_doc_arg *p = varg;
-    return store_doc_put(t, p->coll, str_c(p->id), str_c(p->body), p->now, NULL);
-}
-
 static void put_doc(struct fx *f, const char *coll, const char *id, const char *body)
 {
-    struct put_doc_arg p = {coll, id, body, hclock_now(&f->clk.base)};
-    struct herr err;
-    herr_clear(&err);
-    assert_int_equal(store_write(f->s, put_doc_tx, &p, &err), HR_OK);
+    fx_put_doc(f->s, hclock_now(&f->clk.base), coll, id, body);
 }
 
 static void assert_profile(struct fx *f, const char *id, const char *want_json)
@@ -633,17 +607,9 @@ static void test_run_first_send_taken_at_start(void **state)
     assert_profile(f, "up", "{\"x\":1}");
 }
 
-/* count_jobs: queued or leased jobs of kind in the store */
 static int64_t count_jobs(struct fx *f, const char *kind)
 {
-    struct job_count *jc = NULL;
-    size_t n = 0;
-    int64_t total = 0;
-    assert_int_equal(store_job_counts(f->s, f->a, &jc, &n), HR_OK);
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(jc[i].kind, kind))
-            total += jc[i].count;
-    return total;
+    return fx_count_jobs(f->s, f->a, kind);
 }
 
 /* A first send-list step is taken at the start too: the fan-out (its document and its

@@ -18,6 +18,7 @@
 #include "../../../src/util/json.h"
 #include "../../../src/util/log.h"
 #include "../../../src/util/str.h"
+#include "engine_fx.h"
 #include "../temp_store.h"
 
 #include <stdio.h>
@@ -75,50 +76,16 @@ static int teardown(void **state)
     return 0;
 }
 
-/* run_jobs: run what is due now until nothing is; returns how many jobs ran. */
-static size_t run_jobs(struct fx *f)
-{
-    size_t total = 0, ran;
-    for (int i = 0; i < 50; i++) {
-        ran = 0;
-        assert_int_equal(queue_run_once(f->q, 16, &ran), 0);
-        if (ran == 0)
-            break;
-        total += ran;
-    }
-    return total;
-}
+static size_t run_jobs(struct fx *f) { return fx_run_jobs(f->q); }
 
-/* count_jobs: queued or leased jobs of kind in the store */
 static int64_t count_jobs(struct fx *f, const char *kind)
 {
-    struct job_count *jc = NULL;
-    size_t n = 0;
-    int64_t total = 0;
-    assert_int_equal(store_job_counts(f->s, f->a, &jc, &n), HR_OK);
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(jc[i].kind, kind))
-            total += jc[i].count;
-    return total;
-}
-
-struct put_doc_arg {
-    const char *coll, *id, *body;
-    int64_t now;
-};
-
-static int put_doc_tx(struct store_txn *t, void *varg)
-{
-    struct put_doc_arg *p = varg;
-    return store_doc_put(t, p->coll, str_c(p->id), str_c(p->body), p->now, NULL);
+    return fx_count_jobs(f->s, f->a, kind);
 }
 
 static void put_doc(struct fx *f, const char *coll, const char *id, const char *body)
 {
-    struct put_doc_arg p = {coll, id, body, hclock_now(&f->clk.base)};
-    struct herr err;
-    herr_clear(&err);
-    assert_int_equal(store_write(f->s, put_doc_tx, &p, &err), HR_OK);
+    fx_put_doc(f->s, hclock_now(&f->clk.base), coll, id, body);
 }
 
 /* console: a console provider for channel ch with the given limits (JSON or NULL) */
