@@ -69,10 +69,7 @@ static void route_prepare(struct route_out *o, struct arena *a, int64_t now)
     o->at_ms = now;
     o->hist_s = arena_zalloc(a, (size_t)(n > 0 ? n : 1) * sizeof *o->hist_s);
     cJSON_ArrayForEach(e, o->events)
-    {
-        if (i < n)
-            o->hist_s[i++] = send__history_json(now, json_str(e, "type"), json_obj(e, "body"));
-    }
+        o->hist_s[i++] = send__history_json(now, json_str(e, "type"), json_obj(e, "body"));
     o->nhist = i;
     o->state_s = o->state ? json_print(o->state) : NULL;
     o->outputs_s = o->outputs ? json_print(o->outputs) : NULL;
