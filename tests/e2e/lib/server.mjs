@@ -126,17 +126,46 @@ export async function waitFor(fn, { timeout: limit = 10000, interval = POLL_MS, 
   }
 }
 
-/** A free TCP port on 127.0.0.1 (listen on 0, read it, close). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
+/* The kernel hands out local ports for outgoing connections from this range; a port a
+ * test holds by number only (a sink that starts later, a server about to start) must lie
+ * outside it, or one of herald's own outgoing connections can take it in the meantime
+ * (seen in CI: EADDRINUSE on a webhook sink that started after a 60 s outage). */
+function ephemeralRange() {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    /* not Linux: fall through */
+  }
+  return [32768, 60999];
+}
+
+function tryListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
     s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+    s.on('error', () => resolve(0));
+    s.listen(port, '127.0.0.1', () => {
+      const got = s.address().port;
+      s.close(() => resolve(got));
     });
   });
+}
+
+/** A TCP port on 127.0.0.1 free right now, below the kernel's ephemeral range (so no
+ *  outgoing connection takes it before the caller listens on it). */
+export async function freePort() {
+  const [lo] = ephemeralRange();
+  const base = 10000;
+  if (lo - base > 1000) {
+    for (let i = 0; i < 50; i++) {
+      const port = await tryListen(base + Math.floor(Math.random() * (lo - base)));
+      if (port) return port;
+    }
+  }
+  const port = await tryListen(0);
+  if (!port) throw new Error('no free TCP port on 127.0.0.1');
+  return port;
 }
 
 /** Parse Prometheus text into [{name, labels: {k: v}, value}] (comments skipped). */
