@@ -15,7 +15,9 @@
  *
  * A route job may make a message's first attempt itself (send__deliver_fused): the same
  * deliver_begin, with the content it just rendered, and deliver_commit runs the route's
- * commit first, so one transaction says ROUTED and the attempt's outcome. */
+ * commit first, so one transaction says ROUTED and the attempt's outcome. When it sent,
+ * deliver_done prints what the commit writes (fused_sent_prepare) and the message row is
+ * written once, ENQUEUED to SENT (fused_sent). */
 #include "send_int.h"
 #include "receipt.h"
 
@@ -47,6 +49,10 @@ struct deliver_out {
      * the message was canceled or deleted meanwhile) */
     send__route_commit_fn route_commit;
     void *route_arg;
+    /* ... and when it was sent, what the commit writes, printed when the call ended (off
+     * the writer; fused_sent_prepare): the DELIVERING and SENT events, the new state */
+    char *sent_hist[2];
+    char *sent_state;
 };
 
 static cJSON *integration(const struct deliver_out *o)
@@ -147,6 +153,36 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
     return rc;
 }
 
+/* fused_sent: the commit of a fused attempt that sent (its writes printed in
+ * fused_sent_prepare): m, as routing left it, goes from ENQUEUED to SENT in one update;
+ * the status webhooks still see ROUTED on the way. */
+static int fused_sent(struct store_txn *t, const struct deliver_out *o, struct message_rec *m,
+                      int64_t now)
+{
+    int rc = store_message_passing(t, m);
+    if (rc == HR_OK)
+        rc = store_history_append(t, m->id, o->started_ms, STR_LIT("DELIVERING"),
+                                  str_c(o->sent_hist[0]));
+    if (rc == HR_OK)
+        rc = store_history_append(t, m->id, o->ended_ms, STR_LIT("SENT"),
+                                  str_c(o->sent_hist[1]));
+    if (rc == HR_OK && o->res.reference[0]) { /* receipts find the message by it */
+        rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
+                                                      str_c(o->res.reference), m->id,
+                                                      str_c(o->channel), now});
+        if (rc == HR_INVAL)
+            rc = HR_OK; /* a reference too long to index: kept in state, no receipts */
+    }
+    if (rc < 0)
+        return rc;
+    m->status = STR_LIT("SENT");
+    m->sent_ms = o->ended_ms;
+    m->reason = m->error = STR_NULL;
+    m->state = str_c(o->sent_state);
+    m->updated_ms = now;
+    return store_message_update(t, m);
+}
+
 static int deliver_commit(struct store_txn *t, void *arg)
 {
     struct deliver_out *o = arg;
@@ -155,23 +191,32 @@ static int deliver_commit(struct store_txn *t, void *arg)
     cJSON *state = NULL, *h = NULL, *cs;
     int64_t now = hclock_now(store_txn_store(t)->clock);
     bool routed = true;
-    int rc = o->route_commit ? o->route_commit(t, o->route_arg, &routed) : HR_OK;
-    if (rc < 0)
-        goto out;
-    rc = store_message_get_txn(t, o->id, a, &m);
-    if (rc == HR_NOTFOUND) {
-        rc = HR_OK;
-        goto out;
+    int rc;
+    if (o->route_commit) { /* fused: the routing first, the message row with the outcome */
+        rc = o->route_commit(t, o->route_arg, a, &m, &routed);
+        if (rc < 0 || !m.id.len)
+            goto out; /* a store error, or the message is gone */
+        if (!routed) {
+            /* canceled while its route job called: the attempt still goes into the
+             * history, and nothing else changes */
+            if (o->outcome >= 0)
+                rc = attempt_history(t, m.id, o, now);
+            goto out;
+        }
+        if (o->sent_state) {
+            rc = fused_sent(t, o, &m, now);
+            goto out;
+        }
+        rc = store_message_update(t, &m); /* ROUTED; the outcome follows as for a job */
+    } else {
+        rc = store_message_get_txn(t, o->id, a, &m);
+        if (rc == HR_NOTFOUND) {
+            rc = HR_OK;
+            goto out;
+        }
     }
     if (rc < 0)
         goto out;
-    if (!routed) {
-        /* (fused) canceled while its route job called: the attempt still goes into the
-         * history, and nothing else changes */
-        if (o->outcome >= 0)
-            rc = attempt_history(t, m.id, o, now);
-        goto out;
-    }
     state = cJSON_ParseWithLength(m.state.p, m.state.len);
     cs = json_obj(json_obj(state, "channels"), o->channel);
     if (!cs)
@@ -260,6 +305,7 @@ out:
  * the content are freed by deliver_done. */
 struct delivery_call {
     struct engine *e;
+    struct arena *a;            /* the job's, where c lives */
     struct deliver_out *o;      /* the commit's argument, in the same arena */
     struct job_ticket *ticket;  /* ends the job: queue_job_finish */
     bool held;                  /* a slot of the provider's limits is ours */
@@ -283,6 +329,45 @@ static void deliver_settled(void *arg)
     if (c->held)
         limit_release(c->e->limits, c->o->provider_id, c->o->started_ms, c->o->ended_ms);
     c->held = false;
+}
+
+/* fused_sent_prepare: for a fused attempt that sent, prints what fused_sent writes (in
+ * c's arena, which is the call's until deliver_done hands it back). c->state is the
+ * state routing writes. */
+static void fused_sent_prepare(struct delivery_call *c)
+{
+    struct deliver_out *o = c->o;
+    cJSON *h = integration(o), *ref, *cs;
+    char *p[3];
+    cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
+    if (o->lease_attempt > 1) { /* as deliver_commit says it */
+        cJSON_AddNumberToObject(h, "lease_attempt", (double)o->lease_attempt);
+        cJSON_AddBoolToObject(h, "retaken", 1);
+    }
+    p[0] = send__history_json(o->started_ms, "DELIVERING", h);
+    ref = cJSON_AddObjectToObject(h, "reference");
+    if (o->res.reference[0])
+        cJSON_AddStringToObject(ref, "id", o->res.reference);
+    p[1] = send__history_json(o->ended_ms, "SENT", h);
+    cJSON_Delete(h);
+    cs = json_obj(json_obj(c->state, "channels"), o->channel);
+    p[2] = NULL;
+    if (cs) {
+        cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("sent"));
+        cJSON_AddStringToObject(cs, "provider", o->provider_id);
+        cJSON_AddStringToObject(cs, "provider_key", o->provider);
+        cJSON_AddStringToObject(cs, "reference", o->res.reference);
+        cJSON_AddNumberToObject(cs, "sent", (double)o->ended_ms);
+        p[2] = json_print(c->state);
+    }
+    for (int i = 0; i < 3; i++)
+        if (p[i])
+            arena_defer(c->a, free, p[i]);
+    if (p[0] && p[1] && p[2]) { /* else (no memory) the commit's own path */
+        o->sent_hist[0] = p[0];
+        o->sent_hist[1] = p[1];
+        o->sent_state = p[2];
+    }
 }
 
 /* deliver_done: the attempt ended (provider_done_fn). Must not block: it may run on the
@@ -313,6 +398,8 @@ static void deliver_done(void *arg, const struct delivery_result *res)
             o->retry_at = now + o->res.retry_after_ms;
         o->timed_out = o->retry_at > c->enqueued_ms + c->timeout_ms;
     }
+    if (o->route_commit && o->outcome == DELIVERY_SENT)
+        fused_sent_prepare(c);
     LOG_I("send.attempt", "message=%s channel=%s provider=%s attempt=%lld outcome=%s status=%d",
           o->id.p, o->channel, o->provider, (long long)o->attempt,
           o->outcome == DELIVERY_SENT ? "sent" : o->outcome == DELIVERY_TRANSIENT ? "transient" : "permanent",
@@ -479,6 +566,7 @@ static enum begin deliver_begin(struct engine *e, struct delivery_call *c, const
     };
     r->outcome = JOB_OUT_ASYNC;
     r->commit = NULL;
+    c->a = a;
     /* deliver_done may run before this returns; nothing of c, o or a is touched after */
     provider_start(ops, &c->dl, deliver_done, c);
     return BEGIN_STARTED;

@@ -84,22 +84,25 @@ static void event(struct route_out *o, const char *type, cJSON *body)
 }
 
 /* route_apply: writes o (history, outputs, state, deliver jobs) inside t, unless the
- * message is gone or final (*applied false). */
-static int route_apply(struct store_txn *t, void *arg, bool *applied)
+ * message is gone or final (*applied false). With mout (a send__route_commit_fn, for a
+ * fused delivery: no deliver jobs, no final status then) the message row is not
+ * written: *mout, in ma, is the message as routing leaves it, for the caller to write. */
+static int route_apply_to(struct store_txn *t, struct route_out *o, struct arena *ma,
+                          struct message_rec *mout, bool *applied)
 {
-    struct route_out *o = arg;
-    struct arena *a = arena_new(8192);
-    struct message_rec m;
+    struct arena *a = mout ? ma : arena_new(8192);
+    struct message_rec mrec, *m = mout ? mout : &mrec;
     int64_t now = hclock_now(store_txn_store(t)->clock);
     int64_t at = o->at_ms ? o->at_ms : now;
     const cJSON *e;
-    int rc = store_message_get_txn(t, o->id, a, &m);
+    int rc = store_message_get_txn(t, o->id, a, m);
     *applied = false;
     if (rc == HR_NOTFOUND) {
+        memset(m, 0, sizeof *m);
         rc = HR_OK; /* deleted: nothing to do */
         goto out;
     }
-    if (rc < 0 || send__is_final(m.status))
+    if (rc < 0 || send__is_final(m->status))
         goto out; /* canceled (or done) while we worked: keep it that way */
     if (o->hist_s) {
         int i = 0;
@@ -107,7 +110,7 @@ static int route_apply(struct store_txn *t, void *arg, bool *applied)
         {
             if (i >= o->nhist)
                 break;
-            rc = store_history_append(t, m.id, at, str_c(json_str(e, "type")),
+            rc = store_history_append(t, m->id, at, str_c(json_str(e, "type")),
                                       str_c(o->hist_s[i++]));
             if (rc < 0)
                 goto out;
@@ -115,26 +118,28 @@ static int route_apply(struct store_txn *t, void *arg, bool *applied)
     } else {
         cJSON_ArrayForEach(e, o->events)
         {
-            rc = send__history(t, m.id, at, json_str(e, "type"), json_obj(e, "body"));
+            rc = send__history(t, m->id, at, json_str(e, "type"), json_obj(e, "body"));
             if (rc < 0)
                 goto out;
         }
     }
     *applied = true;
     if (o->final_status) {
-        rc = send__final(t, &m, a, o->final_status, o->reason, o->error, NULL, now);
+        rc = send__final(t, m, a, o->final_status, o->reason, o->error, NULL, now);
         goto out;
     }
     if (o->outputs) {
         struct str s = o->outputs_s ? str_c(o->outputs_s) : send__json_str(a, o->outputs);
-        rc = store_doc_put(t, "outputs", m.id, s, now, NULL);
+        rc = store_doc_put(t, "outputs", m->id, s, now, NULL);
         if (rc < 0)
             goto out;
     }
-    m.status = STR_LIT("ROUTED");
-    m.state = o->state_s ? str_c(o->state_s) : send__json_str(a, o->state);
-    m.updated_ms = now;
-    rc = store_message_update(t, &m);
+    m->status = STR_LIT("ROUTED");
+    m->state = o->state_s ? str_c(o->state_s) : send__json_str(a, o->state);
+    m->updated_ms = now;
+    if (mout)
+        goto out; /* the caller writes it, with the attempt's outcome */
+    rc = store_message_update(t, m);
     cJSON_ArrayForEach(e, o->jobs)
     {
         if (rc == HR_OK)
@@ -142,14 +147,22 @@ static int route_apply(struct store_txn *t, void *arg, bool *applied)
                          : send__enqueue(t, SEND_DELIVER_KIND, e, o->deliver_at);
     }
 out:
-    arena_free(a);
+    if (!mout)
+        arena_free(a);
     return rc;
+}
+
+/* route_apply: send__route_commit_fn (the fused delivery's) */
+static int route_apply(struct store_txn *t, void *arg, struct arena *a, struct message_rec *m,
+                       bool *applied)
+{
+    return route_apply_to(t, arg, a, m, applied);
 }
 
 static int route_commit(struct store_txn *t, void *arg)
 {
     bool applied;
-    return route_apply(t, arg, &applied);
+    return route_apply_to(t, arg, NULL, NULL, &applied);
 }
 
 /* mask_webhook_auth: profile.webhook.authentication password and token as "****" (in

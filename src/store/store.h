@@ -609,6 +609,14 @@ static inline int store_message_update(struct store_txn *t, const struct message
     int rc = s->on_message ? s->on_message(s->on_message_arg, t, m, false) : HR_OK;
     return rc < 0 ? rc : s->ops->message_update(t, m);
 }
+/* store_message_passing: m's status is one the message passes through inside t without
+ * a row of its own (ROUTED on the way to SENT, written by one update): the on_message
+ * hook sees it as if it were written. Writes nothing else. */
+static inline int store_message_passing(struct store_txn *t, const struct message_rec *m)
+{
+    struct store *s = store_txn_store(t);
+    return s->on_message ? s->on_message(s->on_message_arg, t, m, false) : HR_OK;
+}
 static inline int store_message_get(struct store *s, struct str id, struct arena *a,
                                     struct message_rec *out)
 { return s->ops->message_get(s, id, a, out); }

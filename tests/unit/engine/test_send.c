@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../../../src/engine/hooks.h"
 #include "../../../src/engine/send.h"
 #include "../../../src/queue/queue.h"
 #include "../../../src/render/hbs.h"
@@ -306,6 +307,50 @@ static void test_route_taken_over_marks_retaken(void **state)
     }
 }
 
+/* The fused path writes the message row once (ENQUEUED to SENT), and nothing of what a
+ * reader sees changes: the state names the provider that sent, sent is set, and the
+ * status webhooks still get ENQUEUED, ROUTED and SENT, in that order. */
+static void test_route_fused_sent_once_hooks_see_routed(void **state)
+{
+    struct fx *f = *state;
+    struct message_rec m;
+    struct job *js = NULL;
+    size_t n = 0;
+    const char *want[] = {"ENQUEUED", "ROUTED", "SENT"};
+    cJSON *st, *cs;
+    f->s->on_message = hooks_on_message;
+    f->s->on_message_arg = &f->e;
+    put_doc(f, HOOKS_COLL, HOOKS_DOC,
+            "{\"endpoints\":[{\"id\":\"ep1\",\"url\":\"http://127.0.0.1:9/x\","
+            "\"secret\":\"s\",\"enabled\":true}]}");
+    hooks_changed();
+    console(f, "c1", "email", NULL);
+    send(f, "m9", ONE_EMAIL);
+    hclock_manual_advance(&f->clk, 7);
+    assert_int_equal(run_jobs(f), 1); /* hooks.deliver has no handler here: they wait */
+    assert_int_equal(store_message_get(f->s, str_c("m9"), f->a, &m), HR_OK);
+    assert_true(str_eq_c(m.status, "SENT"));
+    assert_int_equal(m.sent_ms, T0 + 7);
+    st = cJSON_ParseWithLength(m.state.p, m.state.len);
+    cs = json_obj(json_obj(st, "channels"), "email");
+    assert_non_null(cs);
+    assert_string_equal(json_str(cs, "status"), "sent");
+    assert_string_equal(json_str(cs, "provider"), "c1");
+    assert_string_equal(json_str(cs, "provider_key"), "console");
+    cJSON_Delete(st);
+    assert_int_equal(store_job_list(f->s, JOB_QUEUED, 16, f->a, &js, &n), HR_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) { /* newest first */
+        cJSON *p = cJSON_ParseWithLength(js[i].payload.p, js[i].payload.len);
+        const char *got = json_str(json_obj(json_obj(p, "event"), "data"), "status");
+        assert_string_equal(js[i].kind, HOOKS_JOB_KIND);
+        if (!got || strcmp(got, want[n - 1 - i]) != 0)
+            fail_msg("webhook job %zu: want status %s in %.*s", i, want[n - 1 - i],
+                     (int)js[i].payload.len, js[i].payload.p);
+        cJSON_Delete(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +359,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_rate_limit_waits_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_taken_over_marks_retaken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_fused_sent_once_hooks_see_routed, setup,
+                                        teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
