@@ -17,7 +17,11 @@
  * deliver_begin, with the content it just rendered, and deliver_commit runs the route's
  * commit first, so one transaction says ROUTED and the attempt's outcome. When it sent,
  * deliver_done prints what the commit writes (fused_sent_prepare) and the message row is
- * written once, ENQUEUED to SENT (fused_sent). */
+ * written once, to SENT (fused_sent).
+ *
+ * An attempt's outcome (its SENT, RETRYING or UNDELIVERABLE event, a channel's `sent`
+ * and the message's sent_ms) is timed when the call ended, on every path; the commit's
+ * time is the row's updated_ms. */
 #include "send_int.h"
 #include "receipt.h"
 
@@ -140,7 +144,7 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
     if (rc == HR_OK && o->outcome != DELIVERY_SENT)
         cJSON_AddStringToObject(h, "error_message", o->res.reason);
     if (rc == HR_OK)
-        rc = send__history(t, id, now, o->outcome == DELIVERY_SENT ? "SENT" : "UNDELIVERABLE",
+        rc = send__history(t, id, o->ended_ms, o->outcome == DELIVERY_SENT ? "SENT" : "UNDELIVERABLE",
                            h);
     if (rc == HR_OK && o->outcome == DELIVERY_SENT && o->res.reference[0]) {
         rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
@@ -154,8 +158,9 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
 }
 
 /* fused_sent: the commit of a fused attempt that sent (its writes printed in
- * fused_sent_prepare): m, as routing left it, goes from ENQUEUED to SENT in one update;
- * the status webhooks still see ROUTED on the way. */
+ * fused_sent_prepare): m, as routing left it, goes to SENT in one update (from ENQUEUED,
+ * or ROUTED for a later alternative's route); the status webhooks still see ROUTED on
+ * the way (not again when it was stored). */
 static int fused_sent(struct store_txn *t, const struct deliver_out *o, struct message_rec *m,
                       int64_t now)
 {
@@ -244,14 +249,14 @@ static int deliver_commit(struct store_txn *t, void *arg)
         if (o->res.reference[0])
             cJSON_AddStringToObject(ref, "id", o->res.reference);
         cJSON_AddItemToObject(h, "reference", ref);
-        rc = send__history(t, m.id, now, "SENT", h);
+        rc = send__history(t, m.id, o->ended_ms, "SENT", h);
         if (rc < 0)
             goto out;
         cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("sent"));
         cJSON_AddStringToObject(cs, "provider", o->provider_id);
         cJSON_AddStringToObject(cs, "provider_key", o->provider);
         cJSON_AddStringToObject(cs, "reference", o->res.reference);
-        cJSON_AddNumberToObject(cs, "sent", (double)now);
+        cJSON_AddNumberToObject(cs, "sent", (double)o->ended_ms);
         m.state = send__json_str(a, state);
         if (o->res.reference[0]) /* receipts find the message by it (receipt.c) */
             rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
@@ -263,7 +268,7 @@ static int deliver_commit(struct store_txn *t, void *arg)
             goto out;
         if (!str_eq_c(m.status, "SENT") && receipt_rank(m.status) <= 1) {
             m.status = STR_LIT("SENT");
-            m.sent_ms = now;
+            m.sent_ms = o->ended_ms;
             m.reason = m.error = STR_NULL;
         }
         m.updated_ms = now;
@@ -274,7 +279,7 @@ static int deliver_commit(struct store_txn *t, void *arg)
         cJSON *j = job_payload(o, o->p, o->attempt + 1);
         cJSON_AddStringToObject(h, "error_message", o->res.reason);
         cJSON_AddNumberToObject(h, "retry_at", (double)o->retry_at);
-        rc = send__history(t, m.id, now, "RETRYING", h);
+        rc = send__history(t, m.id, o->ended_ms, "RETRYING", h);
         if (rc == HR_OK)
             rc = send__enqueue(t, SEND_DELIVER_KIND, j, o->retry_at);
         cJSON_Delete(j);
@@ -283,7 +288,7 @@ static int deliver_commit(struct store_txn *t, void *arg)
     /* permanent (or out of time): this provider is done; fail over */
     cJSON_AddStringToObject(h, "reason", "PROVIDER_ERROR");
     cJSON_AddStringToObject(h, "error_message", o->res.reason);
-    rc = send__history(t, m.id, now, "UNDELIVERABLE", h);
+    rc = send__history(t, m.id, o->ended_ms, "UNDELIVERABLE", h);
     if (rc < 0)
         goto out;
     if (!o->timed_out && o->p + 1 < cJSON_GetArraySize(json_arr(cs, "providers"))) {
@@ -363,7 +368,7 @@ static void fused_sent_prepare(struct delivery_call *c)
     for (int i = 0; i < 3; i++)
         if (p[i])
             arena_defer(c->a, free, p[i]);
-    if (p[0] && p[1] && p[2]) { /* else (no memory) the commit's own path */
+    if (p[2]) { /* else (no channel state: cannot happen) the commit's own path */
         o->sent_hist[0] = p[0];
         o->sent_hist[1] = p[1];
         o->sent_state = p[2];

@@ -61,7 +61,9 @@ typedef int (*send__route_commit_fn)(struct store_txn *t, void *arg, struct aren
  * commits its route as usual (a send.deliver job does the rest: a provider at its
  * limit, a suppressed address, a removed provider, a store error); *defer_at, when not
  * 0, is when the provider's limiter expects a slot or token (the deliver job's run_at:
- * the limiter already counted this wait). state stays the caller's. */
+ * the limiter already counted this wait). state stays the caller's, and must be the
+ * state route_commit writes: the commit of an attempt that sent writes it with the
+ * channel marked sent, printed before the commit. */
 bool send__deliver_fused(struct engine *e, const struct job *j, struct arena *a,
                          struct job_result *r, const struct message_rec *m, const char *channel,
                          const cJSON *state, struct content *content,
