@@ -47,9 +47,12 @@ endif
 # e2e pass over every file took ~11 minutes of CI's 45.
 TSAN_E2E  := foundation ingest send automations concurrency backpressure faults crash \
              multinode hostile storeguard soak runaway
+# an ASan build is ~2x slower: its time limits (and PostgreSQL-mode leases) get 2x
 ifeq ($(VARIANT),tsan)
   E2E_ENV := HERALD_E2E_TIME_SCALE=$${HERALD_E2E_TIME_SCALE:-8} \
              HERALD_E2E_ONLY="$${HERALD_E2E_ONLY-$(TSAN_E2E)}"
+else ifeq ($(VARIANT),asan)
+  E2E_ENV := HERALD_E2E_TIME_SCALE=$${HERALD_E2E_TIME_SCALE:-2}
 else
   E2E_ENV :=
 endif

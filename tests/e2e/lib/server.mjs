@@ -323,9 +323,13 @@ export const isPostgres = STORE === 'postgres';
 
 /** In PostgreSQL mode, a killed node's leases are not ended when a node starts (another
  *  node may own them), so its in-flight jobs wait for the lease to end. Servers here get
- *  3 s leases instead of 60 s: provider calls are bounded by a 10 s timeout, but in the
- *  tests the sinks answer at once, so no job holds its lease anywhere near 3 s. */
-export const PG_LEASE_MS = 3000;
+ *  3 s leases (scaled for sanitizer builds) instead of 60 s: provider calls are bounded
+ *  by a 10 s timeout, but in the tests the sinks answer at once. A job starts with at
+ *  least half its lease left (the queue gives back the others) and must commit within
+ *  it, or a live node loses it and the job runs twice: under ASan, with three nodes and
+ *  PostgreSQL on two slow cores, an unscaled 1.5 s was once not enough (multinode: a
+ *  route job lost on a live node, its message delivered twice). */
+export const PG_LEASE_MS = scaled(3000);
 
 function pgAdminDsn() {
   const dsn = process.env.HERALD_TEST_PG_DSN;
