@@ -70,6 +70,44 @@ static cJSON *integration(const struct deliver_out *o)
     return h;
 }
 
+/* attempt_body: the attempt's history body: integration, attempt and, when the job was
+ * taken over after its lease ran out (a node stopped mid-attempt: the provider may have
+ * had the earlier call too; the idempotency key is the same), lease_attempt and retaken */
+static cJSON *attempt_body(const struct deliver_out *o)
+{
+    cJSON *h = integration(o);
+    cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
+    if (o->lease_attempt > 1) {
+        cJSON_AddNumberToObject(h, "lease_attempt", (double)o->lease_attempt);
+        cJSON_AddBoolToObject(h, "retaken", 1);
+    }
+    return h;
+}
+
+/* mark_sent: channel state cs says the attempt o sent */
+static void mark_sent(cJSON *cs, const struct deliver_out *o)
+{
+    cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("sent"));
+    cJSON_AddStringToObject(cs, "provider", o->provider_id);
+    cJSON_AddStringToObject(cs, "provider_key", o->provider);
+    cJSON_AddStringToObject(cs, "reference", o->res.reference);
+    cJSON_AddNumberToObject(cs, "sent", (double)o->ended_ms);
+}
+
+/* put_msgref: the sent attempt's provider reference, by which receipts find message id
+ * (receipt.c); none without a reference, and none for one too long to index (it stays
+ * in the state) */
+static int put_msgref(struct store_txn *t, const struct deliver_out *o, struct str id,
+                      int64_t now)
+{
+    int rc;
+    if (!o->res.reference[0])
+        return HR_OK;
+    rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider), str_c(o->res.reference),
+                                                  id, str_c(o->channel), now});
+    return rc == HR_INVAL ? HR_OK : rc;
+}
+
 static cJSON *job_payload(const struct deliver_out *o, int64_t p, int64_t attempt)
 {
     cJSON *j = cJSON_CreateObject();
@@ -146,13 +184,8 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
     if (rc == HR_OK)
         rc = send__history(t, id, o->ended_ms, o->outcome == DELIVERY_SENT ? "SENT" : "UNDELIVERABLE",
                            h);
-    if (rc == HR_OK && o->outcome == DELIVERY_SENT && o->res.reference[0]) {
-        rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
-                                                      str_c(o->res.reference), id,
-                                                      str_c(o->channel), now});
-        if (rc == HR_INVAL)
-            rc = HR_OK; /* a reference too long to index */
-    }
+    if (rc == HR_OK && o->outcome == DELIVERY_SENT)
+        rc = put_msgref(t, o, id, now);
     cJSON_Delete(h);
     return rc;
 }
@@ -171,13 +204,8 @@ static int fused_sent(struct store_txn *t, const struct deliver_out *o, struct m
     if (rc == HR_OK)
         rc = store_history_append(t, m->id, o->ended_ms, STR_LIT("SENT"),
                                   str_c(o->sent_hist[1]));
-    if (rc == HR_OK && o->res.reference[0]) { /* receipts find the message by it */
-        rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
-                                                      str_c(o->res.reference), m->id,
-                                                      str_c(o->channel), now});
-        if (rc == HR_INVAL)
-            rc = HR_OK; /* a reference too long to index: kept in state, no receipts */
-    }
+    if (rc == HR_OK)
+        rc = put_msgref(t, o, m->id, now);
     if (rc < 0)
         return rc;
     m->status = STR_LIT("SENT");
@@ -233,14 +261,7 @@ static int deliver_commit(struct store_txn *t, void *arg)
             rc = channel_failed(t, &m, state, o, a, now);
         goto out;
     }
-    h = integration(o);
-    cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
-    if (o->lease_attempt > 1) {
-        /* the job was taken over after its lease ran out (a node stopped mid-attempt):
-         * the provider may have had the earlier call too; the idempotency key is the same */
-        cJSON_AddNumberToObject(h, "lease_attempt", (double)o->lease_attempt);
-        cJSON_AddBoolToObject(h, "retaken", 1);
-    }
+    h = attempt_body(o);
     rc = send__history(t, m.id, o->started_ms, "DELIVERING", h);
     if (rc < 0)
         goto out;
@@ -252,18 +273,9 @@ static int deliver_commit(struct store_txn *t, void *arg)
         rc = send__history(t, m.id, o->ended_ms, "SENT", h);
         if (rc < 0)
             goto out;
-        cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("sent"));
-        cJSON_AddStringToObject(cs, "provider", o->provider_id);
-        cJSON_AddStringToObject(cs, "provider_key", o->provider);
-        cJSON_AddStringToObject(cs, "reference", o->res.reference);
-        cJSON_AddNumberToObject(cs, "sent", (double)o->ended_ms);
+        mark_sent(cs, o);
         m.state = send__json_str(a, state);
-        if (o->res.reference[0]) /* receipts find the message by it (receipt.c) */
-            rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider),
-                                                          str_c(o->res.reference), m.id,
-                                                          str_c(o->channel), now});
-        if (rc == HR_INVAL)
-            rc = HR_OK; /* a reference too long to index: kept in state, no receipts */
+        rc = put_msgref(t, o, m.id, now);
         if (rc < 0)
             goto out;
         if (!str_eq_c(m.status, "SENT") && receipt_rank(m.status) <= 1) {
@@ -342,13 +354,8 @@ static void deliver_settled(void *arg)
 static void fused_sent_prepare(struct delivery_call *c)
 {
     struct deliver_out *o = c->o;
-    cJSON *h = integration(o), *ref, *cs;
+    cJSON *h = attempt_body(o), *ref, *cs;
     char *p[3];
-    cJSON_AddNumberToObject(h, "attempt", (double)o->attempt);
-    if (o->lease_attempt > 1) { /* as deliver_commit says it */
-        cJSON_AddNumberToObject(h, "lease_attempt", (double)o->lease_attempt);
-        cJSON_AddBoolToObject(h, "retaken", 1);
-    }
     p[0] = send__history_json(o->started_ms, "DELIVERING", h);
     ref = cJSON_AddObjectToObject(h, "reference");
     if (o->res.reference[0])
@@ -358,11 +365,7 @@ static void fused_sent_prepare(struct delivery_call *c)
     cs = json_obj(json_obj(c->state, "channels"), o->channel);
     p[2] = NULL;
     if (cs) {
-        cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("sent"));
-        cJSON_AddStringToObject(cs, "provider", o->provider_id);
-        cJSON_AddStringToObject(cs, "provider_key", o->provider);
-        cJSON_AddStringToObject(cs, "reference", o->res.reference);
-        cJSON_AddNumberToObject(cs, "sent", (double)o->ended_ms);
+        mark_sent(cs, o);
         p[2] = json_print(c->state);
     }
     for (int i = 0; i < 3; i++)

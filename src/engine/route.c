@@ -84,12 +84,13 @@ static void event(struct route_out *o, const char *type, cJSON *body)
 }
 
 /* route_apply: writes o (history, outputs, state, deliver jobs) inside t, unless the
- * message is gone or final (*applied false). With mout (a send__route_commit_fn, for a
+ * message is gone or final (*applied false). With mout (as the send__route_commit_fn of a
  * fused delivery: no deliver jobs, no final status then) the message row is not
  * written: *mout, in ma, is the message as routing leaves it, for the caller to write. */
-static int route_apply_to(struct store_txn *t, struct route_out *o, struct arena *ma,
-                          struct message_rec *mout, bool *applied)
+static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
+                       struct message_rec *mout, bool *applied)
 {
+    struct route_out *o = arg;
     struct arena *a = mout ? ma : arena_new(8192);
     struct message_rec mrec, *m = mout ? mout : &mrec;
     int64_t now = hclock_now(store_txn_store(t)->clock);
@@ -152,17 +153,10 @@ out:
     return rc;
 }
 
-/* route_apply: send__route_commit_fn (the fused delivery's) */
-static int route_apply(struct store_txn *t, void *arg, struct arena *a, struct message_rec *m,
-                       bool *applied)
-{
-    return route_apply_to(t, arg, a, m, applied);
-}
-
 static int route_commit(struct store_txn *t, void *arg)
 {
     bool applied;
-    return route_apply_to(t, arg, NULL, NULL, &applied);
+    return route_apply(t, arg, NULL, NULL, &applied);
 }
 
 /* mask_webhook_auth: profile.webhook.authentication password and token as "****" (in

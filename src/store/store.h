@@ -603,12 +603,6 @@ static inline int store_message_insert(struct store_txn *t, const struct message
     int rc = s->ops->message_insert(t, m);
     return rc == HR_OK && s->on_message ? s->on_message(s->on_message_arg, t, m, true) : rc;
 }
-static inline int store_message_update(struct store_txn *t, const struct message_rec *m)
-{
-    struct store *s = store_txn_store(t);
-    int rc = s->on_message ? s->on_message(s->on_message_arg, t, m, false) : HR_OK;
-    return rc < 0 ? rc : s->ops->message_update(t, m);
-}
 /* store_message_passing: m's status is one the message passes through inside t without
  * a row of its own (ROUTED on the way to SENT, written by one update): the on_message
  * hook sees it as if it were written. Writes nothing else. */
@@ -616,6 +610,11 @@ static inline int store_message_passing(struct store_txn *t, const struct messag
 {
     struct store *s = store_txn_store(t);
     return s->on_message ? s->on_message(s->on_message_arg, t, m, false) : HR_OK;
+}
+static inline int store_message_update(struct store_txn *t, const struct message_rec *m)
+{
+    int rc = store_message_passing(t, m);
+    return rc < 0 ? rc : store_txn_store(t)->ops->message_update(t, m);
 }
 static inline int store_message_get(struct store *s, struct str id, struct arena *a,
                                     struct message_rec *out)
