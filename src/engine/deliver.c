@@ -607,10 +607,11 @@ void engine_deliver_run(void *vctx, const struct job *j, struct arena *a, struct
     json_i64(p, "p", &o->p);
     json_i64(p, "attempt", &o->attempt);
     o->lease_attempt = j->attempts;
-    /* handed over by a route job taken over after a node died: that node may have made
-     * this first call itself (send__deliver_fused) */
-    if (json_i64(p, "lease_attempt", &at) && at > (int64_t)o->lease_attempt && at < 1000)
-        o->lease_attempt = (uint32_t)at;
+    /* handed over by a route job taken over after a node died: each of the route job's
+     * earlier leases may have made this first call itself (send__deliver_fused), and
+     * each of this job's own earlier leases one more: the counts add */
+    if (json_i64(p, "lease_attempt", &at) && at > 1 && at < 1000)
+        o->lease_attempt += (uint32_t)at - 1;
     at = 0;
     r->outcome = JOB_OUT_DONE;
     r->commit = deliver_commit;

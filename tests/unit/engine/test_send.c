@@ -267,6 +267,31 @@ static int lease_tx(struct store_txn *t, void *varg)
     return store_job_lease(t, l->now, 1000, 16, 0, kinds, l->a, &js, &l->n);
 }
 
+static int lease_deliver_tx(struct store_txn *t, void *varg)
+{
+    struct lease_arg *l = varg;
+    struct job *js = NULL;
+    static const char *const kinds[] = {SEND_DELIVER_KIND, NULL};
+    return store_job_lease(t, l->now, 1000, 16, 0, kinds, l->a, &js, &l->n);
+}
+
+/* delivering_lease_attempt: the lease count of id's one DELIVERING event (0: unmarked). */
+static int64_t delivering_lease_attempt(struct fx *f, const char *id)
+{
+    struct history_rec *h = NULL;
+    size_t n = 0;
+    int64_t la = 0;
+    assert_int_equal(store_history_list(f->s, str_c(id), str_c("DELIVERING"), f->a, &h, &n),
+                     HR_OK);
+    assert_int_equal(n, 1);
+    cJSON *b = cJSON_ParseWithLength(h[0].body.p, h[0].body.len);
+    if (!json_i64(b, "lease_attempt", &la) ||
+        !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "retaken")))
+        la = 0;
+    cJSON_Delete(b);
+    return la;
+}
+
 /* A route job taken over after its lease ran out (its node died, maybe mid-call): the
  * attempt it makes says so ("retaken", the lease count), on the fused path and when it
  * hands over to a deliver job (the provider at its cap). */
@@ -305,6 +330,43 @@ static void test_route_taken_over_marks_retaken(void **state)
                      (int)h[0].body.len, h[0].body.p);
         cJSON_Delete(b);
     }
+}
+
+/* The sequence a CI run of crash.test.mjs met: a node dies mid-call in the route job
+ * (call 1); the route job, taken over, finds the provider at its cap and hands over to a
+ * deliver job; a node dies mid-call in that one too (call 2); its takeover makes call 3.
+ * The DELIVERING event must count all three (the leases of both jobs), not the larger. */
+static void test_handed_over_then_taken_over_counts_both_jobs(void **state)
+{
+    struct fx *f = *state;
+    struct lease_arg l = {0, 0, f->a};
+    struct limit_cfg lc = {.concurrency = 1};
+    struct herr err;
+    bool held = false, at_cap = false;
+    int64_t at = 0, t_held;
+    herr_clear(&err);
+    console(f, "c1", "email", "{\"concurrency\":1}");
+    send(f, "m10", ONE_EMAIL);
+    l.now = hclock_now(&f->clk.base);
+    assert_int_equal(store_write(f->s, lease_tx, &l, &err), HR_OK); /* dies mid-call */
+    assert_int_equal(l.n, 1);
+    hclock_manual_advance(&f->clk, 1001);
+    t_held = hclock_now(&f->clk.base);
+    assert_int_equal(limit_acquire(f->e.limits, "c1", &lc, t_held, &held, &at, &at_cap), 0);
+    assert_true(held);
+    run_jobs(f); /* the takeover: at the cap, hands over */
+    assert_status(f, "m10", "ROUTED");
+    assert_int_equal(count_jobs(f, SEND_DELIVER_KIND), 1);
+    limit_release(f->e.limits, "c1", t_held, hclock_now(&f->clk.base));
+    hclock_manual_advance(&f->clk, 60000);
+    l.now = hclock_now(&f->clk.base);
+    l.n = 0;
+    assert_int_equal(store_write(f->s, lease_deliver_tx, &l, &err), HR_OK); /* dies too */
+    assert_int_equal(l.n, 1);
+    hclock_manual_advance(&f->clk, 1001);
+    assert_int_equal(run_jobs(f), 1);
+    assert_status(f, "m10", "SENT");
+    assert_int_equal(delivering_lease_attempt(f, "m10"), 3);
 }
 
 /* The fused path writes the message row once (ENQUEUED to SENT), and nothing of what a
@@ -359,6 +421,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_rate_limit_waits_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_taken_over_marks_retaken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handed_over_then_taken_over_counts_both_jobs,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_fused_sent_once_hooks_see_routed, setup,
                                         teardown),
     };
