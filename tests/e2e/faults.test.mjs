@@ -1,6 +1,6 @@
 // faults.test.mjs: provider faults under load. 300 messages via POST /send, spread over
 // five webhook providers, each pointing at its own local HTTP sink written here:
-//   down     nothing listens on its port (connection refused) for 60 s, then it answers
+//   down     nothing listens on its port (connection refused) for 40 s, then it answers
 //   err500   answers 500 for 20 s after its first request, then 200
 //   slow     takes 10 s per request (herald runs with --provider-timeout-ms 15000)
 //   r429     answers 429 with Retry-After (seconds, or an HTTP-date) to its first 30
@@ -20,7 +20,8 @@
 //     healthy one never more than 2, and never more than 2 (burst) + 4 x 1.25 requests
 //     arrived in any 1-second window (a token bucket of 2 refilled at 4/s allows 2 + 4 * T
 //     in any T seconds; 0.25 s is allowed for the skew between start and arrival).
-// The outage lasts 60 s by design; the whole file takes about 65-75 s.
+// The outage lasts 40 s by design: as long as the slow sink's queue (8 x 10 s, 2 at a
+// time), and ~20 retries per message at the 2 s retry cap; the whole file takes ~45-55 s.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -29,7 +30,7 @@ import { test } from 'node:test';
 import { freePort, isPostgres, sleep, startServer, waitFor, scaled } from './lib/server.mjs';
 import { closeAfterAll } from './lib/cleanup.mjs';
 
-const OUTAGE_MS = 60000;
+const OUTAGE_MS = 40000;
 const ERR500_MS = 20000;
 const SLOW_MS = 10000;
 const N429 = 30;
@@ -193,7 +194,7 @@ test('provider faults under load: outage, 500s, a slow provider, 429 + Retry-Aft
   }
   assert.equal(sent.length, 300);
 
-  // every sink answers 2xx once per message; the outage ends at t0 + 60 s
+  // every sink answers 2xx once per message; the outage ends at t0 + OUTAGE_MS
   await waitFor(
     () => Object.entries(COUNTS).every(([name, n]) => sinks[name].ok().length >= n),
     {

@@ -1,6 +1,6 @@
 // soak.test.mjs: the short soak inside `make test`: capacity measured for 6 s, then
-// 40 s at half of it (tests/e2e/lib/soak.mjs drives it; `make soak` is the 30-minute
-// run). Asserts that nothing acknowledged was lost or delivered twice and that memory
+// 40 s at half of it, 20 s under a sanitizer (tests/e2e/lib/soak.mjs drives it; `make soak`
+// is the 30-minute run). Asserts that nothing acknowledged was lost or delivered twice and that memory
 // stayed flat (not under ASan: its quarantine dominates RSS); latency is only reported
 // (no timing asserts in `make test`).
 import test from 'node:test';
@@ -10,7 +10,7 @@ import { runSoak } from './lib/soak.mjs';
 import { scaled } from './lib/server.mjs';
 
 test('short soak at half capacity: nothing lost, memory flat (latency reported)', { timeout: scaled(300000) }, async (t) => {
-  const r = await runSoak({ t, seconds: 40, windowSeconds: 4, warmupSeconds: 10, capSeconds: 6, name: 'soak-short', log: (s) => console.log(`# ${s}`) });
+  const r = await runSoak({ t, seconds: 40, sanitizerSeconds: 20, windowSeconds: 4, warmupSeconds: 10, capSeconds: 6, name: 'soak-short', log: (s) => console.log(`# ${s}`) });
   assert.deepEqual(r.lost, [], 'every acknowledged unit delivered');
   assert.deepEqual(r.duplicates, [], 'no unit delivered twice');
   assert.deepEqual(r.unexpected, [], 'nothing refused was delivered');

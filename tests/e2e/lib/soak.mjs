@@ -139,6 +139,8 @@ async function queueDepth(srv) {
 /**
  * runSoak(opts) -> Promise<report>
  *   seconds        soak duration (after the capacity phase)
+ *   sanitizerSeconds  the duration instead, for a sanitizer build (ASan/TSan: memory is
+ *                  not judged there, so the run only has to show nothing lost under load)
  *   windowSeconds  one sample line per window (default 10)
  *   warmupSeconds  not judged for memory and latency (default 30; at least 20 % of the run)
  *   capacity       units/s; when absent, measured for capSeconds (default 10)
@@ -152,7 +154,7 @@ async function queueDepth(srv) {
  */
 export async function runSoak(opts = {}) {
   const log = opts.log ?? ((s) => console.log(s));
-  const seconds = opts.seconds ?? 60;
+  let seconds = opts.seconds ?? 60;
   const windowS = opts.windowSeconds ?? 10;
   const fraction = opts.fraction ?? 0.5;
   const capSeconds = opts.capSeconds ?? 10;
@@ -163,6 +165,7 @@ export async function runSoak(opts = {}) {
   const srv = await startServer({ t: opts.t, name: opts.name ?? 'soak', logLevel: 'warn', args: ['--max-conns-per-ip', '0', ...(opts.serverArgs ?? [])] });
   const pid = srv.run.proc.pid;
   const asan = isAsan(pid);
+  if (asan && opts.sanitizerSeconds) seconds = opts.sanitizerSeconds;
   const admin = async (method, p, json) => {
     const r = await srv.request(method, p, { auth: 'admin', json });
     if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${r.body}`);
