@@ -620,6 +620,10 @@ static int cmd_serve(int argc, char **argv)
     ig.trigger = automation_trigger_event;
     ig.trigger_ctx = &eng;
     ig.cache = evcache_new(EVCACHE_SLOTS_DEFAULT, EVCACHE_BYTES_DEFAULT, EVCACHE_STALE_MS);
+    /* one writer (SQLite): the events job's commit would run on it anyway, so the accept
+     * applies its events itself. Shared (PostgreSQL): accepts run on every node at once and
+     * must not wait on the profile and catalog rows the events lock; a job does that */
+    ig.apply_at_accept = !store_shared(st);
 
     {
         struct expire_arg ea = {time_now_ms(), 0};

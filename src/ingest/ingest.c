@@ -1,4 +1,6 @@
-/* ingest.c: durable acceptance of events and their processing job.
+/* ingest.c: durable acceptance of events and their processing: applied in the accepting
+ * transaction on a store with one writer (struct ingest.apply_at_accept), else by the
+ * events job; both run events_commit.
  *
  * Events from a client-scope write key (public: it ships in browser and mobile apps)
  * may not change where deliveries go. Their identify never sets `webhook`, and sets an
@@ -28,6 +30,26 @@
 #define COLL_GROUP_MEMBERS "group_members"
 #define COLL_ALIASES "aliases"
 
+struct loaded;
+static int events_commit(struct store_txn *t, void *varg);
+static bool loaded_take_accepted(struct loaded *l, struct seg_result *res,
+                                 const struct ingest_outcome *out, int64_t now_ms);
+
+/* apply_at_accept_fn: events_commit, keeping its own rc (a store_txn_sub that fails
+ * with another one lost the savepoint, and with it the transaction). Counters and logs
+ * of a rolled-back attempt (rejected events) are not rolled back with it. */
+struct apply_at_accept {
+    struct loaded *l;
+    int rc;
+};
+
+static int apply_at_accept_fn(struct store_txn *t, void *varg)
+{
+    struct apply_at_accept *x = varg;
+    x->rc = events_commit(t, x->l);
+    return x->rc;
+}
+
 struct accept_arg {
     struct ingest *ig;
     int64_t source_id;
@@ -35,6 +57,8 @@ struct accept_arg {
     struct ingest_outcome *out;
     int64_t now_ms;
     struct queue_handoff *h;
+    struct loaded *l; /* apply in place (ig->apply_at_accept), else NULL */
+    bool applied;     /* the events were applied in this transaction: no events job */
 };
 
 static int accept_tx(struct store_txn *t, void *varg)
@@ -46,6 +70,7 @@ static int accept_tx(struct store_txn *t, void *varg)
     size_t fresh = 0;
 
     queue_handoff_reset(a->h); /* this fn may run again (a PostgreSQL retry) */
+    a->applied = false;
     buf_init(&payload, 64 + a->res->n_events * 24);
     rc = buf_append_c(&payload, "{\"ids\":[");
     a->out->accepted = a->out->duplicates = 0;
@@ -74,13 +99,31 @@ static int accept_tx(struct store_txn *t, void *varg)
         a->out->accepted++;
         rc = buf_printf(&payload, "%s%lld", fresh++ ? "," : "", (long long)id);
     }
-    if (rc == HR_OK && fresh > 0) {
+    if (rc == HR_OK && fresh > 0 && a->l && loaded_take_accepted(a->l, a->res, a->out,
+                                                                  a->now_ms)) {
+        /* the events job's commit, here: in its own savepoint, so that an error it
+         * returns rolls back alone and the job does it later. A full disk or an I/O
+         * error (SQLite has aborted the transaction), or a savepoint that could not be
+         * made or ended, fails the accept instead: the client retries it whole */
+        struct apply_at_accept x = {a->l, HR_OK};
+        int src = queue_txn_sub_to(t, a->h, apply_at_accept_fn, &x);
+        a->applied = src == HR_OK;
+        if (src < 0 && (src != x.rc || src == HR_FULL || src == HR_IO)) {
+            rc = src;
+            goto out;
+        }
+        if (src < 0)
+            LOG_I("ingest.apply_later", "events=%zu rc=%s msg=\"not applied at accept; "
+                  "their events job applies them\"", fresh, hr_rc_str(src));
+    }
+    if (rc == HR_OK && fresh > 0 && !a->applied) {
         struct job_spec js = {.kind = INGEST_JOB_KIND};
         rc = buf_append_c(&payload, a->res->client ? "],\"client\":true}" : "]}");
         js.payload = buf_str(&payload);
         if (rc == HR_OK)
             rc = queue_enqueue_to(t, a->h, &js, &job_id);
     }
+out:
     buf_cleanup(&payload);
     return rc;
 }
@@ -105,23 +148,35 @@ static void hand_over(struct ingest *ig, struct seg_result *res, const struct in
     }
 }
 
+static struct loaded *loaded_for_accept(struct ingest *ig, struct seg_result *res);
+static void loaded_for_accept_free(struct loaded *l);
+
 int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err)
 {
     struct queue_handoff h;
-    struct accept_arg a = {ig, source_id, res, out, hclock_now(ig->clock), &h};
+    struct accept_arg a = {ig, source_id, res, out, hclock_now(ig->clock), &h, NULL, false};
     int rc;
     if (res->n_events == 0) {
         out->accepted = out->duplicates = 0;
         return HR_OK;
     }
+    if (ig->apply_at_accept)
+        a.l = loaded_for_accept(ig, res);
     queue_handoff_init(&h, ig->queue);
     rc = store_write(ig->store, accept_tx, &a, err);
     if (rc == HR_OK) {
-        hand_over(ig, res, out, a.now_ms);
+        if (a.applied)
+            metrics_counter_add("herald_ingest_applied_at_accept_total",
+                                "Accepted events applied in the transaction that stored them "
+                                "(no events job).",
+                                NULL, NULL, out->accepted);
+        else
+            hand_over(ig, res, out, a.now_ms);
         queue_handoff_publish(&h); /* after hand_over: the job finds its events cached */
     }
     queue_handoff_cleanup(&h);
+    loaded_for_accept_free(a.l);
     return rc;
 }
 
@@ -686,6 +741,74 @@ static void loaded_free(void *p)
         free(l->texts[i]);
     }
     grouplists_pending_cleanup(&l->gs.pending);
+}
+
+/* has_group_member_in: one of res's events is a group call with a userId. */
+static bool has_group_member_in(const struct seg_result *res)
+{
+    for (size_t i = 0; i < res->n_events; i++) {
+        const cJSON *ev = res->events[i].json;
+        const char *type = json_str(ev, "type"), *uid = json_str(ev, "userId");
+        if (type && strcmp(type, "group") == 0 && uid && uid[0])
+            return true;
+    }
+    return false;
+}
+
+/* loaded_for_accept: room to apply res's events in the accept's transaction (heap;
+ * loaded_for_accept_free), or NULL when the events job must (the group_lists setting of
+ * a group call could not be read). The events stay res's. */
+static struct loaded *loaded_for_accept(struct ingest *ig, struct seg_result *res)
+{
+    size_t cap = res->n_events + 1;
+    struct loaded *l = xcalloc(1, sizeof *l);
+    l->ig = ig;
+    l->client = res->client;
+    if (has_group_member_in(res) && grouplists_load(ig->store, &l->gs.link) < 0) {
+        free(l);
+        return NULL;
+    }
+    l->events = xcalloc(cap, sizeof *l->events);
+    l->bodies = xcalloc(cap, sizeof *l->bodies);
+    l->ids = xcalloc(cap, sizeof *l->ids);
+    l->received = xcalloc(cap, sizeof *l->received);
+    l->rejected = xcalloc(cap, sizeof *l->rejected);
+    l->ensured = xcalloc(cap, sizeof *l->ensured);
+    return l;
+}
+
+/* loaded_take_accepted: l's events are the ones of res just accepted (borrowed). False
+ * when one of them has no parsed form to apply (then its events job reads it back). */
+static bool loaded_take_accepted(struct loaded *l, struct seg_result *res,
+                                 const struct ingest_outcome *out, int64_t now_ms)
+{
+    l->n = 0;
+    for (size_t i = 0; i < res->n_events; i++) {
+        struct seg_event *ev = &res->events[i];
+        if (out->status[i] != INGEST_ACCEPTED)
+            continue;
+        if (!ev->json || !ev->serialized)
+            return false;
+        l->events[l->n] = ev->json;
+        l->bodies[l->n] = (struct str){ev->serialized, ev->serialized_len};
+        l->ids[l->n] = out->ids[i];
+        l->received[l->n++] = now_ms;
+    }
+    return true;
+}
+
+static void loaded_for_accept_free(struct loaded *l)
+{
+    if (!l)
+        return;
+    grouplists_pending_cleanup(&l->gs.pending);
+    free(l->events);
+    free(l->bodies);
+    free(l->ids);
+    free(l->received);
+    free(l->rejected);
+    free(l->ensured);
+    free(l);
 }
 
 /* cache_metric: count n events of one job as a cache hit or miss (once per job). */

@@ -1,8 +1,9 @@
 /* ingest.h: events in. ingest_accept() makes parsed Segment events durable (deduplicated
- * by messageId per source within a window) and enqueues their processing in the same
- * transaction; the "events" job then applies each event: profiles (identify merges
- * traits, track creates, alias merges, group keeps the group and, when the group_lists
- * setting links them, its list: grouplists.h), and the event catalog.
+ * by messageId per source within a window) and, in the same transaction, either applies
+ * them (apply_at_accept: a store with one writer) or enqueues the "events" job that
+ * does: profiles (identify merges traits, track creates, alias merges, group keeps the
+ * group and, when the group_lists setting links them, its list: grouplists.h), the event
+ * catalog, and the automations linked to each event.
  * Nothing here knows HTTP. */
 #ifndef HERALD_INGEST_INGEST_H
 #define HERALD_INGEST_INGEST_H
@@ -36,6 +37,10 @@ struct ingest {
                                * events job (see evcache.h) */
     struct queue *queue;      /* optional, not owned: the events job of an accept is handed
                                * to its workers (queue_handoff), not leased from the store */
+    bool apply_at_accept;     /* apply the events in the transaction that stores them (the
+                               * events job's commit, in a savepoint), so there is no events
+                               * job unless that fails: for a store with one writer (SQLite),
+                               * where the job's commit would run on that writer anyway */
 };
 
 enum ingest_status {
@@ -50,11 +55,13 @@ struct ingest_outcome {
 };
 
 /* ingest_accept: in one store_write, store every event of res (source_id scopes the
- * dedup) and enqueue one INGEST_JOB_KIND job for those newly accepted. Returns 0 once
- * durable, or the store's error (nothing stored then). out's arrays must hold
- * res->n_events entries. With ig->cache, the newly accepted events move into it once
- * durable: their json, serialized, user_id and message_id are NULL afterwards (a
- * duplicate's stay). */
+ * dedup) and, for those newly accepted, apply them there (ig->apply_at_accept: the events
+ * job's commit, in its own savepoint) or, when not asked or that failed, enqueue one
+ * INGEST_JOB_KIND job. Returns 0 once durable, or the store's error (nothing stored
+ * then). out's arrays must hold res->n_events entries. When a job was enqueued and
+ * ig->cache is set, the newly accepted events move into the cache once durable: their
+ * json, serialized, user_id and message_id are NULL afterwards (a duplicate's, and all
+ * events applied at accept, stay in res). */
 int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err) HR_MUSTCHECK;
 

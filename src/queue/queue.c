@@ -554,6 +554,16 @@ int queue_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
     return rc;
 }
 
+int queue_txn_sub_to(struct store_txn *t, struct queue_handoff *h, store_txn_fn fn, void *arg)
+{
+    struct handoff *outer = tl_handoff;
+    int rc;
+    tl_handoff = h && h->q ? h : NULL;
+    rc = queue_txn_sub(t, fn, arg);
+    tl_handoff = outer;
+    return rc;
+}
+
 int queue_enqueue(struct store_txn *t, const struct job_spec *js, int64_t *out_id)
 {
     struct store *s = store_txn_store(t);

@@ -204,6 +204,11 @@ void queue_handoff_cleanup(struct queue_handoff *h); /* frees what was not publi
  * dropped with it. Use it, never store_txn_sub, below the queue
  * (scripts/check-layers.sh enforces it). */
 int queue_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg);
+/* queue_txn_sub_to: queue_txn_sub outside the queue's commits (ingest's accept applying
+ * its events in place): while fn runs, the jobs it enqueues (queue_enqueue) are handed
+ * over through h (NULL: queued), and dropped from h when fn's savepoint is rolled back.
+ * Returns fn's rc or the store's error. */
+int queue_txn_sub_to(struct store_txn *t, struct queue_handoff *h, store_txn_fn fn, void *arg);
 /* queue_enqueue_to: queue_enqueue, handing the job over through h when it can. */
 int queue_enqueue_to(struct store_txn *t, struct queue_handoff *h, const struct job_spec *js,
                      int64_t *out_id) HR_MUSTCHECK;

@@ -2,7 +2,8 @@
  * real SQLite store: the accept -> events job hand-over cache (hits, misses, bounds), the
  * catalog counted once per name per job (exact counts with several names in one job and
  * with a job whose first commit failed), profiles ensured without rewriting, and lists
- * kept in step with groups (the group_lists setting, src/ingest/grouplists.h). */
+ * kept in step with groups (the group_lists setting, src/ingest/grouplists.h); with
+ * apply_at_accept, the same effects in the accept's own transaction and no events job. */
 #include "../../../src/ingest/ingest.h"
 #include "../../../src/util/clock.h"
 #include "../../../src/util/json.h"
@@ -238,6 +239,45 @@ static void test_track_ensures_profile_without_rewrite(void **state)
     assert_string_equal(d.body.p, "{}");
 }
 
+/* no_jobs: nothing is queued (an accept that applied its events made no events job). */
+static void assert_no_jobs(struct fx *f)
+{
+    struct job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_job_list(f->s, JOB_QUEUED, 100, f->a, &jobs, &n), HR_OK);
+    assert_int_equal(n, 0);
+}
+
+/* With apply_at_accept (a store with one writer) the accept's transaction applies its
+ * events as their job would have: the same catalog counts and profiles, no events job,
+ * nothing left in the hand-over cache; a duplicate is not applied again. */
+static void test_apply_at_accept(void **state)
+{
+    struct fx *f = *state;
+    struct doc_rec d;
+    f->ig.apply_at_accept = true;
+    assert_int_equal(accept(f, BATCH_A), 5);
+    assert_no_jobs(f);
+    assert_int_equal(evcache_count(f->ig.cache), 0);
+    assert_catalog(f, "track/Paid", 3, T0, T0, "\"n\":3");
+    assert_catalog(f, "track/Left", 1, T0, T0, "\"messageId\":\"a4\"");
+    assert_catalog(f, "identify", 1, T0, T0, "\"messageId\":\"a2\"");
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_OK);
+    assert_non_null(strstr(d.body.p, "\"k\":1"));
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u3"), f->a, &d), HR_OK);
+    assert_string_equal(d.body.p, "{}");
+
+    /* a re-sent event (a1) is acknowledged as a duplicate and not counted again */
+    hclock_manual_advance(&f->clk, 1000);
+    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"Paid\","
+                               "\"userId\":\"u1\",\"messageId\":\"a1\"},"
+                               "{\"type\":\"track\",\"event\":\"Paid\",\"userId\":\"u9\","
+                               "\"messageId\":\"c2\"}]}"),
+                     1);
+    assert_no_jobs(f);
+    assert_catalog(f, "track/Paid", 4, T0, T0 + 1000, "\"messageId\":\"c2\"");
+}
+
 /* ---- lists kept in step with groups --------------------------------------------------- */
 
 static int meta_tx(struct store_txn *t, void *arg)
@@ -367,6 +407,20 @@ static void test_group_lists_client_key(void **state)
     assert_string_equal(subs(f, "g.acme", got, sizeof got), "c2");
 }
 
+/* apply_at_accept with the group_lists setting linked: read before the accept's write, so
+ * a group call subscribes its user there (a client key's only when allowed). */
+static void test_apply_at_accept_group_lists(void **state)
+{
+    struct fx *f = *state;
+    char got[256];
+    f->ig.apply_at_accept = true;
+    link_groups(f, "{\"prefix\":\"g.\",\"allow_client\":false}");
+    assert_int_equal(accept(f, "{\"batch\":[" GROUP("s1", "acme", "g1", "\"name\":\"Acme\"") "]}"), 1);
+    assert_int_equal(accept_as(f, "{\"batch\":[" GROUP("c1", "acme", "g2", "") "]}", true), 1);
+    assert_no_jobs(f);
+    assert_string_equal(subs(f, "g.acme", got, sizeof got), "s1");
+}
+
 /* ---- the cache alone ---------------------------------------------------------------- */
 
 static void put(struct evcache *c, int64_t id, const char *text)
@@ -452,6 +506,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_and_store_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_track_ensures_profile_without_rewrite, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_apply_at_accept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_at_accept_group_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_lists_server_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_lists_client_key, setup, teardown),
         cmocka_unit_test(test_evcache_hand_over),
