@@ -743,15 +743,20 @@ static void loaded_free(void *p)
     grouplists_pending_cleanup(&l->gs.pending);
 }
 
+/* group_member: ev is a group call with a userId (the only events the group_lists
+ * setting matters to). */
+static bool group_member(const cJSON *ev)
+{
+    const char *type = json_str(ev, "type"), *uid = json_str(ev, "userId");
+    return type && strcmp(type, "group") == 0 && uid && uid[0];
+}
+
 /* has_group_member_in: one of res's events is a group call with a userId. */
 static bool has_group_member_in(const struct seg_result *res)
 {
-    for (size_t i = 0; i < res->n_events; i++) {
-        const cJSON *ev = res->events[i].json;
-        const char *type = json_str(ev, "type"), *uid = json_str(ev, "userId");
-        if (type && strcmp(type, "group") == 0 && uid && uid[0])
+    for (size_t i = 0; i < res->n_events; i++)
+        if (group_member(res->events[i].json))
             return true;
-    }
     return false;
 }
 
@@ -838,16 +843,12 @@ static bool take_cached(struct ingest *ig, struct loaded *l, int64_t id)
     return true;
 }
 
-/* has_group_member: one of l's events is a group call with a userId (the only events
- * the group_lists setting matters to). */
+/* has_group_member: one of l's events is a group call with a userId. */
 static bool has_group_member(const struct loaded *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        const char *type = json_str(l->events[i], "type"), *uid;
-        uid = json_str(l->events[i], "userId");
-        if (type && strcmp(type, "group") == 0 && uid && uid[0])
+    for (size_t i = 0; i < l->n; i++)
+        if (group_member(l->events[i]))
             return true;
-    }
     return false;
 }
 
