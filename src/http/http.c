@@ -636,7 +636,8 @@ static void sconn_phase(struct sconn *s, enum phase ph)
 }
 
 /* reap: one pass of the reaper under srv->mu: shut down connections past their
- * deadline. MHD then sees the end of the stream and closes them. */
+ * deadline. MHD then sees the end of the stream and closes them. Each is counted
+ * before its shutdown, so a client that sees the close also sees it in /metrics. */
 static void reap(struct http_server *srv, long long *nh, long long *nb)
 {
     int64_t now = now_ms(), hdr_ms = (int64_t)srv->cfg.header_timeout_s * 1000,
@@ -651,6 +652,9 @@ static void reap(struct http_server *srv, long long *nh, long long *nb)
                                  : body_ms + atomic_load(&s->body_in) * 1000 / HTTP_BODY_MIN_RATE;
         if (now - since <= limit)
             continue;
+        metrics_counter_add("herald_http_connections_timed_out_total",
+                            "Connections closed because a read deadline passed", "phase",
+                            ph == PH_HEADERS ? "headers" : "body", 1);
         (void)shutdown(s->fd, SHUT_RDWR);
         s->killed = true;
         if (ph == PH_HEADERS)
@@ -660,17 +664,14 @@ static void reap(struct http_server *srv, long long *nh, long long *nb)
     }
 }
 
-/* note_timeouts: count n connections the reaper closed in phase ("headers" or "body")
- * and log them (rate limited). Reaper thread, without srv->mu. */
+/* note_timeouts: log the n connections the reaper closed in phase ("headers" or
+ * "body"), rate limited; reap counted them. Reaper thread, without srv->mu. */
 static void note_timeouts(struct http_server *srv, const char *phase, long long n)
 {
     bool hdr = strcmp(phase, "headers") == 0;
     long long k;
     if (n == 0)
         return;
-    metrics_counter_add("herald_http_connections_timed_out_total",
-                        "Connections closed because a read deadline passed", "phase", phase,
-                        (double)n);
     if ((k = limit_note(hdr ? &srv->log_header : &srv->log_body, n)) > 0)
         LOG_W(hdr ? "http.header_timeout" : "http.body_timeout",
               "closed=%lld limit_s=%d min_rate=%d msg=\"connections whose request %s did not "
