@@ -624,6 +624,7 @@ static int cmd_serve(int argc, char **argv)
      * applies its events itself. Shared (PostgreSQL): accepts run on every node at once and
      * must not wait on the profile and catalog rows the events lock; a job does that */
     ig.apply_at_accept = !store_shared(st);
+    ig.ensure_apart = store_shared(st);
 
     {
         struct expire_arg ea = {time_now_ms(), 0};

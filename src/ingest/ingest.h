@@ -41,6 +41,10 @@ struct ingest {
                                * events job's commit, in a savepoint), so there is no events
                                * job unless that fails: for a store with one writer (SQLite),
                                * where the job's commit would run on that writer anyway */
+    bool ensure_apart;        /* an events job creates its tracks' new profiles in a short
+                               * transaction of its own before the job's (a store shared by
+                               * nodes: the job's transaction then never waits on another
+                               * job's to learn whether a new profile exists) */
 };
 
 enum ingest_status {

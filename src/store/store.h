@@ -343,6 +343,8 @@ struct store_ops {
     int (*doc_delete)(struct store_txn *t, const char *coll, struct str id);
     int (*doc_create)(struct store_txn *t, const char *coll, struct str id, struct str body,
                       int64_t now_ms);
+    int (*doc_create_many)(struct store_txn *t, const char *coll, const struct str *ids,
+                           const int64_t *now_ms, size_t n, struct str body, size_t *created);
     int (*doc_list)(struct store *s, const char *coll, struct str id_prefix, struct str after_id,
                     size_t limit, struct arena *a, struct doc_rec **out, size_t *n);
 
@@ -556,6 +558,16 @@ static inline int store_doc_get_txn(struct store_txn *t, const char *coll, struc
 static inline int store_doc_create(struct store_txn *t, const char *coll, struct str id,
                                    struct str body, int64_t now_ms)
 { return store_txn_store(t)->ops->doc_create(t, coll, id, body, now_ms); }
+/* doc_create_many: store_doc_create for each ids[i] (created at now_ms[i], every one with
+ * body), in byte order of the ids, as one statement where the store can (PostgreSQL: one
+ * round trip; a write that creates nothing does not wait for a flush). *created counts
+ * the new ones. HR_INVAL for a bad collection or id (one that is not UTF-8 text too), or
+ * n > STORE_CREATE_MANY_MAX; nothing is created then. */
+#define STORE_CREATE_MANY_MAX 4096
+static inline int store_doc_create_many(struct store_txn *t, const char *coll,
+                                        const struct str *ids, const int64_t *now_ms, size_t n,
+                                        struct str body, size_t *created)
+{ return store_txn_store(t)->ops->doc_create_many(t, coll, ids, now_ms, n, body, created); }
 static inline int store_doc_put(struct store_txn *t, const char *coll, struct str id,
                                 struct str body, int64_t now_ms, int64_t *out_version)
 { return store_txn_store(t)->ops->doc_put(t, coll, id, body, now_ms, out_version); }

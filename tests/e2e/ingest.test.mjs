@@ -25,7 +25,7 @@ import {
   segmentSignature,
 } from './lib/ingest.mjs';
 import { SAMPLES } from './lib/segment-samples.mjs';
-import { herald, metricValue, rawRequest, sleep, startServer, stopAll, scaled } from './lib/server.mjs';
+import { herald, isPostgres, metricValue, rawRequest, sleep, startServer, stopAll, scaled } from './lib/server.mjs';
 
 const require = createRequire(import.meta.url);
 const { Analytics: SegmentAnalytics } = require('@segment/analytics-node');
@@ -745,6 +745,23 @@ describe('profiles from events', () => {
     await expectCatalog(srv, { identify: 5, 'track/Signed Up': 3, alias: 1 });
     assert.equal((await getProfile(srv, 'pe-anon')).status, 404, 'no profile for an anonymousId');
     await expectProfile(srv, 'pe-1', { plan: 'pro', age: 30, tags: ['a', 'b'] });
+  });
+
+  // On PostgreSQL an events job creates its tracks' new profiles in one statement of its
+  // own before its transaction (so jobs on other nodes never wait for that transaction to
+  // learn whether a profile exists); a user the job also identifies is left to the job.
+  // On SQLite the accept applies the events and nothing is created apart.
+  test('a batch of tracks for new users: every profile created, the identified one with its traits', T, async (t) => {
+    const srv = await startServer({ t });
+    const batch = [];
+    for (let i = 0; i < 40; i++) batch.push({ type: 'track', userId: `nb-${i}`, event: 'New Batch', messageId: `nb-t-${i}` });
+    batch.push({ type: 'identify', userId: 'nb-7', traits: { plan: 'pro' }, messageId: 'nb-i-7' });
+    batch.push({ type: 'track', userId: 'nb-3', event: 'New Batch', messageId: 'nb-t-3b' });
+    assertAccepted(await post(srv, '/v1/batch', { batch }), { accepted: 42 });
+    await expectCatalog(srv, { 'track/New Batch': 41, identify: 1 });
+    for (let i = 0; i < 40; i++) await expectProfile(srv, `nb-${i}`, i === 7 ? { plan: 'pro' } : {});
+    const apart = metricValue((await srv.metrics()).samples, 'herald_ingest_profiles_created_apart_total') || 0;
+    assert.equal(apart, isPostgres ? 39 : 0, 'profiles created before the events job\'s transaction');
   });
 });
 

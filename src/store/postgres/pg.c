@@ -122,6 +122,7 @@ enum stmt_id {
     S_DOC_PUT,
     S_DOC_DELETE,
     S_DOC_CREATE,
+    S_DOC_CREATE_MANY,
     S_DOC_LIST,
     S_EVENT_CLAIM,
     S_EVENT_HOLDER,
@@ -248,6 +249,13 @@ static const char *const SQL[S_COUNT] = {
     [S_DOC_CREATE] = "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
                      "VALUES($1::text, $2::text, $3::bytea, 1, $4::bigint, $4::bigint) "
                      "ON CONFLICT(coll, id) DO NOTHING",
+    /* in byte order of the ids (COLLATE "C", as strcmp sorts lock_docs' keys): two of
+     * these, or one and a transaction creating one by one, take their keys in one order */
+    [S_DOC_CREATE_MANY] =
+        "INSERT INTO docs(coll, id, body, version, created_ms, updated_ms) "
+        "SELECT $1::text, u.id, $3::bytea, 1, u.t, u.t "
+        "FROM unnest($2::text[], $4::bigint[]) AS u(id, t) ORDER BY u.id COLLATE \"C\" "
+        "ON CONFLICT(coll, id) DO NOTHING",
     [S_DOC_LIST] = "SELECT " DOC_COLS " FROM docs WHERE coll = $1::text AND id > $2::text "
                    "AND starts_with(id, $3::text) ORDER BY id LIMIT $4::bigint",
     /* claim (source, messageId) for a new event id unless the holder is within the
@@ -1659,13 +1667,39 @@ out:
     return rc;
 }
 
+/* text_array: strings v[0..n) as a PostgreSQL text array literal (caller frees): each
+ * element quoted, '"' and '\\' escaped. */
+static char *text_array(const struct str *v, size_t n)
+{
+    size_t cap = 3, len = 0;
+    char *s;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * v[i].len + 3;
+    s = xmalloc(cap);
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            s[len++] = ',';
+        s[len++] = '"';
+        for (size_t k = 0; k < v[i].len; k++) {
+            if (v[i].p[k] == '"' || v[i].p[k] == '\\')
+                s[len++] = '\\';
+            s[len++] = v[i].p[k];
+        }
+        s[len++] = '"';
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
 /* kinds_array: the NULL-terminated kinds list as a PostgreSQL array literal (caller
  * frees), or NULL for "all kinds". HR_INVAL past KINDS_MAX or for a kind that is too
  * long. */
 static int kinds_array(const char *const *kinds, char **out)
 {
-    size_t i, cap = 3, len = 0;
-    char *s;
+    struct str v[KINDS_MAX];
+    size_t i;
     *out = NULL;
     if (!kinds)
         return HR_OK;
@@ -1673,24 +1707,9 @@ static int kinds_array(const char *const *kinds, char **out)
         size_t n = strnlen(kinds[i], KIND_MAX + 1);
         if (i >= KINDS_MAX || n > KIND_MAX)
             return HR_INVAL;
-        cap += 2 * n + 3;
+        v[i] = (struct str){kinds[i], n};
     }
-    s = xmalloc(cap);
-    s[len++] = '{';
-    for (i = 0; kinds[i]; i++) {
-        if (i)
-            s[len++] = ',';
-        s[len++] = '"';
-        for (const char *k = kinds[i]; *k; k++) {
-            if (*k == '"' || *k == '\\')
-                s[len++] = '\\';
-            s[len++] = *k;
-        }
-        s[len++] = '"';
-    }
-    s[len++] = '}';
-    s[len] = '\0';
-    *out = s;
+    *out = text_array(v, i);
     return HR_OK;
 }
 
@@ -2005,6 +2024,51 @@ static int pg_doc_create(struct store_txn *t, const char *coll, struct str id, s
     if (rc == HR_OK && affected(r) == 0)
         rc = HR_CONFLICT;
     PQclear(r);
+    return rc;
+}
+
+static int pg_doc_create_many(struct store_txn *t, const char *coll, const struct str *ids,
+                              const int64_t *now_ms, size_t n, struct str body,
+                              size_t *created)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    char *idv = NULL, *tv = NULL;
+    size_t len = 0;
+    int rc = HR_OK;
+
+    *created = 0;
+    if (n > STORE_CREATE_MANY_MAX || body.len > PAYLOAD_MAX)
+        return n > STORE_CREATE_MANY_MAX ? HR_INVAL : HR_TOOBIG;
+    if (n == 0)
+        return HR_OK;
+    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+        rc = check_coll_id(coll, ids[i]);
+        /* an array literal goes as text: no sanitizing as p_text does, so refuse what
+         * it would change (the caller creates such ids one by one) */
+        if (rc == HR_OK && (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len)))
+            rc = HR_INVAL;
+    }
+    if (rc < 0)
+        return rc;
+    idv = text_array(ids, n);
+    tv = xmalloc(n * 21 + 3);
+    tv[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(tv + len, 22, i ? ",%lld" : "%lld", (long long)now_ms[i]);
+    tv[len++] = '}';
+    tv[len] = '\0';
+    p_cstr(&p, coll);
+    p_textz(&p, idv);
+    p_bytes(&p, body);
+    p_textz(&p, tv);
+    rc = tx_q(t, S_DOC_CREATE_MANY, &p, &r, "doc_create_many");
+    if (rc == HR_OK)
+        *created = (size_t)affected(r);
+    PQclear(r);
+    params_free(&p);
+    free(idv);
+    free(tv);
     return rc;
 }
 
@@ -3177,6 +3241,7 @@ const struct store_ops pg_store_ops = {
     .doc_get_txn = pg_doc_get_txn,
     .doc_put = pg_doc_put,
     .doc_create = pg_doc_create,
+    .doc_create_many = pg_doc_create_many,
     .doc_delete = pg_doc_delete,
     .doc_list = pg_doc_list,
     .event_insert = pg_event_insert,

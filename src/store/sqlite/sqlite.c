@@ -2434,6 +2434,46 @@ out:
     return rc;
 }
 
+static int str_cmp_bytes(const void *a, const void *b)
+{
+    const struct str *x = *(const struct str *const *)a, *y = *(const struct str *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* sqlite_doc_create_many: doc_create for each id in byte order (one writer: the order
+ * only keeps the contract). */
+static int sqlite_doc_create_many(struct store_txn *t, const char *coll, const struct str *ids,
+                                  const int64_t *now_ms, size_t n, struct str body,
+                                  size_t *created)
+{
+    const struct str **order = NULL;
+    int rc = HR_OK;
+    *created = 0;
+    if (n > STORE_CREATE_MANY_MAX)
+        return HR_INVAL;
+    if (n == 0)
+        return HR_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len))
+            return HR_INVAL; /* as PostgreSQL's refuses them */
+    order = xcalloc(n, sizeof *order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = &ids[i];
+    qsort(order, n, sizeof *order, str_cmp_bytes);
+    for (size_t k = 0; k < n && rc == HR_OK; k++) {
+        size_t i = (size_t)(order[k] - ids);
+        rc = sqlite_doc_create(t, coll, ids[i], body, now_ms[i]);
+        if (rc == HR_OK)
+            ++*created;
+        else if (rc == HR_CONFLICT)
+            rc = HR_OK;
+    }
+    free(order);
+    return rc;
+}
+
 static int sqlite_doc_delete(struct store_txn *t, const char *coll, struct str id)
 {
     struct conn *c = NULL;
@@ -3406,6 +3446,7 @@ const struct store_ops sqlite_store_ops = {
     .doc_get_txn = sqlite_doc_get_txn,
     .doc_put = sqlite_doc_put,
     .doc_create = sqlite_doc_create,
+    .doc_create_many = sqlite_doc_create_many,
     .doc_delete = sqlite_doc_delete,
     .doc_list = sqlite_doc_list,
     .event_insert = sqlite_event_insert,

@@ -3,7 +3,8 @@
  * catalog counted once per name per job (exact counts with several names in one job and
  * with a job whose first commit failed), profiles ensured without rewriting, and lists
  * kept in step with groups (the group_lists setting, src/ingest/grouplists.h); with
- * apply_at_accept, the same effects in the accept's own transaction and no events job. */
+ * apply_at_accept, the same effects in the accept's own transaction and no events job;
+ * with ensure_apart, new tracks' profiles created before the job's transaction. */
 #include "../../../src/ingest/ingest.h"
 #include "../../../src/util/clock.h"
 #include "../../../src/util/json.h"
@@ -237,6 +238,133 @@ static void test_track_ensures_profile_without_rewrite(void **state)
     assert_non_null(strstr(d.body.p, "\"plan\":\"pro\""));
     assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p2"), f->a, &d), HR_OK);
     assert_string_equal(d.body.p, "{}");
+}
+
+/* busy_trigger: a trigger that fails with a transient error while *busy (ctx) holds. */
+static int busy_trigger(void *ctx, struct store_txn *t, const cJSON *event, ingest_data_fn d,
+                        const char *name, int64_t event_id)
+{
+    (void)t, (void)event, (void)d, (void)name, (void)event_id;
+    return *(bool *)ctx ? HR_BUSY : HR_OK;
+}
+
+/* With apply_at_accept, an apply that fails with its own (transient) error is rolled
+ * back alone: the accept still stores its events, queues their events job instead and
+ * keeps them for it; none of the apply's effects stay. The job then applies them once. */
+static void test_apply_at_accept_falls_back_to_job(void **state)
+{
+    struct fx *f = *state;
+    struct doc_rec d;
+    struct catalog_rec c;
+    bool busy = true;
+    f->ig.apply_at_accept = true;
+    f->ig.trigger = busy_trigger;
+    f->ig.trigger_ctx = &busy;
+    assert_int_equal(accept(f, BATCH_A), 5);
+    assert_int_equal(evcache_count(f->ig.cache), 5);
+    assert_int_equal(store_catalog_get(f->s, STR_LIT("track/Paid"), f->a, &c), HR_NOTFOUND);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_NOTFOUND);
+    busy = false;
+    run_job(f, next_job(f), false);
+    assert_catalog(f, "track/Paid", 3, T0, T0, "\"n\":3");
+    assert_catalog(f, "identify", 1, T0, T0, "\"messageId\":\"a2\"");
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_OK);
+    assert_non_null(strstr(d.body.p, "\"k\":1"));
+    assert_int_equal(evcache_count(f->ig.cache), 0);
+}
+
+/* run_phase: run the events job j's handler without committing (in a); its result. */
+static struct job_result run_phase(struct fx *f, const struct job *j, struct arena *a)
+{
+    struct job_result r = {0};
+    ingest_events_run(&f->ig, j, a, &r);
+    assert_int_equal(r.outcome, JOB_OUT_DONE);
+    assert_non_null(r.commit);
+    return r;
+}
+
+/* With ensure_apart (a store shared by nodes) the job creates its tracks' new profiles
+ * before its transaction, committed on their own: only the ones that tracks alone need
+ * (not a user the job identifies), at the earliest track's time, leaving existing
+ * profiles alone. The job's transaction then applies the rest, even after a failed try. */
+static void test_ensure_apart(void **state)
+{
+    struct fx *f = *state;
+    struct arena *a = arena_new(4096);
+    struct job_result r;
+    struct doc_rec d;
+    struct herr err;
+    const char *batch =
+        "{\"batch\":["
+        "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"n1\",\"messageId\":\"e1\"},"
+        "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u1\",\"messageId\":\"e2\"},"
+        "{\"type\":\"identify\",\"userId\":\"u1\",\"messageId\":\"e3\",\"traits\":{\"k\":1}},"
+        "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"p1\",\"messageId\":\"e4\"},"
+        "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"n1\",\"messageId\":\"e5\"},"
+        "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"n2\",\"messageId\":\"e6\"}]}";
+
+    herr_clear(&err);
+    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"identify\",\"userId\":\"p1\","
+                               "\"messageId\":\"i1\",\"traits\":{\"plan\":\"pro\"}}]}"),
+                     1);
+    run_job(f, next_job(f), false);
+    hclock_manual_advance(&f->clk, 1000);
+    assert_int_equal(accept(f, batch), 6);
+
+    /* without it, the run phase writes nothing */
+    r = run_phase(f, next_job(f), a);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n1"), f->a, &d), HR_NOTFOUND);
+    arena_reset(a);
+
+    f->ig.ensure_apart = true;
+    r = run_phase(f, next_job(f), a);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n1"), f->a, &d), HR_OK);
+    assert_string_equal(d.body.p, "{}");
+    assert_int_equal(d.version, 1);
+    assert_int_equal(d.created_ms, T0 + 1000);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n2"), f->a, &d), HR_OK);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_NOTFOUND);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p1"), f->a, &d), HR_OK);
+    assert_int_equal(d.version, 1);
+    /* the job's transaction fails: the profile made apart stays, nothing else happened */
+    assert_int_equal(store_write(f->s, fail_after, &r, &err), HR_IO);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n1"), f->a, &d), HR_OK);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_NOTFOUND);
+    arena_reset(a);
+
+    /* the retry: n1 is there already (not rewritten), the rest applies */
+    r = run_phase(f, next_job(f), a);
+    assert_int_equal(store_write(f->s, r.commit, r.commit_arg, &err), HR_OK);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n1"), f->a, &d), HR_OK);
+    assert_int_equal(d.version, 1);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_OK);
+    assert_non_null(strstr(d.body.p, "\"k\":1"));
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("p1"), f->a, &d), HR_OK);
+    assert_non_null(strstr(d.body.p, "\"plan\":\"pro\""));
+    assert_catalog(f, "track/E", 5, T0 + 1000, T0 + 1000, NULL);
+    arena_free(a);
+}
+
+/* With ensure_apart, a job with fewer than 3 track-only profiles (a single track) makes
+ * no write of its own: its transaction creates the profile, as without it. */
+static void test_ensure_apart_not_for_one(void **state)
+{
+    struct fx *f = *state;
+    struct arena *a = arena_new(4096);
+    struct job_result r;
+    struct doc_rec d;
+    struct herr err;
+    herr_clear(&err);
+    f->ig.ensure_apart = true;
+    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"E\","
+                               "\"userId\":\"s1\",\"messageId\":\"s1\"}]}"),
+                     1);
+    r = run_phase(f, next_job(f), a);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("s1"), f->a, &d), HR_NOTFOUND);
+    assert_int_equal(store_write(f->s, r.commit, r.commit_arg, &err), HR_OK);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("s1"), f->a, &d), HR_OK);
+    assert_string_equal(d.body.p, "{}");
+    arena_free(a);
 }
 
 /* no_jobs: nothing is queued (an accept that applied its events made no events job). */
@@ -506,7 +634,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache_and_store_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_track_ensures_profile_without_rewrite, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_apart_not_for_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_at_accept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_at_accept_falls_back_to_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_at_accept_group_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_lists_server_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_lists_client_key, setup, teardown),

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "lease_scenario.h"
+#include "docs_scenario.h"
 #include "lists_scenario.h"
 
 #include <libpq-fe.h>
@@ -1798,6 +1799,13 @@ static void test_reconnect(void **state)
     store_close(s2);
 }
 
+/* doc_create_many: the shared scenario (docs_scenario.h) on this backend */
+static void test_doc_create_many(void **state)
+{
+    struct fx *f = *state;
+    docs_scenario(f->s, f->a);
+}
+
 /* lists: the shared lists scenario (lists_scenario.h) on this backend */
 static void test_lists(void **state)
 {
@@ -1823,6 +1831,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_locked_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_create_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_rmw_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_dedup_window, setup, teardown),

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "lease_scenario.h"
+#include "docs_scenario.h"
 #include "lists_scenario.h"
 
 #include <ftw.h>
@@ -1319,6 +1320,13 @@ static void test_corruption_fails_ping(void **state)
     assert_true(strstr(err.msg, "integrity check") || strstr(err.msg, "is corrupt"));
 }
 
+/* doc_create_many: the shared scenario (docs_scenario.h) on this backend */
+static void test_doc_create_many(void **state)
+{
+    struct fx *f = *state;
+    docs_scenario(f->s, f->a);
+}
+
 /* lists: the shared lists scenario (lists_scenario.h) on this backend */
 static void test_lists(void **state)
 {
@@ -1344,6 +1352,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_create_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_teardown(test_full_disk, teardown_full),
         cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
