@@ -455,7 +455,6 @@ struct loaded {
     int64_t *received;
     bool *rejected; /* events whose effects failed for good (set by events_commit) */
     bool *ensured;  /* tracks whose profile lock_docs made sure of (set by events_commit) */
-    bool apart;     /* ensure_apart made sure of the track-only profiles already */
     size_t n;
     bool client;       /* the events came from a client-scope write key */
     struct group_sync gs; /* lists of the events' groups */
@@ -581,10 +580,8 @@ static size_t key_group(const struct lock_key *keys, size_t i, size_t n, bool *e
 
 /* lock_docs: take the documents' locks in (collection, id) order; a key that only
  * tracks need (every entry of it is ensure) is created when absent instead, at the
- * earliest of their times (unless apart: ensure_apart did that), and its events marked in
- * ensured[] (they skip ensure_profile). */
-static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n, bool apart,
-                     bool *ensured)
+ * earliest of their times, and its events marked in ensured[] (they skip ensure_profile). */
+static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n, bool *ensured)
 {
     struct arena *a = arena_new(4096);
     struct doc_rec d;
@@ -595,8 +592,7 @@ static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n, bool 
         int64_t now;
         end = key_group(keys, i, n, &ensure, &now);
         if (ensure) {
-            if (!apart)
-                rc = store_doc_create(t, keys[i].coll, str_c(keys[i].id), STR_LIT("{}"), now);
+            rc = store_doc_create(t, keys[i].coll, str_c(keys[i].id), STR_LIT("{}"), now);
             rc = rc == HR_CONFLICT ? HR_OK : rc;
             for (size_t k = i; k < end; k++)
                 ensured[keys[k].ev] = true;
@@ -732,7 +728,7 @@ static int events_commit(struct store_txn *t, void *varg)
         l->ensured[i] = false;
     }
     grouplists_pending_truncate(&l->gs.pending, 0); /* a rerun asks again */
-    rc = lock_docs(t, keys, nk, l->apart, l->ensured);
+    rc = lock_docs(t, keys, nk, l->ensured);
     if (rc == HR_OK)
         rc = queue_txn_sub(t, apply_all_fn, l);
     if (permanent(rc)) {
@@ -755,14 +751,15 @@ static int events_commit(struct store_txn *t, void *varg)
  * it too (its user's events on another node) wait for the whole of that transaction, and
  * on PostgreSQL those waits chain: batches of new users at 2-3 nodes spent 40-100 % of
  * the active backends' samples in Lock:transactionid (bench/pg.sh). So before its
- * transaction, the job makes sure of the profiles that only its tracks need (lock_docs'
- * ensure keys) in one statement of its own (store_doc_create_many: one round trip, no
- * flush when they all exist), and its transaction then leaves those keys alone. When
- * that write fails, the job's transaction creates them one by one as before. (A profile
- * an alias deletes between the two is not made again for the track: the alias merged it.)
- * The write costs a transaction of its own (three round trips), so a job with fewer than
- * ENSURE_APART_MIN such keys (a single track) creates them in its transaction: three
- * nodes' single tracks were 20-30 % slower with every job paying it (bench/pg.sh). */
+ * transaction, the job creates the profiles that only its tracks need (lock_docs' ensure
+ * keys) in one statement of its own (store_doc_create_many: one round trip, no flush
+ * when they all exist). Its transaction still makes sure of each (a profile deleted in
+ * between, by an alias or the API, is made again, as before), but now meets committed
+ * rows and never waits for them. When the statement fails, the job's transaction
+ * creates them as before. The statement costs a transaction of its own (three round
+ * trips), so a job with fewer than ENSURE_APART_MIN such keys (a single track) does
+ * without: three nodes' single tracks were 20-30 % slower with every job paying it
+ * (bench/pg.sh). */
 #define ENSURE_APART_MIN 3
 
 struct apart {
@@ -778,16 +775,16 @@ static int create_apart_fn(struct store_txn *t, void *varg)
                                  &ap->created);
 }
 
-/* ensure_apart: make sure of l's track-only profiles before the job's transaction (see
- * above). Returns true when that is done (l's commit then skips them). */
-static bool ensure_apart(struct ingest *ig, const struct loaded *l)
+/* ensure_apart: create l's new track-only profiles before the job's transaction (see
+ * above); a failure only logs (the transaction creates them). */
+static void ensure_apart(struct ingest *ig, const struct loaded *l)
 {
     struct lock_key *keys = xcalloc(l->n * LOCKS_PER_EVENT + 1, sizeof *keys);
     struct apart ap = {xcalloc(l->n + 1, sizeof *ap.ids), xcalloc(l->n + 1, sizeof *ap.now),
                        0, 0};
-    struct herr err = {0};
+    struct herr err;
     size_t nk = 0;
-    bool done = false;
+    int rc;
 
     for (size_t i = 0; i < l->n; i++)
         collect_keys(l->events[i], l->received[i], i, keys, &nk);
@@ -805,21 +802,26 @@ static bool ensure_apart(struct ingest *ig, const struct loaded *l)
         ap.ids[ap.n] = str_c(keys[i].id); /* at most one per track: l->n */
         ap.now[ap.n++] = now;
     }
-    if (ap.n >= ENSURE_APART_MIN &&
-        store_write(ig->store, create_apart_fn, &ap, &err) == HR_OK) {
-        done = true;
-        if (ap.created > 0)
-            metrics_counter_add("herald_ingest_profiles_created_apart_total",
-                                "New profiles an events job created in a statement of its "
-                                "own before its transaction (a store shared by nodes)",
-                                NULL, NULL, (double)ap.created);
+    if (ap.n < ENSURE_APART_MIN)
+        goto out;
+    herr_clear(&err);
+    rc = store_write(ig->store, create_apart_fn, &ap, &err);
+    if (rc < 0) {
+        LOG_W("ingest.ensure_apart_failed", "profiles=%zu rc=%s msg=\"the events job's "
+              "transaction creates them\"", ap.n, hr_rc_str(rc));
+        goto out;
     }
+    if (ap.created > 0)
+        metrics_counter_add("herald_ingest_profiles_created_apart_total",
+                            "New profiles an events job created in a statement of its own "
+                            "before its transaction (a store shared by nodes)",
+                            NULL, NULL, (double)ap.created);
+out:
     for (size_t k = 0; k < nk; k++)
         free(keys[k].id);
     free(keys);
     free(ap.ids);
     free(ap.now);
-    return done;
 }
 
 static void loaded_free(void *p)
@@ -1005,7 +1007,8 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
             goto out;
         }
     }
-    l->apart = ig->ensure_apart && ensure_apart(ig, l);
+    if (ig->ensure_apart)
+        ensure_apart(ig, l);
     r->outcome = JOB_OUT_DONE;
     r->commit = events_commit;
     r->commit_arg = l;

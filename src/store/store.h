@@ -98,6 +98,8 @@ struct job {
 
 /* A JSON document in a named collection: profiles, groups, aliases, templates, brands,
  * providers, automations. The store treats the body as opaque bytes. */
+#define STORE_CREATE_MANY_MAX 4096 /* ids per store_doc_create_many */
+
 struct doc_rec {
     struct str coll;     /* arena-owned */
     struct str id;       /* arena-owned */
@@ -561,9 +563,9 @@ static inline int store_doc_create(struct store_txn *t, const char *coll, struct
 /* doc_create_many: store_doc_create for each ids[i] (created at now_ms[i], every one with
  * body), in byte order of the ids, as one statement where the store can (PostgreSQL: one
  * round trip; a write that creates nothing does not wait for a flush). *created counts
- * the new ones. HR_INVAL for a bad collection or id (one that is not UTF-8 text too), or
- * n > STORE_CREATE_MANY_MAX; nothing is created then. */
-#define STORE_CREATE_MANY_MAX 4096
+ * the new ones. HR_INVAL for a bad collection or id (one that is not UTF-8 text too) or
+ * n > STORE_CREATE_MANY_MAX, HR_TOOBIG for a body past the store's cap; nothing is
+ * created then. */
 static inline int store_doc_create_many(struct store_txn *t, const char *coll,
                                         const struct str *ids, const int64_t *now_ms, size_t n,
                                         struct str body, size_t *created)

@@ -2034,14 +2034,18 @@ static int pg_doc_create_many(struct store_txn *t, const char *coll, const struc
     struct params p = {0};
     PGresult *r = NULL;
     char *idv = NULL, *tv = NULL;
-    size_t len = 0;
+    size_t len = 0, cap = n * 21 + 3; /* per time: a comma and up to 20 characters */
     int rc = HR_OK;
 
     *created = 0;
-    if (n > STORE_CREATE_MANY_MAX || body.len > PAYLOAD_MAX)
-        return n > STORE_CREATE_MANY_MAX ? HR_INVAL : HR_TOOBIG;
-    if (n == 0)
-        return HR_OK;
+    if (n > STORE_CREATE_MANY_MAX) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (body.len > PAYLOAD_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
     for (size_t i = 0; i < n && rc == HR_OK; i++) {
         rc = check_coll_id(coll, ids[i]);
         /* an array literal goes as text: no sanitizing as p_text does, so refuse what
@@ -2049,13 +2053,13 @@ static int pg_doc_create_many(struct store_txn *t, const char *coll, const struc
         if (rc == HR_OK && (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len)))
             rc = HR_INVAL;
     }
-    if (rc < 0)
-        return rc;
+    if (rc < 0 || n == 0)
+        goto out;
     idv = text_array(ids, n);
-    tv = xmalloc(n * 21 + 3);
+    tv = xmalloc(cap);
     tv[len++] = '{';
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(tv + len, 22, i ? ",%lld" : "%lld", (long long)now_ms[i]);
+        len += (size_t)snprintf(tv + len, cap - len, i ? ",%lld" : "%lld", (long long)now_ms[i]);
     tv[len++] = '}';
     tv[len] = '\0';
     p_cstr(&p, coll);
@@ -2067,6 +2071,7 @@ static int pg_doc_create_many(struct store_txn *t, const char *coll, const struc
         *created = (size_t)affected(r);
     PQclear(r);
     params_free(&p);
+out:
     free(idv);
     free(tv);
     return rc;

@@ -2443,21 +2443,30 @@ static int str_cmp_bytes(const void *a, const void *b)
 }
 
 /* sqlite_doc_create_many: doc_create for each id in byte order (one writer: the order
- * only keeps the contract). */
+ * only keeps the contract), every id checked first. */
 static int sqlite_doc_create_many(struct store_txn *t, const char *coll, const struct str *ids,
                                   const int64_t *now_ms, size_t n, struct str body,
                                   size_t *created)
 {
     const struct str **order = NULL;
     int rc = HR_OK;
+
     *created = 0;
-    if (n > STORE_CREATE_MANY_MAX)
-        return HR_INVAL;
-    if (n == 0)
-        return HR_OK;
-    for (size_t i = 0; i < n; i++)
-        if (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len))
-            return HR_INVAL; /* as PostgreSQL's refuses them */
+    if (n > STORE_CREATE_MANY_MAX) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    if (body.len > PAYLOAD_MAX) {
+        rc = HR_TOOBIG;
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == HR_OK; i++) {
+        rc = check_coll_id(coll, ids[i]);
+        if (rc == HR_OK && (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len)))
+            rc = HR_INVAL; /* as PostgreSQL's refuses them */
+    }
+    if (rc < 0 || n == 0)
+        goto out;
     order = xcalloc(n, sizeof *order);
     for (size_t i = 0; i < n; i++)
         order[i] = &ids[i];
@@ -2470,6 +2479,7 @@ static int sqlite_doc_create_many(struct store_txn *t, const char *coll, const s
         else if (rc == HR_CONFLICT)
             rc = HR_OK;
     }
+out:
     free(order);
     return rc;
 }

@@ -283,10 +283,17 @@ static struct job_result run_phase(struct fx *f, const struct job *j, struct are
     return r;
 }
 
+static int delete_n2_tx(struct store_txn *t, void *arg)
+{
+    (void)arg;
+    return store_doc_delete(t, "profiles", STR_LIT("n2"));
+}
+
 /* With ensure_apart (a store shared by nodes) the job creates its tracks' new profiles
  * before its transaction, committed on their own: only the ones that tracks alone need
  * (not a user the job identifies), at the earliest track's time, leaving existing
- * profiles alone. The job's transaction then applies the rest, even after a failed try. */
+ * profiles alone. The job's transaction then applies the rest, even after a failed try,
+ * and still makes sure of each profile (one deleted in between is made again). */
 static void test_ensure_apart(void **state)
 {
     struct fx *f = *state;
@@ -332,9 +339,13 @@ static void test_ensure_apart(void **state)
     assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_NOTFOUND);
     arena_reset(a);
 
-    /* the retry: n1 is there already (not rewritten), the rest applies */
+    /* the retry: n1 is there already (not rewritten), the rest applies; n2, deleted
+     * between the statement and the transaction, is made again by the transaction */
     r = run_phase(f, next_job(f), a);
+    assert_int_equal(store_write(f->s, delete_n2_tx, NULL, &err), HR_OK);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n2"), f->a, &d), HR_NOTFOUND);
     assert_int_equal(store_write(f->s, r.commit, r.commit_arg, &err), HR_OK);
+    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n2"), f->a, &d), HR_OK);
     assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("n1"), f->a, &d), HR_OK);
     assert_int_equal(d.version, 1);
     assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_OK);

@@ -67,7 +67,7 @@ static void docs_scenario(struct store *s, struct arena *a)
     m.created = 99;
     assert_int_equal(store_write(s, ds_many_tx, &m, &err), HR_OK);
     assert_int_equal(m.created, 0);
-    m.n = STORE_CREATE_MANY_MAX + 1;
+    m.n = STORE_CREATE_MANY_MAX + 1; /* refused before any id is read */
     assert_int_equal(store_write(s, ds_many_tx, &m, &err), HR_INVAL);
     m = (struct ds_many){bad, now, 2, 0};
     assert_int_equal(store_write(s, ds_many_tx, &m, &err), HR_INVAL);
