@@ -112,14 +112,14 @@ bool grouplists_list_id(const struct grouplists_link *l, const char *group_id, c
 static void skipped(int64_t event_id, const char *group_id, const char *reason)
 {
     char gq[96];
-    LOG_W("ingest.group_list_skipped", "event=%lld group=%s reason=%s msg=\"no list "
-          "subscription for this group call; the group itself is recorded\"",
-          (long long)event_id, log_q(gq, sizeof gq, group_id), reason);
     metrics_counter_add("herald_ingest_group_list_skipped_total",
                         "Group calls that could not keep a list in step with their group "
                         "(group_lists setting): list_id (groupId makes no valid list id) or "
                         "user_id (userId longer than a list subscription takes).",
                         "reason", reason, 1);
+    LOG_W("ingest.group_list_skipped", "event=%lld group=%s reason=%s msg=\"no list "
+          "subscription for this group call; the group itself is recorded\"",
+          (long long)event_id, log_q(gq, sizeof gq, group_id), reason);
 }
 
 bool grouplists_note(const struct grouplists_link *l, struct grouplists_pending *p,

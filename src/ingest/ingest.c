@@ -1,6 +1,7 @@
 /* ingest.c: durable acceptance of events and their processing: applied in the accepting
- * transaction on a store with one writer (struct ingest.apply_at_accept), else by the
- * events job; both run events_commit.
+ * transaction on a store with one writer (struct ingest.apply_at_accept) or, on a shared
+ * store, when every event is a track (apply_tracks_at_accept), else by the events job;
+ * both run events_commit.
  *
  * Events from a client-scope write key (public: it ships in browser and mobile apps)
  * may not change where deliveries go. Their identify never sets `webhook`, and sets an
@@ -151,6 +152,15 @@ static void hand_over(struct ingest *ig, struct seg_result *res, const struct in
 static struct loaded *loaded_for_accept(struct ingest *ig, struct seg_result *res);
 static void loaded_for_accept_free(struct loaded *l);
 
+/* all_tracks: every event of res is a track. */
+static bool all_tracks(const struct seg_result *res)
+{
+    for (size_t i = 0; i < res->n_events; i++)
+        if (res->events[i].type != SEG_TRACK)
+            return false;
+    return true;
+}
+
 int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err)
 {
@@ -161,7 +171,7 @@ int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
         out->accepted = out->duplicates = 0;
         return HR_OK;
     }
-    if (ig->apply_at_accept)
+    if (ig->apply_at_accept || (ig->apply_tracks_at_accept && all_tracks(res)))
         a.l = loaded_for_accept(ig, res);
     queue_handoff_init(&h, ig->queue);
     rc = store_write(ig->store, accept_tx, &a, err);
@@ -223,13 +233,15 @@ static const char *const CLIENT_ADDRESS_TRAITS[] = {
     "email", "phone_number", "firebaseToken", "apn", "expo", "oneSignalPlayerID",
     "target_arn", "slack", "discord", "ms_teams", "intercom", NULL};
 
+/* client_refused: count, then log, what a client key may not do (counted first: a test or
+ * an operator that sees the line also sees it counted). */
 static void client_refused(int64_t event_id, const char *type, const char *what)
 {
-    LOG_W("ingest.client_refused", "event=%lld type=%s refused=\"%s\" key_scope=client",
-          (long long)event_id, type, what);
     metrics_counter_add("herald_ingest_client_refused_total",
                         "Event parts a client-scope write key may not apply, dropped.", "type",
                         type, 1);
+    LOG_W("ingest.client_refused", "event=%lld type=%s refused=\"%s\" key_scope=client",
+          (long long)event_id, type, what);
 }
 
 /* note: append name to the comma-separated list b (its cap holds every name). */
