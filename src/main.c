@@ -622,11 +622,8 @@ static int cmd_serve(int argc, char **argv)
     ig.cache = evcache_new(EVCACHE_SLOTS_DEFAULT, EVCACHE_BYTES_DEFAULT, EVCACHE_STALE_MS);
     /* one writer (SQLite): the events job's commit would run on it anyway, so the accept
      * applies its events itself. Shared (PostgreSQL): accepts run on every node at once and
-     * must not wait on the profile rows identify, alias and group lock; a job does those.
-     * Tracks lock none (their profile is only made sure of, the catalog count goes to the
-     * backend's own slot), so an accept of tracks alone applies them itself */
+     * must not wait on the profile and catalog rows the events lock; a job does that */
     ig.apply_at_accept = !store_shared(st);
-    ig.apply_tracks_at_accept = store_shared(st);
     ig.ensure_apart = store_shared(st);
 
     {

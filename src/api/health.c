@@ -103,10 +103,15 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
                         "# HELP herald_store_corrupt 1 once a statement found the store's "
                         "file corrupt (SQLite).\n"
                         "# TYPE herald_store_corrupt gauge\n"
-                        "herald_store_corrupt %d\n",
+                        "herald_store_corrupt %d\n"
+                        "# HELP herald_store_engine_bytes Heap the embedded store engine holds "
+                        "for its cache (SQLite: the writer's page cache, at most 64 MiB; 0 on "
+                        "PostgreSQL).\n"
+                        "# TYPE herald_store_engine_bytes gauge\n"
+                        "herald_store_engine_bytes %llu\n",
                         (unsigned long long)st.txns, (unsigned long long)st.commits,
                         (unsigned long long)st.errors, (unsigned long long)st.retries, st.full ? 1 : 0,
-                        st.corrupt ? 1 : 0);
+                        st.corrupt ? 1 : 0, (unsigned long long)st.engine_bytes);
     if (rc < 0) {
         buf_reset(&resp->body);
         http_resp_error(resp, 500, "api_error", "could not render metrics");

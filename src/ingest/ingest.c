@@ -1,7 +1,6 @@
 /* ingest.c: durable acceptance of events and their processing: applied in the accepting
- * transaction on a store with one writer (struct ingest.apply_at_accept) or, on a shared
- * store, when every event is a track (apply_tracks_at_accept), else by the events job;
- * both run events_commit.
+ * transaction on a store with one writer (struct ingest.apply_at_accept), else by the
+ * events job; both run events_commit.
  *
  * Events from a client-scope write key (public: it ships in browser and mobile apps)
  * may not change where deliveries go. Their identify never sets `webhook`, and sets an
@@ -152,15 +151,6 @@ static void hand_over(struct ingest *ig, struct seg_result *res, const struct in
 static struct loaded *loaded_for_accept(struct ingest *ig, struct seg_result *res);
 static void loaded_for_accept_free(struct loaded *l);
 
-/* all_tracks: every event of res is a track. */
-static bool all_tracks(const struct seg_result *res)
-{
-    for (size_t i = 0; i < res->n_events; i++)
-        if (res->events[i].type != SEG_TRACK)
-            return false;
-    return true;
-}
-
 int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
                   struct ingest_outcome *out, struct herr *err)
 {
@@ -171,7 +161,7 @@ int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
         out->accepted = out->duplicates = 0;
         return HR_OK;
     }
-    if (ig->apply_at_accept || (ig->apply_tracks_at_accept && all_tracks(res)))
+    if (ig->apply_at_accept)
         a.l = loaded_for_accept(ig, res);
     queue_handoff_init(&h, ig->queue);
     rc = store_write(ig->store, accept_tx, &a, err);

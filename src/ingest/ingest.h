@@ -41,9 +41,6 @@ struct ingest {
                                * events job's commit, in a savepoint), so there is no events
                                * job unless that fails: for a store with one writer (SQLite),
                                * where the job's commit would run on that writer anyway */
-    bool apply_tracks_at_accept; /* as apply_at_accept, for an accept whose events are all
-                               * tracks (a shared store: a track locks nothing another
-                               * accept would wait for, see ingest.c "lock order") */
     bool ensure_apart;        /* an events job creates its tracks' new profiles in a short
                                * transaction of its own before the job's (a store shared by
                                * nodes: the job's transaction then never waits on another

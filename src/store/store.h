@@ -175,6 +175,10 @@ struct store_stats {
                            write that failed so, cleared by the next one that wrote) */
     bool corrupt;       /* a statement found the store's file damaged (SQLite: SQLITE_CORRUPT
                            or SQLITE_NOTADB); stays set: store_ping fails from then on */
+    uint64_t engine_bytes; /* heap the embedded engine holds for its cache (SQLite: the
+                           writer's page cache after its last group, bounded by its 64 MiB
+                           cache_size; readers drop theirs at each commit); 0 for
+                           PostgreSQL, whose memory is its own processes' */
 };
 
 struct job_count {

@@ -840,6 +840,7 @@ struct group_result {
     bool notify;  /* a committed request changed jobs */
     bool full;    /* a request or a commit failed because the disk is full */
     bool wrote;   /* a commit that changed rows succeeded */
+    uint64_t cache_bytes; /* the writer connection's page cache after the group */
 };
 
 /* run_group: run reqs[0..n) as one transaction (or, if SQLite aborts one, as several:
@@ -928,7 +929,7 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&ss->mu);
     for (;;) {
         size_t n = 0;
-        struct group_result gr = {0, 0, false, false, false};
+        struct group_result gr = {0, 0, false, false, false, 0};
         while (!ss->head && !ss->stopping)
             pthread_cond_wait(&ss->work_cv, &ss->mu);
         if (!ss->head)
@@ -943,6 +944,13 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&ss->mu);
 
         run_group(ss, group, n, &gr);
+        {   /* the writer's page cache (readers drop theirs at each commit): on this
+             * thread, the one that uses the connection */
+            int cur = 0, hi = 0;
+            if (sqlite3_db_status(ss->writer->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) ==
+                SQLITE_OK)
+                gr.cache_bytes = cur > 0 ? (uint64_t)cur : 0;
+        }
         /* on_jobs is only ever written on this thread (store_set_job_listener does it
          * through a write), so reading it here needs no lock. It runs before the
          * callers wake, so "store_write returned" implies "listener has run". */
@@ -953,6 +961,7 @@ static void *writer_main(void *arg)
         ss->stats.txns += n;
         ss->stats.commits += gr.commits;
         ss->stats.errors += gr.errors;
+        ss->stats.engine_bytes = gr.cache_bytes;
         /* on a full disk some writes still fit (WAL pages SQLite reuses, pages freed
          * inside the file), so "full" ends only when a write that changed rows
          * succeeds FULL_HOLD_MS after the last one that failed */

@@ -21,7 +21,8 @@
 //    half of the phase. Then the backlog drains.
 // 2. soak: units at fraction x capacity per second, open loop (requests are issued on
 //    schedule whether or not earlier ones have been answered, up to MAX_IN_FLIGHT).
-//    Every windowSeconds one line: RSS (VmRSS of the server), p50/p99 of the
+//    Every windowSeconds one line: RSS (VmRSS of the server), its anonymous part, the
+//    own heap (see memory below), p50/p99 of the
 //    acknowledgements and of send-to-delivery in that window, queue depth, counts.
 // 3. drain (waiting as long as deliveries keep arriving: at most a minute without one,
 //    30 minutes in all) and verdicts:
@@ -29,9 +30,14 @@
 //              that was refused; a request that failed in transport is reported (and
 //              counts as an error), its unit may or may not arrive
 //    memory    windows after the warm-up (the first max(warmupSeconds, 20 %) of the
-//              run) are split in thirds: max RSS of the last third <= max RSS of the
-//              first third x 1.10 + 8 MiB. Skipped under ASan and TSan (quarantine, shadow
-//              memory and race history grow with allocations, not with live data)
+//              run) are split in thirds: max own heap of the last third <= max own heap
+//              of the first third x 1.10 + 8 MiB. Own heap: anonymous RSS (RssAnon) less
+//              what the store engine holds (herald_store_engine_bytes: SQLite's page
+//              caches fill up to their 64 MiB cache size as the store grows, bounded, so
+//              they rose through a short soak on a fresh store). File-backed RSS (the
+//              memory-mapped store) is printed, not judged. Skipped under ASan and TSan
+//              (quarantine, shadow memory and race history grow with allocations, not
+//              with live data)
 //    latency   the median of the windows' p99 in the last third <= LAT_FACTOR x the
 //              same median in the first third + LAT_SLACK_MS, for acknowledgements and
 //              for deliveries (a median of windows, so that a few windows disturbed by a
@@ -108,12 +114,20 @@ async function startCountingSink(onDelivery) {
 
 /* ---- the server and its setup -------------------------------------------------------- */
 
-function rssKb(pid) {
+/* rss: the server's resident memory in kB (/proc/PID/status): all (VmRSS), anonymous
+ * (RssAnon: heap and stacks, where a leak shows) and file-backed (RssFile: the binary,
+ * libraries and the memory-mapped SQLite store, whose pages grow with the store file and
+ * are the kernel's to drop). */
+function rss(pid) {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : NaN;
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => {
+      const m = new RegExp(`${k}:\\s+(\\d+) kB`).exec(st);
+      return m ? Number(m[1]) : NaN;
+    };
+    return { all: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
   } catch {
-    return NaN;
+    return { all: NaN, anon: NaN, file: NaN };
   }
 }
 
@@ -125,14 +139,18 @@ function isAsan(pid) {
   }
 }
 
-async function queueDepth(srv) {
+/* gauges: from /metrics, the queue depth summed over kinds and states, and the heap the
+ * embedded store engine holds in kB (herald_store_engine_bytes: SQLite's page caches,
+ * which fill up to their cache size as the store grows: bounded, not a leak). */
+async function gauges(srv) {
   try {
     const r = await srv.request('GET', '/metrics', { timeout: 10000 });
     let n = 0;
     for (const m of r.body.matchAll(/^herald_queue_depth\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
-    return n;
+    const e = /^herald_store_engine_bytes (\d+)$/m.exec(r.body);
+    return { queue: n, engineKb: e ? Number(e[1]) / 1024 : NaN };
   } catch {
-    return NaN;
+    return { queue: NaN, engineKb: NaN };
   }
 }
 
@@ -248,7 +266,7 @@ export async function runSoak(opts = {}) {
       const dps = (sink.total - d0) / span, aps = (acked.size - a0) / span;
       capacity = Math.max(1, dps);
       const drain0 = Date.now();
-      await waitFor(async () => sink.total >= acked.size && (await queueDepth(srv)) === 0,
+      await waitFor(async () => sink.total >= acked.size && (await gauges(srv)).queue === 0,
         { timeout: 300000, interval: 200, what: 'the capacity backlog drained' });
       log(`soak: capacity ${capacity.toFixed(0)} units/s end to end (acknowledged ${aps.toFixed(0)}/s over the same span); ` +
           `drained in ${((Date.now() - drain0) / 1000).toFixed(1)} s`);
@@ -260,7 +278,7 @@ export async function runSoak(opts = {}) {
     // ---- 2. the soak -------------------------------------------------------------------
     log(`soak: ${seconds} s at ${rate.toFixed(1)} units/s (${(fraction * 100).toFixed(0)} % of ${capacity.toFixed(0)}), ` +
         `half as events in batches of ${BATCH}, half as /send; a line every ${windowS} s`);
-    log('soak:   t_s   rss_mb  ack_p50  ack_p99  dlv_p50  dlv_p99  queue  acked  deliv  in_flight');
+    log('soak:   t_s   rss_mb  anon_mb  own_mb  ack_p50  ack_p99  dlv_p50  dlv_p99  queue  acked  deliv  in_flight');
     const windows = [];
     const start = Date.now();
     let units = 0, behind = 0, nextWindow = start + windowS * 1000, eventTurn = 0;
@@ -285,14 +303,16 @@ export async function runSoak(opts = {}) {
         const a = sortNum(windowAck), d = sortNum(windowDeliv);
         windowAck = [];
         windowDeliv = [];
+        const g = await gauges(srv);
         const w = {
-          t: (Date.now() - start) / 1000, rssKb: rssKb(pid), queue: await queueDepth(srv),
+          t: (Date.now() - start) / 1000, rss: rss(pid), queue: g.queue,
+          heapKb: rss(pid).anon - g.engineKb, /* herald's own: where a leak shows */
           ack: { n: a.length, p50: pct(a, 50), p99: pct(a, 99), samples: a },
           dlv: { n: d.length, p50: pct(d, 50), p99: pct(d, 99), samples: d },
           acked: acked.size, delivered: sink.total, inFlight,
         };
         windows.push(w);
-        log(`soak: ${w.t.toFixed(0).padStart(5)} ${(w.rssKb / 1024).toFixed(1).padStart(8)} ${fmt(w.ack.p50).padStart(8)} ${fmt(w.ack.p99).padStart(8)} ` +
+        log(`soak: ${w.t.toFixed(0).padStart(5)} ${(w.rss.all / 1024).toFixed(1).padStart(8)} ${(w.rss.anon / 1024).toFixed(1).padStart(8)} ${(w.heapKb / 1024).toFixed(1).padStart(8)} ${fmt(w.ack.p50).padStart(8)} ${fmt(w.ack.p99).padStart(8)} ` +
             `${fmt(w.dlv.p50).padStart(8)} ${fmt(w.dlv.p99).padStart(8)} ${String(w.queue).padStart(6)} ${String(w.acked).padStart(6)} ${String(w.delivered).padStart(6)} ${String(inFlight).padStart(10)}`);
         nextWindow += windowS * 1000;
         if (srv.run.result) throw new Error(`herald exited during the soak: ${JSON.stringify(srv.run.result)}\n${srv.output().slice(-4000)}`);
@@ -330,8 +350,8 @@ export async function runSoak(opts = {}) {
     else if (judged.length < 3) memory.why = `only ${judged.length} windows after the ${warm.toFixed(0)} s warm-up`;
     else {
       memory.checked = true;
-      memory.firstMaxKb = Math.max(...first.map((w) => w.rssKb));
-      memory.lastMaxKb = Math.max(...last.map((w) => w.rssKb));
+      memory.firstMaxKb = Math.max(...first.map((w) => w.heapKb));
+      memory.lastMaxKb = Math.max(...last.map((w) => w.heapKb));
       memory.limitKb = Math.round(memory.firstMaxKb * MEM_FACTOR + MEM_SLACK_KB);
       memory.ok = memory.lastMaxKb <= memory.limitKb;
     }
@@ -345,7 +365,7 @@ export async function runSoak(opts = {}) {
     const latency = judged.length >= 3 ? { ack: latOf('ack'), delivery: latOf('dlv') } : { ack: {}, delivery: {} };
     latency.ok = judged.length < 3 || (latency.ack.ok && latency.delivery.ok);
     if (memory.checked)
-      log(`soak: memory: max RSS first third ${(memory.firstMaxKb / 1024).toFixed(1)} MiB, last third ${(memory.lastMaxKb / 1024).toFixed(1)} MiB, ` +
+      log(`soak: memory: max own heap (anonymous RSS less the store engine's) first third ${(memory.firstMaxKb / 1024).toFixed(1)} MiB, last third ${(memory.lastMaxKb / 1024).toFixed(1)} MiB, ` +
           `limit ${(memory.limitKb / 1024).toFixed(1)} MiB (x${MEM_FACTOR} + ${MEM_SLACK_KB / 1024} MiB): ${memory.ok ? 'flat' : 'GREW'}`);
     else log(`soak: memory: not judged (${memory.why})`);
     if (judged.length >= 3)

@@ -4,8 +4,7 @@
  * with a job whose first commit failed), profiles ensured without rewriting, and lists
  * kept in step with groups (the group_lists setting, src/ingest/grouplists.h); with
  * apply_at_accept, the same effects in the accept's own transaction and no events job;
- * with apply_tracks_at_accept, the same for an accept of tracks alone; with
- * ensure_apart, new tracks' profiles created before the job's transaction. */
+ * with ensure_apart, new tracks' profiles created before the job's transaction. */
 #include "../../../src/ingest/ingest.h"
 #include "../../../src/util/clock.h"
 #include "../../../src/util/json.h"
@@ -638,31 +637,6 @@ static void test_evcache_byte_cap(void **state)
     evcache_free(c);
 }
 
-/* With apply_tracks_at_accept (a shared store) an accept of tracks only applies them in
- * its own transaction (no events job); one with any other event leaves them all to the
- * events job, as before. */
-static void test_apply_tracks_at_accept(void **state)
-{
-    struct fx *f = *state;
-    struct doc_rec d;
-    f->ig.apply_tracks_at_accept = true;
-    assert_int_equal(accept(f, "{\"batch\":[{\"type\":\"track\",\"event\":\"Paid\","
-                               "\"userId\":\"t1\",\"messageId\":\"t1\"},{\"type\":\"track\","
-                               "\"event\":\"Paid\",\"userId\":\"t2\",\"messageId\":\"t2\"}]}"),
-                     2);
-    assert_no_jobs(f);
-    assert_int_equal(evcache_count(f->ig.cache), 0);
-    assert_catalog(f, "track/Paid", 2, T0, T0, "\"messageId\":\"t2\"");
-    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("t2"), f->a, &d), HR_OK);
-
-    assert_int_equal(accept(f, BATCH_A), 5); /* tracks and an identify */
-    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_NOTFOUND);
-    assert_catalog(f, "track/Paid", 2, T0, T0, NULL);
-    run_job(f, next_job(f), false);
-    assert_catalog(f, "track/Paid", 5, T0, T0, NULL);
-    assert_int_equal(store_doc_get(f->s, "profiles", STR_LIT("u1"), f->a, &d), HR_OK);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -675,7 +649,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ensure_apart_not_for_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_at_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_at_accept_falls_back_to_job, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_tracks_at_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_at_accept_group_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_lists_server_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_lists_client_key, setup, teardown),
