@@ -13,6 +13,8 @@
 #                    then after the queue drains: deliveries/s and events processed end to
 #                    end per second (both over first send -> last delivery), event-to-
 #                    delivery p50/p90/p99 (mostly the backlog draining)
+#   flow.sat.written_kb_per_event  KiB herald wrote to files (/proc/PID/io write_bytes:
+#                    WAL frames and checkpoints) per event of the saturating run
 #   flow.light       light paced load (wrk -t1 -c2, 40 ms between requests per connection:
 #                    at most ~50 events/s, FLOW_LIGHT_DURATION s): latency without a backlog
 #
@@ -80,6 +82,7 @@ flow_phase() {
     delivered=$(echo "$st" | json - j.count)
     with_ts=$(echo "$st" | json - j.with_ts)
     span=$(echo "$st" | json - '((j.last_us - j.min_send_us) / 1e6).toFixed(2)')
+    FLOW_ACCEPTED=$accepted
     FLOW_EPS=$(awk -v n="$accepted" -v s="$span" 'BEGIN{printf "%.0f", (s > 0 ? n/s : 0)}')
     FLOW_DPS=$(awk -v n="$delivered" -v s="$span" 'BEGIN{printf "%.0f", (s > 0 ? n/s : 0)}')
     result "$p.accepted" "$accepted"
@@ -101,6 +104,10 @@ flow_phase() {
 # saturating run: events in as fast as herald takes them, the automations follow
 tx0=$(metric herald_store_transactions_total)
 c0=$(metric herald_store_commits_total)
+# bytes herald's threads wrote to files (WAL frames, checkpoints into the database):
+# /proc/PID/io write_bytes, counted as page-cache pages are dirtied
+io_w() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+w0=$(io_w "$HERALD_PID")
 h0=$(proc_ticks "$HERALD_PID")
 m0=$(machine_ticks)
 t0=$(date +%s.%N)
@@ -113,6 +120,8 @@ m1=$(machine_ticks)
 t1=$(date +%s.%N)
 tx1=$(metric herald_store_transactions_total)
 c1=$(metric herald_store_commits_total)
+w1=$(io_w "$HERALD_PID")
+result flow.sat.written_kb_per_event "$(awk -v a="$w0" -v b="$w1" -v n="$FLOW_ACCEPTED" 'BEGIN{ if (n == 0) print "n/a"; else printf "%.1f", (b-a)/1024/n }')"
 ratio4() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.4f", a/b }'; }
 result flow.sat.events_ratio_to_curl "$(ratio4 "$FLOW_EPS" "$CURL_RPS")"
 result flow.sat.deliveries_ratio_to_curl "$(ratio4 "$FLOW_DPS" "$CURL_RPS")"

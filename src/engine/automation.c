@@ -8,7 +8,6 @@
 
 #include "../expr/expr.h"
 #include "../providers/http_client.h"
-#include "../util/crypto.h"
 #include "../util/id.h"
 #include "../util/jsonpatch.h"
 #include "../util/log.h"
@@ -97,11 +96,6 @@ static int doc_save(struct store_txn *t, const char *coll, const char *id, const
     int rc = store_doc_put(t, coll, str_c(id), str_c(s), now, NULL);
     free(s);
     return rc;
-}
-
-static void derive_id(const char *seed, char out[ID_LEN + 1])
-{
-    send__derive_id(seed, out);
 }
 
 /* ---- durations -------------------------------------------------------------------- */
@@ -703,9 +697,9 @@ static cJSON *data_copy(const cJSON *data)
 }
 
 int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
-                       int64_t event_id)
+                       int64_t event_id, int64_t received_ms)
 {
-    return automation_trigger_event(engine, t, data, data_copy, name, event_id);
+    return automation_trigger_event(engine, t, data, data_copy, name, event_id, received_ms);
 }
 
 /* userId and messageId are Segment fields: the same in the event and in its run data */
@@ -739,7 +733,7 @@ static int load_defs(void *store, const char *name, struct defset *out)
 
 int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *data,
                              cJSON *(*data_new)(const cJSON *event), const char *name,
-                             int64_t event_id)
+                             int64_t event_id, int64_t received_ms)
 {
     struct engine *e = engine;
     struct defset *ds = NULL;
@@ -763,9 +757,10 @@ int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *dat
         int64_t v = 0;
         if (!ds->defs[i])
             continue; /* the automation was deleted */
-        /* once per event: the run id is a function of (event, automation) */
+        /* once per event: the run id is a function of (event, automation), and sorts by
+         * the event's arrival */
         snprintf(seed, sizeof seed, "event:%lld:%s", (long long)event_id, aid);
-        derive_id(seed, run_id);
+        id_derive(seed, (uint32_t)(received_ms / 1000), run_id);
         json_i64(ds->defs[i], "version", &v);
         rc = automation_start(e, t, ds->defs[i], aid, v, ctx, run_id, src);
         if (rc == HR_CONFLICT)
@@ -892,7 +887,7 @@ static bool step_send(struct step_out *o, cJSON *msg, const char *what, const ch
         return true;
     }
     snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
-    derive_id(seed, o->msg_id);
+    id_derive(seed, id_secs(o->run_id), o->msg_id);
     o->send = msg;
     o->outcome = cJSON_CreateObject();
     cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
@@ -1208,7 +1203,7 @@ static bool exec_invoke(struct step_out *o, const cJSON *st, const cJSON *ctx, c
     o->invoke_ctx = c ? cJSON_Duplicate(c, 1) : cJSON_Duplicate(ctx, 1);
     cJSON_DeleteItemFromObjectCaseSensitive(o->invoke_ctx, "refs");
     snprintf(seed, sizeof seed, "invoke:%s:%lld", o->run_id, (long long)o->step);
-    derive_id(seed, o->invoke_run);
+    id_derive(seed, id_secs(o->run_id), o->invoke_run);
     o->outcome = cJSON_CreateObject();
     cJSON_AddStringToObject(o->outcome, "runId", o->invoke_run);
     return true;

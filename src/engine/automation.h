@@ -74,18 +74,19 @@ int automation_runs_recent(struct store *s, struct str automation_id, size_t lim
                            cJSON **out);
 
 /* automation_trigger: the ingest hook. For a stored event named `name` (catalog name)
- * with id event_id and run data `data` (the event with its properties also at the top
- * level), start every automation linked to the name, once per event (the run id derives
- * from the event and the automation). Inside t. */
+ * with id event_id, received at received_ms, and run data `data` (the event with its
+ * properties also at the top level), start every automation linked to the name, once per
+ * event (the run id derives from the event and the automation, its time part from
+ * received_ms). Inside t. */
 int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
-                       int64_t event_id);
+                       int64_t event_id, int64_t received_ms);
 
 /* automation_trigger_event: the same from the event itself: data_new(event) builds the
  * run data (new; called only when something is linked to name, and owned here). The
  * ingest hook (main wires it), so an event nothing is linked to costs no copy. */
 int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *event,
                              cJSON *(*data_new)(const cJSON *event), const char *name,
-                             int64_t event_id);
+                             int64_t event_id, int64_t received_ms);
 
 /* automation_link / unlink: inside t. unlink returns HR_NOTFOUND when absent. */
 int automation_link(struct store_txn *t, struct str event, struct str automation, int64_t now)

@@ -63,13 +63,13 @@ static void set_str(cJSON *o, const char *k, const char *v)
 }
 
 /* msg_id_for: the message id of recipient key `who` (a user id, a bulk user's document
- * id) in fan-out `fid`. */
+ * id) in fan-out `fid`, sorting beside fid. */
 static void msg_id_for(const char *fid, const char *who, char out[ID_LEN + 1])
 {
     size_t n = strlen(fid) + strlen(who) + 8;
     char *seed = xmalloc(n);
     snprintf(seed, n, "%s:to:%s", fid, who);
-    send__derive_id(seed, out);
+    id_derive(seed, id_secs(fid), out);
     free(seed);
 }
 

@@ -6,7 +6,6 @@
 #include "fanout.h"
 
 #include "../util/clock.h"
-#include "../util/crypto.h"
 #include "../util/id.h"
 #include "../render/elemental.h"
 #include "../util/jsonpatch.h"
@@ -97,15 +96,6 @@ int send__enqueue(struct store_txn *t, const char *kind, const cJSON *v, int64_t
 int send__enqueue_bulk(struct store_txn *t, const char *kind, const cJSON *v, int64_t run_at_ms)
 {
     return enqueue(t, kind, v, run_at_ms, true);
-}
-
-void send__derive_id(const char *seed, char out[ID_LEN + 1])
-{
-    uint8_t dig[32];
-    char hex[65];
-    crypto_sha256(seed, strlen(seed), dig);
-    crypto_hex(dig, 32, hex);
-    snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
 }
 
 bool send__is_final(struct str status)
@@ -564,7 +554,7 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
         } else { /* derived from the request, so a replayed request finds the same ids */
             char seed[128];
             snprintf(seed, sizeof seed, "%s:%d", request_id, i);
-            send__derive_id(seed, idbuf);
+            id_derive(seed, id_secs(request_id), idbuf);
         }
         rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin, false);
     }

@@ -36,9 +36,6 @@ int send__final(struct store_txn *t, struct message_rec *m, struct arena *a, con
 int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
                       const cJSON *r, const char *msg_id, const char *request_id,
                       const char *run_id, const cJSON *origin, bool bulk);
-/* send__derive_id: a message id ("1-<8 hex>-<24 hex>") derived from seed (SHA-256), so
- * work repeated after a crash finds the messages it made. Pure. */
-void send__derive_id(const char *seed, char out[ID_LEN + 1]);
 /* send__is_final: a status after which nothing more happens. */
 bool send__is_final(struct str status);
 

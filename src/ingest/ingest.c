@@ -432,7 +432,7 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int
     else if (strcmp(type, "group") == 0)
         rc = apply_group(t, uid, ev, received_ms, gs, client, event_id);
     if (rc == HR_OK && name && ig && ig->trigger) /* run data only if something is linked */
-        rc = ig->trigger(ig->trigger_ctx, t, ev, seg_run_data_new, name, event_id);
+        rc = ig->trigger(ig->trigger_ctx, t, ev, seg_run_data_new, name, event_id, received_ms);
 out:
     cJSON_Delete(copy);
     free(name);
@@ -448,6 +448,8 @@ int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, 
 
 /* ---- the job ---------------------------------------------------------------------- */
 
+struct lock_key;
+
 struct loaded {
     struct ingest *ig;
     cJSON **events;
@@ -458,6 +460,8 @@ struct loaded {
     bool *rejected; /* events whose effects failed for good (set by events_commit) */
     bool *ensured;  /* tracks whose profile lock_docs made sure of (set by events_commit) */
     size_t n;
+    struct lock_key *keys; /* loaded_keys: the events' lock keys, sorted (heap) */
+    size_t nk;
     bool client;       /* the events came from a client-scope write key */
     struct group_sync gs; /* lists of the events' groups */
 };
@@ -580,15 +584,38 @@ static size_t key_group(const struct lock_key *keys, size_t i, size_t n, bool *e
     return end;
 }
 
-/* lock_docs: take the documents' locks in (collection, id) order; a key that only
- * tracks need (every entry of it is ensure) is created when absent instead, at the
- * earliest of their times, and its events marked in ensured[] (they skip ensure_profile). */
-static int lock_docs(struct store_txn *t, struct lock_key *keys, size_t n, bool *ensured)
+/* loaded_keys: collect l's lock keys into l->keys, sorted in lock order, on first use;
+ * they are kept for what follows (ensure_apart, then the commit and any store retry of
+ * it) until loaded_drop_keys. */
+static void loaded_keys(struct loaded *l)
+{
+    if (l->keys)
+        return;
+    l->keys = xcalloc(l->n * LOCKS_PER_EVENT + 1, sizeof *l->keys);
+    l->nk = 0;
+    for (size_t i = 0; i < l->n; i++)
+        collect_keys(l->events[i], l->received[i], i, l->keys, &l->nk);
+    qsort(l->keys, l->nk, sizeof *l->keys, lock_key_cmp);
+}
+
+static void loaded_drop_keys(struct loaded *l)
+{
+    for (size_t k = 0; l->keys && k < l->nk; k++)
+        free(l->keys[k].id);
+    free(l->keys);
+    l->keys = NULL;
+    l->nk = 0;
+}
+
+/* lock_docs: take the documents' locks in (collection, id) order (keys sorted by
+ * loaded_keys); a key that only tracks need (every entry of it is ensure) is created
+ * when absent instead, at the earliest of their times, and its events marked in
+ * ensured[] (they skip ensure_profile). */
+static int lock_docs(struct store_txn *t, const struct lock_key *keys, size_t n, bool *ensured)
 {
     struct arena *a = arena_new(4096);
     struct doc_rec d;
     int rc = HR_OK;
-    qsort(keys, n, sizeof *keys, lock_key_cmp);
     for (size_t i = 0, end; i < n && rc == HR_OK; i = end) {
         bool ensure;
         int64_t now;
@@ -721,16 +748,14 @@ static int apply_isolated(struct store_txn *t, struct loaded *l)
 static int events_commit(struct store_txn *t, void *varg)
 {
     struct loaded *l = varg;
-    struct lock_key *keys = xcalloc(l->n * LOCKS_PER_EVENT + 1, sizeof *keys);
-    size_t nk = 0;
     int rc;
+    loaded_keys(l);
     for (size_t i = 0; i < l->n; i++) {
-        collect_keys(l->events[i], l->received[i], i, keys, &nk);
         l->rejected[i] = false; /* this function may run again (a store retry) */
         l->ensured[i] = false;
     }
     grouplists_pending_truncate(&l->gs.pending, 0); /* a rerun asks again */
-    rc = lock_docs(t, keys, nk, l->ensured);
+    rc = lock_docs(t, l->keys, l->nk, l->ensured);
     if (rc == HR_OK)
         rc = queue_txn_sub(t, apply_all_fn, l);
     if (permanent(rc)) {
@@ -741,9 +766,6 @@ static int events_commit(struct store_txn *t, void *varg)
         rc = grouplists_commit(t, &l->gs.pending);
     if (rc == HR_OK)
         rc = touch_catalog(t, l);
-    for (size_t k = 0; k < nk; k++)
-        free(keys[k].id);
-    free(keys);
     return rc;
 }
 
@@ -779,18 +801,18 @@ static int create_apart_fn(struct store_txn *t, void *varg)
 
 /* ensure_apart: create l's new track-only profiles before the job's transaction (see
  * above); a failure only logs (the transaction creates them). */
-static void ensure_apart(struct ingest *ig, const struct loaded *l)
+static void ensure_apart(struct ingest *ig, struct loaded *l)
 {
-    struct lock_key *keys = xcalloc(l->n * LOCKS_PER_EVENT + 1, sizeof *keys);
     struct apart ap = {xcalloc(l->n + 1, sizeof *ap.ids), xcalloc(l->n + 1, sizeof *ap.now),
                        0, 0};
+    const struct lock_key *keys;
     struct herr err;
-    size_t nk = 0;
+    size_t nk;
     int rc;
 
-    for (size_t i = 0; i < l->n; i++)
-        collect_keys(l->events[i], l->received[i], i, keys, &nk);
-    qsort(keys, nk, sizeof *keys, lock_key_cmp);
+    loaded_keys(l); /* kept for the commit */
+    keys = l->keys;
+    nk = l->nk;
     for (size_t i = 0, end; i < nk; i = end) {
         bool ensure;
         int64_t now;
@@ -819,9 +841,6 @@ static void ensure_apart(struct ingest *ig, const struct loaded *l)
                             "before its transaction (a store shared by nodes)",
                             NULL, NULL, (double)ap.created);
 out:
-    for (size_t k = 0; k < nk; k++)
-        free(keys[k].id);
-    free(keys);
     free(ap.ids);
     free(ap.now);
 }
@@ -833,6 +852,7 @@ static void loaded_free(void *p)
         cJSON_Delete(l->events[i]);
         free(l->texts[i]);
     }
+    loaded_drop_keys(l);
     grouplists_pending_cleanup(&l->gs.pending);
 }
 
@@ -880,6 +900,7 @@ static struct loaded *loaded_for_accept(struct ingest *ig, struct seg_result *re
 static bool loaded_take_accepted(struct loaded *l, struct seg_result *res,
                                  const struct ingest_outcome *out, int64_t now_ms)
 {
+    loaded_drop_keys(l); /* collected for other events */
     l->n = 0;
     for (size_t i = 0; i < res->n_events; i++) {
         struct seg_event *ev = &res->events[i];
@@ -899,6 +920,7 @@ static void loaded_for_accept_free(struct loaded *l)
 {
     if (!l)
         return;
+    loaded_drop_keys(l);
     grouplists_pending_cleanup(&l->gs.pending);
     free(l->events);
     free(l->bodies);

@@ -25,7 +25,8 @@
  * by main). */
 typedef cJSON *(*ingest_data_fn)(const cJSON *event);
 typedef int (*ingest_trigger_fn)(void *ctx, struct store_txn *t, const cJSON *event,
-                                 ingest_data_fn data_new, const char *name, int64_t event_id);
+                                 ingest_data_fn data_new, const char *name, int64_t event_id,
+                                 int64_t received_ms);
 
 struct ingest {
     struct store *store;      /* not owned */

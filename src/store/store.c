@@ -6,10 +6,32 @@
 #include "postgres/pg.h"
 #include "sqlite/sqlite.h"
 
+#include "../util/json.h"
 #include "../util/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+int store_check_doc_id(const char *coll, struct str id)
+{
+    size_t n = strlen(coll);
+    if (n == 0 || n > 64 || id.len == 0 || id.len > STORE_DOC_ID_MAX)
+        return HR_INVAL;
+    return HR_OK;
+}
+
+int store_check_create_many(const char *coll, const struct str *ids, size_t n, struct str body)
+{
+    if (n > STORE_CREATE_MANY_MAX)
+        return HR_INVAL;
+    if (body.len > STORE_PAYLOAD_MAX)
+        return HR_TOOBIG;
+    for (size_t i = 0; i < n; i++)
+        if (store_check_doc_id(coll, ids[i]) < 0 || !utf8_valid(ids[i].p, ids[i].len) ||
+            memchr(ids[i].p, 0, ids[i].len))
+            return HR_INVAL;
+    return HR_OK;
+}
 
 struct backend {
     const char *prefix; /* the DSN starts with this */

@@ -99,6 +99,8 @@ struct job {
 /* A JSON document in a named collection: profiles, groups, aliases, templates, brands,
  * providers, automations. The store treats the body as opaque bytes. */
 #define STORE_CREATE_MANY_MAX 4096 /* ids per store_doc_create_many */
+#define STORE_DOC_ID_MAX 1024        /* document and user ids, bytes */
+#define STORE_PAYLOAD_MAX (1024 * 1024) /* a job payload, meta value, document body, bytes */
 
 struct doc_rec {
     struct str coll;     /* arena-owned */
@@ -570,6 +572,12 @@ static inline int store_doc_create(struct store_txn *t, const char *coll, struct
  * the new ones. HR_INVAL for a bad collection or id (one that is not UTF-8 text too) or
  * n > STORE_CREATE_MANY_MAX, HR_TOOBIG for a body past the store's cap; nothing is
  * created then. */
+/* store_check_doc_id / store_check_create_many: the bounds every backend checks first
+ * (a collection name of 1-64 bytes, an id of 1-STORE_DOC_ID_MAX bytes; for create_many
+ * also each id UTF-8 without NUL, n and the body's size), so both stores answer alike.
+ * HR_OK, HR_INVAL or HR_TOOBIG. */
+int store_check_doc_id(const char *coll, struct str id);
+int store_check_create_many(const char *coll, const struct str *ids, size_t n, struct str body);
 static inline int store_doc_create_many(struct store_txn *t, const char *coll,
                                         const struct str *ids, const int64_t *now_ms, size_t n,
                                         struct str body, size_t *created)

@@ -38,10 +38,12 @@ async function admin(method, path, body) {
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-/** the message id herald derives for member `user` of fan-out `rid` (src/engine/fanout.c) */
+/** the message id herald derives for member `user` of fan-out `rid` (src/engine/fanout.c,
+ * id_derive in src/util/id.c): rid's time part, then 24 hex digits of SHA-256 */
 function memberMessageId(rid, user) {
   const h = crypto.createHash('sha256').update(`${rid}:to:${user}`).digest('hex');
-  return `1-${h.slice(0, 8)}-${h.slice(8, 32)}`;
+  const secs = /^1-([0-9a-f]{8})-/.exec(rid)?.[1] ?? '00000000';
+  return `1-${secs}-${h.slice(0, 24)}`;
 }
 
 /** the message a sink request delivers (its Idempotency-Key is message:channel:provider) */

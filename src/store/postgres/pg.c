@@ -63,7 +63,6 @@
 #define WAIT_MAX_MS 2000             /* ... or when the oldest has waited this long */
 #define WRITE_TRIES 5                /* runs of fn on serialization failure / deadlock */
 #define KIND_MAX 31
-#define PAYLOAD_MAX (1024 * 1024)
 #define META_KEY_MAX 255
 #define DEDUP_KEY_MAX 255
 #define ERROR_TEXT_MAX 4096
@@ -72,7 +71,6 @@
 #define KINDS_MAX 256
 #define LIST_MAX 100000
 #define DEFAULT_MAX_ATTEMPTS 25
-#define DOC_ID_MAX 1024
 #define CATALOG_NAME_MAX 1024
 #define MSG_TEXT_MAX 4096
 #define NPARAMS_MAX 20
@@ -1376,7 +1374,7 @@ static int meta_write(struct store_txn *t, enum stmt_id stmt, const char *key, s
     int rc = check_meta_key(key);
     if (rc < 0)
         goto out;
-    if (value.len > PAYLOAD_MAX) {
+    if (value.len > STORE_PAYLOAD_MAX) {
         rc = HR_TOOBIG;
         goto out;
     }
@@ -1611,7 +1609,7 @@ static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t
         rc = HR_INVAL;
         goto out;
     }
-    if (js->payload.len > PAYLOAD_MAX) {
+    if (js->payload.len > STORE_PAYLOAD_MAX) {
         rc = HR_TOOBIG;
         goto out;
     }
@@ -1907,14 +1905,6 @@ out:
 
 /* ---- documents ------------------------------------------------------------------------ */
 
-static int check_coll_id(const char *coll, struct str id)
-{
-    size_t n = strlen(coll);
-    if (n == 0 || n > 64 || id.len == 0 || id.len > DOC_ID_MAX)
-        return HR_INVAL;
-    return HR_OK;
-}
-
 static void row_doc(const PGresult *r, int i, struct arena *a, void *vout)
 {
     struct doc_rec *out = vout;
@@ -1941,7 +1931,7 @@ static int pg_doc_get(struct store *s, const char *coll, struct str id, struct a
 {
     struct params p = {0};
     PGresult *r = NULL;
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
     p_cstr(&p, coll);
@@ -1964,7 +1954,7 @@ static int pg_doc_get_txn(struct store_txn *t, const char *coll, struct str id, 
 {
     struct params p = {0};
     PGresult *r = NULL;
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
     p_cstr(&p, coll);
@@ -1991,10 +1981,10 @@ static int doc_write(struct store_txn *t, int stmt, const char *coll, struct str
                      struct str body, int64_t now_ms, PGresult **r, const char *what)
 {
     struct params p = {0};
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
-    if (body.len > PAYLOAD_MAX)
+    if (body.len > STORE_PAYLOAD_MAX)
         return HR_TOOBIG;
     p_cstr(&p, coll);
     p_text(&p, id);
@@ -2038,21 +2028,9 @@ static int pg_doc_create_many(struct store_txn *t, const char *coll, const struc
     int rc = HR_OK;
 
     *created = 0;
-    if (n > STORE_CREATE_MANY_MAX) {
-        rc = HR_INVAL;
-        goto out;
-    }
-    if (body.len > PAYLOAD_MAX) {
-        rc = HR_TOOBIG;
-        goto out;
-    }
-    for (size_t i = 0; i < n && rc == HR_OK; i++) {
-        rc = check_coll_id(coll, ids[i]);
-        /* an array literal goes as text: no sanitizing as p_text does, so refuse what
-         * it would change (the caller creates such ids one by one) */
-        if (rc == HR_OK && (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len)))
-            rc = HR_INVAL;
-    }
+    /* the ids go as an array literal in text: no sanitizing as p_text does, which is why
+     * the contract refuses ids that are not clean UTF-8 */
+    rc = store_check_create_many(coll, ids, n, body);
     if (rc < 0 || n == 0)
         goto out;
     idv = text_array(ids, n);
@@ -2081,7 +2059,7 @@ static int pg_doc_delete(struct store_txn *t, const char *coll, struct str id)
 {
     struct params p = {0};
     PGresult *r = NULL;
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
     p_cstr(&p, coll);
@@ -2102,8 +2080,8 @@ static int pg_doc_list(struct store *s, const char *coll, struct str prefix, str
     int rc;
     *out = NULL;
     *n = 0;
-    if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
-        after.len > DOC_ID_MAX)
+    if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > STORE_DOC_ID_MAX ||
+        after.len > STORE_DOC_ID_MAX)
         return HR_INVAL;
     p_cstr(&p, coll);
     p_text(&p, after);
@@ -2132,8 +2110,8 @@ static int pg_event_insert(struct store_txn *t, const struct event_rec *e, int64
     PGresult *r = NULL;
     int64_t id;
     int rc;
-    if (e->message_id.len == 0 || e->message_id.len > 1024 || e->body.len > PAYLOAD_MAX ||
-        e->type.len == 0 || e->type.len > 32 || e->user_id.len > DOC_ID_MAX)
+    if (e->message_id.len == 0 || e->message_id.len > 1024 || e->body.len > STORE_PAYLOAD_MAX ||
+        e->type.len == 0 || e->type.len > 32 || e->user_id.len > STORE_DOC_ID_MAX)
         return HR_INVAL;
     p_i64(&p, e->source_id);
     p_text(&p, e->message_id);
@@ -2216,7 +2194,7 @@ static int pg_catalog_add(struct store_txn *t, struct str name, struct str sampl
     struct params p = {0};
     PGresult *r = NULL;
     int rc;
-    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX || n < 1)
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > STORE_PAYLOAD_MAX || n < 1)
         return HR_INVAL;
     p_text(&p, name);
     p_i64(&p, first_ms);
@@ -2286,7 +2264,7 @@ static int check_msg(const struct message_rec *m)
     for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++)
         if (shorts[i].len > MSG_TEXT_MAX)
             return HR_INVAL;
-    if (m->spec.len > PAYLOAD_MAX || m->state.len > PAYLOAD_MAX || m->tags.len > PAYLOAD_MAX)
+    if (m->spec.len > STORE_PAYLOAD_MAX || m->state.len > STORE_PAYLOAD_MAX || m->tags.len > STORE_PAYLOAD_MAX)
         return HR_TOOBIG;
     return HR_OK;
 }
@@ -2454,7 +2432,7 @@ static int pg_history_append(struct store_txn *t, struct str message_id, int64_t
     PGresult *r = NULL;
     int rc;
     if (message_id.len == 0 || message_id.len > MSG_TEXT_MAX || type.len == 0 || type.len > 64 ||
-        body.len > PAYLOAD_MAX)
+        body.len > STORE_PAYLOAD_MAX)
         return HR_INVAL;
     p_text(&p, message_id);
     p_i64(&p, ts);

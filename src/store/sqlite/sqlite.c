@@ -62,7 +62,6 @@
 #define FULL_HOLD_MS 5000            /* "full" lasts this long past the last full-disk error */
 #define PATH_MAX_LEN 4096
 #define KIND_MAX 31                  /* job kind, bytes */
-#define PAYLOAD_MAX (1024 * 1024)    /* job payload and meta value, bytes */
 #define META_KEY_MAX 255
 #define DEDUP_KEY_MAX 255
 #define ERROR_TEXT_MAX 4096          /* last_error is clipped to this */
@@ -71,7 +70,6 @@
 #define KINDS_MAX 256                /* entries in a job_lease kinds filter */
 #define LIST_MAX 100000              /* rows returned by key_list / job_counts */
 #define DEFAULT_MAX_ATTEMPTS 25
-#define DOC_ID_MAX 1024              /* document and user ids, bytes */
 #define CATALOG_NAME_MAX 1024        /* event catalog names, bytes */
 #define QUICK_CHECK_MAX_BYTES (256LL * 1024 * 1024) /* quick_check at open up to this size */
 
@@ -1559,7 +1557,7 @@ static int meta_write(struct store_txn *t, const char *sql, const char *key, str
     int src, rc = check_meta_key(key);
     if (rc < 0)
         goto out;
-    if (value.len > PAYLOAD_MAX) {
+    if (value.len > STORE_PAYLOAD_MAX) {
         rc = HR_TOOBIG;
         goto out;
     }
@@ -1804,7 +1802,7 @@ static int sqlite_job_insert(struct store_txn *t, const struct job_spec *js, int
         rc = HR_INVAL;
         goto out;
     }
-    if (js->payload.len > PAYLOAD_MAX) {
+    if (js->payload.len > STORE_PAYLOAD_MAX) {
         rc = HR_TOOBIG;
         goto out;
     }
@@ -2282,14 +2280,6 @@ out:
     return rc;
 }
 
-static int check_coll_id(const char *coll, struct str id)
-{
-    size_t n = strlen(coll);
-    if (n == 0 || n > 64 || id.len == 0 || id.len > DOC_ID_MAX)
-        return HR_INVAL;
-    return HR_OK;
-}
-
 static void row_doc(sqlite3_stmt *st, struct arena *a, struct doc_rec *out)
 {
     out->coll = col_str(a, st, 0);
@@ -2361,7 +2351,7 @@ static int sqlite_doc_get(struct store *s, const char *coll, struct str id, stru
     struct sqlite_store *ss = (struct sqlite_store *)s;
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
     rc = read_stmt(ss, SQL_DOC_GET, &c, &st);
@@ -2376,7 +2366,7 @@ static int sqlite_doc_get_txn(struct store_txn *t, const char *coll, struct str 
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
     rc = write_stmt(t, SQL_DOC_GET, &c, &st);
@@ -2393,11 +2383,11 @@ static int doc_write(struct store_txn *t, const char *sql, const char *coll, str
                      struct str body, int64_t now_ms, struct conn **c, sqlite3_stmt **st,
                      int *src)
 {
-    int rc = check_coll_id(coll, id);
+    int rc = store_check_doc_id(coll, id);
     *src = SQLITE_OK;
     if (rc < 0)
         return rc;
-    if (body.len > PAYLOAD_MAX)
+    if (body.len > STORE_PAYLOAD_MAX)
         return HR_TOOBIG;
     rc = write_stmt(t, sql, c, st);
     if (rc < 0)
@@ -2461,19 +2451,7 @@ static int sqlite_doc_create_many(struct store_txn *t, const char *coll, const s
     int rc = HR_OK;
 
     *created = 0;
-    if (n > STORE_CREATE_MANY_MAX) {
-        rc = HR_INVAL;
-        goto out;
-    }
-    if (body.len > PAYLOAD_MAX) {
-        rc = HR_TOOBIG;
-        goto out;
-    }
-    for (size_t i = 0; i < n && rc == HR_OK; i++) {
-        rc = check_coll_id(coll, ids[i]);
-        if (rc == HR_OK && (!utf8_valid(ids[i].p, ids[i].len) || memchr(ids[i].p, 0, ids[i].len)))
-            rc = HR_INVAL; /* as PostgreSQL's refuses them */
-    }
+    rc = store_check_create_many(coll, ids, n, body);
     if (rc < 0 || n == 0)
         goto out;
     order = xcalloc(n, sizeof *order);
@@ -2497,7 +2475,7 @@ static int sqlite_doc_delete(struct store_txn *t, const char *coll, struct str i
 {
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
-    int src, rc = check_coll_id(coll, id);
+    int src, rc = store_check_doc_id(coll, id);
     if (rc < 0)
         return rc;
     rc = write_stmt(t, SQL_DOC_DELETE, &c, &st);
@@ -2527,8 +2505,8 @@ static int sqlite_doc_list(struct store *s, const char *coll, struct str prefix,
     size_t k = prefix.len;
     *out = NULL;
     *n = 0;
-    if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > DOC_ID_MAX ||
-        after.len > DOC_ID_MAX)
+    if (strlen(coll) == 0 || limit == 0 || limit > LIST_MAX || prefix.len > STORE_DOC_ID_MAX ||
+        after.len > STORE_DOC_ID_MAX)
         return HR_INVAL;
     /* upper bound: the prefix with its last byte below 0xff incremented */
     while (k > 0 && (unsigned char)prefix.p[k - 1] == 0xff)
@@ -2553,8 +2531,8 @@ static int sqlite_event_insert(struct store_txn *t, const struct event_rec *e, i
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
     int src, rc;
-    if (e->message_id.len == 0 || e->message_id.len > 1024 || e->body.len > PAYLOAD_MAX ||
-        e->type.len == 0 || e->type.len > 32 || e->user_id.len > DOC_ID_MAX)
+    if (e->message_id.len == 0 || e->message_id.len > 1024 || e->body.len > STORE_PAYLOAD_MAX ||
+        e->type.len == 0 || e->type.len > 32 || e->user_id.len > STORE_DOC_ID_MAX)
         return HR_INVAL;
     rc = write_stmt(t, SQL_EVENT_DUP, &c, &st);
     if (rc < 0)
@@ -2641,7 +2619,7 @@ static int sqlite_catalog_add(struct store_txn *t, struct str name, struct str s
     struct conn *c = NULL;
     sqlite3_stmt *st = NULL;
     int src, rc;
-    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > PAYLOAD_MAX || n < 1)
+    if (name.len == 0 || name.len > CATALOG_NAME_MAX || sample.len > STORE_PAYLOAD_MAX || n < 1)
         return HR_INVAL;
     rc = write_stmt(t, SQL_CATALOG_TOUCH, &c, &st);
     if (rc < 0)
@@ -2714,7 +2692,7 @@ static int check_msg(const struct message_rec *m)
     for (size_t i = 0; i < sizeof shorts / sizeof shorts[0]; i++)
         if (shorts[i].len > MSG_TEXT_MAX)
             return HR_INVAL;
-    if (m->spec.len > PAYLOAD_MAX || m->state.len > PAYLOAD_MAX || m->tags.len > PAYLOAD_MAX)
+    if (m->spec.len > STORE_PAYLOAD_MAX || m->state.len > STORE_PAYLOAD_MAX || m->tags.len > STORE_PAYLOAD_MAX)
         return HR_TOOBIG;
     return HR_OK;
 }
@@ -2867,7 +2845,7 @@ static int sqlite_history_append(struct store_txn *t, struct str message_id, int
     sqlite3_stmt *st = NULL;
     int src, rc;
     if (message_id.len == 0 || message_id.len > MSG_TEXT_MAX || type.len == 0 || type.len > 64 ||
-        body.len > PAYLOAD_MAX)
+        body.len > STORE_PAYLOAD_MAX)
         return HR_INVAL;
     rc = write_stmt(t, SQL_HIST_APPEND, &c, &st);
     if (rc < 0)

@@ -661,7 +661,8 @@ static int trig_tx(struct store_txn *t, void *varg)
                                  hclock_now(&a->f->clk.base));
         return rc;
     }
-    return automation_trigger(&a->f->e, t, a->data, "track/Paid", a->event_id);
+    return automation_trigger(&a->f->e, t, a->data, "track/Paid", a->event_id,
+                              hclock_now(&a->f->clk.base));
 }
 
 static size_t count_runs(struct fx *f)
@@ -720,7 +721,8 @@ struct lazy_arg {
 static int lazy_tx(struct store_txn *t, void *varg)
 {
     struct lazy_arg *a = varg;
-    return automation_trigger_event(&a->f->e, t, a->event, counting_data_new, a->name, 9);
+    return automation_trigger_event(&a->f->e, t, a->event, counting_data_new, a->name, 9,
+                                    hclock_now(&a->f->clk.base));
 }
 
 /* The ingest hook builds an event's run data only when something is linked to it. */

@@ -177,6 +177,39 @@ static void test_crypto(void **state)
     assert_memory_equal(id, "1-65f240a0-", 11);
 }
 
+/* A derived id is a pure function of (seed, time), of id_new's shape, with the time part
+ * given: ids derived from one parent sort beside it. */
+static void test_id_derive(void **state)
+{
+    (void)state;
+    char a[ID_LEN + 1], b[ID_LEN + 1], c[ID_LEN + 1];
+    uint8_t dig[32];
+    char hex[65];
+    id_derive("run:x:1", 0x65f240a0u, a);
+    id_derive("run:x:1", 0x65f240a0u, b);
+    id_derive("run:x:2", 0x65f240a0u, c);
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), ID_LEN);
+    crypto_sha256("run:x:1", 7, dig);
+    crypto_hex(dig, 12, hex);
+    assert_memory_equal(a, "1-65f240a0-", 11);
+    assert_string_equal(a + 11, hex);
+    /* the time part round-trips; other shapes have none */
+    assert_int_equal(id_secs(a), 0x65f240a0u);
+    id_new(0x0000002aLL * 1000, c);
+    assert_int_equal(id_secs(c), 0x2a);
+    assert_int_equal(id_secs("1-65f240a0"), 0);
+    assert_int_equal(id_secs("1-65f2"), 0);
+    assert_int_equal(id_secs("1-65F240A0-x"), 0);
+    assert_int_equal(id_secs("2-65f240a0-x"), 0);
+    assert_int_equal(id_secs("req_1"), 0);
+    assert_int_equal(id_secs(""), 0);
+    assert_int_equal(id_secs(NULL), 0);
+    id_derive("s", 0, c);
+    assert_memory_equal(c, "1-00000000-", 11);
+}
+
 static void test_json_bounded(void **state)
 {
     cJSON *v = NULL;
@@ -284,7 +317,8 @@ int main(void)
         cmocka_unit_test(test_str_to_i64), cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_arena),      cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_time_parse_lenient),
-        cmocka_unit_test(test_crypto),     cmocka_unit_test(test_json_bounded),
+        cmocka_unit_test(test_crypto),     cmocka_unit_test(test_id_derive),
+        cmocka_unit_test(test_json_bounded),
         cmocka_unit_test(test_json_xalloc_hooks),
         cmocka_unit_test(test_json_duplicate_members),
     };
