@@ -19,5 +19,7 @@ int sqlite_schema_latest(void);
  * err; on failure nothing is applied. db must not be inside a transaction. Call from
  * the thread that owns db. */
 int sqlite_migrate(sqlite3 *db, int64_t now_ms, struct herr *err) HR_MUSTCHECK;
+/* sqlite_migrate_to: the same, up to version upto only (tests build an older schema). */
+int sqlite_migrate_to(sqlite3 *db, int64_t now_ms, int upto, struct herr *err) HR_MUSTCHECK;
 
 #endif

@@ -382,6 +382,80 @@ static void test_migrations_applied_once(void **state)
 
 /* ---- meta ----------------------------------------------------------------------------- */
 
+/* Migration 8 turns docs into a rowid table: a store made at version 7 (docs WITHOUT
+ * ROWID) keeps every document, byte for byte, and the key still refuses a duplicate. */
+static void test_migration_8_docs_rowid(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    char big[1800], path[120];
+    struct doc_rec d;
+
+    snprintf(path, sizeof path, "%s/v7.db", f->dir);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite_migrate_to(db, T0, 7, &err), 0);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE name = 'docs'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_non_null(strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID"));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO docs VALUES(?1, ?2, ?3, 3, 10, 20)", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%02d", i);
+        sqlite3_bind_text(st, 1, i % 2 ? "runs" : "profiles", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 3, big, (int)strlen(big) - i, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    store_close(f->s);
+    f->s = NULL;
+    snprintf(f->dsn, sizeof f->dsn, "sqlite:%s", path);
+    assert_int_equal(store_open(f->dsn, &f->clock.base, &f->s, &err), 0);
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%02d", i);
+        assert_int_equal(store_doc_get(f->s, i % 2 ? "runs" : "profiles", str_c(id), f->a, &d), 0);
+        assert_int_equal(d.body.len, strlen(big) - (size_t)i);
+        assert_memory_equal(d.body.p, big, d.body.len);
+        assert_int_equal(d.version, 3);
+        assert_int_equal(d.created_ms, 10);
+        assert_int_equal(d.updated_ms, 20);
+        arena_reset(f->a);
+    }
+    store_close(f->s);
+    f->s = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE name = 'docs'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_null(strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID"));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO docs VALUES('runs', 'r01', x'00', 1, 1, 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_CONSTRAINT);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_migrations", -1, &st,
+                                        NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 8);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void test_meta_roundtrip(void **state)
 {
     struct fx *f = *state;
@@ -1339,6 +1413,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_dsn),
         cmocka_unit_test_setup_teardown(test_migrations_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_8_docs_rowid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_fn_leaves_no_trace, setup, teardown),
