@@ -760,7 +760,7 @@ int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *dat
         /* once per event: the run id is a function of (event, automation), and sorts by
          * the event's arrival */
         snprintf(seed, sizeof seed, "event:%lld:%s", (long long)event_id, aid);
-        id_derive(seed, (uint32_t)(received_ms / 1000), run_id);
+        id_derive(seed, received_ms, run_id);
         json_i64(ds->defs[i], "version", &v);
         rc = automation_start(e, t, ds->defs[i], aid, v, ctx, run_id, src);
         if (rc == HR_CONFLICT)
@@ -887,7 +887,7 @@ static bool step_send(struct step_out *o, cJSON *msg, const char *what, const ch
         return true;
     }
     snprintf(seed, sizeof seed, "run:%s:%lld", o->run_id, (long long)o->step);
-    id_derive(seed, id_secs(o->run_id), o->msg_id);
+    id_derive(seed, id_time_ms(o->run_id), o->msg_id);
     o->send = msg;
     o->outcome = cJSON_CreateObject();
     cJSON_AddStringToObject(o->outcome, "status", "ENQUEUED");
@@ -1203,7 +1203,7 @@ static bool exec_invoke(struct step_out *o, const cJSON *st, const cJSON *ctx, c
     o->invoke_ctx = c ? cJSON_Duplicate(c, 1) : cJSON_Duplicate(ctx, 1);
     cJSON_DeleteItemFromObjectCaseSensitive(o->invoke_ctx, "refs");
     snprintf(seed, sizeof seed, "invoke:%s:%lld", o->run_id, (long long)o->step);
-    id_derive(seed, id_secs(o->run_id), o->invoke_run);
+    id_derive(seed, id_time_ms(o->run_id), o->invoke_run);
     o->outcome = cJSON_CreateObject();
     cJSON_AddStringToObject(o->outcome, "runId", o->invoke_run);
     return true;

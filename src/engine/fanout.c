@@ -69,7 +69,7 @@ static void msg_id_for(const char *fid, const char *who, char out[ID_LEN + 1])
     size_t n = strlen(fid) + strlen(who) + 8;
     char *seed = xmalloc(n);
     snprintf(seed, n, "%s:to:%s", fid, who);
-    id_derive(seed, id_secs(fid), out);
+    id_derive(seed, id_time_ms(fid), out);
     free(seed);
 }
 

@@ -554,7 +554,7 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
         } else { /* derived from the request, so a replayed request finds the same ids */
             char seed[128];
             snprintf(seed, sizeof seed, "%s:%d", request_id, i);
-            id_derive(seed, id_secs(request_id), idbuf);
+            id_derive(seed, id_time_ms(request_id), idbuf);
         }
         rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin, false);
     }

@@ -1,5 +1,9 @@
 /* id.h: identifiers in Courier's style: "1-" + 8 hex digits of Unix seconds + "-" +
- * 24 random hex digits, e.g. 1-65f240a0-47a6a120c8374de9bcf9f22c. Sortable by time. */
+ * 24 hex digits, e.g. 1-65f240a0-1f747a6a120c8374de9bcf9f. Of the 24, herald's own ids
+ * start with 3 hex digits of the millisecond within that second (000-3e7) and the other
+ * 21 are random (id_new) or hashed (id_derive). So ids sort by time to the millisecond:
+ * ids made together are inserted beside each other in every index keyed by them, into
+ * the few pages at its end, instead of onto a random page of each. */
 #ifndef HERALD_UTIL_ID_H
 #define HERALD_UTIL_ID_H
 
@@ -9,15 +13,14 @@
 
 /* id_new: write a new id for time now_ms into out (ID_LEN + 1 bytes). */
 void id_new(int64_t now_ms, char out[ID_LEN + 1]);
-/* id_derive: the id of id_new's shape for time secs whose 24 other digits are the first
- * 24 hex digits of SHA-256(seed): the same (seed, secs) always gives the same id, so work
- * repeated after a crash finds what it made. Ids derived for one time sort together:
- * their inserts land in the same few pages of every index keyed by them (a fully hashed
- * id lands on a random page of each, and that page is written again at every commit). */
-void id_derive(const char *seed, uint32_t secs, char out[ID_LEN + 1]);
-/* id_secs: the time part of an id of id_new's shape ("1-" + 8 hex digits + "-"), so that
- * ids derived from it sort beside it; 0 when id has another shape. */
-uint32_t id_secs(const char *id);
+/* id_derive: the id for time at_ms whose 21 last digits are the first 21 hex digits of
+ * SHA-256(seed): the same (seed, at_ms) always gives the same id, so work repeated after
+ * a crash finds what it made. */
+void id_derive(const char *seed, int64_t at_ms, char out[ID_LEN + 1]);
+/* id_time_ms: the time an id of this shape carries, in ms (to the second when its
+ * millisecond digits are not 000-3e7, as in ids from before they were), so that an id
+ * derived from it sorts beside it; 0 when id has another shape. */
+int64_t id_time_ms(const char *id);
 /* id_prefixed: "<prefix>" + 32 random hex chars into out (cap bytes). */
 void id_prefixed(const char *prefix, char *out, unsigned cap);
 

@@ -39,11 +39,14 @@ async function admin(method, path, body) {
 }
 
 /** the message id herald derives for member `user` of fan-out `rid` (src/engine/fanout.c,
- * id_derive in src/util/id.c): rid's time part, then 24 hex digits of SHA-256 */
+ * id_derive in src/util/id.c): rid's second and millisecond (000-3e7, else 000), then 21
+ * hex digits of SHA-256 */
 function memberMessageId(rid, user) {
   const h = crypto.createHash('sha256').update(`${rid}:to:${user}`).digest('hex');
-  const secs = /^1-([0-9a-f]{8})-/.exec(rid)?.[1] ?? '00000000';
-  return `1-${secs}-${h.slice(0, 24)}`;
+  const m = /^1-([0-9a-f]{8})-([0-9a-f]{3})?/.exec(rid);
+  const secs = m?.[1] ?? '00000000';
+  const ms = m?.[2] && parseInt(m[2], 16) <= 999 ? m[2] : '000';
+  return `1-${secs}-${ms}${h.slice(0, 21)}`;
 }
 
 /** the message a sink request delivers (its Idempotency-Key is message:channel:provider) */

@@ -177,37 +177,45 @@ static void test_crypto(void **state)
     assert_memory_equal(id, "1-65f240a0-", 11);
 }
 
-/* A derived id is a pure function of (seed, time), of id_new's shape, with the time part
- * given: ids derived from one parent sort beside it. */
+/* A derived id is a pure function of (seed, time), of id_new's shape, with the time to
+ * the millisecond given: ids derived from one parent sort beside it. */
 static void test_id_derive(void **state)
 {
     (void)state;
     char a[ID_LEN + 1], b[ID_LEN + 1], c[ID_LEN + 1];
     uint8_t dig[32];
     char hex[65];
-    id_derive("run:x:1", 0x65f240a0u, a);
-    id_derive("run:x:1", 0x65f240a0u, b);
-    id_derive("run:x:2", 0x65f240a0u, c);
+    const int64_t t = 0x65f240a0LL * 1000 + 999;
+    id_derive("run:x:1", t, a);
+    id_derive("run:x:1", t, b);
+    id_derive("run:x:2", t, c);
     assert_string_equal(a, b);
     assert_string_not_equal(a, c);
     assert_int_equal(strlen(a), ID_LEN);
     crypto_sha256("run:x:1", 7, dig);
-    crypto_hex(dig, 12, hex);
-    assert_memory_equal(a, "1-65f240a0-", 11);
-    assert_string_equal(a + 11, hex);
-    /* the time part round-trips; other shapes have none */
-    assert_int_equal(id_secs(a), 0x65f240a0u);
-    id_new(0x0000002aLL * 1000, c);
-    assert_int_equal(id_secs(c), 0x2a);
-    assert_int_equal(id_secs("1-65f240a0"), 0);
-    assert_int_equal(id_secs("1-65f2"), 0);
-    assert_int_equal(id_secs("1-65F240A0-x"), 0);
-    assert_int_equal(id_secs("2-65f240a0-x"), 0);
-    assert_int_equal(id_secs("req_1"), 0);
-    assert_int_equal(id_secs(""), 0);
-    assert_int_equal(id_secs(NULL), 0);
-    id_derive("s", 0, c);
-    assert_memory_equal(c, "1-00000000-", 11);
+    crypto_hex(dig, 11, hex);
+    assert_memory_equal(a, "1-65f240a0-3e7", 14);
+    assert_memory_equal(a + 14, hex, 21);
+    /* the time round-trips, and orders ids: 1 ms later sorts after */
+    assert_int_equal(id_time_ms(a), t);
+    id_derive("run:x:1", t + 1, b);
+    assert_memory_equal(b, "1-65f240a1-000", 14);
+    assert_true(strcmp(a, b) < 0);
+    id_new(42 * 1000 + 7, c);
+    assert_memory_equal(c, "1-0000002a-007", 14);
+    assert_int_equal(id_time_ms(c), 42007);
+    /* an id from before (24 random or hashed digits): its second only */
+    assert_int_equal(id_time_ms("1-65f240a0-fff4de9bcf9f22c0c8374de9"), 0x65f240a0LL * 1000);
+    assert_int_equal(id_time_ms("1-65f240a0-x"), 0x65f240a0LL * 1000);
+    assert_int_equal(id_time_ms("1-65f240a0"), 0);
+    assert_int_equal(id_time_ms("1-65f2"), 0);
+    assert_int_equal(id_time_ms("1-65F240A0-x"), 0);
+    assert_int_equal(id_time_ms("2-65f240a0-x"), 0);
+    assert_int_equal(id_time_ms("req_1"), 0);
+    assert_int_equal(id_time_ms(""), 0);
+    assert_int_equal(id_time_ms(NULL), 0);
+    id_derive("s", -5, c);
+    assert_memory_equal(c, "1-00000000-000", 14);
 }
 
 static void test_json_bounded(void **state)
