@@ -106,7 +106,7 @@ tx0=$(metric herald_store_transactions_total)
 c0=$(metric herald_store_commits_total)
 # bytes herald's threads wrote to files (WAL frames, checkpoints into the database):
 # /proc/PID/io write_bytes, counted as page-cache pages are dirtied
-io_w() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
+io_w() { awk '/^write_bytes:/ { print $2 }' "/proc/$1/io" 2>/dev/null || true; }
 w0=$(io_w "$HERALD_PID")
 h0=$(proc_ticks "$HERALD_PID")
 m0=$(machine_ticks)
@@ -121,7 +121,7 @@ t1=$(date +%s.%N)
 tx1=$(metric herald_store_transactions_total)
 c1=$(metric herald_store_commits_total)
 w1=$(io_w "$HERALD_PID")
-result flow.sat.written_kb_per_event "$(awk -v a="$w0" -v b="$w1" -v n="$FLOW_ACCEPTED" 'BEGIN{ if (n == 0) print "n/a"; else printf "%.1f", (b-a)/1024/n }')"
+result flow.sat.written_kb_per_event "$(awk -v a="$w0" -v b="$w1" -v n="$FLOW_ACCEPTED" 'BEGIN{ if (n == 0 || a == "" || b == "") print "n/a"; else printf "%.1f", (b-a)/1024/n }')"
 ratio4() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.4f", a/b }'; }
 result flow.sat.events_ratio_to_curl "$(ratio4 "$FLOW_EPS" "$CURL_RPS")"
 result flow.sat.deliveries_ratio_to_curl "$(ratio4 "$FLOW_DPS" "$CURL_RPS")"

@@ -62,14 +62,26 @@ static void set_str(cJSON *o, const char *k, const char *v)
     cJSON_AddStringToObject(o, k, v);
 }
 
+/* timed_ids: fan-out fo derives its members' message ids with fid's time (ids "timed",
+ * set at its creation); one created before that keeps the hashed ids it began with, so
+ * a fan-out running across an upgrade, and GET /bulk/:id/users, stay consistent. */
+static bool timed_ids(const cJSON *fo)
+{
+    const char *v = json_str(fo, "ids");
+    return v && !strcmp(v, "timed");
+}
+
 /* msg_id_for: the message id of recipient key `who` (a user id, a bulk user's document
- * id) in fan-out `fid`, sorting beside fid. */
-static void msg_id_for(const char *fid, const char *who, char out[ID_LEN + 1])
+ * id) in fan-out `fid` (timed: sorting beside fid, see timed_ids). */
+static void msg_id_for(const char *fid, bool timed, const char *who, char out[ID_LEN + 1])
 {
     size_t n = strlen(fid) + strlen(who) + 8;
     char *seed = xmalloc(n);
     snprintf(seed, n, "%s:to:%s", fid, who);
-    id_derive(seed, id_time_ms(fid), out);
+    if (timed)
+        id_derive(seed, id_time_ms(fid), out);
+    else
+        id_derive_hashed(seed, out);
     free(seed);
 }
 
@@ -120,6 +132,7 @@ int engine_fanout_start(struct engine *e, struct store_txn *t, const cJSON *msg,
     cJSON_AddStringToObject(o, "list", target ? target : "");
     cJSON_AddItemToObject(fo, "origin", o);
     cJSON_AddStringToObject(fo, "status", "PROCESSING");
+    cJSON_AddStringToObject(fo, "ids", "timed");
     cJSON_AddStringToObject(fo, "after", "");
     cJSON_AddNumberToObject(fo, "enqueued", 0);
     cJSON_AddNumberToObject(fo, "failures", 0);
@@ -140,6 +153,7 @@ struct page {
     char *next;     /* the last recipient key of the page (NULL: empty page) */
     cJSON *recips;  /* [[message id, to or null (not addressable)], ...] */
     bool last;      /* shorter than FANOUT_PAGE */
+    bool timed;     /* the fan-out's message ids are timed (timed_ids) */
 };
 
 static void page_free(void *arg)
@@ -181,7 +195,7 @@ static void add_recip(struct page *p, const char *key, cJSON *to)
 {
     char mid[ID_LEN + 1];
     cJSON *pair = cJSON_CreateArray();
-    msg_id_for(p->id, key, mid);
+    msg_id_for(p->id, p->timed, key, mid);
     cJSON_AddItemToArray(pair, cJSON_CreateString(mid));
     cJSON_AddItemToArray(pair, to ? to : cJSON_CreateNull());
     cJSON_AddItemToArray(p->recips, pair);
@@ -393,6 +407,7 @@ void engine_fanout_run(void *ctx, const struct job *j, struct arena *a, struct j
     snprintf(p->id, sizeof p->id, "%s", id);
     p->after = xstrdup(after ? after : "");
     p->recips = cJSON_CreateArray();
+    p->timed = timed_ids(fo);
     arena_defer(a, page_free, p);
     rc = src && !strcmp(src, "bulk") ? read_bulk_page(e->store, p, a)
                                      : read_list_page(e->store, fo, p, a);
@@ -483,6 +498,7 @@ int engine_bulk_create(struct engine *e, struct store_txn *t, const char *job_id
     o = cJSON_AddObjectToObject(fo, "origin");
     cJSON_AddStringToObject(o, "bulk_job", job_id);
     cJSON_AddStringToObject(fo, "status", "CREATED");
+    cJSON_AddStringToObject(fo, "ids", "timed");
     cJSON_AddStringToObject(fo, "after", "");
     cJSON_AddNumberToObject(fo, "received", 0);
     cJSON_AddNumberToObject(fo, "enqueued", 0);
@@ -668,7 +684,7 @@ int engine_bulk_users(struct store *s, const char *job_id, const char *cursor, s
         cJSON_AddStringToObject(u, "status", !done ? "PENDING" : to ? "ENQUEUED" : "ERROR");
         if (to) {
             char mid[ID_LEN + 1];
-            msg_id_for(job_id, docs[i].id.p, mid);
+            msg_id_for(job_id, timed_ids(fo), docs[i].id.p, mid);
             cJSON_AddStringToObject(u, "messageId", mid);
         }
         cJSON_Delete(to);

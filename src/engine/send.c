@@ -537,6 +537,23 @@ out:
     return rc;
 }
 
+/* ran_hashed: request_id's multi-recipient send ran already on a herald that derived its
+ * message ids all hashed (id_derive_hashed): its first message exists under that id. A
+ * request with an Idempotency-Key whose answer was lost (a crash after the commit) and
+ * that is repeated after an upgrade then finds its work done instead of sending again. */
+static bool ran_hashed(struct store_txn *t, const char *request_id)
+{
+    char seed[128], id[ID_LEN + 1];
+    struct arena *a = arena_new(4096);
+    struct message_rec m;
+    bool ran;
+    snprintf(seed, sizeof seed, "%s:%d", request_id, 0);
+    id_derive_hashed(seed, id);
+    ran = store_message_get_txn(t, str_c(id), a, &m) == HR_OK;
+    arena_free(a);
+    return ran;
+}
+
 int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
                         const char *request_id, const char *run_id, const cJSON *origin)
 {
@@ -546,6 +563,8 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
 
     if (engine_fanout_target(msg)) /* a list: streamed page by page (fanout.h) */
         return engine_fanout_start(e, t, msg, request_id, run_id, origin);
+    if (n > 1 && ran_hashed(t, request_id))
+        return HR_CONFLICT;
     for (int i = 0; i < n && rc == HR_OK; i++) {
         char idbuf[ID_LEN + 1];
         r = cJSON_IsArray(to) ? cJSON_GetArrayItem(to, i) : to;

@@ -566,18 +566,18 @@ static inline int store_doc_get_txn(struct store_txn *t, const char *coll, struc
 static inline int store_doc_create(struct store_txn *t, const char *coll, struct str id,
                                    struct str body, int64_t now_ms)
 { return store_txn_store(t)->ops->doc_create(t, coll, id, body, now_ms); }
-/* doc_create_many: store_doc_create for each ids[i] (created at now_ms[i], every one with
- * body), in byte order of the ids, as one statement where the store can (PostgreSQL: one
- * round trip; a write that creates nothing does not wait for a flush). *created counts
- * the new ones. HR_INVAL for a bad collection or id (one that is not UTF-8 text too) or
- * n > STORE_CREATE_MANY_MAX, HR_TOOBIG for a body past the store's cap; nothing is
- * created then. */
 /* store_check_doc_id / store_check_create_many: the bounds every backend checks first
  * (a collection name of 1-64 bytes, an id of 1-STORE_DOC_ID_MAX bytes; for create_many
  * also each id UTF-8 without NUL, n and the body's size), so both stores answer alike.
  * HR_OK, HR_INVAL or HR_TOOBIG. */
 int store_check_doc_id(const char *coll, struct str id);
 int store_check_create_many(const char *coll, const struct str *ids, size_t n, struct str body);
+/* doc_create_many: store_doc_create for each ids[i] (created at now_ms[i], every one with
+ * body), in byte order of the ids, as one statement where the store can (PostgreSQL: one
+ * round trip; a write that creates nothing does not wait for a flush). *created counts
+ * the new ones. HR_INVAL for a bad collection or id (one that is not UTF-8 text too) or
+ * n > STORE_CREATE_MANY_MAX, HR_TOOBIG for a body past the store's cap; nothing is
+ * created then. */
 static inline int store_doc_create_many(struct store_txn *t, const char *coll,
                                         const struct str *ids, const int64_t *now_ms, size_t n,
                                         struct str body, size_t *created)

@@ -34,6 +34,15 @@ void id_derive(const char *seed, int64_t at_ms, char out[ID_LEN + 1])
     fmt(at_ms, hex, out);
 }
 
+void id_derive_hashed(const char *seed, char out[ID_LEN + 1])
+{
+    uint8_t dig[32];
+    char hex[65];
+    crypto_sha256(seed, strlen(seed), dig);
+    crypto_hex(dig, 16, hex);
+    snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
+}
+
 /* hex_at: n lowercase hex digits of s as a number into *v; false at any other char
  * (the string's NUL included, so s may be shorter than n) */
 static bool hex_at(const char *s, int n, uint32_t *v)

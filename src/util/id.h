@@ -17,6 +17,9 @@ void id_new(int64_t now_ms, char out[ID_LEN + 1]);
  * SHA-256(seed): the same (seed, at_ms) always gives the same id, so work repeated after
  * a crash finds what it made. */
 void id_derive(const char *seed, int64_t at_ms, char out[ID_LEN + 1]);
+/* id_derive_hashed: the id derived from seed by herald before ids carried their time
+ * (all 32 digits from SHA-256(seed)): what work begun then must keep deriving. */
+void id_derive_hashed(const char *seed, char out[ID_LEN + 1]);
 /* id_time_ms: the time an id of this shape carries, in ms (to the second when its
  * millisecond digits are not 000-3e7, as in ids from before they were), so that an id
  * derived from it sorts beside it; 0 when id has another shape. */

@@ -455,6 +455,92 @@ static void test_fanout_list(void **state)
     cJSON_Delete(out);
 }
 
+static int put_fanout_tx(struct store_txn *t, void *arg)
+{
+    return store_doc_put(t, "fanouts", str_c(RID), str_c(arg), T0, NULL);
+}
+
+/* A fan-out created before ids carried their time (its document has no "ids") keeps
+ * deriving its members' ids all hashed, as its first pages did. */
+static void test_fanout_from_before_keeps_hashed_ids(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    struct job_result r;
+    struct arena *a = arena_new(65536);
+    struct doc_rec d;
+    struct message_rec m;
+    char seed[96], old_id[ID_LEN + 1], new_id[ID_LEN + 1];
+    cJSON *fo;
+    char *body;
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, subscribe_tx, NULL, &err), 0);
+    assert_int_equal(store_write(f->s, start_tx, f, &err), 0);
+    assert_int_equal(store_doc_get(f->s, "fanouts", str_c(RID), a, &d), 0);
+    fo = cJSON_Parse(d.body.p);
+    assert_string_equal(json_str(fo, "ids"), "timed");
+    cJSON_DeleteItemFromObjectCaseSensitive(fo, "ids");
+    body = json_print(fo);
+    assert_int_equal(store_write(f->s, put_fanout_tx, body, &err), 0);
+    free(body);
+    cJSON_Delete(fo);
+    arena_reset(a);
+
+    run_page(f, a, &r);
+    commit(f, &r);
+    arena_reset(a);
+    snprintf(seed, sizeof seed, "%s:to:%s", RID, "user-00000");
+    id_derive_hashed(seed, old_id);
+    id_derive(seed, id_time_ms(RID), new_id);
+    assert_int_equal(store_message_get(f->s, str_c(old_id), a, &m), 0);
+    assert_int_equal(store_message_get(f->s, str_c(new_id), a, &m), HR_NOTFOUND);
+    arena_free(a);
+}
+
+static int send_tx(struct store_txn *t, void *arg)
+{
+    struct fx *f = ((void **)arg)[0];
+    const char *rid = ((void **)arg)[1], *json = ((void **)arg)[2];
+    cJSON *m = cJSON_Parse(json);
+    int rc = engine_send_enqueue(&f->e, t, m, rid, NULL, NULL);
+    cJSON_Delete(m);
+    return rc;
+}
+
+/* A multi-recipient send that ran on a herald deriving hashed ids (its first message
+ * exists under that id), repeated with its Idempotency-Key after an upgrade: found done,
+ * nothing sent again. */
+static void test_send_from_before_not_repeated(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    struct arena *a = arena_new(4096);
+    struct message_rec m;
+    const char *rid = "1-5d0e7a8b-1c2d3e4f5a6b7c8d9e0f1a2b";
+    const char *two = "{\"to\":[{\"user_id\":\"a\"},{\"user_id\":\"b\"}],"
+                      "\"content\":{\"title\":\"t\",\"body\":\"b\"}}";
+    const char *one = "{\"to\":{\"user_id\":\"a\"},\"content\":{\"title\":\"t\",\"body\":\"b\"}}";
+    char seed[96], old_id[ID_LEN + 1], new_id[ID_LEN + 1];
+    herr_clear(&err);
+    snprintf(seed, sizeof seed, "%s:%d", rid, 0);
+    id_derive_hashed(seed, old_id);
+    id_derive(seed, id_time_ms(rid), new_id);
+    /* what the old build left: the first message under its hashed id */
+    void *before[3] = {f, old_id, (void *)one};
+    assert_int_equal(store_write(f->s, send_tx, before, &err), 0);
+    void *again[3] = {f, (void *)rid, (void *)two};
+    assert_int_equal(store_write(f->s, send_tx, again, &err), HR_CONFLICT);
+    assert_int_equal(store_message_get(f->s, str_c(new_id), a, &m), HR_NOTFOUND);
+    /* a request that did not run before sends to both */
+    const char *rid2 = "1-5d0e7a8b-2c2d3e4f5a6b7c8d9e0f1a2b";
+    void *fresh[3] = {f, (void *)rid2, (void *)two};
+    assert_int_equal(store_write(f->s, send_tx, fresh, &err), 0);
+    snprintf(seed, sizeof seed, "%s:%d", rid2, 1);
+    id_derive(seed, id_time_ms(rid2), new_id);
+    assert_int_equal(store_message_get(f->s, str_c(new_id), a, &m), 0);
+    arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +550,9 @@ int main(void)
         cmocka_unit_test(test_bulk_users),
         cmocka_unit_test_setup_teardown(test_list_fanout_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fanout_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_from_before_keeps_hashed_ids, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_send_from_before_not_repeated, setup, teardown),
     };
     json_use_xalloc();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -216,6 +216,14 @@ static void test_id_derive(void **state)
     assert_int_equal(id_time_ms(NULL), 0);
     id_derive("s", -5, c);
     assert_memory_equal(c, "1-00000000-000", 14);
+    /* the derivation from before ids carried their time: all 32 digits hashed */
+    crypto_hex(dig, 16, hex);
+    id_derive_hashed("run:x:1", c);
+    assert_memory_equal(c, "1-", 2);
+    assert_memory_equal(c + 2, hex, 8);
+    assert_int_equal(c[10], '-');
+    assert_memory_equal(c + 11, hex + 8, 24);
+    assert_int_equal(strlen(c), ID_LEN);
 }
 
 static void test_json_bounded(void **state)
