@@ -25,21 +25,25 @@ void id_new(int64_t now_ms, char out[ID_LEN + 1])
     fmt(now_ms, hex, out);
 }
 
-void id_derive(const char *seed, int64_t at_ms, char out[ID_LEN + 1])
+/* seed_hex: SHA-256(seed) in hex into hex (65 bytes) */
+static void seed_hex(const char *seed, char hex[65])
 {
     uint8_t dig[32];
-    char hex[65];
     crypto_sha256(seed, strlen(seed), dig);
-    crypto_hex(dig, 11, hex);
-    fmt(at_ms, hex, out);
+    crypto_hex(dig, sizeof dig, hex);
+}
+
+void id_derive(const char *seed, int64_t at_ms, char out[ID_LEN + 1])
+{
+    char hex[65];
+    seed_hex(seed, hex);
+    fmt(at_ms, hex, out); /* its first 21 digits */
 }
 
 void id_derive_hashed(const char *seed, char out[ID_LEN + 1])
 {
-    uint8_t dig[32];
     char hex[65];
-    crypto_sha256(seed, strlen(seed), dig);
-    crypto_hex(dig, 16, hex);
+    seed_hex(seed, hex);
     snprintf(out, ID_LEN + 1, "1-%.8s-%.24s", hex, hex + 8);
 }
 

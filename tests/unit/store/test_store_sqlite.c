@@ -382,6 +382,20 @@ static void test_migrations_applied_once(void **state)
 
 /* ---- meta ----------------------------------------------------------------------------- */
 
+/* docs_without_rowid: db's docs table is declared WITHOUT ROWID */
+static bool docs_without_rowid(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    bool yes;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE name = 'docs'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    yes = strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID") != NULL;
+    sqlite3_finalize(st);
+    return yes;
+}
+
 /* Migration 8 turns docs into a rowid table: a store made at version 7 (docs WITHOUT
  * ROWID) keeps every document, byte for byte, and the key still refuses a duplicate. */
 static void test_migration_8_docs_rowid(void **state)
@@ -398,12 +412,7 @@ static void test_migration_8_docs_rowid(void **state)
     big[sizeof big - 1] = '\0';
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite_migrate_to(db, T0, 7, &err), 0);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE name = 'docs'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_non_null(strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID"));
-    sqlite3_finalize(st);
+    assert_true(docs_without_rowid(db));
     assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO docs VALUES(?1, ?2, ?3, 3, 10, 20)", -1,
                                         &st, NULL),
                      SQLITE_OK);
@@ -438,12 +447,7 @@ static void test_migration_8_docs_rowid(void **state)
     f->s = NULL;
 
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE name = 'docs'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_null(strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID"));
-    sqlite3_finalize(st);
+    assert_false(docs_without_rowid(db));
     assert_int_equal(sqlite3_exec(db, "INSERT INTO docs VALUES('runs', 'r01', x'00', 1, 1, 1)",
                                   NULL, NULL, NULL),
                      SQLITE_CONSTRAINT);
