@@ -15,6 +15,7 @@
 #                    delivery p50/p90/p99 (mostly the backlog draining)
 #   flow.sat.written_kb_per_event  KiB herald wrote to files (/proc/PID/io write_bytes:
 #                    WAL frames and checkpoints) per event of the saturating run
+#   flow.sat.cpu_us_per_event  herald's CPU time (user + system) per event, same span
 #   flow.light       light paced load (wrk -t1 -c2, 40 ms between requests per connection:
 #                    at most ~50 events/s, FLOW_LIGHT_DURATION s): latency without a backlog
 #
@@ -127,6 +128,9 @@ result flow.sat.events_ratio_to_curl "$(ratio4 "$FLOW_EPS" "$CURL_RPS")"
 result flow.sat.deliveries_ratio_to_curl "$(ratio4 "$FLOW_DPS" "$CURL_RPS")"
 # CPU over accept + drain (wrk ran only the first FLOW_DURATION seconds of it)
 result flow.sat.drain_cpu_server "$(awk -v a="$h0" -v b="$h1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz/(t1-t0)}')"
+# herald's CPU time per event answered (user + system, accept and drain): less moved by
+# the shared machine than a rate, so an A/B of two builds reads it first
+result flow.sat.cpu_us_per_event "$(awk -v a="$h0" -v b="$h1" -v n="$FLOW_ACCEPTED" -v hz="$CLK_TCK" 'BEGIN{ if (n == 0) print "n/a"; else printf "%.0f", (b-a)/hz/n*1e6 }')"
 result flow.sat.drain_cpu_machine "$(echo "$m0 $m1" | awk -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" '{printf "%.2f", ($3-$1)/hz/(t1-t0)}')"
 result flow.sat.drain_wall_s "$(awk -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.1f", t1-t0}')"
 result flow.store_transactions "$((tx1 - tx0))"

@@ -546,10 +546,11 @@ static int conn_open(const char *path, bool writer, struct conn **out, struct he
     } else {
         rc = pragma(c->db, "PRAGMA query_only = ON", NULL, err);
     }
-    /* reads of the database file through a shared mapping instead of pread into each
-     * connection's cache (a reader's cache is dropped whenever the writer commits);
-     * writes still go through write(2) */
-    if (rc == HR_OK)
+    /* the writer reads the file through a shared mapping (its writes still go through
+     * write(2)). Readers do not: a reader that starts a transaction after any commit
+     * unmaps the whole mapping (sqlite3OsUnfetch) and faults its pages in again, which
+     * cost more CPU than pread into its small cache (docs/PERFORMANCE.md, session 14) */
+    if (rc == HR_OK && writer)
         rc = pragma(c->db, "PRAGMA mmap_size = 268435456", NULL, err);
     if (rc < 0)
         goto out;
