@@ -32,12 +32,12 @@
 
 struct loaded;
 static int events_commit(struct store_txn *t, void *varg);
+static void loaded_report(void *varg);
 static bool loaded_take_accepted(struct loaded *l, struct seg_result *res,
                                  const struct ingest_outcome *out, int64_t now_ms);
 
 /* apply_at_accept_fn: events_commit, keeping its own rc (a store_txn_sub that fails
- * with another one lost the savepoint, and with it the transaction). Counters and logs
- * of a rolled-back attempt (rejected events) are not rolled back with it. */
+ * with another one lost the savepoint, and with it the transaction). */
 struct apply_at_accept {
     struct loaded *l;
     int rc;
@@ -166,13 +166,15 @@ int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
     queue_handoff_init(&h, ig->queue);
     rc = store_write(ig->store, accept_tx, &a, err);
     if (rc == HR_OK) {
-        if (a.applied)
+        if (a.applied) {
+            loaded_report(a.l);
             metrics_counter_add("herald_ingest_applied_at_accept_total",
                                 "Accepted events applied in the transaction that stored them "
                                 "(no events job).",
                                 NULL, NULL, out->accepted);
-        else
+        } else {
             hand_over(ig, res, out, a.now_ms);
+        }
         queue_handoff_publish(&h); /* after hand_over: the job finds its events cached */
     }
     queue_handoff_cleanup(&h);
@@ -234,6 +236,55 @@ static void client_refused(int64_t event_id, const char *type, const char *what)
           (long long)event_id, type, what);
 }
 
+/* ---- counted once committed ------------------------------------------------------------
+ * What a client key was refused, and the events rejected (below), are counted and logged
+ * after the transaction that applied the events committed (loaded_report), not while it
+ * runs: that transaction may run again (a PostgreSQL retry), and a job's events, applied
+ * together first, are rolled back and applied again one by one when one of them fails
+ * for good. Each run starts the notes afresh; a rolled-back event's are dropped. */
+struct refusal {
+    int64_t event_id;
+    const char *type; /* static */
+    char *what;       /* heap */
+};
+
+struct refusals {
+    struct refusal *v; /* heap; at most one per event (one type each) */
+    size_t n, cap;
+};
+
+/* refusals_truncate: forget the notes from the n-th on (n = 0: all). */
+static void refusals_truncate(struct refusals *r, size_t n)
+{
+    for (size_t i = n; i < r->n; i++)
+        free(r->v[i].what);
+    if (n < r->n)
+        r->n = n;
+}
+
+static void refusals_cleanup(struct refusals *r)
+{
+    refusals_truncate(r, 0);
+    free(r->v);
+    r->v = NULL;
+    r->cap = 0;
+}
+
+/* note_refusal: note a refusal in r, reported once committed; with no r (an event applied
+ * outside a job: never a client key's), report it now. */
+static void note_refusal(struct refusals *r, int64_t event_id, const char *type, const char *what)
+{
+    if (!r) {
+        client_refused(event_id, type, what);
+        return;
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 8;
+        r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+    }
+    r->v[r->n++] = (struct refusal){event_id, type, xstrdup(what)};
+}
+
 /* note: append name to the comma-separated list b (its cap holds every name). */
 static void note(struct buf *b, const char *name)
 {
@@ -266,7 +317,7 @@ static void client_traits(cJSON *traits, const cJSON *profile, struct buf *dropp
  * the caller's copy of ev: it loses the traits the key may not set (client_traits) and
  * its traits are merged instead; NULL otherwise. */
 static int apply_identify(struct store_txn *t, struct str uid, const cJSON *ev,
-                          cJSON *client_ev, int64_t now, int64_t event_id)
+                          cJSON *client_ev, int64_t now, int64_t event_id, struct refusals *rf)
 {
     cJSON *profile = NULL;
     bool existed;
@@ -279,7 +330,7 @@ static int apply_identify(struct store_txn *t, struct str uid, const cJSON *ev,
         buf_init(&dropped, 512);
         client_traits(cJSON_GetObjectItemCaseSensitive(client_ev, "traits"), profile, &dropped);
         if (dropped.len)
-            client_refused(event_id, "identify", buf_cstr(&dropped));
+            note_refusal(rf, event_id, "identify", buf_cstr(&dropped));
         buf_cleanup(&dropped);
     }
     if (cJSON_IsObject(traits))
@@ -302,7 +353,7 @@ static int ensure_profile(struct store_txn *t, struct str uid, int64_t now)
  * the old profile and remember the alias. From a client key (client), only when there is
  * no previousId profile: nothing is moved then. */
 static int apply_alias(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now,
-                       bool client, int64_t event_id)
+                       bool client, int64_t event_id, struct refusals *rf)
 {
     const char *prev = json_str(ev, "previousId");
     cJSON *old = NULL, *cur = NULL, *link = NULL;
@@ -314,7 +365,7 @@ static int apply_alias(struct store_txn *t, struct str uid, const cJSON *ev, int
     if (rc < 0)
         goto out;
     if (client && old_existed) {
-        client_refused(event_id, "alias", "previousId has a profile");
+        note_refusal(rf, event_id, "alias", "previousId has a profile");
         goto out;
     }
     rc = doc_load(t, COLL_PROFILES, uid, &cur, &cur_existed);
@@ -347,7 +398,8 @@ struct group_sync {
  * linked, ask for uid's subscription to the group's list (not from a client key, client,
  * unless the link allows it). */
 static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int64_t now,
-                       struct group_sync *gs, bool client, int64_t event_id)
+                       struct group_sync *gs, bool client, int64_t event_id,
+                       struct refusals *rf)
 {
     const char *gid = json_str(ev, "groupId");
     const cJSON *traits = cJSON_GetObjectItemCaseSensitive(ev, "traits");
@@ -381,7 +433,7 @@ static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int
     rc = doc_save(t, COLL_GROUP_MEMBERS, str_c(key_s), member, now);
     if (rc == HR_OK && gs && gs->link.on) {
         if (client && !gs->link.allow_client)
-            client_refused(event_id, "group", "list subscription");
+            note_refusal(rf, event_id, "group", "list subscription");
         else
             grouplists_note(&gs->link, &gs->pending, gid, uid, json_str(gtraits, "name"),
                             event_id, now);
@@ -398,10 +450,11 @@ out:
  * profiles, groups, aliases, then the trigger. client: the event came from a
  * client-scope write key (see the top of this file). ensured: a track whose profile the
  * job's lock phase has made sure of (lock_docs). gs (may be NULL: lists untouched)
- * collects the list subscriptions of group calls. */
+ * collects the list subscriptions of group calls, rf (may be NULL: reported at once) what
+ * a client key was refused. */
 static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int64_t event_id,
                  int64_t received_ms, bool touch_catalog, bool client, bool ensured,
-                 struct group_sync *gs)
+                 struct group_sync *gs, struct refusals *rf)
 {
     /* a client key's identify may lose traits: work on a copy, so run data sees it too */
     const char *type_in = json_str(ev_in, "type");
@@ -424,13 +477,13 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int
     if (!type)
         goto out;
     if (strcmp(type, "identify") == 0 && uid.len)
-        rc = apply_identify(t, uid, ev, copy, received_ms, event_id);
+        rc = apply_identify(t, uid, ev, copy, received_ms, event_id, rf);
     else if (strcmp(type, "track") == 0 && uid.len && !ensured)
         rc = ensure_profile(t, uid, received_ms);
     else if (strcmp(type, "alias") == 0 && uid.len)
-        rc = apply_alias(t, uid, ev, received_ms, client, event_id);
+        rc = apply_alias(t, uid, ev, received_ms, client, event_id, rf);
     else if (strcmp(type, "group") == 0)
-        rc = apply_group(t, uid, ev, received_ms, gs, client, event_id);
+        rc = apply_group(t, uid, ev, received_ms, gs, client, event_id, rf);
     if (rc == HR_OK && name && ig && ig->trigger) /* run data only if something is linked */
         rc = ig->trigger(ig->trigger_ctx, t, ev, seg_run_data_new, name, event_id, received_ms);
 out:
@@ -443,7 +496,7 @@ out:
 int ingest_apply_event(struct ingest *ig, struct store_txn *t, const cJSON *ev, int64_t event_id,
                        int64_t received_ms)
 {
-    return apply(ig, t, ev, event_id, received_ms, true, false, false, NULL);
+    return apply(ig, t, ev, event_id, received_ms, true, false, false, NULL, NULL);
 }
 
 /* ---- the job ---------------------------------------------------------------------- */
@@ -457,13 +510,14 @@ struct loaded {
     char **texts;       /* bodies taken from the cache (heap), else NULL */
     int64_t *ids;
     int64_t *received;
-    bool *rejected; /* events whose effects failed for good (set by events_commit) */
+    int *rejected;  /* events whose effects failed for good: their rc (set by events_commit) */
     bool *ensured;  /* tracks whose profile lock_docs made sure of (set by events_commit) */
     size_t n;
     struct lock_key *keys; /* loaded_keys: the events' lock keys, sorted (heap) */
     size_t nk;
     bool client;       /* the events came from a client-scope write key */
     struct group_sync gs; /* lists of the events' groups */
+    struct refusals refused; /* what the client key was refused (set by events_commit) */
 };
 
 /* ---- lock order ----------------------------------------------------------------------
@@ -689,7 +743,7 @@ static bool permanent(int rc)
 static int apply_at(struct store_txn *t, struct loaded *l, size_t i)
 {
     return apply(l->ig, t, l->events[i], l->ids[i], l->received[i], false, l->client,
-                 l->ensured[i], &l->gs);
+                 l->ensured[i], &l->gs, &l->refused);
 }
 
 static int apply_all_fn(struct store_txn *t, void *varg)
@@ -712,12 +766,12 @@ static int apply_one_fn(struct store_txn *t, void *varg)
     return apply_at(t, o->l, o->i);
 }
 
-static void reject(struct loaded *l, size_t i, int rc)
+/* reject_report: count and log event i's rejection (rc), once committed (loaded_report). */
+static void reject_report(struct loaded *l, size_t i, int rc)
 {
     const char *type = json_str(l->events[i], "type");
     const char *reason = rc == HR_TOOBIG ? "too_large" : rc == HR_PERM ? "refused" : "invalid";
     char tq[40];
-    l->rejected[i] = true;
     metrics_counter_add("herald_events_rejected_total",
                         "Accepted events whose effects could not be applied (the rest of "
                         "their batch was), by reason.",
@@ -734,11 +788,12 @@ static int apply_isolated(struct store_txn *t, struct loaded *l)
     int rc = HR_OK;
     for (size_t i = 0; i < l->n && rc == HR_OK; i++) {
         struct one_event o = {l, i};
-        size_t asked = l->gs.pending.n;
+        size_t asked = l->gs.pending.n, noted = l->refused.n;
         rc = queue_txn_sub(t, apply_one_fn, &o);
         if (permanent(rc)) {
             grouplists_pending_truncate(&l->gs.pending, asked); /* rolled back with it */
-            reject(l, i, rc);
+            refusals_truncate(&l->refused, noted);
+            l->rejected[i] = rc; /* reported once committed */
             rc = HR_OK;
         }
     }
@@ -751,15 +806,17 @@ static int events_commit(struct store_txn *t, void *varg)
     int rc;
     loaded_keys(l);
     for (size_t i = 0; i < l->n; i++) {
-        l->rejected[i] = false; /* this function may run again (a store retry) */
+        l->rejected[i] = 0; /* this function may run again (a store retry) */
         l->ensured[i] = false;
     }
     grouplists_pending_truncate(&l->gs.pending, 0); /* a rerun asks again */
+    refusals_truncate(&l->refused, 0);
     rc = lock_docs(t, l->keys, l->nk, l->ensured);
     if (rc == HR_OK)
         rc = queue_txn_sub(t, apply_all_fn, l);
     if (permanent(rc)) {
         grouplists_pending_truncate(&l->gs.pending, 0);
+        refusals_truncate(&l->refused, 0);
         rc = apply_isolated(t, l);
     }
     if (rc == HR_OK)
@@ -767,6 +824,19 @@ static int events_commit(struct store_txn *t, void *varg)
     if (rc == HR_OK)
         rc = touch_catalog(t, l);
     return rc;
+}
+
+/* loaded_report: l's events were applied and committed (events_commit's last run): count
+ * and log what a client key was refused and the events rejected, once. */
+static void loaded_report(void *varg)
+{
+    struct loaded *l = varg;
+    for (size_t i = 0; i < l->refused.n; i++)
+        client_refused(l->refused.v[i].event_id, l->refused.v[i].type, l->refused.v[i].what);
+    for (size_t i = 0; i < l->n; i++)
+        if (l->rejected[i])
+            reject_report(l, i, l->rejected[i]);
+    refusals_truncate(&l->refused, 0);
 }
 
 /* ---- new profiles apart (a shared store) ----------------------------------------------
@@ -854,6 +924,7 @@ static void loaded_free(void *p)
     }
     loaded_drop_keys(l);
     grouplists_pending_cleanup(&l->gs.pending);
+    refusals_cleanup(&l->refused);
 }
 
 /* group_member: ev is a group call with a userId (the only events the group_lists
@@ -922,6 +993,7 @@ static void loaded_for_accept_free(struct loaded *l)
         return;
     loaded_drop_keys(l);
     grouplists_pending_cleanup(&l->gs.pending);
+    refusals_cleanup(&l->refused);
     free(l->events);
     free(l->bodies);
     free(l->ids);
@@ -1036,6 +1108,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     r->outcome = JOB_OUT_DONE;
     r->commit = events_commit;
     r->commit_arg = l;
+    r->committed = loaded_report;
 out:
     cache_metric("hit", hits);
     cache_metric("miss", misses);

@@ -983,6 +983,7 @@ struct finish {
     const struct job *j;
     store_txn_fn commit; /* the handler's; NULL when no handler ran */
     void *commit_arg;
+    void (*committed)(void *arg); /* the handler's; after commit committed */
     void (*settled)(void *arg); /* the handler's; after the commit */
     void *settled_arg;
     int verdict;         /* enum verdict */
@@ -1148,6 +1149,7 @@ static void ticket_resolve(struct job_ticket *t, const struct job_result *res)
     snprintf(t->error, sizeof t->error, "%.*s", (int)sizeof res->error - 1, res->error);
     f->commit = res->commit;
     f->commit_arg = res->commit_arg;
+    f->committed = res->committed;
     f->settled = res->settled;
     f->settled_arg = res->settled_arg;
     f->error = str_c(t->error);
@@ -1476,6 +1478,8 @@ static void commit_tickets(struct queue *q, struct job_ticket **t, size_t n)
                   log_q(kq, sizeof kq, f->j->kind), f->j->id, f->j->attempts,
                   hr_rc_str(rc < 0 ? rc : t[i]->rc));
         } else {
+            if (f->commit && f->committed) /* NULL: the job was retried without it */
+                f->committed(f->commit_arg);
             record(q, f, t[i]->label);
             if (f->verdict == V_RETRY || f->verdict == V_DEFER) {
                 pthread_mutex_lock(&q->mu);

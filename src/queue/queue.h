@@ -106,6 +106,12 @@ struct job_result {
     char error[512];      /* RETRY/FAIL: why (kept on the job as last_error) */
     store_txn_fn commit;  /* optional: runs in the transaction that acks/retries the job */
     void *commit_arg;
+    void (*committed)(void *arg); /* optional, with commit: runs once after the
+                                     transaction that held commit committed (never when it
+                                     did not, nor when the job was retried without commit),
+                                     on the committing thread, before settled; its arg is
+                                     commit_arg. For what must count only once it is
+                                     durable: commit may run more than once (a store retry) */
     void (*settled)(void *arg); /* optional: runs once after that transaction (committed
                                    or not), on the committing thread (a parked deferral:
                                    at once, on the thread that finished it), before the

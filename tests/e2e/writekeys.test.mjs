@@ -20,7 +20,7 @@ import { Analytics as SegmentAnalytics } from '@segment/analytics-node';
 import { closeAfterAll } from './lib/cleanup.mjs';
 import { expectProfile, getProfile } from './lib/ingest.mjs';
 import { startHttpSink } from './lib/sink.mjs';
-import { dsnFor, herald, isPostgres, psql, scaled, startServer, waitFor } from './lib/server.mjs';
+import { dsnFor, herald, isPostgres, metricValue, psql, scaled, startServer, waitFor } from './lib/server.mjs';
 
 const T = { timeout: scaled(60000) };
 const PENDING = new Set(['ENQUEUED', 'DELAYED', 'ROUTED']);
@@ -154,6 +154,39 @@ describe('client-scope write keys', () => {
     assert.equal(h['x-herald-signature'], undefined);
     assert.equal(h['x-op-token'], undefined, 'no operator header on a recipient URL');
     assert.ok(!JSON.stringify(h).includes(OP_SECRET));
+  });
+
+  test('a refusal and a rejected event of one batch are counted and logged once, though the batch is applied twice (together, then one event at a time)', T, async (t) => {
+    const srv = await startServer({ t });
+    ok(await api(srv, 'POST', '/profiles/held', { profile: { email: 'held@x.test' } }));
+    const write = async (batch) => {
+      const r = await srv.request('POST', '/v1/batch', { auth: 'write', json: { batch } });
+      assert.equal(r.status, 200, r.body);
+    };
+    // big-u's profile grows to ~900 KB in 30 identifies (each under the 32 KB event cap)
+    const VALUE = 'x'.repeat(30000);
+    let n = 0;
+    const big = () => ({ type: 'identify', userId: 'big-u', messageId: `big-${(n += 1)}`, traits: { [`t${n}`]: VALUE } });
+    for (let b = 0; b < 2; b += 1) await write(Array.from({ length: 15 }, big));
+    const traits = async () => Object.keys((await getProfile(srv, 'big-u')).profile ?? {}).length;
+    await waitFor(async () => (await traits()) >= 30, { timeout: scaled(15000), what: 'big-u has 30 traits' });
+    const metric = (name, labels) => srv.metrics().then(({ samples }) => metricValue(samples, name, labels) ?? 0);
+    const refusedBefore = await metric('herald_ingest_client_refused_total', { type: 'identify' });
+    const rejectedBefore = await metric('herald_events_rejected_total', { reason: 'too_large' });
+    // one batch: first a refused address change (applied, its refusal noted), then
+    // identifies that push big-u past the 1 MiB document cap. The batch's events are
+    // applied together, rolled back at the first that cannot fit, and applied again one
+    // at a time: the refusal is met twice, but its transaction commits once
+    await write([{ type: 'identify', userId: 'held', messageId: 'held-1', traits: { email: 'other@x.test', plan: 'pro' } }, ...Array.from({ length: 6 }, big)]);
+    await srv.waitForLog(/ingest\.client_refused .*type=identify refused="email"/);
+    await waitFor(async () => (await metric('herald_events_rejected_total', { reason: 'too_large' })) > rejectedBefore, { timeout: scaled(15000), what: 'the rejections counted' });
+    await expectProfile(srv, 'held', { email: 'held@x.test', plan: 'pro' });
+    const applied = (await traits()) - 30;
+    assert.ok(applied >= 0 && applied < 6, `some of the 6 identifies did not fit: ${applied} applied`);
+    assert.equal(await metric('herald_ingest_client_refused_total', { type: 'identify' }), refusedBefore + 1, 'the refusal is counted once');
+    assert.equal(srv.logs().filter((l) => /ingest\.client_refused .*refused="email"/.test(l)).length, 1, 'and logged once');
+    assert.equal(await metric('herald_events_rejected_total', { reason: 'too_large' }), rejectedBefore + (6 - applied), 'each rejected event is counted once');
+    assert.equal(srv.logs().filter((l) => /ingest\.event_rejected .*reason=too_large/.test(l)).length, 6 - applied, 'and logged once');
   });
 
   test('keys: create --scope, list shows it, a new write key is client-scoped by default', T, async (t) => {

@@ -1589,6 +1589,78 @@ static void test_settled_after_commit(void **state)
     queue_free(q);
 }
 
+/* committed runs once after the transaction that held the handler's commit committed,
+ * before settled; not when that commit failed (the job is retried without it). Its arg
+ * is commit_arg. */
+struct committed_ctx {
+    struct fx *f;
+    store_txn_fn commit;
+    int committed, settled;
+    bool durable_then, settled_first;
+    const char *arg;
+};
+
+static void committed_fn(void *arg)
+{
+    struct committed_ctx *c = *(struct committed_ctx **)arg;
+    c->committed++;
+    c->durable_then = meta_present(c->f, c->arg);
+    c->settled_first = c->settled > 0;
+}
+
+static void committed_settled_fn(void *arg)
+{
+    ((struct committed_ctx *)arg)->settled++;
+}
+
+/* meta_fn / meta_then_fail_fn on the key in ctx->arg; commit_arg is &ctx */
+static int committed_commit(struct store_txn *t, void *arg)
+{
+    struct committed_ctx *c = *(struct committed_ctx **)arg;
+    return c->commit(t, (void *)c->arg);
+}
+
+static void committed_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct committed_ctx **box = arena_alloc(a, sizeof *box);
+    (void)j;
+    *box = ctx;
+    r->outcome = JOB_OUT_DONE;
+    r->commit = committed_commit;
+    r->commit_arg = box;
+    r->committed = committed_fn;
+    r->settled = committed_settled_fn;
+    r->settled_arg = ctx;
+}
+
+static void test_committed_only_after_commit(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct committed_ctx ok = {.f = f, .commit = meta_fn, .arg = "committed.ok"};
+    struct committed_ctx bad = {.f = f, .commit = meta_then_fail_fn, .arg = "committed.bad"};
+    struct job_handler hs[] = {{"ok", committed_run, &ok}, {"bad", committed_run, &bad}};
+    struct queue *q = queue_new(f->s, NULL, &cfg, hs, 2);
+    struct job j;
+    int64_t bad_id;
+
+    enqueue(f, "ok", "{}", 0, 0);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(ok.committed, 1);
+    assert_true(ok.durable_then);
+    assert_false(ok.settled_first);
+    assert_int_equal(ok.settled, 1);
+
+    bad_id = enqueue(f, "bad", "{}", 0, 0);
+    assert_int_equal(run_once(q), 1);
+    assert_int_equal(bad.committed, 0); /* its commit was rolled back: never reported */
+    assert_int_equal(bad.settled, 1);
+    assert_false(meta_present(f, "committed.bad"));
+    assert_int_equal(get(f, bad_id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED); /* retried */
+    queue_free(q);
+}
+
 /* An idle pool writes nothing: no periodic empty lease, no wake storm (the lease timer
  * is lease_ms/4 = 7.5 s here, far past this test). */
 static void test_idle_writes_nothing(void **state)
@@ -2496,6 +2568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_batch_isolates_failed_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settled_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_committed_only_after_commit, setup, teardown),
     };
     log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_OFF);
     return cmocka_run_group_tests(tests, NULL, NULL);
