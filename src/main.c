@@ -100,7 +100,7 @@ static const char usage_serve[] =
     "  --listen ADDR        address to listen on            HERALD_LISTEN       127.0.0.1:8080\n"
     "  --store DSN          sqlite:PATH or postgres://...   HERALD_STORE        sqlite:./var/herald.db\n"
     "  --workers N          job worker threads              HERALD_WORKERS      4\n"
-    "  --http-threads N     HTTP thread pool size           HERALD_HTTP_THREADS 16\n"
+    "  --http-threads N     HTTP thread pool size           HERALD_HTTP_THREADS 64\n"
     "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
@@ -185,7 +185,7 @@ static void config_defaults(struct config *c)
     c->body_timeout_s = 20;
     c->max_buffered = 256LL << 20;
     c->workers = 4;
-    c->http_threads = 16;
+    c->http_threads = 64;
     c->max_body = 6 * 1024 * 1024;
     c->dedup_window_s = 86400;
     c->retry_base_ms = 5000;
