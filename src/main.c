@@ -22,6 +22,7 @@
 #include "util/log.h"
 #include "util/netaddr.h"
 #include "util/str.h"
+#include "util/xalloc.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -914,6 +915,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    xalloc_tune();
     json_use_xalloc(); /* cJSON aborts cleanly on OOM, as every other allocation does */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static void oom(size_t n)
 {
@@ -51,4 +54,11 @@ char *xstrndup(const char *s, size_t n)
 void *try_malloc(size_t n)
 {
     return malloc(n ? n : 1);
+}
+
+void xalloc_tune(void)
+{
+#ifdef __GLIBC__
+    (void)mallopt(M_MXFAST, 0);
+#endif
 }
