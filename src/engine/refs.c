@@ -7,6 +7,7 @@
 #include "../expr/path.h"
 
 #include "../util/buf.h"
+#include "../util/json.h"
 #include "../util/str.h"
 #include "../util/xalloc.h"
 
@@ -235,11 +236,9 @@ static int append_text(const struct expr_value *v, struct buf *b)
         return HR_OK;
     case EXPR_ARRAY:
     case EXPR_OBJECT: {
-        char *j = cJSON_PrintUnformatted(v->json);
-        if (!j)
-            return HR_NOMEM;
+        char *j = json_print(v->json);
         rc = buf_append_c(b, j);
-        cJSON_free(j);
+        free(j);
         return rc;
     }
     default:

@@ -380,7 +380,7 @@ static int normalise(struct ctx *c, cJSON *ev, enum seg_kind path_kind, struct s
     fix_times(c, ev);
 
     /* serialize once; the size limit applies to the stored form */
-    text = must(cJSON_PrintUnformatted(ev));
+    text = json_print(ev);
     size_t len = strlen(text);
     c->printed += len;
     if (c->printed > c->lim->expand_max) {

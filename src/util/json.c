@@ -3,7 +3,10 @@
 
 #include "xalloc.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,8 +232,166 @@ cJSON *json_arr(const cJSON *obj, const char *key)
     return cJSON_IsArray(v) ? v : NULL;
 }
 
+/* ---- json_print ----------------------------------------------------------------------
+ * cJSON_PrintUnformatted's output, byte for byte (test_util.c and fuzz_json.c compare the
+ * two), without its costs on herald's documents: cJSON prints every number with sprintf
+ * "%1.15g" and reads it back with sscanf, and it copies strings a byte at a time. Here
+ * integers of up to 15 digits (a millisecond timestamp, a count) are written digit by
+ * digit, strings in runs between the bytes that need escaping, into one buffer that
+ * doubles. */
+
+struct jw {
+    char *p;
+    size_t len, cap;
+};
+
+static char *jw_room(struct jw *w, size_t n)
+{
+    if (w->cap - w->len < n) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap - w->len < n)
+            cap *= 2;
+        w->p = xrealloc(w->p, cap);
+        w->cap = cap;
+    }
+    return w->p + w->len;
+}
+
+static void jw_put(struct jw *w, const char *s, size_t n)
+{
+    memcpy(jw_room(w, n), s, n);
+    w->len += n;
+}
+
+static void jw_number(struct jw *w, double d)
+{
+    char tmp[64];
+    int n;
+    if (isnan(d) || isinf(d)) {
+        jw_put(w, "null", 4);
+        return;
+    }
+    if (d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && signbit(d))) {
+        /* what "%1.15g" prints for an integer of at most 15 digits (cJSON 1.7.15 prints
+         * every number that way first; 1e15 and up it writes as "1e+15") */
+        int64_t v = (int64_t)d;
+        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        char *e = tmp + sizeof tmp, *q = e;
+        do {
+            *--q = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v < 0)
+            *--q = '-';
+        jw_put(w, q, (size_t)(e - q));
+        return;
+    }
+    /* cJSON's rule: 15 significant digits if they read back as the same double, else 17 */
+    n = snprintf(tmp, sizeof tmp, "%1.15g", d);
+    {
+        double back = strtod(tmp, NULL);
+        double big = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
+        if (!(fabs(back - d) <= big * DBL_EPSILON))
+            n = snprintf(tmp, sizeof tmp, "%1.17g", d);
+    }
+    jw_put(w, tmp, (size_t)n);
+}
+
+static void jw_string(struct jw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    jw_put(w, "\"", 1);
+    for (;;) {
+        const unsigned char *run = p;
+        while (*p >= 32 && *p != '"' && *p != '\\')
+            p++;
+        jw_put(w, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (*p) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            n = 6;
+        }
+        jw_put(w, esc, n);
+        p++;
+    }
+    jw_put(w, "\"", 1);
+}
+
+/* jw_value: false when cJSON would fail (a raw item without text, an invalid type) */
+static bool jw_value(struct jw *w, const cJSON *v)
+{
+    const cJSON *c;
+    switch (v->type & 0xff) {
+    case cJSON_NULL:
+        jw_put(w, "null", 4);
+        return true;
+    case cJSON_False:
+        jw_put(w, "false", 5);
+        return true;
+    case cJSON_True:
+        jw_put(w, "true", 4);
+        return true;
+    case cJSON_Number:
+        jw_number(w, v->valuedouble);
+        return true;
+    case cJSON_String:
+        jw_string(w, v->valuestring);
+        return true;
+    case cJSON_Raw:
+        if (!v->valuestring)
+            return false;
+        jw_put(w, v->valuestring, strlen(v->valuestring));
+        return true;
+    case cJSON_Array:
+        jw_put(w, "[", 1);
+        for (c = v->child; c; c = c->next) {
+            if (!jw_value(w, c))
+                return false;
+            if (c->next)
+                jw_put(w, ",", 1);
+        }
+        jw_put(w, "]", 1);
+        return true;
+    case cJSON_Object:
+        jw_put(w, "{", 1);
+        for (c = v->child; c; c = c->next) {
+            jw_string(w, c->string);
+            jw_put(w, ":", 1);
+            if (!jw_value(w, c))
+                return false;
+            if (c->next)
+                jw_put(w, ",", 1);
+        }
+        jw_put(w, "}", 1);
+        return true;
+    default:
+        return false;
+    }
+}
+
 char *json_print(const cJSON *v)
 {
-    char *s = v ? cJSON_PrintUnformatted(v) : NULL;
-    return s ? s : xstrdup("null");
+    struct jw w = {NULL, 0, 0};
+    if (!v || !jw_value(&w, v)) {
+        free(w.p);
+        return xstrdup("null");
+    }
+    jw_put(&w, "", 1);
+    return w.p;
 }

@@ -327,6 +327,121 @@ static void test_json_duplicate_members(void **state)
     cJSON_Delete(v);
 }
 
+/* json_print writes what cJSON_PrintUnformatted writes: hand-picked numbers at the
+ * edges of its fast paths (2^31, 2^53, 15 and 17 significant digits), every byte in
+ * strings, and random trees of them */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+static double rnd_number(void)
+{
+    static const double picks[] = {0.0, -0.0, 1, -1, 2147483647.0, 2147483648.0, -2147483648.0,
+                                   -2147483649.0, 9007199254740991.0, 9007199254740992.0,
+                                   -9007199254740992.0, 9007199254740994.0, 1e15, 1e16, 1e17,
+                                   1765000000123.0, 1765000000123456.0, 0.1, 1.5, 1.0 / 3,
+                                   -1e-300, 1e300, 123456789012345678.0, 5e-324, 1e21, 1e22};
+    uint64_t r = rnd();
+    switch (r % 4) {
+    case 0:
+        return picks[(r >> 8) % (sizeof picks / sizeof picks[0])];
+    case 1:
+        return (double)(int64_t)(rnd() >> (r >> 8) % 64) * ((r >> 16) & 1 ? -1 : 1);
+    case 2: {
+        uint64_t bits = rnd();
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        return d; /* any double, NaN and infinities included */
+    }
+    default:
+        return (double)(int64_t)(rnd() % 2000001) / 1000.0 - 1000.0;
+    }
+}
+
+static char *rnd_text(char *b, size_t cap)
+{
+    size_t n = rnd() % (cap - 1);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)(rnd() % 255 + 1);
+    b[n] = 0;
+    return b;
+}
+
+static cJSON *rnd_tree(int depth)
+{
+    char t[24];
+    int kind = (int)(rnd() % (depth > 0 ? 7 : 5));
+    switch (kind) {
+    case 0: return cJSON_CreateNull();
+    case 1: return cJSON_CreateBool(rnd() & 1);
+    case 2:
+    case 3: return cJSON_CreateNumber(rnd_number());
+    case 4: return cJSON_CreateString(rnd_text(t, sizeof t));
+    case 5: {
+        cJSON *a = cJSON_CreateArray();
+        for (int n = (int)(rnd() % 4); n > 0; n--)
+            cJSON_AddItemToArray(a, rnd_tree(depth - 1));
+        return a;
+    }
+    default: {
+        cJSON *o = cJSON_CreateObject();
+        for (int n = (int)(rnd() % 4); n > 0; n--)
+            cJSON_AddItemToObject(o, rnd_text(t, sizeof t), rnd_tree(depth - 1));
+        return o;
+    }
+    }
+}
+
+static void expect_same_print(const cJSON *v)
+{
+    char *ours = json_print(v), *theirs = cJSON_PrintUnformatted(v);
+    assert_non_null(theirs);
+    assert_string_equal(ours, theirs);
+    free(ours);
+    cJSON_free(theirs);
+}
+
+static void test_json_print_as_cjson(void **state)
+{
+    static const char *docs[] = {
+        "{\"a\":[1,2,{\"b\":null}],\"c\":\"d\\u0001\\n\\\"\\\\/\u00e9\",\"e\":true,\"f\":false}",
+        "[]", "{}", "[[],{}]", "\"\"", "0", "-0", "1e400", "1765000000123", "1765000000123456",
+        "9007199254740993", "0.30000000000000004", "-12.5e-7", "[1,-1,2147483648,-2147483649]",
+    };
+    cJSON *raw;
+    char bytes[256];
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        cJSON *v = cJSON_Parse(docs[i]);
+        assert_non_null(v);
+        expect_same_print(v);
+        cJSON_Delete(v);
+    }
+    for (int i = 1; i < 256; i++) /* every byte a string can hold */
+        bytes[i - 1] = (char)i;
+    bytes[255] = 0;
+    raw = cJSON_CreateString(bytes);
+    expect_same_print(raw);
+    cJSON_Delete(raw);
+    raw = cJSON_CreateRaw("{\"pre\":1}"); /* raw text is copied as it is */
+    expect_same_print(raw);
+    cJSON_Delete(raw);
+    for (int i = 0; i < 20000; i++) {
+        cJSON *v = rnd_tree(4);
+        expect_same_print(v);
+        cJSON_Delete(v);
+    }
+    {
+        char *np = json_print(NULL);
+        assert_string_equal(np, "null");
+        free(np);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_json_bounded),
         cmocka_unit_test(test_json_xalloc_hooks),
         cmocka_unit_test(test_json_duplicate_members),
+        cmocka_unit_test(test_json_print_as_cjson),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
