@@ -401,7 +401,7 @@ static int cmd_serve(int argc, char **argv)
     struct engine eng;
     struct hbs_cache *hbs = NULL;
     struct limit_table *limits = NULL;
-    struct defcache *defs = NULL;
+    struct defcache *defs = NULL, *provs = NULL;
     struct queue_cfg qcfg;
     struct http_cfg hcfg;
     struct herr err;
@@ -598,6 +598,7 @@ static int cmd_serve(int argc, char **argv)
     eng.track_url = public_url;
     eng.hbs = hbs;
     eng.defs = defs = defcache_new();
+    eng.provs = provs = defcache_new();
     eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
     eng.provider_timeout_ms = cfg.provider_timeout_ms;
     eng.backoff_base_ms = cfg.retry_base_ms;
@@ -695,6 +696,7 @@ out:
     hbs_cache_free(hbs);
     limit_table_free(limits);
     defcache_free(defs);
+    defcache_free(provs);
     provider_global_cleanup();
     if (rc == 0)
         LOG_I("server.stopped", "exit=0");

@@ -1,6 +1,8 @@
 /* api.c: helpers shared by the resource files: JSON bodies, error mapping. */
 #include "api.h"
 
+#include "../engine/defcache.h"
+
 #include "../util/json.h"
 
 int api_status_for_rc(int rc)
@@ -82,6 +84,7 @@ struct doc_delete_arg {
 static int doc_delete_tx(struct store_txn *t, void *varg)
 {
     struct doc_delete_arg *a = varg;
+    defcache_changed(); /* a provider (or any cached definition) may be going */
     return store_doc_delete(t, a->coll, a->id);
 }
 
@@ -93,6 +96,7 @@ void api_doc_delete(struct api_ctx *ctx, struct http_req *req, struct http_resp 
     int rc;
     herr_clear(&err);
     rc = store_write(ctx->store, doc_delete_tx, &a, &err);
+    defcache_changed(); /* again after the commit, as automations.c does */
     if (rc == HR_NOTFOUND) {
         http_resp_error(resp, 404, "invalid_request_error", "%s %.*s not found", noun,
                         STR_FMT(req->params[0]));

@@ -11,9 +11,10 @@
  * Settings are checked by the provider's own validate(). Secrets (the provider's
  * secret_fields) are stored in full and never answered: every response shows
  * "****" + their last 4 characters. `limits` are per node (src/engine/limit.h). The engine reads the same documents
- * (engine_providers_for_channel in src/engine/lookup.c). */
+ * (engine_channel_providers in src/engine/lookup.c). */
 #include "templates.h"
 
+#include "../engine/defcache.h"
 #include "../engine/limit.h"
 #include "../providers/http_client.h"
 #include "../providers/provider.h"
@@ -725,6 +726,7 @@ static int change_tx(struct store_txn *t, void *varg)
     if (rc < 0)
         goto out;
     s = json_print(a->rec);
+    defcache_changed(); /* routes' cached provider lists (engine_channel_providers) */
     rc = store_doc_put(t, PROVIDERS_COLL, a->id, str_c(s), a->now_ms, NULL);
     if (rc == HR_TOOBIG)
         herr_set(&a->err, rc, "the provider configuration is larger than %d bytes",
@@ -785,6 +787,7 @@ static void save(struct api_ctx *ctx, struct http_req *req, struct http_resp *re
     herr_clear(&a.err);
     herr_clear(&err);
     rc = store_write(ctx->store, change_tx, &a, &err);
+    defcache_changed(); /* again after the commit: a load that raced it is stale too */
     if (rc < 0) {
         api_error_rc(resp, rc, a.err.msg[0] ? &a.err : &err);
         goto out;

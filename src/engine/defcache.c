@@ -1,4 +1,4 @@
-/* defcache.c: the event name -> linked automations cache of the events job (defcache.h). */
+/* defcache.c: the cache of automations per event name and providers per channel (defcache.h). */
 #include "defcache.h"
 
 #include "../util/xalloc.h"

@@ -1,12 +1,15 @@
-/* defcache.h: the automations linked to an event name, with their definitions, cached in
- * the process for the events job. Without it every event read its links and each linked
- * automation's definition (two reads on a reader connection, two JSON parses) on the
- * store's writer thread, inside the events job's commit.
+/* defcache.h: definitions cached in the process, each set under a name, for the jobs
+ * that read them for every event or message: an event name's linked automations with
+ * their definitions (the events job; engine.defs), and a channel's enabled providers
+ * (routes; engine.provs, engine_channel_providers). Without it every event read its links
+ * and each linked automation's definition (two reads on a reader connection, two JSON
+ * parses) on the store's writer thread, inside the events job's commit, and every route
+ * read and parsed every provider record.
  *
  * An entry is used for at most DEFCACHE_TTL_MS, and every entry is dropped as soon as
- * this process changes an automation or a link (defcache_changed: called inside the
- * writing transaction and again after its commit, so a load that raced the commit is
- * dropped too). Another node's change (PostgreSQL) shows within the TTL.
+ * this process changes an automation, a link or a provider (defcache_changed: called
+ * inside the writing transaction and again after its commit, so a load that raced the
+ * commit is dropped too). Another node's change (PostgreSQL) shows within the TTL.
  *
  * Thread-safe. A set is immutable and reference-counted: defcache_get hands out a
  * reference the caller gives back with defset_unref. */
@@ -26,8 +29,9 @@
 
 struct defcache;
 
-/* The automations linked to one event name: ids[i] and defs[i] (the latest committed
- * definition, with its "version"; NULL when the automation was deleted). */
+/* The definitions cached under one name: for an event name, the automations linked to it,
+ * ids[i] and defs[i] (the latest committed definition, with its "version"; NULL when the
+ * automation was deleted); for a channel, its providers' ids and records. */
 struct defset {
     size_t n;
     char **ids;
@@ -55,8 +59,8 @@ void defset_unref(struct defset *s);
 /* defset_add: append (id, def) to a set being loaded; def is taken over (may be NULL). */
 void defset_add(struct defset *s, const char *id, cJSON *def);
 
-/* defcache_changed: an automation or a link changed in this process: every cached set is
- * stale. Process-wide (every defcache). */
+/* defcache_changed: an automation, a link or a provider changed in this process: every
+ * cached set is stale. Process-wide (every defcache). */
 void defcache_changed(void);
 
 #endif

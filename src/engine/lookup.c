@@ -6,6 +6,8 @@
  *   brands/<id>, profiles/<user id> */
 #include "send.h"
 
+#include "defcache.h"
+
 #include "../util/json.h"
 #include "../util/xalloc.h"
 
@@ -72,30 +74,36 @@ static int by_priority(const void *pa, const void *pb)
     return cx < cy ? -1 : cx > cy;
 }
 
-int engine_providers_for_channel(struct store *s, const char *channel, cJSON **out)
+/* load_providers (defcache_load_fn, ctx: the store): channel's enabled providers */
+static int load_providers(void *ctx, const char *channel, struct defset *out)
 {
     struct arena *a = arena_new(16384);
     struct doc_rec *docs = NULL;
     size_t n = 0, k = 0;
     cJSON **pick = NULL;
-    int rc = store_doc_list(s, "providers", STR_NULL, STR_NULL, 1000, a, &docs, &n);
-    *out = cJSON_CreateArray();
+    int rc = store_doc_list(ctx, "providers", STR_NULL, STR_NULL, 1000, a, &docs, &n);
     if (rc < 0)
         goto out;
     pick = xcalloc(n + 1, sizeof *pick);
     for (size_t i = 0; i < n; i++) {
         cJSON *p = cJSON_ParseWithLength(docs[i].body.p, docs[i].body.len);
         const char *ch = json_str(p, "channel");
-        if (p && ch && strcmp(ch, channel) == 0 && json_bool(p, "enabled", true))
+        if (p && ch && json_str(p, "id") && strcmp(ch, channel) == 0 &&
+            json_bool(p, "enabled", true))
             pick[k++] = p;
         else
             cJSON_Delete(p);
     }
     qsort(pick, k, sizeof *pick, by_priority);
     for (size_t i = 0; i < k; i++)
-        cJSON_AddItemToArray(*out, pick[i]);
+        defset_add(out, json_str(pick[i], "id"), pick[i]);
 out:
     free(pick);
     arena_free(a);
     return rc;
+}
+
+int engine_channel_providers(struct engine *e, const char *channel, struct defset **out)
+{
+    return defcache_get(e->provs, channel, hclock_now(e->clock), load_providers, e->store, out);
 }

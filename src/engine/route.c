@@ -6,6 +6,7 @@
  * job itself when its provider can take the call now (send__deliver_fused): routing and
  * the attempt's outcome then commit together, after the call. */
 #include "send_int.h"
+#include "defcache.h"
 #include "prefs.h"
 
 #include "../providers/provider.h"
@@ -314,13 +315,14 @@ static bool has_address(const char *ch, const cJSON *profile)
 static cJSON *usable_providers(struct engine *e, const char *ch, const char *only,
                                const cJSON *spec, const cJSON *profile, bool *configured)
 {
-    cJSON *all = NULL, *ids = cJSON_CreateArray(), *p;
+    struct defset *all = NULL;
+    cJSON *ids = cJSON_CreateArray();
     const cJSON *want = json_arr(json_obj(json_obj(spec, "channels"), ch), "providers");
-    engine_providers_for_channel(e->store, ch, &all);
-    *configured = cJSON_GetArraySize(all) > 0;
-    cJSON_ArrayForEach(p, all)
-    {
-        const char *name = json_str(p, "provider"), *id = json_str(p, "id");
+    /* a store error reads as no provider, as an empty channel does */
+    *configured = engine_channel_providers(e, ch, &all) == HR_OK && all->n > 0;
+    for (size_t i = 0; all && i < all->n; i++) {
+        const cJSON *p = all->defs[i];
+        const char *name = json_str(p, "provider"), *id = all->ids[i];
         const struct provider_ops *ops = provider_find(name ? name : "");
         const cJSON *w;
         bool wanted = !want;
@@ -335,7 +337,7 @@ static cJSON *usable_providers(struct engine *e, const char *ch, const char *onl
             continue;
         cJSON_AddItemToArray(ids, cJSON_CreateString(id));
     }
-    cJSON_Delete(all);
+    defset_unref(all);
     return ids;
 }
 

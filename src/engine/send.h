@@ -58,6 +58,8 @@ struct engine {
                                      0: no cap */
     struct defcache *defs;        /* event name -> linked automations (defcache.h); NULL:
                                      read for every event. Owned by whoever made the engine */
+    struct defcache *provs;       /* channel -> its enabled providers (defcache.h); NULL:
+                                     read for every message. Owned as defs */
     const char *public_url;       /* base of one-click unsubscribe links (--public-url);
                                      NULL or "": no links. Not owned */
     const char *unsub_mailto;     /* List-Unsubscribe mailto address, may be NULL */
@@ -107,8 +109,13 @@ void engine_deliver_run(void *ctx, const struct job *j, struct arena *a, struct 
 /* engine_template_published: latest published snapshot of template id (caller owns).
  * HR_NOTFOUND: no such template (or archived); HR_CONFLICT: never published. */
 int engine_template_published(struct store *s, struct str id, cJSON **out);
-/* engine_providers_for_channel: enabled provider records for channel (JSON array, caller
- * owns), by priority then creation. */
-int engine_providers_for_channel(struct store *s, const char *channel, cJSON **out);
+/* engine_channel_providers: the enabled provider records of channel, by priority then
+ * creation, as a set (defcache.h: ids[i] and defs[i], read-only; defset_unref it):
+ * from e->provs when loaded within DEFCACHE_TTL_MS and no provider changed in this
+ * process since (defcache_changed), else read. A route chooses from it; the delivery
+ * reads its provider's record again, so a provider disabled on another node within the
+ * TTL is not called. Returns HR_OK or the store's error (*out NULL then). */
+struct defset;
+int engine_channel_providers(struct engine *e, const char *channel, struct defset **out);
 
 #endif

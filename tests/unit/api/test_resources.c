@@ -1,9 +1,10 @@
 /* test_resources.c: the pure parts of the template, brand and provider resources
  * (ids, payload checks, version names, equality, secret masks, keeping masked secrets,
  * provider order) and the two engine helpers over a real SQLite store:
- * engine_template_published() and engine_providers_for_channel(), which read the
- * documents these resources write. */
+ * engine_template_published() and engine_channel_providers() (with its cache), which
+ * read the documents these resources write. */
 #include "../../../src/api/templates.h"
+#include "../../../src/engine/defcache.h"
 #include "../../../src/engine/send.h"
 #include "../../../src/store/store.h"
 #include "../../../src/util/arena.h"
@@ -445,18 +446,28 @@ static void test_template_published(void **state)
     assert_null(out);
 }
 
+/* the ids of channel's providers as engine_channel_providers gives them, comma-joined */
+static const char *channel_ids(struct engine *e, const char *channel, char *out, size_t cap)
+{
+    struct defset *set = NULL;
+    size_t len = 0;
+    assert_int_equal(engine_channel_providers(e, channel, &set), HR_OK);
+    out[0] = 0;
+    for (size_t i = 0; i < set->n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "," : "", set->ids[i]);
+    defset_unref(set);
+    return out;
+}
+
 static void test_providers_for_channel(void **state)
 {
     struct fx *f = *state;
-    cJSON *out = NULL;
-    const char *want[] = {"pr_a", "pr_c", "pr_b"};
-    int i = 0;
-    const cJSON *it;
+    struct defcache *dc = defcache_new();
+    struct engine e = {.store = f->s, .clock = &f->clock.base, .provs = dc};
+    struct defset *set = NULL;
+    char ids[256];
 
-    assert_int_equal(engine_providers_for_channel(f->s, "email", &out), HR_OK);
-    assert_true(cJSON_IsArray(out));
-    assert_int_equal(cJSON_GetArraySize(out), 0);
-    cJSON_Delete(out);
+    assert_string_equal(channel_ids(&e, "email", ids, sizeof ids), "");
 
     put(f, PROVIDERS_COLL, "pr_b",
         "{\"id\":\"pr_b\",\"provider\":\"smtp\",\"channel\":\"email\",\"priority\":100,"
@@ -474,20 +485,35 @@ static void test_providers_for_channel(void **state)
         "{\"id\":\"pr_e\",\"provider\":\"twilio\",\"channel\":\"sms\",\"priority\":0,"
         "\"enabled\":true,\"created\":1,\"settings\":{}}");
 
-    assert_int_equal(engine_providers_for_channel(f->s, "email", &out), HR_OK);
-    assert_int_equal(cJSON_GetArraySize(out), 3);
-    cJSON_ArrayForEach(it, out) assert_string_equal(json_str(it, "id"), want[i++]);
+    /* "email" was cached empty a moment ago: the puts above did not say a provider
+     * changed, so it stays until the TTL runs out */
+    assert_string_equal(channel_ids(&e, "email", ids, sizeof ids), "");
+    hclock_manual_advance(&f->clock, DEFCACHE_TTL_MS);
+    /* by priority, then creation; the disabled one and other channels left out */
+    assert_string_equal(channel_ids(&e, "email", ids, sizeof ids), "pr_a,pr_c,pr_b");
+    assert_int_equal(engine_channel_providers(&e, "email", &set), HR_OK);
     /* secrets stay in full for the engine */
-    assert_string_equal(json_str(json_obj(cJSON_GetArrayItem(out, 2), "settings"), "password"),
-                        "full-secret");
-    cJSON_Delete(out);
+    assert_string_equal(json_str(json_obj(set->defs[2], "settings"), "password"), "full-secret");
+    defset_unref(set);
+    assert_string_equal(channel_ids(&e, "sms", ids, sizeof ids), "pr_e");
+    assert_string_equal(channel_ids(&e, "push", ids, sizeof ids), "");
 
-    assert_int_equal(engine_providers_for_channel(f->s, "sms", &out), HR_OK);
-    assert_int_equal(cJSON_GetArraySize(out), 1);
-    cJSON_Delete(out);
-    assert_int_equal(engine_providers_for_channel(f->s, "push", &out), HR_OK);
-    assert_int_equal(cJSON_GetArraySize(out), 0);
-    cJSON_Delete(out);
+    /* a change made through this process (the providers API calls defcache_changed)
+     * shows at once */
+    put(f, PROVIDERS_COLL, "pr_f",
+        "{\"id\":\"pr_f\",\"provider\":\"smtp\",\"channel\":\"email\",\"priority\":0,"
+        "\"enabled\":true,\"created\":1,\"settings\":{}}");
+    assert_string_equal(channel_ids(&e, "email", ids, sizeof ids), "pr_a,pr_c,pr_b");
+    defcache_changed();
+    assert_string_equal(channel_ids(&e, "email", ids, sizeof ids), "pr_f,pr_a,pr_c,pr_b");
+
+    /* without a cache (provs NULL) every call reads */
+    e.provs = NULL;
+    put(f, PROVIDERS_COLL, "pr_g",
+        "{\"id\":\"pr_g\",\"provider\":\"twilio\",\"channel\":\"sms\",\"priority\":5,"
+        "\"enabled\":true,\"created\":1,\"settings\":{}}");
+    assert_string_equal(channel_ids(&e, "sms", ids, sizeof ids), "pr_e,pr_g");
+    defcache_free(dc);
 }
 
 int main(void)
