@@ -15,6 +15,7 @@
  * (engine_template_published in src/engine/lookup.c). */
 #include "templates.h"
 
+#include "../engine/defcache.h"
 #include "../render/elemental.h"
 #include "../util/crypto.h"
 #include "../util/json.h"
@@ -463,6 +464,7 @@ static int change_tx(struct store_txn *t, void *varg)
 
     cJSON_Delete(a->draft); /* in case the store runs fn again */
     a->draft = NULL;
+    defcache_changed(); /* routes' cached published versions (engine_template_cached) */
     rc = load(NULL, t, TEMPLATES_COLL, a->id, ar, &draft);
     if (a->op == TPL_CREATE) {
         if (rc == HR_OK) {
@@ -545,6 +547,7 @@ static void run(struct api_ctx *ctx, struct http_resp *resp, struct change_arg *
     herr_clear(&a->err);
     herr_clear(&err);
     rc = store_write(ctx->store, change_tx, a, &err);
+    defcache_changed(); /* again after the commit: a load that raced it is stale too */
     if (rc < 0) {
         api_error_rc(resp, rc, a->err.msg[0] ? &a->err : &err);
         goto out;

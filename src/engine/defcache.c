@@ -1,4 +1,5 @@
-/* defcache.c: the cache of automations per event name and providers per channel (defcache.h). */
+/* defcache.c: the process's cache of definitions: automations per event name, providers
+ * per channel, published templates (defcache.h). */
 #include "defcache.h"
 
 #include "../util/xalloc.h"

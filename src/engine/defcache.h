@@ -1,15 +1,16 @@
 /* defcache.h: definitions cached in the process, each set under a name, for the jobs
  * that read them for every event or message: an event name's linked automations with
- * their definitions (the events job; engine.defs), and a channel's enabled providers
- * (routes; engine.provs, engine_channel_providers). Without it every event read its links
+ * their definitions (the events job; engine.defs), a channel's enabled providers
+ * (routes; engine.provs, engine_channel_providers) and a template's published version
+ * (routes; engine.tmpls, engine_template_cached). Without it every event read its links
  * and each linked automation's definition (two reads on a reader connection, two JSON
  * parses) on the store's writer thread, inside the events job's commit, and every route
- * read and parsed every provider record.
+ * read and parsed every provider record and its template (two more reads).
  *
  * An entry is used for at most DEFCACHE_TTL_MS, and every entry is dropped as soon as
- * this process changes an automation, a link or a provider (defcache_changed: called
- * inside the writing transaction and again after its commit, so a load that raced the
- * commit is dropped too). Another node's change (PostgreSQL) shows within the TTL.
+ * this process changes an automation, a link, a provider or a template
+ * (defcache_changed: called inside the writing transaction and again after its commit,
+ * so a load that raced the commit is dropped too). Another node's change (PostgreSQL) shows within the TTL.
  *
  * Thread-safe. A set is immutable and reference-counted: defcache_get hands out a
  * reference the caller gives back with defset_unref. */
@@ -31,7 +32,8 @@ struct defcache;
 
 /* The definitions cached under one name: for an event name, the automations linked to it,
  * ids[i] and defs[i] (the latest committed definition, with its "version"; NULL when the
- * automation was deleted); for a channel, its providers' ids and records. */
+ * automation was deleted); for a channel, its providers' ids and records; for a
+ * template, its id and published version. */
 struct defset {
     size_t n;
     char **ids;
@@ -59,8 +61,8 @@ void defset_unref(struct defset *s);
 /* defset_add: append (id, def) to a set being loaded; def is taken over (may be NULL). */
 void defset_add(struct defset *s, const char *id, cJSON *def);
 
-/* defcache_changed: an automation, a link or a provider changed in this process: every
- * cached set is stale. Process-wide (every defcache). */
+/* defcache_changed: an automation, a link, a provider or a template changed in this
+ * process: every cached set is stale. Process-wide (every defcache). */
 void defcache_changed(void);
 
 #endif

@@ -103,6 +103,31 @@ out:
     return rc;
 }
 
+/* load_template (defcache_load_fn, ctx: the store): a published version, or the error */
+static int load_template(void *ctx, const char *id, struct defset *out)
+{
+    cJSON *v = NULL;
+    int rc = engine_template_published(ctx, str_c(id), &v);
+    if (rc == HR_OK)
+        defset_add(out, id, v);
+    return rc;
+}
+
+int engine_template_cached(struct engine *e, const char *id, struct defset **hold,
+                           const cJSON **out)
+{
+    int rc;
+    *out = NULL;
+    if (strlen(id) > 128) { /* engine_template_published's bound, before it is a key */
+        *hold = NULL;
+        return HR_NOTFOUND;
+    }
+    rc = defcache_get(e->tmpls, id, hclock_now(e->clock), load_template, e->store, hold);
+    if (rc == HR_OK)
+        *out = (*hold)->defs[0];
+    return rc;
+}
+
 int engine_channel_providers(struct engine *e, const char *channel, struct defset **out)
 {
     return defcache_get(e->provs, channel, hclock_now(e->clock), load_providers, e->store, out);

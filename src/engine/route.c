@@ -400,7 +400,9 @@ static void prefs_route_ctx(const struct engine *e, const struct prefs_decision 
 static void route(struct engine *e, const struct message_rec *m, int alt_from,
                   struct route_out *o)
 {
-    cJSON *spec = cJSON_ParseWithLength(m->spec.p, m->spec.len), *tmpl = NULL, *profile = NULL;
+    cJSON *spec = cJSON_ParseWithLength(m->spec.p, m->spec.len), *profile = NULL;
+    const cJSON *tmpl = NULL;
+    struct defset *tmpl_hold = NULL;
     cJSON *brand = NULL, *alts = NULL, *routing_default = NULL, *ctx = NULL, *data = NULL;
     const cJSON *to, *content, *routing, *alt = NULL;
     const char *tid;
@@ -418,7 +420,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     to = json_obj(spec, "to");
     tid = json_str(spec, "template");
     if (tid) {
-        rc = engine_template_published(e->store, str_c(tid), &tmpl);
+        rc = engine_template_cached(e, tid, &tmpl_hold, &tmpl);
         if (rc == HR_NOTFOUND) {
             o->final_status = "UNMAPPED"; /* no reason: Courier's reasons have none for it */
             snprintf(o->error, sizeof o->error, "no template %s", tid);
@@ -572,7 +574,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     }
 out:
     cJSON_Delete(spec);
-    cJSON_Delete(tmpl);
+    defset_unref(tmpl_hold);
     cJSON_Delete(profile);
     cJSON_Delete(brand);
     cJSON_Delete(alts);

@@ -60,6 +60,9 @@ struct engine {
                                      read for every event. Owned by whoever made the engine */
     struct defcache *provs;       /* channel -> its enabled providers (defcache.h); NULL:
                                      read for every message. Owned as defs */
+    struct defcache *tmpls;       /* template id -> its latest published version
+                                     (defcache.h); NULL: read for every message. Owned as
+                                     defs */
     const char *public_url;       /* base of one-click unsubscribe links (--public-url);
                                      NULL or "": no links. Not owned */
     const char *unsub_mailto;     /* List-Unsubscribe mailto address, may be NULL */
@@ -117,5 +120,11 @@ int engine_template_published(struct store *s, struct str id, cJSON **out);
  * TTL is not called. Returns HR_OK or the store's error (*out NULL then). */
 struct defset;
 int engine_channel_providers(struct engine *e, const char *channel, struct defset **out);
+/* engine_template_cached: engine_template_published through e->tmpls (the same rules as
+ * engine_channel_providers; only a published version is cached). On HR_OK *out is the
+ * version (read-only) and *hold the reference that keeps it: defset_unref it; on an
+ * error both are NULL. */
+int engine_template_cached(struct engine *e, const char *id, struct defset **hold,
+                           const cJSON **out);
 
 #endif

@@ -446,6 +446,48 @@ static void test_template_published(void **state)
     assert_null(out);
 }
 
+/* engine_template_cached: the published version through the cache; errors are not cached */
+static void test_template_cached(void **state)
+{
+    struct fx *f = *state;
+    struct defcache *dc = defcache_new();
+    struct engine e = {.store = f->s, .clock = &f->clock.base, .tmpls = dc};
+    struct defset *hold = NULL;
+    const cJSON *v = NULL;
+    char long_id[200];
+
+    assert_int_equal(engine_template_cached(&e, "nt_c", &hold, &v), HR_NOTFOUND);
+    assert_null(hold);
+    assert_null(v);
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    assert_int_equal(engine_template_cached(&e, long_id, &hold, &v), HR_NOTFOUND);
+    put(f, TEMPLATES_COLL, "nt_c", "{\"id\":\"nt_c\",\"version_count\":1,\"archived\":false}");
+    put(f, TEMPLATES_VERSIONS_COLL, "nt_c@v001", "{\"id\":\"nt_c\",\"version\":\"v001\"}");
+    /* a miss was not cached: the template shows at once */
+    assert_int_equal(engine_template_cached(&e, "nt_c", &hold, &v), HR_OK);
+    assert_string_equal(json_str(v, "version"), "v001");
+    defset_unref(hold);
+
+    /* published again without a word to the cache: v001 until the TTL runs out */
+    put(f, TEMPLATES_COLL, "nt_c", "{\"id\":\"nt_c\",\"version_count\":2,\"archived\":false}");
+    put(f, TEMPLATES_VERSIONS_COLL, "nt_c@v002", "{\"id\":\"nt_c\",\"version\":\"v002\"}");
+    assert_int_equal(engine_template_cached(&e, "nt_c", &hold, &v), HR_OK);
+    assert_string_equal(json_str(v, "version"), "v001");
+    defset_unref(hold);
+    hclock_manual_advance(&f->clock, DEFCACHE_TTL_MS);
+    assert_int_equal(engine_template_cached(&e, "nt_c", &hold, &v), HR_OK);
+    assert_string_equal(json_str(v, "version"), "v002");
+    defset_unref(hold);
+
+    /* archived through this process (notifications.c calls defcache_changed): at once */
+    put(f, TEMPLATES_COLL, "nt_c", "{\"id\":\"nt_c\",\"version_count\":2,\"archived\":true}");
+    defcache_changed();
+    assert_int_equal(engine_template_cached(&e, "nt_c", &hold, &v), HR_NOTFOUND);
+    assert_null(v);
+    defcache_free(dc);
+}
+
 /* the ids of channel's providers as engine_channel_providers gives them, comma-joined */
 static const char *channel_ids(struct engine *e, const char *channel, char *out, size_t cap)
 {
@@ -529,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_mask_settings_and_keep),
         cmocka_unit_test(test_order),
         cmocka_unit_test_setup_teardown(test_template_published, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_providers_for_channel, setup, teardown),
     };
     log_set_level(LOG_ERROR);
