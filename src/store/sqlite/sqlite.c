@@ -749,6 +749,8 @@ static int sqlite_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
     int src, rc;
     if (!x || !x->active)
         return HR_INVAL;
+    if (sqlite3_get_autocommit(x->c->db))
+        return HR_IO; /* SQLite rolled back the transaction: a SAVEPOINT would begin one */
     src = exec_ctl(x->c, SQL_SUB_SAVEPOINT);
     if (src != SQLITE_OK)
         return db_fail(x->c, src, "sub_savepoint");
