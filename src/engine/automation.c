@@ -633,11 +633,17 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
     cJSON_AddStringToObject(run, "automation_id", automation_id ? automation_id : "");
     cJSON_AddNumberToObject(run, "version", (double)version);
     cJSON_AddStringToObject(run, "status", "RUNNING");
-    cJSON_AddItemToObject(run, "steps", cJSON_Duplicate(json_arr(def, "steps"), 1));
+    /* the steps and the context are references into def and context (both outlive run,
+     * which is printed and freed here): no deep copy of the event's data per run. The
+     * step's effects replace context members (a reference's Delete frees only itself) */
+    cJSON_AddItemReferenceToObject(run, "steps", (cJSON *)json_arr(def, "steps"));
     ctx = cJSON_AddObjectToObject(run, "context");
     for (int i = 0; i < 5; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(context, keys[i]);
-        cJSON_AddItemToObject(ctx, keys[i], v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull());
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(context, keys[i]);
+        if (v)
+            cJSON_AddItemReferenceToObject(ctx, keys[i], v);
+        else
+            cJSON_AddItemToObject(ctx, keys[i], cJSON_CreateNull());
     }
     if (!cJSON_IsObject(json_obj(ctx, "data")))
         cJSON_ReplaceItemInObjectCaseSensitive(ctx, "data", cJSON_CreateObject());
