@@ -22,7 +22,7 @@ case "$mode" in run|test|bench) ;; *) usage ;; esac
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config libmicrohttpd-dev libcjson-dev libcurl4-openssl-dev
-      libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libcmark-dev)
+      libsqlite3-dev libpq-dev libssl-dev zlib1g-dev libcmark-dev libjemalloc-dev)
 if [ "$mode" = test ]; then
     # sqlite3: the CLI checks a database file after a test (tests/e2e/diskfull.test.mjs)
     pkgs+=(libcmocka-dev clang libclang-rt-14-dev postgresql sqlite3)

@@ -17,7 +17,9 @@ void *try_malloc(size_t n);
  * request above the small sizes, such as a job's ticket or an arena's chunk, otherwise
  * first merges every freed small chunk of its arena (malloc_consolidate), and that was
  * ~8 % of the server's CPU in the flow profile. The per-thread caches (tcache) still
- * serve small sizes. A no-op elsewhere. */
+ * serve small sizes. A no-op elsewhere. The release binary links jemalloc ahead of libc
+ * (Makefile), so this only tunes the sanitizer builds' and the unit tests' glibc malloc:
+ * jemalloc has no fast bins, and glibc's mallopt does not reach it. */
 void xalloc_tune(void);
 
 #endif
