@@ -442,6 +442,40 @@ static void test_json_print_as_cjson(void **state)
     }
 }
 
+/* crypto_random: small requests come from a per-thread pool refilled by RAND_bytes. Across
+ * several refills no two 16-byte draws are equal, no draw is all zeros (the pool wipes what
+ * it hands out: a bug reusing bytes would repeat or zero them), every byte value occurs,
+ * and requests larger than the pool's limit and of odd sizes are filled whole. */
+static int cmp16(const void *a, const void *b) { return memcmp(a, b, 16); }
+
+static void test_crypto_random_pool(void **state)
+{
+    (void)state;
+    enum { N = 1000 }; /* 16,000 bytes: ~16 refills of the 1 KiB pool */
+    static unsigned char draws[N][16];
+    unsigned char zero[16] = {0}, big[300], odd[7];
+    int seen[256] = {0}, distinct = 0;
+    for (int i = 0; i < N; i++) {
+        crypto_random(draws[i], 16);
+        assert_memory_not_equal(draws[i], zero, 16);
+        for (int k = 0; k < 16; k++)
+            seen[draws[i][k]] = 1;
+        if (i % 97 == 0) {
+            crypto_random(odd, sizeof odd); /* misaligns the pool's offset */
+        }
+    }
+    qsort(draws, N, 16, cmp16);
+    for (int i = 1; i < N; i++)
+        assert_memory_not_equal(draws[i - 1], draws[i], 16);
+    for (int v = 0; v < 256; v++)
+        distinct += seen[v];
+    assert_int_equal(distinct, 256);
+    memset(big, 0, sizeof big);
+    crypto_random(big, sizeof big);
+    assert_memory_not_equal(big, zero, 16);
+    assert_memory_not_equal(big + sizeof big - 16, zero, 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_json_xalloc_hooks),
         cmocka_unit_test(test_json_duplicate_members),
         cmocka_unit_test(test_json_print_as_cjson),
+        cmocka_unit_test(test_crypto_random_pool),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
