@@ -40,9 +40,9 @@ else
 endif
 # The release binary allocates through jemalloc (Debian's libjemalloc-dev, linked ahead
 # of libc so that cJSON, SQLite and libcurl use it too): glibc's malloc and free were a
-# quarter of herald's samples under the flow bench, and jemalloc took writer CPU per
-# event down ~27 % (docs/PERFORMANCE.md, session 16). The sanitizer builds (and fuzzing)
-# keep the allocator their runtime replaces.
+# quarter of herald's samples under the flow bench; linked, jemalloc took herald's CPU per
+# flow event from 1,152-1,293 to 947-1,179 us (docs/PERFORMANCE.md, session 16). The
+# sanitizer builds (and fuzzing) keep the allocator their runtime replaces.
 ifeq ($(VARIANT),rel)
   MALLOC_PKG     := jemalloc
   MALLOC_LIBS    := $(shell pkg-config --libs jemalloc 2>/dev/null)

@@ -445,7 +445,8 @@ static void test_json_print_as_cjson(void **state)
 /* crypto_random: small requests come from a per-thread pool refilled by RAND_bytes. Across
  * several refills no two 16-byte draws are equal, no draw is all zeros (the pool wipes what
  * it hands out: a bug reusing bytes would repeat or zero them), every byte value occurs,
- * and requests larger than the pool's limit and of odd sizes are filled whole. */
+ * odd-sized draws in between shift the pool's offset, and a request larger than the
+ * pool's limit is filled at both ends. */
 static int cmp16(const void *a, const void *b) { return memcmp(a, b, 16); }
 
 static void test_crypto_random_pool(void **state)
