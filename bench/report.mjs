@@ -80,7 +80,7 @@ function machine() {
       (has('peer.bullmq_version') ? `, BullMQ ${R['peer.bullmq_version']} on redis-server ${R['peer.redis_version']}` : '') + '; ' +
       `wrk -t${R['run.threads'] || 2} -c${R['run.conns'] || 64} -d${R['run.duration'] || 10}s, ` +
       `send run ${R['run.send_duration'] || 10}s` +
-      (has('flow.sat.rps') ? `, flow runs ${R['run.flow_duration'] || 10}s saturating + ${R['run.flow_light_duration'] || 10}s light` : ''),
+      (has('flow.sat.rps') ? `, flow runs ${R['run.flow_duration'] || 10}s saturating + ${R['run.flow_light_duration'] || 10}s light + ${R['run.flow_light_duration'] || 10}s paced at ~1,000 events/s` : ''),
   ].join('\n');
 }
 
@@ -178,6 +178,10 @@ function peerTables(out) {
     if (has('flow.sat.deliveries_ps')) {
       const r = num('flow.sat.deliveries_ps') / num('peer.nofsync.jobs_ps');
       out.push(`herald in the same run: flow ${int('flow.sat.deliveries_ps')} deliveries/s, light event to delivery ${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}. Goal (issue 14): >= 2x BullMQ without fsync: **${r.toFixed(3)}, ${r >= 2 ? 'met' : 'not met'}**.`);
+      if (has('flow.paced.e2e_p50_ms')) {
+        const met = num('flow.paced.rps') >= 950 && num('flow.paced.e2e_p50_ms') < 3 && num('flow.paced.e2e_p99_ms') < 20;
+        out.push(`Paced at ${int('flow.paced.rps')} events/s (issue 14: p50 < 3 ms and p99 < 20 ms at 1,000 events/s): event to delivery ${ms('flow.paced.e2e_p50_ms')} / ${ms('flow.paced.e2e_p99_ms')}, **${met ? 'met' : 'not met'}**.`);
+      }
     } else {
       out.push('herald\'s flow figure is not in this run (bench/flow.sh did not run): no ratio.');
     }
@@ -294,6 +298,9 @@ function tables() {
     if (has('flow.light.rps')) {
       out.push(`| light paced load (wrk -c2, 40 ms pauses) | ${int('flow.light.rps')} events/s, ${int('flow.light.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.light.p50_ms')} / ${ms('flow.light.p99_ms')}; event to delivery: **${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}** | ${fcheck('flow.light')} |`);
     }
+    if (has('flow.paced.rps')) {
+      out.push(`| paced ~1,000 events/s (wrk -c24, 22 ms pauses) | ${int('flow.paced.rps')} events/s, ${int('flow.paced.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.paced.p50_ms')} / ${ms('flow.paced.p99_ms')}; event to delivery: **${ms('flow.paced.e2e_p50_ms')} / ${ms('flow.paced.e2e_p99_ms')}** | ${fcheck('flow.paced')} |`);
+    }
   }
   peerTables(out);
   backlogTable(out);
@@ -363,6 +370,7 @@ function tables() {
     out.push(`| herald flow, accept + drain until delivered (${R['flow.sat.drain_wall_s']} s) | ${cores('flow.sat.drain_cpu_server')} | (first ${R['run.flow_duration'] || 10} s only) | ${cores('flow.sat.drain_cpu_machine')} | ${others > NOISY ? `**${others.toFixed(2)}**` : others.toFixed(2)} (incl. wrk, sink) | ${int('flow.sat.herald_sent')} deliveries |`);
   }
   cpuRow('herald flow light load', 'flow.light');
+  cpuRow('herald flow paced ~1,000 events/s', 'flow.paced');
   if (out.length === cpuStart) out.splice(cpuStart - 7, 7); // no run with CPU figures: no table
   if (noisy.length)
     out.push('', `**Noisy run**: other processes used more than ${NOISY} cores during: ${noisy.join('; ')}. Those figures understate what herald does alone; rerun before comparing.`);

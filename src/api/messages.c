@@ -296,13 +296,13 @@ void api_message_history(void *vctx, struct http_req *req, struct http_resp *res
         api_error_rc(resp, rc, NULL);
         return;
     }
-    /* stored events are JSON already: splice them */
+    /* stored events are JSON already: splice them (ENQUEUED with the message's data) */
     rc = buf_append_c(b, "{\"results\":[");
     for (size_t i = 0; i < n && rc == HR_OK; i++) {
         if (i)
             rc = buf_putc(b, ',');
         if (rc == HR_OK)
-            rc = buf_append_str(b, h[i].body);
+            rc = buf_append_str(b, engine_history_body(&m, &h[i], req->arena));
     }
     if (rc == HR_OK)
         rc = buf_append_c(b, "]}");

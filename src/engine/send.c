@@ -59,6 +59,31 @@ char *send__history_json(int64_t ts, const char *type, const cJSON *body)
     return s;
 }
 
+struct str engine_history_body(const struct message_rec *m, const struct history_rec *h,
+                               struct arena *a)
+{
+    cJSON *body = NULL, *spec = NULL, *data; /* stored by herald: parsed as they are */
+    struct str out = h->body;
+    char *s;
+    if (!str_eq_c(h->type, "ENQUEUED"))
+        goto out;
+    body = cJSON_ParseWithLength(h->body.p, h->body.len);
+    if (!cJSON_IsObject(body) || cJSON_GetObjectItemCaseSensitive(body, "data"))
+        goto out; /* unreadable, or written with its data */
+    spec = cJSON_ParseWithLength(m->spec.p, m->spec.len);
+    if (!cJSON_IsObject(json_obj(spec, "data")))
+        goto out;
+    data = cJSON_DetachItemFromObjectCaseSensitive(spec, "data");
+    cJSON_AddItemToObject(body, "data", data);
+    s = json_print(body);
+    out = arena_str(a, str_c(s));
+    free(s);
+out:
+    cJSON_Delete(body);
+    cJSON_Delete(spec);
+    return out;
+}
+
 int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,
                   const cJSON *body)
 {
@@ -507,11 +532,11 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
     rc = store_message_insert(t, &m);
     if (rc < 0)
         goto out;
+    /* not the data: the spec holds it, and engine_history_body shows it from there
+     * (a copy here was a third of the bytes an automation's message wrote) */
     cJSON_AddStringToObject(h, "event", m.event.p ? m.event.p : "");
     cJSON_AddStringToObject(h, "recipient", m.recipient.p ? m.recipient.p : "");
-    if (json_obj(msg, "data")) /* references: h is printed, then freed */
-        cJSON_AddItemReferenceToObject(h, "data", (cJSON *)json_obj(msg, "data"));
-    if (origin)
+    if (origin) /* a reference: h is printed, then freed */
         cJSON_AddItemReferenceToObject(h, "origin", (cJSON *)origin);
     if (run_id)
         cJSON_AddStringToObject(h, "runId", run_id);

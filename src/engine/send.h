@@ -100,6 +100,14 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *mess
                         const char *request_id, const char *run_id, const cJSON *origin)
     HR_MUSTCHECK;
 
+/* engine_history_body: the body of history row h of message m as the history API shows
+ * it. An ENQUEUED row does not hold the message's data (the spec has it; see
+ * send__enqueue_one): its body comes back with `data` from m's spec added. Other rows,
+ * and rows written with their data, come back as stored. The result lives in a (or is
+ * h->body). */
+struct str engine_history_body(const struct message_rec *m, const struct history_rec *h,
+                               struct arena *a);
+
 /* engine_message_cancel: inside t, cancel message id when nothing was sent yet. Returns
  * 0 (canceled now or before), HR_CONFLICT (too late: sent or final), HR_NOTFOUND. */
 int engine_message_cancel(struct store_txn *t, struct str id, int64_t now_ms) HR_MUSTCHECK;

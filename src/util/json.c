@@ -263,6 +263,48 @@ static void jw_put(struct jw *w, const char *s, size_t n)
     w->len += n;
 }
 
+/* jw_decimal: write d as "%1.15g" would when that has at most 15 significant digits,
+ * all within 1e-4 <= |d| < 1e15 (where %g writes no exponent), without printf's
+ * multi-precision path (a price like 49.99 cost a snprintf and a strtod). It looks for
+ * the fewest decimals p for which M = round(d * 10^p) has M / 10^p == d: the division
+ * of two exact doubles (M < 2^53, 10^p <= 10^15) is rounded once, as strtod rounds the
+ * decimal M.10^-p, so that text reads back as d; and d lies within half an ulp
+ * (< 1.2e-16 |d|) of it, closer than 15 digits resolve, so "%1.15g" rounds d to the same
+ * digits and drops the zeros after them. false (nothing written) when no p works. */
+static bool jw_decimal(struct jw *w, double d)
+{
+    static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    double a = fabs(d);
+    char tmp[40], *e = tmp + sizeof tmp, *q = e;
+    int digits = 0, p;
+    if (!(a >= 1e-4 && a < 1e15))
+        return false;
+    while (a >= p10[digits])
+        digits++; /* before the point (p10 is exact; a < 1e15 ends the walk) */
+    for (p = 1; digits + p <= 15; p++) {
+        double m = nearbyint(a * p10[p]);
+        if (m < 9007199254740992.0 && m / p10[p] == a)
+            break;
+    }
+    if (digits + p > 15)
+        return false;
+    {
+        uint64_t u = (uint64_t)nearbyint(a * p10[p]);
+        for (int i = 0; i < p; i++, u /= 10)
+            *--q = (char)('0' + u % 10);
+        *--q = '.';
+        do {
+            *--q = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (d < 0)
+            *--q = '-';
+    }
+    jw_put(w, q, (size_t)(e - q));
+    return true;
+}
+
 static void jw_number(struct jw *w, double d)
 {
     char tmp[64];
@@ -286,6 +328,8 @@ static void jw_number(struct jw *w, double d)
         jw_put(w, q, (size_t)(e - q));
         return;
     }
+    if (jw_decimal(w, d))
+        return;
     /* cJSON's rule: 15 significant digits if they read back as the same double, else 17 */
     n = snprintf(tmp, sizeof tmp, "%1.15g", d);
     {

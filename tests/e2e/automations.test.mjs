@@ -207,6 +207,9 @@ describe('events to emails', () => {
     const h = ok(await api(srv, 'GET', `/messages/${msgs[0].id}/history`)).results;
     const enq = h.find((e) => e.type === 'ENQUEUED');
     assert.deepEqual(enq?.origin, { automation: 'ship-a', step: 0, run: msgs[0].runId }, JSON.stringify(h));
+    // the row holds no copy of the data: the API adds it from the message
+    assert.equal(enq?.data?.properties?.order_id, 'o-1001', JSON.stringify(enq));
+    assert.equal(enq?.recipient, U, JSON.stringify(enq));
     const run1 = await waitRun(srv, msgs[0].runId, 'COMPLETED');
     assert.equal(run1.automation_id, 'ship-a');
     assert.equal(run1.version, 1);

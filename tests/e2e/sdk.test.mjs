@@ -222,6 +222,7 @@ describe('Courier SDK 7.x against herald', () => {
     const h = await sdk.messages.history(sentId);
     check(h, MessageHistoryResponse);
     for (const e of h.results) check(e, { ts: 'number', type: 'string' });
+    assert.deepEqual(h.results.find((e) => e.type === 'ENQUEUED')?.data, { name: 'Ann' }, 'ENQUEUED shows the message data');
     const only = await sdk.messages.history(sentId, { type: 'SENT' });
     assert.deepEqual(only.results.map((e) => e.type), ['SENT']);
 

@@ -170,6 +170,44 @@ static const char *history(struct fx *f, const char *id, char *buf, size_t cap)
     "{\"to\":{\"email\":\"a@example.com\"},\"content\":{\"title\":\"Hi\",\"body\":\"there\"}," \
     "\"routing\":{\"method\":\"single\",\"channels\":[\"email\"]}}"
 
+/* The ENQUEUED row holds no copy of the message's data; engine_history_body shows it
+ * with the data from the spec. A row written with its data (before) comes back as it is,
+ * and other rows as stored. */
+static void test_enqueued_history_data_from_spec(void **state)
+{
+    struct fx *f = *state;
+    struct message_rec m;
+    struct history_rec *h = NULL, old;
+    size_t n = 0;
+    struct str shown;
+    cJSON *b;
+    send(f, "m9",
+         "{\"to\":{\"email\":\"a@example.com\"},\"content\":{\"title\":\"Hi\",\"body\":\"x\"},"
+         "\"data\":{\"order\":{\"id\":\"o-1\",\"total\":49.99}}}");
+    assert_int_equal(store_message_get(f->s, str_c("m9"), f->a, &m), HR_OK);
+    assert_int_equal(store_history_list(f->s, str_c("m9"), STR_NULL, f->a, &h, &n), HR_OK);
+    assert_int_equal(n, 1);
+    assert_true(str_eq_c(h[0].type, "ENQUEUED"));
+    b = cJSON_ParseWithLength(h[0].body.p, h[0].body.len);
+    assert_non_null(b);
+    assert_null(cJSON_GetObjectItemCaseSensitive(b, "data")); /* not stored */
+    cJSON_Delete(b);
+    shown = engine_history_body(&m, &h[0], f->a);
+    b = cJSON_ParseWithLength(shown.p, shown.len);
+    assert_non_null(b);
+    assert_string_equal(json_str(json_obj(json_obj(b, "data"), "order"), "id"), "o-1");
+    assert_string_equal(json_str(b, "type"), "ENQUEUED");
+    assert_string_equal(json_str(b, "recipient"), "a@example.com");
+    cJSON_Delete(b);
+    old = h[0];
+    old.body = str_c("{\"ts\":1,\"type\":\"ENQUEUED\",\"data\":{\"was\":1}}");
+    shown = engine_history_body(&m, &old, f->a);
+    assert_true(str_eq_c(shown, old.body.p));
+    old.type = str_c("SENT");
+    old.body = str_c("{\"ts\":1,\"type\":\"SENT\"}");
+    assert_true(str_eq_c(engine_history_body(&m, &old, f->a), old.body.p));
+}
+
 /* One channel: the route job makes the call itself and commits routing and outcome
  * together: one job ran, no send.deliver job was ever queued, the history reads as it
  * did with two jobs, in time order. */
@@ -416,6 +454,7 @@ static void test_route_fused_sent_once_hooks_see_routed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enqueued_history_data_from_spec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_delivers_one_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_cap_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),

@@ -328,8 +328,9 @@ static void test_json_duplicate_members(void **state)
 }
 
 /* json_print writes what cJSON_PrintUnformatted writes: hand-picked numbers at the
- * edges of its fast paths (2^31, 2^53, 15 and 17 significant digits), every byte in
- * strings, and random trees of them */
+ * edges of its fast paths (2^31, 2^53, 15 and 17 significant digits, decimals at 1e-4
+ * and 1e15), every byte in strings, random decimals of 1-17 digits, and random trees of
+ * them */
 static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rnd(void)
 {
@@ -339,15 +340,29 @@ static uint64_t rnd(void)
     return rnd_state;
 }
 
+static double rnd_decimal(void)
+{
+    static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    uint64_t r = rnd();
+    double m = (double)(rnd() % (uint64_t)p10[1 + r % 17]);
+    return m / p10[(r >> 8) % 18] * ((r >> 16) & 1 ? -1 : 1);
+}
+
 static double rnd_number(void)
 {
     static const double picks[] = {0.0, -0.0, 1, -1, 2147483647.0, 2147483648.0, -2147483648.0,
                                    -2147483649.0, 9007199254740991.0, 9007199254740992.0,
                                    -9007199254740992.0, 9007199254740994.0, 1e15, 1e16, 1e17,
                                    1765000000123.0, 1765000000123456.0, 0.1, 1.5, 1.0 / 3,
-                                   -1e-300, 1e300, 123456789012345678.0, 5e-324, 1e21, 1e22};
+                                   -1e-300, 1e300, 123456789012345678.0, 5e-324, 1e21, 1e22,
+                                   49.99, -19.99, 0.0001, 0.00012, 0.0000999, 1e-5,
+                                   99999999999999.9, 999999999999999.9, 0.1 + 0.2,
+                                   123456789.123456, 12345678901234.5, 1.000000000000001};
     uint64_t r = rnd();
-    switch (r % 4) {
+    switch (r % 5) {
+    case 4: /* up to 17 digits, up to 17 of them after the point */
+        return rnd_decimal();
     case 0:
         return picks[(r >> 8) % (sizeof picks / sizeof picks[0])];
     case 1:
@@ -430,6 +445,11 @@ static void test_json_print_as_cjson(void **state)
     raw = cJSON_CreateRaw("{\"pre\":1}"); /* raw text is copied as it is */
     expect_same_print(raw);
     cJSON_Delete(raw);
+    for (int i = 0; i < 200000; i++) {
+        cJSON *v = cJSON_CreateNumber(rnd_decimal());
+        expect_same_print(v);
+        cJSON_Delete(v);
+    }
     for (int i = 0; i < 20000; i++) {
         cJSON *v = rnd_tree(4);
         expect_same_print(v);
