@@ -1171,6 +1171,7 @@ out:
 
 #define CKPT_FRAMES 1000          /* ask for a checkpoint past this many WAL frames
                                      (SQLite's own autocheckpoint point) */
+#define CKPT_PAUSE_MS 200L        /* between two checkpoints (ckpt_pause) */
 #define CKPT_WRITER_FRAMES 100000 /* the checkpointer is this far behind (~400 MB of WAL):
                                      the writer checkpoints itself, as SQLite would */
 
@@ -1193,6 +1194,23 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframes)
         pthread_mutex_unlock(&ss->cmu);
     }
     return SQLITE_OK;
+}
+
+/* ckpt_pause: wait CKPT_PAUSE_MS after a checkpoint (or until the store closes), so
+ * that the next one copies each page once however many commits rewrote it meanwhile:
+ * under load every commit rewrites the last pages of the tables it appends to and their
+ * indexes' parents, and a checkpoint after each commit copied those again each time */
+static void ckpt_pause(struct sqlite_store *ss)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+    until.tv_nsec += CKPT_PAUSE_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&ss->cmu);
+    while (!ss->ckpt_stop && pthread_cond_timedwait(&ss->ccv, &ss->cmu, &until) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&ss->cmu);
 }
 
 static void *ckpt_main(void *arg)
@@ -1219,6 +1237,7 @@ static void *ckpt_main(void *arg)
             LOG_W("store.sqlite.checkpoint_failed", "rc=%s msg=\"%s\" wal_frames=%d",
                   hr_rc_str(map_src(src)), sqlite3_errmsg(ss->ckpt->db), log);
         failing = src != SQLITE_OK && src != SQLITE_BUSY;
+        ckpt_pause(ss);
     }
     return NULL;
 }
