@@ -4,7 +4,7 @@
  *
  * A provider document may carry `limits: {concurrency, per_second, burst}`:
  *   concurrency  calls in flight at once (1..LIMIT_CONCURRENCY_MAX); when absent, the
- *                engine's default (--provider-concurrency, 256) applies
+ *                engine's default (--provider-concurrency, 1000) applies
  *   per_second   calls started per second (0 < r <= LIMIT_PER_SECOND_MAX, fractions
  *                allowed); absent: no rate limit
  *   burst        calls that may start back to back after a quiet spell (1..LIMIT_BURST_MAX,
@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LIMIT_CONCURRENCY_MAX 1000
+#define LIMIT_CONCURRENCY_MAX 10000
 #define LIMIT_PER_SECOND_MAX 100000
 #define LIMIT_BURST_MAX 1000
 #define LIMIT_KEY_MAX 128          /* bytes of a key (a provider id), NUL included */

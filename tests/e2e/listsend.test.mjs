@@ -18,7 +18,7 @@ import { startHttpSink } from './lib/sink.mjs';
 
 const T = { timeout: scaled(60000) };
 const N = 2500; // members of the big list: three fan-out pages of 1000
-const IN_FLIGHT = 256; // provider calls one kill can repeat (ENGINE_PROVIDER_CONCURRENCY_DEFAULT)
+const IN_FLIGHT = 1000; // provider calls one kill can repeat (ENGINE_PROVIDER_CONCURRENCY_DEFAULT)
 const ROUTING = { method: 'single', channels: ['webhook'] };
 const closers = closeAfterAll();
 

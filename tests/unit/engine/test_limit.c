@@ -46,7 +46,7 @@ static void test_parse(void **state)
     assert_int_equal(parse("[]", &c, &err), HR_INVAL);
     assert_non_null(strstr(err.msg, "limits must be an object"));
     static const char *const bad[] = {
-        "{\"concurrency\":0}",    "{\"concurrency\":1001}", "{\"concurrency\":1.5}",
+        "{\"concurrency\":0}",    "{\"concurrency\":10001}", "{\"concurrency\":1.5}",
         "{\"concurrency\":\"2\"}", "{\"per_second\":0}",     "{\"per_second\":-1}",
         "{\"per_second\":100001}", "{\"burst\":0}",          "{\"burst\":1001}",
         "{\"rate\":5}",
