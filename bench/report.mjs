@@ -299,7 +299,7 @@ function tables() {
       out.push(`| light paced load (wrk -c2, 40 ms pauses) | ${int('flow.light.rps')} events/s, ${int('flow.light.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.light.p50_ms')} / ${ms('flow.light.p99_ms')}; event to delivery: **${ms('flow.light.e2e_p50_ms')} / ${ms('flow.light.e2e_p99_ms')}** | ${fcheck('flow.light')} |`);
     }
     if (has('flow.paced.rps')) {
-      out.push(`| paced ~1,000 events/s (wrk -c24, 22 ms pauses) | ${int('flow.paced.rps')} events/s, ${int('flow.paced.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.paced.p50_ms')} / ${ms('flow.paced.p99_ms')}; event to delivery: **${ms('flow.paced.e2e_p50_ms')} / ${ms('flow.paced.e2e_p99_ms')}** | ${fcheck('flow.paced')} |`);
+      out.push(`| paced ~1,000 events/s (wrk -c25, 20 ms pauses) | ${int('flow.paced.rps')} events/s, ${int('flow.paced.deliveries_ps')} deliveries/s | — | — | answer: ${ms('flow.paced.p50_ms')} / ${ms('flow.paced.p99_ms')}; event to delivery: **${ms('flow.paced.e2e_p50_ms')} / ${ms('flow.paced.e2e_p99_ms')}** | ${fcheck('flow.paced')} |`);
     }
   }
   peerTables(out);
