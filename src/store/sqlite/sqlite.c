@@ -42,6 +42,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -268,9 +269,10 @@ struct wreq {
     struct wreq *next;
     int rc;          /* fn's rc, or the group's error */
     bool ok;         /* fn succeeded and its savepoint was released */
-    bool done;       /* under mu */
     int64_t enq_ms;  /* monotonic time it was queued */
-    pthread_cond_t cv; /* signalled (under mu) when done: wakes only this caller */
+    sem_t done;      /* posted by the writer once rc, ok and err are final: wakes only
+                        this caller, which then takes no lock (a condition variable
+                        made every caller of a group queue for mu as it woke) */
     struct herr err;
 };
 
@@ -979,12 +981,10 @@ static void *writer_main(void *arg)
             }
         }
         ss->stats.full = ss->full_ms != 0;
-        for (size_t i = 0; i < n; i++) {
-            /* the caller may return once we release mu: no access after this loop. Each
-             * caller waits on its own condition, so only this group's callers wake. */
-            group[i]->done = true;
-            pthread_cond_signal(&group[i]->cv);
-        }
+        pthread_mutex_unlock(&ss->mu);
+        for (size_t i = 0; i < n; i++)
+            sem_post(&group[i]->done); /* its caller may return at once: not touched after */
+        pthread_mutex_lock(&ss->mu);
     }
     pthread_mutex_unlock(&ss->mu);
     t_writer_of = NULL;
@@ -1434,7 +1434,7 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
     memset(&r, 0, sizeof r);
     r.fn = fn;
     r.arg = arg;
-    pthread_cond_init(&r.cv, NULL);
+    sem_init(&r.done, 0, 0);
     if (!fn) {
         rc = herr_set(err, HR_INVAL, "store write without a function");
         goto out;
@@ -1473,9 +1473,9 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
         ss->head = &r;
     ss->tail = &r;
     pthread_cond_signal(&ss->work_cv);
-    while (!r.done)
-        pthread_cond_wait(&r.cv, &ss->mu);
     pthread_mutex_unlock(&ss->mu);
+    while (sem_wait(&r.done) != 0) /* EINTR: a signal handler ran */
+        ;
     rc = r.rc;
     if (rc < 0) {
         if (err)
@@ -1484,7 +1484,7 @@ static int sqlite_write(struct store *s, store_txn_fn fn, void *arg, struct herr
         herr_clear(err);
     }
 out:
-    pthread_cond_destroy(&r.cv);
+    sem_destroy(&r.done);
     return rc;
 }
 
