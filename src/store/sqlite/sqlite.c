@@ -289,7 +289,6 @@ struct sqlite_store {
     bool thread_started;
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* writer waits for requests */
-    pthread_cond_t done_cv; /* callers wait for their request */
     struct wreq *head, *tail;
     size_t queued;     /* requests waiting for the writer (not yet taken) */
     bool stopping;
@@ -1064,12 +1063,18 @@ static int sync_init(struct sqlite_store *ss, struct herr *err)
     int rc = HR_OK;
     bool mu = pthread_mutex_init(&ss->mu, NULL) == 0;
     bool wcv = pthread_cond_init(&ss->work_cv, NULL) == 0;
-    bool dcv = pthread_cond_init(&ss->done_cv, NULL) == 0;
     bool rmu = pthread_mutex_init(&ss->rmu, NULL) == 0;
     bool rcv = pthread_cond_init(&ss->rcv, NULL) == 0;
     bool cmu = pthread_mutex_init(&ss->cmu, NULL) == 0;
-    bool ccv = pthread_cond_init(&ss->ccv, NULL) == 0;
-    if (mu && wcv && dcv && rmu && rcv && cmu && ccv) {
+    pthread_condattr_t ca; /* ccv times the checkpointer's pause: a clock set back must
+                              not stretch it */
+    bool ccv = pthread_condattr_init(&ca) == 0;
+    if (ccv) {
+        ccv = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+              pthread_cond_init(&ss->ccv, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (mu && wcv && rmu && rcv && cmu && ccv) {
         ss->sync_ok = true;
         goto out;
     }
@@ -1081,8 +1086,6 @@ static int sync_init(struct sqlite_store *ss, struct herr *err)
         pthread_cond_destroy(&ss->rcv);
     if (rmu)
         pthread_mutex_destroy(&ss->rmu);
-    if (dcv)
-        pthread_cond_destroy(&ss->done_cv);
     if (wcv)
         pthread_cond_destroy(&ss->work_cv);
     if (mu)
@@ -1204,7 +1207,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframes)
 static void ckpt_pause(struct sqlite_store *ss)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+    clock_gettime(CLOCK_MONOTONIC, &until); /* ccv's clock (sync_init) */
     until.tv_nsec += CKPT_PAUSE_MS * 1000000L;
     until.tv_sec += until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
@@ -1418,7 +1421,6 @@ static void sqlite_close(struct store *s)
         pthread_mutex_destroy(&ss->cmu);
         pthread_cond_destroy(&ss->rcv);
         pthread_mutex_destroy(&ss->rmu);
-        pthread_cond_destroy(&ss->done_cv);
         pthread_cond_destroy(&ss->work_cv);
         pthread_mutex_destroy(&ss->mu);
         ss->sync_ok = false;
