@@ -142,21 +142,21 @@ result flow.store_transactions "$((tx1 - tx0))"
 result flow.store_commits "$((c1 - c0))"
 result flow.tx_per_commit "$(ratio $((tx1 - tx0)) $((c1 - c0)))"
 
-# light, paced run: latency without a backlog
-sink_reset
-before=$(metric herald_http_requests_total 'route="segment.v1",status="200"')
-sent0=$(metric herald_deliveries_total 'outcome="sent"')
-WRK_THREADS=1 WRK_CONNS=2 WRK_DURATION=$FLOW_LIGHT_DURATION BENCH_DELAY_MS=40 BENCH_RUN=light \
-    run_wrk flow-light "$HERALD_URL/v1/track" flow "$WRITE_AUTH" "$HERALD_PID"
-record_wrk flow.light 1
-flow_phase flow.light "$before" "$sent0"
+# paced_run NAME THREADS CONNS DELAY_MS: a paced wrk run of FLOW_LIGHT_DURATION s against
+# a fresh sink count, then its end-to-end figures under flow.NAME
+paced_run() {
+    local name=$1 before sent0
+    sink_reset
+    before=$(metric herald_http_requests_total 'route="segment.v1",status="200"')
+    sent0=$(metric herald_deliveries_total 'outcome="sent"')
+    WRK_THREADS=$2 WRK_CONNS=$3 WRK_DURATION=$FLOW_LIGHT_DURATION BENCH_DELAY_MS=$4 BENCH_RUN=$name \
+        run_wrk "flow-$name" "$HERALD_URL/v1/track" flow "$WRITE_AUTH" "$HERALD_PID"
+    record_wrk "flow.$name" 1
+    flow_phase "flow.$name" "$before" "$sent0"
+}
 
+# light, paced run: latency without a backlog
+paced_run light 1 2 40
 # ~1,000 events/s, paced: event -> delivery latency at the rate issue 14 names
-sink_reset
-before=$(metric herald_http_requests_total 'route="segment.v1",status="200"')
-sent0=$(metric herald_deliveries_total 'outcome="sent"')
-WRK_THREADS=2 WRK_CONNS=25 WRK_DURATION=$FLOW_LIGHT_DURATION BENCH_DELAY_MS=20 BENCH_RUN=paced \
-    run_wrk flow-paced "$HERALD_URL/v1/track" flow "$WRITE_AUTH" "$HERALD_PID"
-record_wrk flow.paced 1
-flow_phase flow.paced "$before" "$sent0"
+paced_run paced 2 25 20
 stop_pid "$HERALD_PID"

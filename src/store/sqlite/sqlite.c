@@ -1302,7 +1302,8 @@ out:
 }
 
 /* sqlite_global_init (once per process, before the first connection): the page cache
- * layer that skips empty truncations (pcache.h), and SQLite's memory statistics off. With them on, every sqlite3_malloc and sqlite3_free of every connection
+ * layer that skips empty truncations (pcache.h), and SQLite's memory statistics off.
+ * With those on, every sqlite3_malloc and sqlite3_free of every connection
  * takes one process-wide mutex (profiled: the writer and the readers queued on it, ~5 % of
  * the writer's time under the flow bench). herald reads no SQLite memory statistics and
  * sets no soft heap limit, which are the features it costs. Returns nothing: if the
