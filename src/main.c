@@ -11,6 +11,7 @@
 #include "engine/send.h"
 #include "engine/fanout.h"
 #include "ingest/ingest.h"
+#include "ingest/segment.h"
 #include "providers/http_client.h"
 #include "providers/provider.h"
 #include "render/hbs.h"
@@ -582,6 +583,7 @@ static int cmd_serve(int argc, char **argv)
     eng.unsub_mailto = cfg.unsub_mailto;
     eng.unsub_ttl_s = unsub_ttl_days * 86400;
     eng.clock = hclock_system();
+    eng.event_data = seg_run_data_new; /* runs and messages refer to their event's data */
     if (cfg.public_url[0]) /* tracking links (engine/tracking.h): no trailing slash */
         snprintf(public_url, sizeof public_url, "%.*s", (int)strcspn(cfg.public_url, "?#"),
                  cfg.public_url);

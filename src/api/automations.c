@@ -270,7 +270,7 @@ static int start_tx(struct store_txn *t, void *varg)
 {
     struct start_arg *s = varg;
     if (s->def)
-        return automation_start(s->e, t, s->def, NULL, 0, s->context, s->run_id, NULL);
+        return automation_start(s->e, t, s->def, NULL, 0, s->context, s->run_id, NULL, 0);
     return automation_start_by_id(s->e, t, s->automation, s->context, s->run_id, NULL);
 }
 
@@ -402,9 +402,8 @@ static cJSON *run_view(const cJSON *run)
 void api_automation_run_get(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
-    struct doc_rec d;
-    cJSON *run, *out;
-    int rc = store_doc_get(ctx->store, "runs", req->params[0], req->arena, &d);
+    cJSON *run = NULL, *out;
+    int rc = automation_run_get(ctx->engine, req->params[0], &run);
     if (rc == HR_NOTFOUND) {
         http_resp_error(resp, 404, "invalid_request_error", "run %.*s not found",
                         STR_FMT(req->params[0]));
@@ -414,7 +413,6 @@ void api_automation_run_get(void *vctx, struct http_req *req, struct http_resp *
         api_error_rc(resp, rc, NULL);
         return;
     }
-    run = cJSON_ParseWithLength(d.body.p, d.body.len);
     out = run_view(run);
     http_resp_json(resp, 200, out);
     cJSON_Delete(out);
@@ -459,14 +457,11 @@ void api_automation_runs_list(void *vctx, struct http_req *req, struct http_resp
     arr = cJSON_AddArrayToObject(out, "runs");
     cJSON_ArrayForEach(it, ids)
     {
-        struct doc_rec d;
-        cJSON *run;
-        if (store_doc_get(ctx->store, "runs", str_c(it->valuestring), req->arena, &d) != HR_OK)
+        cJSON *run = NULL;
+        if (automation_run_get(ctx->engine, str_c(it->valuestring), &run) != HR_OK)
             continue;
-        if ((run = cJSON_ParseWithLength(d.body.p, d.body.len))) {
-            cJSON_AddItemToArray(arr, run_view(run));
-            cJSON_Delete(run);
-        }
+        cJSON_AddItemToArray(arr, run_view(run));
+        cJSON_Delete(run);
     }
     http_resp_json(resp, 200, out);
     cJSON_Delete(out);

@@ -302,7 +302,7 @@ void api_message_history(void *vctx, struct http_req *req, struct http_resp *res
         if (i)
             rc = buf_putc(b, ',');
         if (rc == HR_OK)
-            rc = buf_append_str(b, engine_history_body(&m, &h[i], req->arena));
+            rc = buf_append_str(b, engine_history_body(ctx->engine, &m, &h[i], req->arena));
     }
     if (rc == HR_OK)
         rc = buf_append_c(b, "]}");

@@ -549,6 +549,58 @@ static bool run_final(const cJSON *run)
     return st && (!strcmp(st, "COMPLETED") || !strcmp(st, "CANCELED") || !strcmp(st, "FAILED"));
 }
 
+/* run_save: store run (a run whose data is its event's, run.data_event, is stored
+ * without context.data: run_load derives it again). */
+static int run_save(struct store_txn *t, const char *run_id, cJSON *run, int64_t now)
+{
+    cJSON *ctx = run_ctx(run), *data = NULL;
+    int rc;
+    if (ctx && cJSON_GetObjectItemCaseSensitive(run, SPEC_DATA_EVENT))
+        data = cJSON_DetachItemFromObjectCaseSensitive(ctx, "data");
+    rc = doc_save(t, C_RUNS, run_id, run, now);
+    if (data)
+        cJSON_AddItemToObject(ctx, "data", data);
+    return rc;
+}
+
+/* run_load: run run_id as committed (*out, caller owns; NULL on error), its data derived
+ * again from its event when run_save left it out. HR_NOTFOUND when there is no such run,
+ * HR_IO when its event is gone or unreadable (rows herald never deletes), else a store
+ * error. */
+static int run_load(struct engine *e, const char *run_id, cJSON **out)
+{
+    cJSON *ctx, *data = NULL;
+    int64_t ev = 0;
+    int rc = doc_load(NULL, e->store, C_RUNS, str_c(run_id), out);
+    if (rc < 0 || !json_i64(*out, SPEC_DATA_EVENT, &ev) || !(ctx = run_ctx(*out)) ||
+        cJSON_GetObjectItemCaseSensitive(ctx, "data"))
+        goto out;
+    rc = engine_event_data(e, ev, &data);
+    if (rc == HR_NOTFOUND || rc == HR_INVAL)
+        rc = HR_IO; /* the run is there; its data is not */
+    if (rc < 0) {
+        LOG_W("automation.run_data", "run=%s event=%lld rc=%s", run_id, (long long)ev,
+              hr_rc_str(rc));
+        cJSON_Delete(*out);
+        *out = NULL;
+        goto out;
+    }
+    cJSON_AddItemToObject(ctx, "data", data);
+out:
+    return rc;
+}
+
+int automation_run_get(struct engine *e, struct str run_id, cJSON **out)
+{
+    char id[AUTOMATION_RUN_ID_MAX + 1];
+    *out = NULL;
+    if (!run_id.p || run_id.len == 0 || run_id.len > AUTOMATION_RUN_ID_MAX)
+        return HR_NOTFOUND; /* longer than any run id herald makes or takes */
+    memcpy(id, run_id.p, run_id.len);
+    id[run_id.len] = '\0';
+    return run_load(e, id, out);
+}
+
 static int enqueue_step(struct store_txn *t, const char *run_id, int64_t step, int64_t run_at)
 {
     cJSON *j = cJSON_CreateObject();
@@ -613,7 +665,7 @@ int automation_runs_recent(struct store *s, struct str automation_id, size_t lim
 
 int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
                      const char *automation_id, int64_t version, const cJSON *context,
-                     const char *run_id, const cJSON *source)
+                     const char *run_id, const cJSON *source, int64_t data_event)
 {
     cJSON *run = NULL, *ctx, *tok = NULL, *existing = NULL;
     const cJSON *tdef = cJSON_GetObjectItemCaseSensitive(def, "cancelation_token");
@@ -666,11 +718,13 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
         cJSON_AddItemToObject(run, "source", cJSON_Duplicate(source, 1));
     cJSON_AddNumberToObject(run, "created", (double)now);
     cJSON_AddNumberToObject(run, "updated", (double)now);
+    if (data_event > 0 && e->event_data) /* stored without its data (run_save) */
+        cJSON_AddNumberToObject(run, SPEC_DATA_EVENT, (double)data_event);
     rc = step_first(e, t, run, run_id, now, &taken);
     if (rc == HR_OK && !taken)
         rc = enqueue_step(t, run_id, 0, 0);
     if (rc == HR_OK)
-        rc = doc_save(t, C_RUNS, run_id, run, now);
+        rc = run_save(t, run_id, run, now);
     if (rc == HR_OK && automation_id && automation_id[0])
         rc = run_index_add(t, automation_id, run_id, now);
 out:
@@ -691,7 +745,7 @@ int automation_start_by_id(struct engine *e, struct store_txn *t, struct str aut
     int rc = doc_load(NULL, store_txn_store(t), C_AUTOMATIONS, automation_id, &def);
     if (rc == HR_OK) {
         json_i64(def, "version", &v);
-        rc = automation_start(e, t, def, automation_id.p, v, context, run_id, source);
+        rc = automation_start(e, t, def, automation_id.p, v, context, run_id, source, 0);
     }
     cJSON_Delete(def);
     return rc;
@@ -705,7 +759,8 @@ static cJSON *data_copy(const cJSON *data)
 int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, const char *name,
                        int64_t event_id, int64_t received_ms)
 {
-    return automation_trigger_event(engine, t, data, data_copy, name, event_id, received_ms);
+    return automation_trigger_event(engine, t, data, false, data_copy, name, event_id,
+                                    received_ms);
 }
 
 /* userId and messageId are Segment fields: the same in the event and in its run data */
@@ -738,8 +793,8 @@ static int load_defs(void *store, const char *name, struct defset *out)
 }
 
 int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *data,
-                             cJSON *(*data_new)(const cJSON *event), const char *name,
-                             int64_t event_id, int64_t received_ms)
+                             bool stored, cJSON *(*data_new)(const cJSON *event),
+                             const char *name, int64_t event_id, int64_t received_ms)
 {
     struct engine *e = engine;
     struct defset *ds = NULL;
@@ -768,7 +823,10 @@ int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *dat
         snprintf(seed, sizeof seed, "event:%lld:%s", (long long)event_id, aid);
         id_derive(seed, received_ms, run_id);
         json_i64(ds->defs[i], "version", &v);
-        rc = automation_start(e, t, ds->defs[i], aid, v, ctx, run_id, src);
+        /* its data is e->event_data of the stored event (main: the same function as
+         * data_new): runs and messages refer to it instead of holding copies */
+        rc = automation_start(e, t, ds->defs[i], aid, v, ctx, run_id, src,
+                              stored && e->event_data == data_new ? event_id : 0);
         if (rc == HR_CONFLICT)
             rc = HR_OK; /* already started */
         if (rc < 0)
@@ -796,6 +854,7 @@ struct step_out {
     cJSON *profile;      /* replaces context.profile when set */
     int64_t next_at;     /* the next step's run_at (delay) */
     cJSON *send;         /* send: the message to enqueue */
+    int64_t data_event;  /* send: its data is the run's, which is this event's (run.data_event) */
     char msg_id[ID_LEN + 1];
     char *profile_id;    /* update-profile */
     cJSON *profile_set;
@@ -945,7 +1004,10 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
         cJSON_ArrayForEach(it, json_obj(ctx, "profile")) if (
             !cJSON_IsNull(it) && !cJSON_GetObjectItemCaseSensitive(to, it->string))
             cJSON_AddItemToObject(to, it->string, cJSON_Duplicate(it, 1));
-    /* by default the whole run data goes to the template, the step's own data on top */
+    /* by default the whole run data goes to the template, the step's own data on top.
+     * With none of its own, a run's event data stays a reference (engine_spec_data) */
+    if (!cJSON_GetObjectItemCaseSensitive(msg, "data"))
+        json_i64(run, SPEC_DATA_EVENT, &o->data_event);
     {
         cJSON *d = merge(json_obj(ctx, "data"), json_obj(msg, "data"), "overwrite");
         if (cJSON_GetObjectItemCaseSensitive(msg, "data"))
@@ -1349,7 +1411,8 @@ static int step_apply(struct store_txn *t, struct step_out *o, cJSON *run, int64
             cJSON_AddStringToObject(origin, "automation", json_str(run, "automation_id"));
             cJSON_AddNumberToObject(origin, "step", (double)o->step);
             cJSON_AddStringToObject(origin, "run", o->run_id);
-            rc = engine_send_enqueue(e, t, o->send, o->msg_id, o->run_id, origin);
+            rc = engine_send_enqueue_ev(e, t, o->send, o->msg_id, o->run_id, origin,
+                                        o->data_event);
             cJSON_Delete(origin);
             if (rc == HR_CONFLICT)
                 rc = HR_OK; /* sent by an earlier attempt of this step */
@@ -1382,7 +1445,7 @@ static int step_apply(struct store_txn *t, struct step_out *o, cJSON *run, int64
                 cJSON_DeleteItemFromObjectCaseSensitive(other, "updated");
                 cJSON_AddNumberToObject(other, "updated", (double)now);
                 cJSON_AddNumberToObject(other, "canceled", (double)now);
-                rc = doc_save(t, C_RUNS, it->valuestring, other, now);
+                rc = run_save(t, it->valuestring, other, now);
             }
             cJSON_Delete(other);
         }
@@ -1399,8 +1462,11 @@ static int step_apply(struct store_txn *t, struct step_out *o, cJSON *run, int64
     }
 
     /* the run's new state */
-    if (o->data)
-        cJSON_ReplaceItemInObjectCaseSensitive(ctx, "data", cJSON_Duplicate(o->data, 1));
+    if (o->data) { /* no longer the event's: stored with the run from now on */
+        cJSON_DeleteItemFromObjectCaseSensitive(run, SPEC_DATA_EVENT);
+        cJSON_DeleteItemFromObjectCaseSensitive(ctx, "data");
+        cJSON_AddItemToObject(ctx, "data", cJSON_Duplicate(o->data, 1));
+    }
     if (o->profile)
         cJSON_ReplaceItemInObjectCaseSensitive(ctx, "profile", cJSON_Duplicate(o->profile, 1));
     res = cJSON_CreateObject();
@@ -1466,7 +1532,7 @@ static int step_commit(struct store_txn *t, void *arg)
         goto out; /* canceled meanwhile, or a duplicate job */
     rc = step_apply(t, o, run, now);
     if (rc == HR_OK)
-        rc = doc_save(t, C_RUNS, o->run_id, run, now);
+        rc = run_save(t, o->run_id, run, now);
 out:
     cJSON_Delete(run);
     return rc;
@@ -1554,7 +1620,7 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
         snprintf(r->error, sizeof r->error, "automation step job without run or step");
         goto out;
     }
-    rc = doc_load(NULL, e->store, C_RUNS, str_c(rid), &run);
+    rc = run_load(e, rid, &run);
     if (rc == HR_NOTFOUND)
         goto out;
     if (rc < 0) {

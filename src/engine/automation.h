@@ -30,6 +30,7 @@
 #define AUTOMATION_MAX_DEPTH 8      /* nested invokes below a run started by an event or the API */
 #define AUTOMATION_MAX_TREE_RUNS 64 /* runs one root run may start through invokes, all levels */
 #define AUTOMATION_ID_MAX 128       /* automation ids: 1 to 128 of [A-Za-z0-9_.:-] */
+#define AUTOMATION_RUN_ID_MAX 255   /* run ids (herald's, or an invoke's own), at most */
 
 /* automation_validate: check a template {name?, steps, cancelation_token?}; HR_INVAL
  * with "steps[i]: reason". */
@@ -58,15 +59,25 @@ int automation_delete(struct store_txn *t, struct str id) HR_MUSTCHECK;
  * initial {data, profile, recipient, brand, template} (copied), `run_id` the new run's
  * id (HR_CONFLICT when it exists: the run was started already), `source` (may be NULL)
  * recorded on the run. A pure first step (send, send-list, delay) is taken in t, its
- * effects included; any other first step is enqueued as a job. */
+ * effects included; any other first step is enqueued as a job. data_event > 0 (with
+ * e->event_data set): context's data is e->event_data of that stored event, so the run
+ * and its send steps' messages keep a reference instead of copies (derived again when
+ * loaded) until a step replaces the data; 0: they keep copies. */
 int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
                      const char *automation_id, int64_t version, const cJSON *context,
-                     const char *run_id, const cJSON *source) HR_MUSTCHECK;
+                     const char *run_id, const cJSON *source, int64_t data_event)
+    HR_MUSTCHECK;
 /* automation_start_by_id: the same, with the latest committed version of automation_id
  * (read without locking it). HR_NOTFOUND when there is none. */
 int automation_start_by_id(struct engine *e, struct store_txn *t, struct str automation_id,
                            const cJSON *context, const char *run_id, const cJSON *source)
     HR_MUSTCHECK;
+
+/* automation_run_get: run run_id as stored (*out, new, caller owns), with its data
+ * derived again from its event when it keeps a reference (see automation_start).
+ * HR_NOTFOUND when there is none, HR_IO when its event is gone or unreadable, else a
+ * store error. Reads committed state, not inside a transaction. */
+int automation_run_get(struct engine *e, struct str run_id, cJSON **out) HR_MUSTCHECK;
 
 /* automation_runs_recent: the ids of automation_id's runs, newest first, at most limit,
  * as a JSON array of strings (caller owns). Runs of ad hoc steps are not indexed. */
@@ -83,10 +94,13 @@ int automation_trigger(void *engine, struct store_txn *t, const cJSON *data, con
 
 /* automation_trigger_event: the same from the event itself: data_new(event) builds the
  * run data (new; called only when something is linked to name, and owned here). The
- * ingest hook (main wires it), so an event nothing is linked to costs no copy. */
+ * ingest hook (main wires it), so an event nothing is linked to costs no copy. stored:
+ * event is the body stored under event_id as it is; then, when data_new is the engine's
+ * event_data, the runs refer to the event for their data (automation_start's
+ * data_event). */
 int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *event,
-                             cJSON *(*data_new)(const cJSON *event), const char *name,
-                             int64_t event_id, int64_t received_ms);
+                             bool stored, cJSON *(*data_new)(const cJSON *event),
+                             const char *name, int64_t event_id, int64_t received_ms);
 
 /* automation_link / unlink: inside t. unlink returns HR_NOTFOUND when absent. */
 int automation_link(struct store_txn *t, struct str event, struct str automation, int64_t now)

@@ -329,7 +329,7 @@ static int page_commit(struct store_txn *t, void *arg)
             fail++;
             continue;
         }
-        rc = send__enqueue_one(e, t, msg, to, mid, p->id, run_id, origin, true);
+        rc = send__enqueue_one(e, t, msg, to, mid, p->id, run_id, origin, true, 0);
         if (rc == HR_CONFLICT)
             rc = HR_OK; /* made by a run whose commit we did not see: the same message */
         if (rc == HR_OK && list_target)

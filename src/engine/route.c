@@ -417,6 +417,19 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
         snprintf(o->error, sizeof o->error, "stored message is unreadable");
         goto out;
     }
+    rc = engine_spec_data(e, spec); /* the data of its event, when it refers to one */
+    if (rc == HR_NOTFOUND || rc == HR_INVAL) {
+        o->final_status = "UNDELIVERABLE";
+        o->reason = "FAILED";
+        snprintf(o->error, sizeof o->error, "the stored event of its data is %s",
+                 rc == HR_NOTFOUND ? "gone" : "unreadable");
+        goto out;
+    }
+    if (rc < 0) {
+        o->retry = true;
+        snprintf(o->error, sizeof o->error, "cannot read its event: %s", hr_rc_str(rc));
+        goto out;
+    }
     to = json_obj(spec, "to");
     tid = json_str(spec, "template");
     if (tid) {

@@ -9,6 +9,7 @@
 #include "../util/id.h"
 #include "../render/elemental.h"
 #include "../util/jsonpatch.h"
+#include "../util/log.h"
 #include "../util/xalloc.h"
 
 #include <stdio.h>
@@ -59,8 +60,53 @@ char *send__history_json(int64_t ts, const char *type, const cJSON *body)
     return s;
 }
 
-struct str engine_history_body(const struct message_rec *m, const struct history_rec *h,
-                               struct arena *a)
+int engine_event_data(struct engine *e, int64_t event_id, cJSON **out)
+{
+    struct arena *a = NULL;
+    struct event_rec ev;
+    cJSON *body = NULL;
+    int rc = HR_NOTFOUND;
+    *out = NULL;
+    if (!e->event_data || event_id <= 0)
+        goto out;
+    a = arena_new(4096);
+    rc = store_event_get(e->store, event_id, a, &ev);
+    if (rc < 0)
+        goto out;
+    body = cJSON_ParseWithLength(ev.body.p, ev.body.len);
+    if (!cJSON_IsObject(body)) {
+        rc = HR_INVAL;
+        goto out;
+    }
+    *out = e->event_data(body);
+out:
+    cJSON_Delete(body);
+    arena_free(a);
+    return rc;
+}
+
+int engine_spec_data(struct engine *e, cJSON *spec)
+{
+    int64_t id = 0;
+    cJSON *data = NULL;
+    int rc = HR_OK;
+    if (!cJSON_IsObject(spec) || cJSON_GetObjectItemCaseSensitive(spec, "data") ||
+        !json_i64(spec, SPEC_DATA_EVENT, &id))
+        goto out;
+    rc = engine_event_data(e, id, &data);
+    if (rc < 0) {
+        LOG_W("send.event_data", "event=%lld rc=%s msg=\"cannot derive the data of a "
+              "message or run from its stored event\"", (long long)id, hr_rc_str(rc));
+        goto out;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, SPEC_DATA_EVENT);
+    cJSON_AddItemToObject(spec, "data", data);
+out:
+    return rc;
+}
+
+struct str engine_history_body(struct engine *e, const struct message_rec *m,
+                               const struct history_rec *h, struct arena *a)
 {
     cJSON *body = NULL, *spec = NULL, *data; /* stored by herald: parsed as they are */
     struct str out = h->body;
@@ -71,7 +117,7 @@ struct str engine_history_body(const struct message_rec *m, const struct history
     if (!cJSON_IsObject(body) || cJSON_GetObjectItemCaseSensitive(body, "data"))
         goto out; /* unreadable, or written with its data */
     spec = cJSON_ParseWithLength(m->spec.p, m->spec.len);
-    if (!cJSON_IsObject(json_obj(spec, "data")))
+    if (engine_spec_data(e, spec) < 0 || !cJSON_IsObject(json_obj(spec, "data")))
         goto out;
     data = cJSON_DetachItemFromObjectCaseSensitive(spec, "data");
     cJSON_AddItemToObject(body, "data", data);
@@ -497,7 +543,8 @@ static int64_t run_at(const cJSON *msg, int64_t now)
 
 int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
                       const cJSON *r, const char *msg_id, const char *request_id,
-                      const char *run_id, const cJSON *origin, bool bulk)
+                      const char *run_id, const cJSON *origin, bool bulk,
+                      int64_t data_event)
 {
     const cJSON *md = json_obj(msg, "metadata");
     int64_t now = hclock_now(e->clock), when = run_at(msg, now);
@@ -509,13 +556,19 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
     int rc;
 
     /* the stored spec: msg with `to` = r. Printed once, here on the writer: built of
-     * references to msg's members (no deep copy of the message's data) */
+     * references to msg's members (no deep copy of the message's data). A message whose
+     * data is its event's keeps the event's id instead (engine_spec_data) */
+    if (!e->event_data)
+        data_event = 0;
     cJSON_ArrayForEach(it, msg)
     {
-        if (it->string)
+        if (it->string && strcmp(it->string, SPEC_DATA_EVENT) != 0 &&
+            !(data_event > 0 && strcmp(it->string, "data") == 0))
             cJSON_AddItemReferenceToObject(spec, it->string,
                                            (cJSON *)(strcmp(it->string, "to") ? it : r));
     }
+    if (data_event > 0)
+        cJSON_AddNumberToObject(spec, SPEC_DATA_EVENT, (double)data_event);
     memset(&m, 0, sizeof m);
     m.id = str_c(msg_id);
     m.request_id = str_c(request_id);
@@ -582,6 +635,13 @@ static bool ran_hashed(struct store_txn *t, const char *request_id)
 int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
                         const char *request_id, const char *run_id, const cJSON *origin)
 {
+    return engine_send_enqueue_ev(e, t, msg, request_id, run_id, origin, 0);
+}
+
+int engine_send_enqueue_ev(struct engine *e, struct store_txn *t, const cJSON *msg,
+                           const char *request_id, const char *run_id, const cJSON *origin,
+                           int64_t data_event)
+{
     const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *r;
     int n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : 1;
     int rc = HR_OK;
@@ -600,7 +660,8 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *msg,
             snprintf(seed, sizeof seed, "%s:%d", request_id, i);
             id_derive(seed, id_time_ms(request_id), idbuf);
         }
-        rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin, false);
+        rc = send__enqueue_one(e, t, msg, r, idbuf, request_id, run_id, origin, false,
+                               data_event);
     }
     return rc;
 }

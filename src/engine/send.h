@@ -37,6 +37,9 @@
 #define SEND_DELIVER_KIND "send.deliver"
 #define SEND_MAX_RECIPIENTS 1000
 #define SEND_TIMEOUT_DEFAULT_MS (72LL * 3600 * 1000)
+/* a stored message spec's (or run's) reference to the event whose data it has
+ * (engine_spec_data); never taken from a caller's message */
+#define SPEC_DATA_EVENT "data_event"
 
 /* calls in flight per provider on one node when neither --provider-concurrency nor the
  * provider's limits say otherwise: deliveries are asynchronous, so this bounds what a
@@ -73,6 +76,11 @@ struct engine {
                                      click links, tracking.h: --public-url, else
                                      http://<listen>), no trailing slash; NULL:
                                      tracking is not applied. Not owned */
+    /* the run data of a stored event's parsed body (main: ingest's seg_run_data_new; a
+     * new object, caller owns). Set: runs and messages started by an event keep a
+     * reference to it (data_event) instead of a copy of its data, and loads derive the
+     * data again from the stored event. NULL: they keep their own copy */
+    cJSON *(*event_data)(const cJSON *event);
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,
@@ -102,13 +110,34 @@ int engine_send_enqueue(struct engine *e, struct store_txn *t, const cJSON *mess
                         const char *request_id, const char *run_id, const cJSON *origin)
     HR_MUSTCHECK;
 
+/* engine_send_enqueue_ev: engine_send_enqueue of a message whose data is, member for
+ * member, e->event_data of stored event data_event (> 0; an automation's send step that
+ * adds no data of its own, in a run started by that event): its spec stores the
+ * reference instead of the data (engine_spec_data puts it back). With data_event 0, or
+ * e->event_data NULL, the same as engine_send_enqueue. */
+int engine_send_enqueue_ev(struct engine *e, struct store_txn *t, const cJSON *message,
+                           const char *request_id, const char *run_id, const cJSON *origin,
+                           int64_t data_event) HR_MUSTCHECK;
+
+/* engine_event_data: *out = e->event_data of stored event event_id's body (new, caller
+ * owns; NULL on error). HR_NOTFOUND when the event is not stored (or e->event_data is
+ * NULL), HR_INVAL when its body is unreadable, else a store error. Reads committed rows
+ * (not inside a transaction). */
+int engine_event_data(struct engine *e, int64_t event_id, cJSON **out) HR_MUSTCHECK;
+
+/* engine_spec_data: a stored message spec (or run context) that refers to its event's
+ * data (a "data_event" member, no "data") gets its "data" back, derived from the stored
+ * event; the reference is removed. Anything else is left alone. Returns 0, or
+ * engine_event_data's error (spec unchanged). */
+int engine_spec_data(struct engine *e, cJSON *spec) HR_MUSTCHECK;
+
 /* engine_history_body: the body of history row h of message m as the history API shows
  * it. An ENQUEUED row does not hold the message's data (the spec has it; see
  * send__enqueue_one): its body comes back with `data` from m's spec added. Other rows,
  * and rows written with their data, come back as stored. The result lives in a (or is
  * h->body). */
-struct str engine_history_body(const struct message_rec *m, const struct history_rec *h,
-                               struct arena *a);
+struct str engine_history_body(struct engine *e, const struct message_rec *m,
+                               const struct history_rec *h, struct arena *a);
 
 /* engine_message_cancel: inside t, cancel message id when nothing was sent yet. Returns
  * 0 (canceled now or before), HR_CONFLICT (too late: sent or final), HR_NOTFOUND. */

@@ -31,11 +31,14 @@ int send__final(struct store_txn *t, struct message_rec *m, struct arena *a, con
 /* send__enqueue_one: inside t, create message msg_id for recipient r of the (validated)
  * message msg (its `to` replaced by r), its ENQUEUED history and its route job (bulk:
  * a fan-out's message, whose route and first deliver jobs yield to other jobs; see
- * send__enqueue_bulk). HR_CONFLICT when msg_id exists already (a replay: nothing
+ * send__enqueue_bulk). data_event > 0 (with e->event_data set): msg's data is that
+ * stored event's run data, and the spec keeps the reference instead (see
+ * engine_send_enqueue_ev). HR_CONFLICT when msg_id exists already (a replay: nothing
  * written). */
 int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
                       const cJSON *r, const char *msg_id, const char *request_id,
-                      const char *run_id, const cJSON *origin, bool bulk);
+                      const char *run_id, const cJSON *origin, bool bulk,
+                      int64_t data_event);
 /* send__is_final: a status after which nothing more happens. */
 bool send__is_final(struct str status);
 

@@ -485,7 +485,8 @@ static int apply(struct ingest *ig, struct store_txn *t, const cJSON *ev_in, int
     else if (strcmp(type, "group") == 0)
         rc = apply_group(t, uid, ev, received_ms, gs, client, event_id, rf);
     if (rc == HR_OK && name && ig && ig->trigger) /* run data only if something is linked */
-        rc = ig->trigger(ig->trigger_ctx, t, ev, seg_run_data_new, name, event_id, received_ms);
+        rc = ig->trigger(ig->trigger_ctx, t, ev, copy == NULL, seg_run_data_new, name,
+                         event_id, received_ms);
 out:
     cJSON_Delete(copy);
     free(name);

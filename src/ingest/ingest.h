@@ -21,12 +21,13 @@
 /* A trigger runs inside the events job's transaction for each applied event: event is
  * the normalised event, name its catalog name; data_new(event) builds the automation run
  * data (properties also at the top level; new, the caller owns it), which the trigger
- * calls only when something is linked to name. It keeps ingest free of the engine (wired
- * by main). */
+ * calls only when something is linked to name. stored: event is exactly the body stored
+ * under event_id (not a client key's trimmed identify), so data_new of the stored body
+ * gives the same data again. It keeps ingest free of the engine (wired by main). */
 typedef cJSON *(*ingest_data_fn)(const cJSON *event);
 typedef int (*ingest_trigger_fn)(void *ctx, struct store_txn *t, const cJSON *event,
-                                 ingest_data_fn data_new, const char *name, int64_t event_id,
-                                 int64_t received_ms);
+                                 bool stored, ingest_data_fn data_new, const char *name,
+                                 int64_t event_id, int64_t received_ms);
 
 struct ingest {
     struct store *store;      /* not owned */

@@ -8,6 +8,7 @@
 #include "../../../src/store/store.h"
 #include "../../../src/util/arena.h"
 
+#include <cjson/cJSON.h>
 #include <string.h>
 
 /* fx_run_jobs: run what is due now until nothing is (at most 50 rounds of 16); returns
@@ -57,6 +58,15 @@ static inline void fx_put_doc(struct store *s, int64_t now, const char *coll, co
     struct herr err;
     herr_clear(&err);
     assert_int_equal(store_write(s, fx_put_doc_tx, &p, &err), HR_OK);
+}
+
+/* fx_event_data_tagged: an engine.event_data for tests: the event, marked ("derived":
+ * "yes"), so a test sees that data was derived from the stored event, not copied */
+static inline cJSON *fx_event_data_tagged(const cJSON *event)
+{
+    cJSON *d = cJSON_Duplicate(event, 1);
+    cJSON_AddStringToObject(d, "derived", "yes");
+    return d;
 }
 
 #endif

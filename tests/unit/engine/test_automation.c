@@ -386,7 +386,7 @@ static int start_tx(struct store_txn *t, void *varg)
 {
     struct start_arg *s = varg;
     return automation_start(s->e, t, s->def, s->automation_id, s->version, s->ctx, s->run_id,
-                            NULL);
+                            NULL, 0);
 }
 
 /* start: automation_start(def_json, ctx_json) as run run_id; returns the rc. */
@@ -721,8 +721,8 @@ struct lazy_arg {
 static int lazy_tx(struct store_txn *t, void *varg)
 {
     struct lazy_arg *a = varg;
-    return automation_trigger_event(&a->f->e, t, a->event, counting_data_new, a->name, 9,
-                                    hclock_now(&a->f->clk.base));
+    return automation_trigger_event(&a->f->e, t, a->event, false, counting_data_new, a->name,
+                                    9, hclock_now(&a->f->clk.base));
 }
 
 /* The ingest hook builds an event's run data only when something is linked to it. */
@@ -744,6 +744,152 @@ static void test_trigger_event_builds_data_only_when_linked(void **state)
     assert_int_equal(data_new_calls, 1);
     assert_int_equal(count_runs(f), 1);
     cJSON_Delete(ev);
+}
+
+struct evrun_arg {
+    struct fx *f;
+    const char *body;
+    bool stored;
+    int64_t event_id;
+};
+
+/* evrun_tx: store body as an event and trigger track/Ev with it */
+static int evrun_tx(struct store_txn *t, void *varg)
+{
+    struct evrun_arg *a = varg;
+    int64_t now = hclock_now(&a->f->clk.base);
+    struct event_rec rec = {.source_id = 1, .message_id = str_c(a->stored ? "e-s" : "e-c"),
+                            .type = str_c("track"), .user_id = str_c("ru"),
+                            .body = str_c(a->body), .received_ms = now};
+    cJSON *ev = cJSON_Parse(a->body);
+    int rc = store_event_insert(t, &rec, 0, &a->event_id);
+    if (rc == HR_OK)
+        rc = automation_trigger_event(&a->f->e, t, ev, a->stored, fx_event_data_tagged,
+                                      "track/Ev", a->event_id, now);
+    cJSON_Delete(ev);
+    return rc;
+}
+
+/* evdef_tx: automation auto-ev (send t1, delay, send t2, send t3 with data of its own),
+ * linked to track/Ev */
+static int evdef_tx(struct store_txn *t, void *varg)
+{
+    struct fx *f = varg;
+    int64_t now = hclock_now(&f->clk.base), v = 0;
+    cJSON *def = cJSON_Parse(
+        "{\"steps\":[{\"action\":\"send\",\"template\":\"t1\",\"recipient\":"
+        "\"refs.data.userId\"},{\"action\":\"delay\",\"duration\":\"1 minute\"},"
+        "{\"action\":\"send\",\"template\":\"t2\",\"recipient\":\"refs.data.userId\"},"
+        "{\"action\":\"send\",\"template\":\"t3\",\"recipient\":\"refs.data.userId\","
+        "\"data\":{\"y\":2}}]}");
+    int rc = automation_put(t, str_c("auto-ev"), def, now, &v);
+    cJSON_Delete(def);
+    if (rc == HR_OK)
+        rc = automation_link(t, str_c("track/Ev"), str_c("auto-ev"), now);
+    return rc;
+}
+
+/* run_of: the id of automation auto-ev's run for event_id (into buf) */
+static const char *run_of(struct fx *f, int64_t event_id, char *buf, size_t cap)
+{
+    struct doc_rec *docs = NULL;
+    size_t n = 0;
+    assert_int_equal(store_doc_list(f->s, "runs", STR_NULL, STR_NULL, 100, f->a, &docs, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *r = cJSON_ParseWithLength(docs[i].body.p, docs[i].body.len);
+        int64_t ev = 0;
+        if (json_i64(json_obj(r, "source"), "event_id", &ev) && ev == event_id) {
+            snprintf(buf, cap, "%s", json_str(r, "id"));
+            cJSON_Delete(r);
+            return buf;
+        }
+        cJSON_Delete(r);
+    }
+    fail_msg("no run for event %lld", (long long)event_id);
+    return NULL;
+}
+
+/* spec_of: the stored spec of run_id's message of template tmpl (parsed, caller owns) */
+static cJSON *spec_of(struct fx *f, const char *run_id, const char *tmpl)
+{
+    struct message_filter mf = {.run_id = str_c(run_id), .limit = 10};
+    struct message_rec *ms = NULL;
+    size_t nm = 0;
+    assert_int_equal(store_message_list(f->s, &mf, f->a, &ms, &nm), HR_OK);
+    for (size_t i = 0; i < nm; i++)
+        if (str_eq_c(ms[i].notification, tmpl))
+            return cJSON_ParseWithLength(ms[i].spec.p, ms[i].spec.len);
+    fail_msg("run %s has no message of %s", run_id, tmpl);
+    return NULL;
+}
+
+/* A run started by a stored event keeps a reference to the event, not a copy of its
+ * data, and so do its send steps' messages that add no data of their own; loads derive
+ * the data again. A step's own data, a client key's altered event (not stored as it
+ * is) and an engine without event_data keep copies. */
+static void test_run_data_from_event(void **state)
+{
+    struct fx *f = *state;
+    const char *body = "{\"type\":\"track\",\"userId\":\"ru\",\"order\":\"o-1\"}";
+    struct evrun_arg a = {f, body, true, 0};
+    struct herr err;
+    char rid[64];
+    int64_t ev = 0;
+    cJSON *raw, *run, *spec, *want, *parsed = cJSON_Parse(body);
+    herr_clear(&err);
+    f->e.event_data = fx_event_data_tagged;
+    assert_int_equal(store_write(f->s, evdef_tx, f, &err), HR_OK);
+    assert_int_equal(store_write(f->s, evrun_tx, &a, &err), HR_OK);
+    run_of(f, a.event_id, rid, sizeof rid);
+    raw = doc(f, "runs", rid); /* stored: the reference, no data */
+    assert_true(json_i64(raw, SPEC_DATA_EVENT, &ev));
+    assert_int_equal(ev, a.event_id);
+    assert_null(cJSON_GetObjectItemCaseSensitive(json_obj(raw, "context"), "data"));
+    assert_string_equal(json_str(raw, "status"), "RUNNING"); /* the delay is a job */
+    cJSON_Delete(raw);
+    assert_int_equal(automation_run_get(&f->e, str_c(rid), &run), HR_OK); /* derived */
+    want = fx_event_data_tagged(parsed);
+    cJSON_Delete(parsed);
+    assert_true(cJSON_Compare(json_obj(json_obj(run, "context"), "data"), want, true));
+    cJSON_Delete(run);
+    spec = spec_of(f, rid, "t1");
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, "data"));
+    assert_true(json_i64(spec, SPEC_DATA_EVENT, &ev) && ev == a.event_id);
+    cJSON_Delete(spec);
+
+    /* after the delay: the step jobs load the run (data derived) and send again */
+    assert_int_equal(run_jobs(f), 1);
+    assert_run_status(f, rid, "WAITING");
+    hclock_manual_advance(&f->clk, MIN);
+    assert_int_equal(run_jobs(f), 2);
+    assert_run_status(f, rid, "COMPLETED");
+    spec = spec_of(f, rid, "t2"); /* no data of its own: a reference again */
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, "data"));
+    assert_true(json_i64(spec, SPEC_DATA_EVENT, &ev) && ev == a.event_id);
+    cJSON_Delete(spec);
+    spec = spec_of(f, rid, "t3"); /* its own data on top of the run's: a copy */
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, SPEC_DATA_EVENT));
+    assert_int_equal(json_obj(spec, "data") ? cJSON_GetArraySize(json_obj(spec, "data")) : 0,
+                     cJSON_GetArraySize(want) + 1);
+    assert_string_equal(json_str(json_obj(spec, "data"), "derived"), "yes");
+    cJSON_Delete(spec);
+    raw = doc(f, "runs", rid); /* still stored without its data */
+    assert_null(cJSON_GetObjectItemCaseSensitive(json_obj(raw, "context"), "data"));
+    cJSON_Delete(raw);
+
+    /* an event that is not stored as it is: copies */
+    a.stored = false;
+    assert_int_equal(store_write(f->s, evrun_tx, &a, &err), HR_OK);
+    run_of(f, a.event_id, rid, sizeof rid);
+    raw = doc(f, "runs", rid);
+    assert_null(cJSON_GetObjectItemCaseSensitive(raw, SPEC_DATA_EVENT));
+    assert_true(cJSON_Compare(json_obj(json_obj(raw, "context"), "data"), want, true));
+    cJSON_Delete(raw);
+    spec = spec_of(f, rid, "t1");
+    assert_true(cJSON_Compare(json_obj(spec, "data"), want, true));
+    cJSON_Delete(spec);
+    cJSON_Delete(want);
+    f->e.event_data = NULL;
 }
 
 /* start_for: start def as run run_id of automation aid (NULL: ad hoc). */
@@ -821,6 +967,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_first_send_list_taken_at_start, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_trigger_once_per_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_data_from_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trigger_event_builds_data_only_when_linked, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_runs_recent, setup, teardown),

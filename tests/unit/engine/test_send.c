@@ -192,7 +192,7 @@ static void test_enqueued_history_data_from_spec(void **state)
     assert_non_null(b);
     assert_null(cJSON_GetObjectItemCaseSensitive(b, "data")); /* not stored */
     cJSON_Delete(b);
-    shown = engine_history_body(&m, &h[0], f->a);
+    shown = engine_history_body(&f->e, &m, &h[0], f->a);
     b = cJSON_ParseWithLength(shown.p, shown.len);
     assert_non_null(b);
     assert_string_equal(json_str(json_obj(json_obj(b, "data"), "order"), "id"), "o-1");
@@ -201,11 +201,127 @@ static void test_enqueued_history_data_from_spec(void **state)
     cJSON_Delete(b);
     old = h[0];
     old.body = str_c("{\"ts\":1,\"type\":\"ENQUEUED\",\"data\":{\"was\":1}}");
-    shown = engine_history_body(&m, &old, f->a);
+    shown = engine_history_body(&f->e, &m, &old, f->a);
     assert_true(str_eq_c(shown, old.body.p));
     old.type = str_c("SENT");
     old.body = str_c("{\"ts\":1,\"type\":\"SENT\"}");
-    assert_true(str_eq_c(engine_history_body(&m, &old, f->a), old.body.p));
+    assert_true(str_eq_c(engine_history_body(&f->e, &m, &old, f->a), old.body.p));
+}
+
+struct ev_send_arg {
+    struct engine *e;
+    cJSON *msg;
+    const char *request_id, *body;
+    int64_t event_id; /* 0: store body as a new event and refer to it */
+};
+
+static int ev_send_tx(struct store_txn *t, void *varg)
+{
+    struct ev_send_arg *s = varg;
+    struct event_rec rec = {.source_id = 1, .message_id = str_c(s->request_id),
+                            .type = str_c("track"), .user_id = STR_NULL,
+                            .body = str_c(s->body), .received_ms = hclock_now(s->e->clock)};
+    int rc = HR_OK;
+    if (s->event_id == 0)
+        rc = store_event_insert(t, &rec, 0, &s->event_id);
+    if (rc == HR_OK)
+        rc = engine_send_enqueue_ev(s->e, t, s->msg, s->request_id, NULL, NULL, s->event_id);
+    return rc;
+}
+
+/* history_body: the body of message id's first history row of type, as the API shows it
+ * (parsed, caller owns), or NULL */
+static cJSON *history_body(struct fx *f, const char *id, const char *type)
+{
+    struct message_rec m;
+    struct history_rec *h = NULL;
+    size_t n = 0;
+    struct str shown;
+    assert_int_equal(store_message_get(f->s, str_c(id), f->a, &m), HR_OK);
+    assert_int_equal(store_history_list(f->s, str_c(id), str_c(type), f->a, &h, &n), HR_OK);
+    if (n == 0)
+        return NULL;
+    shown = engine_history_body(&f->e, &m, &h[0], f->a);
+    return cJSON_ParseWithLength(shown.p, shown.len);
+}
+
+/* A message whose data is its event's (an automation's send step) stores the event's id,
+ * not the data; the route renders with the data derived from the stored event, and the
+ * history shows it. Without event_data, or for a plain send, the spec keeps the data.
+ * An event that is gone makes the message UNDELIVERABLE, not a crash or a retry loop. */
+static void test_message_data_from_event(void **state)
+{
+    struct fx *f = *state;
+    const char *msg = "{\"to\":{\"email\":\"a@example.com\"},\"content\":{\"title\":\"Hi\","
+                      "\"body\":\"order {{order_id}} {{derived}}\"},\"data\":{\"order_id\":"
+                      "\"o-7\"}}";
+    struct ev_send_arg s = {&f->e, cJSON_Parse(msg), "me1", "{\"type\":\"track\","
+                            "\"order_id\":\"o-7\"}", 0};
+    struct message_rec m;
+    struct herr err;
+    cJSON *spec, *b, *data;
+    herr_clear(&err);
+    console(f, "c1", "email", NULL);
+    f->e.event_data = fx_event_data_tagged;
+    assert_int_equal(store_write(f->s, ev_send_tx, &s, &err), HR_OK);
+    assert_true(s.event_id > 0);
+    assert_int_equal(store_message_get(f->s, str_c("me1"), f->a, &m), HR_OK);
+    spec = cJSON_ParseWithLength(m.spec.p, m.spec.len);
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, "data")); /* not stored */
+    {
+        int64_t ev = 0;
+        assert_true(json_i64(spec, SPEC_DATA_EVENT, &ev));
+        assert_int_equal(ev, s.event_id);
+    }
+    assert_int_equal(engine_spec_data(&f->e, spec), HR_OK); /* derived back */
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, SPEC_DATA_EVENT));
+    data = json_obj(spec, "data");
+    assert_string_equal(json_str(data, "order_id"), "o-7");
+    assert_string_equal(json_str(data, "derived"), "yes");
+    cJSON_Delete(spec);
+    b = history_body(f, "me1", "ENQUEUED");
+    assert_string_equal(json_str(json_obj(b, "data"), "derived"), "yes");
+    cJSON_Delete(b);
+    run_jobs(f);
+    assert_status(f, "me1", "SENT");
+    b = history_body(f, "me1", "RENDERED");
+    assert_non_null(strstr(json_str(json_obj(b, "output"), "text"), "order o-7 yes"));
+    cJSON_Delete(b);
+
+    /* an event that is not stored: UNDELIVERABLE, with why */
+    s.request_id = "me2";
+    s.event_id = 999999;
+    assert_int_equal(store_write(f->s, ev_send_tx, &s, &err), HR_OK);
+    run_jobs(f);
+    assert_status(f, "me2", "UNDELIVERABLE");
+    assert_int_equal(store_message_get(f->s, str_c("me2"), f->a, &m), HR_OK);
+    assert_non_null(strstr(m.error.p, "event"));
+
+    /* no event_data: the data is stored as it is, whatever the caller passed */
+    f->e.event_data = NULL;
+    s.request_id = "me3";
+    s.event_id = 0;
+    assert_int_equal(store_write(f->s, ev_send_tx, &s, &err), HR_OK);
+    assert_int_equal(store_message_get(f->s, str_c("me3"), f->a, &m), HR_OK);
+    spec = cJSON_ParseWithLength(m.spec.p, m.spec.len);
+    assert_string_equal(json_str(json_obj(spec, "data"), "order_id"), "o-7");
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, SPEC_DATA_EVENT));
+    cJSON_Delete(spec);
+    run_jobs(f);
+    b = history_body(f, "me3", "RENDERED");
+    assert_non_null(strstr(json_str(json_obj(b, "output"), "text"), "order o-7"));
+    assert_null(strstr(json_str(json_obj(b, "output"), "text"), "yes"));
+    cJSON_Delete(b);
+    cJSON_Delete(s.msg);
+
+    /* a caller's message cannot smuggle a reference in: it is not stored */
+    f->e.event_data = fx_event_data_tagged;
+    send(f, "me4", "{\"to\":{\"email\":\"a@example.com\"},\"content\":{\"title\":\"Hi\","
+                   "\"body\":\"x\"},\"data_event\":1}");
+    assert_int_equal(store_message_get(f->s, str_c("me4"), f->a, &m), HR_OK);
+    spec = cJSON_ParseWithLength(m.spec.p, m.spec.len);
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, SPEC_DATA_EVENT));
+    cJSON_Delete(spec);
 }
 
 /* One channel: the route job makes the call itself and commits routing and outcome
@@ -460,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_rate_limit_waits_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_taken_over_marks_retaken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_data_from_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handed_over_then_taken_over_counts_both_jobs,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_fused_sent_once_hooks_see_routed, setup,

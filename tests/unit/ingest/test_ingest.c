@@ -241,10 +241,11 @@ static void test_track_ensures_profile_without_rewrite(void **state)
 }
 
 /* busy_trigger: a trigger that fails with a transient error while *busy (ctx) holds. */
-static int busy_trigger(void *ctx, struct store_txn *t, const cJSON *event, ingest_data_fn d,
-                        const char *name, int64_t event_id, int64_t received_ms)
+static int busy_trigger(void *ctx, struct store_txn *t, const cJSON *event, bool stored,
+                        ingest_data_fn d, const char *name, int64_t event_id,
+                        int64_t received_ms)
 {
-    (void)t, (void)event, (void)d, (void)name, (void)event_id, (void)received_ms;
+    (void)t, (void)event, (void)stored, (void)d, (void)name, (void)event_id, (void)received_ms;
     return *(bool *)ctx ? HR_BUSY : HR_OK;
 }
 
