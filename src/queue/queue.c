@@ -1847,7 +1847,12 @@ static void *worker_main(void *arg)
 {
     struct runner *r = arg;
     struct queue *q = r->q;
-    size_t per = (size_t)(q->cfg.batch / q->cfg.workers);
+    /* a whole batch per lease: a worker's jobs are short now (a provider call is async),
+     * and an idle worker takes unstarted ones from a busy one's batch. A quarter each
+     * (4 of 16) made every 4 jobs leased from the store wait for a group commit: /send
+     * delivered 4,250/s with a backlog left in the store, 4,750-5,800/s without at 16
+     * (docs/PERFORMANCE.md, session 18) */
+    size_t per = (size_t)q->cfg.batch;
     size_t leased, ran;
     uint64_t seq;
     int rc;

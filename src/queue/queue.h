@@ -150,9 +150,9 @@ struct queue_cfg {
                                       again; default 5. From the second takeover on it
                                       runs alone (one such suspect per node at a time),
                                       so only its own deaths count against it */
-    int batch;                     /* jobs leased per round, over all workers (each worker
-                                      leases batch/workers); default 16. An idle worker
-                                      takes unstarted jobs from a busy one's batch before
+    int batch;                     /* jobs a worker leases (or takes from the ready list)
+                                      per round; default 16. An idle worker takes
+                                      unstarted jobs from a busy one's batch before
                                       leasing, so no job waits behind a slow one */
 };
 

@@ -1012,7 +1012,7 @@ static void test_pool_slow_job_does_not_hold_batch(void **state)
     struct herr err = {0};
 
     cfg.workers = 2;
-    cfg.batch = 16; /* 8 per worker: one lease takes all eight jobs */
+    cfg.batch = 8; /* one lease takes all eight jobs */
     q = queue_new(f->s, NULL, &cfg, hs, 1);
     assert_int_equal(store_write(f->s, enq_slow_first_fn, NULL, &err), 0);
     assert_int_equal(queue_start(q), 0);
@@ -1989,7 +1989,7 @@ static void test_bulk_lane_yields_to_store(void **state)
 
     pthread_mutex_init(&g->lane.mu, NULL);
     cfg.workers = 1;
-    cfg.batch = 4; /* as each of the default 4 workers: a bulk take is 4/4 = 1 job */
+    cfg.batch = 4; /* a bulk take is 4/4 = 1 job */
     q = queue_new(f->s, NULL, &cfg, hs, 2);
     assert_int_equal(queue_start(q), 0);
     sleep_ms(50);
