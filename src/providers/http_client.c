@@ -331,13 +331,22 @@ bool http_client_header_value_ok(const char *s)
     return true;
 }
 
+#define URL_MAX 2048
+
+/* the last URL this thread found good: a provider's deliveries check the same one over
+ * and over, and libcurl's parse was 5.5 % of the workers' samples under /send */
+static _Thread_local char url_ok_last[URL_MAX + 1];
+
 bool http_client_url_ok(const char *s)
 {
     bool ok = false;
     char *scheme = NULL, *host = NULL;
     CURLU *u;
-    if (!s || strlen(s) > 2048)
+    size_t n;
+    if (!s || (n = strlen(s)) > URL_MAX)
         return false;
+    if (n > 0 && strcmp(s, url_ok_last) == 0)
+        return true; /* a pure function of s: the same answer as last time */
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if (*p <= 0x20 || *p == 0x7f)
             return false;
@@ -351,6 +360,8 @@ bool http_client_url_ok(const char *s)
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] &&
         (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0))
         ok = true;
+    if (ok)
+        memcpy(url_ok_last, s, n + 1);
     curl_free(scheme);
     curl_free(host);
     curl_url_cleanup(u);

@@ -1418,6 +1418,36 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(http_client_retry_after("99999999", now), 86400000); /* capped */
 }
 
+/* http_client_url_ok: absolute http(s) URLs with a host only; the same answer whether
+ * or not the thread just checked that URL (it remembers the last good one) */
+static void test_url_ok(void **state)
+{
+    char long_url[2100];
+    (void)state;
+    for (int round = 0; round < 2; round++) { /* the second round hits the remembered one */
+        assert_true(http_client_url_ok("https://api.example.com/v1/hook?x=1"));
+        assert_false(http_client_url_ok("https://api.example.com/v1/hook?x=1 "));
+        assert_false(http_client_url_ok("https://api.example.com/v1/hook?x=\x01"));
+        assert_false(http_client_url_ok("ftp://api.example.com/v1/hook"));
+        assert_false(http_client_url_ok("https://"));
+        assert_false(http_client_url_ok("/relative"));
+        assert_false(http_client_url_ok(""));
+        assert_false(http_client_url_ok(NULL));
+        assert_true(http_client_url_ok("http://127.0.0.1:8080/"));
+    }
+    assert_true(http_client_url_ok("https://api.example.com/v1/hook?x=1"));
+    assert_true(http_client_url_ok("https://api.example.com/v1/hook?x=")); /* a prefix */
+    assert_false(http_client_url_ok("https://api.example.com/v1/hook?x= ")); /* then bad */
+    memset(long_url, 'a', sizeof long_url - 1);
+    memcpy(long_url, "https://h/", 10);
+    long_url[2048] = '\0';
+    assert_true(http_client_url_ok(long_url)); /* 2,048 characters: the limit */
+    assert_true(http_client_url_ok(long_url));
+    long_url[2048] = 'a';
+    long_url[2049] = '\0';
+    assert_false(http_client_url_ok(long_url)); /* one more */
+}
+
 /* the egress guard and secrets: a loopback target is refused without the allowlist;
  * echoed credentials are scrubbed; URL passwords are masked */
 static void test_egress_and_scrub(void **state)
@@ -1511,6 +1541,7 @@ int main(void)
         cmocka_unit_test(test_addressable),
         cmocka_unit_test(test_console),
         cmocka_unit_test(test_retry_after_parse),
+        cmocka_unit_test(test_url_ok),
     };
     return cmocka_run_group_tests_name("providers", tests, group_setup, group_teardown);
 }
