@@ -334,7 +334,7 @@ struct store_ops {
     int (*job_defer)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms);
     int (*job_get)(struct store *s, int64_t id, struct arena *a, struct job *out);
     int (*job_counts)(struct store *s, struct arena *a, struct job_count **out, size_t *n);
-    int (*job_next_run_at)(struct store *s, int64_t *out_ms);
+    int (*job_next_run_at)(struct store *s, bool leases, int64_t *out_ms);
     int (*job_list)(struct store *s, int state, size_t limit, struct arena *a, struct job **out,
                     size_t *n);
     /* job_expire_leases: end every lease now (NULL for stores shared by several
@@ -526,8 +526,12 @@ static inline int store_job_get(struct store *s, int64_t id, struct arena *a, st
 { return s->ops->job_get(s, id, a, out); }
 static inline int store_job_counts(struct store *s, struct arena *a, struct job_count **out, size_t *n)
 { return s->ops->job_counts(s, a, out, n); }
-static inline int store_job_next_run_at(struct store *s, int64_t *out_ms)
-{ return s->ops->job_next_run_at(s, out_ms); }
+/* job_next_run_at: *out_ms = the earliest run_at of a queued job, and with leases also
+ * the earliest end of a lease (a job taken over then); HR_NOTFOUND when there is none.
+ * Without leases it is an index seek; with them it walks every leased job (thousands
+ * under load): a busy runner asks without, an idle one with. */
+static inline int store_job_next_run_at(struct store *s, bool leases, int64_t *out_ms)
+{ return s->ops->job_next_run_at(s, leases, out_ms); }
 
 /* store_is_exclusive: true when only this process uses the store (SQLite), so work an
  * earlier process left unfinished is known dead; false when several nodes share it. */

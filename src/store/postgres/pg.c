@@ -113,6 +113,7 @@ enum stmt_id {
     S_JOB_GET,
     S_JOB_COUNTS,
     S_JOB_NEXT,
+    S_JOB_NEXT_QUEUED,
     S_JOB_LIST,
     S_DOC_GET,
     S_DOC_LOCK,
@@ -229,6 +230,7 @@ static const char *const SQL[S_COUNT] = {
     [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1::bigint",
     [S_JOB_COUNTS] = "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state "
                      "ORDER BY kind, state",
+    [S_JOB_NEXT_QUEUED] = "SELECT min(run_at_ms) FROM jobs WHERE state = 0",
     [S_JOB_NEXT] = "SELECT least((SELECT min(run_at_ms) FROM jobs WHERE state = 0), "
                    "(SELECT min(lease_until_ms) FROM jobs WHERE state = 1))",
     [S_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE state = $1::bigint "
@@ -1867,10 +1869,11 @@ out:
     return rc;
 }
 
-static int pg_job_next_run_at(struct store *s, int64_t *out_ms)
+static int pg_job_next_run_at(struct store *s, bool leases, int64_t *out_ms)
 {
     PGresult *r = NULL;
-    int rc = rd_q((struct pg_store *)s, S_JOB_NEXT, NULL, &r, "job_next_run_at");
+    int rc = rd_q((struct pg_store *)s, leases ? S_JOB_NEXT : S_JOB_NEXT_QUEUED, NULL, &r,
+                  "job_next_run_at");
     if (rc == HR_OK) {
         if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0))
             rc = HR_NOTFOUND;

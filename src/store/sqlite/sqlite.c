@@ -166,6 +166,8 @@ static const char SQL_JOB_NEXT[] =
     " SELECT * FROM (SELECT run_at_ms AS t FROM jobs WHERE state = 0"
     "  ORDER BY run_at_ms LIMIT 1)"
     " UNION ALL SELECT min(lease_until_ms) FROM jobs WHERE state = 1)";
+static const char SQL_JOB_NEXT_QUEUED[] =
+    "SELECT run_at_ms FROM jobs WHERE state = 0 ORDER BY run_at_ms LIMIT 1";
 
 static const char SQL_JOB_EXPIRE[] =
     "UPDATE jobs SET lease_until_ms = ?1 WHERE state = 1 AND lease_until_ms > ?1";
@@ -2164,7 +2166,7 @@ out:
     return rc;
 }
 
-static int sqlite_job_next_run_at(struct store *s, int64_t *out_ms)
+static int sqlite_job_next_run_at(struct store *s, bool leases, int64_t *out_ms)
 {
     struct sqlite_store *ss = (struct sqlite_store *)s;
     struct conn *c = NULL;
@@ -2172,10 +2174,15 @@ static int sqlite_job_next_run_at(struct store *s, int64_t *out_ms)
     int src, rc = reader_get(ss, &c);
     if (rc < 0)
         goto out;
-    rc = conn_stmt(c, SQL_JOB_NEXT, &st);
+    rc = conn_stmt(c, leases ? SQL_JOB_NEXT : SQL_JOB_NEXT_QUEUED, &st);
     if (rc < 0)
         goto out;
-    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE && !leases) { /* no queued job */
+        rc = HR_NOTFOUND;
+        goto out;
+    }
+    if (src != SQLITE_ROW) {
         rc = db_fail(c, src, "job_next_run_at");
         goto out;
     }

@@ -807,7 +807,7 @@ static void test_run_at_scheduling(void **state)
     int64_t next = 0;
 
     enqueue(f, "t", "{}", T0 + 5000, 0);
-    assert_int_equal(store_job_next_run_at(f->s, &next), 0);
+    assert_int_equal(store_job_next_run_at(f->s, true, &next), 0);
     assert_int_equal(next, T0 + 5000);
     assert_int_equal(run_once(q), 0);
     hclock_manual_advance(&f->clk, 4999);

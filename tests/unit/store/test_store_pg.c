@@ -929,21 +929,24 @@ static void test_job_counts_and_next_run_at(void **state)
 
     assert_int_equal(store_job_counts(f->s, f->a, &c, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(store_job_next_run_at(f->s, &at), HR_NOTFOUND);
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), HR_NOTFOUND);
+    assert_int_equal(store_job_next_run_at(f->s, false, &at), HR_NOTFOUND);
     assert_int_equal(w_insert(f, "email", T0 + 10000, NULL, &a_id), 0);
     assert_int_equal(w_insert(f, "sms", T0 + 5000, NULL, &b_id), 0);
     assert_int_equal(w_insert(f, "sms", T0 + 7000, NULL, NULL), 0);
-    assert_int_equal(store_job_next_run_at(f->s, &at), 0);
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), 0);
     assert_int_equal(at, T0 + 5000);
 
     hclock_manual_advance(&f->clock, 5000);
     assert_int_equal(w_lease(f, 1000, 1, NULL, &js, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(js[0].id, b_id);
-    assert_int_equal(store_job_next_run_at(f->s, &at), 0);
+    assert_int_equal(store_job_next_run_at(f->s, false, &at), 0);
+    assert_int_equal(at, T0 + 7000); /* the queued ones only */
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), 0);
     assert_int_equal(at, T0 + 6000);
     assert_int_equal(w_lease_tok(f, OP_JOB_DEAD, b_id, js[0].lease_token, 0, "no"), 0);
-    assert_int_equal(store_job_next_run_at(f->s, &at), 0);
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), 0);
     assert_int_equal(at, T0 + 7000);
 
     assert_int_equal(store_job_counts(f->s, f->a, &c, &n), 0);

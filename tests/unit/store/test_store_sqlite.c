@@ -693,13 +693,13 @@ static void *read_thread(void *p)
 {
     struct load_arg *la = p;
     struct arena *a = arena_new(1024);
-    while (!atomic_load(la->stop)) {
+    for (unsigned round = 0; !atomic_load(la->stop); round++) {
         struct job_count *c;
         size_t n;
         int64_t at;
         if (store_job_counts(la->f->s, a, &c, &n) != 0 || store_ping(la->f->s) != 0)
             atomic_fetch_add(la->failures, 1);
-        int rc = store_job_next_run_at(la->f->s, &at);
+        int rc = store_job_next_run_at(la->f->s, round & 1, &at); /* both kinds */
         if (rc != 0 && rc != HR_NOTFOUND)
             atomic_fetch_add(la->failures, 1);
         arena_reset(a);
@@ -990,22 +990,25 @@ static void test_job_counts_and_next_run_at(void **state)
 
     assert_int_equal(store_job_counts(f->s, f->a, &c, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(store_job_next_run_at(f->s, &at), HR_NOTFOUND);
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), HR_NOTFOUND);
+    assert_int_equal(store_job_next_run_at(f->s, false, &at), HR_NOTFOUND);
 
     assert_int_equal(w_insert(f, "email", T0 + 10000, NULL, &a_id), 0);
     assert_int_equal(w_insert(f, "sms", T0 + 5000, NULL, &b_id), 0);
     assert_int_equal(w_insert(f, "sms", T0 + 7000, NULL, NULL), 0);
-    assert_int_equal(store_job_next_run_at(f->s, &at), 0);
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), 0);
     assert_int_equal(at, T0 + 5000);
 
     hclock_manual_advance(&f->clock, 5000);
     assert_int_equal(w_lease(f, 1000, 1, NULL, &js, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(js[0].id, b_id);
-    assert_int_equal(store_job_next_run_at(f->s, &at), 0);
+    assert_int_equal(store_job_next_run_at(f->s, false, &at), 0);
+    assert_int_equal(at, T0 + 7000); /* the queued ones only */
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), 0);
     assert_int_equal(at, T0 + 6000); /* the lease's end comes before the queued ones */
     assert_int_equal(w_lease_tok(f, OP_JOB_DEAD, b_id, js[0].lease_token, 0, "no"), 0);
-    assert_int_equal(store_job_next_run_at(f->s, &at), 0);
+    assert_int_equal(store_job_next_run_at(f->s, true, &at), 0);
     assert_int_equal(at, T0 + 7000);
 
     assert_int_equal(store_job_counts(f->s, f->a, &c, &n), 0);
