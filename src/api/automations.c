@@ -409,6 +409,11 @@ void api_automation_run_get(void *vctx, struct http_req *req, struct http_resp *
                         STR_FMT(req->params[0]));
         return;
     }
+    if (rc == HR_INVAL) { /* stored, but its event's data cannot be derived */
+        http_resp_error(resp, 500, "api_error", "run %.*s: its event's data cannot be read",
+                        STR_FMT(req->params[0]));
+        return;
+    }
     if (rc < 0) {
         api_error_rc(resp, rc, NULL);
         return;
@@ -458,8 +463,15 @@ void api_automation_runs_list(void *vctx, struct http_req *req, struct http_resp
     cJSON_ArrayForEach(it, ids)
     {
         cJSON *run = NULL;
-        if (automation_run_get(ctx->engine, str_c(it->valuestring), &run) != HR_OK)
-            continue;
+        rc = automation_run_get(ctx->engine, str_c(it->valuestring), &run);
+        if (rc == HR_NOTFOUND || rc == HR_INVAL)
+            continue; /* gone (an index entry outlives its run), or unreadable for good */
+        if (rc < 0) { /* a transient store error: not a shorter list */
+            cJSON_Delete(out);
+            cJSON_Delete(ids);
+            api_error_rc(resp, rc, NULL);
+            return;
+        }
         cJSON_AddItemToArray(arr, run_view(run));
         cJSON_Delete(run);
     }

@@ -301,8 +301,16 @@ void api_message_history(void *vctx, struct http_req *req, struct http_resp *res
     for (size_t i = 0; i < n && rc == HR_OK; i++) {
         if (i)
             rc = buf_putc(b, ',');
-        if (rc == HR_OK)
-            rc = buf_append_str(b, engine_history_body(ctx->engine, &m, &h[i], req->arena));
+        if (rc == HR_OK) {
+            struct str body;
+            int hrc = engine_history_body(ctx->engine, &m, &h[i], req->arena, &body);
+            if (hrc < 0) { /* the message's data cannot be read now: not a row without it */
+                buf_reset(b);
+                api_error_rc(resp, hrc, NULL);
+                return;
+            }
+            rc = buf_append_str(b, body);
+        }
     }
     if (rc == HR_OK)
         rc = buf_append_c(b, "]}");

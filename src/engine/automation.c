@@ -565,8 +565,8 @@ static int run_save(struct store_txn *t, const char *run_id, cJSON *run, int64_t
 
 /* run_load: run run_id as committed (*out, caller owns; NULL on error), its data derived
  * again from its event when run_save left it out. HR_NOTFOUND when there is no such run,
- * HR_IO when its event is gone or unreadable (rows herald never deletes), else a store
- * error. */
+ * HR_INVAL when its event is gone or unreadable (rows herald never deletes: it stays
+ * so), else a store error (transient). */
 static int run_load(struct engine *e, const char *run_id, cJSON **out)
 {
     cJSON *ctx, *data = NULL;
@@ -576,11 +576,11 @@ static int run_load(struct engine *e, const char *run_id, cJSON **out)
         cJSON_GetObjectItemCaseSensitive(ctx, "data"))
         goto out;
     rc = engine_event_data(e, ev, &data);
-    if (rc == HR_NOTFOUND || rc == HR_INVAL)
-        rc = HR_IO; /* the run is there; its data is not */
     if (rc < 0) {
-        LOG_W("automation.run_data", "run=%s event=%lld rc=%s", run_id, (long long)ev,
-              hr_rc_str(rc));
+        LOG_W("automation.run_data", "run=%s event=%lld rc=%s msg=\"cannot derive the run's "
+              "data from its event\"", run_id, (long long)ev, hr_rc_str(rc));
+        if (rc == HR_NOTFOUND)
+            rc = HR_INVAL; /* the run is there; its data is not, for good */
         cJSON_Delete(*out);
         *out = NULL;
         goto out;
@@ -593,12 +593,15 @@ out:
 int automation_run_get(struct engine *e, struct str run_id, cJSON **out)
 {
     char id[AUTOMATION_RUN_ID_MAX + 1];
+    int rc = HR_NOTFOUND;
     *out = NULL;
     if (!run_id.p || run_id.len == 0 || run_id.len > AUTOMATION_RUN_ID_MAX)
-        return HR_NOTFOUND; /* longer than any run id herald makes or takes */
+        goto out; /* longer than any run id herald makes or takes */
     memcpy(id, run_id.p, run_id.len);
     id[run_id.len] = '\0';
-    return run_load(e, id, out);
+    rc = run_load(e, id, out);
+out:
+    return rc;
 }
 
 static int enqueue_step(struct store_txn *t, const char *run_id, int64_t step, int64_t run_at)
@@ -1623,6 +1626,11 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
     rc = run_load(e, rid, &run);
     if (rc == HR_NOTFOUND)
         goto out;
+    if (rc == HR_INVAL) { /* its event's data cannot be had: no retry brings it back */
+        r->outcome = JOB_OUT_FAIL;
+        snprintf(r->error, sizeof r->error, "run %s: its event's data cannot be read", rid);
+        goto out;
+    }
     if (rc < 0) {
         r->outcome = JOB_OUT_RETRY;
         snprintf(r->error, sizeof r->error, "cannot load run: %s", hr_rc_str(rc));

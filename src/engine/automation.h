@@ -75,8 +75,8 @@ int automation_start_by_id(struct engine *e, struct store_txn *t, struct str aut
 
 /* automation_run_get: run run_id as stored (*out, new, caller owns), with its data
  * derived again from its event when it keeps a reference (see automation_start).
- * HR_NOTFOUND when there is none, HR_IO when its event is gone or unreadable, else a
- * store error. Reads committed state, not inside a transaction. */
+ * HR_NOTFOUND when there is none, HR_INVAL when its event is gone or unreadable (for
+ * good), else a store error. Reads committed state, not inside a transaction. */
 int automation_run_get(struct engine *e, struct str run_id, cJSON **out) HR_MUSTCHECK;
 
 /* automation_runs_recent: the ids of automation_id's runs, newest first, at most limit,

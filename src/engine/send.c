@@ -105,29 +105,33 @@ out:
     return rc;
 }
 
-struct str engine_history_body(struct engine *e, const struct message_rec *m,
-                               const struct history_rec *h, struct arena *a)
+int engine_history_body(struct engine *e, const struct message_rec *m,
+                        const struct history_rec *h, struct arena *a, struct str *out)
 {
     cJSON *body = NULL, *spec = NULL, *data; /* stored by herald: parsed as they are */
-    struct str out = h->body;
     char *s;
+    int rc = HR_OK;
+    *out = h->body;
     if (!str_eq_c(h->type, "ENQUEUED"))
         goto out;
     body = cJSON_ParseWithLength(h->body.p, h->body.len);
     if (!cJSON_IsObject(body) || cJSON_GetObjectItemCaseSensitive(body, "data"))
         goto out; /* unreadable, or written with its data */
     spec = cJSON_ParseWithLength(m->spec.p, m->spec.len);
-    if (engine_spec_data(e, spec) < 0 || !cJSON_IsObject(json_obj(spec, "data")))
+    rc = engine_spec_data(e, spec);
+    if (rc == HR_NOTFOUND || rc == HR_INVAL)
+        rc = HR_OK; /* its event is gone for good: the row as stored */
+    if (rc < 0 || !cJSON_IsObject(json_obj(spec, "data")))
         goto out;
     data = cJSON_DetachItemFromObjectCaseSensitive(spec, "data");
     cJSON_AddItemToObject(body, "data", data);
     s = json_print(body);
-    out = arena_str(a, str_c(s));
+    *out = arena_str(a, str_c(s));
     free(s);
 out:
     cJSON_Delete(body);
     cJSON_Delete(spec);
-    return out;
+    return rc;
 }
 
 int send__history(struct store_txn *t, struct str id, int64_t ts, const char *type,

@@ -125,19 +125,21 @@ int engine_send_enqueue_ev(struct engine *e, struct store_txn *t, const cJSON *m
  * (not inside a transaction). */
 int engine_event_data(struct engine *e, int64_t event_id, cJSON **out) HR_MUSTCHECK;
 
-/* engine_spec_data: a stored message spec (or run context) that refers to its event's
- * data (a "data_event" member, no "data") gets its "data" back, derived from the stored
- * event; the reference is removed. Anything else is left alone. Returns 0, or
+/* engine_spec_data: a stored message spec that refers to its event's data (a
+ * "data_event" member, no "data") gets its "data" back, derived from the stored event;
+ * the reference is removed. Anything else is left alone. Returns 0, or
  * engine_event_data's error (spec unchanged). */
 int engine_spec_data(struct engine *e, cJSON *spec) HR_MUSTCHECK;
 
-/* engine_history_body: the body of history row h of message m as the history API shows
- * it. An ENQUEUED row does not hold the message's data (the spec has it; see
- * send__enqueue_one): its body comes back with `data` from m's spec added. Other rows,
- * and rows written with their data, come back as stored. The result lives in a (or is
- * h->body). */
-struct str engine_history_body(struct engine *e, const struct message_rec *m,
-                               const struct history_rec *h, struct arena *a);
+/* engine_history_body: *out = the body of history row h of message m as the history API
+ * shows it. An ENQUEUED row does not hold the message's data (the spec has it, or its
+ * reference to the event: see send__enqueue_one): its body comes back with `data` added.
+ * Other rows, rows written with their data, and rows of a message whose event is gone
+ * come back as stored. *out lives in a (or is h->body). Returns 0, or a store error
+ * (transient) when the data cannot be read now. */
+int engine_history_body(struct engine *e, const struct message_rec *m,
+                        const struct history_rec *h, struct arena *a,
+                        struct str *out) HR_MUSTCHECK;
 
 /* engine_message_cancel: inside t, cancel message id when nothing was sent yet. Returns
  * 0 (canceled now or before), HR_CONFLICT (too late: sent or final), HR_NOTFOUND. */

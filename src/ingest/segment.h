@@ -150,7 +150,10 @@ char *seg_catalog_name(const cJSON *event);
  * there) unless the name is a Segment field (type, event, userId, anonymousId, messageId,
  * timestamp, context, properties, traits, integrations, receivedAt, sentAt,
  * originalTimestamp, channel, version, groupId, previousId, name, category). The caller
- * owns the result (cJSON_Delete); never NULL (an empty object when event is not one). */
+ * owns the result (cJSON_Delete); never NULL (an empty object when event is not one).
+ * Stored runs and messages derive their data again with it (engine.event_data, wired by
+ * main): its output for an event already stored must not change from one herald to the
+ * next (test_segment's test_run_data pins it to the byte). */
 cJSON *seg_run_data_new(const cJSON *event);
 
 #endif

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define URL_MAX 2048 /* http_client_url_ok: longer URLs are refused */
+
 /* ---- one HTTP request ------------------------------------------------------------- */
 
 void http_client_resp_init(struct http_client_resp *resp)
@@ -330,8 +332,6 @@ bool http_client_header_value_ok(const char *s)
             return false;
     return true;
 }
-
-#define URL_MAX 2048
 
 /* the last URL this thread found good: a provider's deliveries check the same one over
  * and over, and libcurl's parse was 5.5 % of the workers' samples under /send */

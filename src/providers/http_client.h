@@ -124,7 +124,8 @@ int http_client_form_add(struct buf *b, const char *name, const char *value) HR_
  * other control characters except tab, at most 8 KB. */
 bool http_client_header_value_ok(const char *s);
 /* http_client_url_ok: true when s is an absolute http:// or https:// URL with a host
- * and no control characters or spaces. */
+ * and no control characters or spaces, at most 2,048 characters. Each thread remembers
+ * the last URL it found good (a repeat is answered without parsing it again). */
 bool http_client_url_ok(const char *s);
 /* http_client_scrub: replace every occurrence of secret (NULL or shorter than
  * HTTP_CLIENT_SCRUB_MIN does nothing) in the NUL-terminated text, in place, by "****". */

@@ -528,8 +528,9 @@ static inline int store_job_counts(struct store *s, struct arena *a, struct job_
 { return s->ops->job_counts(s, a, out, n); }
 /* job_next_run_at: *out_ms = the earliest run_at of a queued job, and with leases also
  * the earliest end of a lease (a job taken over then); HR_NOTFOUND when there is none.
- * Without leases it is an index seek; with them it walks every leased job (thousands
- * under load): a busy runner asks without, an idle one with. */
+ * Without leases it is an index seek; with them SQLite walks every leased job (thousands
+ * under load; PostgreSQL has an index for it): a busy runner asks without, an idle one
+ * with. */
 static inline int store_job_next_run_at(struct store *s, bool leases, int64_t *out_ms)
 { return s->ops->job_next_run_at(s, leases, out_ms); }
 

@@ -171,9 +171,12 @@ export async function freePort() {
       if (port) return port;
     }
   }
-  const port = await tryListen(0);
-  if (!port) throw new Error('no free TCP port on 127.0.0.1');
-  return port;
+  for (let i = 0; i < 10; i++) {
+    const port = await tryListen(0);
+    if (!port) break;
+    if (!FETCH_BAD_PORTS.has(port)) return port;
+  }
+  throw new Error('no free TCP port on 127.0.0.1');
 }
 
 /** Parse Prometheus text into [{name, labels: {k: v}, value}] (comments skipped). */

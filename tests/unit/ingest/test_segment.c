@@ -854,6 +854,17 @@ static void test_run_data(void **state)
     assert_string_equal(field(json_obj(d, "properties"), "userId"), "evil");
     /* the event itself is untouched */
     assert_null(cJSON_GetObjectItemCaseSensitive(ev, "plan"));
+    {   /* pinned to the byte: stored runs and messages derive their data again with
+         * this function (engine.event_data), so its output for an event already stored
+         * must not change from one herald to the next */
+        char *s = json_print(d);
+        assert_string_equal(s, "{\"type\":\"track\",\"event\":\"E\",\"userId\":\"u\","
+                               "\"_metadata\":{\"a\":1},\"properties\":{\"plan\":\"pro\","
+                               "\"userId\":\"evil\",\"event\":\"x\",\"category\":\"c\","
+                               "\"_metadata\":{\"a\":1},\"n\":[1,2]},\"plan\":\"pro\","
+                               "\"n\":[1,2]}");
+        free(s);
+    }
     cJSON_Delete(d);
     cJSON_Delete(ev);
     d = seg_run_data_new(NULL);
