@@ -567,18 +567,18 @@ static int run_save(struct store_txn *t, const char *run_id, cJSON *run, int64_t
  * again from its event when run_save left it out. HR_NOTFOUND when there is no such run,
  * HR_INVAL when its event is gone or unreadable (rows herald never deletes: it stays
  * so), else a store error (transient). */
-static int run_load(struct engine *e, const char *run_id, cJSON **out)
+static int run_load(struct engine *e, struct str run_id, cJSON **out)
 {
     cJSON *ctx, *data = NULL;
     int64_t ev = 0;
-    int rc = doc_load(NULL, e->store, C_RUNS, str_c(run_id), out);
+    int rc = doc_load(NULL, e->store, C_RUNS, run_id, out);
     if (rc < 0 || !json_i64(*out, SPEC_DATA_EVENT, &ev) || !(ctx = run_ctx(*out)) ||
         cJSON_GetObjectItemCaseSensitive(ctx, "data"))
         goto out;
     rc = engine_event_data(e, ev, &data);
     if (rc < 0) {
-        LOG_W("automation.run_data", "run=%s event=%lld rc=%s msg=\"cannot derive the run's "
-              "data from its event\"", run_id, (long long)ev, hr_rc_str(rc));
+        LOG_W("automation.run_data", "run=%.*s event=%lld rc=%s msg=\"cannot derive the "
+              "run's data from its event\"", STR_FMT(run_id), (long long)ev, hr_rc_str(rc));
         if (rc == HR_NOTFOUND)
             rc = HR_INVAL; /* the run is there; its data is not, for good */
         cJSON_Delete(*out);
@@ -592,16 +592,7 @@ out:
 
 int automation_run_get(struct engine *e, struct str run_id, cJSON **out)
 {
-    char id[AUTOMATION_RUN_ID_MAX + 1];
-    int rc = HR_NOTFOUND;
-    *out = NULL;
-    if (!run_id.p || run_id.len == 0 || run_id.len > AUTOMATION_RUN_ID_MAX)
-        goto out; /* longer than any run id herald makes or takes */
-    memcpy(id, run_id.p, run_id.len);
-    id[run_id.len] = '\0';
-    rc = run_load(e, id, out);
-out:
-    return rc;
+    return run_load(e, run_id, out);
 }
 
 static int enqueue_step(struct store_txn *t, const char *run_id, int64_t step, int64_t run_at)
@@ -1623,7 +1614,7 @@ void automation_step_run(void *vctx, const struct job *j, struct arena *a, struc
         snprintf(r->error, sizeof r->error, "automation step job without run or step");
         goto out;
     }
-    rc = run_load(e, rid, &run);
+    rc = run_load(e, str_c(rid), &run);
     if (rc == HR_NOTFOUND)
         goto out;
     if (rc == HR_INVAL) { /* its event's data cannot be had: no retry brings it back */

@@ -30,7 +30,6 @@
 #define AUTOMATION_MAX_DEPTH 8      /* nested invokes below a run started by an event or the API */
 #define AUTOMATION_MAX_TREE_RUNS 64 /* runs one root run may start through invokes, all levels */
 #define AUTOMATION_ID_MAX 128       /* automation ids: 1 to 128 of [A-Za-z0-9_.:-] */
-#define AUTOMATION_RUN_ID_MAX 255   /* run ids (herald's, or an invoke's own), at most */
 
 /* automation_validate: check a template {name?, steps, cancelation_token?}; HR_INVAL
  * with "steps[i]: reason". */

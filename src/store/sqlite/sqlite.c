@@ -166,8 +166,8 @@ static const char SQL_JOB_NEXT[] =
     " SELECT * FROM (SELECT run_at_ms AS t FROM jobs WHERE state = 0"
     "  ORDER BY run_at_ms LIMIT 1)"
     " UNION ALL SELECT min(lease_until_ms) FROM jobs WHERE state = 1)";
-static const char SQL_JOB_NEXT_QUEUED[] =
-    "SELECT run_at_ms FROM jobs WHERE state = 0 ORDER BY run_at_ms LIMIT 1";
+static const char SQL_JOB_NEXT_QUEUED[] = /* a seek: min() over jobs_runnable's prefix */
+    "SELECT min(run_at_ms) FROM jobs WHERE state = 0";
 
 static const char SQL_JOB_EXPIRE[] =
     "UPDATE jobs SET lease_until_ms = ?1 WHERE state = 1 AND lease_until_ms > ?1";
@@ -2177,12 +2177,7 @@ static int sqlite_job_next_run_at(struct store *s, bool leases, int64_t *out_ms)
     rc = conn_stmt(c, leases ? SQL_JOB_NEXT : SQL_JOB_NEXT_QUEUED, &st);
     if (rc < 0)
         goto out;
-    src = sqlite3_step(st);
-    if (src == SQLITE_DONE && !leases) { /* no queued job */
-        rc = HR_NOTFOUND;
-        goto out;
-    }
-    if (src != SQLITE_ROW) {
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
         rc = db_fail(c, src, "job_next_run_at");
         goto out;
     }
