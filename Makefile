@@ -56,7 +56,7 @@ endif
 # no thread interleavings TSan has not seen, and they run plain and under ASan. A TSan
 # e2e pass over every file took ~11 minutes of CI's 45.
 TSAN_E2E  := foundation ingest send automations concurrency backpressure faults crash \
-             multinode hostile storeguard soak runaway
+             multinode hostile storeguard soak runaway lease
 # an ASan build is ~2x slower: its time limits (and PostgreSQL-mode leases) get 2x
 # The release pass kills the server 20 times under load (crash.test.mjs); the ASan pass
 # 8 times and the TSan pass 4: they look for memory and thread errors in the restart and

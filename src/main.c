@@ -612,13 +612,6 @@ static int cmd_serve(int argc, char **argv)
     eng.provider_concurrency = cfg.provider_concurrency > 0 ? (int)cfg.provider_concurrency
                                                             : ENGINE_PROVIDER_CONCURRENCY_DEFAULT;
 
-    if (cfg.provider_timeout_ms >= cfg.lease_ms)
-        LOG_W("server.provider_timeout_exceeds_lease",
-              "provider_timeout_ms=%lld lease_ms=%lld msg=\"a provider call may outlive its "
-              "job's lease; the job then runs again and the provider sees the call twice "
-              "(same idempotency key)\"",
-              (long long)cfg.provider_timeout_ms, (long long)cfg.lease_ms);
-
     ig.store = st;
     ig.clock = hclock_system();
     ig.dedup_window_ms = cfg.dedup_window_s * 1000;

@@ -167,6 +167,13 @@ struct queue {
     struct ready *bulk_head, *bulk_tail;
     size_t nready, nbulk;
     size_t pending;            /* tickets created and not yet committed */
+    /* the same tickets, listed for lease renewal (renew_round): a job in hand whose lease
+     * has half or less left is renewed by the completer, so a job taken over is one whose
+     * holder died, never one whose call or commit was merely slow (an overloaded machine,
+     * a slow provider, a commit behind a long queue of others). renew_at (monotonic): the
+     * completer's next look, every lease_ms/4 while any ticket is held; none while idle */
+    struct job_ticket *held_head;
+    int64_t renew_at;
     /* the poison-pill guard's suspect in hand: a job whose lease ran out again after a
      * takeover (retaken >= 2 once leased: in hand at two deaths of its holder in a
      * row). Suspects are leased one per node at a time, put first in their batch and
@@ -1019,6 +1026,10 @@ struct job_ticket {
     struct finish decided;
     char decided_error[sizeof ((struct job_result *)0)->error + 64];
     struct job_ticket *next;
+    /* guarded by q->mu: the tickets in hand (q->held_head), and this one's lease end as
+     * the completer last renewed it (renew_round; job.lease_until_ms keeps the first) */
+    struct job_ticket *hprev, *hnext;
+    int64_t lease_until;
 };
 
 /* finish_fn: the handler's commit, then the job's transition. Runs in its own nested
@@ -1115,6 +1126,23 @@ static void record(struct queue *q, const struct finish *f, const char *label)
 
 /* ---- tickets ------------------------------------------------------------------------ */
 
+/* renew_period: how often the completer looks at the leases in hand (ms, monotonic): a
+ * quarter lease, so a lease is renewed with between a quarter and half of it left. */
+static int64_t renew_period(const struct queue *q)
+{
+    return q->cfg.lease_ms / 4 > IDLE_MIN_MS ? q->cfg.lease_ms / 4 : IDLE_MIN_MS;
+}
+
+/* ticket_lease_until: t's lease end as last renewed. */
+static int64_t ticket_lease_until(struct job_ticket *t)
+{
+    int64_t until;
+    pthread_mutex_lock(&t->q->mu);
+    until = t->lease_until;
+    pthread_mutex_unlock(&t->q->mu);
+    return until;
+}
+
 /* ticket_new: a ticket for leased job j run by runner r (copied; j may go away).
  * Counts it in q->pending. */
 static struct job_ticket *ticket_new(struct queue *q, struct runner *r, const struct job *j)
@@ -1137,6 +1165,15 @@ static struct job_ticket *ticket_new(struct queue *q, struct runner *r, const st
     pthread_mutex_lock(&q->mu);
     t->suspect = j->id == q->suspect_id && j->lease_token == q->suspect_token;
     t->woken = r->woken && j >= r->jobs && j < r->jobs + r->n && r->woken[j - r->jobs];
+    t->lease_until = j->lease_until_ms;
+    if (!q->held_head) { /* the first in hand: the completer starts looking at leases */
+        q->renew_at = time_mono_ms() + renew_period(q);
+        pthread_cond_broadcast(&q->done_cv);
+    }
+    t->hnext = q->held_head;
+    if (t->hnext)
+        t->hnext->hprev = t;
+    q->held_head = t;
     q->pending++;
     pthread_mutex_unlock(&q->mu);
     return t;
@@ -1197,7 +1234,7 @@ static bool park_try(struct job_ticket *t)
     int64_t due = t->f.run_at_ms, now = now_ms(q);
     /* the latest time a batch still runs it (runner_round gives back a job with less
      * than half its lease left), less a tenth of a lease for a late worker */
-    int64_t bound = t->job.lease_until_ms - q->cfg.lease_ms / 2 - q->cfg.lease_ms / 10;
+    int64_t bound = ticket_lease_until(t) - q->cfg.lease_ms / 2 - q->cfg.lease_ms / 10;
     uint64_t *credit = &q->park_credit[t->wait_key % PARK_CREDITS];
     bool parked = false, head = false, line_full;
 
@@ -1309,15 +1346,25 @@ static void tickets_free(struct queue *q, struct job_ticket **t, size_t n)
         if (t[i]->f.settled)
             t[i]->f.settled(t[i]->f.settled_arg);
         arena_free(t[i]->arena); /* after the commit: the handler's strings lived until here */
-        free(t[i]);
+        t[i]->arena = NULL;
     }
     pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n; i++) { /* out of hand */
+        if (t[i]->hprev)
+            t[i]->hprev->hnext = t[i]->hnext;
+        else
+            q->held_head = t[i]->hnext;
+        if (t[i]->hnext)
+            t[i]->hnext->hprev = t[i]->hprev;
+    }
     q->pending -= n;
     if (suspect && suspect == q->suspect_id && token == q->suspect_token)
         suspect_done(q); /* committed (or given up) */
     pthread_cond_broadcast(&q->room_cv);
     pthread_cond_broadcast(&q->done_cv);
     pthread_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < n; i++)
+        free(t[i]);
 }
 
 /* ---- committing ------------------------------------------------------------------- */
@@ -1453,12 +1500,14 @@ static bool commit_can_wait(int rc)
  * counted as a failed attempt. Returns the last store_write rc. */
 static int commit_when_space(struct queue *q, struct batch *b, int rc, struct herr *err)
 {
-    int64_t until = b->t[0]->job.lease_until_ms, left, give_up, pause = FULL_PAUSE_MIN_MS;
+    int64_t until = INT64_MAX, left, give_up, pause = FULL_PAUSE_MIN_MS;
     uint32_t tries = 0;
 
-    for (size_t i = 1; i < b->n; i++)
-        if (b->t[i]->job.lease_until_ms < until)
-            until = b->t[i]->job.lease_until_ms;
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->t[i]->lease_until < until)
+            until = b->t[i]->lease_until;
+    pthread_mutex_unlock(&q->mu);
     left = until - now_ms(q) - FULL_LEASE_MARGIN_MS;
     give_up = time_mono_ms() + left;
     while (commit_can_wait(rc) && time_mono_ms() + pause < give_up &&
@@ -1534,19 +1583,161 @@ static void commit_tickets(struct queue *q, struct job_ticket **t, size_t n)
     }
 }
 
+/* ---- lease renewal ---------------------------------------------------------------- */
+
+/* One lease to renew: the job's id and token, its new end, and job_extend's answer. */
+struct renew {
+    int64_t id, token, until;
+    int rc;
+};
+
+struct renew_ctx {
+    struct renew *r;
+    size_t n;
+};
+
+/* renew_fn: extend every lease of the round; one already lost is noted, not an error. */
+static int renew_fn(struct store_txn *t, void *arg)
+{
+    struct renew_ctx *c = arg;
+    int rc = HR_OK;
+    for (size_t i = 0; i < c->n; i++) {
+        rc = store_job_extend(t, c->r[i].id, c->r[i].token, c->r[i].until);
+        c->r[i].rc = rc;
+        if (rc < 0 && rc != HR_CONFLICT && rc != HR_NOTFOUND)
+            goto out;
+        rc = HR_OK;
+    }
+out:
+    return rc;
+}
+
+static int renew_cmp(const void *a, const void *b)
+{
+    const struct renew *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->token < y->token ? -1 : x->token > y->token;
+}
+
+/* renew_find: the renewal of (id, token) among the n sorted ones, or NULL. */
+static const struct renew *renew_find(const struct renew *r, size_t n, int64_t id,
+                                      int64_t token)
+{
+    struct renew key = {.id = id, .token = token};
+    return n ? bsearch(&key, r, n, sizeof *r, renew_cmp) : NULL;
+}
+
+/* running_sync: under q->mu, whether a pool worker is running t's handler on its own
+ * thread now. Such a job is not renewed: a handler stuck there is what a lease that
+ * runs out (a takeover, then the poison-pill guard) is for. An ASYNC job in flight is
+ * bounded by its transport's timeout, and one waiting for its commit by the store. */
+static bool running_sync(const struct queue *q, const struct job_ticket *t)
+{
+    for (int i = 0; i < q->nworkers; i++) {
+        const struct runner *r = &q->workers[i];
+        if (r->running && r->next > 0 && r->jobs[r->next - 1].id == t->job.id &&
+            r->jobs[r->next - 1].lease_token == t->job.lease_token)
+            return true;
+    }
+    return false;
+}
+
+/* renew_round: on the completer, renew in one store_write the lease of every job in
+ * hand that has half of it or less left (not queue_run_once's, not a handler running on
+ * a worker), to lease_ms from now; BullMQ renews its job locks the same way. A lease
+ * found lost (taken over meanwhile) is logged; its commit will find it lost too. */
+static void renew_round(struct queue *q)
+{
+    static const char renew_help[] = "Leases of jobs in hand renewed by their node (a slow "
+                                     "call or commit), and renewals that found the lease "
+                                     "taken over already.";
+    struct renew *r = NULL;
+    struct renew_ctx c;
+    struct herr err = {0};
+    const struct renew *x;
+    size_t n = 0, cap = 0, lost = 0;
+    int64_t now;
+    int rc = HR_OK;
+
+    pthread_mutex_lock(&q->mu);
+    now = now_ms(q);
+    q->renew_at = time_mono_ms() + renew_period(q);
+    for (struct job_ticket *t = q->held_head; t; t = t->hnext) {
+        if (t->once || t->lease_until - now > q->cfg.lease_ms / 2 || running_sync(q, t))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            r = xrealloc(r, cap * sizeof *r);
+        }
+        r[n++] = (struct renew){t->job.id, t->job.lease_token, now + q->cfg.lease_ms, HR_OK};
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (n == 0)
+        goto out;
+    c = (struct renew_ctx){r, n};
+    rc = store_write(q->s, renew_fn, &c, &err);
+    if (rc < 0) { /* the next round tries again, while the leases last */
+        LOG_W("queue.renew_failed", "n=%zu rc=%s", n, hr_rc_str(rc));
+        goto out;
+    }
+    qsort(r, n, sizeof *r, renew_cmp);
+    pthread_mutex_lock(&q->mu);
+    for (struct job_ticket *t = q->held_head; t; t = t->hnext)
+        if ((x = renew_find(r, n, t->job.id, t->job.lease_token)) && x->rc == HR_OK &&
+            x->until > t->lease_until)
+            t->lease_until = x->until;
+    if (q->suspect_id > 0 && (x = renew_find(r, n, q->suspect_id, q->suspect_token)) &&
+        x->rc == HR_OK && x->until > q->suspect_until)
+        q->suspect_until = x->until;
+    pthread_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < n; i++)
+        lost += r[i].rc != HR_OK;
+    metrics_counter_add("herald_queue_lease_renewals_total", renew_help, "result", "renewed",
+                        (double)(n - lost));
+    if (lost) {
+        metrics_counter_add("herald_queue_lease_renewals_total", renew_help, "result", "lost",
+                            (double)lost);
+        LOG_W("queue.renew_lost", "n=%zu lost=%zu msg=\"leases taken over before they were "
+              "renewed; those jobs run elsewhere too\"", n, lost);
+    } else {
+        LOG_D("queue.renewed", "n=%zu", n);
+    }
+out:
+    free(r);
+}
+
+/* renew_due: under q->mu, a job is in hand and the completer's look at leases is due. */
+static bool renew_due(const struct queue *q)
+{
+    return q->held_head && time_mono_ms() >= q->renew_at;
+}
+
 /* completer_main: commit finished tickets, as many per transaction as are waiting (up
- * to QUEUE_COMMIT_BATCH). */
+ * to QUEUE_COMMIT_BATCH), and renew the leases of jobs in hand when due (renew_round). */
 static void *completer_main(void *arg)
 {
     struct queue *q = arg;
     struct job_ticket *batch[QUEUE_COMMIT_BATCH];
+    struct timespec dl;
     size_t n;
 
     pthread_setname_np(pthread_self(), "h-completer"); /* top -H, perf, gdb */
     for (;;) {
         pthread_mutex_lock(&q->mu);
-        while (!q->done_head && !q->completer_stop)
-            pthread_cond_wait(&q->done_cv, &q->mu);
+        while (!q->done_head && !q->completer_stop && !renew_due(q)) {
+            if (!q->held_head) { /* nothing in hand: no timer (ticket_new wakes us) */
+                pthread_cond_wait(&q->done_cv, &q->mu);
+                continue;
+            }
+            dl = abs_deadline(q->renew_at - time_mono_ms());
+            pthread_cond_timedwait(&q->done_cv, &q->mu, &dl);
+        }
+        if (renew_due(q) && !q->completer_stop) {
+            pthread_mutex_unlock(&q->mu);
+            renew_round(q);
+            continue;
+        }
         if (!q->done_head) { /* stopping, and nothing left */
             pthread_mutex_unlock(&q->mu);
             break;

@@ -36,8 +36,12 @@
  *              a full disk (or a busy store) is waited out with the leases kept, so a
  *              provider call is never repeated because its outcome could not be written.
  * A job's arena (the handler's `a`) lives until its commit, whatever thread ends it.
- * An async job must end well inside its lease: deliveries are bounded by the transfer
- * timeout (--provider-timeout-ms, default 10 s, main warns when >= --lease-ms, 60 s).
+ *   renewal:   the completer also renews (store_job_extend, one write) the leases with
+ *              half or less left of the jobs in hand: an ASYNC job in flight or one
+ *              waiting for its commit, so neither a slow call nor a commit behind a long
+ *              queue lets another runner take it over and run it again. Not a handler
+ *              running on a worker's thread (a stuck one loses its lease, and the
+ *              poison-pill guard counts it) nor queue_run_once's jobs.
  *
  * Waking: a commit that inserted or re-queued jobs wakes ONE idle worker (store job
  * listener; on PostgreSQL also other nodes' NOTIFY, one per commit); a worker that

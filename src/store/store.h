@@ -332,6 +332,12 @@ struct store_ops {
      * attempt is not counted and last_error is kept (a handler that could not start,
      * e.g. its provider was at its limit). HR_CONFLICT when the lease is not ours. */
     int (*job_defer)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms);
+    /* job_extend: a lease still ours now ends at lease_until_ms (its holder is still at
+     * work on the job: the queue renews the leases of jobs in hand). Nothing else of the
+     * job changes. HR_CONFLICT when the lease is not ours any more (it ran out and was
+     * taken over, or the job is gone). */
+    int (*job_extend)(struct store_txn *t, int64_t id, int64_t lease_token,
+                      int64_t lease_until_ms);
     int (*job_get)(struct store *s, int64_t id, struct arena *a, struct job *out);
     int (*job_counts)(struct store *s, struct arena *a, struct job_count **out, size_t *n);
     int (*job_next_run_at)(struct store *s, bool leases, int64_t *out_ms);
@@ -522,6 +528,8 @@ static inline int store_job_release(struct store_txn *t, int64_t id, int64_t tok
 { return store_txn_store(t)->ops->job_release(t, id, tok); }
 static inline int store_job_defer(struct store_txn *t, int64_t id, int64_t tok, int64_t run_at)
 { return store_txn_store(t)->ops->job_defer(t, id, tok, run_at); }
+static inline int store_job_extend(struct store_txn *t, int64_t id, int64_t tok, int64_t until)
+{ return store_txn_store(t)->ops->job_extend(t, id, tok, until); }
 static inline int store_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
 { return s->ops->job_get(s, id, a, out); }
 static inline int store_job_counts(struct store *s, struct arena *a, struct job_count **out, size_t *n)

@@ -44,8 +44,8 @@ const ARGS = [
   '--retry-max-ms', '2000',
   '--provider-timeout-ms', '15000',
   '--provider-concurrency', String(DEFAULT_CONCURRENCY),
-  // the harness gives PostgreSQL servers 3 s leases (for killed-node tests); a 10 s call
-  // must not outlive its lease here, so the default 60 s applies on both stores
+  // the harness gives PostgreSQL servers 3 s leases (for killed-node tests); the calls
+  // here run 10 s, and the default 60 s lease keeps the two stores' runs alike
   ...(isPostgres ? ['--lease-ms', '60000'] : []),
 ];
 

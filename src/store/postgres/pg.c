@@ -110,6 +110,7 @@ enum stmt_id {
     S_JOB_DEAD,
     S_JOB_RELEASE,
     S_JOB_DEFER,
+    S_JOB_EXTEND,
     S_JOB_GET,
     S_JOB_COUNTS,
     S_JOB_NEXT,
@@ -227,6 +228,8 @@ static const char *const SQL[S_COUNT] = {
     [S_JOB_DEFER] = "UPDATE jobs SET state = 0, attempts = greatest(attempts - 1, 0), "
                     "run_at_ms = $3::bigint, lease_until_ms = 0, lease_token = 0, retaken = 0 "
                     "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
+    [S_JOB_EXTEND] = "UPDATE jobs SET lease_until_ms = $3::bigint "
+                     "WHERE id = $1::bigint AND state = 1 AND lease_token = $2::bigint",
     [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1::bigint",
     [S_JOB_COUNTS] = "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state "
                      "ORDER BY kind, state",
@@ -1823,6 +1826,13 @@ static int pg_job_defer(struct store_txn *t, int64_t id, int64_t lease_token, in
     return rc;
 }
 
+/* pg_job_extend: queues nothing, so no NOTIFY. */
+static int pg_job_extend(struct store_txn *t, int64_t id, int64_t lease_token,
+                         int64_t lease_until_ms)
+{
+    return lease_op(t, S_JOB_EXTEND, "job_extend", id, lease_token, &lease_until_ms, NULL);
+}
+
 static int pg_job_get(struct store *s, int64_t id, struct arena *a, struct job *out)
 {
     struct params p = {0};
@@ -3218,6 +3228,7 @@ const struct store_ops pg_store_ops = {
     .job_dead = pg_job_dead,
     .job_release = pg_job_release,
     .job_defer = pg_job_defer,
+    .job_extend = pg_job_extend,
     .job_get = pg_job_get,
     .job_counts = pg_job_counts,
     .job_next_run_at = pg_job_next_run_at,

@@ -158,6 +158,8 @@ static const char SQL_JOB_DEFER[] =
     "UPDATE jobs SET state = 0, attempts = max(attempts - 1, 0), run_at_ms = ?3, "
     "lease_until_ms = 0, lease_token = 0, retaken = 0 "
     "WHERE id = ?1 AND state = 1 AND lease_token = ?2";
+static const char SQL_JOB_EXTEND[] =
+    "UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND state = 1 AND lease_token = ?2";
 static const char SQL_JOB_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 static const char SQL_JOB_COUNTS[] =
     "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state";
@@ -2090,6 +2092,13 @@ static int sqlite_job_release(struct store_txn *t, int64_t id, int64_t lease_tok
     return rc;
 }
 
+/* sqlite_job_extend: queues nothing, so the job listener is not told. */
+static int sqlite_job_extend(struct store_txn *t, int64_t id, int64_t lease_token,
+                             int64_t lease_until_ms)
+{
+    return lease_op(t, SQL_JOB_EXTEND, "job_extend", id, lease_token, &lease_until_ms, NULL);
+}
+
 static int sqlite_job_defer(struct store_txn *t, int64_t id, int64_t lease_token,
                             int64_t run_at_ms)
 {
@@ -3463,6 +3472,7 @@ const struct store_ops sqlite_store_ops = {
     .job_dead = sqlite_job_dead,
     .job_release = sqlite_job_release,
     .job_defer = sqlite_job_defer,
+    .job_extend = sqlite_job_extend,
     .job_get = sqlite_job_get,
     .job_counts = sqlite_job_counts,
     .job_next_run_at = sqlite_job_next_run_at,

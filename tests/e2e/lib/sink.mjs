@@ -8,8 +8,9 @@
 //   await sink.close();
 //
 // responses: answered in order, one per request; once used up, `fallback` (default
-// {status: 200, json: {id: 'sink-<n>'}}). A response is {status, headers, body|json}
-// or a function (req) -> that. port: listen there (e.g. a port that was refused before).
+// {status: 200, json: {id: 'sink-<n>'}}). A response is {status, headers, body|json,
+// delayMs (answer that much later; the request is recorded on arrival)} or a function
+// (req) -> that. port: listen there (e.g. a port that was refused before).
 // host: the loopback address to listen on (default 127.0.0.1; '::1' for IPv6, in the
 // url as [::1]).
 
@@ -44,8 +45,12 @@ export async function startHttpSink({ port = 0, host = '127.0.0.1', responses = 
         out = JSON.stringify(r.json);
         headers['Content-Type'] ??= 'application/json';
       }
-      res.writeHead(r.status ?? 200, headers);
-      res.end(out);
+      const answer = () => {
+        res.writeHead(r.status ?? 200, headers);
+        res.end(out);
+      };
+      if (r.delayMs) setTimeout(answer, r.delayMs);
+      else answer();
     });
   });
   server.on('connection', (s) => {

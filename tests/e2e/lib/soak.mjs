@@ -28,7 +28,11 @@
 //    30 minutes in all) and verdicts:
 //    lost      every acknowledged unit (2xx) reached the sink exactly once; none arrived
 //              that was refused; a request that failed in transport is reported (and
-//              counts as an error), its unit may or may not arrive
+//              counts as an error), its unit may or may not arrive. "Once" is per
+//              Idempotency-Key: a call herald made again after losing its answer (the
+//              sink answered after --provider-timeout-ms, as it does when the machine is
+//              overloaded) carries the first call's key and is reported as redelivered,
+//              not as a duplicate (at-least-once; DESIGN.md's delivery semantics)
 //    memory    windows after the warm-up (the first max(warmupSeconds, 20 %) of the
 //              run) are split in thirds: max own heap of the last third <= max own heap
 //              of the first third x 1.10 + 8 MiB. Own heap: anonymous RSS (RssAnon) less
@@ -74,12 +78,25 @@ const fmt = (v) => (Number.isFinite(v) ? v.toFixed(1) : '-');
 
 /* ---- the counting sink ----------------------------------------------------------- */
 
+/* keyHash: a 32-bit FNV-1a of an Idempotency-Key (a small integer per tag keeps a
+ * 30-minute run's maps small). */
+function keyHash(k) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
 /** A webhook sink that counts deliveries per tag and notes each one's latency
- *  (arrival - the send time carried in the tag "<kind>-<n>-<ms>"). */
+ *  (arrival - the send time carried in the tag "<kind>-<n>-<ms>"). A delivery that
+ *  repeats the Idempotency-Key of the tag's first one is a call herald made again after
+ *  it lost the answer (a timeout, a lease taken over): at-least-once, which a real
+ *  provider deduplicates by that key. It is counted in `redelivered`, not in `counts`.
+ *  Any other second delivery (another key, or none) is a duplicate: `counts` > 1. */
 async function startCountingSink(onDelivery) {
   const counts = new Map();
+  const firstKey = new Map(); // tag -> keyHash of its first delivery's Idempotency-Key
   const sockets = new Set();
-  let total = 0;
+  let total = 0, redelivered = 0;
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -88,8 +105,15 @@ async function startCountingSink(onDelivery) {
       const m = /tag:([es]-\d+-(\d+))/.exec(body);
       total++;
       if (m) {
-        counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
-        onDelivery(Date.now() - Number(m[2]));
+        const key = req.headers['idempotency-key'];
+        const h = key ? keyHash(key) : null;
+        if (h !== null && counts.has(m[1]) && firstKey.get(m[1]) === h) {
+          redelivered++;
+        } else {
+          if (!counts.has(m[1])) firstKey.set(m[1], h);
+          counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+          onDelivery(Date.now() - Number(m[2]));
+        }
       }
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(`{"id":"sink-${total}"}`);
@@ -105,6 +129,7 @@ async function startCountingSink(onDelivery) {
     url: `http://127.0.0.1:${server.address().port}/hook`,
     counts,
     get total() { return total; },
+    get redelivered() { return redelivered; },
     close() {
       for (const s of sockets) s.destroy();
       return new Promise((r) => server.close(() => r()));
@@ -166,7 +191,7 @@ async function gauges(srv) {
  *   t              node:test context (server stop registered there), optional
  *   log            line printer (default console.log)
  *   serverArgs     extra `herald serve` flags
- * report: {capacity, rate, windows, lost, duplicates, unexpected, errors, statuses,
+ * report: {capacity, rate, windows, lost, duplicates, redelivered, unexpected, errors, statuses,
  *          acked, memory: {checked, ok, firstMaxKb, lastMaxKb, limitKb, why},
  *          latency: {ok, ack: {first, last}, delivery: {first, last}}, asan}
  */
@@ -233,7 +258,7 @@ export async function runSoak(opts = {}) {
         }
       } catch (e) {
         errors++;
-        if (errorSamples.length < 5) errorSamples.push(String(e.message ?? e));
+        if (errorSamples.length < 5) errorSamples.push(String(e.message ?? e) + (e.cause ? ` (${e.cause.code ?? e.cause.message ?? e.cause})` : ""));
       } finally {
         inFlight--;
       }
@@ -337,7 +362,7 @@ export async function runSoak(opts = {}) {
     const duplicates = [...sink.counts].filter(([, n]) => n > 1).map(([x, n]) => `${x} x${n}`);
     const unexpected = [...sink.counts.keys()].filter((x) => refused.has(x));
     log(`soak: drained in ${((Date.now() - drainT0) / 1000).toFixed(1)} s; acknowledged ${acked.size} units, ` +
-        `delivered ${sink.counts.size} distinct, statuses ${JSON.stringify(Object.fromEntries(statuses))}, transport errors ${errors}` +
+        `delivered ${sink.counts.size} distinct (and ${sink.redelivered} again with the same Idempotency-Key), statuses ${JSON.stringify(Object.fromEntries(statuses))}, transport errors ${errors}` +
         `${errorSamples.length ? ` (${errorSamples.join('; ')})` : ''}, behind schedule ${behind} units`);
 
     // memory and latency: windows after the warm-up, in thirds
@@ -378,7 +403,7 @@ export async function runSoak(opts = {}) {
     assertNoSanitizerReports(srv);
     return {
       capacity, rate, windows: windows.map(({ ack, dlv, ...w }) => ({ ...w, ack: { n: ack.n, p50: ack.p50, p99: ack.p99 }, dlv: { n: dlv.n, p50: dlv.p50, p99: dlv.p99 } })),
-      lost, duplicates, unexpected, errors, statuses: Object.fromEntries(statuses), acked: acked.size, behind,
+      lost, duplicates, redelivered: sink.redelivered, unexpected, errors, statuses: Object.fromEntries(statuses), acked: acked.size, behind,
       memory, latency, asan, exit: res,
     };
   } finally {

@@ -1284,6 +1284,112 @@ static void test_async_pool_commit(void **state)
     free(p);
 }
 
+/* wait_lease_until: poll the job's row until its lease ends at `want` (the completer
+ * renewed it); false after timeout_ms */
+static bool wait_lease_until(struct fx *f, int64_t id, int64_t want, int timeout_ms)
+{
+    struct job j;
+    for (int waited = 0; waited < timeout_ms; waited += 5) {
+        if (get(f, id, &j) == 0 && j.lease_until_ms == want)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+/* test_async_lease_renewed: a job whose async work outlasts half its lease is renewed
+ * by the completer (one write, lease_ms from then), so at the lease's first end it is
+ * not taken over; its outcome then commits as any other (not a lost lease). */
+static void test_async_lease_renewed(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"x", async_run, c}};
+    struct job_result fin = {.outcome = JOB_OUT_DONE};
+    struct queue_stats st;
+    struct job *jobs, j;
+    struct queue *q;
+    struct job_ticket *t;
+    int64_t id = enqueue(f, "x", "{}", 0, 0), token;
+
+    metrics_reset();
+    cfg.lease_ms = 400; /* the completer looks every 100 ms */
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    t = wait_ticket(c);
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.lease_until_ms, T0 + 400);
+    token = j.lease_token;
+
+    sleep_ms(250); /* more than two looks: with 3/4 of the lease left, none renews */
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.lease_until_ms, T0 + 400);
+    hclock_manual_advance(&f->clk, 250); /* 150 ms left: under half */
+    assert_true(wait_lease_until(f, id, T0 + 250 + 400, 5000));
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.lease_token, token);
+    assert_int_equal(j.attempts, 1);
+
+    hclock_manual_advance(&f->clk, 300); /* past the first end: not taken over */
+    assert_int_equal(lease_direct(f->s, now_of(f), cfg.lease_ms, "x", f->a, &jobs), 0);
+    queue_job_finish(q, t, &fin);
+    wait_stats_done(q, 1, 10000);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, 1);
+    assert_int_equal(st.lost_lease, 0);
+    assert_true(metric_has("herald_queue_lease_renewals_total{result=\"renewed\"}"));
+    assert_false(metric_has("herald_queue_lease_renewals_total{result=\"lost\"}"));
+    assert_int_equal(atomic_load(&c->calls), 1);
+    queue_free(q);
+    free(c);
+}
+
+/* test_sync_handler_not_renewed: a handler stuck on its worker's thread keeps its first
+ * lease only: once it runs out the job is taken over (what the poison-pill guard counts),
+ * and the stuck run's late outcome is a lost lease. */
+static void test_sync_handler_not_renewed(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct blocker c = {.f = f, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct job_handler hs[] = {{"x", block_run, &c}};
+    struct queue_stats st;
+    struct job *jobs, j;
+    struct queue *q;
+    int64_t id = enqueue(f, "x", "{}", 0, 0);
+
+    cfg.lease_ms = 400;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    pthread_mutex_lock(&c.mu);
+    while (!c.started)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    hclock_manual_advance(&f->clk, 300); /* 100 ms left */
+    sleep_ms(350);                         /* three looks of the completer */
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.lease_until_ms, T0 + 400);
+    hclock_manual_advance(&f->clk, 101);
+    assert_int_equal(lease_direct(f->s, now_of(f), 60000, "x", f->a, &jobs), 1);
+    assert_int_equal(jobs[0].retaken, 1);
+
+    pthread_mutex_lock(&c.mu);
+    c.released = true;
+    pthread_cond_broadcast(&c.cv);
+    pthread_mutex_unlock(&c.mu);
+    for (int waited = 0; waited < 10000; waited += 5) {
+        queue_get_stats(q, &st);
+        if (st.lost_lease)
+            break;
+        sleep_ms(5);
+    }
+    assert_int_equal(st.lost_lease, 1);
+    assert_int_equal(st.done, 0);
+    queue_free(q);
+}
+
 /* test_suspect_held_while_async: while a suspect's async work is in flight, the node
  * leases no other suspect (a second lease round, woken by a new job, leaves it expired
  * and untouched); once the first one's outcome is committed, the next is leased without
@@ -2563,6 +2669,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_timeout_still_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_without_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_pool_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_lease_renewed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_handler_not_renewed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_finish_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_stop_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_batch_isolates_failed_commit, setup, teardown),

@@ -1,9 +1,11 @@
-/* lease_scenario.h: one scenario of the job store (src/store/store.h, job_lease's
- * max_repeat) that test_store_sqlite.c and test_store_pg.c both run on their own fixture,
- * so the two backends are held to the same behaviour: a lease that ran out is taken over
- * at once; one that ran out again after a takeover (a suspected poison pill) comes at
- * most max_repeat per lease, and every batch stays in (run_at_ms, id) order. Include
- * after cmocka.h. */
+/* lease_scenario.h: scenarios of the job store's leases (src/store/store.h) that
+ * test_store_sqlite.c and test_store_pg.c both run on their own fixture, so the two
+ * backends are held to the same behaviour. lease_scenario (job_lease's max_repeat): a
+ * lease that ran out is taken over at once; one that ran out again after a takeover (a
+ * suspected poison pill) comes at most max_repeat per lease, and every batch stays in
+ * (run_at_ms, id) order. extend_scenario (job_extend): a renewed lease is not taken over
+ * at its first end, only its own token renews it, and a lease taken over or acked cannot
+ * be renewed. Include after cmocka.h. */
 #ifndef HERALD_TEST_LEASE_SCENARIO_H
 #define HERALD_TEST_LEASE_SCENARIO_H
 
@@ -11,7 +13,7 @@
 #include "../../../src/util/clock.h"
 
 struct lr_op {
-    int64_t now, run_at, lease_ms, id;
+    int64_t now, run_at, lease_ms, id, token, until;
     size_t max, max_repeat, n;
     struct arena *a;
     struct job *jobs;
@@ -30,6 +32,33 @@ static int lr_lease_tx(struct store_txn *t, void *arg)
     struct lr_op *o = arg;
     return store_job_lease(t, o->now, o->lease_ms, o->max, o->max_repeat, NULL, o->a,
                            &o->jobs, &o->n);
+}
+
+static int lr_extend_tx(struct store_txn *t, void *arg)
+{
+    struct lr_op *o = arg;
+    return store_job_extend(t, o->id, o->token, o->until);
+}
+
+static int lr_ack_tx(struct store_txn *t, void *arg)
+{
+    struct lr_op *o = arg;
+    return store_job_ack(t, o->id, o->token);
+}
+
+/* lr_extend / lr_ack: the store_write's rc */
+static int lr_extend(struct store *s, int64_t id, int64_t token, int64_t until)
+{
+    struct lr_op o = {.id = id, .token = token, .until = until};
+    struct herr err;
+    return store_write(s, lr_extend_tx, &o, &err);
+}
+
+static int lr_ack(struct store *s, int64_t id, int64_t token)
+{
+    struct lr_op o = {.id = id, .token = token};
+    struct herr err;
+    return store_write(s, lr_ack_tx, &o, &err);
 }
 
 /* lr_insert: a queued "email" job due at run_at; its id */
@@ -95,6 +124,48 @@ static void lease_scenario(struct store *s, struct hclock_manual *clock, struct 
     assert_int_equal(n, 1);
     assert_int_equal(js[0].id, jc);
     assert_int_equal(js[0].retaken, 2);
+}
+
+/* extend_scenario: on an empty jobs table whose clock is at t0. */
+static void extend_scenario(struct store *s, struct hclock_manual *clock, struct arena *a,
+                            int64_t t0)
+{
+    struct job *js, j;
+    size_t n;
+    int64_t id = lr_insert(s, clock, t0 - 10), token, until;
+
+    js = lr_lease(s, clock, a, 10, 0, &n); /* until t0 + 1000 */
+    assert_int_equal(n, 1);
+    token = js[0].lease_token;
+    assert_int_equal(js[0].lease_until_ms, t0 + 1000);
+    hclock_manual_advance(clock, 600);
+    until = hclock_now(&clock->base) + 1000; /* t0 + 1600 */
+    assert_int_equal(lr_extend(s, id, token ^ 1, until), HR_CONFLICT); /* not its token */
+    assert_int_equal(lr_extend(s, id, token, until), HR_OK);
+    assert_int_equal(store_job_get(s, id, a, &j), HR_OK);
+    assert_int_equal(j.state, JOB_LEASED);
+    assert_int_equal(j.lease_until_ms, until);
+    assert_int_equal(j.lease_token, token); /* nothing else changed */
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(j.retaken, 0);
+
+    hclock_manual_advance(clock, 600); /* past the first end, before the renewed one */
+    js = lr_lease(s, clock, a, 10, 10, &n);
+    assert_int_equal(n, 0);
+    hclock_manual_advance(clock, 401); /* past the renewed end: taken over */
+    js = lr_lease(s, clock, a, 10, 10, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(js[0].id, id);
+    assert_int_equal(js[0].retaken, 1);
+    assert_true(js[0].lease_token != token);
+    /* the first holder's lease is gone: it can neither renew nor ack */
+    assert_int_equal(lr_extend(s, id, token, hclock_now(&clock->base) + 5000), HR_CONFLICT);
+    assert_int_equal(lr_ack(s, id, token), HR_CONFLICT);
+    assert_int_equal(store_job_get(s, id, a, &j), HR_OK);
+    assert_int_equal(j.lease_until_ms, js[0].lease_until_ms);
+    token = js[0].lease_token;
+    assert_int_equal(lr_ack(s, id, token), HR_OK);
+    assert_int_equal(lr_extend(s, id, token, hclock_now(&clock->base) + 5000), HR_CONFLICT);
 }
 
 #endif

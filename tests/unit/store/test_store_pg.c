@@ -874,6 +874,13 @@ static void test_job_lease_max_repeat(void **state)
     lease_scenario(f->s, &f->clock, f->a, T0);
 }
 
+/* test_job_extend: the shared renewal scenario (lease_scenario.h) on this backend */
+static void test_job_extend(void **state)
+{
+    struct fx *f = *state;
+    extend_scenario(f->s, &f->clock, f->a, T0);
+}
+
 static void test_job_lease_order_and_kinds(void **state)
 {
     struct fx *f = *state;
@@ -1831,6 +1838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lease_order_and_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lease_max_repeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_extend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_locked_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
