@@ -74,6 +74,10 @@
 #define READY_MAX 1024      /* handed-over jobs waiting in the normal lane, at most */
 #define READY_BULK_MAX 2048 /* ... in the bulk lane: two fan-out pages (FANOUT_PAGE) */
 #define PARK_CREDITS 16     /* queue.park_credit: keys remembered (a few providers) */
+/* queue_cfg.renew_max_ms's default (or 10 leases, if longer): an async job whose end
+ * never comes (a handler's bug) then loses its lease and is taken over, as before
+ * renewal; a provider call ends within --provider-timeout-ms (at most 10 min) */
+#define RENEW_MAX_MS (15LL * 60 * 1000)
 /* a job leased with this many takeovers in a row is a suspected poison pill (see
  * queue.suspect_id); one taken over once was merely in flight at one death */
 #define SUSPECT_RETAKEN 2
@@ -230,6 +234,7 @@ void queue_cfg_defaults(struct queue_cfg *cfg)
 {
     cfg->workers = 4;
     cfg->lease_ms = 60000;
+    cfg->renew_max_ms = 0; /* derived from lease_ms by fill_defaults */
     cfg->backoff_base_ms = 1000;
     cfg->backoff_max_ms = 3600000;
     cfg->max_attempts = 25;
@@ -247,6 +252,9 @@ static void fill_defaults(struct queue_cfg *cfg)
         cfg->workers = d.workers;
     if (cfg->lease_ms <= 0)
         cfg->lease_ms = d.lease_ms;
+    if (cfg->renew_max_ms <= 0)
+        cfg->renew_max_ms = 10 * cfg->lease_ms > RENEW_MAX_MS ? 10 * cfg->lease_ms
+                                                              : RENEW_MAX_MS;
     if (cfg->backoff_base_ms <= 0)
         cfg->backoff_base_ms = d.backoff_base_ms;
     if (cfg->backoff_max_ms <= 0)
@@ -1030,6 +1038,8 @@ struct job_ticket {
      * the completer last renewed it (renew_round; job.lease_until_ms keeps the first) */
     struct job_ticket *hprev, *hnext;
     int64_t lease_until;
+    int64_t held_since;    /* monotonic ms at ticket_new */
+    bool renew_capped;     /* held past cfg.renew_max_ms: no longer renewed (logged) */
 };
 
 /* finish_fn: the handler's commit, then the job's transition. Runs in its own nested
@@ -1166,6 +1176,7 @@ static struct job_ticket *ticket_new(struct queue *q, struct runner *r, const st
     t->suspect = j->id == q->suspect_id && j->lease_token == q->suspect_token;
     t->woken = r->woken && j >= r->jobs && j < r->jobs + r->n && r->woken[j - r->jobs];
     t->lease_until = j->lease_until_ms;
+    t->held_since = time_mono_ms();
     if (!q->held_head) { /* the first in hand: the completer starts looking at leases */
         q->renew_at = time_mono_ms() + renew_period(q);
         pthread_cond_broadcast(&q->done_cv);
@@ -1234,7 +1245,8 @@ static bool park_try(struct job_ticket *t)
     int64_t due = t->f.run_at_ms, now = now_ms(q);
     /* the latest time a batch still runs it (runner_round gives back a job with less
      * than half its lease left), less a tenth of a lease for a late worker */
-    int64_t bound = ticket_lease_until(t) - q->cfg.lease_ms / 2 - q->cfg.lease_ms / 10;
+    int64_t until = ticket_lease_until(t); /* as renewed */
+    int64_t bound = until - q->cfg.lease_ms / 2 - q->cfg.lease_ms / 10;
     uint64_t *credit = &q->park_credit[t->wait_key % PARK_CREDITS];
     bool parked = false, head = false, line_full;
 
@@ -1253,6 +1265,7 @@ static bool park_try(struct job_ticket *t)
     if (due >= bound || due <= now)
         return false;
     e = ready_new(&t->job);
+    e->job.lease_until_ms = until;
     e->due_ms = due;
     /* woken for a slot that a fresh job took first: it does not go back to the end of
      * the line but tries again at the handler's time (the limiter's next expected
@@ -1498,6 +1511,8 @@ static bool commit_can_wait(int rc)
  * FULL_LEASE_MARGIN_MS left: once space returns, the
  * handlers' work (provider calls, say) is committed as it is, neither repeated nor
  * counted as a failed attempt. Returns the last store_write rc. */
+static void renew_if_due(struct queue *q);
+
 static int commit_when_space(struct queue *q, struct batch *b, int rc, struct herr *err)
 {
     int64_t until = INT64_MAX, left, give_up, pause = FULL_PAUSE_MIN_MS;
@@ -1512,6 +1527,7 @@ static int commit_when_space(struct queue *q, struct batch *b, int rc, struct he
     give_up = time_mono_ms() + left;
     while (commit_can_wait(rc) && time_mono_ms() + pause < give_up &&
            full_pause(q, pause)) {
+        renew_if_due(q); /* the other jobs in hand keep their leases meanwhile */
         rc = store_write(q->s, batch_fn, b, err);
         tries++;
         if (pause < FULL_PAUSE_MAX_MS)
@@ -1591,6 +1607,7 @@ struct renew {
     int rc;
 };
 
+/* renew_fn's argument: the round's renewals, sorted by (id, token). */
 struct renew_ctx {
     struct renew *r;
     size_t n;
@@ -1612,6 +1629,7 @@ out:
     return rc;
 }
 
+/* renew_cmp: qsort/bsearch order of renewals, by (id, token). */
 static int renew_cmp(const void *a, const void *b)
 {
     const struct renew *x = a, *y = b;
@@ -1645,8 +1663,9 @@ static bool running_sync(const struct queue *q, const struct job_ticket *t)
 
 /* renew_round: on the completer, renew in one store_write the lease of every job in
  * hand that has half of it or less left (not queue_run_once's, not a handler running on
- * a worker), to lease_ms from now; BullMQ renews its job locks the same way. A lease
- * found lost (taken over meanwhile) is logged; its commit will find it lost too. */
+ * a worker, not one in hand past cfg.renew_max_ms), to lease_ms from now; BullMQ renews
+ * its job locks the same way. A lease found lost (taken over meanwhile) is logged; its
+ * commit will find it lost too. */
 static void renew_round(struct queue *q)
 {
     static const char renew_help[] = "Leases of jobs in hand renewed by their node (a slow "
@@ -1657,15 +1676,24 @@ static void renew_round(struct queue *q)
     struct herr err = {0};
     const struct renew *x;
     size_t n = 0, cap = 0, lost = 0;
-    int64_t now;
+    int64_t now, mono = time_mono_ms();
     int rc = HR_OK;
 
     pthread_mutex_lock(&q->mu);
     now = now_ms(q);
-    q->renew_at = time_mono_ms() + renew_period(q);
+    q->renew_at = mono + renew_period(q);
     for (struct job_ticket *t = q->held_head; t; t = t->hnext) {
-        if (t->once || t->lease_until - now > q->cfg.lease_ms / 2 || running_sync(q, t))
+        if (t->once || t->renew_capped || t->lease_until - now > q->cfg.lease_ms / 2 ||
+            running_sync(q, t))
             continue;
+        if (mono - t->held_since > q->cfg.renew_max_ms) {
+            char kq[80];
+            t->renew_capped = true;
+            LOG_W("queue.renew_capped", "kind=%s id=%" PRId64 " held_ms=%" PRId64 " msg=\"in "
+                  "hand too long: its lease is not renewed any more and runs out\"",
+                  log_q(kq, sizeof kq, t->job.kind), t->job.id, mono - t->held_since);
+            continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             r = xrealloc(r, cap * sizeof *r);
@@ -1675,13 +1703,15 @@ static void renew_round(struct queue *q)
     pthread_mutex_unlock(&q->mu);
     if (n == 0)
         goto out;
+    /* in id order: on PostgreSQL the rows are locked in the order a commit batch of
+     * another node would lock them, not against it */
+    qsort(r, n, sizeof *r, renew_cmp);
     c = (struct renew_ctx){r, n};
     rc = store_write(q->s, renew_fn, &c, &err);
     if (rc < 0) { /* the next round tries again, while the leases last */
         LOG_W("queue.renew_failed", "n=%zu rc=%s", n, hr_rc_str(rc));
         goto out;
     }
-    qsort(r, n, sizeof *r, renew_cmp);
     pthread_mutex_lock(&q->mu);
     for (struct job_ticket *t = q->held_head; t; t = t->hnext)
         if ((x = renew_find(r, n, t->job.id, t->job.lease_token)) && x->rc == HR_OK &&
@@ -1713,6 +1743,23 @@ static bool renew_due(const struct queue *q)
     return q->held_head && time_mono_ms() >= q->renew_at;
 }
 
+/* true on the completer thread: the only one that renews */
+static _Thread_local bool tl_completer;
+
+/* renew_if_due: renew_round when due, on the completer only (commit_when_space also
+ * runs on queue_run_once's thread). */
+static void renew_if_due(struct queue *q)
+{
+    bool due;
+    if (!tl_completer)
+        return;
+    pthread_mutex_lock(&q->mu);
+    due = renew_due(q);
+    pthread_mutex_unlock(&q->mu);
+    if (due)
+        renew_round(q);
+}
+
 /* completer_main: commit finished tickets, as many per transaction as are waiting (up
  * to QUEUE_COMMIT_BATCH), and renew the leases of jobs in hand when due (renew_round). */
 static void *completer_main(void *arg)
@@ -1723,6 +1770,7 @@ static void *completer_main(void *arg)
     size_t n;
 
     pthread_setname_np(pthread_self(), "h-completer"); /* top -H, perf, gdb */
+    tl_completer = true;
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!q->done_head && !q->completer_stop && !renew_due(q)) {
@@ -2089,17 +2137,19 @@ static void *worker_main(void *arg)
 
 static void join_and_free(struct queue *q)
 {
-    for (int i = 0; i < q->nworkers; i++) {
+    struct runner *w;
+    for (int i = 0; i < q->nworkers; i++)
         if (q->workers[i].th_started)
             pthread_join(q->workers[i].th, NULL);
-        runner_cleanup(&q->workers[i]);
-    }
-    free(q->workers);
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&q->mu); /* the completer's running_sync reads the array */
+    w = q->workers;
+    for (int i = 0; i < q->nworkers; i++)
+        runner_cleanup(&w[i]);
     q->workers = NULL;
     q->nworkers = 0;
     q->started = q->stopping = q->collected = false;
     pthread_mutex_unlock(&q->mu);
+    free(w);
 }
 
 /* stop_completers: let the completers commit what is waiting, then join them. */

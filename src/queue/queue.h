@@ -41,7 +41,9 @@
  *              waiting for its commit, so neither a slow call nor a commit behind a long
  *              queue lets another runner take it over and run it again. Not a handler
  *              running on a worker's thread (a stuck one loses its lease, and the
- *              poison-pill guard counts it) nor queue_run_once's jobs.
+ *              poison-pill guard counts it), nor queue_run_once's jobs, nor a job in
+ *              hand for renew_max_ms (15 minutes): an end that never comes does not
+ *              hold a job for the life of the process.
  *
  * Waking: a commit that inserted or re-queued jobs wakes ONE idle worker (store job
  * listener; on PostgreSQL also other nodes' NOTIFY, one per commit); a worker that
@@ -142,6 +144,9 @@ struct job_handler {
 struct queue_cfg {
     int workers;                   /* threads; default 4 */
     int64_t lease_ms;              /* default 60000 */
+    int64_t renew_max_ms;          /* a job in hand this long is not renewed any more
+                                      (renewal, above); 0: the longer of 15 min and
+                                      10 leases */
     int64_t backoff_base_ms;       /* first retry delay; default 1000 */
     int64_t backoff_max_ms;        /* cap on one delay; default 3600000 */
     uint32_t max_attempts;         /* default for jobs that give 0; default 25 */

@@ -1,6 +1,6 @@
 // lease.test.mjs: a live node keeps the leases of the jobs it holds (src/queue/queue.h,
 // renewal). A provider that answers after three times the lease (--lease-ms 2000, the
-// sink answers after 6 s) gets each call once: without renewal the lease ran out while
+// sink answers after 6 s; both scaled for sanitizer builds) gets each call once: without renewal the lease ran out while
 // the call was in flight and another worker made the call again. /metrics counts the
 // renewals. Both stores.
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 import { startHttpSink } from './lib/sink.mjs';
 
-const LEASE_MS = 2000;
+const LEASE_MS = scaled(2000); // a sanitizer build's stalls must not reach it
 const ANSWER_MS = 3 * LEASE_MS;
 const MESSAGES = 3;
 
@@ -19,12 +19,12 @@ after(async () => {
   await sink?.close();
 });
 
-test('a provider call slower than the lease is made once: the lease is renewed', { timeout: scaled(60000) }, async (t) => {
+test('a provider call slower than the lease is made once: the lease is renewed', { timeout: scaled(60000) + 4 * ANSWER_MS }, async (t) => {
   sink = await startHttpSink({ fallback: { status: 200, json: { id: 'slow' }, delayMs: ANSWER_MS } });
   const srv = await startServer({
     t, name: 'lease-renewed',
     // after the harness's own --lease-ms (PostgreSQL): the last one counts
-    args: ['--lease-ms', String(LEASE_MS), '--provider-timeout-ms', '20000'],
+    args: ['--lease-ms', String(LEASE_MS), '--provider-timeout-ms', String(2 * ANSWER_MS)],
   });
   const admin = (method, path, json) => srv.request(method, path, { auth: 'admin', json });
   const p = await admin('POST', '/providers', { provider: 'webhook', settings: { url: sink.url } });
@@ -37,7 +37,7 @@ test('a provider call slower than the lease is made once: the lease is renewed',
   }
   for (const id of ids) {
     await waitFor(async () => (await admin('GET', `/messages/${id}`)).json?.status === 'SENT',
-      { timeout: scaled(40000), what: `message ${id} SENT` });
+      { timeout: scaled(20000) + 2 * ANSWER_MS, what: `message ${id} SENT` });
   }
   await new Promise((r) => setTimeout(r, LEASE_MS)); // a takeover's call would show by now
   const keys = sink.requests.map((r) => r.headers['idempotency-key']);

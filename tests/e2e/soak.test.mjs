@@ -15,6 +15,7 @@ test('short soak at half capacity: nothing lost, memory flat (latency reported)'
   // a call retried after its answer was lost repeats its Idempotency-Key (redelivered,
   // reported below); a unit delivered under a second key was sent twice
   assert.deepEqual(r.duplicates, [], 'no unit delivered twice');
+  assert.ok(r.redelivered <= r.timeouts, `every redelivery follows a timed-out call (${r.redelivered} redelivered, ${r.timeouts} timeouts, ${r.lostLeases} leases lost)`);
   assert.deepEqual(r.unexpected, [], 'nothing refused was delivered');
   assert.equal(r.errors, 0, `no 5xx or transport errors (statuses ${JSON.stringify(r.statuses)})`);
   assert.ok(r.acked > 0, 'load was acknowledged');

@@ -35,6 +35,7 @@ const report = await runSoak({
 const failures = [];
 if (report.lost.length) failures.push(`${report.lost.length} acknowledged units never delivered (e.g. ${report.lost.slice(0, 5).join(', ')})`);
 if (report.duplicates.length) failures.push(`${report.duplicates.length} units delivered more than once (e.g. ${report.duplicates.slice(0, 5).join(', ')})`);
+if (report.redelivered > report.timeouts) failures.push(`${report.redelivered} units redelivered after only ${report.timeouts} timed-out calls (${report.lostLeases} leases lost)`);
 if (report.redelivered) console.log(`soak: ${report.redelivered} deliveries repeated a unit's Idempotency-Key (calls retried after their answer was lost; at-least-once)`);
 if (report.unexpected.length) failures.push(`${report.unexpected.length} refused units delivered anyway`);
 if (report.errors) failures.push(`${report.errors} requests failed (5xx or transport)`);

@@ -191,7 +191,8 @@ async function gauges(srv) {
  *   t              node:test context (server stop registered there), optional
  *   log            line printer (default console.log)
  *   serverArgs     extra `herald serve` flags
- * report: {capacity, rate, windows, lost, duplicates, redelivered, unexpected, errors, statuses,
+ * report: {capacity, rate, windows, lost, duplicates, redelivered, timeouts (herald's
+ *          timed-out transfers), lostLeases, unexpected, errors, statuses,
  *          acked, memory: {checked, ok, firstMaxKb, lastMaxKb, limitKb, why},
  *          latency: {ok, ack: {first, last}, delivery: {first, last}}, asan}
  */
@@ -358,11 +359,19 @@ export async function runSoak(opts = {}) {
       } else if (Date.now() - lastAt > DRAIN_STALL_MS) break;
     }
     await sleep(1000); // a late duplicate would show now
+    // a redelivery is explained only by a call whose answer herald lost: a timed-out
+    // transfer (no node dies here, and a live node renews its leases)
+    const samples = (await srv.metrics()).samples;
+    const timeouts = samples.filter((x) => x.name === 'herald_transport_completed_total' && x.labels.result === 'timeout')
+      .reduce((a, x) => a + x.value, 0);
+    const lostLeases = samples.filter((x) => x.name === 'herald_jobs_total' && x.labels.outcome === 'lost_lease')
+      .reduce((a, x) => a + x.value, 0);
     const lost = [...acked].filter((x) => !sink.counts.has(x));
     const duplicates = [...sink.counts].filter(([, n]) => n > 1).map(([x, n]) => `${x} x${n}`);
     const unexpected = [...sink.counts.keys()].filter((x) => refused.has(x));
     log(`soak: drained in ${((Date.now() - drainT0) / 1000).toFixed(1)} s; acknowledged ${acked.size} units, ` +
-        `delivered ${sink.counts.size} distinct (and ${sink.redelivered} again with the same Idempotency-Key), statuses ${JSON.stringify(Object.fromEntries(statuses))}, transport errors ${errors}` +
+        `delivered ${sink.counts.size} distinct (and ${sink.redelivered} again with the same Idempotency-Key, ` +
+        `after ${timeouts} timed-out calls; ${lostLeases} leases lost), statuses ${JSON.stringify(Object.fromEntries(statuses))}, transport errors ${errors}` +
         `${errorSamples.length ? ` (${errorSamples.join('; ')})` : ''}, behind schedule ${behind} units`);
 
     // memory and latency: windows after the warm-up, in thirds
@@ -403,7 +412,7 @@ export async function runSoak(opts = {}) {
     assertNoSanitizerReports(srv);
     return {
       capacity, rate, windows: windows.map(({ ack, dlv, ...w }) => ({ ...w, ack: { n: ack.n, p50: ack.p50, p99: ack.p99 }, dlv: { n: dlv.n, p50: dlv.p50, p99: dlv.p99 } })),
-      lost, duplicates, redelivered: sink.redelivered, unexpected, errors, statuses: Object.fromEntries(statuses), acked: acked.size, behind,
+      lost, duplicates, redelivered: sink.redelivered, timeouts, lostLeases, unexpected, errors, statuses: Object.fromEntries(statuses), acked: acked.size, behind,
       memory, latency, asan, exit: res,
     };
   } finally {

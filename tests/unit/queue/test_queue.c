@@ -322,6 +322,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(c.idle_poll_ms, 250);
     assert_int_equal(c.batch, 16);
     assert_int_equal(c.max_retaken, 5);
+    assert_int_equal(c.renew_max_ms, 0); /* derived from the lease by queue_new */
 }
 
 /* ---- enqueue (outbox) ------------------------------------------------------------ */
@@ -1342,6 +1343,38 @@ static void test_async_lease_renewed(void **state)
     assert_true(metric_has("herald_queue_lease_renewals_total{result=\"renewed\"}"));
     assert_false(metric_has("herald_queue_lease_renewals_total{result=\"lost\"}"));
     assert_int_equal(atomic_load(&c->calls), 1);
+    queue_free(q);
+    free(c);
+}
+
+/* test_renewal_capped: a job in hand longer than renew_max_ms is not renewed any more
+ * (an async end that never comes must not hold its job for the life of the process):
+ * its lease keeps its first end. */
+static void test_renewal_capped(void **state)
+{
+    struct fx *f = *state;
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"x", async_run, c}};
+    struct job_result fin = {.outcome = JOB_OUT_DONE};
+    struct queue *q;
+    struct job_ticket *t;
+    struct job j;
+    int64_t id = enqueue(f, "x", "{}", 0, 0);
+
+    cfg.lease_ms = 400;
+    cfg.renew_max_ms = 150;
+    q = queue_new(f->s, NULL, &cfg, hs, 1);
+    assert_int_equal(queue_start(q), 0);
+    t = wait_ticket(c);
+    sleep_ms(200);                         /* in hand past renew_max_ms */
+    hclock_manual_advance(&f->clk, 250);   /* 150 ms left: under half */
+    sleep_ms(400);                         /* four looks of the completer */
+    assert_int_equal(get(f, id, &j), 0);
+    assert_int_equal(j.lease_until_ms, T0 + 400);
+    queue_job_finish(q, t, &fin);
+    wait_stats_done(q, 1, 10000);
+    assert_int_equal(get(f, id, &j), HR_NOTFOUND);
     queue_free(q);
     free(c);
 }
@@ -2671,6 +2704,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_pool_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_lease_renewed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_handler_not_renewed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_finish_inline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_stop_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_batch_isolates_failed_commit, setup, teardown),
