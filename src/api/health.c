@@ -3,6 +3,7 @@
 #include "api.h"
 
 #include "../util/metrics.h"
+#include "../util/xalloc.h"
 
 #include <stdio.h>
 
@@ -67,6 +68,7 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = vctx;
     struct job_count *jc = NULL;
     struct store_stats st;
+    uint64_t heap = 0;
     size_t n = 0;
     int rc;
 
@@ -112,6 +114,15 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
                         (unsigned long long)st.txns, (unsigned long long)st.commits,
                         (unsigned long long)st.errors, (unsigned long long)st.retries, st.full ? 1 : 0,
                         st.corrupt ? 1 : 0, (unsigned long long)st.engine_bytes);
+    if (rc == HR_OK && xalloc_allocated(&heap) == 0)
+        rc = buf_printf(&resp->body,
+                        "# HELP herald_heap_allocated_bytes Heap handed out and not yet freed "
+                        "(the allocator's count, less its thread caches; unlike RSS it falls when "
+                        "memory is freed; "
+                        "includes herald_store_engine_bytes).\n"
+                        "# TYPE herald_heap_allocated_bytes gauge\n"
+                        "herald_heap_allocated_bytes %llu\n",
+                        (unsigned long long)heap);
     if (rc < 0) {
         buf_reset(&resp->body);
         http_resp_error(resp, 500, "api_error", "could not render metrics");

@@ -4,6 +4,7 @@
 #define HERALD_UTIL_XALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
@@ -21,5 +22,15 @@ void *try_malloc(size_t n);
  * (Makefile), so this only tunes the sanitizer builds' and the unit tests' glibc malloc:
  * jemalloc has no fast bins, and glibc's mallopt does not reach it. */
 void xalloc_tune(void);
+
+/* xalloc_allocated: the bytes the allocator has handed out and not yet had back, in
+ * *bytes: jemalloc's stats.allocated less the freed objects its thread caches keep, when
+ * the binary links it (the release build), else
+ * glibc's mallinfo2 (in-use chunks plus mmapped ones; the sanitizers' allocators answer
+ * it with zeros, taken as "cannot say"). Unlike RSS it falls as soon as
+ * memory is freed, so a burst that is over does not read as growth. Returns 0, or -1
+ * when the allocator cannot say (*bytes untouched). Takes the allocator's locks: for a
+ * metrics scrape, not a hot path. */
+int xalloc_allocated(uint64_t *bytes);
 
 #endif

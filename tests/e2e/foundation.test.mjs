@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { freePort, herald, isPostgres, makeTempDir, metricValue, rawRequest, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
+import { freePort, herald, isPostgres, makeTempDir, metricValue, rawRequest, sanitized, sleep, startServer, stopAll, waitFor, scaled } from './lib/server.mjs';
 
 after(stopAll);
 
@@ -334,6 +334,16 @@ describe('health and metrics', () => {
     assert.ok(buckets.length > 0, 'duration histogram buckets');
     assert.ok(buckets.some((b) => b.labels.le === '+Inf'), 'a +Inf bucket');
     assert.match(m.text, /^# TYPE herald_queue_depth gauge$/m, 'herald_queue_depth is a gauge');
+    // the allocator's count of the heap in use (the soak judges memory by it); it holds
+    // the store engine's caches (SQLite allocates through the same malloc). A sanitizer's
+    // allocator cannot say (it answers mallinfo2 with zeros): no sample then.
+    const heap = metricValue(m.samples, 'herald_heap_allocated_bytes');
+    if (sanitized(srv.run.proc.pid)) assert.equal(heap, undefined, 'no heap count under a sanitizer');
+    else {
+      assert.match(m.text, /^# TYPE herald_heap_allocated_bytes gauge$/m, 'herald_heap_allocated_bytes is a gauge');
+      assert.ok(heap > 0, `heap in use counted: ${heap}`);
+      assert.ok(heap >= metricValue(m.samples, 'herald_store_engine_bytes'), 'the heap holds the engine\'s caches');
+    }
 
     // a delayed ping is queued: the depth gauge shows it
     const p = await srv.request('POST', '/admin/jobs/ping', { auth: 'admin', json: { delay_ms: 60000 } });

@@ -101,6 +101,16 @@ export function assertNoSanitizerReports(serverOrText, what = 'herald') {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** sanitized(pid) -> true when the process runs under ASan or TSan (its runtime is
+ *  mapped): memory figures are the sanitizer's there, not herald's. */
+export function sanitized(pid) {
+  try {
+    return /libasan|libtsan|libclang_rt\.[at]san/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 /** Poll fn (sync or async) every intervalMs until it returns a truthy value; return it.
  *  On timeout throw, naming `what` and the last value or error seen. A herald that
  *  crashes meanwhile (a fatal signal no test sent) ends the wait at once, with its log. */

@@ -12,6 +12,7 @@
 #include "../../../src/util/id.h"
 #include "../../../src/util/json.h"
 #include "../../../src/util/str.h"
+#include "../../../src/util/xalloc.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -497,6 +498,30 @@ static void test_crypto_random_pool(void **state)
     assert_memory_not_equal(big + sizeof big - 16, zero, 16);
 }
 
+/* xalloc_allocated: the count follows a block's malloc and free (unit tests keep libc's
+ * allocator: mallinfo2; a sanitizer's allocator cannot say) */
+static void test_xalloc_allocated(void **state)
+{
+    (void)state;
+    enum { BIG = 8 << 20 };
+    uint64_t before = 0;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    assert_int_equal(xalloc_allocated(&before), -1);
+    assert_int_equal(before, 0);
+#else
+    uint64_t held = 0, after = 0;
+    assert_int_equal(xalloc_allocated(&before), 0);
+    assert_true(before > 0);
+    char *p = xmalloc(BIG);
+    memset(p, 1, BIG);
+    assert_int_equal(xalloc_allocated(&held), 0);
+    assert_true(held >= before + BIG);
+    free(p);
+    assert_int_equal(xalloc_allocated(&after), 0);
+    assert_true(after + BIG <= held);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_json_duplicate_members),
         cmocka_unit_test(test_json_print_as_cjson),
         cmocka_unit_test(test_crypto_random_pool),
+        cmocka_unit_test(test_xalloc_allocated),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
