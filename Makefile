@@ -127,9 +127,10 @@ $(GEN)/embedded.c: scripts/embed.sh $(EMBED_FILES) $(GEN)/embedded.list
 $(GEN)/embedded.o: $(GEN)/embedded.c src/util/embedded.h
 	$(CC) $(CFLAGS) -iquote src/util -c -o $@ $<
 
+# the release unit tests link the allocator the release binary ships with
 $(B)/unit/%: tests/unit/%.c $(B)/libherald.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MF $@.d -o $@ $< $(B)/libherald.a $(LDFLAGS) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -MF $@.d -o $@ $< $(B)/libherald.a $(LDFLAGS) $(MALLOC_LIBS) $(LIBS) -lcmocka
 
 deps:
 	@scripts/deps.sh run

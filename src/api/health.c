@@ -117,8 +117,8 @@ void api_metrics(void *vctx, struct http_req *req, struct http_resp *resp)
     if (rc == HR_OK && xalloc_allocated(&heap) == 0)
         rc = buf_printf(&resp->body,
                         "# HELP herald_heap_allocated_bytes Heap handed out and not yet freed "
-                        "(the allocator's count, less its thread caches; unlike RSS it falls when "
-                        "memory is freed; "
+                        "(the allocator's count, less jemalloc's thread caches; unlike RSS it falls "
+                        "when memory is freed; absent under ASan and TSan; "
                         "includes herald_store_engine_bytes).\n"
                         "# TYPE herald_heap_allocated_bytes gauge\n"
                         "herald_heap_allocated_bytes %llu\n",

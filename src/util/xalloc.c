@@ -87,16 +87,16 @@ int xalloc_allocated(uint64_t *bytes)
         /* freed objects a thread keeps in its cache for its next malloc count as
          * allocated; after a burst the caches of ~70 threads held 15-30 MiB of them */
         n = sizeof c;
-        if (mallctl("stats.arenas." JE_ARENAS_ALL ".tcache_bytes", &c, &n, NULL, 0) == 0 && c <= a)
-            a -= c;
-        *bytes = a;
+        if (mallctl("stats.arenas." JE_ARENAS_ALL ".tcache_bytes", &c, &n, NULL, 0) != 0)
+            return -1;
+        *bytes = c <= a ? a - c : 0;
         return 0;
     }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
     struct mallinfo2 mi = mallinfo2();
     uint64_t n = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 
-    if (n == 0) /* a sanitizer's allocator answers with zeros: it cannot say */
+    if (n == 0) /* under ASan or TSan, glibc's own arenas are unused: zeros; cannot say */
         return -1;
     *bytes = n;
     return 0;

@@ -26,8 +26,9 @@ void xalloc_tune(void);
 /* xalloc_allocated: the bytes the allocator has handed out and not yet had back, in
  * *bytes: jemalloc's stats.allocated less the freed objects its thread caches keep, when
  * the binary links it (the release build), else
- * glibc's mallinfo2 (in-use chunks plus mmapped ones; the sanitizers' allocators answer
- * it with zeros, taken as "cannot say"). Unlike RSS it falls as soon as
+ * glibc's mallinfo2 (in-use chunks, glibc's thread caches among them, plus mmapped ones;
+ * under ASan or TSan it reads glibc's unused arenas: zeros, taken as "cannot say").
+ * Unlike RSS it falls as soon as
  * memory is freed, so a burst that is over does not read as growth. Returns 0, or -1
  * when the allocator cannot say (*bytes untouched). Takes the allocator's locks: for a
  * metrics scrape, not a hot path. */

@@ -1,7 +1,7 @@
 // soak.test.mjs: the short soak inside `make test`: capacity measured for 6 s, then
 // 40 s at half of it, 20 s under a sanitizer (tests/e2e/lib/soak.mjs drives it; `make soak`
 // is the 30-minute run). Asserts that nothing acknowledged was lost or delivered twice and that memory
-// stayed flat (not under ASan: its quarantine dominates RSS); latency is only reported
+// stayed flat (not under ASan or TSan: their quarantine and shadow memory dominate); latency is only reported
 // (no timing asserts in `make test`).
 import test from 'node:test';
 import assert from 'node:assert/strict';

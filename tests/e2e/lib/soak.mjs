@@ -41,10 +41,10 @@
 //              on a fresh store). Judged once the load has stopped and every unit is
 //              delivered: the lowest own heap of IDLE_SAMPLES samples a second apart (the
 //              client's keep-alive connections close meanwhile) <= the first third's
-//              median x 1.10 + 8 MiB. Under
+//              lowest x 1.10 + 8 MiB (a window scrape that failed is left out). Under
 //              load the heap holds the backlog, which grows for as long as a slow spell
-//              of a shared machine lasts (three CPU hogs on CI's two cores: +75 MiB with
-//              4,000 jobs queued) and is freed when it drains; a leak stays. When the
+//              of a shared machine lasts (three CPU hogs on two cores: 22 -> 98 MiB with
+//              6,300 jobs queued) and is freed when it drains; a leak stays. When the
 //              allocator cannot say (no sample), anonymous RSS (RssAnon) less the engine's
 //              stands in, and the rule is the max of the last third <= the max of the
 //              first x 1.10 + 8 MiB (RSS keeps a burst's pages after they are freed, so
@@ -169,17 +169,19 @@ function rss(pid) {
 /* gauges: from /metrics, the queue depth summed over kinds and states, and the heap the
  * embedded store engine holds in kB (herald_store_engine_bytes: SQLite's page caches,
  * which fill up to their cache size as the store grows: bounded, not a leak) and the heap
- * the allocator counts as in use in kB (herald_heap_allocated_bytes; NaN when absent). */
+ * the allocator counts as in use in kB (herald_heap_allocated_bytes; NaN when absent);
+ * ok false (and every figure NaN) when the scrape failed. */
 async function gauges(srv) {
   try {
     const r = await srv.request('GET', '/metrics', { timeout: 10000 });
+    if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
     let n = 0;
     for (const m of r.body.matchAll(/^herald_queue_depth\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
     const e = /^herald_store_engine_bytes (\d+)$/m.exec(r.body);
     const h = /^herald_heap_allocated_bytes (\d+)$/m.exec(r.body);
-    return { queue: n, engineKb: e ? Number(e[1]) / 1024 : NaN, heapKb: h ? Number(h[1]) / 1024 : NaN };
+    return { ok: true, queue: n, engineKb: e ? Number(e[1]) / 1024 : NaN, heapKb: h ? Number(h[1]) / 1024 : NaN };
   } catch {
-    return { queue: NaN, engineKb: NaN, heapKb: NaN };
+    return { ok: false, queue: NaN, engineKb: NaN, heapKb: NaN };
   }
 }
 
@@ -197,8 +199,8 @@ async function gauges(srv) {
  *   serverArgs     extra `herald serve` flags
  * report: {capacity, rate, windows, lost, duplicates, redelivered, timeouts (herald's
  *          timed-out transfers), lostLeases, unexpected, errors, statuses,
- *          acked, memory: {checked, ok, source, firstKb, lastKb (medians), firstMaxKb,
- *          lastMaxKb, drainedKb, limitKb, why},
+ *          acked, memory: {checked, ok, source, firstKb (the first third's lowest), lastKb
+ *          (the last third's median), firstMaxKb, lastMaxKb, drainedKb, limitKb, why},
  *          latency: {ok, ack: {first, last}, delivery: {first, last}}, asan}
  */
 export async function runSoak(opts = {}) {
@@ -337,9 +339,9 @@ export async function runSoak(opts = {}) {
         const g = await gauges(srv);
         const w = {
           t: (Date.now() - start) / 1000, rss: rss(pid), queue: g.queue,
-          /* herald's own: where a leak shows */
+          /* herald's own: where a leak shows (NaN, source null, when the scrape failed) */
           heapKb: (Number.isFinite(g.heapKb) ? g.heapKb : rss(pid).anon) - g.engineKb,
-          heapSrc: Number.isFinite(g.heapKb) ? 'allocator' : 'rss',
+          heapSrc: !g.ok ? null : Number.isFinite(g.heapKb) ? 'allocator' : 'rss',
           ack: { n: a.length, p50: pct(a, 50), p99: pct(a, 99), samples: a },
           dlv: { n: d.length, p50: pct(d, 50), p99: pct(d, 99), samples: d },
           acked: acked.size, delivered: sink.total, inFlight,
@@ -369,10 +371,11 @@ export async function runSoak(opts = {}) {
     // the heap once the work is done, for the memory verdict: the lowest of a few
     // samples, as the client's idle keep-alive connections (each with its buffers in
     // herald) close over the next seconds; a leak stays in every sample
-    let idleKb = Infinity;
-    for (let i = 0; i < IDLE_SAMPLES; i++) {
+    let idleKb = NaN;
+    for (let i = 0; !asan && i < IDLE_SAMPLES; i++) {
       const g = await gauges(srv);
-      idleKb = Math.min(idleKb, g.heapKb - g.engineKb);
+      const kb = g.heapKb - g.engineKb;
+      if (Number.isFinite(kb) && !(kb >= idleKb)) idleKb = kb;
       if (i + 1 < IDLE_SAMPLES) await sleep(1000);
     }
     // a redelivery is explained only by a call whose answer herald lost: a timed-out
@@ -400,16 +403,23 @@ export async function runSoak(opts = {}) {
     else if (judged.length < 3) memory.why = `only ${judged.length} windows after the ${warm.toFixed(0)} s warm-up`;
     else {
       memory.checked = true;
-      const heaps = (ws) => sortNum(ws.map((w) => w.heapKb));
-      memory.source = judged.every((w) => w.heapSrc === 'allocator') ? 'allocator' : 'rss';
-      memory.firstKb = pct(heaps(first), 50);
-      memory.lastKb = pct(heaps(last), 50);
-      memory.firstMaxKb = Math.max(...first.map((w) => w.heapKb));
-      memory.lastMaxKb = Math.max(...last.map((w) => w.heapKb));
+      // windows whose scrape failed say nothing either way
+      const seen = (ws) => ws.filter((w) => w.heapSrc !== null && Number.isFinite(w.heapKb)).map((w) => w.heapKb);
+      const scraped = judged.filter((w) => w.heapSrc !== null);
+      memory.source = scraped.length && scraped.every((w) => w.heapSrc === 'allocator') ? 'allocator' : 'rss';
+      memory.firstKb = Math.min(...seen(first));
+      memory.lastKb = pct(sortNum(seen(last)), 50);
+      memory.firstMaxKb = Math.max(...seen(first));
+      memory.lastMaxKb = Math.max(...seen(last));
       if (memory.source === 'allocator') {
         memory.drainedKb = idleKb;
         memory.limitKb = Math.round(memory.firstKb * MEM_FACTOR + MEM_SLACK_KB);
         memory.ok = memory.drainedKb <= memory.limitKb;
+        if (!Number.isFinite(idleKb)) memory.why = 'no /metrics scrape answered once the load was drained';
+        else if (!Number.isFinite(memory.firstKb)) {
+          memory.ok = false;
+          memory.why = 'no /metrics scrape answered in the first third';
+        }
       } else {
         memory.limitKb = Math.round(memory.firstMaxKb * MEM_FACTOR + MEM_SLACK_KB);
         memory.ok = memory.lastMaxKb <= memory.limitKb;
@@ -427,8 +437,8 @@ export async function runSoak(opts = {}) {
     if (memory.checked)
       log(memory.source === 'allocator'
         ? `soak: memory: own heap (allocated less the store engine's) once drained ${(memory.drainedKb / 1024).toFixed(1)} MiB, ` +
-          `limit ${(memory.limitKb / 1024).toFixed(1)} MiB (the first third's median ${(memory.firstKb / 1024).toFixed(1)} x${MEM_FACTOR} + ${MEM_SLACK_KB / 1024} MiB): ` +
-          `${memory.ok ? 'flat' : 'GREW'}; under load median ${(memory.firstKb / 1024).toFixed(1)} -> ${(memory.lastKb / 1024).toFixed(1)} MiB, ` +
+          `limit ${(memory.limitKb / 1024).toFixed(1)} MiB (the first third's lowest ${(memory.firstKb / 1024).toFixed(1)} x${MEM_FACTOR} + ${MEM_SLACK_KB / 1024} MiB): ` +
+          `${memory.ok ? 'flat' : `GREW${memory.why ? ` (${memory.why})` : ''}`}; under load: the last third's median ${(memory.lastKb / 1024).toFixed(1)} MiB, ` +
           `max ${(memory.firstMaxKb / 1024).toFixed(1)} -> ${(memory.lastMaxKb / 1024).toFixed(1)} MiB`
         : `soak: memory: max own heap (anonymous RSS less the store engine's) first third ${(memory.firstMaxKb / 1024).toFixed(1)} MiB, ` +
           `last third ${(memory.lastMaxKb / 1024).toFixed(1)} MiB, limit ${(memory.limitKb / 1024).toFixed(1)} MiB (x${MEM_FACTOR} + ${MEM_SLACK_KB / 1024} MiB): ${memory.ok ? 'flat' : 'GREW'}`);
