@@ -64,7 +64,7 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = vctx;
     cJSON *body = NULL, *v2 = NULL, *out = NULL;
-    const cJSON *msg;
+    const cJSON *msg, *to;
     struct send_arg a;
     struct herr err;
     char rid[ID_LEN + 1];
@@ -107,7 +107,13 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
     a.engine = ctx->engine;
     a.message = msg;
     a.request_id = rid;
-    rc = store_write(ctx->store, send_tx, &a, &err);
+    /* a few recipients: inserts of its own, which may share a transaction with other
+     * requests' (store_write_shared); a list's or a long array's send runs alone */
+    to = cJSON_GetObjectItemCaseSensitive(msg, "to");
+    if (!engine_fanout_target(msg) && (!cJSON_IsArray(to) || cJSON_GetArraySize(to) <= 8))
+        rc = store_write_shared(ctx->store, send_tx, &a, &err);
+    else
+        rc = store_write(ctx->store, send_tx, &a, &err);
     if (rc < 0 && rc != HR_CONFLICT) { /* CONFLICT: this key's request ran already */
         api_error_rc(resp, rc, &err);
         goto out;

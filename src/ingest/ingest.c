@@ -27,6 +27,7 @@
 
 #define COLL_PROFILES "profiles"
 #define COLL_GROUPS "groups"
+#define ACCEPT_SHARED_MAX 8 /* events in a request that store_write_shared takes */
 #define COLL_GROUP_MEMBERS "group_members"
 #define COLL_ALIASES "aliases"
 
@@ -65,6 +66,8 @@ static int accept_tx(struct store_txn *t, void *varg)
 {
     struct accept_arg *a = varg;
     struct buf payload;
+    struct event_rec *recs = NULL;
+    int *rcs = NULL;
     int rc = HR_OK;
     int64_t job_id;
     size_t fresh = 0;
@@ -74,9 +77,11 @@ static int accept_tx(struct store_txn *t, void *varg)
     buf_init(&payload, 64 + a->res->n_events * 24);
     rc = buf_append_c(&payload, "{\"ids\":[");
     a->out->accepted = a->out->duplicates = 0;
-    for (size_t i = 0; i < a->res->n_events && rc == HR_OK; i++) {
+    recs = xcalloc(a->res->n_events, sizeof *recs);
+    rcs = xcalloc(a->res->n_events, sizeof *rcs);
+    for (size_t i = 0; i < a->res->n_events; i++) {
         const struct seg_event *ev = &a->res->events[i];
-        struct event_rec rec = {
+        recs[i] = (struct event_rec){
             .source_id = a->source_id,
             .message_id = str_c(ev->message_id),
             .type = str_c(seg_kind_name(ev->type)),
@@ -84,20 +89,19 @@ static int accept_tx(struct store_txn *t, void *varg)
             .body = {ev->serialized, ev->serialized_len},
             .received_ms = a->now_ms,
         };
-        int64_t id = 0;
-        rc = store_event_insert(t, &rec, a->ig->dedup_window_ms, &id);
-        a->out->ids[i] = id;
-        if (rc == HR_CONFLICT) {
+    }
+    if (rc == HR_OK)
+        rc = store_event_insert_many(t, recs, a->res->n_events, a->ig->dedup_window_ms,
+                                     a->out->ids, rcs);
+    for (size_t i = 0; i < a->res->n_events && rc == HR_OK; i++) {
+        if (rcs[i] == HR_CONFLICT) {
             a->out->status[i] = INGEST_DUPLICATE;
             a->out->duplicates++;
-            rc = HR_OK;
             continue;
         }
-        if (rc < 0)
-            break;
         a->out->status[i] = INGEST_ACCEPTED;
         a->out->accepted++;
-        rc = buf_printf(&payload, "%s%lld", fresh++ ? "," : "", (long long)id);
+        rc = buf_printf(&payload, "%s%lld", fresh++ ? "," : "", (long long)a->out->ids[i]);
     }
     if (rc == HR_OK && fresh > 0 && a->l && loaded_take_accepted(a->l, a->res, a->out,
                                                                   a->now_ms)) {
@@ -125,6 +129,8 @@ static int accept_tx(struct store_txn *t, void *varg)
     }
 out:
     buf_cleanup(&payload);
+    free(recs);
+    free(rcs);
     return rc;
 }
 
@@ -164,7 +170,13 @@ int ingest_accept(struct ingest *ig, int64_t source_id, struct seg_result *res,
     if (ig->apply_at_accept)
         a.l = loaded_for_accept(ig, res);
     queue_handoff_init(&h, ig->queue);
-    rc = store_write(ig->store, accept_tx, &a, err);
+    /* a few events share a transaction with other requests' (PostgreSQL groups them while
+     * its pool is busy); a batch of many already spreads its commit over them, and a
+     * group runs its members one after another on one connection */
+    if (res->n_events <= ACCEPT_SHARED_MAX)
+        rc = store_write_shared(ig->store, accept_tx, &a, err);
+    else
+        rc = store_write(ig->store, accept_tx, &a, err);
     if (rc == HR_OK) {
         if (a.applied) {
             loaded_report(a.l);

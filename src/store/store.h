@@ -292,6 +292,8 @@ struct store_ops {
     int (*open)(struct store *s, const char *dsn, struct herr *err);
     void (*close)(struct store *s); /* must accept a half-opened store */
     int (*write)(struct store *s, store_txn_fn fn, void *arg, struct herr *err);
+    /* NULL: store_write_shared calls write */
+    int (*write_shared)(struct store *s, store_txn_fn fn, void *arg, struct herr *err);
     int (*ping)(struct store *s);
     void (*stats)(struct store *s, struct store_stats *out);
     /* txn_sub: run fn inside a nested savepoint of t; fn returning < 0 (or a statement
@@ -365,6 +367,9 @@ struct store_ops {
     /* events */
     int (*event_insert)(struct store_txn *t, const struct event_rec *e, int64_t dedup_window_ms,
                         int64_t *out_id);
+    /* NULL: store_event_insert_many calls event_insert once per event */
+    int (*event_insert_many)(struct store_txn *t, const struct event_rec *e, size_t n,
+                             int64_t dedup_window_ms, int64_t *out_ids, int *rcs);
     int (*event_get)(struct store *s, int64_t id, struct arena *a, struct event_rec *out);
 
     /* event catalog */
@@ -479,6 +484,15 @@ static inline struct store *store_txn_store(struct store_txn *t) { return t->sto
 
 static inline int store_write(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 { return s->ops->write(s, fn, arg, err); }
+/* store_write_shared: store_write for a fn that only inserts rows of its own (no row
+ * another writer updates) and may share its transaction with other such calls without a
+ * savepoint of its own (PostgreSQL: while the connection pool is busy, concurrent calls
+ * commit together; when any of them fails, each runs again alone, so fn must be safe to
+ * run more than once, as every PostgreSQL write already is). Same answer as store_write. */
+static inline int store_write_shared(struct store *s, store_txn_fn fn, void *arg,
+                                     struct herr *err)
+{ return s->ops->write_shared ? s->ops->write_shared(s, fn, arg, err)
+                              : s->ops->write(s, fn, arg, err); }
 /* store_ping: HR_OK when the store answers a read and, after writes failed for a full
  * disk, a probe write succeeds again; HR_FULL while the disk stays full; another rc < 0
  * when the store is unreachable or was found corrupt (store_stats says which). Any
@@ -611,6 +625,25 @@ static inline int store_doc_list(struct store *s, const char *coll, struct str i
 static inline int store_event_insert(struct store_txn *t, const struct event_rec *e,
                                      int64_t window_ms, int64_t *out_id)
 { return store_txn_store(t)->ops->event_insert(t, e, window_ms, out_id); }
+/* event_insert_many: store_event_insert for e[0..n), with the same outcome as n calls in
+ * order (a later event with the messageId of an earlier one in e is its duplicate): rcs[i]
+ * is HR_OK (stored, out_ids[i] its new id) or HR_CONFLICT (a duplicate, out_ids[i] the
+ * earlier event, 0 if unknown). Returns HR_OK, or the first other error (the transaction
+ * is then failed). A backend may store them in one statement. */
+static inline int store_event_insert_many(struct store_txn *t, const struct event_rec *e,
+                                          size_t n, int64_t window_ms, int64_t *out_ids, int *rcs)
+{
+    const struct store_ops *ops = store_txn_store(t)->ops;
+    if (ops->event_insert_many)
+        return ops->event_insert_many(t, e, n, window_ms, out_ids, rcs);
+    for (size_t i = 0; i < n; i++) {
+        out_ids[i] = 0;
+        rcs[i] = ops->event_insert(t, &e[i], window_ms, &out_ids[i]);
+        if (rcs[i] < 0 && rcs[i] != HR_CONFLICT)
+            return rcs[i];
+    }
+    return HR_OK;
+}
 static inline int store_event_get(struct store *s, int64_t id, struct arena *a,
                                   struct event_rec *out)
 { return s->ops->event_get(s, id, a, out); }

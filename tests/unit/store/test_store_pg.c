@@ -1190,6 +1190,174 @@ static void test_events_dedup_window(void **state)
     assert_int_equal(w_event(f->s, 7, "", T0, win, &id2), HR_INVAL);
 }
 
+struct many_arg {
+    size_t n; /* 0: 6 */
+    struct event_rec e[6];
+    int64_t ids[6];
+    int rcs[6];
+    int rc;
+};
+
+static int many_tx(struct store_txn *t, void *p)
+{
+    struct many_arg *m = p;
+    m->rc = store_event_insert_many(t, m->e, m->n ? m->n : 6, 60000, m->ids, m->rcs);
+    return m->rc;
+}
+
+/* many events in one call: in order, a repeat inside the call and one stored before are
+ * duplicates of their first, bytes PostgreSQL refuses in text are replaced */
+static void test_events_insert_many(void **state)
+{
+    struct fx *f = *state;
+    struct many_arg m = {0};
+    const char *mids[6] = {"b-1", "b-2", "pre", "b-1", "b-3", "b-2"};
+    struct event_rec e;
+    struct herr err;
+    int64_t pre;
+
+    assert_int_equal(w_event(f->s, 7, "pre", T0, 60000, &pre), 0);
+    for (int i = 0; i < 6; i++)
+        m.e[i] = (struct event_rec){.source_id = 7, .message_id = str_c(mids[i]),
+                                    .type = STR_LIT("track"), .user_id = STR_LIT("u1"),
+                                    .body = STR_LIT("{\"event\":\"E\"}"), .received_ms = T0 + 5};
+    m.e[4].user_id = (struct str){"u\xff\0x", 4};
+    m.e[4].body = STR_LIT("{\"event\":\"F\"}");
+    assert_int_equal(store_write(f->s, many_tx, &m, &err), 0);
+    assert_int_equal(m.rcs[0], 0);
+    assert_int_equal(m.rcs[1], 0);
+    assert_int_equal(m.rcs[2], HR_CONFLICT);
+    assert_int_equal(m.ids[2], pre);
+    assert_int_equal(m.rcs[3], HR_CONFLICT);
+    assert_int_equal(m.ids[3], m.ids[0]);
+    assert_int_equal(m.rcs[4], 0);
+    assert_int_equal(m.rcs[5], HR_CONFLICT);
+    assert_int_equal(m.ids[5], m.ids[1]);
+    assert_true(pre < m.ids[0] && m.ids[0] < m.ids[1] && m.ids[1] < m.ids[4]);
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM events"), 4);
+    assert_int_equal(store_event_get(f->s, m.ids[4], f->a, &e), 0);
+    assert_string_equal(e.message_id.p, "b-3");
+    assert_int_equal(e.user_id.len, 4);
+    assert_memory_equal(e.user_id.p, "u??x", 4);
+    assert_string_equal(e.body.p, "{\"event\":\"F\"}");
+    assert_int_equal(e.received_ms, T0 + 5);
+    assert_int_equal(e.source_id, 7);
+    /* the whole call again: all six are duplicates of the stored ones */
+    assert_int_equal(store_write(f->s, many_tx, &m, &err), 0);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(m.rcs[i], HR_CONFLICT);
+    assert_true(m.ids[0] > 0 && m.ids[3] == m.ids[0] && m.ids[5] == m.ids[1]);
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM events"), 4);
+    /* messageIds that are one once PostgreSQL's text has them ('?' for a bad byte) */
+    m.n = 2;
+    m.e[0].message_id = (struct str){"x\xff", 2};
+    m.e[1].message_id = (struct str){"x\xfe", 2};
+    assert_int_equal(store_write(f->s, many_tx, &m, &err), 0);
+    assert_int_equal(m.rcs[0], 0);
+    assert_int_equal(m.rcs[1], HR_CONFLICT);
+    assert_int_equal(m.ids[1], m.ids[0]);
+    /* one bad event refuses the call */
+    m.e[1].message_id = STR_LIT("");
+    assert_int_equal(store_write(f->s, many_tx, &m, &err), HR_INVAL);
+}
+
+/* ---- shared writes: grouped while the pool is busy -------------------------------- */
+
+struct sh_arg {
+    struct store *s;
+    int i;
+    int fail;  /* this one's fn answers HR_CONFLICT after its insert */
+    int runs;  /* times its fn ran */
+    int rc;
+};
+
+static int sh_tx(struct store_txn *t, void *p)
+{
+    struct sh_arg *a = p;
+    char id[16];
+    int rc;
+    a->runs++;
+    snprintf(id, sizeof id, "g-%d", a->i);
+    rc = store_doc_create(t, "shared", str_c(id), STR_LIT("{}"), 1);
+    return rc < 0 ? rc : a->i == a->fail ? HR_CONFLICT : HR_OK;
+}
+
+static void *sh_thread(void *p)
+{
+    struct sh_arg *a = p;
+    struct herr err;
+    a->rc = store_write_shared(a->s, sh_tx, a, &err);
+    return NULL;
+}
+
+static int sh_hold_tx(struct store_txn *t, void *p)
+{
+    (void)t;
+    sleep_ms(*(long *)p);
+    return HR_OK;
+}
+
+struct sh_hold {
+    struct store *s;
+    long ms;
+};
+
+static void *sh_hold_thread(void *p)
+{
+    struct sh_hold *h = p;
+    struct herr err;
+    store_write(h->s, sh_hold_tx, &h->ms, &err);
+    return NULL;
+}
+
+/* ten shared writes while the one pooled connection is lent: they commit together; with
+ * one fn failing, each runs again alone and only that one fails */
+static void test_write_shared(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = NULL;
+    struct store_stats st0, st1;
+    struct herr err;
+    struct sh_arg a[10];
+    struct sh_hold h;
+    pthread_t th[10], hold;
+
+    setenv("HERALD_PG_POOL", "1", 1);
+    assert_int_equal(store_open(f->dsn, &f->clock.base, &s, &err), 0);
+    unsetenv("HERALD_PG_POOL");
+    h = (struct sh_hold){s, 300};
+    for (int round = 0; round < 2; round++) {
+        int fail = round == 0 ? -1 : 3;
+        store_stats(s, &st0);
+        assert_int_equal(pthread_create(&hold, NULL, sh_hold_thread, &h), 0);
+        sleep_ms(50); /* the holder has the connection */
+        for (int i = 0; i < 10; i++) {
+            a[i] = (struct sh_arg){s, round * 10 + i, round * 10 + fail, 0, 99};
+            if (fail < 0)
+                a[i].fail = -1;
+            assert_int_equal(pthread_create(&th[i], NULL, sh_thread, &a[i]), 0);
+        }
+        for (int i = 0; i < 10; i++)
+            pthread_join(th[i], NULL);
+        pthread_join(hold, NULL);
+        store_stats(s, &st1);
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(a[i].rc, round == 1 && i == 3 ? HR_CONFLICT : HR_OK);
+        if (round == 0) { /* the holder's commit and at most two groups */
+            assert_true(st1.commits - st0.commits <= 3);
+            assert_int_equal(admin_i64(f, "SELECT count(*) FROM docs WHERE coll = 'shared'"), 10);
+        } else { /* a failed group: its members ran twice, the failing one's insert undone */
+            int twice = 0;
+            for (int i = 0; i < 10; i++)
+                twice += a[i].runs == 2;
+            assert_true(twice >= 2);
+            assert_int_equal(admin_i64(f, "SELECT count(*) FROM docs WHERE coll = 'shared'"), 19);
+            assert_int_equal(admin_i64(f, "SELECT count(*) FROM docs WHERE id = 'g-13'"), 0);
+        }
+    }
+    store_close(s);
+}
+
 struct ev_arg {
     struct store *s;
     atomic_int *stored;
@@ -1846,6 +2014,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_rmw_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_dedup_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_insert_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_dedup_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog_add, setup, teardown),
