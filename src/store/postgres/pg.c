@@ -374,6 +374,7 @@ struct gwrite {
     enum gw_state state;
     pthread_cond_t cv;
     struct gwrite *next;
+    char rid[72];     /* the caller's request id for log lines (log_get_rid) */
 };
 
 /* A group of shared writes, on its leader's stack: open to joiners while the leader
@@ -408,6 +409,9 @@ struct pg_store {
     size_t nopen, pool_max, waiting; /* waiting: writers only */
     struct waiter *whead, *wtail;
     struct wgroup *gopen;        /* the group of shared writes open to joiners, or NULL */
+    size_t grunning, gslots;     /* groups running (leader past its slot wait); their cap */
+    size_t gwaiting;             /* shared writes waiting in a group for its leader */
+    pthread_cond_t gcv;          /* a group finished: a slot is free */
     bool closing;
     struct store_stats stats;
     /* job listener */
@@ -568,6 +572,8 @@ struct barr {
 
 static void barr_put(struct barr *b, const void *src, size_t n)
 {
+    if (n == 0) /* src may be NULL (an empty str) */
+        return;
     if (b->toobig || n > BARR_MAX - b->len) {
         b->toobig = true;
         return;
@@ -805,6 +811,18 @@ out:
  * or the database is down). A writer (back-pressure) is refused with HR_AGAIN instead
  * of waiting when write_queue_max writers already wait (default WAITERS_MAX) or the
  * oldest of them has waited write_wait_max_ms (default WAIT_MAX_MS). */
+/* overloaded_locked: an ingress write (store_is_ingress) must not wait: too many writes
+ * wait already (for a connection, or in a group of shared writes), or the oldest has
+ * waited too long. Caller holds ps->mu. */
+static bool overloaded_locked(const struct pg_store *ps, int64_t now_ms)
+{
+    size_t qmax = ps->base.write_queue_max ? ps->base.write_queue_max : WAITERS_MAX;
+    int64_t wmax = ps->base.write_wait_max_ms > 0 ? ps->base.write_wait_max_ms : WAIT_MAX_MS;
+    return store_is_ingress() &&
+           (ps->waiting + ps->gwaiting >= qmax ||
+            (ps->whead && now_ms - ps->whead->since_ms > wmax));
+}
+
 static int pool_get(struct pg_store *ps, bool writer, struct pconn **out, struct herr *err)
 {
     int rc = HR_OK;
@@ -813,13 +831,9 @@ static int pool_get(struct pg_store *ps, bool writer, struct pconn **out, struct
     if (!ps->free && ps->nopen >= ps->pool_max && !ps->closing) {
         struct waiter w = {0, NULL, NULL};
         if (writer) {
-            size_t qmax = ps->base.write_queue_max ? ps->base.write_queue_max : WAITERS_MAX;
-            int64_t wmax = ps->base.write_wait_max_ms > 0 ? ps->base.write_wait_max_ms
-                                                          : WAIT_MAX_MS;
             int64_t now_ms = time_mono_ms();
-            if (store_is_ingress() &&
-                (ps->waiting >= qmax || (ps->whead && now_ms - ps->whead->since_ms > wmax))) {
-                size_t n = ps->waiting;
+            if (overloaded_locked(ps, now_ms)) {
+                size_t n = ps->waiting + ps->gwaiting;
                 pthread_mutex_unlock(&ps->mu);
                 rc = herr_set(err, HR_AGAIN,
                               "the store is overloaded (%zu writes waiting); retry later", n);
@@ -1175,20 +1189,24 @@ out:
 
 enum { GROUP_COMMITTED = 1, GROUP_SOLO = 0 };
 
-/* group_run: g's fns in one transaction on c (given back here). GROUP_COMMITTED: each
- * member's rc is its fn's. GROUP_SOLO: nothing was committed (a fn or a statement failed,
- * or a retryable commit error): each member must run alone. < 0: the commit failed and
- * may or may not have happened (err says so): the members fail with it, unretried. */
+/* group_run: g's fns in one transaction on c (given back here), each with its caller's
+ * request id on the log lines it makes. GROUP_COMMITTED: each member's rc is its fn's.
+ * GROUP_SOLO: nothing was committed (a fn or a statement failed, or a retryable commit
+ * error): each member must run alone. < 0: the commit failed and may or may not have
+ * happened (err says so): the members fail with it, unretried. */
 static int group_run(struct pg_store *ps, struct pconn *c, struct wgroup *g, struct herr *err)
 {
     struct pg_txn txn, *prev;
     struct gwrite *m;
+    char rid[72];
+    const char *own = log_get_rid();
     bool retry = false, jobs;
     int rc = exec_ctl(c, "BEGIN", "begin", &retry);
     if (rc < 0) {
         pool_put(ps, c);
         return GROUP_SOLO;
     }
+    snprintf(rid, sizeof rid, "%s", own ? own : "");
     memset(&txn, 0, sizeof txn);
     txn.base.store = &ps->base;
     txn.c = c;
@@ -1196,23 +1214,28 @@ static int group_run(struct pg_store *ps, struct pconn *c, struct wgroup *g, str
     prev = t_txn;
     t_txn = &txn;
     for (m = g->head; m; m = m->next) {
+        log_set_rid(m->rid[0] ? m->rid : NULL);
         m->rc = m->fn(&txn.base, m->arg);
         if (m->rc < 0 || txn.failed < 0)
             break;
     }
+    log_set_rid(rid[0] ? rid : NULL);
     t_txn = prev;
     txn.active = false;
     if (m) { /* pool_put rolls back */
-        count_txns(ps, 0, false, false);
+        if (txn.failed < 0 && txn.retry)
+            count_retry(ps);
         pool_put(ps, c);
         return GROUP_SOLO;
     }
     rc = exec_ctl(c, "COMMIT", "commit", &retry);
     if (rc < 0) {
-        count_txns(ps, retry ? 0 : g->n, false, !retry);
         pool_put(ps, c);
-        if (retry)
+        if (retry) {
+            count_retry(ps);
             return GROUP_SOLO;
+        }
+        count_txns(ps, g->n, false, true);
         return herr_set(err, rc, "store write failed: commit (%s)", hr_rc_str(rc));
     }
     jobs = txn.base.jobs_changed;
@@ -1225,30 +1248,43 @@ static int group_run(struct pg_store *ps, struct pconn *c, struct wgroup *g, str
     return GROUP_COMMITTED;
 }
 
-/* pg_write_shared: store_write_shared. The first caller leads a group: while it waits
- * for a pooled connection, later callers join (up to GROUP_MAX); then it runs them all
- * in one transaction (group_run) and tells each its outcome. So groups form only when
- * the pool is busy, and a lone write costs what pg_write does. */
+/* pg_write_shared: store_write_shared. The first caller leads a group. While it waits
+ * for one of gslots turns and then for a pooled connection, later callers join (up to
+ * GROUP_MAX); then it runs them all in one transaction (group_run) and tells each its
+ * outcome. So a lone write costs what pg_write does, and concurrent ones share commits
+ * instead of filling the pool. An ingress write that would wait while the store is
+ * overloaded is refused (HR_AGAIN), joiners counted, as pool_get does. */
 static int pg_write_shared(struct store *s, store_txn_fn fn, void *arg, struct herr *err)
 {
     struct pg_store *ps = (struct pg_store *)s;
-    struct gwrite me = {fn, arg, err, HR_OK, GW_WAIT, PTHREAD_COND_INITIALIZER, NULL};
+    struct gwrite me = {fn, arg, err, HR_OK, GW_WAIT, PTHREAD_COND_INITIALIZER, NULL, ""};
     struct wgroup g = {NULL, NULL, 0};
+    struct herr lerr;
     struct pconn *c = NULL;
+    const char *rid = log_get_rid();
     int rc, grc;
 
-    if (!fn || (t_txn && t_txn->base.store == s) || t_cb == ps)
-        return pg_write(s, fn, arg, err); /* which refuses these */
+    if (!fn || !err || (t_txn && t_txn->base.store == s) || t_cb == ps)
+        return pg_write(s, fn, arg, err); /* which refuses these, or runs it alone */
     herr_clear(err);
+    snprintf(me.rid, sizeof me.rid, "%s", rid ? rid : "");
     pthread_mutex_lock(&ps->mu);
+    if ((ps->gopen || ps->grunning >= ps->gslots) && overloaded_locked(ps, time_mono_ms())) {
+        size_t n = ps->waiting + ps->gwaiting;
+        pthread_mutex_unlock(&ps->mu);
+        return herr_set(err, HR_AGAIN, "the store is overloaded (%zu writes waiting); retry later",
+                        n);
+    }
     if (ps->gopen) {
         struct wgroup *o = ps->gopen;
         *o->tail = &me;
         o->tail = &me.next;
         if (++o->n >= GROUP_MAX)
             ps->gopen = NULL;
+        ps->gwaiting++;
         while (me.state == GW_WAIT)
             pthread_cond_wait(&me.cv, &ps->mu);
+        ps->gwaiting--;
         pthread_mutex_unlock(&ps->mu);
         pthread_cond_destroy(&me.cv);
         return me.state == GW_SOLO ? pg_write(s, fn, arg, err) : me.rc;
@@ -1257,30 +1293,37 @@ static int pg_write_shared(struct store *s, store_txn_fn fn, void *arg, struct h
     g.tail = &me.next;
     g.n = 1;
     ps->gopen = &g;
+    ps->gwaiting++;
+    while (ps->grunning >= ps->gslots && !ps->closing)
+        pthread_cond_wait(&ps->gcv, &ps->mu);
+    ps->gwaiting--;
+    ps->grunning++;
     pthread_mutex_unlock(&ps->mu);
 
-    rc = pool_get(ps, true, &c, err);
+    herr_clear(&lerr);
+    rc = pool_get(ps, true, &c, &lerr);
     pthread_mutex_lock(&ps->mu);
     if (ps->gopen == &g)
         ps->gopen = NULL; /* closed: the list is ours alone now */
     pthread_mutex_unlock(&ps->mu);
-    grc = rc < 0 ? rc : group_run(ps, c, &g, err);
+    grc = rc < 0 ? rc : group_run(ps, c, &g, &lerr);
 
     pthread_mutex_lock(&ps->mu);
-    for (struct gwrite *m = g.head->next, *next; m; m = next) {
-        next = m->next; /* m may be gone once told */
+    ps->grunning--;
+    pthread_cond_signal(&ps->gcv);
+    for (struct gwrite *m = g.head, *next; m; m = next) {
+        next = m->next; /* a joiner's entry may be gone once it is told */
         if (grc < 0) {
-            *m->err = *err;
+            *m->err = lerr;
             m->rc = grc;
         }
         m->state = grc == GROUP_SOLO ? GW_SOLO : GW_DONE;
-        pthread_cond_signal(&m->cv);
+        if (m != &me)
+            pthread_cond_signal(&m->cv);
     }
     pthread_mutex_unlock(&ps->mu);
     pthread_cond_destroy(&me.cv);
-    if (grc == GROUP_SOLO)
-        return pg_write(s, fn, arg, err);
-    return grc < 0 ? grc : me.rc;
+    return me.state == GW_SOLO ? pg_write(s, fn, arg, err) : me.rc;
 }
 
 /* pg_txn_sub: fn inside SAVEPOINT herald_sub; a failure inside is rolled back to it,
@@ -1475,18 +1518,21 @@ static int sync_init(struct pg_store *ps, struct herr *err)
     pthread_rwlockattr_t ra;
     bool mu = pthread_mutex_init(&ps->mu, NULL) == 0;
     bool cv = pthread_cond_init(&ps->cv, NULL) == 0;
+    bool gcv = pthread_cond_init(&ps->gcv, NULL) == 0;
     bool rw = false;
     if (pthread_rwlockattr_init(&ra) == 0) {
         pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
         rw = pthread_rwlock_init(&ps->cb_lock, &ra) == 0;
         pthread_rwlockattr_destroy(&ra);
     }
-    if (mu && cv && rw) {
+    if (mu && cv && gcv && rw) {
         ps->sync_ok = true;
         return HR_OK;
     }
     if (rw)
         pthread_rwlock_destroy(&ps->cb_lock);
+    if (gcv)
+        pthread_cond_destroy(&ps->gcv);
     if (cv)
         pthread_cond_destroy(&ps->cv);
     if (mu)
@@ -1536,6 +1582,9 @@ static int pg_open(struct store *s, const char *dsn, struct herr *err)
         }
         ps->pool_max = (size_t)v;
     }
+    /* a quarter of the pool runs groups of shared writes; the rest is for everything
+     * else (the workers' leases and commits, reads) */
+    ps->gslots = ps->pool_max / 4 ? ps->pool_max / 4 : 1;
     crypto_random(rnd, sizeof rnd);
     crypto_hex(rnd, sizeof rnd, ps->node);
     rc = sync_init(ps, err);
@@ -1588,6 +1637,7 @@ static void pg_close(struct store *s)
         pthread_mutex_lock(&ps->mu);
         ps->closing = true;
         pthread_cond_broadcast(&ps->cv);
+        pthread_cond_broadcast(&ps->gcv);
         while (ps->free) {
             struct pconn *c = ps->free;
             ps->free = c->next;
@@ -1600,6 +1650,7 @@ static void pg_close(struct store *s)
         pthread_mutex_unlock(&ps->mu);
         pthread_rwlock_destroy(&ps->cb_lock);
         pthread_cond_destroy(&ps->cv);
+        pthread_cond_destroy(&ps->gcv);
         pthread_mutex_destroy(&ps->mu);
         ps->sync_ok = false;
     }
