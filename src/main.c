@@ -41,7 +41,7 @@ struct config {
     const char *listen;
     const char *store;
     int workers;
-    int http_threads;
+    int http_threads;          /* --http-threads: accepted, ignored (a thread per connection) */
     int64_t max_body;
     int64_t dedup_window_s;
     int64_t retry_base_ms;
@@ -102,7 +102,7 @@ static const char usage_serve[] =
     "  --listen ADDR        address to listen on            HERALD_LISTEN       127.0.0.1:8080\n"
     "  --store DSN          sqlite:PATH or postgres://...   HERALD_STORE        sqlite:./var/herald.db\n"
     "  --workers N          job worker threads              HERALD_WORKERS      4\n"
-    "  --http-threads N     HTTP thread pool size           HERALD_HTTP_THREADS 64\n"
+    "  --http-threads N     ignored: a thread per connection HERALD_HTTP_THREADS\n"
     "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"
@@ -656,7 +656,6 @@ static int cmd_serve(int argc, char **argv)
     actx.clock = hclock_system();
     memset(&hcfg, 0, sizeof hcfg);
     hcfg.listen = cfg.listen;
-    hcfg.threads = cfg.http_threads;
     hcfg.max_body = (size_t)cfg.max_body;
     hcfg.max_conns = (int)cfg.max_conns;
     hcfg.max_conns_per_ip = cfg.max_conns_per_ip > 0 ? (int)cfg.max_conns_per_ip : -1;

@@ -1,5 +1,5 @@
-/* http.c: herald's HTTP server on libmicrohttpd (one daemon, internal epoll threads in a
- * pool; handlers run on those threads and may block).
+/* http.c: herald's HTTP server on libmicrohttpd (one daemon, a thread per connection;
+ * handlers run on their connection's thread and may block).
  *
  * A connection's life: on_accept (MHD's accept policy) admits it under the total and
  * per-address caps; on_conn (MHD's connection notifier) tracks it from STARTED to
@@ -8,7 +8,7 @@
  * slower than body_timeout_s plus 1 s per HTTP_BODY_MIN_RATE bytes. Trickling bytes
  * does not move these deadlines (MHD's own idle timeout it would).
  *
- * A request's life, all on one pool thread:
+ * A request's life, all on its connection's thread:
  *   on_uri       MHD read the request line: make the per-request arena and struct conn,
  *                keep the raw path (MHD would percent-decode it; we decode per segment).
  *   begin        headers read: request id, in-flight admission (503), method (405),
@@ -51,7 +51,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define DEFAULT_THREADS 16
 #define DEFAULT_MAX_BODY ((size_t)6 << 20)
 #define DEFAULT_MAX_INFLIGHT 1024
 #define DEFAULT_SHUTDOWN_MS 10000
@@ -526,7 +525,7 @@ static void slot_give(struct http_server *srv, const struct ipkey *k)
     srv->conns_open--;
 }
 
-/* on_accept: MHD's accept policy, on the pool thread that accepted. Admits the
+/* on_accept: MHD's accept policy, on MHD's listening thread. Admits the
  * connection when both caps allow, reserving its slot for on_conn (which runs next on
  * this thread); a refusal closes the socket at once, is counted and logged (rate
  * limited). */
@@ -575,7 +574,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return MHD_NO;
 }
 
-/* on_conn: MHD's connection notifier (pool thread). STARTED takes the slot on_accept
+/* on_conn: MHD's connection notifier (the connection's thread). STARTED takes the slot on_accept
  * reserved and starts the header deadline; CLOSED gives the slot back. MHD calls
  * CLOSED before it closes the socket, so the reaper (under srv->mu) never shuts down
  * a descriptor that was reused. */
@@ -623,7 +622,7 @@ static void on_conn(void *cls, struct MHD_Connection *mc, void **sctx,
     }
 }
 
-/* sconn_phase: move a connection to phase ph (pool thread). */
+/* sconn_phase: move a connection to phase ph (the connection's thread). */
 static void sconn_phase(struct sconn *s, enum phase ph)
 {
     if (!s)
@@ -741,7 +740,7 @@ static bool ip_held_change(struct http_server *srv, struct conn *c, size_t n, bo
 /* hold: count n more body bytes of c against the server's budget and its address's
  * share of it; false (nothing counted, *why says which cap) when that would pass
  * cfg.max_buffered or the share (max_buffered / 16, at least one largest body), so a
- * few addresses cannot take the whole budget from everyone else. Any pool thread. */
+ * few addresses cannot take the whole budget from everyone else. Any connection thread. */
 static bool hold(struct conn *c, size_t n, const char **why)
 {
     struct http_server *srv = c->srv;
@@ -1437,7 +1436,7 @@ out:
 
 /* conn_limits: settle cfg->max_conns against the open-file limit (a descriptor per
  * connection, FD_RESERVE kept for everything else) and return the limit for MHD,
- * which it splits between its threads: set above ours, so ours (counted, logged) is
+ * set above ours, so ours (counted, logged) is
  * the one that bites, and below the descriptor limit, so accept() never fails. */
 static unsigned int conn_limits(struct http_cfg *cfg)
 {
@@ -1460,9 +1459,8 @@ static unsigned int conn_limits(struct http_cfg *cfg)
     }
     if (cfg->max_conns < 16)
         cfg->max_conns = 16;
-    return (unsigned int)(room > (long long)cfg->max_conns + 64 + cfg->threads * 16
-                              ? room
-                              : (long long)cfg->max_conns + 64 + cfg->threads * 16);
+    return (unsigned int)(room > (long long)cfg->max_conns + 64 ? room
+                                                                : (long long)cfg->max_conns + 64);
 }
 
 /* server_free: the parts of a server that outlive MHD (the reaper, the tables).
@@ -1527,8 +1525,6 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
 
     srv = xcalloc(1, sizeof *srv);
     srv->cfg = *cfg;
-    if (srv->cfg.threads <= 0)
-        srv->cfg.threads = DEFAULT_THREADS;
     if (srv->cfg.max_body == 0)
         srv->cfg.max_body = DEFAULT_MAX_BODY;
     if (srv->cfg.max_inflight <= 0)
@@ -1569,13 +1565,19 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
     srv->reaper_started = true;
 
     srv->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
+        /* a thread per connection, not a pool: a pool thread accepts up to 128 waiting
+         * connections at once and keeps them, so a burst of clients could land on a few
+         * threads, whose handlers (blocking on the store) then served them one after
+         * another: /v1/track from 64 connections ran at 3,000-7,500 or at ~20,000
+         * requests/s depending on that draw (session 21) */
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0,
         on_accept, srv, on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, (void *)srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)srv->cfg.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_done, (void *)srv,
@@ -1588,9 +1590,9 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
     info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
     LOG_I("http.start",
-          "listen=%s port=%d threads=%d max_conns=%d max_conns_per_ip=%d header_timeout_s=%d "
+          "listen=%s port=%d max_conns=%d max_conns_per_ip=%d header_timeout_s=%d "
           "body_timeout_s=%d max_buffered=%zu cors_allow=\"%s\"",
-          cfg->listen, srv->port, srv->cfg.threads, srv->cfg.max_conns,
+          cfg->listen, srv->port, srv->cfg.max_conns,
           srv->cfg.max_conns_per_ip, srv->cfg.header_timeout_s, srv->cfg.body_timeout_s,
           srv->cfg.max_buffered, srv->cors_any ? "*" : (cfg->cors_allow ? cfg->cors_allow : ""));
     *out = srv;
@@ -1608,7 +1610,7 @@ int http_server_port(const struct http_server *srv)
 }
 
 /* http_server_stop: see http.h. Handlers still running when the grace ends are not
- * interrupted: MHD_stop_daemon joins the pool threads, so it waits for them. Call from
+ * interrupted: MHD_stop_daemon joins the connection threads, so it waits for them. Call from
  * the thread that owns srv, never from a handler.
  *
  * New connections are refused by on_accept (accepted and closed at once) rather than by

@@ -104,7 +104,6 @@ typedef void (*http_wrap_fn)(void *wrap_ctx, struct http_req *req, struct http_r
 
 struct http_cfg {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
-    int threads;              /* thread pool size; default 16 */
     size_t max_body;          /* default 6 MiB */
     int max_inflight;         /* above it: 503 + Retry-After; default 1024 */
     int max_conns;            /* open connections in all; 0: half the open-file limit,

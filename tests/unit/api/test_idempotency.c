@@ -56,7 +56,6 @@ static int setup(void **state)
     f->ctx.store = f->s;
     f->ctx.clock = hclock_system();
     cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
     cfg.routes = routes;
     cfg.handler_ctx = &f->ctx;
     cfg.wrap = api_idempotency_wrap;

@@ -38,7 +38,6 @@ static int setup(void **state)
     actx.store = st;
     actx.clock = hclock_system();
     cfg.listen = "127.0.0.1:0";
-    cfg.threads = 2;
     cfg.routes = api_routes;
     cfg.handler_ctx = &actx;
     cfg.auth = api_authenticate;

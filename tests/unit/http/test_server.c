@@ -300,14 +300,13 @@ static size_t gzip_bytes(const void *in, size_t n, unsigned char *out, size_t ca
 static struct http_server *g_srv;
 static int g_port;
 
-static struct http_server *start(int max_inflight, int threads)
+static struct http_server *start(int max_inflight)
 {
     struct http_cfg cfg;
     struct http_server *s = NULL;
     struct herr err;
     memset(&cfg, 0, sizeof cfg);
     cfg.listen = "127.0.0.1:0";
-    cfg.threads = threads;
     cfg.max_inflight = max_inflight;
     cfg.shutdown_ms = 5000;
     cfg.routes = routes;
@@ -320,7 +319,7 @@ static struct http_server *start(int max_inflight, int threads)
 
 static int setup(void **state)
 {
-    g_srv = start(0, 4);
+    g_srv = start(0);
     g_port = http_server_port(g_srv);
     return 0;
 }
@@ -708,7 +707,7 @@ static void wait_entered(int n)
 static void test_inflight_503(void **state)
 {
     char v[64];
-    struct http_server *s = start(1, 4);
+    struct http_server *s = start(1);
     struct bg b = {.port = http_server_port(s), .path = "/block"};
     g_entered = g_release = 0;
     assert_int_equal(pthread_create(&b.t, NULL, bg_run, &b), 0);
@@ -744,7 +743,7 @@ static void test_inflight_503(void **state)
 
 static void test_stop_waits(void **state)
 {
-    struct http_server *s = start(0, 2);
+    struct http_server *s = start(0);
     struct bg b = {.port = http_server_port(s), .path = "/slow"};
     struct timespec t0, t1;
     g_entered = 0;
