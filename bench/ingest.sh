@@ -15,7 +15,7 @@
 # answers; wrk's own 2xx count is reported next to it).
 #
 # Usage: bench/ingest.sh    (settings: see bench/lib.sh; BENCH_BATCH=100; HERALD_ARGS:
-#        extra `herald serve` flags, e.g. "--http-threads 64", for what-if runs)
+#        extra `herald serve` flags, e.g. "--workers 8", for what-if runs)
 # shellcheck source=bench/lib.sh disable=SC2154
 source "$(dirname "$0")/lib.sh"
 need wrk curl node

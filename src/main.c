@@ -102,7 +102,7 @@ static const char usage_serve[] =
     "  --listen ADDR        address to listen on            HERALD_LISTEN       127.0.0.1:8080\n"
     "  --store DSN          sqlite:PATH or postgres://...   HERALD_STORE        sqlite:./var/herald.db\n"
     "  --workers N          job worker threads              HERALD_WORKERS      4\n"
-    "  --http-threads N     ignored: a thread per connection HERALD_HTTP_THREADS\n"
+    "  --http-threads N     ignored (a thread per connection) HERALD_HTTP_THREADS\n"
     "  --max-body BYTES     largest request body (413 above) HERALD_MAX_BODY    6291456\n"
     "  --log-level LEVEL    debug|info|warn|error           HERALD_LOG_LEVEL    info\n"
     "  --dedup-window SECS  Segment messageId dedup window  HERALD_DEDUP_WINDOW 86400\n"

@@ -52,6 +52,14 @@
 #include <zlib.h>
 
 #define DEFAULT_MAX_BODY ((size_t)6 << 20)
+/* a connection thread's stack: handlers parse JSON nested at most 64 deep, inflate with a
+ * 16 KiB buffer, and may open a PostgreSQL connection (libpq: DNS, TLS); the sanitizers
+ * need several times more */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CONN_STACK ((size_t)4 << 20)
+#else
+#define CONN_STACK ((size_t)1 << 20)
+#endif
 #define DEFAULT_MAX_INFLIGHT 1024
 #define DEFAULT_SHUTDOWN_MS 10000
 #define DEFAULT_PER_IP 256
@@ -120,7 +128,7 @@ struct http_server {
     pthread_t reaper;
     bool reaper_started, sync_init;
 
-    struct limit_log log_total, log_per_ip, log_header, log_body, log_buffered;
+    struct limit_log log_total, log_per_ip, log_header, log_body, log_buffered, log_mhd;
     char *cors_buf;              /* cfg.cors_allow copied, split in place */
     struct str cors[CORS_MAX];
     int ncors;
@@ -574,7 +582,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return MHD_NO;
 }
 
-/* on_conn: MHD's connection notifier (the connection's thread). STARTED takes the slot on_accept
+/* on_conn: MHD's connection notifier (MHD's listening thread: STARTED before the
+ * connection's thread exists, CLOSED after it ended). STARTED takes the slot on_accept
  * reserved and starts the header deadline; CLOSED gives the slot back. MHD calls
  * CLOSED before it closes the socket, so the reaper (under srv->mu) never shuts down
  * a descriptor that was reused. */
@@ -1356,15 +1365,21 @@ static void on_done(void *cls, struct MHD_Connection *mc, void **con_cls,
     arena_free(c->arena); /* c lives in it */
 }
 
+/* mhd_log: libmicrohttpd's own warnings (a connection thread it could not create, ...),
+ * at most one line per LIMIT_LOG_EVERY_MS with the count of those left out. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    struct http_server *srv = cls;
     char msg[512], q[600];
     size_t n;
+    long long due = srv ? limit_note(&srv->log_mhd, 1) : 1;
+    if (due == 0)
+        return;
     vsnprintf(msg, sizeof msg, fmt, ap);
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    LOG_W("http.mhd", "msg=%s", log_q(q, sizeof q, msg));
+    LOG_W("http.mhd", "msg=%s count=%lld", log_q(q, sizeof q, msg), due);
 }
 
 /* ---- start and stop ---- */
@@ -1456,6 +1471,16 @@ static unsigned int conn_limits(struct http_cfg *cfg)
               "more connections; raise it (ulimit -n) to allow more\"",
               cfg->max_conns, room, nofile);
         cfg->max_conns = (int)room;
+    }
+    /* a thread per connection: stay under the threads this user may start */
+    if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (long long)cfg->max_conns > (long long)rl.rlim_cur - FD_RESERVE) {
+        long long cap = (long long)rl.rlim_cur - FD_RESERVE;
+        LOG_W("http.max_conns_lowered",
+              "asked=%d now=%lld nproc=%lld msg=\"each connection has a thread; the process "
+              "limit (ulimit -u) leaves room for no more\"",
+              cfg->max_conns, cap, (long long)rl.rlim_cur);
+        cfg->max_conns = (int)(cap > 16 ? cap : 16);
     }
     if (cfg->max_conns < 16)
         cfg->max_conns = 16;
@@ -1574,7 +1599,8 @@ int http_server_start(const struct http_cfg *cfg, struct http_server **out, stru
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0,
         on_accept, srv, on_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)srv,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)CONN_STACK,
         MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_NOTIFY_CONNECTION, on_conn, (void *)srv,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
@@ -1614,10 +1640,10 @@ int http_server_port(const struct http_server *srv)
  * the thread that owns srv, never from a handler.
  *
  * New connections are refused by on_accept (accepted and closed at once) rather than by
- * MHD_quiesce_daemon: in libmicrohttpd 0.9.75, quiescing an epoll daemon with a thread
- * pool races the workers' own removal of the listen socket from their epoll sets and
- * aborts the process ("Failed to remove listen FD from epoll set", seen under TSan in
- * test_idempotency). MHD_stop_daemon closes the listen socket. */
+ * MHD_quiesce_daemon, which raced the workers of the thread pool this server had before
+ * a thread per connection (libmicrohttpd 0.9.75: "Failed to remove listen FD from epoll
+ * set" under TSan); the refusal works the same in every mode. MHD_stop_daemon closes the
+ * listen socket. */
 void http_server_stop(struct http_server *srv)
 {
     double deadline;

@@ -6,7 +6,8 @@
  * connection caps (total and per address) and read deadlines, request framing checks
  * (400), CORS, JSON error bodies, access logs and HTTP metrics, and a graceful stop.
  *
- * Threads: handlers run on the server's thread pool and may block on the store. */
+ * Threads: a thread per connection; handlers run on it and may block on the store,
+ * holding up only their own connection. */
 #ifndef HERALD_HTTP_HTTP_H
 #define HERALD_HTTP_HTTP_H
 

@@ -10,7 +10,7 @@ import { basic, catalogCounts } from './lib/ingest.mjs';
 test('a full write queue answers 429 with Retry-After and loses nothing it accepted', async (t) => {
   // on PostgreSQL, one pooled connection: writers wait for it, so the queue of one fills
   // (with 8, a slow build such as TSan could drain the waves without ever queueing two)
-  const srv = await startServer({ t, args: ['--max-write-queue', '1', '--http-threads', '48'], env: { HERALD_PG_POOL: '1' } });
+  const srv = await startServer({ t, args: ['--max-write-queue', '1'], env: { HERALD_PG_POOL: '1' } });
   const auth = basic(srv.writeKey);
   const N = 96, PER = 10;
   let seq = 0;

@@ -741,6 +741,30 @@ static void test_inflight_503(void **state)
     http_server_stop(s);
 }
 
+/* eight connections whose handlers all block until released: each has a thread of its
+ * own, so all eight enter (a pool thread that took several of them would run one) */
+static void test_connections_apart(void **state)
+{
+    struct http_server *s = start(0);
+    struct bg b[8];
+    g_entered = g_release = 0;
+    for (int i = 0; i < 8; i++) {
+        b[i] = (struct bg){.port = http_server_port(s), .path = "/block"};
+        assert_int_equal(pthread_create(&b[i].t, NULL, bg_run, &b[i]), 0);
+    }
+    wait_entered(8);
+    pthread_mutex_lock(&g_mu);
+    g_release = 1;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(b[i].t, NULL);
+        assert_int_equal(b[i].r.status, 200);
+        res_free(&b[i].r);
+    }
+    http_server_stop(s);
+}
+
 static void test_stop_waits(void **state)
 {
     struct http_server *s = start(0);
@@ -856,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_head),
         cmocka_unit_test(test_resp_helpers),
         cmocka_unit_test(test_inflight_503),
+        cmocka_unit_test(test_connections_apart),
         cmocka_unit_test(test_stop_waits),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_access_log_and_metrics),
