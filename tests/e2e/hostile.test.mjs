@@ -229,11 +229,12 @@ test('keyless 6 MB uploads are refused from the headers: 400 of them grow RSS by
     const counts = {};
     for (const s of results) counts[s] = (counts[s] ?? 0) + 1;
     assert.deepEqual(counts, { 401: 400 }, `answers: ${JSON.stringify(counts)}`);
-    // ThreadSanitizer's shadow memory multiplies every page the server touches (400
-    // connections' buffers and stacks): twice the room there; buffered bodies would be
+    // ThreadSanitizer's shadow memory multiplies every page the server touches, and each
+    // of the 400 connections has a thread (its state, its stack's shadow: ~1 MB each
+    // under TSan, 383-407 MB in all in CI): more room there; buffered bodies would be
     // 2.4 GB either way
     const tsan = /libtsan/.test(spawnSync('ldd', [heraldBin()], { encoding: 'utf8' }).stdout ?? '');
-    const allowed = tsan ? 200 : 100;
+    const allowed = tsan ? 800 : 100;
     const grew = (peak - before) / MB;
     assert.ok(grew < allowed, `RSS grew by ${grew.toFixed(1)} MB (from ${(before / MB).toFixed(1)} MB)`);
   } finally {
