@@ -9,7 +9,8 @@
  *     when the document is absent does doc_get_txn take a transaction advisory lock on
  *     (coll, id) and read again, so two transactions that both find it absent cannot
  *     both create it (an existing document costs its row lock alone).
- *   - dedup is a constraint: jobs.dedup_key is UNIQUE, event_dedup has the primary key
+ *   - dedup is a constraint: jobs.dedup_key has a unique index (partial: keys that are
+ *     set), event_dedup has the primary key
  *     (source_id, message_id) and is claimed with INSERT ... ON CONFLICT DO UPDATE ...
  *     WHERE the earlier event is outside the window.
  *   - jobs are leased with FOR UPDATE SKIP LOCKED; a lease held by a node that died
@@ -28,6 +29,8 @@
  * Inside a write fn, reads of the same store run on the transaction's connection.
  * Statements are prepared lazily per connection, named by their index; parameters are
  * sent as text (integers) or binary (strings, bytes), results come back binary.
+ * store_txn_sub's SAVEPOINT and RELEASE are sent late, with the next statement (see
+ * ctl_defer).
  *
  * Locking: `mu` guards the pool, the waiter count and the stats; `cb_lock` guards the
  * on_jobs fields (read-locked while a listener runs). Neither is held while SQL runs. */
@@ -104,6 +107,7 @@ enum stmt_id {
     S_KEY_REVOKE,
     S_KEY_COUNT,
     S_JOB_INSERT,
+    S_JOB_INSERT_PLAIN,
     S_JOB_BY_DEDUP,
     S_JOB_LEASE,
     S_LEASE_PLAN,
@@ -189,7 +193,15 @@ static const char *const SQL[S_COUNT] = {
         "VALUES($1::text, $2::bytea, CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END, $3::bigint, "
         "$4::bigint, $5::bigint, $6::text, $7::bigint, $8::bigint, "
         "CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END) "
-        "ON CONFLICT(dedup_key) DO NOTHING RETURNING id",
+        "ON CONFLICT(dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
+    /* S_JOB_INSERT for a job without a dedup key ($6 NULL): nothing to conflict with,
+     * so no ON CONFLICT and none of the speculative insertion it costs */
+    [S_JOB_INSERT_PLAIN] =
+        "INSERT INTO jobs(kind, payload, state, run_at_ms, max_attempts, created_ms, dedup_key, "
+        "lease_until_ms, lease_token, attempts) "
+        "VALUES($1::text, $2::bytea, CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END, $3::bigint, "
+        "$4::bigint, $5::bigint, $6::text, $7::bigint, $8::bigint, "
+        "CASE WHEN $7::bigint > 0 THEN 1 ELSE 0 END) RETURNING id",
     [S_JOB_BY_DEDUP] = "SELECT id FROM jobs WHERE dedup_key = $1::text",
     /* runnable: queued and due, or leased with the lease run out (at most $6 of them
      * already taken over before: the caller's max_repeat);
@@ -275,7 +287,7 @@ static const char *const SQL[S_COUNT] = {
      * window; the row lock makes concurrent claims of one key wait for each other */
     [S_EVENT_CLAIM] =
         "INSERT INTO event_dedup(source_id, message_id, event_id, received_ms) "
-        "VALUES($1::bigint, $2::text, nextval(pg_get_serial_sequence('events', 'id')), "
+        "VALUES($1::bigint, $2::text, nextval('events_id_seq'::regclass), "
         "$3::bigint) ON CONFLICT(source_id, message_id) DO UPDATE SET "
         "event_id = excluded.event_id, received_ms = excluded.received_ms "
         "WHERE event_dedup.received_ms < $4::bigint RETURNING event_id",
@@ -291,7 +303,7 @@ static const char *const SQL[S_COUNT] = {
         "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], "
         " $5::bytea[], $6::bigint[]) WITH ORDINALITY AS u(s, m, ty, uid, b, r, i)), "
         "c AS (INSERT INTO event_dedup(source_id, message_id, event_id, received_ms) "
-        " SELECT s, m, nextval(pg_get_serial_sequence('events', 'id')), r FROM u ORDER BY i "
+        " SELECT s, m, nextval('events_id_seq'::regclass), r FROM u ORDER BY i "
         " ON CONFLICT(source_id, message_id) DO UPDATE SET "
         " event_id = excluded.event_id, received_ms = excluded.received_ms "
         " WHERE event_dedup.received_ms < excluded.received_ms - $7::bigint "
@@ -390,10 +402,16 @@ struct waiter {
     struct waiter *prev, *next;
 };
 
+/* Savepoint statements of the open transaction not sent yet (see ctl_defer): they go
+ * ahead of the next statement, in one pipeline with it. */
+#define PEND_MAX 16
+
 struct pconn {
     PGconn *pg;
     struct pconn *next;          /* free list */
     bool prepared[S_COUNT];
+    const char *pend[PEND_MAX];  /* static SQL strings, in order */
+    unsigned npend;
 };
 
 struct pg_store {
@@ -898,9 +916,12 @@ static void pool_put(struct pg_store *ps, struct pconn *c)
 {
     if (!c)
         return;
-    if (conn_ok(c) && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    c->npend = 0; /* what was not sent belongs to a transaction that ends here */
+    if (conn_ok(c) && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         PQclear(PQexec(c->pg, "ROLLBACK"));
-    if (!conn_ok(c) || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+    if (!conn_ok(c) || PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF ||
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         struct pconn *idle;
         size_t n = 1;
         pthread_mutex_lock(&ps->mu);
@@ -927,6 +948,120 @@ static void pool_put(struct pg_store *ps, struct pconn *c)
     pthread_mutex_unlock(&ps->mu);
 }
 
+/* ---- deferred savepoint statements ----------------------------------------------------
+ * store_txn_sub brackets a fn with SAVEPOINT and RELEASE (or ROLLBACK TO), and a fn often
+ * runs one statement or none: an events job's apply for a track whose profile exists
+ * writes nothing there. Sent on their own, the two cost two round trips (and two wake-ups
+ * of a backend on a busy machine) per fn. So they wait on the connection (ctl_defer) and
+ * go ahead of the next statement, in one libpq pipeline with it (pipe_run): a SAVEPOINT
+ * whose RELEASE comes before any statement is dropped with it, and the RELEASEs still
+ * waiting at COMMIT are dropped (COMMIT ends every savepoint). A ROLLBACK TO is sent
+ * before the COMMIT (exec_ctl), never dropped. A deferred statement that fails fails the
+ * statement it was sent with (same rc): the transaction is lost either way. */
+
+/* pend_has_rollback: a ROLLBACK TO is among c's deferred statements. */
+static bool pend_has_rollback(const struct pconn *c)
+{
+    for (unsigned i = 0; i < c->npend; i++)
+        if (strncmp(c->pend[i], "ROLLBACK", 8) == 0)
+            return true;
+    return false;
+}
+
+/* pipe_run: c's deferred statements, then (name != NULL) prepared statement name with p,
+ * in one pipeline; c->npend is 0 afterwards. Returns HR_OK with *out the statement's
+ * result (caller clears; NULL without a statement), or the first failure's rc (*retry
+ * set). A pipeline that cannot be ended leaves the connection to be closed (pool_put). */
+static int pipe_run(struct pconn *c, const char *name, struct params *p, PGresult **out,
+                    const char *what, bool *retry)
+{
+    PGconn *pg = c->pg;
+    unsigned k = c->npend, sent = 0, idx = 0;
+    bool synced = false;
+    int rc = HR_OK;
+    *out = NULL;
+    *retry = false;
+    c->npend = 0;
+    if (PQenterPipelineMode(pg) != 1)
+        return db_fail(c, NULL, "pipeline", retry);
+    for (unsigned i = 0; i < k && rc == HR_OK; i++, sent++)
+        if (PQsendQueryParams(pg, c->pend[i], 0, NULL, NULL, NULL, NULL, 0) != 1)
+            rc = db_fail(c, NULL, "sub_ctl send", retry);
+    if (rc == HR_OK && name) {
+        if (PQsendQueryPrepared(pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+                                p ? p->fmt : NULL, 1) != 1)
+            rc = db_fail(c, NULL, what, retry);
+        else
+            sent++;
+    }
+    if (PQpipelineSync(pg) != 1 && rc == HR_OK)
+        rc = db_fail(c, NULL, "pipeline sync", retry);
+    /* each statement's answer is a result, then NULL; the sync's is PGRES_PIPELINE_SYNC */
+    while (!synced && PQstatus(pg) == CONNECTION_OK && idx <= sent) {
+        PGresult *r = PQgetResult(pg);
+        ExecStatusType st;
+        if (!r) {
+            idx++;
+            continue;
+        }
+        st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            synced = true;
+        } else if (idx < k) { /* a deferred statement */
+            if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED && rc == HR_OK)
+                rc = db_fail(c, r, "sub_ctl", retry);
+        } else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && rc == HR_OK &&
+                   !*out) {
+            *out = r;
+            r = NULL;
+        } else if (rc == HR_OK) {
+            rc = st == PGRES_PIPELINE_ABORTED ? HR_IO : db_fail(c, r, what, retry);
+        }
+        PQclear(r);
+    }
+    if (!synced && rc == HR_OK)
+        rc = db_fail(c, NULL, "pipeline answers", retry);
+    if (PQexitPipelineMode(pg) != 1 && rc == HR_OK)
+        rc = db_fail(c, NULL, "pipeline end", retry);
+    if (rc < 0) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* ctl_flush: send c's deferred statements now (before SQL that is not a prepared
+ * statement of q). Returns HR_OK or the failure's rc (*retry set). */
+static int ctl_flush(struct pconn *c, const char *what, bool *retry)
+{
+    PGresult *r = NULL;
+    int rc;
+    *retry = false;
+    if (!c->npend)
+        return HR_OK;
+    rc = pipe_run(c, NULL, NULL, &r, what, retry);
+    PQclear(r);
+    return rc;
+}
+
+/* ctl_defer: queue control statement sql (a static string) on c. A RELEASE right after
+ * its SAVEPOINT cancels both; a full queue is sent first. Returns HR_OK or ctl_flush's
+ * rc. */
+static int ctl_defer(struct pconn *c, const char *sql, bool *retry)
+{
+    int rc;
+    *retry = false;
+    if (strncmp(sql, "RELEASE", 7) == 0 && c->npend &&
+        strncmp(c->pend[c->npend - 1], "SAVEPOINT", 9) == 0) {
+        c->npend--;
+        return HR_OK;
+    }
+    if (c->npend == PEND_MAX && (rc = ctl_flush(c, "sub_ctl", retry)) < 0)
+        return rc;
+    c->pend[c->npend++] = sql;
+    return HR_OK;
+}
+
 /* q: run statement id on c (preparing it on first use); binary results. On success
  * *out is the result (caller clears); on failure the mapped rc, *retry set. */
 static int q(struct pconn *c, enum stmt_id id, struct params *p, PGresult **out,
@@ -940,6 +1075,9 @@ static int q(struct pconn *c, enum stmt_id id, struct params *p, PGresult **out,
     *retry = false;
     snprintf(name, sizeof name, "h%d", (int)id);
     if (!c->prepared[id]) {
+        /* a deferred ROLLBACK TO first: an aborted transaction refuses to prepare */
+        if ((rc = ctl_flush(c, what, retry)) < 0)
+            goto out;
         r = PQprepare(c->pg, name, SQL[id], 0, NULL);
         if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
             rc = db_fail(c, r, what, retry);
@@ -947,6 +1085,10 @@ static int q(struct pconn *c, enum stmt_id id, struct params *p, PGresult **out,
         }
         PQclear(r);
         c->prepared[id] = true;
+    }
+    if (c->npend) {
+        rc = pipe_run(c, name, p, out, what, retry);
+        goto out;
     }
     r = PQexecPrepared(c->pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                        p ? p->fmt : NULL, 1);
@@ -1023,11 +1165,19 @@ static void sleep_ms(long ms)
     }
 }
 
+/* exec_ctl: run BEGIN, COMMIT or ROLLBACK on c. c's deferred statements go first when one
+ * is a ROLLBACK TO and sql is COMMIT (a COMMIT of an aborted transaction would roll back
+ * and answer OK); otherwise they are dropped (see ctl_defer). */
 static int exec_ctl(struct pconn *c, const char *sql, const char *what, bool *retry)
 {
-    PGresult *r = PQexec(c->pg, sql);
+    PGresult *r = NULL;
     int rc = HR_OK;
     *retry = false;
+    if (c->npend && strcmp(sql, "COMMIT") == 0 && pend_has_rollback(c) &&
+        (rc = ctl_flush(c, what, retry)) < 0)
+        return rc;
+    c->npend = 0;
+    r = PQexec(c->pg, sql);
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = db_fail(c, r, what, retry);
     PQclear(r);
@@ -1337,14 +1487,14 @@ static int pg_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
         return HR_INVAL;
     if (x->failed < 0)
         return x->failed;
-    rc = exec_ctl(x->c, "SAVEPOINT herald_sub", "sub_savepoint", &retry);
+    rc = ctl_defer(x->c, "SAVEPOINT herald_sub", &retry);
     if (rc < 0)
         goto fatal;
     rc = fn(t, arg);
     if (x->failed < 0 && x->retry)
         return x->failed; /* the whole write is retried */
     if (rc >= 0 && x->failed == 0) {
-        xrc = exec_ctl(x->c, "RELEASE SAVEPOINT herald_sub", "sub_release", &retry);
+        xrc = ctl_defer(x->c, "RELEASE SAVEPOINT herald_sub", &retry);
         if (xrc < 0) {
             rc = xrc;
             goto fatal;
@@ -1353,9 +1503,14 @@ static int pg_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
     }
     if (rc >= 0)
         rc = x->failed;
-    xrc = exec_ctl(x->c, "ROLLBACK TO SAVEPOINT herald_sub", "sub_rollback_to", &retry);
+    if (x->failed == 0 && x->c->npend &&
+        strncmp(x->c->pend[x->c->npend - 1], "SAVEPOINT", 9) == 0) {
+        x->c->npend--; /* fn ran no statement: there is nothing to roll back */
+        return rc;
+    }
+    xrc = ctl_defer(x->c, "ROLLBACK TO SAVEPOINT herald_sub", &retry);
     if (xrc == HR_OK)
-        xrc = exec_ctl(x->c, "RELEASE SAVEPOINT herald_sub", "sub_release", &retry);
+        xrc = ctl_defer(x->c, "RELEASE SAVEPOINT herald_sub", &retry);
     if (xrc < 0) {
         rc = xrc;
         goto fatal;
@@ -1955,7 +2110,7 @@ static int pg_job_insert(struct store_txn *t, const struct job_spec *js, int64_t
             p_null(&p);
         p_i64(&p, js->lease_until_ms);
         p_i64(&p, js->lease_until_ms > 0 ? js->lease_token : 0);
-        rc = tx_q(t, S_JOB_INSERT, &p, &r, "job_insert");
+        rc = tx_q(t, dlen ? S_JOB_INSERT : S_JOB_INSERT_PLAIN, &p, &r, "job_insert");
         params_free(&p);
         if (rc < 0)
             goto out;
@@ -2978,13 +3133,15 @@ static int q_sql(struct pconn *c, const char *sql, struct params *p, PGresult **
 {
     PGresult *r;
     ExecStatusType st;
+    int rc;
     *out = NULL;
-    *retry = false;
+    if ((rc = ctl_flush(c, what, retry)) < 0)
+        return rc;
     r = PQexecParams(c->pg, sql, p ? p->n : 0, NULL, p ? p->v : NULL, p ? p->len : NULL,
                      p ? p->fmt : NULL, 1);
     st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        int rc = db_fail(c, r, what, retry);
+        rc = db_fail(c, r, what, retry);
         PQclear(r);
         return rc;
     }
@@ -3114,8 +3271,8 @@ static int copy_pipelined(struct pg_txn *x, const char *sql, const struct copy_r
                           size_t n, size_t ncols)
 {
     PGconn *pg = x->c->pg;
-    int rc = HR_OK;
     bool retry = false;
+    int rc = ctl_flush(x->c, "copy_insert", &retry);
     for (size_t at = 0; at < n && rc == HR_OK;) {
         size_t end = n - at > COPY_PIPELINE_ROWS ? at + COPY_PIPELINE_ROWS : n, sent = 0;
         int nulls = 0;

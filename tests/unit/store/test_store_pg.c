@@ -94,6 +94,20 @@ static int64_t admin_i64(struct fx *f, const char *sql)
     return v;
 }
 
+/* admin_cmd: run sql (no rows) on f's schema from a connection of its own; 0 when it
+ * worked. */
+static int admin_cmd(struct fx *f, const char *sql)
+{
+    PGconn *c = PQconnectdb(f->dsn);
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s\n", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
 /* fx_make: a fresh schema and a DSN whose search_path points at it. */
 static struct fx *fx_make(void)
 {
@@ -416,7 +430,7 @@ static void test_migrations_applied_once(void **state)
     int latest = pg_schema_latest();
     char sql[160];
 
-    assert_int_equal(latest, 9); /* the same numbers as SQLite's (9: data_event, no table change) */
+    assert_int_equal(latest, 10); /* SQLite's numbers up to 9; 10 is PostgreSQL's alone */
     store_close(f->s);
     f->s = NULL;
     for (int i = 0; i < 2; i++) {
@@ -430,6 +444,16 @@ static void test_migrations_applied_once(void **state)
     assert_int_equal(admin_i64(f, "SELECT count(DISTINCT version) FROM schema_migrations"),
                      latest);
     assert_int_equal(admin_i64(f, "SELECT max(applied_ms) FROM schema_migrations"), T0);
+    /* 10: no events_dedup index; a partial dedup index on jobs; bytewise messageIds */
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = "
+                                  "current_schema() AND indexname = 'events_dedup'"), 0);
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM pg_indexes WHERE schemaname = "
+                                  "current_schema() AND indexname = 'jobs_dedup' AND indexdef "
+                                  "LIKE '%UNIQUE%WHERE (dedup_key IS NOT NULL)'"), 1);
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM information_schema.columns WHERE "
+                                  "table_schema = current_schema() AND table_name = "
+                                  "'event_dedup' AND column_name = 'message_id' AND "
+                                  "collation_name = 'C'"), 1);
     assert_int_equal(admin_i64(f, "SELECT count(*) FROM pg_tables WHERE schemaname = "
                                   "current_schema() AND tablename IN ('meta','api_keys','jobs',"
                                   "'docs','events','event_dedup','catalog','messages',"
@@ -595,6 +619,107 @@ static void test_failed_fn_leaves_no_trace(void **state)
     assert_int_equal(st.txns, 2);
     assert_int_equal(st.commits, 1);
     assert_int_equal(st.errors, 0);
+}
+
+/* ---- store_txn_sub: savepoints sent late (pg.c, ctl_defer) ---- */
+
+/* a sub's plan: set key (NULL: no statement), then run inner in a sub of its own, then
+ * return rc */
+struct sub_plan {
+    const char *key;
+    struct sub_plan *inner;
+    int rc;
+    int inner_rc; /* what the inner sub returned */
+};
+
+static int sub_fn(struct store_txn *t, void *arg)
+{
+    struct sub_plan *sp = arg;
+    int rc;
+    if (sp->key && (rc = store_meta_set(t, sp->key, STR_LIT("v"))) < 0)
+        return rc;
+    if (sp->inner)
+        sp->inner_rc = store_txn_sub(t, sub_fn, sp->inner);
+    return sp->rc;
+}
+
+struct subs_case {
+    int rcs[6]; /* what each store_txn_sub returned */
+    bool commit_right_after_failure;
+    struct key_rec key; /* inserted after the failing sub: a statement not yet prepared */
+};
+
+static int subs_fn(struct store_txn *t, void *arg)
+{
+    struct subs_case *c = arg;
+    struct sub_plan ran_then_failed = {.key = "s_undone", .rc = HR_INVAL};
+    struct sub_plan ran_nothing = {.rc = HR_INVAL};
+    struct sub_plan statement_failed = {.key = "boom"};
+    struct sub_plan inner = {.key = "s_inner"};
+    struct sub_plan outer = {.key = "s_outer", .inner = &inner};
+    struct sub_plan inner_fails = {.key = "boom"};
+    struct sub_plan outer_kept = {.key = "s_kept", .inner = &inner_fails};
+    int rc = store_meta_set(t, "before", STR_LIT("v"));
+    if (rc < 0)
+        return rc;
+    if (c->commit_right_after_failure) {
+        /* COMMIT with the ROLLBACK TO still waiting: sent first, or the COMMIT of an
+         * aborted transaction would roll everything back and answer OK */
+        c->rcs[0] = store_txn_sub(t, sub_fn, &statement_failed);
+        return HR_OK;
+    }
+    c->rcs[0] = store_txn_sub(t, sub_fn, &ran_then_failed);
+    c->rcs[1] = store_txn_sub(t, sub_fn, &ran_nothing);
+    c->rcs[2] = store_txn_sub(t, sub_fn, &statement_failed);
+    if ((rc = store_key_insert(t, &c->key)) < 0) /* prepared after the failure */
+        return rc;
+    c->rcs[3] = store_txn_sub(t, sub_fn, &outer);
+    c->rcs[4] = store_txn_sub(t, sub_fn, &outer_kept);
+    c->rcs[5] = inner_fails.rc == 0 && outer_kept.inner_rc < 0 ? 0 : -1;
+    return store_meta_set(t, "after", STR_LIT("v"));
+}
+
+static bool meta_has(struct fx *f, const char *key)
+{
+    struct str v;
+    return store_meta_get(f->s, key, f->a, &v) == 0;
+}
+
+static void test_txn_sub_deferred(void **state)
+{
+    struct fx *f = *state;
+    struct subs_case c = {.key = mkkey(KEY_WRITE, "hk_sub1", "sub", "secret-sub", T0)};
+    struct subs_case now = {.commit_right_after_failure = true};
+    struct herr err;
+
+    /* a meta row named "boom" fails its INSERT inside PostgreSQL */
+    assert_int_equal(admin_cmd(f, "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+                                  "$$BEGIN IF NEW.key = 'boom' THEN RAISE EXCEPTION 'boom'; "
+                                  "END IF; RETURN NEW; END$$"), 0);
+    assert_int_equal(admin_cmd(f, "CREATE TRIGGER boom BEFORE INSERT ON meta FOR EACH ROW "
+                                  "EXECUTE FUNCTION boom()"), 0);
+
+    assert_int_equal(store_write(f->s, subs_fn, &c, &err), 0);
+    assert_int_equal(c.rcs[0], HR_INVAL);
+    assert_int_equal(c.rcs[1], HR_INVAL);
+    assert_true(c.rcs[2] < 0);
+    assert_int_equal(c.rcs[3], 0);
+    assert_int_equal(c.rcs[4], 0);
+    assert_int_equal(c.rcs[5], 0);
+    assert_true(meta_has(f, "before"));
+    assert_false(meta_has(f, "s_undone"));
+    assert_false(meta_has(f, "boom"));
+    assert_true(meta_has(f, "s_outer"));
+    assert_true(meta_has(f, "s_inner"));
+    assert_true(meta_has(f, "s_kept"));
+    assert_true(meta_has(f, "after"));
+    assert_int_equal(admin_i64(f, "SELECT count(*) FROM api_keys WHERE prefix = 'hk_sub1'"), 1);
+
+    assert_int_equal(admin_cmd(f, "DELETE FROM meta WHERE key = 'before'"), 0);
+    assert_int_equal(store_write(f->s, subs_fn, &now, &err), 0);
+    assert_true(now.rcs[0] < 0);
+    assert_true(meta_has(f, "before"));
+    assert_false(meta_has(f, "boom"));
 }
 
 static int nested_fn(struct store_txn *t, void *arg)
@@ -2009,6 +2134,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meta_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_fn_leaves_no_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_sub_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested_write_refused, setup, teardown),
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test_setup_teardown(test_job_insert_rules, setup, teardown),
