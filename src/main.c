@@ -402,7 +402,7 @@ static int cmd_serve(int argc, char **argv)
     struct engine eng;
     struct hbs_cache *hbs = NULL;
     struct limit_table *limits = NULL;
-    struct defcache *defs = NULL, *provs = NULL, *tmpls = NULL;
+    struct defcache *defs = NULL, *provs = NULL, *tmpls = NULL, *brands = NULL;
     struct queue_cfg qcfg;
     struct http_cfg hcfg;
     struct herr err;
@@ -602,6 +602,7 @@ static int cmd_serve(int argc, char **argv)
     eng.defs = defs = defcache_new();
     eng.provs = provs = defcache_new();
     eng.tmpls = tmpls = defcache_new();
+    eng.brands = brands = defcache_new();
     eng.message_timeout_ms = SEND_TIMEOUT_DEFAULT_MS;
     eng.provider_timeout_ms = cfg.provider_timeout_ms;
     eng.backoff_base_ms = cfg.retry_base_ms;
@@ -693,6 +694,7 @@ out:
     defcache_free(defs);
     defcache_free(provs);
     defcache_free(tmpls);
+    defcache_free(brands);
     provider_global_cleanup();
     if (rc == 0)
         LOG_I("server.stopped", "exit=0");

@@ -8,6 +8,7 @@
  * snippets}; every replace bumps the version. Writes are one transaction each. */
 #include "templates.h"
 
+#include "../engine/defcache.h"
 #include "../util/json.h"
 
 #include <stdio.h>
@@ -150,6 +151,7 @@ static int change_tx(struct store_txn *t, void *varg)
     char *s = NULL;
     int rc;
 
+    defcache_changed(); /* routes' cached brands (engine_brand_cached) */
     cJSON_Delete(a->brand); /* in case the store runs fn again */
     a->brand = NULL;
     rc = store_doc_get_txn(t, BRANDS_COLL, a->id, ar, &d);
@@ -242,6 +244,7 @@ static void save(struct api_ctx *ctx, struct http_req *req, struct http_resp *re
     a.now_ms = hclock_now(ctx->clock);
     herr_clear(&a.err);
     rc = store_write(ctx->store, change_tx, &a, &err);
+    defcache_changed(); /* again after the commit: a load that raced it is stale too */
     if (rc < 0) {
         api_error_rc(resp, rc, a.err.msg[0] ? &a.err : &err);
         if (rc == HR_CONFLICT)

@@ -8,6 +8,7 @@
  * links Segment groups to lists (src/ingest/grouplists.h). */
 #include "api.h"
 
+#include "../engine/defcache.h"
 #include "../ingest/grouplists.h"
 #include "../util/json.h"
 
@@ -74,8 +75,10 @@ static int put_tx(struct store_txn *t, void *varg)
     int rc = HR_OK;
     if (a->secret)
         rc = store_meta_set(t, SECRET_KEY, a->secret_v);
-    if (rc == HR_OK && a->brand)
+    if (rc == HR_OK && a->brand) {
+        defcache_changed(); /* routes' cached default brand (engine_brand_cached) */
         rc = store_meta_set(t, BRAND_KEY, a->brand_v);
+    }
     if (rc == HR_OK && a->groups)
         rc = store_meta_set(t, GROUPLISTS_META_KEY, str_c(a->groups_v));
     return rc;
@@ -145,6 +148,8 @@ void api_settings_put(void *vctx, struct http_req *req, struct http_resp *resp)
     }
     herr_clear(&err);
     rc = store_write(ctx->store, put_tx, &a, &err);
+    if (a.brand)
+        defcache_changed(); /* again after the commit: a load that raced it is stale too */
     if (rc < 0) {
         api_error_rc(resp, rc, &err);
         goto out;

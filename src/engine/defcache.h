@@ -1,14 +1,16 @@
 /* defcache.h: definitions cached in the process, each set under a name, for the jobs
  * that read them for every event or message: an event name's linked automations with
  * their definitions (the events job; engine.defs), a channel's enabled providers
- * (routes; engine.provs, engine_channel_providers) and a template's published version
- * (routes; engine.tmpls, engine_template_cached). Without it every event read its links
+ * (routes; engine.provs, engine_channel_providers), a template's published version
+ * (routes; engine.tmpls, engine_template_cached) and a brand, or the default brand
+ * (routes; engine.brands, engine_brand_cached). Without it every event read its links
  * and each linked automation's definition (two reads on a reader connection, two JSON
  * parses) on the store's writer thread, inside the events job's commit, and every route
  * read and parsed every provider record and its template (two more reads).
  *
  * An entry is used for at most DEFCACHE_TTL_MS, and every entry is dropped as soon as
- * this process changes an automation, a link, a provider or a template
+ * this process changes an automation, a link, a provider, a template, a brand or the
+ * default brand setting
  * (defcache_changed: called inside the writing transaction and again after its commit,
  * so a load that raced the commit is dropped too). Another node's change (PostgreSQL) shows within the TTL.
  *

@@ -197,13 +197,13 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
 static int fused_sent(struct store_txn *t, const struct deliver_out *o, struct message_rec *m,
                       int64_t now)
 {
+    const struct history_row hist[2] = {
+        {o->started_ms, STR_LIT("DELIVERING"), str_c(o->sent_hist[0])},
+        {o->ended_ms, STR_LIT("SENT"), str_c(o->sent_hist[1])},
+    };
     int rc = store_message_passing(t, m);
     if (rc == HR_OK)
-        rc = store_history_append(t, m->id, o->started_ms, STR_LIT("DELIVERING"),
-                                  str_c(o->sent_hist[0]));
-    if (rc == HR_OK)
-        rc = store_history_append(t, m->id, o->ended_ms, STR_LIT("SENT"),
-                                  str_c(o->sent_hist[1]));
+        rc = store_history_append_many(t, m->id, hist, 2);
     if (rc == HR_OK)
         rc = put_msgref(t, o, m->id, now);
     if (rc < 0)

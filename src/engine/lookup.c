@@ -128,6 +128,51 @@ int engine_template_cached(struct engine *e, const char *id, struct defset **hol
     return rc;
 }
 
+/* load_brand (defcache_load_fn, ctx: the store): brand name, or with name "" the default
+ * brand; a set of none when there is no such brand */
+static int load_brand(void *ctx, const char *name, struct defset *out)
+{
+    struct arena *a = arena_new(4096);
+    struct str id = str_c(name), v;
+    struct doc_rec d;
+    int rc = HR_OK;
+    if (!name[0]) {
+        rc = store_meta_get(ctx, "default_brand_id", a, &v);
+        id = rc == HR_OK ? v : STR_NULL;
+        if (rc == HR_NOTFOUND)
+            rc = HR_OK;
+    }
+    if (rc == HR_OK && id.len) {
+        rc = store_doc_get(ctx, "brands", id, a, &d);
+        if (rc == HR_OK) {
+            cJSON *b = cJSON_ParseWithLength(d.body.p, d.body.len);
+            char *key = xstrndup(id.p, id.len);
+            if (b)
+                defset_add(out, key, b);
+            free(key);
+        } else if (rc == HR_NOTFOUND) {
+            rc = HR_OK;
+        }
+    }
+    arena_free(a);
+    return rc;
+}
+
+int engine_brand_cached(struct engine *e, const char *id, struct defset **hold,
+                        const cJSON **out)
+{
+    int rc;
+    *out = NULL;
+    if (id && (!id[0] || strlen(id) > 128)) { /* no brand has that id; "" is the default's key */
+        *hold = NULL;
+        return HR_NOTFOUND;
+    }
+    rc = defcache_get(e->brands, id ? id : "", hclock_now(e->clock), load_brand, e->store, hold);
+    if (rc == HR_OK && (*hold)->n)
+        *out = (*hold)->defs[0];
+    return rc;
+}
+
 int engine_channel_providers(struct engine *e, const char *channel, struct defset **out)
 {
     return defcache_get(e->provs, channel, hclock_now(e->clock), load_providers, e->store, out);

@@ -107,16 +107,19 @@ static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
     if (rc < 0 || send__is_final(m->status))
         goto out; /* canceled (or done) while we worked: keep it that way */
     if (o->hist_s) {
+        struct history_row *rows =
+            arena_zalloc(a, (size_t)(o->nhist > 0 ? o->nhist : 1) * sizeof *rows);
         int i = 0;
         cJSON_ArrayForEach(e, o->events)
         {
             if (i >= o->nhist)
                 break;
-            rc = store_history_append(t, m->id, at, str_c(json_str(e, "type")),
-                                      str_c(o->hist_s[i++]));
-            if (rc < 0)
-                goto out;
+            rows[i] = (struct history_row){at, str_c(json_str(e, "type")), str_c(o->hist_s[i])};
+            i++;
         }
+        rc = store_history_append_many(t, m->id, rows, (size_t)i);
+        if (rc < 0)
+            goto out;
     } else {
         cJSON_ArrayForEach(e, o->events)
         {
@@ -205,21 +208,21 @@ static cJSON *merged_profile(struct engine *e, const cJSON *to, struct route_out
     return merged;
 }
 
+/* load_brand: the message's brand (its spec's, else its template's, else the default),
+ * or JSON null; caller owns */
 static cJSON *load_brand(struct engine *e, const cJSON *spec, const cJSON *tmpl)
 {
     const char *id = json_str(spec, "brand_id");
-    struct arena *a = arena_new(4096);
-    struct doc_rec d;
-    struct str v;
-    cJSON *b = NULL;
+    struct defset *hold = NULL;
+    const cJSON *b = NULL;
+    cJSON *out;
     if (!id)
         id = json_str(json_obj(tmpl, "brand"), "id");
-    if (!id && store_meta_get(e->store, "default_brand_id", a, &v) == HR_OK && v.len)
-        id = v.p;
-    if (id && store_doc_get(e->store, "brands", str_c(id), a, &d) == HR_OK)
-        b = cJSON_ParseWithLength(d.body.p, d.body.len);
-    arena_free(a);
-    return b ? b : cJSON_CreateNull();
+    if (engine_brand_cached(e, id, &hold, &b) < 0)
+        b = NULL;
+    out = b ? cJSON_Duplicate(b, 1) : cJSON_CreateNull();
+    defset_unref(hold);
+    return out;
 }
 
 /* add_alt_entry: one routing entry (a channel name, or a provider key restricting a

@@ -68,6 +68,9 @@ struct engine {
     struct defcache *tmpls;       /* template id -> its latest published version
                                      (defcache.h); NULL: read for every message. Owned as
                                      defs */
+    struct defcache *brands;      /* brand id ("": the default brand) -> the brand
+                                     (engine_brand_cached); NULL: read for every message.
+                                     Owned as defs */
     const char *public_url;       /* base of one-click unsubscribe links (--public-url);
                                      NULL or "": no links. Not owned */
     const char *unsub_mailto;     /* List-Unsubscribe mailto address, may be NULL */
@@ -167,5 +170,13 @@ int engine_channel_providers(struct engine *e, const char *channel, struct defse
  * error both are NULL. */
 int engine_template_cached(struct engine *e, const char *id, struct defset **hold,
                            const cJSON **out);
+/* engine_brand_cached: brand id, or with id NULL the workspace's default brand (setting
+ * default_brand_id), through e->brands (the same rules as engine_channel_providers). On
+ * HR_OK *out is the brand (read-only), or NULL when there is none (no such brand, no
+ * default, or a record that does not parse), and *hold the reference that keeps it:
+ * defset_unref it. HR_NOTFOUND (both NULL) for an id no brand can have (empty, or over
+ * 128 bytes); on a store error both are NULL too. */
+int engine_brand_cached(struct engine *e, const char *id, struct defset **hold,
+                        const cJSON **out);
 
 #endif

@@ -1426,7 +1426,8 @@ static int all_fn(struct store_txn *txn, void *arg)
 /* batch_fn: every ticket's finish_fn, in one transaction. First all of them in a single
  * nested savepoint: a savepoint per ticket costs SQLite a walk of its in-memory
  * sub-journal at each release, which grows with the batch (quadratic: 9 % of the
- * writer's time in the flow bench), and PostgreSQL a round trip each. When one of them
+ * writer's time in the flow bench), and PostgreSQL two statements each (sent late, with
+ * the statements after them: pg.c, ctl_defer). When one of them
  * fails, that savepoint is rolled back and the batch is run again with every ticket in
  * its own nested savepoint, as follows.
  * A ticket whose handler commit failed is retried (without it) at once, in the same

@@ -166,6 +166,13 @@ struct history_rec {
     struct str body;         /* JSON object with Courier's fields (ts and type included) */
 };
 
+/* One row of store_history_append_many (the message is the call's). */
+struct history_row {
+    int64_t ts;
+    struct str type;
+    struct str body;
+};
+
 /* Counters a backend keeps since open; commits < txns shows group commit at work. */
 struct store_stats {
     uint64_t txns;      /* store_write calls completed (committed or rolled back) */
@@ -389,6 +396,9 @@ struct store_ops {
                         struct message_rec **out, size_t *n);
     int (*history_append)(struct store_txn *t, struct str message_id, int64_t ts, struct str type,
                           struct str body);
+    /* NULL: store_history_append_many calls history_append once per row */
+    int (*history_append_many)(struct store_txn *t, struct str message_id,
+                               const struct history_row *rows, size_t n);
     int (*history_list)(struct store *s, struct str message_id, struct str type, struct arena *a,
                         struct history_rec **out, size_t *n);
 
@@ -700,6 +710,22 @@ static inline int store_message_list(struct store *s, const struct message_filte
 static inline int store_history_append(struct store_txn *t, struct str message_id, int64_t ts,
                                        struct str type, struct str body)
 { return store_txn_store(t)->ops->history_append(t, message_id, ts, type, body); }
+/* store_history_append_many: store_history_append of rows[0..n) to message_id, in that
+ * order (their seq follows it): one statement on PostgreSQL. Returns HR_OK or the first
+ * failure's rc (then the write fails, as after any failed statement). */
+static inline int store_history_append_many(struct store_txn *t, struct str message_id,
+                                            const struct history_row *rows, size_t n)
+{
+    const struct store_ops *ops = store_txn_store(t)->ops;
+    if (ops->history_append_many)
+        return ops->history_append_many(t, message_id, rows, n);
+    for (size_t i = 0; i < n; i++) {
+        int rc = ops->history_append(t, message_id, rows[i].ts, rows[i].type, rows[i].body);
+        if (rc < 0)
+            return rc;
+    }
+    return HR_OK;
+}
 static inline int store_history_list(struct store *s, struct str message_id, struct str type,
                                      struct arena *a, struct history_rec **out, size_t *n)
 { return s->ops->history_list(s, message_id, type, a, out, n); }

@@ -368,6 +368,32 @@ describe('with an SMTP provider', () => {
     assertError(await api(srv, 'GET', '/messages/1-00000000-000000000000000000000000/output'), 404);
   });
 
+  test('9b. brands: a saved brand and a new default brand show in the very next message', T, async () => {
+    assert.ok(tplId, 'needs the template of test 1');
+    // routes cache brands for up to a second; saving one here must not wait for that
+    const html = async (extra) => {
+      const id = await send(srv, { to: { email: 'brand@x.test' }, template: tplId, data: { name: 'B' }, ...extra });
+      await expectFinal(srv, id, 'SENT');
+      return ok(await api(srv, 'GET', `/messages/${id}/output`)).results[0].content.html;
+    };
+    const colors = (primary) => ({ colors: { primary } });
+    ok(await api(srv, 'POST', '/brands', { id: 'b9', name: 'B9', settings: colors('#123456') }));
+    ok(await api(srv, 'POST', '/brands', { id: 'b9x', name: 'B9x', settings: colors('#abcdef') }));
+    assert.ok((await html({ brand_id: 'b9' })).includes('#123456'));
+    ok(await api(srv, 'PUT', '/brands/b9', { name: 'B9', settings: colors('#654321') }));
+    let h = await html({ brand_id: 'b9' });
+    assert.ok(h.includes('#654321') && !h.includes('#123456'), 'the saved brand, not the cached one');
+
+    ok(await api(srv, 'PUT', '/settings', { default_brand_id: 'b9' }));
+    assert.ok((await html({})).includes('#654321'), 'the default brand');
+    ok(await api(srv, 'PUT', '/settings', { default_brand_id: 'b9x' }));
+    h = await html({});
+    assert.ok(h.includes('#abcdef') && !h.includes('#654321'), 'the new default, not the cached one');
+    assert.equal((await api(srv, 'DELETE', '/brands/b9x')).status, 204);
+    assert.ok(!(await html({})).includes('#abcdef'), 'a deleted default brand is gone');
+    ok(await api(srv, 'PUT', '/settings', { default_brand_id: null }));
+  });
+
   test('10. legacy v1: {event, recipient, data} -> 202 {messageId}, the email arrives', T, async () => {
     assert.ok(tplId, 'needs the template of test 1');
     const before = smtp.to('u7@x.test').length;

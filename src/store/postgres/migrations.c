@@ -1,8 +1,8 @@
 /* migrations.c: herald's PostgreSQL schema, one numbered migration per entry, with the
  * same version numbers as src/store/sqlite/migrations.c (1: meta, api_keys, jobs;
  * 2: docs, events, event_dedup, catalog; 3: messages, message_history; 4: api_keys.scope),
- * except where an entry says it is PostgreSQL's alone (8: catalog_slots; 10: leaner
- * accepts).
+ * except where an entry says it is PostgreSQL's alone (8: catalog_slots; 10: dropping
+ * events_dedup, which SQLite keeps: its 10 will be its own).
  *
  * Append only: to change the schema, add one line `{N + 1, "SQL..."},` at the end of
  * `migrations[]` (and the same version in the SQLite backend). Never edit or reorder an
@@ -172,15 +172,11 @@ static const struct migration migrations[] = {
      * beside new ones on PostgreSQL). */
     {9, "SELECT 1;"},
     /* 10 (PostgreSQL only): leaner accepts. events_dedup is SQLite's dedup lookup;
-     * here event_dedup's primary key does that and nothing reads events by messageId,
-     * so the index only cost every insert a random-key btree write. event_dedup's
-     * messageId compares bytewise (COLLATE "C", like every other key here) instead of
-     * by the database's locale. A job without a dedup key (nearly all of them) no
-     * longer writes an entry into the dedup index. */
-    {10, "DROP INDEX events_dedup;"
-         "ALTER TABLE event_dedup ALTER COLUMN message_id TYPE TEXT COLLATE \"C\";"
-         "ALTER TABLE jobs DROP CONSTRAINT jobs_dedup_key_key;"
-         "CREATE UNIQUE INDEX jobs_dedup ON jobs(dedup_key) WHERE dedup_key IS NOT NULL;"},
+     * here event_dedup's primary key does that and nothing reads events by messageId
+     * (nor did any earlier herald), so the index only cost every insert a random-key
+     * btree write. Dropping it rewrites nothing and changes no statement's meaning, so
+     * nodes still running the previous herald go on working beside it. */
+    {10, "DROP INDEX events_dedup;"},
     /* next: {11, "..."}, */
 };
 

@@ -9,8 +9,7 @@
  *     when the document is absent does doc_get_txn take a transaction advisory lock on
  *     (coll, id) and read again, so two transactions that both find it absent cannot
  *     both create it (an existing document costs its row lock alone).
- *   - dedup is a constraint: jobs.dedup_key has a unique index (partial: keys that are
- *     set), event_dedup has the primary key
+ *   - dedup is a constraint: jobs.dedup_key is UNIQUE, event_dedup has the primary key
  *     (source_id, message_id) and is claimed with INSERT ... ON CONFLICT DO UPDATE ...
  *     WHERE the earlier event is outside the window.
  *   - jobs are leased with FOR UPDATE SKIP LOCKED; a lease held by a node that died
@@ -110,8 +109,6 @@ enum stmt_id {
     S_JOB_INSERT_PLAIN,
     S_JOB_BY_DEDUP,
     S_JOB_LEASE,
-    S_LEASE_PLAN,
-    S_PLAN_RESET,
     S_JOB_ACK,
     S_JOB_RETRY,
     S_JOB_DEAD,
@@ -150,6 +147,7 @@ enum stmt_id {
     S_MSG_LIST_RUN,
     S_MSG_LIST_STATUS,
     S_HIST_APPEND,
+    S_HIST_APPEND_MANY,
     S_HIST_LIST,
     S_COUNT
 };
@@ -234,8 +232,6 @@ static const char *const SQL[S_COUNT] = {
      * (autovacuum's, or none yet), often of an empty queue; it then reads a backlog whole
      * through a bitmap and sorts it for each lease (5,000 queued: 4 ms a lease, 0.2 ms
      * by the index in its order) */
-    [S_LEASE_PLAN] = "SET LOCAL enable_bitmapscan = off",
-    [S_PLAN_RESET] = "RESET enable_bitmapscan",
     [S_JOB_ACK] = "DELETE FROM jobs WHERE id = $1::bigint AND state = 1 "
                   "AND lease_token = $2::bigint",
     [S_JOB_RETRY] = "UPDATE jobs SET state = 0, run_at_ms = $3::bigint, last_error = $4::text, "
@@ -368,6 +364,11 @@ static const char *const SQL[S_COUNT] = {
     [S_MSG_LIST_STATUS] = MSG_LIST_WHERE("status = $2::text AND"),
     [S_HIST_APPEND] = "INSERT INTO message_history(message_id, ts, type, body) "
                       "VALUES($1::text, $2::bigint, $3::text, $4::bytea)",
+    /* S_HIST_APPEND for each element, in the arrays' order (their seq follows it) */
+    [S_HIST_APPEND_MANY] =
+        "INSERT INTO message_history(message_id, ts, type, body) "
+        "SELECT $1::text, u.ts, u.ty, u.b FROM unnest($2::bigint[], $3::text[], $4::bytea[]) "
+        "WITH ORDINALITY AS u(ts, ty, b, i) ORDER BY u.i",
     [S_HIST_LIST] = "SELECT seq, ts, type, body FROM message_history "
                     "WHERE message_id = $1::text AND ($2::text = '' OR type = $2::text) "
                     "ORDER BY seq LIMIT 10000",
@@ -412,6 +413,7 @@ struct pconn {
     bool prepared[S_COUNT];
     const char *pend[PEND_MAX];  /* static SQL strings, in order */
     unsigned npend;
+    bool pend_failed;            /* one of them failed: the transaction cannot be saved */
 };
 
 struct pg_store {
@@ -917,11 +919,21 @@ static void pool_put(struct pg_store *ps, struct pconn *c)
     if (!c)
         return;
     c->npend = 0; /* what was not sent belongs to a transaction that ends here */
-    if (conn_ok(c) && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
-        PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+    c->pend_failed = false;
+    if (conn_ok(c) && PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF) {
+        /* a pipeline whose answers were not read (pipe_run, copy_pipelined): this
+         * connection alone is unusable */
+        pthread_mutex_lock(&ps->mu);
+        ps->nopen--;
+        pthread_cond_broadcast(&ps->cv);
+        pthread_mutex_unlock(&ps->mu);
+        LOG_W("store.pg.conn_dropped", "where=%s msg=\"a pipeline left unfinished\"", ps->where);
+        pconn_close(c);
+        return;
+    }
+    if (conn_ok(c) && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         PQclear(PQexec(c->pg, "ROLLBACK"));
-    if (!conn_ok(c) || PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF ||
-        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+    if (!conn_ok(c) || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         struct pconn *idle;
         size_t n = 1;
         pthread_mutex_lock(&ps->mu);
@@ -955,9 +967,12 @@ static void pool_put(struct pg_store *ps, struct pconn *c)
  * of a backend on a busy machine) per fn. So they wait on the connection (ctl_defer) and
  * go ahead of the next statement, in one libpq pipeline with it (pipe_run): a SAVEPOINT
  * whose RELEASE comes before any statement is dropped with it, and the RELEASEs still
- * waiting at COMMIT are dropped (COMMIT ends every savepoint). A ROLLBACK TO is sent
- * before the COMMIT (exec_ctl), never dropped. A deferred statement that fails fails the
- * statement it was sent with (same rc): the transaction is lost either way. */
+ * waiting at COMMIT are dropped (COMMIT ends every savepoint), as is the RESET of the
+ * lease's SET LOCAL (tx_defer; the commit ends that too). A ROLLBACK TO is sent
+ * before the COMMIT (txn_settle), never dropped. A deferred statement that fails fails
+ * the statement it was sent with (same rc) and marks the connection (pend_failed): the
+ * transaction is lost, and no savepoint may be rolled back to, since the one named may
+ * not be the one meant (they share a name). */
 
 /* pend_has_rollback: a ROLLBACK TO is among c's deferred statements. */
 static bool pend_has_rollback(const struct pconn *c)
@@ -982,11 +997,18 @@ static int pipe_run(struct pconn *c, const char *name, struct params *p, PGresul
     *out = NULL;
     *retry = false;
     c->npend = 0;
-    if (PQenterPipelineMode(pg) != 1)
+    if (PQenterPipelineMode(pg) != 1) {
+        c->pend_failed = k > 0; /* they are lost */
         return db_fail(c, NULL, "pipeline", retry);
-    for (unsigned i = 0; i < k && rc == HR_OK; i++, sent++)
-        if (PQsendQueryParams(pg, c->pend[i], 0, NULL, NULL, NULL, NULL, 0) != 1)
+    }
+    for (unsigned i = 0; i < k && rc == HR_OK; i++) {
+        if (PQsendQueryParams(pg, c->pend[i], 0, NULL, NULL, NULL, NULL, 0) != 1) {
             rc = db_fail(c, NULL, "sub_ctl send", retry);
+            c->pend_failed = true;
+        } else {
+            sent++;
+        }
+    }
     if (rc == HR_OK && name) {
         if (PQsendQueryPrepared(pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
                                 p ? p->fmt : NULL, 1) != 1)
@@ -994,8 +1016,14 @@ static int pipe_run(struct pconn *c, const char *name, struct params *p, PGresul
         else
             sent++;
     }
-    if (PQpipelineSync(pg) != 1 && rc == HR_OK)
-        rc = db_fail(c, NULL, "pipeline sync", retry);
+    if (PQpipelineSync(pg) != 1) {
+        /* what was sent may have run, but its answers may never come: do not wait for
+         * them (the connection stays in pipeline mode, and pool_put closes it) */
+        if (rc == HR_OK)
+            rc = db_fail(c, NULL, "pipeline sync", retry);
+        c->pend_failed = c->pend_failed || k > 0;
+        return rc;
+    }
     /* each statement's answer is a result, then NULL; the sync's is PGRES_PIPELINE_SYNC */
     while (!synced && PQstatus(pg) == CONNECTION_OK && idx <= sent) {
         PGresult *r = PQgetResult(pg);
@@ -1008,8 +1036,11 @@ static int pipe_run(struct pconn *c, const char *name, struct params *p, PGresul
         if (st == PGRES_PIPELINE_SYNC) {
             synced = true;
         } else if (idx < k) { /* a deferred statement */
-            if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED && rc == HR_OK)
-                rc = db_fail(c, r, "sub_ctl", retry);
+            if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED) {
+                if (rc == HR_OK)
+                    rc = db_fail(c, r, "sub_ctl", retry);
+                c->pend_failed = true;
+            }
         } else if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && rc == HR_OK &&
                    !*out) {
             *out = r;
@@ -1021,6 +1052,8 @@ static int pipe_run(struct pconn *c, const char *name, struct params *p, PGresul
     }
     if (!synced && rc == HR_OK)
         rc = db_fail(c, NULL, "pipeline answers", retry);
+    if (!synced && k > 0)
+        c->pend_failed = true; /* whether they ran is unknown */
     if (PQexitPipelineMode(pg) != 1 && rc == HR_OK)
         rc = db_fail(c, NULL, "pipeline end", retry);
     if (rc < 0) {
@@ -1044,7 +1077,8 @@ static int ctl_flush(struct pconn *c, const char *what, bool *retry)
     return rc;
 }
 
-/* ctl_defer: queue control statement sql (a static string) on c. A RELEASE right after
+/* ctl_defer: queue control statement sql (a static string: a savepoint's, or a SET LOCAL
+ * and its RESET, which the COMMIT may drop too) on c. A RELEASE right after
  * its SAVEPOINT cancels both; a full queue is sent first. Returns HR_OK or ctl_flush's
  * rc. */
 static int ctl_defer(struct pconn *c, const char *sql, bool *retry)
@@ -1106,27 +1140,64 @@ out:
 
 /* ---- transactions and reads ---------------------------------------------------------- */
 
-/* tx_q: run a statement inside t (which must be live on this thread). After a failure
- * the transaction is aborted: later statements fail at once with the same rc. */
-static int tx_q(struct store_txn *t, enum stmt_id id, struct params *p, PGresult **out,
-                const char *what)
+/* tx_check: HR_OK when t is this thread's live transaction and nothing in it failed;
+ * else what to return: its failure's rc, or HR_INVAL (logged) for a misuse. */
+static int tx_check(struct store_txn *t)
 {
     struct pg_txn *x = (struct pg_txn *)t;
-    bool retry = false;
-    int rc;
-    *out = NULL;
     if (!t || t_txn != x || !x->active) {
         LOG_E("store.pg.txn_misuse", "msg=\"write op outside its store_write fn\"");
         return HR_INVAL;
     }
-    if (x->failed < 0)
-        return x->failed;
-    rc = q(x->c, id, p, out, what, &retry);
+    return x->failed < 0 ? x->failed : HR_OK;
+}
+
+/* tx_note: rc < 0 becomes x's failure (the transaction is aborted: later statements fail
+ * at once with it). Returns rc. */
+static int tx_note(struct pg_txn *x, int rc, bool retry)
+{
     if (rc < 0) {
         x->failed = rc;
         x->retry = retry;
     }
     return rc;
+}
+
+/* tx_q: run a statement inside t (which must be live on this thread). After a failure
+ * the transaction is aborted: later statements fail at once with the same rc. */
+static int tx_q(struct store_txn *t, enum stmt_id id, struct params *p, PGresult **out,
+                const char *what)
+{
+    bool retry = false;
+    int rc = tx_check(t);
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    rc = q(((struct pg_txn *)t)->c, id, p, out, what, &retry);
+    return tx_note((struct pg_txn *)t, rc, retry);
+}
+
+/* txn_settle: before x's COMMIT, send the ROLLBACK TOs still waiting on its connection
+ * (exec_ctl would send them ahead of the COMMIT, where a failure reads as a commit that
+ * may have happened). A failure fails the transaction, as a statement's does. */
+static void txn_settle(struct pg_txn *x)
+{
+    bool retry = false;
+    if (x->failed < 0 || !x->c->npend || !pend_has_rollback(x->c))
+        return;
+    tx_note(x, ctl_flush(x->c, "sub_ctl", &retry), retry);
+}
+
+/* tx_defer: ctl_defer sql (a static string: SET LOCAL, RESET, savepoints) inside t, to go
+ * with t's next statement. After a failure the transaction is aborted, as in tx_q. */
+static int tx_defer(struct store_txn *t, const char *sql)
+{
+    bool retry = false;
+    int rc = tx_check(t);
+    if (rc < 0)
+        return rc;
+    rc = ctl_defer(((struct pg_txn *)t)->c, sql, &retry);
+    return tx_note((struct pg_txn *)t, rc, retry);
 }
 
 /* rd_q: run a read statement: on the transaction's connection when a write fn of this
@@ -1177,6 +1248,7 @@ static int exec_ctl(struct pconn *c, const char *sql, const char *what, bool *re
         (rc = ctl_flush(c, what, retry)) < 0)
         return rc;
     c->npend = 0;
+    c->pend_failed = false;
     r = PQexec(c->pg, sql);
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = db_fail(c, r, what, retry);
@@ -1283,6 +1355,8 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
         prev = t_txn; /* a write of another store may be running on this thread */
         t_txn = &txn;
         frc = fn(&txn.base, arg);
+        if (frc >= 0)
+            txn_settle(&txn);
         t_txn = prev;
         txn.active = false;
         if (txn.failed < 0 && txn.retry && attempt < WRITE_TRIES) {
@@ -1302,7 +1376,7 @@ static int pg_write(struct store *s, store_txn_fn fn, void *arg, struct herr *er
                 herr_set(err, rc, "store write failed: a statement failed (%s)", hr_rc_str(rc));
             else
                 herr_set(err, rc, "store write rolled back (%s)", hr_rc_str(rc));
-            if (conn_ok(c))
+            if (conn_ok(c) && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF)
                 exec_ctl(c, "ROLLBACK", "rollback", &retry);
             goto done;
         }
@@ -1368,6 +1442,11 @@ static int group_run(struct pg_store *ps, struct pconn *c, struct wgroup *g, str
         m->rc = m->fn(&txn.base, m->arg);
         if (m->rc < 0 || txn.failed < 0)
             break;
+    }
+    if (!m) {
+        txn_settle(&txn);
+        if (txn.failed < 0)
+            m = g->head; /* nothing is committed: each member runs again alone */
     }
     log_set_rid(rid[0] ? rid : NULL);
     t_txn = prev;
@@ -1493,6 +1572,10 @@ static int pg_txn_sub(struct store_txn *t, store_txn_fn fn, void *arg)
     rc = fn(t, arg);
     if (x->failed < 0 && x->retry)
         return x->failed; /* the whole write is retried */
+    if (x->c->pend_failed) {
+        rc = x->failed < 0 ? x->failed : HR_IO; /* a savepoint statement failed */
+        goto fatal;
+    }
     if (rc >= 0 && x->failed == 0) {
         xrc = ctl_defer(x->c, "RELEASE SAVEPOINT herald_sub", &retry);
         if (xrc < 0) {
@@ -2229,20 +2312,15 @@ static int pg_job_lease(struct store_txn *t, int64_t now_ms, int64_t lease_ms, s
     p_i64(&p, (int64_t)max);
     p_i64(&p, new_token());
     p_i64(&p, (int64_t)(max_repeat < max ? max_repeat : max));
-    rc = tx_q(t, S_LEASE_PLAN, NULL, &r, "job_lease_plan");
-    PQclear(r);
-    r = NULL;
+    /* sent with the lease in one round trip; the RESET goes with the transaction's next
+     * statement, or not at all when the commit comes first (SET LOCAL ends with it) */
+    rc = tx_defer(t, "SET LOCAL enable_bitmapscan = off");
     if (rc == HR_OK)
         rc = tx_q(t, S_JOB_LEASE, &p, &r, "job_lease");
+    if (rc == HR_OK)
+        rc = tx_defer(t, "RESET enable_bitmapscan");
     if (rc < 0)
         goto out;
-    {
-        PGresult *r2 = NULL;
-        rc = tx_q(t, S_PLAN_RESET, NULL, &r2, "job_lease_plan");
-        PQclear(r2);
-        if (rc < 0)
-            goto out;
-    }
     rows_read(r, a, sizeof **out, row_job, (void **)out, n);
     qsort(*out, *n, sizeof **out, job_cmp);
 out:
@@ -3090,6 +3168,47 @@ static int pg_history_append(struct store_txn *t, struct str message_id, int64_t
     return rc;
 }
 
+static int pg_history_append_many(struct store_txn *t, struct str message_id,
+                                  const struct history_row *rows, size_t n)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    struct barr a[3] = {0};
+    int rc = HR_OK;
+    if (n == 1)
+        return pg_history_append(t, message_id, rows[0].ts, rows[0].type, rows[0].body);
+    if (message_id.len == 0 || message_id.len > MSG_TEXT_MAX)
+        return HR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].type.len == 0 || rows[i].type.len > 64 || rows[i].body.len > STORE_PAYLOAD_MAX)
+            return HR_INVAL;
+    if (n == 0)
+        return HR_OK;
+    barr_init(&a[0], OID_INT8, n);
+    barr_init(&a[1], OID_TEXT, n);
+    barr_init(&a[2], OID_BYTEA, n);
+    for (size_t i = 0; i < n; i++) {
+        barr_i64(&a[0], rows[i].ts);
+        barr_text(&a[1], rows[i].type);
+        barr_bytes(&a[2], rows[i].body);
+    }
+    for (int k = 0; k < 3; k++)
+        if (a[k].toobig) {
+            rc = HR_TOOBIG;
+            goto out;
+        }
+    p_text(&p, message_id);
+    for (int k = 0; k < 3; k++)
+        p_barr(&p, &a[k]);
+    rc = tx_q(t, S_HIST_APPEND_MANY, &p, &r, "history_append_many");
+out:
+    PQclear(r);
+    params_free(&p);
+    for (int k = 0; k < 3; k++)
+        barr_free(&a[k]);
+    return rc;
+}
+
 static int pg_history_list(struct store *s, struct str message_id, struct str type,
                            struct arena *a, struct history_rec **out, size_t *n)
 {
@@ -3152,20 +3271,13 @@ static int q_sql(struct pconn *c, const char *sql, struct params *p, PGresult **
 static int tx_sql(struct store_txn *t, const char *sql, struct params *p, PGresult **out,
                   const char *what)
 {
-    struct pg_txn *x = (struct pg_txn *)t;
     bool retry = false;
-    int rc;
+    int rc = tx_check(t);
     *out = NULL;
-    if (!t || t_txn != x || !x->active)
-        return HR_INVAL;
-    if (x->failed < 0)
-        return x->failed;
-    rc = q_sql(x->c, sql, p, out, what, &retry);
-    if (rc < 0) {
-        x->failed = rc;
-        x->retry = retry;
-    }
-    return rc;
+    if (rc < 0)
+        return rc;
+    rc = q_sql(((struct pg_txn *)t)->c, sql, p, out, what, &retry);
+    return tx_note((struct pg_txn *)t, rc, retry);
 }
 
 static int rd_sql(struct pg_store *ps, const char *sql, struct params *p, PGresult **out,
@@ -3297,8 +3409,13 @@ static int copy_pipelined(struct pg_txn *x, const char *sql, const struct copy_r
                 break;
             }
         }
-        if (PQpipelineSync(pg) != 1 && rc == HR_OK)
-            rc = db_fail(x->c, NULL, "copy_insert sync", &retry);
+        if (PQpipelineSync(pg) != 1) {
+            /* the answers of what was sent may never come: do not wait for them (the
+             * connection stays in pipeline mode, and pool_put closes it) */
+            if (rc == HR_OK)
+                rc = db_fail(x->c, NULL, "copy_insert sync", &retry);
+            break;
+        }
         /* every answer up to the sync: one result and a NULL per statement sent */
         while (!synced && PQstatus(pg) == CONNECTION_OK && nulls <= (int)sent + 1) {
             PGresult *r = PQgetResult(pg);
@@ -3889,6 +4006,7 @@ const struct store_ops pg_store_ops = {
     .message_get_txn = pg_message_get_txn,
     .message_list = pg_message_list,
     .history_append = pg_history_append,
+    .history_append_many = pg_history_append_many,
     .history_list = pg_history_list,
     .copy_rows = pg_copy_rows,
     .copy_insert = pg_copy_insert,

@@ -148,7 +148,8 @@ static const struct migration migrations[] = {
      * would otherwise render those messages with empty data (a rollback, or an old node
      * beside new ones on PostgreSQL). */
     {9, "SELECT 1;"},
-    /* next: {10, "..."}, */
+    /* next: {10, "..."}. PostgreSQL's 10 (dropping events_dedup, which SQLite's dedup
+     * reads) has no counterpart here: the two lists share numbers up to 9. */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

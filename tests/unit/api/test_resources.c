@@ -488,6 +488,66 @@ static void test_template_cached(void **state)
     defcache_free(dc);
 }
 
+static int default_brand_tx(struct store_txn *t, void *arg)
+{
+    return store_meta_set(t, "default_brand_id", str_c(arg));
+}
+
+/* the name of the brand engine_brand_cached gives for id (NULL: the default), or "-" */
+static const char *brand_name(struct engine *e, const char *id, char *out, size_t cap)
+{
+    struct defset *hold = NULL;
+    const cJSON *b = NULL;
+    assert_int_equal(engine_brand_cached(e, id, &hold, &b), HR_OK);
+    snprintf(out, cap, "%s", b ? json_str(b, "name") : "-");
+    defset_unref(hold);
+    return out;
+}
+
+/* engine_brand_cached: a brand by id or the default one, through the cache */
+static void test_brand_cached(void **state)
+{
+    struct fx *f = *state;
+    struct defcache *dc = defcache_new();
+    struct engine e = {.store = f->s, .clock = &f->clock.base, .brands = dc};
+    struct defset *hold = (struct defset *)1;
+    const cJSON *b = (const cJSON *)1;
+    struct herr err;
+    char n[64];
+
+    /* none yet, and no default: no brand (a miss is cached too) */
+    assert_string_equal(brand_name(&e, "acme", n, sizeof n), "-");
+    assert_string_equal(brand_name(&e, NULL, n, sizeof n), "-");
+    assert_int_equal(engine_brand_cached(&e, "", &hold, &b), HR_NOTFOUND);
+    assert_null(hold);
+    assert_null(b);
+
+    /* made through this process (brands.c and settings.c call defcache_changed): at once */
+    put(f, "brands", "acme", "{\"id\":\"acme\",\"name\":\"Acme\"}");
+    put(f, "brands", "zeta", "{\"id\":\"zeta\",\"name\":\"Zeta\"}");
+    assert_int_equal(store_write(f->s, default_brand_tx, "zeta", &err), HR_OK);
+    defcache_changed();
+    assert_string_equal(brand_name(&e, "acme", n, sizeof n), "Acme");
+    assert_string_equal(brand_name(&e, NULL, n, sizeof n), "Zeta");
+
+    /* changed without a word to the cache (another node): the old one until the TTL */
+    put(f, "brands", "acme", "{\"id\":\"acme\",\"name\":\"Acme 2\"}");
+    assert_int_equal(store_write(f->s, default_brand_tx, "acme", &err), HR_OK);
+    assert_string_equal(brand_name(&e, "acme", n, sizeof n), "Acme");
+    assert_string_equal(brand_name(&e, NULL, n, sizeof n), "Zeta");
+    hclock_manual_advance(&f->clock, DEFCACHE_TTL_MS);
+    assert_string_equal(brand_name(&e, "acme", n, sizeof n), "Acme 2");
+    assert_string_equal(brand_name(&e, NULL, n, sizeof n), "Acme 2");
+
+    /* a default that names no brand, and a record that does not parse: none */
+    assert_int_equal(store_write(f->s, default_brand_tx, "gone", &err), HR_OK);
+    put(f, "brands", "acme", "{not json");
+    defcache_changed();
+    assert_string_equal(brand_name(&e, NULL, n, sizeof n), "-");
+    assert_string_equal(brand_name(&e, "acme", n, sizeof n), "-");
+    defcache_free(dc);
+}
+
 /* the ids of channel's providers as engine_channel_providers gives them, comma-joined */
 static const char *channel_ids(struct engine *e, const char *channel, char *out, size_t cap)
 {
@@ -572,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_order),
         cmocka_unit_test_setup_teardown(test_template_published, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_cached, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_brand_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_providers_for_channel, setup, teardown),
     };
     log_set_level(LOG_ERROR);
