@@ -31,7 +31,7 @@ void api_admin_ping(void *vctx, struct http_req *req, struct http_resp *resp)
     if (req->body.len > 0) {
         if (api_parse_json(req, resp, &body) < 0)
             goto out;
-        d = cJSON_GetObjectItemCaseSensitive(body, "delay_ms");
+        d = json_member(body, "delay_ms");
         if (d && !cJSON_IsNull(d)) {
             if (!json_i64(body, "delay_ms", &delay) || delay < 0 || delay > 86400000 ||
                 (double)delay != d->valuedouble) {

@@ -284,12 +284,12 @@ static void invoke(struct api_ctx *ctx, struct http_req *req, struct http_resp *
     int rc;
     const cJSON *v;
     herr_clear(&err);
-    if ((v = cJSON_GetObjectItemCaseSensitive(body, "data")) && !cJSON_IsObject(v) &&
+    if ((v = json_member(body, "data")) && !cJSON_IsObject(v) &&
         !cJSON_IsNull(v)) {
         http_resp_error(resp, 400, "invalid_request_error", "data must be an object");
         return;
     }
-    if ((v = cJSON_GetObjectItemCaseSensitive(body, "recipient")) && !cJSON_IsString(v) &&
+    if ((v = json_member(body, "recipient")) && !cJSON_IsString(v) &&
         !cJSON_IsNull(v)) {
         http_resp_error(resp, 400, "invalid_request_error", "recipient must be a string");
         return;
@@ -358,7 +358,7 @@ static cJSON *run_view(const cJSON *run)
     const char *keys[] = {"id", "automation_id", "version", "status", "cancelation_token",
                           "waiting_until", "error", "created", "updated", "canceled", "source"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
-        if ((it = cJSON_GetObjectItemCaseSensitive(run, keys[k])))
+        if ((it = json_member(run, keys[k])))
             cJSON_AddItemToObject(out, keys[k], cJSON_Duplicate(it, 1));
     json_i64(run, "current", &cur);
     cJSON_AddNumberToObject(out, "current_step", (double)cur);
@@ -388,8 +388,8 @@ static cJSON *run_view(const cJSON *run)
                                     : status && (!strcmp(status, "CANCELED") ||
                                                  !strcmp(status, "FAILED")) ? "not run"
                                                                             : "pending");
-            if (waiting && cJSON_GetObjectItemCaseSensitive(run, "waiting_until"))
-                cJSON_AddItemToObject(o, "until", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(run, "waiting_until"), 1));
+            if (waiting && json_member(run, "waiting_until"))
+                cJSON_AddItemToObject(o, "until", cJSON_Duplicate(json_member(run, "waiting_until"), 1));
         }
         cJSON_AddItemToArray(steps, o);
         i++;

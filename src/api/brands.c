@@ -57,7 +57,7 @@ static int settings_check(const cJSON *settings, struct herr *err)
 
     if (!opt_obj(settings))
         return herr_set(err, HR_INVAL, "settings must be an object");
-    colors = cJSON_GetObjectItemCaseSensitive(settings, "colors");
+    colors = json_member(settings, "colors");
     if (!opt_obj(colors))
         return herr_set(err, HR_INVAL, "settings.colors must be an object");
     cJSON_ArrayForEach(c, colors) {
@@ -65,16 +65,16 @@ static int settings_check(const cJSON *settings, struct herr *err)
             return herr_set(err, HR_INVAL, "settings.colors.%s must be a string of at most %d bytes",
                             c->string, COLOR_MAX);
     }
-    email = cJSON_GetObjectItemCaseSensitive(settings, "email");
+    email = json_member(settings, "email");
     if (!opt_obj(email))
         return herr_set(err, HR_INVAL, "settings.email must be an object");
-    header = cJSON_GetObjectItemCaseSensitive(email, "header");
+    header = json_member(email, "header");
     if (!opt_obj(header))
         return herr_set(err, HR_INVAL, "settings.email.header must be an object");
-    logo = cJSON_GetObjectItemCaseSensitive(header, "logo");
+    logo = json_member(header, "logo");
     if (!opt_obj(logo))
         return herr_set(err, HR_INVAL, "settings.email.header.logo must be an object");
-    href = cJSON_GetObjectItemCaseSensitive(logo, "href");
+    href = json_member(logo, "href");
     if (href && !cJSON_IsNull(href) && (!cJSON_IsString(href) || !http_url(href->valuestring)))
         return herr_set(err, HR_INVAL, "settings.email.header.logo.href must be an http(s) URL");
     return HR_OK;
@@ -85,7 +85,7 @@ static int snippets_check(const cJSON *snippets, struct herr *err)
     const cJSON *items, *it;
     if (!opt_obj(snippets))
         return herr_set(err, HR_INVAL, "snippets must be an object");
-    items = cJSON_GetObjectItemCaseSensitive(snippets, "items");
+    items = json_member(snippets, "items");
     if (!items || cJSON_IsNull(items))
         return HR_OK;
     if (!cJSON_IsArray(items) || cJSON_GetArraySize(items) > SNIPPETS_MAX)
@@ -105,7 +105,7 @@ static int snippets_check(const cJSON *snippets, struct herr *err)
 int brands_check(const cJSON *body, bool creating, struct herr *err)
 {
     const char *name = json_str(body, "name");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(body, "id");
+    const cJSON *id = json_member(body, "id");
     int rc;
 
     if (!cJSON_IsObject(body))
@@ -117,9 +117,9 @@ int brands_check(const cJSON *body, bool creating, struct herr *err)
         (!cJSON_IsString(id) || !template_id_valid(str_c(id->valuestring))))
         return herr_set(err, HR_INVAL, "id must be 1 to %d characters of [A-Za-z0-9_.:-]",
                         RESOURCE_ID_MAX);
-    rc = settings_check(cJSON_GetObjectItemCaseSensitive(body, "settings"), err);
+    rc = settings_check(json_member(body, "settings"), err);
     if (rc == HR_OK)
-        rc = snippets_check(cJSON_GetObjectItemCaseSensitive(body, "snippets"), err);
+        rc = snippets_check(json_member(body, "snippets"), err);
     return rc;
 }
 
@@ -184,9 +184,9 @@ static int change_tx(struct store_txn *t, void *varg)
     cJSON_AddNumberToObject(b, "published", (double)a->now_ms);
     cJSON_AddStringToObject(b, "version", ver);
     cJSON_AddItemToObject(b, "settings",
-                          obj_or_empty(cJSON_GetObjectItemCaseSensitive(a->body, "settings")));
+                          obj_or_empty(json_member(a->body, "settings")));
     cJSON_AddItemToObject(b, "snippets",
-                          obj_or_empty(cJSON_GetObjectItemCaseSensitive(a->body, "snippets")));
+                          obj_or_empty(json_member(a->body, "snippets")));
     s = json_print(b);
     rc = store_doc_put(t, BRANDS_COLL, a->id, str_c(s), a->now_ms, NULL);
     if (rc == HR_TOOBIG)

@@ -105,7 +105,7 @@ void api_bulk_add_users(void *vctx, struct http_req *req, struct http_resp *resp
     if (!job_id_ok(req, resp) || api_parse_json(req, resp, &body) < 0)
         goto out;
     a.id = req->params[0].p;
-    a.v = cJSON_GetObjectItemCaseSensitive(body, "users");
+    a.v = json_member(body, "users");
     rc = engine_bulk_users_validate(a.v, &err);
     if (rc < 0) {
         http_resp_error(resp, 400, "invalid_request_error", "%s", err.msg);

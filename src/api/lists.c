@@ -60,7 +60,7 @@ static void not_found(struct http_resp *resp, struct str id)
  * (owned by the caller, NULL when empty). HR_INVAL with a message on resp otherwise. */
 static int prefs_text(const cJSON *v, const char *where, struct http_resp *resp, char **out)
 {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(v, "preferences");
+    const cJSON *p = json_member(v, "preferences");
     *out = NULL;
     if (!p || cJSON_IsNull(p))
         return HR_OK;
@@ -273,7 +273,7 @@ static int item_cmp(const void *a, const void *b)
 static int read_items(const cJSON *body, const char *member, const char *id_key, bool list_ids,
                       struct sub_arg *a, struct http_resp *resp)
 {
-    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(body, member), *it;
+    const cJSON *arr = json_member(body, member), *it;
     int n = cJSON_GetArraySize(arr);
     char where[64];
 

@@ -347,7 +347,7 @@ static void output_content(cJSON *c)
     set_default(c, "text", "body");
     set_default(c, "body", "text");
     set_default(c, "html", NULL);
-    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(c, "blocks")))
+    if (cJSON_IsArray(json_member(c, "blocks")))
         return;
     cJSON_DeleteItemFromObjectCaseSensitive(c, "blocks");
     blocks = cJSON_AddArrayToObject(c, "blocks");

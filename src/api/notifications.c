@@ -115,7 +115,7 @@ static int ref_check(const cJSON *v, const char *what, const char *key, struct h
 static int routing_method_check(const cJSON *r, int depth, struct herr *err)
 {
     const char *method = json_str(r, "method");
-    const cJSON *chans = cJSON_GetObjectItemCaseSensitive(r, "channels"), *c;
+    const cJSON *chans = json_member(r, "channels"), *c;
 
     if (depth > ROUTING_DEPTH_MAX)
         return herr_set(err, HR_INVAL, "notification.routing nests deeper than %d",
@@ -155,7 +155,7 @@ static int routing_check(const cJSON *r, struct herr *err)
         return herr_set(err, HR_INVAL,
                         "notification.routing must be null, {\"strategy_id\"} or "
                         "{\"method\", \"channels\"}");
-    sid = cJSON_GetObjectItemCaseSensitive(r, "strategy_id");
+    sid = json_member(r, "strategy_id");
     if (sid)
         return ref_check(r, "routing", "strategy_id", err);
     return routing_method_check(r, 1, err);
@@ -210,7 +210,7 @@ static cJSON *dup_or(const cJSON *v, cJSON *dflt)
 cJSON *template_fields(const cJSON *n, struct herr *err)
 {
     const char *name = json_str(n, "name");
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(n, "content");
+    const cJSON *content = json_member(n, "content");
     cJSON *out = NULL;
     struct herr cerr;
     int rc;
@@ -224,11 +224,11 @@ cJSON *template_fields(const cJSON *n, struct herr *err)
                  NAME_MAX_CHARS);
         goto out;
     }
-    if (tags_check(cJSON_GetObjectItemCaseSensitive(n, "tags"), err) < 0 ||
-        ref_check(cJSON_GetObjectItemCaseSensitive(n, "brand"), "brand", "id", err) < 0 ||
-        ref_check(cJSON_GetObjectItemCaseSensitive(n, "subscription"), "subscription", "topic_id",
+    if (tags_check(json_member(n, "tags"), err) < 0 ||
+        ref_check(json_member(n, "brand"), "brand", "id", err) < 0 ||
+        ref_check(json_member(n, "subscription"), "subscription", "topic_id",
                   err) < 0 ||
-        routing_check(cJSON_GetObjectItemCaseSensitive(n, "routing"), err) < 0)
+        routing_check(json_member(n, "routing"), err) < 0)
         goto out;
     if (!content || cJSON_IsNull(content)) {
         herr_set(err, HR_INVAL, "notification.content is required (Elemental content)");
@@ -244,12 +244,12 @@ cJSON *template_fields(const cJSON *n, struct herr *err)
     out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "name", name);
     cJSON_AddItemToObject(out, "tags",
-                          dup_or(cJSON_GetObjectItemCaseSensitive(n, "tags"), cJSON_CreateArray()));
+                          dup_or(json_member(n, "tags"), cJSON_CreateArray()));
     for (int i = 2; FIELDS[i]; i++) /* brand, subscription, routing, content */
         cJSON_AddItemToObject(out, FIELDS[i],
-                              dup_or(cJSON_GetObjectItemCaseSensitive(n, FIELDS[i]),
+                              dup_or(json_member(n, FIELDS[i]),
                                      cJSON_CreateNull()));
-    if (tracking_check(cJSON_GetObjectItemCaseSensitive(n, "tracking"), out, err) < 0) {
+    if (tracking_check(json_member(n, "tracking"), out, err) < 0) {
         cJSON_Delete(out);
         out = NULL;
     }
@@ -260,11 +260,11 @@ out:
 bool template_same(const cJSON *a, const cJSON *b)
 {
     for (int i = 0; FIELDS[i]; i++)
-        if (!jp_equal(cJSON_GetObjectItemCaseSensitive(a, FIELDS[i]),
-                      cJSON_GetObjectItemCaseSensitive(b, FIELDS[i])))
+        if (!jp_equal(json_member(a, FIELDS[i]),
+                      json_member(b, FIELDS[i])))
             return false;
-    return jp_equal(cJSON_GetObjectItemCaseSensitive(a, "tracking"),
-                    cJSON_GetObjectItemCaseSensitive(b, "tracking"));
+    return jp_equal(json_member(a, "tracking"),
+                    json_member(b, "tracking"));
 }
 
 int template_version_parse(const char *s)
@@ -292,7 +292,7 @@ static cJSON *add_object(cJSON *arr)
 /* set_item: replace o's member k in place (keeping its position), or append it. Takes v. */
 static void set_item(cJSON *o, const char *k, cJSON *v)
 {
-    if (cJSON_GetObjectItemCaseSensitive(o, k))
+    if (json_member(o, k))
         cJSON_ReplaceItemInObjectCaseSensitive(o, k, v);
     else
         cJSON_AddItemToObject(o, k, v);
@@ -374,10 +374,10 @@ static void put_fields(cJSON *dst, const cJSON *fields)
 {
     for (int i = 0; FIELDS[i]; i++)
         set_item(dst, FIELDS[i],
-                 cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(fields, FIELDS[i]), 1));
-    if (cJSON_GetObjectItemCaseSensitive(fields, "tracking")) /* only when set */
+                 cJSON_Duplicate(json_member(fields, FIELDS[i]), 1));
+    if (json_member(fields, "tracking")) /* only when set */
         set_item(dst, "tracking",
-                 cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(fields, "tracking"), 1));
+                 cJSON_Duplicate(json_member(fields, "tracking"), 1));
     else
         cJSON_DeleteItemFromObjectCaseSensitive(dst, "tracking");
 }
@@ -589,13 +589,13 @@ static void save(struct api_ctx *ctx, struct http_req *req, struct http_resp *re
     memset(&a, 0, sizeof a);
     if ((op == TPL_REPLACE && !id_ok(req, resp)) || api_parse_json(req, resp, &body) < 0)
         goto out;
-    n = cJSON_GetObjectItemCaseSensitive(body, "notification");
+    n = json_member(body, "notification");
     if (!cJSON_IsObject(n)) {
         http_resp_error(resp, 400, "invalid_request_error",
                         "body must be {\"notification\": {name, content, ...}, \"state\"?}");
         goto out;
     }
-    state = cJSON_GetObjectItemCaseSensitive(body, "state");
+    state = json_member(body, "state");
     if (state && !cJSON_IsNull(state) &&
         (!cJSON_IsString(state) || (strcmp(state->valuestring, "DRAFT") != 0 &&
                                     strcmp(state->valuestring, "PUBLISHED") != 0))) {
@@ -657,7 +657,7 @@ void api_notification_publish(void *ctx, struct http_req *req, struct http_resp 
     if (req->body.len > 0) {
         if (api_parse_json(req, resp, &body) < 0)
             goto out;
-        ver = cJSON_GetObjectItemCaseSensitive(body, "version");
+        ver = json_member(body, "version");
         if (ver && !cJSON_IsNull(ver)) {
             a.from_version = cJSON_IsString(ver) ? template_version_parse(ver->valuestring) : 0;
             if (a.from_version == 0) {
@@ -758,13 +758,13 @@ static cJSON *summary(const cJSON *d)
                                        "published_version", "updated", "updater", NULL};
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; keys[i]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, keys[i]);
+        const cJSON *v = json_member(d, keys[i]);
         if (v && !cJSON_IsNull(v))
             cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
         else if (i < 7)
             cJSON_AddItemToObject(o, keys[i], cJSON_CreateNull());
     }
-    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "creator")))
+    if (!cJSON_IsString(json_member(o, "creator")))
         cJSON_ReplaceItemInObjectCaseSensitive(o, "creator", cJSON_CreateString("api"));
     return o;
 }
@@ -869,7 +869,7 @@ void api_notification_versions(void *vctx, struct http_req *req, struct http_res
         }
     } else {
         cJSON *e = add_object(list);
-        const cJSON *upd = cJSON_GetObjectItemCaseSensitive(draft, "updated");
+        const cJSON *upd = json_member(draft, "updated");
         const char *state = json_str(draft, "state");
         cJSON_AddStringToObject(e, "version", "draft");
         cJSON_AddItemToObject(e, "created", upd ? cJSON_Duplicate(upd, 1) : cJSON_CreateNull());

@@ -322,7 +322,7 @@ cJSON *api_prefs_profile(struct api_ctx *ctx, struct str uid)
             const char *tid = json_str(it, "topic_id");
             const cJSON *c;
             cJSON *o, *chs;
-            if (!tid || !cJSON_GetObjectItemCaseSensitive(mine, tid))
+            if (!tid || !json_member(mine, tid))
                 continue; /* only what the user chose */
             o = cJSON_AddObjectToObject(cats, tid);
             cJSON_AddStringToObject(o, "status", json_str(it, "status"));

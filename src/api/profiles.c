@@ -95,7 +95,7 @@ static void change(struct api_ctx *ctx, struct http_req *req, struct http_resp *
 
     if (!id_ok(req, resp) || api_parse_json(req, resp, &body) < 0)
         goto out;
-    input = cJSON_GetObjectItemCaseSensitive(body, op == OP_PATCH ? "patch" : "profile");
+    input = json_member(body, op == OP_PATCH ? "patch" : "profile");
     if (op == OP_PATCH ? !cJSON_IsArray(input) : !cJSON_IsObject(input)) {
         http_resp_error(resp, 400, "invalid_request_error",
                         op == OP_PATCH ? "body must be {\"patch\": [RFC 6902 operations]}"

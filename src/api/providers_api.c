@@ -243,7 +243,7 @@ static cJSON *slot(const cJSON *settings, const char *name, char *key, size_t ca
             return NULL;
         memcpy(key, name, n);
         key[n] = '\0';
-        o = cJSON_GetObjectItemCaseSensitive(o, key);
+        o = json_member(o, key);
         name = dot + 1;
     }
     if (!cJSON_IsObject(o))
@@ -260,7 +260,7 @@ void providers_mask_settings(cJSON *settings, const char *const *secret_fields)
         return;
     for (size_t i = 0; secret_fields[i]; i++) {
         cJSON *o = slot(settings, secret_fields[i], key, sizeof key);
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+        cJSON *v = json_member(o, key);
         if (o && strcmp(key, "*") == 0) {
             /* "headers.*": every value of that object */
             cJSON_ArrayForEach(v, o)
@@ -298,7 +298,7 @@ static bool keep_masked(cJSON *no, const cJSON *oo, bool urls, bool keep, const 
     cJSON *nv;
     cJSON_ArrayForEach(nv, no)
     {
-        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(oo, nv->string);
+        const cJSON *ov = json_member(oo, nv->string);
         if (!cJSON_IsString(nv) || !cJSON_IsString(ov))
             continue;
         if (!urls)
@@ -328,8 +328,8 @@ static bool walk_secrets(cJSON *new_settings, const cJSON *old_settings,
     for (size_t i = 0; secret_fields[i]; i++) {
         cJSON *no = slot(new_settings, secret_fields[i], key, sizeof key);
         const cJSON *oo = slot(old_settings, secret_fields[i], key, sizeof key);
-        const cJSON *nv = cJSON_GetObjectItemCaseSensitive(no, key);
-        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(oo, key);
+        const cJSON *nv = json_member(no, key);
+        const cJSON *ov = json_member(oo, key);
         if (no && oo && strcmp(key, "*") == 0) {
             /* "headers.*": the prefix is the name without its "*" */
             snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(secret_fields[i]) - 1),
@@ -384,7 +384,7 @@ static const cJSON *at(const cJSON *settings, const char *path)
 {
     char key[64];
     const cJSON *o = slot(settings, path, key, sizeof key);
-    return o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    return o ? json_member(o, key) : NULL;
 }
 
 static bool same(const cJSON *a, const cJSON *b)
@@ -422,7 +422,7 @@ static bool destination_moved(const char *provider, const char *const *secret_fi
             secret = strncmp(secret_fields[i], v->string, n) == 0 &&
                      (secret_fields[i][n] == '\0' || secret_fields[i][n] == '.');
         }
-        if (!secret && !same(v, cJSON_GetObjectItemCaseSensitive(old_settings, v->string))) {
+        if (!secret && !same(v, json_member(old_settings, v->string))) {
             snprintf(field, cap, "%.64s", v->string);
             return true;
         }
@@ -435,7 +435,7 @@ static bool destination_moved(const char *provider, const char *const *secret_fi
 static cJSON *masked(const cJSON *rec)
 {
     cJSON *v = cJSON_Duplicate(rec, 1);
-    cJSON *settings = cJSON_GetObjectItemCaseSensitive(v, "settings"), *s;
+    cJSON *settings = json_member(v, "settings"), *s;
     const char *name = json_str(rec, "provider");
     const struct provider_ops *p = name ? provider_find(name) : NULL;
     char m[PROVIDERS_MASK_MAX];
@@ -549,7 +549,7 @@ static int unknown_provider(const char *name, struct herr *err)
  * Configuration", alias is left out (the SDK types both as strings, never null). */
 static int label(const cJSON *body, const char *key, cJSON *rec, struct herr *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    const cJSON *v = json_member(body, key);
     if (!v || cJSON_IsNull(v)) {
         if (strcmp(key, "title") == 0)
             cJSON_AddStringToObject(rec, key, "Default Configuration");
@@ -569,10 +569,10 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
 {
     const char *name = json_str(body, "provider");
     const struct provider_ops *p = name ? provider_find(name) : NULL;
-    const cJSON *settings_in = cJSON_GetObjectItemCaseSensitive(body, "settings");
-    const cJSON *prio = cJSON_GetObjectItemCaseSensitive(body, "priority");
-    const cJSON *enabled = cJSON_GetObjectItemCaseSensitive(body, "enabled");
-    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
+    const cJSON *settings_in = json_member(body, "settings");
+    const cJSON *prio = json_member(body, "priority");
+    const cJSON *enabled = json_member(body, "enabled");
+    const cJSON *limits = json_member(body, "limits");
     struct limit_cfg lc;
     const char *old_name = json_str(old, "provider");
     cJSON *rec = NULL, *settings = NULL;
@@ -592,7 +592,7 @@ static int build(const cJSON *body, const cJSON *old, struct str id, int64_t now
     }
     settings = cJSON_IsObject(settings_in) ? cJSON_Duplicate(settings_in, 1) : cJSON_CreateObject();
     if (old && old_name && strcmp(old_name, p->name) == 0) {
-        const cJSON *os = cJSON_GetObjectItemCaseSensitive(old, "settings");
+        const cJSON *os = json_member(old, "settings");
         cJSON *kept = cJSON_Duplicate(settings, 1);
         char moved[80], secret[160];
         bool refuse;

@@ -554,7 +554,7 @@ out:
 /* setting: the string settings[key], NULL when absent; HR_INVAL (err) when not a string. */
 static int setting(const cJSON *settings, const char *key, const char **out, struct herr *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(settings, key);
+    const cJSON *v = json_member(settings, key);
     *out = NULL;
     if (!v || cJSON_IsNull(v))
         return HR_OK;

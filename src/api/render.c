@@ -53,7 +53,7 @@ void api_render(void *vctx, struct http_req *req, struct http_resp *resp)
                         "channel must be one of email, sms, push, direct_message, webhook");
         goto out;
     }
-    content = cJSON_GetObjectItemCaseSensitive(body, "content");
+    content = json_member(body, "content");
     tid = json_str(body, "template");
     if (content && tid) {
         http_resp_error(resp, 400, "invalid_request_error", "give content or template, not both");
@@ -69,15 +69,15 @@ void api_render(void *vctx, struct http_req *req, struct http_resp *resp)
             http_resp_error(resp, 404, "invalid_request_error", "template %s not found", tid);
             goto out;
         }
-        content = cJSON_GetObjectItemCaseSensitive(tmpl, "content");
+        content = json_member(tmpl, "content");
     }
     if (!cJSON_IsObject(content)) {
         http_resp_error(resp, 400, "invalid_request_error",
                         tid ? "the template has no content" : "content (an object) or template is required");
         goto out;
     }
-    data = cJSON_GetObjectItemCaseSensitive(body, "data");
-    profile = cJSON_GetObjectItemCaseSensitive(body, "profile");
+    data = json_member(body, "data");
+    profile = json_member(body, "profile");
     if ((data && !cJSON_IsObject(data) && !cJSON_IsNull(data)) ||
         (profile && !cJSON_IsObject(profile) && !cJSON_IsNull(profile))) {
         http_resp_error(resp, 400, "invalid_request_error", "data and profile must be objects");

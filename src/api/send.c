@@ -75,7 +75,7 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
     if (api_parse_json(req, resp, &body) < 0)
         goto out;
     msg = json_obj(body, "message");
-    legacy = !cJSON_GetObjectItemCaseSensitive(body, "message");
+    legacy = !json_member(body, "message");
     if (legacy) {
         if (!json_str(body, "event") || !json_str(body, "recipient")) {
             http_resp_error(resp, 400, "invalid_request_error",
@@ -83,8 +83,8 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
                             "\"recipient\", ...}");
             goto out;
         }
-        if (cJSON_GetObjectItemCaseSensitive(body, "preferences") &&
-            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "preferences"))) {
+        if (json_member(body, "preferences") &&
+            !cJSON_IsNull(json_member(body, "preferences"))) {
             http_resp_error(resp, 400, "invalid_request_error", "preferences is not supported yet");
             goto out;
         }
@@ -109,7 +109,7 @@ void api_send(void *vctx, struct http_req *req, struct http_resp *resp)
     a.request_id = rid;
     /* a few recipients: inserts of its own, which may share a transaction with other
      * requests' (store_write_shared); a list's or a long array's send runs alone */
-    to = cJSON_GetObjectItemCaseSensitive(msg, "to");
+    to = json_member(msg, "to");
     if (!engine_fanout_target(msg) && (!cJSON_IsArray(to) || cJSON_GetArraySize(to) <= 8))
         rc = store_write_shared(ctx->store, send_tx, &a, &err);
     else

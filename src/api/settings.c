@@ -88,7 +88,7 @@ static int put_tx(struct store_txn *t, void *varg)
 static int take(const cJSON *body, const char *name, size_t max, bool *present, struct str *v,
                 struct http_resp *resp)
 {
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(body, name);
+    const cJSON *s = json_member(body, name);
     *present = s != NULL;
     *v = STR_NULL;
     if (!s || cJSON_IsNull(s))
@@ -106,7 +106,7 @@ static int take(const cJSON *body, const char *name, size_t max, bool *present, 
  * text to store into a. Answers 400 and returns HR_INVAL when malformed. */
 static int take_group_lists(const cJSON *body, struct put_arg *a, struct http_resp *resp)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "group_lists");
+    const cJSON *v = json_member(body, "group_lists");
     struct grouplists_link l;
     struct herr why;
     cJSON *canon;

@@ -37,7 +37,7 @@ struct wh_arg {
 static cJSON *shown(const cJSON *ep)
 {
     cJSON *o = cJSON_Duplicate(ep, 1);
-    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(ep, "secret");
+    const cJSON *sec = json_member(ep, "secret");
     char m[PROVIDERS_MASK_MAX];
     if (cJSON_IsString(sec) && sec->valuestring[0]) {
         providers_mask(sec, m);
@@ -54,10 +54,10 @@ static cJSON *shown(const cJSON *ep)
  * none or its mask). */
 static cJSON *check(struct wh_arg *a, const cJSON *old)
 {
-    const cJSON *b = a->body, *url = cJSON_GetObjectItemCaseSensitive(b, "url"),
-                *sec = cJSON_GetObjectItemCaseSensitive(b, "secret"),
-                *st = cJSON_GetObjectItemCaseSensitive(b, "statuses"),
-                *en = cJSON_GetObjectItemCaseSensitive(b, "enabled"), *it;
+    const cJSON *b = a->body, *url = json_member(b, "url"),
+                *sec = json_member(b, "secret"),
+                *st = json_member(b, "statuses"),
+                *en = json_member(b, "enabled"), *it;
     static const char *const known[] = {"url", "secret", "statuses", "enabled", "id",
                                         "created", "updated", NULL};
     cJSON *ep;
@@ -106,7 +106,7 @@ static cJSON *check(struct wh_arg *a, const cJSON *old)
     cJSON_AddStringToObject(ep, "url", url->valuestring);
     olds = old ? json_str(old, "secret") : NULL;
     if (olds)
-        providers_mask(cJSON_GetObjectItemCaseSensitive(old, "secret"), m);
+        providers_mask(json_member(old, "secret"), m);
     if (cJSON_IsString(sec) && !(olds && strcmp(m, sec->valuestring) == 0))
         cJSON_AddStringToObject(ep, "secret", sec->valuestring);
     else if (olds && !cJSON_IsNull(sec)) /* absent, or sent back as its mask: kept */
@@ -189,7 +189,7 @@ static int wh_tx(struct store_txn *t, void *varg)
         break;
     case OP_REPLACE: {
         const cJSON *old = cJSON_GetArrayItem(list, k);
-        double created = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(old, "created"));
+        double created = cJSON_GetNumberValue(json_member(old, "created"));
         if (!(ep = check(a, old))) {
             rc = HR_INVAL;
             goto out;

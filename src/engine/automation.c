@@ -226,7 +226,7 @@ static bool url_clean(const char *u)
 static int check_merge(const cJSON *st, const char *key, int i, struct herr *err)
 {
     const char *m = json_str(st, key);
-    if (cJSON_GetObjectItemCaseSensitive(st, key) &&
+    if (json_member(st, key) &&
         (!m || (strcmp(m, "replace") && strcmp(m, "soft-merge") && strcmp(m, "overwrite") &&
                 strcmp(m, "none"))))
         return herr_set(err, HR_INVAL,
@@ -247,7 +247,7 @@ static int check_step(const cJSON *st, int i, struct herr *err)
         return herr_set(err, HR_INVAL, "steps[%d].action must be one of %s", i,
                         step_type_names(names, sizeof names));
     }
-    if (cJSON_GetObjectItemCaseSensitive(st, "if")) {
+    if (json_member(st, "if")) {
         struct expr *x = NULL;
         if (!cond)
             return herr_set(err, HR_INVAL, "steps[%d].if must be a string", i);
@@ -255,7 +255,7 @@ static int check_step(const cJSON *st, int i, struct herr *err)
             return herr_set(err, HR_INVAL, "steps[%d].if: %s", i, e2.msg);
         expr_unref(x);
     }
-    if (cJSON_GetObjectItemCaseSensitive(st, "ref") &&
+    if (json_member(st, "ref") &&
         (!json_str(st, "ref") || !json_str(st, "ref")[0] || strlen(json_str(st, "ref")) > 64))
         return herr_set(err, HR_INVAL, "steps[%d].ref must be a name of 1 to 64 characters", i);
     {
@@ -275,8 +275,8 @@ static int check_send(const cJSON *st, int i, struct herr *err)
 {
     const cJSON *m = json_obj(st, "message");
     if (m) {
-        if (!cJSON_GetObjectItemCaseSensitive(m, "template") &&
-            !cJSON_GetObjectItemCaseSensitive(m, "content"))
+        if (!json_member(m, "template") &&
+            !json_member(m, "content"))
             return herr_set(err, HR_INVAL, "steps[%d].message needs template or content", i);
     } else if (!json_str(st, "template")) {
         return herr_set(err, HR_INVAL, "steps[%d]: send needs template or message", i);
@@ -288,7 +288,7 @@ static int check_delay(const cJSON *st, int i, struct herr *err)
 {
     const char *d = json_str(st, "duration"), *u = json_str(st, "until");
     int64_t ms;
-    if (!d && !u && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(st, "duration")))
+    if (!d && !u && !cJSON_IsNumber(json_member(st, "duration")))
         return herr_set(err, HR_INVAL, "steps[%d]: delay needs duration or until", i);
     if (d && strncmp(d, "refs.", 5) && !strstr(d, "${") &&
         automation_parse_duration(d, &ms) < 0)
@@ -303,7 +303,7 @@ static int check_delay(const cJSON *st, int i, struct herr *err)
 
 static int check_cancel(const cJSON *st, int i, struct herr *err)
 {
-    if (!cJSON_GetObjectItemCaseSensitive(st, "cancelation_token"))
+    if (!json_member(st, "cancelation_token"))
         return herr_set(err, HR_INVAL, "steps[%d]: cancel needs cancelation_token", i);
     return HR_OK;
 }
@@ -312,7 +312,7 @@ static int check_fetch_data(const cJSON *st, int i, struct herr *err)
 {
     const cJSON *w = json_obj(st, "webhook");
     const char *url = json_str(w, "url"), *m = json_str(w, "method");
-    if (!url && !is_ref(cJSON_GetObjectItemCaseSensitive(w, "url")))
+    if (!url && !is_ref(json_member(w, "url")))
         return herr_set(err, HR_INVAL, "steps[%d]: fetch-data needs webhook.url", i);
     if (m && strncmp(m, "refs.", 5) && !strstr(m, "${") && !method_ok(m))
         return herr_set(err, HR_INVAL, "steps[%d].webhook.method is not an HTTP method", i);
@@ -323,7 +323,7 @@ static int check_fetch_data(const cJSON *st, int i, struct herr *err)
 
 static int check_update_profile(const cJSON *st, int i, struct herr *err)
 {
-    if (!cJSON_GetObjectItemCaseSensitive(st, "profile"))
+    if (!json_member(st, "profile"))
         return herr_set(err, HR_INVAL, "steps[%d]: update-profile needs profile", i);
     if (check_merge(st, "merge", i, err) < 0 || check_merge(st, "merge_strategy", i, err) < 0)
         return HR_INVAL;
@@ -339,7 +339,7 @@ static int check_get_profile(const cJSON *st, int i, struct herr *err)
 
 static int check_invoke(const cJSON *st, int i, struct herr *err)
 {
-    if (!json_str(st, "template") && !is_ref(cJSON_GetObjectItemCaseSensitive(st, "template")))
+    if (!json_str(st, "template") && !is_ref(json_member(st, "template")))
         return herr_set(err, HR_INVAL, "steps[%d]: invoke needs template (an automation id)", i);
     return HR_OK;
 }
@@ -350,7 +350,7 @@ int automation_validate(const cJSON *def, struct herr *err)
     int i = 0;
     if (!cJSON_IsObject(def))
         return herr_set(err, HR_INVAL, "automation must be an object");
-    if (cJSON_GetObjectItemCaseSensitive(def, "name") &&
+    if (json_member(def, "name") &&
         (!json_str(def, "name") || strlen(json_str(def, "name")) > 256))
         return herr_set(err, HR_INVAL, "name must be a string of at most 256 characters");
     if (!steps || cJSON_GetArraySize(steps) == 0 ||
@@ -358,9 +358,9 @@ int automation_validate(const cJSON *def, struct herr *err)
         return herr_set(err, HR_INVAL, "steps must be an array of 1 to %d steps",
                         AUTOMATION_MAX_STEPS);
     cJSON_ArrayForEach(st, steps) if (check_step(st, i++, err) < 0) return HR_INVAL;
-    if (cJSON_GetObjectItemCaseSensitive(def, "cancelation_token") &&
-        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(def, "cancelation_token")) &&
-        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(def, "cancelation_token")))
+    if (json_member(def, "cancelation_token") &&
+        !cJSON_IsString(json_member(def, "cancelation_token")) &&
+        !cJSON_IsObject(json_member(def, "cancelation_token")))
         return herr_set(err, HR_INVAL, "cancelation_token must be a string or an accessor");
     return HR_OK;
 }
@@ -555,7 +555,7 @@ static int run_save(struct store_txn *t, const char *run_id, cJSON *run, int64_t
 {
     cJSON *ctx = run_ctx(run), *data = NULL;
     int rc;
-    if (ctx && cJSON_GetObjectItemCaseSensitive(run, SPEC_DATA_EVENT))
+    if (ctx && json_member(run, SPEC_DATA_EVENT))
         data = cJSON_DetachItemFromObjectCaseSensitive(ctx, "data");
     rc = doc_save(t, C_RUNS, run_id, run, now);
     if (data)
@@ -573,7 +573,7 @@ static int run_load(struct engine *e, struct str run_id, cJSON **out)
     int64_t ev = 0;
     int rc = doc_load(NULL, e->store, C_RUNS, run_id, out);
     if (rc < 0 || !json_i64(*out, SPEC_DATA_EVENT, &ev) || !(ctx = run_ctx(*out)) ||
-        cJSON_GetObjectItemCaseSensitive(ctx, "data"))
+        json_member(ctx, "data"))
         goto out;
     rc = engine_event_data(e, ev, &data);
     if (rc < 0) {
@@ -662,7 +662,7 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
                      const char *run_id, const cJSON *source, int64_t data_event)
 {
     cJSON *run = NULL, *ctx, *tok = NULL, *existing = NULL;
-    const cJSON *tdef = cJSON_GetObjectItemCaseSensitive(def, "cancelation_token");
+    const cJSON *tdef = json_member(def, "cancelation_token");
     int64_t now = hclock_now(e->clock);
     struct herr err;
     const char *keys[] = {"data", "profile", "recipient", "brand", "template"};
@@ -685,7 +685,7 @@ int automation_start(struct engine *e, struct store_txn *t, const cJSON *def,
     cJSON_AddItemReferenceToObject(run, "steps", (cJSON *)json_arr(def, "steps"));
     ctx = cJSON_AddObjectToObject(run, "context");
     for (int i = 0; i < 5; i++) {
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(context, keys[i]);
+        cJSON *v = json_member(context, keys[i]);
         if (v)
             cJSON_AddItemReferenceToObject(ctx, keys[i], v);
         else
@@ -894,7 +894,7 @@ static cJSON *merge(const cJSON *target, const cJSON *src, const char *strategy)
         jp_merge(out, src, false);
     } else { /* soft-merge: only keys not there yet */
         const cJSON *it;
-        cJSON_ArrayForEach(it, src) if (!cJSON_GetObjectItemCaseSensitive(out, it->string))
+        cJSON_ArrayForEach(it, src) if (!json_member(out, it->string))
             cJSON_AddItemToObject(out, it->string, cJSON_Duplicate(it, 1));
     }
     return out;
@@ -964,7 +964,7 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
         recipient = json_str(ctx, "recipient");
     if (m) {
         msg = cJSON_Duplicate(m, 1);
-        if (!cJSON_GetObjectItemCaseSensitive(msg, "to")) {
+        if (!json_member(msg, "to")) {
             if (!recipient) {
                 cJSON_Delete(msg);
                 fail(o, "send: the message has no `to` and the run no recipient%s", NULL);
@@ -996,15 +996,15 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
     to = json_obj(msg, "to");
     if (to && cJSON_IsObject(json_obj(ctx, "profile")))
         cJSON_ArrayForEach(it, json_obj(ctx, "profile")) if (
-            !cJSON_IsNull(it) && !cJSON_GetObjectItemCaseSensitive(to, it->string))
+            !cJSON_IsNull(it) && !json_member(to, it->string))
             cJSON_AddItemToObject(to, it->string, cJSON_Duplicate(it, 1));
     /* by default the whole run data goes to the template, the step's own data on top.
      * With none of its own, a run's event data stays a reference (engine_spec_data) */
-    if (!cJSON_GetObjectItemCaseSensitive(msg, "data"))
+    if (!json_member(msg, "data"))
         json_i64(run, SPEC_DATA_EVENT, &o->data_event);
     {
         cJSON *d = merge(json_obj(ctx, "data"), json_obj(msg, "data"), "overwrite");
-        if (cJSON_GetObjectItemCaseSensitive(msg, "data"))
+        if (json_member(msg, "data"))
             cJSON_ReplaceItemInObjectCaseSensitive(msg, "data", d);
         else
             cJSON_AddItemToObject(msg, "data", d);
@@ -1017,7 +1017,7 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
  * by the fan-out (fanout.h). */
 static int check_send_list(const cJSON *st, int i, struct herr *err)
 {
-    if (!cJSON_GetObjectItemCaseSensitive(st, "list"))
+    if (!json_member(st, "list"))
         return herr_set(err, HR_INVAL, "steps[%d]: send-list needs list", i);
     return HR_OK;
 }
@@ -1051,7 +1051,7 @@ static bool exec_send_list(struct step_out *o, const cJSON *st, const cJSON *ctx
 static bool exec_delay(struct step_out *o, const cJSON *st, const cJSON *ctx, const cJSON *run,
                       struct job_result *r)
 {
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(st, "duration");
+    const cJSON *d = json_member(st, "duration");
     const char *until = json_str(st, "until");
     int64_t ms = 0, at = 0, now = o->started;
     if (cJSON_IsNumber(d))
@@ -1149,8 +1149,8 @@ static bool exec_fetch_data(struct step_out *o, const cJSON *st, const cJSON *ct
         http_client_header_add(&hdrs, "%s: %s", it->string, it->valuestring);
     req.method = method ? method : "GET";
     req.url = buf_cstr(&full);
-    if (cJSON_GetObjectItemCaseSensitive(w, "body")) {
-        body = json_print(cJSON_GetObjectItemCaseSensitive(w, "body"));
+    if (json_member(w, "body")) {
+        body = json_print(json_member(w, "body"));
         req.body = str_c(body);
         req.content_type = "application/json";
     }
@@ -1277,7 +1277,7 @@ static int prepare_invoke(const cJSON *st, struct herr *err)
     const char *target = json_str(st, "template");
     char got[96];
     if (!target || !automation_id_ok(str_c(target))) {
-        describe(cJSON_GetObjectItemCaseSensitive(st, "template"), got, sizeof got);
+        describe(json_member(st, "template"), got, sizeof got);
         return herr_set(err, HR_INVAL, "invoke: template must resolve to an automation id, got %s",
                         got);
     }
@@ -1287,7 +1287,7 @@ static int prepare_invoke(const cJSON *st, struct herr *err)
 /* prepare_fetch_data: the resolved webhook.url is a clean http(s) URL, the method known. */
 static int prepare_fetch_data(const cJSON *st, struct herr *err)
 {
-    const cJSON *w = json_obj(st, "webhook"), *mv = cJSON_GetObjectItemCaseSensitive(w, "method");
+    const cJSON *w = json_obj(st, "webhook"), *mv = json_member(w, "method");
     const char *url = json_str(w, "url");
     char got[96];
     if (!url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))

@@ -132,7 +132,7 @@ static int channel_failed(struct store_txn *t, struct message_rec *m, cJSON *sta
         cJSON_ReplaceItemInObjectCaseSensitive(cs, "status", cJSON_CreateString("failed"));
         cJSON_DeleteItemFromObjectCaseSensitive(cs, "error");
         cJSON_AddStringToObject(cs, "error", o->res.reason);
-        if (o->provider[0] && !cJSON_GetObjectItemCaseSensitive(cs, "provider_key")) {
+        if (o->provider[0] && !json_member(cs, "provider_key")) {
             cJSON_AddStringToObject(cs, "provider", o->provider_id);
             cJSON_AddStringToObject(cs, "provider_key", o->provider);
         }
@@ -436,8 +436,8 @@ static void content_from_json(const cJSON *c, enum channel ch, struct content *o
 #undef TAKE
     if ((v = json_str(c, "list_unsubscribe")))
         out->list_unsub = strdup(v);
-    if (cJSON_GetObjectItemCaseSensitive(c, "json"))
-        out->json = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c, "json"), 1);
+    if (json_member(c, "json"))
+        out->json = cJSON_Duplicate(json_member(c, "json"), 1);
 }
 
 static int64_t backoff(const struct engine *e, int64_t attempt)

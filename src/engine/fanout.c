@@ -89,7 +89,7 @@ static void msg_id_for(const char *fid, bool timed, const char *who, char out[ID
 
 const char *engine_fanout_target(const cJSON *msg)
 {
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to");
+    const cJSON *to = json_member(msg, "to");
     const char *v;
     if (!cJSON_IsObject(to))
         return NULL;
@@ -176,7 +176,7 @@ static cJSON *bulk_to(const cJSON *u)
     if (rec && rec[0] && !json_str(r, "user_id"))
         cJSON_AddStringToObject(r, "user_id", rec);
     cJSON_ArrayForEach(it, json_obj(u, "profile")) if (
-        !cJSON_IsNull(it) && !cJSON_GetObjectItemCaseSensitive(r, it->string))
+        !cJSON_IsNull(it) && !json_member(r, it->string))
         cJSON_AddItemToObject(r, it->string, cJSON_Duplicate(it, 1));
     if (json_obj(u, "data")) {
         cJSON_DeleteItemFromObjectCaseSensitive(r, "data");
@@ -467,14 +467,14 @@ int engine_bulk_validate(const cJSON *def, struct herr *err)
             return herr_set(err, HR_INVAL, "message.%.64s is not a field of a bulk message",
                             it->string);
     }
-    ev = cJSON_GetObjectItemCaseSensitive(def, "event");
+    ev = json_member(def, "event");
     if (!cJSON_IsString(ev) || !ev->valuestring[0] || strlen(ev->valuestring) > 128)
         return herr_set(err, HR_INVAL, "message.event is required (an event or template id, "
                                        "1-128 chars)");
-    if ((it = cJSON_GetObjectItemCaseSensitive(def, "locale")) && !cJSON_IsNull(it))
+    if ((it = json_member(def, "locale")) && !cJSON_IsNull(it))
         return herr_set(err, HR_INVAL, "message.locale is not supported yet");
     for (int k = 0; typed[k].k; k++) {
-        it = cJSON_GetObjectItemCaseSensitive(def, typed[k].k);
+        it = json_member(def, typed[k].k);
         if (it && !cJSON_IsNull(it) && !typed[k].is(it))
             return herr_set(err, HR_INVAL, "message.%s must be %s", typed[k].k, typed[k].what);
     }
@@ -540,14 +540,14 @@ int engine_bulk_users_validate(const cJSON *users, struct herr *err)
                 return herr_set(err, HR_INVAL, "users[%d].%.64s is not a field of a bulk user",
                                 i, it->string);
         }
-        if ((it = cJSON_GetObjectItemCaseSensitive(u, "preferences")) && !cJSON_IsNull(it))
+        if ((it = json_member(u, "preferences")) && !cJSON_IsNull(it))
             return herr_set(err, HR_INVAL, "users[%d].preferences is not supported yet", i);
-        if ((it = cJSON_GetObjectItemCaseSensitive(u, "recipient")) && !cJSON_IsNull(it) &&
+        if ((it = json_member(u, "recipient")) && !cJSON_IsNull(it) &&
             (!cJSON_IsString(it) || strlen(it->valuestring) > 512))
             return herr_set(err, HR_INVAL, "users[%d].recipient must be a user id", i);
-        if (((it = cJSON_GetObjectItemCaseSensitive(u, "to")) && !cJSON_IsNull(it) &&
+        if (((it = json_member(u, "to")) && !cJSON_IsNull(it) &&
              !cJSON_IsObject(it)) ||
-            ((it = cJSON_GetObjectItemCaseSensitive(u, "profile")) && !cJSON_IsNull(it) &&
+            ((it = json_member(u, "profile")) && !cJSON_IsNull(it) &&
              !cJSON_IsObject(it)))
             return herr_set(err, HR_INVAL, "users[%d].to and .profile must be objects", i);
         s = json_print(u);

@@ -43,7 +43,7 @@ static void derived_id(const char *prefix, const char *seed, char *out, size_t c
 /* wants: endpoint ep is enabled and its statuses filter (absent or null: all) has st. */
 static bool wants(const cJSON *ep, const char *st)
 {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(ep, "statuses"), *it;
+    const cJSON *f = json_member(ep, "statuses"), *it;
     if (!json_bool(ep, "enabled", true))
         return false;
     if (!cJSON_IsArray(f))

@@ -64,10 +64,10 @@ int prefs_topic_pref_check(const cJSON *topic, struct herr *err)
         return herr_set(err, HR_INVAL, "topic must be an object");
     if (!prefs_status_valid(json_str(topic, "status")))
         return herr_set(err, HR_INVAL, "topic.status must be OPTED_IN, OPTED_OUT or REQUIRED");
-    h = cJSON_GetObjectItemCaseSensitive(topic, "has_custom_routing");
+    h = json_member(topic, "has_custom_routing");
     if (h && !cJSON_IsNull(h) && !cJSON_IsBool(h))
         return herr_set(err, HR_INVAL, "topic.has_custom_routing must be a boolean");
-    cr = cJSON_GetObjectItemCaseSensitive(topic, "custom_routing");
+    cr = json_member(topic, "custom_routing");
     if (cr && !cJSON_IsNull(cr)) {
         if (!cJSON_IsArray(cr) || cJSON_GetArraySize(cr) > 16)
             return herr_set(err, HR_INVAL, "topic.custom_routing must be an array of channels");
@@ -369,7 +369,7 @@ int prefs_user_topics(struct store *s, struct str uid, cJSON **out)
             after = str_c(last);
         }
     } while (n == TOPICS_PAGE && total < TOPICS_MAX);
-    cJSON_ArrayForEach(it, up) if (!cJSON_GetObjectItemCaseSensitive(seen, it->string))
+    cJSON_ArrayForEach(it, up) if (!json_member(seen, it->string))
         cJSON_AddItemToArray(items, item(it->string, NULL, it));
     rc = HR_OK;
 out:
@@ -404,7 +404,7 @@ int prefs_user_set(struct store_txn *t, struct str uid, struct str tid, const cJ
     }
     str_copy(key, sizeof key, tid);
     old = json_obj(up, key);
-    if (!cJSON_GetObjectItemCaseSensitive(topic, "has_custom_routing") && !cr) {
+    if (!json_member(topic, "has_custom_routing") && !cr) {
         routed = json_bool(old, "has_custom_routing", false); /* a status alone keeps routing */
         cr = json_arr(old, "custom_routing");
     }

@@ -168,10 +168,10 @@ static int route_commit(struct store_txn *t, void *arg)
 static void mask_webhook_auth(cJSON *profile)
 {
     static const char *const keys[] = {"password", "token", NULL};
-    cJSON *w = cJSON_GetObjectItemCaseSensitive(profile, "webhook");
-    cJSON *a = cJSON_GetObjectItemCaseSensitive(w, "authentication");
+    cJSON *w = json_member(profile, "webhook");
+    cJSON *a = json_member(w, "authentication");
     for (int i = 0; keys[i]; i++)
-        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, keys[i])))
+        if (cJSON_IsString(json_member(a, keys[i])))
             cJSON_ReplaceItemInObjectCaseSensitive(a, keys[i], cJSON_CreateString("****"));
 }
 
@@ -203,7 +203,7 @@ static cJSON *merged_profile(struct engine *e, const cJSON *to, struct route_out
     /* the history shows who was addressed, never a recipient webhook's credentials */
     mask_webhook_auth(received);
     mask_webhook_auth(stored);
-    mask_webhook_auth(cJSON_GetObjectItemCaseSensitive(h, "merged_profile"));
+    mask_webhook_auth(json_member(h, "merged_profile"));
     event(o, "PROFILE_LOADED", h);
     return merged;
 }
@@ -304,7 +304,7 @@ static bool has_address(const char *ch, const cJSON *profile)
         if (strcmp(addr[i].channel, ch))
             continue;
         for (int k = 0; addr[i].keys[k]; k++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(profile, addr[i].keys[k]);
+            const cJSON *v = json_member(profile, addr[i].keys[k]);
             if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
                 return true;
         }
@@ -490,7 +490,7 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
             const char *ch = json_str(ent, "channel");
             bool configured;
             cJSON *ids;
-            if (cJSON_GetObjectItemCaseSensitive(chstate, ch) || !prefs_channel_allowed(&pd, ch))
+            if (json_member(chstate, ch) || !prefs_channel_allowed(&pd, ch))
                 continue;
             ids = usable_providers(e, ch, json_str(ent, "only"), spec, profile, &configured);
             if (cJSON_GetArraySize(ids) == 0) {
@@ -618,7 +618,7 @@ void engine_route_run(void *vctx, const struct job *j, struct arena *a, struct j
         goto out;
     }
     json_i64(p, "alt", &alt);
-    o->bulk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "bulk"));
+    o->bulk = cJSON_IsTrue(json_member(p, "bulk"));
     o->id = arena_str(a, str_c(id));
     rc = store_message_get(e->store, o->id, a, &m);
     if (rc == HR_NOTFOUND || (rc == HR_OK && send__is_final(m.status))) {

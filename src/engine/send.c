@@ -34,8 +34,8 @@ char *send__history_json(int64_t ts, const char *type, const cJSON *body)
     char *s, *b;
     size_t bn, hn;
     if (plain_type(type) &&
-        (!body || (cJSON_IsObject(body) && !cJSON_GetObjectItemCaseSensitive(body, "ts") &&
-                   !cJSON_GetObjectItemCaseSensitive(body, "type")))) {
+        (!body || (cJSON_IsObject(body) && !json_member(body, "ts") &&
+                   !json_member(body, "type")))) {
         /* the common case: the body printed once, behind ts and type (no deep copy of
          * it: bodies carry the event's data, the profile, rendered output) */
         char head[128]; /* a type of at most 64 characters (plain_type), a 20-digit ts */
@@ -90,7 +90,7 @@ int engine_spec_data(struct engine *e, cJSON *spec)
     int64_t id = 0;
     cJSON *data = NULL;
     int rc = HR_OK;
-    if (!cJSON_IsObject(spec) || cJSON_GetObjectItemCaseSensitive(spec, "data") ||
+    if (!cJSON_IsObject(spec) || json_member(spec, "data") ||
         !json_i64(spec, SPEC_DATA_EVENT, &id))
         goto out;
     rc = engine_event_data(e, id, &data);
@@ -115,7 +115,7 @@ int engine_history_body(struct engine *e, const struct message_rec *m,
     if (!str_eq_c(h->type, "ENQUEUED"))
         goto out;
     body = cJSON_ParseWithLength(h->body.p, h->body.len);
-    if (!cJSON_IsObject(body) || cJSON_GetObjectItemCaseSensitive(body, "data"))
+    if (!cJSON_IsObject(body) || json_member(body, "data"))
         goto out; /* unreadable, or written with its data */
     spec = cJSON_ParseWithLength(m->spec.p, m->spec.len);
     rc = engine_spec_data(e, spec);
@@ -214,11 +214,11 @@ static int check_recipient(const cJSON *to, int i, struct herr *err)
     if (!cJSON_IsObject(to))
         return herr_set(err, HR_INVAL, "message.to[%d] must be an object", i);
     for (int k = 0; addr[k]; k++)
-        if (cJSON_GetObjectItemCaseSensitive(to, addr[k]))
+        if (json_member(to, addr[k]))
             goto have_addr;
-    if (cJSON_GetObjectItemCaseSensitive(to, "list_id") ||
-        cJSON_GetObjectItemCaseSensitive(to, "audience_id") ||
-        cJSON_GetObjectItemCaseSensitive(to, "list_pattern"))
+    if (json_member(to, "list_id") ||
+        json_member(to, "audience_id") ||
+        json_member(to, "list_pattern"))
         return herr_set(err, HR_INVAL,
                         "message.to[%d]: a list or audience must be the message's only "
                         "recipient (to: {list_id} or {list_pattern}); audiences are not "
@@ -228,13 +228,13 @@ static int check_recipient(const cJSON *to, int i, struct herr *err)
                     "message.to[%d] needs user_id, email, phone_number or webhook", i);
 have_addr:
     for (int k = 0; addr[k]; k++) {
-        v = cJSON_GetObjectItemCaseSensitive(to, addr[k]);
+        v = json_member(to, addr[k]);
         if (v && k < 3 && (!cJSON_IsString(v) || !v->valuestring[0] ||
                            strlen(v->valuestring) > 512))
             return herr_set(err, HR_INVAL, "message.to[%d].%s must be a non-empty string", i,
                             addr[k]);
     }
-    v = cJSON_GetObjectItemCaseSensitive(to, "data");
+    v = json_member(to, "data");
     if (v && !cJSON_IsObject(v) && !cJSON_IsNull(v))
         return herr_set(err, HR_INVAL, "message.to[%d].data must be an object", i);
     return HR_OK;
@@ -244,8 +244,8 @@ have_addr:
  * ListPatternRecipient {list_pattern, data?}, to fan out (fanout.h). */
 static int check_list_recipient(const cJSON *to, struct herr *err)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(to, "list_id");
-    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(to, "list_pattern"), *it;
+    const cJSON *id = json_member(to, "list_id");
+    const cJSON *pat = json_member(to, "list_pattern"), *it;
     cJSON_ArrayForEach(it, to)
     {
         if (!cJSON_IsNull(it) && strcmp(it->string, "list_id") &&
@@ -266,7 +266,7 @@ static int check_list_recipient(const cJSON *to, struct herr *err)
                         "message.to.list_pattern must be a list pattern: dot-separated parts "
                         "of [A-Za-z0-9_:@+-], `*` for one part, a last `**` for the rest, at "
                         "least one literal part (e.g. \"team.*\")");
-    it = cJSON_GetObjectItemCaseSensitive(to, "data");
+    it = json_member(to, "data");
     if (it && !cJSON_IsObject(it) && !cJSON_IsNull(it))
         return herr_set(err, HR_INVAL, "message.to.data must be an object");
     return HR_OK;
@@ -283,7 +283,7 @@ static int check_routing(const cJSON *r, const char *where, int depth, struct he
     m = json_str(r, "method");
     if (m && strcmp(m, "single") && strcmp(m, "all"))
         return herr_set(err, HR_INVAL, "%s.method must be \"single\" or \"all\"", where);
-    chs = cJSON_GetObjectItemCaseSensitive(r, "channels");
+    chs = json_member(r, "channels");
     if (!cJSON_IsArray(chs) || cJSON_GetArraySize(chs) == 0 || cJSON_GetArraySize(chs) > 32)
         return herr_set(err, HR_INVAL, "%s.channels must be a non-empty array (<= 32)", where);
     cJSON_ArrayForEach(c, chs)
@@ -301,7 +301,7 @@ static int check_routing(const cJSON *r, const char *where, int depth, struct he
 /* opt: member k of o, or NULL when absent or null (the SDK sends null for "none"). */
 static const cJSON *opt(const cJSON *o, const char *k)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    const cJSON *v = json_member(o, k);
     return cJSON_IsNull(v) ? NULL : v;
 }
 
@@ -321,8 +321,8 @@ int engine_send_validate(const cJSON *msg, struct herr *err)
             return herr_set(err, HR_INVAL, "message.to must list 1 to %d recipients",
                             SEND_MAX_RECIPIENTS);
         cJSON_ArrayForEach(it, to) if (check_recipient(it, i++, err) < 0) return HR_INVAL;
-    } else if (cJSON_IsObject(to) && (cJSON_GetObjectItemCaseSensitive(to, "list_id") ||
-                                      cJSON_GetObjectItemCaseSensitive(to, "list_pattern"))) {
+    } else if (cJSON_IsObject(to) && (json_member(to, "list_id") ||
+                                      json_member(to, "list_pattern"))) {
         if (check_list_recipient(to, err) < 0)
             return HR_INVAL;
     } else if (check_recipient(to, 0, err) < 0) {
@@ -458,7 +458,7 @@ static int later_each(const cJSON *o, const char *where, const char *const *hono
 
 int engine_send_unsupported(const cJSON *msg, struct herr *err)
 {
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *it;
+    const cJSON *to = json_member(msg, "to"), *it;
     char w[32];
     cJSON_ArrayForEach(it, msg)
     {
@@ -471,7 +471,7 @@ int engine_send_unsupported(const cJSON *msg, struct herr *err)
         later(json_obj(msg, "delay"), "message.delay", DELAY_HONOURED, err) < 0 ||
         later(json_obj(msg, "metadata"), "message.metadata", META_HONOURED, err) < 0 ||
         later(json_obj(msg, "timeout"), "message.timeout", TIMEOUT_HONOURED, err) < 0 ||
-        prefs_message_check(cJSON_GetObjectItemCaseSensitive(msg, "preferences"), err) < 0 ||
+        prefs_message_check(json_member(msg, "preferences"), err) < 0 ||
         later_each(json_obj(msg, "channels"), "message.channels", CHANNEL_HONOURED, err) < 0 ||
         later_each(json_obj(msg, "providers"), "message.providers", PROVIDER_HONOURED, err) < 0)
         return HR_INVAL;
@@ -482,7 +482,7 @@ int engine_send_unsupported(const cJSON *msg, struct herr *err)
         else
             snprintf(w, sizeof w, "message.to");
         for (int k = 0; TO_LATER[k]; k++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, TO_LATER[k]);
+            const cJSON *v = json_member(r, TO_LATER[k]);
             if (v && !cJSON_IsNull(v))
                 return herr_set(err, HR_INVAL, "%s.%s is not supported yet", w, TO_LATER[k]);
         }
@@ -496,11 +496,11 @@ cJSON *engine_send_v1_to_v2(const cJSON *body)
     const cJSON *profile = json_obj(body, "profile"), *it;
     const char *event = json_str(body, "event"), *recipient = json_str(body, "recipient");
     const char *brand = json_str(body, "brand");
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(body, "data");
+    const cJSON *data = json_member(body, "data");
     if (recipient)
         cJSON_AddStringToObject(to, "user_id", recipient);
     if (profile)
-        cJSON_ArrayForEach(it, profile) if (!cJSON_GetObjectItemCaseSensitive(to, it->string))
+        cJSON_ArrayForEach(it, profile) if (!json_member(to, it->string))
             cJSON_AddItemToObject(to, it->string, cJSON_Duplicate(it, 1));
     cJSON_AddItemToObject(m, "to", to);
     if (event)
@@ -536,7 +536,7 @@ static int64_t run_at(const cJSON *msg, int64_t now)
 {
     const cJSON *d = json_obj(msg, "delay");
     const char *until = json_str(d, "until");
-    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(d, "duration");
+    const cJSON *dur = json_member(d, "duration");
     int64_t t = now, u;
     if (cJSON_IsNumber(dur) && dur->valuedouble > 0)
         t = now + (int64_t)dur->valuedouble;
@@ -646,7 +646,7 @@ int engine_send_enqueue_ev(struct engine *e, struct store_txn *t, const cJSON *m
                            const char *request_id, const char *run_id, const cJSON *origin,
                            int64_t data_event)
 {
-    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "to"), *r;
+    const cJSON *to = json_member(msg, "to"), *r;
     int n = cJSON_IsArray(to) ? cJSON_GetArraySize(to) : 1;
     int rc = HR_OK;
 

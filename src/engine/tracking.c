@@ -405,12 +405,12 @@ int engine_track_record(struct store_txn *t, char kind, const char *message_id,
         log = clicks < TRACK_CLICKS_LOGGED;
         cJSON_DeleteItemFromObjectCaseSensitive(tr, "clicks");
         cJSON_AddNumberToObject(tr, "clicks", (double)(clicks + 1));
-        if (!cJSON_GetObjectItemCaseSensitive(tr, "clicked"))
+        if (!json_member(tr, "clicked"))
             cJSON_AddNumberToObject(tr, "clicked", (double)now);
     } else {
         log = !json_i64(tr, "opened", &opened); /* the first open only */
     }
-    if (!cJSON_GetObjectItemCaseSensitive(tr, "opened")) /* a click implies an open */
+    if (!json_member(tr, "opened")) /* a click implies an open */
         cJSON_AddNumberToObject(tr, "opened", (double)now);
     m.state = send__json_str(a, state);
     /* one order for receipts and tracking (receipt.h); 0 for statuses off it */

@@ -34,8 +34,8 @@ int grouplists_parse(const cJSON *v, struct grouplists_link *out, struct herr *e
                             "allow_client",
                             it->string);
     }
-    prefix = cJSON_GetObjectItemCaseSensitive(v, "prefix");
-    allow = cJSON_GetObjectItemCaseSensitive(v, "allow_client");
+    prefix = json_member(v, "prefix");
+    allow = json_member(v, "allow_client");
     len = cJSON_IsString(prefix) ? strlen(prefix->valuestring) : 0;
     if (len == 0 || len > GROUPLISTS_PREFIX_MAX)
         return herr_set(err, HR_INVAL,

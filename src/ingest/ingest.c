@@ -311,15 +311,15 @@ static void client_traits(cJSON *traits, const cJSON *profile, struct buf *dropp
 {
     for (size_t i = 0; CLIENT_ADDRESS_TRAITS[i]; i++) {
         const char *k = CLIENT_ADDRESS_TRAITS[i];
-        const cJSON *nv = cJSON_GetObjectItemCaseSensitive(traits, k);
-        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(profile, k);
+        const cJSON *nv = json_member(traits, k);
+        const cJSON *ov = json_member(profile, k);
         bool held = ov && !cJSON_IsNull(ov) && !(cJSON_IsString(ov) && !ov->valuestring[0]);
         if (!nv || !held || cJSON_Compare(nv, ov, true))
             continue;
         note(dropped, k);
         cJSON_DeleteItemFromObjectCaseSensitive(traits, k);
     }
-    if (cJSON_GetObjectItemCaseSensitive(traits, "webhook")) {
+    if (json_member(traits, "webhook")) {
         note(dropped, "webhook");
         cJSON_DeleteItemFromObjectCaseSensitive(traits, "webhook");
     }
@@ -333,14 +333,14 @@ static int apply_identify(struct store_txn *t, struct str uid, const cJSON *ev,
 {
     cJSON *profile = NULL;
     bool existed;
-    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(client_ev ? client_ev : ev, "traits");
+    const cJSON *traits = json_member(client_ev ? client_ev : ev, "traits");
     int rc = doc_load(t, COLL_PROFILES, uid, &profile, &existed);
     if (rc < 0)
         goto out;
     if (client_ev && cJSON_IsObject(traits)) {
         struct buf dropped;
         buf_init(&dropped, 512);
-        client_traits(cJSON_GetObjectItemCaseSensitive(client_ev, "traits"), profile, &dropped);
+        client_traits(json_member(client_ev, "traits"), profile, &dropped);
         if (dropped.len)
             note_refusal(rf, event_id, "identify", buf_cstr(&dropped));
         buf_cleanup(&dropped);
@@ -414,7 +414,7 @@ static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int
                        struct refusals *rf)
 {
     const char *gid = json_str(ev, "groupId");
-    const cJSON *traits = cJSON_GetObjectItemCaseSensitive(ev, "traits");
+    const cJSON *traits = json_member(ev, "traits");
     cJSON *group = NULL, *gtraits, *member = NULL, *key = NULL;
     bool existed;
     char *key_s = NULL;
@@ -424,7 +424,7 @@ static int apply_group(struct store_txn *t, struct str uid, const cJSON *ev, int
     rc = doc_load(t, COLL_GROUPS, str_c(gid), &group, &existed);
     if (rc < 0)
         goto out;
-    gtraits = cJSON_GetObjectItemCaseSensitive(group, "traits");
+    gtraits = json_member(group, "traits");
     if (!cJSON_IsObject(gtraits)) {
         cJSON_DeleteItemFromObjectCaseSensitive(group, "traits");
         gtraits = cJSON_AddObjectToObject(group, "traits");
@@ -1059,7 +1059,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     struct loaded *l = arena_zalloc(a, sizeof *l);
     size_t cap, hits = 0, misses = 0;
 
-    ids = cJSON_GetObjectItemCaseSensitive(payload, "ids");
+    ids = json_member(payload, "ids");
     if (!cJSON_IsArray(ids)) {
         r->outcome = JOB_OUT_FAIL;
         snprintf(r->error, sizeof r->error, "events job payload has no ids array");
@@ -1074,7 +1074,7 @@ void ingest_events_run(void *ctx, const struct job *j, struct arena *a, struct j
     l->rejected = arena_zalloc(a, (cap + 1) * sizeof *l->rejected);
     l->ensured = arena_zalloc(a, (cap + 1) * sizeof *l->ensured);
     l->ig = ig;
-    l->client = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(payload, "client"));
+    l->client = cJSON_IsTrue(json_member(payload, "client"));
     arena_defer(a, loaded_free, l);
     cJSON_ArrayForEach(it, ids)
     {

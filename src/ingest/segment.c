@@ -127,17 +127,24 @@ static void *must(void *p)
 /* get: the first member named key, NULL when absent or JSON null. */
 static cJSON *get(const cJSON *obj, const char *key)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cJSON *v = json_member(obj, key);
     return (v && !cJSON_IsNull(v)) ? v : NULL;
 }
 
 /* set: replace the first member named key with v (taking v), or append it. */
 static void set(cJSON *obj, const char *key, cJSON *v)
 {
+    cJSON *old = json_member(obj, key);
     must(v);
-    if (cJSON_GetObjectItemCaseSensitive(obj, key)) {
-        /* (not ReplaceItemViaPointer: it leaves the new item without its key) */
-        if (!cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v))
+    if (old) {
+        /* ReplaceItemViaPointer keeps the new item's own key: give it old's, which it
+         * then owns (old is deleted with the key it had) */
+        if (v->string && !(v->type & cJSON_StringIsConst))
+            cJSON_free(v->string); /* a duplicate's copy of its source's key */
+        v->string = old->string;
+        v->type = (v->type & ~cJSON_StringIsConst) | (old->type & cJSON_StringIsConst);
+        old->string = NULL;
+        if (!cJSON_ReplaceItemViaPointer(obj, old, v))
             must(NULL);
     } else if (!cJSON_AddItemToObject(obj, key, v)) {
         must(NULL);
@@ -151,12 +158,14 @@ static void set_str(cJSON *obj, const char *key, const char *s)
 
 static void drop(cJSON *obj, const char *key)
 {
-    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    cJSON *v = json_member(obj, key);
+    if (v)
+        cJSON_Delete(cJSON_DetachItemViaPointer(obj, v));
 }
 
 static const char *nonempty_str(const cJSON *obj, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return (cJSON_IsString(v) && v->valuestring[0]) ? v->valuestring : NULL;
 }
 
@@ -168,7 +177,7 @@ static void drop_duplicates(cJSON *ev)
     while (it) {
         cJSON *next = it->next;
         for (size_t k = 0; it->string && k < N_MANAGED; k++) {
-            if (strcmp(it->string, managed_keys[k]) != 0)
+            if (it->string[0] != managed_keys[k][0] || strcmp(it->string, managed_keys[k]) != 0)
                 continue;
             if (seen[k])
                 cJSON_Delete(cJSON_DetachItemViaPointer(ev, it));
@@ -202,7 +211,7 @@ static size_t utf8_chars(const char *s)
  * decimal string (integers without exponent or fraction). */
 static int id_field(cJSON *ev, const char *key, char *why, size_t cap)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, key);
+    cJSON *v = json_member(ev, key);
     char tmp[64];
     if (!v || cJSON_IsNull(v) || cJSON_IsString(v))
         return HR_OK;
@@ -223,7 +232,7 @@ static int id_field(cJSON *ev, const char *key, char *why, size_t cap)
 /* object_field: key must be an object when present; a JSON null is dropped. */
 static int object_field(cJSON *ev, const char *key, char *why, size_t cap)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, key);
+    cJSON *v = json_member(ev, key);
     if (!v || cJSON_IsObject(v))
         return HR_OK;
     if (cJSON_IsNull(v)) {
@@ -236,7 +245,7 @@ static int object_field(cJSON *ev, const char *key, char *why, size_t cap)
 /* merge_into: add to ev[key] each member of from that it lacks (shallow; ev keys win). */
 static void merge_into(cJSON *ev, const char *key, const cJSON *from)
 {
-    cJSON *to = cJSON_GetObjectItemCaseSensitive(ev, key);
+    cJSON *to = json_member(ev, key);
     if (!from)
         return;
     if (!to) {
@@ -244,7 +253,7 @@ static void merge_into(cJSON *ev, const char *key, const cJSON *from)
         return;
     }
     for (const cJSON *it = from->child; it; it = it->next) {
-        if (!it->string || cJSON_GetObjectItemCaseSensitive(to, it->string))
+        if (!it->string || json_member(to, it->string))
             continue;
         if (!cJSON_AddItemToObject(to, it->string, must(cJSON_Duplicate(it, 1))))
             must(NULL);
@@ -534,7 +543,7 @@ int seg_parse(const char *body, size_t len, enum seg_kind kind, int64_t received
         goto out;
     }
 
-    batch = cJSON_GetObjectItemCaseSensitive(root, "batch");
+    batch = json_member(root, "batch");
     if (!cJSON_IsArray(batch)) {
         rc = herr_set(err, HR_INVAL, "batch request needs a \"batch\" array");
         goto out;

@@ -447,7 +447,7 @@ void http_client_text(char *out, size_t cap, struct str s, size_t max)
 int http_client_setting_str(const cJSON *obj, const char *path, const char *key, bool required,
                             const char **out, struct herr *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     *out = NULL;
     if (!v || cJSON_IsNull(v)) {
         if (required)
@@ -465,7 +465,7 @@ int http_client_setting_str(const cJSON *obj, const char *path, const char *key,
 int http_client_setting_int(const cJSON *obj, const char *path, const char *key, int64_t min,
                             int64_t max, int64_t *out, struct herr *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     int64_t n;
     if (!v || cJSON_IsNull(v))
         return HR_OK;
@@ -479,7 +479,7 @@ int http_client_setting_int(const cJSON *obj, const char *path, const char *key,
 int http_client_setting_bool(const cJSON *obj, const char *path, const char *key, bool *out,
                              struct herr *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     if (!v || cJSON_IsNull(v))
         return HR_OK;
     if (!cJSON_IsBool(v))

@@ -125,7 +125,7 @@ static int target_parse(const cJSON *obj, const char *path, struct webhook_conf 
         else
             rc = herr_set(err, HR_INVAL, "%s.method must be \"POST\" or \"PUT\"", path);
     }
-    v = cJSON_GetObjectItemCaseSensitive(obj, "headers");
+    v = json_member(obj, "headers");
     if (rc == HR_OK && v && !cJSON_IsNull(v)) {
         const cJSON *h;
         int n = 0;
@@ -149,7 +149,7 @@ static int target_parse(const cJSON *obj, const char *path, struct webhook_conf 
         if (rc == HR_OK)
             c->headers = v;
     }
-    v = cJSON_GetObjectItemCaseSensitive(obj, "authentication");
+    v = json_member(obj, "authentication");
     if (rc == HR_OK && v && !cJSON_IsNull(v))
         rc = auth_parse(v, path, c, err);
     return rc;
@@ -213,7 +213,7 @@ static char *default_body(const struct delivery *d)
 static void reference(const struct http_client_resp *resp, struct delivery_result *r)
 {
     cJSON *v = http_client_resp_json(resp);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(v, "id");
+    const cJSON *id = json_member(v, "id");
     if (cJSON_IsString(id))
         http_client_text(r->reference, sizeof r->reference, str_c(id->valuestring),
                          sizeof r->reference - 1);

@@ -129,9 +129,9 @@ static const cJSON *lookup(const cJSON *ctx, const struct epath *p)
         if (p->n == 1)
             return NULL;
     }
-    if ((v = walk(cJSON_GetObjectItemCaseSensitive(ctx, "data"), p, from)) != NULL)
+    if ((v = walk(json_member(ctx, "data"), p, from)) != NULL)
         return v;
-    if ((v = walk(cJSON_GetObjectItemCaseSensitive(ctx, "profile"), p, from)) != NULL)
+    if ((v = walk(json_member(ctx, "profile"), p, from)) != NULL)
         return v;
     return walk(ctx, p, from);
 }
@@ -907,7 +907,7 @@ static int r_image(struct er *r, const cJSON *ctx, const cJSON *el, const char *
 {
     char *src = NULL, *alt = NULL, *href = NULL, width[72] = "";
     const char *align = enum_field(el, "align", NULL, ALIGNS, "center");
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(el, "width");
+    const cJSON *w = json_member(el, "width");
     int rc;
     rc = tpl_dup(r, ctx, path, "src", fstr(r, el, "src", NULL), HBS_TEXT, &src);
     if (rc == 0)
@@ -1104,7 +1104,7 @@ static int render_one(struct er *r, const cJSON *ctx, const cJSON *el, const cha
                       int depth, struct sinks *s)
 {
     const char *cs = json_str(el, "if");
-    const cJSON *ifv = cJSON_GetObjectItemCaseSensitive(el, "if");
+    const cJSON *ifv = json_member(el, "if");
     struct lstate *list = r->list;
     char *title = NULL;
     int rc = HR_OK;
@@ -1187,7 +1187,7 @@ static bool in_channels(const cJSON *chs, enum channel ch)
 static int render_node(struct er *r, const cJSON *ctx, const cJSON *el, const char *path,
                        int depth, struct sinks *s)
 {
-    const cJSON *chs = cJSON_GetObjectItemCaseSensitive(el, "channels");
+    const cJSON *chs = json_member(el, "channels");
     const char *loop;
     const cJSON *arr;
     struct epath lp;
@@ -1425,10 +1425,10 @@ static int assemble(struct er *r, const cJSON *content, const cJSON *ctx, struct
             rc = raw_str(r, ctx, raw, raw_path, "title", HBS_TEXT, &out->title);
             if (rc == 0)
                 rc = raw_str(r, ctx, raw, raw_path, "body", HBS_TEXT, &out->body);
-            if (rc == 0 && cJSON_GetObjectItemCaseSensitive(raw, "data")) {
+            if (rc == 0 && json_member(raw, "data")) {
                 char dpath[PATH_LEN];
                 path_join(dpath, sizeof dpath, cpath, "data", -1);
-                rc = resolve_raw(r, ctx, cJSON_GetObjectItemCaseSensitive(raw, "data"), dpath, 0,
+                rc = resolve_raw(r, ctx, json_member(raw, "data"), dpath, 0,
                                  HBS_TEXT, &budget, &data);
             }
             if (rc < 0)
@@ -1438,8 +1438,8 @@ static int assemble(struct er *r, const cJSON *content, const cJSON *ctx, struct
             out->title = dup_or(title, NULL);
         if (!out->body)
             out->body = xstrdup(buf_cstr(&s->plain));
-        if (!data && cJSON_GetObjectItemCaseSensitive(content, "data")) {
-            rc = resolve_raw(r, ctx, cJSON_GetObjectItemCaseSensitive(content, "data"), "data", 0,
+        if (!data && json_member(content, "data")) {
+            rc = resolve_raw(r, ctx, json_member(content, "data"), "data", 0,
                              HBS_TEXT, &budget, &data);
             if (rc < 0)
                 break;
@@ -1577,7 +1577,7 @@ int elemental_render(const cJSON *content, enum channel ch, const cJSON *ctx,
             break;
         }
         if (found) {
-            raw = cJSON_GetObjectItemCaseSensitive(found, "raw");
+            raw = json_member(found, "raw");
             if (raw && cJSON_IsNull(raw))
                 raw = NULL;
             r.visits++;
@@ -1659,7 +1659,7 @@ static int v_nodes(struct ev *v, const cJSON *arr, const char *path, int depth,
 static int v_enum(struct ev *v, const cJSON *el, const char *path, const char *key,
                   const char *const *set)
 {
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(el, key);
+    const cJSON *f = json_member(el, key);
     char names[96] = "";
     size_t n = 0;
     if (!f || (cJSON_IsString(f) && one_of(f->valuestring, set)))
@@ -1717,7 +1717,7 @@ static int v_node(struct ev *v, const cJSON *el, const char *path, int depth,
         return herr_set(v->err, HR_INVAL, "%s: a list holds only list-item elements", path);
 
     /* control flow */
-    f = cJSON_GetObjectItemCaseSensitive(el, "channels");
+    f = json_member(el, "channels");
     if (f) {
         if (!cJSON_IsArray(f))
             return herr_set(v->err, HR_INVAL, "%s.channels: must be an array of strings", path);
@@ -1727,16 +1727,16 @@ static int v_node(struct ev *v, const cJSON *el, const char *path, int depth,
                 return herr_set(v->err, HR_INVAL, "%s.channels: must be an array of strings", path);
         }
     }
-    f = cJSON_GetObjectItemCaseSensitive(el, "if");
+    f = json_member(el, "if");
     if (f && !cJSON_IsBool(f) && !(cJSON_IsString(f) && parse_cond(f->valuestring, &cd)))
         return herr_set(v->err, HR_INVAL,
                         "%s.if: unsupported condition (supported here: path, !path, and "
                         "path ===, !==, == or != a string, number, true, false or null)",
                         path);
-    f = cJSON_GetObjectItemCaseSensitive(el, "loop");
+    f = json_member(el, "loop");
     if (f && !(cJSON_IsString(f) && parse_path(f->valuestring, strlen(f->valuestring), &lp)))
         return herr_set(v->err, HR_INVAL, "%s.loop: must be a path such as data.items", path);
-    f = cJSON_GetObjectItemCaseSensitive(el, "ref");
+    f = json_member(el, "ref");
     if (f && !cJSON_IsString(f))
         return herr_set(v->err, HR_INVAL, "%s.ref: must be a string", path);
 
@@ -1750,11 +1750,11 @@ static int v_node(struct ev *v, const cJSON *el, const char *path, int depth,
         (k == EK_ACTION && (rc = v_enum(v, el, path, "style", ACTION_STYLES)) < 0))
         return rc;
     for (const char *const *fl = FLAGS; *fl; fl++) {
-        f = cJSON_GetObjectItemCaseSensitive(el, *fl);
+        f = json_member(el, *fl);
         if (f && !cJSON_IsBool(f))
             return herr_set(v->err, HR_INVAL, "%s.%s: must be true or false", path, *fl);
     }
-    f = cJSON_GetObjectItemCaseSensitive(el, "width");
+    f = json_member(el, "width");
     if (f && !cJSON_IsString(f) && !cJSON_IsNumber(f))
         return herr_set(v->err, HR_INVAL, "%s.width: must be a number or a string", path);
 
@@ -1766,7 +1766,7 @@ static int v_node(struct ev *v, const cJSON *el, const char *path, int depth,
         if ((rc = v_tmpl(v, path, f->string ? f->string : "", f->valuestring)) < 0)
             return rc;
     }
-    f = cJSON_GetObjectItemCaseSensitive(el, "locales");
+    f = json_member(el, "locales");
     if (f && !cJSON_IsObject(f))
         return herr_set(v->err, HR_INVAL, "%s.locales: must be an object", path);
     cJSON_ArrayForEach(c, f)
@@ -1785,10 +1785,10 @@ static int v_node(struct ev *v, const cJSON *el, const char *path, int depth,
     }
 
     /* per kind */
-    f = cJSON_GetObjectItemCaseSensitive(el, "elements");
+    f = json_member(el, "elements");
     switch (k) {
     case EK_CHANNEL: {
-        const cJSON *raw = cJSON_GetObjectItemCaseSensitive(el, "raw");
+        const cJSON *raw = json_member(el, "raw");
         s = json_str(el, "channel");
         if (!s || !s[0] || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(s))
             return herr_set(v->err, HR_INVAL, "%s.channel: must be a channel name such as email",
@@ -1838,10 +1838,10 @@ int elemental_validate(const cJSON *content, struct herr *err)
     int rc;
     if (!cJSON_IsObject(content))
         return herr_set(err, HR_INVAL, "content must be an object");
-    title = cJSON_GetObjectItemCaseSensitive(content, "title");
-    body = cJSON_GetObjectItemCaseSensitive(content, "body");
-    elements = cJSON_GetObjectItemCaseSensitive(content, "elements");
-    version = cJSON_GetObjectItemCaseSensitive(content, "version");
+    title = json_member(content, "title");
+    body = json_member(content, "body");
+    elements = json_member(content, "elements");
+    version = json_member(content, "version");
     if (title && !cJSON_IsString(title))
         return herr_set(err, HR_INVAL, "title: must be a string");
     if (body && !cJSON_IsString(body))

@@ -2309,8 +2309,8 @@ int hbs_render_ex(const struct hbs_tmpl *t, const cJSON *ctx, const struct hbs_r
     size_t start = out->len;
     int rc;
     r.ctx = cJSON_IsObject(ctx) ? ctx : NULL;
-    r.data = r.ctx ? cJSON_GetObjectItemCaseSensitive(r.ctx, "data") : NULL;
-    r.profile = r.ctx ? cJSON_GetObjectItemCaseSensitive(r.ctx, "profile") : NULL;
+    r.data = r.ctx ? json_member(r.ctx, "data") : NULL;
+    r.profile = r.ctx ? json_member(r.ctx, "profile") : NULL;
     r.out = out;
     r.err = err;
     r.esc = !o || o->mode == HBS_HTML;

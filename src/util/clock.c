@@ -61,7 +61,25 @@ void time_fmt_iso(int64_t ms, char *out, unsigned cap)
     time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int frac = (int)(ms - (int64_t)secs * 1000);
     gmtime_r(&secs, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+    int year = tm.tm_year + 1900;
+    if (year >= 0 && year <= 9999 && cap >= 25) {
+        /* what the snprintf below writes, digit by digit: every ingested event's
+         * timestamp passes here, and printf's machinery was 4 % of parsing a batch */
+        const int f[7] = {year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                          frac};
+        static const char sep[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+        char *p = out;
+        for (int i = 0; i < 7; i++) {
+            int w = i == 0 ? 4 : i == 6 ? 3 : 2, v = f[i];
+            for (int k = w - 1; k >= 0; k--, v /= 10)
+                p[k] = (char)('0' + v % 10);
+            p += w;
+            *p++ = sep[i];
+        }
+        *p = '\0';
+        return;
+    }
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 

@@ -25,7 +25,15 @@ bool utf8_valid(const char *s, size_t n)
     while (i < n) {
         unsigned c = p[i];
         if (c < 0x80) {
+            /* ASCII, most of every document: 8 bytes at a time while none has its high bit */
+            uint64_t w;
             i++;
+            while (n - i >= 8) {
+                memcpy(&w, p + i, 8);
+                if (w & 0x8080808080808080ULL)
+                    break;
+                i += 8;
+            }
             continue;
         }
         size_t need;
@@ -125,7 +133,8 @@ static void drop_later_members(cJSON *obj)
             cJSON *k = it->next;
             while (k) {
                 cJSON *next = k->next;
-                if (it->string && k->string && strcmp(it->string, k->string) == 0)
+                if (it->string && k->string && it->string[0] == k->string[0] &&
+                    strcmp(it->string, k->string) == 0)
                     cJSON_Delete(cJSON_DetachItemViaPointer(obj, k));
                 k = next;
             }
@@ -194,15 +203,27 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
     return HR_OK;
 }
 
+cJSON *json_member(const cJSON *obj, const char *key)
+{
+    /* cJSON_GetObjectItemCaseSensitive's answer (it too stops at a member without a
+     * name), without a strcmp call per member: most names differ in their first byte */
+    if (!obj || !key)
+        return NULL;
+    for (cJSON *it = obj->child; it && it->string; it = it->next)
+        if (it->string[0] == key[0] && strcmp(it->string, key) == 0)
+            return it;
+    return NULL;
+}
+
 const char *json_str(const cJSON *obj, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 bool json_i64(const cJSON *obj, const char *key, int64_t *out)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble > 9.2e18 ||
         v->valuedouble < -9.2e18)
         return false;
@@ -212,7 +233,7 @@ bool json_i64(const cJSON *obj, const char *key, int64_t *out)
 
 bool json_bool(const cJSON *obj, const char *key, bool dflt)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const cJSON *v = json_member(obj, key);
     if (cJSON_IsTrue(v))
         return true;
     if (cJSON_IsFalse(v))
@@ -222,13 +243,13 @@ bool json_bool(const cJSON *obj, const char *key, bool dflt)
 
 cJSON *json_obj(const cJSON *obj, const char *key)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cJSON *v = json_member(obj, key);
     return cJSON_IsObject(v) ? v : NULL;
 }
 
 cJSON *json_arr(const cJSON *obj, const char *key)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    cJSON *v = json_member(obj, key);
     return cJSON_IsArray(v) ? v : NULL;
 }
 
@@ -245,22 +266,33 @@ struct jw {
     size_t len, cap;
 };
 
-static char *jw_room(struct jw *w, size_t n)
+/* jw_grow: make room for n more bytes (the slow path of jw_room). */
+static void jw_grow(struct jw *w, size_t n)
 {
-    if (w->cap - w->len < n) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap - w->len < n)
-            cap *= 2;
-        w->p = xrealloc(w->p, cap);
-        w->cap = cap;
-    }
+    size_t cap = w->cap ? w->cap : 1024; /* one allocation for most documents */
+    while (cap - w->len < n)
+        cap *= 2;
+    w->p = xrealloc(w->p, cap);
+    w->cap = cap;
+}
+
+static inline char *jw_room(struct jw *w, size_t n)
+{
+    if (w->cap - w->len < n)
+        jw_grow(w, n);
     return w->p + w->len;
 }
 
-static void jw_put(struct jw *w, const char *s, size_t n)
+static inline void jw_put(struct jw *w, const char *s, size_t n)
 {
     memcpy(jw_room(w, n), s, n);
     w->len += n;
+}
+
+static inline void jw_putc(struct jw *w, char c)
+{
+    *jw_room(w, 1) = c;
+    w->len++;
 }
 
 /* jw_decimal: write d as "%1.15g" would when that has at most 15 significant digits,
@@ -345,12 +377,13 @@ static void jw_string(struct jw *w, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)(s ? s : "");
-    jw_put(w, "\"", 1);
+    jw_putc(w, '"');
     for (;;) {
         const unsigned char *run = p;
         while (*p >= 32 && *p != '"' && *p != '\\')
             p++;
-        jw_put(w, (const char *)run, (size_t)(p - run));
+        if (p > run)
+            jw_put(w, (const char *)run, (size_t)(p - run));
         if (!*p)
             break;
         char esc[6] = {'\\', 0};
@@ -374,7 +407,7 @@ static void jw_string(struct jw *w, const char *s)
         jw_put(w, esc, n);
         p++;
     }
-    jw_put(w, "\"", 1);
+    jw_putc(w, '"');
 }
 
 /* jw_value: false when cJSON would fail (a raw item without text, an invalid type) */
@@ -403,26 +436,26 @@ static bool jw_value(struct jw *w, const cJSON *v)
         jw_put(w, v->valuestring, strlen(v->valuestring));
         return true;
     case cJSON_Array:
-        jw_put(w, "[", 1);
+        jw_putc(w, '[');
         for (c = v->child; c; c = c->next) {
             if (!jw_value(w, c))
                 return false;
             if (c->next)
-                jw_put(w, ",", 1);
+                jw_putc(w, ',');
         }
-        jw_put(w, "]", 1);
+        jw_putc(w, ']');
         return true;
     case cJSON_Object:
-        jw_put(w, "{", 1);
+        jw_putc(w, '{');
         for (c = v->child; c; c = c->next) {
             jw_string(w, c->string);
-            jw_put(w, ":", 1);
+            jw_putc(w, ':');
             if (!jw_value(w, c))
                 return false;
             if (c->next)
-                jw_put(w, ",", 1);
+                jw_putc(w, ',');
         }
-        jw_put(w, "}", 1);
+        jw_putc(w, '}');
         return true;
     default:
         return false;
@@ -436,6 +469,6 @@ char *json_print(const cJSON *v)
         free(w.p);
         return xstrdup("null");
     }
-    jw_put(&w, "", 1);
+    jw_putc(&w, '\0');
     return w.p;
 }

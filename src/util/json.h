@@ -39,6 +39,11 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
  * public write key's events). */
 void json_drop_duplicate_members(cJSON *v);
 
+/* json_member: obj's first member named key (case-sensitive), as
+ * cJSON_GetObjectItemCaseSensitive finds it, but cheaper; NULL when obj is not an object
+ * with one. Belongs to obj. */
+cJSON *json_member(const cJSON *obj, const char *key);
+
 /* Accessors: NULL/default when the key is absent or of another type. */
 const char *json_str(const cJSON *obj, const char *key);
 bool json_i64(const cJSON *obj, const char *key, int64_t *out);

@@ -122,7 +122,7 @@ static int step(cJSON *cur, const struct tok *t, cJSON **child, const char **why
     int rc = HR_OK, idx = 0;
     *child = NULL;
     if (cJSON_IsObject(cur)) {
-        *child = cJSON_GetObjectItemCaseSensitive(cur, t->s);
+        *child = json_member(cur, t->s);
     } else if (cJSON_IsArray(cur)) {
         rc = arr_index(t, cJSON_GetArraySize(cur), false, &idx, why);
         if (rc < 0)
@@ -388,7 +388,7 @@ static int locate(struct pctx *c, struct str path, bool allow_end, struct loc *l
     if (rc < 0)
         return rc;
     if (cJSON_IsObject(l->parent)) {
-        l->item = cJSON_GetObjectItemCaseSensitive(l->parent, l->last.s);
+        l->item = json_member(l->parent, l->last.s);
     } else if (cJSON_IsArray(l->parent)) {
         int size = cJSON_GetArraySize(l->parent);
         rc = arr_index(&l->last, size, allow_end, &l->index, &c->why);

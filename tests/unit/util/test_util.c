@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,39 @@ static void test_time_parse(void **state)
     assert_int_equal(time_parse_iso("2015-2-02T00:30:08.276Z", 23, &ms), HR_INVAL);
     assert_int_equal(time_parse_iso("2015-02-30T00:00:00Z", 20, &ms), HR_INVAL);
     assert_int_equal(time_parse_iso("2015-02-02T00:00:00Zjunk", 24, &ms), HR_INVAL);
+}
+
+/* time_fmt_iso writes four-digit years digit by digit: the same bytes as the printf form,
+ * across the range (negative instants included) and at its ends; other years and short
+ * buffers still go through snprintf */
+static void test_time_fmt_iso_digits(void **state)
+{
+    const int64_t edge[] = {0, -1, 999, -999, -1000, 1, 86399999, TIME_ISO_MIN_MS,
+                            TIME_ISO_MAX_MS, TIME_ISO_MIN_MS - 1, TIME_ISO_MAX_MS + 1,
+                            1796655788607LL, 951782400000LL /* 2000-02-29 */};
+    const size_t nedge = sizeof edge / sizeof edge[0];
+    uint64_t x = 88172645463325252ULL;
+    char out[96], want[96];
+    for (size_t i = 0; i < nedge + 20000; i++) {
+        int64_t ms;
+        if (i < nedge) {
+            ms = edge[i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            ms = TIME_ISO_MIN_MS + (int64_t)(x % (uint64_t)(TIME_ISO_MAX_MS - TIME_ISO_MIN_MS));
+        }
+        struct tm tm;
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        gmtime_r(&secs, &tm);
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(ms - (int64_t)secs * 1000));
+        time_fmt_iso(ms, out, sizeof out);
+        if (strcmp(out, want) != 0)
+            fail_msg("ms=%lld: %s, want %s", (long long)ms, out, want);
+    }
+    time_fmt_iso(0, out, 10); /* too short for the whole form: cut as snprintf cuts */
+    assert_string_equal(out, "1970-01-0");
 }
 
 /* lenient: fmt(parse(in)) == want, or HR_INVAL when want is NULL */
@@ -529,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_str_to_i64), cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_arena),      cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_time_parse_lenient),
+        cmocka_unit_test(test_time_fmt_iso_digits),
         cmocka_unit_test(test_crypto),     cmocka_unit_test(test_id_derive),
         cmocka_unit_test(test_json_bounded),
         cmocka_unit_test(test_json_xalloc_hooks),
