@@ -14,6 +14,7 @@
 #include "../../../src/util/str.h"
 #include "../../../src/util/xalloc.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,43 @@ static void test_time_parse(void **state)
     assert_int_equal(time_parse_iso("2015-2-02T00:30:08.276Z", 23, &ms), HR_INVAL);
     assert_int_equal(time_parse_iso("2015-02-30T00:00:00Z", 20, &ms), HR_INVAL);
     assert_int_equal(time_parse_iso("2015-02-02T00:00:00Zjunk", 24, &ms), HR_INVAL);
+}
+
+/* crypto_sha256 (a fetched algorithm, a context per thread): FIPS 180-2's vectors, the
+ * same answers again on the reused context, and from other threads, each with its own */
+static void *sha_thread(void *arg)
+{
+    uint8_t d[32];
+    char hex[65];
+    for (int i = 0; i < 1000; i++) {
+        crypto_sha256("abc", 3, d);
+        crypto_hex(d, 32, hex);
+        if (strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+            return arg;
+    }
+    return NULL;
+}
+
+static void test_sha256_vectors(void **state)
+{
+    static const char *const msg2 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    uint8_t d[32];
+    char hex[65];
+    pthread_t th[4];
+    crypto_sha256("", 0, d);
+    crypto_hex(d, 32, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    crypto_sha256(msg2, strlen(msg2), d);
+    crypto_hex(d, 32, hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sha_thread, (void *)1), 0);
+    for (int i = 0; i < 4; i++) {
+        void *bad;
+        assert_int_equal(pthread_join(th[i], &bad), 0);
+        assert_null(bad);
+    }
+    assert_null(sha_thread((void *)1));
 }
 
 /* time_fmt_iso writes four-digit years digit by digit: the same bytes as the printf form,
@@ -564,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_arena),      cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_time_parse_lenient),
         cmocka_unit_test(test_time_fmt_iso_digits),
+        cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_crypto),     cmocka_unit_test(test_id_derive),
         cmocka_unit_test(test_json_bounded),
         cmocka_unit_test(test_json_xalloc_hooks),
