@@ -530,7 +530,8 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
     ctx = cJSON_CreateObject();
     cJSON_AddItemToObject(ctx, "data", data);
     cJSON_AddItemToObject(ctx, "profile", cJSON_Duplicate(profile, 1));
-    cJSON_AddItemToObject(ctx, "brand", cJSON_Duplicate(brand, 1));
+    cJSON_AddItemToObject(ctx, "brand", brand); /* load_brand's copy: ctx owns it now */
+    brand = NULL;
     cJSON_AddStringToObject(ctx, "recipient", m->recipient.p ? m->recipient.p : "");
     cJSON_AddStringToObject(ctx, "messageId", m->id.p);
     cJSON_AddStringToObject(ctx, "event", m->event.p ? m->event.p : "");

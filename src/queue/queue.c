@@ -1007,6 +1007,7 @@ struct finish {
     struct str error;    /* V_RETRY, V_DEAD */
     int failed_step;     /* enum failed_step: where finish_fn returned < 0 */
     int fn_rc;
+    bool ack_later;      /* all_fn acks V_ACK jobs together after every commit */
 };
 
 /* One run of one job, from its start to its commit. Created by the runner that leased
@@ -1059,7 +1060,7 @@ static int finish_fn(struct store_txn *t, void *arg)
     }
     switch (f->verdict) {
     case V_ACK:
-        rc = store_job_ack(t, f->j->id, f->j->lease_token);
+        rc = f->ack_later ? HR_OK : store_job_ack(t, f->j->id, f->j->lease_token);
         break;
     case V_RETRY:
         rc = store_job_retry(t, f->j->id, f->j->lease_token, f->run_at_ms, f->error);
@@ -1411,16 +1412,32 @@ struct all_pass {
 static int all_fn(struct store_txn *txn, void *arg)
 {
     struct all_pass *x = arg;
+    size_t n = x->b->n, na = 0;
+    /* where the store acks many jobs in one statement (PostgreSQL: one round trip, not
+     * one per job), the acks wait until every commit has run; one lease found lost
+     * fails the pass, and batch_fn acks each job in its own savepoint */
+    bool many = n > 1 && store_has_job_ack_many(store_txn_store(txn));
+    int64_t *ids = many ? xcalloc(2 * n, sizeof *ids) : NULL, *toks = ids ? ids + n : NULL;
     x->rc = HR_OK;
-    for (size_t i = 0; i < x->b->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct job_ticket *t = x->b->t[i];
         ticket_decided(t);
+        t->f.ack_later = many && t->f.verdict == V_ACK;
         x->rc = finish_fn(txn, &t->f);
+        if (x->rc == HR_OK && t->f.ack_later) {
+            ids[na] = t->f.j->id;
+            toks[na++] = t->f.j->lease_token;
+        }
+        t->f.ack_later = false;
         t->rc = x->rc;
         if (x->rc < 0)
-            return x->rc;
+            goto out;
     }
-    return HR_OK;
+    if (na)
+        x->rc = store_job_ack_many(txn, ids, toks, na);
+out:
+    free(ids);
+    return x->rc;
 }
 
 /* batch_fn: every ticket's finish_fn, in one transaction. First all of them in a single

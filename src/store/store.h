@@ -333,6 +333,13 @@ struct store_ops {
                      size_t max_repeat, const char *const *kinds, struct arena *a,
                      struct job **out, size_t *n);
     int (*job_ack)(struct store_txn *t, int64_t id, int64_t lease_token);
+    /* job_ack_many: job_ack of ids[i] with tokens[i], i < n (distinct jobs), in one
+     * statement: HR_OK when every one of them was ours and is gone; HR_CONFLICT when
+     * any was not ours (then nothing tells which: the caller rolls back and acks them
+     * one by one). NULL: the store has no cheaper way than job_ack each (the queue then
+     * acks each job right after its commit, as always). */
+    int (*job_ack_many)(struct store_txn *t, const int64_t *ids, const int64_t *tokens,
+                        size_t n);
     int (*job_retry)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms,
                      struct str error);
     int (*job_dead)(struct store_txn *t, int64_t id, int64_t lease_token, struct str error);
@@ -543,6 +550,12 @@ static inline int store_job_lease(struct store_txn *t, int64_t now_ms, int64_t l
 { return store_txn_store(t)->ops->job_lease(t, now_ms, lease_ms, max, max_repeat, kinds, a, out, n); }
 static inline int store_job_ack(struct store_txn *t, int64_t id, int64_t tok)
 { return store_txn_store(t)->ops->job_ack(t, id, tok); }
+/* store_job_ack_many: see job_ack_many; only where store_has_job_ack_many. */
+static inline bool store_has_job_ack_many(const struct store *s)
+{ return s->ops->job_ack_many != NULL; }
+static inline int store_job_ack_many(struct store_txn *t, const int64_t *ids, const int64_t *toks,
+                                     size_t n)
+{ return store_txn_store(t)->ops->job_ack_many(t, ids, toks, n); }
 static inline int store_job_retry(struct store_txn *t, int64_t id, int64_t tok, int64_t run_at,
                                   struct str e)
 { return store_txn_store(t)->ops->job_retry(t, id, tok, run_at, e); }

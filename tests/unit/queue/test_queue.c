@@ -1688,6 +1688,86 @@ static void test_async_batch_isolates_failed_commit(void **state)
     queue_free(q);
 }
 
+/* A store whose acks come many to a statement (PostgreSQL's job_ack_many), played on
+ * SQLite by acking each in turn: a batch's acks then wait until after every commit, and
+ * one lease found lost fails the pass, so each job is committed in its own savepoint. */
+static int g_ack_many_calls;
+static size_t g_ack_many_jobs;
+
+static int loop_ack_many(struct store_txn *t, const int64_t *ids, const int64_t *toks, size_t n)
+{
+    g_ack_many_calls++;
+    g_ack_many_jobs += n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = store_job_ack(t, ids[i], toks[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return HR_OK;
+}
+
+static void ack_many_batch(struct fx *f, bool steal)
+{
+    struct queue_cfg cfg = test_cfg();
+    struct async_ctx c = {.finish_inline = true, .inline_outcome = JOB_OUT_DONE};
+    struct th h = {.outcome = JOB_OUT_DONE, .commit = meta_fn, .commit_arg = "t.key",
+                   .steal_lease = steal};
+    struct job_handler hs[] = {{"x", async_run, &c}, {"t", th_run, &h}};
+    struct store_ops ops = *f->s->ops;
+    const struct store_ops *orig = f->s->ops;
+    struct queue *q;
+    struct queue_stats st;
+    int64_t tid;
+    struct job j;
+
+    ops.job_ack_many = loop_ack_many;
+    f->s->ops = &ops;
+    g_ack_many_calls = 0;
+    g_ack_many_jobs = 0;
+    h.f = f;
+    cfg.workers = 1;
+    for (int i = 0; i < 6; i++)
+        enqueue(f, "x", "{}", 0, 0);
+    tid = enqueue(f, "t", "{}", 0, 0);
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    for (int waited = 0; waited < 10000; waited += 5) {
+        queue_get_stats(q, &st);
+        if (st.done + st.lost_lease == 7)
+            break;
+        sleep_ms(5);
+    }
+    queue_stop(q, 5000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.done, steal ? 6 : 7);
+    assert_int_equal(st.lost_lease, steal ? 1 : 0);
+    assert_true(g_ack_many_calls >= 1); /* the batch went through the one-statement ack */
+    assert_int_equal(count_jobs(f, JOB_QUEUED), 0);
+    if (steal) {
+        /* the lost one's commit is undone, its row is the taker's; the others acked */
+        assert_false(meta_present(f, "t.key"));
+        assert_int_equal(get(f, tid, &j), 0);
+        assert_int_equal(j.state, JOB_LEASED);
+        assert_int_equal(count_jobs(f, -1), 1);
+    } else {
+        assert_true(meta_present(f, "t.key"));
+        assert_true(g_ack_many_jobs >= 2);
+        assert_int_equal(count_jobs(f, -1), 0);
+    }
+    queue_free(q);
+    f->s->ops = orig;
+}
+
+static void test_ack_many_batch(void **state)
+{
+    ack_many_batch(*state, false);
+}
+
+static void test_ack_many_batch_lost_lease(void **state)
+{
+    ack_many_batch(*state, true);
+}
+
 /* settled runs once, after the commit (the outcome is durable when it runs). */
 struct settled_ctx {
     struct fx *f;
@@ -2659,6 +2739,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enqueue_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_commits_with_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_lease_rolls_back_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_many_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_many_batch_lost_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_at_honoured, setup, teardown),

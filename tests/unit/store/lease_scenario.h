@@ -168,4 +168,62 @@ static void extend_scenario(struct store *s, struct hclock_manual *clock, struct
     assert_int_equal(lr_extend(s, id, token, hclock_now(&clock->base) + 5000), HR_CONFLICT);
 }
 
+/* ack_many_scenario: job_ack_many on a store that has it, on an empty jobs table whose
+ * clock is at t0: a job acked with another job's token stays (tokens are checked pair
+ * by pair), one lease not ours fails the whole call (the write is rolled back: nothing
+ * acked), and with every token right each job is gone, the others untouched. */
+struct am_op {
+    const int64_t *ids, *toks;
+    size_t n;
+};
+
+static inline int am_tx(struct store_txn *t, void *arg)
+{
+    struct am_op *o = arg;
+    return store_job_ack_many(t, o->ids, o->toks, o->n);
+}
+
+static inline int am_ack(struct store *s, const int64_t *ids, const int64_t *toks, size_t n)
+{
+    struct am_op o = {ids, toks, n};
+    struct herr err;
+    return store_write(s, am_tx, &o, &err);
+}
+
+static inline void ack_many_scenario(struct store *s, struct hclock_manual *clock, struct arena *a,
+                              int64_t t0)
+{
+    struct job *js, j;
+    size_t n;
+    int64_t id[4], tok[4], swapped[2];
+    for (int i = 0; i < 4; i++)
+        lr_insert(s, clock, t0 - 40 + i);
+    js = lr_lease(s, clock, a, 10, 0, &n);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < 4; i++) {
+        id[i] = js[i].id;
+        tok[i] = js[i].lease_token;
+    }
+    assert_true(tok[0] != tok[1]);
+    swapped[0] = tok[1];
+    swapped[1] = tok[0];
+    assert_int_equal(am_ack(s, id, swapped, 2), HR_CONFLICT);
+    tok[2] ^= 1;
+    assert_int_equal(am_ack(s, id, tok, 3), HR_CONFLICT);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(store_job_get(s, id[i], a, &j), HR_OK);
+        assert_int_equal(j.state, JOB_LEASED);
+    }
+    tok[2] ^= 1;
+    assert_int_equal(am_ack(s, id, tok, 3), HR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_job_get(s, id[i], a, &j), HR_NOTFOUND);
+    assert_int_equal(store_job_get(s, id[3], a, &j), HR_OK);
+    assert_int_equal(j.lease_token, tok[3]);
+    assert_int_equal(am_ack(s, id, tok, 0), HR_OK);
+    assert_int_equal(am_ack(s, id + 3, tok, 1), HR_CONFLICT); /* one, not its token */
+    assert_int_equal(am_ack(s, id + 3, tok + 3, 1), HR_OK);
+    assert_int_equal(store_job_get(s, id[3], a, &j), HR_NOTFOUND);
+}
+
 #endif

@@ -1063,6 +1063,14 @@ static void test_job_extend(void **state)
     extend_scenario(f->s, &f->clock, f->a, T0);
 }
 
+/* test_job_ack_many: the shared one-statement ack scenario (lease_scenario.h) */
+static void test_job_ack_many(void **state)
+{
+    struct fx *f = *state;
+    assert_true(store_has_job_ack_many(f->s));
+    ack_many_scenario(f->s, &f->clock, f->a, T0);
+}
+
 static void test_job_lease_order_and_kinds(void **state)
 {
     struct fx *f = *state;
@@ -2247,6 +2255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_lease_order_and_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_lease_max_repeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_extend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_ack_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_counts_and_next_run_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skip_locked_two_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs, setup, teardown),
