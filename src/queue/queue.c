@@ -1415,9 +1415,14 @@ static int all_fn(struct store_txn *txn, void *arg)
     size_t n = x->b->n, na = 0;
     /* where the store acks many jobs in one statement (PostgreSQL: one round trip, not
      * one per job), the acks wait until every commit has run; one lease found lost
-     * fails the pass, and batch_fn acks each job in its own savepoint */
+     * fails the pass, and batch_fn acks each job in its own savepoint. So a job's
+     * commit callback sees the rows of the jobs acked before it in its batch: none may
+     * count on one being gone (nothing does; a job's dedup_key, were one set, would
+     * still be taken until the batch's end). */
     bool many = n > 1 && store_has_job_ack_many(store_txn_store(txn));
-    int64_t *ids = many ? xcalloc(2 * n, sizeof *ids) : NULL, *toks = ids ? ids + n : NULL;
+    int64_t stack[2 * QUEUE_COMMIT_BATCH];
+    int64_t *ids = !many ? NULL : n <= QUEUE_COMMIT_BATCH ? stack : xcalloc(2 * n, sizeof *ids);
+    int64_t *toks = ids ? ids + n : NULL;
     x->rc = HR_OK;
     for (size_t i = 0; i < n; i++) {
         struct job_ticket *t = x->b->t[i];
@@ -1436,7 +1441,8 @@ static int all_fn(struct store_txn *txn, void *arg)
     if (na)
         x->rc = store_job_ack_many(txn, ids, toks, na);
 out:
-    free(ids);
+    if (ids != stack)
+        free(ids);
     return x->rc;
 }
 

@@ -333,11 +333,12 @@ struct store_ops {
                      size_t max_repeat, const char *const *kinds, struct arena *a,
                      struct job **out, size_t *n);
     int (*job_ack)(struct store_txn *t, int64_t id, int64_t lease_token);
-    /* job_ack_many: job_ack of ids[i] with tokens[i], i < n (distinct jobs), in one
-     * statement: HR_OK when every one of them was ours and is gone; HR_CONFLICT when
-     * any was not ours (then nothing tells which: the caller rolls back and acks them
-     * one by one). NULL: the store has no cheaper way than job_ack each (the queue then
-     * acks each job right after its commit, as always). */
+    /* job_ack_many: job_ack of ids[i] with tokens[i], i < n, in one statement: HR_OK
+     * when every one of them was ours and is gone; HR_CONFLICT when any was not ours,
+     * or an id comes twice (a job this node holds again after its first lease ran out):
+     * nothing tells which, so the caller rolls back and acks them one by one. NULL: the
+     * store has no cheaper way than job_ack each (the queue then acks each job right
+     * after its commit, as always). */
     int (*job_ack_many)(struct store_txn *t, const int64_t *ids, const int64_t *tokens,
                         size_t n);
     int (*job_retry)(struct store_txn *t, int64_t id, int64_t lease_token, int64_t run_at_ms,

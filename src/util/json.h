@@ -39,9 +39,9 @@ int json_parse_bounded(const char *p, size_t n, int max_depth, cJSON **out, stru
  * public write key's events). */
 void json_drop_duplicate_members(cJSON *v);
 
-/* json_member: obj's first member named key (case-sensitive), as
- * cJSON_GetObjectItemCaseSensitive finds it, but cheaper; NULL when obj is not an object
- * with one. Belongs to obj. */
+/* json_member: obj's first child named key (case-sensitive), exactly as
+ * cJSON_GetObjectItemCaseSensitive finds it (it too stops at a child without a name),
+ * but cheaper; NULL when there is none. Belongs to obj. */
 cJSON *json_member(const cJSON *obj, const char *key);
 
 /* Accessors: NULL/default when the key is absent or of another type. */

@@ -235,8 +235,8 @@ static const char *const SQL[S_COUNT] = {
      * by the index in its order) */
     [S_JOB_ACK] = "DELETE FROM jobs WHERE id = $1::bigint AND state = 1 "
                   "AND lease_token = $2::bigint",
-    /* the PK's index finds each id (= ANY), and each must carry its own token: a job
-     * whose lease was lost and retaken on this node may hold another acked job's token.
+    /* the PK's index finds each id (= ANY), and each must carry its own token (a token
+     * matched against the whole array would let one job's token ack another job).
      * "state + 0": a plain state = 1 let the planner AND in the whole of the partial
      * index jobs_leases, dead entries and all (6 ms a call under the track bench, where
      * the PK's lookups alone take 0.2 ms) */

@@ -1578,6 +1578,139 @@ static void test_suspect_committed_first(void **state)
     free(c);
 }
 
+/* A store whose acks come many to a statement (PostgreSQL's job_ack_many), played on
+ * SQLite by acking each in turn: a batch's acks wait until after every commit, and one
+ * lease found lost fails that pass, so each job is committed again in its own savepoint
+ * (its commit with it: the lost one's is undone). The completer is held in the commit
+ * of a first job (ack_held) while the four others finish, so they make one batch. */
+static int g_am_calls, g_am_conflicts;
+static size_t g_am_jobs;
+
+static int loop_ack_many(struct store_txn *t, const int64_t *ids, const int64_t *toks, size_t n)
+{
+    g_am_calls++;
+    g_am_jobs += n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = store_job_ack(t, ids[i], toks[i]);
+        if (rc < 0) {
+            g_am_conflicts += rc == HR_CONFLICT;
+            return rc;
+        }
+    }
+    return HR_OK;
+}
+
+struct am_ctx {
+    int64_t ids[5];
+    _Atomic(struct job_ticket *) t[5];
+};
+
+static void am_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
+{
+    struct am_ctx *c = ctx;
+    (void)a;
+    for (int i = 0; i < 5; i++)
+        if (c->ids[i] == j->id)
+            atomic_store(&c->t[i], r->ticket);
+    r->outcome = JOB_OUT_ASYNC;
+}
+
+static void ack_many_batch(struct fx *f, bool steal)
+{
+    static struct store_ops wrapped; /* static: still valid if an assertion ends the test */
+    static const char *const keys[5] = {"am.h", "am.x0", "am.x1", "am.x2", "am.t"};
+    struct queue_cfg cfg = test_cfg();
+    struct am_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"x", am_run, c}, {"t", am_run, c}};
+    struct queue_stats st;
+    struct job *jobs, j;
+    struct queue *q;
+
+    c->ids[0] = enqueue(f, "x", "{}", T0 - 50, 0); /* committed first, alone: held */
+    for (int i = 1; i < 4; i++)
+        c->ids[i] = enqueue(f, "x", "{}", T0 - 50 + 10 * i, 0);
+    c->ids[4] = enqueue(f, "t", "{}", T0 - 5, 0);
+    g_ack_real = f->s->ops;
+    wrapped = *f->s->ops;
+    wrapped.job_ack = ack_held;
+    wrapped.job_ack_many = loop_ack_many;
+    f->s->ops = &wrapped;
+    g_acks = 0;
+    g_ack_held = g_ack_release = false;
+    g_am_calls = g_am_conflicts = 0;
+    g_am_jobs = 0;
+
+    cfg.workers = 1;
+    q = queue_new(f->s, NULL, &cfg, hs, 2);
+    assert_int_equal(queue_start(q), 0);
+    for (int i = 0; i < 5; i++)
+        for (int waited = 0; !atomic_load(&c->t[i]) && waited < 10000; waited += 5)
+            sleep_ms(5);
+    for (int i = 0; i < 5; i++)
+        assert_non_null(atomic_load(&c->t[i]));
+    if (steal) /* t's lease runs out and another holder takes it, as after a stall */
+        assert_int_equal(lease_direct(f->s, now_of(f) + cfg.lease_ms + 1, cfg.lease_ms, "t",
+                                      f->a, &jobs), 1);
+    for (int i = 0; i < 5; i++) {
+        struct job_result fin = {.outcome = JOB_OUT_DONE, .commit = meta_fn,
+                                 .commit_arg = (void *)keys[i]};
+        queue_job_finish(q, atomic_load(&c->t[i]), &fin);
+        if (i == 0) { /* the completer is in its commit, held: the rest finish meanwhile */
+            pthread_mutex_lock(&g_ack_mu);
+            while (!g_ack_held)
+                pthread_cond_wait(&g_ack_cv, &g_ack_mu);
+            pthread_mutex_unlock(&g_ack_mu);
+        }
+    }
+    pthread_mutex_lock(&g_ack_mu);
+    g_ack_release = true;
+    pthread_cond_broadcast(&g_ack_cv);
+    pthread_mutex_unlock(&g_ack_mu);
+    for (int waited = 0; waited < 10000; waited += 5) {
+        queue_get_stats(q, &st);
+        if (st.done + st.lost_lease == 5)
+            break;
+        sleep_ms(5);
+    }
+    queue_stop(q, 5000);
+    queue_get_stats(q, &st);
+    assert_int_equal(st.commits, 2); /* [h] alone, then the four in one batch */
+    assert_int_equal(g_am_calls, 1);
+    assert_int_equal(g_am_jobs, 4);
+    for (int i = 0; i < 4; i++)
+        assert_true(meta_present(f, keys[i]));
+    if (steal) {
+        assert_int_equal(g_am_conflicts, 1); /* the batch's ack found the lost lease */
+        assert_int_equal(st.done, 4);
+        assert_int_equal(st.lost_lease, 1);
+        assert_false(meta_present(f, keys[4])); /* its commit undone with its savepoint */
+        assert_int_equal(get(f, c->ids[4], &j), 0);
+        assert_int_equal(j.state, JOB_LEASED); /* the taker's */
+        assert_int_equal(count_jobs(f, -1), 1);
+    } else {
+        assert_int_equal(g_am_conflicts, 0);
+        assert_int_equal(st.done, 5);
+        assert_int_equal(st.lost_lease, 0);
+        assert_true(meta_present(f, keys[4]));
+        assert_int_equal(count_jobs(f, -1), 0);
+    }
+    queue_free(q);
+    f->s->ops = g_ack_real;
+    g_acks = 0; /* as test_suspect_committed_first expects to find them */
+    g_ack_held = g_ack_release = false;
+    free(c);
+}
+
+static void test_ack_many_batch(void **state)
+{
+    ack_many_batch(*state, false);
+}
+
+static void test_ack_many_batch_lost_lease(void **state)
+{
+    ack_many_batch(*state, true);
+}
+
 /* done may run on the handler's own thread before it answers ASYNC (a refused call):
  * run_once commits it like any other result. */
 static void test_async_finish_inline(void **state)
@@ -1686,86 +1819,6 @@ static void test_async_batch_isolates_failed_commit(void **state)
     assert_non_null(strstr(j.last_error.p, "commit failed"));
     assert_int_equal(count_jobs(f, -1), 1);
     queue_free(q);
-}
-
-/* A store whose acks come many to a statement (PostgreSQL's job_ack_many), played on
- * SQLite by acking each in turn: a batch's acks then wait until after every commit, and
- * one lease found lost fails the pass, so each job is committed in its own savepoint. */
-static int g_ack_many_calls;
-static size_t g_ack_many_jobs;
-
-static int loop_ack_many(struct store_txn *t, const int64_t *ids, const int64_t *toks, size_t n)
-{
-    g_ack_many_calls++;
-    g_ack_many_jobs += n;
-    for (size_t i = 0; i < n; i++) {
-        int rc = store_job_ack(t, ids[i], toks[i]);
-        if (rc < 0)
-            return rc;
-    }
-    return HR_OK;
-}
-
-static void ack_many_batch(struct fx *f, bool steal)
-{
-    struct queue_cfg cfg = test_cfg();
-    struct async_ctx c = {.finish_inline = true, .inline_outcome = JOB_OUT_DONE};
-    struct th h = {.outcome = JOB_OUT_DONE, .commit = meta_fn, .commit_arg = "t.key",
-                   .steal_lease = steal};
-    struct job_handler hs[] = {{"x", async_run, &c}, {"t", th_run, &h}};
-    struct store_ops ops = *f->s->ops;
-    const struct store_ops *orig = f->s->ops;
-    struct queue *q;
-    struct queue_stats st;
-    int64_t tid;
-    struct job j;
-
-    ops.job_ack_many = loop_ack_many;
-    f->s->ops = &ops;
-    g_ack_many_calls = 0;
-    g_ack_many_jobs = 0;
-    h.f = f;
-    cfg.workers = 1;
-    for (int i = 0; i < 6; i++)
-        enqueue(f, "x", "{}", 0, 0);
-    tid = enqueue(f, "t", "{}", 0, 0);
-    q = queue_new(f->s, NULL, &cfg, hs, 2);
-    assert_int_equal(queue_start(q), 0);
-    for (int waited = 0; waited < 10000; waited += 5) {
-        queue_get_stats(q, &st);
-        if (st.done + st.lost_lease == 7)
-            break;
-        sleep_ms(5);
-    }
-    queue_stop(q, 5000);
-    queue_get_stats(q, &st);
-    assert_int_equal(st.done, steal ? 6 : 7);
-    assert_int_equal(st.lost_lease, steal ? 1 : 0);
-    assert_true(g_ack_many_calls >= 1); /* the batch went through the one-statement ack */
-    assert_int_equal(count_jobs(f, JOB_QUEUED), 0);
-    if (steal) {
-        /* the lost one's commit is undone, its row is the taker's; the others acked */
-        assert_false(meta_present(f, "t.key"));
-        assert_int_equal(get(f, tid, &j), 0);
-        assert_int_equal(j.state, JOB_LEASED);
-        assert_int_equal(count_jobs(f, -1), 1);
-    } else {
-        assert_true(meta_present(f, "t.key"));
-        assert_true(g_ack_many_jobs >= 2);
-        assert_int_equal(count_jobs(f, -1), 0);
-    }
-    queue_free(q);
-    f->s->ops = orig;
-}
-
-static void test_ack_many_batch(void **state)
-{
-    ack_many_batch(*state, false);
-}
-
-static void test_ack_many_batch_lost_lease(void **state)
-{
-    ack_many_batch(*state, true);
 }
 
 /* settled runs once, after the commit (the outcome is durable when it runs). */
