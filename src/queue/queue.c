@@ -141,12 +141,6 @@ struct queue {
      * at or before last_lease_at passes for looked-at: the workers slept until the
      * lease timer, 15 s); such a read is not used */
     uint64_t lease_gen;
-    /* a shared store's due_ms as idle_wait last read it, and the store_seq and lease_gen
-     * it was read at: while both are the same the store has had no news, and an idle
-     * worker uses due_ms again rather than read it (on PostgreSQL a round trip each
-     * time a worker ran out of handed-off jobs: 0.7 a track event) */
-    bool due_read;
-    uint64_t due_read_seq, due_read_gen;
     bool started, stopping;
     bool collected;            /* queue_stop took the unstarted jobs; late batches self-release */
     struct runner *workers;
@@ -2049,8 +2043,8 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
 {
     int64_t wait = IDLE_FOREVER_MS, next = 0, now;
     struct timespec dl;
-    bool unsure, cached, park_timer = false; /* the timer is a parked job's, not the store's */
-    uint64_t gen, sseq;
+    bool unsure, park_timer = false; /* the timer is a parked job's, not the store's */
+    uint64_t gen;
     int rc;
 
     if (failed) { /* not on wake_cv: a wake meant for an idle worker must not land here */
@@ -2059,39 +2053,21 @@ static void idle_wait(struct queue *q, struct runner *r, uint64_t seq, bool fail
     }
     pthread_mutex_lock(&q->mu);
     gen = q->lease_gen;
-    sseq = q->store_seq;
-    /* nothing new in a shared store since the last read: its due_ms stands. Jobs
-     * handed off since were inserted leased (no news), with lease ends after the ones
-     * read; an ack or a renewal only moves the earliest time later, so due_ms can only
-     * be early (a wake that looks and reads again). Worker 0's lease timer still looks
-     * every lease_ms/4. SQLite's read is local and cheap: it reads every time */
-    cached = q->due_read && q->due_read_seq == sseq && q->due_read_gen == gen &&
-             store_shared(q->s);
     pthread_mutex_unlock(&q->mu);
-    if (cached) {
-        rc = HR_OK;
-        unsure = false;
-        pthread_mutex_lock(&q->mu);
-        now = now_ms(q);
-    } else {
-        rc = store_job_next_run_at(q->s, true, &next); /* HR_NOTFOUND: no job at all */
-        unsure = rc != HR_OK && rc != HR_NOTFOUND;
-        if (rc != HR_OK)
-            next = 0;
-        pthread_mutex_lock(&q->mu);
-        if (q->lease_gen != gen) { /* a lease ended meanwhile: the read may be stale */
-            pthread_mutex_unlock(&q->mu);
-            return;
-        }
-        now = now_ms(q);
-        if (rc == HR_OK) /* read after the last lease ended: what the store holds now */
-            q->due_ms = next;
-        else if (rc == HR_NOTFOUND)
-            q->due_ms = INT64_MAX;
-        q->due_read = !unsure;
-        q->due_read_seq = sseq;
-        q->due_read_gen = gen;
+    rc = store_job_next_run_at(q->s, true, &next); /* HR_NOTFOUND: no job at all */
+    unsure = rc != HR_OK && rc != HR_NOTFOUND;
+    if (rc != HR_OK)
+        next = 0;
+    pthread_mutex_lock(&q->mu);
+    if (q->lease_gen != gen) { /* a lease ended meanwhile: the read may be stale */
+        pthread_mutex_unlock(&q->mu);
+        return;
     }
+    now = now_ms(q);
+    if (rc == HR_OK) /* read after the last lease ended: what the store holds now */
+        q->due_ms = next;
+    else if (rc == HR_NOTFOUND)
+        q->due_ms = INT64_MAX;
     if (r->pooled && store_news(q)) { /* a run_at came due meanwhile: look now */
         pthread_mutex_unlock(&q->mu);
         return;

@@ -2043,66 +2043,6 @@ static void test_handoff_chain(void **state)
     free(c);
 }
 
-/* On a shared store (PostgreSQL, played here by a SQLite store without
- * job_expire_leases) an idle worker reads the earliest due time once, then not again
- * while the store has had no news: a chain of handed-off jobs makes none (each is
- * inserted leased). On a store of its own (SQLite) it reads at every idle. */
-static const struct store_ops *g_next_real;
-static atomic_int g_next_reads;
-
-static int next_counted(struct store *s, bool leases, int64_t *out)
-{
-    if (leases)
-        atomic_fetch_add(&g_next_reads, 1);
-    return g_next_real->job_next_run_at(s, leases, out);
-}
-
-static int handoff_chain_reads(struct fx *f, bool shared)
-{
-    static struct store_ops wrapped; /* static: still valid if an assertion ends the test */
-    struct queue_cfg cfg = test_cfg();
-    struct chain_ctx *c = calloc(1, sizeof *c);
-    struct job_handler hs[] = {{"c", chain_run, c}};
-    struct queue *q;
-    int reads;
-
-    g_next_real = f->s->ops;
-    wrapped = *f->s->ops;
-    wrapped.job_next_run_at = next_counted;
-    if (shared)
-        wrapped.job_expire_leases = NULL;
-    f->s->ops = &wrapped;
-    cfg.workers = 2;
-    cfg.idle_poll_ms = 60000;
-    q = queue_new(f->s, NULL, &cfg, hs, 1);
-    assert_int_equal(queue_start(q), 0);
-    sleep_ms(50);
-    enqueue(f, "c", "40", 0, 0);
-    wait_stats_done(q, 41, 10000);
-    sleep_ms(50);
-    atomic_store(&g_next_reads, 0);
-    enqueue(f, "c", "30", 0, 0); /* the news: one lease, then 30 handed-off stages */
-    wait_stats_done(q, 72, 10000);
-    sleep_ms(50);
-    reads = atomic_load(&g_next_reads);
-    queue_free(q);
-    f->s->ops = g_next_real;
-    free(c);
-    return reads;
-}
-
-static void test_idle_due_read_cached_on_shared_store(void **state)
-{
-    int shared = handoff_chain_reads(*state, true);
-    assert_true(shared <= 6); /* after the lease's news; then cached */
-}
-
-static void test_idle_due_read_every_time_on_own_store(void **state)
-{
-    int own = handoff_chain_reads(*state, false);
-    assert_true(own >= 20); /* about one per stage: the two workers take turns idling */
-}
-
 static void test_handoff_rolled_back_with_its_savepoint(void **state)
 {
     struct fx *f = *state;
@@ -2881,9 +2821,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_kind_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handoff_chain, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_due_read_cached_on_shared_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_due_read_every_time_on_own_store, setup,
-                                        teardown),
         cmocka_unit_test_setup_teardown(test_bulk_lane, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_unknown_kind_does_not_hide_due_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_lane_yields_to_store, setup, teardown),
