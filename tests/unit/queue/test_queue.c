@@ -1478,16 +1478,18 @@ static void test_suspect_held_while_async(void **state)
 /* ---- a suspect's outcome is committed first, alone -------------------------------- */
 
 /* hold_ctx: an async handler that keeps every ticket (by position in ids[]). */
+#define HOLD_MAX 5
+
 struct hold_ctx {
-    int64_t ids[4];
-    _Atomic(struct job_ticket *) t[4];
+    int64_t ids[HOLD_MAX]; /* 0: an unused slot (job ids start at 1) */
+    _Atomic(struct job_ticket *) t[HOLD_MAX];
 };
 
 static void hold_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
 {
     struct hold_ctx *c = ctx;
     (void)a;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < HOLD_MAX; i++)
         if (c->ids[i] == j->id)
             atomic_store(&c->t[i], r->ticket);
     r->outcome = JOB_OUT_ASYNC;
@@ -1600,28 +1602,13 @@ static int loop_ack_many(struct store_txn *t, const int64_t *ids, const int64_t 
     return HR_OK;
 }
 
-struct am_ctx {
-    int64_t ids[5];
-    _Atomic(struct job_ticket *) t[5];
-};
-
-static void am_run(void *ctx, const struct job *j, struct arena *a, struct job_result *r)
-{
-    struct am_ctx *c = ctx;
-    (void)a;
-    for (int i = 0; i < 5; i++)
-        if (c->ids[i] == j->id)
-            atomic_store(&c->t[i], r->ticket);
-    r->outcome = JOB_OUT_ASYNC;
-}
-
 static void ack_many_batch(struct fx *f, bool steal)
 {
     static struct store_ops wrapped; /* static: still valid if an assertion ends the test */
     static const char *const keys[5] = {"am.h", "am.x0", "am.x1", "am.x2", "am.t"};
     struct queue_cfg cfg = test_cfg();
-    struct am_ctx *c = calloc(1, sizeof *c);
-    struct job_handler hs[] = {{"x", am_run, c}, {"t", am_run, c}};
+    struct hold_ctx *c = calloc(1, sizeof *c);
+    struct job_handler hs[] = {{"x", hold_run, c}, {"t", hold_run, c}};
     struct queue_stats st;
     struct job *jobs, j;
     struct queue *q;
