@@ -2,6 +2,7 @@
 #include "automation.h"
 
 #include "defcache.h"
+#include "fanout.h"
 
 #include "refs.h"
 #include "send_int.h"
@@ -1002,6 +1003,10 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
      * With none of its own, a run's event data stays a reference (engine_spec_data) */
     if (!json_member(msg, "data"))
         json_i64(run, SPEC_DATA_EVENT, &o->data_event);
+    /* such a message is stored with the event's id instead of data (send__enqueue_one):
+     * no copy of the run data to drop there. A list's fan-out keeps the data it is given */
+    if (o->data_event > 0 && o->e && o->e->event_data && !engine_fanout_target(msg))
+        return step_send(o, msg, "send", "messageId");
     {
         cJSON *d = merge(json_obj(ctx, "data"), json_obj(msg, "data"), "overwrite");
         if (json_member(msg, "data"))

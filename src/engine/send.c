@@ -78,7 +78,12 @@ int engine_event_data(struct engine *e, int64_t event_id, cJSON **out)
         rc = HR_INVAL;
         goto out;
     }
-    *out = e->event_data(body);
+    if (e->event_data_take) {
+        *out = e->event_data_take(body);
+        body = NULL; /* taken */
+    } else {
+        *out = e->event_data(body);
+    }
 out:
     cJSON_Delete(body);
     arena_free(a);

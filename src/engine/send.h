@@ -84,6 +84,9 @@ struct engine {
      * reference to it (data_event) instead of a copy of its data, and loads derive the
      * data again from the stored event. NULL: they keep their own copy */
     cJSON *(*event_data)(const cJSON *event);
+    /* the same as event_data, made of event itself, which it takes (main: ingest's
+     * seg_run_data_take): engine_event_data's parsed body is not copied. NULL: event_data */
+    cJSON *(*event_data_take)(cJSON *event);
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

@@ -136,6 +136,8 @@ static void set(cJSON *obj, const char *key, cJSON *v)
 {
     cJSON *old = json_member(obj, key);
     must(v);
+    if (old == v)
+        return; /* already obj's member under key: replacing it would free it */
     if (old) {
         /* ReplaceItemViaPointer keeps the new item's own key: give it old's, which it
          * then owns (old is deleted with the key it had) */
@@ -682,18 +684,26 @@ static bool is_segment_field(const char *key)
     return false;
 }
 
-cJSON *seg_run_data_new(const cJSON *event)
+cJSON *seg_run_data_take(cJSON *event)
 {
-    cJSON *data;
     const cJSON *props;
-    if (!cJSON_IsObject(event))
+    if (!cJSON_IsObject(event)) {
+        cJSON_Delete(event);
         return must(cJSON_CreateObject());
-    data = must(cJSON_Duplicate(event, 1));
+    }
+    /* "properties" is a Segment field: set never replaces the object walked here */
     props = json_obj(event, "properties");
     for (const cJSON *it = props ? props->child : NULL; it; it = it->next) {
         if (!it->string || is_segment_field(it->string))
             continue;
-        set(data, it->string, cJSON_Duplicate(it, 1));
+        set(event, it->string, cJSON_Duplicate(it, 1));
     }
-    return data;
+    return event;
+}
+
+cJSON *seg_run_data_new(const cJSON *event)
+{
+    if (!cJSON_IsObject(event))
+        return must(cJSON_CreateObject());
+    return seg_run_data_take(must(cJSON_Duplicate(event, 1)));
 }

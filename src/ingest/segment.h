@@ -155,5 +155,9 @@ char *seg_catalog_name(const cJSON *event);
  * main): its output for an event already stored must not change from one herald to the
  * next (test_segment's test_run_data pins it to the byte). */
 cJSON *seg_run_data_new(const cJSON *event);
+/* seg_run_data_take: seg_run_data_new(event), made of event itself (taken: the caller
+ * must not use or free it after; NULL or not an object gives an empty object): for an
+ * event parsed only to derive its data, without the deep copy. */
+cJSON *seg_run_data_take(cJSON *event);
 
 #endif

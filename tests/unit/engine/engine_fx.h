@@ -69,4 +69,13 @@ static inline cJSON *fx_event_data_tagged(const cJSON *event)
     return d;
 }
 
+/* fx_event_data_tagged_take: the same as an engine.event_data_take (made of the event it
+ * takes), marked "taken" too, so a test sees which of the two derived the data. */
+static inline cJSON *fx_event_data_tagged_take(cJSON *event)
+{
+    cJSON_AddStringToObject(event, "derived", "yes");
+    cJSON_AddStringToObject(event, "taken", "yes");
+    return event;
+}
+
 #endif

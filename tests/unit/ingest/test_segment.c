@@ -844,7 +844,7 @@ static void test_run_data(void **state)
                             "\"_metadata\":1,"
                             "\"properties\":{\"plan\":\"pro\",\"userId\":\"evil\",\"event\":\"x\","
                             "\"category\":\"c\",\"_metadata\":{\"a\":1},\"n\":[1,2]}}");
-    cJSON *d = seg_run_data_new(ev);
+    cJSON *d = seg_run_data_new(ev), *taken;
     assert_string_equal(field(d, "plan"), "pro");
     assert_string_equal(field(d, "userId"), "u");
     assert_string_equal(field(d, "event"), "E");
@@ -863,6 +863,16 @@ static void test_run_data(void **state)
                                "\"userId\":\"evil\",\"event\":\"x\",\"category\":\"c\","
                                "\"_metadata\":{\"a\":1},\"n\":[1,2]},\"plan\":\"pro\","
                                "\"n\":[1,2]}");
+        /* seg_run_data_take (engine.event_data_take: a route's freshly parsed event)
+         * must derive exactly the same bytes, made of the event it takes */
+        {
+            char *t;
+            taken = seg_run_data_take(cJSON_Duplicate(ev, 1));
+            t = json_print(taken);
+            assert_string_equal(t, s);
+            free(t);
+            cJSON_Delete(taken);
+        }
         free(s);
     }
     cJSON_Delete(d);
@@ -870,6 +880,13 @@ static void test_run_data(void **state)
     d = seg_run_data_new(NULL);
     assert_true(cJSON_IsObject(d));
     cJSON_Delete(d);
+    /* taken and not an object: freed (ASan), an empty object instead */
+    taken = seg_run_data_take(cJSON_CreateString("x"));
+    assert_true(cJSON_IsObject(taken) && !taken->child);
+    cJSON_Delete(taken);
+    taken = seg_run_data_take(NULL);
+    assert_true(cJSON_IsObject(taken) && !taken->child);
+    cJSON_Delete(taken);
 }
 
 static void courier(const char *body, int want_rc, const char *want_msg, struct seg_result *r)
