@@ -2,7 +2,7 @@
  * both backends (test_store_sqlite.c, test_store_pg.c run it on their own fixture): new
  * ids created with the shared body at their own times, existing documents left exactly
  * as they were, ids that need quoting in an array literal kept as they are, and the
- * bounds refused. Include after cmocka.h. */
+ * bounds refused; and store_doc_put's versions, asked for or not. Include after cmocka.h. */
 #ifndef HERALD_TEST_DOCS_SCENARIO_H
 #define HERALD_TEST_DOCS_SCENARIO_H
 
@@ -27,6 +27,46 @@ static int ds_put_tx(struct store_txn *t, void *arg)
 {
     (void)arg;
     return store_doc_put(t, "profiles", STR_LIT("p1"), STR_LIT("{\"a\":1}"), 5, NULL);
+}
+
+struct ds_put {
+    const char *id, *body;
+    int64_t now;
+    int64_t *version; /* NULL: not asked for (SQLite: the statement without RETURNING) */
+};
+
+static int ds_put_ver_tx(struct store_txn *t, void *arg)
+{
+    struct ds_put *p = arg;
+    return store_doc_put(t, "profiles", str_c(p->id), str_c(p->body), p->now, p->version);
+}
+
+/* doc_put_scenario: store_doc_put creates at version 1 and each put adds one, whether
+ * the caller asks for the version or not (both statements), and the version it answers
+ * is the stored one. */
+static void doc_put_scenario(struct store *s, struct arena *a)
+{
+    int64_t v = 0;
+    struct ds_put p = {"vp", "{\"n\":1}", 10, &v};
+    struct doc_rec d;
+    struct herr err;
+    herr_clear(&err);
+    assert_int_equal(store_write(s, ds_put_ver_tx, &p, &err), HR_OK);
+    assert_int_equal(v, 1);
+    p = (struct ds_put){"vp", "{\"n\":2}", 20, NULL};
+    assert_int_equal(store_write(s, ds_put_ver_tx, &p, &err), HR_OK);
+    assert_int_equal(store_doc_get(s, "profiles", STR_LIT("vp"), a, &d), HR_OK);
+    assert_int_equal(d.version, 2);
+    assert_string_equal(d.body.p, "{\"n\":2}");
+    assert_int_equal(d.created_ms, 10);
+    assert_int_equal(d.updated_ms, 20);
+    p = (struct ds_put){"vp", "{\"n\":3}", 30, &v};
+    assert_int_equal(store_write(s, ds_put_ver_tx, &p, &err), HR_OK);
+    assert_int_equal(v, 3);
+    p = (struct ds_put){"vq", "{}", 40, NULL}; /* a new one, not asked */
+    assert_int_equal(store_write(s, ds_put_ver_tx, &p, &err), HR_OK);
+    assert_int_equal(store_doc_get(s, "profiles", STR_LIT("vq"), a, &d), HR_OK);
+    assert_int_equal(d.version, 1);
 }
 
 static void docs_scenario(struct store *s, struct arena *a)

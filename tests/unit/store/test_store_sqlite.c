@@ -1410,11 +1410,12 @@ static void test_corruption_fails_ping(void **state)
     assert_true(strstr(err.msg, "integrity check") || strstr(err.msg, "is corrupt"));
 }
 
-/* doc_create_many: the shared scenario (docs_scenario.h) on this backend */
+/* doc_create_many and doc_put: the shared scenarios (docs_scenario.h) on this backend */
 static void test_doc_create_many(void **state)
 {
     struct fx *f = *state;
     docs_scenario(f->s, f->a);
+    doc_put_scenario(f->s, f->a);
 }
 
 /* lists: the shared lists scenario (lists_scenario.h) on this backend */
