@@ -585,6 +585,7 @@ static int cmd_serve(int argc, char **argv)
     eng.clock = hclock_system();
     eng.event_data = seg_run_data_new; /* runs and messages refer to their event's data */
     eng.event_data_take = seg_run_data_take;
+    eng.event_data_view = seg_run_data_view;
     if (cfg.public_url[0]) /* tracking links (engine/tracking.h): no trailing slash */
         snprintf(public_url, sizeof public_url, "%.*s", (int)strcspn(cfg.public_url, "?#"),
                  cfg.public_url);

@@ -800,7 +800,11 @@ int automation_trigger_event(void *engine, struct store_txn *t, const cJSON *dat
     if (rc < 0 || ds->n == 0)
         goto out;
     ctx = cJSON_CreateObject();
-    cJSON_AddItemToObject(ctx, "data", data_new(data));
+    /* the runs only read ctx's data while this call lasts, and data outlives it: a view
+     * of it, when it derives the same as data_new, spares the deep copy */
+    cJSON_AddItemToObject(ctx, "data", e->event_data_view && data_new == e->event_data
+                                           ? e->event_data_view(data)
+                                           : data_new(data));
     cJSON_AddItemToObject(ctx, "recipient", uid ? cJSON_CreateString(uid) : cJSON_CreateNull());
     src = cJSON_CreateObject();
     cJSON_AddStringToObject(src, "event", name);

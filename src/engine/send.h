@@ -87,6 +87,10 @@ struct engine {
     /* the same as event_data, made of event itself, which it takes (main: ingest's
      * seg_run_data_take): engine_event_data's parsed body is not copied. NULL: event_data */
     cJSON *(*event_data_take)(cJSON *event);
+    /* the same as event_data, made of references into event (main: ingest's
+     * seg_run_data_view): automation_trigger_event's run context, built while the event
+     * is at hand, when its data_new is event_data. NULL: event_data */
+    cJSON *(*event_data_view)(const cJSON *event);
 };
 
 /* engine_send_validate: check a Courier v2 `message` object (to, template|content, data,

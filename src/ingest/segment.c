@@ -701,6 +701,35 @@ cJSON *seg_run_data_take(cJSON *event)
     return event;
 }
 
+/* ref_of: a new reference to item (its own node, item's value not owned). */
+static cJSON *ref_of(const cJSON *item)
+{
+    cJSON *tmp = must(cJSON_CreateArray()), *ref;
+    if (!cJSON_AddItemReferenceToArray(tmp, (cJSON *)item))
+        must(NULL);
+    ref = cJSON_DetachItemFromArray(tmp, 0);
+    cJSON_Delete(tmp);
+    return ref;
+}
+
+cJSON *seg_run_data_view(const cJSON *event)
+{
+    cJSON *data = must(cJSON_CreateObject());
+    const cJSON *props, *it;
+    if (!cJSON_IsObject(event))
+        return data;
+    for (it = event->child; it; it = it->next)
+        if (it->string && !cJSON_AddItemReferenceToObject(data, it->string, (cJSON *)it))
+            must(NULL);
+    props = json_obj(event, "properties");
+    for (it = props ? props->child : NULL; it; it = it->next) {
+        if (!it->string || is_segment_field(it->string))
+            continue;
+        set(data, it->string, ref_of(it));
+    }
+    return data;
+}
+
 cJSON *seg_run_data_new(const cJSON *event)
 {
     if (!cJSON_IsObject(event))

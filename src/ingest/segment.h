@@ -159,5 +159,10 @@ cJSON *seg_run_data_new(const cJSON *event);
  * must not use or free it after; NULL or not an object gives an empty object): for an
  * event parsed only to derive its data, without the deep copy. */
 cJSON *seg_run_data_take(cJSON *event);
+/* seg_run_data_view: seg_run_data_new(event) made of references into event (new, caller
+ * owns; its values are event's): valid only while event is, and not to be changed in
+ * place. For a run's context while the event that starts it is at hand (the accept),
+ * without the deep copy. Prints the same bytes. */
+cJSON *seg_run_data_view(const cJSON *event);
 
 #endif

@@ -69,6 +69,17 @@ static inline cJSON *fx_event_data_tagged(const cJSON *event)
     return d;
 }
 
+/* fx_event_data_tagged_view: fx_event_data_tagged made of references into the event (an
+ * engine.event_data_view): used after the event is gone, ASan says so. */
+static inline cJSON *fx_event_data_tagged_view(const cJSON *event)
+{
+    cJSON *d = cJSON_CreateObject();
+    for (const cJSON *it = event ? event->child : NULL; it; it = it->next)
+        cJSON_AddItemReferenceToObject(d, it->string, (cJSON *)it);
+    cJSON_AddStringToObject(d, "derived", "yes");
+    return d;
+}
+
 /* fx_event_data_tagged_take: the same as an engine.event_data_take (made of the event it
  * takes), marked "taken" too, so a test sees which of the two derived the data. */
 static inline cJSON *fx_event_data_tagged_take(cJSON *event)
