@@ -1,14 +1,16 @@
-// flowload.mjs URL AUTH N CONC: POST N flow track events (wrk.lua's flow shape: ~700 B,
-// event "Flow Event", properties.ts first, unique messageIds, users over 10,000 ids),
-// CONC requests at once, and print ok=<2xx answers>. For bench/allocs.sh, which needs an
-// exact event count (wrk runs for a time, not a count).
+// flowload.mjs URL AUTH N CONC [USERS]: POST N flow track events (wrk.lua's flow shape:
+// ~700 B, event "Flow Event", properties.ts first, unique messageIds, user ids u0 ..
+// u<USERS-1>, 10,000 by default), CONC requests at once, and print ok=<200 answers>.
+// For bench/allocs.sh, which needs an exact event count (wrk runs for a time, not a
+// count).
 const [url, auth, n, conc] = [process.argv[2], process.argv[3], +process.argv[4], +process.argv[5]];
-if (!url || !auth || !(n > 0) || !(conc > 0)) {
-    console.error("usage: node flowload.mjs URL AUTH N CONC");
+const users = process.argv[6] ? +process.argv[6] : 10000;
+if (!url || !auth || !(n > 0) || !(conc > 0) || !(users > 0)) {
+    console.error("usage: node flowload.mjs URL AUTH N CONC [USERS]");
     process.exit(2);
 }
 const body = (i) => JSON.stringify({
-    type: "track", event: "Flow Event", userId: "u" + (i % 10000),
+    type: "track", event: "Flow Event", userId: "u" + (i % users),
     anonymousId: "507f191e810c19729de860ea", messageId: `fl-${process.pid}-${i}`,
     timestamp: "2026-01-15T10:20:30.123Z",
     context: {

@@ -22,6 +22,7 @@
  * An attempt's outcome (its SENT, RETRYING or UNDELIVERABLE event, a channel's `sent`
  * and the message's sent_ms) is timed when the call ended, on every path; the commit's
  * time is the row's updated_ms. */
+#include "defcache.h"
 #include "send_int.h"
 #include "receipt.h"
 
@@ -329,12 +330,50 @@ struct delivery_call {
     int64_t enqueued_ms;        /* the message's, for its timeout */
     int64_t timeout_ms;         /* the message timeout */
     cJSON *state, *spec, *pdoc; /* the delivery's profile, override and settings live here */
+    struct defset *pset;        /* the cached providers pdoc belongs to (pdoc not owned
+                                   then: pdoc_release) */
     struct content content;
     char idem[512];
     struct delivery dl;
 };
 
 static int64_t backoff(const struct engine *e, int64_t attempt);
+
+/* pdoc_release: give back c's provider record: a reference to the cached set it is part
+ * of, or the record read for this call. */
+static void pdoc_release(struct delivery_call *c)
+{
+    if (c->pset)
+        defset_unref(c->pset);
+    else
+        cJSON_Delete(c->pdoc);
+    c->pset = NULL;
+    c->pdoc = NULL;
+}
+
+/* provider_cached: the record of provider id, enabled on channel ch, from the engine's
+ * provider cache (what routing chose it from, defcache.h), holding the cached set in
+ * c->pset. Only on a store this process owns (SQLite): every change to a provider goes
+ * through it and drops the cache at once, so the record is the stored one. On a shared
+ * store another node's change shows in the cache only within DEFCACHE_TTL_MS, and a
+ * provider disabled there must not be called: NULL, as when there is no cache or the
+ * provider is not enabled on ch there; the caller reads the store, which also says
+ * whether it was removed or disabled. */
+static const cJSON *provider_cached(struct engine *e, struct delivery_call *c, const char *ch,
+                                    const char *id)
+{
+    struct defset *ps = NULL;
+    if (!e->provs || store_shared(e->store) || engine_channel_providers(e, ch, &ps) != HR_OK)
+        return NULL;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (ps->defs[i] && strcmp(ps->ids[i], id) == 0) {
+            c->pset = ps;
+            return ps->defs[i];
+        }
+    }
+    defset_unref(ps);
+    return NULL;
+}
 
 /* deliver_settled: the attempt's outcome is committed (or given up: the job runs again
  * after its lease): only now is the provider's limit slot free, so the calls of one
@@ -415,8 +454,8 @@ static void deliver_done(void *arg, const struct delivery_result *res)
     content_cleanup(&c->content);
     cJSON_Delete(c->state);
     cJSON_Delete(c->spec);
-    cJSON_Delete(c->pdoc);
-    c->state = c->spec = c->pdoc = NULL;
+    pdoc_release(c);
+    c->state = c->spec = NULL;
     queue_job_finish(NULL, c->ticket, &r); /* c and o may be gone after this */
 }
 
@@ -457,8 +496,8 @@ static void call_cleanup(struct delivery_call *c)
     content_cleanup(&c->content);
     cJSON_Delete(c->state);
     cJSON_Delete(c->spec);
-    cJSON_Delete(c->pdoc);
-    c->state = c->spec = c->pdoc = NULL;
+    pdoc_release(c);
+    c->state = c->spec = NULL;
 }
 
 enum begin { BEGIN_STARTED, BEGIN_NOCALL, BEGIN_DEFER, BEGIN_RETRY };
@@ -509,11 +548,15 @@ static enum begin deliver_begin(struct engine *e, struct delivery_call *c, const
     }
     snprintf(o->provider_id, sizeof o->provider_id, "%s",
              cJSON_GetArrayItem(pids, (int)o->p)->valuestring);
-    *rc = store_doc_get(e->store, "providers", str_c(o->provider_id), a, &d);
-    if (*rc == HR_OK)
-        c->pdoc = cJSON_ParseWithLength(d.body.p, d.body.len);
-    else if (*rc != HR_NOTFOUND)
-        return BEGIN_RETRY;
+    if ((c->pdoc = (cJSON *)provider_cached(e, c, ch, o->provider_id))) {
+        *rc = HR_OK;
+    } else {
+        *rc = store_doc_get(e->store, "providers", str_c(o->provider_id), a, &d);
+        if (*rc == HR_OK)
+            c->pdoc = cJSON_ParseWithLength(d.body.p, d.body.len);
+        else if (*rc != HR_NOTFOUND)
+            return BEGIN_RETRY;
+    }
     ops = provider_find(json_str(c->pdoc, "provider") ? json_str(c->pdoc, "provider") : "");
     snprintf(o->provider, sizeof o->provider, "%s", ops ? ops->name : "unknown");
     o->started_ms = hclock_now(e->clock);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../../../src/engine/defcache.h"
 #include "../../../src/engine/hooks.h"
 #include "../../../src/engine/send.h"
 #include "../../../src/queue/queue.h"
@@ -385,6 +386,69 @@ static void test_route_at_cap_hands_over(void **state)
                         "ENQUEUED,PROFILE_LOADED,RENDERED,DELIVERING,SENT");
 }
 
+static int del_provider_tx(struct store_txn *t, void *arg)
+{
+    return store_doc_delete(t, "providers", str_c(arg));
+}
+
+/* With the engine's provider cache (main's) on a store this process owns (SQLite: every
+ * provider change goes through it and drops the cache), a delivery takes the provider's
+ * record from the set routing chose it from, holding a reference until its call ends
+ * (ASan: the sets are freed with the cache, none kept). A provider the cache no longer
+ * holds when the delivery starts (removed after routing) is read from the store, which
+ * says it is gone: UNDELIVERABLE with why, as without the cache. */
+static void test_deliver_provider_from_cache(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    char h[256];
+    bool held = false, at_cap = false;
+    int64_t at = 0, t_held = hclock_now(&f->clk.base);
+    struct limit_cfg lc = {.concurrency = 1};
+    struct message_rec m;
+    f->e.provs = defcache_new();
+    console(f, "c1", "email", "{\"concurrency\":1}");
+    send(f, "pc1", ONE_EMAIL);
+    assert_int_equal(run_jobs(f), 1);
+    assert_status(f, "pc1", "SENT");
+    assert_string_equal(history(f, "pc1", h, sizeof h),
+                        "ENQUEUED,PROFILE_LOADED,RENDERED,DELIVERING,SENT");
+
+    /* routed to c1 at its cap (a deliver job waits); c1's record then changes in the
+     * store behind the cache's back (only a test can, on SQLite): the delivery uses the
+     * cached record routing chose it by, not a read of its own */
+    assert_int_equal(limit_acquire(f->e.limits, "c1", &lc, t_held, &held, &at, &at_cap), 0);
+    send(f, "pc0", ONE_EMAIL);
+    run_jobs(f);
+    assert_status(f, "pc0", "ROUTED");
+    put_doc(f, "providers", "c1",
+            "{\"id\":\"c1\",\"provider\":\"console\",\"channel\":\"email\","
+            "\"enabled\":false,\"priority\":1,\"settings\":{},\"limits\":{\"concurrency\":1}}");
+    limit_release(f->e.limits, "c1", t_held, hclock_now(&f->clk.base));
+    hclock_manual_advance(&f->clk, DEFCACHE_TTL_MS - 1); /* the slot's time, not the TTL */
+    run_jobs(f);
+    assert_status(f, "pc0", "SENT");
+
+    /* the same, but c1 is removed and the cache told (as the providers API does) */
+    t_held = hclock_now(&f->clk.base);
+    held = false;
+    assert_int_equal(limit_acquire(f->e.limits, "c1", &lc, t_held, &held, &at, &at_cap), 0);
+    send(f, "pc2", ONE_EMAIL);
+    run_jobs(f);
+    assert_status(f, "pc2", "ROUTED");
+    herr_clear(&err);
+    assert_int_equal(store_write(f->s, del_provider_tx, "c1", &err), HR_OK);
+    defcache_changed(); /* as the providers API does */
+    limit_release(f->e.limits, "c1", t_held, hclock_now(&f->clk.base));
+    hclock_manual_advance(&f->clk, 60000);
+    run_jobs(f);
+    assert_status(f, "pc2", "UNDELIVERABLE");
+    assert_int_equal(store_message_get(f->s, str_c("pc2"), f->a, &m), HR_OK);
+    assert_non_null(strstr(m.error.p, "removed or disabled"));
+    defcache_free(f->e.provs);
+    f->e.provs = NULL;
+}
+
 /* Two channels (routing "all"): a send.deliver job each, as before. */
 static void test_route_two_channels_hands_over(void **state)
 {
@@ -590,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_delivers_one_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_cap_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver_provider_from_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_rate_limit_waits_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_taken_over_marks_retaken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_data_from_event, setup, teardown),
