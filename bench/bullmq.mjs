@@ -27,6 +27,7 @@ import { fork } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
+import { FLOW_EVENT } from './flowevent.mjs';
 
 const opt = {
   redis: 0, sink: '', concurrency: 64, producers: 64, duration: 10, 'max-jobs': Infinity,
@@ -101,20 +102,7 @@ async function worker() {
 }
 
 // ---- producer (and driver) ---------------------------------------------------------------
-const EVENT = {
-  type: 'track', event: 'Flow Event', anonymousId: '507f191e810c19729de860ea',
-  timestamp: '2026-01-15T10:20:30.123Z',
-  context: {
-    ip: '203.0.113.42', locale: 'en-US', library: { name: 'analytics-node', version: '6.2.0' },
-    userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
-    page: { path: '/checkout', referrer: 'https://example.com/cart', title: 'Checkout', url: 'https://example.com/checkout' },
-  },
-  properties: {
-    revenue: 49.99, currency: 'USD', plan: 'pro',
-    items: [{ sku: 'sku-1001', name: 'Widget', price: 19.99, quantity: 1 },
-      { sku: 'sku-1002', name: 'Gadget', price: 29.99, quantity: 1 }],
-  },
-};
+const EVENT = FLOW_EVENT;
 
 async function producer() {
   const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--worker']);
