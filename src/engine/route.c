@@ -572,12 +572,15 @@ static void route(struct engine *e, const struct message_rec *m, int alt_from,
         cJSON_AddStringToObject(r, "channel_id", cs->string);
         if (list_unsub[0] && c.channel == CH_EMAIL)
             c.list_unsub = strdup(list_unsub);
-        cJSON_AddItemToObject(r, "content", content_json(&c));
+        cJSON *cj = content_json(&c);
+        cJSON_AddItemToObject(r, "content", cj);
         cJSON_AddItemToArray(results, r);
         h = cJSON_CreateObject();
         cJSON *chn = cJSON_AddObjectToObject(h, "channel");
         cJSON_AddStringToObject(chn, "id", cs->string);
-        cJSON_AddItemToObject(h, "output", content_json(&c));
+        /* the same object as the outputs' (o->outputs owns it and lives as long as
+         * o->events: route_out_free), printed into both */
+        cJSON_AddItemReferenceToObject(h, "output", cj);
         event(o, "RENDERED", h);
         if (cJSON_GetArraySize(o->jobs) == 0) {
             o->first = c; /* moved */
