@@ -1009,7 +1009,7 @@ static bool exec_send(struct step_out *o, const cJSON *st, const cJSON *ctx, con
         json_i64(run, SPEC_DATA_EVENT, &o->data_event);
     /* such a message is stored with the event's id instead of data (send__enqueue_one):
      * no copy of the run data to drop there. A list's fan-out keeps the data it is given */
-    if (o->data_event > 0 && o->e && o->e->event_data && !engine_fanout_target(msg))
+    if (send__data_by_ref(o->e, o->data_event) && !engine_fanout_target(msg))
         return step_send(o, msg, "send", "messageId");
     {
         cJSON *d = merge(json_obj(ctx, "data"), json_obj(msg, "data"), "overwrite");

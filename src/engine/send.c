@@ -567,7 +567,7 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
     /* the stored spec: msg with `to` = r. Printed once, here on the writer: built of
      * references to msg's members (no deep copy of the message's data). A message whose
      * data is its event's keeps the event's id instead (engine_spec_data) */
-    if (!e->event_data)
+    if (!send__data_by_ref(e, data_event))
         data_event = 0;
     cJSON_ArrayForEach(it, msg)
     {

@@ -39,6 +39,13 @@ int send__enqueue_one(struct engine *e, struct store_txn *t, const cJSON *msg,
                       const cJSON *r, const char *msg_id, const char *request_id,
                       const char *run_id, const cJSON *origin, bool bulk,
                       int64_t data_event);
+/* send__data_by_ref: a message whose data is stored event data_event's is stored with
+ * that event's id instead of a copy of its data (send__enqueue_one): data_event > 0
+ * and the engine derives event data (e->event_data). */
+static inline bool send__data_by_ref(const struct engine *e, int64_t data_event)
+{
+    return data_event > 0 && e && e->event_data;
+}
 /* send__is_final: a status after which nothing more happens. */
 bool send__is_final(struct str status);
 
