@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define M_IN_FLIGHT "herald_transport_in_flight"
@@ -57,6 +58,7 @@ struct transport {
     struct transfer *active;        /* started, not finished (doubly linked) */
     long n_easy;                    /* easy handles in the multi */
     long keep;                      /* CURLMOPT_MAXCONNECTS as last set */
+    long keep_min;                  /* idle connections kept at least (keep_idle) */
 };
 
 /* ---- requests and responses --------------------------------------------------------- */
@@ -383,10 +385,10 @@ static void start(struct transport *t, struct transfer *tr)
  * connections per easy handle in the multi at the moment one is given back, so when the
  * transfers in flight drop (between bursts of deliveries) it closes the connections the
  * next burst needs, and that burst opens them again: 5-7 % of the flow bench's deliveries
- * opened a connection. The same 4 per handle, but never fewer than TRANSPORT_IDLE_KEEP. */
+ * opened a connection. The same 4 per handle, but never fewer than keep_min. */
 static void keep_idle(struct transport *t)
 {
-    long keep = t->n_easy * 4 > TRANSPORT_IDLE_KEEP ? t->n_easy * 4 : TRANSPORT_IDLE_KEEP;
+    long keep = t->n_easy * 4 > t->keep_min ? t->n_easy * 4 : t->keep_min;
     if (keep != t->keep && curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, keep) == CURLM_OK)
         t->keep = keep;
 }
@@ -526,8 +528,15 @@ static void *transport_main(void *arg)
 struct transport *transport_new(int max_transfers)
 {
     struct transport *t = xcalloc(1, sizeof *t);
+    struct rlimit rl;
     pthread_mutex_init(&t->mu, NULL);
     t->max = max_transfers > 0 ? max_transfers : TRANSPORT_MAX_DEFAULT;
+    /* idle connections hold descriptors: at most an eighth of the open-file limit per
+     * cache (the HTTP server takes half of it for its connections) */
+    t->keep_min = TRANSPORT_IDLE_KEEP;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)t->keep_min > rl.rlim_cur / 8)
+        t->keep_min = (long)(rl.rlim_cur / 8);
     t->multi = curl_multi_init();
     if (!t->multi)
         goto fail;

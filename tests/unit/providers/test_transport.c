@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -539,6 +540,11 @@ static void test_provider_start(void **state)
 
 static int group_setup(void **state)
 {
+    struct rlimit rl; /* as herald serve does (main.c raise_nofile): 1,000 sockets at once */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     log_set_level(LOG_WARN);
     sink_start();
     return provider_global_init() == HR_OK ? 0 : -1;
