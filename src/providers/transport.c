@@ -1,9 +1,17 @@
 /* transport.c: the one libcurl multi loop (see transport.h). A transfer is born in
  * transport_submit (the request moved in, appended to the submission list under the
- * lock), started by the loop thread (easy handle made, options set, added to the multi),
- * and ended by finish() on the loop thread (result read, secrets scrubbed, callback
- * called, everything freed). The loop thread is the only one that touches the multi,
- * the easy handles, the connection pools and the list of active transfers. */
+ * lock, the loop woken through an eventfd), started by the loop thread (easy handle
+ * made, options set, added to the multi), and ended by finish() on the loop thread
+ * (result read, secrets scrubbed, callback called, everything freed). The loop thread is
+ * the only one that touches the multi, the easy handles, the connection pools and the
+ * list of active transfers.
+ *
+ * The loop drives libcurl by its socket interface: libcurl names the sockets it waits on
+ * (on_socket: into an epoll set) and its next timeout (on_timer), and the loop hands it
+ * only the sockets epoll found ready (curl_multi_socket_action). With
+ * curl_multi_perform every wake-up walked every transfer in flight, each checking its
+ * socket with a poll() of its own: 25 poll() calls per delivery with ~500 calls in
+ * flight to a sink answering in 100 ms. */
 #include "transport.h"
 
 #include "../util/clock.h"
@@ -16,8 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define M_IN_FLIGHT "herald_transport_in_flight"
 #define M_DONE "herald_transport_completed_total"
@@ -56,6 +68,9 @@ struct transport {
     CURLM *multi;                   /* loop thread only, from here on */
     CURLSH *pool[POOL_N];           /* connection pools apart from the multi's own */
     struct transfer *active;        /* started, not finished (doubly linked) */
+    int ep;                         /* epoll set: the wake eventfd and libcurl's sockets */
+    int wake_fd;                    /* eventfd: submissions, stop (any thread writes) */
+    int64_t timer_at;               /* libcurl's timeout, monotonic ms; -1: none */
     long n_easy;                    /* easy handles in the multi */
     long keep;                      /* CURLMOPT_MAXCONNECTS as last set */
     long keep_min;                  /* idle connections kept at least (keep_idle) */
@@ -483,14 +498,68 @@ static void cancel(struct transport *t, struct transfer *tr)
 
 /* ---- the loop ----------------------------------------------------------------------------- */
 
+/* on_socket: CURLMOPT_SOCKETFUNCTION: watch s for what libcurl waits for (level
+ * triggered), or stop watching it. socketp is non-NULL once s is in the set. */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *arg, void *socketp)
+{
+    struct transport *t = arg;
+    struct epoll_event ev = {.data.fd = s};
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (socketp)
+            epoll_ctl(t->ep, EPOLL_CTL_DEL, s, NULL); /* ENOENT/EBADF: already gone */
+        return 0;
+    }
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    if (socketp ? epoll_ctl(t->ep, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT &&
+                      epoll_ctl(t->ep, EPOLL_CTL_ADD, s, &ev) < 0
+                : epoll_ctl(t->ep, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST &&
+                      epoll_ctl(t->ep, EPOLL_CTL_MOD, s, &ev) < 0) {
+        LOG_E("transport.epoll", "fd=%d errno=%d", (int)s, errno);
+        return -1; /* libcurl fails the transfers on s */
+    }
+    if (!socketp)
+        curl_multi_assign(t->multi, s, t); /* any non-NULL mark */
+    return 0;
+}
+
+/* on_timer: CURLMOPT_TIMERFUNCTION: libcurl wants CURL_SOCKET_TIMEOUT after ms (-1:
+ * never). */
+static int on_timer(CURLM *m, long ms, void *arg)
+{
+    struct transport *t = arg;
+    (void)m;
+    t->timer_at = ms < 0 ? -1 : time_mono_ms() + ms;
+    return 0;
+}
+
+/* reap: finish every transfer libcurl says is done. */
+static void reap(struct transport *t)
+{
+    CURLMsg *m;
+    int left = 0;
+    while ((m = curl_multi_info_read(t->multi, &left))) {
+        struct transfer *tr = NULL;
+        CURLcode cc = m->data.result;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&tr);
+        finish(t, tr, HR_OK, cc);
+    }
+}
+
+#define WAIT_MAX_MS 1000 /* the loop looks at its submissions at least this often */
+#define EVENTS_MAX 256
+
 static void *transport_main(void *arg)
 {
     struct transport *t = arg;
+    struct epoll_event evs[EVENTS_MAX];
     pthread_setname_np(pthread_self(), "h-transport"); /* top -H, perf, gdb */
     for (;;) {
         struct transfer *q, *next;
-        CURLMsg *m;
-        int running = 0, left = 0;
+        int running = 0, n, wait_ms = WAIT_MAX_MS;
+        int64_t now;
         bool stop;
         pthread_mutex_lock(&t->mu);
         q = t->head;
@@ -509,20 +578,46 @@ static void *transport_main(void *arg)
         if (stop)
             break;
         keep_idle(t);
-        curl_multi_perform(t->multi, &running);
-        while ((m = curl_multi_info_read(t->multi, &left))) {
-            struct transfer *tr = NULL;
-            CURLcode cc = m->data.result;
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&tr);
-            finish(t, tr, HR_OK, cc);
+        if (t->timer_at >= 0) {
+            now = time_mono_ms();
+            wait_ms = t->timer_at <= now ? 0
+                      : t->timer_at - now < WAIT_MAX_MS ? (int)(t->timer_at - now)
+                                                         : WAIT_MAX_MS;
         }
-        curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
+        n = epoll_wait(t->ep, evs, EVENTS_MAX, wait_ms);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd, bits = 0;
+            if (fd == t->wake_fd) {
+                uint64_t v;
+                ssize_t r = read(t->wake_fd, &v, sizeof v); /* EAGAIN: read already */
+                (void)r;
+                continue;
+            }
+            if (evs[i].events & EPOLLIN)
+                bits |= CURL_CSELECT_IN;
+            if (evs[i].events & EPOLLOUT)
+                bits |= CURL_CSELECT_OUT;
+            if (evs[i].events & (EPOLLERR | EPOLLHUP))
+                bits |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(t->multi, fd, bits, &running);
+        }
+        if (t->timer_at >= 0 && time_mono_ms() >= t->timer_at) {
+            t->timer_at = -1; /* before the call: libcurl may set the next one in it */
+            curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        reap(t);
     }
     while (t->active)
         cancel(t, t->active);
     return NULL;
+}
+
+/* loop_wake: make the loop look at its submissions (any thread). */
+static void loop_wake(struct transport *t)
+{
+    uint64_t one = 1;
+    ssize_t r = write(t->wake_fd, &one, sizeof one); /* EAGAIN: already awake */
+    (void)r;
 }
 
 struct transport *transport_new(int max_transfers)
@@ -537,9 +632,21 @@ struct transport *transport_new(int max_transfers)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         (rlim_t)t->keep_min > rl.rlim_cur / 8)
         t->keep_min = (long)(rl.rlim_cur / 8);
+    t->ep = t->wake_fd = -1;
+    t->timer_at = -1;
     t->multi = curl_multi_init();
     if (!t->multi)
         goto fail;
+    t->ep = epoll_create1(EPOLL_CLOEXEC);
+    t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (t->ep < 0 || t->wake_fd < 0 ||
+        epoll_ctl(t->ep, EPOLL_CTL_ADD, t->wake_fd,
+                  &(struct epoll_event){.events = EPOLLIN, .data.fd = t->wake_fd}) < 0)
+        goto fail;
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
     for (int i = 0; i < POOL_N; i++) {
         t->pool[i] = curl_share_init();
         if (!t->pool[i] ||
@@ -554,6 +661,10 @@ fail:
     curl_multi_cleanup(t->multi);
     for (int i = 0; i < POOL_N; i++)
         curl_share_cleanup(t->pool[i]);
+    if (t->ep >= 0)
+        close(t->ep);
+    if (t->wake_fd >= 0)
+        close(t->wake_fd);
     pthread_mutex_destroy(&t->mu);
     free(t);
     return NULL;
@@ -566,11 +677,15 @@ void transport_free(struct transport *t)
     pthread_mutex_lock(&t->mu);
     t->stopping = true;
     pthread_mutex_unlock(&t->mu);
-    curl_multi_wakeup(t->multi);
+    loop_wake(t);
     pthread_join(t->th, NULL);
-    curl_multi_cleanup(t->multi); /* closes the connections: SMTP sessions say QUIT */
+    /* closes the connections (SMTP sessions say QUIT), telling on_socket: the epoll set
+     * is closed after it */
+    curl_multi_cleanup(t->multi);
     for (int i = 0; i < POOL_N; i++)
         curl_share_cleanup(t->pool[i]);
+    close(t->ep);
+    close(t->wake_fd);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -579,6 +694,7 @@ int transport_submit(struct transport *t, struct transport_req *req, transport_d
                      void *arg, struct herr *err)
 {
     struct transfer *tr = NULL;
+    bool was_empty;
     int rc = HR_OK;
     if (!scheme_ok(req)) {
         rc = herr_set(err, HR_INVAL, "%s", req->kind == TRANSPORT_SMTP ? "not an smtp(s) URL"
@@ -592,6 +708,7 @@ int transport_submit(struct transport *t, struct transport_req *req, transport_d
     tr->done = done;
     tr->arg = arg;
     pthread_mutex_lock(&t->mu);
+    was_empty = t->head == NULL;
     if (t->stopping) {
         rc = herr_set(err, HR_UNAVAIL, "transport: shut down");
     } else if (t->count >= t->max) {
@@ -609,7 +726,10 @@ int transport_submit(struct transport *t, struct transport_req *req, transport_d
     pthread_mutex_unlock(&t->mu);
     if (rc == HR_OK) {
         metrics_gauge_add(M_IN_FLIGHT, "Outbound transfers queued or in flight.", 1);
-        curl_multi_wakeup(t->multi);
+        /* a list that was not empty has its wake-up pending: the loop takes the whole
+         * list when it next looks */
+        if (was_empty)
+            loop_wake(t);
     }
 out:
     transfer_free(tr);
