@@ -72,7 +72,7 @@
 #define DRAIN_MAX ((size_t)16 << 20) /* body bytes read and dropped after a refusal */
 #define ERR_MSG_MAX 1024
 #define IDLE_TIMEOUT_S 60u
-#define REAP_INTERVAL_MS 250
+#define REAP_INTERVAL_MS 250 /* the reaper's first pass after the start */
 #define LIMIT_LOG_EVERY_MS 10000 /* at most one log line per kind of limit this often */
 #define IP_BUCKETS 4096
 #define CORS_MAX 32
@@ -645,11 +645,15 @@ static void sconn_phase(struct sconn *s, enum phase ph)
 
 /* reap: one pass of the reaper under srv->mu: shut down connections past their
  * deadline. MHD then sees the end of the stream and closes them. Each is counted
- * before its shutdown, so a client that sees the close also sees it in /metrics. */
-static void reap(struct http_server *srv, long long *nh, long long *nb)
+ * before its shutdown, so a client that sees the close also sees it in /metrics.
+ * Returns when the next pass is due (now_ms clock): the earliest deadline left, but no
+ * later than the shortest limit from now, since a connection that changes phase after
+ * this pass gets a deadline at least that far away. */
+static int64_t reap(struct http_server *srv, long long *nh, long long *nb)
 {
     int64_t now = now_ms(), hdr_ms = (int64_t)srv->cfg.header_timeout_s * 1000,
             body_ms = (int64_t)srv->cfg.body_timeout_s * 1000;
+    int64_t next = now + (hdr_ms < body_ms ? hdr_ms : body_ms);
 
     for (struct sconn *s = srv->conns; s; s = s->next) {
         int ph = atomic_load(&s->phase);
@@ -658,8 +662,11 @@ static void reap(struct http_server *srv, long long *nh, long long *nb)
             continue;
         limit = ph == PH_HEADERS ? hdr_ms
                                  : body_ms + atomic_load(&s->body_in) * 1000 / HTTP_BODY_MIN_RATE;
-        if (now - since <= limit)
+        if (now - since <= limit) {
+            if (since + limit + 1 < next)
+                next = since + limit + 1;
             continue;
+        }
         metrics_counter_add("herald_http_connections_timed_out_total",
                             "Connections closed because a read deadline passed", "phase",
                             ph == PH_HEADERS ? "headers" : "body", 1);
@@ -670,6 +677,7 @@ static void reap(struct http_server *srv, long long *nh, long long *nb)
         else
             ++*nb;
     }
+    return next;
 }
 
 /* note_timeouts: log the n connections the reaper closed in phase ("headers" or
@@ -693,21 +701,20 @@ static void *reaper_main(void *arg)
     struct http_server *srv = arg;
     pthread_setname_np(pthread_self(), "h-reaper"); /* top -H, perf, gdb */
 
+    int64_t due = now_ms() + REAP_INTERVAL_MS;
     pthread_mutex_lock(&srv->mu);
     while (!srv->stopping) {
-        struct timespec ts;
+        struct timespec ts = {.tv_sec = due / 1000, .tv_nsec = (due % 1000) * 1000000L};
         long long nh = 0, nb = 0;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
         if (srv->conns_open > 0)
             (void)pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
         else /* nothing to reap: an idle server does not wake up */
             (void)pthread_cond_wait(&srv->cv, &srv->mu);
         if (srv->stopping)
             break;
-        reap(srv, &nh, &nb);
+        /* a pass at the earliest deadline (reap's answer), or when a connection opens
+         * (it signals): no polling while keep-alive connections sit idle */
+        due = reap(srv, &nh, &nb);
         if (!nh && !nb)
             continue;
         pthread_mutex_unlock(&srv->mu);

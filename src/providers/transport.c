@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <errno.h>
+#include <limits.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -548,7 +549,6 @@ static void reap(struct transport *t)
     }
 }
 
-#define WAIT_MAX_MS 1000 /* the loop looks at its submissions at least this often */
 #define EVENTS_MAX 256
 
 static void *transport_main(void *arg)
@@ -558,7 +558,7 @@ static void *transport_main(void *arg)
     pthread_setname_np(pthread_self(), "h-transport"); /* top -H, perf, gdb */
     for (;;) {
         struct transfer *q, *next;
-        int running = 0, n, wait_ms = WAIT_MAX_MS;
+        int running = 0, n, wait_ms = -1; /* idle: asleep until a submission or a stop */
         int64_t now;
         bool stop;
         pthread_mutex_lock(&t->mu);
@@ -581,8 +581,8 @@ static void *transport_main(void *arg)
         if (t->timer_at >= 0) {
             now = time_mono_ms();
             wait_ms = t->timer_at <= now ? 0
-                      : t->timer_at - now < WAIT_MAX_MS ? (int)(t->timer_at - now)
-                                                         : WAIT_MAX_MS;
+                      : t->timer_at - now < INT_MAX ? (int)(t->timer_at - now)
+                                                     : INT_MAX;
         }
         n = epoll_wait(t->ep, evs, EVENTS_MAX, wait_ms);
         for (int i = 0; i < n; i++) {

@@ -50,6 +50,25 @@ function basic(key) {
 
 /* ---- CLI ------------------------------------------------------------------------ */
 
+/** threadSwitches: herald's named threads (h-*, MHD-*) of process pid: tid -> {name, n},
+ * n its context switches so far (voluntary + not, /proc/<pid>/task/<tid>/status). */
+function threadSwitches(pid) {
+  const out = new Map();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      if (!/^(h-|MHD)/.test(name)) continue;
+      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const n = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]) +
+        Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]);
+      out.set(tid, { name, n });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
 describe('CLI', () => {
   for (const args of [['--help'], ['serve', '--help']]) {
     test(`herald ${args.join(' ')} prints usage and exits 0`, T, () => {
@@ -282,19 +301,28 @@ describe('health and metrics', () => {
     assert.deepEqual(r.json, { status: 'ready' });
   });
 
-  test('an idle server writes nothing: no lease polling on a store only it uses', T, async (t) => {
+  test('an idle server writes nothing and wakes no thread: no lease polling on a store only it uses', T, async (t) => {
     // --lease-ms 1000: a lease timer would look in the store every 250 ms
     const srv = await startServer({ t, args: ['--lease-ms', '1000'] });
     const tx = async () => metricValue((await srv.metrics()).samples, 'herald_store_transactions_total') ?? 0;
     await sleep(scaled(500)); // start-up writes (keys, migrations) are done
     const before = await tx();
+    await sleep(scaled(200)); // the thread that answered has gone back to waiting
+    const woke0 = threadSwitches(srv.proc.pid);
     await sleep(scaled(1500));
+    const woke1 = threadSwitches(srv.proc.pid);
     const after = await tx();
     if (isPostgres) {
       // a shared store keeps its lease timer (another node's expired lease, a missed NOTIFY)
       assert.ok(after - before >= 1, 'the lease timer looks in a shared store');
     } else {
       assert.equal(after - before, 0, `an idle SQLite server wrote ${after - before} transactions`);
+      // herald's own threads (named h-*, and MHD's) sleep until there is work: none was
+      // switched to while idle (the delivery loop used to wake every second)
+      const woken = [...woke1].filter(([tid, w]) => woke0.has(tid) && w.n !== woke0.get(tid).n)
+        .map(([tid, w]) => `${w.name} (${tid}): ${w.n - woke0.get(tid).n}`);
+      assert.ok(woke1.size >= 5, `herald's threads found: ${woke1.size}`);
+      assert.deepEqual(woken, [], 'threads woken while idle');
     }
   });
 
