@@ -516,8 +516,11 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *arg, void *socket
                       epoll_ctl(t->ep, EPOLL_CTL_ADD, s, &ev) < 0
                 : epoll_ctl(t->ep, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST &&
                       epoll_ctl(t->ep, EPOLL_CTL_MOD, s, &ev) < 0) {
-        LOG_E("transport.epoll", "fd=%d errno=%d", (int)s, errno);
-        return -1; /* libcurl fails the transfers on s */
+        /* not -1: libcurl would mark the whole multi dead and fail every transfer. The
+         * transfers on s end at their timeout (CURLOPT_TIMEOUT_MS, libcurl's timer) */
+        LOG_E("transport.epoll", "fd=%d errno=%d msg=\"cannot watch a socket; its "
+              "transfer ends at its timeout\"", (int)s, errno);
+        return 0;
     }
     if (!socketp)
         curl_multi_assign(t->multi, s, t); /* any non-NULL mark */
@@ -597,8 +600,10 @@ static void *transport_main(void *arg)
                 bits |= CURL_CSELECT_IN;
             if (evs[i].events & EPOLLOUT)
                 bits |= CURL_CSELECT_OUT;
+            /* an error or hang-up: let libcurl read or write and find out what it is
+             * (the fd may even be a new socket by now, reused within this batch) */
             if (evs[i].events & (EPOLLERR | EPOLLHUP))
-                bits |= CURL_CSELECT_ERR;
+                bits |= CURL_CSELECT_IN | CURL_CSELECT_OUT;
             curl_multi_socket_action(t->multi, fd, bits, &running);
         }
         if (t->timer_at >= 0 && time_mono_ms() >= t->timer_at) {
@@ -626,12 +631,13 @@ struct transport *transport_new(int max_transfers)
     struct rlimit rl;
     pthread_mutex_init(&t->mu, NULL);
     t->max = max_transfers > 0 ? max_transfers : TRANSPORT_MAX_DEFAULT;
-    /* idle connections hold descriptors: at most an eighth of the open-file limit per
-     * cache (the HTTP server takes half of it for its connections) */
+    /* idle connections hold descriptors: in all the caches (the multi's and POOL_N
+     * shares, each held to MAXCONNECTS) at most an eighth of the open-file limit (the
+     * HTTP server takes half of it for its connections) */
     t->keep_min = TRANSPORT_IDLE_KEEP;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rlim_t)t->keep_min > rl.rlim_cur / 8)
-        t->keep_min = (long)(rl.rlim_cur / 8);
+        (rlim_t)t->keep_min > rl.rlim_cur / 8 / (1 + POOL_N))
+        t->keep_min = (long)(rl.rlim_cur / 8 / (1 + POOL_N));
     t->ep = t->wake_fd = -1;
     t->timer_at = -1;
     t->multi = curl_multi_init();

@@ -12,7 +12,8 @@
 struct wfile {
     sqlite3_file base;     /* pMethods: ours */
     sqlite3_file *real;    /* the default VFS's file, right after this struct */
-    bool wal;              /* opened with SQLITE_OPEN_WAL: writes are gathered */
+    bool wal;              /* a WAL on a power-safe-overwrite device: writes are gathered */
+    struct wfile *link;    /* a WAL: its database file; a database file: its open WAL */
     unsigned char *buf;    /* NULL until the first gathered write; WALBUF_CAP bytes */
     size_t len;            /* bytes held */
     sqlite3_int64 off;     /* file offset of buf[0] */
@@ -32,18 +33,27 @@ static struct wfile *wf(sqlite3_file *f)
  * So the buffer goes out in chunks under it: ~6 calls for a 660 KB commit. */
 #define CHUNK ((size_t)120 << 10)
 
-/* flush: write what f holds. The held bytes are dropped whatever the result: after a
- * failure SQLite rolls the commit back and writes those frames again. */
+/* flush: write what f holds. On a failure the bytes not written stay held (at the front
+ * of the buffer), so the next flush tries them again: SQLite may go on after an error
+ * at a read (a statement rolled back, not the transaction) and commit frames that an
+ * earlier statement spilled. A later write over them replaces them in the buffer. */
 static int flush(struct wfile *f)
 {
     int rc = SQLITE_OK;
-    for (size_t at = 0; at < f->len && rc == SQLITE_OK; at += CHUNK) {
+    size_t at = 0;
+    while (at < f->len) {
         size_t n = f->len - at < CHUNK ? f->len - at : CHUNK;
+        atomic_fetch_add_explicit(&n_flushed, 1, memory_order_relaxed);
         rc = f->real->pMethods->xWrite(f->real, f->buf + at, (int)n,
                                        f->off + (sqlite3_int64)at);
-        atomic_fetch_add_explicit(&n_flushed, 1, memory_order_relaxed);
+        if (rc != SQLITE_OK)
+            break;
+        at += n;
     }
-    f->len = 0;
+    if (at > 0 && at < f->len)
+        memmove(f->buf, f->buf + at, f->len - at);
+    f->off += (sqlite3_int64)at;
+    f->len -= at;
     return rc;
 }
 
@@ -51,8 +61,12 @@ static int w_close(sqlite3_file *pf)
 {
     struct wfile *f = wf(pf);
     int rc = flush(f), rc2 = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
+    if (f->link && f->link->link == f)
+        f->link->link = NULL; /* the other end forgets this one */
+    f->link = NULL;
     free(f->buf);
     f->buf = NULL;
+    f->len = 0;
     return rc != SQLITE_OK ? rc : rc2;
 }
 
@@ -134,6 +148,10 @@ static int w_check_reserved(sqlite3_file *pf, int *out)
 static int w_file_control(sqlite3_file *pf, int op, void *arg)
 {
     struct wfile *f = wf(pf);
+    if (op == SQLITE_FCNTL_VFS_POINTER) {
+        *(sqlite3_vfs **)arg = &vfs;
+        return SQLITE_OK;
+    }
     if (op == SQLITE_FCNTL_VFSNAME) { /* name the layer too, as SQLite's shims do */
         int rc = f->real->pMethods->xFileControl(f->real, op, arg);
         if (rc == SQLITE_OK && *(char **)arg) {
@@ -170,9 +188,17 @@ static int w_shm_lock(sqlite3_file *pf, int offset, int n, int flags)
                                       : SQLITE_IOERR_SHMLOCK;
 }
 
+/* w_shm_barrier: SQLite publishes a new wal-index header in two copies with this
+ * barrier between them (walIndexWriteHdr), and readers take the header only when the
+ * copies match: the database file's WAL writes out what it holds first. With
+ * synchronous=FULL its xSync did so already (nothing held here); this covers a commit
+ * without a sync. */
 static void w_shm_barrier(sqlite3_file *pf)
 {
-    sqlite3_file *r = wf(pf)->real;
+    struct wfile *f = wf(pf);
+    sqlite3_file *r = f->real;
+    if (f->link && f->link->len)
+        (void)flush(f->link); /* a failure keeps the bytes; its xSync reports it */
     if (r->pMethods->iVersion >= 2)
         r->pMethods->xShmBarrier(r);
 }
@@ -200,27 +226,25 @@ static int w_unfetch(sqlite3_file *pf, sqlite3_int64 off, void *p)
     return r->pMethods->iVersion >= 3 ? r->pMethods->xUnfetch(r, off, p) : SQLITE_OK;
 }
 
-static const sqlite3_io_methods methods = {
-    .iVersion = 3,
-    .xClose = w_close,
-    .xRead = w_read,
-    .xWrite = w_write,
-    .xTruncate = w_truncate,
-    .xSync = w_sync,
-    .xFileSize = w_file_size,
-    .xLock = w_lock,
-    .xUnlock = w_unlock,
-    .xCheckReservedLock = w_check_reserved,
-    .xFileControl = w_file_control,
-    .xSectorSize = w_sector_size,
-    .xDeviceCharacteristics = w_device_characteristics,
-    .xShmMap = w_shm_map,
-    .xShmLock = w_shm_lock,
-    .xShmBarrier = w_shm_barrier,
-    .xShmUnmap = w_shm_unmap,
-    .xFetch = w_fetch,
-    .xUnfetch = w_unfetch,
-};
+#define METHODS(version)                                                                   \
+    {                                                                                      \
+        .iVersion = version, .xClose = w_close, .xRead = w_read, .xWrite = w_write,        \
+        .xTruncate = w_truncate, .xSync = w_sync, .xFileSize = w_file_size,                \
+        .xLock = w_lock, .xUnlock = w_unlock, .xCheckReservedLock = w_check_reserved,      \
+        .xFileControl = w_file_control, .xSectorSize = w_sector_size,                      \
+        .xDeviceCharacteristics = w_device_characteristics, .xShmMap = w_shm_map,          \
+        .xShmLock = w_shm_lock, .xShmBarrier = w_shm_barrier, .xShmUnmap = w_shm_unmap,    \
+        .xFetch = w_fetch, .xUnfetch = w_unfetch,                                          \
+    }
+/* one table per version the default VFS's files may have: SQLite reads iVersion to know
+ * whether the file can do shared memory (WAL) and mapped reads */
+static const sqlite3_io_methods methods_v[3] = {METHODS(1), METHODS(2), METHODS(3)};
+
+static bool ours(const sqlite3_file *pf)
+{
+    return pf && (pf->pMethods == &methods_v[0] || pf->pMethods == &methods_v[1] ||
+                  pf->pMethods == &methods_v[2]);
+}
 
 static int w_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *pf, int flags,
                   int *out_flags)
@@ -236,8 +260,23 @@ static int w_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *pf, int f
             f->real->pMethods->xClose(f->real);
         return rc; /* pMethods stays NULL: SQLite calls no xClose of ours */
     }
-    f->wal = (flags & SQLITE_OPEN_WAL) != 0;
-    f->base.pMethods = &methods;
+    {
+        int ver = f->real->pMethods->iVersion;
+        f->base.pMethods = &methods_v[ver < 1 ? 0 : ver > 3 ? 2 : ver - 1];
+    }
+    /* gather a WAL's writes only where a write cannot damage the bytes around it on a
+     * power loss (SQLite pads and syncs mid-frame otherwise), and link it to its
+     * database file, whose barrier (w_shm_barrier) comes before readers see new frames */
+    if ((flags & SQLITE_OPEN_WAL) && name &&
+        (f->real->pMethods->xDeviceCharacteristics(f->real) &
+         SQLITE_IOCAP_POWERSAFE_OVERWRITE)) {
+        sqlite3_file *db = sqlite3_database_file_object(name);
+        if (ours(db)) {
+            f->wal = true;
+            f->link = wf(db);
+            wf(db)->link = f;
+        }
+    }
     return SQLITE_OK;
 }
 

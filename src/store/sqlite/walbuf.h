@@ -14,10 +14,13 @@
  * xClose, a write that does not continue it, and when it is full; in writes of at most
  * 120 KiB, since the unix VFS takes no more per call. So nothing reads the
  * file while it lacks what was written, and a commit's frames are on disk, synced,
- * before the commit returns, as without the layer. A failed write of the buffer is the
- * failed result of the call that forced it (SQLITE_FULL from a full disk, as before,
- * now at xSync); the frames it held are dropped, as SQLite rolls the commit back. Every
- * other file, and every other call, goes to the default VFS as it is. */
+ * before the commit returns, as without the layer. The database file's xShmBarrier,
+ * which SQLite calls between the two copies of a new wal-index header, writes out what
+ * its WAL holds too (a commit without a sync). Only a WAL on a device that reports
+ * SQLITE_IOCAP_POWERSAFE_OVERWRITE is buffered (elsewhere SQLite pads and syncs inside
+ * a frame). A failed write of the buffer is the failed result of the call that forced it
+ * (SQLITE_FULL from a full disk, as before, now at xSync); the bytes not written stay held
+ * for the next write. Every other file, and every other call, goes to the default VFS. */
 #ifndef HERALD_STORE_SQLITE_WALBUF_H
 #define HERALD_STORE_SQLITE_WALBUF_H
 

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,20 +129,29 @@ static void test_unix_vfs_reads_after_kill(void **state)
     int status = 0;
     sqlite3 *u;
     assert_true(pid >= 0);
-    if (pid == 0) { /* a commit, then the end of the process without closing anything */
+    if (pid == 0) { /* commits, then the end of the process without closing anything */
         sqlite3 *w = NULL;
         if (sqlite3_open(g_path, &w) != SQLITE_OK ||
             sqlite3_exec(w, "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; "
                             "INSERT INTO t(id, c, b) SELECT id + 5000, c, b FROM t WHERE id < 100",
                          NULL, NULL, NULL) != SQLITE_OK)
             _exit(1);
+        /* a transaction larger than the cache: SQLite spills frames, rewrites some of
+         * them in place and then their checksums; only recovery (the parent's open)
+         * checks those */
+        if (sqlite3_exec(w, "PRAGMA cache_size = 20; BEGIN; "
+                            "UPDATE t SET b = CAST(b AS BLOB) WHERE id < 200; "
+                            "INSERT INTO t(id, c, b) SELECT id + 7000, c, b FROM t WHERE id < 200; "
+                            "UPDATE t SET b = CAST(b AS BLOB) WHERE id >= 7000; COMMIT",
+                         NULL, NULL, NULL) != SQLITE_OK)
+            _exit(2);
         _exit(0); /* no sqlite3_close: no checkpoint, the WAL stays */
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     u = open_db("unix"); /* SQLite's own VFS: what the files hold, with no layer between */
-    assert_int_equal(one_int(u, "SELECT count(*) FROM t"), 502);
-    assert_int_equal(rows_whole(u), 502);
+    assert_int_equal(one_int(u, "SELECT count(*) FROM t"), 702);
+    assert_int_equal(rows_whole(u), 702);
     {
         sqlite3_stmt *st = NULL;
         assert_int_equal(sqlite3_prepare_v2(u, "PRAGMA integrity_check", -1, &st, NULL),
@@ -151,6 +161,81 @@ static void test_unix_vfs_reads_after_kill(void **state)
         sqlite3_finalize(st);
     }
     sqlite3_close(u);
+}
+
+/* ---- a full disk, injected into the unix VFS's own pwrite (xSetSystemCall) ---------- */
+
+static int g_fail_writes; /* the next n pwrite calls fail with ENOSPC */
+static sqlite3_syscall_ptr g_pwrite, g_pwrite64;
+
+static ssize_t full_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+    if (g_fail_writes > 0) {
+        g_fail_writes--;
+        errno = ENOSPC;
+        return -1;
+    }
+    return ((ssize_t(*)(int, const void *, size_t, off_t))g_pwrite)(fd, p, n, off);
+}
+
+static ssize_t full_pwrite64(int fd, const void *p, size_t n, off_t off)
+{
+    if (g_fail_writes > 0) {
+        g_fail_writes--;
+        errno = ENOSPC;
+        return -1;
+    }
+    return ((ssize_t(*)(int, const void *, size_t, off_t))g_pwrite64)(fd, p, n, off);
+}
+
+static void test_failed_write_then_commit(void **state)
+{
+    /* frames spilled by a statement sit in the buffer; a read of them forces a write that
+     * fails (disk full), and that statement fails. Whatever SQLite makes of it (3.40 rolls
+     * the transaction back; were it to go on, the layer keeps the unwritten frames for the
+     * commit's write), once space is back the data committed must read back whole through
+     * the unix VFS, and the file must pass integrity_check. */
+    (void)state;
+    sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+    sqlite3 *w = open_db(NULL), *u;
+    int src;
+    assert_non_null(unix_vfs);
+    g_pwrite = unix_vfs->xGetSystemCall(unix_vfs, "pwrite");
+    g_pwrite64 = unix_vfs->xGetSystemCall(unix_vfs, "pwrite64");
+    if (g_pwrite)
+        unix_vfs->xSetSystemCall(unix_vfs, "pwrite", (sqlite3_syscall_ptr)full_pwrite);
+    if (g_pwrite64)
+        unix_vfs->xSetSystemCall(unix_vfs, "pwrite64", (sqlite3_syscall_ptr)full_pwrite64);
+    assert_true(g_pwrite || g_pwrite64);
+
+    exec_ok(w, "PRAGMA cache_size = 10");
+    exec_ok(w, "BEGIN");
+    exec_ok(w, "INSERT INTO t(id, c, b) SELECT id + 9000, c, b FROM t WHERE id < 200");
+    g_fail_writes = 1;
+    src = sqlite3_exec(w, "SELECT sum(length(b)) FROM t WHERE id >= 9000", NULL, NULL, NULL);
+    print_message("the read that had to write: %s; in a transaction: %s\n", sqlite3_errstr(src),
+                  sqlite3_get_autocommit(w) ? "no" : "yes");
+    g_fail_writes = 0;
+    if (sqlite3_get_autocommit(w)) { /* SQLite ended the transaction: do it again */
+        exec_ok(w, "INSERT INTO t(id, c, b) SELECT id + 9000, c, b FROM t WHERE id < 200");
+    } else {
+        exec_ok(w, "COMMIT");
+    }
+    unix_vfs->xSetSystemCall(unix_vfs, NULL, NULL); /* every call back to the default */
+
+    u = open_db("unix"); /* reads the committed frames from the file, no layer between */
+    assert_int_equal(one_int(u, "SELECT count(*) FROM t WHERE id >= 9000"), 200);
+    assert_int_equal(rows_whole(u), one_int(u, "SELECT count(*) FROM t"));
+    {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(u, "PRAGMA integrity_check", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(u);
+    sqlite3_close(w);
 }
 
 static int setup(void **state)
@@ -178,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_commit_in_few_writes),
         cmocka_unit_test(test_large_blob_and_spill),
         cmocka_unit_test(test_unix_vfs_reads_after_kill),
+        cmocka_unit_test(test_failed_write_then_commit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
