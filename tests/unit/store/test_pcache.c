@@ -19,24 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int src = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (src != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : sqlite3_errstr(src));
-}
-
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
+#include "sqlite_helpers.h"
 
 static void one_text(sqlite3 *db, const char *sql, char *out, size_t cap)
 {

@@ -26,24 +26,7 @@
 static char g_dir[] = "/tmp/herald-walbuf-XXXXXX";
 static char g_path[128];
 
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int src = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (src != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : sqlite3_errstr(src));
-}
-
-static int64_t one_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
+#include "sqlite_helpers.h"
 
 static sqlite3 *open_db(const char *vfs)
 {
@@ -152,14 +135,7 @@ static void test_unix_vfs_reads_after_kill(void **state)
     u = open_db("unix"); /* SQLite's own VFS: what the files hold, with no layer between */
     assert_int_equal(one_int(u, "SELECT count(*) FROM t"), 702);
     assert_int_equal(rows_whole(u), 702);
-    {
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(u, "PRAGMA integrity_check", -1, &st, NULL),
-                         SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-        sqlite3_finalize(st);
-    }
+    assert_integrity_ok(u);
     sqlite3_close(u);
 }
 
@@ -226,14 +202,7 @@ static void test_failed_write_then_commit(void **state)
     u = open_db("unix"); /* reads the committed frames from the file, no layer between */
     assert_int_equal(one_int(u, "SELECT count(*) FROM t WHERE id >= 9000"), 200);
     assert_int_equal(rows_whole(u), one_int(u, "SELECT count(*) FROM t"));
-    {
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(u, "PRAGMA integrity_check", -1, &st, NULL),
-                         SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-        sqlite3_finalize(st);
-    }
+    assert_integrity_ok(u);
     sqlite3_close(u);
     sqlite3_close(w);
 }
