@@ -73,6 +73,7 @@
 #define ERR_MSG_MAX 1024
 #define IDLE_TIMEOUT_S 60u
 #define REAP_INTERVAL_MS 250 /* the reaper's first pass after the start */
+#define REAP_SLACK_MS 100    /* reaper passes at most this often; deadlines this late */
 #define LIMIT_LOG_EVERY_MS 10000 /* at most one log line per kind of limit this often */
 #define IP_BUCKETS 4096
 #define CORS_MAX 32
@@ -653,7 +654,9 @@ static int64_t reap(struct http_server *srv, long long *nh, long long *nb)
 {
     int64_t now = now_ms(), hdr_ms = (int64_t)srv->cfg.header_timeout_s * 1000,
             body_ms = (int64_t)srv->cfg.body_timeout_s * 1000;
-    int64_t next = now + (hdr_ms < body_ms ? hdr_ms : body_ms);
+    /* REAP_SLACK_MS off the cap: a connection's thread reads the clock for `since` a
+     * moment before it stores the phase, so a pass between the two misses it */
+    int64_t next = now + (hdr_ms < body_ms ? hdr_ms : body_ms) - REAP_SLACK_MS;
 
     for (struct sconn *s = srv->conns; s; s = s->next) {
         int ph = atomic_load(&s->phase);
@@ -677,7 +680,9 @@ static int64_t reap(struct http_server *srv, long long *nh, long long *nb)
         else
             ++*nb;
     }
-    return next;
+    /* a body trickling at the minimum rate keeps its deadline ~1 ms ahead: at most a
+     * pass every REAP_SLACK_MS, each deadline met that much late at worst */
+    return next > now + REAP_SLACK_MS ? next : now + REAP_SLACK_MS;
 }
 
 /* note_timeouts: log the n connections the reaper closed in phase ("headers" or

@@ -6,8 +6,8 @@
  * thread, with the result.
  *
  *   submitter thread                        loop thread (transport_main)
- *   transport_submit(req) --lock-> queue --wakeup-> add to multi -> curl_multi_perform
- *                                                  ... done -> done(arg, resp) -> free
+ *   transport_submit(req) --lock-> queue --eventfd-> add to multi -> epoll_wait ->
+ *                                   curl_multi_socket_action ... done -> done(arg, resp)
  *
  * What it owns: the request (moved in at submit), the easy handle, the response buffers
  * (capped as HTTP_CLIENT_BODY_MAX / HTTP_CLIENT_HEADERS_MAX), the connections. What it

@@ -50,8 +50,9 @@ function basic(key) {
 
 /* ---- CLI ------------------------------------------------------------------------ */
 
-/** threadSwitches: herald's named threads (h-*, MHD-*) of process pid: tid -> {name, n},
- * n its context switches so far (voluntary + not, /proc/<pid>/task/<tid>/status). */
+/** threadSwitches: herald's named threads (h-*, MHD-*) of process pid: tid -> {name, n,
+ * cpu}, n its context switches so far (voluntary + not, /proc/<pid>/task/<tid>/status),
+ * cpu its user + system clock ticks (/proc/<pid>/task/<tid>/stat). */
 function threadSwitches(pid) {
   const out = new Map();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
@@ -61,7 +62,9 @@ function threadSwitches(pid) {
       const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const n = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]) +
         Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]);
-      out.set(tid, { name, n });
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3, state
+      out.set(tid, { name, n, cpu: Number(f[11]) + Number(f[12]) }); // utime, stime
     } catch {
       // the thread ended between the listing and the read
     }
@@ -303,10 +306,13 @@ describe('health and metrics', () => {
 
   test('an idle server writes nothing and wakes no thread: no lease polling on a store only it uses', T, async (t) => {
     // --lease-ms 1000: a lease timer would look in the store every 250 ms.
-    // --header-timeout 120: the keep-alive connection of this test's requests (and
-    // undici's close of it, 1 s before the server's hint) stays far from the window,
-    // even at HERALD_E2E_TIME_SCALE 8: the reaper wakes at that connection's deadline
-    const srv = await startServer({ t, args: ['--lease-ms', '1000', '--header-timeout', '120'] });
+    // --header-timeout / --body-timeout 3600: the reaper wakes at the deadline of this
+    // test's own keep-alive connection (and at most the shorter limit after a pass), and
+    // undici closes it 1 s before the server's Keep-Alive hint: both stay far from the
+    // window, even at HERALD_E2E_TIME_SCALE 8
+    const srv = await startServer({
+      t, args: ['--lease-ms', '1000', '--header-timeout', '3600', '--body-timeout', '3600'],
+    });
     const tx = async () => metricValue((await srv.metrics()).samples, 'herald_store_transactions_total') ?? 0;
     await sleep(scaled(500)); // start-up writes (keys, migrations) are done
     const before = await tx();
@@ -321,10 +327,14 @@ describe('health and metrics', () => {
     } else {
       assert.equal(after - before, 0, `an idle SQLite server wrote ${after - before} transactions`);
       // herald's own threads (named h-*, and MHD's) sleep until there is work: none was
-      // switched to while idle (the delivery loop used to wake every second)
-      const woken = [...woke1].filter(([tid, w]) => woke0.has(tid) && w.n !== woke0.get(tid).n)
-        .map(([tid, w]) => `${w.name} (${tid}): ${w.n - woke0.get(tid).n}`);
+      // switched to or ran while idle (the delivery loop used to wake every second), and
+      // none started or ended
+      const woken = [...woke1].filter(([tid, w]) => woke0.has(tid) &&
+          (w.n !== woke0.get(tid).n || w.cpu !== woke0.get(tid).cpu))
+        .map(([tid, w]) => `${w.name} (${tid}): ${w.n - woke0.get(tid).n} switches, ` +
+          `${w.cpu - woke0.get(tid).cpu} ticks`);
       assert.ok(woke1.size >= 5, `herald's threads found: ${woke1.size}`);
+      assert.deepEqual([...woke1.keys()].sort(), [...woke0.keys()].sort(), 'the same threads');
       assert.deepEqual(woken, [], 'threads woken while idle');
     }
   });

@@ -323,8 +323,8 @@ static void test_thousand_in_flight(void **state)
     tally_cleanup(&tl);
 }
 
-/* staggered_burst: n requests at once, the i-th answered 200 after 100 + i ms (so they
- * end one by one, as the transfers in flight drop). */
+/* staggered_burst: n requests at once, the i-th answered 200 after 100 + 5 i ms (so they
+ * end one by one, as the transfers in flight drop, apart even on a slow build). */
 static void staggered_burst(struct transport *t, int n)
 {
     struct tally tl;
@@ -333,7 +333,7 @@ static void staggered_burst(struct transport *t, int n)
         struct transport_req q;
         struct herr err = {0};
         char path[32];
-        snprintf(path, sizeof path, "/wait/%d", 100 + i);
+        snprintf(path, sizeof path, "/wait/%d", 100 + 5 * i);
         get_req(&q, path, 60000);
         assert_int_equal(transport_submit(t, &q, on_done, &tl, &err), HR_OK);
     }
@@ -364,9 +364,14 @@ static void test_connections_kept_between_bursts(void **state)
     int n = 300, before, after;
     /* the transport keeps at least min(1,024, nofile / 32) idle (transport.c keep_min) */
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n > rl.rlim_cur / 32 - 20)
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n + 20 > rl.rlim_cur / 32)
         n = (int)(rl.rlim_cur / 32) - 20;
-    assert_true(n >= 40);
+    if (n < 40) {
+        print_message("open-file limit %llu: too few idle connections kept to tell\n",
+                      (unsigned long long)rl.rlim_cur);
+        transport_free(t);
+        skip();
+    }
     assert_non_null(t);
     staggered_burst(t, n);
     before = sink_conns(t);
