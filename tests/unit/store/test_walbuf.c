@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,24 +145,27 @@ static void test_unix_vfs_reads_after_kill(void **state)
 static int g_fail_writes; /* the next n pwrite calls fail with ENOSPC */
 static sqlite3_syscall_ptr g_pwrite, g_pwrite64;
 
+/* disk_full: true (errno ENOSPC) when the write at hand is to fail. */
+static bool disk_full(void)
+{
+    if (g_fail_writes <= 0)
+        return false;
+    g_fail_writes--;
+    errno = ENOSPC;
+    return true;
+}
+
 static ssize_t full_pwrite(int fd, const void *p, size_t n, off_t off)
 {
-    if (g_fail_writes > 0) {
-        g_fail_writes--;
-        errno = ENOSPC;
-        return -1;
-    }
-    return ((ssize_t(*)(int, const void *, size_t, off_t))g_pwrite)(fd, p, n, off);
+    return disk_full() ? -1
+                       : ((ssize_t(*)(int, const void *, size_t, off_t))g_pwrite)(fd, p, n, off);
 }
 
 static ssize_t full_pwrite64(int fd, const void *p, size_t n, off_t off)
 {
-    if (g_fail_writes > 0) {
-        g_fail_writes--;
-        errno = ENOSPC;
-        return -1;
-    }
-    return ((ssize_t(*)(int, const void *, size_t, off_t))g_pwrite64)(fd, p, n, off);
+    return disk_full()
+               ? -1
+               : ((ssize_t(*)(int, const void *, size_t, off_t))g_pwrite64)(fd, p, n, off);
 }
 
 static void test_failed_write_then_commit(void **state)
