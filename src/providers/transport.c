@@ -73,7 +73,6 @@ struct transport {
     int wake_fd;                    /* eventfd: submissions, stop (any thread writes) */
     int64_t timer_at;               /* libcurl's timeout, monotonic ms; -1: none */
     long n_easy;                    /* easy handles in the multi */
-    long keep;                      /* CURLMOPT_MAXCONNECTS as last set */
     long keep_min;                  /* idle connections kept at least (keep_idle) */
 };
 
@@ -405,8 +404,7 @@ static void start(struct transport *t, struct transfer *tr)
 static void keep_idle(struct transport *t)
 {
     long keep = t->n_easy * 4 > t->keep_min ? t->n_easy * 4 : t->keep_min;
-    if (keep != t->keep && curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, keep) == CURLM_OK)
-        t->keep = keep;
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, keep); /* a field set, no more */
 }
 
 /* result: rc and resp of a transfer libcurl finished with cc. */
@@ -631,13 +629,15 @@ struct transport *transport_new(int max_transfers)
     struct rlimit rl;
     pthread_mutex_init(&t->mu, NULL);
     t->max = max_transfers > 0 ? max_transfers : TRANSPORT_MAX_DEFAULT;
-    /* idle connections hold descriptors: in all the caches (the multi's and POOL_N
-     * shares, each held to MAXCONNECTS) at most an eighth of the open-file limit (the
-     * HTTP server takes half of it for its connections) */
+    /* idle connections hold descriptors: at most a sixteenth of the open-file limit per
+     * cache, a quarter in the multi's and the POOL_N shares together (the HTTP server
+     * takes half of it for its connections). A flow burst keeps ~1,000 connections to
+     * one sink: nofile / 32 (625 at 20,000) closed and reopened 1,200 per 12,000
+     * deliveries */
     t->keep_min = TRANSPORT_IDLE_KEEP;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (rlim_t)t->keep_min > rl.rlim_cur / 8 / (1 + POOL_N))
-        t->keep_min = (long)(rl.rlim_cur / 8 / (1 + POOL_N));
+        (rlim_t)t->keep_min > rl.rlim_cur / 16)
+        t->keep_min = (long)(rl.rlim_cur / 16);
     t->ep = t->wake_fd = -1;
     t->timer_at = -1;
     t->multi = curl_multi_init();

@@ -31,8 +31,8 @@
 #define TRANSPORT_MAX_DEFAULT 16384 /* transfers queued + in flight per transport */
 #define TRANSPORT_IDLE_KEEP 1024     /* idle connections kept at least (transport.c keep_idle):
                                       * the calls one provider may have in flight at the
-                                      * default --provider-concurrency (1,000); in all the
-                                      * caches at most an eighth of the open-file limit */
+                                      * default --provider-concurrency (1,000); at most a
+                                      * sixteenth of the open-file limit per cache */
 
 enum transport_kind {
     TRANSPORT_HTTP = 0, /* http:// or https:// */

@@ -362,10 +362,10 @@ static void test_connections_kept_between_bursts(void **state)
     struct transport *t = transport_new(0);
     struct rlimit rl;
     int n = 300, before, after;
-    /* the transport keeps at least min(1,024, nofile / 32) idle (transport.c keep_min) */
+    /* the transport keeps at least min(1,024, nofile / 16) idle (transport.c keep_min) */
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n + 20 > rl.rlim_cur / 32)
-        n = (int)(rl.rlim_cur / 32) - 20;
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)n + 20 > rl.rlim_cur / 16)
+        n = (int)(rl.rlim_cur / 16) - 20;
     if (n < 40) {
         print_message("open-file limit %llu: too few idle connections kept to tell\n",
                       (unsigned long long)rl.rlim_cur);
