@@ -196,15 +196,19 @@ static int attempt_history(struct store_txn *t, struct str id, const struct deli
  * or ROUTED for a later alternative's route); the status webhooks still see ROUTED on
  * the way (not again when it was stored). */
 static int fused_sent(struct store_txn *t, const struct deliver_out *o, struct message_rec *m,
+                      const struct history_row *routed, size_t nrouted, struct arena *a,
                       int64_t now)
 {
-    const struct history_row hist[2] = {
-        {o->started_ms, STR_LIT("DELIVERING"), str_c(o->sent_hist[0])},
-        {o->ended_ms, STR_LIT("SENT"), str_c(o->sent_hist[1])},
-    };
+    struct history_row *hist = arena_alloc(a, (nrouted + 2) * sizeof *hist);
     int rc = store_message_passing(t, m);
-    if (rc == HR_OK)
-        rc = store_history_append_many(t, m->id, hist, 2);
+    if (nrouted)
+        memcpy(hist, routed, nrouted * sizeof *hist);
+    hist[nrouted] = (struct history_row){o->started_ms, STR_LIT("DELIVERING"),
+                                         str_c(o->sent_hist[0])};
+    hist[nrouted + 1] = (struct history_row){o->ended_ms, STR_LIT("SENT"),
+                                             str_c(o->sent_hist[1])};
+    if (rc == HR_OK) /* the routing's events and the attempt's: one row */
+        rc = store_history_append_many(t, m->id, hist, nrouted + 2);
     if (rc == HR_OK)
         rc = put_msgref(t, o, m->id, now);
     if (rc < 0)
@@ -224,10 +228,12 @@ static int deliver_commit(struct store_txn *t, void *arg)
     struct message_rec m;
     cJSON *state = NULL, *h = NULL, *cs;
     int64_t now = hclock_now(store_txn_store(t)->clock);
+    struct history_row *rhist = NULL;
+    size_t nrhist = 0;
     bool routed = true;
     int rc;
     if (o->route_commit) { /* fused: the routing first, the message row with the outcome */
-        rc = o->route_commit(t, o->route_arg, a, &m, &routed);
+        rc = o->route_commit(t, o->route_arg, a, &m, &rhist, &nrhist, &routed);
         if (rc < 0 || !m.id.len)
             goto out; /* a store error, or the message is gone */
         if (!routed) {
@@ -238,10 +244,12 @@ static int deliver_commit(struct store_txn *t, void *arg)
             goto out;
         }
         if (o->sent_state) {
-            rc = fused_sent(t, o, &m, now);
+            rc = fused_sent(t, o, &m, rhist, nrhist, a, now);
             goto out;
         }
-        rc = store_message_update(t, &m); /* ROUTED; the outcome follows as for a job */
+        rc = store_history_append_many(t, m.id, rhist, nrhist);
+        if (rc == HR_OK) /* ROUTED; the outcome follows as for a job */
+            rc = store_message_update(t, &m);
     } else {
         rc = store_message_get_txn(t, o->id, a, &m);
         if (rc == HR_NOTFOUND) {

@@ -86,10 +86,12 @@ static void event(struct route_out *o, const char *type, cJSON *body)
 
 /* route_apply: writes o (history, outputs, state, deliver jobs) inside t, unless the
  * message is gone or final (*applied false). With mout (as the send__route_commit_fn of a
- * fused delivery: no deliver jobs, no final status then) the message row is not
- * written: *mout, in ma, is the message as routing leaves it, for the caller to write. */
+ * fused delivery: no deliver jobs, no final status then) neither the message row nor
+ * the history is written: *mout and *hist (*nhist of them), in ma, are the message as
+ * routing leaves it and the routing's events, for the caller to write. */
 static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
-                       struct message_rec *mout, bool *applied)
+                       struct message_rec *mout, struct history_row **hist, size_t *nhist,
+                       bool *applied)
 {
     struct route_out *o = arg;
     struct arena *a = mout ? ma : arena_new(8192);
@@ -99,6 +101,8 @@ static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
     const cJSON *e;
     int rc = store_message_get_txn(t, o->id, a, m);
     *applied = false;
+    if (nhist)
+        *nhist = 0;
     if (rc == HR_NOTFOUND) {
         memset(m, 0, sizeof *m);
         rc = HR_OK; /* deleted: nothing to do */
@@ -117,9 +121,14 @@ static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
             rows[i] = (struct history_row){at, str_c(json_str(e, "type")), str_c(o->hist_s[i])};
             i++;
         }
-        rc = store_history_append_many(t, m->id, rows, (size_t)i);
-        if (rc < 0)
-            goto out;
+        if (mout && hist) {
+            *hist = rows;
+            *nhist = (size_t)i;
+        } else {
+            rc = store_history_append_many(t, m->id, rows, (size_t)i);
+            if (rc < 0)
+                goto out;
+        }
     } else {
         cJSON_ArrayForEach(e, o->events)
         {
@@ -160,7 +169,7 @@ out:
 static int route_commit(struct store_txn *t, void *arg)
 {
     bool applied;
-    return route_apply(t, arg, NULL, NULL, &applied);
+    return route_apply(t, arg, NULL, NULL, NULL, NULL, &applied);
 }
 
 /* mask_webhook_auth: profile.webhook.authentication password and token as "****" (in

@@ -33,6 +33,168 @@ int store_check_create_many(const char *coll, const struct str *ids, size_t n, s
     return HR_OK;
 }
 
+/* ---- history: several events in one row --------------------------------------------- */
+
+/* A packed row's body: per event "<ts> <type bytes> <body bytes>\n", then the type and
+ * the body, decimal numbers (ts may be negative), nothing between events. */
+
+static bool hist_type_ok(struct str type)
+{
+    return type.len > 0 && type.len <= 64 && !str_eq_c(type, STORE_HISTORY_PACKED);
+}
+
+int store_history_append(struct store_txn *t, struct str message_id, int64_t ts,
+                         struct str type, struct str body)
+{
+    if (!hist_type_ok(type))
+        return HR_INVAL;
+    return store_txn_store(t)->ops->history_append(t, message_id, ts, type, body);
+}
+
+/* put_dec: v in decimal at p (room for 21 bytes); returns the end */
+static char *put_dec(char *p, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+int store_history_append_many(struct store_txn *t, struct str message_id,
+                              const struct history_row *rows, size_t n)
+{
+    size_t total = 0;
+    char *packed = NULL, *w;
+    int rc = HR_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!hist_type_ok(rows[i].type) || rows[i].body.len > STORE_PAYLOAD_MAX)
+            return HR_INVAL;
+        total += 3 * 21 + rows[i].type.len + rows[i].body.len;
+    }
+    if (n >= 2 && total <= STORE_PAYLOAD_MAX) {
+        w = packed = xmalloc(total);
+        for (size_t i = 0; i < n; i++) {
+            w = put_dec(w, rows[i].ts);
+            *w++ = ' ';
+            w = put_dec(w, (int64_t)rows[i].type.len);
+            *w++ = ' ';
+            w = put_dec(w, (int64_t)rows[i].body.len);
+            *w++ = '\n';
+            memcpy(w, rows[i].type.p, rows[i].type.len);
+            w += rows[i].type.len;
+            if (rows[i].body.len)
+                memcpy(w, rows[i].body.p, rows[i].body.len);
+            w += rows[i].body.len;
+        }
+        rc = store_txn_store(t)->ops->history_append(t, message_id, rows[n - 1].ts,
+                                                    STR_LIT(STORE_HISTORY_PACKED),
+                                                    (struct str){packed, (size_t)(w - packed)});
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == HR_OK; i++)
+        rc = store_txn_store(t)->ops->history_append(t, message_id, rows[i].ts, rows[i].type,
+                                                    rows[i].body);
+out:
+    free(packed);
+    return rc;
+}
+
+/* get_dec: a decimal number at *p (before end) ending with term, past which *p moves;
+ * false when there is none or it passes max in magnitude */
+static bool get_dec(const char **p, const char *end, char term, bool neg_ok, int64_t max,
+                    int64_t *out)
+{
+    const char *s = *p;
+    bool neg = false;
+    int64_t v = 0;
+    if (neg_ok && s < end && *s == '-') {
+        neg = true;
+        s++;
+    }
+    if (s >= end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        if (v > (max - (*s - '0')) / 10)
+            return false;
+        v = v * 10 + (*s - '0');
+    }
+    if (s >= end || *s != term)
+        return false;
+    *p = s + 1;
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* unpack: the events of packed row r, those of type (when not empty), into out (NULL:
+ * only counted); returns how many, or -1 when the body does not read back */
+static long unpack(const struct history_rec *r, struct str type, struct arena *a,
+                   struct history_rec *out)
+{
+    const char *p = r->body.p, *end = r->body.p + r->body.len;
+    long k = 0;
+    while (p < end) {
+        int64_t ts, tl, bl;
+        struct str ty, body;
+        if (!get_dec(&p, end, ' ', true, INT64_MAX, &ts) ||
+            !get_dec(&p, end, ' ', false, 64, &tl) ||
+            !get_dec(&p, end, '\n', false, STORE_PAYLOAD_MAX, &bl) || tl == 0 ||
+            (size_t)(end - p) < (size_t)(tl + bl))
+            return -1;
+        ty = (struct str){p, (size_t)tl};
+        body = (struct str){p + tl, (size_t)bl};
+        p += tl + bl;
+        if (type.len && !str_eq(type, ty))
+            continue;
+        if (out)
+            out[k] = (struct history_rec){r->seq, ts, arena_str(a, ty), arena_str(a, body)};
+        k++;
+    }
+    return k;
+}
+
+int store_history_list(struct store *s, struct str message_id, struct str type,
+                       struct arena *a, struct history_rec **out, size_t *n)
+{
+    struct history_rec *raw = NULL, *res;
+    size_t nraw = 0, total = 0, k = 0;
+    int rc;
+    *out = NULL;
+    *n = 0;
+    if (type.len > 64)
+        return HR_INVAL;
+    rc = s->ops->history_list(s, message_id, a, &raw, &nraw);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < nraw; i++) {
+        long c = 1;
+        if (str_eq_c(raw[i].type, STORE_HISTORY_PACKED))
+            c = unpack(&raw[i], type, a, NULL);
+        else if (type.len && !str_eq(type, raw[i].type))
+            c = 0;
+        if (c < 0)
+            return HR_IO;
+        total += (size_t)c;
+    }
+    res = arena_zalloc(a, (total ? total : 1) * sizeof *res);
+    for (size_t i = 0; i < nraw; i++) {
+        if (str_eq_c(raw[i].type, STORE_HISTORY_PACKED))
+            k += (size_t)unpack(&raw[i], type, a, res + k); /* read back in the count */
+        else if (!type.len || str_eq(type, raw[i].type))
+            res[k++] = raw[i];
+    }
+    *out = res;
+    *n = k < STORE_HISTORY_MAX ? k : STORE_HISTORY_MAX;
+    return HR_OK;
+}
+
 struct backend {
     const char *prefix; /* the DSN starts with this */
     const struct store_ops *ops;

@@ -160,7 +160,7 @@ struct message_filter {
 };
 
 struct history_rec {
-    int64_t seq;             /* order within the message */
+    int64_t seq;             /* order within the message (rows appended together share it) */
     int64_t ts;              /* ms */
     struct str type;         /* ENQUEUED, MAPPED, PROFILE_LOADED, RENDERED, ... */
     struct str body;         /* JSON object with Courier's fields (ts and type included) */
@@ -404,10 +404,8 @@ struct store_ops {
                         struct message_rec **out, size_t *n);
     int (*history_append)(struct store_txn *t, struct str message_id, int64_t ts, struct str type,
                           struct str body);
-    /* NULL: store_history_append_many calls history_append once per row */
-    int (*history_append_many)(struct store_txn *t, struct str message_id,
-                               const struct history_row *rows, size_t n);
-    int (*history_list)(struct store *s, struct str message_id, struct str type, struct arena *a,
+    /* every row of message_id as stored, in seq order (at most STORE_HISTORY_MAX) */
+    int (*history_list)(struct store *s, struct str message_id, struct arena *a,
                         struct history_rec **out, size_t *n);
 
     /* bulk copy (appended; see store_copy_* below) */
@@ -721,28 +719,27 @@ static inline int store_message_get_txn(struct store_txn *t, struct str id, stru
 static inline int store_message_list(struct store *s, const struct message_filter *f,
                                      struct arena *a, struct message_rec **out, size_t *n)
 { return s->ops->message_list(s, f, a, out, n); }
-static inline int store_history_append(struct store_txn *t, struct str message_id, int64_t ts,
-                                       struct str type, struct str body)
-{ return store_txn_store(t)->ops->history_append(t, message_id, ts, type, body); }
-/* store_history_append_many: store_history_append of rows[0..n) to message_id, in that
- * order (their seq follows it): one statement on PostgreSQL. Returns HR_OK or the first
- * failure's rc (then the write fails, as after any failed statement). */
-static inline int store_history_append_many(struct store_txn *t, struct str message_id,
-                                            const struct history_row *rows, size_t n)
-{
-    const struct store_ops *ops = store_txn_store(t)->ops;
-    if (ops->history_append_many)
-        return ops->history_append_many(t, message_id, rows, n);
-    for (size_t i = 0; i < n; i++) {
-        int rc = ops->history_append(t, message_id, rows[i].ts, rows[i].type, rows[i].body);
-        if (rc < 0)
-            return rc;
-    }
-    return HR_OK;
-}
-static inline int store_history_list(struct store *s, struct str message_id, struct str type,
-                                     struct arena *a, struct history_rec **out, size_t *n)
-{ return s->ops->history_list(s, message_id, type, a, out, n); }
+/* A message's history: events appended in order, listed in that order. Several events
+ * appended in one call are stored as one row of type STORE_HISTORY_PACKED (a type no
+ * event has), whose body holds them all: a route's or a delivery's events cost one row
+ * and one index entry instead of one each. store_history_list gives them back one by
+ * one. */
+#define STORE_HISTORY_PACKED "+"
+#define STORE_HISTORY_MAX 10000 /* rows store_history_list reads, events it answers */
+/* store_history_append: append one event (type 1-64 bytes, not STORE_HISTORY_PACKED) to
+ * message_id. HR_OK, HR_INVAL, or the statement's failure (the write then fails). */
+int store_history_append(struct store_txn *t, struct str message_id, int64_t ts,
+                         struct str type, struct str body);
+/* store_history_append_many: append rows[0..n) to message_id, in that order: one row for
+ * n >= 2 (one per event when their packed form would pass STORE_PAYLOAD_MAX). A bad row
+ * refuses them all (HR_INVAL); else HR_OK or the statement's failure. */
+int store_history_append_many(struct store_txn *t, struct str message_id,
+                              const struct history_row *rows, size_t n);
+/* store_history_list: message_id's events in order (*out and its strings in a; *n of
+ * them, at most STORE_HISTORY_MAX), only those of type when type is not empty. HR_IO for
+ * a packed row that does not read back. */
+int store_history_list(struct store *s, struct str message_id, struct str type,
+                       struct arena *a, struct history_rec **out, size_t *n);
 
 /* Bulk copy, for moving an installation between backends. copy_rows: up to limit rows
  * (1..10000) of `table` after after_seq (0: from the start), in order, every value

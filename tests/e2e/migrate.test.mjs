@@ -161,7 +161,7 @@ describe('migrate-store: SQLite to PostgreSQL', { skip }, () => {
     const dstA = newDatabase();
     const a = herald(['migrate-store', '--from', srcDsn, '--to', dstA], { timeout: 60000 });
     const c = assertCounts(a, 'migrate-store');
-    assert.ok(c.api_keys[0] >= 2 && c.messages[0] >= 3 && c.message_history[0] > 6, a.stdout);
+    assert.ok(c.api_keys[0] >= 2 && c.messages[0] >= 3 && c.message_history[0] >= 6, a.stdout);
     assert.ok(c.jobs[0] >= 2, `the ping and the delayed send are pending jobs: ${a.stdout}`);
     assert.ok(c.events[0] >= 4 && c.docs[0] >= 1005 && c.catalog[0] >= 2, a.stdout);
     assert.ok(c.lists[0] === 2 && c.list_subs[0] === 3, a.stdout);

@@ -148,7 +148,6 @@ enum stmt_id {
     S_MSG_LIST_RUN,
     S_MSG_LIST_STATUS,
     S_HIST_APPEND,
-    S_HIST_APPEND_MANY,
     S_HIST_LIST,
     S_COUNT
 };
@@ -372,14 +371,8 @@ static const char *const SQL[S_COUNT] = {
     [S_MSG_LIST_STATUS] = MSG_LIST_WHERE("status = $2::text AND"),
     [S_HIST_APPEND] = "INSERT INTO message_history(message_id, ts, type, body) "
                       "VALUES($1::text, $2::bigint, $3::text, $4::bytea)",
-    /* S_HIST_APPEND for each element, in the arrays' order (their seq follows it) */
-    [S_HIST_APPEND_MANY] =
-        "INSERT INTO message_history(message_id, ts, type, body) "
-        "SELECT $1::text, u.ts, u.ty, u.b FROM unnest($2::bigint[], $3::text[], $4::bytea[]) "
-        "WITH ORDINALITY AS u(ts, ty, b, i) ORDER BY u.i",
     [S_HIST_LIST] = "SELECT seq, ts, type, body FROM message_history "
-                    "WHERE message_id = $1::text AND ($2::text = '' OR type = $2::text) "
-                    "ORDER BY seq LIMIT 10000",
+                    "WHERE message_id = $1::text ORDER BY seq LIMIT 10000", /* STORE_HISTORY_MAX */
 };
 
 /* ---- types -------------------------------------------------------------------------- */
@@ -3208,49 +3201,8 @@ static int pg_history_append(struct store_txn *t, struct str message_id, int64_t
     return rc;
 }
 
-static int pg_history_append_many(struct store_txn *t, struct str message_id,
-                                  const struct history_row *rows, size_t n)
-{
-    struct params p = {0};
-    PGresult *r = NULL;
-    struct barr a[3] = {0};
-    int rc = HR_OK;
-    if (n == 1)
-        return pg_history_append(t, message_id, rows[0].ts, rows[0].type, rows[0].body);
-    if (message_id.len == 0 || message_id.len > MSG_TEXT_MAX)
-        return HR_INVAL;
-    for (size_t i = 0; i < n; i++)
-        if (rows[i].type.len == 0 || rows[i].type.len > 64 || rows[i].body.len > STORE_PAYLOAD_MAX)
-            return HR_INVAL;
-    if (n == 0)
-        return HR_OK;
-    barr_init(&a[0], OID_INT8, n);
-    barr_init(&a[1], OID_TEXT, n);
-    barr_init(&a[2], OID_BYTEA, n);
-    for (size_t i = 0; i < n; i++) {
-        barr_i64(&a[0], rows[i].ts);
-        barr_text(&a[1], rows[i].type);
-        barr_bytes(&a[2], rows[i].body);
-    }
-    for (int k = 0; k < 3; k++)
-        if (a[k].toobig) {
-            rc = HR_TOOBIG;
-            goto out;
-        }
-    p_text(&p, message_id);
-    for (int k = 0; k < 3; k++)
-        p_barr(&p, &a[k]);
-    rc = tx_q(t, S_HIST_APPEND_MANY, &p, &r, "history_append_many");
-out:
-    PQclear(r);
-    params_free(&p);
-    for (int k = 0; k < 3; k++)
-        barr_free(&a[k]);
-    return rc;
-}
-
-static int pg_history_list(struct store *s, struct str message_id, struct str type,
-                           struct arena *a, struct history_rec **out, size_t *n)
+static int pg_history_list(struct store *s, struct str message_id, struct arena *a,
+                           struct history_rec **out, size_t *n)
 {
     struct params p = {0};
     PGresult *r = NULL;
@@ -3258,10 +3210,9 @@ static int pg_history_list(struct store *s, struct str message_id, struct str ty
     int rc, rows;
     *out = NULL;
     *n = 0;
-    if (message_id.len > MSG_TEXT_MAX || type.len > 64)
+    if (message_id.len > MSG_TEXT_MAX)
         return HR_INVAL;
     p_text(&p, message_id);
-    p_text(&p, type);
     rc = rd_q((struct pg_store *)s, S_HIST_LIST, &p, &r, "history_list");
     if (rc < 0)
         goto out;
@@ -4047,7 +3998,6 @@ const struct store_ops pg_store_ops = {
     .message_get_txn = pg_message_get_txn,
     .message_list = pg_message_list,
     .history_append = pg_history_append,
-    .history_append_many = pg_history_append_many,
     .history_list = pg_history_list,
     .copy_rows = pg_copy_rows,
     .copy_insert = pg_copy_insert,

@@ -228,6 +228,16 @@ static const char SQL_MSG_UPDATE[] =
     "event = ?6, trace_id = ?7, run_id = ?8, tags = ?9, reason = ?10, error = ?11, spec = ?12, "
     "state = ?13, enqueued_ms = ?14, sent_ms = ?15, delivered_ms = ?16, canceled_ms = ?17, "
     "updated_ms = ?18 WHERE id = ?1";
+/* SQL_MSG_UPDATE with the indexed columns that never change after the insert only
+ * compared, not set: SQLite rewrites the entry of every index that has a column in SET,
+ * changed or not, and a message's update (its status, state and times) would rewrite
+ * its messages_request, _recipient and _run entries each time. No row: the caller runs
+ * SQL_MSG_UPDATE, which sets them all. */
+static const char SQL_MSG_UPDATE_KEPT[] =
+    "UPDATE messages SET status = ?3, notification = ?5, event = ?6, trace_id = ?7, "
+    "tags = ?9, reason = ?10, error = ?11, spec = ?12, state = ?13, enqueued_ms = ?14, "
+    "sent_ms = ?15, delivered_ms = ?16, canceled_ms = ?17, updated_ms = ?18 "
+    "WHERE id = ?1 AND request_id = ?2 AND recipient = ?4 AND run_id = ?8";
 static const char SQL_MSG_GET[] = "SELECT " MSG_COLS " FROM messages WHERE id = ?1";
 /* The message list: one generic statement, and one per indexed filter that names the
  * column outright, because SQLite cannot use messages_recipient / _status / _run for
@@ -255,7 +265,7 @@ static const char SQL_HIST_APPEND[] =
     "INSERT INTO message_history(message_id, ts, type, body) VALUES(?1, ?2, ?3, ?4)";
 static const char SQL_HIST_LIST[] =
     "SELECT seq, ts, type, body FROM message_history WHERE message_id = ?1 "
-    "AND (?2 = '' OR type = ?2) ORDER BY seq LIMIT 10000";
+    "ORDER BY seq LIMIT 10000"; /* STORE_HISTORY_MAX */
 
 /* ---- types -------------------------------------------------------------------- */
 
@@ -2805,7 +2815,10 @@ static int sqlite_message_insert(struct store_txn *t, const struct message_rec *
 
 static int sqlite_message_update(struct store_txn *t, const struct message_rec *m)
 {
-    return msg_write(t, SQL_MSG_UPDATE, "message_update", m);
+    int rc = msg_write(t, SQL_MSG_UPDATE_KEPT, "message_update", m);
+    if (rc == HR_NOTFOUND) /* gone, or an indexed column changes */
+        rc = msg_write(t, SQL_MSG_UPDATE, "message_update", m);
+    return rc;
 }
 
 static int msg_get_on(struct conn *c, sqlite3_stmt *st, struct str id, struct arena *a,
@@ -2913,15 +2926,15 @@ static void row_history_v(sqlite3_stmt *st, struct arena *a, void *out)
     h->body = col_str(a, st, 3);
 }
 
-static int sqlite_history_list(struct store *s, struct str message_id, struct str type,
-                               struct arena *a, struct history_rec **out, size_t *n)
+static int sqlite_history_list(struct store *s, struct str message_id, struct arena *a,
+                               struct history_rec **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (message_id.len > MSG_TEXT_MAX || type.len > 64)
+    if (message_id.len > MSG_TEXT_MAX)
         return HR_INVAL;
     return read_list((struct sqlite_store *)s, SQL_HIST_LIST, "history_list", a, sizeof **out,
-                     row_history_v, (void **)out, n, "ss", message_id, type);
+                     row_history_v, (void **)out, n, "s", message_id);
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */

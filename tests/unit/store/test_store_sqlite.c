@@ -1,6 +1,7 @@
 /* test_store_sqlite.c: unit tests of the store entry points (store.c) and the SQLite
  * backend: DSNs, migrations, meta, keys, group commit and savepoints, the job queue's
- * storage (insert, lease, ack, retry, dead, release, counts), the job listener, and a
+ * storage (insert, lease, ack, retry, dead, release, counts), the job listener, a
+ * message's history (history_scenario.h), and a
  * full disk (a small tmpfs; skipped where mount(2) is not permitted).
  * Each test gets a fresh database under a mkdtemp() directory in /tmp. */
 #include "../../../src/store/sqlite/migrations.h"
@@ -19,6 +20,7 @@
 
 #include "lease_scenario.h"
 #include "docs_scenario.h"
+#include "history_scenario.h"
 #include "lists_scenario.h"
 
 #include <ftw.h>
@@ -1418,6 +1420,13 @@ static void test_doc_create_many(void **state)
     doc_put_scenario(f->s, f->a);
 }
 
+/* a message's history: the shared scenario (history_scenario.h) on this backend */
+static void test_history(void **state)
+{
+    struct fx *f = *state;
+    history_scenario(f->s, f->a);
+}
+
 /* lists: the shared lists scenario (lists_scenario.h) on this backend */
 static void test_lists(void **state)
 {
@@ -1446,6 +1455,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_on_jobs_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_doc_create_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
         cmocka_unit_test_teardown(test_full_disk, teardown_full),
         cmocka_unit_test_setup_teardown(test_claim_exclusive, setup, teardown),
