@@ -123,19 +123,24 @@ static const char SQL_JOB_BY_DEDUP[] = "SELECT id FROM jobs WHERE dedup_key = ?1
  * allocated and freed each time (heap trims, TLB shootdowns: 15% of the writer under
  * /v1/track). */
 #define LEASE_KIND_FILTER "(?2 IS NULL OR instr(?2, ',' || kind || ',') > 0)"
-/* Three picks, merged in C by (run_at_ms, id): each walks jobs_runnable in order, so
- * none sorts (a UNION ALL under one ORDER BY did, in a temp b-tree). Queued and due;
- * leases that ran out for the first time; leases that ran out again after a takeover
- * (the caller bounds those: job_lease's max_repeat). */
+/* Three picks, merged in C by (run_at_ms, id). Queued and due, walking jobs_runnable in
+ * order (no sort: a UNION ALL under one ORDER BY did, in a temp b-tree); leases that
+ * ran out for the first time; leases that ran out again after a takeover (the caller
+ * bounds those: job_lease's max_repeat). The last two read jobs_leases up to now, so
+ * they see the run-out leases only (usually none; left to itself the planner walked
+ * every leased job through jobs_runnable, thousands under load, at every lease), and
+ * sort those few. */
 static const char SQL_JOB_LEASE_PICK_QUEUED[] =
     "SELECT id, run_at_ms FROM jobs WHERE state = 0 AND run_at_ms <= ?1 AND " LEASE_KIND_FILTER
     " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_PICK_EXPIRED[] =
-    "SELECT id, run_at_ms FROM jobs WHERE state = 1 AND lease_until_ms <= ?1 AND retaken = 0 "
-    "AND " LEASE_KIND_FILTER " ORDER BY run_at_ms, id LIMIT ?3";
+    "SELECT id, run_at_ms FROM jobs INDEXED BY jobs_leases WHERE state = 1 AND "
+    "lease_until_ms <= ?1 AND retaken = 0 AND " LEASE_KIND_FILTER
+    " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_PICK_REPEAT[] =
-    "SELECT id, run_at_ms FROM jobs WHERE state = 1 AND lease_until_ms <= ?1 AND retaken > 0 "
-    "AND " LEASE_KIND_FILTER " ORDER BY run_at_ms, id LIMIT ?3";
+    "SELECT id, run_at_ms FROM jobs INDEXED BY jobs_leases WHERE state = 1 AND "
+    "lease_until_ms <= ?1 AND retaken > 0 AND " LEASE_KIND_FILTER
+    " ORDER BY run_at_ms, id LIMIT ?3";
 static const char SQL_JOB_LEASE_TAKE[] =
     "UPDATE jobs SET state = 1, lease_until_ms = ?1, lease_token = ?2, attempts = attempts + 1, "
     /* the old state: an expired lease taken over. Counted in a row: every outcome
@@ -168,7 +173,7 @@ static const char SQL_JOB_NEXT[] =
     "SELECT min(t) FROM ("
     " SELECT * FROM (SELECT run_at_ms AS t FROM jobs WHERE state = 0"
     "  ORDER BY run_at_ms LIMIT 1)"
-    " UNION ALL SELECT min(lease_until_ms) FROM jobs WHERE state = 1)";
+    " UNION ALL SELECT min(lease_until_ms) FROM jobs INDEXED BY jobs_leases WHERE state = 1)";
 static const char SQL_JOB_NEXT_QUEUED[] = /* a seek: min() over jobs_runnable's prefix */
     "SELECT min(run_at_ms) FROM jobs WHERE state = 0";
 
