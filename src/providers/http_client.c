@@ -131,7 +131,9 @@ void http_client_resp_scrub(struct http_client_resp *resp, const char *const *se
         if (secrets[i][0])
             scrub_resp_cb(resp, secrets[i]);
     scrub_forms(user, password, scrub_resp_cb, resp);
-    u = url ? curl_url() : NULL;
+    /* credentials in the URL come before an '@': without one there are none to parse
+     * for (a URL parse per delivery) */
+    u = url && strchr(url, '@') ? curl_url() : NULL;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_PASSWORD, &upass, CURLU_URLDECODE) == CURLUE_OK) {
         curl_url_get(u, CURLUPART_USER, &uuser, CURLU_URLDECODE);
