@@ -96,13 +96,14 @@ static void mark_sent(cJSON *cs, const struct deliver_out *o)
 }
 
 /* put_msgref: the sent attempt's provider reference, by which receipts find message id
- * (receipt.c); none without a reference, and none for one too long to index (it stays
- * in the state) */
+ * (receipt.c); none without a reference, none for a provider that takes no receipts,
+ * and none for one too long to index (it stays in the state, as every reference does) */
 static int put_msgref(struct store_txn *t, const struct deliver_out *o, struct str id,
                       int64_t now)
 {
+    const struct provider_ops *ops = provider_find(o->provider);
     int rc;
-    if (!o->res.reference[0])
+    if (!o->res.reference[0] || !ops || !ops->receipts)
         return HR_OK;
     rc = store_msgref_put(t, &(struct msgref_rec){str_c(o->provider), str_c(o->res.reference),
                                                   id, str_c(o->channel), now});

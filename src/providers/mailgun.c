@@ -171,4 +171,5 @@ const struct provider_ops provider_mailgun = {
     .send = mailgun_send,
     .build = mailgun_build,
     .classify = mailgun_classify,
+    .receipts = true,
 };

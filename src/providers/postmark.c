@@ -159,4 +159,5 @@ const struct provider_ops provider_postmark = {
     .send = postmark_send,
     .build = postmark_build,
     .classify = postmark_classify,
+    .receipts = true,
 };

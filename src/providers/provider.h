@@ -22,6 +22,7 @@
 #include "../util/rc.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct transport_req;
@@ -76,6 +77,10 @@ struct provider_ops {
      * build() made for d. Runs on the transport's loop thread for provider_start. */
     void (*classify)(const struct delivery *d, const struct transport_resp *resp,
                      struct delivery_result *r);
+    /* receipts: the provider's delivery receipts come to POST /receipts/{id}
+     * (src/api/receipts.c), which finds their message by the attempt's reference: only
+     * then is the reference indexed (store_msgref_put) */
+    bool receipts;
 };
 
 /* provider_done_fn: the end of one provider_start attempt. r is valid during the call. */

@@ -173,4 +173,5 @@ const struct provider_ops provider_resend = {
     .send = resend_send,
     .build = resend_build,
     .classify = resend_classify,
+    .receipts = true,
 };

@@ -149,4 +149,5 @@ const struct provider_ops provider_sendgrid = {
     .send = sendgrid_send,
     .build = sendgrid_build,
     .classify = sendgrid_classify,
+    .receipts = true,
 };

@@ -401,4 +401,5 @@ const struct provider_ops provider_ses = {
     .send = ses_send,
     .build = ses_build,
     .classify = ses_classify,
+    .receipts = true,
 };

@@ -171,4 +171,5 @@ const struct provider_ops provider_twilio = {
     .send = twilio_send,
     .build = twilio_build,
     .classify = twilio_classify,
+    .receipts = true,
 };

@@ -358,6 +358,17 @@ static void test_route_delivers_one_channel(void **state)
     assert_string_equal(history(f, "m1", h, sizeof h),
                         "ENQUEUED,PROFILE_LOADED,RENDERED,DELIVERING,SENT");
     assert_int_equal(limit_in_flight(f->e.limits, "c1"), 0); /* the slot is free again */
+    /* the console takes no receipts: its reference is in the state, not in the index
+     * receipts look messages up by */
+    {
+        struct message_rec m;
+        struct msgref_rec r;
+        assert_int_equal(store_message_get(f->s, STR_LIT("m1"), f->a, &m), HR_OK);
+        assert_non_null(strstr(m.state.p, "\"console-m1\""));
+        assert_int_equal(store_msgref_get(f->s, STR_LIT("console"), STR_LIT("console-m1"), f->a,
+                                          &r),
+                         HR_NOTFOUND);
+    }
 }
 
 /* A provider at its concurrency cap: the route commits ROUTED and a send.deliver job,

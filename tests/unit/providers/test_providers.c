@@ -1343,6 +1343,9 @@ static void test_registry(void **state)
                            "resend",   "mailgun",  "ses",    "vonage",  "messagebird"};
     const enum channel chans[] = {CH_EMAIL, CH_EMAIL, CH_SMS,   CH_WEBHOOK, CH_NONE, CH_EMAIL,
                                   CH_EMAIL, CH_EMAIL, CH_EMAIL, CH_SMS,     CH_SMS};
+    /* the six whose receipts POST /receipts/{id} takes (src/api/receipts.c): only their
+     * references are indexed for it */
+    const bool receipts[] = {false, true, true, false, false, true, true, true, true, false, false};
     const struct provider_ops *const *all = provider_all();
     int n = 0;
     for (; all[n]; n++) {
@@ -1358,6 +1361,7 @@ static void test_registry(void **state)
         assert_non_null(p);
         assert_string_equal(p->name, names[i]);
         assert_int_equal(p->channel, chans[i]);
+        assert_int_equal(p->receipts, receipts[i]);
     }
     assert_null(provider_find("pigeon"));
     assert_null(provider_find(NULL));
