@@ -108,35 +108,38 @@ out:
 }
 
 /* get_dec: a decimal number at *p (before end) ending with term, past which *p moves;
- * false when there is none or it passes max in magnitude */
+ * false when there is none or it passes max in magnitude (max + 1 when negative, so that
+ * INT64_MIN reads back) */
 static bool get_dec(const char **p, const char *end, char term, bool neg_ok, int64_t max,
                     int64_t *out)
 {
     const char *s = *p;
     bool neg = false;
-    int64_t v = 0;
+    uint64_t v = 0, lim = (uint64_t)max;
     if (neg_ok && s < end && *s == '-') {
         neg = true;
+        lim++;
         s++;
     }
     if (s >= end || *s < '0' || *s > '9')
         return false;
     for (; s < end && *s >= '0' && *s <= '9'; s++) {
-        if (v > (max - (*s - '0')) / 10)
+        if (v > (lim - (uint64_t)(*s - '0')) / 10)
             return false;
-        v = v * 10 + (*s - '0');
+        v = v * 10 + (uint64_t)(*s - '0');
     }
     if (s >= end || *s != term)
         return false;
     *p = s + 1;
-    *out = neg ? -v : v;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return true;
 }
 
-/* unpack: the events of packed row r, those of type (when not empty), into out (NULL:
- * only counted); returns how many, or -1 when the body does not read back */
+/* unpack: the events of packed row r, those of type (when not empty): how many there are
+ * (out NULL), or how many went into out (at most room); -1 when the body does not read
+ * back */
 static long unpack(const struct history_rec *r, struct str type, struct arena *a,
-                   struct history_rec *out)
+                   struct history_rec *out, size_t room)
 {
     const char *p = r->body.p, *end = r->body.p + r->body.len;
     long k = 0;
@@ -153,8 +156,11 @@ static long unpack(const struct history_rec *r, struct str type, struct arena *a
         p += tl + bl;
         if (type.len && !str_eq(type, ty))
             continue;
-        if (out)
+        if (out) {
+            if ((size_t)k >= room)
+                break;
             out[k] = (struct history_rec){r->seq, ts, arena_str(a, ty), arena_str(a, body)};
+        }
         k++;
     }
     return k;
@@ -173,25 +179,27 @@ int store_history_list(struct store *s, struct str message_id, struct str type,
     rc = s->ops->history_list(s, message_id, a, &raw, &nraw);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < nraw; i++) {
+    for (size_t i = 0; i < nraw; i++) { /* every packed row is read: one that does not fails */
         long c = 1;
         if (str_eq_c(raw[i].type, STORE_HISTORY_PACKED))
-            c = unpack(&raw[i], type, a, NULL);
+            c = unpack(&raw[i], type, a, NULL, 0);
         else if (type.len && !str_eq(type, raw[i].type))
             c = 0;
         if (c < 0)
             return HR_IO;
         total += (size_t)c;
     }
+    if (total > STORE_HISTORY_MAX)
+        total = STORE_HISTORY_MAX;
     res = arena_zalloc(a, (total ? total : 1) * sizeof *res);
-    for (size_t i = 0; i < nraw; i++) {
+    for (size_t i = 0; i < nraw && k < total; i++) {
         if (str_eq_c(raw[i].type, STORE_HISTORY_PACKED))
-            k += (size_t)unpack(&raw[i], type, a, res + k); /* read back in the count */
+            k += (size_t)unpack(&raw[i], type, a, res + k, total - k); /* read in the count */
         else if (!type.len || str_eq(type, raw[i].type))
             res[k++] = raw[i];
     }
     *out = res;
-    *n = k < STORE_HISTORY_MAX ? k : STORE_HISTORY_MAX;
+    *n = k;
     return HR_OK;
 }
 

@@ -721,9 +721,9 @@ static inline int store_message_list(struct store *s, const struct message_filte
 { return s->ops->message_list(s, f, a, out, n); }
 /* A message's history: events appended in order, listed in that order. Several events
  * appended in one call are stored as one row of type STORE_HISTORY_PACKED (a type no
- * event has), whose body holds them all: a route's or a delivery's events cost one row
- * and one index entry instead of one each. store_history_list gives them back one by
- * one. */
+ * event has), whose body holds them all: a routing's events, and with them a fused
+ * delivery's DELIVERING and SENT, cost one row and one index entry instead of one each.
+ * store_history_list gives them back one by one. */
 #define STORE_HISTORY_PACKED "+"
 #define STORE_HISTORY_MAX 10000 /* rows store_history_list reads, events it answers */
 /* store_history_append: append one event (type 1-64 bytes, not STORE_HISTORY_PACKED) to

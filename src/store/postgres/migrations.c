@@ -178,7 +178,9 @@ static const struct migration migrations[] = {
      * nodes still running the previous herald go on working beside it. */
     {10, "DROP INDEX events_dedup;"},
     /* 11: no change to the tables; a message's history may hold packed rows (see
-     * SQLite's 11). */
+     * SQLite's 11). Unlike 10, older nodes still running beside upgraded ones list those
+     * rows as one event of type "+" (and miss them in a ?type= filter) until they are
+     * upgraded too; a restarted old node refuses the store. */
     {11, "SELECT 1;"},
     /* 12: nothing here (SQLite's jobs_leases; this one has it since 1). */
     {12, "SELECT 1;"},

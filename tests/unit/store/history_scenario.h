@@ -4,7 +4,8 @@
  * filtered by type; several appended together stored as one packed row and given back
  * one by one, exactly (empty bodies, newlines, digits); a bad row refusing them all; the
  * packed type refused from callers; events too large to pack together stored one per
- * row; a packed row that does not read back answered HR_IO. Include after cmocka.h. */
+ * row; at most STORE_HISTORY_MAX events listed; a packed row that does not read back
+ * answered HR_IO. Include after cmocka.h. */
 #ifndef HERALD_TEST_HISTORY_SCENARIO_H
 #define HERALD_TEST_HISTORY_SCENARIO_H
 
@@ -25,12 +26,15 @@ struct hs_many {
     struct history_row rows[3];
     size_t n;
     enum hs_how how;
+    const struct history_row *many; /* HS_MANY: these instead of rows, when set */
 };
 
 static int hs_many_tx(struct store_txn *t, void *arg)
 {
     struct hs_many *m = arg;
     const struct history_row *r = &m->rows[0];
+    if (m->many)
+        return store_history_append_many(t, m->id, m->many, m->n);
     if (m->how == HS_RAW)
         return store_txn_store(t)->ops->history_append(t, m->id, r->ts, r->type, r->body);
     if (m->how == HS_ONE)
@@ -53,12 +57,12 @@ static void history_scenario(struct store *s, struct arena *a)
     size_t n = 0;
     struct herr err;
     struct hs_many one = {STR_LIT("h1"), {{1000, STR_LIT("ENQUEUED"), STR_LIT("{\"e\":0}")}}, 1,
-                          HS_ONE};
+                          HS_ONE, NULL};
     struct hs_many many = {STR_LIT("h1"),
                            {{1005, STR_LIT("ROUTED"), STR_LIT("{\"r\":1}")},
-                            {1003, STR_LIT("DELIVERING"), STR_LIT("")},
+                            {INT64_MIN, STR_LIT("DELIVERING"), STR_LIT("")},
                             {-7, STR_LIT("SENT"), STR_LIT("12 3 4\n{\"s\":\n2}")}},
-                           3, HS_MANY};
+                           3, HS_MANY, NULL};
     struct hs_many bad = many;
     herr_clear(&err);
 
@@ -73,6 +77,7 @@ static void history_scenario(struct store *s, struct arena *a)
     assert_int_equal(h[1].ts, 1005);
     assert_string_equal(h[1].body.p, "{\"r\":1}");
     assert_string_equal(h[2].type.p, "DELIVERING");
+    assert_true(h[2].ts == INT64_MIN);
     assert_int_equal(h[2].body.len, 0);
     assert_string_equal(h[3].type.p, "SENT");
     assert_int_equal(h[3].ts, -7);
@@ -122,7 +127,7 @@ static void history_scenario(struct store *s, struct arena *a)
         char *b1 = xmalloc(big), *b2 = xmalloc(big);
         struct hs_many two = {STR_LIT("h3"),
                               {{1, STR_LIT("A"), {b1, big}}, {2, STR_LIT("B"), {b2, big}}},
-                              2, HS_MANY};
+                              2, HS_MANY, NULL};
         memset(b1, 'a', big);
         memset(b2, 'b', big);
         assert_int_equal(store_write(s, hs_many_tx, &two, &err), HR_OK);
@@ -136,6 +141,20 @@ static void history_scenario(struct store *s, struct arena *a)
         free(b2);
     }
 
+    /* at most STORE_HISTORY_MAX events, the first ones */
+    {
+        size_t n_many = STORE_HISTORY_MAX + 5;
+        struct history_row *rows = xcalloc(n_many, sizeof *rows);
+        struct hs_many lots = {STR_LIT("h4"), {{0}}, n_many, HS_MANY, rows};
+        for (size_t i = 0; i < n_many; i++)
+            rows[i] = (struct history_row){(int64_t)i, STR_LIT("A"), STR_NULL};
+        assert_int_equal(store_write(s, hs_many_tx, &lots, &err), HR_OK);
+        assert_int_equal(store_history_list(s, STR_LIT("h4"), STR_NULL, a, &h, &n), HR_OK);
+        assert_int_equal(n, STORE_HISTORY_MAX);
+        assert_int_equal(h[n - 1].ts, STORE_HISTORY_MAX - 1);
+        free(rows);
+    }
+
     /* a packed row that does not read back (lengths past its end, no type) */
     {
         const char *broken[] = {"5 4 100\nSENT{}", "5 0 2\n{}", "x 4 2\nSENT{}", "5 4 2 SENT{}"};
@@ -143,7 +162,7 @@ static void history_scenario(struct store *s, struct arena *a)
             char id[8];
             struct hs_many r = {{NULL, 0},
                                 {{1, STR_LIT(STORE_HISTORY_PACKED), str_c(broken[i])}},
-                                1, HS_RAW};
+                                1, HS_RAW, NULL};
             snprintf(id, sizeof id, "hb%zu", i);
             r.id = str_c(id);
             assert_int_equal(store_write(s, hs_many_tx, &r, &err), HR_OK);
