@@ -364,12 +364,11 @@ void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp
 {
     struct api_ctx *ctx = vctx;
     struct message_rec m;
-    struct doc_rec d;
     cJSON *out, *r;
     int rc;
     if (load(vctx, req, resp, &m) < 0)
         return;
-    rc = store_doc_get(ctx->store, "outputs", m.id, req->arena, &d);
+    rc = engine_message_outputs(ctx->store, m.id, req->arena, &out);
     if (rc == HR_NOTFOUND) {
         http_resp_raw(resp, 200, "application/json", STR_LIT("{\"results\":[]}"));
         return;
@@ -378,7 +377,6 @@ void api_message_output(void *vctx, struct http_req *req, struct http_resp *resp
         api_error_rc(resp, rc, NULL);
         return;
     }
-    out = cJSON_ParseWithLength(d.body.p, d.body.len);
     cJSON_ArrayForEach(r, json_arr(out, "results")) output_content(json_obj(r, "content"));
     http_resp_json(resp, 200, out);
     cJSON_Delete(out);

@@ -234,7 +234,8 @@ static int deliver_commit(struct store_txn *t, void *arg)
     bool routed = true;
     int rc;
     if (o->route_commit) { /* fused: the routing first, the message row with the outcome */
-        rc = o->route_commit(t, o->route_arg, a, &m, &rhist, &nrhist, &routed);
+        rc = o->route_commit(t, o->route_arg, a, &m, &rhist, &nrhist, o->sent_state != NULL,
+                             &routed);
         if (rc < 0 || !m.id.len)
             goto out; /* a store error, or the message is gone */
         if (!routed) {
@@ -577,10 +578,9 @@ static enum begin deliver_begin(struct engine *e, struct delivery_call *c, const
     }
     if (!have_content) {
         cJSON *outputs;
-        *rc = store_doc_get(e->store, "outputs", o->id, a, &d);
+        *rc = engine_message_outputs(e->store, o->id, a, &outputs);
         if (*rc < 0)
             return BEGIN_RETRY;
-        outputs = cJSON_ParseWithLength(d.body.p, d.body.len);
         cJSON_ArrayForEach(res, json_arr(outputs, "results"))
         {
             if (json_str(res, "channel") && !strcmp(json_str(res, "channel"), ch)) {

@@ -88,10 +88,12 @@ static void event(struct route_out *o, const char *type, cJSON *body)
  * message is gone or final (*applied false). With mout (as the send__route_commit_fn of a
  * fused delivery: no deliver jobs, no final status then) neither the message row nor
  * the history is written: *mout and *hist (*nhist of them), in ma, are the message as
- * routing leaves it and the routing's events, for the caller to write. */
+ * routing leaves it and the routing's events, for the caller to write (when route_prepare
+ * printed them, as it does on every path that can fuse; else they are appended here);
+ * with sent too, nor the outputs (an earlier routing's are removed). */
 static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
                        struct message_rec *mout, struct history_row **hist, size_t *nhist,
-                       bool *applied)
+                       bool sent, bool *applied)
 {
     struct route_out *o = arg;
     struct arena *a = mout ? ma : arena_new(8192);
@@ -142,9 +144,17 @@ static int route_apply(struct store_txn *t, void *arg, struct arena *ma,
         rc = send__final(t, m, a, o->final_status, o->reason, o->error, NULL, now);
         goto out;
     }
-    if (o->outputs) {
+    if (o->outputs && !(mout && sent)) {
         struct str s = o->outputs_s ? str_c(o->outputs_s) : send__json_str(a, o->outputs);
         rc = store_doc_put(t, "outputs", m->id, s, now, NULL);
+        if (rc < 0)
+            goto out;
+    } else if (o->outputs && !str_eq_c(m->status, "ENQUEUED")) {
+        /* routed before (this is the next alternative): that routing's outputs must not
+         * stand for this one's (engine_message_outputs reads the document first) */
+        rc = store_doc_delete(t, "outputs", m->id);
+        if (rc == HR_NOTFOUND)
+            rc = HR_OK;
         if (rc < 0)
             goto out;
     }
@@ -169,7 +179,7 @@ out:
 static int route_commit(struct store_txn *t, void *arg)
 {
     bool applied;
-    return route_apply(t, arg, NULL, NULL, NULL, NULL, &applied);
+    return route_apply(t, arg, NULL, NULL, NULL, NULL, false, &applied);
 }
 
 /* mask_webhook_auth: profile.webhook.authentication password and token as "****" (in

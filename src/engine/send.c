@@ -110,6 +110,53 @@ out:
     return rc;
 }
 
+int engine_message_outputs(struct store *s, struct str id, struct arena *a, cJSON **out)
+{
+    struct doc_rec d;
+    struct history_rec *h = NULL;
+    size_t n = 0, first;
+    cJSON *results;
+    int rc = store_doc_get(s, "outputs", id, a, &d);
+    *out = NULL;
+    if (rc == HR_OK) {
+        *out = cJSON_ParseWithLength(d.body.p, d.body.len);
+        return *out ? HR_OK : HR_IO;
+    }
+    if (rc != HR_NOTFOUND)
+        return rc;
+    rc = store_history_list(s, id, STR_LIT("RENDERED"), a, &h, &n);
+    if (rc < 0)
+        return rc;
+    if (n == 0)
+        return HR_NOTFOUND;
+    /* the last routing's: its events went in together, one row (one seq). Only a
+     * routing of one channel sends at once and writes no document, so one event is all
+     * that needs finding even if they did not fit in one row (over 1 MiB) */
+    for (first = n - 1; first > 0 && h[first - 1].seq == h[n - 1].seq; first--)
+        ;
+    *out = cJSON_CreateObject();
+    results = cJSON_AddArrayToObject(*out, "results");
+    for (size_t i = first; i < n; i++) {
+        cJSON *ev = cJSON_ParseWithLength(h[i].body.p, h[i].body.len), *r;
+        const char *ch = json_str(json_obj(ev, "channel"), "id");
+        cJSON *content = cJSON_DetachItemFromObjectCaseSensitive(ev, "output");
+        if (!ch || !cJSON_IsObject(content)) {
+            cJSON_Delete(content);
+            cJSON_Delete(ev);
+            cJSON_Delete(*out);
+            *out = NULL;
+            return HR_IO;
+        }
+        r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "channel", ch);
+        cJSON_AddStringToObject(r, "channel_id", ch);
+        cJSON_AddItemToObject(r, "content", content);
+        cJSON_AddItemToArray(results, r);
+        cJSON_Delete(ev);
+    }
+    return HR_OK;
+}
+
 int engine_history_body(struct engine *e, const struct message_rec *m,
                         const struct history_rec *h, struct arena *a, struct str *out)
 {

@@ -141,6 +141,15 @@ int engine_event_data(struct engine *e, int64_t event_id, cJSON **out) HR_MUSTCH
  * engine_event_data's error (spec unchanged). */
 int engine_spec_data(struct engine *e, cJSON *spec) HR_MUSTCHECK;
 
+/* engine_message_outputs: *out (caller owns) = message id's rendered outputs,
+ * {"results": [{channel, channel_id, content}]} of its last routing: the "outputs"
+ * document the routing wrote, or, for a message routed and sent by one job (whose
+ * routing writes none: send__route_commit_fn), built from that routing's RENDERED history
+ * events, which hold the same content. HR_NOTFOUND when it has none (never routed, or
+ * routed to nothing); else a store error, or HR_IO for a stored one that does not read. */
+int engine_message_outputs(struct store *s, struct str id, struct arena *a,
+                           cJSON **out) HR_MUSTCHECK;
+
 /* engine_history_body: *out = the body of history row h of message m as the history API
  * shows it. An ENQUEUED row does not hold the message's data (the spec has it, or its
  * reference to the event: see send__enqueue_one): its body comes back with `data` added.

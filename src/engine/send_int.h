@@ -54,12 +54,14 @@ bool send__is_final(struct str status);
  * and its history events: *m (its strings in a) is the message as routing leaves it
  * (ROUTED, its state), for the caller to write with the attempt's outcome; m->id.len is
  * 0 when the message is gone. *hist (in a; *nhist of them): the routing's history events,
- * for the caller to append ahead of the attempt's, all in one call (one row). *applied:
- * false when it wrote nothing (the message was canceled, finished or deleted meanwhile;
- * *m is then as stored, *nhist 0). Returns 0 or a store error. */
+ * for the caller to append ahead of the attempt's, all in one call (one row). sent: the
+ * attempt sent, so no later attempt needs the rendered content: the outputs document is
+ * not written (engine_message_outputs reads the RENDERED events, which hold the same).
+ * *applied: false when it wrote nothing (the message was canceled, finished or deleted
+ * meanwhile; *m is then as stored, *nhist 0). Returns 0 or a store error. */
 typedef int (*send__route_commit_fn)(struct store_txn *t, void *arg, struct arena *a,
                                      struct message_rec *m, struct history_row **hist,
-                                     size_t *nhist, bool *applied);
+                                     size_t *nhist, bool sent, bool *applied);
 
 /* send__deliver_fused: the route job j of message m (routed to exactly one channel,
  * whose state is in `state`, content rendered) starts the channel's first attempt

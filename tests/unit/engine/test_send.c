@@ -363,12 +363,74 @@ static void test_route_delivers_one_channel(void **state)
     {
         struct message_rec m;
         struct msgref_rec r;
+        struct doc_rec d;
+        cJSON *out = NULL, *res;
         assert_int_equal(store_message_get(f->s, STR_LIT("m1"), f->a, &m), HR_OK);
         assert_non_null(strstr(m.state.p, "\"console-m1\""));
         assert_int_equal(store_msgref_get(f->s, STR_LIT("console"), STR_LIT("console-m1"), f->a,
                                           &r),
                          HR_NOTFOUND);
+        /* sent at once: no outputs document; the outputs come from the RENDERED event */
+        assert_int_equal(store_doc_get(f->s, "outputs", STR_LIT("m1"), f->a, &d), HR_NOTFOUND);
+        assert_int_equal(engine_message_outputs(f->s, STR_LIT("m1"), f->a, &out), HR_OK);
+        assert_int_equal(cJSON_GetArraySize(json_arr(out, "results")), 1);
+        res = cJSON_GetArrayItem(json_arr(out, "results"), 0);
+        assert_string_equal(json_str(res, "channel"), "email");
+        assert_string_equal(json_str(res, "channel_id"), "email");
+        assert_non_null(json_str(json_obj(res, "content"), "subject"));
+        cJSON_Delete(out);
     }
+}
+
+struct hist_put {
+    const char *id, *types[3], *bodies[3];
+    size_t n;
+};
+
+static int hist_put_fn(struct store_txn *t, void *arg)
+{
+    struct hist_put *h = arg;
+    struct history_row rows[3];
+    for (size_t i = 0; i < h->n; i++)
+        rows[i] = (struct history_row){1000 + (int64_t)i, str_c(h->types[i]), str_c(h->bodies[i])};
+    return store_history_append_many(t, str_c(h->id), rows, h->n);
+}
+
+/* engine_message_outputs: the outputs document when there is one; else the RENDERED
+ * events of the last routing (appended together: one row), as the document would hold
+ * them; none: HR_NOTFOUND; a RENDERED event without its output: HR_IO. */
+static void test_message_outputs(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    cJSON *out = NULL;
+    char *s;
+    struct hist_put first = {"o1", {"RENDERED", "DELIVERING", "UNDELIVERABLE"},
+                             {"{\"channel\":{\"id\":\"email\"},\"output\":{\"subject\":\"A\"}}",
+                              "{}", "{}"}, 3};
+    struct hist_put second = {"o1", {"PROFILE_LOADED", "RENDERED", "SENT"},
+                              {"{}", "{\"channel\":{\"id\":\"sms\"},\"output\":{\"body\":\"B\"}}",
+                               "{}"}, 3};
+    struct hist_put bad = {"o2", {"RENDERED", "SENT"}, {"{\"channel\":{\"id\":\"sms\"}}", "{}"}, 2};
+    herr_clear(&err);
+    assert_int_equal(engine_message_outputs(f->s, STR_LIT("o1"), f->a, &out), HR_NOTFOUND);
+    assert_null(out);
+    assert_int_equal(store_write(f->s, hist_put_fn, &first, &err), HR_OK);
+    assert_int_equal(store_write(f->s, hist_put_fn, &second, &err), HR_OK);
+    assert_int_equal(engine_message_outputs(f->s, STR_LIT("o1"), f->a, &out), HR_OK);
+    s = json_print(out);
+    assert_string_equal(s, "{\"results\":[{\"channel\":\"sms\",\"channel_id\":\"sms\","
+                           "\"content\":{\"body\":\"B\"}}]}");
+    free(s);
+    cJSON_Delete(out);
+    put_doc(f, "outputs", "o1", "{\"results\":[{\"channel\":\"push\"}]}");
+    assert_int_equal(engine_message_outputs(f->s, STR_LIT("o1"), f->a, &out), HR_OK);
+    assert_string_equal(json_str(cJSON_GetArrayItem(json_arr(out, "results"), 0), "channel"),
+                        "push");
+    cJSON_Delete(out);
+    assert_int_equal(store_write(f->s, hist_put_fn, &bad, &err), HR_OK);
+    assert_int_equal(engine_message_outputs(f->s, STR_LIT("o2"), f->a, &out), HR_IO);
+    assert_null(out);
 }
 
 /* A provider at its concurrency cap: the route commits ROUTED and a send.deliver job,
@@ -663,6 +725,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueued_history_data_from_spec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_delivers_one_channel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_outputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_at_cap_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deliver_provider_from_cache, setup, teardown),
