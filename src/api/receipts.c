@@ -659,6 +659,8 @@ void api_receipt(void *vctx, struct http_req *req, struct http_resp *resp)
         http_resp_error(resp, 404, http_error_type(404), "no provider %.128s", r.provider_id);
         goto out;
     } else if (!strcmp(name, "sendgrid")) {
+        /* these six are the providers whose ops say receipts (provider.h): only their
+         * references are indexed for the lookup below (deliver.c, put_msgref) */
         rc = sendgrid(req, resp, settings, &r);
     } else if (!strcmp(name, "twilio")) {
         rc = twilio(req, resp, settings, &r);

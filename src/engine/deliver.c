@@ -579,6 +579,8 @@ static enum begin deliver_begin(struct engine *e, struct delivery_call *c, const
     if (!have_content) {
         cJSON *outputs;
         *rc = engine_message_outputs(e->store, o->id, a, &outputs);
+        if (*rc == HR_IO) /* stored, but unreadable: no content, as a bad document gave */
+            *rc = HR_OK;
         if (*rc < 0)
             return BEGIN_RETRY;
         cJSON_ArrayForEach(res, json_arr(outputs, "results"))

@@ -114,8 +114,10 @@ int engine_message_outputs(struct store *s, struct str id, struct arena *a, cJSO
 {
     struct doc_rec d;
     struct history_rec *h = NULL;
-    size_t n = 0, first;
-    cJSON *results;
+    size_t n = 0, last;
+    cJSON *ev = NULL, *r, *content;
+    const char *ch;
+    bool sent = false;
     int rc = store_doc_get(s, "outputs", id, a, &d);
     *out = NULL;
     if (rc == HR_OK) {
@@ -124,36 +126,32 @@ int engine_message_outputs(struct store *s, struct str id, struct arena *a, cJSO
     }
     if (rc != HR_NOTFOUND)
         return rc;
-    rc = store_history_list(s, id, STR_LIT("RENDERED"), a, &h, &n);
+    rc = store_history_list(s, id, STR_NULL, a, &h, &n);
     if (rc < 0)
         return rc;
-    if (n == 0)
+    /* the last RENDERED event, when a SENT follows it: only a routing of one channel that
+     * sent at once writes no document. A routing that failed part way (a channel that did
+     * not render) has RENDERED events and no document either: it shows nothing, as when
+     * it wrote none */
+    for (last = n; last > 0 && !str_eq_c(h[last - 1].type, "RENDERED"); last--)
+        sent = sent || str_eq_c(h[last - 1].type, "SENT");
+    if (last == 0 || !sent)
         return HR_NOTFOUND;
-    /* the last routing's: its events went in together, one row (one seq). Only a
-     * routing of one channel sends at once and writes no document, so one event is all
-     * that needs finding even if they did not fit in one row (over 1 MiB) */
-    for (first = n - 1; first > 0 && h[first - 1].seq == h[n - 1].seq; first--)
-        ;
-    *out = cJSON_CreateObject();
-    results = cJSON_AddArrayToObject(*out, "results");
-    for (size_t i = first; i < n; i++) {
-        cJSON *ev = cJSON_ParseWithLength(h[i].body.p, h[i].body.len), *r;
-        const char *ch = json_str(json_obj(ev, "channel"), "id");
-        cJSON *content = cJSON_DetachItemFromObjectCaseSensitive(ev, "output");
-        if (!ch || !cJSON_IsObject(content)) {
-            cJSON_Delete(content);
-            cJSON_Delete(ev);
-            cJSON_Delete(*out);
-            *out = NULL;
-            return HR_IO;
-        }
-        r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "channel", ch);
-        cJSON_AddStringToObject(r, "channel_id", ch);
-        cJSON_AddItemToObject(r, "content", content);
-        cJSON_AddItemToArray(results, r);
+    ev = cJSON_ParseWithLength(h[last - 1].body.p, h[last - 1].body.len);
+    ch = json_str(json_obj(ev, "channel"), "id");
+    content = cJSON_DetachItemFromObjectCaseSensitive(ev, "output");
+    if (!ch || !cJSON_IsObject(content)) {
+        cJSON_Delete(content);
         cJSON_Delete(ev);
+        return HR_IO;
     }
+    *out = cJSON_CreateObject();
+    r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "channel", ch);
+    cJSON_AddStringToObject(r, "channel_id", ch);
+    cJSON_AddItemToObject(r, "content", content);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(*out, "results"), r);
+    cJSON_Delete(ev);
     return HR_OK;
 }
 

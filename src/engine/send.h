@@ -143,10 +143,11 @@ int engine_spec_data(struct engine *e, cJSON *spec) HR_MUSTCHECK;
 
 /* engine_message_outputs: *out (caller owns) = message id's rendered outputs,
  * {"results": [{channel, channel_id, content}]} of its last routing: the "outputs"
- * document the routing wrote, or, for a message routed and sent by one job (whose
- * routing writes none: send__route_commit_fn), built from that routing's RENDERED history
- * events, which hold the same content. HR_NOTFOUND when it has none (never routed, or
- * routed to nothing); else a store error, or HR_IO for a stored one that does not read. */
+ * document the routing wrote, or, for a message routed to one channel and sent by one
+ * job (whose routing writes none: send__route_commit_fn), built from that routing's
+ * RENDERED history event (the last one, followed by a SENT), which holds the same
+ * content. HR_NOTFOUND when it has none (never routed, routed to nothing, or a routing
+ * that failed); else a store error, or HR_IO for a stored one that does not read. */
 int engine_message_outputs(struct store *s, struct str id, struct arena *a,
                            cJSON **out) HR_MUSTCHECK;
 

@@ -50,13 +50,15 @@ static inline bool send__data_by_ref(const struct engine *e, int64_t data_event)
 bool send__is_final(struct str status);
 
 /* A route job's commit, run inside t before the delivery's own when the route job
- * delivered its message itself. It writes the routing (outputs) except the message row
- * and its history events: *m (its strings in a) is the message as routing leaves it
+ * delivered its message itself. It writes the routing except the message row and its
+ * history events (the outputs document, unless sent): *m (its strings in a) is the
+ * message as routing leaves it
  * (ROUTED, its state), for the caller to write with the attempt's outcome; m->id.len is
  * 0 when the message is gone. *hist (in a; *nhist of them): the routing's history events,
  * for the caller to append ahead of the attempt's, all in one call (one row). sent: the
  * attempt sent, so no later attempt needs the rendered content: the outputs document is
- * not written (engine_message_outputs reads the RENDERED events, which hold the same).
+ * not written (engine_message_outputs reads the RENDERED event, which holds the same),
+ * and an earlier routing's is deleted.
  * *applied: false when it wrote nothing (the message was canceled, finished or deleted
  * meanwhile; *m is then as stored, *nhist 0). Returns 0 or a store error. */
 typedef int (*send__route_commit_fn)(struct store_txn *t, void *arg, struct arena *a,

@@ -396,9 +396,9 @@ static int hist_put_fn(struct store_txn *t, void *arg)
     return store_history_append_many(t, str_c(h->id), rows, h->n);
 }
 
-/* engine_message_outputs: the outputs document when there is one; else the RENDERED
- * events of the last routing (appended together: one row), as the document would hold
- * them; none: HR_NOTFOUND; a RENDERED event without its output: HR_IO. */
+/* engine_message_outputs: the outputs document when there is one; else the last
+ * RENDERED event when a SENT follows it, as the document would hold it; none, or a
+ * routing that did not send: HR_NOTFOUND; a RENDERED event without its output: HR_IO. */
 static void test_message_outputs(void **state)
 {
     struct fx *f = *state;
@@ -412,6 +412,8 @@ static void test_message_outputs(void **state)
                               {"{}", "{\"channel\":{\"id\":\"sms\"},\"output\":{\"body\":\"B\"}}",
                                "{}"}, 3};
     struct hist_put bad = {"o2", {"RENDERED", "SENT"}, {"{\"channel\":{\"id\":\"sms\"}}", "{}"}, 2};
+    struct hist_put failed = {"o3", {"PROFILE_LOADED", "RENDERED", "UNDELIVERABLE"},
+                              {"{}", "{\"channel\":{\"id\":\"email\"},\"output\":{}}", "{}"}, 3};
     herr_clear(&err);
     assert_int_equal(engine_message_outputs(f->s, STR_LIT("o1"), f->a, &out), HR_NOTFOUND);
     assert_null(out);
@@ -430,6 +432,10 @@ static void test_message_outputs(void **state)
     cJSON_Delete(out);
     assert_int_equal(store_write(f->s, hist_put_fn, &bad, &err), HR_OK);
     assert_int_equal(engine_message_outputs(f->s, STR_LIT("o2"), f->a, &out), HR_IO);
+    assert_null(out);
+    /* a routing that failed part way (no SENT after its RENDERED) shows nothing */
+    assert_int_equal(store_write(f->s, hist_put_fn, &failed, &err), HR_OK);
+    assert_int_equal(engine_message_outputs(f->s, STR_LIT("o3"), f->a, &out), HR_NOTFOUND);
     assert_null(out);
 }
 
