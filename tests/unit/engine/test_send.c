@@ -382,6 +382,44 @@ static void test_route_delivers_one_channel(void **state)
     }
 }
 
+static int mark_routed_fn(struct store_txn *t, void *arg)
+{
+    struct arena *a = arena_new(4096);
+    struct message_rec m;
+    int rc = store_message_get_txn(t, str_c(arg), a, &m);
+    if (rc == HR_OK) {
+        m.status = STR_LIT("ROUTED");
+        rc = store_message_update(t, &m);
+    }
+    arena_free(a);
+    return rc;
+}
+
+/* A routing that replaces an earlier one (as the next alternative does: the message is
+ * ROUTED, that routing's outputs document stored) and sends at once removes that
+ * document: the outputs are the new routing's, not the stale ones. */
+static void test_reroute_sent_at_once_drops_old_outputs(void **state)
+{
+    struct fx *f = *state;
+    struct herr err;
+    struct doc_rec d;
+    cJSON *out = NULL;
+    herr_clear(&err);
+    console(f, "c1", "email", NULL);
+    send(f, "m2", ONE_EMAIL);
+    assert_int_equal(store_write(f->s, mark_routed_fn, "m2", &err), HR_OK);
+    put_doc(f, "outputs", "m2", "{\"results\":[{\"channel\":\"sms\",\"channel_id\":\"sms\","
+                                "\"content\":{\"body\":\"old\"}}]}");
+    hclock_manual_advance(&f->clk, 5);
+    assert_int_equal(run_jobs(f), 1);
+    assert_status(f, "m2", "SENT");
+    assert_int_equal(store_doc_get(f->s, "outputs", STR_LIT("m2"), f->a, &d), HR_NOTFOUND);
+    assert_int_equal(engine_message_outputs(f->s, STR_LIT("m2"), f->a, &out), HR_OK);
+    assert_string_equal(json_str(cJSON_GetArrayItem(json_arr(out, "results"), 0), "channel"),
+                        "email");
+    cJSON_Delete(out);
+}
+
 struct hist_put {
     const char *id, *types[3], *bodies[3];
     size_t n;
@@ -732,6 +770,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enqueued_history_data_from_spec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_delivers_one_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_outputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reroute_sent_at_once_drops_old_outputs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_route_at_cap_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_two_channels_hands_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deliver_provider_from_cache, setup, teardown),
