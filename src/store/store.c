@@ -107,31 +107,16 @@ out:
     return rc;
 }
 
-/* get_dec: a decimal number at *p (before end) ending with term, past which *p moves;
- * false when there is none or it passes max in magnitude (max + 1 when negative, so that
- * INT64_MIN reads back) */
-static bool get_dec(const char **p, const char *end, char term, bool neg_ok, int64_t max,
+/* get_dec: the decimal number (str_to_i64) at *p up to the first term before end, past
+ * which *p moves; false when there is none, or it is outside [min, max] */
+static bool get_dec(const char **p, const char *end, char term, int64_t min, int64_t max,
                     int64_t *out)
 {
-    const char *s = *p;
-    bool neg = false;
-    uint64_t v = 0, lim = (uint64_t)max;
-    if (neg_ok && s < end && *s == '-') {
-        neg = true;
-        lim++;
-        s++;
-    }
-    if (s >= end || *s < '0' || *s > '9')
+    const char *t = memchr(*p, term, (size_t)(end - *p));
+    if (!t || str_to_i64((struct str){*p, (size_t)(t - *p)}, out) < 0 || *out < min ||
+        *out > max)
         return false;
-    for (; s < end && *s >= '0' && *s <= '9'; s++) {
-        if (v > (lim - (uint64_t)(*s - '0')) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    if (s >= end || *s != term)
-        return false;
-    *p = s + 1;
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    *p = t + 1;
     return true;
 }
 
@@ -146,9 +131,9 @@ static long unpack(const struct history_rec *r, struct str type, struct arena *a
     while (p < end) {
         int64_t ts, tl, bl;
         struct str ty, body;
-        if (!get_dec(&p, end, ' ', true, INT64_MAX, &ts) ||
-            !get_dec(&p, end, ' ', false, 64, &tl) ||
-            !get_dec(&p, end, '\n', false, STORE_PAYLOAD_MAX, &bl) || tl == 0 ||
+        if (!get_dec(&p, end, ' ', INT64_MIN, INT64_MAX, &ts) ||
+            !get_dec(&p, end, ' ', 1, 64, &tl) ||
+            !get_dec(&p, end, '\n', 0, STORE_PAYLOAD_MAX, &bl) ||
             (size_t)(end - p) < (size_t)(tl + bl))
             return -1;
         ty = (struct str){p, (size_t)tl};
